@@ -1,0 +1,102 @@
+# accrue - one plain Makefile (LMDB style).
+#
+#   make            build build/accrue and build/accrue-gen (optimised)
+#   make test       install missing packages, build, run the suite (ASan+UBSan and -O2)
+#   make demo       the worked example, end to end, in a temporary ledger
+#   make bench      the benchmarks at full size; make bench-quick at a small size
+#   make install    PREFIX=/usr/local DESTDIR=
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+BUILD    ?= build
+CFLAGS   ?= -O2 -g
+PKGS     := lmdb msgpack libuv libxxhash jansson libsodium
+APT_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
+            libxxhash-dev xxhash libjansson-dev libcriterion-dev libsodium-dev node-llhttp
+VERSION  := 0.1.0
+
+# Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
+WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+                -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
+ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude \
+                -DACR_VERSION='"$(VERSION)"' $(CPPFLAGS)
+ALL_CFLAGS    = -std=c17 $(WARN) $(PKG_CFLAGS) $(CFLAGS)
+PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS          = $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lpthread
+TEST_CFLAGS   = $(shell pkg-config --cflags criterion 2>/dev/null)
+TEST_LIBS     = $(shell pkg-config --libs criterion 2>/dev/null)
+SAN          := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+                -fno-omit-frame-pointer
+
+LIB_SRC   := $(sort $(wildcard engine/*.c processors/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c))
+GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
+TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
+LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/obj/%.o)
+TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
+
+.PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format
+
+all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
+
+# Installs missing Debian packages, only when pkg-config says something is missing.
+deps:
+	@if ! pkg-config --exists $(PKGS) criterion 2>/dev/null || ! command -v xxh128sum >/dev/null \
+	    || [ ! -f /usr/share/llhttp/llhttp.c ]; then \
+	    echo "make: installing missing packages: $(APT_PKGS)"; \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	    for i in 1 2 3 4 5; do \
+	        DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PKGS) && break; \
+	        $$SUDO apt-get update -q || true; sleep 3; \
+	    done; \
+	fi
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libaccrue.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/accrue: $(TOOL_OBJ) $(BUILD)/libaccrue.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/accrue-gen: $(GEN_OBJ) $(BUILD)/libaccrue.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/libaccrue.a tests/test_util.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) -Itests $(ALL_CFLAGS) $(TEST_CFLAGS) $(LDFLAGS) $< -o $@ \
+	    $(BUILD)/libaccrue.a $(LIBS) $(TEST_LIBS)
+
+tests-bin: $(TEST_BIN)
+
+# The suite: unit tests and CLI tests, under ASan+UBSan and in the -O2 build.
+test: deps
+	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
+	    build/asan/accrue build/asan/accrue-gen tests-bin
+	$(MAKE) --no-print-directory BUILD=build all tests-bin
+	@bash tests/run.sh
+
+demo: all
+	@bash tools/demo.sh
+
+bench: all
+	@bash benchmarks/run.sh full
+
+bench-quick: all
+	@bash benchmarks/run.sh quick
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/accrue $(BUILD)/accrue-gen $(DESTDIR)$(PREFIX)/bin/
+
+format:
+	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(GEN_SRC) include/accrue/*.h
+
+clean:
+	rm -rf build

@@ -1,0 +1,136 @@
+/* commission.h - the commission processor (commissions.md), a pure function.
+ *
+ * It consumes decoded events in seq order (only seq <= through_seq), the
+ * statements of closed runs, and for a what-if run extra plan documents, and
+ * yields the statement of the run of one period: forward-only restatement of
+ * every origin period <= the run's period. No LMDB, no libuv, no clock, no
+ * files. Integer money only; int64 overflow is reported (ACR_EOVERFLOW naming
+ * partner and period), never wrapped.
+ *
+ * Usage:
+ *   acr_comm_t *c = acr_comm_new(&cfg);
+ *   for each event e with seq <= X, in seq order: acr_comm_feed(c, &e, &err);
+ *       (when e is a period.closed, also acr_comm_add_closed(c, csv, len, &err)
+ *        with the statement stored at that close)
+ *   acr_comm_add_whatif_plan(c, json, len, &err)  (optional, in order)
+ *   acr_comm_finish(c, &stmt, &err);  ... acr_statement_destroy(&stmt);
+ *   acr_comm_free(c);
+ */
+#ifndef ACCRUE_COMMISSION_H
+#define ACCRUE_COMMISSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accrue/date.h"
+#include "accrue/error.h"
+#include "accrue/event.h"
+
+/* Line kinds in statement order (commissions.md, Statement CSV). */
+#define ACR_LINE_KIND_MAP(XX)                                                                      \
+    XX(SALE, "sale")                                                                               \
+    XX(CLAWBACK, "clawback")                                                                       \
+    XX(NEW_CUSTOMER_BONUS, "new_customer_bonus")                                                   \
+    XX(TARGET_BONUS, "target_bonus")                                                               \
+    XX(ADJUSTMENT, "adjustment")                                                                   \
+    XX(CAP, "cap")
+
+typedef enum {
+#define XX(name, wire) ACR_LINE_##name,
+    ACR_LINE_KIND_MAP(XX)
+#undef XX
+    ACR_LINE__COUNT
+} acr_line_kind_t;
+
+const char *acr_line_kind_name(int kind);
+
+typedef struct acr_comm_config {
+    acr_period_kind_t period_kind; /* the ledger's payout period */
+    int32_t utc_offset_min;        /* the ledger's business-day offset */
+    int32_t run_period;            /* U, as acr_period_of_day() index */
+    uint64_t through_seq;          /* X: only events with seq <= X are fed */
+} acr_comm_config_t;
+
+/* One statement line. Strings are owned by the statement. */
+typedef struct acr_line {
+    const char *partner_id;
+    int32_t origin_period;  /* period index */
+    uint8_t kind;           /* acr_line_kind_t */
+    const char *source_id;  /* sale id, refund/adjustment event id, or period id */
+    uint64_t source_seq;    /* 0 = empty (target_bonus, cap) */
+    int64_t at_ms;          /* meaningful only when source_seq != 0 */
+    const char *rule;       /* "plan@v#i", "plan@v" or "" */
+    int64_t basis_minor;
+    int64_t amount_minor;
+    char currency[4];
+    uint32_t line_no;       /* 1-based within the partner */
+} acr_line_t;
+
+typedef struct acr_partner_total {
+    const char *partner_id;
+    char currency[4];
+    int64_t by_kind_minor[ACR_LINE__COUNT];
+    int64_t prior_period_minor; /* lines whose origin_period != the run's period */
+    int64_t total_minor;
+    uint32_t line_count;
+} acr_partner_total_t;
+
+typedef struct acr_unplanned {
+    const char *sale_id;
+    const char *partner_id;
+    int32_t origin_period;
+} acr_unplanned_t;
+
+typedef struct acr_currency_total {
+    char currency[4];
+    int64_t total_minor;
+} acr_currency_total_t;
+
+typedef struct acr_statement {
+    int32_t period;          /* the run's period index */
+    acr_line_t *lines;       /* in statement order */
+    size_t line_count;
+    char *csv;               /* the exact statement bytes (header included) */
+    size_t csv_len;
+    char fingerprint[33];    /* XXH3-128 of csv, lowercase hex, canonical */
+    acr_partner_total_t *partners; /* sorted by partner_id, only partners with lines */
+    size_t partner_count;
+    acr_unplanned_t *unplanned;    /* unplanned sales with origin <= run period */
+    size_t unplanned_count;
+    char **plans_used;       /* "plan_id@version" strings that produced lines, sorted */
+    size_t plans_used_count;
+    acr_currency_total_t *currency_totals; /* sorted by currency */
+    size_t currency_count;
+    void *arena;             /* private: owns the strings */
+} acr_statement_t;
+
+typedef struct acr_comm acr_comm_t;
+
+/* NULL on out of memory. */
+acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg);
+void acr_comm_free(acr_comm_t *c);
+
+/* Feeds the next event (seq order, seq <= through_seq). Events the processor
+ * does not need are ignored. Errors: ACR_ENOMEM, ACR_ECORRUPT (a stored plan
+ * that no longer parses), ACR_EOVERFLOW. */
+int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err);
+
+/* Adds the statement CSV stored by a close (the one whose period.closed was
+ * just fed). Its lines count as paid. ACR_ECORRUPT when it does not parse. */
+int acr_comm_add_closed(acr_comm_t *c, const char *csv, size_t len, acr_err_t *err);
+
+/* Adds an unpublished plan version for a what-if run, taken as published
+ * after every fed event, in call order. Validated like plan.published:
+ * invalid_plan, above_ceiling, stale_version, currency_mismatch. */
+int acr_comm_add_whatif_plan(acr_comm_t *c, const char *json, size_t len, acr_err_t *err);
+
+/* Computes the statement. ACR_EOVERFLOW (partner and period in err), ACR_ENOMEM. */
+int acr_comm_finish(acr_comm_t *c, acr_statement_t *out, acr_err_t *err);
+
+void acr_statement_destroy(acr_statement_t *s);
+
+/* The statement CSV header line, with its newline. */
+extern const char ACR_STATEMENT_HEADER[];
+
+#endif

@@ -1,0 +1,175 @@
+/* log.h - the ledger: an append-only, hash-chained event log in LMDB.
+ *
+ * One LMDB environment (a directory) per ledger. Events are stored under
+ * 8-byte big-endian seq keys, gapless from 1, as [16-byte chain hash][record]
+ * (event.h). hash(n) = XXH3_128(hash(n-1) BE || record n), hash(0) =
+ * XXH3_128(ledger id). The state that validation needs (partners, deals,
+ * sales, customers with open deals, plans, pipeline, streams, ids) lives in
+ * LMDB tables updated in the same write transaction as the append, so a
+ * batch is atomic: every event or none.
+ *
+ * Threads: one acr_ledger_t may be shared by threads. Appends serialise on
+ * LMDB's writer lock and must begin and commit on one thread (they do: each
+ * append call is one transaction). Readers (acr_reader_t) use MDB_NOTLS
+ * read transactions and run concurrently with the writer.
+ */
+#ifndef ACCRUE_LOG_H
+#define ACCRUE_LOG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accrue/buf.h"
+#include "accrue/date.h"
+#include "accrue/error.h"
+#include "accrue/event.h"
+
+/* Fixed at init. */
+typedef struct acr_config {
+    uint8_t ledger_id[16];         /* random at init; seeds the chain */
+    acr_period_kind_t period_kind; /* month or quarter */
+    int32_t utc_offset_min;        /* business day offset */
+} acr_config_t;
+
+typedef struct acr_ledger acr_ledger_t;
+
+/* Creates a new ledger in dir (created if missing; must not hold a ledger:
+ * ACR_EEXISTS). map_size_bytes 0 = ACR_MAP_SIZE_DEFAULT. Writes the config
+ * and the default pipeline (events.md) in one transaction. */
+int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
+                      acr_err_t *err);
+
+/* Opens an existing ledger (ACR_ENO_LEDGER when dir holds none). */
+int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err);
+void acr_ledger_close(acr_ledger_t *ledger);
+const acr_config_t *acr_ledger_config(const acr_ledger_t *ledger);
+const char *acr_ledger_path(const acr_ledger_t *ledger);
+
+/* ---- Batches ------------------------------------------------------------ */
+
+/* Events parsed and checked statelessly, waiting to be appended as one
+ * atomic batch. The caller owns it (init/destroy). */
+typedef struct acr_batch {
+    acr_buf_t records;   /* encoded records, back to back */
+    struct acr_batch_item *items; /* per event: offset, length, line, expected_version */
+    size_t count;        /* events in the batch */
+    size_t items_cap;
+} acr_batch_t;
+
+typedef struct acr_batch_item {
+    size_t off;               /* offset of the record in records */
+    uint32_t len;             /* record length */
+    uint64_t line;            /* 1-based line (or array index + 1) in the input */
+    int64_t expected_version; /* -1 when absent */
+} acr_batch_item_t;
+
+void acr_batch_init(acr_batch_t *b);
+void acr_batch_destroy(acr_batch_t *b);
+void acr_batch_reset(acr_batch_t *b);
+
+/* Parses one JSON event (stateless rules) and adds it. On error the batch is
+ * unchanged and err has code, line, id and field. too_large past
+ * ACR_BATCH_EVENTS_MAX events. */
+int acr_batch_add_json(acr_batch_t *b, const acr_config_t *cfg, uint64_t line, const char *text,
+                       size_t len, acr_err_t *err);
+/* The same for one msgpack map at p (sets *consumed). */
+int acr_batch_add_msgpack(acr_batch_t *b, const acr_config_t *cfg, uint64_t line,
+                          const uint8_t *p, size_t len, size_t *consumed, acr_err_t *err);
+
+typedef struct acr_append_result {
+    uint64_t first_seq;  /* first new seq (0 when nothing new) */
+    uint64_t last_seq;   /* last new seq (0 when nothing new) */
+    uint64_t appended;   /* new events written */
+    uint64_t duplicates; /* idempotent resubmissions (no-ops) */
+    uint64_t *seqs;      /* optional, caller-provided array of count entries: the seq of
+                            each event (the original seq for a duplicate); NULL to skip */
+} acr_append_result_t;
+
+/* Appends the batch as one durable (fsync'd) write transaction, applying
+ * every stateful rule of events.md in order (events may depend on earlier
+ * events of the batch). On any error nothing is written, errs holds every
+ * invalid event (up to 100, with line, id, field, code) and the first code is
+ * returned. A full map is grown and the transaction retried; ACR_ELEDGER_FULL
+ * only when the disk is full. */
+int acr_ledger_append(acr_ledger_t *ledger, const acr_batch_t *batch, acr_append_result_t *out,
+                      acr_errlist_t *errs);
+
+/* Group commit: applies each batch as its own atomic unit (a nested
+ * transaction) inside one write transaction committed once. results[i] and
+ * errs[i] describe batch i; rcs[i] is its code (0 = committed). Returns 0
+ * when the commit succeeded (even if some batches were rejected), else the
+ * commit's error (then nothing was written: every rcs[i] is set to it). */
+int acr_ledger_append_group(acr_ledger_t *ledger, const acr_batch_t *const *batches, size_t n,
+                            acr_append_result_t *results, acr_errlist_t *errs, int *rcs);
+
+/* Appends one engine-written event (period.closed) together with extra table
+ * writes done by the callback inside the same transaction. Internal to the
+ * engine's payout module; see payout.h. */
+
+/* ---- Reading ------------------------------------------------------------ */
+
+typedef struct acr_reader acr_reader_t;
+
+/* A read snapshot (MDB_NOTLS read transaction): sees the log and every table
+ * as of one commit. Slices returned by reads stay valid until close. */
+int acr_reader_open(acr_ledger_t *ledger, acr_reader_t **out, acr_err_t *err);
+void acr_reader_close(acr_reader_t *r);
+
+/* Head of the snapshot: last seq (0 for an empty log) and its chain hash. */
+uint64_t acr_reader_head_seq(const acr_reader_t *r);
+void acr_reader_head_hash(const acr_reader_t *r, uint8_t out[ACR_HASH_LEN]);
+
+/* Positions the cursor so the next acr_reader_next returns seq (>= 1). */
+int acr_reader_seek(acr_reader_t *r, uint64_t seq, acr_err_t *err);
+/* Reads the next event in seq order, checking its chain hash against its
+ * predecessor's and its record's well-formedness. Returns 1 with *out filled
+ * (zero-copy; out_hash may be NULL), 0 at the end, ACR_ECHAIN_BROKEN or
+ * ACR_ECORRUPT (err names the seq). */
+int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH_LEN],
+                    acr_err_t *err);
+/* The chain hash stored at seq (hash(0) for seq 0). */
+int acr_reader_hash_at(acr_reader_t *r, uint64_t seq, uint8_t out[ACR_HASH_LEN], acr_err_t *err);
+/* The stored statement CSV of a closed period (by period id), or ACR_ENOT_FOUND. */
+int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
+                         size_t *out_len, acr_err_t *err);
+
+/* Formats 16 hash bytes as 32 lowercase hex digits + NUL. */
+void acr_hash_hex(const uint8_t hash[ACR_HASH_LEN], char out[33]);
+
+/* ---- Whole-ledger operations -------------------------------------------- */
+
+typedef struct acr_verify_result {
+    uint64_t events;                /* events checked */
+    uint8_t head_hash[ACR_HASH_LEN];
+    uint64_t bad_seq;               /* first bad seq, 0 when the chain is intact */
+    char bad_table[32];             /* first projection table that differs, "" when none */
+    char bad_key[128];              /* its first differing row key (printable) */
+} acr_verify_result_t;
+
+/* Recomputes the chain from the stored bytes and compares every state /
+ * projection table with a fresh replay. 0 when all is well; ACR_ECHAIN_BROKEN
+ * (bad_seq set) or ACR_EMISMATCH (bad_table/bad_key set). progress may be NULL. */
+int acr_ledger_verify(acr_ledger_t *ledger, acr_verify_result_t *out,
+                      void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
+
+/* Recomputes every state / projection table from the log in one transaction. */
+int acr_ledger_rebuild(acr_ledger_t *ledger, void (*progress)(uint64_t done, uint64_t total),
+                       acr_err_t *err);
+
+typedef struct acr_stats {
+    uint64_t events;
+    uint64_t by_type[ACR_EV__COUNT];
+    uint64_t head_seq;
+    uint8_t head_hash[ACR_HASH_LEN];
+    uint64_t file_bytes;   /* data.mdb size on disk */
+    uint64_t map_bytes;    /* current map size */
+    uint64_t used_bytes;   /* pages in use * page size */
+} acr_stats_t;
+
+int acr_ledger_stats(acr_ledger_t *ledger, acr_stats_t *out, acr_err_t *err);
+
+/* Consistent compacted copy into dest_dir (created if missing, must be empty). */
+int acr_ledger_backup(acr_ledger_t *ledger, const char *dest_dir, acr_err_t *err);
+
+#endif
