@@ -151,6 +151,11 @@ int acr_event_type_from_name(const char *name, size_t len);
 const char *acr_event_type_name(int type);
 const char *acr_field_name(int field);
 
+/* expected_version is not part of the stored event (events.md, Envelope): the
+ * parsers return it through out_expected_version (may be NULL), set to the
+ * value (>= 0) when the client gave one, else to ACR_NO_EXPECTED_VERSION. */
+#define ACR_NO_EXPECTED_VERSION (-1)
+
 /* Parses one client event (JSON object text) and appends its stored record
  * (recorded_at and version 0, to be patched at commit) to out. Applies every
  * stateless rule of events.md: envelope and data fields, unknown fields, id
@@ -159,15 +164,27 @@ const char *acr_field_name(int field);
  * list, plan document validity (invalid_plan, above_ceiling), and refuses a
  * client period.closed (forbidden_type) unless allow_internal. On error, out
  * is left as it was and err says code, field and reason (err->id filled when
- * readable; err->line is the caller's business). */
+ * readable; err->line is the caller's business).
+ * A JSON null counts as a present value of the wrong type (wrong_type), never
+ * as an absent field. Errors: ACR_EMALFORMED_JSON (also duplicate keys),
+ * ACR_ETOO_LARGE, ACR_EMISSING_FIELD, ACR_EUNKNOWN_FIELD, ACR_EWRONG_TYPE,
+ * ACR_EINVALID_VALUE, ACR_EINVALID_ID, ACR_EINVALID_TIMESTAMP,
+ * ACR_EINVALID_CURRENCY, ACR_EUNKNOWN_TYPE, ACR_EFORBIDDEN_TYPE,
+ * ACR_EINVALID_PLAN, ACR_EABOVE_CEILING (from acr_plan_parse, field prefixed
+ * with "data."), ACR_ENOMEM. */
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
-                         bool allow_internal, acr_buf_t *out, acr_err_t *err);
+                         bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
+                         acr_err_t *err);
 
 /* The same for one msgpack map event (keys as in JSON) at p[0..len): sets
- * *consumed to the bytes the map took. Bounded: never trusts a declared count
- * beyond the bytes that remain. malformed_msgpack on bad framing. */
+ * *consumed to the bytes the map took (also on validation errors, so a caller
+ * can go on to the next map; 0 when the framing itself is bad). Bounded: never
+ * trusts a declared count beyond the bytes that remain. malformed_msgpack on
+ * bad framing, non-string keys, duplicate keys or invalid UTF-8; msgpack
+ * float/bin/ext values are wrong_type. Client events only (no period.closed). */
 int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
-                            int32_t utc_offset_min, acr_buf_t *out, acr_err_t *err);
+                            int32_t utc_offset_min, acr_buf_t *out,
+                            int64_t *out_expected_version, acr_err_t *err);
 
 /* Encodes ev (type, at_ms, id, recorded_at_ms, version and present fields)
  * as a stored record appended to out. Used for engine-written events. */

@@ -9,7 +9,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-typedef __int128 acr_i128_t;
+__extension__ typedef __int128 acr_i128_t; /* __extension__: -Wpedantic */
 
 /* round_half_even(n / d) of commissions.md, for n >= 0, d > 0.
  * Returns false when the result does not fit int64 (or n < 0, d <= 0). */

@@ -1,0 +1,415 @@
+/* append.c - the write path: idempotency, streams, stateful rules, the
+ * chained log record, group commit and automatic map growth.
+ *
+ * For each event, in order: the ids table decides between new, idempotent
+ * resubmission (identical content bytes: a no-op answering the original
+ * seq) and id_conflict; the stream's version is checked against
+ * expected_version; state.c checks every stateful rule and updates the state
+ * and projection tables; then the record goes under the next seq with
+ * MDB_APPEND | MDB_RESERVE, written straight into the page as
+ * [prev hash][record], the engine fields patched in, and the chain hash of
+ * those bytes written over the prev hash. A batch with any error is
+ * aborted whole: the ledger stays byte-for-byte as it was.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <xxhash.h>
+
+#include "internal.h"
+
+typedef struct head {
+    uint64_t seq;
+    uint8_t hash[ACR_HASH_LEN];
+} head_t;
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void hash_bytes(const void *p, size_t len, uint8_t out[ACR_HASH_LEN])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(p, len));
+    memcpy(out, c.digest, ACR_HASH_LEN);
+}
+
+static int read_head(acr_ledger_t *l, MDB_txn *txn, MDB_dbi *dbi, head_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(txn, dbi[ACR_DB_LOG], &cur);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        out->seq = 0;
+        hash_bytes(l->cfg.ledger_id, sizeof l->cfg.ledger_id, out->hash);
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (k.mv_size != 8 || v.mv_size < ACR_HASH_LEN)
+        return MDB_CORRUPTED;
+    out->seq = acr__be_u64(k.mv_data);
+    memcpy(out->hash, v.mv_data, ACR_HASH_LEN);
+    return 0;
+}
+
+static void event_err(acr_err_t *err, const acr_batch_item_t *it, const acr_event_t *ev)
+{
+    err->line = it->line;
+    size_t n = ev->id.len < sizeof err->id - 1 ? ev->id.len : sizeof err->id - 1;
+    memcpy(err->id, ev->id.ptr, n);
+    err->id[n] = '\0';
+}
+
+/* Idempotency: 1 = a resubmission of the event stored at *out_seq, 0 = new,
+ * negative = id_conflict (err set) or a store error (MDB code as ACR_ESTORE). */
+static int check_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_event_t *ev,
+                    uint64_t *out_seq, acr_err_t *err)
+{
+    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v;
+    int rc = mdb_get(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size != 8)
+        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
+    uint8_t key[8];
+    memcpy(key, v.mv_data, 8);
+    *out_seq = acr__be_u64(key);
+    MDB_val lk = acr__val(key, 8), lv;
+    rc = mdb_get(tx->txn, tx->dbi[ACR_DB_LOG], &lk, &lv);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    const uint8_t *stored = (const uint8_t *)lv.mv_data + ACR_HASH_LEN;
+    size_t stored_len = lv.mv_size - ACR_HASH_LEN;
+    if (stored_len == len &&
+        memcmp(stored + ACR_RECORD_CONTENT_OFF, rec + ACR_RECORD_CONTENT_OFF,
+               len - ACR_RECORD_CONTENT_OFF) == 0)
+        return 1;
+    acr_err_set(err, ACR_EID_CONFLICT,
+                "event id already used (seq %llu) with different content",
+                (unsigned long long)*out_seq);
+    snprintf(err->field, sizeof err->field, "id");
+    return ACR_EID_CONFLICT;
+}
+
+/* The stream's current version; 0 when the stream does not exist yet. */
+static int stream_version(acr__txn_t *tx, const char *stream, size_t len, uint64_t *out)
+{
+    MDB_val k = acr__val(stream, len), v;
+    int rc = mdb_get(tx->txn, tx->dbi[ACR_DB_STREAMS], &k, &v);
+    if (rc == MDB_NOTFOUND) {
+        *out = 0;
+        return 0;
+    }
+    if (rc == 0 && v.mv_size == 8)
+        *out = acr__be_u64(v.mv_data);
+    return rc ? rc : (v.mv_size == 8 ? 0 : MDB_CORRUPTED);
+}
+
+/* Writes the record as the next seq, chaining its hash. MDB codes. */
+static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t len,
+                      int64_t now_ms, uint64_t version)
+{
+    uint8_t key[8];
+    acr__u64_be(head->seq + 1, key);
+    MDB_val k = acr__val(key, 8), v = acr__val(NULL, ACR_HASH_LEN + len);
+    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_LOG], &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc != 0)
+        return rc;
+    uint8_t *dst = v.mv_data;
+    memcpy(dst, head->hash, ACR_HASH_LEN);
+    memcpy(dst + ACR_HASH_LEN, rec, len);
+    acr_record_patch(dst + ACR_HASH_LEN, now_ms, version);
+    hash_bytes(dst, ACR_HASH_LEN + len, head->hash);
+    memcpy(dst, head->hash, ACR_HASH_LEN);
+    head->seq++;
+    return 0;
+}
+
+static int put_indexes(acr__txn_t *tx, const acr_event_t *ev, const char *stream,
+                       size_t stream_len, uint64_t seq, uint64_t version)
+{
+    uint8_t sv[8], vv[8];
+    acr__u64_be(seq, sv);
+    acr__u64_be(version, vv);
+    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
+    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, 0);
+    if (rc != 0)
+        return rc;
+    MDB_val sk = acr__val(stream, stream_len), svv = acr__val(vv, 8);
+    return mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0);
+}
+
+/* A rule violation is an input error; anything else aborts the transaction. */
+static bool is_rule_error(int code)
+{
+    int exit_code = acr_err_exit_code(code);
+    return exit_code == 3 || exit_code == 4;
+}
+
+/* Applies one event. 0 = applied (or duplicate), a rule error (err set), or
+ * a fatal code (ACR_E* from a store failure; *mdb_rc holds the LMDB code). */
+static int apply_one(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t len,
+                     int64_t expected_version, int64_t now_ms, bool write, uint64_t *out_seq,
+                     bool *out_dup, int *mdb_rc, acr_err_t *err)
+{
+    acr_event_t ev;
+    if (acr_record_decode(rec, len, &ev) != 0)
+        return acr_err_set(err, ACR_ECORRUPT, "internal: an encoded event does not decode");
+    int rc = check_id(tx, rec, len, &ev, out_seq, err);
+    if (rc == 1) {
+        *out_dup = true;
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    char stream[ACR_STRING_LEN_MAX + 16];
+    size_t stream_len = acr_event_stream(&ev, stream, sizeof stream);
+    uint64_t version;
+    if ((*mdb_rc = stream_version(tx, stream, stream_len, &version)) != 0)
+        return acr__mdb_err(*mdb_rc, err, "streams");
+    if (expected_version >= 0 && (uint64_t)expected_version != version) {
+        snprintf(err->field, sizeof err->field, "expected_version");
+        return acr_err_set(err, ACR_EVERSION_CONFLICT,
+                           "stream %s is at version %llu, not %lld", stream,
+                           (unsigned long long)version, (long long)expected_version);
+    }
+    rc = acr__state_apply(tx, &ev, err);
+    if (rc != 0)
+        return rc;
+    if (!write)
+        return 0;
+    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, version + 1)) != 0 ||
+        (*mdb_rc = put_indexes(tx, &ev, stream, stream_len, head->seq, version + 1)) != 0)
+        return acr__mdb_err(*mdb_rc, err, "append");
+    *out_seq = head->seq;
+    return 0;
+}
+
+/* Applies a whole batch into tx. 0 when every event is valid; a rule error
+ * code (errs filled) or a fatal code (*mdb_rc set when it came from LMDB). */
+static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64_t now_ms,
+                       acr_append_result_t *res, acr_errlist_t *errs, int *mdb_rc)
+{
+    int first = 0;
+    uint64_t first_seq = 0, appended = 0, dups = 0;
+    for (size_t i = 0; i < b->count; i++) {
+        const acr_batch_item_t *it = &b->items[i];
+        const uint8_t *rec = b->records.data + it->off;
+        acr_err_t err;
+        acr_err_clear(&err);
+        uint64_t seq = 0;
+        bool dup = false;
+        int rc = apply_one(tx, head, rec, it->len, it->expected_version, now_ms, first == 0,
+                           &seq, &dup, mdb_rc, &err);
+        if (rc != 0 && !is_rule_error(rc))
+            return rc;
+        if (rc != 0) {
+            acr_event_t ev;
+            if (acr_record_decode(rec, it->len, &ev) == 0)
+                event_err(&err, it, &ev);
+            acr_errlist_add(errs, &err);
+            first = first ? first : rc;
+            continue;
+        }
+        if (res != NULL && res->seqs != NULL)
+            res->seqs[i] = seq;
+        dups += dup;
+        if (!dup && appended++ == 0)
+            first_seq = seq;
+    }
+    if (first == 0 && res != NULL) {
+        res->first_seq = appended ? first_seq : 0;
+        res->last_seq = appended ? head->seq : 0;
+        res->appended = appended;
+        res->duplicates = dups;
+    }
+    return first;
+}
+
+/* Doubles the map. Called with no transaction open in this process. */
+static int grow_map(acr_ledger_t *l, acr_err_t *err)
+{
+    MDB_envinfo info;
+    pthread_rwlock_wrlock(&l->map_lock);
+    mdb_env_info(l->env, &info);
+    size_t next = info.me_mapsize * 2;
+    int rc = mdb_env_set_mapsize(l->env, next);
+    pthread_rwlock_unlock(&l->map_lock);
+    return rc ? acr__mdb_err(rc, err, "growing the map") : 0;
+}
+
+static int begin_write(acr_ledger_t *l, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(l->env, NULL, 0, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(l->env, 0);
+        rc = mdb_txn_begin(l->env, NULL, 0, txn);
+    }
+    return rc;
+}
+
+/* Work done after the batches inside the same transaction (a close stores
+ * its statement). Returns 0 or an ACR_E* code. */
+typedef int (*extra_fn)(acr__txn_t *tx, void *arg, acr_err_t *err);
+
+typedef struct group_opts {
+    uint64_t expect_head; /* UINT64_MAX: any head */
+    extra_fn extra;
+    void *extra_arg;
+} group_opts_t;
+
+static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
+                      acr_append_result_t *results, acr_errlist_t *errs, int *rcs,
+                      const group_opts_t *opts)
+{
+    acr_err_t err;
+    for (;;) {
+        acr_err_clear(&err);
+        int mdb_rc = 0, fatal = 0;
+        pthread_rwlock_rdlock(&l->map_lock);
+        acr__txn_t tx = {.ledger = l, .dbi = l->dbi, .utc_offset_min = l->cfg.utc_offset_min};
+        acr_buf_init(&tx.scratch);
+        acr_buf_init(&tx.scratch2);
+        MDB_txn *parent = NULL;
+        head_t head;
+        int64_t now_ms = wall_ms();
+        mdb_rc = begin_write(l, &parent);
+        if (mdb_rc == 0)
+            mdb_rc = read_head(l, parent, l->dbi, &head);
+        if (mdb_rc == 0 && opts->expect_head != UINT64_MAX && head.seq != opts->expect_head)
+            fatal = acr_err_set(&err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
+                                (unsigned long long)head.seq);
+        for (size_t i = 0; mdb_rc == 0 && fatal == 0 && i < n; i++) {
+            acr_errlist_clear(&errs[i]);
+            MDB_txn *child = parent;
+            if (n > 1 && (mdb_rc = mdb_txn_begin(l->env, parent, 0, &child)) != 0)
+                break;
+            head_t saved = head;
+            tx.txn = child;
+            tx.pipeline_loaded = false;
+            rcs[i] = apply_batch(&tx, &head, batches[i], now_ms, &results[i], &errs[i], &mdb_rc);
+            if (rcs[i] != 0 && !is_rule_error(rcs[i])) {
+                fatal = rcs[i];
+                if (errs[i].count == 0)
+                    acr_err_set(&err, fatal, "%s", "store failure");
+            } else if (n > 1 && rcs[i] == 0) {
+                mdb_rc = mdb_txn_commit(child);
+            } else if (n > 1) {
+                mdb_txn_abort(child);
+                head = saved;
+            }
+        }
+        bool all_rejected = n == 1 && rcs[0] != 0;
+        if (mdb_rc == 0 && fatal == 0 && !all_rejected && opts->extra != NULL) {
+            tx.txn = parent;
+            fatal = opts->extra(&tx, opts->extra_arg, &err);
+        }
+        if (mdb_rc == 0 && fatal == 0 && !all_rejected)
+            mdb_rc = mdb_txn_commit(parent);
+        else if (parent != NULL)
+            mdb_txn_abort(parent);
+        pthread_rwlock_unlock(&l->map_lock);
+        acr_buf_destroy(&tx.scratch);
+        acr_buf_destroy(&tx.scratch2);
+        if (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL) {
+            if (grow_map(l, &err) == 0)
+                continue;
+        }
+        if (mdb_rc == 0 && fatal == 0)
+            return 0;
+        int code = fatal ? fatal : acr__mdb_err(mdb_rc, &err, "commit");
+        for (size_t i = 0; i < n; i++) {
+            rcs[i] = code;
+            acr_errlist_clear(&errs[i]);
+            acr_errlist_add(&errs[i], &err);
+        }
+        return code;
+    }
+}
+
+int acr_ledger_append(acr_ledger_t *l, const acr_batch_t *batch, acr_append_result_t *out,
+                      acr_errlist_t *errs)
+{
+    int rc_batch = 0;
+    acr_append_result_t local = {0};
+    acr_append_result_t *res = out ? out : &local;
+    uint64_t *seqs = res->seqs;
+    memset(res, 0, sizeof *res);
+    res->seqs = seqs;
+    group_opts_t opts = {UINT64_MAX, NULL, NULL};
+    int rc = append_txn(l, &batch, 1, res, errs, &rc_batch, &opts);
+    return rc ? rc : rc_batch;
+}
+
+int acr_ledger_append_group(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
+                            acr_append_result_t *results, acr_errlist_t *errs, int *rcs)
+{
+    group_opts_t opts = {UINT64_MAX, NULL, NULL};
+    return append_txn(l, batches, n, results, errs, rcs, &opts);
+}
+
+typedef struct close_arg {
+    const char *period_id;
+    const char *csv;
+    size_t csv_len;
+} close_arg_t;
+
+static int store_statement(acr__txn_t *tx, void *arg, acr_err_t *err)
+{
+    const close_arg_t *c = arg;
+    MDB_val k = acr__val(c->period_id, strlen(c->period_id)), v = acr__val(c->csv, c->csv_len);
+    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return acr_err_set(err, ACR_EPERIOD_CLOSED, "period %s is already closed", c->period_id);
+    return rc ? acr__tx_fail(tx, rc, err, "closes") : 0;
+}
+
+int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *ev,
+                      const char *period_id, const char *csv, size_t csv_len, uint64_t *out_seq,
+                      acr_err_t *err)
+{
+    acr_batch_t b;
+    acr_batch_init(&b);
+    int rc = acr_record_encode(ev, &b.records);
+    if (rc == 0) {
+        b.items = calloc(1, sizeof *b.items);
+        rc = b.items ? 0 : ACR_ENOMEM;
+    }
+    if (rc != 0) {
+        acr_batch_destroy(&b);
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    b.items[0] = (acr_batch_item_t){0, (uint32_t)b.records.len, 1, -1};
+    b.count = 1;
+    b.items_cap = 1;
+    close_arg_t arg = {period_id, csv, csv_len};
+    group_opts_t opts = {expect_head, store_statement, &arg};
+    const acr_batch_t *bp = &b;
+    acr_append_result_t res = {0};
+    acr_errlist_t *errs = malloc(sizeof *errs);
+    int rc_batch = 0;
+    if (errs == NULL) {
+        acr_batch_destroy(&b);
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    acr_errlist_clear(errs);
+    rc = append_txn(l, &bp, 1, &res, errs, &rc_batch, &opts);
+    rc = rc ? rc : rc_batch;
+    if (rc != 0 && errs->count > 0 && err != NULL)
+        *err = errs->items[0];
+    else if (rc == 0)
+        *out_seq = res.last_seq;
+    free(errs);
+    acr_batch_destroy(&b);
+    return rc;
+}

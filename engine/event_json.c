@@ -1,0 +1,916 @@
+/* event_json.c - client events in (JSON, msgpack maps) and events out (JSON).
+ *
+ * Parsing applies every stateless rule of events.md so that the state machine
+ * only ever sees well-formed events, and produces the canonical stored record
+ * (event_record.c), whose content bytes decide idempotency: the same event
+ * spelled differently (key order, `at` offset, whitespace, the key order inside
+ * a plan) must give the same bytes. JSON is parsed with jansson (strict:
+ * duplicate keys rejected, no trailing text, no \u0000). The msgpack input is
+ * walked twice with a bounded reader - once to find and check its framing,
+ * once to convert it into a jansson tree - so both formats share one
+ * validation path and one set of error codes and field paths.
+ *
+ * Decisions the spec leaves open (documented in event.h):
+ * - A JSON null is a present value of the wrong type (wrong_type), not absence.
+ * - A string field longer than 256 bytes is too_large before any kind check.
+ * - Deal amounts (deal.registered, deal.stage_changed) must be >= 0.
+ * - Stage names are id-like ([A-Za-z0-9._:-]{1,64}); `exit_requires` may be
+ *   omitted (stored as []), its members must be distinct; more than
+ *   ACR_STAGES_MAX stages is too_large.
+ * - expected_close is a local date; a bad one is invalid_value.
+ * - An integer beyond int64 (jansson: numeric overflow) is invalid_value.
+ */
+#include "event_internal.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "accrue/date.h"
+#include "accrue/limits.h"
+#include "accrue/plan.h"
+
+#define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
+#define MP_DEPTH_MAX 64
+
+typedef struct parse_ctx {
+    acr_event_t ev;     /* slices point into the jansson tree or json_text */
+    char *json_text;    /* owned compact dump of the type's JSON-valued field */
+    int32_t offset_min; /* ledger offset, for the local-date rule */
+    acr_err_t *err;
+} parse_ctx_t;
+
+__attribute__((format(printf, 4, 5))) static int fail(acr_err_t *err, int code, const char *field,
+                                                      const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    err->code = code;
+    snprintf(err->field, sizeof err->field, "%s", field ? field : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+/* Keeps the caller's err->line, clears the rest. */
+static void err_reset(acr_err_t *err)
+{
+    if (err == NULL)
+        return;
+    uint64_t line = err->line;
+    acr_err_clear(err);
+    err->line = line;
+}
+
+/* snprintf for field paths: truncation is fine (paths are for humans), and a
+ * v-function keeps the compiler's truncation analysis quiet. */
+__attribute__((format(printf, 3, 4))) static void pathf(char *out, size_t cap, const char *fmt,
+                                                        ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(out, cap, fmt, ap);
+    va_end(ap);
+}
+
+static void data_path(char *out, size_t cap, const char *name)
+{
+    pathf(out, cap, "data.%s", name);
+}
+
+/* ---- field kinds --------------------------------------------------------- */
+
+static bool is_hex128(const char *s, size_t len)
+{
+    if (len != 32)
+        return false;
+    for (size_t i = 0; i < len; i++)
+        if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+            return false;
+    return true;
+}
+
+static bool is_period_id(const char *s, size_t len)
+{
+    int32_t p;
+    return acr_period_parse(ACR_PERIOD_MONTH, s, len, &p) ||
+           acr_period_parse(ACR_PERIOD_QUARTER, s, len, &p);
+}
+
+/* Checks a string value against its field's kind. */
+static int check_string(parse_ctx_t *c, int f, const char *path, const char *s, size_t n)
+{
+    const char *name = acr_field_name(f);
+    if (n > ACR_STRING_LEN_MAX)
+        return fail(c->err, ACR_ETOO_LARGE, path, "%s is %zu bytes, more than %d", name, n,
+                    ACR_STRING_LEN_MAX);
+    switch (acr__field_kind[f]) {
+    case ACR_FK_ID:
+        if (!acr__id_valid(s, n))
+            return fail(c->err, ACR_EINVALID_ID, path, "%s must match [A-Za-z0-9._:-]{1,64}",
+                        name);
+        return 0;
+    case ACR_FK_ENUM:
+        if (!acr__enum_valid(f, s, n))
+            return fail(c->err, ACR_EINVALID_VALUE, path, "%s must be one of %s", name,
+                        acr__enum_values(f));
+        return 0;
+    case ACR_FK_CURRENCY:
+        if (acr_currency_decimals(s, n) < 0)
+            return fail(c->err, ACR_EINVALID_CURRENCY, path,
+                        "%s \"%.*s\" is not an ISO 4217 code known to the engine", name,
+                        (int)(n < 16 ? n : 16), s);
+        return 0;
+    case ACR_FK_DATE: {
+        int32_t day;
+        if (!acr_date_parse(s, n, &day))
+            return fail(c->err, ACR_EINVALID_VALUE, path,
+                        "%s must be a date YYYY-MM-DD between 1970-01-01 and 9999-12-31", name);
+        c->ev.num[f] = day;
+        return 0;
+    }
+    case ACR_FK_HEX128:
+        if (!is_hex128(s, n))
+            return fail(c->err, ACR_EINVALID_VALUE, path, "%s must be 32 lowercase hex digits",
+                        name);
+        return 0;
+    default:
+        if (memchr(s, '\0', n) != NULL)
+            return fail(c->err, ACR_EINVALID_VALUE, path, "%s must not contain NUL", name);
+        if (f == ACR_F_PERIOD && !is_period_id(s, n))
+            return fail(c->err, ACR_EINVALID_VALUE, path, "period must be YYYY-MM or YYYY-Qn");
+        return 0;
+    }
+}
+
+static int check_integer(parse_ctx_t *c, int f, const char *path, json_t *v)
+{
+    const char *name = acr_field_name(f);
+    if (!json_is_integer(v))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "%s must be an integer", name);
+    json_int_t n = json_integer_value(v);
+    if (acr__field_kind[f] == ACR_FK_UINT && n < 0)
+        return fail(c->err, ACR_EINVALID_VALUE, path, "%s must be >= 0", name);
+    if (n > ACR_AMOUNT_ABS_MAX || n < -ACR_AMOUNT_ABS_MAX)
+        if (acr__field_kind[f] == ACR_FK_AMOUNT)
+            return fail(c->err, ACR_EINVALID_VALUE, path, "|%s| must be <= 10^15", name);
+    c->ev.num[f] = (int64_t)n;
+    return 0;
+}
+
+/* ---- JSON-valued fields -------------------------------------------------- */
+
+/* Stores the compact, key-sorted dump of v as field f. */
+static int store_json(parse_ctx_t *c, int f, const char *path, const json_t *v, size_t max)
+{
+    char *text = json_dumps(v, JSON_DUMP_FLAGS);
+    if (text == NULL)
+        return fail(c->err, ACR_ENOMEM, path, "out of memory");
+    size_t n = strlen(text);
+    if (n > max) {
+        free(text);
+        return fail(c->err, ACR_ETOO_LARGE, path, "%s is %zu bytes, more than %zu",
+                    acr_field_name(f), n, max);
+    }
+    free(c->json_text);
+    c->json_text = text;
+    c->ev.str[f].ptr = text;
+    c->ev.str[f].len = (uint32_t)n;
+    return 0;
+}
+
+static int exit_requires_mask(parse_ctx_t *c, const char *stage_path, json_t *list, int *mask)
+{
+    static const char *const names[] = {"amount", "expected_close", "rep"};
+    char path[64];
+    pathf(path, sizeof path, "%s.exit_requires", stage_path);
+    if (!json_is_array(list))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "exit_requires must be an array");
+    size_t i;
+    json_t *v;
+    json_array_foreach(list, i, v) {
+        pathf(path, sizeof path, "%s.exit_requires[%zu]", stage_path, i);
+        if (!json_is_string(v))
+            return fail(c->err, ACR_EWRONG_TYPE, path, "exit_requires items are strings");
+        int bit = 0;
+        for (int k = 0; k < 3; k++)
+            if (strcmp(json_string_value(v), names[k]) == 0 &&
+                json_string_length(v) == strlen(names[k]))
+                bit = 1 << k;
+        if (bit == 0)
+            return fail(c->err, ACR_EINVALID_VALUE, path,
+                        "exit_requires items are amount, expected_close or rep");
+        if (*mask & bit)
+            return fail(c->err, ACR_EINVALID_VALUE, path, "exit_requires lists %s twice",
+                        json_string_value(v));
+        *mask |= bit;
+    }
+    return 0;
+}
+
+/* Checks one stage object; appends its canonical form to canon. */
+static int check_stage(parse_ctx_t *c, size_t idx, json_t *st, json_t *seen, json_t *canon)
+{
+    char path[64], sub[64];
+    snprintf(path, sizeof path, "data.stages[%zu]", idx);
+    if (!json_is_object(st))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "a stage is an object {name, exit_requires}");
+    const char *key;
+    json_t *v;
+    json_object_foreach(st, key, v) {
+        if (strcmp(key, "name") != 0 && strcmp(key, "exit_requires") != 0) {
+            pathf(sub, sizeof sub, "%s.%s", path, key);
+            return fail(c->err, ACR_EUNKNOWN_FIELD, sub, "unknown stage field \"%s\"", key);
+        }
+    }
+    json_t *name = json_object_get(st, "name");
+    pathf(sub, sizeof sub, "%s.name", path);
+    if (name == NULL)
+        return fail(c->err, ACR_EMISSING_FIELD, sub, "a stage needs a name");
+    if (!json_is_string(name))
+        return fail(c->err, ACR_EWRONG_TYPE, sub, "a stage name is a string");
+    const char *s = json_string_value(name);
+    size_t n = json_string_length(name);
+    if (!acr__id_valid(s, n) || n > ACR_STAGE_NAME_MAX)
+        return fail(c->err, ACR_EINVALID_VALUE, sub, "stage names match [A-Za-z0-9._:-]{1,64}");
+    if (strcmp(s, "won") == 0 || strcmp(s, "lost") == 0)
+        return fail(c->err, ACR_EINVALID_VALUE, sub,
+                    "\"%s\" is a reserved terminal outcome, not a stage", s);
+    if (json_object_get(seen, s) != NULL)
+        return fail(c->err, ACR_EINVALID_VALUE, sub, "stage \"%s\" is listed twice", s);
+    json_object_set_new(seen, s, json_true());
+    int mask = 0;
+    json_t *ex = json_object_get(st, "exit_requires");
+    int rc = ex ? exit_requires_mask(c, path, ex, &mask) : 0;
+    if (rc != 0)
+        return rc;
+    /* Canonical stage: both keys, exit_requires defaulting to []. */
+    json_t *out = json_object();
+    if (out == NULL || json_object_set(out, "name", name) != 0 ||
+        json_object_set_new(out, "exit_requires", ex ? json_incref(ex) : json_array()) != 0 ||
+        json_array_append_new(canon, out) != 0)
+        return fail(c->err, ACR_ENOMEM, path, "out of memory");
+    return 0;
+}
+
+static int parse_stages(parse_ctx_t *c, json_t *v)
+{
+    const char *path = "data.stages";
+    if (!json_is_array(v))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "stages must be an array");
+    size_t n = json_array_size(v);
+    if (n == 0)
+        return fail(c->err, ACR_EINVALID_VALUE, path, "a pipeline needs at least one stage");
+    if (n > ACR_STAGES_MAX)
+        return fail(c->err, ACR_ETOO_LARGE, path, "%zu stages, more than %d", n, ACR_STAGES_MAX);
+    json_t *seen = json_object(), *canon = json_array();
+    int rc = seen && canon ? 0 : fail(c->err, ACR_ENOMEM, path, "out of memory");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = check_stage(c, i, json_array_get(v, i), seen, canon);
+    if (rc == 0)
+        rc = store_json(c, ACR_F_STAGES, path, canon, ACR_EVENT_JSON_MAX);
+    json_decref(seen);
+    json_decref(canon);
+    return rc;
+}
+
+static int parse_plan(parse_ctx_t *c, json_t *v)
+{
+    const char *path = "data.plan";
+    if (!json_is_object(v))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "plan must be a plan document (an object)");
+    int rc = store_json(c, ACR_F_PLAN, path, v, ACR_PLAN_JSON_MAX);
+    if (rc != 0)
+        return rc;
+    acr_plan_t plan;
+    acr_err_t perr;
+    acr_err_clear(&perr);
+    rc = acr_plan_parse(c->json_text, c->ev.str[ACR_F_PLAN].len, &plan, &perr);
+    if (rc == 0) {
+        acr_plan_destroy(&plan);
+        return 0;
+    }
+    char field[sizeof perr.field];
+    if (perr.field[0] == '\0')
+        pathf(field, sizeof field, "%s", path);
+    else if (strncmp(perr.field, "plan", 4) == 0)
+        pathf(field, sizeof field, "data.%s", perr.field);
+    else
+        pathf(field, sizeof field, "data.plan.%s", perr.field);
+    return fail(c->err, perr.code ? perr.code : rc, field, "%s",
+                perr.msg[0] ? perr.msg : "invalid plan document");
+}
+
+static int parse_json_field(parse_ctx_t *c, int f, const char *path, json_t *v)
+{
+    switch (f) {
+    case ACR_F_STAGES: return parse_stages(c, v);
+    case ACR_F_PLAN: return parse_plan(c, v);
+    default:
+        if (!json_is_object(v) && !json_is_array(v))
+            return fail(c->err, ACR_EWRONG_TYPE, path, "%s must be an object or an array",
+                        acr_field_name(f));
+        return store_json(c, f, path, v, ACR_EVENT_JSON_MAX);
+    }
+}
+
+/* ---- data and envelope --------------------------------------------------- */
+
+static int parse_field(parse_ctx_t *c, int f, json_t *v)
+{
+    char path[64];
+    data_path(path, sizeof path, acr_field_name(f));
+    int kind = acr__field_kind[f];
+    int rc;
+    if (kind == ACR_FK_AMOUNT || kind == ACR_FK_UINT) {
+        rc = check_integer(c, f, path, v);
+    } else if (kind == ACR_FK_JSON) {
+        rc = parse_json_field(c, f, path, v);
+    } else {
+        if (!json_is_string(v))
+            return fail(c->err, ACR_EWRONG_TYPE, path, "%s must be a string", acr_field_name(f));
+        const char *s = json_string_value(v);
+        size_t n = json_string_length(v);
+        rc = check_string(c, f, path, s, n);
+        c->ev.str[f].ptr = s;
+        c->ev.str[f].len = (uint32_t)n;
+    }
+    if (rc == 0)
+        c->ev.present |= 1u << f;
+    return rc;
+}
+
+/* The rules of one type that span its fields (events.md, Event types). */
+static int check_type_rules(parse_ctx_t *c)
+{
+    const acr_event_t *ev = &c->ev;
+    int64_t amount = ev->num[ACR_F_AMOUNT_MINOR];
+    bool has_amount = ACR_HAS(ev, ACR_F_AMOUNT_MINOR);
+    const char *apath = "data.amount_minor";
+    switch (ev->type) {
+    case ACR_EV_SALE_RECORDED:
+    case ACR_EV_SALE_REFUNDED:
+        if (amount <= 0)
+            return fail(c->err, ACR_EINVALID_VALUE, apath, "amount_minor must be > 0");
+        return 0;
+    case ACR_EV_ADJUSTMENT_RECORDED:
+        if (amount == 0)
+            return fail(c->err, ACR_EINVALID_VALUE, apath, "amount_minor must not be 0");
+        return 0;
+    case ACR_EV_DEAL_REGISTERED:
+    case ACR_EV_DEAL_STAGE_CHANGED:
+        if (has_amount && amount < 0)
+            return fail(c->err, ACR_EINVALID_VALUE, apath, "a deal amount_minor must be >= 0");
+        return 0;
+    case ACR_EV_PARTNER_UPDATED: {
+        uint32_t opt = (1u << ACR_F_NAME) | (1u << ACR_F_TIER) | (1u << ACR_F_PLAN_ID) |
+                       (1u << ACR_F_REGION);
+        if ((ev->present & opt) == 0)
+            return fail(c->err, ACR_EINVALID_VALUE, "data",
+                        "partner.updated needs at least one of name, tier, plan_id, region");
+        return 0;
+    }
+    default:
+        return 0;
+    }
+}
+
+static int parse_data(parse_ctx_t *c, json_t *data)
+{
+    const acr_type_schema_t *sc = acr_event_schema(c->ev.type);
+    char path[64];
+    const char *key;
+    json_t *v;
+    json_object_foreach(data, key, v) {
+        bool known = false;
+        for (unsigned i = 0; i < sc->field_count && !known; i++)
+            known = strcmp(key, acr_field_name(sc->fields[i])) == 0;
+        if (!known) {
+            data_path(path, sizeof path, key);
+            return fail(c->err, ACR_EUNKNOWN_FIELD, path, "%s has no field \"%s\"", sc->name,
+                        key);
+        }
+    }
+    for (unsigned i = 0; i < sc->field_count; i++) {
+        int f = sc->fields[i];
+        v = json_object_get(data, acr_field_name(f));
+        if (v == NULL) {
+            if ((sc->required >> f) & 1u) {
+                data_path(path, sizeof path, acr_field_name(f));
+                return fail(c->err, ACR_EMISSING_FIELD, path, "%s needs %s", sc->name,
+                            acr_field_name(f));
+            }
+            continue;
+        }
+        int rc = parse_field(c, f, v);
+        if (rc != 0)
+            return rc;
+    }
+    return check_type_rules(c);
+}
+
+static bool top_key_known(const char *key)
+{
+    static const char *const keys[] = {"id", "type", "at", "data", "expected_version"};
+    for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (strcmp(key, keys[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Fetches a required top-level string member. */
+static int get_top_string(parse_ctx_t *c, json_t *root, const char *key, acr_str_t *out)
+{
+    json_t *v = json_object_get(root, key);
+    if (v == NULL)
+        return fail(c->err, ACR_EMISSING_FIELD, key, "the event needs \"%s\"", key);
+    if (!json_is_string(v))
+        return fail(c->err, ACR_EWRONG_TYPE, key, "\"%s\" must be a string", key);
+    out->ptr = json_string_value(v);
+    out->len = (uint32_t)json_string_length(v);
+    return 0;
+}
+
+static int parse_type_and_at(parse_ctx_t *c, json_t *root, bool allow_internal)
+{
+    acr_str_t s;
+    int rc = get_top_string(c, root, "type", &s);
+    if (rc != 0)
+        return rc;
+    int type = acr_event_type_from_name(s.ptr, s.len);
+    if (type == ACR_EV_NONE)
+        return fail(c->err, ACR_EUNKNOWN_TYPE, "type", "unknown event type \"%.*s\"",
+                    (int)(s.len < 64 ? s.len : 64), s.ptr);
+    if (type == ACR_EV_PERIOD_CLOSED && !allow_internal)
+        return fail(c->err, ACR_EFORBIDDEN_TYPE, "type",
+                    "period.closed is written only by payout close");
+    c->ev.type = (uint8_t)type;
+    rc = get_top_string(c, root, "at", &s);
+    if (rc != 0)
+        return rc;
+    if (!acr_ts_parse(s.ptr, s.len, &c->ev.at_ms))
+        return fail(c->err, ACR_EINVALID_TIMESTAMP, "at",
+                    "at must be RFC 3339, e.g. 2026-07-03T10:00:00Z (fraction <= 3 digits)");
+    if (!acr_local_day_valid(acr_local_day(c->ev.at_ms, c->offset_min)))
+        return fail(c->err, ACR_EINVALID_TIMESTAMP, "at",
+                    "at's local date must lie in 1970-01-01 .. 9999-12-31");
+    return 0;
+}
+
+static int parse_envelope(parse_ctx_t *c, json_t *root, bool allow_internal, int64_t *expv)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (!top_key_known(key))
+            return fail(c->err, ACR_EUNKNOWN_FIELD, key, "unknown event field \"%s\"", key);
+    }
+    int rc = get_top_string(c, root, "id", &c->ev.id);
+    if (rc != 0)
+        return rc;
+    if (c->ev.id.len > ACR_STRING_LEN_MAX)
+        return fail(c->err, ACR_ETOO_LARGE, "id", "id is longer than %d bytes",
+                    ACR_STRING_LEN_MAX);
+    if (!acr__id_valid(c->ev.id.ptr, c->ev.id.len))
+        return fail(c->err, ACR_EINVALID_ID, "id", "id must match [A-Za-z0-9._:-]{1,64}");
+    rc = parse_type_and_at(c, root, allow_internal);
+    if (rc != 0)
+        return rc;
+    v = json_object_get(root, "expected_version");
+    if (v != NULL) {
+        if (!json_is_integer(v))
+            return fail(c->err, ACR_EWRONG_TYPE, "expected_version",
+                        "expected_version must be an integer");
+        if (json_integer_value(v) < 0)
+            return fail(c->err, ACR_EINVALID_VALUE, "expected_version",
+                        "expected_version must be >= 0");
+        *expv = (int64_t)json_integer_value(v);
+    }
+    v = json_object_get(root, "data");
+    if (v == NULL)
+        return fail(c->err, ACR_EMISSING_FIELD, "data", "the event needs \"data\"");
+    if (!json_is_object(v))
+        return fail(c->err, ACR_EWRONG_TYPE, "data", "data must be an object");
+    return parse_data(c, v);
+}
+
+/* Validates a parsed event tree and appends its record to out. */
+static int event_from_tree(json_t *root, int32_t offset_min, bool allow_internal,
+                           int not_object_code, acr_buf_t *out, int64_t *out_expv,
+                           acr_err_t *err)
+{
+    if (!json_is_object(root))
+        return fail(err, not_object_code, "", "an event is an object");
+    json_t *id = json_object_get(root, "id");
+    if (err != NULL && json_is_string(id) && json_string_length(id) < sizeof err->id &&
+        strlen(json_string_value(id)) == json_string_length(id))
+        memcpy(err->id, json_string_value(id), json_string_length(id) + 1);
+    parse_ctx_t c;
+    memset(&c, 0, sizeof c);
+    c.offset_min = offset_min;
+    c.err = err;
+    int64_t expv = ACR_NO_EXPECTED_VERSION;
+    int rc = parse_envelope(&c, root, allow_internal, &expv);
+    if (rc == 0)
+        rc = acr_record_encode(&c.ev, out);
+    if (rc == ACR_ENOMEM)
+        fail(err, rc, "", "out of memory");
+    if (rc == 0 && out_expv != NULL)
+        *out_expv = expv;
+    free(c.json_text);
+    return rc;
+}
+
+int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
+                         bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
+                         acr_err_t *err)
+{
+    err_reset(err);
+    if (out_expected_version != NULL)
+        *out_expected_version = ACR_NO_EXPECTED_VERSION;
+    if (len > ACR_EVENT_JSON_MAX)
+        return fail(err, ACR_ETOO_LARGE, "", "the event's JSON is %zu bytes, more than %d", len,
+                    ACR_EVENT_JSON_MAX);
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL) {
+        if (json_error_code(&je) == json_error_numeric_overflow)
+            return fail(err, ACR_EINVALID_VALUE, "", "integer out of range at column %d",
+                        je.column);
+        return fail(err, ACR_EMALFORMED_JSON, "", "%s (line %d, column %d)", je.text, je.line,
+                    je.column);
+    }
+    int rc = event_from_tree(root, utc_offset_min, allow_internal, ACR_EMALFORMED_JSON, out,
+                             out_expected_version, err);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- msgpack in ---------------------------------------------------------- */
+
+enum { MP_NIL, MP_BOOL, MP_INT, MP_UINT, MP_FLOAT, MP_STR, MP_BIN, MP_EXT, MP_ARR, MP_MAP };
+
+typedef struct mp_item {
+    int kind;            /* MP_* */
+    uint64_t n;          /* byte length (str/bin/ext), element count (arr/map), uint value */
+    int64_t i;           /* MP_INT value, MP_BOOL 0/1 */
+    const uint8_t *body; /* str/bin/ext bytes */
+} mp_item_t;
+
+typedef struct mp_reader {
+    const uint8_t *p;
+    const uint8_t *end;
+} mp_reader_t;
+
+static uint64_t be_n(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t k = 0; k < n; k++)
+        v = (v << 8) | p[k];
+    return v;
+}
+
+/* Takes n bytes of the input; false when fewer remain. */
+static bool mp_take(mp_reader_t *r, uint64_t n, const uint8_t **out)
+{
+    if (n > (uint64_t)(r->end - r->p))
+        return false;
+    *out = r->p;
+    r->p += n;
+    return true;
+}
+
+/* Reads a header that carries a big-endian length of w bytes, then its body. */
+static bool mp_sized(mp_reader_t *r, mp_item_t *it, int kind, size_t w, size_t extra)
+{
+    const uint8_t *h;
+    if (!mp_take(r, w, &h))
+        return false;
+    it->kind = kind;
+    it->n = be_n(h, w);
+    if (kind == MP_ARR || kind == MP_MAP) /* each element takes at least one byte */
+        return it->n * (kind == MP_MAP ? 2 : 1) <= (uint64_t)(r->end - r->p);
+    return mp_take(r, it->n + extra, &it->body);
+}
+
+static bool mp_number(mp_reader_t *r, mp_item_t *it, uint8_t m)
+{
+    static const uint8_t width[4] = {1, 2, 4, 8};
+    const uint8_t *h;
+    if (m == 0xca || m == 0xcb) {
+        it->kind = MP_FLOAT;
+        return mp_take(r, m == 0xca ? 4 : 8, &h);
+    }
+    size_t w = width[(m - 0xcc) & 3];
+    if (!mp_take(r, w, &h))
+        return false;
+    uint64_t u = be_n(h, w);
+    if (m <= 0xcf) {
+        it->kind = MP_UINT;
+        it->n = u;
+    } else {
+        int sh = (int)(64 - 8 * w);
+        it->kind = MP_INT;
+        it->i = (int64_t)(u << sh) >> sh;
+    }
+    return true;
+}
+
+static bool mp_ext(mp_reader_t *r, mp_item_t *it, uint8_t m)
+{
+    if (m >= 0xd4 && m <= 0xd8) { /* fixext 1..16 plus a type byte */
+        it->kind = MP_EXT;
+        return mp_take(r, 1 + (1u << (m - 0xd4)), &it->body);
+    }
+    if (m >= 0xc4 && m <= 0xc6)
+        return mp_sized(r, it, MP_BIN, 1u << (m - 0xc4), 0);
+    return mp_sized(r, it, MP_EXT, 1u << (m - 0xc7), 1); /* 0xc7..0xc9 */
+}
+
+/* Reads one item's header (and the body of str/bin/ext). false on bad framing. */
+static bool mp_next(mp_reader_t *r, mp_item_t *it)
+{
+    if (r->p >= r->end)
+        return false;
+    uint8_t m = *r->p++;
+    memset(it, 0, sizeof *it);
+    if (m <= 0x7f || m >= 0xe0) {
+        it->kind = MP_INT;
+        it->i = (int8_t)m;
+        return true;
+    }
+    if (m <= 0x8f) {
+        it->kind = MP_MAP, it->n = m & 0x0f;
+        return it->n * 2 <= (uint64_t)(r->end - r->p);
+    }
+    if (m <= 0x9f) {
+        it->kind = MP_ARR, it->n = m & 0x0f;
+        return it->n <= (uint64_t)(r->end - r->p);
+    }
+    if (m <= 0xbf) {
+        it->kind = MP_STR, it->n = m & 0x1f;
+        return mp_take(r, it->n, &it->body);
+    }
+    switch (m) {
+    case 0xc0: it->kind = MP_NIL; return true;
+    case 0xc1: return false;
+    case 0xc2:
+    case 0xc3: it->kind = MP_BOOL, it->i = m - 0xc2; return true;
+    case 0xd9: return mp_sized(r, it, MP_STR, 1, 0);
+    case 0xda: return mp_sized(r, it, MP_STR, 2, 0);
+    case 0xdb: return mp_sized(r, it, MP_STR, 4, 0);
+    case 0xdc: return mp_sized(r, it, MP_ARR, 2, 0);
+    case 0xdd: return mp_sized(r, it, MP_ARR, 4, 0);
+    case 0xde: return mp_sized(r, it, MP_MAP, 2, 0);
+    case 0xdf: return mp_sized(r, it, MP_MAP, 4, 0);
+    default:
+        return (m >= 0xca && m <= 0xd3) ? mp_number(r, it, m) : mp_ext(r, it, m);
+    }
+}
+
+/* Finds the end of one complete value without recursion: pending counts the
+ * items still to read, bounded because every declared child fits the input. */
+static bool mp_skip(mp_reader_t *r)
+{
+    uint64_t pending = 1;
+    while (pending > 0) {
+        mp_item_t it;
+        if (!mp_next(r, &it))
+            return false;
+        pending--;
+        if (it.kind == MP_ARR)
+            pending += it.n;
+        else if (it.kind == MP_MAP)
+            pending += 2 * it.n;
+    }
+    return true;
+}
+
+typedef struct mp_conv {
+    mp_reader_t r;
+    acr_err_t *err;
+    int depth;
+    char path[64]; /* field path of the value being converted, for errors */
+} mp_conv_t;
+
+static int mp_value(mp_conv_t *v, json_t **out);
+
+/* Appends a path segment; returns the old length to restore. */
+static size_t path_push(mp_conv_t *v, const char *fmt, const char *key, size_t klen, size_t idx)
+{
+    size_t old = strlen(v->path);
+    if (old < sizeof v->path - 1) {
+        if (key != NULL)
+            snprintf(v->path + old, sizeof v->path - old, fmt, (int)klen, key);
+        else
+            snprintf(v->path + old, sizeof v->path - old, fmt, idx);
+    }
+    return old;
+}
+
+static int mp_array(mp_conv_t *v, uint64_t n, json_t **out)
+{
+    json_t *arr = json_array();
+    if (arr == NULL)
+        return fail(v->err, ACR_ENOMEM, v->path, "out of memory");
+    for (uint64_t k = 0; k < n; k++) {
+        size_t old = path_push(v, "[%zu]", NULL, 0, (size_t)k);
+        json_t *item = NULL;
+        int rc = mp_value(v, &item);
+        v->path[old] = '\0';
+        if (rc == 0 && json_array_append_new(arr, item) != 0)
+            rc = fail(v->err, ACR_ENOMEM, v->path, "out of memory");
+        if (rc != 0) {
+            json_decref(arr);
+            return rc;
+        }
+    }
+    *out = arr;
+    return 0;
+}
+
+static int mp_map_entry(mp_conv_t *v, json_t *obj)
+{
+    mp_item_t key;
+    if (!mp_next(&v->r, &key) || key.kind != MP_STR)
+        return fail(v->err, ACR_EMALFORMED_MSGPACK, v->path, "map keys must be strings");
+    const char *k = (const char *)key.body;
+    size_t klen = (size_t)key.n;
+    if (memchr(k, '\0', klen) != NULL)
+        return fail(v->err, ACR_EMALFORMED_MSGPACK, v->path, "a map key contains NUL");
+    if (json_object_getn(obj, k, klen) != NULL)
+        return fail(v->err, ACR_EMALFORMED_MSGPACK, v->path, "duplicate key \"%.*s\"",
+                    (int)(klen < 64 ? klen : 64), k);
+    size_t old = path_push(v, v->path[0] ? ".%.*s" : "%.*s", k, klen, 0);
+    json_t *val = NULL;
+    int rc = mp_value(v, &val);
+    v->path[old] = '\0';
+    if (rc != 0)
+        return rc;
+    if (json_object_setn_new(obj, k, klen, val) != 0)
+        return fail(v->err, ACR_EMALFORMED_MSGPACK, v->path, "a map key is not valid UTF-8");
+    return 0;
+}
+
+static int mp_map(mp_conv_t *v, uint64_t n, json_t **out)
+{
+    json_t *obj = json_object();
+    if (obj == NULL)
+        return fail(v->err, ACR_ENOMEM, v->path, "out of memory");
+    for (uint64_t k = 0; k < n; k++) {
+        int rc = mp_map_entry(v, obj);
+        if (rc != 0) {
+            json_decref(obj);
+            return rc;
+        }
+    }
+    *out = obj;
+    return 0;
+}
+
+static int mp_value(mp_conv_t *v, json_t **out)
+{
+    mp_item_t it;
+    if (!mp_next(&v->r, &it))
+        return fail(v->err, ACR_EMALFORMED_MSGPACK, v->path, "truncated msgpack");
+    switch (it.kind) {
+    case MP_NIL: *out = json_null(); return 0;
+    case MP_BOOL: *out = json_boolean(it.i); return 0;
+    case MP_INT: *out = json_integer(it.i); break;
+    case MP_UINT:
+        if (it.n > (uint64_t)INT64_MAX)
+            return fail(v->err, ACR_EINVALID_VALUE, v->path, "integer out of range");
+        *out = json_integer((json_int_t)it.n);
+        break;
+    case MP_STR:
+        *out = json_stringn((const char *)it.body, (size_t)it.n);
+        if (*out == NULL)
+            return fail(v->err, ACR_EMALFORMED_MSGPACK, v->path, "a string is not valid UTF-8");
+        return 0;
+    case MP_ARR:
+    case MP_MAP: {
+        if (v->depth >= MP_DEPTH_MAX)
+            return fail(v->err, ACR_ETOO_LARGE, v->path, "nested deeper than %d levels",
+                        MP_DEPTH_MAX);
+        v->depth++;
+        int rc = it.kind == MP_ARR ? mp_array(v, it.n, out) : mp_map(v, it.n, out);
+        v->depth--;
+        return rc;
+    }
+    default:
+        return fail(v->err, ACR_EWRONG_TYPE, v->path,
+                    "floats, bin and ext values are not accepted (integers and strings only)");
+    }
+    return *out ? 0 : fail(v->err, ACR_ENOMEM, v->path, "out of memory");
+}
+
+int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
+                            int32_t utc_offset_min, acr_buf_t *out,
+                            int64_t *out_expected_version, acr_err_t *err)
+{
+    err_reset(err);
+    *consumed = 0;
+    if (out_expected_version != NULL)
+        *out_expected_version = ACR_NO_EXPECTED_VERSION;
+    mp_conv_t v = {{p, p + len}, err, 0, ""};
+    if (p == NULL || len == 0 || !mp_skip(&v.r))
+        return fail(err, ACR_EMALFORMED_MSGPACK, "", "truncated or invalid msgpack");
+    size_t n = (size_t)(v.r.p - p);
+    *consumed = n;
+    if ((p[0] & 0xf0) != 0x80 && p[0] != 0xde && p[0] != 0xdf)
+        return fail(err, ACR_EMALFORMED_MSGPACK, "", "an event is a msgpack map");
+    if (n > ACR_EVENT_JSON_MAX)
+        return fail(err, ACR_ETOO_LARGE, "", "the event is %zu bytes, more than %d", n,
+                    ACR_EVENT_JSON_MAX);
+    v.r.p = p;
+    v.r.end = p + n;
+    json_t *root = NULL;
+    int rc = mp_value(&v, &root);
+    if (rc != 0)
+        return rc;
+    rc = event_from_tree(root, utc_offset_min, false, ACR_EMALFORMED_MSGPACK, out,
+                         out_expected_version, err);
+    json_decref(root);
+    return rc;
+}
+
+/* ---- JSON out ------------------------------------------------------------ */
+
+static int append_engine_fields(const acr_event_t *ev, const uint8_t *hash, acr_buf_t *out)
+{
+    char ts[ACR_TS_BUF], stream[ACR_ID_LEN_MAX + 16];
+    acr_ts_format(ev->recorded_at_ms, ts);
+    size_t slen = acr_event_stream(ev, stream, sizeof stream);
+    int rc = acr_buf_printf(out, "\"seq\":%llu,\"recorded_at\":\"%s\",\"stream\":",
+                            (unsigned long long)ev->seq, ts);
+    if (rc == 0)
+        rc = acr_buf_append_json_str(out, stream, slen);
+    if (rc == 0)
+        rc = acr_buf_printf(out, ",\"version\":%llu,", (unsigned long long)ev->version);
+    if (rc == 0 && hash != NULL) {
+        static const char hex[] = "0123456789abcdef";
+        char h[2 * ACR_HASH_LEN + 12] = "\"hash\":\"";
+        size_t k = 8;
+        for (int i = 0; i < ACR_HASH_LEN; i++) {
+            h[k++] = hex[hash[i] >> 4];
+            h[k++] = hex[hash[i] & 15];
+        }
+        h[k++] = '"';
+        h[k++] = ',';
+        rc = acr_buf_append(out, h, k);
+    }
+    return rc;
+}
+
+static int append_data(const acr_event_t *ev, const acr_type_schema_t *sc, acr_buf_t *out)
+{
+    int rc = acr_buf_append_str(out, "\"data\":{");
+    bool first = true;
+    for (unsigned i = 0; rc == 0 && i < sc->field_count; i++) {
+        int f = sc->fields[i];
+        if (!ACR_HAS(ev, f))
+            continue;
+        rc = acr_buf_printf(out, "%s\"%s\":", first ? "" : ",", acr_field_name(f));
+        first = false;
+        int kind = acr__field_kind[f];
+        if (rc != 0)
+            break;
+        if (kind == ACR_FK_AMOUNT || kind == ACR_FK_UINT)
+            rc = acr_buf_printf(out, "%lld", (long long)ev->num[f]);
+        else if (kind == ACR_FK_JSON)
+            rc = acr_buf_append(out, ev->str[f].ptr, ev->str[f].len);
+        else
+            rc = acr_buf_append_json_str(out, ev->str[f].ptr, ev->str[f].len);
+    }
+    return rc == 0 ? acr_buf_append(out, "}", 1) : rc;
+}
+
+int acr_event_to_json(const acr_event_t *ev, const uint8_t hash[ACR_HASH_LEN],
+                      bool with_engine_fields, acr_buf_t *out)
+{
+    const acr_type_schema_t *sc = acr_event_schema(ev->type);
+    if (sc == NULL)
+        return ACR_EINVALID_VALUE;
+    size_t mark = out->len;
+    char ts[ACR_TS_BUF];
+    acr_ts_format(ev->at_ms, ts);
+    int rc = acr_buf_append(out, "{", 1);
+    if (rc == 0 && with_engine_fields)
+        rc = append_engine_fields(ev, hash, out);
+    if (rc == 0)
+        rc = acr_buf_append_str(out, "\"id\":");
+    if (rc == 0)
+        rc = acr_buf_append_json_str(out, ev->id.ptr, ev->id.len);
+    if (rc == 0)
+        rc = acr_buf_printf(out, ",\"type\":\"%s\",\"at\":\"%s\",", sc->name, ts);
+    if (rc == 0)
+        rc = append_data(ev, sc, out);
+    if (rc == 0)
+        rc = acr_buf_append(out, "}", 1);
+    if (rc != 0)
+        out->len = mark;
+    return rc;
+}

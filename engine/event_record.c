@@ -1,0 +1,246 @@
+/* event_record.c - the stored record: canonical msgpack encoding and a bounded,
+ * zero-copy decoder.
+ *
+ * The layout is documented in event.h. The encoder is hand-written so that the
+ * bytes are canonical by construction (smallest integer encoding, str8/16/32 by
+ * length, fixed-width recorded_at/version/at): idempotency compares content
+ * bytes and the hash chain covers them, so one event must have one encoding.
+ * The decoder is the replay hot path. msgpack-c's unpacker builds a tree and
+ * allocates from declared counts (deps.md §7); this reader instead walks the
+ * known positional layout once, never reads past the bytes it was given, never
+ * allocates, and leaves string slices pointing into the input.
+ */
+#include "event_internal.h"
+
+#include <string.h>
+
+#include "accrue/date.h"
+
+/* ---- encoding ------------------------------------------------------------ */
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (uint8_t)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+/* Appends a msgpack int in its smallest encoding (msgpack-c's choice: unsigned
+ * families for v >= 0). */
+static void put_int(acr_buf_t *b, int64_t v)
+{
+    uint8_t *p = b->data + b->len;
+    if (v >= 0) {
+        uint64_t u = (uint64_t)v;
+        if (u < 128) {
+            p[0] = (uint8_t)u;
+            b->len += 1;
+        } else if (u <= 0xff) {
+            p[0] = 0xcc, put_be(p + 1, u, 1), b->len += 2;
+        } else if (u <= 0xffff) {
+            p[0] = 0xcd, put_be(p + 1, u, 2), b->len += 3;
+        } else if (u <= 0xffffffffu) {
+            p[0] = 0xce, put_be(p + 1, u, 4), b->len += 5;
+        } else {
+            p[0] = 0xcf, put_be(p + 1, u, 8), b->len += 9;
+        }
+    } else if (v >= -32) {
+        p[0] = (uint8_t)(int8_t)v;
+        b->len += 1;
+    } else if (v >= INT8_MIN) {
+        p[0] = 0xd0, put_be(p + 1, (uint64_t)v, 1), b->len += 2;
+    } else if (v >= INT16_MIN) {
+        p[0] = 0xd1, put_be(p + 1, (uint64_t)v, 2), b->len += 3;
+    } else if (v >= INT32_MIN) {
+        p[0] = 0xd2, put_be(p + 1, (uint64_t)v, 4), b->len += 5;
+    } else {
+        p[0] = 0xd3, put_be(p + 1, (uint64_t)v, 8), b->len += 9;
+    }
+}
+
+static void put_fixed(acr_buf_t *b, uint8_t marker, uint64_t v)
+{
+    b->data[b->len] = marker;
+    put_be(b->data + b->len + 1, v, 8);
+    b->len += 9;
+}
+
+/* Appends a msgpack str (room reserved by the caller: len + 5). */
+static void put_str(acr_buf_t *b, const char *s, uint32_t len)
+{
+    uint8_t *p = b->data + b->len;
+    size_t h;
+    if (len < 32) {
+        p[0] = (uint8_t)(0xa0 | len), h = 1;
+    } else if (len <= 0xff) {
+        p[0] = 0xd9, put_be(p + 1, len, 1), h = 2;
+    } else if (len <= 0xffff) {
+        p[0] = 0xda, put_be(p + 1, len, 2), h = 3;
+    } else {
+        p[0] = 0xdb, put_be(p + 1, len, 4), h = 5;
+    }
+    if (len > 0)
+        memcpy(p + h, s, len);
+    b->len += h + len;
+}
+
+static bool is_num_kind(int kind)
+{
+    return kind == ACR_FK_AMOUNT || kind == ACR_FK_UINT;
+}
+
+int acr_record_encode(const acr_event_t *ev, acr_buf_t *out)
+{
+    const acr_type_schema_t *sc = acr_event_schema(ev->type);
+    if (sc == NULL || sc->field_count > 9)
+        return ACR_EINVALID_VALUE;
+    size_t need = 1 + 1 + 9 + 9 + 1 + 9 + 5 + ev->id.len;
+    for (unsigned i = 0; i < sc->field_count; i++)
+        need += 9 + (is_num_kind(acr__field_kind[sc->fields[i]]) ? 0 : ev->str[sc->fields[i]].len);
+    int rc = acr_buf_reserve(out, need);
+    if (rc != 0)
+        return rc;
+    out->data[out->len++] = (uint8_t)(0x90 | (6 + sc->field_count));
+    out->data[out->len++] = ACR_RECORD_FMT;
+    put_fixed(out, 0xd3, (uint64_t)ev->recorded_at_ms);
+    put_fixed(out, 0xcf, ev->version);
+    out->data[out->len++] = ev->type;
+    put_fixed(out, 0xd3, (uint64_t)ev->at_ms);
+    put_str(out, ev->id.ptr, ev->id.len);
+    for (unsigned i = 0; i < sc->field_count; i++) {
+        int f = sc->fields[i];
+        if (!ACR_HAS(ev, f))
+            out->data[out->len++] = 0xc0;
+        else if (is_num_kind(acr__field_kind[f]))
+            put_int(out, ev->num[f]);
+        else
+            put_str(out, ev->str[f].ptr, ev->str[f].len);
+    }
+    return 0;
+}
+
+void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version)
+{
+    put_be(record + ACR_RECORD_RECORDED_AT_OFF + 1, (uint64_t)recorded_at_ms, 8);
+    put_be(record + ACR_RECORD_VERSION_OFF + 1, version, 8);
+}
+
+/* ---- decoding ------------------------------------------------------------ */
+
+static inline uint64_t get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Reads a str at *pp; false on another kind or a length beyond end. */
+static inline bool get_str(const uint8_t **pp, const uint8_t *end, acr_str_t *out)
+{
+    const uint8_t *p = *pp;
+    size_t avail = (size_t)(end - p), h, n;
+    uint8_t m = p[0];
+    if ((m & 0xe0) == 0xa0) {
+        h = 1, n = m & 0x1f;
+    } else if (m == 0xd9 && avail >= 2) {
+        h = 2, n = p[1];
+    } else if (m == 0xda && avail >= 3) {
+        h = 3, n = (size_t)get_be(p + 1, 2);
+    } else if (m == 0xdb && avail >= 5) {
+        h = 5, n = (size_t)get_be(p + 1, 4);
+    } else {
+        return false;
+    }
+    if (n > avail - h)
+        return false;
+    out->ptr = (const char *)p + h;
+    out->len = (uint32_t)n;
+    *pp = p + h + n;
+    return true;
+}
+
+/* Reads an int at *pp into *out; false on another kind, short input or a
+ * uint64 above INT64_MAX. */
+static inline bool get_int(const uint8_t **pp, const uint8_t *end, int64_t *out)
+{
+    const uint8_t *p = *pp;
+    size_t avail = (size_t)(end - p);
+    uint8_t m = p[0];
+    if (m < 0x80 || m >= 0xe0) {
+        *out = (int8_t)m;
+        *pp = p + 1;
+        return true;
+    }
+    static const int8_t width[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8};
+    int n = (m >= 0xcc && m <= 0xd3) ? width[m <= 0xcf ? m - 0xc0 : m - 0xc4] : 0;
+    if (n == 0 || avail < (size_t)n + 1)
+        return false;
+    uint64_t u = get_be(p + 1, n);
+    if (m <= 0xcf) {
+        if (u > (uint64_t)INT64_MAX)
+            return false;
+        *out = (int64_t)u;
+    } else {
+        int sh = 64 - 8 * n; /* sign-extend */
+        *out = (int64_t)(u << sh) >> sh;
+    }
+    *pp = p + 1 + n;
+    return true;
+}
+
+/* Decodes one positional field at *pp into ev. */
+static inline bool get_field(const uint8_t **pp, const uint8_t *end, int f, bool required,
+                             acr_event_t *ev)
+{
+    if (**pp == 0xc0) {
+        ev->str[f].ptr = NULL;
+        ev->str[f].len = 0;
+        ev->num[f] = 0;
+        ++*pp;
+        return !required;
+    }
+    int kind = acr__field_kind[f];
+    ev->present |= 1u << f;
+    if (is_num_kind(kind))
+        return get_int(pp, end, &ev->num[f]) && (kind != ACR_FK_UINT || ev->num[f] >= 0);
+    if (!get_str(pp, end, &ev->str[f]))
+        return false;
+    if (kind == ACR_FK_DATE) {
+        int32_t day;
+        if (!acr_date_parse(ev->str[f].ptr, ev->str[f].len, &day))
+            return false;
+        ev->num[f] = day;
+    }
+    return true;
+}
+
+int acr_record_decode(const void *p, size_t len, acr_event_t *out)
+{
+    const uint8_t *b = p;
+    /* Header through the id's first byte: fixarray, fmt, 2x9, type, 9. */
+    if (b == NULL || len < ACR_RECORD_CONTENT_OFF + 11)
+        return ACR_ECORRUPT;
+    if ((b[0] & 0xf0) != 0x90 || b[1] != ACR_RECORD_FMT || b[2] != 0xd3 || b[11] != 0xcf ||
+        b[21] != 0xd3)
+        return ACR_ECORRUPT;
+    const acr_type_schema_t *sc = acr_event_schema(b[20]);
+    if (sc == NULL || (b[0] & 0x0f) != 6u + sc->field_count)
+        return ACR_ECORRUPT;
+    out->seq = 0;
+    out->recorded_at_ms = (int64_t)get_be(b + 3, 8);
+    out->version = get_be(b + 12, 8);
+    out->type = b[20];
+    out->at_ms = (int64_t)get_be(b + 22, 8);
+    out->present = 0;
+    const uint8_t *q = b + 30, *end = b + len;
+    if (!get_str(&q, end, &out->id))
+        return ACR_ECORRUPT;
+    for (unsigned i = 0; i < sc->field_count; i++) {
+        int f = sc->fields[i];
+        if (q >= end || !get_field(&q, end, f, (sc->required >> f) & 1u, out))
+            return ACR_ECORRUPT;
+    }
+    return q == end ? 0 : ACR_ECORRUPT;
+}

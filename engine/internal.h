@@ -1,0 +1,159 @@
+/* internal.h - engine-private declarations shared by the engine's modules
+ * (log, state, payout, projections). Nothing outside engine/ includes it. */
+#ifndef ACCRUE_ENGINE_INTERNAL_H
+#define ACCRUE_ENGINE_INTERNAL_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "accrue/buf.h"
+#include "accrue/error.h"
+#include "accrue/event.h"
+#include "accrue/limits.h"
+#include "accrue/log.h"
+
+/* XX(NAME, "lmdb name", derived) - derived tables are recomputed from the
+ * log by rebuild and compared by verify; the others are primary data. */
+#define ACR_DB_MAP(XX)                                                                             \
+    XX(LOG, "log", false)             /* seq (u64 BE) -> hash[16] || record */                    \
+    XX(META, "meta", false)           /* "config" -> config bytes */                              \
+    XX(CLOSES, "closes", false)       /* period id -> statement CSV bytes of its close */         \
+    XX(IDS, "ids", true)              /* event id -> seq (u64 BE) */                              \
+    XX(STREAMS, "streams", true)      /* stream name -> version (u64 BE) */                       \
+    XX(PARTNERS, "partners", true)    /* partner_id -> partner state (kv) */                      \
+    XX(REPS, "reps", true)            /* partner_id \0 rep_id -> rep name */                      \
+    XX(DEALS, "deals", true)          /* deal_id -> deal state (kv) */                            \
+    XX(CUSTOMERS, "customers", true)  /* customer_id -> holder of open deals (kv) */              \
+    XX(SALES, "sales", true)          /* sale_id -> sale state (kv) */                            \
+    XX(PLANS, "plans", true)          /* plan_id -> latest version, currency (kv) */              \
+    XX(PLAN_PARTNERS, "plan_partners", true) /* plan_id \0 partner_id -> currency */             \
+    XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
+    ACR_PROJ_DB_MAP(XX)
+
+/* Projection tables (engine/projection*.c) join the list here. */
+#ifndef ACR_PROJ_DB_MAP
+#define ACR_PROJ_DB_MAP(XX)
+#endif
+
+typedef enum {
+#define XX(name, str, derived) ACR_DB_##name,
+    ACR_DB_MAP(XX)
+#undef XX
+    ACR_DB__COUNT
+} acr_db_t;
+
+struct acr_ledger {
+    MDB_env *env;
+    MDB_dbi dbi[ACR_DB__COUNT];
+    acr_config_t cfg;
+    char *path;
+    pthread_rwlock_t map_lock; /* readers and writers hold it shared; growing the map exclusive */
+};
+
+const char *acr__db_name(int db);
+bool acr__db_derived(int db);
+
+/* Maps an LMDB / errno code to an ACR_E* code with a message. */
+int acr__mdb_err(int rc, acr_err_t *err, const char *what);
+
+/* Opens an LMDB environment at dir with every table (create when asked). */
+int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env **out_env,
+                  MDB_dbi dbi[ACR_DB__COUNT], acr_err_t *err);
+
+/* ---- The state machine of validation ------------------------------------ */
+
+/* Cached pipeline, loaded lazily per transaction. */
+typedef struct acr__pipeline {
+    uint32_t count;
+    char names[ACR_STAGES_MAX][ACR_STAGE_NAME_MAX + 1];
+    uint8_t exit_mask[ACR_STAGES_MAX]; /* ACR__EXIT_* bits */
+} acr__pipeline_t;
+
+enum { ACR__EXIT_AMOUNT = 1, ACR__EXIT_EXPECTED_CLOSE = 2, ACR__EXIT_REP = 4 };
+
+/* One write transaction's context. */
+typedef struct acr__txn {
+    acr_ledger_t *ledger;
+    MDB_txn *txn;
+    MDB_dbi *dbi;              /* the tables (of the ledger, or of a scratch env) */
+    int32_t utc_offset_min;
+    bool pipeline_loaded;
+    acr__pipeline_t pipeline;
+    acr_buf_t scratch;         /* reusable encoding buffer */
+    acr_buf_t scratch2;        /* a second one, for keys built while scratch is in use */
+    int mdb_rc;                /* the last LMDB failure (MDB_MAP_FULL triggers a retry) */
+} acr__txn_t;
+
+/* Records an LMDB failure in tx and maps it to an ACR_E* code. */
+int acr__tx_fail(acr__txn_t *tx, int rc, acr_err_t *err, const char *what);
+
+/* Parses a stored stage list JSON into p (0 or ACR_ECORRUPT). */
+int acr__pipeline_parse(const char *json, size_t len, acr__pipeline_t *p);
+/* The default pipeline of events.md, as stage list JSON. */
+extern const char ACR__DEFAULT_PIPELINE_JSON[];
+
+/* Checks every stateful rule of events.md for ev against the state in tx and,
+ * when valid, applies it to the state and projection tables. On a rule
+ * violation returns its code with err set (field, message) and changes
+ * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
+int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
+
+/* Projections: applied after the state, in the same transaction. */
+int acr__proj_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
+
+/* Re-applies every stored event with seq <= head into the derived tables of
+ * tx (which must be empty), used by rebuild and verify. */
+int acr__replay_into(acr_ledger_t *ledger, MDB_txn *read_txn, acr__txn_t *tx,
+                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
+
+/* ---- Small record encoding for state tables ------------------------------ */
+
+int acr__kv_put_str(acr_buf_t *b, const char *p, size_t len);
+int acr__kv_put_i64(acr_buf_t *b, int64_t v);
+
+typedef struct acr__kv_reader {
+    const uint8_t *p;
+    const uint8_t *end;
+    bool bad; /* set when a read ran past the end */
+} acr__kv_reader_t;
+
+void acr__kv_reader_init(acr__kv_reader_t *r, const void *p, size_t len);
+acr_str_t acr__kv_get_str(acr__kv_reader_t *r);
+int64_t acr__kv_get_i64(acr__kv_reader_t *r);
+
+/* Builds "a\0b" keys into buf; returns an MDB_val over it. */
+MDB_val acr__key2(acr_buf_t *buf, acr_str_t a, acr_str_t b);
+
+static inline MDB_val acr__val(const void *p, size_t len)
+{
+    MDB_val v = {len, (void *)p};
+    return v;
+}
+
+static inline void acr__u64_be(uint64_t v, uint8_t out[8])
+{
+    for (int i = 7; i >= 0; i--) {
+        out[i] = (uint8_t)(v & 0xff);
+        v >>= 8;
+    }
+}
+
+static inline uint64_t acr__be_u64(const uint8_t in[8])
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | in[i];
+    return v;
+}
+
+/* Appends one engine-written event (period.closed) plus the statement bytes
+ * of its close in one durable write transaction, checking first that the
+ * head is still expect_head (else ACR_EVERSION_CONFLICT: the caller
+ * recomputes and retries). */
+int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_event_t *ev,
+                      const char *period_id, const char *csv, size_t csv_len,
+                      uint64_t *out_seq, acr_err_t *err);
+
+#endif

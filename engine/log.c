@@ -1,0 +1,222 @@
+/* log.c - creating, opening and appending to a ledger.
+ *
+ * The write path: one LMDB write transaction per append call (or per group
+ * of batches, in the server). For each event, in order: idempotency by id
+ * (ids table), the stream's version and expected_version, every stateful
+ * rule (state.c), then the record is written under the next seq with
+ * MDB_APPEND | MDB_RESERVE, directly into the page: [prev hash][record], the
+ * engine fields patched in, the chain hash computed over those bytes and
+ * written over the prev hash. Nothing is copied twice and nothing is visible
+ * until the commit, which fsyncs. On MDB_MAP_FULL the transaction is
+ * aborted, the map doubled and the whole transaction redone.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "internal.h"
+
+#define CONFIG_FORMAT 1
+
+static void config_encode(const acr_config_t *cfg, uint8_t out[24])
+{
+    memset(out, 0, 24);
+    out[0] = CONFIG_FORMAT;
+    out[1] = (uint8_t)cfg->period_kind;
+    uint32_t off = (uint32_t)cfg->utc_offset_min;
+    for (int i = 0; i < 4; i++)
+        out[2 + i] = (uint8_t)(off >> (24 - 8 * i));
+    memcpy(out + 8, cfg->ledger_id, 16);
+}
+
+static int config_decode(const MDB_val *v, acr_config_t *cfg)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != 24 || p[0] != CONFIG_FORMAT || p[1] > ACR_PERIOD_QUARTER)
+        return ACR_ECORRUPT;
+    cfg->period_kind = (acr_period_kind_t)p[1];
+    uint32_t off = ((uint32_t)p[2] << 24) | ((uint32_t)p[3] << 16) | ((uint32_t)p[4] << 8) | p[5];
+    cfg->utc_offset_min = (int32_t)off;
+    memcpy(cfg->ledger_id, p + 8, 16);
+    return 0;
+}
+
+int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
+                      acr_err_t *err)
+{
+    char path[4096];
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return acr_err_set(err, ACR_EIO, "cannot create %s: %s", dir, strerror(errno));
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
+    MDB_env *env;
+    MDB_dbi dbi[ACR_DB__COUNT];
+    uint64_t map = map_size_bytes ? map_size_bytes : ACR_MAP_SIZE_DEFAULT;
+    int rc = acr__env_open(dir, true, map, &env, dbi, err);
+    if (rc != 0)
+        return rc;
+    MDB_txn *txn;
+    uint8_t conf[24];
+    config_encode(cfg, conf);
+    rc = mdb_txn_begin(env, NULL, 0, &txn);
+    if (rc == 0) {
+        MDB_val k = acr__val("config", 6), v = acr__val(conf, sizeof conf);
+        rc = mdb_put(txn, dbi[ACR_DB_META], &k, &v, MDB_NOOVERWRITE);
+        MDB_val pk = acr__val("stages", 6);
+        MDB_val pv = acr__val(ACR__DEFAULT_PIPELINE_JSON, strlen(ACR__DEFAULT_PIPELINE_JSON));
+        if (rc == 0)
+            rc = mdb_put(txn, dbi[ACR_DB_PIPELINE], &pk, &pv, 0);
+        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+    }
+    mdb_env_close(env);
+    return rc ? acr__mdb_err(rc, err, "init") : 0;
+}
+
+int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err)
+{
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (stat(path, &st) != 0)
+        return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s (run 'accrue init')", dir);
+    acr_ledger_t *l = calloc(1, sizeof *l);
+    if (l == NULL || (l->path = strdup(dir)) == NULL) {
+        free(l);
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    /* Map size 0: keep the size recorded in the file (grown by earlier appends). */
+    int rc = acr__env_open(dir, false, 0, &l->env, l->dbi, err);
+    if (rc == 0) {
+        MDB_txn *txn;
+        MDB_val k = acr__val("config", 6), v;
+        rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
+        if (rc == 0) {
+            rc = mdb_get(txn, l->dbi[ACR_DB_META], &k, &v);
+            rc = rc == 0 ? config_decode(&v, &l->cfg) : acr__mdb_err(rc, err, "config");
+            mdb_txn_abort(txn);
+            if (rc == ACR_ECORRUPT)
+                acr_err_set(err, rc, "the ledger's config record is damaged");
+        } else {
+            rc = acr__mdb_err(rc, err, "reading config");
+        }
+        if (rc != 0)
+            mdb_env_close(l->env);
+    }
+    if (rc != 0) {
+        free(l->path);
+        free(l);
+        return rc;
+    }
+    pthread_rwlock_init(&l->map_lock, NULL);
+    *out = l;
+    return 0;
+}
+
+void acr_ledger_close(acr_ledger_t *l)
+{
+    if (l == NULL)
+        return;
+    mdb_env_close(l->env);
+    pthread_rwlock_destroy(&l->map_lock);
+    free(l->path);
+    free(l);
+}
+
+const acr_config_t *acr_ledger_config(const acr_ledger_t *l)
+{
+    return &l->cfg;
+}
+
+const char *acr_ledger_path(const acr_ledger_t *l)
+{
+    return l->path;
+}
+
+/* ---- Batches ------------------------------------------------------------ */
+
+void acr_batch_init(acr_batch_t *b)
+{
+    memset(b, 0, sizeof *b);
+    acr_buf_init(&b->records);
+}
+
+void acr_batch_destroy(acr_batch_t *b)
+{
+    acr_buf_destroy(&b->records);
+    free(b->items);
+    acr_batch_init(b);
+}
+
+void acr_batch_reset(acr_batch_t *b)
+{
+    acr_buf_reset(&b->records);
+    b->count = 0;
+}
+
+static int batch_push(acr_batch_t *b, size_t off, uint64_t line, int64_t expected_version)
+{
+    if (b->count == b->items_cap) {
+        size_t cap = b->items_cap ? b->items_cap * 2 : 64;
+        acr_batch_item_t *items = realloc(b->items, cap * sizeof *items);
+        if (items == NULL)
+            return ACR_ENOMEM;
+        b->items = items;
+        b->items_cap = cap;
+    }
+    acr_batch_item_t *it = &b->items[b->count++];
+    it->off = off;
+    it->len = (uint32_t)(b->records.len - off);
+    it->line = line;
+    it->expected_version = expected_version;
+    return 0;
+}
+
+static int batch_finish_add(acr_batch_t *b, size_t off, uint64_t line, int64_t ev, int rc,
+                            acr_err_t *err)
+{
+    if (rc == 0)
+        rc = batch_push(b, off, line, ev);
+    if (rc != 0) {
+        b->records.len = off;
+        if (err != NULL) {
+            if (err->code != rc)
+                acr_err_set(err, rc, "%s", rc == ACR_ENOMEM ? "out of memory" : "rejected");
+            err->line = line;
+        }
+    }
+    return rc;
+}
+
+int acr_batch_add_json(acr_batch_t *b, const acr_config_t *cfg, uint64_t line, const char *text,
+                       size_t len, acr_err_t *err)
+{
+    size_t off = b->records.len;
+    int64_t expected_version = -1;
+    int rc;
+    if (b->count >= ACR_BATCH_EVENTS_MAX)
+        rc = acr_err_set(err, ACR_ETOO_LARGE, "a batch holds at most %d events",
+                         ACR_BATCH_EVENTS_MAX);
+    else
+        rc = acr_event_parse_json(text, len, cfg->utc_offset_min, false, &b->records,
+                                  &expected_version, err);
+    return batch_finish_add(b, off, line, expected_version, rc, err);
+}
+
+int acr_batch_add_msgpack(acr_batch_t *b, const acr_config_t *cfg, uint64_t line,
+                          const uint8_t *p, size_t len, size_t *consumed, acr_err_t *err)
+{
+    size_t off = b->records.len;
+    int64_t expected_version = -1;
+    int rc;
+    if (b->count >= ACR_BATCH_EVENTS_MAX)
+        rc = acr_err_set(err, ACR_ETOO_LARGE, "a batch holds at most %d events",
+                         ACR_BATCH_EVENTS_MAX);
+    else
+        rc = acr_event_parse_msgpack(p, len, consumed, cfg->utc_offset_min, &b->records,
+                                     &expected_version, err);
+    return batch_finish_add(b, off, line, expected_version, rc, err);
+}

@@ -1,0 +1,216 @@
+/* reader.c - read snapshots of the log: sequential reads that check the
+ * chain as they go, random access by seq, stored statements.
+ *
+ * A reader is one MDB_NOTLS read transaction, so it may be used from any
+ * thread (one at a time) and runs concurrently with the writer. Records are
+ * decoded in place: the slices of an acr_event_t point into the LMDB page
+ * and stay valid until the reader is closed.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack: no malloc per event */
+#include <xxhash.h>
+
+#include "internal.h"
+
+struct acr_reader {
+    acr_ledger_t *ledger;
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    uint64_t head_seq;
+    uint8_t head_hash[ACR_HASH_LEN];
+    uint64_t next_seq;              /* seq the next acr_reader_next returns */
+    uint8_t prev_hash[ACR_HASH_LEN]; /* hash(next_seq - 1) */
+    bool positioned;                /* the cursor sits on next_seq - 1 (or before 1) */
+};
+
+void acr_hash_hex(const uint8_t hash[ACR_HASH_LEN], char out[33])
+{
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < ACR_HASH_LEN; i++) {
+        out[2 * i] = hex[hash[i] >> 4];
+        out[2 * i + 1] = hex[hash[i] & 15];
+    }
+    out[32] = '\0';
+}
+
+static void genesis_hash(const acr_ledger_t *l, uint8_t out[ACR_HASH_LEN])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(l->cfg.ledger_id, sizeof l->cfg.ledger_id));
+    memcpy(out, c.digest, ACR_HASH_LEN);
+}
+
+int acr_reader_open(acr_ledger_t *l, acr_reader_t **out, acr_err_t *err)
+{
+    acr_reader_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    r->ledger = l;
+    pthread_rwlock_rdlock(&l->map_lock);
+    int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &r->txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(l->env, 0);
+        rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &r->txn);
+    }
+    if (rc == 0)
+        rc = mdb_cursor_open(r->txn, l->dbi[ACR_DB_LOG], &r->cur);
+    MDB_val k, v;
+    int got = rc ? rc : mdb_cursor_get(r->cur, &k, &v, MDB_LAST);
+    if (got == 0 && k.mv_size == 8 && v.mv_size >= ACR_HASH_LEN) {
+        r->head_seq = acr__be_u64(k.mv_data);
+        memcpy(r->head_hash, v.mv_data, ACR_HASH_LEN);
+    } else if (got == MDB_NOTFOUND) {
+        genesis_hash(l, r->head_hash);
+    } else {
+        rc = got ? got : MDB_CORRUPTED;
+    }
+    if (rc != 0) {
+        if (r->txn != NULL)
+            mdb_txn_abort(r->txn);
+        pthread_rwlock_unlock(&l->map_lock);
+        free(r);
+        return acr__mdb_err(rc, err, "opening a read snapshot");
+    }
+    genesis_hash(l, r->prev_hash);
+    r->next_seq = 1;
+    *out = r;
+    return 0;
+}
+
+void acr_reader_close(acr_reader_t *r)
+{
+    if (r == NULL)
+        return;
+    mdb_cursor_close(r->cur);
+    mdb_txn_abort(r->txn);
+    pthread_rwlock_unlock(&r->ledger->map_lock);
+    free(r);
+}
+
+uint64_t acr_reader_head_seq(const acr_reader_t *r)
+{
+    return r->head_seq;
+}
+
+void acr_reader_head_hash(const acr_reader_t *r, uint8_t out[ACR_HASH_LEN])
+{
+    memcpy(out, r->head_hash, ACR_HASH_LEN);
+}
+
+int acr_reader_hash_at(acr_reader_t *r, uint64_t seq, uint8_t out[ACR_HASH_LEN], acr_err_t *err)
+{
+    if (seq == 0) {
+        genesis_hash(r->ledger, out);
+        return 0;
+    }
+    uint8_t key[8];
+    acr__u64_be(seq, key);
+    MDB_val k = acr__val(key, 8), v;
+    int rc = mdb_get(r->txn, r->ledger->dbi[ACR_DB_LOG], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return acr_err_set(err, ACR_ENOT_FOUND, "no event at seq %llu", (unsigned long long)seq);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    if (v.mv_size < ACR_HASH_LEN)
+        return acr_err_set(err, ACR_ECORRUPT, "seq %llu: record too short",
+                           (unsigned long long)seq);
+    memcpy(out, v.mv_data, ACR_HASH_LEN);
+    return 0;
+}
+
+int acr_reader_seek(acr_reader_t *r, uint64_t seq, acr_err_t *err)
+{
+    if (seq == 0)
+        seq = 1;
+    int rc = acr_reader_hash_at(r, seq - 1, r->prev_hash, err);
+    if (rc == ACR_ENOT_FOUND && seq - 1 > r->head_seq) {
+        memcpy(r->prev_hash, r->head_hash, ACR_HASH_LEN);
+        rc = 0;
+    }
+    if (rc != 0)
+        return rc;
+    r->next_seq = seq;
+    r->positioned = false;
+    return 0;
+}
+
+/* Checks one stored value against the chain: 0, or the error naming seq. */
+static int check_value(acr_reader_t *r, uint64_t seq, const MDB_val *v, acr_event_t *out,
+                       acr_err_t *err)
+{
+    if (v->mv_size <= ACR_HASH_LEN)
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record is truncated",
+                           (unsigned long long)seq);
+    const uint8_t *p = v->mv_data;
+    size_t len = v->mv_size - ACR_HASH_LEN;
+    XXH3_state_t st;
+    XXH3_128bits_reset(&st);
+    XXH3_128bits_update(&st, r->prev_hash, ACR_HASH_LEN);
+    XXH3_128bits_update(&st, p + ACR_HASH_LEN, len);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
+    if (memcmp(c.digest, p, ACR_HASH_LEN) != 0)
+        return acr_err_set(err, ACR_ECHAIN_BROKEN,
+                           "seq %llu: the stored hash does not match its content and chain",
+                           (unsigned long long)seq);
+    if (acr_record_decode(p + ACR_HASH_LEN, len, out) != 0)
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record does not decode",
+                           (unsigned long long)seq);
+    out->seq = seq;
+    return 0;
+}
+
+int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH_LEN],
+                    acr_err_t *err)
+{
+    if (r->next_seq > r->head_seq)
+        return 0;
+    MDB_val k, v;
+    int rc;
+    if (r->positioned) {
+        rc = mdb_cursor_get(r->cur, &k, &v, MDB_NEXT);
+    } else {
+        uint8_t key[8];
+        acr__u64_be(r->next_seq, key);
+        k = acr__val(key, 8);
+        rc = mdb_cursor_get(r->cur, &k, &v, MDB_SET_KEY);
+        r->positioned = true;
+    }
+    if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 8 ||
+                                           acr__be_u64(k.mv_data) != r->next_seq)))
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu is missing from the log",
+                           (unsigned long long)r->next_seq);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    rc = check_value(r, r->next_seq, &v, out, err);
+    if (rc != 0)
+        return rc;
+    memcpy(r->prev_hash, v.mv_data, ACR_HASH_LEN);
+    if (out_hash != NULL)
+        memcpy(out_hash, v.mv_data, ACR_HASH_LEN);
+    r->next_seq++;
+    return 1;
+}
+
+int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
+                         size_t *out_len, acr_err_t *err)
+{
+    MDB_val k = acr__val(period_id, strlen(period_id)), v;
+    int rc = mdb_get(r->txn, r->ledger->dbi[ACR_DB_CLOSES], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return acr_err_set(err, ACR_ENOT_FOUND, "period %s is not closed", period_id);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "closes");
+    *out_csv = v.mv_data;
+    *out_len = v.mv_size;
+    return 0;
+}
+
+/* Engine-internal access to the snapshot's transaction. */
+MDB_txn *acr__reader_txn(acr_reader_t *r);
+MDB_txn *acr__reader_txn(acr_reader_t *r)
+{
+    return r->txn;
+}

@@ -1,0 +1,191 @@
+/* comm_internal.h - shared state of the commission processor's files.
+ *
+ * Not a public header: only the processors/ sources include it. The processor keeps
+ * compact records (48-byte sales, interned strings as u32 indexes) in
+ * growable arrays and open-addressing tables, and strings in one arena that
+ * the finished statement takes over (so lines point into it without copies).
+ */
+#ifndef ACCRUE_COMM_INTERNAL_H
+#define ACCRUE_COMM_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "accrue/commission.h"
+#include "accrue/plan.h"
+
+#define ACR__NONE UINT32_MAX /* no index: an absent attribute, no record */
+
+/* ---- arena: bump allocation in chunks, freed all at once ---- */
+typedef struct acr__chunk {
+    struct acr__chunk *next; /* older chunk */
+    size_t used;             /* bytes handed out */
+    size_t cap;              /* bytes in data */
+    _Alignas(8) char data[]; /* the memory */
+} acr__chunk_t;
+
+typedef struct acr__arena {
+    acr__chunk_t *head; /* newest chunk, NULL when empty */
+} acr__arena_t;
+
+void *acr__arena_alloc(acr__arena_t *a, size_t n);
+/* A NUL-terminated copy of s[0..n); NULL on out of memory. */
+char *acr__arena_strdup(acr__arena_t *a, const char *s, size_t n);
+void acr__arena_free(acr__arena_t *a);
+
+/* ---- string table: interning, index-stable, open addressing ---- */
+typedef struct acr__strent {
+    const char *s; /* arena copy, NUL-terminated */
+    uint32_t len;  /* bytes without the NUL */
+    uint32_t hash; /* acr__hash(s, len) */
+} acr__strent_t;
+
+typedef struct acr__strtab {
+    acr__strent_t *ents; /* by index */
+    uint32_t count;      /* entries used */
+    uint32_t ents_cap;   /* entries allocated */
+    uint32_t *slots;     /* index + 1, 0 = empty */
+    uint32_t mask;       /* slot count - 1 (a power of two), 0 before the first add */
+} acr__strtab_t;
+
+uint32_t acr__hash(const void *p, size_t n);
+/* The index of s, or ACR__NONE. */
+uint32_t acr__strtab_find(const acr__strtab_t *t, const char *s, uint32_t len, uint32_t hash);
+/* Finds or adds s (copied into a); *out_new says whether it was added. */
+int acr__strtab_intern(acr__strtab_t *t, acr__arena_t *a, const char *s, uint32_t len,
+                       uint32_t *out_idx, bool *out_new);
+void acr__strtab_free(acr__strtab_t *t);
+
+/* Grows *p (elements of elem bytes, capacity *cap) to hold need; amortised doubling. */
+int acr__grow(void **p, size_t *cap, size_t need, size_t elem);
+
+/* Sorts idx[0..n) by less(ctx, a, b), stable; tmp has room for n. Skips sorted input. */
+typedef bool (*acr__less_fn)(const void *ctx, uint32_t a, uint32_t b);
+void acr__sort_idx(uint32_t *idx, uint32_t *tmp, size_t n, acr__less_fn less, const void *ctx);
+
+/* ---- records ---- */
+typedef struct acr__attrs {
+    uint32_t tier;   /* attrs-table index or ACR__NONE */
+    uint32_t kind;
+    uint32_t region;
+    uint32_t plan;   /* plan_id */
+} acr__attrs_t;
+
+enum { ACR__UPD_TIER = 1, ACR__UPD_PLAN = 2, ACR__UPD_REGION = 4 };
+
+typedef struct acr__partner {
+    const char *id;      /* arena */
+    char currency[4];    /* "" until registered */
+    bool registered;     /* false for a partner seen only in a closed statement */
+    acr__attrs_t reg;    /* attributes of partner.registered */
+} acr__partner_t;
+
+typedef struct acr__update {
+    int64_t at_ms;
+    uint64_t seq;
+    uint32_t partner;
+    uint32_t mask;       /* ACR__UPD_* present */
+    acr__attrs_t v;      /* kind unused */
+} acr__update_t;
+
+typedef struct acr__sale {   /* 48 bytes: one per sale with period <= U */
+    int64_t at_ms;
+    uint64_t seq;
+    int64_t amount_minor;
+    int64_t refunded_minor;  /* refunds fed so far (seq order) */
+    uint32_t id;             /* sale_ids index */
+    uint32_t partner;
+    uint32_t customer;       /* customers index */
+    uint32_t product;        /* attrs index */
+} acr__sale_t;
+
+typedef struct acr__refund { /* one per refund with period <= U */
+    int64_t at_ms;
+    uint64_t seq;
+    int64_t amount_minor;
+    int64_t before_minor;    /* the sale's earlier refunds (by seq) */
+    const char *id;          /* arena: the refund event id */
+    uint32_t sale;           /* sales index */
+} acr__refund_t;
+
+typedef struct acr__adj {    /* one per adjustment with period <= U */
+    int64_t at_ms;
+    uint64_t seq;
+    int64_t amount_minor;
+    const char *id;          /* arena */
+    uint32_t partner;
+} acr__adj_t;
+
+typedef struct acr__customer {
+    int64_t first_at_ms;     /* the first sale by (at, seq), whole log */
+    uint64_t first_seq;
+} acr__customer_t;
+
+typedef struct acr__plan_ver {
+    acr_plan_t plan;
+    uint32_t key;            /* attrs index of plan_id */
+    uint32_t *match;         /* 4 attrs indexes per rule: tier, kind, region, product */
+    const char *tag;         /* "plan_id@version", arena */
+    const char **rule_tags;  /* "plan_id@version#i" per rule, arena */
+} acr__plan_ver_t;
+
+typedef struct acr__paid {   /* one line identity of the closed statements */
+    uint32_t partner;
+    int32_t origin;
+    uint8_t kind;
+    bool used;               /* matched by a now-side line in this run */
+    uint32_t hash;           /* of the identity */
+    const char *source;      /* arena */
+    int64_t amount_minor;    /* paid: the sum over every closed statement */
+    uint64_t seq;            /* the latest closed line's fields */
+    int64_t at_ms;
+    const char *rule;        /* arena */
+    int64_t basis_minor;
+    char currency[4];
+} acr__paid_t;
+
+struct acr_comm {
+    acr_comm_config_t cfg;
+    acr__arena_t arena;          /* every string; handed to the statement at finish */
+    acr__strtab_t partner_ids;   /* index = partners index */
+    acr__strtab_t attrs;         /* tier/kind/region/plan_id/product values */
+    acr__strtab_t sale_ids;      /* index = sales index */
+    acr__strtab_t customer_ids;  /* index = customers index */
+    acr__partner_t *partners;
+    size_t partners_cap;
+    acr__update_t *updates;
+    size_t update_count, updates_cap;
+    acr__sale_t *sales;
+    size_t sales_cap;            /* count is sale_ids.count */
+    acr__refund_t *refunds;
+    size_t refund_count, refunds_cap;
+    acr__adj_t *adjs;
+    size_t adj_count, adjs_cap;
+    acr__customer_t *customers;
+    size_t customers_cap;
+    acr__plan_ver_t *plans;      /* publish order, what-if ones last */
+    size_t plan_count, plans_cap;
+    acr__paid_t *paid;
+    size_t paid_count, paid_cap;
+    uint32_t *paid_slots;        /* index + 1 */
+    size_t paid_mask;
+    bool finished;
+};
+
+/* Partner index of id, added unregistered when new. */
+int acr__partner_intern(acr_comm_t *c, const char *id, uint32_t len, uint32_t *out_idx);
+/* Hash of a line identity. */
+uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
+                            size_t src_len);
+/* The paid entry of an identity, or NULL. */
+acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
+                            unsigned kind, const char *src, size_t src_len, uint32_t hash);
+/* The now-side lines and the restatement (lines.c): fills st->lines and unplanned. */
+int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);
+/* CSV, fingerprint and totals of st->lines (statement.c). */
+int acr__statement_build(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);
+/* Overflow error naming partner and period. */
+int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period);
+
+#endif

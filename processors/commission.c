@@ -1,0 +1,427 @@
+/* commission.c - the commission processor's feed side (commissions.md).
+ *
+ * acr_comm_feed runs once per event of a 10 M-event replay, so it does
+ * constant work per event: hash the ids it needs, intern the strings it
+ * keeps (an event's bytes die with the feed call), append a compact record
+ * to a growable array. Nothing is computed here that later events could
+ * change: partner updates are applied by business time and late sales move
+ * "first sale of a customer", so all commission math waits for
+ * acr_comm_finish (lines.c, statement.c). Only sales, refunds and
+ * adjustments whose period is <= the run's period U get records; every sale
+ * still updates the customer -> first sale map, which spans the whole log.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accrue/date.h"
+#include "accrue/limits.h"
+#include "accrue/money.h"
+#include "comm_internal.h"
+
+const char ACR_STATEMENT_HEADER[] = "period,partner_id,line,origin_period,kind,source_id,"
+                                    "source_seq,at,rule,basis_minor,amount_minor,currency\n";
+
+const char *acr_line_kind_name(int kind)
+{
+    static const char *const names[] = {
+#define XX(name, wire) wire,
+        ACR_LINE_KIND_MAP(XX)
+#undef XX
+    };
+    if (kind < 0 || kind >= ACR_LINE__COUNT)
+        return "unknown";
+    return names[kind];
+}
+
+acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg)
+{
+    acr_comm_t *c = calloc(1, sizeof *c);
+    if (c != NULL)
+        c->cfg = *cfg;
+    return c;
+}
+
+void acr_comm_free(acr_comm_t *c)
+{
+    if (c == NULL)
+        return;
+    for (size_t i = 0; i < c->plan_count; i++) {
+        acr_plan_destroy(&c->plans[i].plan);
+        free(c->plans[i].match);
+        free(c->plans[i].rule_tags);
+    }
+    free(c->plans);
+    acr__strtab_free(&c->partner_ids);
+    acr__strtab_free(&c->attrs);
+    acr__strtab_free(&c->sale_ids);
+    acr__strtab_free(&c->customer_ids);
+    free(c->partners);
+    free(c->updates);
+    free(c->sales);
+    free(c->refunds);
+    free(c->adjs);
+    free(c->customers);
+    free(c->paid);
+    free(c->paid_slots);
+    acr__arena_free(&c->arena);
+    free(c);
+}
+
+int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period)
+{
+    char pid[ACR_PERIOD_ID_MAX];
+    acr_period_format(c->cfg.period_kind, period, pid);
+    acr_err_set(err, ACR_EOVERFLOW, "amounts of partner %s in period %s leave int64",
+                partner_id ? partner_id : "?", pid);
+    if (err != NULL)
+        snprintf(err->field, sizeof err->field, "%s", "amount_minor");
+    return ACR_EOVERFLOW;
+}
+
+static int nomem(acr_err_t *err)
+{
+    return acr_err_set(err, ACR_ENOMEM, "out of memory in the commission processor");
+}
+
+int acr__partner_intern(acr_comm_t *c, const char *id, uint32_t len, uint32_t *out_idx)
+{
+    bool is_new;
+    if (acr__strtab_intern(&c->partner_ids, &c->arena, id, len, out_idx, &is_new) != 0)
+        return ACR_ENOMEM;
+    if (!is_new)
+        return 0;
+    if (acr__grow((void **)&c->partners, &c->partners_cap, c->partner_ids.count,
+                  sizeof *c->partners) != 0)
+        return ACR_ENOMEM;
+    acr__partner_t *p = &c->partners[*out_idx];
+    memset(p, 0, sizeof *p);
+    p->id = c->partner_ids.ents[*out_idx].s;
+    p->reg = (acr__attrs_t){ACR__NONE, ACR__NONE, ACR__NONE, ACR__NONE};
+    return 0;
+}
+
+/* Interns an optional string field into the attrs table (ACR__NONE when absent). */
+static int attr_of(acr_comm_t *c, const acr_event_t *ev, int field, uint32_t *out)
+{
+    *out = ACR__NONE;
+    if (!ACR_HAS(ev, field))
+        return 0;
+    return acr__strtab_intern(&c->attrs, &c->arena, ev->str[field].ptr, ev->str[field].len, out,
+                              NULL);
+}
+
+static int feed_registered(acr_comm_t *c, const acr_event_t *ev)
+{
+    uint32_t idx;
+    const acr_str_t *id = &ev->str[ACR_F_PARTNER_ID];
+    if (acr__partner_intern(c, id->ptr, id->len, &idx) != 0)
+        return ACR_ENOMEM;
+    acr__attrs_t a;
+    if (attr_of(c, ev, ACR_F_TIER, &a.tier) != 0 || attr_of(c, ev, ACR_F_KIND, &a.kind) != 0 ||
+        attr_of(c, ev, ACR_F_REGION, &a.region) != 0 || attr_of(c, ev, ACR_F_PLAN_ID, &a.plan) != 0)
+        return ACR_ENOMEM;
+    acr__partner_t *p = &c->partners[idx];
+    p->reg = a;
+    p->registered = true;
+    memset(p->currency, 0, sizeof p->currency);
+    const acr_str_t *cur = &ev->str[ACR_F_CURRENCY];
+    if (ACR_HAS(ev, ACR_F_CURRENCY))
+        memcpy(p->currency, cur->ptr, cur->len < 3 ? cur->len : 3);
+    return 0;
+}
+
+static int feed_updated(acr_comm_t *c, const acr_event_t *ev)
+{
+    uint32_t idx;
+    const acr_str_t *id = &ev->str[ACR_F_PARTNER_ID];
+    if (acr__partner_intern(c, id->ptr, id->len, &idx) != 0)
+        return ACR_ENOMEM;
+    acr__update_t u = {ev->at_ms, ev->seq, idx, 0, {ACR__NONE, ACR__NONE, ACR__NONE, ACR__NONE}};
+    if (attr_of(c, ev, ACR_F_TIER, &u.v.tier) != 0 || attr_of(c, ev, ACR_F_REGION, &u.v.region) != 0 ||
+        attr_of(c, ev, ACR_F_PLAN_ID, &u.v.plan) != 0)
+        return ACR_ENOMEM;
+    u.mask = (ACR_HAS(ev, ACR_F_TIER) ? ACR__UPD_TIER : 0u) |
+             (ACR_HAS(ev, ACR_F_PLAN_ID) ? ACR__UPD_PLAN : 0u) |
+             (ACR_HAS(ev, ACR_F_REGION) ? ACR__UPD_REGION : 0u);
+    if (u.mask == 0)
+        return 0; /* a name change: no commission attribute */
+    if (acr__grow((void **)&c->updates, &c->updates_cap, c->update_count + 1,
+                  sizeof *c->updates) != 0)
+        return ACR_ENOMEM;
+    c->updates[c->update_count++] = u;
+    return 0;
+}
+
+static int32_t period_of(const acr_comm_t *c, int64_t at_ms)
+{
+    int32_t day = acr_local_day(at_ms, c->cfg.utc_offset_min);
+    return acr_period_of_day(c->cfg.period_kind, day);
+}
+
+/* Keeps the customer's first sale by (at, seq) over the whole log. */
+static int note_customer(acr_comm_t *c, const acr_event_t *ev, uint32_t *out_idx)
+{
+    bool is_new;
+    const acr_str_t *cid = &ev->str[ACR_F_CUSTOMER_ID];
+    if (acr__strtab_intern(&c->customer_ids, &c->arena, cid->ptr, cid->len, out_idx, &is_new) != 0)
+        return ACR_ENOMEM;
+    if (is_new) {
+        if (acr__grow((void **)&c->customers, &c->customers_cap, c->customer_ids.count,
+                      sizeof *c->customers) != 0)
+            return ACR_ENOMEM;
+        c->customers[*out_idx] = (acr__customer_t){ev->at_ms, ev->seq};
+    } else if (ev->at_ms < c->customers[*out_idx].first_at_ms) {
+        /* seq grows with feed order, so an equal at keeps the earlier sale */
+        c->customers[*out_idx] = (acr__customer_t){ev->at_ms, ev->seq};
+    }
+    return 0;
+}
+
+static int feed_sale(acr_comm_t *c, const acr_event_t *ev)
+{
+    uint32_t cust, idx, partner, product;
+    if (note_customer(c, ev, &cust) != 0)
+        return ACR_ENOMEM;
+    if (period_of(c, ev->at_ms) > c->cfg.run_period)
+        return 0;
+    bool is_new;
+    const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
+    if (acr__strtab_intern(&c->sale_ids, &c->arena, sid->ptr, sid->len, &idx, &is_new) != 0)
+        return ACR_ENOMEM;
+    if (!is_new)
+        return 0; /* the log never holds two sales with one id; keep the first */
+    const acr_str_t *pid = &ev->str[ACR_F_PARTNER_ID];
+    const acr_str_t *prod = &ev->str[ACR_F_PRODUCT];
+    if (acr__partner_intern(c, pid->ptr, pid->len, &partner) != 0 ||
+        acr__strtab_intern(&c->attrs, &c->arena, prod->ptr, prod->len, &product, NULL) != 0 ||
+        acr__grow((void **)&c->sales, &c->sales_cap, c->sale_ids.count, sizeof *c->sales) != 0)
+        return ACR_ENOMEM;
+    c->sales[idx] = (acr__sale_t){ev->at_ms, ev->seq, ev->num[ACR_F_AMOUNT_MINOR], 0,
+                                  idx, partner, cust, product};
+    return 0;
+}
+
+static int feed_refund(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
+{
+    const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
+    uint32_t idx = acr__strtab_find(&c->sale_ids, sid->ptr, sid->len, acr__hash(sid->ptr, sid->len));
+    if (idx == ACR__NONE)
+        return 0; /* a sale after U: its refunds are after U too */
+    acr__sale_t *s = &c->sales[idx];
+    int64_t before = s->refunded_minor;
+    if (!acr_add_checked(&s->refunded_minor, ev->num[ACR_F_AMOUNT_MINOR]))
+        return acr__overflow(c, err, c->partners[s->partner].id, period_of(c, ev->at_ms));
+    if (period_of(c, ev->at_ms) > c->cfg.run_period)
+        return 0;
+    if (acr__grow((void **)&c->refunds, &c->refunds_cap, c->refund_count + 1,
+                  sizeof *c->refunds) != 0)
+        return nomem(err);
+    const char *id = acr__arena_strdup(&c->arena, ev->id.ptr, ev->id.len);
+    if (id == NULL)
+        return nomem(err);
+    c->refunds[c->refund_count++] =
+        (acr__refund_t){ev->at_ms, ev->seq, ev->num[ACR_F_AMOUNT_MINOR], before, id, idx};
+    return 0;
+}
+
+static int feed_adjustment(acr_comm_t *c, const acr_event_t *ev)
+{
+    if (period_of(c, ev->at_ms) > c->cfg.run_period)
+        return 0;
+    uint32_t partner;
+    const acr_str_t *pid = &ev->str[ACR_F_PARTNER_ID];
+    if (acr__partner_intern(c, pid->ptr, pid->len, &partner) != 0 ||
+        acr__grow((void **)&c->adjs, &c->adjs_cap, c->adj_count + 1, sizeof *c->adjs) != 0)
+        return ACR_ENOMEM;
+    const char *id = acr__arena_strdup(&c->arena, ev->id.ptr, ev->id.len);
+    if (id == NULL)
+        return ACR_ENOMEM;
+    c->adjs[c->adj_count++] =
+        (acr__adj_t){ev->at_ms, ev->seq, ev->num[ACR_F_AMOUNT_MINOR], id, partner};
+    return 0;
+}
+
+/* Interns plan_id and the rule match values, and builds the rule strings. */
+static int plan_compile(acr_comm_t *c, acr__plan_ver_t *v)
+{
+    const acr_plan_t *p = &v->plan;
+    if (acr__strtab_intern(&c->attrs, &c->arena, p->plan_id, (uint32_t)strlen(p->plan_id), &v->key,
+                           NULL) != 0)
+        return ACR_ENOMEM;
+    v->match = calloc((size_t)p->rule_count * 4, sizeof *v->match);
+    v->rule_tags = calloc(p->rule_count, sizeof *v->rule_tags);
+    if (v->match == NULL || v->rule_tags == NULL)
+        return ACR_ENOMEM;
+    char buf[128];
+    int n = snprintf(buf, sizeof buf, "%s@%lld", p->plan_id, (long long)p->version);
+    if ((v->tag = acr__arena_strdup(&c->arena, buf, (size_t)n)) == NULL)
+        return ACR_ENOMEM;
+    for (uint32_t i = 0; i < p->rule_count; i++) {
+        const acr_rule_t *r = &p->rules[i];
+        const char *vals[4] = {r->tier, r->kind, r->region, r->product};
+        for (unsigned k = 0; k < 4; k++) {
+            v->match[4 * i + k] = ACR__NONE;
+            if (vals[k] != NULL && acr__strtab_intern(&c->attrs, &c->arena, vals[k],
+                                                      (uint32_t)strlen(vals[k]),
+                                                      &v->match[4 * i + k], NULL) != 0)
+                return ACR_ENOMEM;
+        }
+        n = snprintf(buf, sizeof buf, "%s#%u", v->tag, (unsigned)i);
+        if ((v->rule_tags[i] = acr__arena_strdup(&c->arena, buf, (size_t)n)) == NULL)
+            return ACR_ENOMEM;
+    }
+    return 0;
+}
+
+/* Takes ownership of *plan (also on failure). */
+static int plan_add(acr_comm_t *c, acr_plan_t *plan, acr_err_t *err)
+{
+    if (acr__grow((void **)&c->plans, &c->plans_cap, c->plan_count + 1, sizeof *c->plans) != 0) {
+        acr_plan_destroy(plan);
+        return nomem(err);
+    }
+    acr__plan_ver_t *v = &c->plans[c->plan_count++];
+    memset(v, 0, sizeof *v);
+    v->plan = *plan;
+    return plan_compile(c, v) != 0 ? nomem(err) : 0;
+}
+
+static int feed_plan(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
+{
+    acr_plan_t plan;
+    acr_err_t perr;
+    acr_err_clear(&perr);
+    const acr_str_t *doc = &ev->str[ACR_F_PLAN];
+    if (acr_plan_parse(doc->ptr, doc->len, &plan, &perr) != 0) {
+        acr_err_set(err, ACR_ECORRUPT, "stored plan of seq %llu does not parse: %s",
+                    (unsigned long long)ev->seq, perr.msg);
+        return ACR_ECORRUPT;
+    }
+    return plan_add(c, &plan, err);
+}
+
+int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
+{
+    if (ev->seq > c->cfg.through_seq)
+        return 0; /* does not exist as of X */
+    int rc = 0;
+    switch (ev->type) {
+    case ACR_EV_PARTNER_REGISTERED: rc = feed_registered(c, ev); break;
+    case ACR_EV_PARTNER_UPDATED: rc = feed_updated(c, ev); break;
+    case ACR_EV_SALE_RECORDED: rc = feed_sale(c, ev); break;
+    case ACR_EV_SALE_REFUNDED: return feed_refund(c, ev, err);
+    case ACR_EV_ADJUSTMENT_RECORDED: rc = feed_adjustment(c, ev); break;
+    case ACR_EV_PLAN_PUBLISHED: return feed_plan(c, ev, err);
+    default: return 0; /* period.closed passes through: its lines come via add_closed */
+    }
+    return rc != 0 ? nomem(err) : 0;
+}
+
+/* A partner is on a plan when its registration or any update names it. */
+static bool partner_on_plan(const acr_comm_t *c, uint32_t p, uint32_t key)
+{
+    if (c->partners[p].reg.plan == key)
+        return true;
+    for (size_t i = 0; i < c->update_count; i++) {
+        const acr__update_t *u = &c->updates[i];
+        if (u->partner == p && (u->mask & ACR__UPD_PLAN) && u->v.plan == key)
+            return true;
+    }
+    return false;
+}
+
+static int whatif_check(const acr_comm_t *c, const acr_plan_t *plan, acr_err_t *err)
+{
+    for (size_t i = 0; i < c->plan_count; i++) {
+        const acr_plan_t *q = &c->plans[i].plan;
+        if (strcmp(q->plan_id, plan->plan_id) != 0)
+            continue;
+        if (plan->version <= q->version) {
+            acr_err_set(err, ACR_ESTALE_VERSION, "plan %s version %lld is not above version %lld",
+                        plan->plan_id, (long long)plan->version, (long long)q->version);
+            snprintf(err->field, sizeof err->field, "%s", "plan.version");
+            return ACR_ESTALE_VERSION;
+        }
+        if (strcmp(q->currency, plan->currency) != 0) {
+            acr_err_set(err, ACR_ECURRENCY_MISMATCH, "plan %s is in %s, not %s", plan->plan_id,
+                        q->currency, plan->currency);
+            snprintf(err->field, sizeof err->field, "%s", "plan.currency");
+            return ACR_ECURRENCY_MISMATCH;
+        }
+    }
+    uint32_t key = acr__strtab_find(&c->attrs, plan->plan_id, (uint32_t)strlen(plan->plan_id),
+                                    acr__hash(plan->plan_id, strlen(plan->plan_id)));
+    for (uint32_t p = 0; key != ACR__NONE && p < c->partner_ids.count; p++) {
+        const acr__partner_t *pa = &c->partners[p];
+        if (pa->registered && partner_on_plan(c, p, key) &&
+            strcmp(pa->currency, plan->currency) != 0) {
+            acr_err_set(err, ACR_ECURRENCY_MISMATCH, "partner %s on plan %s is in %s, not %s",
+                        pa->id, plan->plan_id, pa->currency, plan->currency);
+            snprintf(err->field, sizeof err->field, "%s", "plan.currency");
+            return ACR_ECURRENCY_MISMATCH;
+        }
+    }
+    return 0;
+}
+
+int acr_comm_add_whatif_plan(acr_comm_t *c, const char *json, size_t len, acr_err_t *err)
+{
+    acr_plan_t plan;
+    acr_err_t tmp;
+    if (err == NULL)
+        err = &tmp;
+    acr_err_clear(err);
+    int rc = acr_plan_parse(json, len, &plan, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = whatif_check(c, &plan, err)) != 0) {
+        acr_plan_destroy(&plan);
+        return rc;
+    }
+    return plan_add(c, &plan, err);
+}
+
+int acr_comm_finish(acr_comm_t *c, acr_statement_t *out, acr_err_t *err)
+{
+    memset(out, 0, sizeof *out);
+    out->period = c->cfg.run_period;
+    if (c->finished)
+        return acr_err_set(err, ACR_EUSAGE, "acr_comm_finish called twice");
+    int rc = acr__compute_lines(c, out, err);
+    if (rc == 0)
+        rc = acr__statement_build(c, out, err);
+    if (rc == 0) {
+        acr__arena_t *a = malloc(sizeof *a);
+        if (a == NULL)
+            rc = nomem(err);
+        else {
+            *a = c->arena; /* the statement's strings live here: hand it over */
+            c->arena.head = NULL;
+            out->arena = a;
+            c->finished = true;
+        }
+    }
+    if (rc != 0) {
+        acr_statement_destroy(out);
+        out->period = c->cfg.run_period;
+    }
+    return rc;
+}
+
+void acr_statement_destroy(acr_statement_t *s)
+{
+    if (s == NULL)
+        return;
+    free(s->lines);
+    free(s->csv);
+    free(s->partners);
+    free(s->unplanned);
+    free(s->plans_used);
+    free(s->currency_totals);
+    if (s->arena != NULL) {
+        acr__arena_free(s->arena);
+        free(s->arena);
+    }
+    memset(s, 0, sizeof *s);
+}

@@ -1,0 +1,184 @@
+/* intern.c - the processor's memory: an arena, string interning, index sort.
+ *
+ * The hot loop of acr_comm_feed must not call malloc per event, and strings
+ * in an event are only valid during the feed call. So every kept string is
+ * copied once into a chunked arena and interned in an open-addressing table
+ * (slots hold an index, the entry holds the hash, so a lookup compares
+ * 4-byte hashes before bytes). Records then carry u32 indexes, never
+ * pointers to event bytes. Arrays grow by doubling (amortised O(1)).
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "accrue/error.h"
+#include "comm_internal.h"
+
+#define CHUNK_BYTES (1u << 20) /* 1 MiB: few chunks, little waste */
+
+void *acr__arena_alloc(acr__arena_t *a, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    acr__chunk_t *h = a->head;
+    if (h == NULL || h->cap - h->used < n) {
+        size_t cap = n > CHUNK_BYTES ? n : CHUNK_BYTES;
+        acr__chunk_t *c = malloc(sizeof *c + cap);
+        if (c == NULL)
+            return NULL;
+        c->next = h;
+        c->used = 0;
+        c->cap = cap;
+        a->head = h = c;
+    }
+    void *p = h->data + h->used;
+    h->used += n;
+    return p;
+}
+
+char *acr__arena_strdup(acr__arena_t *a, const char *s, size_t n)
+{
+    char *p = acr__arena_alloc(a, n + 1);
+    if (p == NULL)
+        return NULL;
+    if (n > 0)
+        memcpy(p, s, n);
+    p[n] = '\0';
+    return p;
+}
+
+void acr__arena_free(acr__arena_t *a)
+{
+    acr__chunk_t *c = a->head;
+    while (c != NULL) {
+        acr__chunk_t *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+}
+
+uint32_t acr__hash(const void *p, size_t n)
+{
+    return (uint32_t)XXH3_64bits(p, n);
+}
+
+int acr__grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t n = *cap ? *cap : 16;
+    while (n < need)
+        n *= 2;
+    if (n > SIZE_MAX / elem)
+        return ACR_ENOMEM;
+    void *q = realloc(*p, n * elem);
+    if (q == NULL)
+        return ACR_ENOMEM;
+    *p = q;
+    *cap = n;
+    return 0;
+}
+
+uint32_t acr__strtab_find(const acr__strtab_t *t, const char *s, uint32_t len, uint32_t hash)
+{
+    if (t->mask == 0)
+        return ACR__NONE;
+    for (uint32_t i = hash & t->mask;; i = (i + 1) & t->mask) {
+        uint32_t slot = t->slots[i];
+        if (slot == 0)
+            return ACR__NONE;
+        const acr__strent_t *e = &t->ents[slot - 1];
+        if (e->hash == hash && e->len == len && memcmp(e->s, s, len) == 0)
+            return slot - 1;
+    }
+}
+
+/* Doubles the slot array (load factor kept <= 1/2) and reinserts. */
+static int rehash(acr__strtab_t *t)
+{
+    uint32_t nslots = t->mask ? (t->mask + 1) * 2 : 64;
+    if (nslots == 0)
+        return ACR_ENOMEM;
+    uint32_t *slots = calloc(nslots, sizeof *slots);
+    if (slots == NULL)
+        return ACR_ENOMEM;
+    uint32_t mask = nslots - 1;
+    for (uint32_t k = 0; k < t->count; k++) {
+        uint32_t i = t->ents[k].hash & mask;
+        while (slots[i] != 0)
+            i = (i + 1) & mask;
+        slots[i] = k + 1;
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = mask;
+    return 0;
+}
+
+int acr__strtab_intern(acr__strtab_t *t, acr__arena_t *a, const char *s, uint32_t len,
+                       uint32_t *out_idx, bool *out_new)
+{
+    uint32_t hash = acr__hash(s, len);
+    uint32_t idx = acr__strtab_find(t, s, len, hash);
+    if (out_new != NULL)
+        *out_new = idx == ACR__NONE;
+    if (idx != ACR__NONE) {
+        *out_idx = idx;
+        return 0;
+    }
+    if (t->count >= UINT32_MAX - 1)
+        return ACR_ENOMEM;
+    if ((size_t)(t->count + 1) * 2 > (size_t)t->mask + 1 && rehash(t) != 0)
+        return ACR_ENOMEM;
+    size_t cap = t->ents_cap;
+    if (acr__grow((void **)&t->ents, &cap, (size_t)t->count + 1, sizeof *t->ents) != 0)
+        return ACR_ENOMEM;
+    t->ents_cap = (uint32_t)(cap > UINT32_MAX ? UINT32_MAX : cap);
+    const char *copy = acr__arena_strdup(a, s, len);
+    if (copy == NULL)
+        return ACR_ENOMEM;
+    idx = t->count++;
+    t->ents[idx] = (acr__strent_t){copy, len, hash};
+    uint32_t i = hash & t->mask;
+    while (t->slots[i] != 0)
+        i = (i + 1) & t->mask;
+    t->slots[i] = idx + 1;
+    *out_idx = idx;
+    return 0;
+}
+
+void acr__strtab_free(acr__strtab_t *t)
+{
+    free(t->ents);
+    free(t->slots);
+    memset(t, 0, sizeof *t);
+}
+
+/* Bottom-up merge sort: stable, O(n log n) worst case, no recursion. */
+void acr__sort_idx(uint32_t *idx, uint32_t *tmp, size_t n, acr__less_fn less, const void *ctx)
+{
+    size_t i = 1;
+    while (i < n && !less(ctx, idx[i], idx[i - 1]))
+        i++;
+    if (i >= n)
+        return; /* already in order: the common case (events mostly arrive in time order) */
+    uint32_t *src = idx, *dst = tmp;
+    for (size_t width = 1; width < n; width *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * width) {
+            size_t mid = lo + width < n ? lo + width : n;
+            size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
+            size_t a = lo, b = mid, k = lo;
+            while (a < mid && b < hi)
+                dst[k++] = less(ctx, src[b], src[a]) ? src[b++] : src[a++];
+            while (a < mid)
+                dst[k++] = src[a++];
+            while (b < hi)
+                dst[k++] = src[b++];
+        }
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    if (src != idx)
+        memcpy(idx, src, n * sizeof *idx);
+}

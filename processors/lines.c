@@ -1,0 +1,653 @@
+/* lines.c - the lines of every origin period <= U, and their restatement.
+ *
+ * acr_comm_finish's core. Records are grouped by partner (a counting sort on
+ * the partner index, so one partner's records keep their feed order) and
+ * each group is put in (at, seq) order with a merge sort that returns at
+ * once on already-ordered input. Partners are then visited in partner_id
+ * byte order, and for each one, in four steps:
+ *   A. sales in (at, seq) order, one period at a time: attributes as of the
+ *      sale (partner.updated applied by business time through a cursor), the
+ *      plan version on the sale's local date, the first matching rule, the
+ *      bracket commission on [cum, cum + amount); the period-level plan as of
+ *      the period's end - 1 ms;
+ *   B. refunds: clawbacks, and the refunds' share of each period's net;
+ *   C. target bonus and cap per period;
+ *   D. the lines, period by period in statement kind order, each compared
+ *      with what closed statements paid for its identity (delta = now - paid);
+ *      paid identities with no now-side line then get -paid.
+ * Because every step emits in statement order, a partner's lines need a sort
+ * only when a paid-only identity was appended.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "accrue/date.h"
+#include "accrue/limits.h"
+#include "accrue/money.h"
+#include "comm_internal.h"
+
+typedef struct pinfo {
+    int32_t period;       /* an origin period in which the partner has sales */
+    uint32_t sale_lo;     /* the period's sales: positions in the partner's sale order */
+    uint32_t sale_hi;
+    int32_t level_ver;    /* plan version of the period-level lines, -1 = none */
+    int64_t net_minor;    /* sales minus refunds of the period */
+    int64_t sub_minor;    /* lines of kinds sale .. target_bonus */
+    int64_t target_minor; /* target bonus line, 0 = none */
+    int64_t cap_minor;    /* cap line, 0 = none */
+} pinfo_t;
+
+typedef struct group {
+    uint32_t *ord;   /* record indexes, grouped by partner */
+    uint32_t *start; /* partner p's records are ord[start[p] .. start[p + 1]) */
+} group_t;
+
+typedef struct cursor {
+    acr__attrs_t a;       /* attributes as of the last advance */
+    const uint32_t *upd;  /* the partner's updates in (at, seq) order */
+    size_t n;
+    size_t i;             /* updates applied */
+} cursor_t;
+
+typedef struct run {
+    acr_comm_t *c;
+    acr_statement_t *st;
+    acr_err_t *err;
+    size_t lines_cap, unplanned_cap;
+    int64_t *comm;        /* per sale: its sale-line amount (0 when unplanned) */
+    int32_t *ver;         /* per sale: plan version on its date, -1 */
+    int32_t *rule;        /* per sale: matched rule, -1 = unplanned */
+    int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
+    group_t sales, refunds, adjs, upds, paid;
+    pinfo_t *pinfo;
+    size_t pinfo_count, pinfo_cap;
+    int32_t *period_keys; /* period id strings, interned in the arena */
+    const char **period_strs;
+    size_t period_count, period_cap;
+    const char *partner_id; /* the partner being processed */
+    uint32_t partner;
+} run_t;
+
+static int nomem(run_t *r)
+{
+    return acr_err_set(r->err, ACR_ENOMEM, "out of memory computing statement lines");
+}
+
+static int32_t period_of(const acr_comm_t *c, int64_t at_ms)
+{
+    return acr_period_of_day(c->cfg.period_kind, acr_local_day(at_ms, c->cfg.utc_offset_min));
+}
+
+static const char *period_str(run_t *r, int32_t period)
+{
+    for (size_t i = r->period_count; i-- > 0;)
+        if (r->period_keys[i] == period)
+            return r->period_strs[i];
+    size_t cap = r->period_cap;
+    if (acr__grow((void **)&r->period_keys, &cap, r->period_count + 1, sizeof(int32_t)) != 0 ||
+        acr__grow((void **)&r->period_strs, &r->period_cap, r->period_count + 1,
+                  sizeof(char *)) != 0)
+        return NULL;
+    char buf[ACR_PERIOD_ID_MAX];
+    acr_period_format(r->c->cfg.period_kind, period, buf);
+    const char *s = acr__arena_strdup(&r->c->arena, buf, strlen(buf));
+    if (s == NULL)
+        return NULL;
+    r->period_keys[r->period_count] = period;
+    r->period_strs[r->period_count++] = s;
+    return s;
+}
+
+/* ---- grouping and ordering ---- */
+
+typedef uint32_t (*key_fn)(const acr_comm_t *c, size_t i);
+
+static uint32_t sale_key(const acr_comm_t *c, size_t i) { return c->sales[i].partner; }
+static uint32_t refund_key(const acr_comm_t *c, size_t i)
+{
+    return c->sales[c->refunds[i].sale].partner;
+}
+static uint32_t adj_key(const acr_comm_t *c, size_t i) { return c->adjs[i].partner; }
+static uint32_t upd_key(const acr_comm_t *c, size_t i) { return c->updates[i].partner; }
+static uint32_t paid_key(const acr_comm_t *c, size_t i) { return c->paid[i].partner; }
+
+#define AT_SEQ_LESS(T)                                                                             \
+    static bool T##_less(const void *ctx, uint32_t a, uint32_t b)                                  \
+    {                                                                                              \
+        const acr__##T##_t *x = (const acr__##T##_t *)ctx + a, *y = (const acr__##T##_t *)ctx + b; \
+        return x->at_ms < y->at_ms || (x->at_ms == y->at_ms && x->seq < y->seq);                   \
+    }
+AT_SEQ_LESS(sale)
+AT_SEQ_LESS(refund)
+AT_SEQ_LESS(adj)
+AT_SEQ_LESS(update)
+
+/* Counting sort of n records by partner, then each partner's run by less. */
+static int group(run_t *r, group_t *g, size_t n, key_fn key, acr__less_fn less, const void *ctx)
+{
+    size_t np = r->c->partner_ids.count;
+    g->start = calloc(np + 1, sizeof *g->start);
+    g->ord = malloc((n ? n : 1) * sizeof *g->ord);
+    uint32_t *cursor = malloc((np ? np : 1) * sizeof *cursor);
+    uint32_t *tmp = less ? malloc((n ? n : 1) * sizeof *tmp) : NULL;
+    int rc = 0;
+    if (g->start == NULL || g->ord == NULL || cursor == NULL || (less && tmp == NULL)) {
+        rc = nomem(r);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++)
+        g->start[key(r->c, i) + 1]++;
+    for (size_t p = 0; p < np; p++) {
+        g->start[p + 1] += g->start[p];
+        cursor[p] = g->start[p];
+    }
+    for (size_t i = 0; i < n; i++)
+        g->ord[cursor[key(r->c, i)]++] = (uint32_t)i;
+    for (size_t p = 0; less != NULL && p < np; p++)
+        acr__sort_idx(g->ord + g->start[p], tmp, g->start[p + 1] - g->start[p], less, ctx);
+out:
+    free(cursor);
+    free(tmp);
+    return rc;
+}
+
+static void group_free(group_t *g)
+{
+    free(g->ord);
+    free(g->start);
+}
+
+static void cursor_advance(const acr_comm_t *c, cursor_t *cur, int64_t t_ms)
+{
+    while (cur->i < cur->n) {
+        const acr__update_t *u = &c->updates[cur->upd[cur->i]];
+        if (u->at_ms > t_ms)
+            break;
+        if (u->mask & ACR__UPD_TIER)
+            cur->a.tier = u->v.tier;
+        if (u->mask & ACR__UPD_PLAN)
+            cur->a.plan = u->v.plan;
+        if (u->mask & ACR__UPD_REGION)
+            cur->a.region = u->v.region;
+        cur->i++;
+    }
+}
+
+/* ---- plan choice and the money of one line ---- */
+
+/* effective_from <= day, then the latest effective_from, then the highest version. */
+static int32_t version_on(const acr_comm_t *c, uint32_t plan_key, int32_t day)
+{
+    int32_t best = -1;
+    for (size_t i = 0; plan_key != ACR__NONE && i < c->plan_count; i++) {
+        const acr_plan_t *p = &c->plans[i].plan;
+        if (c->plans[i].key != plan_key || p->effective_from_day > day)
+            continue;
+        const acr_plan_t *b = best >= 0 ? &c->plans[best].plan : NULL;
+        if (b == NULL || p->effective_from_day > b->effective_from_day ||
+            (p->effective_from_day == b->effective_from_day && p->version > b->version))
+            best = (int32_t)i;
+    }
+    return best;
+}
+
+static int32_t rule_match(const acr__plan_ver_t *v, const acr__attrs_t *a, uint32_t product)
+{
+    const uint32_t have[4] = {a->tier, a->kind, a->region, product};
+    for (uint32_t i = 0; i < v->plan.rule_count; i++) {
+        unsigned has = v->plan.rules[i].match_has;
+        bool ok = true;
+        for (unsigned k = 0; k < 4 && ok; k++)
+            ok = !(has & (1u << k)) || (have[k] != ACR__NONE && have[k] == v->match[4 * i + k]);
+        if (ok)
+            return (int32_t)i;
+    }
+    return -1;
+}
+
+/* round_half_even(sum over brackets of overlap x rate / 10000). */
+static bool bracket_comm(const acr_rule_t *rule, int64_t cum, int64_t amount, int64_t *out)
+{
+    acr_i128_t lo = cum, hi = (acr_i128_t)cum + amount, exact = 0;
+    for (uint32_t i = 0; i < rule->bracket_count; i++) {
+        acr_i128_t from = rule->brackets[i].from_minor;
+        acr_i128_t to = i + 1 < rule->bracket_count ? rule->brackets[i + 1].from_minor : hi;
+        acr_i128_t a = lo > from ? lo : from, b = hi < to ? hi : to;
+        if (b > a)
+            exact += (b - a) * rule->brackets[i].rate_bp;
+    }
+    return acr_round_half_even(exact, ACR_BP_MAX, out);
+}
+
+static int push_unplanned(run_t *r, const acr__sale_t *s, int32_t period)
+{
+    acr_statement_t *st = r->st;
+    if (acr__grow((void **)&st->unplanned, &r->unplanned_cap, st->unplanned_count + 1,
+                  sizeof *st->unplanned) != 0)
+        return nomem(r);
+    st->unplanned[st->unplanned_count++] =
+        (acr_unplanned_t){r->c->sale_ids.ents[s->id].s, r->partner_id, period};
+    return 0;
+}
+
+static bool is_new_customer(const acr_comm_t *c, const acr__sale_t *s)
+{
+    return c->customers[s->customer].first_seq == s->seq;
+}
+
+/* Step A for one sale: plan, rule, commission; its share of the period sums. */
+static int one_sale(run_t *r, cursor_t *cur, uint32_t si, int64_t *cum, pinfo_t *pi)
+{
+    const acr_comm_t *c = r->c;
+    const acr__sale_t *s = &c->sales[si];
+    cursor_advance(c, cur, s->at_ms);
+    int32_t day = acr_local_day(s->at_ms, c->cfg.utc_offset_min);
+    int32_t ver = version_on(c, cur->a.plan, day), rule = -1;
+    int64_t comm = 0;
+    if (ver >= 0)
+        rule = rule_match(&c->plans[ver], &cur->a, s->product);
+    if (rule >= 0 &&
+        !bracket_comm(&c->plans[ver].plan.rules[rule], *cum, s->amount_minor, &comm))
+        return acr__overflow(c, r->err, r->partner_id, pi->period);
+    if (rule < 0 && push_unplanned(r, s, pi->period) != 0)
+        return ACR_ENOMEM;
+    r->ver[si] = ver;
+    r->rule[si] = rule;
+    r->comm[si] = comm;
+    int64_t bonus = ver >= 0 && is_new_customer(c, s) ? c->plans[ver].plan.new_customer_bonus_minor
+                                                       : 0;
+    if (!acr_add_checked(cum, s->amount_minor) || !acr_add_checked(&pi->net_minor, s->amount_minor) ||
+        !acr_add_checked(&pi->sub_minor, comm) || !acr_add_checked(&pi->sub_minor, bonus))
+        return acr__overflow(c, r->err, r->partner_id, pi->period);
+    return 0;
+}
+
+/* Step A: the partner's sales, period by period. */
+static int partner_sales(run_t *r, cursor_t *cur)
+{
+    const acr_comm_t *c = r->c;
+    const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
+    size_t n = r->sales.start[r->partner + 1] - r->sales.start[r->partner];
+    r->pinfo_count = 0;
+    for (size_t i = 0; i < n;) {
+        if (acr__grow((void **)&r->pinfo, &r->pinfo_cap, r->pinfo_count + 1, sizeof *r->pinfo))
+            return nomem(r);
+        pinfo_t *pi = &r->pinfo[r->pinfo_count++];
+        memset(pi, 0, sizeof *pi);
+        pi->period = period_of(c, c->sales[ord[i]].at_ms);
+        pi->sale_lo = (uint32_t)i;
+        int64_t cum = 0;
+        for (; i < n && period_of(c, c->sales[ord[i]].at_ms) == pi->period; i++) {
+            int rc = one_sale(r, cur, ord[i], &cum, pi);
+            if (rc != 0)
+                return rc;
+        }
+        pi->sale_hi = (uint32_t)i;
+        /* period-level lines: attributes as of the end - 1 ms, plan on the last local day */
+        cursor_advance(c, cur, acr_period_end_ms(c->cfg.period_kind, pi->period,
+                                                 c->cfg.utc_offset_min) - 1);
+        pi->level_ver = version_on(c, cur->a.plan,
+                                   acr_period_end_day(c->cfg.period_kind, pi->period) - 1);
+    }
+    return 0;
+}
+
+/* -(rhe(after*c/a) - rhe(before*c/a)) when the refund is inside the window. */
+static int clawback_of(run_t *r, const acr__refund_t *rf, int64_t *out)
+{
+    const acr_comm_t *c = r->c;
+    const acr__sale_t *s = &c->sales[rf->sale];
+    *out = 0;
+    if (r->rule[rf->sale] < 0 || r->comm[rf->sale] == 0)
+        return 0;
+    const acr_plan_t *plan = &c->plans[r->ver[rf->sale]].plan;
+    int32_t day_r = acr_local_day(rf->at_ms, c->cfg.utc_offset_min);
+    int32_t day_s = acr_local_day(s->at_ms, c->cfg.utc_offset_min);
+    if (plan->has_clawback_days && (int64_t)day_r - day_s > plan->clawback_days)
+        return 0;
+    int64_t after = rf->before_minor, hi, lo;
+    acr_i128_t comm = r->comm[rf->sale];
+    if (!acr_add_checked(&after, rf->amount_minor) ||
+        !acr_round_half_even(after * comm, s->amount_minor, &hi) ||
+        !acr_round_half_even(rf->before_minor * comm, s->amount_minor, &lo))
+        return acr__overflow(c, r->err, r->partner_id, period_of(c, rf->at_ms));
+    *out = lo - hi;
+    return 0;
+}
+
+/* Step B: clawbacks, and refunds in each period's net. */
+static int partner_refunds(run_t *r)
+{
+    const acr_comm_t *c = r->c;
+    size_t k = 0;
+    for (size_t i = r->refunds.start[r->partner]; i < r->refunds.start[r->partner + 1]; i++) {
+        uint32_t ri = r->refunds.ord[i];
+        const acr__refund_t *rf = &c->refunds[ri];
+        int rc = clawback_of(r, rf, &r->claw[ri]);
+        if (rc != 0)
+            return rc;
+        int32_t period = period_of(c, rf->at_ms);
+        while (k < r->pinfo_count && r->pinfo[k].period < period)
+            k++;
+        if (k == r->pinfo_count || r->pinfo[k].period != period)
+            continue; /* no sales in that period: no target, no cap to feed */
+        pinfo_t *pi = &r->pinfo[k];
+        if (!acr_add_checked(&pi->sub_minor, r->claw[ri]) ||
+            !acr_add_checked(&pi->net_minor, -rf->amount_minor))
+            return acr__overflow(c, r->err, r->partner_id, period);
+    }
+    return 0;
+}
+
+/* Step C: target bonus and cap of each period with sales. */
+static int partner_period_level(run_t *r)
+{
+    for (size_t k = 0; k < r->pinfo_count; k++) {
+        pinfo_t *pi = &r->pinfo[k];
+        if (pi->level_ver < 0)
+            continue;
+        const acr_plan_t *plan = &r->c->plans[pi->level_ver].plan;
+        for (uint32_t t = 0; pi->net_minor > 0 && t < plan->target_count; t++)
+            if (plan->targets[t].net_revenue_minor <= pi->net_minor)
+                pi->target_minor = plan->targets[t].bonus_minor;
+        int64_t limit = 0;
+        if (!acr_add_checked(&pi->sub_minor, pi->target_minor) ||
+            !acr_floor_div((acr_i128_t)(pi->net_minor > 0 ? pi->net_minor : 0) * plan->cap_bp,
+                           ACR_BP_MAX, &limit))
+            return acr__overflow(r->c, r->err, r->partner_id, pi->period);
+        if (plan->has_cap && pi->sub_minor > limit)
+            pi->cap_minor = limit - pi->sub_minor;
+    }
+    return 0;
+}
+
+/* ---- step D: emission and restatement ---- */
+
+static int push_line(run_t *r, const acr_line_t *line)
+{
+    acr_statement_t *st = r->st;
+    if (acr__grow((void **)&st->lines, &r->lines_cap, st->line_count + 1, sizeof *st->lines))
+        return nomem(r);
+    st->lines[st->line_count++] = *line;
+    return 0;
+}
+
+/* Emits now - paid for the identity of a now-side line of amount != 0. */
+static int emit(run_t *r, acr_line_t *line)
+{
+    const acr_comm_t *c = r->c;
+    if (line->amount_minor == 0)
+        return 0; /* a zero line is not a line */
+    if (c->paid_count > 0) {
+        size_t n = strlen(line->source_id);
+        uint32_t h = acr__identity_hash(r->partner, line->origin_period, line->kind,
+                                        line->source_id, n);
+        acr__paid_t *pd = acr__paid_find(c, r->partner, line->origin_period, line->kind,
+                                         line->source_id, n, h);
+        if (pd != NULL) {
+            pd->used = true;
+            int64_t delta;
+            if (__builtin_sub_overflow(line->amount_minor, pd->amount_minor, &delta))
+                return acr__overflow(c, r->err, r->partner_id, line->origin_period);
+            line->amount_minor = delta;
+        }
+    }
+    return line->amount_minor == 0 ? 0 : push_line(r, line);
+}
+
+static acr_line_t line_base(const run_t *r, int32_t origin, unsigned kind)
+{
+    acr_line_t l;
+    memset(&l, 0, sizeof l);
+    l.partner_id = r->partner_id;
+    l.origin_period = origin;
+    l.kind = (uint8_t)kind;
+    l.rule = "";
+    memcpy(l.currency, r->c->partners[r->partner].currency, sizeof l.currency);
+    return l;
+}
+
+/* Sale lines (ncb = false) or new-customer bonus lines (ncb = true) of a period. */
+static int emit_sales(run_t *r, const pinfo_t *pi, bool ncb)
+{
+    const acr_comm_t *c = r->c;
+    const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
+    for (uint32_t i = pi->sale_lo; i < pi->sale_hi; i++) {
+        uint32_t si = ord[i];
+        const acr__sale_t *s = &c->sales[si];
+        acr_line_t l = line_base(r, pi->period, ncb ? ACR_LINE_NEW_CUSTOMER_BONUS : ACR_LINE_SALE);
+        l.source_id = c->sale_ids.ents[s->id].s;
+        l.source_seq = s->seq;
+        l.at_ms = s->at_ms;
+        if (!ncb && r->rule[si] >= 0) {
+            l.rule = c->plans[r->ver[si]].rule_tags[r->rule[si]];
+            l.basis_minor = s->amount_minor;
+            l.amount_minor = r->comm[si];
+        } else if (ncb && r->ver[si] >= 0 && is_new_customer(c, s)) {
+            l.rule = c->plans[r->ver[si]].tag;
+            l.amount_minor = c->plans[r->ver[si]].plan.new_customer_bonus_minor;
+        }
+        int rc = emit(r, &l);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int emit_period_level(run_t *r, const pinfo_t *pi, unsigned kind)
+{
+    acr_line_t l = line_base(r, pi->period, kind);
+    if ((l.source_id = period_str(r, pi->period)) == NULL)
+        return nomem(r);
+    l.rule = pi->level_ver >= 0 ? r->c->plans[pi->level_ver].tag : "";
+    l.basis_minor = pi->net_minor;
+    l.amount_minor = kind == ACR_LINE_TARGET_BONUS ? pi->target_minor : pi->cap_minor;
+    return emit(r, &l);
+}
+
+/* Clawback (refunds) or adjustment lines of period O, advancing *pos. */
+static int emit_events(run_t *r, int32_t period, bool adj, size_t *pos)
+{
+    const acr_comm_t *c = r->c;
+    const group_t *g = adj ? &r->adjs : &r->refunds;
+    for (; *pos < g->start[r->partner + 1]; (*pos)++) {
+        uint32_t i = g->ord[*pos];
+        int64_t at_ms = adj ? c->adjs[i].at_ms : c->refunds[i].at_ms;
+        if (period_of(c, at_ms) != period)
+            break;
+        acr_line_t l = line_base(r, period, adj ? ACR_LINE_ADJUSTMENT : ACR_LINE_CLAWBACK);
+        l.at_ms = at_ms;
+        if (adj) {
+            l.source_id = c->adjs[i].id;
+            l.source_seq = c->adjs[i].seq;
+            l.amount_minor = c->adjs[i].amount_minor;
+        } else {
+            const acr__refund_t *rf = &c->refunds[i];
+            l.source_id = rf->id;
+            l.source_seq = rf->seq;
+            l.basis_minor = rf->amount_minor;
+            l.amount_minor = r->claw[i];
+            if (r->rule[rf->sale] >= 0)
+                l.rule = c->plans[r->ver[rf->sale]].rule_tags[r->rule[rf->sale]];
+        }
+        int rc = emit(r, &l);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int32_t next_period(const run_t *r, size_t k, size_t ri, size_t ai)
+{
+    const acr_comm_t *c = r->c;
+    int32_t o = INT32_MAX;
+    if (k < r->pinfo_count)
+        o = r->pinfo[k].period;
+    if (ri < r->refunds.start[r->partner + 1]) {
+        int32_t p = period_of(c, c->refunds[r->refunds.ord[ri]].at_ms);
+        o = p < o ? p : o;
+    }
+    if (ai < r->adjs.start[r->partner + 1]) {
+        int32_t p = period_of(c, c->adjs[r->adjs.ord[ai]].at_ms);
+        o = p < o ? p : o;
+    }
+    return o;
+}
+
+/* Step D: every origin period of the partner, lines in statement kind order. */
+static int partner_emit(run_t *r)
+{
+    size_t k = 0, ri = r->refunds.start[r->partner], ai = r->adjs.start[r->partner];
+    for (;;) {
+        int32_t o = next_period(r, k, ri, ai);
+        if (o == INT32_MAX)
+            return 0;
+        const pinfo_t *pi = k < r->pinfo_count && r->pinfo[k].period == o ? &r->pinfo[k] : NULL;
+        int rc = pi ? emit_sales(r, pi, false) : 0;
+        if (rc == 0)
+            rc = emit_events(r, o, false, &ri);
+        if (rc == 0 && pi)
+            rc = emit_sales(r, pi, true);
+        if (rc == 0 && pi)
+            rc = emit_period_level(r, pi, ACR_LINE_TARGET_BONUS);
+        if (rc == 0)
+            rc = emit_events(r, o, true, &ai);
+        if (rc == 0 && pi)
+            rc = emit_period_level(r, pi, ACR_LINE_CAP);
+        if (rc != 0)
+            return rc;
+        k += pi != NULL;
+    }
+}
+
+static int line_cmp(const void *pa, const void *pb)
+{
+    const acr_line_t *a = pa, *b = pb;
+    if (a->origin_period != b->origin_period)
+        return a->origin_period < b->origin_period ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->at_ms != b->at_ms)
+        return a->at_ms < b->at_ms ? -1 : 1;
+    if (a->source_seq != b->source_seq)
+        return a->source_seq < b->source_seq ? -1 : 1;
+    return strcmp(a->source_id, b->source_id);
+}
+
+/* Paid identities with no now-side line: delta = -paid, fields of the last close. */
+static int partner_paid_only(run_t *r, size_t first_line)
+{
+    const acr_comm_t *c = r->c;
+    size_t added = 0;
+    for (size_t i = r->paid.start[r->partner]; i < r->paid.start[r->partner + 1]; i++) {
+        const acr__paid_t *pd = &c->paid[r->paid.ord[i]];
+        if (pd->used || pd->amount_minor == 0 || pd->origin > c->cfg.run_period)
+            continue;
+        if (pd->amount_minor == INT64_MIN)
+            return acr__overflow(c, r->err, r->partner_id, pd->origin);
+        acr_line_t l = line_base(r, pd->origin, pd->kind);
+        l.source_id = pd->source;
+        l.source_seq = pd->seq;
+        l.at_ms = pd->at_ms;
+        l.rule = pd->rule;
+        l.basis_minor = pd->basis_minor;
+        l.amount_minor = -pd->amount_minor;
+        memcpy(l.currency, pd->currency, sizeof l.currency);
+        if (push_line(r, &l) != 0)
+            return ACR_ENOMEM;
+        added++;
+    }
+    if (added > 0)
+        qsort(r->st->lines + first_line, r->st->line_count - first_line, sizeof(acr_line_t),
+              line_cmp);
+    return 0;
+}
+
+static int do_partner(run_t *r, uint32_t p)
+{
+    const acr_comm_t *c = r->c;
+    r->partner = p;
+    r->partner_id = c->partners[p].id;
+    cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
+                    r->upds.start[p + 1] - r->upds.start[p], 0};
+    size_t first_line = r->st->line_count;
+    int rc = partner_sales(r, &cur);
+    if (rc == 0)
+        rc = partner_refunds(r);
+    if (rc == 0)
+        rc = partner_period_level(r);
+    if (rc == 0)
+        rc = partner_emit(r);
+    if (rc == 0)
+        rc = partner_paid_only(r, first_line);
+    return rc;
+}
+
+static bool partner_less(const void *ctx, uint32_t a, uint32_t b)
+{
+    const acr_comm_t *c = ctx;
+    return strcmp(c->partners[a].id, c->partners[b].id) < 0;
+}
+
+static int run_setup(run_t *r)
+{
+    acr_comm_t *c = r->c;
+    size_t ns = c->sale_ids.count;
+    r->comm = malloc((ns ? ns : 1) * sizeof *r->comm);
+    r->ver = malloc((ns ? ns : 1) * sizeof *r->ver);
+    r->rule = malloc((ns ? ns : 1) * sizeof *r->rule);
+    r->claw = calloc(c->refund_count ? c->refund_count : 1, sizeof *r->claw);
+    if (r->comm == NULL || r->ver == NULL || r->rule == NULL || r->claw == NULL)
+        return nomem(r);
+    int rc = group(r, &r->sales, ns, sale_key, sale_less, c->sales);
+    if (rc == 0)
+        rc = group(r, &r->refunds, c->refund_count, refund_key, refund_less, c->refunds);
+    if (rc == 0)
+        rc = group(r, &r->adjs, c->adj_count, adj_key, adj_less, c->adjs);
+    if (rc == 0)
+        rc = group(r, &r->upds, c->update_count, upd_key, update_less, c->updates);
+    if (rc == 0)
+        rc = group(r, &r->paid, c->paid_count, paid_key, NULL, NULL);
+    return rc;
+}
+
+static void run_free(run_t *r)
+{
+    free(r->comm);
+    free(r->ver);
+    free(r->rule);
+    free(r->claw);
+    group_free(&r->sales);
+    group_free(&r->refunds);
+    group_free(&r->adjs);
+    group_free(&r->upds);
+    group_free(&r->paid);
+    free(r->pinfo);
+    free(r->period_keys);
+    free(r->period_strs);
+}
+
+int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+{
+    run_t r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    r.st = st;
+    r.err = err;
+    for (size_t i = 0; i < c->paid_count; i++)
+        c->paid[i].used = false;
+    uint32_t np = c->partner_ids.count;
+    uint32_t *rank = malloc((np ? np : 1) * sizeof *rank);
+    uint32_t *tmp = malloc((np ? np : 1) * sizeof *tmp);
+    int rc = rank && tmp ? run_setup(&r) : nomem(&r);
+    for (uint32_t p = 0; rc == 0 && p < np; p++)
+        rank[p] = p;
+    if (rc == 0)
+        acr__sort_idx(rank, tmp, np, partner_less, c);
+    for (uint32_t i = 0; rc == 0 && i < np; i++)
+        rc = do_partner(&r, rank[i]);
+    free(rank);
+    free(tmp);
+    run_free(&r);
+    return rc;
+}

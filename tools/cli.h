@@ -1,0 +1,153 @@
+/* cli.h - declarations private to the accrue command line (tools/).
+ *
+ * Every command is a function `int acr__cmd_<name>(acr_cli_t *, argc, argv)`
+ * that parses its own options with getopt_long (argv[0] is the command name)
+ * and returns the process exit code of cli.md. The helpers below keep the
+ * diagnostics in the one format of cli.md: `accrue: <code>: <message>`.
+ */
+#ifndef ACCRUE_TOOLS_CLI_H
+#define ACCRUE_TOOLS_CLI_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "accrue/error.h"
+#include "accrue/log.h"
+
+/* Exit codes of cli.md that the CLI itself decides (the rest come from
+ * acr_err_exit_code). */
+enum { ACR_EXIT_OK = 0, ACR_EXIT_RUNTIME = 1, ACR_EXIT_USAGE = 2 };
+
+/* Global options. */
+typedef struct acr_cli {
+    const char *ledger_dir; /* --ledger, else $ACCRUE_LEDGER, else ./accrue-ledger */
+    bool quiet;             /* --quiet: no progress line, no narration */
+} acr_cli_t;
+
+/* Options every command accepts, after its own (the option table ends with
+ * ACR_CLI_COMMON_OPTS and {0}). */
+#define ACR_OPT_HELP 'h'
+#define ACR_OPT_LEDGER 0x100
+#define ACR_OPT_QUIET 0x101
+#define ACR_CLI_COMMON_OPTS                                                                        \
+    {"help", no_argument, NULL, ACR_OPT_HELP}, {"ledger", required_argument, NULL, ACR_OPT_LEDGER}, \
+        {"quiet", no_argument, NULL, ACR_OPT_QUIET}
+
+/* ---- util.c ------------------------------------------------------------- */
+
+/* Resets getopt for a fresh scan of a command's argv (glibc: optind = 0). */
+void acr__getopt_reset(void);
+/* Handles a common option or a getopt error. Returns -1 to go on, or the exit
+ * code to return now (0 after printing usage for --help, 2 on bad usage). */
+int acr__common_opt(acr_cli_t *cli, int c, char **argv, const char *usage);
+/* Prints `accrue: usage: <message>` and the usage synopsis on stderr; returns 2. */
+int acr__usage(const char *usage, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* `accrue: <code>: <message>` on stderr. */
+void acr__diag(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An error record: `accrue: <code>: line N: id X: field F: message` (parts
+ * that are empty are left out). */
+void acr__diag_err(const acr_err_t *err);
+/* Every item of a list, then a count of those left out past the cap. */
+void acr__diag_errlist(const acr_errlist_t *list);
+/* Reports err (or, when it carries no code, rc) and returns its exit code. */
+int acr__fail(int rc, const acr_err_t *err);
+
+/* Opens cli->ledger_dir; on failure prints the diagnostic and returns the
+ * exit code (0 on success). */
+int acr__open_ledger(const acr_cli_t *cli, acr_ledger_t **out);
+
+/* A whole input file in memory: mmap'd when it is a regular file, else read. */
+typedef struct acr_input {
+    const uint8_t *data; /* the bytes (not NUL-terminated) */
+    size_t len;          /* their count */
+    void *map;           /* mmap'd region, or NULL */
+    uint8_t *heap;       /* read buffer, or NULL */
+} acr_input_t;
+
+/* path NULL or "-" reads stdin. ACR_EIO with err set on failure. */
+int acr__input_read(const char *path, acr_input_t *in, acr_err_t *err);
+void acr__input_free(acr_input_t *in);
+
+/* mkdir -p. */
+int acr__mkdir_p(const char *dir, acr_err_t *err);
+/* Writes (replaces) a whole file. */
+int acr__write_file(const char *path, const void *p, size_t n, acr_err_t *err);
+/* Strict decimal uint64 (no sign, no spaces). */
+bool acr__parse_u64(const char *s, uint64_t *out);
+/* fwrite to stdout; false on error. */
+bool acr__out(const void *p, size_t n);
+
+/* ---- progress.c --------------------------------------------------------- */
+
+/* A `\r` progress line on stderr, only when stderr is a terminal and not
+ * --quiet; throttled; erased by acr__progress_end. */
+void acr__progress_begin(const acr_cli_t *cli, const char *label);
+void acr__progress_update(uint64_t done, uint64_t total);
+void acr__progress_end(void);
+
+/* ---- json.c: a small reader over JSON the engine produced --------------- */
+
+/* A JSON value as a span of its text. Numbers stay text (no floating point). */
+typedef struct acr_jv {
+    char kind;       /* 's' string, 'n' number, 't' true, 'f' false, 'z' null, 'o', 'a' */
+    const char *ptr; /* the value's text (for strings: inside the quotes, escaped) */
+    size_t len;
+} acr_jv_t;
+
+/* Parses one value at text[*pos..len) (skipping whitespace), advancing *pos. */
+int acr__json_value(const char *text, size_t len, size_t *pos, acr_jv_t *out);
+/* Iterates an object's members / an array's elements: *pos starts at 0;
+ * returns 1 with the next member, 0 at the end, -1 on bad JSON. */
+int acr__json_obj_next(const acr_jv_t *obj, size_t *pos, acr_jv_t *key, acr_jv_t *val);
+int acr__json_arr_next(const acr_jv_t *arr, size_t *pos, acr_jv_t *val);
+/* The member `key` of an object. */
+bool acr__json_get(const acr_jv_t *obj, const char *key, acr_jv_t *out);
+/* A string value unescaped (or any other value's text) into buf, NUL-terminated
+ * and truncated to cap - 1; returns the length written. */
+size_t acr__json_text(const acr_jv_t *v, char *buf, size_t cap);
+/* An integer number value. */
+bool acr__json_i64(const acr_jv_t *v, int64_t *out);
+
+/* ---- table.c: aligned text tables ---------------------------------------- */
+
+typedef struct acr_table {
+    size_t cols;         /* columns */
+    size_t cells;        /* cells added so far (row-major, header first) */
+    size_t cap;
+    char **cell;         /* owned strings */
+    uint32_t right_mask; /* bit i: right-align column i (numbers) */
+} acr_table_t;
+
+void acr__table_init(acr_table_t *t, size_t cols, uint32_t right_mask);
+int acr__table_add(acr_table_t *t, const char *text); /* next cell */
+void acr__table_print(const acr_table_t *t, FILE *f);
+void acr__table_destroy(acr_table_t *t);
+
+/* ---- commands ------------------------------------------------------------ */
+
+int acr__cmd_init(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_append(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_log(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_verify(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_rebuild(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_backup(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_partner(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_pipeline(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_kpi(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_token(acr_cli_t *cli, int argc, char **argv);
+
+/* Appends one batch given as JSON Lines text (used by plan publish). The
+ * same reporting as `append`; returns the exit code. seq_out, when not NULL,
+ * gets the seq of the first event (original seq for a duplicate). */
+int acr__append_text(const acr_cli_t *cli, acr_ledger_t *ledger, const char *text, size_t len,
+                     uint64_t *seq_out, bool *dup_out);
+
+#endif
