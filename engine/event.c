@@ -31,7 +31,7 @@ static const char *const field_names[ACR_F__COUNT] = {
 
 /* Fields in stored order; required fields are those in the mask. Order and
  * membership are part of the stored format: append only within a type. */
-static const acr_type_schema_t schemas[ACR_EV__COUNT] = {
+const acr_type_schema_t acr__schemas[ACR_EV__COUNT] = {
     [ACR_EV_PARTNER_REGISTERED] = {"partner.registered", 8,
         {F(PARTNER_ID), F(NAME), F(KIND), F(TIER), F(PLAN_ID), F(CURRENCY), F(REGION), F(SOURCE)},
         B(PARTNER_ID) | B(NAME) | B(KIND) | B(TIER) | B(PLAN_ID) | B(CURRENCY)},
@@ -79,13 +79,13 @@ const acr_type_schema_t *acr_event_schema(int type)
 {
     if (type <= ACR_EV_NONE || type >= ACR_EV__COUNT)
         return NULL;
-    return &schemas[type];
+    return &acr__schemas[type];
 }
 
 int acr_event_type_from_name(const char *name, size_t len)
 {
     for (int t = ACR_EV_NONE + 1; t < ACR_EV__COUNT; t++) {
-        const char *n = schemas[t].name;
+        const char *n = acr__schemas[t].name;
         if (strlen(n) == len && memcmp(n, name, len) == 0)
             return t;
     }

@@ -12,6 +12,9 @@
 /* The value kind (acr_field_kind_t) of each field, indexed by acr_field_t. */
 extern const uint8_t acr__field_kind[ACR_F__COUNT];
 
+/* Every type's schema, indexed by acr_event_type_t ([0] is empty). */
+extern const acr_type_schema_t acr__schemas[ACR_EV__COUNT];
+
 /* true when s[0..len) is one of the values of an ACR_FK_ENUM field. */
 bool acr__enum_valid(int field, const char *s, size_t len);
 /* A human list of the values of an enum field ("won|lost"), "" for others. */

@@ -128,15 +128,37 @@ void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version)
 
 /* ---- decoding ------------------------------------------------------------ */
 
-static inline uint64_t get_be(const uint8_t *p, int n)
+/* Fields by value kind, as constant bitmasks over acr_field_t (kinds are per
+ * field, not per type), so the hot loop tests a bit instead of a table. */
+#define XX(name, json, kind)                                                                       \
+    | ((kind) == ACR_FK_AMOUNT || (kind) == ACR_FK_UINT ? 1u << ACR_F_##name : 0u)
+static const uint32_t num_mask = 0u ACR_FIELD_MAP(XX);
+#undef XX
+#define XX(name, json, kind) | ((kind) == ACR_FK_UINT ? 1u << ACR_F_##name : 0u)
+static const uint32_t uint_mask = 0u ACR_FIELD_MAP(XX);
+#undef XX
+#define XX(name, json, kind) | ((kind) == ACR_FK_DATE ? 1u << ACR_F_##name : 0u)
+static const uint32_t date_mask = 0u ACR_FIELD_MAP(XX);
+#undef XX
+
+static inline uint64_t get_be64(const uint8_t *p)
 {
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = (v << 8) | p[i];
-    return v;
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
 }
 
-/* Reads a str at *pp; false on another kind or a length beyond end. */
+static inline uint64_t get_be(const uint8_t *p, int n)
+{
+    switch (n) {
+    case 1: return p[0];
+    case 2: return (uint64_t)p[0] << 8 | p[1];
+    case 4: return (uint64_t)p[0] << 24 | (uint64_t)p[1] << 16 | (uint64_t)p[2] << 8 | p[3];
+    default: return get_be64(p);
+    }
+}
+
+/* Reads a str at *pp (p < end); false on another kind or a length beyond end. */
 static inline bool get_str(const uint8_t **pp, const uint8_t *end, acr_str_t *out)
 {
     const uint8_t *p = *pp;
@@ -161,21 +183,21 @@ static inline bool get_str(const uint8_t **pp, const uint8_t *end, acr_str_t *ou
     return true;
 }
 
-/* Reads an int at *pp into *out; false on another kind, short input or a
- * uint64 above INT64_MAX. */
+/* Reads an int at *pp (p < end) into *out; false on another kind, short input
+ * or a uint64 above INT64_MAX. */
 static inline bool get_int(const uint8_t **pp, const uint8_t *end, int64_t *out)
 {
     const uint8_t *p = *pp;
-    size_t avail = (size_t)(end - p);
     uint8_t m = p[0];
     if (m < 0x80 || m >= 0xe0) {
         *out = (int8_t)m;
         *pp = p + 1;
         return true;
     }
-    static const int8_t width[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 4, 8};
-    int n = (m >= 0xcc && m <= 0xd3) ? width[m <= 0xcf ? m - 0xc0 : m - 0xc4] : 0;
-    if (n == 0 || avail < (size_t)n + 1)
+    if (m < 0xcc || m > 0xd3)
+        return false;
+    int n = 1 << (m & 3); /* 0xcc..0xcf and 0xd0..0xd3: 1, 2, 4, 8 bytes */
+    if ((size_t)(end - p) < (size_t)n + 1)
         return false;
     uint64_t u = get_be(p + 1, n);
     if (m <= 0xcf) {
@@ -190,30 +212,54 @@ static inline bool get_int(const uint8_t **pp, const uint8_t *end, int64_t *out)
     return true;
 }
 
-/* Decodes one positional field at *pp into ev. */
-static inline bool get_field(const uint8_t **pp, const uint8_t *end, int f, bool required,
-                             acr_event_t *ev)
+/* Decodes the positional fields of sc at *pp into ev; false on any mismatch. */
+static inline bool get_fields(const uint8_t *q, const uint8_t *end,
+                              const acr_type_schema_t *sc, acr_event_t *ev)
 {
-    if (**pp == 0xc0) {
-        ev->str[f].ptr = NULL;
-        ev->str[f].len = 0;
-        ev->num[f] = 0;
-        ++*pp;
-        return !required;
-    }
-    int kind = acr__field_kind[f];
-    ev->present |= 1u << f;
-    if (is_num_kind(kind))
-        return get_int(pp, end, &ev->num[f]) && (kind != ACR_FK_UINT || ev->num[f] >= 0);
-    if (!get_str(pp, end, &ev->str[f]))
-        return false;
-    if (kind == ACR_FK_DATE) {
-        int32_t day;
-        if (!acr_date_parse(ev->str[f].ptr, ev->str[f].len, &day))
+    uint32_t present = 0;
+    for (unsigned i = 0; i < sc->field_count; i++) {
+        unsigned f = sc->fields[i];
+        uint32_t bit = 1u << f;
+        if (q >= end)
             return false;
-        ev->num[f] = day;
+        uint8_t m = *q;
+        if ((m & 0xe0) == 0xa0 && !(bit & (num_mask | date_mask))) {
+            /* fixstr: most fields of most records; keep the chain short */
+            size_t n = m & 0x1f;
+            if (n >= (size_t)(end - q))
+                return false;
+            ev->str[f].ptr = (const char *)q + 1;
+            ev->str[f].len = (uint32_t)n;
+            q += 1 + n;
+            present |= bit;
+            continue;
+        }
+        if (m == 0xc0) {
+            if (sc->required & bit)
+                return false;
+            ev->str[f].ptr = NULL;
+            ev->str[f].len = 0;
+            ev->num[f] = 0;
+            q++;
+            continue;
+        }
+        present |= bit;
+        if (bit & num_mask) {
+            if (!get_int(&q, end, &ev->num[f]) || ((bit & uint_mask) && ev->num[f] < 0))
+                return false;
+            continue;
+        }
+        if (!get_str(&q, end, &ev->str[f]))
+            return false;
+        if (bit & date_mask) {
+            int32_t day;
+            if (!acr_date_parse(ev->str[f].ptr, ev->str[f].len, &day))
+                return false;
+            ev->num[f] = day;
+        }
     }
-    return true;
+    ev->present = present;
+    return q == end;
 }
 
 int acr_record_decode(const void *p, size_t len, acr_event_t *out)
@@ -225,22 +271,19 @@ int acr_record_decode(const void *p, size_t len, acr_event_t *out)
     if ((b[0] & 0xf0) != 0x90 || b[1] != ACR_RECORD_FMT || b[2] != 0xd3 || b[11] != 0xcf ||
         b[21] != 0xd3)
         return ACR_ECORRUPT;
-    const acr_type_schema_t *sc = acr_event_schema(b[20]);
-    if (sc == NULL || (b[0] & 0x0f) != 6u + sc->field_count)
+    unsigned type = b[20];
+    if (type <= ACR_EV_NONE || type >= ACR_EV__COUNT)
+        return ACR_ECORRUPT;
+    const acr_type_schema_t *sc = &acr__schemas[type];
+    if ((b[0] & 0x0f) != 6u + sc->field_count)
         return ACR_ECORRUPT;
     out->seq = 0;
-    out->recorded_at_ms = (int64_t)get_be(b + 3, 8);
-    out->version = get_be(b + 12, 8);
-    out->type = b[20];
-    out->at_ms = (int64_t)get_be(b + 22, 8);
-    out->present = 0;
+    out->recorded_at_ms = (int64_t)get_be64(b + 3);
+    out->version = get_be64(b + 12);
+    out->type = (uint8_t)type;
+    out->at_ms = (int64_t)get_be64(b + 22);
     const uint8_t *q = b + 30, *end = b + len;
-    if (!get_str(&q, end, &out->id))
+    if (!get_str(&q, end, &out->id) || !get_fields(q, end, sc, out))
         return ACR_ECORRUPT;
-    for (unsigned i = 0; i < sc->field_count; i++) {
-        int f = sc->fields[i];
-        if (q >= end || !get_field(&q, end, f, (sc->required >> f) & 1u, out))
-            return ACR_ECORRUPT;
-    }
-    return q == end ? 0 : ACR_ECORRUPT;
+    return 0;
 }

@@ -1,0 +1,503 @@
+/* payout.c - payout runs over a ledger: the glue between the log and the
+ * pure commission processor (processors/), plus close, audit and list.
+ *
+ * A run reads one snapshot, feeds every event with seq <= X (the chain is
+ * checked link by link as it is read) and, at each period.closed, the
+ * statement stored by that close, so the processor can subtract what was
+ * already paid. A run of a period closed as of X is computed as of that
+ * close's through_seq, which reproduces the recorded bytes. A close appends
+ * period.closed and the statement bytes in one write transaction that
+ * first checks the head did not move (else it recomputes).
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accrue/money.h"
+#include "accrue/payout.h"
+#include "internal.h"
+
+MDB_txn *acr__reader_txn(acr_reader_t *r);
+
+#define CLOSE_ID_PREFIX "period.closed:"
+
+/* The period.closed event of period_id, when it exists in the snapshot:
+ * 1 with *out decoded (slices valid while r is open), 0 when not closed. */
+static int find_close(acr_reader_t *r, acr_ledger_t *l, const char *period_id, acr_event_t *out,
+                      acr_err_t *err)
+{
+    char id[64];
+    snprintf(id, sizeof id, CLOSE_ID_PREFIX "%s", period_id);
+    MDB_val k = acr__val(id, strlen(id)), v;
+    int rc = mdb_get(acr__reader_txn(r), l->dbi[ACR_DB_IDS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size != 8)
+        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
+    uint64_t seq = acr__be_u64(v.mv_data);
+    uint8_t key[8];
+    acr__u64_be(seq, key);
+    MDB_val lk = acr__val(key, 8), lv;
+    rc = mdb_get(acr__reader_txn(r), l->dbi[ACR_DB_LOG], &lk, &lv);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    if (lv.mv_size <= ACR_HASH_LEN ||
+        acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
+                          out) != 0 ||
+        out->type != ACR_EV_PERIOD_CLOSED)
+        return acr_err_set(err, ACR_ECORRUPT, "the close of %s is damaged", period_id);
+    out->seq = seq;
+    return 1;
+}
+
+typedef struct feed_state {
+    int64_t max_at_ms; /* latest business time of any event fed */
+    bool any_event;
+} feed_state_t;
+
+/* Feeds events 1..through_seq and the statements of the closes among them. */
+static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, feed_state_t *fs,
+                    acr_err_t *err)
+{
+    acr_event_t ev;
+    int rc = acr_reader_seek(r, 1, err);
+    for (uint64_t fed = 0; rc == 0 && fed < through_seq; fed = ev.seq) {
+        if ((rc = acr_reader_next(r, &ev, NULL, err)) != 1)
+            return rc == 0 ? acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early") : rc;
+        if ((rc = acr_comm_feed(c, &ev, err)) != 0)
+            return rc;
+        if (ev.type == ACR_EV_PERIOD_CLOSED) {
+            char period[ACR_PERIOD_ID_MAX + 1];
+            acr_str_t p = ev.str[ACR_F_PERIOD];
+            snprintf(period, sizeof period, "%.*s", (int)p.len, p.ptr);
+            const char *csv;
+            size_t csv_len;
+            rc = acr_reader_statement(r, period, &csv, &csv_len, err);
+            if (rc == 0)
+                rc = acr_comm_add_closed(c, csv, csv_len, err);
+        } else if (!fs->any_event || ev.at_ms > fs->max_at_ms) {
+            fs->max_at_ms = ev.at_ms;
+            fs->any_event = true;
+        }
+    }
+    return rc;
+}
+
+static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
+                   const acr_payout_request_t *req, acr_payout_t *out, feed_state_t *fs,
+                   acr_err_t *err)
+{
+    acr_comm_config_t cfg = {l->cfg.period_kind, l->cfg.utc_offset_min, period, through_seq};
+    acr_comm_t *c = acr_comm_new(&cfg);
+    if (c == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    int rc = feed_log(r, c, through_seq, fs, err);
+    for (size_t i = 0; rc == 0 && req != NULL && i < req->whatif_plan_count; i++)
+        rc = acr_comm_add_whatif_plan(c, req->whatif_plans[i], req->whatif_plan_lens[i], err);
+    if (rc == 0)
+        rc = acr_comm_finish(c, &out->stmt, err);
+    acr_comm_free(c);
+    if (rc == 0)
+        rc = acr_reader_hash_at(r, through_seq, out->chain_hash, err);
+    out->through_seq = through_seq;
+    return rc;
+}
+
+static int parse_period(const acr_ledger_t *l, const char *id, int32_t *out, acr_err_t *err)
+{
+    if (id == NULL || !acr_period_parse(l->cfg.period_kind, id, strlen(id), out))
+        return acr_err_set(err, ACR_EUSAGE, "'%s' is not a %s period id of this ledger",
+                           id ? id : "", l->cfg.period_kind == ACR_PERIOD_MONTH
+                                             ? "month (YYYY-MM)" : "quarter (YYYY-Qn)");
+    return 0;
+}
+
+static void payout_init(const acr_ledger_t *l, acr_payout_t *out, int32_t period)
+{
+    memset(out, 0, sizeof *out);
+    out->period_kind = l->cfg.period_kind;
+    out->utc_offset_min = l->cfg.utc_offset_min;
+    acr_period_format(l->cfg.period_kind, period, out->period_id);
+}
+
+int acr_payout_run(acr_ledger_t *l, const acr_payout_request_t *req, acr_payout_t *out,
+                   acr_err_t *err)
+{
+    int32_t period;
+    int rc = parse_period(l, req->period_id, &period, err);
+    if (rc != 0)
+        return rc;
+    payout_init(l, out, period);
+    acr_reader_t *r;
+    if ((rc = acr_reader_open(l, &r, err)) != 0)
+        return rc;
+    uint64_t x = req->as_of_seq ? req->as_of_seq : acr_reader_head_seq(r);
+    acr_event_t close;
+    if (x > acr_reader_head_seq(r)) {
+        rc = acr_err_set(err, ACR_EUSAGE, "--as-of %llu is beyond the head (%llu)",
+                         (unsigned long long)x, (unsigned long long)acr_reader_head_seq(r));
+    } else if ((rc = find_close(r, l, out->period_id, &close, err)) == 1) {
+        rc = 0;
+        if (close.seq <= x) {
+            out->reproduces_close = true;
+            x = (uint64_t)close.num[ACR_F_THROUGH_SEQ];
+            req = NULL; /* a closed period's statement is what was paid: no what-if */
+        }
+    }
+    feed_state_t fs = {0, false};
+    if (rc == 0)
+        rc = compute(l, r, period, x, req, out, &fs, err);
+    acr_reader_close(r);
+    return rc;
+}
+
+/* The latest closed period of the snapshot: 1 with *out set, 0 when none. */
+static int latest_close(acr_reader_t *r, acr_ledger_t *l, int32_t *out, acr_err_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(acr__reader_txn(r), l->dbi[ACR_DB_CLOSES], &cur);
+    if (rc == 0) {
+        rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        mdb_cursor_close(cur);
+    }
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "closes");
+    if (!acr_period_parse(l->cfg.period_kind, k.mv_data, k.mv_size, out))
+        return acr_err_set(err, ACR_ECORRUPT, "a close record has a bad period id");
+    return 1;
+}
+
+/* The rules of commissions.md, Closing, checked against the snapshot. */
+static int check_close_order(acr_reader_t *r, acr_ledger_t *l, int32_t period,
+                             const char *period_id, acr_err_t *err)
+{
+    acr_event_t close;
+    int rc = find_close(r, l, period_id, &close, err);
+    if (rc != 0)
+        return rc < 0 ? rc
+                      : acr_err_set(err, ACR_EPERIOD_CLOSED, "period %s is already closed (seq %llu)",
+                                    period_id, (unsigned long long)close.seq);
+    int32_t last;
+    if ((rc = latest_close(r, l, &last, err)) < 0)
+        return rc;
+    if (rc == 1 && period != last + 1) {
+        char last_id[ACR_PERIOD_ID_MAX];
+        acr_period_format(l->cfg.period_kind, last, last_id);
+        return acr_err_set(err, ACR_EPERIOD_ORDER,
+                           "the latest closed period is %s: only the period right after it "
+                           "can be closed", last_id);
+    }
+    return 0;
+}
+
+static int close_event(const acr_payout_t *p, const char *period_id, acr_buf_t *scratch,
+                       acr_event_t *ev, char *id, size_t id_len)
+{
+    memset(ev, 0, sizeof *ev);
+    snprintf(id, id_len, CLOSE_ID_PREFIX "%s", period_id);
+    acr_buf_reset(scratch);
+    acr_buf_append(scratch, "{", 1);
+    for (size_t i = 0; i < p->stmt.currency_count; i++)
+        acr_buf_printf(scratch, "%s\"%s\":%lld", i ? "," : "", p->stmt.currency_totals[i].currency,
+                       (long long)p->stmt.currency_totals[i].total_minor);
+    if (acr_buf_append(scratch, "}", 1) != 0)
+        return ACR_ENOMEM;
+    int32_t period;
+    acr_period_parse(p->period_kind, period_id, strlen(period_id), &period);
+    ev->type = ACR_EV_PERIOD_CLOSED;
+    ev->at_ms = acr_period_end_ms(p->period_kind, period, p->utc_offset_min);
+    ev->id = (acr_str_t){id, (uint32_t)strlen(id)};
+    ev->str[ACR_F_PERIOD] = (acr_str_t){period_id, (uint32_t)strlen(period_id)};
+    ev->str[ACR_F_FINGERPRINT] = (acr_str_t){p->stmt.fingerprint, 32};
+    ev->str[ACR_F_TOTALS] = (acr_str_t){(const char *)scratch->data, (uint32_t)scratch->len};
+    ev->num[ACR_F_THROUGH_SEQ] = (int64_t)p->through_seq;
+    ev->num[ACR_F_LINES] = (int64_t)p->stmt.line_count;
+    ev->present = (1u << ACR_F_PERIOD) | (1u << ACR_F_FINGERPRINT) | (1u << ACR_F_TOTALS) |
+                  (1u << ACR_F_THROUGH_SEQ) | (1u << ACR_F_LINES);
+    return 0;
+}
+
+/* One attempt: compute as of the head and check every refusal. */
+static int close_compute(acr_ledger_t *l, int32_t period, acr_payout_t *out, acr_err_t *err)
+{
+    acr_reader_t *r;
+    int rc = acr_reader_open(l, &r, err);
+    if (rc != 0)
+        return rc;
+    feed_state_t fs = {0, false};
+    rc = check_close_order(r, l, period, out->period_id, err);
+    if (rc == 0)
+        rc = compute(l, r, period, acr_reader_head_seq(r), NULL, out, &fs, err);
+    int32_t last;
+    if (rc == 0 && (rc = latest_close(r, l, &last, err)) == 0) {
+        int32_t first_day = acr_period_first_day(l->cfg.period_kind, period);
+        if (!fs.any_event || first_day > acr_local_day(fs.max_at_ms, l->cfg.utc_offset_min))
+            rc = acr_err_set(err, ACR_EPERIOD_ORDER,
+                             "period %s starts after the latest business date in the ledger",
+                             out->period_id);
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    if (rc == 0 && out->stmt.unplanned_count > 0)
+        rc = acr_err_set(err, ACR_EUNPLANNED_SALES,
+                         "%zu sale(s) up to %s have no applicable plan (first: %s of partner %s)",
+                         out->stmt.unplanned_count, out->period_id,
+                         out->stmt.unplanned[0].sale_id, out->stmt.unplanned[0].partner_id);
+    acr_reader_close(r);
+    return rc;
+}
+
+int acr_payout_close(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
+                     uint64_t *out_close_seq, acr_err_t *err)
+{
+    int32_t period;
+    int rc = parse_period(l, period_id, &period, err);
+    for (int attempt = 0; rc == 0; attempt++) {
+        payout_init(l, out, period);
+        if ((rc = close_compute(l, period, out, err)) != 0)
+            break;
+        acr_event_t ev;
+        char id[64];
+        acr_buf_t totals;
+        acr_buf_init(&totals);
+        rc = close_event(out, out->period_id, &totals, &ev, id, sizeof id);
+        if (rc == 0)
+            rc = acr__append_close(l, out->through_seq, &ev, out->period_id, out->stmt.csv,
+                                   out->stmt.csv_len, out_close_seq, err);
+        acr_buf_destroy(&totals);
+        if (rc != ACR_EVERSION_CONFLICT || attempt == 8)
+            break;
+        acr_payout_destroy(out); /* the head moved: recompute */
+        rc = 0;
+    }
+    if (rc != 0)
+        acr_payout_destroy(out);
+    return rc;
+}
+
+/* Copies the 1-based line n of a CSV buffer ("" past its end). */
+static void csv_line(const char *csv, size_t len, uint64_t n, char *out, size_t out_len)
+{
+    const char *p = csv, *end = csv + len;
+    for (uint64_t i = 1; i < n && p < end; i++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        p = nl ? nl + 1 : end;
+    }
+    const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+    size_t n_bytes = (size_t)((nl ? nl : end) - p);
+    snprintf(out, out_len, "%.*s", (int)n_bytes, p);
+}
+
+/* The first 1-based line where two CSV buffers differ, 0 when identical. */
+static uint64_t first_diff_line(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    size_t n = a_len < b_len ? a_len : b_len, i = 0;
+    uint64_t line = 1;
+    for (; i < n && a[i] == b[i]; i++)
+        line += a[i] == '\n';
+    return i == n && a_len == b_len ? 0 : line;
+}
+
+int acr_payout_audit(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
+                     acr_audit_t *audit, acr_err_t *err)
+{
+    int32_t period;
+    memset(audit, 0, sizeof *audit);
+    int rc = parse_period(l, period_id, &period, err);
+    if (rc != 0)
+        return rc;
+    payout_init(l, out, period);
+    acr_reader_t *r;
+    if ((rc = acr_reader_open(l, &r, err)) != 0)
+        return rc;
+    acr_event_t close;
+    rc = find_close(r, l, out->period_id, &close, err);
+    if (rc == 0)
+        rc = acr_err_set(err, ACR_ENOT_FOUND, "period %s is not closed", out->period_id);
+    const char *stored = NULL;
+    size_t stored_len = 0;
+    if (rc == 1) {
+        acr_str_t fp = close.str[ACR_F_FINGERPRINT];
+        snprintf(audit->recorded_fingerprint, sizeof audit->recorded_fingerprint, "%.*s",
+                 (int)fp.len, fp.ptr);
+        rc = acr_reader_statement(r, out->period_id, &stored, &stored_len, err);
+    }
+    feed_state_t fs = {0, false};
+    if (rc == 0)
+        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], NULL, out, &fs, err);
+    if (rc == 0) {
+        audit->first_diff_line =
+            first_diff_line(stored, stored_len, out->stmt.csv, out->stmt.csv_len);
+        audit->match = audit->first_diff_line == 0 &&
+                       strcmp(audit->recorded_fingerprint, out->stmt.fingerprint) == 0;
+        if (audit->first_diff_line != 0) {
+            csv_line(stored, stored_len, audit->first_diff_line, audit->recorded_line,
+                     sizeof audit->recorded_line);
+            csv_line(out->stmt.csv, out->stmt.csv_len, audit->first_diff_line,
+                     audit->computed_line, sizeof audit->computed_line);
+        }
+    }
+    acr_reader_close(r);
+    return rc;
+}
+
+int acr_payout_list(acr_ledger_t *l, acr_close_info_t **out, size_t *out_count, acr_err_t *err)
+{
+    *out = NULL;
+    *out_count = 0;
+    acr_reader_t *r;
+    int rc = acr_reader_open(l, &r, err);
+    if (rc != 0)
+        return rc;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    size_t cap = 0;
+    int mrc = mdb_cursor_open(acr__reader_txn(r), l->dbi[ACR_DB_CLOSES], &cur);
+    for (mrc = mrc ? mrc : mdb_cursor_get(cur, &k, &v, MDB_FIRST); mrc == 0 && rc == 0;
+         mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (*out_count == cap) {
+            cap = cap ? cap * 2 : 16;
+            acr_close_info_t *grown = realloc(*out, cap * sizeof **out);
+            if (grown == NULL) {
+                rc = acr_err_set(err, ACR_ENOMEM, "out of memory");
+                break;
+            }
+            *out = grown;
+        }
+        acr_close_info_t *ci = &(*out)[*out_count];
+        memset(ci, 0, sizeof *ci);
+        snprintf(ci->period_id, sizeof ci->period_id, "%.*s", (int)k.mv_size,
+                 (const char *)k.mv_data);
+        acr_event_t ev;
+        if ((rc = find_close(r, l, ci->period_id, &ev, err)) != 1) {
+            rc = rc ? rc : acr_err_set(err, ACR_ECORRUPT, "close %s has no event", ci->period_id);
+            break;
+        }
+        rc = 0;
+        ci->seq = ev.seq;
+        ci->through_seq = (uint64_t)ev.num[ACR_F_THROUGH_SEQ];
+        ci->lines = (uint64_t)ev.num[ACR_F_LINES];
+        snprintf(ci->fingerprint, sizeof ci->fingerprint, "%.*s",
+                 (int)ev.str[ACR_F_FINGERPRINT].len, ev.str[ACR_F_FINGERPRINT].ptr);
+        snprintf(ci->totals_json, sizeof ci->totals_json, "%.*s", (int)ev.str[ACR_F_TOTALS].len,
+                 ev.str[ACR_F_TOTALS].ptr);
+        (*out_count)++;
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    acr_reader_close(r);
+    if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+        rc = acr__mdb_err(mrc, err, "closes");
+    if (rc != 0) {
+        free(*out);
+        *out = NULL;
+        *out_count = 0;
+    }
+    return rc;
+}
+
+void acr_payout_destroy(acr_payout_t *p)
+{
+    if (p->stmt.csv != NULL || p->stmt.lines != NULL || p->stmt.arena != NULL)
+        acr_statement_destroy(&p->stmt);
+    memset(&p->stmt, 0, sizeof p->stmt);
+}
+
+static void json_kv_str(acr_buf_t *b, const char *key, const char *val, bool comma)
+{
+    acr_buf_printf(b, "%s\"%s\":", comma ? "," : "", key);
+    acr_buf_append_json_str(b, val, strlen(val));
+}
+
+static void summary_partner(acr_buf_t *b, const acr_partner_total_t *pt)
+{
+    acr_buf_append_str(b, "{");
+    json_kv_str(b, "partner_id", pt->partner_id, false);
+    json_kv_str(b, "currency", pt->currency, true);
+    acr_buf_printf(b, ",\"lines\":%u,\"by_kind\":{", pt->line_count);
+    for (int k = 0; k < ACR_LINE__COUNT; k++)
+        acr_buf_printf(b, "%s\"%s\":%lld", k ? "," : "", acr_line_kind_name(k),
+                       (long long)pt->by_kind_minor[k]);
+    acr_buf_printf(b, "},\"prior_period_minor\":%lld,\"total_minor\":%lld}",
+                   (long long)pt->prior_period_minor, (long long)pt->total_minor);
+}
+
+int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *b)
+{
+    const acr_statement_t *s = &p->stmt;
+    char hash[33], origin[ACR_PERIOD_ID_MAX];
+    acr_hash_hex(p->chain_hash, hash);
+    acr_buf_append_str(b, "{");
+    json_kv_str(b, "period", p->period_id, false);
+    acr_buf_printf(b, ",\"through_seq\":%llu", (unsigned long long)p->through_seq);
+    json_kv_str(b, "chain_hash", hash, true);
+    json_kv_str(b, "fingerprint", s->fingerprint, true);
+    acr_buf_printf(b, ",\"line_count\":%zu,\"reproduces_close\":%s,\"plans_used\":[",
+                   s->line_count, p->reproduces_close ? "true" : "false");
+    for (size_t i = 0; i < s->plans_used_count; i++) {
+        acr_buf_append_str(b, i ? "," : "");
+        acr_buf_append_json_str(b, s->plans_used[i], strlen(s->plans_used[i]));
+    }
+    acr_buf_printf(b, "],\"unplanned_count\":%zu,\"unplanned\":[", s->unplanned_count);
+    for (size_t i = 0; i < s->unplanned_count; i++) {
+        acr_period_format(p->period_kind, s->unplanned[i].origin_period, origin);
+        acr_buf_append_str(b, i ? ",{" : "{");
+        json_kv_str(b, "sale_id", s->unplanned[i].sale_id, false);
+        json_kv_str(b, "partner_id", s->unplanned[i].partner_id, true);
+        json_kv_str(b, "origin_period", origin, true);
+        acr_buf_append_str(b, "}");
+    }
+    acr_buf_append_str(b, "],\"totals\":{");
+    for (size_t i = 0; i < s->currency_count; i++)
+        acr_buf_printf(b, "%s\"%s\":%lld", i ? "," : "", s->currency_totals[i].currency,
+                       (long long)s->currency_totals[i].total_minor);
+    acr_buf_append_str(b, "},\"partners\":[");
+    for (size_t i = 0; i < s->partner_count; i++) {
+        acr_buf_append_str(b, i ? "," : "");
+        summary_partner(b, &s->partners[i]);
+    }
+    return acr_buf_append_str(b, "]}\n");
+}
+
+static void table_line(acr_buf_t *b, const acr_payout_t *p, const acr_line_t *ln, int decimals)
+{
+    char origin[ACR_PERIOD_ID_MAX], at[ACR_TS_BUF] = "", basis[48], amount[48];
+    acr_period_format(p->period_kind, ln->origin_period, origin);
+    if (ln->source_seq != 0)
+        acr_ts_format(ln->at_ms, at);
+    acr_money_format(ln->basis_minor, decimals, basis, sizeof basis);
+    acr_money_format(ln->amount_minor, decimals, amount, sizeof amount);
+    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-24s %-18s %16s %16s\n", ln->line_no, origin,
+                   acr_line_kind_name(ln->kind), ln->source_id, at, ln->rule, basis, amount);
+}
+
+int acr_payout_table(const acr_payout_t *p, acr_buf_t *b)
+{
+    const acr_statement_t *s = &p->stmt;
+    acr_buf_printf(b, "payout run %s as of seq %llu%s\n", p->period_id,
+                   (unsigned long long)p->through_seq,
+                   p->reproduces_close ? " (reproduction of its close)" : "");
+    size_t li = 0;
+    for (size_t i = 0; i < s->partner_count; i++) {
+        const acr_partner_total_t *pt = &s->partners[i];
+        int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
+        dec = dec < 0 ? 0 : dec;
+        acr_buf_printf(b, "\npartner %s (%s)\n  %4s  %-7s %-18s %-16s %-24s %-18s %16s %16s\n",
+                       pt->partner_id, pt->currency, "line", "origin", "kind", "source", "at",
+                       "rule", "basis", "amount");
+        for (; li < s->line_count && strcmp(s->lines[li].partner_id, pt->partner_id) == 0; li++)
+            table_line(b, p, &s->lines[li], dec);
+        char total[48], prior[48];
+        acr_money_format(pt->total_minor, dec, total, sizeof total);
+        acr_money_format(pt->prior_period_minor, dec, prior, sizeof prior);
+        acr_buf_printf(b, "  total %s %s (prior-period %s)\n", total, pt->currency, prior);
+    }
+    for (size_t i = 0; i < s->unplanned_count; i++)
+        acr_buf_printf(b, "\nunplanned: sale %s of partner %s\n", s->unplanned[i].sale_id,
+                       s->unplanned[i].partner_id);
+    return acr_buf_printf(b, "\nlines %zu  fingerprint %s\n", s->line_count, s->fingerprint);
+}
