@@ -19,6 +19,8 @@
  *   ACR_STAGES_MAX stages is too_large.
  * - expected_close is a local date; a bad one is invalid_value.
  * - An integer beyond int64 (jansson: numeric overflow) is invalid_value.
+ * - The engine fields of a log line (seq, recorded_at, stream, version, hash)
+ *   are accepted and ignored, whatever their values (cli.md, log).
  */
 #include "event_internal.h"
 
@@ -412,9 +414,13 @@ static int parse_data(parse_ctx_t *c, json_t *data)
     return check_type_rules(c);
 }
 
+/* The envelope, plus the engine fields of `accrue log` output (cli.md: a log
+ * line is valid append input, "the engine fields are ignored there"). */
 static bool top_key_known(const char *key)
 {
-    static const char *const keys[] = {"id", "type", "at", "data", "expected_version"};
+    static const char *const keys[] = {"id",     "type",        "at",     "data",
+                                       "expected_version", "seq", "recorded_at",
+                                       "stream", "version",     "hash"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;

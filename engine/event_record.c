@@ -230,7 +230,7 @@ static inline bool get_fields(const uint8_t *q, const uint8_t *end,
                 return false;
             ev->str[f].ptr = (const char *)q + 1;
             ev->str[f].len = (uint32_t)n;
-            q += 1 + n;
+            q += m - 0x9fu; /* = 1 + n, one add on the load-to-load chain */
             present |= bit;
             continue;
         }

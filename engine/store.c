@@ -80,7 +80,7 @@ int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env
     for (int i = 0; rc == 0 && i < ACR_DB__COUNT; i++)
         rc = mdb_dbi_open(txn, db_table[i].name, create ? MDB_CREATE : 0, &dbi[i]);
     if (rc == 0)
-        rc = create ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), 0);
+        rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its dbi handles */
     else if (txn != NULL)
         mdb_txn_abort(txn);
     if (rc != 0) {

@@ -144,10 +144,4 @@ int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_token(acr_cli_t *cli, int argc, char **argv);
 
-/* Appends one batch given as JSON Lines text (used by plan publish). The
- * same reporting as `append`; returns the exit code. seq_out, when not NULL,
- * gets the seq of the first event (original seq for a duplicate). */
-int acr__append_text(const acr_cli_t *cli, acr_ledger_t *ledger, const char *text, size_t len,
-                     uint64_t *seq_out, bool *dup_out);
-
 #endif

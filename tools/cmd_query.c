@@ -59,11 +59,9 @@ static void cell_text(const acr_jv_t *row, const col_t *col, bool table, char *b
     }
     int64_t amount;
     if (table && col->kind == 'm' && acr__json_i64(&v, &amount)) {
-        char code[8] = "";
         int decimals = 0;
         if (acr__json_get(row, "currency", &cur) && cur.kind == 's')
             decimals = acr_currency_decimals(cur.ptr, cur.len);
-        (void)code;
         acr_money_format(amount, decimals < 0 ? 0 : decimals, buf, (unsigned)cap);
         return;
     }

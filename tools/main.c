@@ -119,8 +119,9 @@ int main(int argc, char **argv)
     const struct command *cmd = find_command(argv[optind]);
     if (cmd == NULL)
         return acr__usage(usage_main, "unknown command '%s'", argv[optind]);
+    int first = optind;
     acr__getopt_reset();
-    int rc = cmd->fn(&cli, argc - optind, argv + optind);
+    int rc = cmd->fn(&cli, argc - first, argv + first);
     if (fflush(stdout) != 0 && rc == 0) {
         acr__diag(ACR_EIO, "cannot write to stdout");
         rc = ACR_EXIT_RUNTIME;

@@ -634,6 +634,7 @@ typedef struct {
 static const int LAG_DAYS_X10[] = {3,   20,  50,  100, 200, 350, 500, 700,
                                    850, 880, 920, 950, 1200, 1500, 2000};
 #define NLAGS ((int)(sizeof LAG_DAYS_X10 / sizeof LAG_DAYS_X10[0]))
+_Static_assert(sizeof LAG_DAYS_X10 / sizeof LAG_DAYS_X10[0] <= 16, "gen_t.lag_sales holds 16");
 
 /* The hash words of sale k: h[0] time, h[1] refund and lateness, h[2] amount. */
 static bool sale_refunded(const gen_t *g, uint64_t k)
@@ -670,11 +671,13 @@ static sale_fate_t sale_fate(const gen_t *g, uint64_t k)
                                : NLAGS;
     unsigned pct = 10 + (unsigned)((h3 >> 40) % 50);
     f.refund_minor[0] = style < 5 ? f.amount_minor : f.amount_minor * pct / 100;
-    f.refund_minor[1] = f.amount_minor * (10 + (h3 >> 48) % 40) / 100;
     if (f.refund_minor[0] < 1)
         f.refund_minor[0] = 1;
+    /* The second part takes 10..100 % of what is left: never an over-refund. */
+    int64_t left = f.amount_minor - f.refund_minor[0];
+    f.refund_minor[1] = left * (int64_t)(10 + (h3 >> 48) % 91) / 100;
     if (f.refund_minor[1] < 1)
-        f.refund_minor[1] = 1;
+        f.nrefunds = 1;
     return f;
 }
 

@@ -15,6 +15,7 @@
 #include "accrue/buf.h"
 #include "accrue/commission.h"
 #include "accrue/error.h"
+#include "accrue/limits.h"
 #include "accrue/log.h"
 
 typedef struct acr_payout_request {

@@ -1,0 +1,414 @@
+/* statement.c - the statement's bytes: CSV, fingerprint, totals; paid lines.
+ *
+ * Output: the lines of lines.c become the exact CSV of commissions.md
+ * (header, no quoting, "\n" after every record, integers without "+" or
+ * leading zeros, at in canonical UTC, empty source_seq/at for period-level
+ * lines), numbered 1.. within each partner; the fingerprint is XXH3-128 of
+ * those bytes in canonical big-endian hex, which is what xxh128sum prints.
+ * Rows are formatted by hand rather than with printf: a 10 M-line run spends
+ * most of its output time here.
+ *
+ * Input: acr_comm_add_closed parses a stored statement back into paid
+ * amounts per line identity (partner, origin period, kind, source id),
+ * summed over every close, keeping the fields of the latest close's line for
+ * identities whose now-side line has gone.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <xxhash.h>
+
+#include "accrue/buf.h"
+#include "accrue/date.h"
+#include "accrue/limits.h"
+#include "accrue/money.h"
+#include "comm_internal.h"
+
+/* ---- paid identities ---- */
+
+uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
+                            size_t src_len)
+{
+    uint64_t seed = ((uint64_t)partner << 32) ^ ((uint64_t)(uint32_t)origin << 4) ^ kind;
+    return (uint32_t)XXH3_64bits_withSeed(src, src_len, seed);
+}
+
+acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
+                            unsigned kind, const char *src, size_t src_len, uint32_t hash)
+{
+    if (c->paid_slots == NULL)
+        return NULL;
+    for (size_t i = hash & c->paid_mask;; i = (i + 1) & c->paid_mask) {
+        uint32_t slot = c->paid_slots[i];
+        if (slot == 0)
+            return NULL;
+        acr__paid_t *pd = &c->paid[slot - 1];
+        if (pd->hash == hash && pd->partner == partner && pd->origin == origin &&
+            pd->kind == kind && strncmp(pd->source, src, src_len) == 0 &&
+            pd->source[src_len] == '\0')
+            return pd;
+    }
+}
+
+static int paid_rehash(acr_comm_t *c)
+{
+    size_t n = c->paid_slots ? (c->paid_mask + 1) * 2 : 256;
+    uint32_t *slots = calloc(n, sizeof *slots);
+    if (slots == NULL)
+        return ACR_ENOMEM;
+    for (size_t k = 0; k < c->paid_count; k++) {
+        size_t i = c->paid[k].hash & (n - 1);
+        while (slots[i] != 0)
+            i = (i + 1) & (n - 1);
+        slots[i] = (uint32_t)k + 1;
+    }
+    free(c->paid_slots);
+    c->paid_slots = slots;
+    c->paid_mask = n - 1;
+    return 0;
+}
+
+/* The paid entry of an identity, created with amount 0 when new. */
+static acr__paid_t *paid_get(acr_comm_t *c, uint32_t partner, int32_t origin, unsigned kind,
+                             const char *src, size_t src_len)
+{
+    uint32_t h = acr__identity_hash(partner, origin, kind, src, src_len);
+    acr__paid_t *pd = acr__paid_find(c, partner, origin, kind, src, src_len, h);
+    if (pd != NULL)
+        return pd;
+    if (c->paid_count + 1 >= UINT32_MAX)
+        return NULL;
+    if (((c->paid_count + 1) * 2 > (c->paid_slots ? c->paid_mask + 1 : 0) && paid_rehash(c)) ||
+        acr__grow((void **)&c->paid, &c->paid_cap, c->paid_count + 1, sizeof *c->paid) != 0)
+        return NULL;
+    pd = &c->paid[c->paid_count];
+    memset(pd, 0, sizeof *pd);
+    if ((pd->source = acr__arena_strdup(&c->arena, src, src_len)) == NULL)
+        return NULL;
+    pd->partner = partner;
+    pd->origin = origin;
+    pd->kind = (uint8_t)kind;
+    pd->hash = h;
+    size_t i = h & c->paid_mask;
+    while (c->paid_slots[i] != 0)
+        i = (i + 1) & c->paid_mask;
+    c->paid_slots[i] = (uint32_t)++c->paid_count;
+    return pd;
+}
+
+/* ---- parsing a stored statement ---- */
+
+typedef struct field {
+    const char *p;
+    size_t n;
+} field_t;
+
+static bool parse_i64(field_t f, int64_t *out)
+{
+    size_t i = 0;
+    bool neg = f.n > 0 && f.p[0] == '-';
+    i = neg;
+    if (i == f.n)
+        return false;
+    uint64_t v = 0;
+    for (; i < f.n; i++) {
+        if (f.p[i] < '0' || f.p[i] > '9' || v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(f.p[i] - '0');
+    }
+    if (v > (uint64_t)INT64_MAX + neg)
+        return false;
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return true;
+}
+
+static int kind_of(field_t f)
+{
+    for (int k = 0; k < ACR_LINE__COUNT; k++) {
+        const char *name = acr_line_kind_name(k);
+        if (strlen(name) == f.n && memcmp(name, f.p, f.n) == 0)
+            return k;
+    }
+    return -1;
+}
+
+typedef struct closed_line {
+    int32_t origin;
+    int kind;
+    int64_t seq, at_ms, basis_minor, amount_minor;
+} closed_line_t;
+
+static bool parse_numbers(const acr_comm_t *c, const field_t *f, closed_line_t *out)
+{
+    out->seq = 0;
+    out->at_ms = 0;
+    out->kind = kind_of(f[4]);
+    return acr_period_parse(c->cfg.period_kind, f[3].p, f[3].n, &out->origin) &&
+           out->kind >= 0 && (f[6].n == 0 || (parse_i64(f[6], &out->seq) && out->seq >= 0)) &&
+           (f[7].n == 0 || acr_ts_parse(f[7].p, f[7].n, &out->at_ms)) &&
+           parse_i64(f[9], &out->basis_minor) && parse_i64(f[10], &out->amount_minor) &&
+           f[1].n >= 1 && f[1].n <= ACR_ID_LEN_MAX && f[5].n >= 1 && f[11].n == 3;
+}
+
+static int add_record(acr_comm_t *c, const char *p, size_t n, size_t line_no, acr_err_t *err)
+{
+    field_t f[12];
+    size_t k = 0, start = 0;
+    for (size_t i = 0; i <= n && k < 12; i++) {
+        if (i == n || p[i] == ',') {
+            f[k++] = (field_t){p + start, i - start};
+            start = i + 1;
+        }
+    }
+    closed_line_t cl;
+    if (k != 12 || start != n + 1 || !parse_numbers(c, f, &cl))
+        return acr_err_set(err, ACR_ECORRUPT, "stored statement line %zu does not parse",
+                           line_no);
+    uint32_t partner, rule;
+    if (acr__partner_intern(c, f[1].p, (uint32_t)f[1].n, &partner) != 0 ||
+        acr__strtab_intern(&c->attrs, &c->arena, f[8].p, (uint32_t)f[8].n, &rule, NULL) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory reading a stored statement");
+    acr__paid_t *pd = paid_get(c, partner, cl.origin, (unsigned)cl.kind, f[5].p, f[5].n);
+    if (pd == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory reading a stored statement");
+    if (!acr_add_checked(&pd->amount_minor, cl.amount_minor))
+        return acr__overflow(c, err, c->partners[partner].id, cl.origin);
+    pd->seq = (uint64_t)cl.seq; /* the latest close's fields win */
+    pd->at_ms = cl.at_ms;
+    pd->rule = c->attrs.ents[rule].s;
+    pd->basis_minor = cl.basis_minor;
+    memcpy(pd->currency, f[11].p, 3);
+    pd->currency[3] = '\0';
+    return 0;
+}
+
+int acr_comm_add_closed(acr_comm_t *c, const char *csv, size_t len, acr_err_t *err)
+{
+    size_t hl = strlen(ACR_STATEMENT_HEADER);
+    if (len < hl || memcmp(csv, ACR_STATEMENT_HEADER, hl) != 0)
+        return acr_err_set(err, ACR_ECORRUPT, "stored statement has no statement header");
+    size_t line_no = 1;
+    for (size_t pos = hl; pos < len;) {
+        const char *nl = memchr(csv + pos, '\n', len - pos);
+        line_no++;
+        if (nl == NULL)
+            return acr_err_set(err, ACR_ECORRUPT, "stored statement line %zu has no newline",
+                               line_no);
+        size_t n = (size_t)(nl - (csv + pos));
+        int rc = add_record(c, csv + pos, n, line_no, err);
+        if (rc != 0)
+            return rc;
+        pos += n + 1;
+    }
+    return 0;
+}
+
+/* ---- building the statement ---- */
+
+static char *put_str(char *o, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(o, s, n);
+    return o + n;
+}
+
+static char *put_u64(char *o, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *o++ = tmp[--n];
+    return o;
+}
+
+static char *put_i64(char *o, int64_t v)
+{
+    if (v < 0) {
+        *o++ = '-';
+        return put_u64(o, 0 - (uint64_t)v);
+    }
+    return put_u64(o, (uint64_t)v);
+}
+
+typedef struct period_cache {
+    int32_t period;
+    char id[ACR_PERIOD_ID_MAX];
+} period_cache_t;
+
+static const char *period_id(const acr_comm_t *c, period_cache_t *pc, int32_t period)
+{
+    if (pc->period != period || pc->id[0] == '\0') {
+        acr_period_format(c->cfg.period_kind, period, pc->id);
+        pc->period = period;
+    }
+    return pc->id;
+}
+
+/* One CSV record; o has room for the longest one (< 512 bytes). */
+static char *put_row(char *o, const acr_comm_t *c, const char *run_id, period_cache_t *pc,
+                     const acr_line_t *l)
+{
+    o = put_str(o, run_id);
+    *o++ = ',';
+    o = put_str(o, l->partner_id);
+    *o++ = ',';
+    o = put_u64(o, l->line_no);
+    *o++ = ',';
+    o = put_str(o, period_id(c, pc, l->origin_period));
+    *o++ = ',';
+    o = put_str(o, acr_line_kind_name(l->kind));
+    *o++ = ',';
+    o = put_str(o, l->source_id);
+    *o++ = ',';
+    if (l->source_seq != 0) {
+        o = put_u64(o, l->source_seq);
+        *o++ = ',';
+        char ts[ACR_TS_BUF];
+        size_t n = acr_ts_format(l->at_ms, ts);
+        memcpy(o, ts, n);
+        o += n;
+    } else {
+        *o++ = ',';
+    }
+    *o++ = ',';
+    o = put_str(o, l->rule);
+    *o++ = ',';
+    o = put_i64(o, l->basis_minor);
+    *o++ = ',';
+    o = put_i64(o, l->amount_minor);
+    *o++ = ',';
+    o = put_str(o, l->currency);
+    *o++ = '\n';
+    return o;
+}
+
+static int build_csv(const acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+{
+    acr_buf_t b;
+    acr_buf_init(&b);
+    char run_id[ACR_PERIOD_ID_MAX];
+    acr_period_format(c->cfg.period_kind, st->period, run_id);
+    period_cache_t pc = {0, ""};
+    int rc = acr_buf_reserve(&b, strlen(ACR_STATEMENT_HEADER) + st->line_count * 128 + 1);
+    if (rc == 0)
+        rc = acr_buf_append_str(&b, ACR_STATEMENT_HEADER);
+    for (size_t i = 0; rc == 0 && i < st->line_count; i++) {
+        if ((rc = acr_buf_reserve(&b, 512)) != 0)
+            break;
+        char *end = put_row((char *)b.data + b.len, c, run_id, &pc, &st->lines[i]);
+        b.len = (size_t)(end - (char *)b.data);
+    }
+    if (rc != 0) {
+        acr_buf_destroy(&b);
+        return acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
+    }
+    st->csv = (char *)b.data;
+    st->csv_len = b.len;
+    XXH128_canonical_t canon;
+    XXH128_canonicalFromHash(&canon, XXH3_128bits(st->csv, st->csv_len));
+    static const char hex[] = "0123456789abcdef";
+    for (int i = 0; i < 16; i++) {
+        st->fingerprint[2 * i] = hex[canon.digest[i] >> 4];
+        st->fingerprint[2 * i + 1] = hex[canon.digest[i] & 15];
+    }
+    st->fingerprint[32] = '\0';
+    return 0;
+}
+
+static int add_currency_total(acr_statement_t *st, size_t *cap, const acr_line_t *l)
+{
+    size_t i = 0;
+    while (i < st->currency_count && strcmp(st->currency_totals[i].currency, l->currency) != 0)
+        i++;
+    if (i == st->currency_count) {
+        if (acr__grow((void **)&st->currency_totals, cap, i + 1, sizeof *st->currency_totals))
+            return ACR_ENOMEM;
+        memset(&st->currency_totals[i], 0, sizeof st->currency_totals[i]);
+        memcpy(st->currency_totals[i].currency, l->currency, 4);
+        st->currency_count++;
+    }
+    return acr_add_checked(&st->currency_totals[i].total_minor, l->amount_minor) ? 0
+                                                                                : ACR_EOVERFLOW;
+}
+
+static int cur_cmp(const void *a, const void *b)
+{
+    return strcmp(((const acr_currency_total_t *)a)->currency,
+                  ((const acr_currency_total_t *)b)->currency);
+}
+
+/* Line numbers, per-partner totals and per-currency totals. */
+static int build_totals(const acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+{
+    size_t pcap = 0, ccap = 0;
+    acr_partner_total_t *t = NULL;
+    for (size_t i = 0; i < st->line_count; i++) {
+        acr_line_t *l = &st->lines[i];
+        if (t == NULL || t->partner_id != l->partner_id) {
+            if (acr__grow((void **)&st->partners, &pcap, st->partner_count + 1, sizeof *t))
+                return acr_err_set(err, ACR_ENOMEM, "out of memory");
+            t = &st->partners[st->partner_count++];
+            memset(t, 0, sizeof *t);
+            t->partner_id = l->partner_id;
+            memcpy(t->currency, l->currency, 4);
+        }
+        l->line_no = ++t->line_count;
+        bool ok = acr_add_checked(&t->by_kind_minor[l->kind], l->amount_minor) &&
+                  acr_add_checked(&t->total_minor, l->amount_minor) &&
+                  (l->origin_period == st->period ||
+                   acr_add_checked(&t->prior_period_minor, l->amount_minor));
+        int rc = ok ? add_currency_total(st, &ccap, l) : ACR_EOVERFLOW;
+        if (rc == ACR_ENOMEM)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+        if (rc != 0)
+            return acr__overflow(c, err, l->partner_id, st->period);
+    }
+    if (st->currency_count > 1)
+        qsort(st->currency_totals, st->currency_count, sizeof *st->currency_totals, cur_cmp);
+    return 0;
+}
+
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The distinct "plan_id@version" of the lines' rule strings, sorted. */
+static int build_plans_used(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+{
+    size_t cap = 0;
+    const char *last = NULL;
+    for (size_t i = 0; i < st->line_count; i++) {
+        const char *rule = st->lines[i].rule;
+        if (rule[0] == '\0' || rule == last)
+            continue;
+        last = rule;
+        size_t n = strcspn(rule, "#"), k = 0;
+        while (k < st->plans_used_count &&
+               !(strncmp(st->plans_used[k], rule, n) == 0 && st->plans_used[k][n] == '\0'))
+            k++;
+        if (k < st->plans_used_count)
+            continue;
+        char *s = acr__arena_strdup(&c->arena, rule, n);
+        if (s == NULL || acr__grow((void **)&st->plans_used, &cap, st->plans_used_count + 1,
+                                   sizeof *st->plans_used) != 0)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+        st->plans_used[st->plans_used_count++] = s;
+    }
+    if (st->plans_used_count > 1)
+        qsort(st->plans_used, st->plans_used_count, sizeof *st->plans_used, str_cmp);
+    return 0;
+}
+
+int acr__statement_build(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+{
+    int rc = build_totals(c, st, err);
+    if (rc == 0)
+        rc = build_plans_used(c, st, err);
+    if (rc == 0)
+        rc = build_csv(c, st, err);
+    return rc;
+}

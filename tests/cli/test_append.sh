@@ -1,0 +1,138 @@
+#!/usr/bin/env bash
+# test_append.sh - append behaviour beyond single rejections: idempotent
+# resubmission, stdin, --batch-size (consecutive atomic batches, a failure
+# naming the last committed seq, safe re-runs), the log of one ledger
+# re-appended into another, log filters, and init refusals.
+. "$(dirname "$0")/lib.sh"
+
+L=$(new_ledger --period month --utc-offset +09:00)
+
+case_idempotent() {
+    acc "$L" append "$WORKED/events.jsonl"
+    assert_exit 0
+    local seqs
+    seqs=$("$ACCRUE" --ledger "$L" log --format table | md5sum)
+    acc "$L" append "$WORKED/events.jsonl"
+    assert_exit 0
+    assert_eq "$OUT" "appended 0 events, 7 already present"
+    assert_eq "$("$ACCRUE" --ledger "$L" log --format table | md5sum)" "$seqs" "log after resubmission"
+    # A mix of old and new events: only the new one is written.
+    acc "$L" append - <"$WORKED/late.jsonl"
+    assert_exit 0
+    assert_eq "$OUT" "appended 2 events (seq 8..9), 0 already present"
+    cat "$WORKED/events.jsonl" "$WORKED/late.jsonl" >"$TMP/all.jsonl"
+    acc "$L" append "$TMP/all.jsonl"
+    assert_eq "$OUT" "appended 0 events, 9 already present"
+}
+
+case_stdin() {
+    local l2
+    l2=$(new_ledger --utc-offset +09:00)
+    run --ledger "$l2" append <"$WORKED/events.jsonl"
+    assert_exit 0
+    assert_eq "$OUT" "appended 7 events (seq 1..7), 0 already present"
+}
+
+case_empty_input() {
+    local l2
+    l2=$(new_ledger)
+    : >"$TMP/empty.jsonl"
+    acc "$l2" append "$TMP/empty.jsonl"
+    assert_exit 0
+    assert_eq "$OUT" "appended 0 events, 0 already present"
+}
+
+case_roundtrip() {
+    local l2
+    l2=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$L" log --format jsonl >"$TMP/a.jsonl"
+    acc "$l2" append "$TMP/a.jsonl"
+    assert_exit 0
+    assert_eq "$OUT" "appended 9 events (seq 1..9), 0 already present"
+    assert_eq "$(log_content "$l2")" "$(log_content "$L")" "log content"
+    # The hash chains differ (each ledger has its own random id).
+    [ "$("$ACCRUE" --ledger "$l2" log | md5sum)" != "$("$ACCRUE" --ledger "$L" log | md5sum)" ] ||
+        fail "two ledgers share a chain"
+}
+
+case_batch_size() {
+    local l2
+    l2=$(new_ledger --utc-offset +09:00)
+    acc "$l2" append "$WORKED/events.jsonl" --batch-size 3
+    assert_exit 0
+    assert_eq "$OUT" "appended 7 events (seq 1..7), 0 already present"
+    assert_eq "$(log_content "$l2" | md5sum)" "$(log_content "$L" | head -7 | md5sum)" "content"
+}
+
+case_batch_size_failure() {
+    local l2
+    l2=$(new_ledger --utc-offset +09:00)
+    { cat "$WORKED/events.jsonl"; echo '{"id":"bad","type":"sale.refunded","at":"2026-07-21T00:00:00Z","data":{"sale_id":"S404","amount_minor":1}}'; } >"$TMP/partial.jsonl"
+    acc "$l2" append "$TMP/partial.jsonl" --batch-size 3
+    assert_exit 3
+    expect_stderr_contains "accrue: unknown_sale: line 8: id bad:"
+    expect_stderr_contains "last committed seq 6"
+    acc "$l2" stats
+    expect_stdout_contains "head seq    6"
+    # Fixed input: re-running the whole file is safe.
+    acc "$l2" append "$WORKED/events.jsonl" --batch-size 3
+    assert_exit 0
+    assert_eq "$OUT" "appended 1 events (seq 7..7), 6 already present"
+}
+
+case_log_filters() {
+    acc "$L" log --type sale.recorded --format table
+    assert_exit 0
+    assert_eq "$(grep -c sale.recorded <<<"$OUT")" 5 "sale rows"
+    acc "$L" log --stream partner:P1
+    assert_eq "$(wc -l <<<"$OUT")" 1 "partner:P1 lines"
+    acc "$L" log --from 2 --to 3
+    assert_eq "$(wc -l <<<"$OUT")" 2 "range lines"
+    expect_stdout_contains '"seq":2'
+    expect_stdout_contains '"hash":"'
+    expect_stdout_contains '"recorded_at":"'
+    acc "$L" log --type no.such
+    assert_exit 2
+    expect_stderr_contains "accrue: usage:"
+}
+
+case_init_refusals() {
+    acc "$L" init
+    assert_exit 1
+    expect_stderr_contains "accrue: exists:"
+    run --ledger "$TMP/x" init --period year
+    assert_exit 2
+    run --ledger "$TMP/x" init --utc-offset +25:00
+    assert_exit 2
+    run --ledger "$TMP/x" init --map-size 12Q
+    assert_exit 2
+    run --ledger "$TMP/x" init --map-size 64M --period quarter --utc-offset -05:30
+    assert_exit 0
+    expect_stdout_contains "quarter"
+    expect_stdout_contains "-05:30"
+}
+
+case_no_ledger() {
+    run --ledger "$TMP/none" stats
+    assert_exit 1
+    expect_stderr_contains "accrue: no_ledger:"
+    ACCRUE_LEDGER="$L" "$ACCRUE" stats >/dev/null 2>&1 || fail "ACCRUE_LEDGER ignored"
+}
+
+case_missing_file() {
+    acc "$L" append "$TMP/does-not-exist.jsonl"
+    assert_exit 1
+    expect_stderr_contains "accrue: io_error:"
+}
+
+run_case case_idempotent
+run_case case_stdin
+run_case case_empty_input
+run_case case_roundtrip
+run_case case_batch_size
+run_case case_batch_size_failure
+run_case case_log_filters
+run_case case_init_refusals
+run_case case_no_ledger
+run_case case_missing_file
+finish

@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# test_errors.sh - every rejection code of events.md, triggered through
+# `accrue append`: the exit status of cli.md, an `accrue: <code>:` line on
+# stderr, and a ledger that is byte-for-byte what it was before (the whole
+# log and the stats head). Then a batch with several bad lines reports every
+# one of them with its line number.
+. "$(dirname "$0")/lib.sh"
+
+L=$(new_ledger --period month --utc-offset +00:00)
+
+PLAN='{"plan_id":"standard","version":1,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":4000,"rules":[{"match":{"tier":"gold"},"brackets":[{"from_minor":0,"rate_bp":1500},{"from_minor":1000000,"rate_bp":2500}]},{"match":{},"brackets":[{"from_minor":0,"rate_bp":1000}]}],"clawback_days":90}'
+
+ev() { # ID TYPE AT DATA
+    printf '{"id":"%s","type":"%s","at":"%s","data":%s}\n' "$1" "$2" "$3" "$4"
+}
+
+partner() { # ID PARTNER
+    ev "$1" partner.registered 2026-06-01T00:00:00Z \
+        "{\"partner_id\":\"$2\",\"name\":\"Partner $2\",\"kind\":\"reseller\",\"tier\":\"gold\",\"plan_id\":\"standard\",\"currency\":\"JPY\"}"
+}
+
+{
+    partner b-p1 P1
+    partner b-p2 P2
+    partner b-p3 P3
+    partner b-p4 P4
+    ev b-p3s partner.status_changed 2026-06-02T00:00:00Z '{"partner_id":"P3","status":"suspended"}'
+    ev b-p4o partner.status_changed 2026-06-02T00:00:00Z '{"partner_id":"P4","status":"offboarded"}'
+    ev b-plan plan.published 2026-06-01T00:00:00Z "{\"plan\":$PLAN}"
+    ev b-r1 rep.added 2026-06-01T00:00:00Z '{"partner_id":"P1","rep_id":"R1","name":"Rep One"}'
+    ev b-d1 deal.registered 2026-06-05T00:00:00Z '{"deal_id":"D1","partner_id":"P1","customer_id":"C1","amount_minor":50000,"currency":"JPY"}'
+    ev b-d2 deal.registered 2026-06-05T00:00:00Z '{"deal_id":"D2","partner_id":"P1","customer_id":"C2","amount_minor":50000,"currency":"JPY"}'
+    ev b-d2c deal.closed 2026-06-06T00:00:00Z '{"deal_id":"D2","outcome":"lost"}'
+    ev b-d3 deal.registered 2026-06-05T00:00:00Z '{"deal_id":"D3","partner_id":"P1","customer_id":"C3","currency":"JPY"}'
+    ev s-1 sale.recorded 2026-07-02T00:00:00Z '{"sale_id":"S1","partner_id":"P1","customer_id":"C9","product":"cloud","amount_minor":1000,"currency":"JPY"}'
+} >"$TMP/base.jsonl"
+
+case_base() {
+    acc "$L" append "$TMP/base.jsonl"
+    assert_exit 0
+    expect_stdout_contains "appended 13 events (seq 1..13)"
+}
+
+# reject CODE EXIT [append options...] < input
+reject() {
+    local code=$1 want=$2 before
+    shift 2
+    cat >"$TMP/bad.in"
+    before=$(ledger_sum "$L")
+    acc "$L" append "$TMP/bad.in" "$@"
+    assert_exit "$want" "exit status for $code"
+    expect_stderr_contains "accrue: $code:"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum after $code"
+}
+
+sale() { # ID SALE AMOUNT [CURRENCY] [EXTRA]
+    ev "$1" sale.recorded 2026-07-05T00:00:00Z \
+        "{\"sale_id\":\"$2\",\"partner_id\":\"P1\",\"customer_id\":\"C8\",\"product\":\"cloud\",\"amount_minor\":$3,\"currency\":\"${4:-JPY}\"${5:-}}"
+}
+
+case_malformed_json() { echo '{"id":"x1","type":' | reject malformed_json 3; }
+case_missing_field() {
+    echo '{"id":"x2","type":"sale.refunded","data":{"sale_id":"S1","amount_minor":1}}' |
+        reject missing_field 3
+}
+case_unknown_field() { sale x3 S7 100 JPY ',"colour":"red"' | reject unknown_field 3; }
+case_wrong_type() { sale x4 S7 '"100"' | reject wrong_type 3; }
+case_invalid_value() {
+    ev x5 partner.registered 2026-06-01T00:00:00Z \
+        '{"partner_id":"P9","name":"N","kind":"wholesaler","tier":"gold","plan_id":"standard","currency":"JPY"}' |
+        reject invalid_value 3
+}
+case_invalid_id() { sale 'bad id!' S7 100 | reject invalid_id 3; }
+case_invalid_timestamp() {
+    ev x6 sale.refunded 2026-07-32T00:00:00Z '{"sale_id":"S1","amount_minor":1}' |
+        reject invalid_timestamp 3
+}
+case_invalid_currency() { sale x7 S7 100 XYZ | reject invalid_currency 3; }
+case_unknown_type() { ev x8 sale.voided 2026-07-05T00:00:00Z '{"sale_id":"S1"}' | reject unknown_type 3; }
+case_forbidden_type() {
+    ev period.closed:2026-07 period.closed 2026-08-01T00:00:00Z \
+        '{"period":"2026-07","through_seq":1,"fingerprint":"c5e27e1ef9f0212498bfa9b06be115cd","lines":0,"totals":{}}' |
+        reject forbidden_type 3
+}
+case_duplicate() { partner x9 P1 | reject duplicate 3; }
+case_unknown_partner() {
+    ev x10 partner.updated 2026-06-03T00:00:00Z '{"partner_id":"P9","tier":"silver"}' |
+        reject unknown_partner 3
+}
+case_unknown_rep() {
+    ev x11 training.completed 2026-06-03T00:00:00Z '{"partner_id":"P1","rep_id":"R9","module":"basics"}' |
+        reject unknown_rep 3
+}
+case_unknown_deal() { ev x12 deal.closed 2026-06-07T00:00:00Z '{"deal_id":"D9","outcome":"won"}' | reject unknown_deal 3; }
+case_unknown_sale() { ev x13 sale.refunded 2026-07-07T00:00:00Z '{"sale_id":"S9","amount_minor":1}' | reject unknown_sale 3; }
+case_unknown_stage() {
+    ev x14 deal.stage_changed 2026-06-07T00:00:00Z '{"deal_id":"D1","stage":"nowhere"}' |
+        reject unknown_stage 3
+}
+case_partner_inactive() {
+    ev x15 deal.registered 2026-06-07T00:00:00Z '{"deal_id":"D7","partner_id":"P3","customer_id":"C7","currency":"JPY"}' |
+        reject partner_inactive 3
+}
+case_channel_conflict() {
+    ev x16 deal.registered 2026-06-07T00:00:00Z '{"deal_id":"D7","partner_id":"P2","customer_id":"C1","currency":"JPY"}' |
+        reject channel_conflict 3
+}
+case_deal_closed() {
+    ev x17 deal.stage_changed 2026-06-07T00:00:00Z '{"deal_id":"D2","stage":"qualified"}' |
+        reject deal_closed 3
+}
+case_exit_criteria_unmet() {
+    ev x18 deal.stage_changed 2026-06-07T00:00:00Z '{"deal_id":"D3","stage":"qualified"}' |
+        reject exit_criteria_unmet 3
+}
+case_invalid_transition() {
+    ev x19 partner.status_changed 2026-06-07T00:00:00Z '{"partner_id":"P4","status":"active"}' |
+        reject invalid_transition 3
+}
+case_currency_mismatch() { sale x20 S7 100 USD | reject currency_mismatch 3; }
+case_over_refund() { ev x21 sale.refunded 2026-07-07T00:00:00Z '{"sale_id":"S1","amount_minor":2000}' | reject over_refund 3; }
+case_invalid_plan() {
+    ev x22 plan.published 2026-06-01T00:00:00Z \
+        '{"plan":{"plan_id":"standard","version":2,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":4000,"rules":[]}}' |
+        reject invalid_plan 3
+}
+case_stale_version() { ev x23 plan.published 2026-06-01T00:00:00Z "{\"plan\":$PLAN}" | reject stale_version 3; }
+case_above_ceiling() {
+    ev x24 plan.published 2026-06-01T00:00:00Z "{\"plan\":${PLAN/\"version\":1/\"version\":2}}" |
+        sed 's/"rate_bp":2500/"rate_bp":5000/' | reject above_ceiling 3
+}
+case_refund_before_sale() {
+    ev x25 sale.refunded 2026-07-01T00:00:00Z '{"sale_id":"S1","amount_minor":10}' |
+        reject refund_before_sale 3
+}
+case_id_conflict() {
+    ev s-1 sale.recorded 2026-07-02T00:00:00Z '{"sale_id":"S1","partner_id":"P1","customer_id":"C9","product":"cloud","amount_minor":2000,"currency":"JPY"}' |
+        reject id_conflict 4
+}
+case_version_conflict() {
+    printf '%s\n' '{"id":"x26","type":"sale.recorded","at":"2026-07-05T00:00:00Z","expected_version":3,"data":{"sale_id":"S7","partner_id":"P1","customer_id":"C8","product":"cloud","amount_minor":100,"currency":"JPY"}}' |
+        reject version_conflict 4
+}
+case_too_large() {
+    local name
+    name=$(printf 'n%.0s' $(seq 300))
+    ev x27 partner.registered 2026-06-01T00:00:00Z \
+        "{\"partner_id\":\"P9\",\"name\":\"$name\",\"kind\":\"reseller\",\"tier\":\"gold\",\"plan_id\":\"standard\",\"currency\":\"JPY\"}" |
+        reject too_large 3
+}
+case_malformed_msgpack() { printf '\xc1\x81' | reject malformed_msgpack 3 --format msgpack; }
+
+# Three stateless errors among good lines and a blank line: all reported.
+case_three_bad_lines() {
+    local before n
+    {
+        sale y1 S21 100
+        echo '{"id":"y2","type":'
+        echo
+        sale y4 S22 100
+        ev y5 sale.voided 2026-07-05T00:00:00Z '{"sale_id":"S1"}'
+        sale 'y 6' S23 100
+    } >"$TMP/three.jsonl"
+    before=$(ledger_sum "$L")
+    acc "$L" append "$TMP/three.jsonl"
+    assert_exit 3
+    n=$(grep -c '^accrue: ' <<<"$ERR")
+    assert_eq "$n" 3 "diagnostic lines"
+    expect_stderr_contains "accrue: malformed_json: line 2:"
+    expect_stderr_contains "accrue: unknown_type: line 5: id y5:"
+    expect_stderr_contains "accrue: invalid_id: line 6:"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
+}
+
+# Three stateful errors (found by the engine in one transaction): all reported.
+case_three_stateful() {
+    local before n
+    {
+        ev z1 partner.updated 2026-06-03T00:00:00Z '{"partner_id":"P9","tier":"silver"}'
+        sale z2 S31 100
+        ev z3 sale.refunded 2026-07-07T00:00:00Z '{"sale_id":"S31","amount_minor":101}'
+        ev z4 sale.refunded 2026-07-07T00:00:00Z '{"sale_id":"S99","amount_minor":1}'
+    } >"$TMP/three2.jsonl"
+    before=$(ledger_sum "$L")
+    acc "$L" append "$TMP/three2.jsonl"
+    assert_exit 3
+    n=$(grep -c '^accrue: ' <<<"$ERR")
+    assert_eq "$n" 3 "diagnostic lines"
+    expect_stderr_contains "accrue: unknown_partner: line 1: id z1:"
+    expect_stderr_contains "accrue: over_refund: line 3: id z3:"
+    expect_stderr_contains "accrue: unknown_sale: line 4: id z4:"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
+}
+
+# A conflict among validation errors makes the whole batch exit 4.
+case_conflict_wins() {
+    {
+        ev x30 partner.updated 2026-06-03T00:00:00Z '{"partner_id":"P9","tier":"silver"}'
+        ev s-1 sale.recorded 2026-07-02T00:00:00Z '{"sale_id":"S1","partner_id":"P1","customer_id":"C9","product":"cloud","amount_minor":2000,"currency":"JPY"}'
+    } | reject id_conflict 4
+}
+
+run_case case_base
+for c in malformed_json missing_field unknown_field wrong_type invalid_value invalid_id \
+    invalid_timestamp invalid_currency unknown_type forbidden_type duplicate unknown_partner \
+    unknown_rep unknown_deal unknown_sale unknown_stage partner_inactive channel_conflict \
+    deal_closed exit_criteria_unmet invalid_transition currency_mismatch over_refund \
+    invalid_plan stale_version above_ceiling refund_before_sale id_conflict version_conflict \
+    too_large malformed_msgpack; do
+    run_case "case_$c"
+done
+run_case case_three_bad_lines
+run_case case_three_stateful
+run_case case_conflict_wins
+finish

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# test_help.sh - every command and subcommand answers --help on stdout with
+# exit 0; bad usage is `accrue: usage: ...` on stderr with exit 2; --version
+# names the libraries.
+. "$(dirname "$0")/lib.sh"
+
+case_help_everywhere() {
+    local cmd
+    while read -r cmd; do
+        # shellcheck disable=SC2086
+        run $cmd --help
+        assert_exit 0 "accrue $cmd --help"
+        case $OUT in usage:*) ;; *) fail "accrue $cmd --help printed [${OUT:0:80}]" ;; esac
+        [ -z "$ERR" ] || fail "accrue $cmd --help wrote to stderr: $ERR"
+    done <<'LIST'
+init
+append
+log
+verify
+rebuild
+stats
+backup
+partner
+partner list
+partner show
+pipeline
+kpi
+plan
+plan publish
+plan show
+payout
+payout run
+payout close
+payout audit
+payout list
+serve
+token
+token create
+LIST
+    run --help
+    assert_exit 0
+    expect_stdout_contains "usage: accrue"
+    run help
+    assert_exit 0
+}
+
+case_version() {
+    run --version
+    assert_exit 0
+    local lib
+    for lib in accrue LMDB msgpack libuv xxHash; do expect_stdout_contains "$lib"; done
+}
+
+case_bad_usage() {
+    local args
+    while read -r args; do
+        # shellcheck disable=SC2086
+        run $args
+        assert_exit 2 "accrue $args"
+        case $ERR in "accrue: usage: "*) ;; *) fail "accrue $args: stderr [${ERR:0:120}]" ;; esac
+        [ -z "$OUT" ] || fail "accrue $args wrote to stdout"
+    done <<'LIST'
+--no-such-option
+frobnicate
+init --bogus
+init --period
+append --format xml
+append a b
+log --from x
+verify extra
+backup
+partner
+partner frob
+pipeline --today 2026-13-01
+kpi
+kpi --period 2026-7
+kpi --period 2026-07 --by team
+plan
+plan publish
+plan show
+payout
+payout run
+payout fly
+payout list extra
+payout close 2026-07 --as-of 3
+LIST
+}
+
+case_serve_not_available() {
+    run serve
+    assert_exit 1
+    expect_stderr_contains "accrue: serve: not available in this build"
+    run token list
+    assert_exit 1
+}
+
+run_case case_help_everywhere
+run_case case_version
+run_case case_bad_usage
+run_case case_serve_not_available
+finish

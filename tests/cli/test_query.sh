@@ -1,0 +1,120 @@
+#!/usr/bin/env bash
+# test_query.sh - plan publish/show (the envelope, its default id and at,
+# idempotency, stale versions), a what-if run with --plan-file, and the
+# read-model commands (partner, pipeline, kpi) in their three formats.
+. "$(dirname "$0")/lib.sh"
+
+L=$(new_ledger --period month --utc-offset +09:00)
+"$ACCRUE" --ledger "$L" append "$WORKED/events.jsonl" >/dev/null
+
+cat >"$TMP/plan2.json" <<'EOF2'
+{
+  "plan_id": "standard", "version": 2, "effective_from": "2026-08-01", "currency": "JPY",
+  "ceiling_bp": 4000,
+  "rules": [{"match": {}, "brackets": [{"from_minor": 0, "rate_bp": 1200}]}],
+  "clawback_days": 90
+}
+EOF2
+sed 's/"version": 2/"version": 3/; s/2026-08-01/2026-07-01/; s/1200/3000/' "$TMP/plan2.json" >"$TMP/plan3.json"
+
+case_plan_publish() {
+    acc "$L" plan publish "$TMP/plan2.json"
+    assert_exit 0
+    assert_eq "$OUT" "published plan:standard@2 (seq 8)"
+    acc "$L" log --from 8
+    expect_stdout_contains '"id":"plan:standard@2"'
+    expect_stdout_contains '"type":"plan.published"'
+    expect_stdout_contains '"at":"2026-07-31T15:00:00Z"'
+    acc "$L" plan publish "$TMP/plan2.json"
+    assert_exit 0
+    assert_eq "$OUT" "already present: plan:standard@2 (seq 8)"
+}
+
+case_plan_publish_stale() {
+    local before
+    before=$(ledger_sum "$L")
+    acc "$L" plan publish "$TMP/plan2.json" --id other-id --at 2026-07-01T00:00:00Z
+    assert_exit 3
+    expect_stderr_contains "accrue: stale_version:"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
+}
+
+case_plan_show() {
+    acc "$L" plan show standard
+    assert_exit 0
+    assert_eq "$(wc -l <<<"$OUT")" 2 "versions shown"
+    acc "$L" plan show standard --version 2
+    assert_exit 0
+    assert_eq "$(wc -l <<<"$OUT")" 1 "versions shown"
+    expect_stdout_contains '"version":2'
+    acc "$L" plan show nosuch
+    assert_exit 1
+    expect_stderr_contains "accrue: not_found:"
+}
+
+case_whatif() {
+    local before
+    before=$(ledger_sum "$L")
+    acc "$L" payout run 2026-07 --plan-file "$TMP/plan3.json" --out "$TMP/w"
+    assert_exit 0
+    [ "$(xxh128sum "$TMP/w/statement.csv" | cut -d' ' -f1)" != c5e27e1ef9f0212498bfa9b06be115cd ] ||
+        fail "the what-if plan changed nothing"
+    grep -q 'standard@3' "$TMP/w/statement.csv" || fail "no line under the what-if version"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
+    acc "$L" payout run 2026-07 --out "$TMP/w2"
+    assert_file_eq "$TMP/w2/statement.csv" "$WORKED/statement-2026-07.csv"
+}
+
+case_partner() {
+    acc "$L" partner list
+    assert_exit 0
+    expect_stdout_contains P1
+    expect_stdout_contains "Beta Referral"
+    acc "$L" partner list --format json
+    assert_exit 0
+    case $OUT in "["*) ;; *) fail "partner list json: [${OUT:0:80}]" ;; esac
+    acc "$L" partner list --format csv
+    assert_exit 0
+    assert_eq "$(head -1 <<<"$OUT")" "partner_id,name,kind,tier,status,plan_id,currency,region,source,reps,training" "csv header"
+    acc "$L" partner show P1
+    assert_exit 0
+    expect_stdout_contains gold
+    acc "$L" partner show P9
+    assert_exit 1
+    expect_stderr_contains "accrue: not_found:"
+}
+
+case_kpi() {
+    acc "$L" kpi --period 2026-07 --format json
+    assert_exit 0
+    expect_stdout_contains '"partner_id":"P1"'
+    expect_stdout_contains '"net_revenue_minor":1200000'
+    acc "$L" kpi --period 2026-Q3 --format csv
+    assert_exit 0
+    assert_eq "$(head -1 <<<"$OUT")" "partner_id,period,currency,deals_registered,deals_won,deals_lost,win_rate_bp,net_revenue_minor,new_customers,median_days_to_win,training_modules,commission_minor" "csv header"
+    acc "$L" kpi --period 2026-07
+    assert_exit 0
+    expect_stdout_contains "1200000"
+    acc "$L" kpi --period 2026-07 --by rep --format json
+    assert_exit 0
+}
+
+case_pipeline() {
+    acc "$L" pipeline --today 2026-08-01 --format json
+    assert_exit 0
+    case $OUT in "["*) ;; *) fail "pipeline json: [${OUT:0:80}]" ;; esac
+    acc "$L" pipeline --today 2026-08-01
+    assert_exit 0
+    acc "$L" pipeline --format csv
+    assert_exit 0
+    assert_eq "$(head -1 <<<"$OUT")" "partner_id,stage,deals,amount_minor,currency,oldest_days" "csv header"
+}
+
+run_case case_plan_publish
+run_case case_plan_publish_stale
+run_case case_plan_show
+run_case case_whatif
+run_case case_partner
+run_case case_kpi
+run_case case_pipeline
+finish

@@ -1,0 +1,393 @@
+/* test_event_json.c - client events in (JSON, msgpack) and out (JSON Lines):
+ * every stateless error code with its field path, canonical content, and the
+ * JSON -> record -> JSON -> record round trip. */
+#include <msgpack.h>
+
+#include "accrue/date.h"
+#include "accrue/event.h"
+#include "test_util.h"
+
+#define SALE_DATA                                                                                  \
+    "\"sale_id\":\"S1001\",\"partner_id\":\"P1\",\"customer_id\":\"C9\",\"product\":\"cloud\","    \
+    "\"amount_minor\":120000,\"currency\":\"JPY\""
+
+#define PLAN_DOC                                                                                   \
+    "{\"plan_id\":\"standard\",\"version\":1,\"effective_from\":\"2026-01-01\","                   \
+    "\"currency\":\"JPY\",\"ceiling_bp\":4000,\"rules\":[{\"match\":{\"tier\":\"gold\"},"         \
+    "\"brackets\":[{\"from_minor\":0,\"rate_bp\":1500},{\"from_minor\":1000000,"                  \
+    "\"rate_bp\":2500}]},{\"match\":{},\"brackets\":[{\"from_minor\":0,\"rate_bp\":1000}]}],"     \
+    "\"clawback_days\":90,\"new_customer_bonus_minor\":10000,"                                     \
+    "\"targets\":[{\"net_revenue_minor\":1500000,\"bonus_minor\":50000}],\"cap_bp\":3000}"
+
+/* Valid events, one per client type, plus optional fields. */
+static const char *const valid[] = {
+    "{\"id\":\"e1\",\"type\":\"partner.registered\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"name\":\"Acme \\\"KK\\\" \\u00e9\\n\",\"kind\":\"reseller\","
+    "\"tier\":\"gold\",\"plan_id\":\"standard\",\"currency\":\"JPY\",\"region\":\"apac\","
+    "\"source\":\"inbound\"}}",
+    "{\"id\":\"e2\",\"type\":\"partner.updated\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"tier\":\"silver\"}}",
+    "{\"id\":\"e3\",\"type\":\"partner.status_changed\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"status\":\"suspended\",\"reason\":\"audit\"}}",
+    "{\"id\":\"e4\",\"type\":\"rep.added\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"name\":\"Hana\"}}",
+    "{\"id\":\"e5\",\"type\":\"training.completed\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"module\":\"basics\"}}",
+    "{\"id\":\"e6\",\"type\":\"pipeline.defined\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"stages\":[{\"name\":\"registered\",\"exit_requires\":[\"amount\"]},{\"name\":\"proposal\"}]}}",
+    "{\"id\":\"e7\",\"type\":\"deal.registered\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"deal_id\":\"D1\",\"partner_id\":\"P1\",\"customer_id\":\"C9\",\"amount_minor\":500000,"
+    "\"currency\":\"JPY\",\"rep_id\":\"R1\",\"expected_close\":\"2026-09-30\",\"name\":\"big\"}}",
+    "{\"id\":\"e8\",\"type\":\"deal.stage_changed\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"deal_id\":\"D1\",\"stage\":\"qualified\",\"expected_close\":\"2026-10-01\"}}",
+    "{\"id\":\"e9\",\"type\":\"deal.closed\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"deal_id\":\"D1\",\"outcome\":\"won\"}}",
+    "{\"id\":\"s-1001\",\"type\":\"sale.recorded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    SALE_DATA ",\"deal_id\":\"D1\",\"rep_id\":\"R1\"}}",
+    "{\"id\":\"e11\",\"type\":\"sale.refunded\",\"at\":\"2026-07-04T10:00:00.250+09:00\",\"data\":{"
+    "\"sale_id\":\"S1001\",\"amount_minor\":1000}}",
+    "{\"id\":\"e12\",\"type\":\"plan.published\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"plan\":" PLAN_DOC "}}",
+    "{\"id\":\"e13\",\"type\":\"adjustment.recorded\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"amount_minor\":-1000000000000000,\"currency\":\"KWD\","
+    "\"reason\":\"fix\"}}",
+};
+
+static const char *const closed =
+    "{\"id\":\"period.closed:2026-07\",\"type\":\"period.closed\",\"at\":\"2026-08-01T00:00:00Z\","
+    "\"data\":{\"period\":\"2026-07\",\"through_seq\":42,"
+    "\"fingerprint\":\"0123456789abcdef0123456789abcdef\",\"lines\":3,"
+    "\"totals\":[{\"currency\":\"JPY\",\"amount_minor\":5}]}}";
+
+static int parse(const char *json, acr_buf_t *out, acr_err_t *err)
+{
+    return acr_event_parse_json(json, strlen(json), 540, false, out, NULL, err);
+}
+
+static void roundtrip(const char *json, bool internal)
+{
+    acr_buf_t rec, line, rec2;
+    acr_buf_init(&rec);
+    acr_buf_init(&line);
+    acr_buf_init(&rec2);
+    acr_err_t err;
+    int rc = acr_event_parse_json(json, strlen(json), 540, internal, &rec, NULL, &err);
+    cr_assert_eq(rc, 0, "%s: %s at %s", json, err.msg, err.field);
+    acr_event_t ev;
+    cr_assert_eq(acr_record_decode(rec.data, rec.len, &ev), 0);
+    static const uint8_t hash[ACR_HASH_LEN] = {0xde, 0xad, 0xbe, 0xef};
+    ev.seq = 9;
+    cr_assert_eq(acr_event_to_json(&ev, hash, true, &line), 0);
+    rc = acr_event_parse_json((const char *)line.data, line.len, 540, internal, &rec2, NULL,
+                              &err);
+    cr_assert_eq(rc, 0, "re-parse %.*s: %s", (int)line.len, line.data, err.msg);
+    ASSERT_BYTES_EQ(rec2.data, rec2.len, rec.data, rec.len);
+    acr_buf_destroy(&rec);
+    acr_buf_destroy(&line);
+    acr_buf_destroy(&rec2);
+}
+
+Test(event_json, roundtrip_every_type)
+{
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
+        roundtrip(valid[i], false);
+    roundtrip(closed, true);
+}
+
+Test(event_json, log_line_shape)
+{
+    acr_buf_t rec, line;
+    acr_buf_init(&rec);
+    acr_buf_init(&line);
+    acr_err_t err;
+    cr_assert_eq(parse(valid[9], &rec, &err), 0);
+    acr_record_patch(rec.data, 1783072800500LL, 1);
+    acr_event_t ev;
+    cr_assert_eq(acr_record_decode(rec.data, rec.len, &ev), 0);
+    ev.seq = 17;
+    uint8_t hash[ACR_HASH_LEN];
+    for (int i = 0; i < ACR_HASH_LEN; i++)
+        hash[i] = (uint8_t)(i * 17);
+    cr_assert_eq(acr_event_to_json(&ev, hash, true, &line), 0);
+    const char *want =
+        "{\"seq\":17,\"recorded_at\":\"2026-07-03T10:00:00.500Z\",\"stream\":\"sale:S1001\","
+        "\"version\":1,\"hash\":\"00112233445566778899aabbccddeeff\",\"id\":\"s-1001\","
+        "\"type\":\"sale.recorded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{" SALE_DATA
+        ",\"deal_id\":\"D1\",\"rep_id\":\"R1\"}}";
+    ASSERT_BYTES_EQ(line.data, line.len, want, strlen(want));
+    acr_buf_reset(&line);
+    cr_assert_eq(acr_event_to_json(&ev, NULL, false, &line), 0);
+    cr_assert(line.len > 0 && memcmp(line.data, "{\"id\":\"s-1001\"", 14) == 0);
+    acr_buf_destroy(&rec);
+    acr_buf_destroy(&line);
+}
+
+static void content_of(const char *json, acr_buf_t *rec)
+{
+    acr_err_t err;
+    acr_buf_init(rec);
+    cr_assert_eq(parse(json, rec, &err), 0, "%s: %s", json, err.msg);
+}
+
+Test(event_json, canonical_content)
+{
+    acr_buf_t a, b, c;
+    content_of("{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
+               "\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}", &a);
+    content_of("{\"data\":{\"amount_minor\":5,\"sale_id\":\"S1\"},\"at\":"
+               "\"2026-07-03T19:00:00.000+09:00\",  \"type\":\"sale.refunded\",\"id\":\"x\","
+               "\"expected_version\":3}", &b);
+    ASSERT_BYTES_EQ(b.data, b.len, a.data, a.len);
+    /* A plan with its keys in another order is the same content. */
+    content_of("{\"id\":\"p\",\"type\":\"plan.published\",\"at\":\"2026-07-01T00:00:00Z\","
+               "\"data\":{\"plan\":" PLAN_DOC "}}", &c);
+    acr_buf_t d;
+    content_of("{\"id\":\"p\",\"type\":\"plan.published\",\"at\":\"2026-07-01T00:00:00Z\","
+               "\"data\":{\"plan\":{\"cap_bp\":3000,\"targets\":[{\"bonus_minor\":50000,"
+               "\"net_revenue_minor\":1500000}],\"new_customer_bonus_minor\":10000,"
+               "\"clawback_days\":90,\"rules\":[{\"brackets\":[{\"rate_bp\":1500,"
+               "\"from_minor\":0},{\"from_minor\":1000000,\"rate_bp\":2500}],\"match\":{\"tier\":"
+               "\"gold\"}},{\"match\":{},\"brackets\":[{\"from_minor\":0,\"rate_bp\":1000}]}],"
+               "\"ceiling_bp\":4000,\"currency\":\"JPY\",\"effective_from\":\"2026-01-01\","
+               "\"version\":1,\"plan_id\":\"standard\"}}}", &d);
+    ASSERT_BYTES_EQ(d.data, d.len, c.data, c.len);
+    acr_event_t ev;
+    cr_assert_eq(acr_record_decode(c.data, c.len, &ev), 0);
+    char stream[80];
+    acr_event_stream(&ev, stream, sizeof stream);
+    ASSERT_STR_EQ(stream, "plan:standard");
+    acr_buf_destroy(&a);
+    acr_buf_destroy(&b);
+    acr_buf_destroy(&c);
+    acr_buf_destroy(&d);
+}
+
+Test(event_json, expected_version)
+{
+    acr_buf_t rec;
+    acr_buf_init(&rec);
+    acr_err_t err;
+    int64_t v = 99;
+    const char *with = "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
+                       "\"expected_version\":0,\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}";
+    cr_assert_eq(acr_event_parse_json(with, strlen(with), 0, false, &rec, &v, &err), 0);
+    cr_assert_eq(v, 0);
+    const char *without = "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":"
+                          "\"2026-07-03T10:00:00Z\",\"data\":{\"sale_id\":\"S1\","
+                          "\"amount_minor\":5}}";
+    cr_assert_eq(acr_event_parse_json(without, strlen(without), 0, false, &rec, &v, &err), 0);
+    cr_assert_eq(v, ACR_NO_EXPECTED_VERSION);
+    acr_buf_destroy(&rec);
+}
+
+Test(event_json, streams)
+{
+    static const char *const want[] = {
+        "partner:P1", "partner:P1", "partner:P1", "partner:P1", "partner:P1", "pipeline",
+        "deal:D1",    "deal:D1",    "deal:D1",    "sale:S1001", "sale:S1001", "plan:standard",
+        "partner:P1",
+    };
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++) {
+        acr_buf_t rec;
+        content_of(valid[i], &rec);
+        acr_event_t ev;
+        cr_assert_eq(acr_record_decode(rec.data, rec.len, &ev), 0);
+        char s[80];
+        size_t n = acr_event_stream(&ev, s, sizeof s);
+        ASSERT_STR_EQ(s, want[i]);
+        cr_assert_eq(n, strlen(want[i]));
+        acr_buf_destroy(&rec);
+    }
+}
+
+#define EV(type, data)                                                                             \
+    "{\"id\":\"bad-1\",\"type\":\"" type "\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{" data "}}"
+#define SALE(extra) EV("sale.recorded", SALE_DATA extra)
+#define PIPE(stages) EV("pipeline.defined", "\"stages\":" stages)
+#define PLAN(doc) EV("plan.published", "\"plan\":" doc)
+
+typedef struct bad_case {
+    const char *json;
+    int code;
+    const char *field;
+} bad_case_t;
+
+static const bad_case_t bad[] = {
+    {"{\"id\":", ACR_EMALFORMED_JSON, ""},
+    {"[1,2]x", ACR_EMALFORMED_JSON, ""},
+    {"{\"id\":\"a\",\"id\":\"b\",\"type\":\"sale.recorded\"}", ACR_EMALFORMED_JSON, ""},
+    {"{\"id\":\"a\\u0000\"}", ACR_EMALFORMED_JSON, ""},
+    {"[]", ACR_EMALFORMED_JSON, ""},
+    {"{\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}",
+     ACR_EMISSING_FIELD, "id"},
+    {"{\"id\":\"x\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}", ACR_EMISSING_FIELD, "type"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"data\":{}}", ACR_EMISSING_FIELD, "at"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\"}",
+     ACR_EMISSING_FIELD, "data"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\""), ACR_EMISSING_FIELD, "data.amount_minor"},
+    {EV("partner.registered", "\"partner_id\":\"P1\""), ACR_EMISSING_FIELD, "data.name"},
+    {PIPE("[{\"exit_requires\":[]}]"), ACR_EMISSING_FIELD, "data.stages[0].name"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{},"
+     "\"extra\":1}", ACR_EUNKNOWN_FIELD, "extra"},
+    {SALE(",\"discount\":5"), ACR_EUNKNOWN_FIELD, "data.discount"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":5,\"currency\":\"JPY\""),
+     ACR_EUNKNOWN_FIELD, "data.currency"},
+    {PIPE("[{\"name\":\"a\",\"exit\":[]}]"), ACR_EUNKNOWN_FIELD, "data.stages[0].exit"},
+    {"{\"id\":7,\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}",
+     ACR_EWRONG_TYPE, "id"},
+    {"{\"id\":\"x\",\"type\":null,\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}", ACR_EWRONG_TYPE,
+     "type"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":1783072800000,\"data\":{}}",
+     ACR_EWRONG_TYPE, "at"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":[]}",
+     ACR_EWRONG_TYPE, "data"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":\"5\""), ACR_EWRONG_TYPE,
+     "data.amount_minor"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":5.0"), ACR_EWRONG_TYPE,
+     "data.amount_minor"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":null"), ACR_EWRONG_TYPE,
+     "data.amount_minor"},
+    {EV("sale.refunded", "\"sale_id\":null,\"amount_minor\":5"), ACR_EWRONG_TYPE,
+     "data.sale_id"},
+    {SALE(",\"rep_id\":null"), ACR_EWRONG_TYPE, "data.rep_id"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":5"), 0, ""},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
+     "\"expected_version\":\"1\",\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}",
+     ACR_EWRONG_TYPE, "expected_version"},
+    {PIPE("{}"), ACR_EWRONG_TYPE, "data.stages"},
+    {PIPE("[{\"name\":\"a\",\"exit_requires\":\"amount\"}]"), ACR_EWRONG_TYPE,
+     "data.stages[0].exit_requires"},
+    {PLAN("[]"), ACR_EWRONG_TYPE, "data.plan"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
+     "\"expected_version\":-1,\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}",
+     ACR_EINVALID_VALUE, "expected_version"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":0"), ACR_EINVALID_VALUE,
+     "data.amount_minor"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":-5"), ACR_EINVALID_VALUE,
+     "data.amount_minor"},
+    {EV("sale.recorded", "\"sale_id\":\"S1\",\"partner_id\":\"P1\",\"customer_id\":\"C9\","
+                         "\"product\":\"cloud\",\"amount_minor\":0,\"currency\":\"JPY\""),
+     ACR_EINVALID_VALUE, "data.amount_minor"},
+    {EV("adjustment.recorded", "\"partner_id\":\"P1\",\"amount_minor\":0,\"currency\":\"JPY\","
+                               "\"reason\":\"r\""),
+     ACR_EINVALID_VALUE, "data.amount_minor"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":1000000000000001"),
+     ACR_EINVALID_VALUE, "data.amount_minor"},
+    {EV("adjustment.recorded", "\"partner_id\":\"P1\",\"amount_minor\":-1000000000000001,"
+                               "\"currency\":\"JPY\",\"reason\":\"r\""),
+     ACR_EINVALID_VALUE, "data.amount_minor"},
+    {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":100000000000000000000"),
+     ACR_EINVALID_VALUE, ""},
+    {EV("deal.registered", "\"deal_id\":\"D1\",\"partner_id\":\"P1\",\"customer_id\":\"C\","
+                           "\"amount_minor\":-1,\"currency\":\"JPY\""),
+     ACR_EINVALID_VALUE, "data.amount_minor"},
+    {EV("partner.registered", "\"partner_id\":\"P1\",\"name\":\"n\",\"kind\":\"vendor\","
+                              "\"tier\":\"t\",\"plan_id\":\"p\",\"currency\":\"JPY\""),
+     ACR_EINVALID_VALUE, "data.kind"},
+    {EV("partner.registered", "\"partner_id\":\"P1\",\"name\":\"n\",\"kind\":\"broker\","
+                              "\"tier\":\"t\",\"plan_id\":\"p\",\"currency\":\"JPY\","
+                              "\"source\":\"cold\""),
+     ACR_EINVALID_VALUE, "data.source"},
+    {EV("partner.status_changed", "\"partner_id\":\"P1\",\"status\":\"Active\""),
+     ACR_EINVALID_VALUE, "data.status"},
+    {EV("deal.closed", "\"deal_id\":\"D1\",\"outcome\":\"draw\""), ACR_EINVALID_VALUE,
+     "data.outcome"},
+    {EV("partner.updated", "\"partner_id\":\"P1\""), ACR_EINVALID_VALUE, "data"},
+    {EV("deal.stage_changed", "\"deal_id\":\"D1\",\"stage\":\"s\",\"expected_close\":"
+                              "\"2026-02-30\""),
+     ACR_EINVALID_VALUE, "data.expected_close"},
+    {PIPE("[]"), ACR_EINVALID_VALUE, "data.stages"},
+    {PIPE("[{\"name\":\"a\"},{\"name\":\"a\"}]"), ACR_EINVALID_VALUE, "data.stages[1].name"},
+    {PIPE("[{\"name\":\"won\"}]"), ACR_EINVALID_VALUE, "data.stages[0].name"},
+    {PIPE("[{\"name\":\"a\"},{\"name\":\"lost\"}]"), ACR_EINVALID_VALUE, "data.stages[1].name"},
+    {PIPE("[{\"name\":\"a\",\"exit_requires\":[\"amount\",\"budget\"]}]"), ACR_EINVALID_VALUE,
+     "data.stages[0].exit_requires[1]"},
+    {PIPE("[{\"name\":\"a\",\"exit_requires\":[\"rep\",\"rep\"]}]"), ACR_EINVALID_VALUE,
+     "data.stages[0].exit_requires[1]"},
+    {PIPE("[{\"name\":\"a b\"}]"), ACR_EINVALID_VALUE, "data.stages[0].name"},
+    {"{\"id\":\"bad id\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
+     "\"data\":{}}", ACR_EINVALID_ID, "id"},
+    {"{\"id\":\"\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}",
+     ACR_EINVALID_ID, "id"},
+    {"{\"id\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+     "\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}",
+     ACR_EINVALID_ID, "id"},
+    {EV("sale.refunded", "\"sale_id\":\"S/1\",\"amount_minor\":5"), ACR_EINVALID_ID,
+     "data.sale_id"},
+    {SALE(",\"deal_id\":\"D 1\""), ACR_EINVALID_ID, "data.deal_id"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03t10:00:00Z\",\"data\":{}}",
+     ACR_EINVALID_TIMESTAMP, "at"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-02-29T10:00:00Z\",\"data\":{}}",
+     ACR_EINVALID_TIMESTAMP, "at"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00.1234Z\","
+     "\"data\":{}}", ACR_EINVALID_TIMESTAMP, "at"},
+    /* 1970-01-01T08:00Z is 1970-01-01 17:00 at +09:00; 1969-12-31T14:59Z is the 1969 side. */
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"1969-12-31T14:59:59Z\",\"data\":{}}",
+     ACR_EINVALID_TIMESTAMP, "at"},
+    {"{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"9999-12-31T15:00:00Z\",\"data\":{}}",
+     ACR_EINVALID_TIMESTAMP, "at"},
+    {EV("adjustment.recorded", "\"partner_id\":\"P1\",\"amount_minor\":5,\"currency\":\"jpy\","
+                               "\"reason\":\"r\""),
+     ACR_EINVALID_CURRENCY, "data.currency"},
+    {EV("deal.registered", "\"deal_id\":\"D1\",\"partner_id\":\"P1\",\"customer_id\":\"C\","
+                           "\"currency\":\"XXX\""),
+     ACR_EINVALID_CURRENCY, "data.currency"},
+    {EV("sale.voided", "\"sale_id\":\"S1\""), ACR_EUNKNOWN_TYPE, "type"},
+    {EV("period.closed", "\"period\":\"2026-07\""), ACR_EFORBIDDEN_TYPE, "type"},
+    {EV("rep.added", "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"name\":\""
+                     "0123456789012345678901234567890123456789012345678901234567890123"
+                     "0123456789012345678901234567890123456789012345678901234567890123"
+                     "0123456789012345678901234567890123456789012345678901234567890123"
+                     "0123456789012345678901234567890123456789012345678901234567890123x\""),
+     ACR_ETOO_LARGE, "data.name"},
+    {PLAN("{\"plan_id\":\"p\"}"), ACR_EINVALID_PLAN, NULL},
+    {PLAN("{\"plan_id\":\"standard\",\"version\":1,\"effective_from\":\"2026-01-01\","
+          "\"currency\":\"JPY\",\"ceiling_bp\":1000,\"rules\":[{\"match\":{},\"brackets\":"
+          "[{\"from_minor\":0,\"rate_bp\":1500}]}]}"),
+     ACR_EABOVE_CEILING, NULL},
+};
+
+Test(event_json, every_error_code)
+{
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        acr_buf_t out;
+        acr_buf_init(&out);
+        acr_err_t err;
+        int rc = parse(bad[i].json, &out, &err);
+        cr_assert_eq(rc, bad[i].code, "case %zu %s: got %s (%s: %s), want %s", i, bad[i].json,
+                     acr_err_name(rc), err.field, err.msg, acr_err_name(bad[i].code));
+        if (rc != 0) {
+            cr_assert_eq(out.len, 0, "case %zu: out untouched on error", i);
+            cr_assert_eq(err.code, rc);
+            cr_assert(err.msg[0] != '\0', "case %zu has a message", i);
+            if (bad[i].field != NULL)
+                cr_assert(strcmp(err.field, bad[i].field) == 0, "case %zu %s: field %s, want %s",
+                          i, bad[i].json, err.field, bad[i].field);
+            else
+                cr_assert(strncmp(err.field, "data.plan", 9) == 0, "case %zu: %s", i, err.field);
+        }
+        acr_buf_destroy(&out);
+    }
+}
+
+Test(event_json, err_id_and_limits)
+{
+    acr_buf_t out;
+    acr_buf_init(&out);
+    acr_err_t err;
+    err.line = 12;
+    cr_assert_eq(parse(SALE(",\"bogus\":1"), &out, &err), ACR_EUNKNOWN_FIELD);
+    ASSERT_STR_EQ(err.id, "bad-1");
+    cr_assert_eq(err.line, 12, "line is the caller's");
+    /* Event JSON above 64 KiB. */
+    size_t n = 70 * 1024;
+    char *big = malloc(n + 1);
+    memset(big, ' ', n);
+    big[n] = '\0';
+    memcpy(big, valid[9], strlen(valid[9]));
+    cr_assert_eq(acr_event_parse_json(big, n, 0, false, &out, NULL, &err), ACR_ETOO_LARGE);
+    free(big);
+    /* period.closed is fine for the engine itself. */
+    cr_assert_eq(acr_event_parse_json(closed, strlen(closed), 0, true, &out, NULL, &err), 0);
+    acr_buf_destroy(&out);
+}

@@ -1,0 +1,192 @@
+/* comm_fixture.h - a tiny event script for the commission processor tests.
+ *
+ * Tests write the log as a list of calls (partner, sale, refund, ...) that
+ * build acr_event_t values directly, so the processor is tested alone, with
+ * plain arrays, as commissions.md describes it: events in seq order, closed
+ * statements, a run period and an as-of seq.
+ */
+#ifndef ACCRUE_TEST_COMM_FIXTURE_H
+#define ACCRUE_TEST_COMM_FIXTURE_H
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "accrue/commission.h"
+#include "accrue/date.h"
+#include "test_util.h"
+
+#define SCRIPT_MAX 10000 /* room for the overflow test: ~7 MB, so scripts live on the heap */
+
+typedef struct script {
+    acr_event_t ev[SCRIPT_MAX];
+    const char *closed_csv[SCRIPT_MAX]; /* for period.closed events */
+    size_t n;
+    char *owned[64];                    /* strings made by J() */
+    size_t owned_count;
+    acr_period_kind_t kind;
+    int32_t offset_min;
+} script_t;
+
+static inline acr_str_t S(const char *s)
+{
+    return (acr_str_t){s, s ? (uint32_t)strlen(s) : 0};
+}
+
+static inline script_t *script_new(acr_period_kind_t kind, const char *offset)
+{
+    script_t *sc = calloc(1, sizeof *sc);
+    cr_assert_not_null(sc);
+    sc->kind = kind;
+    cr_assert(acr_offset_parse(offset, strlen(offset), &sc->offset_min));
+    return sc;
+}
+
+static inline void script_free(script_t *sc)
+{
+    for (size_t i = 0; i < sc->owned_count; i++)
+        free(sc->owned[i]);
+    free(sc);
+}
+
+/* JSON written with single quotes, for readability: a copy with ' -> ", owned by sc. */
+static inline const char *J(script_t *sc, const char *s)
+{
+    cr_assert(sc->owned_count < 64);
+    char *d = strdup(s);
+    cr_assert_not_null(d);
+    for (char *p = d; *p; p++)
+        if (*p == '\'')
+            *p = '"';
+    sc->owned[sc->owned_count++] = d;
+    return d;
+}
+
+static inline acr_event_t *ev_new(script_t *sc, int type, const char *at, const char *id)
+{
+    cr_assert(sc->n < SCRIPT_MAX);
+    acr_event_t *e = &sc->ev[sc->n++];
+    memset(e, 0, sizeof *e);
+    e->seq = sc->n;
+    e->type = (uint8_t)type;
+    e->id = S(id);
+    cr_assert(acr_ts_parse(at, strlen(at), &e->at_ms), "bad at %s", at);
+    return e;
+}
+
+static inline void ev_set(acr_event_t *e, int field, const char *s)
+{
+    if (s == NULL)
+        return;
+    e->present |= 1u << field;
+    e->str[field] = S(s);
+}
+
+static inline void ev_num(acr_event_t *e, int field, int64_t v)
+{
+    e->present |= 1u << field;
+    e->num[field] = v;
+}
+
+static inline void partner_reg(script_t *sc, const char *at, const char *pid, const char *kind,
+                               const char *tier, const char *plan, const char *cur,
+                               const char *region)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_PARTNER_REGISTERED, at, pid);
+    ev_set(e, ACR_F_PARTNER_ID, pid);
+    ev_set(e, ACR_F_NAME, "name");
+    ev_set(e, ACR_F_KIND, kind);
+    ev_set(e, ACR_F_TIER, tier);
+    ev_set(e, ACR_F_PLAN_ID, plan);
+    ev_set(e, ACR_F_CURRENCY, cur);
+    ev_set(e, ACR_F_REGION, region);
+}
+
+static inline void partner_upd(script_t *sc, const char *at, const char *id, const char *pid,
+                               const char *tier, const char *plan, const char *region)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_PARTNER_UPDATED, at, id);
+    ev_set(e, ACR_F_PARTNER_ID, pid);
+    ev_set(e, ACR_F_TIER, tier);
+    ev_set(e, ACR_F_PLAN_ID, plan);
+    ev_set(e, ACR_F_REGION, region);
+}
+
+static inline void plan_pub(script_t *sc, const char *at, const char *id, const char *json)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_PLAN_PUBLISHED, at, id);
+    ev_set(e, ACR_F_PLAN, json);
+}
+
+static inline void sale(script_t *sc, const char *at, const char *sid, const char *pid,
+                        const char *cust, const char *product, int64_t amount_minor)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_SALE_RECORDED, at, sid);
+    ev_set(e, ACR_F_SALE_ID, sid);
+    ev_set(e, ACR_F_PARTNER_ID, pid);
+    ev_set(e, ACR_F_CUSTOMER_ID, cust);
+    ev_set(e, ACR_F_PRODUCT, product);
+    ev_num(e, ACR_F_AMOUNT_MINOR, amount_minor);
+}
+
+static inline void refund(script_t *sc, const char *at, const char *id, const char *sid,
+                          int64_t amount_minor)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_SALE_REFUNDED, at, id);
+    ev_set(e, ACR_F_SALE_ID, sid);
+    ev_num(e, ACR_F_AMOUNT_MINOR, amount_minor);
+}
+
+static inline void adjust(script_t *sc, const char *at, const char *id, const char *pid,
+                          int64_t amount_minor)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_ADJUSTMENT_RECORDED, at, id);
+    ev_set(e, ACR_F_PARTNER_ID, pid);
+    ev_num(e, ACR_F_AMOUNT_MINOR, amount_minor);
+    ev_set(e, ACR_F_REASON, "manual");
+}
+
+/* A period.closed carrying the (hand-computed) statement stored at that close. */
+static inline void closed(script_t *sc, const char *at, const char *period, const char *csv)
+{
+    acr_event_t *e = ev_new(sc, ACR_EV_PERIOD_CLOSED, at, "period.closed");
+    ev_set(e, ACR_F_PERIOD, period);
+    sc->closed_csv[sc->n - 1] = csv;
+}
+
+/* Runs period `period` as of `through_seq` (0 = all); returns the finish rc. */
+static inline int script_run(const script_t *sc, const char *period, uint64_t through_seq,
+                             acr_statement_t *st, acr_err_t *err)
+{
+    acr_comm_config_t cfg = {sc->kind, sc->offset_min, 0, through_seq ? through_seq : sc->n};
+    cr_assert(acr_period_parse(sc->kind, period, strlen(period), &cfg.run_period));
+    acr_comm_t *c = acr_comm_new(&cfg);
+    cr_assert_not_null(c);
+    acr_err_clear(err);
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < sc->n && sc->ev[i].seq <= cfg.through_seq; i++) {
+        rc = acr_comm_feed(c, &sc->ev[i], err);
+        if (rc == 0 && sc->closed_csv[i] != NULL)
+            rc = acr_comm_add_closed(c, sc->closed_csv[i], strlen(sc->closed_csv[i]), err);
+    }
+    if (rc == 0)
+        rc = acr_comm_finish(c, st, err);
+    acr_comm_free(c);
+    return rc;
+}
+
+/* Runs and asserts the exact statement bytes. */
+static inline void expect_run(const script_t *sc, const char *period, uint64_t through_seq,
+                              const char *want)
+{
+    acr_statement_t st;
+    acr_err_t err;
+    int rc = script_run(sc, period, through_seq, &st, &err);
+    cr_assert_eq(rc, 0, "run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
+    ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
+    acr_statement_destroy(&st);
+}
+
+#define HDR "period,partner_id,line,origin_period,kind,source_id,source_seq,at,rule,basis_minor," \
+            "amount_minor,currency\n"
+
+#endif

@@ -1,0 +1,108 @@
+/* test_money.c - round_half_even, floor, checked sums and display of money. */
+#include <stdint.h>
+
+#include "accrue/money.h"
+#include "test_util.h"
+
+static int64_t rhe(acr_i128_t n, acr_i128_t d)
+{
+    int64_t out = -1;
+    cr_assert(acr_round_half_even(n, d, &out), "rhe(%lld/%lld) failed", (long long)n,
+              (long long)d);
+    return out;
+}
+
+Test(money, half_even_ties)
+{
+    cr_assert_eq(rhe(1, 2), 0);  /* 0.5 -> 0 */
+    cr_assert_eq(rhe(3, 2), 2);  /* 1.5 -> 2 */
+    cr_assert_eq(rhe(5, 2), 2);  /* 2.5 -> 2 */
+    cr_assert_eq(rhe(7, 2), 4);  /* 3.5 -> 4 */
+    cr_assert_eq(rhe(5000, 10000), 0);
+    cr_assert_eq(rhe(15000, 10000), 2);
+    cr_assert_eq(rhe(25000, 10000), 2);
+}
+
+Test(money, below_and_above_half)
+{
+    cr_assert_eq(rhe(4999, 10000), 0);
+    cr_assert_eq(rhe(5001, 10000), 1);
+    cr_assert_eq(rhe(14999, 10000), 1);
+    cr_assert_eq(rhe(0, 7), 0);
+    cr_assert_eq(rhe(10, 5), 2);  /* exact */
+    cr_assert_eq(rhe(2, 3), 1);   /* 0.666 */
+    cr_assert_eq(rhe(1, 3), 0);   /* 0.333 */
+    cr_assert_eq(rhe(1, 1), 1);
+}
+
+Test(money, odd_divisor_never_ties)
+{
+    /* d odd: 2r = d is impossible, so plain nearest */
+    cr_assert_eq(rhe(4, 3), 1);
+    cr_assert_eq(rhe(5, 3), 2);
+}
+
+Test(money, large_128_bit)
+{
+    /* 10^15 x 10000 bp / 10000 = 10^15: the product needs more than 32 bits */
+    acr_i128_t n = (acr_i128_t)1000000000000000LL * 10000;
+    cr_assert_eq(rhe(n, 10000), 1000000000000000LL);
+    /* INT64_MAX exactly fits, INT64_MAX + 1 does not */
+    int64_t out;
+    cr_assert(acr_round_half_even((acr_i128_t)INT64_MAX * 2, 2, &out));
+    cr_assert_eq(out, INT64_MAX);
+    cr_assert_not(acr_round_half_even(((acr_i128_t)INT64_MAX + 1) * 2, 2, &out));
+    /* the tie test cannot overflow with a huge divisor */
+    acr_i128_t big = (acr_i128_t)1 << 125;
+    cr_assert(acr_round_half_even(big + big / 2, big, &out));
+    cr_assert_eq(out, 2); /* 1.5 -> 2 */
+}
+
+Test(money, bad_arguments)
+{
+    int64_t out;
+    cr_assert_not(acr_round_half_even(-1, 2, &out));
+    cr_assert_not(acr_round_half_even(1, 0, &out));
+    cr_assert_not(acr_round_half_even(1, -2, &out));
+    cr_assert_not(acr_floor_div(-1, 2, &out));
+    cr_assert_not(acr_floor_div(1, 0, &out));
+}
+
+Test(money, floor_div)
+{
+    int64_t out;
+    cr_assert(acr_floor_div(19999, 10000, &out));
+    cr_assert_eq(out, 1);
+    cr_assert(acr_floor_div(360000000, 10000, &out));
+    cr_assert_eq(out, 36000);
+    cr_assert(acr_floor_div(0, 3, &out));
+    cr_assert_eq(out, 0);
+}
+
+Test(money, add_checked)
+{
+    int64_t acc = INT64_MAX - 1;
+    cr_assert(acr_add_checked(&acc, 1));
+    cr_assert_eq(acc, INT64_MAX);
+    cr_assert_not(acr_add_checked(&acc, 1));
+    cr_assert_eq(acc, INT64_MAX); /* unchanged on overflow */
+    acc = INT64_MIN;
+    cr_assert_not(acr_add_checked(&acc, -1));
+    cr_assert_eq(acc, INT64_MIN);
+    cr_assert(acr_add_checked(&acc, INT64_MAX));
+    cr_assert_eq(acc, -1);
+}
+
+Test(money, format)
+{
+    char buf[32];
+    ASSERT_STR_EQ(acr_money_format(123450, 2, buf, sizeof buf), "1234.50");
+    ASSERT_STR_EQ(acr_money_format(-5, 2, buf, sizeof buf), "-0.05");
+    ASSERT_STR_EQ(acr_money_format(1200, 0, buf, sizeof buf), "1200");
+    ASSERT_STR_EQ(acr_money_format(0, 0, buf, sizeof buf), "0");
+    ASSERT_STR_EQ(acr_money_format(0, 2, buf, sizeof buf), "0.00");
+    ASSERT_STR_EQ(acr_money_format(1, 3, buf, sizeof buf), "0.001");
+    ASSERT_STR_EQ(acr_money_format(-1234567, 3, buf, sizeof buf), "-1234.567");
+    ASSERT_STR_EQ(acr_money_format(INT64_MIN, 0, buf, sizeof buf), "-9223372036854775808");
+    ASSERT_STR_EQ(acr_money_format(INT64_MAX, 2, buf, sizeof buf), "92233720368547758.07");
+}

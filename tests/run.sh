@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# run.sh - the whole test suite, called by `make test` after both builds.
+#
+# 1. every Criterion unit-test binary of the ASan+UBSan build (build/asan)
+#    and of the -O2 build (build), counted from its closing line
+#    `Synthesis: Tested: T | Passing: P | Failing: F | Crashing: C`;
+# 2. every tests/cli/test_*.sh against build/asan/accrue, then build/accrue,
+#    counted from its closing line `<script>: P passed, F failed`.
+# A binary or script that exits non-zero without reporting a failure (a
+# sanitizer report at exit, a crash before the summary) counts one failure.
+# Prints a line per file and ends with exactly one line `N passed, M failed`;
+# exits non-zero when M > 0.
+set -u
+cd "$(dirname "$0")/.."
+
+export ASAN_OPTIONS=detect_leaks=1${ASAN_OPTIONS:+:$ASAN_OPTIONS}
+export UBSAN_OPTIONS=print_stacktrace=1${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}
+UNIT_TIMEOUT=${UNIT_TIMEOUT:-600}
+CLI_TIMEOUT=${CLI_TIMEOUT:-900}
+TOTAL_PASSED=0
+TOTAL_FAILED=0
+LOG=$(mktemp "${TMPDIR:-/tmp}/accrue-test.XXXXXX")
+trap 'rm -f "$LOG"' EXIT
+
+show_tail() {
+    sed -n '1,200p' "$LOG" | grep -av '^\[----\]' | tail -40 | sed 's/^/    | /'
+}
+
+# record NAME PASSED FAILED RC
+record() {
+    local name=$1 p=$2 f=$3 rc=$4
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        f=1
+    fi
+    TOTAL_PASSED=$((TOTAL_PASSED + p))
+    TOTAL_FAILED=$((TOTAL_FAILED + f))
+    if [ "$f" -eq 0 ]; then
+        printf 'PASS  %-52s %4d passed\n' "$name" "$p"
+    else
+        printf 'FAIL  %-52s %4d passed, %d failed (exit %d)\n' "$name" "$p" "$f" "$rc"
+        show_tail
+    fi
+}
+
+run_unit() { # BINARY
+    local bin=$1 rc line p=0 f=0 c=0
+    timeout "$UNIT_TIMEOUT" "$bin" >"$LOG" 2>&1
+    rc=$?
+    line=$(grep -a 'Synthesis: Tested:' "$LOG" | tail -1)
+    if [ -z "$line" ]; then
+        record "$bin (no Synthesis line)" 0 1 "$rc"
+        return
+    fi
+    p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
+    f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
+    c=$(sed -E 's/.*Crashing: ([0-9]+).*/\1/' <<<"$line")
+    record "$bin" "$p" "$((f + c))" "$rc"
+}
+
+run_cli() { # ACCRUE SCRIPT
+    local accrue=$1 script=$2 rc line p=0 f=0
+    ACCRUE=$accrue timeout "$CLI_TIMEOUT" bash "$script" >"$LOG" 2>&1
+    rc=$?
+    line=$(grep -aE '^[^ ]+\.sh: [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1)
+    if [ -n "$line" ]; then
+        p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
+        f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+    fi
+    [ -n "$line" ] || f=1
+    record "$script [$accrue]" "$p" "$f" "$rc"
+}
+
+for build in build/asan build; do
+    if [ ! -d "$build/tests" ]; then
+        echo "note: no unit tests built in $build/tests"
+        continue
+    fi
+    while IFS= read -r bin; do
+        run_unit "$bin"
+    done < <(find "$build/tests" -type f -name 'test_*' -perm -u+x | sort)
+done
+
+for accrue in build/asan/accrue build/accrue; do
+    if [ ! -x "$accrue" ]; then
+        record "$accrue (not built)" 0 1 1
+        continue
+    fi
+    for script in tests/cli/test_*.sh; do
+        run_cli "$accrue" "$script"
+    done
+done
+
+echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
+[ "$TOTAL_FAILED" -eq 0 ]

@@ -1,0 +1,535 @@
+/* cmd_payout.c - plans and payouts: plan publish|show, payout
+ * run|close|audit|list.
+ *
+ * `plan publish` wraps a plan document into a plan.published event and
+ * appends it like `append` would (same validation, same diagnostics), so a
+ * plan file never has to be hand-edited into an envelope. The payout
+ * commands are thin: the engine (payout.h) computes, closes and audits; this
+ * file writes DIR/statement.csv (exactly the fingerprinted bytes) and
+ * DIR/summary.json, or prints the engine's table, and maps refusals to the
+ * exit codes of cli.md (4 for period_closed / period_order /
+ * unplanned_sales, 5 for an audit mismatch).
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "accrue/buf.h"
+#include "accrue/date.h"
+#include "accrue/event.h"
+#include "accrue/limits.h"
+#include "accrue/log.h"
+#include "accrue/payout.h"
+#include "cli.h"
+
+/* ---- plan publish -------------------------------------------------------- */
+
+static const char usage_plan[] =
+    "usage: accrue plan publish FILE [--id ID] [--at TS]\n"
+    "       accrue plan show PLAN_ID [--version N]\n"
+    "\n"
+    "publish wraps the plan document of FILE (- for stdin) into\n"
+    "  {\"id\":ID,\"type\":\"plan.published\",\"at\":TS,\"data\":{\"plan\":<document>}}\n"
+    "and appends it. ID defaults to plan:<plan_id>@<version>; TS defaults to the local\n"
+    "midnight starting the document's effective_from under the ledger's UTC offset\n"
+    "(e.g. effective_from 2026-07-01 at +09:00 gives 2026-06-30T15:00:00Z). Publishing\n"
+    "the same document again with the same id is a no-op.\n"
+    "\n"
+    "show prints the stored versions of PLAN_ID (or only --version N), one JSON\n"
+    "document per line, in publication order.\n";
+
+/* The defaults of publish, read from the document (the engine validates it). */
+static int plan_defaults(const acr_cli_t *cli, acr_ledger_t *ledger, const acr_input_t *in,
+                         char *id, size_t id_cap, char at[ACR_TS_BUF], bool need_id, bool need_at)
+{
+    acr_jv_t doc, v;
+    size_t pos = 0;
+    char plan_id[128] = "", eff[16] = "";
+    int64_t version = 0;
+    int32_t day;
+    (void)cli;
+    if (acr__json_value((const char *)in->data, in->len, &pos, &doc) != 0 || doc.kind != 'o') {
+        acr__diag(ACR_EINVALID_PLAN, "the plan file does not hold a JSON object");
+        return acr_err_exit_code(ACR_EINVALID_PLAN);
+    }
+    if (acr__json_get(&doc, "plan_id", &v) && v.kind == 's')
+        acr__json_text(&v, plan_id, sizeof plan_id);
+    if (acr__json_get(&doc, "version", &v))
+        acr__json_i64(&v, &version);
+    if (acr__json_get(&doc, "effective_from", &v) && v.kind == 's')
+        acr__json_text(&v, eff, sizeof eff);
+    if (need_id && (plan_id[0] == '\0' || version < 1)) {
+        acr__diag(ACR_EINVALID_PLAN, "no plan_id / version in the document (or give --id)");
+        return acr_err_exit_code(ACR_EINVALID_PLAN);
+    }
+    if (need_at && !acr_date_parse(eff, strlen(eff), &day)) {
+        acr__diag(ACR_EINVALID_PLAN, "no valid effective_from in the document (or give --at)");
+        return acr_err_exit_code(ACR_EINVALID_PLAN);
+    }
+    if (need_id)
+        snprintf(id, id_cap, "plan:%s@%" PRId64, plan_id, version);
+    if (need_at) {
+        int64_t off_ms = (int64_t)acr_ledger_config(ledger)->utc_offset_min * 60000;
+        acr_ts_format((int64_t)day * ACR_MS_PER_DAY - off_ms, at);
+    }
+    return 0;
+}
+
+/* Builds the envelope around the document (trailing whitespace trimmed). */
+static int plan_envelope(const acr_input_t *in, const char *id, const char *at, acr_buf_t *out)
+{
+    size_t n = in->len;
+    while (n > 0 && strchr(" \t\r\n", in->data[n - 1]) != NULL)
+        n--;
+    int rc = acr_buf_append_str(out, "{\"id\":");
+    rc = rc ? rc : acr_buf_append_json_str(out, id, strlen(id));
+    rc = rc ? rc : acr_buf_append_str(out, ",\"type\":\"plan.published\",\"at\":");
+    rc = rc ? rc : acr_buf_append_json_str(out, at, strlen(at));
+    rc = rc ? rc : acr_buf_append_str(out, ",\"data\":{\"plan\":");
+    rc = rc ? rc : acr_buf_append(out, in->data, n);
+    rc = rc ? rc : acr_buf_append_str(out, "}}");
+    return rc;
+}
+
+/* Appends one event; reports like append. */
+static int append_one(const acr_cli_t *cli, acr_ledger_t *ledger, const acr_buf_t *text,
+                      const char *what)
+{
+    acr_batch_t b;
+    acr_err_t err;
+    acr_errlist_t *errs = calloc(1, sizeof *errs);
+    uint64_t seq = 0;
+    acr_append_result_t res = {.seqs = &seq};
+    if (errs == NULL)
+        return acr__fail(ACR_ENOMEM, NULL);
+    acr_batch_init(&b);
+    acr_err_clear(&err);
+    int rc = acr_batch_add_json(&b, acr_ledger_config(ledger), 1, (const char *)text->data,
+                                text->len, &err);
+    if (rc != 0) {
+        err.line = 0;
+        rc = acr__fail(rc, &err);
+    } else if ((rc = acr_ledger_append(ledger, &b, &res, errs)) != 0) {
+        for (size_t i = 0; i < errs->count; i++)
+            errs->items[i].line = 0;
+        if (errs->count > 0)
+            acr__diag_errlist(errs);
+        rc = errs->count > 0 ? acr_errlist_exit_code(errs) : acr__fail(rc, NULL);
+    } else if (!cli->quiet) {
+        printf("%s %s (seq %" PRIu64 ")\n", res.appended ? "published" : "already present:",
+               what, seq);
+    }
+    acr_batch_destroy(&b);
+    free(errs);
+    return rc;
+}
+
+static int plan_publish(acr_cli_t *cli, const char *file, const char *id_opt, const char *at_opt)
+{
+    acr_ledger_t *ledger;
+    acr_input_t in;
+    acr_err_t err;
+    char id[160], at[ACR_TS_BUF];
+    int rc = acr__open_ledger(cli, &ledger);
+    if (rc != 0)
+        return rc;
+    acr_err_clear(&err);
+    if ((rc = acr__input_read(file, &in, &err)) != 0) {
+        acr_ledger_close(ledger);
+        return acr__fail(rc, &err);
+    }
+    rc = plan_defaults(cli, ledger, &in, id, sizeof id, at, id_opt == NULL, at_opt == NULL);
+    if (rc == 0) {
+        acr_buf_t text;
+        acr_buf_init(&text);
+        const char *use_id = id_opt != NULL ? id_opt : id;
+        rc = plan_envelope(&in, use_id, at_opt != NULL ? at_opt : at, &text);
+        rc = rc != 0 ? acr__fail(rc, NULL) : append_one(cli, ledger, &text, use_id);
+        acr_buf_destroy(&text);
+    }
+    acr__input_free(&in);
+    acr_ledger_close(ledger);
+    return rc;
+}
+
+/* ---- plan show ----------------------------------------------------------- */
+
+static bool plan_matches(const acr_event_t *ev, const char *plan_id, int64_t version)
+{
+    acr_jv_t doc, v;
+    size_t pos = 0;
+    char pid[128] = "";
+    int64_t ver = 0;
+    const acr_str_t *s = &ev->str[ACR_F_PLAN];
+    if (acr__json_value(s->ptr, s->len, &pos, &doc) != 0 || doc.kind != 'o')
+        return false;
+    if (acr__json_get(&doc, "plan_id", &v))
+        acr__json_text(&v, pid, sizeof pid);
+    if (acr__json_get(&doc, "version", &v))
+        acr__json_i64(&v, &ver);
+    return strcmp(pid, plan_id) == 0 && (version == 0 || ver == version);
+}
+
+static int plan_show(acr_cli_t *cli, const char *plan_id, int64_t version)
+{
+    acr_ledger_t *ledger;
+    acr_reader_t *r = NULL;
+    acr_err_t err;
+    acr_event_t ev;
+    uint64_t found = 0;
+    int rc = acr__open_ledger(cli, &ledger);
+    if (rc != 0)
+        return rc;
+    acr_err_clear(&err);
+    rc = acr_reader_open(ledger, &r, &err);
+    if (rc == 0 && acr_reader_head_seq(r) > 0)
+        rc = acr_reader_seek(r, 1, &err);
+    while (rc == 0 && acr_reader_head_seq(r) > 0) {
+        rc = acr_reader_next(r, &ev, NULL, &err);
+        if (rc <= 0)
+            break;
+        rc = 0;
+        if (ev.type != ACR_EV_PLAN_PUBLISHED || !plan_matches(&ev, plan_id, version))
+            continue;
+        found++;
+        acr__out(ev.str[ACR_F_PLAN].ptr, ev.str[ACR_F_PLAN].len);
+        acr__out("\n", 1);
+    }
+    if (r != NULL)
+        acr_reader_close(r);
+    acr_ledger_close(ledger);
+    if (rc < 0)
+        return acr__fail(rc, &err);
+    if (found == 0) {
+        acr__diag(ACR_ENOT_FOUND, "plan %s has no published version%s", plan_id,
+                  version ? " with that number" : "");
+        return acr_err_exit_code(ACR_ENOT_FOUND);
+    }
+    return ACR_EXIT_OK;
+}
+
+int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"id", required_argument, NULL, 'i'},      {"at", required_argument, NULL, 'a'},
+        {"version", required_argument, NULL, 'v'}, ACR_CLI_COMMON_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc >= 2)
+            return fputs(usage_plan, stdout), ACR_EXIT_OK;
+        return acr__usage(usage_plan, "plan wants publish or show");
+    }
+    bool publish = strcmp(argv[1], "publish") == 0;
+    if (!publish && strcmp(argv[1], "show") != 0)
+        return acr__usage(usage_plan, "unknown subcommand 'plan %s'", argv[1]);
+    const char *id = NULL, *at = NULL;
+    uint64_t version = 0;
+    int c, rc;
+    argc--;
+    argv++;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((c == 'i' || c == 'a') && !publish)
+            return acr__usage(usage_plan, "--id and --at belong to plan publish");
+        if (c == 'v' && (!acr__parse_u64(optarg, &version) || version == 0 || publish ||
+                         version > INT64_MAX))
+            return acr__usage(usage_plan, "plan show --version wants an integer >= 1");
+        if (c == 'i')
+            id = optarg;
+        else if (c == 'a')
+            at = optarg;
+        else if (c != 'v' && (rc = acr__common_opt(cli, c, argv, usage_plan)) >= 0)
+            return rc;
+    }
+    if (argc - optind != 1)
+        return acr__usage(usage_plan, publish ? "plan publish wants one FILE"
+                                              : "plan show wants one PLAN_ID");
+    if (publish)
+        return plan_publish(cli, argv[optind], id, at);
+    return plan_show(cli, argv[optind], (int64_t)version);
+}
+
+/* ---- payout -------------------------------------------------------------- */
+
+static const char usage_payout[] =
+    "usage: accrue payout run PERIOD [--as-of SEQ] [--out DIR] [--plan-file FILE]...\n"
+    "       accrue payout close PERIOD [--out DIR]\n"
+    "       accrue payout audit PERIOD [--out DIR]\n"
+    "       accrue payout list\n"
+    "\n"
+    "PERIOD is a month (2026-07) or a quarter (2026-Q3), the ledger's payout period.\n"
+    "\n"
+    "run    computes the run of PERIOD as of the head (or --as-of SEQ): a draft that\n"
+    "       writes nothing to the ledger. For a period closed as of the run, it is the\n"
+    "       reproduction of its close. --plan-file adds an unpublished plan version for\n"
+    "       a what-if run (validated like plan.published, taken as published after the\n"
+    "       run's seq; repeatable, in order).\n"
+    "close  computes the run as of the head and appends period.closed. Refused (exit 4)\n"
+    "       with period_closed, period_order or unplanned_sales; exit 5 when the chain\n"
+    "       does not verify.\n"
+    "audit  recomputes a closed period as of its recorded through_seq: exit 0 when the\n"
+    "       bytes and the fingerprint equal the recorded ones, else exit 5 and the first\n"
+    "       differing line (recorded vs computed).\n"
+    "list   closed periods with their seq, through_seq, lines, fingerprint and totals.\n"
+    "\n"
+    "--out DIR (created if missing) writes DIR/statement.csv, the exact fingerprinted\n"
+    "bytes (check them with `xxh128sum DIR/statement.csv`), and DIR/summary.json.\n"
+    "Without --out the run is printed as a table per partner with the fingerprint.\n";
+
+enum { PAY_RUN, PAY_CLOSE, PAY_AUDIT, PAY_LIST };
+
+typedef struct payout_args {
+    int sub;                /* PAY_* */
+    const char *period;     /* PERIOD operand */
+    uint64_t as_of;         /* --as-of, 0 = head */
+    const char *out_dir;    /* --out or NULL */
+    const char **plan_files; /* --plan-file, in order */
+    size_t plan_file_count;
+} payout_args_t;
+
+/* Writes DIR/statement.csv and DIR/summary.json. */
+static int write_out(const char *dir, const acr_payout_t *p)
+{
+    char path[4096];
+    acr_err_t err;
+    acr_buf_t summary;
+    acr_err_clear(&err);
+    acr_buf_init(&summary);
+    int rc = acr__mkdir_p(dir, &err);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/statement.csv", dir);
+        rc = acr__write_file(path, p->stmt.csv, p->stmt.csv_len, &err);
+    }
+    if (rc == 0 && (rc = acr_payout_summary_json(p, &summary)) != 0)
+        acr_err_set(&err, rc, "cannot render summary.json");
+    if (rc == 0 && (summary.len == 0 || summary.data[summary.len - 1] != '\n'))
+        rc = acr_buf_append(&summary, "\n", 1);
+    if (rc == 0) {
+        snprintf(path, sizeof path, "%s/summary.json", dir);
+        rc = acr__write_file(path, summary.data, summary.len, &err);
+    }
+    acr_buf_destroy(&summary);
+    return rc != 0 ? acr__fail(rc, &err) : ACR_EXIT_OK;
+}
+
+/* The run's output: files with --out, else the engine's table. */
+static int emit_run(const acr_cli_t *cli, const payout_args_t *a, const acr_payout_t *p)
+{
+    if (a->out_dir != NULL) {
+        int rc = write_out(a->out_dir, p);
+        if (rc == 0 && !cli->quiet)
+            printf("%s %s through seq %" PRIu64 ": %zu lines, fingerprint %s%s; wrote "
+                   "%s/statement.csv and %s/summary.json\n",
+                   a->sub == PAY_AUDIT ? "audit" : "run", p->period_id, p->through_seq,
+                   p->stmt.line_count, p->stmt.fingerprint,
+                   p->reproduces_close ? " (reproduces its close)" : "", a->out_dir, a->out_dir);
+        return rc;
+    }
+    acr_buf_t out;
+    acr_buf_init(&out);
+    int rc = acr_payout_table(p, &out);
+    if (rc == 0)
+        acr__out(out.data, out.len);
+    acr_buf_destroy(&out);
+    return rc != 0 ? acr__fail(rc, NULL) : ACR_EXIT_OK;
+}
+
+static int payout_run(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t *a)
+{
+    acr_input_t *plans = calloc(a->plan_file_count + 1, sizeof *plans);
+    const char **texts = calloc(a->plan_file_count + 1, sizeof *texts);
+    size_t *lens = calloc(a->plan_file_count + 1, sizeof *lens);
+    acr_err_t err;
+    acr_payout_t p;
+    int rc = plans && texts && lens ? 0 : ACR_ENOMEM;
+    size_t loaded = 0;
+    acr_err_clear(&err);
+    memset(&p, 0, sizeof p);
+    for (; rc == 0 && loaded < a->plan_file_count; loaded++) {
+        rc = acr__input_read(a->plan_files[loaded], &plans[loaded], &err);
+        texts[loaded] = (const char *)plans[loaded].data;
+        lens[loaded] = plans[loaded].len;
+    }
+    if (rc == 0) {
+        acr_payout_request_t req = {a->period, a->as_of, texts, lens, a->plan_file_count};
+        acr__progress_begin(cli, "payout run");
+        rc = acr_payout_run(ledger, &req, &p, &err);
+        acr__progress_end();
+    }
+    rc = rc != 0 ? acr__fail(rc, &err) : emit_run(cli, a, &p);
+    acr_payout_destroy(&p);
+    for (size_t i = 0; i < loaded; i++)
+        acr__input_free(&plans[i]);
+    free(plans);
+    free(texts);
+    free(lens);
+    return rc;
+}
+
+static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t *a)
+{
+    acr_err_t err;
+    acr_payout_t p;
+    uint64_t seq = 0;
+    acr_err_clear(&err);
+    memset(&p, 0, sizeof p);
+    acr__progress_begin(cli, "payout close");
+    int rc = acr_payout_close(ledger, a->period, &p, &seq, &err);
+    acr__progress_end();
+    if (rc != 0) {
+        rc = acr__fail(rc, &err);
+    } else {
+        if (!cli->quiet)
+            printf("closed %s as seq %" PRIu64 " (through seq %" PRIu64
+                   "): %zu lines, fingerprint %s\n",
+                   p.period_id, seq, p.through_seq, p.stmt.line_count, p.stmt.fingerprint);
+        if (a->out_dir != NULL || !cli->quiet)
+            rc = emit_run(cli, a, &p);
+    }
+    acr_payout_destroy(&p);
+    return rc;
+}
+
+static void audit_report(const char *period, const acr_audit_t *au, const acr_payout_t *p)
+{
+    if (au->first_diff_line == 0) {
+        acr__diag(ACR_EMISMATCH, "%s: recorded fingerprint %s, computed %s", period,
+                  au->recorded_fingerprint, p->stmt.fingerprint);
+        return;
+    }
+    acr__diag(ACR_EMISMATCH, "%s: line %" PRIu64 " differs from the recorded statement", period,
+              au->first_diff_line);
+    acr__diag(ACR_EMISMATCH, "recorded: %s",
+              au->recorded_line[0] ? au->recorded_line : "(past the end)");
+    acr__diag(ACR_EMISMATCH, "computed: %s",
+              au->computed_line[0] ? au->computed_line : "(past the end)");
+}
+
+static int payout_audit(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t *a)
+{
+    acr_err_t err;
+    acr_payout_t p;
+    acr_audit_t au;
+    acr_err_clear(&err);
+    memset(&p, 0, sizeof p);
+    memset(&au, 0, sizeof au);
+    acr__progress_begin(cli, "payout audit");
+    int rc = acr_payout_audit(ledger, a->period, &p, &au, &err);
+    acr__progress_end();
+    if (rc == ACR_ENOT_FOUND && err.msg[0] == '\0')
+        snprintf(err.msg, sizeof err.msg, "period %s is not closed", a->period);
+    if (rc != 0) {
+        rc = acr__fail(rc, &err);
+    } else if (a->out_dir != NULL && (rc = write_out(a->out_dir, &p)) != 0) {
+        /* reported */
+    } else if (au.match) {
+        if (!cli->quiet)
+            printf("ok: %s matches its close: %zu lines, fingerprint %s\n", a->period,
+                   p.stmt.line_count, au.recorded_fingerprint);
+    } else {
+        audit_report(a->period, &au, &p);
+        rc = acr_err_exit_code(ACR_EMISMATCH);
+    }
+    acr_payout_destroy(&p);
+    return rc;
+}
+
+static int payout_list(acr_ledger_t *ledger)
+{
+    acr_close_info_t *list = NULL;
+    size_t n = 0;
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_payout_list(ledger, &list, &n, &err);
+    if (rc != 0)
+        return acr__fail(rc, &err);
+    acr_table_t t;
+    char num[3][24];
+    acr__table_init(&t, 6, 0xe);
+    static const char *head[] = {"period", "seq", "through_seq", "lines", "fingerprint",
+                                 "totals"};
+    for (size_t i = 0; i < 6; i++)
+        acr__table_add(&t, head[i]);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(num[0], sizeof num[0], "%" PRIu64, list[i].seq);
+        snprintf(num[1], sizeof num[1], "%" PRIu64, list[i].through_seq);
+        snprintf(num[2], sizeof num[2], "%" PRIu64, list[i].lines);
+        acr__table_add(&t, list[i].period_id);
+        for (size_t k = 0; k < 3; k++)
+            acr__table_add(&t, num[k]);
+        acr__table_add(&t, list[i].fingerprint);
+        acr__table_add(&t, list[i].totals_json);
+    }
+    acr__table_print(&t, stdout);
+    acr__table_destroy(&t);
+    free(list);
+    return ACR_EXIT_OK;
+}
+
+static int payout_sub(const char *s)
+{
+    static const char *names[] = {"run", "close", "audit", "list"};
+    for (int i = 0; i < 4; i++)
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* Parses the options of a payout subcommand into a (plan_files owned by a). */
+static int payout_opts(acr_cli_t *cli, int argc, char **argv, payout_args_t *a)
+{
+    static const struct option opts[] = {
+        {"as-of", required_argument, NULL, 's'},     {"out", required_argument, NULL, 'o'},
+        {"plan-file", required_argument, NULL, 'p'}, ACR_CLI_COMMON_OPTS,
+        {NULL, 0, NULL, 0},
+    };
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        if ((c == 's' || c == 'p') && a->sub != PAY_RUN)
+            return acr__usage(usage_payout, "--as-of and --plan-file belong to payout run");
+        if (c == 'o' && a->sub == PAY_LIST)
+            return acr__usage(usage_payout, "payout list takes no --out");
+        if (c == 's' && (!acr__parse_u64(optarg, &a->as_of) || a->as_of == 0))
+            return acr__usage(usage_payout, "--as-of wants a seq >= 1");
+        if (c == 'o')
+            a->out_dir = optarg;
+        else if (c == 'p')
+            a->plan_files[a->plan_file_count++] = optarg;
+        else if (c != 's' && (rc = acr__common_opt(cli, c, argv, usage_payout)) >= 0)
+            return rc;
+    }
+    int want = a->sub == PAY_LIST ? 0 : 1;
+    if (argc - optind != want)
+        return acr__usage(usage_payout, want ? "payout %s wants one PERIOD"
+                                             : "payout %s takes no argument", argv[0]);
+    a->period = want ? argv[optind] : NULL;
+    return -1;
+}
+
+int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc >= 2)
+            return fputs(usage_payout, stdout), ACR_EXIT_OK;
+        return acr__usage(usage_payout, "payout wants run, close, audit or list");
+    }
+    payout_args_t a = {.sub = payout_sub(argv[1])};
+    if (a.sub < 0)
+        return acr__usage(usage_payout, "unknown subcommand 'payout %s'", argv[1]);
+    a.plan_files = calloc((size_t)argc, sizeof *a.plan_files);
+    if (a.plan_files == NULL)
+        return acr__fail(ACR_ENOMEM, NULL);
+    int rc = payout_opts(cli, argc - 1, argv + 1, &a);
+    acr_ledger_t *ledger = NULL;
+    if (rc < 0 && (rc = acr__open_ledger(cli, &ledger)) == 0) {
+        switch (a.sub) {
+        case PAY_RUN: rc = payout_run(cli, ledger, &a); break;
+        case PAY_CLOSE: rc = payout_close(cli, ledger, &a); break;
+        case PAY_AUDIT: rc = payout_audit(cli, ledger, &a); break;
+        default: rc = payout_list(ledger); break;
+        }
+        acr_ledger_close(ledger);
+    }
+    free(a.plan_files);
+    return rc;
+}
