@@ -19,7 +19,7 @@ VERSION  := 0.1.0
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
 WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
-ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude \
+ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -I/usr/share/include/llhttp \
                 -DACR_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS    = -std=c17 $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -35,6 +35,10 @@ GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
+# llhttp (Node's maintained HTTP parser) is compiled from the sources Debian's node-llhttp
+# package installs, so nothing of it is copied into this repository.
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_OBJ := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
 GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 
@@ -58,11 +62,15 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
+
 $(BUILD)/libaccrue.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/accrue: $(TOOL_OBJ) $(BUILD)/libaccrue.a
+$(BUILD)/accrue: $(TOOL_OBJ) $(LLHTTP_OBJ) $(BUILD)/libaccrue.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LIBS)
 
 $(BUILD)/accrue-gen: $(GEN_OBJ) $(BUILD)/libaccrue.a
@@ -94,6 +102,9 @@ bench-quick: all
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/accrue $(BUILD)/accrue-gen $(DESTDIR)$(PREFIX)/bin/
+
+# Reliability targets (crash loop, fault injection, fuzzing) live beside their tests.
+-include tests/reliability.mk
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(GEN_SRC) include/accrue/*.h

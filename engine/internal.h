@@ -20,6 +20,7 @@
     XX(LOG, "log", false)             /* seq (u64 BE) -> hash[16] || record */                    \
     XX(META, "meta", false)           /* "config" -> config bytes */                              \
     XX(CLOSES, "closes", false)       /* period id -> statement CSV bytes of its close */         \
+    XX(TOKENS, "tokens", false)       /* token name -> role, partner, BLAKE2b hash of the secret */ \
     XX(IDS, "ids", true)              /* event id -> seq (u64 BE) */                              \
     XX(STREAMS, "streams", true)      /* stream name -> version (u64 BE) */                       \
     XX(PARTNERS, "partners", true)    /* partner_id -> partner state (kv) */                      \
@@ -32,9 +33,20 @@
     XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
     ACR_PROJ_DB_MAP(XX)
 
-/* Projection tables (engine/projection*.c) join the list here. */
+/* Projection tables (engine/projection.c applies them, engine/query.c reads
+ * them; row layouts in engine/proj_internal.h). "\0" separates key parts. */
 #ifndef ACR_PROJ_DB_MAP
-#define ACR_PROJ_DB_MAP(XX)
+#define ACR_PROJ_DB_MAP(XX)                                                                        \
+    XX(PROJ_PARTNERS, "proj_partners", true)     /* partner_id -> partner row */                   \
+    XX(PROJ_TRAINING, "proj_training", true)     /* partner_id \0 u32 BE n -> training row */      \
+    XX(PROJ_DEALS, "proj_deals", true)           /* deal_id -> deal row */                         \
+    XX(PROJ_DEAL_MOVES, "proj_deal_moves", true) /* deal_id \0 u32 BE n -> stage, at_ms */         \
+    XX(PROJ_OPEN_DEALS, "proj_open_deals", true) /* partner \0 stage \0 deal -> open deal row */   \
+    XX(PROJ_SALES, "proj_sales", true)           /* sale_id -> partner_id, rep_id */               \
+    XX(PROJ_FIRST_SALE, "proj_first_sale", true) /* customer_id -> first sale by (at, seq) */      \
+    XX(PROJ_KPI, "proj_kpi", true)               /* partner \0 month -> KPI counters */            \
+    XX(PROJ_KPI_WINS, "proj_kpi_wins", true)     /* partner \0 month \0 deal -> days to win */     \
+    XX(PROJ_REP_KPI, "proj_rep_kpi", true)       /* partner \0 month \0 rep -> rep counters */
 #endif
 
 typedef enum {
@@ -99,6 +111,9 @@ extern const char ACR__DEFAULT_PIPELINE_JSON[];
  * violation returns its code with err set (field, message) and changes
  * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
 int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
+
+/* The read transaction of a snapshot (reader.c), for engine-side queries. */
+MDB_txn *acr__reader_txn(acr_reader_t *r);
 
 /* Projections: applied after the state, in the same transaction. */
 int acr__proj_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
