@@ -58,7 +58,7 @@ deps:
 	    done; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
