@@ -173,7 +173,9 @@ bool acr_ts_parse(const char *s, size_t len, int64_t *out_ms)
 size_t acr_ts_format(int64_t ms, char out[ACR_TS_BUF])
 {
     int64_t day = floor_div(ms, ACR_MS_PER_DAY);
-    int64_t rem = ms - day * ACR_MS_PER_DAY; /* 0 .. day-1 */
+    int64_t rem = ms % ACR_MS_PER_DAY; /* 0 .. day-1, without overflowing at INT64_MIN */
+    if (rem < 0)
+        rem += ACR_MS_PER_DAY;
     int64_t y;
     unsigned m, d;
     civil_from_days64(day, &y, &m, &d);

@@ -45,7 +45,7 @@ typedef struct acr__strtab {
     acr__strent_t *ents; /* by index */
     uint32_t count;      /* entries used */
     uint32_t ents_cap;   /* entries allocated */
-    uint32_t *slots;     /* index + 1, 0 = empty */
+    uint32_t *slots;     /* hash tag | (index + 1), 0 = empty */
     uint32_t mask;       /* slot count - 1 (a power of two), 0 before the first add */
 } acr__strtab_t;
 

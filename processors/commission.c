@@ -138,7 +138,8 @@ static int feed_updated(acr_comm_t *c, const acr_event_t *ev)
     if (acr__partner_intern(c, id->ptr, id->len, &idx) != 0)
         return ACR_ENOMEM;
     acr__update_t u = {ev->at_ms, ev->seq, idx, 0, {ACR__NONE, ACR__NONE, ACR__NONE, ACR__NONE}};
-    if (attr_of(c, ev, ACR_F_TIER, &u.v.tier) != 0 || attr_of(c, ev, ACR_F_REGION, &u.v.region) != 0 ||
+    if (attr_of(c, ev, ACR_F_TIER, &u.v.tier) != 0 ||
+        attr_of(c, ev, ACR_F_REGION, &u.v.region) != 0 ||
         attr_of(c, ev, ACR_F_PLAN_ID, &u.v.plan) != 0)
         return ACR_ENOMEM;
     u.mask = (ACR_HAS(ev, ACR_F_TIER) ? ACR__UPD_TIER : 0u) |
@@ -205,7 +206,8 @@ static int feed_sale(acr_comm_t *c, const acr_event_t *ev)
 static int feed_refund(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
 {
     const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
-    uint32_t idx = acr__strtab_find(&c->sale_ids, sid->ptr, sid->len, acr__hash(sid->ptr, sid->len));
+    uint32_t idx =
+        acr__strtab_find(&c->sale_ids, sid->ptr, sid->len, acr__hash(sid->ptr, sid->len));
     if (idx == ACR__NONE)
         return 0; /* a sale after U: its refunds are after U too */
     acr__sale_t *s = &c->sales[idx];

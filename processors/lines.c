@@ -256,7 +256,8 @@ static int one_sale(run_t *r, cursor_t *cur, uint32_t si, int64_t *cum, pinfo_t 
     r->comm[si] = comm;
     int64_t bonus = ver >= 0 && is_new_customer(c, s) ? c->plans[ver].plan.new_customer_bonus_minor
                                                        : 0;
-    if (!acr_add_checked(cum, s->amount_minor) || !acr_add_checked(&pi->net_minor, s->amount_minor) ||
+    if (!acr_add_checked(cum, s->amount_minor) ||
+        !acr_add_checked(&pi->net_minor, s->amount_minor) ||
         !acr_add_checked(&pi->sub_minor, comm) || !acr_add_checked(&pi->sub_minor, bonus))
         return acr__overflow(c, r->err, r->partner_id, pi->period);
     return 0;

@@ -236,6 +236,8 @@ static char *put_i64(char *o, int64_t v)
 typedef struct period_cache {
     int32_t period;
     char id[ACR_PERIOD_ID_MAX];
+    int32_t day;  /* the date last formatted */
+    char date[11];
 } period_cache_t;
 
 static const char *period_id(const acr_comm_t *c, period_cache_t *pc, int32_t period)
@@ -245,6 +247,45 @@ static const char *period_id(const acr_comm_t *c, period_cache_t *pc, int32_t pe
         pc->period = period;
     }
     return pc->id;
+}
+
+static char *put_2(char *o, unsigned v)
+{
+    *o++ = (char)('0' + v / 10);
+    *o++ = (char)('0' + v % 10);
+    return o;
+}
+
+/* The canonical UTC form of events.md (acr_ts_format's), without printf: the date part is
+ * cached per day, since a statement's lines cluster on few days. */
+static char *put_ts(char *o, int64_t ms, int32_t *cached_day, char date[11])
+{
+    int64_t day = ms >= 0 ? ms / ACR_MS_PER_DAY : -((-ms + ACR_MS_PER_DAY - 1) / ACR_MS_PER_DAY);
+    int64_t rem = ms - day * ACR_MS_PER_DAY;
+    if (day < INT32_MIN || day > INT32_MAX) {
+        char ts[ACR_TS_BUF];
+        size_t n = acr_ts_format(ms, ts);
+        memcpy(o, ts, n);
+        return o + n;
+    }
+    if ((int32_t)day != *cached_day || date[0] == '\0') {
+        acr_date_format((int32_t)day, date);
+        *cached_day = (int32_t)day;
+    }
+    o = put_str(o, date);
+    *o++ = 'T';
+    o = put_2(o, (unsigned)(rem / 3600000));
+    *o++ = ':';
+    o = put_2(o, (unsigned)(rem / 60000 % 60));
+    *o++ = ':';
+    o = put_2(o, (unsigned)(rem / 1000 % 60));
+    if (rem % 1000 != 0) {
+        *o++ = '.';
+        *o++ = (char)('0' + rem % 1000 / 100);
+        o = put_2(o, (unsigned)(rem % 100));
+    }
+    *o++ = 'Z';
+    return o;
 }
 
 /* One CSV record; o has room for the longest one (< 512 bytes). */
@@ -266,10 +307,7 @@ static char *put_row(char *o, const acr_comm_t *c, const char *run_id, period_ca
     if (l->source_seq != 0) {
         o = put_u64(o, l->source_seq);
         *o++ = ',';
-        char ts[ACR_TS_BUF];
-        size_t n = acr_ts_format(l->at_ms, ts);
-        memcpy(o, ts, n);
-        o += n;
+        o = put_ts(o, l->at_ms, &pc->day, pc->date);
     } else {
         *o++ = ',';
     }
@@ -291,7 +329,7 @@ static int build_csv(const acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     acr_buf_init(&b);
     char run_id[ACR_PERIOD_ID_MAX];
     acr_period_format(c->cfg.period_kind, st->period, run_id);
-    period_cache_t pc = {0, ""};
+    period_cache_t pc = {0, "", 0, ""};
     int rc = acr_buf_reserve(&b, strlen(ACR_STATEMENT_HEADER) + st->line_count * 128 + 1);
     if (rc == 0)
         rc = acr_buf_append_str(&b, ACR_STATEMENT_HEADER);

@@ -33,8 +33,11 @@ typedef struct acr_cli {
 #define ACR_OPT_LEDGER 0x100
 #define ACR_OPT_QUIET 0x101
 #define ACR_CLI_COMMON_OPTS                                                                        \
-    {"help", no_argument, NULL, ACR_OPT_HELP}, {"ledger", required_argument, NULL, ACR_OPT_LEDGER}, \
-        {"quiet", no_argument, NULL, ACR_OPT_QUIET}
+    {"help", no_argument, NULL, ACR_OPT_HELP},                                                     \
+        {"ledger", required_argument, NULL, ACR_OPT_LEDGER},                                       \
+    {                                                                                              \
+        "quiet", no_argument, NULL, ACR_OPT_QUIET                                                  \
+    }
 
 /* ---- util.c ------------------------------------------------------------- */
 
@@ -115,8 +118,8 @@ bool acr__json_i64(const acr_jv_t *v, int64_t *out);
 /* ---- table.c: aligned text tables ---------------------------------------- */
 
 typedef struct acr_table {
-    size_t cols;         /* columns */
-    size_t cells;        /* cells added so far (row-major, header first) */
+    size_t cols;  /* columns */
+    size_t cells; /* cells added so far (row-major, header first) */
     size_t cap;
     char **cell;         /* owned strings */
     uint32_t right_mask; /* bit i: right-align column i (numbers) */
@@ -142,6 +145,6 @@ int acr__cmd_kpi(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);
-int acr__cmd_token(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
 
 #endif

@@ -88,8 +88,10 @@ static int random_id(uint8_t id[16])
 int acr__cmd_init(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"period", required_argument, NULL, 'p'},   {"utc-offset", required_argument, NULL, 'o'},
-        {"map-size", required_argument, NULL, 'm'}, ACR_CLI_COMMON_OPTS,
+        {"period", required_argument, NULL, 'p'},
+        {"utc-offset", required_argument, NULL, 'o'},
+        {"map-size", required_argument, NULL, 'm'},
+        ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
     acr_config_t cfg = {.period_kind = ACR_PERIOD_MONTH};
@@ -181,8 +183,7 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
             return 0;
         size_t used = 0;
         s->line++;
-        int rc = acr_batch_add_msgpack(b, cfg, s->line, s->p + s->pos, s->len - s->pos, &used,
-                                       err);
+        int rc = acr_batch_add_msgpack(b, cfg, s->line, s->p + s->pos, s->len - s->pos, &used, err);
         if (rc != 0 && (rc == ACR_EMALFORMED_MSGPACK || used == 0 || used > s->len - s->pos))
             s->broken = true;
         else
@@ -401,8 +402,8 @@ static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t
     char at[ACR_TS_BUF];
     acr_ts_format(ev->at_ms, at);
     return acr_buf_printf(out, "%8" PRIu64 "  %-24s  %-22s  %-24s  %7" PRIu64 "  %.*s\n", ev->seq,
-                          at, acr_event_type_name(ev->type), stream, ev->version,
-                          (int)ev->id.len, ev->id.ptr);
+                          at, acr_event_type_name(ev->type), stream, ev->version, (int)ev->id.len,
+                          ev->id.ptr);
 }
 
 static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
@@ -418,8 +419,8 @@ static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
     acr_buf_t out;
     acr_buf_init(&out);
     if (f->table)
-        acr_buf_printf(&out, "%8s  %-24s  %-22s  %-24s  %7s  %s\n", "seq", "at", "type",
-                       "stream", "version", "id");
+        acr_buf_printf(&out, "%8s  %-24s  %-22s  %-24s  %7s  %s\n", "seq", "at", "type", "stream",
+                       "version", "id");
     if (f->from <= to)
         rc = acr_reader_seek(r, f->from, &err);
     acr_event_t ev;
@@ -443,9 +444,12 @@ static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
 int acr__cmd_log(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"from", required_argument, NULL, 'F'},   {"to", required_argument, NULL, 'T'},
-        {"type", required_argument, NULL, 't'},   {"stream", required_argument, NULL, 's'},
-        {"format", required_argument, NULL, 'f'}, ACR_CLI_COMMON_OPTS,
+        {"from", required_argument, NULL, 'F'},
+        {"to", required_argument, NULL, 'T'},
+        {"type", required_argument, NULL, 't'},
+        {"stream", required_argument, NULL, 's'},
+        {"format", required_argument, NULL, 'f'},
+        ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
     log_filter_t f = {.from = 1, .type = ACR_EV_NONE};

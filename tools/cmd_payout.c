@@ -30,10 +30,12 @@ static const char usage_plan[] =
     "\n"
     "publish wraps the plan document of FILE (- for stdin) into\n"
     "  {\"id\":ID,\"type\":\"plan.published\",\"at\":TS,\"data\":{\"plan\":<document>}}\n"
-    "and appends it. ID defaults to plan:<plan_id>@<version>; TS defaults to the local\n"
-    "midnight starting the document's effective_from under the ledger's UTC offset\n"
-    "(e.g. effective_from 2026-07-01 at +09:00 gives 2026-06-30T15:00:00Z). Publishing\n"
-    "the same document again with the same id is a no-op.\n"
+    "and appends it.\n"
+    "  --id ID   default plan:<plan_id>:v<version> (event ids allow no '@')\n"
+    "  --at TS   default the local midnight starting the document's effective_from under\n"
+    "            the ledger's UTC offset (effective_from 2026-07-01 at +09:00 gives\n"
+    "            2026-06-30T15:00:00Z)\n"
+    "Publishing the same document again with the same id is a no-op.\n"
     "\n"
     "show prints the stored versions of PLAN_ID (or only --version N), one JSON\n"
     "document per line, in publication order.\n";
@@ -67,7 +69,7 @@ static int plan_defaults(const acr_cli_t *cli, acr_ledger_t *ledger, const acr_i
         return acr_err_exit_code(ACR_EINVALID_PLAN);
     }
     if (need_id)
-        snprintf(id, id_cap, "plan:%s@%" PRId64, plan_id, version);
+        snprintf(id, id_cap, "plan:%s:v%" PRId64, plan_id, version);
     if (need_at) {
         int64_t off_ms = (int64_t)acr_ledger_config(ledger)->utc_offset_min * 60000;
         acr_ts_format((int64_t)day * ACR_MS_PER_DAY - off_ms, at);
@@ -116,8 +118,8 @@ static int append_one(const acr_cli_t *cli, acr_ledger_t *ledger, const acr_buf_
             acr__diag_errlist(errs);
         rc = errs->count > 0 ? acr_errlist_exit_code(errs) : acr__fail(rc, NULL);
     } else if (!cli->quiet) {
-        printf("%s %s (seq %" PRIu64 ")\n", res.appended ? "published" : "already present:",
-               what, seq);
+        printf("%s %s (seq %" PRIu64 ")\n", res.appended ? "published" : "already present:", what,
+               seq);
     }
     acr_batch_destroy(&b);
     free(errs);
@@ -211,8 +213,10 @@ static int plan_show(acr_cli_t *cli, const char *plan_id, int64_t version)
 int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"id", required_argument, NULL, 'i'},      {"at", required_argument, NULL, 'a'},
-        {"version", required_argument, NULL, 'v'}, ACR_CLI_COMMON_OPTS,
+        {"id", required_argument, NULL, 'i'},
+        {"at", required_argument, NULL, 'a'},
+        {"version", required_argument, NULL, 'v'},
+        ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
@@ -231,8 +235,8 @@ int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if ((c == 'i' || c == 'a') && !publish)
             return acr__usage(usage_plan, "--id and --at belong to plan publish");
-        if (c == 'v' && (!acr__parse_u64(optarg, &version) || version == 0 || publish ||
-                         version > INT64_MAX))
+        if (c == 'v' &&
+            (!acr__parse_u64(optarg, &version) || version == 0 || publish || version > INT64_MAX))
             return acr__usage(usage_plan, "plan show --version wants an integer >= 1");
         if (c == 'i')
             id = optarg;
@@ -242,8 +246,8 @@ int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv)
             return rc;
     }
     if (argc - optind != 1)
-        return acr__usage(usage_plan, publish ? "plan publish wants one FILE"
-                                              : "plan show wants one PLAN_ID");
+        return acr__usage(usage_plan,
+                          publish ? "plan publish wants one FILE" : "plan show wants one PLAN_ID");
     if (publish)
         return plan_publish(cli, argv[optind], id, at);
     return plan_show(cli, argv[optind], (int64_t)version);
@@ -279,10 +283,10 @@ static const char usage_payout[] =
 enum { PAY_RUN, PAY_CLOSE, PAY_AUDIT, PAY_LIST };
 
 typedef struct payout_args {
-    int sub;                /* PAY_* */
-    const char *period;     /* PERIOD operand */
-    uint64_t as_of;         /* --as-of, 0 = head */
-    const char *out_dir;    /* --out or NULL */
+    int sub;                 /* PAY_* */
+    const char *period;      /* PERIOD operand */
+    uint64_t as_of;          /* --as-of, 0 = head */
+    const char *out_dir;     /* --out or NULL */
     const char **plan_files; /* --plan-file, in order */
     size_t plan_file_count;
 } payout_args_t;
@@ -315,14 +319,15 @@ static int write_out(const char *dir, const acr_payout_t *p)
 /* The run's output: files with --out, else the engine's table. */
 static int emit_run(const acr_cli_t *cli, const payout_args_t *a, const acr_payout_t *p)
 {
+    static const char *verb[] = {"run", "close", "audit", "list"};
     if (a->out_dir != NULL) {
         int rc = write_out(a->out_dir, p);
         if (rc == 0 && !cli->quiet)
             printf("%s %s through seq %" PRIu64 ": %zu lines, fingerprint %s%s; wrote "
                    "%s/statement.csv and %s/summary.json\n",
-                   a->sub == PAY_AUDIT ? "audit" : "run", p->period_id, p->through_seq,
-                   p->stmt.line_count, p->stmt.fingerprint,
-                   p->reproduces_close ? " (reproduces its close)" : "", a->out_dir, a->out_dir);
+                   verb[a->sub], p->period_id, p->through_seq, p->stmt.line_count,
+                   p->stmt.fingerprint, p->reproduces_close ? " (reproduces its close)" : "",
+                   a->out_dir, a->out_dir);
         return rc;
     }
     acr_buf_t out;
@@ -446,8 +451,7 @@ static int payout_list(acr_ledger_t *ledger)
     acr_table_t t;
     char num[3][24];
     acr__table_init(&t, 6, 0xe);
-    static const char *head[] = {"period", "seq", "through_seq", "lines", "fingerprint",
-                                 "totals"};
+    static const char *head[] = {"period", "seq", "through_seq", "lines", "fingerprint", "totals"};
     for (size_t i = 0; i < 6; i++)
         acr__table_add(&t, head[i]);
     for (size_t i = 0; i < n; i++) {
@@ -479,8 +483,10 @@ static int payout_sub(const char *s)
 static int payout_opts(acr_cli_t *cli, int argc, char **argv, payout_args_t *a)
 {
     static const struct option opts[] = {
-        {"as-of", required_argument, NULL, 's'},     {"out", required_argument, NULL, 'o'},
-        {"plan-file", required_argument, NULL, 'p'}, ACR_CLI_COMMON_OPTS,
+        {"as-of", required_argument, NULL, 's'},
+        {"out", required_argument, NULL, 'o'},
+        {"plan-file", required_argument, NULL, 'p'},
+        ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
     int c, rc;
@@ -500,8 +506,9 @@ static int payout_opts(acr_cli_t *cli, int argc, char **argv, payout_args_t *a)
     }
     int want = a->sub == PAY_LIST ? 0 : 1;
     if (argc - optind != want)
-        return acr__usage(usage_payout, want ? "payout %s wants one PERIOD"
-                                             : "payout %s takes no argument", argv[0]);
+        return acr__usage(usage_payout,
+                          want ? "payout %s wants one PERIOD" : "payout %s takes no argument",
+                          argv[0]);
     a->period = want ? argv[optind] : NULL;
     return -1;
 }
@@ -523,10 +530,18 @@ int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv)
     acr_ledger_t *ledger = NULL;
     if (rc < 0 && (rc = acr__open_ledger(cli, &ledger)) == 0) {
         switch (a.sub) {
-        case PAY_RUN: rc = payout_run(cli, ledger, &a); break;
-        case PAY_CLOSE: rc = payout_close(cli, ledger, &a); break;
-        case PAY_AUDIT: rc = payout_audit(cli, ledger, &a); break;
-        default: rc = payout_list(ledger); break;
+        case PAY_RUN:
+            rc = payout_run(cli, ledger, &a);
+            break;
+        case PAY_CLOSE:
+            rc = payout_close(cli, ledger, &a);
+            break;
+        case PAY_AUDIT:
+            rc = payout_audit(cli, ledger, &a);
+            break;
+        default:
+            rc = payout_list(ledger);
+            break;
         }
         acr_ledger_close(ledger);
     }

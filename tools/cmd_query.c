@@ -144,9 +144,9 @@ static const char usage_partner[] =
     "modules, as of the head. json is the engine's partner objects as they are.\n";
 
 static const col_t partner_cols[] = {
-    {"partner_id", "partner", 's'}, {"name", "name", 's'},       {"kind", "kind", 's'},
-    {"tier", "tier", 's'},          {"status", "status", 's'},   {"plan_id", "plan", 's'},
-    {"currency", "currency", 's'},  {"region", "region", 's'},   {"source", "source", 's'},
+    {"partner_id", "partner", 's'}, {"name", "name", 's'},         {"kind", "kind", 's'},
+    {"tier", "tier", 's'},          {"status", "status", 's'},     {"plan_id", "plan", 's'},
+    {"currency", "currency", 's'},  {"region", "region", 's'},     {"source", "source", 's'},
     {"reps", "reps", 'c'},          {"training", "training", 'c'},
 };
 
@@ -254,8 +254,9 @@ static const char usage_pipeline[] =
     "have the keys partner_id, stage, deals, amount_minor, currency, oldest_days.\n";
 
 static const col_t pipeline_cols[] = {
-    {"partner_id", "partner", 's'}, {"stage", "stage", 's'},       {"deals", "deals", 'n'},
-    {"amount_minor", "amount", 'm'}, {"currency", "currency", 's'}, {"oldest_days", "oldest_days", 'n'},
+    {"partner_id", "partner", 's'}, {"stage", "stage", 's'},
+    {"deals", "deals", 'n'},        {"amount_minor", "amount", 'm'},
+    {"currency", "currency", 's'},  {"oldest_days", "oldest_days", 'n'},
 };
 
 /* Runs a JSON query and renders it; shared by pipeline and kpi. */
@@ -288,22 +289,33 @@ static int query_run(acr_cli_t *cli, query_t *q, bool kpi)
         rc = acr_query_pipeline(ledger, q->partner, q->today_day, &out, &err);
     acr_ledger_close(ledger);
     static const col_t kpi_cols[] = {
-        {"partner_id", "partner", 's'},          {"period", "period", 's'},
-        {"currency", "currency", 's'},           {"deals_registered", "registered", 'n'},
-        {"deals_won", "won", 'n'},               {"deals_lost", "lost", 'n'},
-        {"win_rate_bp", "win_rate_bp", 'n'},     {"net_revenue_minor", "net_revenue", 'm'},
-        {"new_customers", "new_customers", 'n'}, {"median_days_to_win", "median_days", 'n'},
-        {"training_modules", "training", 'n'},   {"commission_minor", "commission", 'm'},
+        {"partner_id", "partner", 's'},
+        {"period", "period", 's'},
+        {"currency", "currency", 's'},
+        {"deals_registered", "registered", 'n'},
+        {"deals_won", "won", 'n'},
+        {"deals_lost", "lost", 'n'},
+        {"win_rate_bp", "win_rate_bp", 'n'},
+        {"net_revenue_minor", "net_revenue", 'm'},
+        {"new_customers", "new_customers", 'n'},
+        {"median_days_to_win", "median_days", 'n'},
+        {"training_modules", "training", 'n'},
+        {"commission_minor", "commission", 'm'},
     };
     static const col_t rep_cols[] = {
-        {"partner_id", "partner", 's'},          {"rep_id", "rep", 's'},
-        {"period", "period", 's'},               {"currency", "currency", 's'},
-        {"sales", "sales", 'n'},                 {"net_revenue_minor", "net_revenue", 'm'},
-        {"new_customers", "new_customers", 'n'}, {"deals_registered", "registered", 'n'},
-        {"deals_won", "won", 'n'},               {"commission_minor", "commission", 'm'},
+        {"partner_id", "partner", 's'},
+        {"rep_id", "rep", 's'},
+        {"period", "period", 's'},
+        {"currency", "currency", 's'},
+        {"sales", "sales", 'n'},
+        {"net_revenue_minor", "net_revenue", 'm'},
+        {"new_customers", "new_customers", 'n'},
+        {"deals_registered", "registered", 'n'},
+        {"deals_won", "won", 'n'},
+        {"commission_minor", "commission", 'm'},
     };
     const col_t *cols = !kpi ? pipeline_cols : q->by_rep ? rep_cols : kpi_cols;
-    size_t ncols = !kpi      ? sizeof pipeline_cols / sizeof pipeline_cols[0]
+    size_t ncols = !kpi        ? sizeof pipeline_cols / sizeof pipeline_cols[0]
                    : q->by_rep ? sizeof rep_cols / sizeof rep_cols[0]
                                : sizeof kpi_cols / sizeof kpi_cols[0];
     if (rc != 0)
@@ -319,8 +331,10 @@ static int query_run(acr_cli_t *cli, query_t *q, bool kpi)
 int acr__cmd_pipeline(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"partner", required_argument, NULL, 'p'}, {"today", required_argument, NULL, 't'},
-        {"format", required_argument, NULL, 'f'},  ACR_CLI_COMMON_OPTS,
+        {"partner", required_argument, NULL, 'p'},
+        {"today", required_argument, NULL, 't'},
+        {"format", required_argument, NULL, 'f'},
+        ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
     query_t q = {.format = OUT_TABLE};
@@ -356,9 +370,12 @@ static const char usage_kpi[] =
 int acr__cmd_kpi(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"period", required_argument, NULL, 'P'}, {"partner", required_argument, NULL, 'p'},
-        {"by", required_argument, NULL, 'b'},     {"format", required_argument, NULL, 'f'},
-        ACR_CLI_COMMON_OPTS,                      {NULL, 0, NULL, 0},
+        {"period", required_argument, NULL, 'P'},
+        {"partner", required_argument, NULL, 'p'},
+        {"by", required_argument, NULL, 'b'},
+        {"format", required_argument, NULL, 'f'},
+        ACR_CLI_COMMON_OPTS,
+        {NULL, 0, NULL, 0},
     };
     query_t q = {.format = OUT_TABLE};
     int c, rc;

@@ -194,8 +194,12 @@ size_t acr__json_text(const acr_jv_t *v, char *buf, size_t cap)
             i += 4;
             continue;
         }
-        buf[n++] = c == 'n' ? '\n' : c == 't' ? '\t' : c == 'r' ? '\r' : c == 'b' ? '\b'
-                 : c == 'f' ? '\f' : c;
+        buf[n++] = c == 'n'   ? '\n'
+                   : c == 't' ? '\t'
+                   : c == 'r' ? '\r'
+                   : c == 'b' ? '\b'
+                   : c == 'f' ? '\f'
+                              : c;
     }
     buf[n] = '\0';
     return n;

@@ -41,7 +41,7 @@ static const struct command {
     {"plan", acr__cmd_plan, "plan publish FILE | plan show PLAN_ID"},
     {"payout", acr__cmd_payout, "payout run | close | audit | list"},
     {"serve", acr__cmd_serve, "the HTTP server"},
-    {"token", acr__cmd_token, "API tokens: create | list | revoke"},
+    {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
 };
 
 static const char usage_main[] =
@@ -91,8 +91,10 @@ static const struct command *find_command(const char *name)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"ledger", required_argument, NULL, 'L'}, {"quiet", no_argument, NULL, 'q'},
-        {"version", no_argument, NULL, 'V'},      {"help", no_argument, NULL, 'h'},
+        {"ledger", required_argument, NULL, 'L'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"version", no_argument, NULL, 'V'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *env = getenv("ACCRUE_LEDGER");
@@ -101,10 +103,18 @@ int main(int argc, char **argv)
     opterr = 0;
     while ((c = getopt_long(argc, argv, "+hq", opts, NULL)) != -1) {
         switch (c) {
-        case 'L': cli.ledger_dir = optarg; break;
-        case 'q': cli.quiet = true; break;
-        case 'V': print_version(); return ACR_EXIT_OK;
-        case 'h': print_help(); return ACR_EXIT_OK;
+        case 'L':
+            cli.ledger_dir = optarg;
+            break;
+        case 'q':
+            cli.quiet = true;
+            break;
+        case 'V':
+            print_version();
+            return ACR_EXIT_OK;
+        case 'h':
+            print_help();
+            return ACR_EXIT_OK;
         default:
             return acr__usage(usage_main, "unknown option or missing argument: %s",
                               argv[optind - 1]);

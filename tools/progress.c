@@ -47,7 +47,7 @@ void acr__progress_update(uint64_t done, uint64_t total)
     prog.last_ms = t;
     int n;
     if (total > 0) {
-        uint64_t pct = done >= total             ? 100
+        uint64_t pct = done >= total              ? 100
                        : total > UINT64_MAX / 100 ? done / (total / 100)
                                                   : done * 100 / total;
         n = fprintf(stderr, "\r%s: %" PRIu64 "/%" PRIu64 " (%" PRIu64 "%%)", prog.label, done,

@@ -23,10 +23,10 @@
 __extension__ typedef unsigned __int128 u128_t;
 
 #define MS_PER_DAY 86400000LL
-#define OUT_BUF_BYTES (8u << 20)   /* stdout buffer */
+#define OUT_BUF_BYTES (8u << 20)    /* stdout buffer */
 #define OUT_SLACK_BYTES (64u << 10) /* flushed when less than this is free */
-#define NEST_MAX 8                 /* JSON/msgpack nesting depth of our events */
-#define DEAL_SLOTS_MAX 65536       /* open deals held at once (at most P) */
+#define NEST_MAX 8                  /* JSON/msgpack nesting depth of our events */
+#define DEAL_SLOTS_MAX 65536        /* open deals held at once (at most P) */
 
 /* ---- PRNG: splitmix64 to seed and to hash, xoshiro256** for the main stream ---- */
 
@@ -114,14 +114,14 @@ static int64_t month_start_day(int64_t y, unsigned m, unsigned months)
 /* ---- output: one buffer, JSON or msgpack behind one small writer API ---- */
 
 typedef struct {
-    char *buf;                /* OUT_BUF_BYTES */
-    size_t len;               /* bytes pending */
-    bool msgpack;             /* else JSON Lines */
-    int depth;                /* current nesting, 0 = top */
-    bool first[NEST_MAX];     /* no element written yet at this depth (JSON commas) */
-    bool after_key;           /* JSON: a key was just written, the value follows */
-    int64_t day_cached;       /* day of `date_cached` */
-    char date_cached[11];     /* "YYYY-MM-DD" */
+    char *buf;            /* OUT_BUF_BYTES */
+    size_t len;           /* bytes pending */
+    bool msgpack;         /* else JSON Lines */
+    int depth;            /* current nesting, 0 = top */
+    bool first[NEST_MAX]; /* no element written yet at this depth (JSON commas) */
+    bool after_key;       /* JSON: a key was just written, the value follows */
+    int64_t day_cached;   /* day of `date_cached` */
+    char date_cached[11]; /* "YYYY-MM-DD" */
 } out_t;
 
 static void out_flush(out_t *o)
@@ -394,35 +394,50 @@ typedef struct {
 /* v1 from --start; v2 from the middle month (a schedule change); v3 from the fourth month, a
  * correction published later (so v2 still wins from its own effective_from on). */
 static const plan_t PLANS[3] = {
-    {1, 6,
+    {1,
+     6,
      {{"gold", NULL, NULL, NULL, 3, {0, 20000000, 100000000}, {1500, 2200, 3000}},
       {"silver", NULL, NULL, NULL, 3, {0, 5000000, 20000000}, {1000, 1500, 2000}},
       {"bronze", NULL, NULL, "support", 1, {0}, {500}},
       {"bronze", NULL, NULL, "training", 1, {0}, {0}},
       {"bronze", NULL, NULL, NULL, 2, {0, 2000000}, {800, 1200}},
       {NULL, NULL, NULL, NULL, 1, {0}, {500}}},
-     5000, 3, {2000000, 10000000, 50000000}, {20000, 150000, 1000000}, 2500},
-    {2, 6,
+     5000,
+     3,
+     {2000000, 10000000, 50000000},
+     {20000, 150000, 1000000},
+     2500},
+    {2,
+     6,
      {{"gold", NULL, NULL, NULL, 3, {0, 15000000, 80000000}, {1600, 2400, 3200}},
       {"silver", NULL, NULL, NULL, 2, {0, 4000000}, {1100, 1700}},
       {NULL, "referral", "emea", NULL, 2, {0, 1000000}, {900, 1300}},
       {"bronze", NULL, NULL, "support", 1, {0}, {600}},
       {"bronze", NULL, NULL, NULL, 2, {0, 2000000}, {900, 1300}},
       {NULL, NULL, NULL, NULL, 1, {0}, {500}}},
-     8000, 4, {1000000, 5000000, 20000000, 80000000}, {10000, 60000, 300000, 1500000}, 2600},
-    {3, 5,
+     8000,
+     4,
+     {1000000, 5000000, 20000000, 80000000},
+     {10000, 60000, 300000, 1500000},
+     2600},
+    {3,
+     5,
      {{"gold", NULL, NULL, NULL, 3, {0, 20000000, 100000000}, {1550, 2250, 3000}},
       {"silver", NULL, NULL, NULL, 3, {0, 5000000, 20000000}, {1050, 1500, 2000}},
       {"bronze", NULL, NULL, "training", 1, {0}, {0}},
       {"bronze", NULL, NULL, NULL, 2, {0, 2000000}, {850, 1250}},
       {NULL, NULL, NULL, NULL, 1, {0}, {500}}},
-     0, 2, {3000000, 30000000}, {30000, 400000}, 2500},
+     0,
+     2,
+     {3000000, 30000000},
+     {30000, 400000},
+     2500},
 };
 
 static void emit_rule(out_t *o, const rule_t *r)
 {
-    uint32_t nm = (r->tier != NULL) + (r->kind != NULL) + (r->region != NULL) +
-                  (r->product != NULL);
+    uint32_t nm =
+        (r->tier != NULL) + (r->kind != NULL) + (r->region != NULL) + (r->product != NULL);
     w_map(o, 2);
     w_key(o, "match");
     w_map(o, nm);
@@ -453,7 +468,7 @@ static void emit_plan(out_t *o, const plan_t *p, int64_t effective_day, int64_t 
     snprintf(id, sizeof id, "plan-std-v%d", p->version);
     ev_begin(o, id, "plan.published", at_ms, 1);
     w_key(o, "plan");
-    w_map(o, 11);
+    w_map(o, 10);
     kv_str(o, "plan_id", "std");
     kv_int(o, "version", p->version);
     kv_str(o, "effective_from", day_text(o, effective_day));
@@ -508,14 +523,14 @@ typedef struct {
     opts_t opt;
     out_t out;
     rng_t rng;
-    partner_t *partner;       /* [P] */
-    uint64_t *weight_cum;     /* [P] cumulative sale weights (long tail) */
-    int64_t win_start_ms;     /* sales happen in [win_start_ms, win_start_ms + win_span_ms) */
+    partner_t *partner;   /* [P] */
+    uint64_t *weight_cum; /* [P] cumulative sale weights (long tail) */
+    int64_t win_start_ms; /* sales happen in [win_start_ms, win_start_ms + win_span_ms) */
     int64_t win_span_ms;
-    int64_t now_ms;           /* latest `at` written by the main clock */
-    uint64_t customers;       /* customers C0 .. C<customers-1> exist */
-    uint64_t counter;         /* ids of deals, adjustments, training */
-    uint64_t lag_sales[16];   /* LAG_DAYS_X10 in sales */
+    int64_t now_ms;         /* latest `at` written by the main clock */
+    uint64_t customers;     /* customers C0 .. C<customers-1> exist */
+    uint64_t counter;       /* ids of deals, adjustments, training */
+    uint64_t lag_sales[16]; /* LAG_DAYS_X10 in sales */
 } gen_t;
 
 /* "P" and the 1-based number, zero-padded to 6 digits (buf >= 24 bytes). */
@@ -624,14 +639,14 @@ static unsigned pick_rep(gen_t *g, uint64_t i, char *out, size_t n)
 typedef struct {
     int64_t at_ms;
     int64_t amount_minor;
-    bool refunded;    /* has refunds */
-    int nrefunds;     /* 1 or 2 */
-    int lag[2];       /* indexes into LAG_DAYS_X10, lag[0] < lag[1] */
+    bool refunded; /* has refunds */
+    int nrefunds;  /* 1 or 2 */
+    int lag[2];    /* indexes into LAG_DAYS_X10, lag[0] < lag[1] */
     int64_t refund_minor[2];
 } sale_fate_t;
 
 /* Lags after the sale, in tenths of days; 88..95 straddle the 90-day clawback window. */
-static const int LAG_DAYS_X10[] = {3,   20,  50,  100, 200, 350, 500, 700,
+static const int LAG_DAYS_X10[] = {3,   20,  50,  100, 200,  350,  500, 700,
                                    850, 880, 920, 950, 1200, 1500, 2000};
 #define NLAGS ((int)(sizeof LAG_DAYS_X10 / sizeof LAG_DAYS_X10[0]))
 _Static_assert(sizeof LAG_DAYS_X10 / sizeof LAG_DAYS_X10[0] <= 16, "gen_t.lag_sales holds 16");
@@ -774,7 +789,7 @@ typedef struct {
     uint16_t rep;     /* 0 = none */
     uint8_t stage;    /* 0 registered, 1 qualified, 2 proposal, 3 negotiation */
     bool has_amount, has_close;
-    uint8_t events;   /* events written for this deal (ids d<no>.<events>) */
+    uint8_t events; /* events written for this deal (ids d<no>.<events>) */
 } deal_t;
 
 typedef struct {
@@ -931,12 +946,12 @@ static void gen_plans_schedule(const gen_t *g, plan_sched_t s[2])
     memset(s, 0, 2 * sizeof *s);
     s[0].done = s[1].done = true;
     if (M >= 2) { /* v2 from month m2, published a month before */
-        s[0] = (plan_sched_t){month_start_day(y, m, m2 - 1) * MS_PER_DAY,
-                              month_start_day(y, m, m2), &PLANS[1], false};
+        s[0] = (plan_sched_t){month_start_day(y, m, m2 - 1) * MS_PER_DAY, month_start_day(y, m, m2),
+                              &PLANS[1], false};
     }
     if (M >= 4) { /* v3 corrects from month m3, published after v2 took effect */
-        s[1] = (plan_sched_t){month_start_day(y, m, m2 + 1) * MS_PER_DAY,
-                              month_start_day(y, m, m3), &PLANS[2], false};
+        s[1] = (plan_sched_t){month_start_day(y, m, m2 + 1) * MS_PER_DAY, month_start_day(y, m, m3),
+                              &PLANS[2], false};
     }
 }
 
@@ -1122,8 +1137,7 @@ static int parse_args(int argc, char **argv, opts_t *o)
             o->deals = false;
             continue;
         } else if (!strcmp(a, "--partners")) {
-            ok = have_p = parse_u64(v, &o->partners) && o->partners >= 1 &&
-                          o->partners <= 10000000;
+            ok = have_p = parse_u64(v, &o->partners) && o->partners >= 1 && o->partners <= 10000000;
         } else if (!strcmp(a, "--sales")) {
             ok = have_n = parse_u64(v, &o->sales) && o->sales >= 1 && o->sales <= 1000000000000;
         } else if (!strcmp(a, "--seed")) {

@@ -16,6 +16,7 @@ mkdir -p "$out"
 db=$out/peer.sqlite
 rm -f "$db"
 now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
 header='period,partner_id,line,origin_period,kind,source_id,source_seq,at,rule,basis_minor,amount_minor,currency'
 
 t0=$(now)
@@ -35,9 +36,9 @@ UPDATE rules SET m_tier = NULLIF(m_tier, ''), m_kind = NULLIF(m_kind, ''),
                  m_region = NULLIF(m_region, ''), m_product = NULLIF(m_product, '');
 UPDATE brackets SET to_minor = NULL WHERE to_minor = '';
 SQL
-} | sqlite3 "$db"
+} | sqlite3 "$db" >/dev/null
 t1=$(now)
-echo "PEER sqlite load_s=$(echo "$t1 - $t0" | bc)"
+echo "PEER sqlite load_s=$(secs "$t0" "$t1")"
 
 for period in "$@"; do
     f=$out/statement-$period.csv
@@ -49,5 +50,5 @@ for period in "$@"; do
             | sqlite3 -batch -noheader -list "$db"
     } >"$f"
     t1=$(now)
-    echo "PEER sqlite period=$period compute_s=$(echo "$t1 - $t0" | bc)"
+    echo "PEER sqlite period=$period compute_s=$(secs "$t0" "$t1")"
 done

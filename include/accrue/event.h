@@ -19,7 +19,10 @@
  * Bytes from ACR_RECORD_CONTENT_OFF on are the event's canonical content
  * (type, at, id, data): two submissions are "byte-identical" for idempotency
  * exactly when these bytes are equal. JSON-valued fields (stages, plan,
- * totals) are stored as msgpack str holding compact JSON with sorted keys.
+ * totals) are stored as msgpack str holding compact JSON with sorted keys
+ * (stages normalised to [{"exit_requires":[...],"name":...}]). Integers use
+ * their smallest msgpack encoding, strings fixstr/str8/16/32 by length; DATE
+ * fields are stored as their "YYYY-MM-DD" str, enums and currencies as str.
  */
 #ifndef ACCRUE_EVENT_H
 #define ACCRUE_EVENT_H
@@ -166,12 +169,14 @@ const char *acr_field_name(int field);
  * is left as it was and err says code, field and reason (err->id filled when
  * readable; err->line is the caller's business).
  * A JSON null counts as a present value of the wrong type (wrong_type), never
- * as an absent field. Errors: ACR_EMALFORMED_JSON (also duplicate keys),
- * ACR_ETOO_LARGE, ACR_EMISSING_FIELD, ACR_EUNKNOWN_FIELD, ACR_EWRONG_TYPE,
- * ACR_EINVALID_VALUE, ACR_EINVALID_ID, ACR_EINVALID_TIMESTAMP,
- * ACR_EINVALID_CURRENCY, ACR_EUNKNOWN_TYPE, ACR_EFORBIDDEN_TYPE,
- * ACR_EINVALID_PLAN, ACR_EABOVE_CEILING (from acr_plan_parse, field prefixed
- * with "data."), ACR_ENOMEM. */
+ * as an absent field. The engine fields of a log line ("seq", "recorded_at",
+ * "stream", "version", "hash") are accepted and ignored (cli.md, log).
+ * Errors: ACR_EMALFORMED_JSON (also duplicate keys), ACR_ETOO_LARGE,
+ * ACR_EMISSING_FIELD, ACR_EUNKNOWN_FIELD, ACR_EWRONG_TYPE, ACR_EINVALID_VALUE,
+ * ACR_EINVALID_ID, ACR_EINVALID_TIMESTAMP, ACR_EINVALID_CURRENCY,
+ * ACR_EUNKNOWN_TYPE, ACR_EFORBIDDEN_TYPE, ACR_EINVALID_PLAN, ACR_EABOVE_CEILING
+ * (from acr_plan_parse; its "plan..." field path is prefixed with "data."),
+ * ACR_ENOMEM. */
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
                          bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
                          acr_err_t *err);
@@ -189,9 +194,17 @@ int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
 /* Encodes ev (type, at_ms, id, recorded_at_ms, version and present fields)
  * as a stored record appended to out. Used for engine-written events. */
 int acr_record_encode(const acr_event_t *ev, acr_buf_t *out);
+/* (Returns 0, ACR_ENOMEM, or ACR_EINVALID_VALUE for an unknown type. The
+ * caller vouches for the values: ids, enums, amounts are not re-checked.) */
 
-/* Decodes a stored record (bounded; zero-copy: slices point into p).
- * ACR_ECORRUPT when the bytes are not a well-formed record. */
+/* Decodes a stored record (bounded; zero-copy: slices point into p; no
+ * allocation). Sets seq to 0 (the caller knows it), every header field, id,
+ * present, and str/num of each field of the type's schema (absent ones to
+ * NULL/0; DATE fields get both the str and the day number). Slots of fields
+ * outside the type's schema are left untouched. ACR_ECORRUPT when the bytes
+ * are not a well-formed record: short, trailing bytes, wrong element count
+ * for the type, unknown type or fmt, wrong value kinds, a required field nil,
+ * a negative UINT, a bad stored date. */
 int acr_record_decode(const void *p, size_t len, acr_event_t *out);
 
 /* Patches recorded_at_ms and version into an encoded record in place. */
@@ -202,7 +215,8 @@ void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version)
 size_t acr_event_stream(const acr_event_t *ev, char *out, size_t cap);
 
 /* Appends ev as one JSON object line (no newline): engine fields first
- * ("seq","recorded_at","stream","version","hash") when with_engine_fields,
+ * ("seq","recorded_at","stream","version","hash"; "hash" only when hash is
+ * not NULL) when with_engine_fields,
  * then "id","type","at","data". JSON-valued fields are emitted as JSON, so
  * the output re-parses with acr_event_parse_json into the same content. */
 int acr_event_to_json(const acr_event_t *ev, const uint8_t hash[ACR_HASH_LEN],

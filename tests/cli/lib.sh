@@ -41,6 +41,9 @@ run() {
     RC=$?
     OUT=$(cat "$TMP/.out")
     ERR=$(cat "$TMP/.err")
+    case $ERR in
+    *Sanitizer* | *"runtime error:"*) fail "sanitizer report from accrue $*: ${ERR:0:2000}" ;;
+    esac
 }
 
 # acc LEDGER ARGS...: run with --ledger.

@@ -125,7 +125,26 @@ case_missing_file() {
     expect_stderr_contains "accrue: io_error:"
 }
 
+case_msgpack() {
+    local l2
+    l2=$(new_ledger --period month --utc-offset +09:00)
+    perl "$ROOT/tests/cli/jsonl2msgpack.pl" <"$WORKED/events.jsonl" >"$TMP/events.mp"
+    acc "$l2" append "$TMP/events.mp" --format msgpack
+    assert_exit 0
+    assert_eq "$OUT" "appended 7 events (seq 1..7), 0 already present"
+    assert_eq "$(log_content "$l2")" "$(log_content "$L" | head -7)" "log content"
+    # A bad event in the stream is named by its position.
+    {
+        sed -n 1,2p "$WORKED/late.jsonl"
+        echo '{"id":"mp-bad","type":"sale.voided","at":"2026-07-05T00:00:00Z","data":{}}'
+    } | perl "$ROOT/tests/cli/jsonl2msgpack.pl" >"$TMP/bad.mp"
+    acc "$l2" append "$TMP/bad.mp" --format msgpack
+    assert_exit 3
+    expect_stderr_contains "accrue: unknown_type: line 3: id mp-bad:"
+}
+
 run_case case_idempotent
+run_case case_msgpack
 run_case case_stdin
 run_case case_empty_input
 run_case case_roundtrip

@@ -200,6 +200,19 @@ case_conflict_wins() {
     } | reject id_conflict 4
 }
 
+# Past 100 errors: the first 100 are printed, then one line counting the rest.
+case_error_cap() {
+    local before i
+    for i in $(seq 1 150); do echo '{"id":"cap","type":'; done >"$TMP/cap.jsonl"
+    before=$(ledger_sum "$L")
+    acc "$L" append "$TMP/cap.jsonl"
+    assert_exit 3
+    assert_eq "$(grep -c '^accrue: malformed_json: line [0-9]*:' <<<"$ERR")" 100 "errors shown"
+    expect_stderr_contains "accrue: malformed_json: line 100:"
+    expect_stderr_contains "50 more errors not shown"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
+}
+
 run_case case_base
 for c in malformed_json missing_field unknown_field wrong_type invalid_value invalid_id \
     invalid_timestamp invalid_currency unknown_type forbidden_type duplicate unknown_partner \
@@ -212,4 +225,5 @@ done
 run_case case_three_bad_lines
 run_case case_three_stateful
 run_case case_conflict_wins
+run_case case_error_cap
 finish

@@ -17,7 +17,7 @@ case_run_july() {
     acc "$L" payout run 2026-07 --out "$TMP/o7"
     assert_exit 0
     assert_file_eq "$TMP/o7/statement.csv" "$WORKED/statement-2026-07.csv"
-    assert_eq "$(xxh128sum "$TMP/o7/statement.csv" | cut -d' ' -f1)" \
+    assert_eq "$(xxh128sum "$TMP/o7/statement.csv" 2>/dev/null | cut -d' ' -f1)" \
         c5e27e1ef9f0212498bfa9b06be115cd "xxh128sum"
     [ -s "$TMP/o7/summary.json" ] || fail "no summary.json"
     grep -q c5e27e1ef9f0212498bfa9b06be115cd "$TMP/o7/summary.json" ||
@@ -49,7 +49,7 @@ case_late_and_august() {
     acc "$L" payout run 2026-08 --out "$TMP/o8"
     assert_exit 0
     assert_file_eq "$TMP/o8/statement.csv" "$WORKED/statement-2026-08.csv"
-    assert_eq "$(xxh128sum "$TMP/o8/statement.csv" | cut -d' ' -f1)" \
+    assert_eq "$(xxh128sum "$TMP/o8/statement.csv" 2>/dev/null | cut -d' ' -f1)" \
         fcde0350c75d19f89c7a7f89090f7884 "xxh128sum"
 }
 
@@ -109,12 +109,35 @@ case_bad_period() {
     assert_exit 2
 }
 
+# A stored statement edited in data.mdb: audit names the first differing line.
+case_audit_tampered() {
+    local copy=$TMP/tampered n
+    mkdir -p "$copy"
+    cp "$L/data.mdb" "$copy/data.mdb"
+    n=$(perl -e '
+        my ($path) = @ARGV;
+        open(my $fh, "+<:raw", $path) or die "$path: $!";
+        local $/; my $buf = <$fh>;
+        my $n = 0;
+        while ($buf =~ /S3,6,2026-07-11T05:00:00Z,standard\@1#1,200000,20000,JPY/g) {
+            seek($fh, pos($buf) - 5, 0); print $fh "1"; $n++;
+        }
+        close $fh; print $n;' "$copy/data.mdb")
+    [ "$n" -ge 1 ] || fail "the stored statement line was not found in data.mdb"
+    acc "$copy" payout audit 2026-07
+    assert_exit 5
+    expect_stderr_contains "accrue: mismatch: 2026-07: line 7"
+    expect_stderr_contains "recorded: 2026-07,P2,1,2026-07,sale,S3,6,2026-07-11T05:00:00Z,standard@1#1,200000,20001,JPY"
+    expect_stderr_contains "computed: 2026-07,P2,1,2026-07,sale,S3,6,2026-07-11T05:00:00Z,standard@1#1,200000,20000,JPY"
+}
+
 run_case case_append
 run_case case_run_july
 run_case case_run_table
 run_case case_close_july
 run_case case_late_and_august
 run_case case_audit_july
+run_case case_audit_tampered
 run_case case_rerun_closed_july
 run_case case_close_again
 run_case case_close_out_of_order

@@ -34,7 +34,8 @@ static const char *const valid[] = {
     "{\"id\":\"e5\",\"type\":\"training.completed\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
     "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"module\":\"basics\"}}",
     "{\"id\":\"e6\",\"type\":\"pipeline.defined\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
-    "\"stages\":[{\"name\":\"registered\",\"exit_requires\":[\"amount\"]},{\"name\":\"proposal\"}]}}",
+    "\"stages\":[{\"name\":\"registered\",\"exit_requires\":[\"amount\"]},"
+    "{\"name\":\"proposal\"}]}}",
     "{\"id\":\"e7\",\"type\":\"deal.registered\",\"at\":\"2026-07-01T00:00:00Z\",\"data\":{"
     "\"deal_id\":\"D1\",\"partner_id\":\"P1\",\"customer_id\":\"C9\",\"amount_minor\":500000,"
     "\"currency\":\"JPY\",\"rep_id\":\"R1\",\"expected_close\":\"2026-09-30\",\"name\":\"big\"}}",
@@ -390,4 +391,175 @@ Test(event_json, err_id_and_limits)
     /* period.closed is fine for the engine itself. */
     cr_assert_eq(acr_event_parse_json(closed, strlen(closed), 0, true, &out, NULL, &err), 0);
     acr_buf_destroy(&out);
+}
+
+/* ---- msgpack input ------------------------------------------------------- */
+
+static void pk_str(msgpack_packer *pk, const char *s)
+{
+    msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Packs the sale.refunded event {id,type,at,data{sale_id,amount_minor}}. */
+static void pack_refund(msgpack_packer *pk, const char *id, int64_t amount)
+{
+    msgpack_pack_map(pk, 4);
+    pk_str(pk, "data");
+    msgpack_pack_map(pk, 2);
+    pk_str(pk, "amount_minor");
+    msgpack_pack_int64(pk, amount);
+    pk_str(pk, "sale_id");
+    pk_str(pk, "S1");
+    pk_str(pk, "id");
+    pk_str(pk, id);
+    pk_str(pk, "type");
+    pk_str(pk, "sale.refunded");
+    pk_str(pk, "at");
+    pk_str(pk, "2026-07-03T19:00:00+09:00");
+}
+
+static int parse_mp(const void *p, size_t len, size_t *consumed, acr_buf_t *out, acr_err_t *err)
+{
+    /* Exact-size copy so that ASan sees any over-read. */
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, p, len);
+    int rc = acr_event_parse_msgpack(copy, len, consumed, 0, out, NULL, err);
+    free(copy);
+    return rc;
+}
+
+Test(event_msgpack, same_record_as_json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_refund(&pk, "x", 5);
+    pack_refund(&pk, "y", 6);
+    acr_buf_t a, b;
+    acr_buf_init(&a);
+    content_of("{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
+               "\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}", &b);
+    acr_err_t err;
+    size_t used = 0;
+    uint8_t *p = (uint8_t *)sb.data;
+    int64_t ev = 7;
+    cr_assert_eq(acr_event_parse_msgpack(p, sb.size, &used, 540, &a, &ev, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(ev, ACR_NO_EXPECTED_VERSION);
+    cr_assert(used > 0 && used < sb.size);
+    ASSERT_BYTES_EQ(a.data, a.len, b.data, b.len);
+    size_t used2 = 0;
+    cr_assert_eq(acr_event_parse_msgpack(p + used, sb.size - used, &used2, 540, &a, NULL, &err),
+                 0);
+    cr_assert_eq(used + used2, sb.size);
+    acr_buf_destroy(&a);
+    acr_buf_destroy(&b);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(event_msgpack, errors)
+{
+    acr_buf_t out;
+    acr_buf_init(&out);
+    acr_err_t err;
+    size_t used;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_refund(&pk, "x", 5);
+    /* Every truncation is malformed, with nothing consumed. */
+    for (size_t n = 0; n < sb.size; n++) {
+        cr_assert_eq(parse_mp(sb.data, n, &used, &out, &err), ACR_EMALFORMED_MSGPACK, "%zu", n);
+        cr_assert_eq(used, 0);
+    }
+    /* Declared counts far beyond the input: rejected without allocating. */
+    const uint8_t huge_map[] = {0xdf, 0x7f, 0xff, 0xff, 0xff, 0xa1, 'a', 0x01};
+    cr_assert_eq(parse_mp(huge_map, sizeof huge_map, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    const uint8_t huge_arr[] = {0x81, 0xa1, 'a', 0xdc, 0x0a, 0x80, 0x00, 0x00};
+    cr_assert_eq(parse_mp(huge_arr, sizeof huge_arr, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    const uint8_t huge_str[] = {0x81, 0xa1, 'a', 0xdb, 0xff, 0xff, 0xff, 0xff, 'x'};
+    cr_assert_eq(parse_mp(huge_str, sizeof huge_str, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    const uint8_t not_map[] = {0x92, 0x01, 0x02};
+    cr_assert_eq(parse_mp(not_map, sizeof not_map, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    const uint8_t int_key[] = {0x81, 0x01, 0x02};
+    cr_assert_eq(parse_mp(int_key, sizeof int_key, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    cr_assert_eq(used, sizeof int_key, "framing was fine: the map is consumed");
+    const uint8_t dup_key[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02};
+    cr_assert_eq(parse_mp(dup_key, sizeof dup_key, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    const uint8_t bad_utf8[] = {0x81, 0xa2, 'i', 'd', 0xa1, 0xff};
+    cr_assert_eq(parse_mp(bad_utf8, sizeof bad_utf8, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    const uint8_t never[] = {0x81, 0xa1, 'a', 0xc1};
+    cr_assert_eq(parse_mp(never, sizeof never, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    /* A float amount is wrong_type with its path; a u64 beyond int64 invalid_value. */
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 1);
+    pk_str(&pk, "data");
+    msgpack_pack_map(&pk, 1);
+    pk_str(&pk, "amount_minor");
+    msgpack_pack_double(&pk, 5.0);
+    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EWRONG_TYPE);
+    ASSERT_STR_EQ(err.field, "data.amount_minor");
+    cr_assert_eq(used, sb.size);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 1);
+    pk_str(&pk, "expected_version");
+    msgpack_pack_uint64(&pk, UINT64_MAX);
+    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EINVALID_VALUE);
+    /* Validation errors come from the shared JSON path. */
+    msgpack_sbuffer_clear(&sb);
+    pack_refund(&pk, "x", 0);
+    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EINVALID_VALUE);
+    ASSERT_STR_EQ(err.field, "data.amount_minor");
+    ASSERT_STR_EQ(err.id, "x");
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 4);
+    pk_str(&pk, "id");
+    pk_str(&pk, "c");
+    pk_str(&pk, "type");
+    pk_str(&pk, "period.closed");
+    pk_str(&pk, "at");
+    pk_str(&pk, "2026-07-03T10:00:00Z");
+    pk_str(&pk, "data");
+    msgpack_pack_map(&pk, 0);
+    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EFORBIDDEN_TYPE);
+    /* Nesting deeper than the limit. */
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 1);
+    pk_str(&pk, "data");
+    for (int i = 0; i < 100; i++)
+        msgpack_pack_array(&pk, 1);
+    msgpack_pack_nil(&pk);
+    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_ETOO_LARGE);
+    cr_assert_eq(out.len, 0);
+    msgpack_sbuffer_destroy(&sb);
+    acr_buf_destroy(&out);
+}
+
+/* Random mutations of a valid map never crash or over-read. */
+Test(event_msgpack, fuzz_mutations)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    pack_refund(&pk, "x", 5);
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    acr_buf_t out;
+    acr_buf_init(&out);
+    for (int round = 0; round < 20000; round++) {
+        uint8_t m[256];
+        memcpy(m, sb.data, sb.size);
+        for (int k = 0; k < 2; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            m[x % sb.size] = (uint8_t)(x >> 32);
+        }
+        size_t used;
+        acr_err_t err;
+        (void)parse_mp(m, sb.size, &used, &out, &err);
+        cr_assert(used <= sb.size);
+    }
+    acr_buf_destroy(&out);
+    msgpack_sbuffer_destroy(&sb);
 }

@@ -296,7 +296,7 @@ Test(event_record, decoder_speed, .timeout = 120)
         cr_assert_eq(acr_record_encode(&ev, &b), 0);
     }
     off[N] = b.len;
-    size_t rounds = 20000;
+    size_t rounds = 10000;
     uint64_t sink = 0;
     double t0 = now_s();
     for (size_t r = 0; r < rounds; r++) {

@@ -9,7 +9,8 @@
 #define STANDARD_PLAN                                                                              \
     "{\"plan_id\":\"standard\",\"version\":1,\"effective_from\":\"2026-01-01\","                   \
     "\"currency\":\"JPY\",\"ceiling_bp\":4000,\"rules\":[{\"match\":{\"tier\":\"gold\"},"          \
-    "\"brackets\":[{\"from_minor\":0,\"rate_bp\":1500},{\"from_minor\":1000000,\"rate_bp\":2500}]}" \
+    "\"brackets\":[{\"from_minor\":0,\"rate_bp\":1500},"                                           \
+    "{\"from_minor\":1000000,\"rate_bp\":2500}]}"                                                  \
     ",{\"match\":{},\"brackets\":[{\"from_minor\":0,\"rate_bp\":1000}]}],\"clawback_days\":90,"    \
     "\"new_customer_bonus_minor\":10000,\"targets\":[{\"net_revenue_minor\":1500000,"              \
     "\"bonus_minor\":50000}],\"cap_bp\":3000}"
@@ -341,9 +342,425 @@ Test(golden, quarter_periods_plus_nine)
     sale(sc, "2025-12-31T15:00:00Z", "Q1S", "P1", "C1", "x", 1000);
     sale(sc, "2025-12-31T23:59:59.5+09:00", "Q4S", "P1", "C2", "x", 1000);
     expect_run(sc, "2026-Q1", 0,
-               HDR "2026-Q1,P1,1,2025-Q4,sale,Q4S,4,2025-12-31T14:59:59.500Z,flat@1#0,1000,100,JPY\n"
+               HDR "2026-Q1,P1,1,2025-Q4,sale,Q4S,4,2025-12-31T14:59:59.500Z,flat@1#0,1000,100,"
+                   "JPY\n"
                    "2026-Q1,P1,2,2025-Q4,target_bonus,2025-Q4,,,flat@1,1000,7,JPY\n"
                    "2026-Q1,P1,3,2026-Q1,sale,Q1S,3,2025-12-31T15:00:00Z,flat@1#0,1000,100,JPY\n"
                    "2026-Q1,P1,4,2026-Q1,target_bonus,2026-Q1,,,flat@1,1000,7,JPY\n");
     script_free(sc);
+}
+
+/* Brackets 0:10 %, 1000:20 %. January: S1 800 (01-10) -> 80; closed.
+ * Late S2 500 dated 01-02 comes first by at: cum 0 -> 50; S1 now at cum 500:
+ * 500 x 10 % + 300 x 20 % = 110, paid 80 -> delta +30 (basis stays 800).
+ * February: S3 100 at cum 0 -> 10. */
+Test(golden, late_sale_after_close_restates_brackets)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "br");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl",
+             J(sc, "{'plan_id':'br','version':1,'effective_from':'2026-01-01','currency':'USD',"
+                   "'ceiling_bp':2000,'rules':[{'match':{},'brackets':[{'from_minor':0,"
+                   "'rate_bp':1000},{'from_minor':1000,'rate_bp':2000}]}]}"));
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 800);
+    static const char jan[] =
+        HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,br@1#0,800,80,USD\n";
+    expect_run(sc, "2026-01", 0, jan);
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01", jan);
+    sale(sc, "2026-01-02T00:00:00Z", "S2", "P1", "C2", "x", 500);
+    sale(sc, "2026-02-03T00:00:00Z", "S3", "P1", "C3", "x", 100);
+    expect_run(sc, "2026-02", 0,
+               HDR "2026-02,P1,1,2026-01,sale,S2,5,2026-01-02T00:00:00Z,br@1#0,500,50,USD\n"
+                   "2026-02,P1,2,2026-01,sale,S1,3,2026-01-10T00:00:00Z,br@1#0,800,30,USD\n"
+                   "2026-02,P1,3,2026-02,sale,S3,6,2026-02-03T00:00:00Z,br@1#0,100,10,USD\n");
+    script_free(sc);
+}
+
+/* v1 from 01-01 at 10 %, v2 from 03-01 at 20 %. January (S1 01-10, S0 01-20, 1000 each,
+ * 100 each) closed; February closed empty. Then v3 from 01-15 at 30 % corrects January:
+ * S1 (01-10) keeps v1; S0 (01-20) moves to v3: 300, paid 100 -> +200 with v3's rule.
+ * March S2 keeps v2 (latest effective_from <= 03-05 is v2's 03-01): 200. */
+Test(golden, backdated_plan_correction_after_close)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "std");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "v1", J(sc, FLAT("std", 1, "2026-01-01", 1000, "")));
+    plan_pub(sc, "2025-12-01T00:00:00Z", "v2", J(sc, FLAT("std", 2, "2026-03-01", 2000, "")));
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    sale(sc, "2026-01-20T00:00:00Z", "S0", "P1", "C2", "x", 1000);
+    static const char jan[] =
+        HDR "2026-01,P1,1,2026-01,sale,S1,4,2026-01-10T00:00:00Z,std@1#0,1000,100,USD\n"
+            "2026-01,P1,2,2026-01,sale,S0,5,2026-01-20T00:00:00Z,std@1#0,1000,100,USD\n";
+    expect_run(sc, "2026-01", 0, jan);
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01", jan);
+    expect_run(sc, "2026-02", 0, HDR); /* nothing new: the empty statement */
+    closed(sc, "2026-03-01T00:00:00Z", "2026-02", HDR);
+    plan_pub(sc, "2026-03-02T00:00:00Z", "v3", J(sc, FLAT("std", 3, "2026-01-15", 3000, "")));
+    sale(sc, "2026-03-05T00:00:00Z", "S2", "P1", "C3", "x", 1000);
+    acr_statement_t st;
+    acr_err_t err;
+    cr_assert_eq(script_run(sc, "2026-03", 0, &st, &err), 0, "%s", err.msg);
+    const char *want =
+        HDR "2026-03,P1,1,2026-01,sale,S0,5,2026-01-20T00:00:00Z,std@3#0,1000,200,USD\n"
+            "2026-03,P1,2,2026-03,sale,S2,9,2026-03-05T00:00:00Z,std@2#0,1000,200,USD\n";
+    ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
+    cr_assert_eq(st.plans_used_count, 2);
+    ASSERT_STR_EQ(st.plans_used[0], "std@2");
+    ASSERT_STR_EQ(st.plans_used[1], "std@3");
+    acr_statement_destroy(&st);
+    /* the closed runs reproduce their stored bytes */
+    expect_run(sc, "2026-01", 5, jan);
+    expect_run(sc, "2026-02", 6, HDR);
+    script_free(sc);
+}
+
+/* 10 % flat. Jan S1 1000 -> 100, closed. Feb S2 2000 -> 200, closed. March: refund of S1
+ * (500: rhe(500 x 100 / 1000) = 50 -> -50, origin March) and a late January sale S3 1000
+ * -> 100 (cum 1000 at 10 %), closed. April: only a +5 adjustment is new. */
+Test(golden, three_successive_closes)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "flat");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl", J(sc, FLAT("flat", 1, "2026-01-01", 1000, "")));
+    sale(sc, "2026-01-05T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    static const char jan[] =
+        HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-05T00:00:00Z,flat@1#0,1000,100,USD\n";
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01", jan);
+    sale(sc, "2026-02-03T00:00:00Z", "S2", "P1", "C2", "x", 2000);
+    static const char feb[] =
+        HDR "2026-02,P1,1,2026-02,sale,S2,5,2026-02-03T00:00:00Z,flat@1#0,2000,200,USD\n";
+    closed(sc, "2026-03-01T00:00:00Z", "2026-02", feb);
+    refund(sc, "2026-03-01T00:00:00Z", "R1", "S1", 500);
+    sale(sc, "2026-01-20T00:00:00Z", "S3", "P1", "C3", "x", 1000);
+    static const char mar[] =
+        HDR "2026-03,P1,1,2026-01,sale,S3,8,2026-01-20T00:00:00Z,flat@1#0,1000,100,USD\n"
+            "2026-03,P1,2,2026-03,clawback,R1,7,2026-03-01T00:00:00Z,flat@1#0,500,-50,USD\n";
+    closed(sc, "2026-04-01T00:00:00Z", "2026-03", mar);
+    adjust(sc, "2026-04-02T00:00:00Z", "adj-1", "P1", 5);
+    expect_run(sc, "2026-01", 3, jan);
+    expect_run(sc, "2026-02", 5, feb);
+    expect_run(sc, "2026-03", 8, mar);
+    expect_run(sc, "2026-04", 0,
+               HDR "2026-04,P1,1,2026-04,adjustment,adj-1,10,2026-04-02T00:00:00Z,,0,5,USD\n");
+    script_free(sc);
+}
+
+#define TIERS                                                                                      \
+    "{'plan_id':'tiers','version':1,'effective_from':'2026-01-01','currency':'USD',"               \
+    "'ceiling_bp':2000,'rules':[{'match':{'tier':'gold'},'brackets':[{'from_minor':0,"             \
+    "'rate_bp':2000}]},{'match':{},'brackets':[{'from_minor':0,'rate_bp':1000}]}]}"
+
+/* gold 20 %, anything else 10 %. S1 (silver) 1000 -> 100, closed. A backdated update
+ * (at 01-01) makes P1 gold: S1 -> 200, delta +100 with the gold rule. A future-dated update
+ * (02-15) to platinum: S2 (02-10, gold) 500 -> 100; S3 (02-20, platinum) 500 -> 50. */
+Test(golden, backdated_tier_change)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "silver", "tiers");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl", J(sc, TIERS));
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    static const char jan[] =
+        HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,tiers@1#1,1000,100,USD\n";
+    expect_run(sc, "2026-01", 0, jan);
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01", jan);
+    partner_upd(sc, "2026-01-01T00:00:00Z", "u-1", "P1", "gold", NULL, NULL);
+    partner_upd(sc, "2026-02-15T00:00:00Z", "u-2", "P1", "platinum", NULL, NULL);
+    sale(sc, "2026-02-10T00:00:00Z", "S2", "P1", "C2", "x", 500);
+    sale(sc, "2026-02-20T00:00:00Z", "S3", "P1", "C3", "x", 500);
+    expect_run(sc, "2026-02", 0,
+               HDR "2026-02,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,tiers@1#0,1000,100,USD\n"
+                   "2026-02,P1,2,2026-02,sale,S2,7,2026-02-10T00:00:00Z,tiers@1#0,500,100,USD\n"
+                   "2026-02,P1,3,2026-02,sale,S3,8,2026-02-20T00:00:00Z,tiers@1#1,500,50,USD\n");
+    script_free(sc);
+}
+
+/* gold_only pays gold partners 10 %. S1 1000 -> 100, closed. A backdated update makes P1
+ * silver: S1 is unplanned now, its now-side line is gone, so the run emits -100 with the
+ * fields of the closed line (rule and basis as printed and paid). */
+Test(golden, paid_line_gone_takes_closed_fields)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "g");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl",
+             J(sc, "{'plan_id':'g','version':1,'effective_from':'2026-01-01','currency':'USD',"
+                   "'ceiling_bp':1000,'rules':[{'match':{'tier':'gold'},'brackets':[{"
+                   "'from_minor':0,'rate_bp':1000}]}]}"));
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    static const char jan[] =
+        HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,g@1#0,1000,100,USD\n";
+    expect_run(sc, "2026-01", 0, jan);
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01", jan);
+    partner_upd(sc, "2025-12-15T00:00:00Z", "u-1", "P1", "silver", NULL, NULL);
+    acr_statement_t st;
+    acr_err_t err;
+    cr_assert_eq(script_run(sc, "2026-02", 0, &st, &err), 0, "%s", err.msg);
+    const char *want =
+        HDR "2026-02,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,g@1#0,1000,-100,USD\n";
+    ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
+    cr_assert_eq(st.unplanned_count, 1);
+    ASSERT_STR_EQ(st.unplanned[0].sale_id, "S1");
+    acr_statement_destroy(&st);
+    script_free(sc);
+}
+
+/* 10 %, target 2000:300. January S1 1500 -> 150, net below target; closed. Late S2 600
+ * -> 60; net 2100 reaches the target: +300, a prior-period target_bonus line. */
+Test(golden, target_reached_by_late_sale)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "t");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl",
+             J(sc, FLAT("t", 1, "2026-01-01", 1000,
+                        ",'targets':[{'net_revenue_minor':2000,'bonus_minor':300}]")));
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 1500);
+    static const char jan[] =
+        HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,t@1#0,1500,150,USD\n";
+    expect_run(sc, "2026-01", 0, jan);
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01", jan);
+    sale(sc, "2026-01-11T00:00:00Z", "S2", "P1", "C2", "x", 600);
+    expect_run(sc, "2026-02", 0,
+               HDR "2026-02,P1,1,2026-01,sale,S2,5,2026-01-11T00:00:00Z,t@1#0,600,60,USD\n"
+                   "2026-02,P1,2,2026-01,target_bonus,2026-01,,,t@1,2100,300,USD\n");
+    script_free(sc);
+}
+
+/* 10 %, target 900:50. January S1 1000 -> 100 and target 50 (net 1000). The February
+ * refund of 200 counts in February's net, not January's: January keeps its target; the
+ * clawback rhe(200 x 100 / 1000) = 20 has origin February. */
+Test(golden, refund_counts_in_its_own_period)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "t");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl",
+             J(sc, FLAT("t", 1, "2026-01-01", 1000,
+                        ",'targets':[{'net_revenue_minor':900,'bonus_minor':50}]")));
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    refund(sc, "2026-02-10T00:00:00Z", "R1", "S1", 200);
+    expect_run(sc, "2026-02", 0,
+               HDR "2026-02,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,t@1#0,1000,100,USD\n"
+                   "2026-02,P1,2,2026-01,target_bonus,2026-01,,,t@1,1000,50,USD\n"
+                   "2026-02,P1,3,2026-02,clawback,R1,4,2026-02-10T00:00:00Z,t@1#0,200,-20,USD\n");
+    script_free(sc);
+}
+
+/* Same effective_from: the highest version wins (v2, 20 %); v3 from 02-01 does not reach
+ * a January sale. 1000 -> 200. */
+Test(golden, same_effective_from_highest_version)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "x");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "v1", J(sc, FLAT("x", 1, "2026-01-01", 1000, "")));
+    plan_pub(sc, "2025-12-01T00:00:00Z", "v2", J(sc, FLAT("x", 2, "2026-01-01", 2000, "")));
+    plan_pub(sc, "2025-12-01T00:00:00Z", "v3", J(sc, FLAT("x", 3, "2026-02-01", 3000, "")));
+    sale(sc, "2026-01-31T23:59:59.999Z", "S1", "P1", "C1", "x", 1000);
+    expect_run(sc, "2026-01", 0,
+               HDR "2026-01,P1,1,2026-01,sale,S1,5,2026-01-31T23:59:59.999Z,x@2#0,1000,200,USD\n");
+    script_free(sc);
+}
+
+/* Rules by product, by kind + region, and a catch-all. P1 is a broker in EU: support
+ * -> rule 0 (5 %), cloud -> rule 1 (7 %). P2, a broker with no region, matches neither
+ * (an absent attribute matches no value): rule 2 (1 %). 10000 each. */
+Test(golden, match_keys)
+{
+    script_t *sc = month_utc();
+    partner_reg(sc, "2025-12-01T00:00:00Z", "P1", "broker", "gold", "m", "USD", "EU");
+    partner_reg(sc, "2025-12-01T00:00:00Z", "P2", "broker", "gold", "m", "USD", NULL);
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl",
+             J(sc, "{'plan_id':'m','version':1,'effective_from':'2026-01-01','currency':'USD',"
+                   "'ceiling_bp':1000,'rules':[{'match':{'product':'support'},'brackets':[{"
+                   "'from_minor':0,'rate_bp':500}]},{'match':{'kind':'broker','region':'EU'},"
+                   "'brackets':[{'from_minor':0,'rate_bp':700}]},{'match':{},'brackets':[{"
+                   "'from_minor':0,'rate_bp':100}]}]}"));
+    sale(sc, "2026-01-02T00:00:00Z", "A", "P1", "C1", "support", 10000);
+    sale(sc, "2026-01-03T00:00:00Z", "B", "P1", "C1", "cloud", 10000);
+    sale(sc, "2026-01-04T00:00:00Z", "C", "P2", "C1", "cloud", 10000);
+    expect_run(sc, "2026-01", 0,
+               HDR "2026-01,P1,1,2026-01,sale,A,4,2026-01-02T00:00:00Z,m@1#0,10000,500,USD\n"
+                   "2026-01,P1,2,2026-01,sale,B,5,2026-01-03T00:00:00Z,m@1#1,10000,700,USD\n"
+                   "2026-01,P2,1,2026-01,sale,C,6,2026-01-04T00:00:00Z,m@1#2,10000,100,USD\n");
+    script_free(sc);
+}
+
+/* As of seq 4 the second sale does not exist; partners sort bytewise ("P10" < "P2"). */
+Test(golden, as_of_and_partner_order)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P2", "gold", "f");
+    reg(sc, "P10", "gold", "f");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl", J(sc, FLAT("f", 1, "2026-01-01", 1000, "")));
+    sale(sc, "2026-01-02T00:00:00Z", "A", "P2", "C1", "x", 100);
+    sale(sc, "2026-01-03T00:00:00Z", "B", "P10", "C1", "x", 100);
+    expect_run(sc, "2026-01", 4,
+               HDR "2026-01,P2,1,2026-01,sale,A,4,2026-01-02T00:00:00Z,f@1#0,100,10,USD\n");
+    expect_run(sc, "2026-01", 0,
+               HDR "2026-01,P10,1,2026-01,sale,B,5,2026-01-03T00:00:00Z,f@1#0,100,10,USD\n"
+                   "2026-01,P2,1,2026-01,sale,A,4,2026-01-02T00:00:00Z,f@1#0,100,10,USD\n");
+    script_free(sc);
+}
+
+/* The empty statement is the header alone; its fingerprint is what `xxh128sum` prints
+ * for a file holding only the header line. */
+Test(golden, empty_statement)
+{
+    script_t *sc = month_utc();
+    acr_statement_t st;
+    acr_err_t err;
+    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_BYTES_EQ(st.csv, st.csv_len, HDR, strlen(HDR));
+    cr_assert_eq(st.line_count, 0);
+    cr_assert_eq(st.partner_count, 0);
+    FILE *f = popen("printf '%s' '" HDR "' | xxh128sum", "r");
+    if (f != NULL) {
+        char line[128] = "";
+        if (fgets(line, sizeof line, f) != NULL && strlen(line) >= 32) {
+            line[32] = '\0';
+            ASSERT_STR_EQ(st.fingerprint, line);
+        }
+        pclose(f);
+    }
+    acr_statement_destroy(&st);
+    script_free(sc);
+}
+
+/* P1 moves from plan a to plan b on 01-15 (both 10 %; only b has a target 100:9).
+ * S1 (01-10) uses a: 100. S2 (01-20) uses b at cum 1000 (cum counts every sale of the
+ * period, whatever its plan): 100. The target uses the plan as of the period's end: b,
+ * net 2000 -> 9. */
+Test(golden, period_level_plan_as_of_period_end)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "a");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pa", J(sc, FLAT("a", 1, "2026-01-01", 1000, "")));
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pb",
+             J(sc, FLAT("b", 1, "2026-01-01", 1000,
+                        ",'targets':[{'net_revenue_minor':100,'bonus_minor':9}]")));
+    partner_upd(sc, "2026-01-15T00:00:00Z", "u-1", "P1", NULL, "b", NULL);
+    sale(sc, "2026-01-10T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    sale(sc, "2026-01-20T00:00:00Z", "S2", "P1", "C1", "x", 1000);
+    expect_run(sc, "2026-01", 0,
+               HDR "2026-01,P1,1,2026-01,sale,S1,5,2026-01-10T00:00:00Z,a@1#0,1000,100,USD\n"
+                   "2026-01,P1,2,2026-01,sale,S2,6,2026-01-20T00:00:00Z,b@1#0,1000,100,USD\n"
+                   "2026-01,P1,3,2026-01,target_bonus,2026-01,,,b@1,2000,9,USD\n");
+    script_free(sc);
+}
+
+/* What-if: v2 (20 %, from 01-01) taken as published after X: 1000 -> 200. */
+Test(golden, whatif_plan)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "w");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl", J(sc, FLAT("w", 1, "2026-01-01", 1000, "")));
+    sale(sc, "2026-01-02T00:00:00Z", "S1", "P1", "C1", "x", 1000);
+    acr_comm_config_t cfg = {ACR_PERIOD_MONTH, 0, 0, sc->n};
+    cr_assert(acr_period_parse(ACR_PERIOD_MONTH, "2026-01", 7, &cfg.run_period));
+    acr_comm_t *c = acr_comm_new(&cfg);
+    acr_err_t err;
+    for (size_t i = 0; i < sc->n; i++)
+        cr_assert_eq(acr_comm_feed(c, &sc->ev[i], &err), 0);
+    const char *v2 = J(sc, FLAT("w", 2, "2026-01-01", 2000, ""));
+    cr_assert_eq(acr_comm_add_whatif_plan(c, v2, strlen(v2), &err), 0, "%s", err.msg);
+    /* validation: stale version, another currency, a bad document, a rate above ceiling */
+    cr_assert_eq(acr_comm_add_whatif_plan(c, v2, strlen(v2), &err), ACR_ESTALE_VERSION);
+    const char *jpy = J(sc, "{'plan_id':'w','version':3,'effective_from':'2026-01-01',"
+                            "'currency':'JPY','ceiling_bp':100,'rules':[{'match':{},"
+                            "'brackets':[{'from_minor':0,'rate_bp':1}]}]}");
+    cr_assert_eq(acr_comm_add_whatif_plan(c, jpy, strlen(jpy), &err), ACR_ECURRENCY_MISMATCH);
+    const char *other = J(sc, "{'plan_id':'new','version':1,'effective_from':'2026-01-01',"
+                              "'currency':'EUR','ceiling_bp':100,'rules':[{'match':{},"
+                              "'brackets':[{'from_minor':0,'rate_bp':1}]}]}");
+    cr_assert_eq(acr_comm_add_whatif_plan(c, other, strlen(other), &err), 0, "%s", err.msg);
+    cr_assert_eq(acr_comm_add_whatif_plan(c, "{", 1, &err), ACR_EINVALID_PLAN);
+    const char *high = J(sc, "{'plan_id':'w','version':9,'effective_from':'2026-01-01',"
+                             "'currency':'USD','ceiling_bp':100,'rules':[{'match':{},"
+                             "'brackets':[{'from_minor':0,'rate_bp':101}]}]}");
+    cr_assert_eq(acr_comm_add_whatif_plan(c, high, strlen(high), &err), ACR_EABOVE_CEILING);
+    acr_statement_t st;
+    cr_assert_eq(acr_comm_finish(c, &st, &err), 0, "%s", err.msg);
+    const char *want =
+        HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-02T00:00:00Z,w@2#0,1000,200,USD\n";
+    ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
+    acr_comm_free(c); /* the statement owns its strings: it outlives the processor */
+    ASSERT_STR_EQ(st.lines[0].rule, "w@2#0");
+    acr_statement_destroy(&st);
+    script_free(sc);
+}
+
+/* Paid sums are checked: INT64_MAX paid in January's close plus 1 in February's close
+ * for the same identity leaves int64 -> overflow naming partner and origin period. */
+Test(golden, overflow_in_paid_sums)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "f");
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01",
+           HDR "2026-01,P1,1,2026-01,adjustment,a1,2,2026-01-05T00:00:00Z,,0,"
+               "9223372036854775807,USD\n");
+    closed(sc, "2026-03-01T00:00:00Z", "2026-02",
+           HDR "2026-02,P1,1,2026-01,adjustment,a1,2,2026-01-05T00:00:00Z,,0,1,USD\n");
+    acr_statement_t st;
+    acr_err_t err;
+    cr_assert_eq(script_run(sc, "2026-03", 0, &st, &err), ACR_EOVERFLOW);
+    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
+              err.msg);
+    script_free(sc);
+}
+
+/* Two paid identities of 5 * 10^18 whose now-side is gone: deltas -5e18 each, and the
+ * partner total -10^19 leaves int64 -> overflow naming P1 and the run's period. */
+Test(golden, overflow_in_statement_totals)
+{
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "f");
+    closed(sc, "2026-02-01T00:00:00Z", "2026-01",
+           HDR "2026-01,P1,1,2026-01,adjustment,a1,2,2026-01-05T00:00:00Z,,0,"
+               "5000000000000000000,USD\n"
+               "2026-01,P1,2,2026-01,adjustment,a2,3,2026-01-06T00:00:00Z,,0,"
+               "5000000000000000000,USD\n");
+    acr_statement_t st;
+    acr_err_t err;
+    cr_assert_eq(script_run(sc, "2026-02", 0, &st, &err), ACR_EOVERFLOW);
+    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-02") != NULL, "%s",
+              err.msg);
+    script_free(sc);
+}
+
+/* 9300 sales of 10^15 in one period: the gross cum passes INT64_MAX (~9.22 x 10^18)
+ * at the 9224th sale -> overflow naming P1 and 2026-01, never a wrapped amount. */
+Test(golden, overflow_in_period_revenue)
+{
+    static char ids[9300][16];
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "f");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl", J(sc, FLAT("f", 1, "2026-01-01", 1, "")));
+    for (int i = 0; i < 9300; i++) {
+        snprintf(ids[i], sizeof ids[i], "s%d", i);
+        sale(sc, "2026-01-02T00:00:00Z", ids[i], "P1", "C1", "x", 1000000000000000LL);
+    }
+    acr_statement_t st;
+    acr_err_t err;
+    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), ACR_EOVERFLOW);
+    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
+              err.msg);
+    /* 9000 of them fit: 9 x 10^18 */
+    cr_assert_eq(script_run(sc, "2026-01", 9002, &st, &err), 0, "%s", err.msg);
+    cr_assert_eq(st.line_count, 9000);
+    acr_statement_destroy(&st);
+    script_free(sc);
+}
+
+/* A stored statement that does not parse is corrupt. */
+Test(golden, corrupt_closed_statement)
+{
+    acr_comm_config_t cfg = {ACR_PERIOD_MONTH, 0, 700, 10};
+    acr_comm_t *c = acr_comm_new(&cfg);
+    acr_err_t err;
+    cr_assert_eq(acr_comm_add_closed(c, "nope\n", 5, &err), ACR_ECORRUPT);
+    const char *bad = HDR "2026-01,P1,1,2026-01,sale,S1\n";
+    cr_assert_eq(acr_comm_add_closed(c, bad, strlen(bad), &err), ACR_ECORRUPT);
+    const char *nonl = HDR "2026-01,P1,1,2026-01,adjustment,a,2,2026-01-05T00:00:00Z,,0,1,USD";
+    cr_assert_eq(acr_comm_add_closed(c, nonl, strlen(nonl), &err), ACR_ECORRUPT);
+    const char *kind = HDR "2026-01,P1,1,2026-01,bonus,a,2,2026-01-05T00:00:00Z,,0,1,USD\n";
+    cr_assert_eq(acr_comm_add_closed(c, kind, strlen(kind), &err), ACR_ECORRUPT);
+    cr_assert_eq(acr_comm_add_closed(c, HDR, strlen(HDR), &err), 0);
+    acr_comm_free(c);
 }

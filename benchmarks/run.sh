@@ -1,0 +1,333 @@
+#!/usr/bin/env bash
+# run.sh - every benchmark of spec/benchmarks.md, each ending with one BENCH line.
+#
+#   benchmarks/run.sh quick|full        (make bench-quick / make bench)
+#
+# quick: 20 k sales (about 26 k events), under a minute; CI runs it. full: 7.8 M sales (about
+# 10 M events) over 12 months, under 15 minutes on the 2-core reference machine.
+# Environment: BENCH_WORK=DIR keeps the generated data and ledgers there (default: a temporary
+# folder, removed at the end); BENCH_PEERS="sqlite postgres duckdb" picks the peers;
+# BENCH_SEED=N (default 42).
+#
+# Exit status: 0 when every row ran or was skipped with a reason; 1 when a peer's statement
+# differs from another peer's or from accrue's ("a faster wrong answer is not a result"), or a
+# command that should work failed.
+set -uo pipefail
+mode=${1:-quick}
+root=$(cd "$(dirname "$0")/.." && pwd)
+bench=$root/benchmarks
+build=${BUILD:-$root/build}
+accrue=$build/accrue
+gen=$build/accrue-gen
+out=$bench/out
+seed=${BENCH_SEED:-42}
+peers=${BENCH_PEERS:-sqlite postgres duckdb}
+case $mode in
+quick) partners=200 sales=20000 months=12 http_seconds=2 http_batch_events=20000
+       peer_timeout=120 ;;
+full) partners=2000 sales=7800000 months=12 http_seconds=10 http_batch_events=2000000
+      peer_timeout=300 ;;
+*) echo "usage: $0 quick|full" >&2; exit 2 ;;
+esac
+
+failed=0
+fail() { echo "run.sh: FAIL: $*" >&2; failed=1; }
+note() { echo "run.sh: $*" >&2; }
+now() { date +%s.%N; }
+secs() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b - a }'; }
+rate() { awk -v n="$1" -v s="$2" 'BEGIN { if (s == "NA" || s == "") print "NA"; else if (s > 0) printf "%.0f", n / s; else print "inf" }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "NA" && b != "NA" && b > 0) printf "%.2f", a / b; else print "NA" }'; }
+
+mkdir -p "$out"
+if [ -n "${BENCH_WORK:-}" ]; then
+    work=$BENCH_WORK
+    mkdir -p "$work"
+else
+    work=$(mktemp -d /tmp/accrue-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+fi
+chmod 755 "$work" # the PostgreSQL peer reads the CSV files as the postgres user
+results=$out/results-$mode.txt
+: >"$results"
+
+# bench NAME N SECONDS RSS_MB [EXTRA...]: prints and records one BENCH line.
+bench() {
+    local name=$1 n=$2 s=$3 rss=$4
+    shift 4
+    local line="BENCH name=$name n=$n seconds=$s per_s=$(rate "$n" "$s") rss_mb=$rss${*:+ $*}"
+    echo "$line"
+    echo "$line" >>"$results"
+}
+skip() { local line="BENCH name=$1 skipped=$2"; echo "$line"; echo "$line" >>"$results"; }
+
+# timed OUTFILE CMD...: runs CMD under /usr/bin/time; sets T_SECONDS, T_RSS_MB, T_RC.
+timed() {
+    local o=$1
+    shift
+    local t0 t1
+    t0=$(now)
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f %M -o "$work/time.rss" "$@" >"$o" 2>"$o.err"
+        T_RC=$?
+        T_RSS_MB=$(awk 'END { printf "%.1f", $1 / 1024 }' "$work/time.rss" 2>/dev/null || echo NA)
+    else
+        "$@" >"$o" 2>"$o.err"
+        T_RC=$?
+        T_RSS_MB=NA
+    fi
+    t1=$(now)
+    T_SECONDS=$(secs "$t0" "$t1")
+}
+
+# ---- tools: installed when missing (Debian packages, npm), skipped with a message otherwise ----
+apt_install() {
+    [ "$(id -u)" = 0 ] || return 1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >"$work/apt.log" 2>&1 ||
+        { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >"$work/apt.log" 2>&1; }
+}
+[ -x /usr/bin/time ] || apt_install time || note "GNU time missing: rss_mb=NA"
+if [ ! -x "$gen" ]; then
+    echo "run.sh: $gen is missing: run 'make' first (make bench does)" >&2
+    exit 1
+fi
+
+# ---- the data ----
+hist=$work/history.jsonl
+hist_mp=$work/history.msgpack
+gen_args=(--partners "$partners" --sales "$sales" --seed "$seed" --months "$months")
+timed "$hist" "$gen" "${gen_args[@]}"
+[ "$T_RC" = 0 ] || { cat "$hist.err" >&2; exit 1; }
+events=$(wc -l <"$hist")
+bench gen "$events" "$T_SECONDS" "$T_RSS_MB" format=jsonl
+timed "$hist_mp" "$gen" "${gen_args[@]}" --format msgpack
+[ "$T_RC" = 0 ] || { cat "$hist_mp.err" >&2; exit 1; }
+bench gen "$events" "$T_SECONDS" "$T_RSS_MB" format=msgpack
+first_period=$(head -c 200000 "$hist" | grep -m1 -o '"type":"sale.recorded","at":"[0-9]\{4\}-[0-9]\{2\}' | grep -o '[0-9]\{4\}-[0-9]\{2\}$')
+last_period=$(tail -n 1000 "$hist" | grep -o '"at":"[0-9]\{4\}-[0-9]\{2\}' | sort | tail -1 | grep -o '[0-9]\{4\}-[0-9]\{2\}$')
+note "$events events, periods $first_period .. $last_period"
+
+# ---- accrue: append, replay_payout, verify, rebuild ----
+have_accrue=0
+if [ -x "$accrue" ] && "$accrue" --version >/dev/null 2>&1; then have_accrue=1; fi
+seq_base=0
+ledger=$work/ledger
+if [ $have_accrue = 1 ]; then
+    "$accrue" --ledger "$ledger" init >/dev/null || fail "accrue init"
+    timed "$work/append.out" "$accrue" --ledger "$ledger" append "$hist" --batch-size 100000
+    if [ "$T_RC" = 0 ]; then
+        bench append_file "$events" "$T_SECONDS" "$T_RSS_MB" format=jsonl
+        first_seq=$(grep -o 'seq [0-9]*' "$work/append.out" | head -1 | grep -o '[0-9]*$')
+        [ -z "$first_seq" ] || seq_base=$((first_seq - 1))
+    else
+        fail "append jsonl: $(head -5 "$work/append.out.err")"
+        have_accrue=0
+    fi
+    "$accrue" --ledger "$ledger.mp" init >/dev/null || fail "accrue init (msgpack)"
+    timed "$work/append_mp.out" "$accrue" --ledger "$ledger.mp" append "$hist_mp" --format msgpack --batch-size 100000
+    if [ "$T_RC" = 0 ]; then
+        bench append_file "$events" "$T_SECONDS" "$T_RSS_MB" format=msgpack
+    else
+        fail "append msgpack: $(head -5 "$work/append_mp.out.err")"
+    fi
+    rm -rf "$ledger.mp"
+else
+    skip append_file accrue-not-built
+fi
+
+if [ $have_accrue = 1 ]; then
+    timed "$work/payout.out" "$accrue" --ledger "$ledger" payout run "$last_period" --out "$work/ours-$last_period"
+    if [ "$T_RC" = 0 ]; then bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period"
+    else fail "payout run: $(head -5 "$work/payout.out.err")"; fi
+    timed "$work/verify.out" "$accrue" --ledger "$ledger" verify
+    if [ "$T_RC" = 0 ]; then bench verify "$events" "$T_SECONDS" "$T_RSS_MB"
+    else fail "verify: $(head -5 "$work/verify.out.err")"; fi
+    timed "$work/rebuild.out" "$accrue" --ledger "$ledger" rebuild
+    if [ "$T_RC" = 0 ]; then bench rebuild "$events" "$T_SECONDS" "$T_RSS_MB"
+    else fail "rebuild: $(head -5 "$work/rebuild.out.err")"; fi
+else
+    skip replay_payout accrue-not-built
+    skip verify accrue-not-built
+    skip rebuild accrue-not-built
+fi
+
+# ---- HTTP rows ----
+http_rows() {
+    local port=$((20000 + RANDOM % 20000)) token pid
+    token=$("$accrue" --ledger "$ledger" token create --role ingest --name bench 2>/dev/null | tail -1)
+    [ -n "$token" ] || { skip http_append_single token-create-failed; skip http_append_batch token-create-failed; return; }
+    "$accrue" --ledger "$ledger" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
+    pid=$!
+    local up=0
+    for _ in $(seq 50); do
+        kill -0 "$pid" 2>/dev/null || break # exited: e.g. "not available in this build"
+        if node -e "require('http').get('http://127.0.0.1:$port/healthz', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))" 2>/dev/null; then
+            up=1
+            break
+        fi
+        sleep 0.2
+    done
+    if [ $up = 0 ]; then
+        note "accrue serve did not come up: $(head -2 "$work/serve.log")"
+        kill -TERM "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        skip http_append_single serve-not-built
+        skip http_append_batch serve-not-built
+        return
+    fi
+    local partner=P000001 line
+    timed "$work/http1.out" node "$bench/http_load.mjs" "http://127.0.0.1:$port" "$token" single 64 "$http_seconds" "$partner"
+    line=$(grep '^HTTP ' "$work/http1.out")
+    if [ "$T_RC" = 0 ] && [ -n "$line" ]; then
+        set -- $line
+        bench http_append_single "${2#requests=}" "${4#seconds=}" NA "$5" "$6" connections=64
+    else
+        fail "http_append_single: $line $(tail -3 "$work/http1.out.err")"
+    fi
+    timed "$work/http2.out" node "$bench/http_load.mjs" "http://127.0.0.1:$port" "$token" batch 8 "$http_batch_events" "$partner" 1000
+    line=$(grep '^HTTP ' "$work/http2.out")
+    if [ "$T_RC" = 0 ] && [ -n "$line" ]; then
+        set -- $line
+        bench http_append_batch "${3#events=}" "${4#seconds=}" NA "$5" "$6" connections=8 per_request=1000
+    else
+        fail "http_append_batch: $line $(tail -3 "$work/http2.out.err")"
+    fi
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+}
+if [ $have_accrue = 1 ] && "$accrue" serve --help >/dev/null 2>&1; then
+    http_rows
+else
+    skip http_append_single serve-not-built
+    skip http_append_batch serve-not-built
+fi
+
+# ---- peers: payout_vs_sqlite / _postgres / _duckdb ----
+csv=$work/csv
+timed "$work/load.out" node "$bench/peers/load.mjs" "$hist" "$csv" --seq-base "$seq_base"
+[ "$T_RC" = 0 ] || { fail "load.mjs: $(cat "$work/load.out.err")"; exit 1; }
+convert_s=$T_SECONDS
+note "load.mjs: JSONL -> CSV in ${convert_s}s ($(cat "$work/load.out.err"))"
+
+peer_ready() {
+    case $1 in
+    sqlite) command -v sqlite3 >/dev/null || apt_install sqlite3 ;;
+    postgres) { command -v psql >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; } ||
+        apt_install postgresql ;;
+    duckdb) [ -d "$bench/peers/node_modules/@duckdb/node-api" ] ||
+        (cd "$bench/peers" && timeout 300 npm install --no-audit --no-fund >"$work/npm.log" 2>&1) ;;
+    esac
+}
+run_peer() {
+    case $1 in
+    sqlite) timeout "$peer_timeout" bash "$bench/peers/sqlite.sh" "$csv" "$work/peer-sqlite" "$first_period" "$last_period" ;;
+    postgres) timeout "$peer_timeout" bash "$bench/peers/postgres.sh" "$csv" "$work/peer-postgres" "$first_period" "$last_period" ;;
+    duckdb) timeout "$peer_timeout" node "$bench/peers/duckdb.mjs" "$csv" "$work/peer-duckdb" "$first_period" "$last_period" ;;
+    esac
+}
+
+# Ours: the same two runs, each timed alone.
+declare -A ours_s ours_rss
+for p in "$first_period" "$last_period"; do
+    if [ $have_accrue = 1 ]; then
+        timed "$work/ours-$p.out" "$accrue" --ledger "$ledger" payout run "$p" --out "$work/ours-$p"
+        if [ "$T_RC" = 0 ]; then ours_s[$p]=$T_SECONDS ours_rss[$p]=$T_RSS_MB
+        else fail "payout run $p: $(head -3 "$work/ours-$p.out.err")"; ours_s[$p]=NA ours_rss[$p]=NA; fi
+    else
+        ours_s[$p]=NA ours_rss[$p]=NA
+    fi
+done
+
+declare -A ref_of # per period: the first statement seen, which every other one must equal
+for p in "$first_period" "$last_period"; do
+    if [ -f "$work/ours-$p/statement.csv" ]; then ref_of[$p]="$work/ours-$p/statement.csv"; fi
+done
+for peer in $peers; do
+    if ! peer_ready "$peer"; then
+        note "peer $peer: could not be installed, skipped"
+        skip "payout_vs_$peer" peer-not-installed
+        continue
+    fi
+    run_peer "$peer" >"$work/peer-$peer.out" 2>"$work/peer-$peer.err"
+    rc=$?
+    if [ $rc = 124 ]; then
+        note "peer $peer: over ${peer_timeout}s, stopped"
+        skip "payout_vs_$peer" "peer-timeout-${peer_timeout}s"
+        continue
+    elif [ $rc != 0 ]; then
+        if grep -q 'not found\|not installed' "$work/peer-$peer.err"; then
+            note "peer $peer: $(head -1 "$work/peer-$peer.err")"
+            skip "payout_vs_$peer" peer-not-installed
+        else
+            fail "peer $peer: $(tail -5 "$work/peer-$peer.err")"
+        fi
+        continue
+    fi
+    load_s=$(grep -o 'load_s=[0-9.]*' "$work/peer-$peer.out" | cut -d= -f2)
+    for p in "$first_period" "$last_period"; do
+        st=$work/peer-$peer/statement-$p.csv
+        compute_s=$(grep "period=$p " "$work/peer-$peer.out" | grep -o 'compute_s=[0-9.]*' | cut -d= -f2)
+        if [ -z "${ref_of[$p]:-}" ]; then
+            ref_of[$p]=$st
+        elif ! cmp -s "${ref_of[$p]}" "$st"; then
+            fail "payout_vs_$peer $p: statement differs from ${ref_of[$p]}: $(diff "${ref_of[$p]}" "$st" | head -4 | tr '\n' ' ')"
+            continue
+        fi
+        n=$(awk -F, -v p="$p" '$10 <= p' "$csv/sales.csv" | wc -l)
+        lines=$(($(wc -l <"$st") - 1))
+        full_s=$(awk -v a="$convert_s" -v b="$load_s" -v c="$compute_s" 'BEGIN { printf "%.3f", a + b + c }')
+        for m in compute load+compute; do
+            ps=$compute_s
+            [ $m = compute ] || ps=$full_s
+            ours=${ours_s[$p]}
+            bench "payout_vs_$peer" "$n" "$ours" "${ours_rss[$p]}" "peer=$peer" \
+                "peer_per_s=$(rate "$n" "$ps")" "ratio=$(ratio "$ps" "$ours")" \
+                "period=$p" "mode=$m" "lines=$lines" "peer_seconds=$ps"
+        done
+    done
+done
+for p in "$first_period" "$last_period"; do
+    [ -n "${ref_of[$p]:-}" ] && note "statement $p: $(xxh128sum "${ref_of[$p]}" 2>/dev/null | cut -d' ' -f1) ($(($(wc -l <"${ref_of[$p]}") - 1)) lines)"
+done
+
+# ---- the plot ----
+plot() {
+    command -v gnuplot >/dev/null || apt_install gnuplot-nox || { note "gnuplot absent: no plot"; return; }
+    local data=$out/bench-$mode.dat
+    # label and events/s: ours per row, and each peer's compute rate.
+    awk '/^BENCH/ && !/skipped=/ {
+            split("", f)
+            for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            label = f["name"]
+            if (f["format"] != "") label = label "/" f["format"]
+            ok = f["per_s"] != "NA" && f["per_s"] != "inf" && f["per_s"] != ""
+            if (f["peer"] != "" && f["mode"] == "compute") {
+                label = (f["period"] == first ? "payout first" : "payout last")
+                if (!(label in seen) && ok) { print "\"" label " (accrue)\"", f["per_s"]; seen[label] = 1 }
+                print "\"" label " (" f["peer"] ")\"", f["peer_per_s"]
+            } else if (f["peer"] == "" && ok) {
+                print "\"" label "\"", f["per_s"]
+            }
+         }' first="$first_period" "$results" >"$data"
+    gnuplot <<EOF 2>"$work/gnuplot.err" || { note "gnuplot failed: $(head -2 "$work/gnuplot.err")"; return; }
+set terminal svg size 1100,600 dynamic font "sans,11" noenhanced
+set output "$out/bench.svg"
+set title "accrue benchmarks ($mode, $events events): events per second (log scale)"
+set style data histograms
+set style fill solid 0.8 border -1
+set boxwidth 0.8
+set logscale y
+set ylabel "events/s"
+set xtics rotate by -35 scale 0
+set grid ytics
+unset key
+plot "$data" using 2:xtic(1) linecolor rgb "#4a7fb5"
+EOF
+    note "plot: $out/bench.svg"
+}
+plot
+
+if [ $failed = 1 ]; then
+    echo "run.sh: some benchmarks FAILED (see above)" >&2
+    exit 1
+fi
+echo "run.sh: $mode done; results in $results"

@@ -1,0 +1,553 @@
+/* serve_ingest.c - the write routes: request bodies into batches.
+ *
+ * Runs on the thread pool, so parsing a 64 MiB body never stalls the loop.
+ * POST /v1/events takes a JSON array, JSON Lines (application/x-ndjson) or
+ * msgpack (application/msgpack: an array of event maps, or maps back to
+ * back); every event is checked statelessly as it is added to the batch
+ * (acr_batch_add_json / acr_batch_add_msgpack) and every error is kept (up
+ * to 100, with index or line, id, field and code), so a rejected request
+ * reports all of its problems at once. The deal routes build one event from
+ * a small JSON body (jansson: the bodies are tiny and need editing) and
+ * fill what the server owns: the event id and deal id when absent, `at` =
+ * now, and, for a partner token, its own partner_id. The batch then goes to
+ * the writer thread; srv_answer_job turns the writer's result into the
+ * response on the loop.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "accrue/date.h"
+#include "accrue/projection.h"
+#include "serve.h"
+
+enum body_format { FMT_JSON, FMT_NDJSON, FMT_MSGPACK, FMT_UNKNOWN };
+
+static int body_format(const char *ct)
+{
+    if (ct[0] == '\0' || strcmp(ct, "application/json") == 0 || strcmp(ct, "text/json") == 0)
+        return FMT_JSON;
+    if (strcmp(ct, "application/x-ndjson") == 0 || strcmp(ct, "application/jsonl") == 0 ||
+        strcmp(ct, "application/json-lines") == 0 || strcmp(ct, "application/jsonlines") == 0 ||
+        strcmp(ct, "application/x-jsonlines") == 0)
+        return FMT_NDJSON;
+    if (strcmp(ct, "application/msgpack") == 0 || strcmp(ct, "application/x-msgpack") == 0 ||
+        strcmp(ct, "application/vnd.msgpack") == 0)
+        return FMT_MSGPACK;
+    return FMT_UNKNOWN;
+}
+
+static void add_err(acr_errlist_t *errs, acr_err_t *e, uint64_t line)
+{
+    e->line = line;
+    acr_errlist_add(errs, e);
+}
+
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static void parse_ndjson(const acr_config_t *cfg, const char *p, size_t n, acr_batch_t *b,
+                         acr_errlist_t *errs)
+{
+    uint64_t line = 0;
+    for (size_t i = 0; i < n;) {
+        const char *nl = memchr(p + i, '\n', n - i);
+        size_t len = nl ? (size_t)(nl - (p + i)) : n - i;
+        const char *s = p + i;
+        i += len + 1;
+        line++;
+        size_t a = 0, z = len;
+        while (a < z && is_ws(s[a]))
+            a++;
+        while (z > a && is_ws(s[z - 1]))
+            z--;
+        if (a == z)
+            continue;
+        acr_err_t e;
+        acr_err_clear(&e);
+        if (acr_batch_add_json(b, cfg, line, s + a, z - a, &e) != 0) {
+            add_err(errs, &e, line);
+            if (e.code == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX)
+                return;
+        }
+    }
+}
+
+/* The end of the JSON value starting at s[i] (not whitespace): strings and
+ * nesting are skipped; the value itself is checked by the event parser. */
+static bool value_end(const char *s, size_t n, size_t i, size_t *end)
+{
+    int depth = 0;
+    bool in_str = false;
+    for (; i < n; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_str = false;
+            if (!in_str && depth == 0) {
+                *end = i + 1;
+                return true;
+            }
+            continue;
+        }
+        if (c == '"') {
+            in_str = true;
+        } else if (c == '{' || c == '[') {
+            depth++;
+        } else if (c == '}' || c == ']') {
+            if (depth == 0) {
+                *end = i;
+                return true;
+            }
+            if (--depth == 0) {
+                *end = i + 1;
+                return true;
+            }
+        } else if (depth == 0 && (c == ',' || is_ws(c))) {
+            *end = i;
+            return true;
+        }
+    }
+    *end = n;
+    return depth == 0 && !in_str;
+}
+
+static void malformed(acr_errlist_t *errs, uint64_t line, const char *msg)
+{
+    acr_err_t e;
+    acr_err_clear(&e);
+    acr_err_set(&e, ACR_EMALFORMED_JSON, "%s", msg);
+    add_err(errs, &e, line);
+}
+
+static void parse_json_array(const acr_config_t *cfg, const char *s, size_t n, acr_batch_t *b,
+                             acr_errlist_t *errs)
+{
+    size_t i = 0;
+    while (i < n && is_ws(s[i]))
+        i++;
+    if (i < n && s[i] == '{') { /* a single event object is a batch of one */
+        size_t z = n;
+        while (z > i && is_ws(s[z - 1]))
+            z--;
+        acr_err_t e;
+        acr_err_clear(&e);
+        if (acr_batch_add_json(b, cfg, 1, s + i, z - i, &e) != 0)
+            add_err(errs, &e, 1);
+        return;
+    }
+    if (i >= n || s[i] != '[') {
+        malformed(errs, 1, "the body is not a JSON array of events");
+        return;
+    }
+    i++;
+    for (uint64_t idx = 0;; idx++) {
+        while (i < n && is_ws(s[i]))
+            i++;
+        if (idx == 0 && i < n && s[i] == ']') {
+            i++;
+            break;
+        }
+        size_t end;
+        if (i >= n || !value_end(s, n, i, &end) || end == i) {
+            malformed(errs, idx + 1, "the array is cut short or malformed");
+            return;
+        }
+        acr_err_t e;
+        acr_err_clear(&e);
+        if (acr_batch_add_json(b, cfg, idx + 1, s + i, end - i, &e) != 0) {
+            add_err(errs, &e, idx + 1);
+            if (e.code == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX)
+                return;
+        }
+        i = end;
+        while (i < n && is_ws(s[i]))
+            i++;
+        if (i < n && s[i] == ',') {
+            i++;
+            continue;
+        }
+        if (i < n && s[i] == ']') {
+            i++;
+            break;
+        }
+        {
+            malformed(errs, idx + 1, "expected ',' or ']' after an array element");
+            return;
+        }
+    }
+    while (i < n && is_ws(s[i]))
+        i++;
+    if (i != n)
+        malformed(errs, 1, "text after the closing ']'");
+}
+
+static void parse_msgpack(const acr_config_t *cfg, const uint8_t *p, size_t n, acr_batch_t *b,
+                          acr_errlist_t *errs)
+{
+    size_t i = 0;
+    uint64_t count = UINT64_MAX; /* maps back to back unless an array header says */
+    if (n > 0 && (p[0] & 0xf0) == 0x90) {
+        count = p[0] & 0x0f;
+        i = 1;
+    } else if (n >= 3 && p[0] == 0xdc) {
+        count = ((uint64_t)p[1] << 8) | p[2];
+        i = 3;
+    } else if (n >= 5 && p[0] == 0xdd) {
+        count = ((uint64_t)p[1] << 24) | ((uint64_t)p[2] << 16) | ((uint64_t)p[3] << 8) | p[4];
+        i = 5;
+    }
+    uint64_t idx = 0;
+    for (; i < n && idx < count; idx++) {
+        size_t used = 0;
+        acr_err_t e;
+        acr_err_clear(&e);
+        if (acr_batch_add_msgpack(b, cfg, idx + 1, p + i, n - i, &used, &e) != 0) {
+            add_err(errs, &e, idx + 1);
+            if (used == 0)
+                return; /* the framing is lost */
+        }
+        i += used;
+    }
+    acr_err_t e;
+    acr_err_clear(&e);
+    if (count != UINT64_MAX && idx < count) {
+        acr_err_set(&e, ACR_EMALFORMED_MSGPACK,
+                    "the array declares %" PRIu64 " events, the body holds %" PRIu64, count, idx);
+        add_err(errs, &e, idx + 1);
+    } else if (i < n) {
+        acr_err_set(&e, ACR_EMALFORMED_MSGPACK, "bytes after the declared array");
+        add_err(errs, &e, idx + 1);
+    }
+}
+
+/* Hands a parsed batch to the writer (or answers its errors). */
+static void submit(srv_req_t *req, srv_wjob_t *job, bool by_line)
+{
+    if (job->errs->total > 0) {
+        srv_set_errlist(req, job->errs, by_line);
+        srv_wjob_free(job);
+        return;
+    }
+    if (job->batch.count == 0) {
+        srv_wjob_free(job);
+        srv_set_error(req, 422, "invalid_value", "the batch holds no event");
+        return;
+    }
+    job->result.seqs = calloc(job->batch.count, sizeof *job->result.seqs);
+    if (job->result.seqs == NULL) {
+        srv_wjob_free(job);
+        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    srv_metrics_batch(job->batch.count);
+    req->wjob = job;
+    req->next = SRV_NEXT_WRITE;
+}
+
+void srv_h_append(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    int fmt = body_format(req->content_type);
+    if (fmt == FMT_UNKNOWN) {
+        srv_set_error(req, 415, "bad_request",
+                      "Content-Type must be application/json, application/x-ndjson or "
+                      "application/msgpack");
+        return;
+    }
+    srv_wjob_t *job = srv_wjob_new(SRV_JOB_APPEND);
+    if (job == NULL) {
+        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    const acr_config_t *cfg = acr_ledger_config(s->ledger);
+    const char *body = (const char *)req->body.data;
+    if (fmt == FMT_NDJSON)
+        parse_ndjson(cfg, body, req->body.len, &job->batch, job->errs);
+    else if (fmt == FMT_MSGPACK)
+        parse_msgpack(cfg, req->body.data, req->body.len, &job->batch, job->errs);
+    else
+        parse_json_array(cfg, body, req->body.len, &job->batch, job->errs);
+    job->kind_detail = fmt == FMT_NDJSON ? SRV_ANSWER_NDJSON : SRV_ANSWER_EVENTS;
+    submit(req, job, fmt == FMT_NDJSON);
+}
+
+/* ---- deals --------------------------------------------------------------------------- */
+
+static void random_id(const char *prefix, char *out, size_t cap)
+{
+    uint8_t rnd[12];
+    char hex[25];
+    randombytes_buf(rnd, sizeof rnd);
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+    snprintf(out, cap, "%s%s", prefix, hex);
+}
+
+static void now_ts(char out[ACR_TS_BUF])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    acr_ts_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, out);
+}
+
+#define ENVELOPE_KEYS 4
+static const char *const envelope_keys[ENVELOPE_KEYS] = {"id", "at", "type", "expected_version"};
+
+/* Splits a body into an event envelope and its data: {"data":{...}, "id"...}
+ * or the data members themselves beside optional envelope keys. */
+static json_t *split_body(srv_req_t *req, json_t **out_data)
+{
+    json_error_t je;
+    json_t *root =
+        json_loadb((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
+    if (root == NULL || !json_is_object(root)) {
+        json_decref(root);
+        srv_set_error(req, 422, "malformed_json", "the body must be one JSON object (%s)",
+                      root ? "not an object" : je.text);
+        return NULL;
+    }
+    json_t *data = json_object_get(root, "data");
+    if (data != NULL) {
+        json_incref(data);
+        json_object_del(root, "data");
+    } else {
+        data = json_object();
+        const char *k;
+        json_t *v;
+        json_object_foreach(root, k, v)
+        {
+            bool env = false;
+            for (size_t i = 0; i < ENVELOPE_KEYS; i++)
+                env = env || strcmp(k, envelope_keys[i]) == 0;
+            if (!env)
+                json_object_set(data, k, v);
+        }
+        const char *key;
+        void *tmp;
+        json_t *val;
+        json_object_foreach_safe(root, tmp, key, val)
+        {
+            bool env = false;
+            for (size_t i = 0; i < ENVELOPE_KEYS; i++)
+                env = env || strcmp(key, envelope_keys[i]) == 0;
+            if (!env)
+                json_object_del(root, key);
+        }
+    }
+    *out_data = data;
+    return root;
+}
+
+/* Completes the envelope (type, id, at, data), parses it into a one-event
+ * batch and submits it. */
+static void submit_event(srv_t *s, srv_req_t *req, json_t *env, const char *type, json_t *data,
+                         int detail)
+{
+    json_t *t = json_object_get(env, "type");
+    if (t != NULL && !(json_is_string(t) && strcmp(json_string_value(t), type) == 0)) {
+        srv_set_error(req, 422, "invalid_value", "this route only takes %s events", type);
+        return;
+    }
+    json_object_set_new(env, "type", json_string(type));
+    char id[ACR_ID_LEN_MAX + 1], at[ACR_TS_BUF];
+    if (json_object_get(env, "id") == NULL) {
+        random_id("ev-", id, sizeof id);
+        json_object_set_new(env, "id", json_string(id));
+    }
+    if (json_object_get(env, "at") == NULL) {
+        now_ts(at);
+        json_object_set_new(env, "at", json_string(at));
+    }
+    json_object_set(env, "data", data);
+    char *text = json_dumps(env, JSON_COMPACT);
+    srv_wjob_t *job = text ? srv_wjob_new(SRV_JOB_APPEND) : NULL;
+    if (job == NULL) {
+        free(text);
+        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    const char *eid = json_string_value(json_object_get(env, "id"));
+    const char *did = json_string_value(json_object_get(data, "deal_id"));
+    snprintf(job->event_id, sizeof job->event_id, "%s", eid ? eid : "");
+    snprintf(job->deal_id, sizeof job->deal_id, "%s", did ? did : "");
+    acr_err_t e;
+    acr_err_clear(&e);
+    if (acr_batch_add_json(&job->batch, acr_ledger_config(s->ledger), 1, text, strlen(text), &e))
+        add_err(job->errs, &e, 1);
+    free(text);
+    job->kind_detail = detail;
+    submit(req, job, false);
+}
+
+void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    json_t *data, *env = split_body(req, &data);
+    if (env == NULL)
+        return;
+    if (!json_is_object(data)) {
+        srv_set_error(req, 422, "wrong_type", "data must be an object");
+    } else {
+        json_t *pid = json_object_get(data, "partner_id");
+        if (req->role == ACR_ROLE_PARTNER && pid == NULL)
+            json_object_set_new(data, "partner_id", json_string(req->partner));
+        else if (req->role == ACR_ROLE_PARTNER &&
+                 !(json_is_string(pid) && strcmp(json_string_value(pid), req->partner) == 0))
+            srv_set_error(req, 404, "not_found", "no such record");
+        if (req->status == 0) {
+            json_t *did = json_object_get(data, "deal_id");
+            char gen[ACR_ID_LEN_MAX + 1];
+            if (did == NULL) {
+                random_id("D-", gen, sizeof gen);
+                json_object_set_new(data, "deal_id", json_string(gen));
+                did = json_object_get(data, "deal_id");
+            }
+            if (json_object_get(env, "id") == NULL && json_is_string(did) &&
+                strlen(json_string_value(did)) <= ACR_ID_LEN_MAX - 16) {
+                snprintf(gen, sizeof gen, "deal.registered:%s", json_string_value(did));
+                json_object_set_new(env, "id", json_string(gen));
+            }
+            submit_event(s, req, env, "deal.registered", data, SRV_ANSWER_DEAL_NEW);
+        }
+    }
+    json_decref(data);
+    json_decref(env);
+}
+
+void srv_h_deal_stage(srv_t *s, srv_req_t *req, char **params)
+{
+    acr_buf_t deal;
+    acr_buf_init(&deal);
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_deal(s->ledger, params[0], &deal, &err);
+    bool visible = rc == 0;
+    if (rc == 0 && req->role == ACR_ROLE_PARTNER) {
+        acr_jv_t obj, v;
+        size_t pos = 0;
+        char owner[ACR_ID_LEN_MAX + 1] = "";
+        if (acr__json_value((const char *)deal.data, deal.len, &pos, &obj) == 0 &&
+            acr__json_get(&obj, "partner_id", &v))
+            acr__json_text(&v, owner, sizeof owner);
+        visible = strcmp(owner, req->partner) == 0;
+    }
+    acr_buf_destroy(&deal);
+    if (rc != 0 && rc != ACR_ENOT_FOUND) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    if (!visible) {
+        srv_set_error(req, 404, "not_found", "no such record");
+        return;
+    }
+    json_t *data, *env = split_body(req, &data);
+    if (env == NULL)
+        return;
+    bool stage = json_is_object(data) && json_object_get(data, "stage") != NULL;
+    bool outcome = json_is_object(data) && json_object_get(data, "outcome") != NULL;
+    json_t *did = json_is_object(data) ? json_object_get(data, "deal_id") : NULL;
+    if (!json_is_object(data))
+        srv_set_error(req, 422, "wrong_type", "data must be an object");
+    else if (stage == outcome)
+        srv_set_error(req, 422, stage ? "invalid_value" : "missing_field",
+                      "give either {\"stage\":...} or {\"outcome\":\"won\"|\"lost\"}");
+    else if (did != NULL &&
+             !(json_is_string(did) && strcmp(json_string_value(did), params[0]) == 0))
+        srv_set_error(req, 422, "invalid_value", "data.deal_id differs from the path");
+    else {
+        json_object_set_new(data, "deal_id", json_string(params[0]));
+        submit_event(s, req, env, stage ? "deal.stage_changed" : "deal.closed", data,
+                     SRV_ANSWER_DEAL_MOVE);
+    }
+    json_decref(data);
+    json_decref(env);
+}
+
+void srv_h_close(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)s;
+    if (strlen(params[0]) >= ACR_PERIOD_ID_MAX) {
+        srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
+        return;
+    }
+    srv_wjob_t *job = srv_wjob_new(SRV_JOB_CLOSE);
+    if (job == NULL) {
+        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        return;
+    }
+    snprintf(job->period, sizeof job->period, "%s", params[0]);
+    req->wjob = job;
+    req->next = SRV_NEXT_WRITE;
+}
+
+/* ---- answers (loop thread) --------------------------------------------------------- */
+
+static void answer_append(srv_req_t *req, srv_wjob_t *job)
+{
+    const acr_append_result_t *r = &job->result;
+    uint64_t first = r->first_seq, last = r->last_seq;
+    if (r->appended == 0 && r->seqs != NULL && job->batch.count > 0) {
+        first = UINT64_MAX; /* all duplicates: the original seqs */
+        last = 0;
+        for (size_t i = 0; i < job->batch.count; i++) {
+            first = r->seqs[i] < first ? r->seqs[i] : first;
+            last = r->seqs[i] > last ? r->seqs[i] : last;
+        }
+    }
+    acr_buf_t *b = &req->resp;
+    if (job->kind_detail == SRV_ANSWER_DEAL_NEW || job->kind_detail == SRV_ANSWER_DEAL_MOVE) {
+        req->status = job->kind_detail == SRV_ANSWER_DEAL_NEW && r->appended ? 201 : 200;
+        acr_buf_append_str(b, "{\"deal_id\":");
+        acr_buf_append_json_str(b, job->deal_id, strlen(job->deal_id));
+        acr_buf_append_str(b, ",\"id\":");
+        acr_buf_append_json_str(b, job->event_id, strlen(job->event_id));
+        acr_buf_printf(b, ",\"seq\":%" PRIu64 ",\"appended\":%s}\n", first,
+                       r->appended ? "true" : "false");
+    } else {
+        req->status = 200;
+        acr_buf_printf(b,
+                       "{\"first_seq\":%" PRIu64 ",\"last_seq\":%" PRIu64 ",\"appended\":%" PRIu64
+                       ",\"duplicates\":%" PRIu64 "}\n",
+                       first, last, r->appended, r->duplicates);
+    }
+    req->ctype = "application/json";
+}
+
+void srv_answer_job(srv_req_t *req, srv_wjob_t *job)
+{
+    if (job->kind == SRV_JOB_APPEND && job->rc == 0) {
+        answer_append(req, job);
+        return;
+    }
+    if (job->kind == SRV_JOB_APPEND && job->errs->count > 0) {
+        srv_set_errlist(req, job->errs, job->kind_detail == SRV_ANSWER_NDJSON);
+        return;
+    }
+    if (job->kind == SRV_JOB_APPEND) {
+        srv_set_acr_error(req, job->rc, NULL);
+        return;
+    }
+    if (job->rc != 0) {
+        srv_set_acr_error(req, job->rc, &job->err);
+        return;
+    }
+    acr_buf_t summary;
+    acr_buf_init(&summary);
+    acr_payout_summary_json(&job->payout, &summary);
+    acr_buf_printf(&req->resp, "{\"close_seq\":%" PRIu64 ",", job->close_seq);
+    if (summary.len > 1)
+        acr_buf_append(&req->resp, summary.data + 1, summary.len - 1);
+    else
+        acr_buf_append_str(&req->resp, "}");
+    acr_buf_destroy(&summary);
+    req->status = 200;
+    req->ctype = "application/json";
+}

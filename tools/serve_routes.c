@@ -1,0 +1,899 @@
+/* serve_routes.c - the endpoints of http.md: authentication, roles, partner
+ * scoping and the read routes.
+ *
+ * A complete request is answered at once only for /healthz and / (no token,
+ * no LMDB). Everything else goes to the libuv thread pool: the token check
+ * (a read of the tokens table, or a --token-file entry) and the handler both
+ * run there, with their own read snapshots, so the loop never waits on the
+ * disk. Write routes (serve_ingest.c) parse on the pool and leave a job for
+ * the writer thread.
+ *
+ * Order of checks: a missing or unknown token is 401 for every path; then
+ * an unknown path is 404 and a known path with another method 405; then a
+ * role without the right is 403. A partner token is scoped inside the
+ * handlers: any record of another partner is answered 404 with the same
+ * body as a record that does not exist, so a partner cannot probe for the
+ * existence of other partners' deals or partners.
+ */
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "accrue/date.h"
+#include "accrue/projection.h"
+#include "serve.h"
+
+#define R(role) (1u << ACR_ROLE_##role)
+#define READERS (R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(PARTNER))
+#define EVENTS_LIMIT_MAX 10000
+#define EVENTS_LIMIT_DEFAULT 1000
+#define PARAMS_MAX 2
+
+typedef void (*handler_fn)(srv_t *s, srv_req_t *req, char **params);
+
+static void h_metrics(srv_t *s, srv_req_t *req, char **params);
+static void h_events(srv_t *s, srv_req_t *req, char **params);
+static void h_feed(srv_t *s, srv_req_t *req, char **params);
+static void h_partners(srv_t *s, srv_req_t *req, char **params);
+static void h_partner(srv_t *s, srv_req_t *req, char **params);
+static void h_deal(srv_t *s, srv_req_t *req, char **params);
+static void h_pipeline(srv_t *s, srv_req_t *req, char **params);
+static void h_kpi(srv_t *s, srv_req_t *req, char **params);
+static void h_run(srv_t *s, srv_req_t *req, char **params);
+static void h_statement(srv_t *s, srv_req_t *req, char **params);
+static void h_payouts(srv_t *s, srv_req_t *req, char **params);
+static void h_audit(srv_t *s, srv_req_t *req, char **params);
+static void h_verify(srv_t *s, srv_req_t *req, char **params);
+
+static const struct route {
+    uint8_t method;      /* llhttp method */
+    const char *pattern; /* '*' matches one path segment */
+    const char *label;   /* for metrics and the access log */
+    uint32_t roles;      /* bit per acr_role_t allowed */
+    handler_fn fn;
+} routes[] = {
+    {HTTP_GET, "/metrics", "metrics", R(ADMIN) | R(FINANCE), h_metrics},
+    {HTTP_POST, "/v1/events", "events.append", R(ADMIN) | R(FINANCE) | R(INGEST), srv_h_append},
+    {HTTP_GET, "/v1/events", "events.read", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), h_events},
+    {HTTP_GET, "/v1/feed", "feed", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), h_feed},
+    {HTTP_GET, "/v1/partners", "partners.list", READERS, h_partners},
+    {HTTP_GET, "/v1/partners/*", "partners.show", READERS, h_partner},
+    {HTTP_GET, "/v1/deals/*", "deals.show", READERS, h_deal},
+    {HTTP_POST, "/v1/deals", "deals.register", R(ADMIN) | R(FINANCE) | R(PARTNER),
+     srv_h_deal_register},
+    {HTTP_POST, "/v1/deals/*/stage", "deals.stage", R(ADMIN) | R(FINANCE) | R(PARTNER),
+     srv_h_deal_stage},
+    {HTTP_GET, "/v1/pipeline", "pipeline", READERS, h_pipeline},
+    {HTTP_GET, "/v1/kpi", "kpi", READERS, h_kpi},
+    {HTTP_POST, "/v1/payouts/*/run", "payouts.run", R(ADMIN) | R(FINANCE) | R(AUDITOR), h_run},
+    {HTTP_GET, "/v1/payouts/*/statement", "payouts.statement", READERS, h_statement},
+    {HTTP_POST, "/v1/payouts/*/close", "payouts.close", R(ADMIN) | R(FINANCE), srv_h_close},
+    {HTTP_GET, "/v1/payouts", "payouts.list", R(ADMIN) | R(FINANCE) | R(AUDITOR), h_payouts},
+    {HTTP_GET, "/v1/payouts/*/audit", "payouts.audit", R(ADMIN) | R(FINANCE) | R(AUDITOR), h_audit},
+    {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), h_verify},
+};
+
+/* ---- errors ----------------------------------------------------------------------- */
+
+int srv_status_of(int code)
+{
+    switch (code) {
+    case ACR_ENOT_FOUND:
+        return 404;
+    case ACR_EUNAUTHORIZED:
+        return 401;
+    case ACR_EFORBIDDEN:
+        return 403;
+    case ACR_EMETHOD_NOT_ALLOWED:
+        return 405;
+    case ACR_EBAD_REQUEST:
+    case ACR_EUSAGE:
+        return 400;
+    case ACR_ETIMEOUT:
+        return 408;
+    case ACR_EHEADERS_TOO_LARGE:
+        return 431;
+    case ACR_ETOO_LARGE:
+        return 413;
+    case ACR_ELEDGER_FULL:
+        return 507;
+    default:
+        break;
+    }
+    int exit_code = acr_err_exit_code(code);
+    return exit_code == 4 ? 409 : exit_code == 3 ? 422 : 500;
+}
+
+static void err_item(acr_buf_t *b, const acr_err_t *e, bool by_line)
+{
+    if (by_line)
+        acr_buf_printf(b, "{\"line\":%" PRIu64, e->line);
+    else
+        acr_buf_printf(b, "{\"index\":%" PRIu64, e->line ? e->line - 1 : 0);
+    acr_buf_append_str(b, ",\"id\":");
+    acr_buf_append_json_str(b, e->id, strlen(e->id));
+    acr_buf_append_str(b, ",\"field\":");
+    acr_buf_append_json_str(b, e->field, strlen(e->field));
+    acr_buf_append_str(b, ",\"code\":");
+    const char *code = acr_err_name(e->code);
+    acr_buf_append_json_str(b, code, strlen(code));
+    acr_buf_append_str(b, ",\"message\":");
+    acr_buf_append_json_str(b, e->msg, strlen(e->msg));
+    acr_buf_append_str(b, "}");
+}
+
+void srv_set_errlist(srv_req_t *req, const acr_errlist_t *errs, bool by_line)
+{
+    int first = errs->count ? errs->items[0].code : ACR_EINVALID_VALUE;
+    req->status = acr_errlist_exit_code(errs) == 4 ? 409 : first == ACR_ETOO_LARGE ? 413 : 422;
+    if (req->status == 422 && srv_status_of(first) == 500)
+        req->status = 500; /* a store failure, not the client's fault */
+    req->ctype = "application/json";
+    acr_buf_t *b = &req->resp;
+    acr_buf_reset(b);
+    acr_buf_append_str(b, "{\"error\":{\"code\":");
+    const char *code = acr_err_name(first);
+    acr_buf_append_json_str(b, code, strlen(code));
+    char msg[128];
+    snprintf(msg, sizeof msg, "the batch was rejected: %zu error%s, nothing was written",
+             errs->total, errs->total == 1 ? "" : "s");
+    acr_buf_append_str(b, ",\"message\":");
+    acr_buf_append_json_str(b, msg, strlen(msg));
+    acr_buf_append_str(b, ",\"details\":[");
+    for (size_t i = 0; i < errs->count; i++) {
+        if (i)
+            acr_buf_append_str(b, ",");
+        err_item(b, &errs->items[i], by_line);
+    }
+    acr_buf_printf(b, "],\"total\":%zu}}\n", errs->total);
+}
+
+void srv_set_acr_error(srv_req_t *req, int rc, const acr_err_t *err)
+{
+    int code = err != NULL && err->code != 0 ? err->code : rc;
+    const char *msg = err != NULL && err->msg[0] ? err->msg : acr_err_name(code);
+    int status = srv_status_of(code);
+    const char *name = acr_err_name(code);
+    if (code == ACR_EUSAGE)
+        name = "bad_request";
+    srv_set_error(req, status, name, "%s", msg);
+}
+
+static void not_found(srv_req_t *req)
+{
+    srv_set_error(req, 404, "not_found", "no such record");
+}
+
+static void set_json(srv_req_t *req, int status)
+{
+    req->status = status;
+    req->ctype = "application/json";
+}
+
+/* ---- request targets ---------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes); false on bad escapes, NUL or overflow. */
+static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return false;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        if (c == '\0' || j + 1 >= cap)
+            return false;
+        out[j++] = c;
+    }
+    out[j] = '\0';
+    return true;
+}
+
+bool srv_query_param(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    const char *p = query;
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > klen && memcmp(p, key, klen) == 0 && p[klen] == '=')
+            return pct_decode(p + klen + 1, len - klen - 1, true, out, cap);
+        if (len == klen && memcmp(p, key, klen) == 0)
+            return cap > 0 && (out[0] = '\0', true);
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+/* Splits the target into a decoded path and the raw query. */
+static bool split_target(srv_req_t *req)
+{
+    const char *t = (const char *)req->url.data;
+    size_t n = req->url.len;
+    if (n == 0 || t[0] != '/')
+        return false;
+    const char *q = memchr(t, '?', n);
+    size_t plen = q ? (size_t)(q - t) : n;
+    req->path = malloc(plen + 1);
+    req->query = q ? strndup(q + 1, n - plen - 1) : strdup("");
+    if (req->path == NULL || req->query == NULL)
+        return false;
+    return pct_decode(t, plen, false, req->path, plen + 1);
+}
+
+/* Matches path against pattern, collecting '*' segments into params. */
+static bool match(const char *pattern, const char *path, char *buf, size_t cap, char **params)
+{
+    size_t np = 0, used = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            const char *end = strchr(path, '/');
+            size_t n = end ? (size_t)(end - path) : strlen(path);
+            if (n == 0 || np == PARAMS_MAX || used + n + 1 > cap)
+                return false;
+            memcpy(buf + used, path, n);
+            buf[used + n] = '\0';
+            params[np++] = buf + used;
+            used += n + 1;
+            pattern++;
+            path += n;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+/* ---- authentication (pool thread) ---------------------------------------------------- */
+
+static bool authenticate(srv_t *s, srv_req_t *req)
+{
+    const char *a = (const char *)req->auth.data;
+    size_t n = req->auth.len;
+    if (n < 7 || strncasecmp(a, "bearer ", 7) != 0)
+        return false;
+    a += 7;
+    n -= 7;
+    while (n > 0 && (*a == ' ' || *a == '\t'))
+        a++, n--;
+    while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+        n--;
+    if (n == 0)
+        return false;
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    if (acr_token_hash(a, n, hash) != 0)
+        return false;
+    for (size_t i = 0; i < s->boot_count; i++) {
+        if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0) {
+            req->role = s->boot[i].role;
+            memcpy(req->partner, s->boot[i].partner, sizeof req->partner);
+            return true;
+        }
+    }
+    int role;
+    if (acr_token_check(s->ledger, a, n, &role, req->partner, NULL) != 0)
+        return false;
+    req->role = role;
+    return true;
+}
+
+static void route_work(uv_work_t *w)
+{
+    srv_req_t *req = w->data;
+    srv_t *s = w->loop->data;
+    if (!authenticate(s, req)) {
+        req->role = ACR_ROLE_NONE;
+        srv_set_error(req, 401, "unauthorized",
+                      "a valid `Authorization: Bearer <token>` is "
+                      "required");
+        snprintf(req->extra_headers, sizeof req->extra_headers,
+                 "WWW-Authenticate: Bearer realm=\"accrue\"\r\n");
+        return;
+    }
+    char buf[512];
+    char *params[PARAMS_MAX] = {NULL, NULL};
+    const struct route *found = NULL;
+    char allow[64] = "";
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!match(routes[i].pattern, req->path, buf, sizeof buf, params))
+            continue;
+        if (routes[i].method == req->method) {
+            found = &routes[i];
+            break;
+        }
+        snprintf(allow, sizeof allow, "%s", routes[i].method == HTTP_GET ? "GET" : "POST");
+    }
+    if (found == NULL && allow[0]) {
+        req->route = "-";
+        srv_set_error(req, 405, "method_not_allowed", "use %s for %s", allow, req->path);
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: %s\r\n", allow);
+        return;
+    }
+    if (found == NULL) {
+        srv_set_error(req, 404, "not_found", "no such endpoint: %s", req->path);
+        return;
+    }
+    req->route = found->label;
+    if ((found->roles & (1u << req->role)) == 0) {
+        srv_set_error(req, 403, "forbidden", "the %s role may not use %s", acr_role_name(req->role),
+                      found->label);
+        return;
+    }
+    found->fn(s, req, params);
+}
+
+static void route_after(uv_work_t *w, int status)
+{
+    srv_req_t *req = w->data;
+    srv_t *s = w->loop->data;
+    s->pool_jobs--;
+    if (status != 0 && req->status == 0)
+        srv_set_error(req, 503, "unavailable", "the request was cancelled");
+    if (req->next == SRV_NEXT_WRITE && !srv_conn_closing(req->conn) && req->status == 0) {
+        req->wjob->req = req;
+        srv_writer_submit(s, req->wjob);
+    } else if (req->next == SRV_NEXT_FEED && req->status == 0) {
+        srv_feed_start(s, req);
+    } else {
+        srv_respond(req);
+    }
+    srv_maybe_finish(s);
+}
+
+static const char dashboard_html[] =
+    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>accrue</title></head>\n"
+    "<body><h1>accrue</h1><p>The dashboard is a later step. The API is under "
+    "<code>/v1/</code>; see docs/integration-guide.md.</p></body></html>\n";
+
+void srv_dispatch(srv_t *s, srv_req_t *req)
+{
+    if (!split_target(req)) {
+        req->route = "http";
+        srv_set_error(req, 400, "bad_request", "the request target is not a valid path");
+        srv_respond(req);
+        return;
+    }
+    bool health = strcmp(req->path, "/healthz") == 0, root = strcmp(req->path, "/") == 0;
+    if ((health || root) && req->method != HTTP_GET) {
+        req->route = health ? "healthz" : "dashboard";
+        srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+        srv_respond(req);
+        return;
+    }
+    if (health || root) {
+        req->route = health ? "healthz" : "dashboard";
+        req->status = 200;
+        req->ctype = health ? "text/plain" : "text/html; charset=utf-8";
+        acr_buf_append_str(&req->resp, health ? "ok\n" : dashboard_html);
+        srv_respond(req);
+        return;
+    }
+    req->work.data = req;
+    s->pool_jobs++;
+    if (uv_queue_work(s->loop, &req->work, route_work, route_after) != 0) {
+        s->pool_jobs--;
+        srv_set_error(req, 503, "unavailable", "cannot schedule the request");
+        srv_respond(req);
+    }
+}
+
+/* ---- read handlers (pool thread) ------------------------------------------------------ */
+
+static bool is_partner(const srv_req_t *req)
+{
+    return req->role == ACR_ROLE_PARTNER;
+}
+
+static void h_metrics(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)s;
+    (void)params;
+    srv_metrics_render(&req->resp);
+    req->status = 200;
+    req->ctype = "text/plain; version=0.0.4";
+}
+
+static bool param_u64(srv_req_t *req, const char *key, uint64_t *out, bool *present)
+{
+    char v[32];
+    *present = srv_query_param(req->query, key, v, sizeof v);
+    if (*present && !acr__parse_u64(v, out)) {
+        srv_set_error(req, 400, "bad_request", "query parameter %s wants a non-negative integer",
+                      key);
+        return false;
+    }
+    return true;
+}
+
+static void h_events(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    uint64_t from = 1, limit = EVENTS_LIMIT_DEFAULT;
+    bool has;
+    if (!param_u64(req, "from", &from, &has) || !param_u64(req, "limit", &limit, &has))
+        return;
+    if (limit == 0 || limit > EVENTS_LIMIT_MAX) {
+        srv_set_error(req, 400, "bad_request", "limit must be 1..%d", EVENTS_LIMIT_MAX);
+        return;
+    }
+    if (from == 0)
+        from = 1;
+    acr_reader_t *r;
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_reader_open(s->ledger, &r, &err);
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    if (from <= acr_reader_head_seq(r) && (rc = acr_reader_seek(r, from, &err)) == 0) {
+        acr_event_t ev;
+        uint8_t hash[ACR_HASH_LEN];
+        for (uint64_t n = 0; n < limit && (rc = acr_reader_next(r, &ev, hash, &err)) == 1; n++) {
+            acr_event_to_json(&ev, hash, true, &req->resp);
+            acr_buf_append(&req->resp, "\n", 1);
+        }
+    }
+    acr_reader_close(r);
+    if (rc < 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    req->status = 200;
+    req->ctype = "application/x-ndjson";
+}
+
+static void h_feed(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)s;
+    (void)params;
+    uint64_t from = 1, last;
+    bool has;
+    if (!param_u64(req, "from", &from, &has))
+        return;
+    if (req->last_event_id[0] != '\0') {
+        if (!acr__parse_u64(req->last_event_id, &last)) {
+            srv_set_error(req, 400, "bad_request", "Last-Event-ID wants a seq");
+            return;
+        }
+        from = last + 1;
+    }
+    req->feed_from = from == 0 ? 1 : from;
+    req->next = SRV_NEXT_FEED;
+}
+
+static void h_partners(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc;
+    if (is_partner(req)) {
+        acr_buf_append_str(&req->resp, "[");
+        rc = acr_query_partners(s->ledger, req->partner, &req->resp, &err);
+        if (rc == ACR_ENOT_FOUND) {
+            rc = 0;
+            acr_buf_reset(&req->resp);
+            acr_buf_append_str(&req->resp, "[");
+        }
+        acr_buf_append_str(&req->resp, "]");
+    } else {
+        rc = acr_query_partners(s->ledger, NULL, &req->resp, &err);
+    }
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    acr_buf_append_str(&req->resp, "\n");
+    set_json(req, 200);
+}
+
+static void h_partner(srv_t *s, srv_req_t *req, char **params)
+{
+    if (is_partner(req) && strcmp(params[0], req->partner) != 0) {
+        not_found(req);
+        return;
+    }
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_partners(s->ledger, params[0], &req->resp, &err);
+    if (rc == ACR_ENOT_FOUND) {
+        not_found(req);
+        return;
+    }
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    acr_buf_append_str(&req->resp, "\n");
+    set_json(req, 200);
+}
+
+/* The partner_id member of a JSON object (engine output) into out. */
+static bool json_partner(const acr_buf_t *json, char *out, size_t cap)
+{
+    acr_jv_t obj, v;
+    size_t pos = 0;
+    if (acr__json_value((const char *)json->data, json->len, &pos, &obj) != 0 ||
+        !acr__json_get(&obj, "partner_id", &v))
+        return false;
+    acr__json_text(&v, out, cap);
+    return true;
+}
+
+static void h_deal(srv_t *s, srv_req_t *req, char **params)
+{
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_deal(s->ledger, params[0], &req->resp, &err);
+    if (rc == ACR_ENOT_FOUND) {
+        not_found(req);
+        return;
+    }
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    char owner[ACR_ID_LEN_MAX + 1];
+    if (is_partner(req) &&
+        (!json_partner(&req->resp, owner, sizeof owner) || strcmp(owner, req->partner) != 0)) {
+        acr_buf_reset(&req->resp);
+        {
+            not_found(req);
+            return;
+        }
+    }
+    acr_buf_append_str(&req->resp, "\n");
+    set_json(req, 200);
+}
+
+/* ?partner=P scoped for partner tokens: absent means their own, another
+ * partner is 404. false when answered. */
+static bool scoped_partner(srv_req_t *req, char *out, size_t cap, const char **pid)
+{
+    bool has = srv_query_param(req->query, "partner", out, cap);
+    *pid = has && out[0] ? out : NULL;
+    if (!is_partner(req))
+        return true;
+    if (*pid != NULL && strcmp(*pid, req->partner) != 0) {
+        not_found(req);
+        return false;
+    }
+    *pid = req->partner;
+    return true;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void h_pipeline(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    char buf[ACR_ID_LEN_MAX + 1], today_s[16];
+    const char *pid;
+    if (!scoped_partner(req, buf, sizeof buf, &pid))
+        return;
+    int32_t today = acr_local_day(wall_ms(), acr_ledger_config(s->ledger)->utc_offset_min);
+    if (srv_query_param(req->query, "today", today_s, sizeof today_s) &&
+        !acr_date_parse(today_s, strlen(today_s), &today)) {
+        srv_set_error(req, 400, "bad_request", "today wants YYYY-MM-DD");
+        return;
+    }
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_pipeline(s->ledger, pid, today, &req->resp, &err);
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    acr_buf_append_str(&req->resp, "\n");
+    set_json(req, 200);
+}
+
+static void h_kpi(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    char buf[ACR_ID_LEN_MAX + 1], period[16], by[8];
+    const char *pid;
+    if (!scoped_partner(req, buf, sizeof buf, &pid))
+        return;
+    if (!srv_query_param(req->query, "period", period, sizeof period) || period[0] == '\0') {
+        srv_set_error(req, 400, "bad_request", "kpi wants ?period=YYYY-MM or YYYY-Qn");
+        return;
+    }
+    bool by_rep = srv_query_param(req->query, "by", by, sizeof by) && strcmp(by, "rep") == 0;
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_kpi(s->ledger, period, pid, by_rep, &req->resp, &err);
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    acr_buf_append_str(&req->resp, "\n");
+    set_json(req, 200);
+}
+
+static void h_run(srv_t *s, srv_req_t *req, char **params)
+{
+    uint64_t as_of = 0;
+    bool has;
+    if (!param_u64(req, "as_of", &as_of, &has))
+        return;
+    acr_payout_request_t pr = {params[0], as_of, NULL, NULL, 0};
+    acr_payout_t p;
+    memset(&p, 0, sizeof p);
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_payout_run(s->ledger, &pr, &p, &err);
+    if (rc == 0)
+        rc = acr_payout_summary_json(&p, &req->resp);
+    acr_payout_destroy(&p);
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    set_json(req, 200);
+}
+
+/* Keeps the header and the lines of one partner (column 2). */
+static void csv_filter(const char *csv, size_t len, const char *pid, acr_buf_t *out)
+{
+    size_t plen = strlen(pid);
+    bool header = true;
+    for (size_t i = 0; i < len;) {
+        const char *line = csv + i, *nl = memchr(line, '\n', len - i);
+        size_t n = nl ? (size_t)(nl - line) + 1 : len - i;
+        const char *c1 = memchr(line, ',', n);
+        bool keep = header || (c1 != NULL && (size_t)(line + n - c1) > plen + 1 &&
+                               memcmp(c1 + 1, pid, plen) == 0 && c1[1 + plen] == ',');
+        if (keep)
+            acr_buf_append(out, line, n);
+        header = false;
+        i += n;
+    }
+}
+
+/* Statement CSV to {"period","fingerprint"?,"lines":[{column: value}]}. */
+static void csv_to_json(const char *csv, size_t len, const char *period, const char *fp,
+                        acr_buf_t *out)
+{
+    static const char *const cols[] = {"period", "partner_id",  "line",         "origin_period",
+                                       "kind",   "source_id",   "source_seq",   "at",
+                                       "rule",   "basis_minor", "amount_minor", "currency"};
+    static const bool is_num[12] = {false, false, true,  false, false, false,
+                                    true,  false, false, true,  true,  false};
+    acr_buf_append_str(out, "{\"period\":");
+    acr_buf_append_json_str(out, period, strlen(period));
+    if (fp != NULL) {
+        acr_buf_append_str(out, ",\"fingerprint\":");
+        acr_buf_append_json_str(out, fp, strlen(fp));
+    }
+    acr_buf_append_str(out, ",\"lines\":[");
+    const char *nl = memchr(csv, '\n', len);
+    size_t i = nl ? (size_t)(nl - csv) + 1 : len;
+    bool first = true;
+    while (i < len) {
+        const char *line = csv + i, *end = memchr(line, '\n', len - i);
+        size_t n = end ? (size_t)(end - line) : len - i;
+        acr_buf_append_str(out, first ? "{" : ",{");
+        first = false;
+        size_t col = 0, start = 0;
+        for (size_t k = 0; k <= n && col < 12; k++) {
+            if (k < n && line[k] != ',')
+                continue;
+            acr_buf_printf(out, "%s\"%s\":", col ? "," : "", cols[col]);
+            if (is_num[col] && k > start)
+                acr_buf_append(out, line + start, k - start);
+            else if (is_num[col])
+                acr_buf_append_str(out, "null");
+            else
+                acr_buf_append_json_str(out, line + start, k - start);
+            col++;
+            start = k + 1;
+        }
+        acr_buf_append_str(out, "}");
+        i += n + 1;
+    }
+    acr_buf_append_str(out, "]}\n");
+}
+
+static void send_statement(srv_req_t *req, const char *period, const char *csv, size_t len,
+                           const char *pid, const char *fp)
+{
+    acr_buf_t filtered;
+    acr_buf_init(&filtered);
+    if (pid != NULL) {
+        csv_filter(csv, len, pid, &filtered);
+        csv = (const char *)filtered.data;
+        len = filtered.len;
+        fp = NULL;
+    }
+    bool json =
+        strstr(req->accept, "application/json") != NULL && strstr(req->accept, "text/csv") == NULL;
+    if (json) {
+        csv_to_json(csv, len, period, fp, &req->resp);
+        set_json(req, 200);
+    } else {
+        acr_buf_append(&req->resp, csv, len);
+        req->status = 200;
+        req->ctype = "text/csv; charset=utf-8";
+        if (fp != NULL)
+            snprintf(req->extra_headers, sizeof req->extra_headers, "X-Accrue-Fingerprint: %s\r\n",
+                     fp);
+    }
+    acr_buf_destroy(&filtered);
+}
+
+static void h_statement(srv_t *s, srv_req_t *req, char **params)
+{
+    char buf[ACR_ID_LEN_MAX + 1];
+    const char *pid;
+    acr_err_t err;
+    acr_err_clear(&err);
+    if (!scoped_partner(req, buf, sizeof buf, &pid))
+        return;
+    if (is_partner(req)) { /* closed periods only: the stored bytes */
+        acr_reader_t *r;
+        const char *csv;
+        size_t len;
+        int rc = acr_reader_open(s->ledger, &r, &err);
+        if (rc != 0) {
+            srv_set_acr_error(req, rc, &err);
+            return;
+        }
+        rc = acr_reader_statement(r, params[0], &csv, &len, &err);
+        if (rc == 0)
+            send_statement(req, params[0], csv, len, pid, NULL);
+        acr_reader_close(r);
+        if (rc == ACR_ENOT_FOUND) {
+            not_found(req);
+            return;
+        }
+        if (rc != 0) {
+            srv_set_acr_error(req, rc, &err);
+            return;
+        }
+        return;
+    }
+    uint64_t as_of = 0;
+    bool has;
+    if (!param_u64(req, "as_of", &as_of, &has))
+        return;
+    acr_payout_request_t pr = {params[0], as_of, NULL, NULL, 0};
+    acr_payout_t p;
+    memset(&p, 0, sizeof p);
+    int rc = acr_payout_run(s->ledger, &pr, &p, &err);
+    if (rc == 0)
+        send_statement(req, p.period_id, p.stmt.csv, p.stmt.csv_len, pid, p.stmt.fingerprint);
+    acr_payout_destroy(&p);
+    if (rc != 0)
+        srv_set_acr_error(req, rc, &err);
+}
+
+static void h_payouts(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    acr_close_info_t *list = NULL;
+    size_t n = 0;
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_payout_list(s->ledger, &list, &n, &err);
+    if (rc != 0) {
+        srv_set_acr_error(req, rc, &err);
+        return;
+    }
+    acr_buf_t *b = &req->resp;
+    acr_buf_append_str(b, "[");
+    for (size_t i = 0; i < n; i++) {
+        acr_buf_printf(b,
+                       "%s{\"period\":\"%s\",\"seq\":%" PRIu64 ",\"through_seq\":%" PRIu64
+                       ",\"lines\":%" PRIu64 ",\"fingerprint\":\"%s\",\"totals\":%s}",
+                       i ? "," : "", list[i].period_id, list[i].seq, list[i].through_seq,
+                       list[i].lines, list[i].fingerprint,
+                       list[i].totals_json[0] ? list[i].totals_json : "{}");
+    }
+    acr_buf_append_str(b, "]\n");
+    free(list);
+    set_json(req, 200);
+}
+
+static void h_audit(srv_t *s, srv_req_t *req, char **params)
+{
+    acr_payout_t p;
+    acr_audit_t au;
+    memset(&p, 0, sizeof p);
+    memset(&au, 0, sizeof au);
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_payout_audit(s->ledger, params[0], &p, &au, &err);
+    if (rc == ACR_ENOT_FOUND) {
+        acr_payout_destroy(&p);
+        {
+            srv_set_error(req, 404, "not_found", "period %s is not closed", params[0]);
+            return;
+        }
+    }
+    if (rc != 0) {
+        acr_payout_destroy(&p);
+        {
+            srv_set_acr_error(req, rc, &err);
+            return;
+        }
+    }
+    acr_buf_t *b = &req->resp;
+    acr_buf_printf(b,
+                   "{\"period\":\"%s\",\"match\":%s,\"recorded_fingerprint\":\"%s\","
+                   "\"fingerprint\":\"%s\",\"through_seq\":%" PRIu64,
+                   p.period_id, au.match ? "true" : "false", au.recorded_fingerprint,
+                   p.stmt.fingerprint, p.through_seq);
+    if (!au.match) {
+        acr_buf_printf(b,
+                       ",\"first_diff_line\":%" PRIu64 ",\"recorded_line\":", au.first_diff_line);
+        acr_buf_append_json_str(b, au.recorded_line, strlen(au.recorded_line));
+        acr_buf_append_str(b, ",\"computed_line\":");
+        acr_buf_append_json_str(b, au.computed_line, strlen(au.computed_line));
+    }
+    acr_buf_append_str(b, "}\n");
+    acr_payout_destroy(&p);
+    set_json(req, 200);
+}
+
+static void h_verify(srv_t *s, srv_req_t *req, char **params)
+{
+    (void)params;
+    acr_verify_result_t res;
+    memset(&res, 0, sizeof res);
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_ledger_verify(s->ledger, &res, NULL, &err);
+    char hex[33];
+    acr_hash_hex(res.head_hash, hex);
+    acr_buf_t *b = &req->resp;
+    if (rc == 0) {
+        acr_buf_printf(b, "{\"ok\":true,\"events\":%" PRIu64 ",\"head\":\"%s\"}\n", res.events,
+                       hex);
+    } else if (rc == ACR_ECHAIN_BROKEN || rc == ACR_EMISMATCH) {
+        acr_buf_printf(b,
+                       "{\"ok\":false,\"code\":\"%s\",\"events\":%" PRIu64 ",\"bad_seq\":%" PRIu64
+                       ",\"table\":",
+                       acr_err_name(rc), res.events, res.bad_seq);
+        acr_buf_append_json_str(b, res.bad_table, strlen(res.bad_table));
+        acr_buf_append_str(b, ",\"key\":");
+        acr_buf_append_json_str(b, res.bad_key, strlen(res.bad_key));
+        acr_buf_append_str(b, ",\"message\":");
+        acr_buf_append_json_str(b, err.msg, strlen(err.msg));
+        acr_buf_append_str(b, "}\n");
+    } else {
+        {
+            srv_set_acr_error(req, rc, &err);
+            return;
+        }
+    }
+    set_json(req, 200);
+}
