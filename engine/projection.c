@@ -370,7 +370,8 @@ static int deal_registered(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err
         .partner_id = F(ev, PARTNER_ID), .customer_id = F(ev, CUSTOMER_ID),
         .currency = F(ev, CURRENCY), .name = HAS(ev, NAME) ? F(ev, NAME) : NONE,
         .rep_id = HAS(ev, REP_ID) ? F(ev, REP_ID) : NONE, .stage = first, .reason = NONE,
-        .flags = (HAS(ev, NAME) ? ACR__HAS_NAME : 0) | (HAS(ev, AMOUNT_MINOR) ? ACR__HAS_AMOUNT : 0) |
+        .flags = (HAS(ev, NAME) ? ACR__HAS_NAME : 0) |
+                 (HAS(ev, AMOUNT_MINOR) ? ACR__HAS_AMOUNT : 0) |
                  (HAS(ev, EXPECTED_CLOSE) ? ACR__HAS_EXPECTED_CLOSE : 0),
         .amount_minor = ev->num[ACR_F_AMOUNT_MINOR],
         .expected_close_day = ev->num[ACR_F_EXPECTED_CLOSE], .outcome = ACR__DEAL_OPEN,

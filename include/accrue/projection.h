@@ -16,25 +16,41 @@
 #include "accrue/error.h"
 #include "accrue/log.h"
 
-/* JSON array of partner objects sorted by partner_id: partner_id, name, kind,
- * tier, status, plan_id, currency, region, source, reps [{rep_id,name}],
- * training [{module, rep_id, date}]. With partner_id: a single object, or
- * ACR_ENOT_FOUND. */
+/* Every query reads one snapshot, appends its JSON (no trailing newline) to
+ * out (the caller's buffer; on error out is left as it was) and returns 0 or
+ * a negative ACR_E* with err set: ACR_ENOT_FOUND (unknown id), ACR_EUSAGE (bad
+ * period id), ACR_EOVERFLOW (a sum beyond int64), ACR_ECORRUPT (a damaged
+ * row), ACR_ENOMEM, or a store error. Field semantics: docs/pipeline-and-kpis.md. */
+
+/* Partner objects, keys in this order: partner_id, name, kind, tier, status,
+ * plan_id, currency, region (null when none), source (null when none), reps
+ * [{rep_id, name}] by rep_id, training [{module, rep_id (null), date}] in log
+ * order. NULL partner_id: a JSON array sorted by partner_id bytewise; else the
+ * single object, or ACR_ENOT_FOUND. */
 int acr_query_partners(acr_ledger_t *ledger, const char *partner_id, acr_buf_t *out,
                        acr_err_t *err);
 
-/* One deal object with its stage history, or ACR_ENOT_FOUND. */
+/* One deal object: deal_id, partner_id, customer_id, name, currency,
+ * amount_minor, expected_close (YYYY-MM-DD), rep_id (each null when unknown),
+ * stage, outcome (null | "won" | "lost"), registered_at, closed_at (null while
+ * open), reason, history [{stage, at}] (registration, then every stage
+ * change). ACR_ENOT_FOUND for an unknown deal. */
 int acr_query_deal(acr_ledger_t *ledger, const char *deal_id, acr_buf_t *out, acr_err_t *err);
 
 /* `accrue pipeline --format json`: array of {partner_id, stage, deals,
- * amount_minor, currency, oldest_days} sorted by partner_id then stage order;
- * ages counted to today_day (a local day number). partner_id may be NULL. */
+ * amount_minor, currency, oldest_days} for each (partner, stage) holding open
+ * deals, sorted by partner_id then the current pipeline's stage order; stages
+ * a later pipeline.defined removed follow, by name. Ages are counted to
+ * today_day (a local day number). partner_id may be NULL (all partners); an
+ * unknown one is ACR_ENOT_FOUND. */
 int acr_query_pipeline(acr_ledger_t *ledger, const char *partner_id, int32_t today_day,
                        acr_buf_t *out, acr_err_t *err);
 
 /* `accrue kpi --format json` (cli.md), per partner or, with by_rep, per
  * (partner, rep). period_id is a month or a quarter id whatever the ledger's
- * period kind. partner_id may be NULL. */
+ * period kind (else ACR_EUSAGE). partner_id may be NULL; an unknown one is
+ * ACR_ENOT_FOUND. commission_minor runs the commission processor over the
+ * whole snapshot (seconds per million events); the rest reads counters. */
 int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partner_id,
                   bool by_rep, acr_buf_t *out, acr_err_t *err);
 

@@ -43,8 +43,7 @@ static void ledger_done(acr_ledger_t *l)
     cr_assert_eq(system(cmd), 0);
 }
 
-/* Appends newline-separated JSON events as one batch; returns the append's code
- * (*first_err, when not NULL, gets the first error's code). */
+/* Appends newline-separated JSON events as one batch; returns the append's code. */
 static int append(acr_ledger_t *l, const char *lines)
 {
     acr_batch_t b;
@@ -228,7 +227,8 @@ Test(projection, deal_through_every_stage)
     append_ok(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "proposal",
                       ",\"expected_close\":\"2026-09-30\"")
                  MOVE("m3", "2026-07-04T00:00:00Z", "D1", "negotiation", "")
-                 MOVE("m4", "2026-07-06T00:00:00Z", "D1", "negotiation", ",\"amount_minor\":600000"));
+                 MOVE("m4", "2026-07-06T00:00:00Z", "D1", "negotiation",
+                      ",\"amount_minor\":600000"));
     /* A move to the same stage keeps the date the deal entered it (07-04). */
     EXPECT_JSON(q_pipeline(l, "P1", "2026-07-10"),
                 "[{\"partner_id\":\"P1\",\"stage\":\"negotiation\",\"deals\":1,"
@@ -240,7 +240,8 @@ Test(projection, deal_through_every_stage)
                 "\"currency\":\"JPY\",\"amount_minor\":600000,\"expected_close\":\"2026-09-30\","
                 "\"rep_id\":\"R1\",\"stage\":\"negotiation\",\"outcome\":\"won\","
                 "\"registered_at\":\"2026-07-01T00:00:00Z\",\"closed_at\":\"2026-07-10T00:00:00Z\","
-                "\"reason\":null,\"history\":[{\"stage\":\"registered\",\"at\":\"2026-07-01T00:00:00Z\"},"
+                "\"reason\":null,\"history\":["
+                "{\"stage\":\"registered\",\"at\":\"2026-07-01T00:00:00Z\"},"
                 "{\"stage\":\"qualified\",\"at\":\"2026-07-02T00:00:00Z\"},"
                 "{\"stage\":\"proposal\",\"at\":\"2026-07-03T00:00:00Z\"},"
                 "{\"stage\":\"negotiation\",\"at\":\"2026-07-04T00:00:00Z\"},"
@@ -587,8 +588,8 @@ static void emit(gen_t *g, const char *type, int64_t at_ms, const char *data)
 static int month_ix(gen_t *g, int64_t at_ms)
 {
     int32_t day = acr_local_day(at_ms, acr_ledger_config(g->l)->utc_offset_min);
-    int m = acr_period_of_day(ACR_PERIOD_MONTH, day) - acr_period_of_day(ACR_PERIOD_MONTH,
-                                                                          acr_days_from_civil(2026, 5, 1));
+    int32_t may = acr_period_of_day(ACR_PERIOD_MONTH, acr_days_from_civil(2026, 5, 1));
+    int m = acr_period_of_day(ACR_PERIOD_MONTH, day) - may;
     cr_assert(m >= 0 && m < NMONTHS, "month %d", m);
     return m;
 }
@@ -604,10 +605,11 @@ static void gen_deal_event(gen_t *g, char *d, size_t cap)
     int k = rint_(g, g->ndeals ? 3 : 1);
     int64_t at = rnd_at(g);
     if (k == 0 && g->ndeals < MAXD) { /* customers are per partner: no channel conflict */
-        int p = rint_(g, NP), i = g->ndeals++;
+        int p = rint_(g, NP), i = g->ndeals++, cust = rint_(g, 5); /* sequenced draws */
+        const char *rep = rint_(g, 2) ? "" : ",\"rep_id\":\"R1\"";
+        const char *amount = rint_(g, 2) ? "" : ",\"amount_minor\":1000";
         snprintf(d, cap, "\"deal_id\":\"D%d\",\"partner_id\":\"P%d\",\"customer_id\":\"DC%d-%d\","
-                 "\"currency\":\"JPY\"%s%s", i, p, p, rint_(g, 5), rint_(g, 2) ? "" : ",\"rep_id\":\"R1\"",
-                 rint_(g, 2) ? "" : ",\"amount_minor\":1000");
+                 "\"currency\":\"JPY\"%s%s", i, p, p, cust, rep, amount);
         g->deal[i].p = p;
         g->deal[i].open = true;
         g->deal[i].reg_ms = at;
@@ -619,9 +621,11 @@ static void gen_deal_event(gen_t *g, char *d, size_t cap)
     if (!g->deal[i].open)
         return;
     if (k == 1) {
+        const char *stage = g->stages[rint_(g, g->nstages)];
+        int amount = rint_(g, 100000);
+        const char *rep = rint_(g, 3) ? "" : ",\"rep_id\":\"R0\"";
         snprintf(d, cap, "\"deal_id\":\"D%d\",\"stage\":\"%s\",\"amount_minor\":%d,"
-                 "\"expected_close\":\"2026-12-01\"%s", i, g->stages[rint_(g, g->nstages)],
-                 rint_(g, 100000), rint_(g, 3) ? "" : ",\"rep_id\":\"R0\"");
+                 "\"expected_close\":\"2026-12-01\"%s", i, stage, amount, rep);
         emit(g, "deal.stage_changed", at, d);
         return;
     }
@@ -693,12 +697,14 @@ static void gen_history(gen_t *g, int events)
         } else if (k < 17) {
             gen_deal_event(g, d, sizeof d);
         } else if (k < 19) {
-            snprintf(d, sizeof d, "\"partner_id\":\"P%d\",\"module\":\"m%d\"%s", rint_(g, NP),
-                     rint_(g, 3), rint_(g, 2) ? "" : ",\"rep_id\":\"R1\"");
+            int p = rint_(g, NP), module = rint_(g, 3);
+            const char *rep = rint_(g, 2) ? "" : ",\"rep_id\":\"R1\"";
+            snprintf(d, sizeof d, "\"partner_id\":\"P%d\",\"module\":\"m%d\"%s", p, module, rep);
             emit(g, "training.completed", rnd_at(g), d);
         } else {
-            snprintf(d, sizeof d, "\"partner_id\":\"P%d\",\"tier\":\"%s\"", rint_(g, NP),
-                     rint_(g, 2) ? "gold" : "silver");
+            int p = rint_(g, NP);
+            const char *tier = rint_(g, 2) ? "gold" : "silver";
+            snprintf(d, sizeof d, "\"partner_id\":\"P%d\",\"tier\":\"%s\"", p, tier);
             emit(g, "partner.updated", rnd_at(g), d);
         }
     }

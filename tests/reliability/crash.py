@@ -231,7 +231,7 @@ class Crash:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--kills", type=int, default=200)
-    ap.add_argument("--accrue", default="build/accrue")
+    ap.add_argument("--accrue", default=os.environ.get("ACCRUE", "build/accrue"))
     ap.add_argument("--gen", default="build/accrue-gen")
     ap.add_argument("--sales", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=int(os.environ.get("CRASH_SEED", "1")))

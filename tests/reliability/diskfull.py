@@ -21,7 +21,7 @@ import sys
 import tempfile
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-ACCRUE = os.path.join(ROOT, "build", "accrue")
+ACCRUE = os.environ.get("ACCRUE", os.path.join(ROOT, "build", "accrue"))
 GEN = os.path.join(ROOT, "build", "accrue-gen")
 ACK = re.compile(r"appended (\d+) events(?: \(seq (\d+)\.\.(\d+)\))?, (\d+) already present")
 
