@@ -11,6 +11,7 @@
  * those bytes written over the prev hash. A batch with any error is
  * aborted whole: the ledger stays byte-for-byte as it was.
  */
+#include <assert.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,24 +71,30 @@ static void event_err(acr_err_t *err, const acr_batch_item_t *it, const acr_even
     err->id[n] = '\0';
 }
 
-/* Idempotency: 1 = a resubmission of the event stored at *out_seq, 0 = new,
- * negative = id_conflict (err set) or a store error (MDB code as ACR_ESTORE). */
-static int check_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_event_t *ev,
-                    uint64_t *out_seq, acr_err_t *err)
+/* Idempotency, claiming the id in the same B-tree descent: the id is
+ * inserted (mapping to seq, the seq the event will get) with MDB_NOOVERWRITE,
+ * and when it is already there LMDB answers the stored seq instead. 1 = a
+ * resubmission of the event stored at *out_seq (nothing written), 0 = new
+ * (the id is now claimed: release_claims undoes it if the event is not
+ * written), negative = id_conflict (err set) or a store error (*mdb_rc set). */
+static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_event_t *ev,
+                    uint64_t seq, uint64_t *out_seq, int *mdb_rc, acr_err_t *err)
 {
-    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v;
-    int rc = mdb_get(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v);
-    if (rc == MDB_NOTFOUND)
+    uint8_t sv[8];
+    acr__u64_be(seq, sv);
+    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
+    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, MDB_NOOVERWRITE);
+    if (rc == 0)
         return 0;
-    if (rc != 0 || v.mv_size != 8)
-        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
+    if (rc != MDB_KEYEXIST || v.mv_size != 8)
+        return acr__mdb_err(*mdb_rc = rc != MDB_KEYEXIST ? rc : MDB_CORRUPTED, err, "ids");
     uint8_t key[8];
     memcpy(key, v.mv_data, 8);
     *out_seq = acr__be_u64(key);
     MDB_val lk = acr__val(key, 8), lv;
     rc = mdb_get(tx->txn, tx->dbi[ACR_DB_LOG], &lk, &lv);
     if (rc != 0)
-        return acr__mdb_err(rc, err, "log");
+        return acr__mdb_err(*mdb_rc = rc, err, "log");
     const uint8_t *stored = (const uint8_t *)lv.mv_data + ACR_HASH_LEN;
     size_t stored_len = lv.mv_size - ACR_HASH_LEN;
     if (stored_len == len &&
@@ -101,18 +108,66 @@ static int check_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_ev
     return ACR_EID_CONFLICT;
 }
 
-/* The stream's current version; 0 when the stream does not exist yet. */
-static int stream_version(acr__txn_t *tx, const char *stream, size_t len, uint64_t *out)
+/* The stream of one event being applied, and what was claimed for it. */
+typedef struct stream_slot {
+    char name[ACR_STRING_LEN_MAX + 16];
+    size_t len;
+    uint64_t version; /* current version, 0 when the stream is new */
+    bool inserted;    /* a new stream: its row (version 1) is already in place */
+} stream_slot_t;
+
+/* Reads the stream's version in one descent: a new stream is inserted at
+ * version 1 right away (MDB_NOOVERWRITE), an existing one leaves cur on its
+ * row so that bump_stream rewrites it in place. MDB codes. */
+static int claim_stream(MDB_cursor *cur, stream_slot_t *s)
 {
-    MDB_val k = acr__val(stream, len), v;
-    int rc = mdb_get(tx->txn, tx->dbi[ACR_DB_STREAMS], &k, &v);
-    if (rc == MDB_NOTFOUND) {
-        *out = 0;
+    uint8_t one[8];
+    acr__u64_be(1, one);
+    MDB_val k = acr__val(s->name, s->len), v = acr__val(one, 8);
+    int rc = mdb_cursor_put(cur, &k, &v, MDB_NOOVERWRITE);
+    s->inserted = rc == 0;
+    s->version = 0;
+    if (rc == 0)
         return 0;
+    if (rc != MDB_KEYEXIST)
+        return rc;
+    if (v.mv_size != 8)
+        return MDB_CORRUPTED;
+    s->version = acr__be_u64(v.mv_data);
+    return 0;
+}
+
+/* Writes version+1 over an existing stream's row; cur is still on it (only
+ * other tables were written since claim_stream). */
+static int bump_stream(MDB_cursor *cur, const stream_slot_t *s)
+{
+    if (s->inserted)
+        return 0;
+    MDB_val k, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+    if (rc != 0)
+        return rc;
+    assert(k.mv_size == s->len && memcmp(k.mv_data, s->name, s->len) == 0);
+    uint8_t vv[8];
+    acr__u64_be(s->version + 1, vv);
+    v = acr__val(vv, 8);
+    return mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
+}
+
+/* Undoes claim_id / claim_stream for an event that is not written. MDB codes. */
+static int release_claims(acr__txn_t *tx, const acr_event_t *ev, bool id_claimed,
+                          const stream_slot_t *s)
+{
+    int rc = 0;
+    if (id_claimed) {
+        MDB_val k = acr__val(ev->id.ptr, ev->id.len);
+        rc = mdb_del(tx->txn, tx->dbi[ACR_DB_IDS], &k, NULL);
     }
-    if (rc == 0 && v.mv_size == 8)
-        *out = acr__be_u64(v.mv_data);
-    return rc ? rc : (v.mv_size == 8 ? 0 : MDB_CORRUPTED);
+    if (rc == 0 && s != NULL && s->inserted) {
+        MDB_val k = acr__val(s->name, s->len);
+        rc = mdb_del(tx->txn, tx->dbi[ACR_DB_STREAMS], &k, NULL);
+    }
+    return rc;
 }
 
 /* Writes the record as the next seq, chaining its hash. MDB codes. */
@@ -135,20 +190,6 @@ static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t l
     return 0;
 }
 
-static int put_indexes(acr__txn_t *tx, const acr_event_t *ev, const char *stream,
-                       size_t stream_len, uint64_t seq, uint64_t version)
-{
-    uint8_t sv[8], vv[8];
-    acr__u64_be(seq, sv);
-    acr__u64_be(version, vv);
-    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, 0);
-    if (rc != 0)
-        return rc;
-    MDB_val sk = acr__val(stream, stream_len), svv = acr__val(vv, 8);
-    return mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0);
-}
-
 /* A rule violation is an input error; anything else aborts the transaction. */
 static bool is_rule_error(int code)
 {
@@ -157,42 +198,56 @@ static bool is_rule_error(int code)
 }
 
 /* Applies one event. 0 = applied (or duplicate), a rule error (err set), or
- * a fatal code (ACR_E* from a store failure; *mdb_rc holds the LMDB code). */
-static int apply_one(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t len,
-                     int64_t expected_version, int64_t now_ms, bool write, uint64_t *out_seq,
-                     bool *out_dup, int *mdb_rc, acr_err_t *err)
+ * a fatal code (ACR_E* from a store failure; *mdb_rc holds the LMDB code).
+ * When !write (an earlier event of the batch failed) the rules are still
+ * checked, but the id and stream claims are released and nothing is logged. */
+static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const uint8_t *rec,
+                     size_t len, int64_t expected_version, int64_t now_ms, bool write,
+                     uint64_t *out_seq, bool *out_dup, int *mdb_rc, acr_err_t *err)
 {
     acr_event_t ev;
     if (acr_record_decode(rec, len, &ev) != 0)
         return acr_err_set(err, ACR_ECORRUPT, "internal: an encoded event does not decode");
-    int rc = check_id(tx, rec, len, &ev, out_seq, err);
+    int rc = claim_id(tx, rec, len, &ev, head->seq + 1, out_seq, mdb_rc, err);
     if (rc == 1) {
         *out_dup = true;
         return 0;
     }
     if (rc != 0)
         return rc;
-    char stream[ACR_STRING_LEN_MAX + 16];
-    size_t stream_len = acr_event_stream(&ev, stream, sizeof stream);
-    uint64_t version;
-    if ((*mdb_rc = stream_version(tx, stream, stream_len, &version)) != 0)
+    stream_slot_t st;
+    st.len = acr_event_stream(&ev, st.name, sizeof st.name);
+    if ((*mdb_rc = claim_stream(streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "streams");
-    if (expected_version >= 0 && (uint64_t)expected_version != version) {
+    if (expected_version >= 0 && (uint64_t)expected_version != st.version) {
         snprintf(err->field, sizeof err->field, "expected_version");
-        return acr_err_set(err, ACR_EVERSION_CONFLICT,
-                           "stream %s is at version %llu, not %lld", stream,
-                           (unsigned long long)version, (long long)expected_version);
+        rc = acr_err_set(err, ACR_EVERSION_CONFLICT, "stream %s is at version %llu, not %lld",
+                         st.name, (unsigned long long)st.version, (long long)expected_version);
+    } else {
+        rc = acr__state_apply(tx, &ev, err);
     }
-    rc = acr__state_apply(tx, &ev, err);
-    if (rc != 0)
+    if (rc != 0 && !is_rule_error(rc))
         return rc;
-    if (!write)
-        return 0;
-    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, version + 1)) != 0 ||
-        (*mdb_rc = put_indexes(tx, &ev, stream, stream_len, head->seq, version + 1)) != 0)
+    if (rc != 0 || !write) {
+        if ((*mdb_rc = release_claims(tx, &ev, true, &st)) != 0)
+            return acr__mdb_err(*mdb_rc, err, "append");
+        return rc;
+    }
+    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1)) != 0 ||
+        (*mdb_rc = bump_stream(streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "append");
     *out_seq = head->seq;
     return 0;
+}
+
+/* Clears what apply_one may set, without zeroing the whole struct per event. */
+static void err_init(acr_err_t *err)
+{
+    err->code = 0;
+    err->line = 0;
+    err->id[0] = '\0';
+    err->field[0] = '\0';
+    err->msg[0] = '\0';
 }
 
 /* Applies a whole batch into tx. 0 when every event is valid; a rule error
@@ -202,17 +257,22 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
 {
     int first = 0;
     uint64_t first_seq = 0, appended = 0, dups = 0;
+    MDB_cursor *streams;
+    if ((*mdb_rc = mdb_cursor_open(tx->txn, tx->dbi[ACR_DB_STREAMS], &streams)) != 0)
+        return ACR_ESTORE;
     for (size_t i = 0; i < b->count; i++) {
         const acr_batch_item_t *it = &b->items[i];
         const uint8_t *rec = b->records.data + it->off;
         acr_err_t err;
-        acr_err_clear(&err);
+        err_init(&err);
         uint64_t seq = 0;
         bool dup = false;
-        int rc = apply_one(tx, head, rec, it->len, it->expected_version, now_ms, first == 0,
-                           &seq, &dup, mdb_rc, &err);
-        if (rc != 0 && !is_rule_error(rc))
+        int rc = apply_one(tx, streams, head, rec, it->len, it->expected_version, now_ms,
+                           first == 0, &seq, &dup, mdb_rc, &err);
+        if (rc != 0 && !is_rule_error(rc)) {
+            mdb_cursor_close(streams);
             return rc;
+        }
         if (rc != 0) {
             acr_event_t ev;
             if (acr_record_decode(rec, it->len, &ev) == 0)
@@ -227,6 +287,7 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
         if (!dup && appended++ == 0)
             first_seq = seq;
     }
+    mdb_cursor_close(streams);
     if (first == 0 && res != NULL) {
         res->first_seq = appended ? first_seq : 0;
         res->last_seq = appended ? head->seq : 0;

@@ -83,6 +83,22 @@ static void data_path(char *out, size_t cap, const char *name)
     pathf(out, cap, "data.%s", name);
 }
 
+/* fail() for data field f: the path "data.<name>" is formatted only here, on
+ * the error path, never for a field that passes. */
+__attribute__((format(printf, 4, 5))) static int fail_field(acr_err_t *err, int code, int f,
+                                                            const char *fmt, ...)
+{
+    if (err == NULL)
+        return code;
+    err->code = code;
+    snprintf(err->field, sizeof err->field, "data.%s", acr_field_name(f));
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
 /* ---- field kinds --------------------------------------------------------- */
 
 static bool is_hex128(const char *s, size_t len)
@@ -102,64 +118,63 @@ static bool is_period_id(const char *s, size_t len)
            acr_period_parse(ACR_PERIOD_QUARTER, s, len, &p);
 }
 
-/* Checks a string value against its field's kind. */
-static int check_string(parse_ctx_t *c, int f, const char *path, const char *s, size_t n)
+/* Checks a string value against its field's kind (shared by every input path). */
+static int check_string(parse_ctx_t *c, int f, const char *s, size_t n)
 {
     const char *name = acr_field_name(f);
     if (n > ACR_STRING_LEN_MAX)
-        return fail(c->err, ACR_ETOO_LARGE, path, "%s is %zu bytes, more than %d", name, n,
-                    ACR_STRING_LEN_MAX);
+        return fail_field(c->err, ACR_ETOO_LARGE, f, "%s is %zu bytes, more than %d", name, n,
+                          ACR_STRING_LEN_MAX);
     switch (acr__field_kind[f]) {
     case ACR_FK_ID:
         if (!acr__id_valid(s, n))
-            return fail(c->err, ACR_EINVALID_ID, path, "%s must match [A-Za-z0-9._:-]{1,64}",
-                        name);
+            return fail_field(c->err, ACR_EINVALID_ID, f, "%s must match [A-Za-z0-9._:-]{1,64}",
+                              name);
         return 0;
     case ACR_FK_ENUM:
         if (!acr__enum_valid(f, s, n))
-            return fail(c->err, ACR_EINVALID_VALUE, path, "%s must be one of %s", name,
-                        acr__enum_values(f));
+            return fail_field(c->err, ACR_EINVALID_VALUE, f, "%s must be one of %s", name,
+                              acr__enum_values(f));
         return 0;
     case ACR_FK_CURRENCY:
         if (acr_currency_decimals(s, n) < 0)
-            return fail(c->err, ACR_EINVALID_CURRENCY, path,
-                        "%s \"%.*s\" is not an ISO 4217 code known to the engine", name,
-                        (int)(n < 16 ? n : 16), s);
+            return fail_field(c->err, ACR_EINVALID_CURRENCY, f,
+                              "%s \"%.*s\" is not an ISO 4217 code known to the engine", name,
+                              (int)(n < 16 ? n : 16), s);
         return 0;
     case ACR_FK_DATE: {
         int32_t day;
         if (!acr_date_parse(s, n, &day))
-            return fail(c->err, ACR_EINVALID_VALUE, path,
-                        "%s must be a date YYYY-MM-DD between 1970-01-01 and 9999-12-31", name);
+            return fail_field(c->err, ACR_EINVALID_VALUE, f,
+                              "%s must be a date YYYY-MM-DD between 1970-01-01 and 9999-12-31",
+                              name);
         c->ev.num[f] = day;
         return 0;
     }
     case ACR_FK_HEX128:
         if (!is_hex128(s, n))
-            return fail(c->err, ACR_EINVALID_VALUE, path, "%s must be 32 lowercase hex digits",
-                        name);
+            return fail_field(c->err, ACR_EINVALID_VALUE, f, "%s must be 32 lowercase hex digits",
+                              name);
         return 0;
     default:
         if (memchr(s, '\0', n) != NULL)
-            return fail(c->err, ACR_EINVALID_VALUE, path, "%s must not contain NUL", name);
+            return fail_field(c->err, ACR_EINVALID_VALUE, f, "%s must not contain NUL", name);
         if (f == ACR_F_PERIOD && !is_period_id(s, n))
-            return fail(c->err, ACR_EINVALID_VALUE, path, "period must be YYYY-MM or YYYY-Qn");
+            return fail_field(c->err, ACR_EINVALID_VALUE, f, "period must be YYYY-MM or YYYY-Qn");
         return 0;
     }
 }
 
-static int check_integer(parse_ctx_t *c, int f, const char *path, json_t *v)
+/* Checks an integer value of an AMOUNT or UINT field (shared by every input path). */
+static int check_integer(parse_ctx_t *c, int f, int64_t n)
 {
     const char *name = acr_field_name(f);
-    if (!json_is_integer(v))
-        return fail(c->err, ACR_EWRONG_TYPE, path, "%s must be an integer", name);
-    json_int_t n = json_integer_value(v);
     if (acr__field_kind[f] == ACR_FK_UINT && n < 0)
-        return fail(c->err, ACR_EINVALID_VALUE, path, "%s must be >= 0", name);
+        return fail_field(c->err, ACR_EINVALID_VALUE, f, "%s must be >= 0", name);
     if (n > ACR_AMOUNT_ABS_MAX || n < -ACR_AMOUNT_ABS_MAX)
         if (acr__field_kind[f] == ACR_FK_AMOUNT)
-            return fail(c->err, ACR_EINVALID_VALUE, path, "|%s| must be <= 10^15", name);
-    c->ev.num[f] = (int64_t)n;
+            return fail_field(c->err, ACR_EINVALID_VALUE, f, "|%s| must be <= 10^15", name);
+    c->ev.num[f] = n;
     return 0;
 }
 
@@ -323,20 +338,24 @@ static int parse_json_field(parse_ctx_t *c, int f, const char *path, json_t *v)
 
 static int parse_field(parse_ctx_t *c, int f, json_t *v)
 {
-    char path[64];
-    data_path(path, sizeof path, acr_field_name(f));
     int kind = acr__field_kind[f];
     int rc;
     if (kind == ACR_FK_AMOUNT || kind == ACR_FK_UINT) {
-        rc = check_integer(c, f, path, v);
+        if (!json_is_integer(v))
+            return fail_field(c->err, ACR_EWRONG_TYPE, f, "%s must be an integer",
+                              acr_field_name(f));
+        rc = check_integer(c, f, (int64_t)json_integer_value(v));
     } else if (kind == ACR_FK_JSON) {
+        char path[64];
+        data_path(path, sizeof path, acr_field_name(f));
         rc = parse_json_field(c, f, path, v);
     } else {
         if (!json_is_string(v))
-            return fail(c->err, ACR_EWRONG_TYPE, path, "%s must be a string", acr_field_name(f));
+            return fail_field(c->err, ACR_EWRONG_TYPE, f, "%s must be a string",
+                              acr_field_name(f));
         const char *s = json_string_value(v);
         size_t n = json_string_length(v);
-        rc = check_string(c, f, path, s, n);
+        rc = check_string(c, f, s, n);
         c->ev.str[f].ptr = s;
         c->ev.str[f].len = (uint32_t)n;
     }
@@ -440,12 +459,21 @@ static int get_top_string(parse_ctx_t *c, json_t *root, const char *key, acr_str
     return 0;
 }
 
-static int parse_type_and_at(parse_ctx_t *c, json_t *root, bool allow_internal)
+/* ---- envelope checks, shared by every input path ------------------------- */
+
+static int check_id(parse_ctx_t *c, acr_str_t s)
 {
-    acr_str_t s;
-    int rc = get_top_string(c, root, "type", &s);
-    if (rc != 0)
-        return rc;
+    if (s.len > ACR_STRING_LEN_MAX)
+        return fail(c->err, ACR_ETOO_LARGE, "id", "id is longer than %d bytes",
+                    ACR_STRING_LEN_MAX);
+    if (!acr__id_valid(s.ptr, s.len))
+        return fail(c->err, ACR_EINVALID_ID, "id", "id must match [A-Za-z0-9._:-]{1,64}");
+    c->ev.id = s;
+    return 0;
+}
+
+static int check_type(parse_ctx_t *c, acr_str_t s, bool allow_internal)
+{
     int type = acr_event_type_from_name(s.ptr, s.len);
     if (type == ACR_EV_NONE)
         return fail(c->err, ACR_EUNKNOWN_TYPE, "type", "unknown event type \"%.*s\"",
@@ -454,9 +482,11 @@ static int parse_type_and_at(parse_ctx_t *c, json_t *root, bool allow_internal)
         return fail(c->err, ACR_EFORBIDDEN_TYPE, "type",
                     "period.closed is written only by payout close");
     c->ev.type = (uint8_t)type;
-    rc = get_top_string(c, root, "at", &s);
-    if (rc != 0)
-        return rc;
+    return 0;
+}
+
+static int check_at(parse_ctx_t *c, acr_str_t s)
+{
     if (!acr_ts_parse(s.ptr, s.len, &c->ev.at_ms))
         return fail(c->err, ACR_EINVALID_TIMESTAMP, "at",
                     "at must be RFC 3339, e.g. 2026-07-03T10:00:00Z (fraction <= 3 digits)");
@@ -464,6 +494,28 @@ static int parse_type_and_at(parse_ctx_t *c, json_t *root, bool allow_internal)
         return fail(c->err, ACR_EINVALID_TIMESTAMP, "at",
                     "at's local date must lie in 1970-01-01 .. 9999-12-31");
     return 0;
+}
+
+static int check_expected_version(parse_ctx_t *c, int64_t n, int64_t *expv)
+{
+    if (n < 0)
+        return fail(c->err, ACR_EINVALID_VALUE, "expected_version",
+                    "expected_version must be >= 0");
+    *expv = n;
+    return 0;
+}
+
+/* ---- the jansson path ---------------------------------------------------- */
+
+static int parse_type_and_at(parse_ctx_t *c, json_t *root, bool allow_internal)
+{
+    acr_str_t s;
+    int rc = get_top_string(c, root, "type", &s);
+    if (rc == 0)
+        rc = check_type(c, s, allow_internal);
+    if (rc == 0)
+        rc = get_top_string(c, root, "at", &s);
+    return rc == 0 ? check_at(c, s) : rc;
 }
 
 static int parse_envelope(parse_ctx_t *c, json_t *root, bool allow_internal, int64_t *expv)
@@ -474,15 +526,12 @@ static int parse_envelope(parse_ctx_t *c, json_t *root, bool allow_internal, int
         if (!top_key_known(key))
             return fail(c->err, ACR_EUNKNOWN_FIELD, key, "unknown event field \"%s\"", key);
     }
-    int rc = get_top_string(c, root, "id", &c->ev.id);
-    if (rc != 0)
-        return rc;
-    if (c->ev.id.len > ACR_STRING_LEN_MAX)
-        return fail(c->err, ACR_ETOO_LARGE, "id", "id is longer than %d bytes",
-                    ACR_STRING_LEN_MAX);
-    if (!acr__id_valid(c->ev.id.ptr, c->ev.id.len))
-        return fail(c->err, ACR_EINVALID_ID, "id", "id must match [A-Za-z0-9._:-]{1,64}");
-    rc = parse_type_and_at(c, root, allow_internal);
+    acr_str_t id;
+    int rc = get_top_string(c, root, "id", &id);
+    if (rc == 0)
+        rc = check_id(c, id);
+    if (rc == 0)
+        rc = parse_type_and_at(c, root, allow_internal);
     if (rc != 0)
         return rc;
     v = json_object_get(root, "expected_version");
@@ -490,10 +539,8 @@ static int parse_envelope(parse_ctx_t *c, json_t *root, bool allow_internal, int
         if (!json_is_integer(v))
             return fail(c->err, ACR_EWRONG_TYPE, "expected_version",
                         "expected_version must be an integer");
-        if (json_integer_value(v) < 0)
-            return fail(c->err, ACR_EINVALID_VALUE, "expected_version",
-                        "expected_version must be >= 0");
-        *expv = (int64_t)json_integer_value(v);
+        if ((rc = check_expected_version(c, (int64_t)json_integer_value(v), expv)) != 0)
+            return rc;
     }
     v = json_object_get(root, "data");
     if (v == NULL)
@@ -530,13 +577,307 @@ static int event_from_tree(json_t *root, int32_t offset_min, bool allow_internal
     return rc;
 }
 
+/* ---- the flat fast path ------------------------------------------------- */
+
+/* Almost every event is flat: an envelope of strings and integers plus a data
+ * object of strings and integers, plain ASCII, no escapes. Such an input is
+ * read by a small scanner (JSON) or reader (msgpack) into a flat_t, then
+ * checked by flat_finish with the same leaf checks as the jansson path
+ * (check_id, check_type, check_at, check_expected_version, check_string,
+ * check_integer, check_type_rules) and err == NULL. Anything else - an escape,
+ * a non-ASCII or control byte, a null/bool/float, a nested value, a number
+ * that is not -?(0|[1-9][0-9]{0,17}), a duplicate or unknown key, too many
+ * members, a missing member, or any failed check - makes the fast path give up
+ * (FLAT_NO) and the caller runs the jansson path from scratch, which produces
+ * the verdict and every error code, field path and message. So the fast path
+ * only ever says yes, and says it only for inputs the jansson path accepts
+ * with the same acr_event_t: that is what makes it exactly as strict. */
+
+#define FLAT_NO 1 /* not decided here: run the jansson path */
+_Static_assert(sizeof(((acr_err_t *)0)->id) > ACR_ID_LEN_MAX, "flat_ok_err copies a valid id");
+#define FLAT_DATA_MAX 16
+
+enum { TK_ID, TK_TYPE, TK_AT, TK_DATA, TK_EXPV, TK_ENGINE, TK__COUNT };
+enum { FV_STR = 1, FV_INT = 2 };
+
+typedef struct flat_val {
+    const char *s; /* FV_STR bytes (no escapes: the decoded value itself) */
+    int64_t i;     /* FV_INT value */
+    uint32_t n;    /* FV_STR length */
+    uint8_t kind;  /* FV_* */
+} flat_val_t;
+
+typedef struct flat {
+    flat_val_t top[TK__COUNT]; /* the envelope members, by TK_* */
+    uint32_t top_seen;         /* bit per TK_* (engine fields: one bit each, see top_key) */
+    uint32_t ndata;            /* data members, in input order */
+    struct {
+        const char *key;
+        uint32_t klen;
+        flat_val_t v;
+    } data[FLAT_DATA_MAX];
+} flat_t;
+
+/* The envelope key's TK_* and its bit in top_seen, -1 when unknown. */
+static int top_key(const char *k, size_t n, uint32_t *bit)
+{
+    static const struct {
+        const char *s;
+        uint8_t n, tk;
+    } keys[] = {{"id", 2, TK_ID},           {"type", 4, TK_TYPE},
+                {"at", 2, TK_AT},           {"data", 4, TK_DATA},
+                {"expected_version", 16, TK_EXPV}, {"seq", 3, TK_ENGINE},
+                {"recorded_at", 11, TK_ENGINE},    {"stream", 6, TK_ENGINE},
+                {"version", 7, TK_ENGINE},  {"hash", 4, TK_ENGINE}};
+    for (unsigned i = 0; i < sizeof keys / sizeof *keys; i++)
+        if (keys[i].n == n && memcmp(keys[i].s, k, n) == 0) {
+            *bit = 1u << i;
+            return keys[i].tk;
+        }
+    return -1;
+}
+
+/* Field names and lengths, by acr_field_t. */
+static const struct {
+    const char *s;
+    uint8_t n;
+} field_names[ACR_F__COUNT] = {
+#define XX(name, json, kind) {json, sizeof json - 1},
+    ACR_FIELD_MAP(XX)
+#undef XX
+};
+
+static int schema_field(const acr_type_schema_t *sc, const char *k, uint32_t n)
+{
+    for (unsigned i = 0; i < sc->field_count; i++) {
+        int f = sc->fields[i];
+        if (field_names[f].n == n && memcmp(field_names[f].s, k, n) == 0)
+            return f;
+    }
+    return -1;
+}
+
+static int flat_str(const flat_t *fl, int tk, acr_str_t *out)
+{
+    if (fl->top[tk].kind != FV_STR)
+        return FLAT_NO;
+    out->ptr = fl->top[tk].s;
+    out->len = fl->top[tk].n;
+    return 0;
+}
+
+/* One data member into c->ev; FLAT_NO for anything the jansson path must judge. */
+static int flat_field(parse_ctx_t *c, int f, const flat_val_t *v)
+{
+    int kind = acr__field_kind[f];
+    if (kind == ACR_FK_AMOUNT || kind == ACR_FK_UINT) {
+        if (v->kind != FV_INT || check_integer(c, f, v->i) != 0)
+            return FLAT_NO;
+    } else {
+        if (kind == ACR_FK_JSON || v->kind != FV_STR || check_string(c, f, v->s, v->n) != 0)
+            return FLAT_NO;
+        c->ev.str[f].ptr = v->s;
+        c->ev.str[f].len = v->n;
+    }
+    c->ev.present |= 1u << f;
+    return 0;
+}
+
+/* Validates a scanned flat event into c->ev (c->err is NULL): 0 or FLAT_NO. */
+static int flat_finish(parse_ctx_t *c, const flat_t *fl, bool allow_internal, int64_t *expv)
+{
+    uint32_t need = (1u << 0) | (1u << 1) | (1u << 2) | (1u << 3); /* id, type, at, data */
+    acr_str_t s;
+    if ((fl->top_seen & need) != need)
+        return FLAT_NO;
+    if (flat_str(fl, TK_ID, &s) != 0 || check_id(c, s) != 0 || flat_str(fl, TK_TYPE, &s) != 0 ||
+        check_type(c, s, allow_internal) != 0 || flat_str(fl, TK_AT, &s) != 0 ||
+        check_at(c, s) != 0)
+        return FLAT_NO;
+    if (fl->top_seen & (1u << 4)) {
+        if (fl->top[TK_EXPV].kind != FV_INT ||
+            check_expected_version(c, fl->top[TK_EXPV].i, expv) != 0)
+            return FLAT_NO;
+    }
+    const acr_type_schema_t *sc = acr_event_schema(c->ev.type);
+    const flat_val_t *val[ACR_F__COUNT] = {0};
+    for (uint32_t i = 0; i < fl->ndata; i++) {
+        int f = schema_field(sc, fl->data[i].key, fl->data[i].klen);
+        if (f < 0 || val[f] != NULL) /* unknown or duplicate: the slow path says which */
+            return FLAT_NO;
+        val[f] = &fl->data[i].v;
+    }
+    for (unsigned i = 0; i < sc->field_count; i++) {
+        int f = sc->fields[i];
+        if (val[f] == NULL) {
+            if ((sc->required >> f) & 1u)
+                return FLAT_NO;
+        } else if (flat_field(c, f, val[f]) != 0) {
+            return FLAT_NO;
+        }
+    }
+    return check_type_rules(c) == 0 ? 0 : FLAT_NO;
+}
+
+/* Records one envelope member; data members are kept raw until the type is
+ * known (data may come before type). NULL when the fast path gives up. */
+static flat_val_t *flat_slot(flat_t *fl, bool top, const char *k, uint32_t n, int *tk)
+{
+    if (!top) {
+        if (fl->ndata == FLAT_DATA_MAX)
+            return NULL;
+        fl->data[fl->ndata].key = k;
+        fl->data[fl->ndata].klen = n;
+        *tk = -1;
+        return &fl->data[fl->ndata++].v;
+    }
+    uint32_t bit;
+    *tk = top_key(k, n, &bit);
+    if (*tk < 0 || (fl->top_seen & bit)) /* unknown or duplicate */
+        return NULL;
+    fl->top_seen |= bit;
+    return &fl->top[*tk];
+}
+
+/* -- JSON -- */
+
+static const uint8_t *js_ws(const uint8_t *p, const uint8_t *end)
+{
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+        p++;
+    return p;
+}
+
+/* A string at p (its opening quote) made only of 0x20..0x7f bytes other than
+ * '\\' (so its JSON text is its value); returns the byte after the closing
+ * quote, NULL for anything else. */
+static const uint8_t *js_plain_str(const uint8_t *p, const uint8_t *end, const char **s,
+                                   uint32_t *n)
+{
+    const uint8_t *q = ++p;
+    for (; q < end; q++) {
+        uint8_t ch = *q;
+        if (ch == '"') {
+            *s = (const char *)p;
+            *n = (uint32_t)(q - p);
+            return q + 1;
+        }
+        if (ch < 0x20 || ch >= 0x80 || ch == '\\')
+            return NULL;
+    }
+    return NULL;
+}
+
+/* An integer -?(0|[1-9][0-9]{0,17}) not followed by a digit, '.', 'e' or 'E'
+ * (those make it a real, an error or a longer number: the slow path's). */
+static const uint8_t *js_int(const uint8_t *p, const uint8_t *end, int64_t *out)
+{
+    bool neg = p < end && *p == '-';
+    p += neg;
+    if (p >= end || *p < '0' || *p > '9')
+        return NULL;
+    const uint8_t *first = p;
+    int64_t v = 0;
+    if (*p == '0')
+        p++;
+    else
+        for (; p < end && *p >= '0' && *p <= '9'; p++) {
+            if (p - first >= 18)
+                return NULL;
+            v = v * 10 + (*p - '0');
+        }
+    if (p < end && ((*p >= '0' && *p <= '9') || *p == '.' || *p == 'e' || *p == 'E'))
+        return NULL;
+    *out = neg ? -v : v;
+    return p;
+}
+
+/* A flat object at p ('{'): the envelope (top) or data. Returns the byte
+ * after its '}', NULL when the fast path gives up. */
+static const uint8_t *js_object(const uint8_t *p, const uint8_t *end, flat_t *fl, bool top)
+{
+    p = js_ws(p + 1, end);
+    if (p < end && *p == '}')
+        return p + 1;
+    for (;;) {
+        const char *k;
+        uint32_t kn;
+        int tk;
+        if (p >= end || *p != '"' || (p = js_plain_str(p, end, &k, &kn)) == NULL)
+            return NULL;
+        p = js_ws(p, end);
+        if (p >= end || *p != ':')
+            return NULL;
+        p = js_ws(p + 1, end);
+        flat_val_t *v = flat_slot(fl, top, k, kn, &tk);
+        if (v == NULL || p >= end)
+            return NULL;
+        if (tk == TK_DATA) {
+            if (*p != '{' || (p = js_object(p, end, fl, false)) == NULL)
+                return NULL;
+        } else if (*p == '"') {
+            v->kind = FV_STR;
+            if ((p = js_plain_str(p, end, &v->s, &v->n)) == NULL)
+                return NULL;
+        } else {
+            v->kind = FV_INT;
+            if ((p = js_int(p, end, &v->i)) == NULL)
+                return NULL;
+        }
+        p = js_ws(p, end);
+        if (p >= end)
+            return NULL;
+        if (*p == '}')
+            return p + 1;
+        if (*p != ',')
+            return NULL;
+        p = js_ws(p + 1, end);
+    }
+}
+
+static int flat_json(parse_ctx_t *c, const char *text, size_t len, bool allow_internal,
+                     int64_t *expv)
+{
+    const uint8_t *p = (const uint8_t *)text, *end = p + len;
+    flat_t fl;
+    fl.top_seen = 0;
+    fl.ndata = 0;
+    p = js_ws(p, end);
+    if (p >= end || *p != '{' || (p = js_object(p, end, &fl, true)) == NULL ||
+        js_ws(p, end) != end)
+        return FLAT_NO;
+    return flat_finish(c, &fl, allow_internal, expv);
+}
+
+/* On success the jansson path leaves err cleared but for the event id (and
+ * the caller's line); this does the same without clearing 400 bytes. */
+static void flat_ok_err(acr_err_t *err, acr_str_t id)
+{
+    if (err == NULL)
+        return;
+    err->code = 0;
+    err->field[0] = '\0';
+    err->msg[0] = '\0';
+    memcpy(err->id, id.ptr, id.len); /* id_valid: 1..64 bytes, no NUL */
+    err->id[id.len] = '\0';
+}
+
+/* The fast path; FLAT_NO when the jansson path must run. */
+static int fast_event(const char *text, size_t len, const uint8_t *mp, int32_t offset_min,
+                      bool allow_internal, acr_buf_t *out, int64_t *out_expv, acr_err_t *err,
+                      size_t *consumed);
+
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
                          bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
                          acr_err_t *err)
 {
-    err_reset(err);
     if (out_expected_version != NULL)
         *out_expected_version = ACR_NO_EXPECTED_VERSION;
+    if (len <= ACR_EVENT_JSON_MAX &&
+        fast_event(text, len, NULL, utc_offset_min, allow_internal, out, out_expected_version,
+                   err, NULL) == 0)
+        return 0;
+    err_reset(err);
     if (len > ACR_EVENT_JSON_MAX)
         return fail(err, ACR_ETOO_LARGE, "", "the event's JSON is %zu bytes, more than %d", len,
                     ACR_EVENT_JSON_MAX);
@@ -695,6 +1036,87 @@ static bool mp_skip(mp_reader_t *r)
     return true;
 }
 
+/* -- msgpack, flat fast path (see "the flat fast path") -- */
+
+static bool mp_ascii(const uint8_t *p, uint64_t n)
+{
+    for (uint64_t i = 0; i < n; i++)
+        if (p[i] >= 0x80)
+            return false;
+    return true;
+}
+
+/* The n entries of a flat map into fl; false when the fast path gives up. */
+static bool mpf_map(mp_reader_t *r, uint64_t n, flat_t *fl, bool top)
+{
+    for (uint64_t k = 0; k < n; k++) {
+        mp_item_t key, val;
+        int tk;
+        if (!mp_next(r, &key) || key.kind != MP_STR || key.n > 64)
+            return false;
+        flat_val_t *v = flat_slot(fl, top, (const char *)key.body, (uint32_t)key.n, &tk);
+        if (v == NULL || !mp_next(r, &val))
+            return false;
+        if (tk == TK_DATA) {
+            if (val.kind != MP_MAP || !mpf_map(r, val.n, fl, false))
+                return false;
+            continue;
+        }
+        if (val.kind == MP_STR) {
+            if (val.n > ACR_STRING_LEN_MAX || !mp_ascii(val.body, val.n))
+                return false;
+            v->kind = FV_STR;
+            v->s = (const char *)val.body;
+            v->n = (uint32_t)val.n;
+        } else if (val.kind == MP_INT || (val.kind == MP_UINT && val.n <= (uint64_t)INT64_MAX)) {
+            v->kind = FV_INT;
+            v->i = val.kind == MP_INT ? val.i : (int64_t)val.n;
+        } else {
+            return false;
+        }
+    }
+    return true;
+}
+
+static int flat_msgpack(parse_ctx_t *c, const uint8_t *p, size_t len, int64_t *expv,
+                        size_t *consumed)
+{
+    mp_reader_t r = {p, p + len};
+    mp_item_t it;
+    flat_t fl;
+    fl.top_seen = 0;
+    fl.ndata = 0;
+    if (p == NULL || !mp_next(&r, &it) || it.kind != MP_MAP || !mpf_map(&r, it.n, &fl, true))
+        return FLAT_NO;
+    *consumed = (size_t)(r.p - p);
+    if (*consumed > ACR_EVENT_JSON_MAX)
+        return FLAT_NO;
+    return flat_finish(c, &fl, false, expv);
+}
+
+static int fast_event(const char *text, size_t len, const uint8_t *mp, int32_t offset_min,
+                      bool allow_internal, acr_buf_t *out, int64_t *out_expv, acr_err_t *err,
+                      size_t *consumed)
+{
+    parse_ctx_t c;
+    memset(&c.ev, 0, sizeof c.ev);
+    c.json_text = NULL;
+    c.offset_min = offset_min;
+    c.err = NULL;
+    int64_t expv = ACR_NO_EXPECTED_VERSION;
+    size_t used = 0;
+    int rc = mp != NULL ? flat_msgpack(&c, mp, len, &expv, &used)
+                        : flat_json(&c, text, len, allow_internal, &expv);
+    if (rc != 0 || acr_record_encode(&c.ev, out) != 0)
+        return FLAT_NO; /* the jansson path decides, ACR_ENOMEM included */
+    flat_ok_err(err, c.ev.id);
+    if (out_expv != NULL)
+        *out_expv = expv;
+    if (consumed != NULL)
+        *consumed = used;
+    return 0;
+}
+
 typedef struct mp_conv {
     mp_reader_t r;
     acr_err_t *err;
@@ -817,10 +1239,13 @@ int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
                             int32_t utc_offset_min, acr_buf_t *out,
                             int64_t *out_expected_version, acr_err_t *err)
 {
-    err_reset(err);
     *consumed = 0;
     if (out_expected_version != NULL)
         *out_expected_version = ACR_NO_EXPECTED_VERSION;
+    if (fast_event(NULL, len, p, utc_offset_min, false, out, out_expected_version, err,
+                   consumed) == 0)
+        return 0;
+    err_reset(err);
     mp_conv_t v = {{p, p + len}, err, 0, ""};
     if (p == NULL || len == 0 || !mp_skip(&v.r))
         return fail(err, ACR_EMALFORMED_MSGPACK, "", "truncated or invalid msgpack");

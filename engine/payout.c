@@ -56,42 +56,67 @@ typedef struct feed_state {
     bool any_event;
 } feed_state_t;
 
-/* Feeds events 1..through_seq and the statements of the closes among them. */
+#define FEED_BATCH 64 /* events decoded ahead, so the processor can prefetch their ids */
+
+/* Feeds events 1..through_seq and the statements of the closes among them. Events are
+ * decoded in batches (their slices stay valid while r is open); a period.closed ends its
+ * batch so that its statement is added before the next event. */
 static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, feed_state_t *fs,
                     acr_err_t *err)
 {
-    acr_event_t ev;
+    acr_event_t *evs = malloc(FEED_BATCH * sizeof *evs);
+    if (evs == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
     int rc = acr_reader_seek(r, 1, err);
-    for (uint64_t fed = 0; rc == 0 && fed < through_seq; fed = ev.seq) {
-        if ((rc = acr_reader_next(r, &ev, NULL, err)) != 1)
-            return rc == 0 ? acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early") : rc;
-        if ((rc = acr_comm_feed(c, &ev, err)) != 0)
-            return rc;
-        if (ev.type == ACR_EV_PERIOD_CLOSED) {
-            char period[ACR_PERIOD_ID_MAX + 1];
-            acr_str_t p = ev.str[ACR_F_PERIOD];
-            snprintf(period, sizeof period, "%.*s", (int)p.len, p.ptr);
-            const char *csv;
-            size_t csv_len;
-            rc = acr_reader_statement(r, period, &csv, &csv_len, err);
-            if (rc == 0)
-                rc = acr_comm_add_closed(c, csv, csv_len, err);
-        } else if (!fs->any_event || ev.at_ms > fs->max_at_ms) {
-            fs->max_at_ms = ev.at_ms;
-            fs->any_event = true;
+    uint64_t fed = 0;
+    while (rc == 0 && fed < through_seq) {
+        size_t n = 0;
+        bool closed = false;
+        while (n < FEED_BATCH && fed < through_seq) {
+            acr_event_t *ev = &evs[n];
+            if ((rc = acr_reader_next(r, ev, NULL, err)) != 1) {
+                rc = rc == 0 ? acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early") : rc;
+                break;
+            }
+            rc = 0;
+            n++;
+            fed = ev->seq;
+            if (ev->type == ACR_EV_PERIOD_CLOSED) {
+                closed = true;
+                break;
+            }
+            if (!fs->any_event || ev->at_ms > fs->max_at_ms) {
+                fs->max_at_ms = ev->at_ms;
+                fs->any_event = true;
+            }
         }
+        if (rc != 0)
+            break;
+        if ((rc = acr_comm_feed_batch(c, evs, n, err)) != 0 || !closed)
+            continue;
+        char period[ACR_PERIOD_ID_MAX + 1];
+        acr_str_t p = evs[n - 1].str[ACR_F_PERIOD];
+        snprintf(period, sizeof period, "%.*s", (int)p.len, p.ptr);
+        const char *csv;
+        size_t csv_len;
+        rc = acr_reader_statement(r, period, &csv, &csv_len, err);
+        if (rc == 0)
+            rc = acr_comm_add_closed(c, csv, csv_len, err);
     }
+    free(evs);
     return rc;
 }
 
 static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
-                   const acr_payout_request_t *req, acr_payout_t *out, feed_state_t *fs,
-                   acr_err_t *err)
+                   const acr_payout_request_t *req, const acr_comm_output_t *o,
+                   acr_payout_t *out, feed_state_t *fs, acr_err_t *err)
 {
     acr_comm_config_t cfg = {l->cfg.period_kind, l->cfg.utc_offset_min, period, through_seq};
     acr_comm_t *c = acr_comm_new(&cfg);
     if (c == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (o != NULL)
+        acr_comm_set_output(c, o);
     int rc = feed_log(r, c, through_seq, fs, err);
     for (size_t i = 0; rc == 0 && req != NULL && i < req->whatif_plan_count; i++)
         rc = acr_comm_add_whatif_plan(c, req->whatif_plans[i], req->whatif_plan_lens[i], err);
@@ -124,6 +149,12 @@ static void payout_init(const acr_ledger_t *l, acr_payout_t *out, int32_t period
 int acr_payout_run(acr_ledger_t *l, const acr_payout_request_t *req, acr_payout_t *out,
                    acr_err_t *err)
 {
+    return acr_payout_run_ex(l, req, NULL, out, err);
+}
+
+int acr_payout_run_ex(acr_ledger_t *l, const acr_payout_request_t *req,
+                      const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err)
+{
     int32_t period;
     int rc = parse_period(l, req->period_id, &period, err);
     if (rc != 0)
@@ -147,7 +178,7 @@ int acr_payout_run(acr_ledger_t *l, const acr_payout_request_t *req, acr_payout_
     }
     feed_state_t fs = {0, false};
     if (rc == 0)
-        rc = compute(l, r, period, x, req, out, &fs, err);
+        rc = compute(l, r, period, x, req, o, out, &fs, err);
     acr_reader_close(r);
     return rc;
 }
@@ -222,7 +253,8 @@ static int close_event(const acr_payout_t *p, const char *period_id, acr_buf_t *
 }
 
 /* One attempt: compute as of the head and check every refusal. */
-static int close_compute(acr_ledger_t *l, int32_t period, acr_payout_t *out, acr_err_t *err)
+static int close_compute(acr_ledger_t *l, int32_t period, const acr_comm_output_t *o,
+                         acr_payout_t *out, acr_err_t *err)
 {
     acr_reader_t *r;
     int rc = acr_reader_open(l, &r, err);
@@ -231,7 +263,7 @@ static int close_compute(acr_ledger_t *l, int32_t period, acr_payout_t *out, acr
     feed_state_t fs = {0, false};
     rc = check_close_order(r, l, period, out->period_id, err);
     if (rc == 0)
-        rc = compute(l, r, period, acr_reader_head_seq(r), NULL, out, &fs, err);
+        rc = compute(l, r, period, acr_reader_head_seq(r), NULL, o, out, &fs, err);
     int32_t last;
     if (rc == 0 && (rc = latest_close(r, l, &last, err)) == 0) {
         int32_t first_day = acr_period_first_day(l->cfg.period_kind, period);
@@ -254,11 +286,18 @@ static int close_compute(acr_ledger_t *l, int32_t period, acr_payout_t *out, acr
 int acr_payout_close(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err)
 {
+    return acr_payout_close_ex(l, period_id, false, out, out_close_seq, err);
+}
+
+int acr_payout_close_ex(acr_ledger_t *l, const char *period_id, bool omit_lines,
+                        acr_payout_t *out, uint64_t *out_close_seq, acr_err_t *err)
+{
+    acr_comm_output_t o = {NULL, NULL, omit_lines}; /* the CSV is stored: always in memory */
     int32_t period;
     int rc = parse_period(l, period_id, &period, err);
     for (int attempt = 0; rc == 0; attempt++) {
         payout_init(l, out, period);
-        if ((rc = close_compute(l, period, out, err)) != 0)
+        if ((rc = close_compute(l, period, &o, out, err)) != 0)
             break;
         acr_event_t ev;
         char id[64];
@@ -328,7 +367,8 @@ int acr_payout_audit(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
     }
     feed_state_t fs = {0, false};
     if (rc == 0)
-        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], NULL, out, &fs, err);
+        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], NULL, NULL, out, &fs,
+                     err);
     if (rc == 0) {
         audit->first_diff_line =
             first_diff_line(stored, stored_len, out->stmt.csv, out->stmt.csv_len);

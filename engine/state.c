@@ -568,6 +568,51 @@ static int deal_closed(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 
 /* ---- Sales, refunds, adjustments ---------------------------------------- */
 
+/* Inserts a new sale row in the descent that checks for it (MDB_NOOVERWRITE):
+ * 0 inserted, 1 the sale exists (its row checked as load_sale would),
+ * negative on store failure. */
+static int insert_sale(acr__txn_t *tx, acr_str_t id, const sale_state_t *s, acr_err_t *err)
+{
+    acr_buf_t *b = &tx->scratch;
+    acr_buf_reset(b);
+    if (acr__kv_put_str(b, s->partner_id.ptr, s->partner_id.len) ||
+        acr__kv_put_i64(b, s->amount_minor) || acr__kv_put_i64(b, s->refunded_minor) ||
+        acr__kv_put_i64(b, s->at_ms))
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    MDB_val k = key1(id), v = acr__val(b->data, b->len);
+    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_SALES], &k, &v, MDB_NOOVERWRITE);
+    if (rc == 0)
+        return 0;
+    if (rc != MDB_KEYEXIST)
+        return acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_SALES));
+    acr__kv_reader_t r;
+    acr__kv_reader_init(&r, v.mv_data, v.mv_size);
+    (void)acr__kv_get_str(&r);
+    (void)acr__kv_get_i64(&r);
+    (void)acr__kv_get_i64(&r);
+    (void)acr__kv_get_i64(&r);
+    return r.bad ? acr_err_set(err, ACR_ECORRUPT, "sale record damaged") : 1;
+}
+
+/* The checks after the sale's own: its deal and rep (nothing written). */
+static int sale_refs(acr__txn_t *tx, const acr_event_t *ev, acr_str_t pid, acr_err_t *err)
+{
+    int rc;
+    if (ACR_HAS(ev, ACR_F_DEAL_ID)) {
+        deal_state_t d;
+        acr_str_t did = F(ev, ACR_F_DEAL_ID);
+        if ((rc = load_deal(tx, did, &d, err)) < 0)
+            return rc;
+        if (rc == 0 || !str_eq(d.partner_id, pid))
+            return rule(err, ACR_EUNKNOWN_DEAL, ACR_F_DEAL_ID, "partner has no deal %.*s",
+                        did.ptr, did.len);
+    }
+    return check_rep(tx, ev, pid, err);
+}
+
+/* The sale row is written where the duplicate check happens (one descent of
+ * the largest state table instead of a get and a put) and removed again if a
+ * later check fails, so a rejected event still changes nothing. */
 static int sale_recorded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     partner_state_t p;
@@ -581,27 +626,21 @@ static int sale_recorded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     if (!str_eq(p.currency, F(ev, ACR_F_CURRENCY)))
         return rule(err, ACR_ECURRENCY_MISMATCH, ACR_F_CURRENCY,
                     "the sale's currency is not partner %.*s's", pid.ptr, pid.len);
-    sale_state_t s;
-    if ((rc = load_sale(tx, sid, &s, err)) != 0)
+    sale_state_t s = {pid, ev->num[ACR_F_AMOUNT_MINOR], 0, ev->at_ms};
+    if ((rc = insert_sale(tx, sid, &s, err)) != 0)
         return rc < 0 ? rc
                       : rule(err, ACR_EDUPLICATE, ACR_F_SALE_ID, "sale %.*s exists", sid.ptr,
                              sid.len);
-    if (ACR_HAS(ev, ACR_F_DEAL_ID)) {
-        deal_state_t d;
-        acr_str_t did = F(ev, ACR_F_DEAL_ID);
-        if ((rc = load_deal(tx, did, &d, err)) < 0)
-            return rc;
-        if (rc == 0 || !str_eq(d.partner_id, pid))
-            return rule(err, ACR_EUNKNOWN_DEAL, ACR_F_DEAL_ID, "partner has no deal %.*s",
-                        did.ptr, did.len);
-    }
-    if ((rc = check_rep(tx, ev, pid, err)) != 0)
-        return rc;
-    s.partner_id = pid;
-    s.amount_minor = ev->num[ACR_F_AMOUNT_MINOR];
-    s.refunded_minor = 0;
-    s.at_ms = ev->at_ms;
-    return store_sale(tx, sid, &s, err);
+    if ((rc = sale_refs(tx, ev, pid, err)) == 0)
+        return 0;
+    int exit_code = acr_err_exit_code(rc);
+    if (exit_code != 3 && exit_code != 4)
+        return rc; /* a store failure: the transaction is aborted anyway */
+    acr_err_t derr;
+    int drc = del(tx, ACR_DB_SALES, key1(sid), &derr);
+    if (drc != 0)
+        *err = derr;
+    return drc != 0 ? drc : rc;
 }
 
 static int sale_refunded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)

@@ -89,16 +89,64 @@ typedef struct acr__update {
     acr__attrs_t v;      /* kind unused */
 } acr__update_t;
 
-typedef struct acr__sale {   /* 48 bytes: one per sale with period <= U */
+/* One per sale with period <= U: 40 bytes, in feed (= seq) order. The sale id lives inline
+ * when it has <= 8 bytes, else in the id pool (length-prefixed), see acr__sale_id(). */
+typedef struct acr__sale {
     int64_t at_ms;
     uint64_t seq;
     int64_t amount_minor;
-    int64_t refunded_minor;  /* refunds fed so far (seq order) */
-    uint32_t id;             /* sale_ids index */
     uint32_t partner;
-    uint32_t customer;       /* customers index */
-    uint32_t product;        /* attrs index */
+    uint32_t meta;           /* product (ACR__PRODUCT_BITS) | id length << 22 | flags */
+    union {
+        char inl[8];         /* id bytes when length <= 8 */
+        uint64_t off;        /* else the pool offset of a u32 length + the bytes */
+    } id;
 } acr__sale_t;
+
+#define ACR__PRODUCT_BITS 22
+#define ACR__PRODUCT_MAX ((1u << ACR__PRODUCT_BITS) - 1) /* exclusive: attrs index limit */
+#define ACR__SALE_LEN_SHIFT 22
+#define ACR__SALE_LEN_POOL 255u          /* length field value: id in the pool */
+#define ACR__SALE_NEWCUST (1u << 30)     /* first sale of its customer (set at finish) */
+#define ACR__SALE_REFUNDED (1u << 31)    /* has a refund record (acr__rsum_t) */
+#define ACR__SALE_PRODUCT(s) ((s)->meta & ACR__PRODUCT_MAX)
+
+/* Refunded totals of the sales that have refunds: a small table keyed by sale index. */
+typedef struct acr__rsum {
+    uint32_t sale;           /* sales index + 1, 0 = empty slot */
+    uint32_t pos;            /* finish: position in the partner's ordered sales */
+    int64_t refunded_minor;  /* refunds fed so far (seq order) */
+} acr__rsum_t;
+
+/* Sale-id table: slots of {hash tag, sales index + 1}; the bytes are compared only when the
+ * 32-bit tag (hash >> 32) matches, the low bits choosing the slot. */
+typedef struct acr__sidtab {
+    uint64_t *slots;         /* tag << 32 | (idx + 1), 0 = empty */
+    uint64_t mask;           /* slot count - 1, 0 before the first insert */
+    size_t count;
+} acr__sidtab_t;
+
+/* Customer -> first sale by (at, seq), one 32-byte entry stored inline in the table, so
+ * a lookup is one cache line: tag, first sale, its at, and the id bytes (<= 15 inline). */
+typedef struct acr__cust {
+    uint32_t tag;            /* hash >> 32 */
+    uint32_t first_sale;     /* sales index of the first sale, ACR__NONE when it has no record */
+    int64_t first_at_ms;
+    uint8_t len;             /* 0 = empty slot; id length + 1 when <= 15 bytes, else 255 (pool) */
+    char b[15];              /* the id bytes, or the pool offset (uint64_t) */
+} acr__cust_t;
+
+typedef struct acr__custtab {
+    acr__cust_t *ents;
+    uint64_t mask;
+    size_t count;
+} acr__custtab_t;
+
+/* Id bytes that do not fit inline: u32 length + bytes, in one growable buffer. */
+typedef struct acr__pool {
+    char *data;
+    size_t len, cap;
+} acr__pool_t;
 
 typedef struct acr__refund { /* one per refund with period <= U */
     int64_t at_ms;
@@ -116,11 +164,6 @@ typedef struct acr__adj {    /* one per adjustment with period <= U */
     const char *id;          /* arena */
     uint32_t partner;
 } acr__adj_t;
-
-typedef struct acr__customer {
-    int64_t first_at_ms;     /* the first sale by (at, seq), whole log */
-    uint64_t first_seq;
-} acr__customer_t;
 
 typedef struct acr__plan_ver {
     acr_plan_t plan;
@@ -147,23 +190,26 @@ typedef struct acr__paid {   /* one line identity of the closed statements */
 
 struct acr_comm {
     acr_comm_config_t cfg;
+    acr_comm_output_t output;
     acr__arena_t arena;          /* every string; handed to the statement at finish */
     acr__strtab_t partner_ids;   /* index = partners index */
     acr__strtab_t attrs;         /* tier/kind/region/plan_id/product values */
-    acr__strtab_t sale_ids;      /* index = sales index */
-    acr__strtab_t customer_ids;  /* index = customers index */
+    acr__sidtab_t sale_ids;      /* sale id -> sales index */
+    acr__custtab_t customers;    /* customer id -> first sale, whole log */
+    acr__pool_t pool;            /* long sale / customer ids */
     acr__partner_t *partners;
     size_t partners_cap;
     acr__update_t *updates;
     size_t update_count, updates_cap;
     acr__sale_t *sales;
-    size_t sales_cap;            /* count is sale_ids.count */
+    size_t sale_count, sales_cap;
+    acr__rsum_t *rsums;          /* open addressing on the sale index */
+    size_t rsum_count, rsum_mask;
+    int64_t run_end_ms;          /* first ms after the run's period: later events are after U */
     acr__refund_t *refunds;
     size_t refund_count, refunds_cap;
     acr__adj_t *adjs;
     size_t adj_count, adjs_cap;
-    acr__customer_t *customers;
-    size_t customers_cap;
     acr__plan_ver_t *plans;      /* publish order, what-if ones last */
     size_t plan_count, plans_cap;
     acr__paid_t *paid;
@@ -173,6 +219,27 @@ struct acr_comm {
     bool finished;
 };
 
+/* The sale id of s: *n bytes at the returned pointer (inline or pool, not NUL-terminated). */
+static inline const char *acr__sale_id(const acr_comm_t *c, const acr__sale_t *s, uint32_t *n)
+{
+    uint32_t len = (s->meta >> ACR__SALE_LEN_SHIFT) & 0xff;
+    if (len != ACR__SALE_LEN_POOL) {
+        *n = len;
+        return s->id.inl;
+    }
+    uint32_t l32;
+    __builtin_memcpy(&l32, c->pool.data + s->id.off, 4);
+    *n = l32;
+    return c->pool.data + s->id.off + 4;
+}
+
+/* Appends u32 length + bytes to the pool; *out_off its offset. */
+int acr__pool_add(acr__pool_t *pl, const char *s, uint32_t n, uint64_t *out_off);
+/* Refund sum entry of sale idx, created (zero) when create and missing; NULL when absent. */
+acr__rsum_t *acr__rsum_get(acr_comm_t *c, uint32_t sale, bool create);
+/* Drops the feed-only tables (sale ids, customers) once new-customer flags are set. */
+void acr__mark_new_customers(acr_comm_t *c);
+
 /* Partner index of id, added unregistered when new. */
 int acr__partner_intern(acr_comm_t *c, const char *id, uint32_t len, uint32_t *out_idx);
 /* Hash of a line identity. */
@@ -181,10 +248,19 @@ uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, con
 /* The paid entry of an identity, or NULL. */
 acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
                             unsigned kind, const char *src, size_t src_len, uint32_t hash);
-/* The now-side lines and the restatement (lines.c): fills st->lines and unplanned. */
+/* The now-side lines and the restatement (lines.c), handed to the output one by one in
+ * statement order; fills st->unplanned. */
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);
-/* CSV, fingerprint and totals of st->lines (statement.c). */
-int acr__statement_build(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);
+
+/* The statement's output (statement.c): line numbers, totals, plans used, the CSV bytes
+ * (kept or streamed to cfg.csv_write), the fingerprint, and st->lines unless omitted. */
+typedef struct acr__out acr__out_t;
+acr__out_t *acr__out_begin(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);
+/* One line in statement order. l->source_id is copied when !stable and lines are kept. */
+int acr__out_line(acr__out_t *o, const acr_line_t *l, bool stable, acr_err_t *err);
+/* Flushes the CSV, sets csv/csv_len/fingerprint and sorts the totals; frees o. */
+int acr__out_end(acr__out_t *o, acr_err_t *err);
+void acr__out_abort(acr__out_t *o);
 /* Overflow error naming partner and period. */
 int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period);
 

@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* the short-id paths inline: a few instructions, no call */
+#include <xxhash.h>
 
 #include "accrue/date.h"
 #include "accrue/limits.h"
@@ -37,9 +39,16 @@ const char *acr_line_kind_name(int kind)
 acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg)
 {
     acr_comm_t *c = calloc(1, sizeof *c);
-    if (c != NULL)
+    if (c != NULL) {
         c->cfg = *cfg;
+        c->run_end_ms = acr_period_end_ms(cfg->period_kind, cfg->run_period, cfg->utc_offset_min);
+    }
     return c;
+}
+
+void acr_comm_set_output(acr_comm_t *c, const acr_comm_output_t *o)
+{
+    c->output = *o;
 }
 
 void acr_comm_free(acr_comm_t *c)
@@ -54,14 +63,15 @@ void acr_comm_free(acr_comm_t *c)
     free(c->plans);
     acr__strtab_free(&c->partner_ids);
     acr__strtab_free(&c->attrs);
-    acr__strtab_free(&c->sale_ids);
-    acr__strtab_free(&c->customer_ids);
+    free(c->sale_ids.slots);
+    free(c->customers.ents);
+    free(c->pool.data);
+    free(c->rsums);
     free(c->partners);
     free(c->updates);
     free(c->sales);
     free(c->refunds);
     free(c->adjs);
-    free(c->customers);
     free(c->paid);
     free(c->paid_slots);
     acr__arena_free(&c->arena);
@@ -160,61 +170,213 @@ static int32_t period_of(const acr_comm_t *c, int64_t at_ms)
     return acr_period_of_day(c->cfg.period_kind, day);
 }
 
-/* Keeps the customer's first sale by (at, seq) over the whole log. */
-static int note_customer(acr_comm_t *c, const acr_event_t *ev, uint32_t *out_idx)
+static inline uint64_t hash64(const void *p, size_t n)
 {
-    bool is_new;
-    const acr_str_t *cid = &ev->str[ACR_F_CUSTOMER_ID];
-    if (acr__strtab_intern(&c->customer_ids, &c->arena, cid->ptr, cid->len, out_idx, &is_new) != 0)
-        return ACR_ENOMEM;
-    if (is_new) {
-        if (acr__grow((void **)&c->customers, &c->customers_cap, c->customer_ids.count,
-                      sizeof *c->customers) != 0)
-            return ACR_ENOMEM;
-        c->customers[*out_idx] = (acr__customer_t){ev->at_ms, ev->seq};
-    } else if (ev->at_ms < c->customers[*out_idx].first_at_ms) {
-        /* seq grows with feed order, so an equal at keeps the earlier sale */
-        c->customers[*out_idx] = (acr__customer_t){ev->at_ms, ev->seq};
+    return XXH3_64bits(p, n);
+}
+
+/* ---- sale ids: {tag, index} slots; bytes compared only on a tag match ---- */
+
+static bool sale_id_eq(const acr_comm_t *c, uint32_t idx, const char *s, uint32_t n)
+{
+    uint32_t len;
+    const char *id = acr__sale_id(c, &c->sales[idx], &len);
+    return len == n && memcmp(id, s, n) == 0;
+}
+
+/* The index of sale id s, or ACR__NONE with *slot the empty slot that ends the probe. */
+static uint32_t sid_find(const acr_comm_t *c, const char *s, uint32_t n, uint64_t h,
+                         uint64_t *slot)
+{
+    const acr__sidtab_t *t = &c->sale_ids;
+    *slot = 0;
+    if (t->slots == NULL)
+        return ACR__NONE;
+    uint32_t tag = (uint32_t)(h >> 32);
+    for (uint64_t i = h & t->mask;; i = (i + 1) & t->mask) {
+        uint64_t v = t->slots[i];
+        if (v == 0) {
+            *slot = i;
+            return ACR__NONE;
+        }
+        if ((uint32_t)(v >> 32) == tag && sale_id_eq(c, (uint32_t)v - 1, s, n))
+            return (uint32_t)v - 1;
     }
+}
+
+/* Doubles the slots (load <= 3/4) and reinserts every sale, rehashing its id. */
+static int sid_grow(acr_comm_t *c)
+{
+    acr__sidtab_t *t = &c->sale_ids;
+    uint64_t n = t->slots ? (t->mask + 1) * 2 : 1024;
+    uint64_t *slots = calloc(n, sizeof *slots);
+    if (slots == NULL)
+        return ACR_ENOMEM;
+    for (size_t k = 0; k < c->sale_count; k++) {
+        uint32_t len;
+        const char *id = acr__sale_id(c, &c->sales[k], &len);
+        uint64_t h = hash64(id, len), i = h & (n - 1);
+        while (slots[i] != 0)
+            i = (i + 1) & (n - 1);
+        slots[i] = (h >> 32 << 32) | (k + 1);
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->mask = n - 1;
     return 0;
 }
 
-static int feed_sale(acr_comm_t *c, const acr_event_t *ev)
+/* ---- customers: inline 32-byte entries ---- */
+
+static bool cust_eq(const acr_comm_t *c, const acr__cust_t *e, const char *s, uint32_t n)
 {
-    uint32_t cust, idx, partner, product;
-    if (note_customer(c, ev, &cust) != 0)
+    if (e->len != 255)
+        return e->len - 1u == n && memcmp(e->b, s, n) == 0;
+    uint64_t off;
+    uint32_t len;
+    memcpy(&off, e->b, 8);
+    memcpy(&len, c->pool.data + off, 4);
+    return len == n && memcmp(c->pool.data + off + 4, s, n) == 0;
+}
+
+static uint64_t cust_hash(const acr_comm_t *c, const acr__cust_t *e)
+{
+    if (e->len != 255)
+        return hash64(e->b, e->len - 1u);
+    uint64_t off;
+    uint32_t len;
+    memcpy(&off, e->b, 8);
+    memcpy(&len, c->pool.data + off, 4);
+    return hash64(c->pool.data + off + 4, len);
+}
+
+static int cust_grow(acr_comm_t *c)
+{
+    acr__custtab_t *t = &c->customers;
+    uint64_t n = t->ents ? (t->mask + 1) * 2 : 1024;
+    acr__cust_t *ents = aligned_alloc(64, n * sizeof *ents);
+    if (ents == NULL)
         return ACR_ENOMEM;
-    if (period_of(c, ev->at_ms) > c->cfg.run_period)
-        return 0;
-    bool is_new;
+    memset(ents, 0, n * sizeof *ents);
+    for (uint64_t k = 0; t->ents != NULL && k <= t->mask; k++) {
+        if (t->ents[k].len == 0)
+            continue;
+        uint64_t i = cust_hash(c, &t->ents[k]) & (n - 1);
+        while (ents[i].len != 0)
+            i = (i + 1) & (n - 1);
+        ents[i] = t->ents[k];
+    }
+    free(t->ents);
+    t->ents = ents;
+    t->mask = n - 1;
+    return 0;
+}
+
+/* Keeps the customer's first sale by (at, seq) over the whole log; sale is its record
+ * index or ACR__NONE (a sale after U, or a duplicate id). */
+static int note_customer(acr_comm_t *c, const acr_event_t *ev, uint64_t h, uint32_t sale)
+{
+    acr__custtab_t *t = &c->customers;
+    const acr_str_t *cid = &ev->str[ACR_F_CUSTOMER_ID];
+    if (t->ents == NULL || (t->count + 1) * 4 > (t->mask + 1) * 3) {
+        if (cust_grow(c) != 0)
+            return ACR_ENOMEM;
+    }
+    uint32_t tag = (uint32_t)(h >> 32);
+    uint64_t i = h & t->mask;
+    for (;; i = (i + 1) & t->mask) {
+        acr__cust_t *e = &t->ents[i];
+        if (e->len == 0)
+            break;
+        if (e->tag == tag && cust_eq(c, e, cid->ptr, cid->len)) {
+            /* seq grows with feed order, so an equal at keeps the earlier sale */
+            if (ev->at_ms < e->first_at_ms) {
+                e->first_at_ms = ev->at_ms;
+                e->first_sale = sale;
+            }
+            return 0;
+        }
+    }
+    acr__cust_t *e = &t->ents[i];
+    e->tag = tag;
+    e->first_sale = sale;
+    e->first_at_ms = ev->at_ms;
+    if (cid->len <= sizeof e->b) {
+        e->len = (uint8_t)(cid->len + 1);
+        if (cid->len > 0)
+            memcpy(e->b, cid->ptr, cid->len);
+    } else {
+        uint64_t off;
+        if (acr__pool_add(&c->pool, cid->ptr, cid->len, &off) != 0)
+            return ACR_ENOMEM;
+        e->len = 255;
+        memcpy(e->b, &off, 8);
+    }
+    t->count++;
+    return 0;
+}
+
+static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t hc)
+{
+    if (ev->at_ms >= c->run_end_ms) /* period after U: only the customer map */
+        return note_customer(c, ev, hc, ACR__NONE);
     const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
-    if (acr__strtab_intern(&c->sale_ids, &c->arena, sid->ptr, sid->len, &idx, &is_new) != 0)
+    uint64_t slot;
+    if (sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
+        /* the log never holds two sales with one id; keep the first */
+        return note_customer(c, ev, hc, ACR__NONE);
+    if ((c->sale_count + 1) * 4 > (c->sale_ids.mask + 1) * 3 || c->sale_ids.slots == NULL) {
+        if (sid_grow(c) != 0 || sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
+            return ACR_ENOMEM;
+    }
+    if (c->sale_count >= UINT32_MAX - 1)
         return ACR_ENOMEM;
-    if (!is_new)
-        return 0; /* the log never holds two sales with one id; keep the first */
+    uint32_t partner, product;
     const acr_str_t *pid = &ev->str[ACR_F_PARTNER_ID];
     const acr_str_t *prod = &ev->str[ACR_F_PRODUCT];
     if (acr__partner_intern(c, pid->ptr, pid->len, &partner) != 0 ||
         acr__strtab_intern(&c->attrs, &c->arena, prod->ptr, prod->len, &product, NULL) != 0 ||
-        acr__grow((void **)&c->sales, &c->sales_cap, c->sale_ids.count, sizeof *c->sales) != 0)
+        product >= ACR__PRODUCT_MAX ||
+        acr__grow((void **)&c->sales, &c->sales_cap, c->sale_count + 1, sizeof *c->sales) != 0)
         return ACR_ENOMEM;
-    c->sales[idx] = (acr__sale_t){ev->at_ms, ev->seq, ev->num[ACR_F_AMOUNT_MINOR], 0,
-                                  idx, partner, cust, product};
-    return 0;
+    uint32_t idx = (uint32_t)c->sale_count;
+    acr__sale_t *s = &c->sales[idx];
+    s->at_ms = ev->at_ms;
+    s->seq = ev->seq;
+    s->amount_minor = ev->num[ACR_F_AMOUNT_MINOR];
+    s->partner = partner;
+    s->id.off = 0;
+    if (sid->len <= sizeof s->id.inl) {
+        s->meta = product | (uint32_t)sid->len << ACR__SALE_LEN_SHIFT;
+        if (sid->len > 0)
+            memcpy(s->id.inl, sid->ptr, sid->len);
+    } else {
+        s->meta = product | ACR__SALE_LEN_POOL << ACR__SALE_LEN_SHIFT;
+        if (acr__pool_add(&c->pool, sid->ptr, sid->len, &s->id.off) != 0)
+            return ACR_ENOMEM;
+    }
+    c->sale_count++;
+    c->sale_ids.slots[slot] = (hs >> 32 << 32) | (idx + 1);
+    c->sale_ids.count++;
+    return note_customer(c, ev, hc, idx);
 }
 
-static int feed_refund(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
+static int feed_refund(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, acr_err_t *err)
 {
     const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
-    uint32_t idx =
-        acr__strtab_find(&c->sale_ids, sid->ptr, sid->len, acr__hash(sid->ptr, sid->len));
+    uint64_t slot;
+    uint32_t idx = sid_find(c, sid->ptr, sid->len, hs, &slot);
     if (idx == ACR__NONE)
         return 0; /* a sale after U: its refunds are after U too */
     acr__sale_t *s = &c->sales[idx];
-    int64_t before = s->refunded_minor;
-    if (!acr_add_checked(&s->refunded_minor, ev->num[ACR_F_AMOUNT_MINOR]))
+    acr__rsum_t *rs = acr__rsum_get(c, idx, true);
+    if (rs == NULL)
+        return nomem(err);
+    s->meta |= ACR__SALE_REFUNDED;
+    int64_t before = rs->refunded_minor;
+    if (!acr_add_checked(&rs->refunded_minor, ev->num[ACR_F_AMOUNT_MINOR]))
         return acr__overflow(c, err, c->partners[s->partner].id, period_of(c, ev->at_ms));
-    if (period_of(c, ev->at_ms) > c->cfg.run_period)
+    if (ev->at_ms >= c->run_end_ms)
         return 0;
     if (acr__grow((void **)&c->refunds, &c->refunds_cap, c->refund_count + 1,
                   sizeof *c->refunds) != 0)
@@ -229,7 +391,7 @@ static int feed_refund(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
 
 static int feed_adjustment(acr_comm_t *c, const acr_event_t *ev)
 {
-    if (period_of(c, ev->at_ms) > c->cfg.run_period)
+    if (ev->at_ms >= c->run_end_ms)
         return 0;
     uint32_t partner;
     const acr_str_t *pid = &ev->str[ACR_F_PARTNER_ID];
@@ -303,7 +465,8 @@ static int feed_plan(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
     return plan_add(c, &plan, err);
 }
 
-int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
+static int feed_one(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t hc,
+                    acr_err_t *err)
 {
     if (ev->seq > c->cfg.through_seq)
         return 0; /* does not exist as of X */
@@ -311,13 +474,60 @@ int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
     switch (ev->type) {
     case ACR_EV_PARTNER_REGISTERED: rc = feed_registered(c, ev); break;
     case ACR_EV_PARTNER_UPDATED: rc = feed_updated(c, ev); break;
-    case ACR_EV_SALE_RECORDED: rc = feed_sale(c, ev); break;
-    case ACR_EV_SALE_REFUNDED: return feed_refund(c, ev, err);
+    case ACR_EV_SALE_RECORDED: rc = feed_sale(c, ev, hs, hc); break;
+    case ACR_EV_SALE_REFUNDED: return feed_refund(c, ev, hs, err);
     case ACR_EV_ADJUSTMENT_RECORDED: rc = feed_adjustment(c, ev); break;
     case ACR_EV_PLAN_PUBLISHED: return feed_plan(c, ev, err);
     default: return 0; /* period.closed passes through: its lines come via add_closed */
     }
     return rc != 0 ? nomem(err) : 0;
+}
+
+/* The hashes feed_one needs: sale id (sales up to U, refunds) and customer id (sales). */
+static void hash_ids(const acr_comm_t *c, const acr_event_t *ev, uint64_t *hs, uint64_t *hc)
+{
+    *hs = *hc = 0;
+    if (ev->type == ACR_EV_SALE_RECORDED) {
+        const acr_str_t *cid = &ev->str[ACR_F_CUSTOMER_ID];
+        *hc = hash64(cid->ptr, cid->len);
+        if (ev->at_ms >= c->run_end_ms)
+            return;
+    } else if (ev->type != ACR_EV_SALE_REFUNDED) {
+        return;
+    }
+    const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
+    *hs = hash64(sid->ptr, sid->len);
+}
+
+int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
+{
+    uint64_t hs, hc;
+    hash_ids(c, ev, &hs, &hc);
+    return feed_one(c, ev, hs, hc, err);
+}
+
+#define FEED_BATCH 32
+
+int acr_comm_feed_batch(acr_comm_t *c, const acr_event_t *evs, size_t n, acr_err_t *err)
+{
+    uint64_t hs[FEED_BATCH], hc[FEED_BATCH];
+    for (size_t base = 0; base < n; base += FEED_BATCH) {
+        size_t m = n - base < FEED_BATCH ? n - base : FEED_BATCH;
+        for (size_t i = 0; i < m; i++) {
+            const acr_event_t *ev = &evs[base + i];
+            hash_ids(c, ev, &hs[i], &hc[i]);
+            if (hs[i] != 0 && c->sale_ids.slots != NULL)
+                __builtin_prefetch(&c->sale_ids.slots[hs[i] & c->sale_ids.mask]);
+            if (hc[i] != 0 && c->customers.ents != NULL)
+                __builtin_prefetch(&c->customers.ents[hc[i] & c->customers.mask]);
+        }
+        for (size_t i = 0; i < m; i++) {
+            int rc = feed_one(c, &evs[base + i], hs[i], hc[i], err);
+            if (rc != 0)
+                return rc;
+        }
+    }
+    return 0;
 }
 
 /* A partner is on a plan when its registration or any update names it. */
@@ -391,8 +601,6 @@ int acr_comm_finish(acr_comm_t *c, acr_statement_t *out, acr_err_t *err)
     if (c->finished)
         return acr_err_set(err, ACR_EUSAGE, "acr_comm_finish called twice");
     int rc = acr__compute_lines(c, out, err);
-    if (rc == 0)
-        rc = acr__statement_build(c, out, err);
     if (rc == 0) {
         acr__arena_t *a = malloc(sizeof *a);
         if (a == NULL)

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* the short-id paths inline: a few instructions, no call */
 #include <xxhash.h>
 
 #include "accrue/error.h"
@@ -190,4 +191,85 @@ void acr__sort_idx(uint32_t *idx, uint32_t *tmp, size_t n, acr__less_fn less, co
     }
     if (src != idx)
         memcpy(idx, src, n * sizeof *idx);
+}
+
+/* ---- the big tables: sale ids, customers, long ids, refund sums ---- */
+
+int acr__pool_add(acr__pool_t *pl, const char *s, uint32_t n, uint64_t *out_off)
+{
+    size_t need = pl->len + 4 + (size_t)n;
+    if (need > pl->cap) {
+        size_t cap = pl->cap ? pl->cap : 4096;
+        while (cap < need)
+            cap *= 2;
+        char *d = realloc(pl->data, cap);
+        if (d == NULL)
+            return ACR_ENOMEM;
+        pl->data = d;
+        pl->cap = cap;
+    }
+    *out_off = pl->len;
+    memcpy(pl->data + pl->len, &n, 4);
+    memcpy(pl->data + pl->len + 4, s, n);
+    pl->len = need;
+    return 0;
+}
+
+static uint64_t rsum_slot(uint32_t sale)
+{
+    return (uint64_t)sale * 0x9E3779B97F4A7C15ull >> 32;
+}
+
+acr__rsum_t *acr__rsum_get(acr_comm_t *c, uint32_t sale, bool create)
+{
+    if (c->rsums != NULL) {
+        for (size_t i = rsum_slot(sale) & c->rsum_mask;; i = (i + 1) & c->rsum_mask) {
+            if (c->rsums[i].sale == sale + 1)
+                return &c->rsums[i];
+            if (c->rsums[i].sale == 0)
+                break;
+        }
+    }
+    if (!create)
+        return NULL;
+    if (c->rsums == NULL || (c->rsum_count + 1) * 2 > c->rsum_mask + 1) {
+        size_t n = c->rsums ? (c->rsum_mask + 1) * 2 : 256;
+        acr__rsum_t *t = calloc(n, sizeof *t);
+        if (t == NULL)
+            return NULL;
+        for (size_t k = 0; c->rsums != NULL && k <= c->rsum_mask; k++) {
+            if (c->rsums[k].sale == 0)
+                continue;
+            size_t i = rsum_slot(c->rsums[k].sale - 1) & (n - 1);
+            while (t[i].sale != 0)
+                i = (i + 1) & (n - 1);
+            t[i] = c->rsums[k];
+        }
+        free(c->rsums);
+        c->rsums = t;
+        c->rsum_mask = n - 1;
+    }
+    size_t i = rsum_slot(sale) & c->rsum_mask;
+    while (c->rsums[i].sale != 0)
+        i = (i + 1) & c->rsum_mask;
+    c->rsums[i] = (acr__rsum_t){sale + 1, 0, 0};
+    c->rsum_count++;
+    return &c->rsums[i];
+}
+
+/* Sets ACR__SALE_NEWCUST on each customer's first sale, then frees the feed-only tables. */
+void acr__mark_new_customers(acr_comm_t *c)
+{
+    const acr__cust_t *e = c->customers.ents;
+    size_t n = e ? c->customers.mask + 1 : 0;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 16 < n && e[i + 16].len != 0 && e[i + 16].first_sale != ACR__NONE)
+            __builtin_prefetch(&c->sales[e[i + 16].first_sale], 1);
+        if (e[i].len != 0 && e[i].first_sale != ACR__NONE)
+            c->sales[e[i].first_sale].meta |= ACR__SALE_NEWCUST;
+    }
+    free(c->customers.ents);
+    memset(&c->customers, 0, sizeof c->customers);
+    free(c->sale_ids.slots);
+    memset(&c->sale_ids, 0, sizeof c->sale_ids);
 }

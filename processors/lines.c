@@ -15,8 +15,15 @@
  *   D. the lines, period by period in statement kind order, each compared
  *      with what closed statements paid for its identity (delta = now - paid);
  *      paid identities with no now-side line then get -paid.
- * Because every step emits in statement order, a partner's lines need a sort
- * only when a paid-only identity was appended.
+ * Every step emits in statement order, so lines go straight to the output
+ * (statement.c) without being kept. Paid-only identities are found by a first,
+ * silent pass over the emission (only for partners that have paid lines),
+ * sorted, and merged into the second pass at their place.
+ *
+ * A partner's sales are gathered from the global feed-order array into one
+ * contiguous scratch array (prefetched), with their plan version, rule and
+ * commission beside them; refunds find their sale's position through the
+ * refund-sum table.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -49,14 +56,22 @@ typedef struct cursor {
     size_t i;             /* updates applied */
 } cursor_t;
 
+typedef struct psale {    /* one sale of the partner being processed, in (at, seq) order */
+    acr__sale_t s;
+    uint32_t idx;         /* sales index */
+    int32_t ver;          /* plan version on its date, -1 */
+    int32_t rule;         /* matched rule, -1 = unplanned */
+    int64_t comm;         /* its sale-line amount (0 when unplanned) */
+} psale_t;
+
 typedef struct run {
     acr_comm_t *c;
     acr_statement_t *st;
     acr_err_t *err;
-    size_t lines_cap, unplanned_cap;
-    int64_t *comm;        /* per sale: its sale-line amount (0 when unplanned) */
-    int32_t *ver;         /* per sale: plan version on its date, -1 */
-    int32_t *rule;        /* per sale: matched rule, -1 = unplanned */
+    acr__out_t *out;
+    size_t unplanned_cap;
+    psale_t *ps;          /* the partner's sales */
+    size_t ps_count, ps_cap;
     int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
     group_t sales, refunds, adjs, upds, paid;
     pinfo_t *pinfo;
@@ -64,6 +79,11 @@ typedef struct run {
     int32_t *period_keys; /* period id strings, interned in the arena */
     const char **period_strs;
     size_t period_count, period_cap;
+    acr_line_t *pend;     /* paid-only lines of the partner, sorted, merged at their place */
+    size_t pend_count, pend_cap, pend_pos;
+    bool silent;          /* first pass: mark paid identities, emit nothing */
+    char *idbuf;          /* the NUL-terminated id of the sale line being emitted */
+    size_t idbuf_cap;
     const char *partner_id; /* the partner being processed */
     uint32_t partner;
 } run_t;
@@ -98,6 +118,22 @@ static const char *period_str(run_t *r, int32_t period)
     return s;
 }
 
+/* A NUL-terminated copy of sale s's id in r->idbuf (valid until the next call). */
+static const char *sale_id_str(run_t *r, const acr__sale_t *s)
+{
+    uint32_t n;
+    const char *id = acr__sale_id(r->c, s, &n);
+    if (n + 1 > r->idbuf_cap) {
+        size_t cap = r->idbuf_cap;
+        if (acr__grow((void **)&r->idbuf, &cap, (size_t)n + 1, 1) != 0)
+            return NULL;
+        r->idbuf_cap = cap;
+    }
+    memcpy(r->idbuf, id, n);
+    r->idbuf[n] = '\0';
+    return r->idbuf;
+}
+
 /* ---- grouping and ordering ---- */
 
 typedef uint32_t (*key_fn)(const acr_comm_t *c, size_t i);
@@ -117,12 +153,11 @@ static uint32_t paid_key(const acr_comm_t *c, size_t i) { return c->paid[i].part
         const acr__##T##_t *x = (const acr__##T##_t *)ctx + a, *y = (const acr__##T##_t *)ctx + b; \
         return x->at_ms < y->at_ms || (x->at_ms == y->at_ms && x->seq < y->seq);                   \
     }
-AT_SEQ_LESS(sale)
 AT_SEQ_LESS(refund)
 AT_SEQ_LESS(adj)
 AT_SEQ_LESS(update)
 
-/* Counting sort of n records by partner, then each partner's run by less. */
+/* Counting sort of n records by partner, then each partner's run by less (NULL: feed order). */
 static int group(run_t *r, group_t *g, size_t n, key_fn key, acr__less_fn less, const void *ctx)
 {
     size_t np = r->c->partner_ids.count;
@@ -155,6 +190,52 @@ static void group_free(group_t *g)
 {
     free(g->ord);
     free(g->start);
+}
+
+static int psale_cmp(const void *pa, const void *pb)
+{
+    const psale_t *a = pa, *b = pb;
+    if (a->s.at_ms != b->s.at_ms)
+        return a->s.at_ms < b->s.at_ms ? -1 : 1;
+    return a->s.seq < b->s.seq ? -1 : a->s.seq > b->s.seq;
+}
+
+/* Gathers the partner's sales (feed order, prefetched) into r->ps and orders them by
+ * (at, seq); notes each refunded sale's position for its refunds. */
+static int gather_sales(run_t *r)
+{
+    const acr_comm_t *c = r->c;
+    const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
+    size_t n = r->sales.start[r->partner + 1] - r->sales.start[r->partner];
+    if (acr__grow((void **)&r->ps, &r->ps_cap, n ? n : 1, sizeof *r->ps) != 0)
+        return nomem(r);
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        if (i + 12 < n)
+            __builtin_prefetch(&c->sales[ord[i + 12]]);
+        psale_t *p = &r->ps[i];
+        p->s = c->sales[ord[i]];
+        p->idx = ord[i];
+        if (i > 0 && psale_cmp(p - 1, p) > 0)
+            sorted = false;
+    }
+    r->ps_count = n;
+    if (!sorted)
+        qsort(r->ps, n, sizeof *r->ps, psale_cmp); /* (at, seq) is unique: a total order */
+    for (size_t i = 0; i < n; i++) {
+        if (!(r->ps[i].s.meta & ACR__SALE_REFUNDED))
+            continue;
+        acr__rsum_t *rs = acr__rsum_get(r->c, r->ps[i].idx, false);
+        if (rs != NULL)
+            rs->pos = (uint32_t)i;
+    }
+    return 0;
+}
+
+/* The partner's sale that refund rf refunds. */
+static psale_t *refund_sale(run_t *r, const acr__refund_t *rf)
+{
+    return &r->ps[acr__rsum_get(r->c, rf->sale, false)->pos];
 }
 
 static void cursor_advance(const acr_comm_t *c, cursor_t *cur, int64_t t_ms)
@@ -222,40 +303,42 @@ static bool bracket_comm(const acr_rule_t *rule, int64_t cum, int64_t amount, in
 static int push_unplanned(run_t *r, const acr__sale_t *s, int32_t period)
 {
     acr_statement_t *st = r->st;
-    if (acr__grow((void **)&st->unplanned, &r->unplanned_cap, st->unplanned_count + 1,
-                  sizeof *st->unplanned) != 0)
+    uint32_t n;
+    const char *id = acr__sale_id(r->c, s, &n);
+    const char *copy = acr__arena_strdup(&r->c->arena, id, n);
+    if (copy == NULL || acr__grow((void **)&st->unplanned, &r->unplanned_cap,
+                                  st->unplanned_count + 1, sizeof *st->unplanned) != 0)
         return nomem(r);
-    st->unplanned[st->unplanned_count++] =
-        (acr_unplanned_t){r->c->sale_ids.ents[s->id].s, r->partner_id, period};
+    st->unplanned[st->unplanned_count++] = (acr_unplanned_t){copy, r->partner_id, period};
     return 0;
 }
 
-static bool is_new_customer(const acr_comm_t *c, const acr__sale_t *s)
+static bool is_new_customer(const acr__sale_t *s)
 {
-    return c->customers[s->customer].first_seq == s->seq;
+    return (s->meta & ACR__SALE_NEWCUST) != 0;
 }
 
 /* Step A for one sale: plan, rule, commission; its share of the period sums. */
-static int one_sale(run_t *r, cursor_t *cur, uint32_t si, int64_t *cum, pinfo_t *pi)
+static int one_sale(run_t *r, cursor_t *cur, psale_t *p, int64_t *cum, pinfo_t *pi)
 {
     const acr_comm_t *c = r->c;
-    const acr__sale_t *s = &c->sales[si];
+    const acr__sale_t *s = &p->s;
     cursor_advance(c, cur, s->at_ms);
     int32_t day = acr_local_day(s->at_ms, c->cfg.utc_offset_min);
     int32_t ver = version_on(c, cur->a.plan, day), rule = -1;
     int64_t comm = 0;
     if (ver >= 0)
-        rule = rule_match(&c->plans[ver], &cur->a, s->product);
+        rule = rule_match(&c->plans[ver], &cur->a, ACR__SALE_PRODUCT(s));
     if (rule >= 0 &&
         !bracket_comm(&c->plans[ver].plan.rules[rule], *cum, s->amount_minor, &comm))
         return acr__overflow(c, r->err, r->partner_id, pi->period);
     if (rule < 0 && push_unplanned(r, s, pi->period) != 0)
         return ACR_ENOMEM;
-    r->ver[si] = ver;
-    r->rule[si] = rule;
-    r->comm[si] = comm;
-    int64_t bonus = ver >= 0 && is_new_customer(c, s) ? c->plans[ver].plan.new_customer_bonus_minor
-                                                       : 0;
+    p->ver = ver;
+    p->rule = rule;
+    p->comm = comm;
+    int64_t bonus = ver >= 0 && is_new_customer(s) ? c->plans[ver].plan.new_customer_bonus_minor
+                                                   : 0;
     if (!acr_add_checked(cum, s->amount_minor) ||
         !acr_add_checked(&pi->net_minor, s->amount_minor) ||
         !acr_add_checked(&pi->sub_minor, comm) || !acr_add_checked(&pi->sub_minor, bonus))
@@ -267,26 +350,26 @@ static int one_sale(run_t *r, cursor_t *cur, uint32_t si, int64_t *cum, pinfo_t 
 static int partner_sales(run_t *r, cursor_t *cur)
 {
     const acr_comm_t *c = r->c;
-    const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
-    size_t n = r->sales.start[r->partner + 1] - r->sales.start[r->partner];
+    size_t n = r->ps_count;
     r->pinfo_count = 0;
     for (size_t i = 0; i < n;) {
         if (acr__grow((void **)&r->pinfo, &r->pinfo_cap, r->pinfo_count + 1, sizeof *r->pinfo))
             return nomem(r);
         pinfo_t *pi = &r->pinfo[r->pinfo_count++];
         memset(pi, 0, sizeof *pi);
-        pi->period = period_of(c, c->sales[ord[i]].at_ms);
+        pi->period = period_of(c, r->ps[i].s.at_ms);
         pi->sale_lo = (uint32_t)i;
+        /* the period's sales: at below its end (ps is in at order) */
+        int64_t end_ms = acr_period_end_ms(c->cfg.period_kind, pi->period, c->cfg.utc_offset_min);
         int64_t cum = 0;
-        for (; i < n && period_of(c, c->sales[ord[i]].at_ms) == pi->period; i++) {
-            int rc = one_sale(r, cur, ord[i], &cum, pi);
+        for (; i < n && r->ps[i].s.at_ms < end_ms; i++) {
+            int rc = one_sale(r, cur, &r->ps[i], &cum, pi);
             if (rc != 0)
                 return rc;
         }
         pi->sale_hi = (uint32_t)i;
         /* period-level lines: attributes as of the end - 1 ms, plan on the last local day */
-        cursor_advance(c, cur, acr_period_end_ms(c->cfg.period_kind, pi->period,
-                                                 c->cfg.utc_offset_min) - 1);
+        cursor_advance(c, cur, end_ms - 1);
         pi->level_ver = version_on(c, cur->a.plan,
                                    acr_period_end_day(c->cfg.period_kind, pi->period) - 1);
     }
@@ -297,17 +380,18 @@ static int partner_sales(run_t *r, cursor_t *cur)
 static int clawback_of(run_t *r, const acr__refund_t *rf, int64_t *out)
 {
     const acr_comm_t *c = r->c;
-    const acr__sale_t *s = &c->sales[rf->sale];
+    const psale_t *p = refund_sale(r, rf);
+    const acr__sale_t *s = &p->s;
     *out = 0;
-    if (r->rule[rf->sale] < 0 || r->comm[rf->sale] == 0)
+    if (p->rule < 0 || p->comm == 0)
         return 0;
-    const acr_plan_t *plan = &c->plans[r->ver[rf->sale]].plan;
+    const acr_plan_t *plan = &c->plans[p->ver].plan;
     int32_t day_r = acr_local_day(rf->at_ms, c->cfg.utc_offset_min);
     int32_t day_s = acr_local_day(s->at_ms, c->cfg.utc_offset_min);
     if (plan->has_clawback_days && (int64_t)day_r - day_s > plan->clawback_days)
         return 0;
     int64_t after = rf->before_minor, hi, lo;
-    acr_i128_t comm = r->comm[rf->sale];
+    acr_i128_t comm = p->comm;
     if (!acr_add_checked(&after, rf->amount_minor) ||
         !acr_round_half_even(after * comm, s->amount_minor, &hi) ||
         !acr_round_half_even(rf->before_minor * comm, s->amount_minor, &lo))
@@ -364,17 +448,36 @@ static int partner_period_level(run_t *r)
 
 /* ---- step D: emission and restatement ---- */
 
-static int push_line(run_t *r, const acr_line_t *line)
+static int line_cmp(const void *pa, const void *pb)
 {
-    acr_statement_t *st = r->st;
-    if (acr__grow((void **)&st->lines, &r->lines_cap, st->line_count + 1, sizeof *st->lines))
-        return nomem(r);
-    st->lines[st->line_count++] = *line;
+    const acr_line_t *a = pa, *b = pb;
+    if (a->origin_period != b->origin_period)
+        return a->origin_period < b->origin_period ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->at_ms != b->at_ms)
+        return a->at_ms < b->at_ms ? -1 : 1;
+    if (a->source_seq != b->source_seq)
+        return a->source_seq < b->source_seq ? -1 : 1;
+    return strcmp(a->source_id, b->source_id);
+}
+
+/* Outputs the pending paid-only lines that sort before l (all of them when l is NULL). */
+static int flush_pending(run_t *r, const acr_line_t *l)
+{
+    for (; r->pend_pos < r->pend_count; r->pend_pos++) {
+        const acr_line_t *p = &r->pend[r->pend_pos];
+        if (l != NULL && line_cmp(p, l) >= 0)
+            break;
+        int rc = acr__out_line(r->out, p, true, r->err);
+        if (rc != 0)
+            return rc;
+    }
     return 0;
 }
 
 /* Emits now - paid for the identity of a now-side line of amount != 0. */
-static int emit(run_t *r, acr_line_t *line)
+static int emit(run_t *r, acr_line_t *line, bool stable)
 {
     const acr_comm_t *c = r->c;
     if (line->amount_minor == 0)
@@ -393,7 +496,10 @@ static int emit(run_t *r, acr_line_t *line)
             line->amount_minor = delta;
         }
     }
-    return line->amount_minor == 0 ? 0 : push_line(r, line);
+    if (line->amount_minor == 0 || r->silent)
+        return 0;
+    int rc = r->pend_pos < r->pend_count ? flush_pending(r, line) : 0;
+    return rc != 0 ? rc : acr__out_line(r->out, line, stable, r->err);
 }
 
 static acr_line_t line_base(const run_t *r, int32_t origin, unsigned kind)
@@ -412,23 +518,28 @@ static acr_line_t line_base(const run_t *r, int32_t origin, unsigned kind)
 static int emit_sales(run_t *r, const pinfo_t *pi, bool ncb)
 {
     const acr_comm_t *c = r->c;
-    const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
+    acr_line_t l = line_base(r, pi->period, ncb ? ACR_LINE_NEW_CUSTOMER_BONUS : ACR_LINE_SALE);
     for (uint32_t i = pi->sale_lo; i < pi->sale_hi; i++) {
-        uint32_t si = ord[i];
-        const acr__sale_t *s = &c->sales[si];
-        acr_line_t l = line_base(r, pi->period, ncb ? ACR_LINE_NEW_CUSTOMER_BONUS : ACR_LINE_SALE);
-        l.source_id = c->sale_ids.ents[s->id].s;
+        const psale_t *p = &r->ps[i];
+        const acr__sale_t *s = &p->s;
+        l.rule = "";
+        l.basis_minor = 0;
+        l.amount_minor = 0;
+        if (!ncb && p->rule >= 0) {
+            l.rule = c->plans[p->ver].rule_tags[p->rule];
+            l.basis_minor = s->amount_minor;
+            l.amount_minor = p->comm;
+        } else if (ncb && p->ver >= 0 && is_new_customer(s)) {
+            l.rule = c->plans[p->ver].tag;
+            l.amount_minor = c->plans[p->ver].plan.new_customer_bonus_minor;
+        }
+        if (l.amount_minor == 0)
+            continue; /* a zero line is not a line */
+        if ((l.source_id = sale_id_str(r, s)) == NULL)
+            return nomem(r);
         l.source_seq = s->seq;
         l.at_ms = s->at_ms;
-        if (!ncb && r->rule[si] >= 0) {
-            l.rule = c->plans[r->ver[si]].rule_tags[r->rule[si]];
-            l.basis_minor = s->amount_minor;
-            l.amount_minor = r->comm[si];
-        } else if (ncb && r->ver[si] >= 0 && is_new_customer(c, s)) {
-            l.rule = c->plans[r->ver[si]].tag;
-            l.amount_minor = c->plans[r->ver[si]].plan.new_customer_bonus_minor;
-        }
-        int rc = emit(r, &l);
+        int rc = emit(r, &l, false);
         if (rc != 0)
             return rc;
     }
@@ -438,12 +549,14 @@ static int emit_sales(run_t *r, const pinfo_t *pi, bool ncb)
 static int emit_period_level(run_t *r, const pinfo_t *pi, unsigned kind)
 {
     acr_line_t l = line_base(r, pi->period, kind);
+    l.amount_minor = kind == ACR_LINE_TARGET_BONUS ? pi->target_minor : pi->cap_minor;
+    if (l.amount_minor == 0)
+        return 0;
     if ((l.source_id = period_str(r, pi->period)) == NULL)
         return nomem(r);
     l.rule = pi->level_ver >= 0 ? r->c->plans[pi->level_ver].tag : "";
     l.basis_minor = pi->net_minor;
-    l.amount_minor = kind == ACR_LINE_TARGET_BONUS ? pi->target_minor : pi->cap_minor;
-    return emit(r, &l);
+    return emit(r, &l, true);
 }
 
 /* Clawback (refunds) or adjustment lines of period O, advancing *pos. */
@@ -464,14 +577,15 @@ static int emit_events(run_t *r, int32_t period, bool adj, size_t *pos)
             l.amount_minor = c->adjs[i].amount_minor;
         } else {
             const acr__refund_t *rf = &c->refunds[i];
+            const psale_t *p = refund_sale(r, rf);
             l.source_id = rf->id;
             l.source_seq = rf->seq;
             l.basis_minor = rf->amount_minor;
             l.amount_minor = r->claw[i];
-            if (r->rule[rf->sale] >= 0)
-                l.rule = c->plans[r->ver[rf->sale]].rule_tags[r->rule[rf->sale]];
+            if (p->rule >= 0)
+                l.rule = c->plans[p->ver].rule_tags[p->rule];
         }
-        int rc = emit(r, &l);
+        int rc = emit(r, &l, true);
         if (rc != 0)
             return rc;
     }
@@ -521,25 +635,12 @@ static int partner_emit(run_t *r)
     }
 }
 
-static int line_cmp(const void *pa, const void *pb)
-{
-    const acr_line_t *a = pa, *b = pb;
-    if (a->origin_period != b->origin_period)
-        return a->origin_period < b->origin_period ? -1 : 1;
-    if (a->kind != b->kind)
-        return a->kind < b->kind ? -1 : 1;
-    if (a->at_ms != b->at_ms)
-        return a->at_ms < b->at_ms ? -1 : 1;
-    if (a->source_seq != b->source_seq)
-        return a->source_seq < b->source_seq ? -1 : 1;
-    return strcmp(a->source_id, b->source_id);
-}
-
-/* Paid identities with no now-side line: delta = -paid, fields of the last close. */
-static int partner_paid_only(run_t *r, size_t first_line)
+/* Paid identities with no now-side line: delta = -paid, fields of the last close, sorted
+ * into r->pend for the merge. */
+static int partner_paid_only(run_t *r)
 {
     const acr_comm_t *c = r->c;
-    size_t added = 0;
+    r->pend_count = r->pend_pos = 0;
     for (size_t i = r->paid.start[r->partner]; i < r->paid.start[r->partner + 1]; i++) {
         const acr__paid_t *pd = &c->paid[r->paid.ord[i]];
         if (pd->used || pd->amount_minor == 0 || pd->origin > c->cfg.run_period)
@@ -554,13 +655,12 @@ static int partner_paid_only(run_t *r, size_t first_line)
         l.basis_minor = pd->basis_minor;
         l.amount_minor = -pd->amount_minor;
         memcpy(l.currency, pd->currency, sizeof l.currency);
-        if (push_line(r, &l) != 0)
-            return ACR_ENOMEM;
-        added++;
+        if (acr__grow((void **)&r->pend, &r->pend_cap, r->pend_count + 1, sizeof *r->pend))
+            return nomem(r);
+        r->pend[r->pend_count++] = l;
     }
-    if (added > 0)
-        qsort(r->st->lines + first_line, r->st->line_count - first_line, sizeof(acr_line_t),
-              line_cmp);
+    if (r->pend_count > 1)
+        qsort(r->pend, r->pend_count, sizeof *r->pend, line_cmp);
     return 0;
 }
 
@@ -571,16 +671,28 @@ static int do_partner(run_t *r, uint32_t p)
     r->partner_id = c->partners[p].id;
     cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
                     r->upds.start[p + 1] - r->upds.start[p], 0};
-    size_t first_line = r->st->line_count;
-    int rc = partner_sales(r, &cur);
+    int rc = gather_sales(r);
+    if (rc == 0)
+        rc = partner_sales(r, &cur);
     if (rc == 0)
         rc = partner_refunds(r);
     if (rc == 0)
         rc = partner_period_level(r);
+    r->pend_count = r->pend_pos = 0;
+    if (rc == 0 && r->paid.start[p + 1] > r->paid.start[p]) {
+        /* first pass: which paid identities have a now-side line */
+        r->silent = true;
+        rc = partner_emit(r);
+        r->silent = false;
+        if (rc == 0)
+            rc = partner_paid_only(r);
+        for (size_t i = r->paid.start[p]; i < r->paid.start[p + 1]; i++)
+            c->paid[r->paid.ord[i]].used = false;
+    }
     if (rc == 0)
         rc = partner_emit(r);
     if (rc == 0)
-        rc = partner_paid_only(r, first_line);
+        rc = flush_pending(r, NULL);
     return rc;
 }
 
@@ -593,14 +705,10 @@ static bool partner_less(const void *ctx, uint32_t a, uint32_t b)
 static int run_setup(run_t *r)
 {
     acr_comm_t *c = r->c;
-    size_t ns = c->sale_ids.count;
-    r->comm = malloc((ns ? ns : 1) * sizeof *r->comm);
-    r->ver = malloc((ns ? ns : 1) * sizeof *r->ver);
-    r->rule = malloc((ns ? ns : 1) * sizeof *r->rule);
     r->claw = calloc(c->refund_count ? c->refund_count : 1, sizeof *r->claw);
-    if (r->comm == NULL || r->ver == NULL || r->rule == NULL || r->claw == NULL)
+    if (r->claw == NULL)
         return nomem(r);
-    int rc = group(r, &r->sales, ns, sale_key, sale_less, c->sales);
+    int rc = group(r, &r->sales, c->sale_count, sale_key, NULL, NULL);
     if (rc == 0)
         rc = group(r, &r->refunds, c->refund_count, refund_key, refund_less, c->refunds);
     if (rc == 0)
@@ -614,9 +722,7 @@ static int run_setup(run_t *r)
 
 static void run_free(run_t *r)
 {
-    free(r->comm);
-    free(r->ver);
-    free(r->rule);
+    free(r->ps);
     free(r->claw);
     group_free(&r->sales);
     group_free(&r->refunds);
@@ -626,6 +732,8 @@ static void run_free(run_t *r)
     free(r->pinfo);
     free(r->period_keys);
     free(r->period_strs);
+    free(r->pend);
+    free(r->idbuf);
 }
 
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
@@ -637,6 +745,7 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     r.err = err;
     for (size_t i = 0; i < c->paid_count; i++)
         c->paid[i].used = false;
+    acr__mark_new_customers(c);
     uint32_t np = c->partner_ids.count;
     uint32_t *rank = malloc((np ? np : 1) * sizeof *rank);
     uint32_t *tmp = malloc((np ? np : 1) * sizeof *tmp);
@@ -645,8 +754,16 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
         rank[p] = p;
     if (rc == 0)
         acr__sort_idx(rank, tmp, np, partner_less, c);
+    if (rc == 0 && (r.out = acr__out_begin(c, st, err)) == NULL)
+        rc = ACR_ENOMEM;
     for (uint32_t i = 0; rc == 0 && i < np; i++)
         rc = do_partner(&r, rank[i]);
+    if (r.out != NULL) {
+        if (rc == 0)
+            rc = acr__out_end(r.out, err);
+        else
+            acr__out_abort(r.out);
+    }
     free(rank);
     free(tmp);
     run_free(&r);

@@ -15,6 +15,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* the short-id paths inline: a few instructions, no call */
 #include <xxhash.h>
 
 #include "accrue/buf.h"
@@ -323,37 +324,74 @@ static char *put_row(char *o, const acr_comm_t *c, const char *run_id, period_ca
     return o;
 }
 
-static int build_csv(const acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
-{
-    acr_buf_t b;
-    acr_buf_init(&b);
+/* The output of a statement being built: one line at a time, in statement order. */
+struct acr__out {
+    acr_comm_t *c;
+    acr_statement_t *st;
     char run_id[ACR_PERIOD_ID_MAX];
-    acr_period_format(c->cfg.period_kind, st->period, run_id);
-    period_cache_t pc = {0, "", 0, ""};
-    int rc = acr_buf_reserve(&b, strlen(ACR_STATEMENT_HEADER) + st->line_count * 128 + 1);
-    if (rc == 0)
-        rc = acr_buf_append_str(&b, ACR_STATEMENT_HEADER);
-    for (size_t i = 0; rc == 0 && i < st->line_count; i++) {
-        if ((rc = acr_buf_reserve(&b, 512)) != 0)
-            break;
-        char *end = put_row((char *)b.data + b.len, c, run_id, &pc, &st->lines[i]);
-        b.len = (size_t)(end - (char *)b.data);
-    }
-    if (rc != 0) {
-        acr_buf_destroy(&b);
-        return acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
-    }
-    st->csv = (char *)b.data;
-    st->csv_len = b.len;
-    XXH128_canonical_t canon;
-    XXH128_canonicalFromHash(&canon, XXH3_128bits(st->csv, st->csv_len));
-    static const char hex[] = "0123456789abcdef";
-    for (int i = 0; i < 16; i++) {
-        st->fingerprint[2 * i] = hex[canon.digest[i] >> 4];
-        st->fingerprint[2 * i + 1] = hex[canon.digest[i] & 15];
-    }
-    st->fingerprint[32] = '\0';
+    period_cache_t pc;
+    acr_buf_t csv;              /* the whole CSV, or the unflushed bytes when streaming */
+    size_t flushed;             /* bytes already streamed */
+    XXH3_state_t *hs;           /* streaming: the fingerprint state */
+    size_t lines_cap, pcap, ccap, plans_cap;
+    acr_partner_total_t *t;     /* the current partner's totals */
+    const char *last_rule;      /* the last rule string seen by plans_used */
+};
+
+#define OUT_FLUSH_BYTES (256u << 10)
+
+static int out_flush(acr__out_t *o, acr_err_t *err)
+{
+    if (o->csv.len == 0)
+        return 0;
+    XXH3_128bits_update(o->hs, o->csv.data, o->csv.len);
+    int rc = o->c->output.csv_write(o->c->output.csv_arg, o->csv.data, o->csv.len);
+    if (rc != 0)
+        return acr_err_set(err, rc, "cannot write the statement CSV");
+    o->flushed += o->csv.len;
+    o->csv.len = 0;
     return 0;
+}
+
+acr__out_t *acr__out_begin(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+{
+    acr__out_t *o = calloc(1, sizeof *o);
+    if (o == NULL) {
+        acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
+        return NULL;
+    }
+    o->c = c;
+    o->st = st;
+    acr_period_format(c->cfg.period_kind, st->period, o->run_id);
+    acr_buf_init(&o->csv);
+    int rc = 0;
+    if (c->output.csv_write != NULL) {
+        if ((o->hs = XXH3_createState()) == NULL)
+            rc = ACR_ENOMEM;
+        else
+            XXH3_128bits_reset(o->hs);
+    }
+    size_t want = c->output.csv_write != NULL ? OUT_FLUSH_BYTES + 1024 : 1u << 16;
+    if (rc == 0)
+        rc = acr_buf_reserve(&o->csv, want);
+    if (rc == 0)
+        rc = acr_buf_append_str(&o->csv, ACR_STATEMENT_HEADER);
+    if (rc != 0) {
+        acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
+        acr__out_abort(o);
+        return NULL;
+    }
+    return o;
+}
+
+void acr__out_abort(acr__out_t *o)
+{
+    if (o == NULL)
+        return;
+    acr_buf_destroy(&o->csv);
+    if (o->hs != NULL)
+        XXH3_freeState(o->hs);
+    free(o);
 }
 
 static int add_currency_total(acr_statement_t *st, size_t *cap, const acr_line_t *l)
@@ -372,41 +410,77 @@ static int add_currency_total(acr_statement_t *st, size_t *cap, const acr_line_t
                                                                                 : ACR_EOVERFLOW;
 }
 
+/* The distinct "plan_id@version" of the lines' rule strings. */
+static int note_plan_used(acr__out_t *o, const char *rule)
+{
+    acr_statement_t *st = o->st;
+    if (rule[0] == '\0' || rule == o->last_rule)
+        return 0;
+    o->last_rule = rule;
+    size_t n = strcspn(rule, "#"), k = 0;
+    while (k < st->plans_used_count &&
+           !(strncmp(st->plans_used[k], rule, n) == 0 && st->plans_used[k][n] == '\0'))
+        k++;
+    if (k < st->plans_used_count)
+        return 0;
+    char *s = acr__arena_strdup(&o->c->arena, rule, n);
+    if (s == NULL || acr__grow((void **)&st->plans_used, &o->plans_cap, st->plans_used_count + 1,
+                               sizeof *st->plans_used) != 0)
+        return ACR_ENOMEM;
+    st->plans_used[st->plans_used_count++] = s;
+    return 0;
+}
+
+int acr__out_line(acr__out_t *o, const acr_line_t *line, bool stable, acr_err_t *err)
+{
+    acr_statement_t *st = o->st;
+    acr_line_t l = *line;
+    /* line numbers, per-partner and per-currency totals */
+    acr_partner_total_t *t = o->t;
+    if (t == NULL || t->partner_id != l.partner_id) {
+        if (acr__grow((void **)&st->partners, &o->pcap, st->partner_count + 1, sizeof *t))
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+        t = o->t = &st->partners[st->partner_count++];
+        memset(t, 0, sizeof *t);
+        t->partner_id = l.partner_id;
+        memcpy(t->currency, l.currency, 4);
+    }
+    l.line_no = ++t->line_count;
+    st->line_count++;
+    bool ok = acr_add_checked(&t->by_kind_minor[l.kind], l.amount_minor) &&
+              acr_add_checked(&t->total_minor, l.amount_minor) &&
+              (l.origin_period == st->period ||
+               acr_add_checked(&t->prior_period_minor, l.amount_minor));
+    int rc = ok ? add_currency_total(st, &o->ccap, &l) : ACR_EOVERFLOW;
+    if (rc == ACR_ENOMEM)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (rc != 0)
+        return acr__overflow(o->c, err, l.partner_id, st->period);
+    if (note_plan_used(o, l.rule) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    /* the CSV record */
+    if (acr_buf_reserve(&o->csv, 512) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
+    char *end = put_row((char *)o->csv.data + o->csv.len, o->c, o->run_id, &o->pc, &l);
+    o->csv.len = (size_t)(end - (char *)o->csv.data);
+    if (o->hs != NULL && o->csv.len >= OUT_FLUSH_BYTES && (rc = out_flush(o, err)) != 0)
+        return rc;
+    /* the line itself */
+    if (o->c->output.omit_lines)
+        return 0;
+    if (!stable && (l.source_id = acr__arena_strdup(&o->c->arena, l.source_id,
+                                                    strlen(l.source_id))) == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (acr__grow((void **)&st->lines, &o->lines_cap, st->line_count, sizeof *st->lines))
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    st->lines[st->line_count - 1] = l;
+    return 0;
+}
+
 static int cur_cmp(const void *a, const void *b)
 {
     return strcmp(((const acr_currency_total_t *)a)->currency,
                   ((const acr_currency_total_t *)b)->currency);
-}
-
-/* Line numbers, per-partner totals and per-currency totals. */
-static int build_totals(const acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
-{
-    size_t pcap = 0, ccap = 0;
-    acr_partner_total_t *t = NULL;
-    for (size_t i = 0; i < st->line_count; i++) {
-        acr_line_t *l = &st->lines[i];
-        if (t == NULL || t->partner_id != l->partner_id) {
-            if (acr__grow((void **)&st->partners, &pcap, st->partner_count + 1, sizeof *t))
-                return acr_err_set(err, ACR_ENOMEM, "out of memory");
-            t = &st->partners[st->partner_count++];
-            memset(t, 0, sizeof *t);
-            t->partner_id = l->partner_id;
-            memcpy(t->currency, l->currency, 4);
-        }
-        l->line_no = ++t->line_count;
-        bool ok = acr_add_checked(&t->by_kind_minor[l->kind], l->amount_minor) &&
-                  acr_add_checked(&t->total_minor, l->amount_minor) &&
-                  (l->origin_period == st->period ||
-                   acr_add_checked(&t->prior_period_minor, l->amount_minor));
-        int rc = ok ? add_currency_total(st, &ccap, l) : ACR_EOVERFLOW;
-        if (rc == ACR_ENOMEM)
-            return acr_err_set(err, ACR_ENOMEM, "out of memory");
-        if (rc != 0)
-            return acr__overflow(c, err, l->partner_id, st->period);
-    }
-    if (st->currency_count > 1)
-        qsort(st->currency_totals, st->currency_count, sizeof *st->currency_totals, cur_cmp);
-    return 0;
 }
 
 static int str_cmp(const void *a, const void *b)
@@ -414,39 +488,37 @@ static int str_cmp(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* The distinct "plan_id@version" of the lines' rule strings, sorted. */
-static int build_plans_used(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
+int acr__out_end(acr__out_t *o, acr_err_t *err)
 {
-    size_t cap = 0;
-    const char *last = NULL;
-    for (size_t i = 0; i < st->line_count; i++) {
-        const char *rule = st->lines[i].rule;
-        if (rule[0] == '\0' || rule == last)
-            continue;
-        last = rule;
-        size_t n = strcspn(rule, "#"), k = 0;
-        while (k < st->plans_used_count &&
-               !(strncmp(st->plans_used[k], rule, n) == 0 && st->plans_used[k][n] == '\0'))
-            k++;
-        if (k < st->plans_used_count)
-            continue;
-        char *s = acr__arena_strdup(&c->arena, rule, n);
-        if (s == NULL || acr__grow((void **)&st->plans_used, &cap, st->plans_used_count + 1,
-                                   sizeof *st->plans_used) != 0)
-            return acr_err_set(err, ACR_ENOMEM, "out of memory");
-        st->plans_used[st->plans_used_count++] = s;
+    acr_statement_t *st = o->st;
+    XXH128_hash_t h;
+    int rc = 0;
+    if (o->hs != NULL) {
+        if ((rc = out_flush(o, err)) == 0) {
+            h = XXH3_128bits_digest(o->hs);
+            st->csv_len = o->flushed;
+        }
+    } else {
+        h = XXH3_128bits(o->csv.data, o->csv.len);
+        st->csv = (char *)o->csv.data;
+        st->csv_len = o->csv.len;
+        acr_buf_init(&o->csv); /* handed over */
     }
-    if (st->plans_used_count > 1)
-        qsort(st->plans_used, st->plans_used_count, sizeof *st->plans_used, str_cmp);
-    return 0;
-}
-
-int acr__statement_build(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
-{
-    int rc = build_totals(c, st, err);
-    if (rc == 0)
-        rc = build_plans_used(c, st, err);
-    if (rc == 0)
-        rc = build_csv(c, st, err);
+    if (rc == 0) {
+        XXH128_canonical_t canon;
+        XXH128_canonicalFromHash(&canon, h);
+        static const char hex[] = "0123456789abcdef";
+        for (int i = 0; i < 16; i++) {
+            st->fingerprint[2 * i] = hex[canon.digest[i] >> 4];
+            st->fingerprint[2 * i + 1] = hex[canon.digest[i] & 15];
+        }
+        st->fingerprint[32] = '\0';
+        if (st->currency_count > 1)
+            qsort(st->currency_totals, st->currency_count, sizeof *st->currency_totals,
+                  cur_cmp);
+        if (st->plans_used_count > 1)
+            qsort(st->plans_used, st->plans_used_count, sizeof *st->plans_used, str_cmp);
+    }
+    acr__out_abort(o);
     return rc;
 }

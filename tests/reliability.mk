@@ -42,7 +42,7 @@ test-crash: all reliability-tools
 	@python3 tests/reliability/crash.py --kills $(CRASH_KILLS)
 
 test-faults: all reliability-tools
-	@bash tests/reliability/faults.sh full
+	@python3 tests/reliability/faults.py full
 
 # ---- libFuzzer (clang-14): the library rebuilt with coverage and sanitizers ----
 

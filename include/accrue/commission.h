@@ -45,12 +45,28 @@ typedef enum {
 
 const char *acr_line_kind_name(int kind);
 
+/* A sink for the statement CSV: called with consecutive chunks of the exact bytes, in
+ * order; nonzero return aborts the run with that error code (e.g. ACR_EIO). */
+typedef int (*acr_csv_write_fn)(void *arg, const void *p, size_t n);
+
 typedef struct acr_comm_config {
     acr_period_kind_t period_kind; /* the ledger's payout period */
     int32_t utc_offset_min;        /* the ledger's business-day offset */
     int32_t run_period;            /* U, as acr_period_of_day() index */
     uint64_t through_seq;          /* X: only events with seq <= X are fed */
 } acr_comm_config_t;
+
+/* Optional output controls (acr_comm_set_output); the zero value, the default, keeps the
+ * lines and the CSV in the statement. For a 10 M-line statement those are ~0.8 GB of
+ * acr_line_t and ~1 GB of CSV: a caller that writes the CSV to a file streams it instead. */
+typedef struct acr_comm_output {
+    acr_csv_write_fn csv_write;    /* set: the CSV goes here in chunks during finish and the
+                                      statement keeps csv == NULL (csv_len = bytes written);
+                                      the fingerprint covers the same bytes */
+    void *csv_arg;
+    bool omit_lines;               /* true: statement.lines stays NULL (line_count is set;
+                                      partners, totals, unplanned, plans_used as always) */
+} acr_comm_output_t;
 
 /* One statement line. Strings are owned by the statement. */
 typedef struct acr_line {
@@ -89,9 +105,10 @@ typedef struct acr_currency_total {
 
 typedef struct acr_statement {
     int32_t period;          /* the run's period index */
-    acr_line_t *lines;       /* in statement order */
+    acr_line_t *lines;       /* in statement order; NULL with omit_lines */
     size_t line_count;
-    char *csv;               /* the exact statement bytes (header included) */
+    char *csv;               /* the exact statement bytes (header included); NULL when
+                                streamed to a csv_write sink (csv_len is still the byte count) */
     size_t csv_len;
     char fingerprint[33];    /* XXH3-128 of csv, lowercase hex, canonical */
     acr_partner_total_t *partners; /* sorted by partner_id, only partners with lines */
@@ -110,11 +127,19 @@ typedef struct acr_comm acr_comm_t;
 /* NULL on out of memory. */
 acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg);
 void acr_comm_free(acr_comm_t *c);
+/* Sets the output controls (before acr_comm_finish). */
+void acr_comm_set_output(acr_comm_t *c, const acr_comm_output_t *o);
 
 /* Feeds the next event (seq order, seq <= through_seq). Events the processor
  * does not need are ignored. Errors: ACR_ENOMEM, ACR_ECORRUPT (a stored plan
  * that no longer parses), ACR_EOVERFLOW. */
 int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err);
+
+/* Feeds evs[0..n) in order, exactly like n acr_comm_feed calls, but hashes the ids of the
+ * whole batch first and prefetches their table slots (a replay's cache misses overlap).
+ * Stops at the first error. A period.closed must be the last event of its batch, so that
+ * its acr_comm_add_closed comes before the next event. */
+int acr_comm_feed_batch(acr_comm_t *c, const acr_event_t *evs, size_t n, acr_err_t *err);
 
 /* Adds the statement CSV stored by a close (the one whose period.closed was
  * just fed). Its lines count as paid. ACR_ECORRUPT when it does not parse. */

@@ -43,12 +43,25 @@ typedef struct acr_payout {
 int acr_payout_run(acr_ledger_t *ledger, const acr_payout_request_t *req, acr_payout_t *out,
                    acr_err_t *err);
 
+/* acr_payout_run with output controls (o may be NULL: the default). With o->csv_write the
+ * statement CSV is streamed to it during the run (out->stmt.csv stays NULL, csv_len and the
+ * fingerprint describe the bytes written; on an error the sink may have received part of
+ * them); with o->omit_lines out->stmt.lines stays NULL. Totals, partners, unplanned and
+ * plans_used are kept either way, so acr_payout_summary_json works; acr_payout_table
+ * needs the lines. */
+int acr_payout_run_ex(acr_ledger_t *ledger, const acr_payout_request_t *req,
+                      const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
+
 /* Closes a period as of the head: refuses ACR_EPERIOD_CLOSED, ACR_EPERIOD_ORDER,
  * ACR_EUNPLANNED_SALES (exit 4) and a chain that does not verify
  * (ACR_ECHAIN_BROKEN, exit 5); appends period.closed (*out_close_seq) and stores
  * the statement bytes in one write transaction. */
 int acr_payout_close(acr_ledger_t *ledger, const char *period_id, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err);
+/* acr_payout_close; omit_lines: out->stmt.lines stays NULL (the CSV is always kept: it is
+ * stored by the close). */
+int acr_payout_close_ex(acr_ledger_t *ledger, const char *period_id, bool omit_lines,
+                        acr_payout_t *out, uint64_t *out_close_seq, acr_err_t *err);
 
 typedef struct acr_audit {
     char recorded_fingerprint[33];

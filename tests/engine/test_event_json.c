@@ -1,6 +1,7 @@
 /* test_event_json.c - client events in (JSON, msgpack) and out (JSON Lines):
  * every stateless error code with its field path, canonical content, and the
  * JSON -> record -> JSON -> record round trip. */
+#include <jansson.h>
 #include <msgpack.h>
 
 #include "accrue/date.h"
@@ -562,4 +563,239 @@ Test(event_msgpack, fuzz_mutations)
     }
     acr_buf_destroy(&out);
     msgpack_sbuffer_destroy(&sb);
+}
+
+/* ---- the flat fast path against the jansson path ------------------------- */
+
+/* Flat events the fast path takes (generator shapes), and near misses. */
+static const char *const flat[] = {
+    "{\"id\":\"s0\",\"type\":\"sale.recorded\",\"at\":\"2026-01-01T14:00:23Z\",\"data\":{"
+    "\"sale_id\":\"S0\",\"partner_id\":\"P000100\",\"customer_id\":\"C0\",\"product\":\"cloud\","
+    "\"amount_minor\":124000,\"currency\":\"JPY\",\"rep_id\":\"R100.1\"}}",
+    " {\"data\":{\"amount_minor\":45000,\"sale_id\":\"S481\"},\"at\":\"2026-01-02T01:23:40+09:00\","
+    "\"type\":\"sale.refunded\",\"id\":\"rf481a\",\"expected_version\":1} \r\n",
+    "{\"id\":\"d1.0\",\"type\":\"deal.registered\",\"at\":\"2026-01-01T14:02:01Z\",\"data\":{"
+    "\"deal_id\":\"D1\",\"partner_id\":\"P000098\",\"customer_id\":\"K98-0\",\"currency\":\"JPY\","
+    "\"name\":\"Deal 1\",\"amount_minor\":12300000,\"expected_close\":\"2026-03-31\"}}",
+    "{\"seq\":3,\"recorded_at\":\"x\",\"stream\":\"s\",\"version\":-0,\"id\":\"a\","
+    "\"type\":\"deal.closed\",\"at\":\"2026-01-01T15:54:51.5Z\",\"data\":{\"deal_id\":\"D10\","
+    "\"outcome\":\"lost\",\"reason\":\"no budget ~\\u007f\"}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"amount_minor\":-0}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"amount_minor\":012}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"amount_minor\":999999999999999999}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"amount_minor\":1e3}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"sale_id\":\"S1\",\"amount_minor\":5}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"at\":\"2026-07-03T10:00:00Z\","
+    "\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"amount_minor\":5},}",
+    "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"sale_id\":\"S1\",\"amount_minor\":5}} x",
+    "{\"id\":\"x\",\"type\":\"partner.updated\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"name\":\"tab\there\"}}",
+    "{\"id\":\"x\",\"type\":\"partner.updated\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"name\":\"caf\xc3\xa9\"}}",
+    "{\"id\":\"x\",\"type\":\"partner.updated\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{"
+    "\"partner_id\":\"P1\",\"name\":\"bad \xc3\"}}",
+};
+
+/* Both buffers hold the same bytes (memcmp is not called on empty ones). */
+static void same_bytes(const acr_buf_t *got, const acr_buf_t *want)
+{
+    cr_assert_eq(got->len, want->len, "record lengths %zu and %zu", got->len, want->len);
+    if (want->len > 0)
+        ASSERT_BYTES_EQ(got->data, got->len, want->data, want->len);
+}
+
+/* The same event with the engine field "hash" spelled with an escape in front: the
+ * fast path never takes it, the jansson path ignores it. */
+static char *force_slow(const char *json, size_t len, size_t *out_len)
+{
+    size_t i = 0;
+    while (i < len && strchr(" \t\r\n", json[i]) != NULL && json[i] != '\0')
+        i++;
+    if (i >= len || json[i] != '{')
+        return NULL;
+    size_t j = i + 1;
+    while (j < len && strchr(" \t\r\n", json[j]) != NULL && json[j] != '\0')
+        j++;
+    const char *ins = j < len && json[j] == '}' ? "\"\\u0068ash\":0" : "\"\\u0068ash\":0,";
+    size_t n = strlen(ins);
+    char *out = malloc(len + n + 1);
+    memcpy(out, json, i + 1);
+    memcpy(out + i + 1, ins, n);
+    memcpy(out + i + 1 + n, json + i + 1, len - i - 1);
+    *out_len = len + n;
+    out[*out_len] = '\0';
+    return out;
+}
+
+/* Parses json both ways; asserts the same verdict, error and record. */
+static void same_both_ways(const char *json, size_t len, const char *what)
+{
+    size_t slen;
+    char *slow = force_slow(json, len, &slen);
+    if (slow == NULL)
+        return;
+    acr_buf_t a, b;
+    acr_buf_init(&a);
+    acr_buf_init(&b);
+    acr_err_t ea, eb;
+    int64_t va = 5, vb = 6;
+    int ra = acr_event_parse_json(json, len, 540, false, &a, &va, &ea);
+    int rb = acr_event_parse_json(slow, slen, 540, false, &b, &vb, &eb);
+    cr_assert_eq(ra, rb, "%s: %.*s: fast %s, slow %s (%s)", what, (int)len, json,
+                 acr_err_name(ra), acr_err_name(rb), eb.msg);
+    cr_assert_eq(ea.code, eb.code);
+    ASSERT_STR_EQ(ea.field, eb.field);
+    ASSERT_STR_EQ(ea.id, eb.id);
+    if (strstr(eb.msg, "column") == NULL) /* a column moves with the inserted member */
+        ASSERT_STR_EQ(ea.msg, eb.msg);
+    cr_assert_eq(va, vb);
+    same_bytes(&a, &b);
+    free(slow);
+    acr_buf_destroy(&a);
+    acr_buf_destroy(&b);
+}
+
+Test(event_fast, same_as_jansson_path)
+{
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
+        same_both_ways(valid[i], strlen(valid[i]), "valid");
+    for (size_t i = 0; i < sizeof flat / sizeof *flat; i++)
+        same_both_ways(flat[i], strlen(flat[i]), "flat");
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        same_both_ways(bad[i].json, strlen(bad[i].json), "bad");
+}
+
+/* Random byte mutations of flat events: both paths agree on every one. */
+Test(event_fast, fuzz_same_as_jansson_path)
+{
+    static const char alphabet[] = "{}[]\":,-0123456789.eE \\ntux\x7f\x80\xc3";
+    uint64_t x = 0x2545f4914f6cdd1dULL;
+    for (int round = 0; round < 40000; round++) {
+        const char *src = flat[round % 5];
+        size_t len = strlen(src);
+        char m[512];
+        memcpy(m, src, len);
+        for (int k = 0; k < 1 + round % 3; k++) {
+            x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+            size_t at = (size_t)(x % len);
+            m[at] = (x >> 40) & 1 ? alphabet[(x >> 20) % (sizeof alphabet - 1)]
+                                  : (char)(x >> 32);
+        }
+        same_both_ways(m, len, "mutation");
+    }
+}
+
+/* ---- msgpack input against JSON input, byte for byte --------------------- */
+
+static void pack_json(msgpack_packer *pk, json_t *v)
+{
+    if (json_is_object(v)) {
+        msgpack_pack_map(pk, json_object_size(v));
+        const char *k;
+        json_t *e;
+        json_object_foreach(v, k, e) {
+            pk_str(pk, k);
+            pack_json(pk, e);
+        }
+    } else if (json_is_array(v)) {
+        msgpack_pack_array(pk, json_array_size(v));
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) pack_json(pk, e);
+    } else if (json_is_string(v)) {
+        msgpack_pack_str_with_body(pk, json_string_value(v), json_string_length(v));
+    } else if (json_is_integer(v)) {
+        msgpack_pack_int64(pk, json_integer_value(v));
+    } else if (json_is_real(v)) {
+        msgpack_pack_double(pk, json_real_value(v));
+    } else if (json_is_boolean(v)) {
+        if (json_is_true(v))
+            msgpack_pack_true(pk);
+        else
+            msgpack_pack_false(pk);
+    } else {
+        msgpack_pack_nil(pk);
+    }
+}
+
+/* json as msgpack (NULL when jansson cannot load it). */
+static bool to_msgpack(const char *json, msgpack_sbuffer *sb)
+{
+    json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, NULL);
+    if (root == NULL)
+        return false;
+    msgpack_packer pk;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    pack_json(&pk, root);
+    json_decref(root);
+    return true;
+}
+
+static void same_json_msgpack(const char *json)
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    if (!to_msgpack(json, &sb) || strstr(json, "period.closed") != NULL) {
+        msgpack_sbuffer_destroy(&sb);
+        return;
+    }
+    acr_buf_t a, b;
+    acr_buf_init(&a);
+    acr_buf_init(&b);
+    acr_err_t ea, eb;
+    int64_t va = 5, vb = 6;
+    size_t used = 0;
+    int ra = acr_event_parse_json(json, strlen(json), 540, false, &a, &va, &ea);
+    int rb = acr_event_parse_msgpack((const uint8_t *)sb.data, sb.size, &used, 540, &b, &vb, &eb);
+    if (ra == ACR_EMALFORMED_JSON && rb == ACR_EMALFORMED_MSGPACK)
+        ra = rb; /* not an object: each format's own code */
+    cr_assert_eq(ra, rb, "%s: json %s, msgpack %s (%s)", json, acr_err_name(ra),
+                 acr_err_name(rb), eb.msg);
+    ASSERT_STR_EQ(ea.field, eb.field);
+    cr_assert(strcmp(ea.id, eb.id) == 0 || (ra == ACR_EWRONG_TYPE && eb.id[0] == '\0'),
+              "%s: id %s / %s", json, ea.id, eb.id); /* a msgpack float fails before the id */
+    cr_assert_eq(va, vb);
+    cr_assert_eq(used, sb.size);
+    same_bytes(&a, &b);
+    /* And the msgpack jansson path: a leading "hash": nil forces it. */
+    if ((uint8_t)sb.data[0] >= 0x80 && (uint8_t)sb.data[0] < 0x8f) {
+        size_t n = sb.size + 6;
+        uint8_t *m = malloc(n);
+        m[0] = (uint8_t)(sb.data[0] + 1);
+        memcpy(m + 1, "\xa4hash\xc0", 6);
+        memcpy(m + 7, sb.data + 1, sb.size - 1);
+        acr_buf_t c;
+        acr_buf_init(&c);
+        acr_err_t ec;
+        int rc = acr_event_parse_msgpack(m, n, &used, 540, &c, NULL, &ec);
+        cr_assert_eq(rc, rb, "%s: slow msgpack %s", json, acr_err_name(rc));
+        ASSERT_STR_EQ(ec.field, eb.field);
+        ASSERT_STR_EQ(ec.msg, eb.msg);
+        cr_assert_eq(used, n);
+        same_bytes(&c, &b);
+        acr_buf_destroy(&c);
+        free(m);
+    }
+    acr_buf_destroy(&a);
+    acr_buf_destroy(&b);
+    msgpack_sbuffer_destroy(&sb);
+}
+
+Test(event_msgpack, same_records_as_json_every_case)
+{
+    for (size_t i = 0; i < sizeof valid / sizeof *valid; i++)
+        same_json_msgpack(valid[i]);
+    for (size_t i = 0; i < sizeof flat / sizeof *flat; i++)
+        same_json_msgpack(flat[i]);
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        same_json_msgpack(bad[i].json);
 }

@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# test_serve.sh - `accrue serve` and `accrue token` end to end on loopback.
+#
+# Starts the real server on a free port (--listen 127.0.0.1:0) over a ledger
+# holding the sample data, then drives it with tests/serve/client.py (Python
+# 3, standard library only): the authorization matrix (every endpoint x
+# every role x own/foreign partner), concurrent idempotent retries, group
+# commit under 64 concurrent clients, the feed across reconnects with
+# Last-Event-ID, request smuggling and limits, slowloris, and a graceful
+# shutdown with requests in flight. Short timeouts (--header-timeout-ms)
+# keep the run well under a minute.
+. "$(dirname "$0")/lib.sh"
+
+CLIENT="python3 $ROOT/tests/serve/client.py"
+SAMPLE=$ROOT/tools/sample
+SRV_PID=
+BASE=
+
+# start_server LEDGER [ARGS...]: sets SRV_PID and BASE.
+start_server() {
+    local l=$1
+    shift
+    : >"$TMP/srv.err"
+    "$ACCRUE" --ledger "$l" serve --listen 127.0.0.1:0 "$@" 2>"$TMP/srv.err" &
+    SRV_PID=$!
+    local port=
+    for _ in $(seq 1 100); do
+        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/srv.err" | sed 's/.*://')
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || fail "server did not start: $(head -c 600 "$TMP/srv.err")"
+    BASE=http://127.0.0.1:$port
+}
+
+# stop_server: SIGTERM, wait, exit status 0 and no sanitizer report.
+stop_server() {
+    kill -TERM "$SRV_PID" 2>/dev/null
+    wait "$SRV_PID"
+    local rc=$?
+    [ "$rc" -eq 0 ] || fail "server exit status $rc: $(tail -c 600 "$TMP/srv.err")"
+    if grep -qE 'Sanitizer|runtime error:' "$TMP/srv.err"; then
+        fail "sanitizer report: $(grep -A20 -E 'Sanitizer|runtime error:' "$TMP/srv.err" | head -c 2000)"
+    fi
+}
+
+client() {
+    $CLIENT "$@" >"$TMP/.cl.out" 2>"$TMP/.cl.err"
+    local rc=$?
+    cat "$TMP/.cl.out" | sed 's/^/       /'
+    [ "$rc" -eq 0 ] || fail "client $1: $(head -c 3000 "$TMP/.cl.err")"
+}
+
+LEDGER=$(new_ledger --period month --utc-offset +09:00)
+"$ACCRUE" --ledger "$LEDGER" plan publish "$SAMPLE/plan.json" >/dev/null
+"$ACCRUE" --ledger "$LEDGER" append "$SAMPLE/events.jsonl" >/dev/null
+
+token() { "$ACCRUE" --ledger "$LEDGER" --quiet token create "$@"; }
+
+case_token_cli() {
+    run --ledger "$LEDGER" token create --role partner
+    assert_exit 2 "partner without --partner"
+    run --ledger "$LEDGER" token create --role admin --partner ACME
+    assert_exit 2 "--partner with another role"
+    run --ledger "$LEDGER" token create --role root
+    assert_exit 2 "unknown role"
+    run --ledger "$LEDGER" --quiet token create --role finance --name fin-1
+    assert_exit 0
+    [[ $OUT =~ ^[0-9a-f]{64}$ ]] || fail "secret is 64 hex digits, alone on stdout: [$OUT]"
+    run --ledger "$LEDGER" token create --role finance --name fin-1
+    assert_exit 3 "duplicate name"
+    run --ledger "$LEDGER" token list
+    expect_stdout_contains "fin-1"
+    case $OUT in *[0-9a-f]{64}*) fail "list shows a secret" ;; esac
+    run --ledger "$LEDGER" token revoke fin-1
+    assert_exit 0
+    run --ledger "$LEDGER" token revoke fin-1
+    assert_exit 1 "revoking twice"
+}
+
+TOK_ADMIN=$(token --role admin --name t-admin)
+TOK_FIN=$(token --role finance --name t-fin)
+TOK_AUD=$(token --role auditor --name t-aud)
+TOK_ING=$(token --role ingest --name t-ing)
+TOK_FEED=$(token --role feed --name t-feed)
+TOK_PART=$(token --role partner --partner ACME --name t-acme)
+printf '{"admin":"%s","finance":"%s","auditor":"%s","ingest":"%s","feed":"%s","partner":"%s"}\n' \
+    "$TOK_ADMIN" "$TOK_FIN" "$TOK_AUD" "$TOK_ING" "$TOK_FEED" "$TOK_PART" >"$TMP/tokens.json"
+BOOT=bootstrap-secret-0123456789
+printf '# bootstrap tokens\n%s admin\n' "$BOOT" >"$TMP/token-file"
+
+start_server "$LEDGER" --token-file "$TMP/token-file" --header-timeout-ms 1500 \
+    --idle-timeout-ms 5000
+
+case_matrix() { client matrix "$BASE" "$TMP/tokens.json"; }
+case_revoked_token() {
+    local t
+    t=$(token --role auditor --name t-gone)
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/v1/verify")" 200
+    "$ACCRUE" --ledger "$LEDGER" token revoke t-gone >/dev/null
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/v1/verify")" 401 "revoked"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BOOT" "$BASE/v1/verify")" 200 "--token-file"
+}
+case_idempotent() { client idempotent "$BASE" "$TOK_ING" 24; }
+case_group_commit() { client group "$BASE" "$TOK_ING" 64 10; }
+case_feed() { client feed "$BASE" "$TOK_FEED" 300; }
+case_smuggling_and_limits() { client smuggle "$BASE" "$TOK_ADMIN"; }
+case_msgpack() {
+    if [ -f "$ROOT/tests/cli/jsonl2msgpack.pl" ] && perl -MData::MessagePack -e1 2>/dev/null; then
+        printf '%s\n' '{"id":"mp-1","type":"training.completed","at":"2026-08-05T00:00:00Z","data":{"partner_id":"GAMMA","module":"mp"}}' |
+            perl "$ROOT/tests/cli/jsonl2msgpack.pl" >"$TMP/one.mp"
+        client msgpack "$BASE" "$TOK_ING" "$TMP/one.mp"
+    else
+        python3 - "$TMP/one.mp" <<'PY'
+import sys
+def s(x):
+    b = x.encode(); return bytes([0xa0 | len(b)]) + b
+m = bytes([0x91, 0x84]) + s("id") + s("mp-1") + s("type") + s("training.completed") + \
+    s("at") + s("2026-08-05T00:00:00Z") + s("data") + bytes([0x82]) + s("partner_id") + \
+    s("GAMMA") + s("module") + s("mp")
+open(sys.argv[1], "wb").write(m)
+PY
+        client msgpack "$BASE" "$TOK_ING" "$TMP/one.mp"
+    fi
+}
+case_slowloris() { client slowloris "$BASE" "$TOK_ADMIN" 200 1500; }
+case_access_log() {
+    grep -q '"route":"events.append"' "$TMP/srv.err" || fail "no access-log line for appends"
+    local bad
+    bad=$(grep '^{"ts"' "$TMP/srv.err" | python3 -c '
+import json, sys
+for l in sys.stdin:
+    d = json.loads(l)
+    for k in ("method", "path", "status", "bytes", "duration_us", "role"):
+        if k not in d: print(l); break' | head -3)
+    [ -z "$bad" ] || fail "access-log lines lack fields: $bad"
+}
+case_verify_after() {
+    run --ledger "$LEDGER" verify
+    assert_exit 0 "verify while the server runs"
+}
+
+run_case case_token_cli
+run_case case_matrix
+run_case case_revoked_token
+run_case case_idempotent
+run_case case_group_commit
+run_case case_feed
+run_case case_smuggling_and_limits
+run_case case_msgpack
+run_case case_slowloris
+run_case case_access_log
+run_case case_verify_after
+case_stop() { stop_server; }
+run_case case_stop
+
+case_shutdown_in_flight() {
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$SAMPLE/events.jsonl" >/dev/null
+    local t
+    t=$("$ACCRUE" --ledger "$l" --quiet token create --role ingest)
+    start_server "$l"
+    $CLIENT inflight "$BASE" "$t" "$TMP/acked" 16 200 >"$TMP/.inf.out" 2>"$TMP/.inf.err" &
+    local cpid=$!
+    sleep 1
+    stop_server
+    wait "$cpid" || fail "inflight client: $(head -c 2000 "$TMP/.inf.err")"
+    sed 's/^/       /' "$TMP/.inf.out"
+    "$ACCRUE" --ledger "$l" log --format jsonl | python3 -c '
+import json, sys
+have = {json.loads(x)["id"] for x in sys.stdin}
+acked = [x for x in open(sys.argv[1]).read().split() if x]
+miss = [x for x in acked if x not in have]
+print("       %d acknowledged, %d missing" % (len(acked), len(miss)))
+sys.exit(1 if miss or not acked else 0)' "$TMP/acked" || fail "acknowledged events lost"
+    grep -q '"event":"shutdown"' "$TMP/srv.err" || fail "no shutdown log line"
+}
+run_case case_shutdown_in_flight
+
+finish
