@@ -10,6 +10,13 @@
  * [prev hash][record], the engine fields patched in, and the chain hash of
  * those bytes written over the prev hash. A batch with any error is
  * aborted whole: the ledger stays byte-for-byte as it was.
+ *
+ * To save B-tree descents (the dominant cost of a 100 000-event transaction),
+ * the id and a new stream are written where they are looked up (insert with
+ * MDB_NOOVERWRITE; an existing key answers its value instead), an existing
+ * stream is rewritten in place through the cursor that found it, and both
+ * claims are deleted again when the event is rejected or not logged, so the
+ * tables hold exactly what the look-up-then-write order would have left.
  */
 #include <assert.h>
 #include <errno.h>

@@ -26,16 +26,16 @@ struct acr_reader {
     bool positioned;                /* the cursor sits on next_seq - 1 (or before 1) */
     uint8_t *buf;                   /* prev_hash + record, hashed in one shot */
     size_t buf_cap;
-    void *map_addr;                 /* the environment's read-only map */
-    size_t map_size;
+    uintptr_t seen_lo, seen_hi;     /* the map addresses of the records read since the drop */
     size_t scanned;                 /* record bytes read sequentially since the last drop */
 };
 
 /* A long sequential read maps every page of the log it passes (file-backed, counted in the
  * process RSS: ~4 GB for 10 M events). The map is read-only and the pages stay in the page
- * cache, so every so often the reader unmaps them (MADV_DONTNEED): later accesses, such as
- * the slices of events already returned, fault the same bytes back in. */
-#define DROP_EVERY_BYTES ((size_t)128 << 20)
+ * cache, so every so often the reader unmaps the range of addresses its records came from
+ * (MADV_DONTNEED): later accesses, such as the slices of events already returned, fault
+ * the same bytes back in. */
+#define DROP_EVERY_BYTES ((size_t)16 << 20)
 
 void acr_hash_hex(const uint8_t hash[ACR_HASH_LEN], char out[33])
 {
@@ -87,11 +87,6 @@ int acr_reader_open(acr_ledger_t *l, acr_reader_t **out, acr_err_t *err)
     }
     genesis_hash(l, r->prev_hash);
     r->next_seq = 1;
-    MDB_envinfo info;
-    if (mdb_env_info(l->env, &info) == 0) {
-        r->map_addr = info.me_mapaddr;
-        r->map_size = info.me_mapsize;
-    }
     *out = r;
     return 0;
 }
@@ -217,8 +212,14 @@ int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH
     if (out_hash != NULL)
         memcpy(out_hash, v.mv_data, ACR_HASH_LEN);
     r->next_seq++;
-    if ((r->scanned += v.mv_size) >= DROP_EVERY_BYTES && r->map_addr != NULL) {
-        madvise(r->map_addr, r->map_size, MADV_DONTNEED); /* advice: failure is harmless */
+    uintptr_t a = (uintptr_t)v.mv_data;
+    if (r->scanned == 0 || a < r->seen_lo)
+        r->seen_lo = a;
+    if (r->scanned == 0 || a + v.mv_size > r->seen_hi)
+        r->seen_hi = a + v.mv_size;
+    if ((r->scanned += v.mv_size) >= DROP_EVERY_BYTES) {
+        uintptr_t lo = r->seen_lo & ~(uintptr_t)4095, hi = (r->seen_hi + 4095) & ~(uintptr_t)4095;
+        madvise((void *)lo, hi - lo, MADV_DONTNEED); /* advice: a failure is harmless */
         r->scanned = 0;
     }
     return 1;

@@ -1,9 +1,10 @@
 /* comm_internal.h - shared state of the commission processor's files.
  *
  * Not a public header: only the processors/ sources include it. The processor keeps
- * compact records (48-byte sales, interned strings as u32 indexes) in
- * growable arrays and open-addressing tables, and strings in one arena that
- * the finished statement takes over (so lines point into it without copies).
+ * compact records (40-byte sales with the id inline, interned strings as u32
+ * indexes) in growable arrays and open-addressing tables keyed by a 64-bit
+ * hash (sale ids, customers), and strings in one arena that the finished
+ * statement takes over (so lines point into it without copies).
  */
 #ifndef ACCRUE_COMM_INTERNAL_H
 #define ACCRUE_COMM_INTERNAL_H

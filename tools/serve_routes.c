@@ -322,7 +322,9 @@ static void route_work(uv_work_t *w)
             found = &routes[i];
             break;
         }
-        snprintf(allow, sizeof allow, "%s", routes[i].method == HTTP_GET ? "GET" : "POST");
+        size_t used = strlen(allow);
+        snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
+                 routes[i].method == HTTP_GET ? "GET" : "POST");
     }
     if (found == NULL && allow[0]) {
         req->route = "-";

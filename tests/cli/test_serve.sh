@@ -101,9 +101,9 @@ case_revoked_token() {
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/v1/verify")" 401 "revoked"
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BOOT" "$BASE/v1/verify")" 200 "--token-file"
 }
-case_idempotent() { client idempotent "$BASE" "$TOK_ING" 24; }
-case_group_commit() { client group "$BASE" "$TOK_ING" 64 10; }
-case_feed() { client feed "$BASE" "$TOK_FEED" 300; }
+case_idempotent() { client idempotent "$BASE" "$TOK_ING" 24 "$TOK_ADMIN"; }
+case_group_commit() { client group "$BASE" "$TOK_ING" 64 10 "$TOK_ADMIN"; }
+case_feed() { client feed "$BASE" "$TOK_FEED" 300 "$TOK_ING"; }
 case_smuggling_and_limits() { client smuggle "$BASE" "$TOK_ADMIN"; }
 case_msgpack() {
     if [ -f "$ROOT/tests/cli/jsonl2msgpack.pl" ] && perl -MData::MessagePack -e1 2>/dev/null; then

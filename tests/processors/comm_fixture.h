@@ -154,19 +154,53 @@ static inline void closed(script_t *sc, const char *at, const char *period, cons
 }
 
 /* Runs period `period` as of `through_seq` (0 = all); returns the finish rc. */
-static inline int script_run(const script_t *sc, const char *period, uint64_t through_seq,
-                             acr_statement_t *st, acr_err_t *err)
+/* Collects a streamed statement CSV (acr_comm_output_t.csv_write). */
+typedef struct sink {
+    char *p;
+    size_t n, cap;
+    size_t calls;
+} sink_t;
+
+static inline int sink_write(void *arg, const void *p, size_t n)
+{
+    sink_t *s = arg;
+    if (s->n + n > s->cap) {
+        s->cap = (s->n + n) * 2;
+        s->p = realloc(s->p, s->cap);
+        cr_assert_not_null(s->p);
+    }
+    memcpy(s->p + s->n, p, n);
+    s->n += n;
+    s->calls++;
+    return 0;
+}
+
+/* Feeds the script as of through_seq: one event at a time (batch = false) or in batches
+ * of 7 cut at each period.closed (batch = true), with output controls o (NULL: default). */
+static inline int script_run_ex(const script_t *sc, const char *period, uint64_t through_seq,
+                                bool batch, const acr_comm_output_t *o, acr_statement_t *st,
+                                acr_err_t *err)
 {
     acr_comm_config_t cfg = {sc->kind, sc->offset_min, 0, through_seq ? through_seq : sc->n};
     cr_assert(acr_period_parse(sc->kind, period, strlen(period), &cfg.run_period));
     acr_comm_t *c = acr_comm_new(&cfg);
     cr_assert_not_null(c);
+    if (o != NULL)
+        acr_comm_set_output(c, o);
     acr_err_clear(err);
     int rc = 0;
-    for (size_t i = 0; rc == 0 && i < sc->n && sc->ev[i].seq <= cfg.through_seq; i++) {
-        rc = acr_comm_feed(c, &sc->ev[i], err);
-        if (rc == 0 && sc->closed_csv[i] != NULL)
-            rc = acr_comm_add_closed(c, sc->closed_csv[i], strlen(sc->closed_csv[i]), err);
+    size_t n = 0;
+    while (n < sc->n && sc->ev[n].seq <= cfg.through_seq)
+        n++;
+    for (size_t i = 0; rc == 0 && i < n;) {
+        size_t m = 1;
+        if (batch)
+            while (m < 7 && i + m < n && sc->closed_csv[i + m - 1] == NULL)
+                m++;
+        rc = batch ? acr_comm_feed_batch(c, &sc->ev[i], m, err) : acr_comm_feed(c, &sc->ev[i], err);
+        i += m;
+        if (rc == 0 && sc->closed_csv[i - 1] != NULL)
+            rc = acr_comm_add_closed(c, sc->closed_csv[i - 1], strlen(sc->closed_csv[i - 1]), err);
     }
     if (rc == 0)
         rc = acr_comm_finish(c, st, err);
@@ -174,15 +208,45 @@ static inline int script_run(const script_t *sc, const char *period, uint64_t th
     return rc;
 }
 
-/* Runs and asserts the exact statement bytes. */
+static inline int script_run(const script_t *sc, const char *period, uint64_t through_seq,
+                             acr_statement_t *st, acr_err_t *err)
+{
+    return script_run_ex(sc, period, through_seq, false, NULL, st, err);
+}
+
+/* Runs and asserts the exact statement bytes; then again fed in batches, with the CSV
+ * streamed and the lines omitted, which must give the same bytes, fingerprint and totals. */
 static inline void expect_run(const script_t *sc, const char *period, uint64_t through_seq,
                               const char *want)
 {
-    acr_statement_t st;
+    acr_statement_t st, st2;
     acr_err_t err;
     int rc = script_run(sc, period, through_seq, &st, &err);
     cr_assert_eq(rc, 0, "run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
+    sink_t sk = {NULL, 0, 0, 0};
+    acr_comm_output_t o = {sink_write, &sk, true};
+    rc = script_run_ex(sc, period, through_seq, true, &o, &st2, &err);
+    cr_assert_eq(rc, 0, "streamed run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
+    cr_assert_null(st2.csv);
+    cr_assert_null(st2.lines);
+    cr_assert_eq(st2.csv_len, st.csv_len);
+    ASSERT_BYTES_EQ(sk.p, sk.n, want, strlen(want));
+    ASSERT_STR_EQ(st2.fingerprint, st.fingerprint);
+    cr_assert_eq(st2.line_count, st.line_count);
+    cr_assert_eq(st2.partner_count, st.partner_count);
+    for (size_t i = 0; i < st.partner_count; i++)
+        cr_assert(memcmp(&st.partners[i].by_kind_minor, &st2.partners[i].by_kind_minor,
+                         sizeof st.partners[i].by_kind_minor) == 0 &&
+                  st.partners[i].total_minor == st2.partners[i].total_minor &&
+                  st.partners[i].prior_period_minor == st2.partners[i].prior_period_minor &&
+                  st.partners[i].line_count == st2.partners[i].line_count &&
+                  strcmp(st.partners[i].partner_id, st2.partners[i].partner_id) == 0);
+    cr_assert_eq(st2.unplanned_count, st.unplanned_count);
+    cr_assert_eq(st2.plans_used_count, st.plans_used_count);
+    cr_assert_eq(st2.currency_count, st.currency_count);
+    free(sk.p);
+    acr_statement_destroy(&st2);
     acr_statement_destroy(&st);
 }
 

@@ -86,7 +86,7 @@ def matrix(base, tokfile):
     got, data, _ = req(c, "GET", "/healthz")
     check(got == 200 and data == b"ok\n", "healthz")
     got, _, r = req(c, "DELETE", "/v1/events", toks["admin"])
-    check(got == 405 and r.getheader("Allow") == "POST", "DELETE /v1/events: %d" % got)
+    check(got == 405 and r.getheader("Allow") == "POST, GET", "DELETE /v1/events: %d" % got)
     got, _, _ = req(c, "GET", "/v1/nope", toks["admin"])
     check(got == 404, "unknown path: %d" % got)
 
@@ -145,8 +145,9 @@ def matrix(base, tokfile):
 
 # ---- idempotent retries ------------------------------------------------------------------
 
-def idempotent(base, token, k="24"):
+def idempotent(base, token, k="24", rtoken=None):
     k = int(k)
+    rtoken = rtoken or token
     out = [None] * k
     barrier = threading.Barrier(k)
 
@@ -165,7 +166,7 @@ def idempotent(base, token, k="24"):
     seqs = {(o[1]["first_seq"], o[1]["last_seq"]) for o in out}
     check(len(seqs) == 1, "identical seqs in every answer: %r" % seqs)
     c = conn_of(base)
-    st, data, _ = req(c, "GET", "/v1/events?from=1&limit=10000", token)
+    st, data, _ = req(c, "GET", "/v1/events?from=1&limit=10000", rtoken)
     n = sum(1 for l in data.decode().splitlines() if json.loads(l)["id"] == "idem-1")
     check(n == 1, "idem-1 stored once, found %d" % n)
     print("idempotent: %d concurrent retries, 1 append, seq %r" % (k, seqs))
@@ -173,8 +174,9 @@ def idempotent(base, token, k="24"):
 
 # ---- group commit under concurrency ----------------------------------------------------------
 
-def group(base, token, clients="64", per="10"):
+def group(base, token, clients="64", per="10", rtoken=None):
     clients, per = int(clients), int(per)
+    rtoken = rtoken or token
     acked = []
     lock = threading.Lock()
 
@@ -193,7 +195,7 @@ def group(base, token, clients="64", per="10"):
     stored = {}
     frm = 1
     while True:
-        st, data, _ = req(c, "GET", "/v1/events?from=%d&limit=10000" % frm, token)
+        st, data, _ = req(c, "GET", "/v1/events?from=%d&limit=10000" % frm, rtoken)
         ls = data.decode().splitlines()
         if not ls:
             break
@@ -204,7 +206,7 @@ def group(base, token, clients="64", per="10"):
     missing = [a for a in acked if stored.get(a[0]) != a[1]]
     check(len(acked) == clients * per, "every request acknowledged: %d" % len(acked))
     check(not missing, "acknowledged events present at their seq: missing %r" % missing[:5])
-    st, data, _ = req(c, "GET", "/metrics", token)
+    st, data, _ = req(c, "GET", "/metrics", rtoken)
     m = {}
     for l in data.decode().splitlines():
         if l.startswith("accrue_commit_batches_sum") or l.startswith("accrue_commit_batches_count"):
@@ -221,7 +223,7 @@ def group(base, token, clients="64", per="10"):
 def sse_read(base, token, path, last_id, want, seen, stop_after):
     """Reads frames until stop_after new ids were seen (or want reached)."""
     u = urllib.parse.urlparse(base)
-    s = socket.create_connection((u.hostname, u.port), timeout=20)
+    s = socket.create_connection((u.hostname, u.port), timeout=10)
     hdr = "GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" % (path, token)
     if last_id is not None:
         hdr += "Last-Event-ID: %d\r\n" % last_id
@@ -259,18 +261,25 @@ def sse_read(base, token, path, last_id, want, seen, stop_after):
     return last
 
 
-def feed(base, token, extra="300"):
+def feed(base, token, extra="300", wtoken=None):
     extra = int(extra)
+    wtoken = wtoken or token
     c = conn_of(base)
-    st, data, _ = req(c, "GET", "/v1/events?from=1&limit=10000", token)
-    head0 = json.loads(data.decode().splitlines()[-1])["seq"]
+    head0 = 0
+    while True:
+        st, data, _ = req(c, "GET", "/v1/events?from=%d&limit=10000" % (head0 + 1), token)
+        ls = data.decode().splitlines()
+        if not ls:
+            break
+        head0 = json.loads(ls[-1])["seq"]
     want = head0 + extra
+    nonce = "%x" % int(time.time() * 1000)
 
     def writer():
         wc = conn_of(base)
         for j in range(extra // 10):
-            req(wc, "POST", "/v1/events", token,
-                json.dumps([ev("f-%d-%d" % (j, k)) for k in range(10)]))
+            req(wc, "POST", "/v1/events", wtoken,
+                json.dumps([ev("f-%s-%d-%d" % (nonce, j, k)) for k in range(10)]))
             time.sleep(0.005)
     t = threading.Thread(target=writer)
     t.start()

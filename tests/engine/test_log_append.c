@@ -1,0 +1,122 @@
+/* test_log_append.c - the write path's claims (append.c, state.c): the id,
+ * a new stream and a new sale row are written where they are looked up, and
+ * must vanish again when the event is rejected, so that a rejected batch
+ * changes nothing, later events of the batch see the state as before, and
+ * verify (which replays the log through the same code) finds no difference. */
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "accrue/log.h"
+#include "test_util.h"
+
+#define AT "\"at\":\"2026-07-03T10:00:00Z\""
+#define PARTNER                                                                                    \
+    "{\"id\":\"p1\",\"type\":\"partner.registered\"," AT ",\"data\":{\"partner_id\":\"P1\","      \
+    "\"name\":\"n\",\"kind\":\"reseller\",\"tier\":\"gold\",\"plan_id\":\"std\","                \
+    "\"currency\":\"JPY\"}}"
+#define SALE(id, sale, extra)                                                                      \
+    "{\"id\":\"" id "\",\"type\":\"sale.recorded\"," AT ",\"data\":{\"sale_id\":\"" sale "\","    \
+    "\"partner_id\":\"P1\",\"customer_id\":\"C1\",\"product\":\"x\",\"amount_minor\":100,"       \
+    "\"currency\":\"JPY\"" extra "}}"
+#define REFUND(id, expv)                                                                           \
+    "{\"id\":\"" id "\",\"type\":\"sale.refunded\"," AT expv ",\"data\":{\"sale_id\":\"S1\","     \
+    "\"amount_minor\":10}}"
+
+static char dir[64];
+static acr_ledger_t *ledger;
+static acr_errlist_t errs;
+
+static void setup(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/acr-test-append.XXXXXX");
+    cr_assert(mkdtemp(dir) != NULL);
+    acr_config_t cfg = {{1, 2, 3}, ACR_PERIOD_MONTH, 0};
+    acr_err_t err;
+    char sub[80];
+    snprintf(sub, sizeof sub, "%s/l", dir);
+    cr_assert_eq(acr_ledger_create(sub, &cfg, 0, &err), 0, "%s", err.msg);
+    cr_assert_eq(acr_ledger_open(sub, &ledger, &err), 0, "%s", err.msg);
+}
+
+static void teardown(void)
+{
+    acr_ledger_close(ledger);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}
+
+/* Appends the events as one batch; returns the code, fills res and errs. */
+static int append(const char *const *events, size_t n, acr_append_result_t *res)
+{
+    acr_batch_t b;
+    acr_batch_init(&b);
+    for (size_t i = 0; i < n; i++) {
+        acr_err_t err;
+        cr_assert_eq(acr_batch_add_json(&b, acr_ledger_config(ledger), i + 1, events[i],
+                                        strlen(events[i]), &err),
+                     0, "%s: %s", events[i], err.msg);
+    }
+    acr_errlist_clear(&errs);
+    memset(res, 0, sizeof *res);
+    int rc = acr_ledger_append(ledger, &b, res, &errs);
+    acr_batch_destroy(&b);
+    return rc;
+}
+
+static void assert_verifies(void)
+{
+    acr_err_t err;
+    acr_verify_result_t vr;
+    cr_assert_eq(acr_ledger_verify(ledger, &vr, NULL, &err), 0, "verify: %s", err.msg);
+}
+
+TestSuite(log_append, .init = setup, .fini = teardown);
+
+Test(log_append, rejected_events_leave_no_claims)
+{
+    acr_append_result_t res;
+    const char *first[] = {PARTNER, SALE("s1", "S1", "")};
+    cr_assert_eq(append(first, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    cr_assert_eq(res.last_seq, 2);
+    /* A new sale with an unknown rep: its id, stream and sale row were claimed, then released;
+     * the same ids, stream and sale then pass in the same batch. */
+    const char *batch[] = {SALE("s2", "S2", ",\"rep_id\":\"nobody\""), SALE("s2", "S2", ""),
+                           REFUND("r1", ",\"expected_version\":7"), REFUND("r1", "")};
+    cr_assert_eq(append(batch, 4, &res), ACR_EUNKNOWN_REP);
+    cr_assert_eq(errs.total, 2, "the rep and the version conflict, nothing else");
+    ASSERT_STR_EQ(acr_err_name(errs.items[0].code), "unknown_rep");
+    cr_assert_eq(errs.items[0].line, 1);
+    ASSERT_STR_EQ(acr_err_name(errs.items[1].code), "version_conflict");
+    cr_assert_eq(errs.items[1].line, 3);
+    /* Nothing of it stayed: the same events now append at seq 3.. */
+    const char *again[] = {SALE("s2", "S2", ""), REFUND("r1", ",\"expected_version\":1"),
+                           REFUND("r2", ",\"expected_version\":2")};
+    cr_assert_eq(append(again, 3, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    cr_assert_eq(res.first_seq, 3);
+    cr_assert_eq(res.last_seq, 5);
+    assert_verifies();
+}
+
+Test(log_append, duplicates_and_conflicts)
+{
+    acr_append_result_t res;
+    uint64_t seqs[4];
+    const char *first[] = {PARTNER, SALE("s1", "S1", ""), SALE("s1", "S1", "")};
+    res.seqs = seqs;
+    cr_assert_eq(append(first, 3, &res), 0);
+    cr_assert_eq(res.appended, 2);
+    cr_assert_eq(res.duplicates, 1, "a resubmission inside the batch");
+    /* Same id, other content: id_conflict; a new sale id for an existing sale: duplicate. */
+    const char *bad[] = {SALE("s1", "S9", ""), SALE("s3", "S1", "")};
+    cr_assert_eq(append(bad, 2, &res), ACR_EID_CONFLICT);
+    cr_assert_eq(errs.total, 2);
+    ASSERT_STR_EQ(errs.items[0].field, "id");
+    ASSERT_STR_EQ(acr_err_name(errs.items[1].code), "duplicate");
+    ASSERT_STR_EQ(errs.items[1].field, "data.sale_id");
+    const char *ok[] = {SALE("s1", "S1", ""), SALE("s9", "S9", "")};
+    cr_assert_eq(append(ok, 2, &res), 0);
+    cr_assert_eq(res.appended, 1);
+    cr_assert_eq(res.duplicates, 1);
+    assert_verifies();
+}
