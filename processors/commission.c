@@ -457,7 +457,10 @@ static int feed_plan(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err)
     acr_err_t perr;
     acr_err_clear(&perr);
     const acr_str_t *doc = &ev->str[ACR_F_PLAN];
-    if (acr_plan_parse(doc->ptr, doc->len, &plan, &perr) != 0) {
+    int rc = acr_plan_parse(doc->ptr, doc->len, &plan, &perr);
+    if (rc == ACR_ENOMEM)
+        return nomem(err); /* running out of memory is not a damaged ledger */
+    if (rc != 0) {
         acr_err_set(err, ACR_ECORRUPT, "stored plan of seq %llu does not parse: %s",
                     (unsigned long long)ev->seq, perr.msg);
         return ACR_ECORRUPT;

@@ -18,6 +18,7 @@
 
 #include "accrue/date.h"
 #include "accrue/event.h"
+#include "accrue/jsonmem.h"
 #include "accrue/limits.h"
 #include "accrue/plan.h"
 
@@ -355,7 +356,12 @@ int acr_plan_parse(const char *json, size_t len, acr_plan_t *out, acr_err_t *err
         return fail(err, ACR_EINVALID_PLAN, "plan", "document larger than %d bytes",
                     ACR_PLAN_JSON_MAX);
     json_error_t jerr;
+    acr_jsonmem_begin();
     json_t *root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (acr_jsonmem_failed()) { /* jansson may return a damaged tree: never trust it */
+        json_decref(root);
+        return fail(err, ACR_ENOMEM, "plan", "out of memory while parsing the plan");
+    }
     if (root == NULL)
         return fail(err, ACR_EINVALID_PLAN, "plan", "not a valid JSON document: %s", jerr.text);
     int rc = parse_root(root, out, err);
