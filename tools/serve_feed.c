@@ -10,8 +10,9 @@
  * Live subscribers share one read per commit: when the writer reports a new
  * head, one pool job renders the new events once into a reference-counted
  * chunk, and the loop writes the part each live subscriber has not seen
- * (by per-event offsets) to all of them. A live subscriber whose unsent
- * bytes would pass feed_pending_bytes_max is disconnected (it can resume
+ * (by per-event offsets) to all of them. A live subscriber that still has
+ * unsent bytes and whose backlog would pass feed_pending_bytes_max is
+ * disconnected (it can resume
  * with Last-Event-ID): a slow reader never holds back writers or grows the
  * server's memory. A comment line every feed_heartbeat_ms keeps proxies
  * from timing the stream out and detects dead peers.
@@ -175,7 +176,8 @@ static size_t queued(srv_sub_t *sub)
 static bool sub_write(srv_sub_t *sub, srv_chunk_t *chunk, const char *p, size_t len, bool bounded)
 {
     srv_t *s = sub->srv;
-    if (bounded && queued(sub) + len > s->lim.feed_pending_bytes_max) {
+    size_t q = queued(sub);
+    if (bounded && q > 0 && q + len > s->lim.feed_pending_bytes_max) {
         srv_metrics_feed_dropped();
         fprintf(stderr,
                 "{\"event\":\"feed_dropped\",\"next_seq\":%" PRIu64

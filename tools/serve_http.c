@@ -80,34 +80,56 @@ static llhttp_settings_t settings;
 static const char *reason_of(int status)
 {
     switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 413: return "Content Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Content";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 503: return "Service Unavailable";
-    case 507: return "Insufficient Storage";
-    default: return "Unknown";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 422:
+        return "Unprocessable Content";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    case 507:
+        return "Insufficient Storage";
+    default:
+        return "Unknown";
     }
 }
 
 static const char *code_of_status(int status)
 {
     switch (status) {
-    case 408: return "timeout";
-    case 413: return "too_large";
-    case 431: return "headers_too_large";
-    case 503: return "unavailable";
-    default: return "bad_request";
+    case 408:
+        return "timeout";
+    case 413:
+        return "too_large";
+    case 431:
+        return "headers_too_large";
+    case 503:
+        return "unavailable";
+    default:
+        return "bad_request";
     }
 }
 
@@ -354,11 +376,10 @@ void srv_respond(srv_req_t *req)
         srv_set_error(req, 500, "internal", "no response was produced");
     bool close = !req->keep_alive || req->close_after || c->srv->stopping;
     acr_buf_reset(&req->head);
-    acr_buf_printf(&req->head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-                   req->status, reason_of(req->status),
-                   req->ctype ? req->ctype : "application/json", req->resp.len,
-                   req->extra_headers, close ? "Connection: close\r\n" : "");
+    acr_buf_printf(
+        &req->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
+        req->status, reason_of(req->status), req->ctype ? req->ctype : "application/json",
+        req->resp.len, req->extra_headers, close ? "Connection: close\r\n" : "");
     uv_buf_t bufs[2] = {
         uv_buf_init((char *)req->head.data, (unsigned)req->head.len),
         uv_buf_init((char *)req->resp.data, (unsigned)req->resp.len),
@@ -586,9 +607,8 @@ static void conn_parse(srv_conn_t *c)
             arm(c, c->srv->lim.header_ms_max);
         }
         const char *why = NULL;
-        int bad = c->scan.done
-                      ? 0
-                      : scan_head(&c->scan, data, len, c->srv->lim.header_bytes_max, &why);
+        int bad =
+            c->scan.done ? 0 : scan_head(&c->scan, data, len, c->srv->lim.header_bytes_max, &why);
         if (bad != 0) {
             fail(c, bad, why);
             return;
@@ -646,11 +666,18 @@ static void on_timer(uv_timer_t *t)
 {
     srv_conn_t *c = t->data;
     switch (c->phase) {
-    case PH_HEAD: fail(c, 408, "the request head did not arrive in time"); break;
-    case PH_BODY: fail(c, 408, "the request body stalled"); break;
+    case PH_HEAD:
+        fail(c, 408, "the request head did not arrive in time");
+        break;
+    case PH_BODY:
+        fail(c, 408, "the request body stalled");
+        break;
     case PH_IDLE:
-    case PH_LINGER: srv_conn_close(c); break;
-    default: break;
+    case PH_LINGER:
+        srv_conn_close(c);
+        break;
+    default:
+        break;
     }
 }
 

@@ -13,8 +13,8 @@
 
 static const uint64_t batch_bounds[] = {1, 2, 5, 10, 50, 100, 500, 1000, 10000, 100000, 1000000};
 static const uint64_t group_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 1024};
-static const uint64_t latency_bounds_us[] = {250,    500,    1000,    2500,    5000,
-                                             10000,  25000,  50000,   100000,  250000,
+static const uint64_t latency_bounds_us[] = {250,    500,     1000,    2500,    5000,
+                                             10000,  25000,   50000,   100000,  250000,
                                              500000, 1000000, 2500000, 10000000};
 #define NB(a) (sizeof(a) / sizeof(a[0]))
 
@@ -118,8 +118,7 @@ static void render_histo(acr_buf_t *out, const char *name, const char *help, con
     }
     cum += h->bucket[nb];
     acr_buf_printf(out,
-                   "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %" PRIu64 "\n%s_count %" PRIu64
-                   "\n",
+                   "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n%s_sum %" PRIu64 "\n%s_count %" PRIu64 "\n",
                    name, cum, name, h->sum, name, h->count);
 }
 

@@ -178,4 +178,18 @@ sys.exit(1 if miss or not acked else 0)' "$TMP/acked" || fail "acknowledged even
 }
 run_case case_shutdown_in_flight
 
+case_slow_subscriber() {
+    local l t
+    l=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$SAMPLE/events.jsonl" >/dev/null
+    t=$("$ACCRUE" --ledger "$l" --quiet token create --role admin)
+    start_server "$l" --feed-buffer-bytes 262144
+    python3 "$ROOT/tests/serve/slow_subscriber.py" "${BASE##*:}" "$t" >"$TMP/.ss.out" 2>&1 ||
+        fail "slow subscriber not dropped: $(cat "$TMP/.ss.out")"
+    sed 's/^/       /' "$TMP/.ss.out"
+    grep -q '"event":"feed_dropped"' "$TMP/srv.err" || fail "no feed_dropped log line"
+    stop_server
+}
+run_case case_slow_subscriber
+
 finish

@@ -232,7 +232,8 @@ def sse_read(base, token, path, last_id, want, seen, stop_after):
     got = 0
     last = last_id
     head_done = False
-    while got < stop_after and (not seen or seen[-1] < want):
+    deadline = time.time() + 30  # heartbeats alone must not keep a broken test alive
+    while got < stop_after and (not seen or seen[-1] < want) and time.time() < deadline:
         d = s.recv(65536)
         if not d:
             break
