@@ -395,7 +395,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         }
         if (mdb_rc == 0 && fatal == 0)
             return 0;
-        int code = fatal ? fatal : acr__mdb_err(mdb_rc, &err, "commit");
+        int code = fatal ? fatal : acr__commit_err(l, mdb_rc, &err);
         for (size_t i = 0; i < n; i++) {
             rcs[i] = code;
             acr_errlist_clear(&errs[i]);

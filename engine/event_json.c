@@ -43,6 +43,7 @@
 #include <string.h>
 
 #include "accrue/date.h"
+#include "accrue/jsonmem.h"
 #include "accrue/limits.h"
 #include "accrue/plan.h"
 
@@ -880,6 +881,16 @@ static int fast_event(const char *text, size_t len, const uint8_t *mp, int32_t o
                       bool allow_internal, acr_buf_t *out, int64_t *out_expv, acr_err_t *err,
                       size_t *consumed);
 
+/* An allocation failed while jansson built or walked a tree: whatever it
+ * returned is untrusted (docs/reliability.md, K1-K3). Drops the tree and
+ * anything appended, and reports out of memory. */
+static int tree_nomem(json_t *root, acr_buf_t *out, size_t out_len, acr_err_t *err)
+{
+    json_decref(root);
+    out->len = out_len;
+    return fail(err, ACR_ENOMEM, "", "out of memory while reading the event");
+}
+
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
                          bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
                          acr_err_t *err)
@@ -895,7 +906,11 @@ int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
         return fail(err, ACR_ETOO_LARGE, "", "the event's JSON is %zu bytes, more than %d", len,
                     ACR_EVENT_JSON_MAX);
     json_error_t je;
+    size_t out_len = out->len;
+    acr_jsonmem_begin();
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (acr_jsonmem_failed()) /* jansson may return a damaged tree: never trust it */
+        return tree_nomem(root, out, out_len, err);
     if (root == NULL) {
         if (json_error_code(&je) == json_error_numeric_overflow)
             return fail(err, ACR_EINVALID_VALUE, "", "integer out of range at column %d",
@@ -905,6 +920,8 @@ int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
     }
     int rc = event_from_tree(root, utc_offset_min, allow_internal, ACR_EMALFORMED_JSON, out,
                              out_expected_version, err);
+    if (acr_jsonmem_failed())
+        return tree_nomem(root, out, out_len, err);
     json_decref(root);
     return rc;
 }
@@ -1272,11 +1289,17 @@ int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
     v.r.p = p;
     v.r.end = p + n;
     json_t *root = NULL;
+    size_t out_len = out->len;
+    acr_jsonmem_begin();
     int rc = mp_value(&v, &root);
+    if (acr_jsonmem_failed())
+        return tree_nomem(root, out, out_len, err);
     if (rc != 0)
         return rc;
     rc = event_from_tree(root, utc_offset_min, false, ACR_EMALFORMED_MSGPACK, out,
                          out_expected_version, err);
+    if (acr_jsonmem_failed())
+        return tree_nomem(root, out, out_len, err);
     json_decref(root);
     return rc;
 }

@@ -70,6 +70,11 @@ bool acr__db_derived(int db);
 /* Maps an LMDB / errno code to an ACR_E* code with a message. */
 int acr__mdb_err(int rc, acr_err_t *err, const char *what);
 
+/* Below this much free space, a failed commit is reported as ledger_full. */
+#define ACR_DISK_FULL_BYTES (1u << 20)
+/* Maps a failed commit, naming a full disk ledger_full. */
+int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err);
+
 /* Opens an LMDB environment at dir with every table (create when asked). */
 int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env **out_env,
                   MDB_dbi dbi[ACR_DB__COUNT], acr_err_t *err);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "accrue/jsonmem.h"
 #include "accrue/plan.h"
 #include "internal.h"
 
@@ -346,8 +347,11 @@ static int training_completed(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *
 
 int acr__pipeline_parse(const char *json, size_t len, acr__pipeline_t *p)
 {
+    acr_jsonmem_begin();
     json_t *root = json_loadb(json, len, 0, NULL);
     int rc = json_is_array(root) && json_array_size(root) <= ACR_STAGES_MAX ? 0 : ACR_ECORRUPT;
+    if (acr_jsonmem_failed())
+        rc = ACR_ENOMEM;
     memset(p, 0, sizeof *p);
     for (size_t i = 0; rc == 0 && i < json_array_size(root); i++) {
         json_t *st = json_array_get(root, i), *req = json_object_get(st, "exit_requires");
@@ -379,7 +383,11 @@ static int load_pipeline(acr__txn_t *tx, acr_err_t *err)
     int rc = get(tx, ACR_DB_PIPELINE, acr__val("stages", 6), &v, err);
     if (rc < 0)
         return rc;
-    if (rc == 0 || acr__pipeline_parse(v.mv_data, v.mv_size, &tx->pipeline) != 0)
+    if (rc == 1)
+        rc = acr__pipeline_parse(v.mv_data, v.mv_size, &tx->pipeline);
+    if (rc == ACR_ENOMEM)
+        return acr_err_set(err, rc, "out of memory");
+    if (rc != 0)
         return acr_err_set(err, ACR_ECORRUPT, "the stored pipeline is damaged");
     tx->pipeline_loaded = true;
     return 0;
@@ -397,7 +405,10 @@ static int pipeline_defined(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *er
 {
     acr_str_t stages = F(ev, ACR_F_STAGES);
     acr__pipeline_t p;
-    if (acr__pipeline_parse(stages.ptr, stages.len, &p) != 0 || p.count == 0)
+    int prc = acr__pipeline_parse(stages.ptr, stages.len, &p);
+    if (prc == ACR_ENOMEM)
+        return acr_err_set(err, prc, "out of memory");
+    if (prc != 0 || p.count == 0)
         return rule(err, ACR_EINVALID_VALUE, ACR_F_STAGES, "%.*sinvalid stage list", "", 0);
     int rc = put(tx, ACR_DB_PIPELINE, acr__val("stages", 6), stages.ptr, stages.len, err);
     if (rc == 0) {

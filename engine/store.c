@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "internal.h"
 
@@ -57,6 +58,38 @@ int acr__mdb_err(int rc, acr_err_t *err, const char *what)
     }
 }
 
+/* A data file shorter than the pages its last commit uses was truncated:
+ * reading those pages through the map would raise SIGBUS, so refuse to open
+ * it (docs/reliability.md, K5). */
+static int check_file_size(MDB_env *env, const char *dir, acr_err_t *err)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    struct stat fs;
+    char path[4096 + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0 || stat(path, &fs) != 0)
+        return 0; /* nothing to compare: LMDB reports its own errors later */
+    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    if ((uint64_t)fs.st_size < need)
+        return acr_err_set(err, ACR_ECORRUPT,
+                           "%s is truncated: %llu bytes, its last commit uses %llu", path,
+                           (unsigned long long)fs.st_size, (unsigned long long)need);
+    return 0;
+}
+
+/* A failed commit on a full disk surfaces as EIO (LMDB turns the short
+ * write into EIO): look at the free space to name it (K6). */
+int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err)
+{
+    struct statvfs vfs;
+    if ((rc == EIO || rc == ENOSPC) && statvfs(l->path, &vfs) == 0 &&
+        (uint64_t)vfs.f_bavail * vfs.f_frsize < ACR_DISK_FULL_BYTES)
+        return acr_err_set(err, ACR_ELEDGER_FULL, "commit: the disk holding %s is full",
+                           l->path);
+    return acr__mdb_err(rc, err, "commit");
+}
+
 int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env **out_env,
                   MDB_dbi dbi[ACR_DB__COUNT], acr_err_t *err)
 {
@@ -74,6 +107,10 @@ int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env
         if (rc == ENOENT)
             return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s", dir);
         return acr__mdb_err(rc, err, dir);
+    }
+    if ((rc = check_file_size(env, dir, err)) != 0) {
+        mdb_env_close(env);
+        return rc;
     }
     MDB_txn *txn = NULL;
     rc = mdb_txn_begin(env, NULL, create ? 0 : MDB_RDONLY, &txn);

@@ -26,39 +26,39 @@ show_tail() {
     tail -40 "$LOG" | sed 's/^/    | /'
 }
 
-# record NAME PASSED FAILED RC
+# record NAME PASSED FAILED RC [SECONDS]
 record() {
-    local name=$1 p=$2 f=$3 rc=$4
+    local name=$1 p=$2 f=$3 rc=$4 secs=${5:-0}
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
         f=1
     fi
     TOTAL_PASSED=$((TOTAL_PASSED + p))
     TOTAL_FAILED=$((TOTAL_FAILED + f))
     if [ "$f" -eq 0 ]; then
-        printf 'PASS  %-52s %4d passed\n' "$name" "$p"
+        printf 'PASS  %-52s %4d passed %5ds\n' "$name" "$p" "$secs"
     else
-        printf 'FAIL  %-52s %4d passed, %d failed (exit %d)\n' "$name" "$p" "$f" "$rc"
+        printf 'FAIL  %-52s %4d passed, %d failed (exit %d) %ds\n' "$name" "$p" "$f" "$rc" "$secs"
         show_tail
     fi
 }
 
 run_unit() { # BINARY
-    local bin=$1 rc line p=0 f=0 c=0
+    local bin=$1 rc line p=0 f=0 c=0 t0=$SECONDS
     timeout "$UNIT_TIMEOUT" "$bin" >"$LOG" 2>&1
     rc=$?
     line=$(grep -a 'Synthesis: Tested:' "$LOG" | tail -1)
     if [ -z "$line" ]; then
-        record "$bin (no Synthesis line)" 0 1 "$rc"
+        record "$bin (no Synthesis line)" 0 1 "$rc" $((SECONDS - t0))
         return
     fi
     p=$(sed -E 's/.*Passing: ([0-9]+).*/\1/' <<<"$line")
     f=$(sed -E 's/.*Failing: ([0-9]+).*/\1/' <<<"$line")
     c=$(sed -E 's/.*Crashing: ([0-9]+).*/\1/' <<<"$line")
-    record "$bin" "$p" "$((f + c))" "$rc"
+    record "$bin" "$p" "$((f + c))" "$rc" $((SECONDS - t0))
 }
 
 run_cli() { # ACCRUE SCRIPT
-    local accrue=$1 script=$2 rc line p=0 f=0
+    local accrue=$1 script=$2 rc line p=0 f=0 t0=$SECONDS
     ACCRUE=$accrue timeout "$CLI_TIMEOUT" bash "$script" >"$LOG" 2>&1
     rc=$?
     line=$(grep -aE '^[^ ]+\.sh: [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1)
@@ -67,7 +67,7 @@ run_cli() { # ACCRUE SCRIPT
         f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
     fi
     [ -n "$line" ] || f=1
-    record "$script [$accrue]" "$p" "$f" "$rc"
+    record "$script [$accrue]" "$p" "$f" "$rc" $((SECONDS - t0))
 }
 
 for build in build/asan build; do

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "accrue/date.h"
+#include "accrue/jsonmem.h"
 #include "accrue/projection.h"
 #include "serve.h"
 
@@ -306,8 +307,14 @@ static const char *const envelope_keys[ENVELOPE_KEYS] = {"id", "at", "type", "ex
 static json_t *split_body(srv_req_t *req, json_t **out_data)
 {
     json_error_t je;
+    acr_jsonmem_begin();
     json_t *root =
         json_loadb((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
+    if (acr_jsonmem_failed()) { /* jansson may return a damaged tree: never trust it */
+        json_decref(root);
+        srv_set_error(req, 503, "out_of_memory", "the server ran out of memory; retry");
+        return NULL;
+    }
     if (root == NULL || !json_is_object(root)) {
         json_decref(root);
         srv_set_error(req, 422, "malformed_json", "the body must be one JSON object (%s)",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # test_help.sh - every command and subcommand answers --help on stdout with
 # exit 0; bad usage is `accrue: usage: ...` on stderr with exit 2; --version
-# names the libraries.
+# names the libraries. (`serve` itself is tested in test_serve.sh.)
 . "$(dirname "$0")/lib.sh"
 
 case_help_everywhere() {
@@ -88,14 +88,7 @@ payout close 2026-07 --as-of 3
 LIST
 }
 
-case_serve_not_available() {
-    run serve
-    assert_exit 1
-    expect_stderr_contains "accrue: serve: not available in this build"
-}
-
 run_case case_help_everywhere
 run_case case_version
 run_case case_bad_usage
-run_case case_serve_not_available
 finish
