@@ -129,7 +129,6 @@ if [ $have_accrue = 1 ]; then
     else
         fail "append msgpack: $(head -5 "$work/append_mp.out.err")"
     fi
-    rm -rf "$ledger.mp"
 else
     skip append_file accrue-not-built
 fi
@@ -151,8 +150,10 @@ else
 fi
 
 # ---- HTTP rows ----
+# The HTTP rows append to the msgpack-loaded copy of the history, so the ledger the peers are
+# compared against stays exactly the generated history.
 http_rows() {
-    local port=$((20000 + RANDOM % 20000)) token pid
+    local port=$((20000 + RANDOM % 20000)) token pid ledger="$ledger.mp"
     token=$("$accrue" --ledger "$ledger" token create --role ingest --name bench 2>/dev/null | tail -1)
     [ -n "$token" ] || { skip http_append_single token-create-failed; skip http_append_batch token-create-failed; return; }
     "$accrue" --ledger "$ledger" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
@@ -193,6 +194,7 @@ http_rows() {
     fi
     kill -TERM "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
+    rm -rf "$ledger"
 }
 if [ $have_accrue = 1 ] && "$accrue" serve --help >/dev/null 2>&1; then
     http_rows
