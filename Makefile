@@ -13,7 +13,8 @@ BUILD    ?= build
 CFLAGS   ?= -O2 -g
 PKGS     := lmdb msgpack libuv libxxhash jansson libsodium
 APT_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
-            libxxhash-dev xxhash libjansson-dev libcriterion-dev libsodium-dev node-llhttp
+            libxxhash-dev xxhash libjansson-dev libcriterion-dev libsodium-dev node-llhttp \
+            clang-14 libclang-rt-14-dev valgrind curl python3
 VERSION  := 0.1.0
 
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
@@ -49,7 +50,8 @@ all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
 # Installs missing Debian packages, only when pkg-config says something is missing.
 deps:
 	@if ! pkg-config --exists $(PKGS) criterion 2>/dev/null || ! command -v xxh128sum >/dev/null \
-	    || [ ! -f /usr/share/llhttp/llhttp.c ]; then \
+	    || [ ! -f /usr/share/llhttp/llhttp.c ] || ! command -v clang-14 >/dev/null \
+	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null; then \
 	    echo "make: installing missing packages: $(APT_PKGS)"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    for i in 1 2 3 4 5; do \

@@ -90,5 +90,33 @@ for accrue in build/asan/accrue build/accrue; do
     done
 done
 
+# A suite that ends with its own `NAME: P passed, F failed` line.
+run_suite() { # NAME COMMAND...
+    local name=$1 rc line p=0 f=0 t0=$SECONDS
+    shift
+    timeout "$CLI_TIMEOUT" "$@" >"$LOG" 2>&1
+    rc=$?
+    line=$(grep -aE '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1)
+    if [ -n "$line" ]; then
+        p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
+        f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
+    fi
+    [ -n "$line" ] || f=1
+    record "$name" "$p" "$f" "$rc" $((SECONDS - t0))
+}
+
+# Reliability (crash loop of 20 kills, injected faults, disk full, tamper, the money
+# invariant) on the -O2 build: the fault shim interposes malloc, which ASan does not allow.
+run_suite "tests/reliability/run.sh quick [build/accrue]" bash tests/reliability/run.sh quick
+
+# libFuzzer: every target for FUZZ_QUICK_SECONDS (20 s) plus every regression input.
+if command -v clang-14 >/dev/null && make -s fuzz-build >"$LOG" 2>&1; then
+    run_suite "tests/fuzz/run.sh ${FUZZ_QUICK_SECONDS:-20}" \
+        bash tests/fuzz/run.sh "${FUZZ_QUICK_SECONDS:-20}" event_json record_decode \
+        event_msgpack plan statement
+else
+    record "fuzz targets (clang-14 build failed)" 0 1 1 0
+fi
+
 echo "$TOTAL_PASSED passed, $TOTAL_FAILED failed"
 [ "$TOTAL_FAILED" -eq 0 ]

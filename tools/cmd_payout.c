@@ -10,9 +10,12 @@
  * exit codes of cli.md (4 for period_closed / period_order /
  * unplanned_sales, 5 for an audit mismatch).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "accrue/buf.h"
 #include "accrue/date.h"
@@ -300,7 +303,7 @@ static int write_out(const char *dir, const acr_payout_t *p)
     acr_err_clear(&err);
     acr_buf_init(&summary);
     int rc = acr__mkdir_p(dir, &err);
-    if (rc == 0) {
+    if (rc == 0 && p->stmt.csv != NULL) { /* else it was streamed there by the run */
         snprintf(path, sizeof path, "%s/statement.csv", dir);
         rc = acr__write_file(path, p->stmt.csv, p->stmt.csv_len, &err);
     }
@@ -339,6 +342,50 @@ static int emit_run(const acr_cli_t *cli, const payout_args_t *a, const acr_payo
     return rc != 0 ? acr__fail(rc, NULL) : ACR_EXIT_OK;
 }
 
+/* Streams the statement CSV to a file while the run computes it, so a
+ * 10 M-line statement never sits in memory (commission.h, acr_comm_output_t). */
+static int csv_sink(void *arg, const void *p, size_t n)
+{
+    int fd = *(const int *)arg;
+    for (const char *c = p; n > 0;) {
+        ssize_t w = write(fd, c, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return ACR_EIO;
+        c += w;
+        n -= (size_t)w;
+    }
+    return 0;
+}
+
+/* The run itself: with --out, the CSV is streamed to DIR/statement.csv.tmp and
+ * renamed into place only when the run succeeded. */
+static int run_streamed(acr_ledger_t *ledger, const acr_payout_request_t *req, const char *dir,
+                        acr_payout_t *p, acr_err_t *err)
+{
+    if (dir == NULL)
+        return acr_payout_run(ledger, req, p, err);
+    char tmp[4096], path[4096];
+    snprintf(tmp, sizeof tmp, "%s/statement.csv.tmp", dir);
+    snprintf(path, sizeof path, "%s/statement.csv", dir);
+    int rc = acr__mkdir_p(dir, err);
+    int fd = rc == 0 ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644) : -1;
+    if (rc == 0 && fd < 0)
+        return acr_err_set(err, ACR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (rc != 0)
+        return rc;
+    acr_comm_output_t out = {csv_sink, &fd, true};
+    rc = acr_payout_run_ex(ledger, req, &out, p, err);
+    if (close(fd) != 0 && rc == 0)
+        rc = acr_err_set(err, ACR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = acr_err_set(err, ACR_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (rc != 0)
+        unlink(tmp);
+    return rc;
+}
+
 static int payout_run(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t *a)
 {
     acr_input_t *plans = calloc(a->plan_file_count + 1, sizeof *plans);
@@ -358,7 +405,7 @@ static int payout_run(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t 
     if (rc == 0) {
         acr_payout_request_t req = {a->period, a->as_of, texts, lens, a->plan_file_count};
         acr__progress_begin(cli, "payout run");
-        rc = acr_payout_run(ledger, &req, &p, &err);
+        rc = run_streamed(ledger, &req, a->out_dir, &p, &err);
         acr__progress_end();
     }
     rc = rc != 0 ? acr__fail(rc, &err) : emit_run(cli, a, &p);
