@@ -191,16 +191,22 @@ static int batch_finish_add(acr_batch_t *b, size_t off, uint64_t line, int64_t e
     return rc;
 }
 
+/* A batch is full at ACR_BATCH_EVENTS_MAX events (events.md, Limits). */
+static int batch_full(const acr_batch_t *b, acr_err_t *err)
+{
+    if (b->count < ACR_BATCH_EVENTS_MAX)
+        return 0;
+    return acr_err_set(err, ACR_ETOO_LARGE, "a batch holds at most %d events",
+                       ACR_BATCH_EVENTS_MAX);
+}
+
 int acr_batch_add_json(acr_batch_t *b, const acr_config_t *cfg, uint64_t line, const char *text,
                        size_t len, acr_err_t *err)
 {
     size_t off = b->records.len;
     int64_t expected_version = -1;
-    int rc;
-    if (b->count >= ACR_BATCH_EVENTS_MAX)
-        rc = acr_err_set(err, ACR_ETOO_LARGE, "a batch holds at most %d events",
-                         ACR_BATCH_EVENTS_MAX);
-    else
+    int rc = batch_full(b, err);
+    if (rc == 0)
         rc = acr_event_parse_json(text, len, cfg->utc_offset_min, false, &b->records,
                                   &expected_version, err);
     return batch_finish_add(b, off, line, expected_version, rc, err);
@@ -211,11 +217,9 @@ int acr_batch_add_msgpack(acr_batch_t *b, const acr_config_t *cfg, uint64_t line
 {
     size_t off = b->records.len;
     int64_t expected_version = -1;
-    int rc;
-    if (b->count >= ACR_BATCH_EVENTS_MAX)
-        rc = acr_err_set(err, ACR_ETOO_LARGE, "a batch holds at most %d events",
-                         ACR_BATCH_EVENTS_MAX);
-    else
+    int rc = batch_full(b, err);
+    *consumed = 0;
+    if (rc == 0)
         rc = acr_event_parse_msgpack(p, len, consumed, cfg->utc_offset_min, &b->records,
                                      &expected_version, err);
     return batch_finish_add(b, off, line, expected_version, rc, err);
