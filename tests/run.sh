@@ -105,7 +105,7 @@ run_suite() { # NAME COMMAND...
     record "$name" "$p" "$f" "$rc" $((SECONDS - t0))
 }
 
-# Reliability (crash loop of 20 kills, injected faults, disk full, tamper, the money
+# Reliability (crash loops of 20 kills each for append and serve, injected faults, disk full, tamper, the money
 # invariant) on the -O2 build: the fault shim interposes malloc, which ASan does not allow.
 run_suite "tests/reliability/run.sh quick [build/accrue]" bash tests/reliability/run.sh quick
 

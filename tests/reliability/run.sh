@@ -2,6 +2,8 @@
 # run.sh [quick|full] - the reliability suite (issue 6) against build/accrue (-O2, no ASan).
 #
 #   crash     crash.py: SIGKILL `accrue append` at random points (20 kills quick, 200 full)
+#   crash_serve  crash_serve.py: SIGKILL `accrue serve` under 16 concurrent HTTP ingest clients
+#             (20 kills quick, 200 full)
 #   faults    faults.py: fault injection (build/faultshim.so) over a whole append and close
 #   diskfull  diskfull.py: a 4 MiB tmpfs fills up; a --map-size 1M ledger grows
 #   tamper    tamper.py: byte flips, swapped events, truncation are caught by verify
@@ -43,9 +45,9 @@ step() { # NAME CMD...
     if [ -z "$line" ] || { [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; }; then f=$((f + 1)); fi
     P=$((P + p)) F=$((F + f)) K=$((K + k))
     if [ "$f" -eq 0 ]; then
-        printf 'PASS  %-10s %5d passed, %3d known  (%ds)\n' "$name" "$p" "$k" $((SECONDS - t0))
+        printf 'PASS  %-11s %5d passed, %3d known  (%ds)\n' "$name" "$p" "$k" $((SECONDS - t0))
     else
-        printf 'FAIL  %-10s %5d passed, %d failed (exit %d)\n' "$name" "$p" "$f" "$rc"
+        printf 'FAIL  %-11s %5d passed, %d failed (exit %d)\n' "$name" "$p" "$f" "$rc"
         grep -aE '^FAIL' "$LOG" | head -20 | sed 's/^/    | /'
         tail -5 "$LOG" | sed 's/^/    | /'
     fi
@@ -53,6 +55,7 @@ step() { # NAME CMD...
     grep -aE '^KNOWN' "$LOG" | sed 's/^/      /' | head -6
 }
 step crash python3 tests/reliability/crash.py --kills "$KILLS"
+step crash_serve python3 tests/reliability/crash_serve.py --kills "$KILLS"
 step faults python3 tests/reliability/faults.py "$MODE"
 step diskfull python3 tests/reliability/diskfull.py
 step tamper python3 tests/reliability/tamper.py
