@@ -7,6 +7,19 @@
  * (sodium_memcmp) after the lookup. Write transactions are taken with the
  * map lock shared, like every other writer (append.c), so a concurrent map
  * growth never runs under them.
+ *
+ * The token cache (acr_token_cache_t, for `accrue serve`): a 16-set, 4-way
+ * table of verified hashes with role and partner. It is valid as of one
+ * committed transaction id (valid_txnid); a lookup first reads the last
+ * committed id off LMDB's meta pages (mdb_env_info: no transaction, no
+ * disk) and trusts the table only when the two are equal. The server's
+ * writer brackets each of its append groups with write_begin/write_end,
+ * which move valid_txnid forward by exactly its own commit; any other commit
+ * (a token revoke or create in another process, a payout close, an import)
+ * leaves them unequal, and the next table check (in a read transaction)
+ * empties the table and restarts it at that transaction's id. Between the
+ * moment a group's meta page lands and write_end, lookups miss and go to the
+ * table: correct, only slower.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -296,13 +309,144 @@ int acr_token_revoke(acr_ledger_t *l, const char *name, acr_err_t *err)
     return rc ? acr__mdb_err(rc, err, "revoking the token") : 0;
 }
 
-int acr_token_check(acr_ledger_t *l, const char *secret, size_t len, int *out_role,
-                    char out_partner[ACR_ID_LEN_MAX + 1], char out_name[ACR_TOKEN_NAME_MAX + 1])
+/* ---- the cache of verified tokens -------------------------------------------------------- */
+
+#define CACHE_SETS 16
+#define CACHE_WAYS 4
+
+typedef struct cache_slot {
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    bool used;
+    uint8_t role;
+    char partner[ACR_ID_LEN_MAX + 1];
+} cache_slot_t;
+
+struct acr_token_cache {
+    acr_ledger_t *l;
+    pthread_mutex_t mu;
+    uint64_t valid_txnid; /* every slot is right as of this commit (guarded by mu) */
+    unsigned next_way;    /* round-robin victim (guarded by mu) */
+    cache_slot_t slot[CACHE_SETS][CACHE_WAYS];
+};
+
+/* The id of the last committed write transaction, read off the meta pages
+ * (no transaction; the map lock keeps a concurrent map growth away). With
+ * no_wait, a map growth in progress gives UINT64_MAX at once instead of
+ * waiting for it (the caller may be an event loop). */
+static uint64_t last_txnid(acr_ledger_t *l, bool no_wait)
 {
-    uint8_t hash[ACR_TOKEN_HASH_LEN], stored[ACR_TOKEN_HASH_LEN], hk[2 + ACR_TOKEN_HASH_LEN];
+    MDB_envinfo info;
+    if (no_wait) {
+        if (pthread_rwlock_tryrdlock(&l->map_lock) != 0)
+            return UINT64_MAX;
+    } else {
+        pthread_rwlock_rdlock(&l->map_lock);
+    }
+    int rc = mdb_env_info(l->env, &info);
+    pthread_rwlock_unlock(&l->map_lock);
+    return rc == 0 ? (uint64_t)info.me_last_txnid : UINT64_MAX;
+}
+
+acr_token_cache_t *acr_token_cache_new(acr_ledger_t *l)
+{
+    acr_token_cache_t *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return NULL;
+    c->l = l;
+    c->valid_txnid = UINT64_MAX; /* nothing is valid until the first check */
+    pthread_mutex_init(&c->mu, NULL);
+    return c;
+}
+
+void acr_token_cache_free(acr_token_cache_t *c)
+{
+    if (c == NULL)
+        return;
+    pthread_mutex_destroy(&c->mu);
+    sodium_memzero(c, sizeof *c);
+    free(c);
+}
+
+static void cache_flush(acr_token_cache_t *c)
+{
+    memset(c->slot, 0, sizeof c->slot);
+}
+
+int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
+                        char out_partner[ACR_ID_LEN_MAX + 1])
+{
+    if (c == NULL)
+        return ACR_ENOT_FOUND;
+    uint64_t last = last_txnid(c->l, true);
+    int found = -1;
+    pthread_mutex_lock(&c->mu);
+    if (last == c->valid_txnid) {
+        cache_slot_t *set = c->slot[hash[0] % CACHE_SETS];
+        for (int w = 0; w < CACHE_WAYS; w++) { /* no early exit: every way is compared */
+            int eq = sodium_memcmp(set[w].hash, hash, ACR_TOKEN_HASH_LEN) == 0;
+            found = (set[w].used && eq) ? w : found;
+        }
+        if (found >= 0) {
+            *out_role = set[found].role;
+            memcpy(out_partner, set[found].partner, sizeof set[found].partner);
+        }
+    }
+    pthread_mutex_unlock(&c->mu);
+    return found >= 0 ? 0 : ACR_ENOT_FOUND;
+}
+
+/* Remembers a token verified in a read transaction of id txnid. */
+static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[ACR_TOKEN_HASH_LEN],
+                      int role, const char *partner)
+{
+    pthread_mutex_lock(&c->mu);
+    if (txnid != c->valid_txnid) {
+        if (txnid < c->valid_txnid && c->valid_txnid != UINT64_MAX) {
+            pthread_mutex_unlock(&c->mu); /* an older snapshot than the cache's: skip */
+            return;
+        }
+        cache_flush(c); /* something unknown committed since the slots were checked */
+        c->valid_txnid = txnid;
+    }
+    cache_slot_t *set = c->slot[hash[0] % CACHE_SETS];
+    int w = -1;
+    for (int i = 0; i < CACHE_WAYS && w < 0; i++)
+        if (!set[i].used || memcmp(set[i].hash, hash, ACR_TOKEN_HASH_LEN) == 0)
+            w = i;
+    if (w < 0)
+        w = (int)(c->next_way++ % CACHE_WAYS);
+    memcpy(set[w].hash, hash, ACR_TOKEN_HASH_LEN);
+    set[w].used = true;
+    set[w].role = (uint8_t)role;
+    snprintf(set[w].partner, sizeof set[w].partner, "%s", partner);
+    pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t acr_token_cache_write_begin(acr_token_cache_t *c)
+{
+    return c == NULL ? 0 : last_txnid(c->l, false);
+}
+
+void acr_token_cache_write_end(acr_token_cache_t *c, uint64_t stamp)
+{
+    if (c == NULL)
+        return;
+    uint64_t now = last_txnid(c->l, false);
+    pthread_mutex_lock(&c->mu);
+    if (stamp != UINT64_MAX && now != UINT64_MAX && stamp == c->valid_txnid &&
+        (now == stamp || now == stamp + 1))
+        c->valid_txnid = now; /* only our own token-free commit happened */
+    pthread_mutex_unlock(&c->mu);
+}
+
+/* ---- checking ------------------------------------------------------------------------------ */
+
+static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
+                      const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
+                      char out_partner[ACR_ID_LEN_MAX + 1], char out_name[ACR_TOKEN_NAME_MAX + 1])
+{
+    uint8_t stored[ACR_TOKEN_HASH_LEN], hk[2 + ACR_TOKEN_HASH_LEN];
     char nk[2 + ACR_TOKEN_NAME_MAX + 1];
-    if (len == 0 || len > 1024 || acr_token_hash(secret, len, hash) != 0)
-        return ACR_EUNAUTHORIZED;
     MDB_txn *txn;
     int rc = begin_txn(l, MDB_RDONLY, &txn);
     if (rc != 0)
@@ -323,6 +467,8 @@ int acr_token_check(acr_ledger_t *l, const char *secret, size_t len, int *out_ro
                 memcpy(out_name, name.mv_data, name.mv_size);
                 out_name[name.mv_size] = '\0';
             }
+            if (cache != NULL)
+                cache_put(cache, (uint64_t)mdb_txn_id(txn), hash, info.role, info.partner_id);
             result = 0;
         }
     } else if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -330,4 +476,20 @@ int acr_token_check(acr_ledger_t *l, const char *secret, size_t len, int *out_ro
     }
     end_txn(l, txn, false);
     return result;
+}
+
+int acr_token_check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
+                         const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
+                         char out_partner[ACR_ID_LEN_MAX + 1])
+{
+    return check_hash(l, cache, hash, out_role, out_partner, NULL);
+}
+
+int acr_token_check(acr_ledger_t *l, const char *secret, size_t len, int *out_role,
+                    char out_partner[ACR_ID_LEN_MAX + 1], char out_name[ACR_TOKEN_NAME_MAX + 1])
+{
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    if (len == 0 || len > 1024 || acr_token_hash(secret, len, hash) != 0)
+        return ACR_EUNAUTHORIZED;
+    return check_hash(l, NULL, hash, out_role, out_partner, out_name);
 }

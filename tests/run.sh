@@ -113,7 +113,7 @@ run_suite "tests/reliability/run.sh quick [build/accrue]" bash tests/reliability
 if command -v clang-14 >/dev/null && make -s fuzz-build >"$LOG" 2>&1; then
     run_suite "tests/fuzz/run.sh ${FUZZ_QUICK_SECONDS:-20}" \
         bash tests/fuzz/run.sh "${FUZZ_QUICK_SECONDS:-20}" event_json record_decode \
-        event_msgpack plan statement
+        event_msgpack plan statement http
 else
     record "fuzz targets (clang-14 build failed)" 0 1 1 0
 fi

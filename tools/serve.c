@@ -66,6 +66,7 @@ static void on_signal(uv_signal_t *sig, int signum)
             "\"in_flight\":%" PRIu64 "}\n",
             signum, s->conn_count, s->writer.in_flight);
     s->stopping = true;
+    srv_log_flush();
     uv_close((uv_handle_t *)&s->sigterm, NULL);
     uv_close((uv_handle_t *)&s->sigint, NULL);
     srv_feed_stop(s);
@@ -243,6 +244,7 @@ static int run(srv_t *s, const char *host, int port)
     uv_run(s->loop, UV_RUN_DEFAULT);
     uv_walk(s->loop, close_walk, NULL);
     uv_run(s->loop, UV_RUN_DEFAULT);
+    srv_log_flush();
     fprintf(stderr, "accrue: stopped\n");
     return ACR_EXIT_OK;
 }
@@ -278,6 +280,11 @@ int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv)
         free(s->boot);
         return rc;
     }
+    if ((s->tokens = acr_token_cache_new(s->ledger)) == NULL) {
+        acr_ledger_close(s->ledger);
+        free(s->boot);
+        return ACR_EXIT_RUNTIME;
+    }
     s->loop = uv_default_loop();
     s->loop->data = s;
     the_server = s;
@@ -293,7 +300,9 @@ int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv)
         uv_run(s->loop, UV_RUN_DEFAULT);
     }
     srv_writer_join(s);
+    srv_log_flush();
     uv_loop_close(s->loop);
+    acr_token_cache_free(s->tokens);
     acr_ledger_close(s->ledger);
     free(s->boot);
     return exit_code;

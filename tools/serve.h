@@ -1,11 +1,18 @@
 /* serve.h - declarations private to `accrue serve` (tools/serve*.c).
  *
  * One libuv loop owns every socket, timer and response (serve_http.c). Work
- * that touches LMDB never runs on it: authentication and reads run on the
- * libuv thread pool (serve_routes.c), every write transaction on one writer
- * thread that commits waiting appends together (serve_writer.c), and the
- * live feed reads committed events off-loop in chunks (serve_feed.c).
+ * that touches LMDB never runs on it: reads and the check of a token not
+ * yet in the token cache run on the libuv thread pool (serve_routes.c),
+ * every write transaction on one writer thread that commits waiting appends
+ * together (serve_writer.c), and the live feed reads committed events
+ * off-loop in chunks (serve_feed.c). A cached token and a small append are
+ * handled on the loop itself: hashing, a table lookup and a few events'
+ * stateless parsing cost less than a pool round trip.
  * Metrics are counters behind one mutex (serve_metrics.c).
+ *
+ * The parts that need no socket (head scanner, llhttp callbacks, target
+ * splitting, the route table and the auth / route decision) live in
+ * serve_parse.c, shared with the fuzz target tests/fuzz/fuzz_http.c.
  *
  * Ownership: a connection (srv_conn_t) owns its TCP and timer handles, its
  * input buffer and at most one request in flight (srv_req_t); the request
@@ -102,11 +109,14 @@ typedef struct srv_writer {
     pthread_cond_t cv;
     srv_wjob_t *in_head, *in_tail;     /* submitted, not yet taken (guarded by mu) */
     srv_wjob_t *done_head, *done_tail; /* answered by the writer (guarded by mu) */
+    size_t in_count;                   /* jobs in in_head..in_tail (guarded by mu) */
+    size_t want;                       /* wake the writer at this many queued (mu) */
     bool stop;                         /* guarded by mu */
     bool started;
     uint64_t committed_seq; /* head after the last commit (guarded by mu) */
     uv_async_t async;       /* wakes the loop when jobs are done */
     uint64_t in_flight;     /* loop-side count of submitted, unanswered jobs */
+    uint64_t commits;       /* group commits done (writer thread) */
 } srv_writer_t;
 
 typedef struct srv_chunk srv_chunk_t;
@@ -126,7 +136,9 @@ struct srv {
     uv_signal_t sigterm, sigint;
     acr_ledger_t *ledger;
     srv_limits_t lim;
-    srv_boot_token_t *boot; /* --token-file entries */
+    srv_boot_token_t *boot;    /* --token-file entries */
+    acr_token_cache_t *tokens; /* verified ledger tokens (token.h) */
+    uint32_t rejecting;        /* connections past the cap being answered 503 */
     size_t boot_count;
     uint32_t conn_count; /* open connections (freed ones excluded) */
     uint32_t pool_jobs;  /* pool jobs in flight */
@@ -136,6 +148,108 @@ struct srv {
     srv_writer_t writer;
     srv_feed_t feed;
 };
+
+/* ---- serve_parse.c: request handling without sockets ------------------------ */
+
+#define SRV_PARAMS_MAX 2
+#define SRV_TOKEN_LEN_MAX 1024 /* longer bearer tokens are unknown (401) */
+
+enum srv_route_id {
+    SRV_R_METRICS = 0,
+    SRV_R_EVENTS_APPEND,
+    SRV_R_EVENTS_READ,
+    SRV_R_FEED,
+    SRV_R_PARTNERS,
+    SRV_R_PARTNER,
+    SRV_R_DEAL,
+    SRV_R_DEAL_REGISTER,
+    SRV_R_DEAL_STAGE,
+    SRV_R_PIPELINE,
+    SRV_R_KPI,
+    SRV_R_RUN,
+    SRV_R_STATEMENT,
+    SRV_R_CLOSE,
+    SRV_R_PAYOUTS,
+    SRV_R_AUDIT,
+    SRV_R_VERIFY,
+    SRV_R__COUNT
+};
+
+typedef struct srv_route {
+    uint8_t method;      /* llhttp method */
+    const char *pattern; /* '*' matches one path segment */
+    const char *label;   /* for metrics and the access log */
+    uint32_t roles;      /* bit per acr_role_t allowed */
+    int id;              /* enum srv_route_id */
+} srv_route_t;
+
+extern const srv_route_t srv_routes[SRV_R__COUNT];
+
+/* The outcome of routing one request for one role. */
+typedef struct srv_decision {
+    const srv_route_t *route;     /* the route (when method and path match) */
+    char *params[SRV_PARAMS_MAX]; /* its '*' segments, inside buf */
+    char buf[512];
+    char allow[64]; /* 405: the methods of the path */
+} srv_decision_t;
+
+/* 0 when role may use the route found for req->method and req->path (after
+ * srv_split_target), else the status: 401 (role NONE), 404, 405, 403. */
+int srv_route_decide(const srv_req_t *req, int role, srv_decision_t *d);
+/* Splits req->url into the decoded req->path and the raw req->query (heap);
+ * false when the target is not an origin-form path or decodes badly. */
+bool srv_split_target(srv_req_t *req);
+/* The token of an Authorization value `Bearer TOKEN` (case-insensitive
+ * scheme, blanks trimmed), pointing into a; false when there is none or it
+ * is longer than SRV_TOKEN_LEN_MAX. */
+bool srv_bearer(const char *a, size_t n, const char **out_tok, size_t *out_len);
+
+/* A request with its buffers initialised (route "-"); srv_req_release frees
+ * the buffers, path, query and the struct (not a writer job). */
+srv_req_t *srv_req_alloc(void);
+/* Appends v in decimal (no printf on the per-request path). */
+int srv_buf_u64(acr_buf_t *b, uint64_t v);
+void srv_req_release(srv_req_t *r);
+
+typedef struct srv_scan {
+    size_t bytes;    /* bytes of this head so far */
+    uint32_t line;   /* 0 = request line, then header lines */
+    size_t line_len; /* bytes on the current line, CR excluded */
+    bool in_name;    /* before the colon of a header line */
+    bool done;       /* the empty line ending the head was seen */
+    char prev;       /* the previous byte */
+} srv_scan_t;
+
+enum { SRV_PARSE_MORE = 0, SRV_PARSE_REQUEST, SRV_PARSE_ERROR };
+
+/* One connection's parser: head scanner + llhttp + header capture. */
+typedef struct srv_parse {
+    llhttp_t parser;
+    srv_scan_t scan;
+    size_t header_bytes_max, body_bytes_max;
+    srv_req_t *cur;        /* request being parsed (owned) */
+    srv_req_t *done;       /* the request srv_parse_feed completed (take it) */
+    int fail_status;       /* status chosen by a callback that failed */
+    bool expect_continue;  /* Expect: 100-continue on the current request */
+    acr_buf_t hname, hval; /* the header being parsed */
+    void *owner;
+    /* optional hooks: allocate / free a request (default srv_req_alloc /
+     * srv_req_release), and the head of a request is complete */
+    srv_req_t *(*new_req)(void *owner);
+    void (*free_req)(srv_req_t *r);
+    void (*on_head)(void *owner, bool expect_continue);
+} srv_parse_t;
+
+void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_max, void *owner);
+void srv_parse_destroy(srv_parse_t *p);
+/* Runs data[0..len) through the scanner and llhttp. SRV_PARSE_MORE: all of it
+ * was consumed, the request is not complete. SRV_PARSE_REQUEST: p->done
+ * holds a complete request (url NUL-terminated) and *out_used bytes were
+ * consumed; the rest belongs to the next request. SRV_PARSE_ERROR: answer
+ * *out_status (400, 413 or 431) with msg and close; p->cur holds the partial
+ * request, if any. */
+int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_used, int *out_status,
+                   char *msg, size_t cap);
 
 /* ---- serve_http.c ---------------------------------------------------------- */
 
@@ -161,6 +275,8 @@ bool srv_conn_closing(const srv_conn_t *c);
 void srv_conn_make_feed(srv_conn_t *c, struct srv_sub *sub);
 /* The access-log line and request metrics, once per request. */
 void srv_log_request(srv_req_t *req, size_t bytes);
+/* Buffered access-log lines out to stderr (the loop flushes before it polls). */
+void srv_log_flush(void);
 /* When stopping and nothing is in flight: close the last handles. */
 void srv_maybe_finish(srv_t *s);
 
@@ -175,7 +291,7 @@ int srv_status_of(int code);
 void srv_answer_job(srv_req_t *req, srv_wjob_t *job);
 
 /* Query parameter key of a raw query string, percent-decoded into out
- * (NUL-terminated); false when absent or longer than cap - 1. */
+ * (NUL-terminated); false when absent or longer than cap - 1 (serve_parse.c). */
 bool srv_query_param(const char *query, const char *key, char *out, size_t cap);
 /* An error body for an engine error (status from its code). */
 void srv_set_acr_error(srv_req_t *req, int rc, const acr_err_t *err);
@@ -192,6 +308,9 @@ void srv_h_append(srv_t *s, srv_req_t *req, char **params);
 void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params);
 void srv_h_deal_stage(srv_t *s, srv_req_t *req, char **params);
 void srv_h_close(srv_t *s, srv_req_t *req, char **params);
+/* Bodies up to this size are parsed on the loop thread (no pool round trip):
+ * a few events, tens of microseconds at most. */
+#define SRV_LOOP_BODY_MAX 4096
 
 /* ---- serve_writer.c -------------------------------------------------------- */
 
@@ -247,6 +366,8 @@ void srv_metrics_batch(uint64_t events);
 void srv_metrics_gauge_conns(int64_t delta);
 void srv_metrics_gauge_subs(int64_t delta);
 void srv_metrics_feed_dropped(void);
+/* A request authenticated on the loop (true) or a token checked in the table (false). */
+void srv_metrics_path(bool on_loop);
 int srv_metrics_render(acr_buf_t *out);
 
 #endif

@@ -3,18 +3,20 @@
  * HTTP/1.1 with keep-alive and pipelining on one libuv loop, parsed by
  * llhttp (Node's maintained parser; docs/integration-guide.md says why).
  * A connection handles one request at a time: llhttp is paused when a
- * message completes (on_message_complete returns HPE_PAUSED), reading stops
- * while the request is in flight, and the bytes of pipelined requests wait
- * unparsed in the input buffer until the response has been written. So the
- * memory a client can pin is bounded by the head limit, the body limit and
- * one read.
+ * message completes (on_message_complete returns HPE_PAUSED) and the bytes of
+ * pipelined requests wait unparsed in the input buffer until the response
+ * has been written. Reading goes on while the request is in flight (stopping
+ * and restarting it would cost two epoll_ctl calls per request) until
+ * PIPELINE_BYTES_MAX is buffered; an EOF then is held back until the
+ * answer is out. So the memory a client can pin is bounded by the head
+ * limit, the body limit, PIPELINE_BYTES_MAX and one read.
  *
- * llhttp 8.1 in its strict default already refuses Content-Length together
- * with Transfer-Encoding, duplicate Content-Length and bad chunk framing,
- * but it accepts obs-fold continuation lines, a bare LF ending the request
- * line or the head, and whitespace before a header's colon. A small scanner
- * runs over each request head before llhttp sees it and refuses those (400),
- * and it counts the head's bytes for the 16 KiB limit (431).
+ * The parsing itself (head scanner, llhttp callbacks) is serve_parse.c.
+ *
+ * Cheap per request: access-log lines are buffered and written once per
+ * loop iteration (a prepare handle flushes before the loop polls), and the
+ * response head is formatted into a buffer kept by the request. Past the
+ * connection cap a client is answered 503 and closed, not dropped silently.
  *
  * Timers, one per connection: the whole head must arrive within
  * header_ms_max of its first byte (a slow client that trickles bytes is
@@ -23,13 +25,11 @@
  * closed "lingering": shutdown, then unread input is drained for a moment,
  * so the client reads a 4xx before the socket goes away.
  */
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 
 #include "accrue/date.h"
@@ -37,43 +37,30 @@
 
 #define READ_CHUNK (64 * 1024)
 #define LINGER_MS 1000
+/* Reading goes on while a request is in flight (no epoll_ctl per request) until this much of
+ * the next requests is buffered. */
+#define PIPELINE_BYTES_MAX (64 * 1024)
 
 enum phase { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_FEED, PH_LINGER };
-
-/* Head scanner state: what llhttp lets through but RFC 9112 refuses. */
-typedef struct scan {
-    size_t bytes;    /* bytes of this head so far */
-    uint32_t line;   /* 0 = request line, then header lines */
-    size_t line_len; /* bytes on the current line, CR excluded */
-    bool in_name;    /* before the colon of a header line */
-    bool done;       /* the empty line ending the head was seen */
-    char prev;       /* the previous byte */
-} scan_t;
 
 struct srv_conn {
     uv_tcp_t tcp;     /* the socket */
     uv_timer_t timer; /* head / body / idle / linger deadline */
     uv_shutdown_t shut;
     srv_t *srv;
-    llhttp_t parser;
-    acr_buf_t in; /* received bytes; [in_off, in.len) not parsed yet */
+    srv_parse_t p; /* the parser; p.cur is the request being parsed */
+    acr_buf_t in;  /* received bytes; [in_off, in.len) not parsed yet */
     size_t in_off;
-    scan_t scan;
-    srv_req_t *cur;        /* request being parsed */
-    srv_req_t *active;     /* request complete and in flight */
-    int phase;             /* enum phase */
-    int refs;              /* 1 for the handles + 1 per request held elsewhere */
-    int handles;           /* open handles (tcp, timer) */
-    int fail_status;       /* status chosen by a parser callback that failed */
-    bool closing;          /* uv_close called */
-    bool reading;          /* uv_read_start in effect */
-    bool expect_continue;  /* Expect: 100-continue on the current request */
-    acr_buf_t hname, hval; /* the header being parsed */
-    struct srv_sub *sub;   /* feed subscriber, when the connection is a stream */
+    srv_req_t *active;   /* request complete and in flight */
+    int phase;           /* enum phase */
+    int refs;            /* 1 for the handles + 1 per request held elsewhere */
+    int handles;         /* open handles (tcp, timer) */
+    bool closing;        /* uv_close called */
+    bool reading;        /* uv_read_start in effect */
+    bool peer_done;      /* EOF or error seen while a request was in flight */
+    struct srv_sub *sub; /* feed subscriber, when the connection is a stream */
     srv_conn_t *prev, *next;
 };
-
-static llhttp_settings_t settings;
 
 /* ---- small helpers ---------------------------------------------------------------- */
 
@@ -150,19 +137,13 @@ void srv_set_error(srv_req_t *req, int status, const char *code, const char *fmt
     acr_buf_append_str(&req->resp, ",\"details\":[]}}\n");
 }
 
-static srv_req_t *req_new(srv_conn_t *c)
+static srv_req_t *req_new(void *owner)
 {
-    srv_req_t *r = calloc(1, sizeof *r);
+    srv_req_t *r = srv_req_alloc();
     if (r == NULL)
         return NULL;
-    r->conn = c;
+    r->conn = owner;
     r->start_ns = uv_hrtime();
-    r->route = "-";
-    acr_buf_init(&r->url);
-    acr_buf_init(&r->body);
-    acr_buf_init(&r->auth);
-    acr_buf_init(&r->resp);
-    acr_buf_init(&r->head);
     return r;
 }
 
@@ -170,16 +151,10 @@ static void req_free(srv_req_t *r)
 {
     if (r == NULL)
         return;
-    acr_buf_destroy(&r->url);
-    acr_buf_destroy(&r->body);
-    acr_buf_destroy(&r->auth);
-    acr_buf_destroy(&r->resp);
-    acr_buf_destroy(&r->head);
-    free(r->path);
-    free(r->query);
     if (r->wjob != NULL)
         srv_wjob_free(r->wjob);
-    free(r);
+    r->wjob = NULL;
+    srv_req_release(r);
 }
 
 static int64_t wall_ms(void)
@@ -189,26 +164,50 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static acr_buf_t log_buf; /* access-log lines not written yet (loop thread) */
+
+void srv_log_flush(void)
+{
+    if (log_buf.len > 0)
+        fwrite(log_buf.data, 1, log_buf.len, stderr);
+    log_buf.len = 0;
+}
+
 void srv_log_request(srv_req_t *req, size_t bytes)
 {
-    char ts[ACR_TS_BUF];
-    acr_ts_format(wall_ms(), ts);
+    static int64_t ts_ms = -1;
+    static char ts[ACR_TS_BUF];
+    int64_t now = wall_ms();
+    if (now != ts_ms) { /* one format per millisecond */
+        acr_ts_format(now, ts);
+        ts_ms = now;
+    }
     uint64_t us = (uv_hrtime() - req->start_ns) / 1000;
     const char *m = req->url.len ? llhttp_method_name((llhttp_method_t)req->method) : "-";
-    acr_buf_t line;
-    acr_buf_init(&line);
-    acr_buf_printf(&line, "{\"ts\":\"%s\",\"method\":\"%s\",\"path\":", ts, m);
+    acr_buf_t *line = &log_buf;
+    acr_buf_append_str(line, "{\"ts\":\"");
+    acr_buf_append_str(line, ts);
+    acr_buf_append_str(line, "\",\"method\":\"");
+    acr_buf_append_str(line, m);
+    acr_buf_append_str(line, "\",\"path\":");
     const char *path = req->path ? req->path : (const char *)req->url.data;
     size_t plen = req->path ? strlen(req->path) : req->url.len;
     if (path == NULL || plen == 0)
         path = "-", plen = 1;
-    acr_buf_append_json_str(&line, path, plen > 256 ? 256 : plen);
-    acr_buf_printf(&line,
-                   ",\"status\":%d,\"bytes\":%zu,\"duration_us\":%" PRIu64
-                   ",\"role\":\"%s\",\"route\":\"%s\"}\n",
-                   req->status, bytes, us, acr_role_name(req->role), req->route);
-    fwrite(line.data, 1, line.len, stderr);
-    acr_buf_destroy(&line);
+    acr_buf_append_json_str(line, path, plen > 256 ? 256 : plen);
+    acr_buf_append_str(line, ",\"status\":");
+    srv_buf_u64(line, (uint64_t)(req->status > 0 ? req->status : 0));
+    acr_buf_append_str(line, ",\"bytes\":");
+    srv_buf_u64(line, bytes);
+    acr_buf_append_str(line, ",\"duration_us\":");
+    srv_buf_u64(line, us);
+    acr_buf_append_str(line, ",\"role\":\"");
+    acr_buf_append_str(line, acr_role_name(req->role));
+    acr_buf_append_str(line, "\",\"route\":\"");
+    acr_buf_append_str(line, req->route);
+    acr_buf_append_str(line, "\"}\n");
+    if (log_buf.len >= 64 * 1024)
+        srv_log_flush();
     srv_metrics_request(req->route, req->status);
 }
 
@@ -230,10 +229,8 @@ void srv_conn_unref(srv_conn_t *c)
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    req_free(c->cur);
+    srv_parse_destroy(&c->p);
     acr_buf_destroy(&c->in);
-    acr_buf_destroy(&c->hname);
-    acr_buf_destroy(&c->hval);
     free(c);
     s->conn_count--;
     srv_metrics_gauge_conns(-1);
@@ -375,11 +372,20 @@ void srv_respond(srv_req_t *req)
     if (req->status == 0)
         srv_set_error(req, 500, "internal", "no response was produced");
     bool close = !req->keep_alive || req->close_after || c->srv->stopping;
-    acr_buf_reset(&req->head);
-    acr_buf_printf(
-        &req->head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s%s\r\n",
-        req->status, reason_of(req->status), req->ctype ? req->ctype : "application/json",
-        req->resp.len, req->extra_headers, close ? "Connection: close\r\n" : "");
+    acr_buf_t *h = &req->head;
+    acr_buf_reset(h);
+    acr_buf_reserve(h, 160);
+    acr_buf_append_str(h, "HTTP/1.1 ");
+    srv_buf_u64(h, (uint64_t)(req->status >= 100 && req->status <= 999 ? req->status : 500));
+    acr_buf_append_str(h, " ");
+    acr_buf_append_str(h, reason_of(req->status));
+    acr_buf_append_str(h, "\r\nContent-Type: ");
+    acr_buf_append_str(h, req->ctype ? req->ctype : "application/json");
+    acr_buf_append_str(h, "\r\nContent-Length: ");
+    srv_buf_u64(h, req->resp.len);
+    acr_buf_append_str(h, "\r\n");
+    acr_buf_append_str(h, req->extra_headers);
+    acr_buf_append_str(h, close ? "Connection: close\r\n\r\n" : "\r\n");
     uv_buf_t bufs[2] = {
         uv_buf_init((char *)req->head.data, (unsigned)req->head.len),
         uv_buf_init((char *)req->resp.data, (unsigned)req->resp.len),
@@ -398,8 +404,8 @@ static void fail(srv_conn_t *c, int status, const char *why)
 {
     if (c->closing || c->phase == PH_LINGER)
         return;
-    srv_req_t *req = c->cur ? c->cur : req_new(c);
-    c->cur = NULL;
+    srv_req_t *req = c->p.cur ? c->p.cur : req_new(c);
+    c->p.cur = NULL;
     if (req == NULL) {
         srv_conn_close(c);
         return;
@@ -415,184 +421,29 @@ static void fail(srv_conn_t *c, int status, const char *why)
     srv_respond(req);
 }
 
-/* ---- the head scanner ------------------------------------------------------------------ */
+/* ---- parsing ------------------------------------------------------------------------- */
 
-static void scan_reset(scan_t *s)
+/* The head of a request is complete: the body may stall at most idle_ms_max. */
+static void on_head(void *owner, bool expect_continue)
 {
-    memset(s, 0, sizeof *s);
-    s->in_name = true;
-}
-
-/* 0 while fine, else the status to answer (400 or 431) with *why set. */
-static int scan_head(scan_t *s, const char *p, size_t n, size_t max, const char **why)
-{
-    for (size_t i = 0; i < n && !s->done; i++) {
-        char c = p[i];
-        if (++s->bytes > max) {
-            *why = "the request head exceeds the header limit";
-            return 431;
-        }
-        if (c == '\n') {
-            if (s->prev != '\r') {
-                *why = "a line of the request head ends in a bare LF";
-                return 400;
-            }
-            if (s->line_len == 0 && s->line > 0)
-                s->done = true;
-            else if (s->line_len > 0)
-                s->line++;
-            s->line_len = 0;
-            s->in_name = true;
-        } else if (s->prev == '\r') {
-            *why = "a CR in the request head is not followed by LF";
-            return 400;
-        } else if (c != '\r') {
-            if (s->line > 0 && s->line_len == 0 && (c == ' ' || c == '\t')) {
-                *why = "obsolete line folding (obs-fold) is not accepted";
-                return 400;
-            }
-            if (s->line > 0 && s->in_name) {
-                if (c == ':') {
-                    s->in_name = false;
-                } else if (c == ' ' || c == '\t') {
-                    *why = "whitespace between a header name and its colon";
-                    return 400;
-                }
-            }
-            s->line_len++;
-        }
-        s->prev = c;
-    }
-    return 0;
-}
-
-/* ---- llhttp callbacks ------------------------------------------------------------------ */
-
-static int on_message_begin(llhttp_t *p)
-{
-    srv_conn_t *c = p->data;
-    if (c->cur == NULL && (c->cur = req_new(c)) == NULL)
-        return -1;
-    acr_buf_reset(&c->hname);
-    acr_buf_reset(&c->hval);
-    c->expect_continue = false;
-    return 0;
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t n)
-{
-    srv_conn_t *c = p->data;
-    return acr_buf_append(&c->cur->url, at, n) == 0 ? 0 : -1;
-}
-
-static int on_header_field(llhttp_t *p, const char *at, size_t n)
-{
-    srv_conn_t *c = p->data;
-    return acr_buf_append(&c->hname, at, n) == 0 ? 0 : -1;
-}
-
-static int on_header_value(llhttp_t *p, const char *at, size_t n)
-{
-    srv_conn_t *c = p->data;
-    return acr_buf_append(&c->hval, at, n) == 0 ? 0 : -1;
-}
-
-static bool name_is(const acr_buf_t *b, const char *name)
-{
-    size_t n = strlen(name);
-    return b->len == n && strncasecmp((const char *)b->data, name, n) == 0;
-}
-
-/* Copies a header value lower-cased (up to ';' when cut_params) into out. */
-static void copy_lower(const acr_buf_t *v, char *out, size_t cap, bool cut_params)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < v->len && j + 1 < cap; i++) {
-        char ch = (char)v->data[i];
-        if (cut_params && ch == ';')
-            break;
-        if (ch == ' ' && j == 0)
-            continue;
-        out[j++] = (char)tolower((unsigned char)ch);
-    }
-    while (j > 0 && out[j - 1] == ' ')
-        j--;
-    out[j] = '\0';
-}
-
-static int on_header_value_complete(llhttp_t *p)
-{
-    srv_conn_t *c = p->data;
-    srv_req_t *r = c->cur;
-    if (name_is(&c->hname, "authorization")) {
-        acr_buf_reset(&r->auth);
-        acr_buf_append(&r->auth, c->hval.data, c->hval.len);
-    } else if (name_is(&c->hname, "content-type")) {
-        copy_lower(&c->hval, r->content_type, sizeof r->content_type, true);
-    } else if (name_is(&c->hname, "accept")) {
-        copy_lower(&c->hval, r->accept, sizeof r->accept, false);
-    } else if (name_is(&c->hname, "last-event-id")) {
-        copy_lower(&c->hval, r->last_event_id, sizeof r->last_event_id, false);
-    } else if (name_is(&c->hname, "expect")) {
-        char v[32];
-        copy_lower(&c->hval, v, sizeof v, false);
-        c->expect_continue = strcmp(v, "100-continue") == 0;
-    }
-    acr_buf_reset(&c->hname);
-    acr_buf_reset(&c->hval);
-    return 0;
-}
-
-static int on_headers_complete(llhttp_t *p)
-{
-    srv_conn_t *c = p->data;
-    const srv_limits_t *lim = &c->srv->lim;
-    if ((p->flags & F_CONTENT_LENGTH) && p->content_length > lim->body_bytes_max) {
-        c->fail_status = 413;
-        return -1;
-    }
+    srv_conn_t *c = owner;
     c->phase = PH_BODY;
-    arm(c, lim->idle_ms_max);
-    if (c->expect_continue && p->http_major == 1 && p->http_minor == 1) {
+    arm(c, c->srv->lim.idle_ms_max);
+    if (expect_continue) {
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
-    return 0;
 }
-
-static int on_body(llhttp_t *p, const char *at, size_t n)
-{
-    srv_conn_t *c = p->data;
-    if (c->cur->body.len + n > c->srv->lim.body_bytes_max) {
-        c->fail_status = 413;
-        return -1;
-    }
-    return acr_buf_append(&c->cur->body, at, n) == 0 ? 0 : -1;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-    srv_conn_t *c = p->data;
-    srv_req_t *r = c->cur;
-    r->method = (uint8_t)llhttp_get_method(p);
-    r->keep_alive = llhttp_should_keep_alive(p) && !llhttp_get_upgrade(p);
-    c->active = r;
-    c->cur = NULL;
-    return HPE_PAUSED;
-}
-
-/* ---- parsing ------------------------------------------------------------------------- */
 
 static void start_request(srv_conn_t *c)
 {
     srv_req_t *r = c->active;
     c->phase = PH_BUSY;
     uv_timer_stop(&c->timer);
-    set_reading(c, false);
+    if (c->in.len - c->in_off >= PIPELINE_BYTES_MAX)
+        set_reading(c, false);
     srv_conn_ref(c);
-    acr_buf_append(&r->url, "", 1); /* NUL-terminated for the router */
-    r->url.len--;
     srv_dispatch(c->srv, r);
 }
 
@@ -606,29 +457,22 @@ static void conn_parse(srv_conn_t *c)
             c->phase = PH_HEAD;
             arm(c, c->srv->lim.header_ms_max);
         }
-        const char *why = NULL;
-        int bad =
-            c->scan.done ? 0 : scan_head(&c->scan, data, len, c->srv->lim.header_bytes_max, &why);
-        if (bad != 0) {
-            fail(c, bad, why);
-            return;
-        }
-        llhttp_errno_t e = llhttp_execute(&c->parser, data, len);
-        if (e == HPE_OK) {
+        size_t used = 0;
+        int status = 0;
+        char msg[160];
+        int r = srv_parse_feed(&c->p, data, len, &used, &status, msg, sizeof msg);
+        if (r == SRV_PARSE_MORE) {
             c->in_off = c->in.len;
             break;
         }
-        if (e == HPE_PAUSED && c->active != NULL) {
-            c->in_off += (size_t)(llhttp_get_error_pos(&c->parser) - data);
-            llhttp_resume(&c->parser);
-            scan_reset(&c->scan);
+        if (r == SRV_PARSE_REQUEST) {
+            c->in_off += used;
+            c->active = c->p.done;
+            c->p.done = NULL;
             start_request(c);
             break;
         }
-        int status = c->fail_status ? c->fail_status : 400;
-        char msg[160];
-        snprintf(msg, sizeof msg, "malformed request: %s", llhttp_get_error_reason(&c->parser));
-        fail(c, status, status == 413 ? "the request body exceeds the body limit" : msg);
+        fail(c, status, msg);
         return;
     }
     if (c->closing)
@@ -640,14 +484,24 @@ static void conn_parse(srv_conn_t *c)
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
-    if (c->active == NULL && c->phase != PH_BUSY)
-        set_reading(c, true);
+    if (c->active == NULL && c->phase != PH_BUSY) {
+        if (c->peer_done)
+            srv_conn_close(c); /* answered what it sent; a partial request has nobody to answer */
+        else
+            set_reading(c, true);
+    }
 }
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     srv_conn_t *c = st->data;
+    bool busy = c->phase == PH_BUSY && c->active != NULL;
+    if (nread < 0 && busy) { /* answer the request in flight first */
+        c->peer_done = true;
+        set_reading(c, false);
+        return;
+    }
     if (nread < 0) {
         srv_conn_close(c); /* EOF or error: a partial request has nobody to answer */
         return;
@@ -659,6 +513,11 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
+    if (busy) { /* pipelined bytes wait, parsed once the response is out */
+        if (c->in.len - c->in_off >= PIPELINE_BYTES_MAX)
+            set_reading(c, false);
+        return;
+    }
     conn_parse(c);
 }
 
@@ -697,19 +556,110 @@ static void free_rejected(uv_handle_t *h)
     free(h->data);
 }
 
+/* A connection past the cap: answered 503 at once, half-closed, its input
+ * drained for a moment (so the client reads the answer, not a reset), then
+ * closed. At most REJECTING_MAX of them linger; beyond that they are closed. */
+#define REJECTING_MAX 256
+
+typedef struct rejected {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    uv_shutdown_t shut;
+    srv_t *srv;
+    int handles;
+    bool closing;
+    char drain[1024];
+} rejected_t;
+
+static const char busy_503[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+    "Content-Length: 84\r\nRetry-After: 1\r\nConnection: close\r\n\r\n"
+    "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open "
+    "connections\",\"details\":[]}}\n";
+
+static void rej_closed(uv_handle_t *h)
+{
+    rejected_t *r = h->data;
+    if (--r->handles == 0) {
+        r->srv->rejecting--;
+        free(r);
+    }
+}
+
+static void rej_close(rejected_t *r)
+{
+    if (r->closing)
+        return;
+    r->closing = true;
+    uv_close((uv_handle_t *)&r->tcp, rej_closed);
+    uv_close((uv_handle_t *)&r->timer, rej_closed);
+}
+
+static void rej_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
+{
+    (void)hint;
+    rejected_t *r = h->data;
+    *buf = uv_buf_init(r->drain, sizeof r->drain);
+}
+
+static void rej_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+    (void)buf;
+    if (nread < 0)
+        rej_close(st->data);
+}
+
+static void rej_timer(uv_timer_t *t)
+{
+    rej_close(t->data);
+}
+
+static void rej_shutdown(uv_shutdown_t *sr, int status)
+{
+    (void)sr;
+    (void)status;
+}
+
+static void reject_busy(srv_t *s, rejected_t *r)
+{
+    s->rejecting++;
+    r->srv = s;
+    r->tcp.data = r;
+    r->timer.data = r;
+    r->shut.data = r;
+    r->handles = 2;
+    uv_timer_init(s->loop, &r->timer);
+    uv_buf_t b = uv_buf_init((char *)busy_503, sizeof busy_503 - 1);
+    int n = uv_try_write((uv_stream_t *)&r->tcp, &b, 1);
+    if (n != (int)(sizeof busy_503 - 1) ||
+        uv_shutdown(&r->shut, (uv_stream_t *)&r->tcp, rej_shutdown) != 0 ||
+        uv_read_start((uv_stream_t *)&r->tcp, rej_alloc, rej_read) != 0) {
+        rej_close(r);
+        return;
+    }
+    uv_timer_start(&r->timer, rej_timer, LINGER_MS, 0);
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
     srv_t *s = server->data;
     if (status != 0)
         return;
-    srv_conn_t *c = calloc(1, sizeof *c);
+    bool full = s->conn_count >= s->lim.connections_max;
+    srv_conn_t *c = calloc(1, full ? sizeof(rejected_t) : sizeof *c);
     if (c == NULL)
         return;
-    uv_tcp_init(s->loop, &c->tcp);
-    c->tcp.data = c;
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0 || s->stopping ||
-        s->conn_count >= s->lim.connections_max) {
-        uv_close((uv_handle_t *)&c->tcp, free_rejected);
+    uv_tcp_t *tcp = full ? &((rejected_t *)c)->tcp : &c->tcp;
+    uv_tcp_init(s->loop, tcp);
+    tcp->data = c;
+    if (uv_accept(server, (uv_stream_t *)tcp) != 0 || s->stopping ||
+        (full && s->rejecting >= REJECTING_MAX)) {
+        uv_close((uv_handle_t *)tcp, free_rejected);
+        return;
+    }
+    if (full) {
+        srv_metrics_request("http", 503);
+        reject_busy(s, (rejected_t *)c);
         return;
     }
     uv_timer_init(s->loop, &c->timer);
@@ -718,11 +668,10 @@ static void on_connection(uv_stream_t *server, int status)
     c->handles = 2;
     c->refs = 1;
     acr_buf_init(&c->in);
-    acr_buf_init(&c->hname);
-    acr_buf_init(&c->hval);
-    llhttp_init(&c->parser, HTTP_REQUEST, &settings);
-    c->parser.data = c;
-    scan_reset(&c->scan);
+    srv_parse_init(&c->p, s->lim.header_bytes_max, s->lim.body_bytes_max, c);
+    c->p.new_req = req_new;
+    c->p.free_req = req_free;
+    c->p.on_head = on_head;
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
@@ -735,17 +684,19 @@ static void on_connection(uv_stream_t *server, int status)
     set_reading(c, true);
 }
 
+static uv_prepare_t log_flusher;
+
+static void on_prepare(uv_prepare_t *h)
+{
+    (void)h;
+    srv_log_flush();
+}
+
 int srv_http_listen(srv_t *s, const char *host, int port)
 {
-    llhttp_settings_init(&settings);
-    settings.on_message_begin = on_message_begin;
-    settings.on_url = on_url;
-    settings.on_header_field = on_header_field;
-    settings.on_header_value = on_header_value;
-    settings.on_header_value_complete = on_header_value_complete;
-    settings.on_headers_complete = on_headers_complete;
-    settings.on_body = on_body;
-    settings.on_message_complete = on_message_complete;
+    uv_prepare_init(s->loop, &log_flusher);
+    uv_prepare_start(&log_flusher, on_prepare);
+    uv_unref((uv_handle_t *)&log_flusher); /* never keeps the loop alive */
     struct sockaddr_storage addr;
     memset(&addr, 0, sizeof addr);
     int rc = uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);

@@ -40,6 +40,8 @@ static struct {
     int64_t conns;
     int64_t subs;
     uint64_t feed_dropped;
+    uint64_t on_loop;     /* requests decided without the thread pool */
+    uint64_t token_table; /* token checks that read the tokens table */
 } m = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void observe(histo_t *h, const uint64_t *bounds, size_t nb, uint64_t v)
@@ -107,6 +109,16 @@ void srv_metrics_feed_dropped(void)
     pthread_mutex_unlock(&m.mu);
 }
 
+void srv_metrics_path(bool on_loop)
+{
+    pthread_mutex_lock(&m.mu);
+    if (on_loop)
+        m.on_loop++;
+    else
+        m.token_table++;
+    pthread_mutex_unlock(&m.mu);
+}
+
 static void render_histo(acr_buf_t *out, const char *name, const char *help, const histo_t *h,
                          const uint64_t *bounds, size_t nb)
 {
@@ -144,17 +156,25 @@ int srv_metrics_render(acr_buf_t *out)
     for (size_t i = 0; i < m.route_count; i++)
         acr_buf_printf(out, "accrue_http_requests_total{route=\"%s\",status=\"%d\"} %" PRIu64 "\n",
                        m.by_route[i].route, m.by_route[i].status, m.by_route[i].n);
-    acr_buf_printf(out,
-                   "# HELP accrue_http_connections Open connections.\n"
-                   "# TYPE accrue_http_connections gauge\n"
-                   "accrue_http_connections %" PRId64 "\n"
-                   "# HELP accrue_feed_subscribers Open event streams.\n"
-                   "# TYPE accrue_feed_subscribers gauge\n"
-                   "accrue_feed_subscribers %" PRId64 "\n"
-                   "# HELP accrue_feed_dropped_total Subscribers disconnected for falling behind.\n"
-                   "# TYPE accrue_feed_dropped_total counter\n"
-                   "accrue_feed_dropped_total %" PRIu64 "\n",
-                   m.conns, m.subs, m.feed_dropped);
+    acr_buf_printf(
+        out,
+        "# HELP accrue_http_connections Open connections.\n"
+        "# TYPE accrue_http_connections gauge\n"
+        "accrue_http_connections %" PRId64 "\n"
+        "# HELP accrue_feed_subscribers Open event streams.\n"
+        "# TYPE accrue_feed_subscribers gauge\n"
+        "accrue_feed_subscribers %" PRId64 "\n"
+        "# HELP accrue_feed_dropped_total Subscribers disconnected for falling behind.\n"
+        "# TYPE accrue_feed_dropped_total counter\n"
+        "accrue_feed_dropped_total %" PRIu64 "\n"
+        "# HELP accrue_http_loop_decided_total Requests authenticated on the event loop "
+        "(--token-file or the token cache).\n"
+        "# TYPE accrue_http_loop_decided_total counter\n"
+        "accrue_http_loop_decided_total %" PRIu64 "\n"
+        "# HELP accrue_token_table_checks_total Token checks that read the tokens table.\n"
+        "# TYPE accrue_token_table_checks_total counter\n"
+        "accrue_token_table_checks_total %" PRIu64 "\n",
+        m.conns, m.subs, m.feed_dropped, m.on_loop, m.token_table);
     pthread_mutex_unlock(&m.mu);
     return 0;
 }

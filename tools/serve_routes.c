@@ -1,12 +1,16 @@
 /* serve_routes.c - the endpoints of http.md: authentication, roles, partner
  * scoping and the read routes.
  *
- * A complete request is answered at once only for /healthz and / (no token,
- * no LMDB). Everything else goes to the libuv thread pool: the token check
- * (a read of the tokens table, or a --token-file entry) and the handler both
- * run there, with their own read snapshots, so the loop never waits on the
- * disk. Write routes (serve_ingest.c) parse on the pool and leave a job for
- * the writer thread.
+ * /healthz and / are answered at once (no token). For the rest the loop
+ * hashes the token and looks it up among the --token-file entries and the
+ * cache of verified ledger tokens (token.h: no LMDB transaction, no disk).
+ * A known token with a small append (POST /v1/events, body up to
+ * SRV_LOOP_BODY_MAX) is parsed on the loop and goes straight to the writer
+ * thread; refusals (401 aside, 403/404/405) are answered on the loop too.
+ * Everything else goes to the libuv thread pool: an uncached token is
+ * checked there against the tokens table (then cached), and the handler
+ * runs there with its own read snapshots, so the loop never waits on the
+ * disk. Write routes (serve_ingest.c) leave a job for the writer thread.
  *
  * Order of checks: a missing or unknown token is 401 for every path; then
  * an unknown path is 404 and a known path with another method 405; then a
@@ -25,11 +29,8 @@
 #include "accrue/projection.h"
 #include "serve.h"
 
-#define R(role) (1u << ACR_ROLE_##role)
-#define READERS (R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(PARTNER))
 #define EVENTS_LIMIT_MAX 10000
 #define EVENTS_LIMIT_DEFAULT 1000
-#define PARAMS_MAX 2
 
 typedef void (*handler_fn)(srv_t *s, srv_req_t *req, char **params);
 
@@ -47,32 +48,24 @@ static void h_payouts(srv_t *s, srv_req_t *req, char **params);
 static void h_audit(srv_t *s, srv_req_t *req, char **params);
 static void h_verify(srv_t *s, srv_req_t *req, char **params);
 
-static const struct route {
-    uint8_t method;      /* llhttp method */
-    const char *pattern; /* '*' matches one path segment */
-    const char *label;   /* for metrics and the access log */
-    uint32_t roles;      /* bit per acr_role_t allowed */
-    handler_fn fn;
-} routes[] = {
-    {HTTP_GET, "/metrics", "metrics", R(ADMIN) | R(FINANCE), h_metrics},
-    {HTTP_POST, "/v1/events", "events.append", R(ADMIN) | R(FINANCE) | R(INGEST), srv_h_append},
-    {HTTP_GET, "/v1/events", "events.read", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), h_events},
-    {HTTP_GET, "/v1/feed", "feed", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), h_feed},
-    {HTTP_GET, "/v1/partners", "partners.list", READERS, h_partners},
-    {HTTP_GET, "/v1/partners/*", "partners.show", READERS, h_partner},
-    {HTTP_GET, "/v1/deals/*", "deals.show", READERS, h_deal},
-    {HTTP_POST, "/v1/deals", "deals.register", R(ADMIN) | R(FINANCE) | R(PARTNER),
-     srv_h_deal_register},
-    {HTTP_POST, "/v1/deals/*/stage", "deals.stage", R(ADMIN) | R(FINANCE) | R(PARTNER),
-     srv_h_deal_stage},
-    {HTTP_GET, "/v1/pipeline", "pipeline", READERS, h_pipeline},
-    {HTTP_GET, "/v1/kpi", "kpi", READERS, h_kpi},
-    {HTTP_POST, "/v1/payouts/*/run", "payouts.run", R(ADMIN) | R(FINANCE) | R(AUDITOR), h_run},
-    {HTTP_GET, "/v1/payouts/*/statement", "payouts.statement", READERS, h_statement},
-    {HTTP_POST, "/v1/payouts/*/close", "payouts.close", R(ADMIN) | R(FINANCE), srv_h_close},
-    {HTTP_GET, "/v1/payouts", "payouts.list", R(ADMIN) | R(FINANCE) | R(AUDITOR), h_payouts},
-    {HTTP_GET, "/v1/payouts/*/audit", "payouts.audit", R(ADMIN) | R(FINANCE) | R(AUDITOR), h_audit},
-    {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), h_verify},
+static const handler_fn handlers[SRV_R__COUNT] = {
+    [SRV_R_METRICS] = h_metrics,
+    [SRV_R_EVENTS_APPEND] = srv_h_append,
+    [SRV_R_EVENTS_READ] = h_events,
+    [SRV_R_FEED] = h_feed,
+    [SRV_R_PARTNERS] = h_partners,
+    [SRV_R_PARTNER] = h_partner,
+    [SRV_R_DEAL] = h_deal,
+    [SRV_R_DEAL_REGISTER] = srv_h_deal_register,
+    [SRV_R_DEAL_STAGE] = srv_h_deal_stage,
+    [SRV_R_PIPELINE] = h_pipeline,
+    [SRV_R_KPI] = h_kpi,
+    [SRV_R_RUN] = h_run,
+    [SRV_R_STATEMENT] = h_statement,
+    [SRV_R_CLOSE] = srv_h_close,
+    [SRV_R_PAYOUTS] = h_payouts,
+    [SRV_R_AUDIT] = h_audit,
+    [SRV_R_VERIFY] = h_verify,
 };
 
 /* ---- errors ----------------------------------------------------------------------- */
@@ -172,177 +165,101 @@ static void set_json(srv_req_t *req, int status)
     req->ctype = "application/json";
 }
 
-/* ---- request targets ---------------------------------------------------------------- */
+/* ---- authentication and routing ------------------------------------------------------ */
 
-static int hexval(char c)
+enum auth_state { AUTH_UNKNOWN = 0, AUTH_OK, AUTH_NONE };
+
+/* Without LMDB: the --token-file entries, then the cache. AUTH_NONE when
+ * there is no usable bearer token, AUTH_UNKNOWN when the table must tell. */
+static int auth_fast(srv_t *s, srv_req_t *req, uint8_t hash[ACR_TOKEN_HASH_LEN])
 {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s[0..n) into out (cap bytes); false on bad escapes, NUL or overflow. */
-static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap)
-{
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (i + 2 >= n)
-                return false;
-            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
-            if (hi < 0 || lo < 0)
-                return false;
-            c = (char)(hi * 16 + lo);
-            i += 2;
-        } else if (c == '+' && plus_space) {
-            c = ' ';
-        }
-        if (c == '\0' || j + 1 >= cap)
-            return false;
-        out[j++] = c;
-    }
-    out[j] = '\0';
-    return true;
-}
-
-bool srv_query_param(const char *query, const char *key, char *out, size_t cap)
-{
-    size_t klen = strlen(key);
-    const char *p = query;
-    while (p != NULL && *p != '\0') {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > klen && memcmp(p, key, klen) == 0 && p[klen] == '=')
-            return pct_decode(p + klen + 1, len - klen - 1, true, out, cap);
-        if (len == klen && memcmp(p, key, klen) == 0)
-            return cap > 0 && (out[0] = '\0', true);
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
-}
-
-/* Splits the target into a decoded path and the raw query. */
-static bool split_target(srv_req_t *req)
-{
-    const char *t = (const char *)req->url.data;
-    size_t n = req->url.len;
-    if (n == 0 || t[0] != '/')
-        return false;
-    const char *q = memchr(t, '?', n);
-    size_t plen = q ? (size_t)(q - t) : n;
-    req->path = malloc(plen + 1);
-    req->query = q ? strndup(q + 1, n - plen - 1) : strdup("");
-    if (req->path == NULL || req->query == NULL)
-        return false;
-    return pct_decode(t, plen, false, req->path, plen + 1);
-}
-
-/* Matches path against pattern, collecting '*' segments into params. */
-static bool match(const char *pattern, const char *path, char *buf, size_t cap, char **params)
-{
-    size_t np = 0, used = 0;
-    while (*pattern && *path) {
-        if (*pattern == '*') {
-            const char *end = strchr(path, '/');
-            size_t n = end ? (size_t)(end - path) : strlen(path);
-            if (n == 0 || np == PARAMS_MAX || used + n + 1 > cap)
-                return false;
-            memcpy(buf + used, path, n);
-            buf[used + n] = '\0';
-            params[np++] = buf + used;
-            used += n + 1;
-            pattern++;
-            path += n;
-        } else if (*pattern++ != *path++) {
-            return false;
-        }
-    }
-    return *pattern == '\0' && *path == '\0';
-}
-
-/* ---- authentication (pool thread) ---------------------------------------------------- */
-
-static bool authenticate(srv_t *s, srv_req_t *req)
-{
-    const char *a = (const char *)req->auth.data;
-    size_t n = req->auth.len;
-    if (n < 7 || strncasecmp(a, "bearer ", 7) != 0)
-        return false;
-    a += 7;
-    n -= 7;
-    while (n > 0 && (*a == ' ' || *a == '\t'))
-        a++, n--;
-    while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
-        n--;
-    if (n == 0)
-        return false;
-    uint8_t hash[ACR_TOKEN_HASH_LEN];
-    if (acr_token_hash(a, n, hash) != 0)
-        return false;
+    const char *tok;
+    size_t n;
+    if (!srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) ||
+        acr_token_hash(tok, n, hash) != 0)
+        return AUTH_NONE;
+    bool boot = false;
     for (size_t i = 0; i < s->boot_count; i++) {
-        if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0) {
+        if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0 && !boot) {
             req->role = s->boot[i].role;
             memcpy(req->partner, s->boot[i].partner, sizeof req->partner);
-            return true;
+            boot = true;
         }
     }
+    if (boot)
+        return AUTH_OK;
     int role;
-    if (acr_token_check(s->ledger, a, n, &role, req->partner, NULL) != 0)
-        return false;
-    req->role = role;
-    return true;
+    if (acr_token_cache_get(s->tokens, hash, &role, req->partner) == 0) {
+        req->role = role;
+        return AUTH_OK;
+    }
+    return AUTH_UNKNOWN;
 }
 
+/* Answers a refused request (401, 403, 404, 405); true when refused. */
+static bool refuse(srv_req_t *req, int status, const srv_decision_t *d)
+{
+    switch (status) {
+    case 0:
+        return false;
+    case 401:
+        req->role = ACR_ROLE_NONE;
+        srv_set_error(req, 401, "unauthorized",
+                      "a valid `Authorization: Bearer <token>` is required");
+        snprintf(req->extra_headers, sizeof req->extra_headers,
+                 "WWW-Authenticate: Bearer realm=\"accrue\"\r\n");
+        return true;
+    case 405:
+        req->route = "-";
+        srv_set_error(req, 405, "method_not_allowed", "use %s for %s", d->allow, req->path);
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: %s\r\n", d->allow);
+        return true;
+    case 404:
+        srv_set_error(req, 404, "not_found", "no such endpoint: %s", req->path);
+        return true;
+    default:
+        req->route = d->route->label;
+        srv_set_error(req, 403, "forbidden", "the %s role may not use %s", acr_role_name(req->role),
+                      d->route->label);
+        return true;
+    }
+}
+
+/* Pool thread: checks an uncached token against the table, then runs the handler. */
 static void route_work(uv_work_t *w)
 {
     srv_req_t *req = w->data;
     srv_t *s = w->loop->data;
-    if (!authenticate(s, req)) {
-        req->role = ACR_ROLE_NONE;
-        srv_set_error(req, 401, "unauthorized",
-                      "a valid `Authorization: Bearer <token>` is "
-                      "required");
-        snprintf(req->extra_headers, sizeof req->extra_headers,
-                 "WWW-Authenticate: Bearer realm=\"accrue\"\r\n");
+    if (req->role == ACR_ROLE_NONE) {
+        uint8_t hash[ACR_TOKEN_HASH_LEN];
+        int a = auth_fast(s, req, hash), role = ACR_ROLE_NONE;
+        if (a == AUTH_UNKNOWN)
+            srv_metrics_path(false);
+        if (a == AUTH_UNKNOWN &&
+            acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner) == 0)
+            req->role = role;
+        else if (a != AUTH_OK)
+            req->role = ACR_ROLE_NONE;
+    }
+    srv_decision_t d;
+    int status = srv_route_decide(req, req->role, &d);
+    if (refuse(req, status, &d))
         return;
+    req->route = d.route->label;
+    handlers[d.route->id](s, req, d.params);
+}
+
+/* Loop thread: a parsed request goes to the writer, the feed or the client. */
+static void route_next(srv_t *s, srv_req_t *req)
+{
+    if (req->next == SRV_NEXT_WRITE && !srv_conn_closing(req->conn) && req->status == 0) {
+        req->wjob->req = req;
+        srv_writer_submit(s, req->wjob);
+    } else if (req->next == SRV_NEXT_FEED && req->status == 0) {
+        srv_feed_start(s, req);
+    } else {
+        srv_respond(req);
     }
-    char buf[512];
-    char *params[PARAMS_MAX] = {NULL, NULL};
-    const struct route *found = NULL;
-    char allow[64] = "";
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        if (!match(routes[i].pattern, req->path, buf, sizeof buf, params))
-            continue;
-        if (routes[i].method == req->method) {
-            found = &routes[i];
-            break;
-        }
-        size_t used = strlen(allow);
-        snprintf(allow + used, sizeof allow - used, "%s%s", used ? ", " : "",
-                 routes[i].method == HTTP_GET ? "GET" : "POST");
-    }
-    if (found == NULL && allow[0]) {
-        req->route = "-";
-        srv_set_error(req, 405, "method_not_allowed", "use %s for %s", allow, req->path);
-        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: %s\r\n", allow);
-        return;
-    }
-    if (found == NULL) {
-        srv_set_error(req, 404, "not_found", "no such endpoint: %s", req->path);
-        return;
-    }
-    req->route = found->label;
-    if ((found->roles & (1u << req->role)) == 0) {
-        srv_set_error(req, 403, "forbidden", "the %s role may not use %s", acr_role_name(req->role),
-                      found->label);
-        return;
-    }
-    found->fn(s, req, params);
 }
 
 static void route_after(uv_work_t *w, int status)
@@ -352,14 +269,7 @@ static void route_after(uv_work_t *w, int status)
     s->pool_jobs--;
     if (status != 0 && req->status == 0)
         srv_set_error(req, 503, "unavailable", "the request was cancelled");
-    if (req->next == SRV_NEXT_WRITE && !srv_conn_closing(req->conn) && req->status == 0) {
-        req->wjob->req = req;
-        srv_writer_submit(s, req->wjob);
-    } else if (req->next == SRV_NEXT_FEED && req->status == 0) {
-        srv_feed_start(s, req);
-    } else {
-        srv_respond(req);
-    }
+    route_next(s, req);
     srv_maybe_finish(s);
 }
 
@@ -370,7 +280,7 @@ static const char dashboard_html[] =
 
 void srv_dispatch(srv_t *s, srv_req_t *req)
 {
-    if (!split_target(req)) {
+    if (!srv_split_target(req)) {
         req->route = "http";
         srv_set_error(req, 400, "bad_request", "the request target is not a valid path");
         srv_respond(req);
@@ -391,6 +301,24 @@ void srv_dispatch(srv_t *s, srv_req_t *req)
         acr_buf_append_str(&req->resp, health ? "ok\n" : dashboard_html);
         srv_respond(req);
         return;
+    }
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    int a = auth_fast(s, req, hash);
+    if (a != AUTH_UNKNOWN) { /* decided without the disk */
+        if (a == AUTH_OK)
+            srv_metrics_path(true);
+        srv_decision_t d;
+        int status = srv_route_decide(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE, &d);
+        if (refuse(req, status, &d)) {
+            srv_respond(req);
+            return;
+        }
+        if (d.route->id == SRV_R_EVENTS_APPEND && req->body.len <= SRV_LOOP_BODY_MAX) {
+            req->route = d.route->label;
+            srv_h_append(s, req, d.params); /* parsing only: no LMDB */
+            route_next(s, req);
+            return;
+        }
     }
     req->work.data = req;
     s->pool_jobs++;

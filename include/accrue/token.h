@@ -11,6 +11,15 @@
  *   "h:" hash[32]    -> name                 (lookup by presented secret)
  *
  * Every function is thread-safe (its own LMDB transaction).
+ *
+ * A long-running server may keep an acr_token_cache_t: verified tokens held
+ * in memory, keyed by hash, so the check on every request needs neither an
+ * LMDB transaction nor the disk. The cache is only trusted while the ledger
+ * has seen no commit except those the server itself reported as its own
+ * token-free commits (acr_token_cache_write_begin/_end around each append
+ * group): any other commit - `accrue token revoke` or `create` in another
+ * process, a payout close, an import - empties it, so a revoke still takes
+ * effect on the next request.
  */
 #ifndef ACCRUE_TOKEN_H
 #define ACCRUE_TOKEN_H
@@ -62,6 +71,8 @@ int acr_token_create(acr_ledger_t *ledger, int role, const char *partner_id, con
                      char out_name[ACR_TOKEN_NAME_MAX + 1],
                      char out_secret_hex[ACR_TOKEN_SECRET_HEX_LEN + 1], acr_err_t *err);
 
+typedef struct acr_token_cache acr_token_cache_t;
+
 typedef struct acr_token_info {
     char name[ACR_TOKEN_NAME_MAX + 1];
     int role;                            /* acr_role_t */
@@ -82,5 +93,28 @@ int acr_token_revoke(acr_ledger_t *ledger, const char *name, acr_err_t *err);
  * store error. */
 int acr_token_check(acr_ledger_t *ledger, const char *secret, size_t len, int *out_role,
                     char out_partner[ACR_ID_LEN_MAX + 1], char out_name[ACR_TOKEN_NAME_MAX + 1]);
+
+/* Checks a presented secret's hash (acr_token_hash), reading the tokens
+ * table; when cache is not NULL a match is remembered there. Same results as
+ * acr_token_check. */
+int acr_token_check_hash(acr_ledger_t *ledger, acr_token_cache_t *cache,
+                         const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
+                         char out_partner[ACR_ID_LEN_MAX + 1]);
+
+/* A cache of verified tokens (see the top of this file); NULL when out of
+ * memory. Thread-safe. */
+acr_token_cache_t *acr_token_cache_new(acr_ledger_t *ledger);
+void acr_token_cache_free(acr_token_cache_t *cache);
+/* 0 with role and partner when hash is cached and still valid; ACR_ENOT_FOUND
+ * otherwise (then use acr_token_check_hash). No LMDB transaction, no disk:
+ * callable from an event loop. Every slot of the hash's set is compared with
+ * sodium_memcmp, without an early exit. */
+int acr_token_cache_get(acr_token_cache_t *cache, const uint8_t hash[ACR_TOKEN_HASH_LEN],
+                        int *out_role, char out_partner[ACR_ID_LEN_MAX + 1]);
+/* Bracket one commit of the caller's own that writes no token (the server's
+ * append groups): begin returns a stamp for end. A commit by anyone else in
+ * between, or more than one commit, empties the cache. */
+uint64_t acr_token_cache_write_begin(acr_token_cache_t *cache);
+void acr_token_cache_write_end(acr_token_cache_t *cache, uint64_t stamp);
 
 #endif

@@ -100,6 +100,18 @@ case_revoked_token() {
     "$ACCRUE" --ledger "$LEDGER" token revoke t-gone >/dev/null
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/v1/verify")" 401 "revoked"
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $BOOT" "$BASE/v1/verify")" 200 "--token-file"
+    # An ingest token cached by the loop (small appends) across the server's own commits:
+    # a revoke from another process still takes effect on the next request.
+    t=$(token --role ingest --name t-gone2)
+    local i ev
+    for i in 1 2 3; do
+        ev='{"id":"revoke-cache-'$i'","type":"training.completed","at":"2026-08-02T00:00:00Z","data":{"partner_id":"GAMMA","module":"rvk'$i'"}}'
+        assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" \
+            -H 'Content-Type: application/json' --data-binary "$ev" "$BASE/v1/events")" 200 "append $i"
+    done
+    "$ACCRUE" --ledger "$LEDGER" token revoke t-gone2 >/dev/null
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" \
+        -H 'Content-Type: application/json' --data-binary "$ev" "$BASE/v1/events")" 401 "revoked (cached)"
 }
 case_idempotent() { client idempotent "$BASE" "$TOK_ING" 24 "$TOK_ADMIN"; }
 case_group_commit() { client group "$BASE" "$TOK_ING" 64 10 "$TOK_ADMIN"; }
@@ -177,6 +189,14 @@ sys.exit(1 if miss or not acked else 0)' "$TMP/acked" || fail "acknowledged even
     grep -q '"event":"shutdown"' "$TMP/srv.err" || fail "no shutdown log line"
 }
 run_case case_shutdown_in_flight
+
+# Past --connections-max a client is answered 503 (Connection: close), not dropped silently.
+case_connection_cap() {
+    start_server "$LEDGER" --connections-max 3
+    client cap "$BASE" 3
+    stop_server
+}
+run_case case_connection_cap
 
 case_slow_subscriber() {
     local l t

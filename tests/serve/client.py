@@ -533,7 +533,30 @@ def bench(base, token, clients="64", seconds="5", batch="1"):
                                         lat[int(len(lat) * 0.99)] * 1000))
 
 
-CASES = {"matrix": matrix, "idempotent": idempotent, "group": group, "feed": feed,
+def cap(base, limit="3"):
+    """Holds `limit` connections open, then expects a 503 with Connection: close for one more,
+    and a normal answer again once a held connection is gone."""
+    u = urllib.parse.urlparse(base)
+    held = [socket.create_connection((u.hostname, u.port), timeout=5) for _ in range(int(limit))]
+    time.sleep(0.3)  # let the server accept them
+    data, _ = raw(base, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    head = data.split(b"\r\n\r\n", 1)[0].lower()
+    check(status_of(data) == 503, "past the cap: 503, got %r" % data[:120])
+    check(b"connection: close" in head, "the 503 says Connection: close")
+    check(b'"code":"unavailable"' in data, "the 503 has an error body")
+    # A 503 whose request body arrives later must not hang either.
+    data2, el = raw(base, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab")
+    check(status_of(data2) == 503 and el < 3.0, "503 and close with a pending body (%.1f s)" % el)
+    held.pop().close()
+    time.sleep(0.3)
+    data3, _ = raw(base, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    check(status_of(data3) == 200, "under the cap again: 200, got %r" % data3[:80])
+    for h in held:
+        h.close()
+    print("cap: %s held, extra connection answered 503 and closed" % limit)
+
+
+CASES = {"cap": cap, "matrix": matrix, "idempotent": idempotent, "group": group, "feed": feed,
          "smuggle": smuggle, "slowloris": slowloris, "inflight": inflight, "bench": bench,
          "msgpack": msgpack_post}
 

@@ -1,0 +1,479 @@
+/* serve_parse.c - the request handling of `accrue serve` that needs no socket.
+ *
+ * Everything here works on byte buffers and request structs only (no loop,
+ * no LMDB), so the connection code (serve_http.c), the router
+ * (serve_routes.c) and the fuzz target (tests/fuzz/fuzz_http.c) run the very
+ * same code: the head scanner, the llhttp settings and callbacks, header
+ * capture, request-target splitting and percent-decoding, the route table
+ * and the auth / route decision.
+ *
+ * llhttp 8.1 in its strict default already refuses Content-Length together
+ * with Transfer-Encoding, duplicate Content-Length and bad chunk framing,
+ * but it accepts obs-fold continuation lines, a bare LF ending the request
+ * line or the head, and whitespace before a header's colon. The head
+ * scanner runs over each request head before llhttp sees it and refuses
+ * those (400); it also counts the head's bytes for the header limit (431).
+ * A message that completes pauses llhttp (on_message_complete returns
+ * HPE_PAUSED), so one srv_parse_feed call yields at most one request and the
+ * bytes of a pipelined next request stay unparsed.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "serve.h"
+
+#define R(role) (1u << ACR_ROLE_##role)
+#define READERS (R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(PARTNER))
+
+const srv_route_t srv_routes[SRV_R__COUNT] = {
+    {HTTP_GET, "/metrics", "metrics", R(ADMIN) | R(FINANCE), SRV_R_METRICS},
+    {HTTP_POST, "/v1/events", "events.append", R(ADMIN) | R(FINANCE) | R(INGEST),
+     SRV_R_EVENTS_APPEND},
+    {HTTP_GET, "/v1/events", "events.read", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED),
+     SRV_R_EVENTS_READ},
+    {HTTP_GET, "/v1/feed", "feed", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), SRV_R_FEED},
+    {HTTP_GET, "/v1/partners", "partners.list", READERS, SRV_R_PARTNERS},
+    {HTTP_GET, "/v1/partners/*", "partners.show", READERS, SRV_R_PARTNER},
+    {HTTP_GET, "/v1/deals/*", "deals.show", READERS, SRV_R_DEAL},
+    {HTTP_POST, "/v1/deals", "deals.register", R(ADMIN) | R(FINANCE) | R(PARTNER),
+     SRV_R_DEAL_REGISTER},
+    {HTTP_POST, "/v1/deals/*/stage", "deals.stage", R(ADMIN) | R(FINANCE) | R(PARTNER),
+     SRV_R_DEAL_STAGE},
+    {HTTP_GET, "/v1/pipeline", "pipeline", READERS, SRV_R_PIPELINE},
+    {HTTP_GET, "/v1/kpi", "kpi", READERS, SRV_R_KPI},
+    {HTTP_POST, "/v1/payouts/*/run", "payouts.run", R(ADMIN) | R(FINANCE) | R(AUDITOR), SRV_R_RUN},
+    {HTTP_GET, "/v1/payouts/*/statement", "payouts.statement", READERS, SRV_R_STATEMENT},
+    {HTTP_POST, "/v1/payouts/*/close", "payouts.close", R(ADMIN) | R(FINANCE), SRV_R_CLOSE},
+    {HTTP_GET, "/v1/payouts", "payouts.list", R(ADMIN) | R(FINANCE) | R(AUDITOR), SRV_R_PAYOUTS},
+    {HTTP_GET, "/v1/payouts/*/audit", "payouts.audit", R(ADMIN) | R(FINANCE) | R(AUDITOR),
+     SRV_R_AUDIT},
+    {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), SRV_R_VERIFY},
+};
+
+/* ---- requests ---------------------------------------------------------------------------- */
+
+srv_req_t *srv_req_alloc(void)
+{
+    srv_req_t *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return NULL;
+    r->route = "-";
+    acr_buf_init(&r->url);
+    acr_buf_init(&r->body);
+    acr_buf_init(&r->auth);
+    acr_buf_init(&r->resp);
+    acr_buf_init(&r->head);
+    return r;
+}
+
+void srv_req_release(srv_req_t *r)
+{
+    if (r == NULL)
+        return;
+    acr_buf_destroy(&r->url);
+    acr_buf_destroy(&r->body);
+    acr_buf_destroy(&r->auth);
+    acr_buf_destroy(&r->resp);
+    acr_buf_destroy(&r->head);
+    free(r->path);
+    free(r->query);
+    free(r);
+}
+
+int srv_buf_u64(acr_buf_t *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return acr_buf_append(b, tmp + sizeof tmp - n, n);
+}
+
+/* ---- the head scanner -------------------------------------------------------------------- */
+
+static void scan_reset(srv_scan_t *s)
+{
+    memset(s, 0, sizeof *s);
+    s->in_name = true;
+}
+
+/* 0 while fine, else the status to answer (400 or 431) with *why set. */
+static int scan_head(srv_scan_t *s, const char *p, size_t n, size_t max, const char **why)
+{
+    for (size_t i = 0; i < n && !s->done; i++) {
+        char c = p[i];
+        if (++s->bytes > max) {
+            *why = "the request head exceeds the header limit";
+            return 431;
+        }
+        if (c == '\n') {
+            if (s->prev != '\r') {
+                *why = "a line of the request head ends in a bare LF";
+                return 400;
+            }
+            if (s->line_len == 0 && s->line > 0)
+                s->done = true;
+            else if (s->line_len > 0)
+                s->line++;
+            s->line_len = 0;
+            s->in_name = true;
+        } else if (s->prev == '\r') {
+            *why = "a CR in the request head is not followed by LF";
+            return 400;
+        } else if (c != '\r') {
+            if (s->line > 0 && s->line_len == 0 && (c == ' ' || c == '\t')) {
+                *why = "obsolete line folding (obs-fold) is not accepted";
+                return 400;
+            }
+            if (s->line > 0 && s->in_name) {
+                if (c == ':') {
+                    s->in_name = false;
+                } else if (c == ' ' || c == '\t') {
+                    *why = "whitespace between a header name and its colon";
+                    return 400;
+                }
+            }
+            s->line_len++;
+        }
+        s->prev = c;
+    }
+    return 0;
+}
+
+/* ---- llhttp callbacks -------------------------------------------------------------------- */
+
+static int on_message_begin(llhttp_t *lp)
+{
+    srv_parse_t *p = lp->data;
+    if (p->cur == NULL) {
+        p->cur = p->new_req ? p->new_req(p->owner) : srv_req_alloc();
+        if (p->cur == NULL)
+            return -1;
+    }
+    acr_buf_reset(&p->hname);
+    acr_buf_reset(&p->hval);
+    p->expect_continue = false;
+    return 0;
+}
+
+static int on_url(llhttp_t *lp, const char *at, size_t n)
+{
+    srv_parse_t *p = lp->data;
+    return acr_buf_append(&p->cur->url, at, n) == 0 ? 0 : -1;
+}
+
+static int on_header_field(llhttp_t *lp, const char *at, size_t n)
+{
+    srv_parse_t *p = lp->data;
+    return acr_buf_append(&p->hname, at, n) == 0 ? 0 : -1;
+}
+
+static int on_header_value(llhttp_t *lp, const char *at, size_t n)
+{
+    srv_parse_t *p = lp->data;
+    return acr_buf_append(&p->hval, at, n) == 0 ? 0 : -1;
+}
+
+static bool name_is(const acr_buf_t *b, const char *name)
+{
+    size_t n = strlen(name);
+    return b->len == n && strncasecmp((const char *)b->data, name, n) == 0;
+}
+
+/* Copies a header value lower-cased (up to ';' when cut_params) into out. */
+static void copy_lower(const acr_buf_t *v, char *out, size_t cap, bool cut_params)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < v->len && j + 1 < cap; i++) {
+        char ch = (char)v->data[i];
+        if (cut_params && ch == ';')
+            break;
+        if (ch == ' ' && j == 0)
+            continue;
+        out[j++] = (char)tolower((unsigned char)ch);
+    }
+    while (j > 0 && out[j - 1] == ' ')
+        j--;
+    out[j] = '\0';
+}
+
+static int on_header_value_complete(llhttp_t *lp)
+{
+    srv_parse_t *p = lp->data;
+    srv_req_t *r = p->cur;
+    int rc = 0;
+    if (name_is(&p->hname, "authorization")) {
+        acr_buf_reset(&r->auth);
+        rc = acr_buf_append(&r->auth, p->hval.data, p->hval.len);
+    } else if (name_is(&p->hname, "content-type")) {
+        copy_lower(&p->hval, r->content_type, sizeof r->content_type, true);
+    } else if (name_is(&p->hname, "accept")) {
+        copy_lower(&p->hval, r->accept, sizeof r->accept, false);
+    } else if (name_is(&p->hname, "last-event-id")) {
+        copy_lower(&p->hval, r->last_event_id, sizeof r->last_event_id, false);
+    } else if (name_is(&p->hname, "expect")) {
+        char v[32];
+        copy_lower(&p->hval, v, sizeof v, false);
+        p->expect_continue = strcmp(v, "100-continue") == 0;
+    }
+    acr_buf_reset(&p->hname);
+    acr_buf_reset(&p->hval);
+    return rc == 0 ? 0 : -1;
+}
+
+static int on_headers_complete(llhttp_t *lp)
+{
+    srv_parse_t *p = lp->data;
+    if ((lp->flags & F_CONTENT_LENGTH) && lp->content_length > p->body_bytes_max) {
+        p->fail_status = 413;
+        return -1;
+    }
+    if (acr_buf_reserve(&p->cur->body, (lp->flags & F_CONTENT_LENGTH) && lp->content_length <= 65536
+                                           ? (size_t)lp->content_length
+                                           : 0) != 0)
+        return -1;
+    if (p->on_head != NULL)
+        p->on_head(p->owner, p->expect_continue && lp->http_major == 1 && lp->http_minor == 1);
+    return 0;
+}
+
+static int on_body(llhttp_t *lp, const char *at, size_t n)
+{
+    srv_parse_t *p = lp->data;
+    if (p->cur->body.len + n > p->body_bytes_max) {
+        p->fail_status = 413;
+        return -1;
+    }
+    return acr_buf_append(&p->cur->body, at, n) == 0 ? 0 : -1;
+}
+
+static int on_message_complete(llhttp_t *lp)
+{
+    srv_parse_t *p = lp->data;
+    srv_req_t *r = p->cur;
+    r->method = (uint8_t)llhttp_get_method(lp);
+    r->keep_alive = llhttp_should_keep_alive(lp) && !llhttp_get_upgrade(lp);
+    p->done = r;
+    p->cur = NULL;
+    return HPE_PAUSED;
+}
+
+static llhttp_settings_t settings;
+static bool settings_ready;
+
+void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_max, void *owner)
+{
+    if (!settings_ready) { /* first call is on the loop thread, before any other */
+        llhttp_settings_init(&settings);
+        settings.on_message_begin = on_message_begin;
+        settings.on_url = on_url;
+        settings.on_header_field = on_header_field;
+        settings.on_header_value = on_header_value;
+        settings.on_header_value_complete = on_header_value_complete;
+        settings.on_headers_complete = on_headers_complete;
+        settings.on_body = on_body;
+        settings.on_message_complete = on_message_complete;
+        settings_ready = true;
+    }
+    memset(p, 0, sizeof *p);
+    llhttp_init(&p->parser, HTTP_REQUEST, &settings);
+    p->parser.data = p;
+    p->header_bytes_max = header_bytes_max;
+    p->body_bytes_max = body_bytes_max;
+    p->owner = owner;
+    acr_buf_init(&p->hname);
+    acr_buf_init(&p->hval);
+    scan_reset(&p->scan);
+}
+
+void srv_parse_destroy(srv_parse_t *p)
+{
+    srv_req_t *reqs[2] = {p->cur, p->done};
+    for (int i = 0; i < 2; i++) {
+        if (reqs[i] == NULL)
+            continue;
+        if (p->free_req != NULL)
+            p->free_req(reqs[i]);
+        else
+            srv_req_release(reqs[i]);
+    }
+    p->cur = p->done = NULL;
+    acr_buf_destroy(&p->hname);
+    acr_buf_destroy(&p->hval);
+}
+
+int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_used, int *out_status,
+                   char *msg, size_t cap)
+{
+    *out_used = 0;
+    const char *why = NULL;
+    int bad = p->scan.done ? 0 : scan_head(&p->scan, data, len, p->header_bytes_max, &why);
+    if (bad != 0) {
+        *out_status = bad;
+        snprintf(msg, cap, "%s", why);
+        return SRV_PARSE_ERROR;
+    }
+    llhttp_errno_t e = llhttp_execute(&p->parser, data, len);
+    if (e == HPE_OK) {
+        *out_used = len;
+        return SRV_PARSE_MORE;
+    }
+    if (e == HPE_PAUSED && p->done != NULL) {
+        *out_used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
+        llhttp_resume(&p->parser);
+        scan_reset(&p->scan);
+        acr_buf_append(&p->done->url, "", 1); /* NUL-terminated for the router */
+        p->done->url.len--;
+        return SRV_PARSE_REQUEST;
+    }
+    int status = p->fail_status ? p->fail_status : 400;
+    *out_status = status;
+    if (status == 413)
+        snprintf(msg, cap, "the request body exceeds the body limit");
+    else
+        snprintf(msg, cap, "malformed request: %s", llhttp_get_error_reason(&p->parser));
+    return SRV_PARSE_ERROR;
+}
+
+/* ---- request targets --------------------------------------------------------------------- */
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into out (cap bytes); false on bad escapes, NUL or overflow. */
+static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size_t cap)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (i + 2 >= n)
+                return false;
+            int hi = hexval(s[i + 1]), lo = hexval(s[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            c = (char)(hi * 16 + lo);
+            i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        if (c == '\0' || j + 1 >= cap)
+            return false;
+        out[j++] = c;
+    }
+    if (cap == 0)
+        return false;
+    out[j] = '\0';
+    return true;
+}
+
+bool srv_query_param(const char *query, const char *key, char *out, size_t cap)
+{
+    size_t klen = strlen(key);
+    const char *p = query;
+    while (p != NULL && *p != '\0') {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > klen && memcmp(p, key, klen) == 0 && p[klen] == '=')
+            return pct_decode(p + klen + 1, len - klen - 1, true, out, cap);
+        if (len == klen && memcmp(p, key, klen) == 0)
+            return cap > 0 && (out[0] = '\0', true);
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+bool srv_split_target(srv_req_t *req)
+{
+    const char *t = (const char *)req->url.data;
+    size_t n = req->url.len;
+    if (n == 0 || t[0] != '/')
+        return false;
+    const char *q = memchr(t, '?', n);
+    size_t plen = q ? (size_t)(q - t) : n;
+    free(req->path);
+    free(req->query);
+    req->path = malloc(plen + 1);
+    req->query = q ? strndup(q + 1, n - plen - 1) : strdup("");
+    if (req->path == NULL || req->query == NULL)
+        return false;
+    return pct_decode(t, plen, false, req->path, plen + 1);
+}
+
+/* Matches path against pattern, collecting '*' segments into params. */
+static bool match(const char *pattern, const char *path, char *buf, size_t cap, char **params)
+{
+    size_t np = 0, used = 0;
+    while (*pattern && *path) {
+        if (*pattern == '*') {
+            const char *end = strchr(path, '/');
+            size_t n = end ? (size_t)(end - path) : strlen(path);
+            if (n == 0 || np == SRV_PARAMS_MAX || used + n + 1 > cap)
+                return false;
+            memcpy(buf + used, path, n);
+            buf[used + n] = '\0';
+            params[np++] = buf + used;
+            used += n + 1;
+            pattern++;
+            path += n;
+        } else if (*pattern++ != *path++) {
+            return false;
+        }
+    }
+    return *pattern == '\0' && *path == '\0';
+}
+
+bool srv_bearer(const char *a, size_t n, const char **out_tok, size_t *out_len)
+{
+    if (a == NULL || n < 7 || strncasecmp(a, "bearer ", 7) != 0)
+        return false;
+    a += 7;
+    n -= 7;
+    while (n > 0 && (*a == ' ' || *a == '\t'))
+        a++, n--;
+    while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
+        n--;
+    if (n == 0 || n > SRV_TOKEN_LEN_MAX)
+        return false;
+    *out_tok = a;
+    *out_len = n;
+    return true;
+}
+
+int srv_route_decide(const srv_req_t *req, int role, srv_decision_t *d)
+{
+    memset(d, 0, sizeof *d);
+    if (role <= ACR_ROLE_NONE || role >= ACR_ROLE__COUNT)
+        return 401;
+    for (size_t i = 0; i < SRV_R__COUNT; i++) {
+        char *params[SRV_PARAMS_MAX] = {NULL, NULL};
+        if (!match(srv_routes[i].pattern, req->path, d->buf, sizeof d->buf, params))
+            continue;
+        if (srv_routes[i].method == req->method) {
+            d->route = &srv_routes[i];
+            memcpy(d->params, params, sizeof params);
+            break;
+        }
+        size_t used = strlen(d->allow);
+        snprintf(d->allow + used, sizeof d->allow - used, "%s%s", used ? ", " : "",
+                 srv_routes[i].method == HTTP_GET ? "GET" : "POST");
+    }
+    if (d->route == NULL)
+        return d->allow[0] ? 405 : 404;
+    if ((d->route->roles & (1u << role)) == 0)
+        return 403;
+    return 0;
+}
