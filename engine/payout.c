@@ -10,6 +10,7 @@
  * first checks the head did not move (else it recomputes).
  */
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,53 +57,193 @@ typedef struct feed_state {
     bool any_event;
 } feed_state_t;
 
-#define FEED_BATCH 64 /* events decoded ahead, so the processor can prefetch their ids */
+/* reader.c: the chain-checked, undecoded records of type_mask from the reader's position
+ * through seq `through` (up to max, stopping after a period.closed); *max_at_ms raised to
+ * the at of every record read but period.closed. */
+int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
+                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
+                         acr_err_t *err);
 
-/* Feeds events 1..through_seq and the statements of the closes among them. Events are
- * decoded in batches (their slices stay valid while r is open); a period.closed ends its
- * batch so that its statement is added before the next event. */
+/* The replay is a two-stage pipeline over a ring of slots. The reader stage walks the
+ * log (cursor, chain hash, record header: every record) and puts the records the
+ * processor uses, undecoded, into a slot, with the stored statement of a period.closed
+ * (which ends its slot). The feed stage decodes a slot's records in batches of
+ * FEED_BATCH, feeds them, then adds the statement. With a second thread the stages
+ * overlap (the machine has two cores); without one they alternate. Only the reader stage
+ * touches the read transaction. The order of effects is the order of a plain loop: an
+ * error of the reader stage at seq k is reported after every record before k was fed, a
+ * decode error at j < k first. */
+#define SLOT_RECS 1024 /* records per slot */
+#define RING_SLOTS 8
+#define FEED_BATCH 64  /* events decoded ahead, so the processor can prefetch their ids */
+
+typedef struct slot {
+    acr_str_t recs[SLOT_RECS];
+    uint64_t seqs[SLOT_RECS];
+    size_t n;
+    const char *csv;  /* the statement of the period.closed ending the slot, else NULL */
+    size_t csv_len;
+    bool end;         /* the last slot: through_seq reached, or rc != 0 */
+    int rc;           /* the reader stage's error, after recs */
+    acr_err_t err;
+} slot_t;
+
+typedef struct pipe {
+    acr_reader_t *r;
+    uint64_t through;
+    int64_t max_at;
+    slot_t *slots;
+    pthread_mutex_t mu;
+    pthread_cond_t not_full, not_empty;
+    size_t produced, consumed; /* slots; guarded by mu */
+    bool stop;                 /* the feed stage failed: the reader stage stops */
+} pipe_t;
+
+static void produce(pipe_t *pp, slot_t *s)
+{
+    acr_err_clear(&s->err);
+    s->csv = NULL;
+    s->csv_len = 0;
+    s->rc = acr__reader_next_raw(pp->r, pp->through, ACR_COMM_TYPE_MASK, s->recs, s->seqs,
+                                 SLOT_RECS, &s->n, &pp->max_at, &s->err);
+    bool closed = s->rc == 0 && s->n > 0 &&
+                  (uint8_t)s->recs[s->n - 1].ptr[ACR_RECORD_CONTENT_OFF] == ACR_EV_PERIOD_CLOSED;
+    s->end = s->rc != 0 || (!closed && s->n < SLOT_RECS);
+    if (!closed)
+        return;
+    acr_event_t ev;
+    const acr_str_t *rec = &s->recs[s->n - 1];
+    if (acr_record_decode(rec->ptr, rec->len, &ev) != 0) {
+        s->end = true; /* the feed stage reports it when it decodes the record */
+        return;
+    }
+    char period[ACR_PERIOD_ID_MAX + 1];
+    acr_str_t p = ev.str[ACR_F_PERIOD];
+    snprintf(period, sizeof period, "%.*s", (int)p.len, p.ptr);
+    if ((s->rc = acr_reader_statement(pp->r, period, &s->csv, &s->csv_len, &s->err)) != 0)
+        s->end = true;
+}
+
+static int consume(acr_comm_t *c, const slot_t *s, acr_event_t *evs, acr_err_t *err)
+{
+    for (size_t base = 0; base < s->n; base += FEED_BATCH) {
+        size_t m = s->n - base < FEED_BATCH ? s->n - base : FEED_BATCH;
+        for (size_t i = 0; i < m; i++) {
+            const acr_str_t *rec = &s->recs[base + i];
+            if (base + i + 8 < s->n) { /* bytes last touched by the reader stage's core */
+                __builtin_prefetch(s->recs[base + i + 8].ptr);
+                __builtin_prefetch(s->recs[base + i + 8].ptr + 64);
+            }
+            if (acr_record_decode(rec->ptr, rec->len, &evs[i]) != 0)
+                return acr_err_set(err, ACR_ECHAIN_BROKEN,
+                                   "seq %llu: the stored record does not decode",
+                                   (unsigned long long)s->seqs[base + i]);
+            evs[i].seq = s->seqs[base + i];
+        }
+        int rc = acr_comm_feed_batch(c, evs, m, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (s->csv != NULL) {
+        int rc = acr_comm_add_closed(c, s->csv, s->csv_len, err);
+        if (rc != 0)
+            return rc;
+    }
+    if (s->rc != 0) {
+        if (err != NULL)
+            *err = s->err;
+        return s->rc;
+    }
+    return 0;
+}
+
+static void *reader_stage(void *arg)
+{
+    pipe_t *pp = arg;
+    for (;;) {
+        pthread_mutex_lock(&pp->mu);
+        while (pp->produced - pp->consumed == RING_SLOTS && !pp->stop)
+            pthread_cond_wait(&pp->not_full, &pp->mu);
+        bool stop = pp->stop;
+        size_t i = pp->produced % RING_SLOTS;
+        pthread_mutex_unlock(&pp->mu);
+        if (stop)
+            break;
+        slot_t *s = &pp->slots[i];
+        produce(pp, s);
+        pthread_mutex_lock(&pp->mu);
+        pp->produced++;
+        pthread_cond_signal(&pp->not_empty);
+        pthread_mutex_unlock(&pp->mu);
+        if (s->end)
+            break;
+    }
+    return NULL;
+}
+
+/* Feeds events 1..through_seq and the statements of the closes among them. */
 static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, feed_state_t *fs,
                     acr_err_t *err)
 {
-    acr_event_t *evs = malloc(FEED_BATCH * sizeof *evs);
-    if (evs == NULL)
-        return acr_err_set(err, ACR_ENOMEM, "out of memory");
     int rc = acr_reader_seek(r, 1, err);
-    uint64_t fed = 0;
-    while (rc == 0 && fed < through_seq) {
-        size_t n = 0;
-        bool closed = false;
-        while (n < FEED_BATCH && fed < through_seq) {
-            acr_event_t *ev = &evs[n];
-            if ((rc = acr_reader_next(r, ev, NULL, err)) != 1) {
-                rc = rc == 0 ? acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early") : rc;
-                break;
-            }
-            rc = 0;
-            n++;
-            fed = ev->seq;
-            if (ev->type == ACR_EV_PERIOD_CLOSED) {
-                closed = true;
-                break;
-            }
-            if (!fs->any_event || ev->at_ms > fs->max_at_ms) {
-                fs->max_at_ms = ev->at_ms;
-                fs->any_event = true;
-            }
-        }
-        if (rc != 0)
-            break;
-        if ((rc = acr_comm_feed_batch(c, evs, n, err)) != 0 || !closed)
-            continue;
-        char period[ACR_PERIOD_ID_MAX + 1];
-        acr_str_t p = evs[n - 1].str[ACR_F_PERIOD];
-        snprintf(period, sizeof period, "%.*s", (int)p.len, p.ptr);
-        const char *csv;
-        size_t csv_len;
-        rc = acr_reader_statement(r, period, &csv, &csv_len, err);
-        if (rc == 0)
-            rc = acr_comm_add_closed(c, csv, csv_len, err);
+    if (rc == 0 && through_seq > acr_reader_head_seq(r))
+        rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
+    if (rc != 0)
+        return rc;
+    pipe_t pp = {.r = r, .through = through_seq, .max_at = INT64_MIN};
+    acr_event_t *evs = malloc(FEED_BATCH * sizeof *evs);
+    pp.slots = malloc(RING_SLOTS * sizeof *pp.slots);
+    if (evs == NULL || pp.slots == NULL) {
+        free(evs);
+        free(pp.slots);
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
+    pthread_t th;
+    bool threaded = through_seq > 0 && pthread_mutex_init(&pp.mu, NULL) == 0;
+    if (threaded && pthread_cond_init(&pp.not_full, NULL) != 0) {
+        pthread_mutex_destroy(&pp.mu);
+        threaded = false;
+    }
+    if (threaded && pthread_cond_init(&pp.not_empty, NULL) != 0) {
+        pthread_cond_destroy(&pp.not_full);
+        pthread_mutex_destroy(&pp.mu);
+        threaded = false;
+    }
+    bool started = threaded && pthread_create(&th, NULL, reader_stage, &pp) == 0;
+    for (bool end = through_seq == 0; rc == 0 && !end;) {
+        slot_t *s;
+        if (started) {
+            pthread_mutex_lock(&pp.mu);
+            while (pp.produced == pp.consumed)
+                pthread_cond_wait(&pp.not_empty, &pp.mu);
+            s = &pp.slots[pp.consumed % RING_SLOTS];
+            pthread_mutex_unlock(&pp.mu);
+        } else {
+            s = &pp.slots[0];
+            produce(&pp, s);
+        }
+        rc = consume(c, s, evs, err);
+        end = s->end;
+        if (started) {
+            pthread_mutex_lock(&pp.mu);
+            pp.consumed++;
+            pp.stop = rc != 0;
+            pthread_cond_signal(&pp.not_full);
+            pthread_mutex_unlock(&pp.mu);
+        }
+    }
+    if (started)
+        pthread_join(th, NULL);
+    if (threaded) {
+        pthread_cond_destroy(&pp.not_empty);
+        pthread_cond_destroy(&pp.not_full);
+        pthread_mutex_destroy(&pp.mu);
+    }
+    if (pp.max_at != INT64_MIN) {
+        fs->max_at_ms = pp.max_at;
+        fs->any_event = true;
+    }
+    free(pp.slots);
     free(evs);
     return rc;
 }

@@ -28,6 +28,7 @@ struct acr_reader {
     size_t buf_cap;
     uintptr_t seen_lo, seen_hi;     /* the map addresses of the records read since the drop */
     size_t scanned;                 /* record bytes read sequentially since the last drop */
+    uintptr_t drop_lo, drop_hi;     /* bulk reads: the previous window, dropped one window late */
 };
 
 /* A long sequential read maps every page of the log it passes (file-backed, counted in the
@@ -223,6 +224,139 @@ int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH
         r->scanned = 0;
     }
     return 1;
+}
+
+/* ---- bulk sequential read (engine-internal: payout runs) ---------------- */
+
+static inline uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return __builtin_bswap64(v);
+}
+
+/* The stored hash at p against XXH3-128(prev || rec[0..len)): true when equal. Short
+ * records are copied after prev into a stack buffer and hashed in one shot (inlined);
+ * longer ones use a streaming state on the stack. */
+static inline bool chain_ok(const uint8_t prev[ACR_HASH_LEN], const uint8_t *p, size_t len)
+{
+    XXH128_hash_t h;
+    uint8_t buf[ACR_HASH_LEN + 240]; /* XXH3's one-shot paths end at 240 bytes */
+    if (len <= sizeof buf - ACR_HASH_LEN) {
+        memcpy(buf, prev, ACR_HASH_LEN);
+        memcpy(buf + ACR_HASH_LEN, p + ACR_HASH_LEN, len);
+        h = XXH3_128bits(buf, ACR_HASH_LEN + len);
+    } else {
+        XXH3_state_t st;
+        XXH3_128bits_reset(&st);
+        XXH3_128bits_update(&st, prev, ACR_HASH_LEN);
+        XXH3_128bits_update(&st, p + ACR_HASH_LEN, len);
+        h = XXH3_128bits_digest(&st);
+    }
+    /* canonical form: high64 then low64, big-endian */
+    return h.high64 == load_be64(p) && h.low64 == load_be64(p + 8);
+}
+
+/* Engine-internal (payout.c): reads on from the reader's position through seq `through`
+ * (at most the head), checking the chain hash and the record header of every record.
+ * Records whose type is in type_mask are returned undecoded (recs[i]: the record bytes
+ * after the stored hash, valid while the reader is open; seqs[i]: its seq), up to max,
+ * stopping after a period.closed. *max_at_ms is raised to the at of every record read
+ * but period.closed. 0, or ACR_ECHAIN_BROKEN / an LMDB error naming the first bad seq
+ * (the records before it are in recs). */
+int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
+                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
+                         acr_err_t *err);
+int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
+                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
+                         acr_err_t *err)
+{
+    size_t n = 0;
+    int rc = 0;
+    int64_t mx = *max_at_ms;
+    uint64_t seq = r->next_seq;
+    if (through > r->head_seq)
+        through = r->head_seq;
+    const uint8_t *prev = r->prev_hash;
+    uintptr_t lo = r->seen_lo, hi = r->seen_hi;
+    size_t scanned = r->scanned;
+    while (n < max && seq <= through) {
+        MDB_val k, v;
+        if (r->positioned) {
+            rc = mdb_cursor_get(r->cur, &k, &v, MDB_NEXT);
+        } else {
+            uint8_t key[8];
+            acr__u64_be(seq, key);
+            k = acr__val(key, 8);
+            rc = mdb_cursor_get(r->cur, &k, &v, MDB_SET_KEY);
+            r->positioned = true;
+        }
+        if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 8 || load_be64(k.mv_data) != seq))) {
+            rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu is missing from the log",
+                             (unsigned long long)seq);
+            break;
+        }
+        if (rc != 0) {
+            rc = acr__mdb_err(rc, err, "log");
+            break;
+        }
+        const uint8_t *p = v.mv_data;
+        if (v.mv_size <= ACR_HASH_LEN) {
+            rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record is truncated",
+                             (unsigned long long)seq);
+            break;
+        }
+        size_t len = v.mv_size - ACR_HASH_LEN;
+        if (!chain_ok(prev, p, len)) {
+            rc = acr_err_set(err, ACR_ECHAIN_BROKEN,
+                             "seq %llu: the stored hash does not match its content and chain",
+                             (unsigned long long)seq);
+            break;
+        }
+        const uint8_t *rec = p + ACR_HASH_LEN;
+        int type = acr_record_check_header(rec, len);
+        if (type <= 0) {
+            rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record does not decode",
+                             (unsigned long long)seq);
+            break;
+        }
+        if (type != ACR_EV_PERIOD_CLOSED) {
+            int64_t at = (int64_t)load_be64(rec + ACR_RECORD_CONTENT_OFF + 2);
+            mx = at > mx ? at : mx;
+        }
+        prev = p;
+        uintptr_t a = (uintptr_t)p;
+        if (scanned == 0 || a < lo)
+            lo = a;
+        if (scanned == 0 || a + v.mv_size > hi)
+            hi = a + v.mv_size;
+        if ((scanned += v.mv_size) >= DROP_EVERY_BYTES) {
+            /* drop the window before this one: its records have been consumed by now
+             * (a consumer may still be decoding this window's) */
+            if (r->drop_hi > r->drop_lo)
+                madvise((void *)r->drop_lo, r->drop_hi - r->drop_lo, MADV_DONTNEED);
+            r->drop_lo = lo & ~(uintptr_t)4095;
+            r->drop_hi = (hi + 4095) & ~(uintptr_t)4095;
+            scanned = 0;
+        }
+        if ((type_mask >> type) & 1u) {
+            recs[n] = (acr_str_t){(const char *)rec, (uint32_t)len};
+            seqs[n++] = seq++;
+            if (type == ACR_EV_PERIOD_CLOSED)
+                break; /* the caller adds its statement before the next event */
+        } else {
+            seq++;
+        }
+    }
+    if (prev != r->prev_hash)
+        memcpy(r->prev_hash, prev, ACR_HASH_LEN);
+    r->next_seq = seq;
+    r->seen_lo = lo;
+    r->seen_hi = hi;
+    r->scanned = scanned;
+    *max_at_ms = mx;
+    *n_out = n;
+    return rc;
 }
 
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,

@@ -58,6 +58,11 @@ int acr__strtab_intern(acr__strtab_t *t, acr__arena_t *a, const char *s, uint32_
                        uint32_t *out_idx, bool *out_new);
 void acr__strtab_free(acr__strtab_t *t);
 
+/* Zeroed memory for a big hash table (2 MiB-aligned, advised for huge pages when large);
+ * free it with acr__table_free and the same byte count. NULL on out of memory. */
+void *acr__table_alloc(size_t bytes);
+void acr__table_free(void *p, size_t bytes);
+
 /* Grows *p (elements of elem bytes, capacity *cap) to hold need; amortised doubling. */
 int acr__grow(void **p, size_t *cap, size_t need, size_t elem);
 
@@ -219,6 +224,36 @@ struct acr_comm {
     size_t paid_mask;
     bool finished;
 };
+
+/* a[0..n) == b[0..n) without a libc call for ids of up to 16 bytes (two overlapping
+ * loads per side), memcmp beyond. */
+static inline bool acr__bytes_eq(const void *a, const void *b, size_t n)
+{
+    const char *x = a, *y = b;
+    if (n >= 8 && n <= 16) {
+        uint64_t a0, b0, a1, b1;
+        __builtin_memcpy(&a0, x, 8);
+        __builtin_memcpy(&b0, y, 8);
+        __builtin_memcpy(&a1, x + n - 8, 8);
+        __builtin_memcpy(&b1, y + n - 8, 8);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t a0, b0, a1, b1;
+        __builtin_memcpy(&a0, x, 4);
+        __builtin_memcpy(&b0, y, 4);
+        __builtin_memcpy(&a1, x + n - 4, 4);
+        __builtin_memcpy(&b1, y + n - 4, 4);
+        return ((a0 ^ b0) | (a1 ^ b1)) == 0;
+    }
+    if (n < 4) {
+        for (size_t i = 0; i < n; i++)
+            if (x[i] != y[i])
+                return false;
+        return true;
+    }
+    return __builtin_memcmp(x, y, n) == 0;
+}
 
 /* The sale id of s: *n bytes at the returned pointer (inline or pool, not NUL-terminated). */
 static inline const char *acr__sale_id(const acr_comm_t *c, const acr__sale_t *s, uint32_t *n)

@@ -63,8 +63,10 @@ void acr_comm_free(acr_comm_t *c)
     free(c->plans);
     acr__strtab_free(&c->partner_ids);
     acr__strtab_free(&c->attrs);
-    free(c->sale_ids.slots);
-    free(c->customers.ents);
+    acr__table_free(c->sale_ids.slots,
+                    c->sale_ids.slots ? (c->sale_ids.mask + 1) * sizeof *c->sale_ids.slots : 0);
+    acr__table_free(c->customers.ents,
+                    c->customers.ents ? (c->customers.mask + 1) * sizeof *c->customers.ents : 0);
     free(c->pool.data);
     free(c->rsums);
     free(c->partners);
@@ -181,7 +183,7 @@ static bool sale_id_eq(const acr_comm_t *c, uint32_t idx, const char *s, uint32_
 {
     uint32_t len;
     const char *id = acr__sale_id(c, &c->sales[idx], &len);
-    return len == n && memcmp(id, s, n) == 0;
+    return len == n && acr__bytes_eq(id, s, n);
 }
 
 /* The index of sale id s, or ACR__NONE with *slot the empty slot that ends the probe. */
@@ -209,7 +211,7 @@ static int sid_grow(acr_comm_t *c)
 {
     acr__sidtab_t *t = &c->sale_ids;
     uint64_t n = t->slots ? (t->mask + 1) * 2 : 1024;
-    uint64_t *slots = calloc(n, sizeof *slots);
+    uint64_t *slots = acr__table_alloc(n * sizeof *slots);
     if (slots == NULL)
         return ACR_ENOMEM;
     for (size_t k = 0; k < c->sale_count; k++) {
@@ -220,7 +222,7 @@ static int sid_grow(acr_comm_t *c)
             i = (i + 1) & (n - 1);
         slots[i] = (h >> 32 << 32) | (k + 1);
     }
-    free(t->slots);
+    acr__table_free(t->slots, t->slots ? (t->mask + 1) * sizeof *t->slots : 0);
     t->slots = slots;
     t->mask = n - 1;
     return 0;
@@ -231,7 +233,7 @@ static int sid_grow(acr_comm_t *c)
 static bool cust_eq(const acr_comm_t *c, const acr__cust_t *e, const char *s, uint32_t n)
 {
     if (e->len != 255)
-        return e->len - 1u == n && memcmp(e->b, s, n) == 0;
+        return e->len - 1u == n && acr__bytes_eq(e->b, s, n);
     uint64_t off;
     uint32_t len;
     memcpy(&off, e->b, 8);
@@ -254,10 +256,9 @@ static int cust_grow(acr_comm_t *c)
 {
     acr__custtab_t *t = &c->customers;
     uint64_t n = t->ents ? (t->mask + 1) * 2 : 1024;
-    acr__cust_t *ents = aligned_alloc(64, n * sizeof *ents);
+    acr__cust_t *ents = acr__table_alloc(n * sizeof *ents);
     if (ents == NULL)
         return ACR_ENOMEM;
-    memset(ents, 0, n * sizeof *ents);
     for (uint64_t k = 0; t->ents != NULL && k <= t->mask; k++) {
         if (t->ents[k].len == 0)
             continue;
@@ -266,7 +267,7 @@ static int cust_grow(acr_comm_t *c)
             i = (i + 1) & (n - 1);
         ents[i] = t->ents[k];
     }
-    free(t->ents);
+    acr__table_free(t->ents, t->ents ? (t->mask + 1) * sizeof *t->ents : 0);
     t->ents = ents;
     t->mask = n - 1;
     return 0;

@@ -9,6 +9,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #define XXH_INLINE_ALL /* the short-id paths inline: a few instructions, no call */
 #include <xxhash.h>
 
@@ -63,6 +64,56 @@ uint32_t acr__hash(const void *p, size_t n)
     return (uint32_t)XXH3_64bits(p, n);
 }
 
+#define HUGE_BYTES ((size_t)2 << 20) /* a transparent huge page */
+
+/* Advises the whole huge pages inside [p, p + n) for transparent huge pages: the big
+ * tables are probed at random, and with 4 KiB pages nearly every probe of a 64+ MiB
+ * table also misses the TLB. Advice only: a failure changes nothing. */
+static void advise_huge(void *p, size_t n)
+{
+#ifdef MADV_HUGEPAGE
+    uintptr_t lo = ((uintptr_t)p + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1);
+    uintptr_t hi = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_BYTES - 1);
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
+#else
+    (void)p, (void)n;
+#endif
+}
+
+void *acr__table_alloc(size_t bytes)
+{
+    if (bytes < 2 * HUGE_BYTES) {
+        void *p = aligned_alloc(64, (bytes + 63) & ~(size_t)63);
+        if (p != NULL)
+            memset(p, 0, bytes);
+        return p;
+    }
+    /* fresh anonymous pages are zero: no memset; 2 MiB-aligned so every page can be huge */
+    size_t len = (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1);
+    char *base = mmap(NULL, len + HUGE_BYTES, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                      -1, 0);
+    if (base == MAP_FAILED)
+        return NULL;
+    char *p = (char *)(((uintptr_t)base + HUGE_BYTES - 1) & ~(uintptr_t)(HUGE_BYTES - 1));
+    if (p > base)
+        munmap(base, (size_t)(p - base));
+    if (p + len < base + len + HUGE_BYTES)
+        munmap(p + len, (size_t)(base + len + HUGE_BYTES - (p + len)));
+    advise_huge(p, len);
+    return p;
+}
+
+void acr__table_free(void *p, size_t bytes)
+{
+    if (p == NULL)
+        return;
+    if (bytes < 2 * HUGE_BYTES)
+        free(p);
+    else
+        munmap(p, (bytes + HUGE_BYTES - 1) & ~(HUGE_BYTES - 1));
+}
+
 int acr__grow(void **p, size_t *cap, size_t need, size_t elem)
 {
     if (need <= *cap)
@@ -75,6 +126,8 @@ int acr__grow(void **p, size_t *cap, size_t need, size_t elem)
     void *q = realloc(*p, n * elem);
     if (q == NULL)
         return ACR_ENOMEM;
+    if (n * elem >= 4 * HUGE_BYTES)
+        advise_huge(q, n * elem);
     *p = q;
     *cap = n;
     return 0;
@@ -98,7 +151,7 @@ uint32_t acr__strtab_find(const acr__strtab_t *t, const char *s, uint32_t len, u
         if ((slot & ~SLOT_IDX_MASK) != tag)
             continue;
         const acr__strent_t *e = &t->ents[(slot & SLOT_IDX_MASK) - 1];
-        if (e->hash == hash && e->len == len && memcmp(e->s, s, len) == 0)
+        if (e->hash == hash && e->len == len && acr__bytes_eq(e->s, s, len))
             return (slot & SLOT_IDX_MASK) - 1;
     }
 }
@@ -268,8 +321,9 @@ void acr__mark_new_customers(acr_comm_t *c)
         if (e[i].len != 0 && e[i].first_sale != ACR__NONE)
             c->sales[e[i].first_sale].meta |= ACR__SALE_NEWCUST;
     }
-    free(c->customers.ents);
+    acr__table_free(c->customers.ents, n * sizeof *e);
     memset(&c->customers, 0, sizeof c->customers);
-    free(c->sale_ids.slots);
+    acr__table_free(c->sale_ids.slots,
+                    c->sale_ids.slots ? (c->sale_ids.mask + 1) * sizeof *c->sale_ids.slots : 0);
     memset(&c->sale_ids, 0, sizeof c->sale_ids);
 }

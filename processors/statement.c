@@ -214,15 +214,26 @@ static char *put_str(char *o, const char *s)
 
 static char *put_u64(char *o, uint64_t v)
 {
+    static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                   "25262728293031323334353637383940414243444546474849"
+                                   "50515253545556575859606162636465666768697071727374"
+                                   "75767778798081828384858687888990919293949596979899";
     char tmp[24];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    while (n > 0)
-        *o++ = tmp[--n];
-    return o;
+    char *t = tmp + sizeof tmp;
+    while (v >= 100) {
+        t -= 2;
+        memcpy(t, pairs + 2 * (v % 100), 2);
+        v /= 100;
+    }
+    if (v >= 10) {
+        t -= 2;
+        memcpy(t, pairs + 2 * v, 2);
+    } else {
+        *--t = (char)('0' + v);
+    }
+    size_t n = (size_t)(tmp + sizeof tmp - t);
+    memcpy(o, t, n);
+    return o + n;
 }
 
 static char *put_i64(char *o, int64_t v)
@@ -234,21 +245,41 @@ static char *put_i64(char *o, int64_t v)
     return put_u64(o, (uint64_t)v);
 }
 
+/* Strings repeated across rows, formatted once: a row's "run,partner_id," prefix, its
+ * origin period, the date of its at, its rule. */
 typedef struct period_cache {
     int32_t period;
     char id[ACR_PERIOD_ID_MAX];
+    size_t id_len;
     int32_t day;  /* the date last formatted */
     char date[11];
+    const char *prefix_partner; /* the partner_id the prefix was made for */
+    char prefix[ACR_PERIOD_ID_MAX + ACR_ID_LEN_MAX + 4];
+    size_t prefix_len;
+    const char *rule;           /* the rule string of rule_len */
+    size_t rule_len;
 } period_cache_t;
 
-static const char *period_id(const acr_comm_t *c, period_cache_t *pc, int32_t period)
+static char *put_period(char *o, const acr_comm_t *c, period_cache_t *pc, int32_t period)
 {
     if (pc->period != period || pc->id[0] == '\0') {
         acr_period_format(c->cfg.period_kind, period, pc->id);
         pc->period = period;
+        pc->id_len = strlen(pc->id);
     }
-    return pc->id;
+    memcpy(o, pc->id, pc->id_len);
+    return o + pc->id_len;
 }
+
+/* kind names with their comma */
+static const struct {
+    char s[24];
+    uint8_t n;
+} kind_col[ACR_LINE__COUNT] = {
+#define XX(name, wire) {wire ",", sizeof wire},
+    ACR_LINE_KIND_MAP(XX)
+#undef XX
+};
 
 static char *put_2(char *o, unsigned v)
 {
@@ -293,16 +324,38 @@ static char *put_ts(char *o, int64_t ms, int32_t *cached_day, char date[11])
 static char *put_row(char *o, const acr_comm_t *c, const char *run_id, period_cache_t *pc,
                      const acr_line_t *l)
 {
-    o = put_str(o, run_id);
-    *o++ = ',';
-    o = put_str(o, l->partner_id);
-    *o++ = ',';
+    if (l->partner_id != pc->prefix_partner) {
+        size_t r = strlen(run_id), p = strlen(l->partner_id);
+        if (r + p + 2 <= sizeof pc->prefix) {
+            memcpy(pc->prefix, run_id, r);
+            pc->prefix[r] = ',';
+            memcpy(pc->prefix + r + 1, l->partner_id, p);
+            pc->prefix[r + 1 + p] = ',';
+            pc->prefix_len = r + p + 2;
+            pc->prefix_partner = l->partner_id;
+        } else { /* (ids are at most ACR_ID_LEN_MAX bytes) */
+            o = put_str(o, run_id);
+            *o++ = ',';
+            o = put_str(o, l->partner_id);
+            *o++ = ',';
+            pc->prefix_partner = NULL;
+        }
+    }
+    if (pc->prefix_partner != NULL) {
+        memcpy(o, pc->prefix, pc->prefix_len);
+        o += pc->prefix_len;
+    }
     o = put_u64(o, l->line_no);
     *o++ = ',';
-    o = put_str(o, period_id(c, pc, l->origin_period));
+    o = put_period(o, c, pc, l->origin_period);
     *o++ = ',';
-    o = put_str(o, acr_line_kind_name(l->kind));
-    *o++ = ',';
+    if (l->kind < ACR_LINE__COUNT) {
+        memcpy(o, kind_col[l->kind].s, kind_col[l->kind].n);
+        o += kind_col[l->kind].n;
+    } else {
+        o = put_str(o, acr_line_kind_name(l->kind));
+        *o++ = ',';
+    }
     o = put_str(o, l->source_id);
     *o++ = ',';
     if (l->source_seq != 0) {
@@ -313,7 +366,12 @@ static char *put_row(char *o, const acr_comm_t *c, const char *run_id, period_ca
         *o++ = ',';
     }
     *o++ = ',';
-    o = put_str(o, l->rule);
+    if (l->rule != pc->rule) {
+        pc->rule = l->rule;
+        pc->rule_len = strlen(l->rule);
+    }
+    memcpy(o, l->rule, pc->rule_len);
+    o += pc->rule_len;
     *o++ = ',';
     o = put_i64(o, l->basis_minor);
     *o++ = ',';

@@ -135,6 +135,14 @@ void acr_comm_set_output(acr_comm_t *c, const acr_comm_output_t *o);
  * that no longer parses), ACR_EOVERFLOW. */
 int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err);
 
+/* The event types acr_comm_feed uses (bit 1u << type); a caller may skip feeding the
+ * others (they are ignored). period.closed is included: its statement follows it. */
+#define ACR_COMM_TYPE_MASK                                                                         \
+    ((1u << ACR_EV_PARTNER_REGISTERED) | (1u << ACR_EV_PARTNER_UPDATED) |                         \
+     (1u << ACR_EV_SALE_RECORDED) | (1u << ACR_EV_SALE_REFUNDED) |                                 \
+     (1u << ACR_EV_PLAN_PUBLISHED) | (1u << ACR_EV_ADJUSTMENT_RECORDED) |                          \
+     (1u << ACR_EV_PERIOD_CLOSED))
+
 /* Feeds evs[0..n) in order, exactly like n acr_comm_feed calls, but hashes the ids of the
  * whole batch first and prefetches their table slots (a replay's cache misses overlap).
  * Stops at the first error. A period.closed must be the last event of its batch, so that

@@ -207,6 +207,13 @@ int acr_record_encode(const acr_event_t *ev, acr_buf_t *out);
  * a negative UINT, a bad stored date. */
 int acr_record_decode(const void *p, size_t len, acr_event_t *out);
 
+/* Checks only the fixed header of a stored record (the checks of acr_record_decode
+ * before the id: length, fmt, markers, a known type, the element count of its schema)
+ * and returns its type (> 0), or 0 when the header is not well-formed. at_ms is then
+ * the big-endian int64 at p + ACR_RECORD_CONTENT_OFF + 2. For a reader that decodes only
+ * some types: the others still need a chain check, not a decode. */
+int acr_record_check_header(const void *p, size_t len);
+
 /* Patches recorded_at_ms and version into an encoded record in place. */
 void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version);
 

@@ -171,6 +171,44 @@ Test(event_record, rejects_truncation_and_trailing)
     acr_buf_destroy(&b);
 }
 
+/* acr_record_check_header: the type of every well-formed record, 0 for a bad header; it
+ * agrees with acr_record_decode on every header byte and never reads past len. */
+Test(event_record, check_header)
+{
+    acr_buf_t b;
+    acr_buf_init(&b);
+    for (int type = ACR_EV_NONE + 1; type < ACR_EV__COUNT; type++) {
+        acr_event_t ev;
+        fill(&ev, type, type % 2 == 0);
+        acr_buf_reset(&b);
+        cr_assert_eq(acr_record_encode(&ev, &b), 0);
+        cr_assert_eq(acr_record_check_header(b.data, b.len), type, "type %d", type);
+        for (size_t n = 0; n < ACR_RECORD_CONTENT_OFF + 11; n++) {
+            uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan catches any over-read */
+            memcpy(copy, b.data, n);
+            cr_assert_eq(acr_record_check_header(copy, n), 0, "prefix %zu", n);
+            free(copy);
+        }
+        for (size_t i = 0; i < ACR_RECORD_CONTENT_OFF + 2; i++) {
+            if (i >= 3 && i < 11) /* recorded_at: any value */
+                continue;
+            if (i >= 12 && i < 20) /* version: any value */
+                continue;
+            uint8_t save = b.data[i];
+            b.data[i] ^= i == 20 ? 0x40 : 0x01;
+            acr_event_t back;
+            int t = acr_record_check_header(b.data, b.len);
+            cr_assert(t == 0 || acr_record_decode(b.data, b.len, &back) != 0 ||
+                          back.type == t, "byte %zu", i);
+            if (i != 20)
+                cr_assert_eq(t, 0, "type %d byte %zu", type, i);
+            b.data[i] = save;
+        }
+    }
+    cr_assert_eq(acr_record_check_header(NULL, 0), 0);
+    acr_buf_destroy(&b);
+}
+
 /* Builds a record by hand: header for type, then the given tail bytes. */
 static size_t hand_record(uint8_t *out, uint8_t count, uint8_t type, const uint8_t *tail,
                           size_t tail_len)
