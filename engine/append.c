@@ -265,6 +265,7 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
     int first = 0;
     uint64_t first_seq = 0, appended = 0, dups = 0;
     MDB_cursor *streams;
+    acr__cache_clear(&tx->cache); /* rows cached by an earlier (maybe aborted) batch */
     if ((*mdb_rc = mdb_cursor_open(tx->txn, tx->dbi[ACR_DB_STREAMS], &streams)) != 0)
         return ACR_ESTORE;
     for (size_t i = 0; i < b->count; i++) {
@@ -295,6 +296,15 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
             first_seq = seq;
     }
     mdb_cursor_close(streams);
+    if (first == 0) { /* the cached KPI rows go in before this batch commits */
+        acr_err_t err;
+        err_init(&err);
+        int rc = acr__tx_flush(tx, &err);
+        if (rc != 0) { /* fatal, like a failed put of apply_one */
+            *mdb_rc = tx->mdb_rc;
+            return rc;
+        }
+    }
     if (first == 0 && res != NULL) {
         res->first_seq = appended ? first_seq : 0;
         res->last_seq = appended ? head->seq : 0;
@@ -389,6 +399,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         pthread_rwlock_unlock(&l->map_lock);
         acr_buf_destroy(&tx.scratch);
         acr_buf_destroy(&tx.scratch2);
+        acr__cache_free(&tx.cache);
         if (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL) {
             if (grow_map(l, &err) == 0)
                 continue;

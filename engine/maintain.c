@@ -13,14 +13,106 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #include "internal.h"
 
-/* Replays one stored event into tx's derived tables. */
-static int replay_one(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
+/* ---- ids and streams of a replay -----------------------------------------
+ *
+ * A replay fills empty tables, and nothing it runs reads `ids` or `streams`:
+ * their rows (event id -> seq, stream -> version) are collected in memory
+ * and written at the end in key order with MDB_APPEND (for a stream, its
+ * last row in log order: what one put per event would have left), instead
+ * of two random B-tree inserts per event. */
+typedef struct pairs {
+    acr_buf_t bytes; /* records: u16 key length, key, 8-byte value */
+    uint64_t *off;   /* record offsets, in log order */
+    size_t n;        /* records */
+    size_t cap;      /* off's capacity */
+} pairs_t;
+
+typedef struct pair_ref {
+    const uint8_t *rec; /* into pairs_t.bytes */
+    size_t idx;         /* log order, for ties */
+} pair_ref_t;
+
+static void pairs_destroy(pairs_t *p)
+{
+    acr_buf_destroy(&p->bytes);
+    free(p->off);
+    memset(p, 0, sizeof *p);
+}
+
+static int pairs_add(pairs_t *p, const void *key, size_t klen, const uint8_t val[8])
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 4096;
+        uint64_t *off = realloc(p->off, cap * sizeof *off);
+        if (off == NULL)
+            return ACR_ENOMEM;
+        p->off = off;
+        p->cap = cap;
+    }
+    uint8_t hdr[2] = {(uint8_t)(klen & 0xff), (uint8_t)(klen >> 8)};
+    p->off[p->n] = p->bytes.len;
+    if (klen > 0xffff || acr_buf_append(&p->bytes, hdr, 2) != 0 ||
+        acr_buf_append(&p->bytes, key, klen) != 0 || acr_buf_append(&p->bytes, val, 8) != 0)
+        return ACR_ENOMEM;
+    p->n++;
+    return 0;
+}
+
+static size_t rec_klen(const uint8_t *rec)
+{
+    return (size_t)rec[0] | ((size_t)rec[1] << 8);
+}
+
+/* LMDB's default order (memcmp, then the shorter first), ties by log order. */
+static int pair_order(const void *a, const void *b)
+{
+    const pair_ref_t *x = a, *y = b;
+    size_t xl = rec_klen(x->rec), yl = rec_klen(y->rec);
+    int d = memcmp(x->rec + 2, y->rec + 2, xl < yl ? xl : yl);
+    if (d == 0)
+        d = (xl > yl) - (xl < yl);
+    return d ? d : (x->idx > y->idx) - (x->idx < y->idx);
+}
+
+/* Writes the last row of each key, in key order, into the empty table. */
+static int pairs_write(pairs_t *p, acr__txn_t *tx, int db, acr_err_t *err)
+{
+    if (p->n == 0)
+        return 0;
+    pair_ref_t *refs = malloc(p->n * sizeof *refs);
+    if (refs == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->n; i++)
+        refs[i] = (pair_ref_t){p->bytes.data + p->off[i], i};
+    qsort(refs, p->n, sizeof *refs, pair_order);
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(tx->txn, tx->dbi[db], &cur);
+    for (size_t i = 0; rc == 0 && i < p->n; i++) {
+        const uint8_t *r = refs[i].rec;
+        size_t kl = rec_klen(r);
+        if (i + 1 < p->n && rec_klen(refs[i + 1].rec) == kl &&
+            memcmp(refs[i + 1].rec + 2, r + 2, kl) == 0)
+            continue; /* a later row of the same key wins */
+        MDB_val k = acr__val(r + 2, kl), v = acr__val(r + 2 + kl, 8);
+        rc = mdb_cursor_put(cur, &k, &v, MDB_APPEND);
+    }
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    free(refs);
+    return rc ? acr__tx_fail(tx, rc, err, acr__db_name(db)) : 0;
+}
+
+/* Replays one stored event into tx's derived tables (ids and streams into
+ * ids, streams). */
+static int replay_one(acr__txn_t *tx, const acr_event_t *ev, pairs_t *ids, pairs_t *streams,
+                      acr_err_t *err)
 {
     int rc = acr__state_apply(tx, ev, err);
     if (rc != 0) {
@@ -34,17 +126,15 @@ static int replay_one(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     acr__u64_be(ev->version, vv);
     char stream[ACR_STRING_LEN_MAX + 16];
     size_t stream_len = acr_event_stream(ev, stream, sizeof stream);
-    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
-    MDB_val sk = acr__val(stream, stream_len), svv = acr__val(vv, 8);
-    if ((rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, 0)) != 0 ||
-        (rc = mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0)) != 0)
-        return acr__tx_fail(tx, rc, err, "replay");
+    if (pairs_add(ids, ev->id.ptr, ev->id.len, sv) != 0 ||
+        pairs_add(streams, stream, stream_len, vv) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
     return 0;
 }
 
 /* Iterates the log of read_txn checking the chain; replays into tx when not NULL. */
-static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, uint64_t *out_events,
-                    uint8_t out_head[ACR_HASH_LEN], uint64_t *bad_seq,
+static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, pairs_t pairs[2],
+                    bool check_chain, uint64_t *out_events, uint8_t out_head[ACR_HASH_LEN], uint64_t *bad_seq,
                     void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
     MDB_cursor *cur;
@@ -66,7 +156,9 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, uint64_t
         seq++;
         const uint8_t *p = v.mv_data;
         bool ok = k.mv_size == 8 && acr__be_u64(k.mv_data) == seq && v.mv_size > ACR_HASH_LEN;
-        if (ok) {
+        if (ok && !check_chain) { /* verified by an earlier scan of the same snapshot */
+            ok = acr_record_decode(p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN, &ev) == 0;
+        } else if (ok) {
             XXH3_state_t hs;
             XXH3_128bits_reset(&hs);
             XXH3_128bits_update(&hs, prev, ACR_HASH_LEN);
@@ -84,7 +176,7 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, uint64_t
         }
         memcpy(prev, p, ACR_HASH_LEN);
         ev.seq = seq;
-        if (tx != NULL && (rc = replay_one(tx, &ev, err)) != 0) {
+        if (tx != NULL && (rc = replay_one(tx, &ev, &pairs[0], &pairs[1], err)) != 0) {
             mdb_cursor_close(cur);
             return rc;
         }
@@ -101,8 +193,8 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, uint64_t
     return 0;
 }
 
-int acr__replay_into(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx,
-                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err)
+static int replay(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, bool check_chain,
+                  void (*progress)(uint64_t done, uint64_t total), acr_err_t *err)
 {
     uint64_t events, bad = 0;
     uint8_t head[ACR_HASH_LEN];
@@ -112,39 +204,181 @@ int acr__replay_into(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx,
                      0);
     if (rc != 0)
         return acr__tx_fail(tx, rc, err, "pipeline");
-    return scan_log(l, read_txn, tx, &events, head, &bad, progress, err);
+    acr__cache_clear(&tx->cache);
+    tx->cache.empty = true; /* every table starts empty: no look-up on a miss */
+    pairs_t pairs[2] = {{.off = NULL}, {.off = NULL}}; /* ids, streams */
+    acr_buf_init(&pairs[0].bytes);
+    acr_buf_init(&pairs[1].bytes);
+    rc = scan_log(l, read_txn, tx, pairs, check_chain, &events, head, &bad, progress, err);
+    if (rc == 0)
+        rc = acr__tx_flush(tx, err); /* the cached KPI rows */
+    if (rc == 0)
+        rc = pairs_write(&pairs[0], tx, ACR_DB_IDS, err);
+    pairs_destroy(&pairs[0]);
+    if (rc == 0)
+        rc = pairs_write(&pairs[1], tx, ACR_DB_STREAMS, err);
+    pairs_destroy(&pairs[1]);
+    return rc;
 }
 
-static int rebuild_once(acr_ledger_t *l, void (*progress)(uint64_t, uint64_t), acr_err_t *err)
+int acr__replay_into(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx,
+                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err)
 {
-    acr__txn_t tx = {.ledger = l, .dbi = l->dbi, .utc_offset_min = l->cfg.utc_offset_min};
-    acr_buf_init(&tx.scratch);
-    acr_buf_init(&tx.scratch2);
-    int rc = mdb_txn_begin(l->env, NULL, 0, &tx.txn);
-    if (rc != 0) {
-        rc = acr__tx_fail(&tx, rc, err, "rebuild");
-    } else {
-        for (int db = 0; rc == 0 && db < ACR_DB__COUNT; db++)
-            if (acr__db_derived(db) && (rc = mdb_drop(tx.txn, l->dbi[db], 0)) != 0)
-                rc = acr__tx_fail(&tx, rc, err, "emptying a table");
-        if (rc == 0)
-            rc = acr__replay_into(l, tx.txn, &tx, progress, err);
-        if (rc == 0 && (rc = mdb_txn_commit(tx.txn)) != 0)
-            rc = acr__tx_fail(&tx, rc, err, "commit");
-        else if (rc != 0)
-            mdb_txn_abort(tx.txn);
+    return replay(l, read_txn, tx, true, progress, err);
+}
+
+/* ---- The scratch environment of a replay ----------------------------------
+ *
+ * rebuild and verify replay the log into a private LMDB environment in a
+ * fresh folder of $TMPDIR: it is never committed, so it is opened with
+ * MDB_NOSYNC | MDB_NOMETASYNC and, when the folder's file system has room
+ * for every page the ledger uses, MDB_WRITEMAP (pages are written in the
+ * map: no dirty-page list, no spilling of a huge transaction). Without that
+ * room a full disk would surface as SIGBUS on a mapped page, so it falls
+ * back to ordinary writes, which fail with ENOSPC instead. */
+typedef struct scratch {
+    char dir[4096];
+    MDB_env *env;
+    MDB_dbi dbi[ACR_DB__COUNT];
+    acr__txn_t tx; /* the replay's write transaction in env */
+} scratch_t;
+
+static void remove_scratch(const char *dir)
+{
+    char path[4096 + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/lock.mdb", dir);
+    unlink(path);
+    rmdir(dir);
+}
+
+static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_err_t *err)
+{
+    const char *tmp = getenv("TMPDIR");
+    snprintf(s->dir, sizeof s->dir, "%s/accrue-scratch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(s->dir) == NULL)
+        return acr_err_set(err, ACR_EIO, "cannot create a scratch folder: %s", strerror(errno));
+    MDB_envinfo info;
+    MDB_stat st;
+    struct statvfs vfs;
+    mdb_env_info(l->env, &info);
+    mdb_env_stat(l->env, &st);
+    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    bool room = statvfs(s->dir, &vfs) == 0 &&
+                (uint64_t)vfs.f_bavail * vfs.f_frsize > used + (64u << 20);
+    unsigned flags = MDB_NOSYNC | MDB_NOMETASYNC | (room ? MDB_WRITEMAP : 0);
+    memset(&s->tx, 0, sizeof s->tx);
+    s->tx.ledger = l;
+    s->tx.dbi = s->dbi;
+    s->tx.utc_offset_min = l->cfg.utc_offset_min;
+    acr_buf_init(&s->tx.scratch);
+    acr_buf_init(&s->tx.scratch2);
+    int rc = acr__env_open_flags(s->dir, true, map_bytes, flags, &s->env, s->dbi, err);
+    if (rc == 0 && (rc = mdb_txn_begin(s->env, NULL, 0, &s->tx.txn)) != 0) {
+        rc = acr__mdb_err(rc, err, "scratch");
+        mdb_env_close(s->env);
     }
-    acr_buf_destroy(&tx.scratch);
-    acr_buf_destroy(&tx.scratch2);
-    return rc == 0 ? 0 : (tx.mdb_rc == MDB_MAP_FULL ? -MDB_MAP_FULL : rc);
+    if (rc != 0) {
+        acr_buf_destroy(&s->tx.scratch);
+        acr_buf_destroy(&s->tx.scratch2);
+        remove_scratch(s->dir);
+    }
+    return rc;
+}
+
+static void scratch_close(scratch_t *s)
+{
+    if (s->tx.txn != NULL)
+        mdb_txn_abort(s->tx.txn);
+    mdb_env_close(s->env);
+    acr_buf_destroy(&s->tx.scratch);
+    acr_buf_destroy(&s->tx.scratch2);
+    acr__cache_free(&s->tx.cache);
+    remove_scratch(s->dir);
+}
+
+/* A map for the scratch: the ledger's (it holds the log as well) and more. */
+static uint64_t scratch_map_bytes(acr_ledger_t *l)
+{
+    MDB_envinfo info;
+    mdb_env_info(l->env, &info);
+    return (uint64_t)info.me_mapsize * 2;
+}
+
+/* Copies table from (a replay's result, in key order) into the empty table
+ * to with MDB_APPEND: every page is filled once, left to right. MDB codes. */
+static int copy_table(MDB_txn *from, MDB_dbi from_dbi, MDB_txn *to, MDB_dbi to_dbi)
+{
+    MDB_cursor *a, *b;
+    int rc = mdb_cursor_open(from, from_dbi, &a);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(to, to_dbi, &b)) != 0) {
+        mdb_cursor_close(a);
+        return rc;
+    }
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(a, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(a, &k, &v, MDB_NEXT))
+        if ((rc = mdb_cursor_put(b, &k, &v, MDB_APPEND)) != 0)
+            break;
+    mdb_cursor_close(a);
+    mdb_cursor_close(b);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* One rebuild: in the ledger's write transaction (no append can slip in),
+ * the log is replayed into a scratch environment; then every derived table
+ * is emptied and refilled from the scratch in key order, and the
+ * transaction commits: the ledger changes at once or not at all. Returns
+ * -MDB_MAP_FULL when the ledger's map must grow. *scratch_full is set
+ * when the scratch map was too small. */
+static int rebuild_once(acr_ledger_t *l, uint64_t scratch_map, bool *scratch_full,
+                        void (*progress)(uint64_t, uint64_t), acr_err_t *err)
+{
+    MDB_txn *w;
+    scratch_t s;
+    int rc = mdb_txn_begin(l->env, NULL, 0, &w);
+    if (rc != 0)
+        return rc == MDB_MAP_FULL ? -MDB_MAP_FULL : acr__mdb_err(rc, err, "rebuild");
+    if ((rc = scratch_open(l, scratch_map, &s, err)) != 0) {
+        mdb_txn_abort(w);
+        return rc;
+    }
+    rc = replay(l, w, &s.tx, true, progress, err);
+    *scratch_full = rc != 0 && s.tx.mdb_rc == MDB_MAP_FULL;
+    int mrc = 0;
+    for (int db = 0; rc == 0 && mrc == 0 && db < ACR_DB__COUNT; db++)
+        if (acr__db_derived(db) && (mrc = mdb_drop(w, l->dbi[db], 0)) == 0)
+            mrc = copy_table(s.tx.txn, s.dbi[db], w, l->dbi[db]);
+    if (rc == 0 && mrc == 0)
+        mrc = mdb_txn_commit(w);
+    else
+        mdb_txn_abort(w);
+    scratch_close(&s);
+    if (mrc == MDB_MAP_FULL)
+        return -MDB_MAP_FULL;
+    if (mrc != 0)
+        rc = mrc == EIO || mrc == ENOSPC ? acr__commit_err(l, mrc, err)
+                                         : acr__mdb_err(mrc, err, "rebuild");
+    return rc;
 }
 
 int acr_ledger_rebuild(acr_ledger_t *l, void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
+    uint64_t scratch_map = 0;
     for (;;) {
+        bool scratch_full = false;
         pthread_rwlock_rdlock(&l->map_lock);
-        int rc = rebuild_once(l, progress, err);
+        if (scratch_map == 0)
+            scratch_map = scratch_map_bytes(l);
+        int rc = rebuild_once(l, scratch_map, &scratch_full, progress, err);
         pthread_rwlock_unlock(&l->map_lock);
+        if (scratch_full) {
+            scratch_map *= 2;
+            continue;
+        }
         if (rc != -MDB_MAP_FULL)
             return rc;
         MDB_envinfo info;
@@ -194,57 +428,35 @@ static int compare_table(MDB_txn *live, MDB_dbi live_dbi, MDB_txn *fresh, MDB_db
     return differ;
 }
 
-static void remove_scratch(const char *dir)
-{
-    char path[4096 + 16];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
-    rmdir(dir);
-}
-
-/* Replays the live snapshot into a scratch environment and compares. */
+/* Replays the live snapshot (its chain already checked) into a scratch
+ * environment and compares. */
 static int verify_projections(acr_ledger_t *l, MDB_txn *live, acr_verify_result_t *out,
                               void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
-    const char *tmp = getenv("TMPDIR");
-    char dir[4096];
-    snprintf(dir, sizeof dir, "%s/accrue-verify-XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (mkdtemp(dir) == NULL)
-        return acr_err_set(err, ACR_EIO, "cannot create a scratch folder: %s", strerror(errno));
-    MDB_envinfo info;
-    mdb_env_info(l->env, &info);
-    MDB_env *env;
-    acr__txn_t tx = {.ledger = l, .utc_offset_min = l->cfg.utc_offset_min};
-    MDB_dbi dbi[ACR_DB__COUNT];
-    tx.dbi = dbi;
-    acr_buf_init(&tx.scratch);
-    acr_buf_init(&tx.scratch2);
-    int rc = acr__env_open(dir, true, (uint64_t)info.me_mapsize, &env, dbi, err);
-    if (rc == 0) {
-        int mrc = mdb_txn_begin(env, NULL, 0, &tx.txn);
-        rc = mrc ? acr__mdb_err(mrc, err, "scratch") : 0;
-        if (rc == 0)
-            rc = acr__replay_into(l, live, &tx, progress, err);
-        for (int db = 0; rc == 0 && db < ACR_DB__COUNT; db++) {
-            if (!acr__db_derived(db))
-                continue;
-            int d = compare_table(live, l->dbi[db], tx.txn, dbi[db], out->bad_key,
-                                  sizeof out->bad_key);
-            if (d != 0) {
-                snprintf(out->bad_table, sizeof out->bad_table, "%s", acr__db_name(db));
-                rc = acr_err_set(err, ACR_EMISMATCH, "table %s differs from a fresh replay at "
-                                 "key %s", acr__db_name(db), out->bad_key);
-            }
-        }
-        if (tx.txn != NULL)
-            mdb_txn_abort(tx.txn);
-        mdb_env_close(env);
+    scratch_t s;
+    uint64_t map = scratch_map_bytes(l);
+    int rc;
+    for (;;) {
+        if ((rc = scratch_open(l, map, &s, err)) != 0)
+            return rc;
+        rc = replay(l, live, &s.tx, false, progress, err);
+        if (rc == 0 || s.tx.mdb_rc != MDB_MAP_FULL)
+            break;
+        scratch_close(&s);
+        map *= 2;
     }
-    acr_buf_destroy(&tx.scratch);
-    acr_buf_destroy(&tx.scratch2);
-    remove_scratch(dir);
+    for (int db = 0; rc == 0 && db < ACR_DB__COUNT; db++) {
+        if (!acr__db_derived(db))
+            continue;
+        int d = compare_table(live, l->dbi[db], s.tx.txn, s.dbi[db], out->bad_key,
+                              sizeof out->bad_key);
+        if (d != 0) {
+            snprintf(out->bad_table, sizeof out->bad_table, "%s", acr__db_name(db));
+            rc = acr_err_set(err, ACR_EMISMATCH, "table %s differs from a fresh replay at "
+                             "key %s", acr__db_name(db), out->bad_key);
+        }
+    }
+    scratch_close(&s);
     return rc;
 }
 
@@ -259,7 +471,8 @@ int acr_ledger_verify(acr_ledger_t *l, acr_verify_result_t *out,
         pthread_rwlock_unlock(&l->map_lock);
         return acr__mdb_err(rc, err, "verify");
     }
-    rc = scan_log(l, live, NULL, &out->events, out->head_hash, &out->bad_seq, progress, err);
+    rc = scan_log(l, live, NULL, NULL, true, &out->events, out->head_hash, &out->bad_seq, progress,
+                  err);
     if (rc == 0)
         rc = verify_projections(l, live, out, NULL, err);
     mdb_txn_abort(live);

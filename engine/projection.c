@@ -16,6 +16,10 @@
  * pages on a put), new values are encoded into tx->scratch, keys are built on
  * the stack. KPI counters are per (partner, local month) and per (partner,
  * local month, rep); a quarter is summed from its months at query time.
+ *
+ * The counter rows and the proj_deals rows go through the transaction's row
+ * cache (store.c): read once per batch, written back once by acr__tx_flush
+ * at the end of the batch, which stores the same bytes as a put per event.
  */
 #include <assert.h>
 #include <string.h>
@@ -94,14 +98,27 @@ static int drow_encode(acr_buf_t *b, const acr__drow_t *d)
     return rc;
 }
 
+/* Little-endian int64 load/store (compilers turn these into one move). */
+static int64_t le64_load(const uint8_t *p)
+{
+    uint64_t u = 0;
+    for (int j = 7; j >= 0; j--)
+        u = (u << 8) | p[j];
+    return (int64_t)u;
+}
+
+static void le64_store(uint8_t *p, int64_t v)
+{
+    for (int j = 0; j < 8; j++)
+        p[j] = (uint8_t)((uint64_t)v >> (8 * j));
+}
+
 int acr__counters_decode(const void *p, size_t len, int64_t *out, int n)
 {
     if (len != (size_t)n * 8)
         return ACR_ECORRUPT;
-    acr__kv_reader_t r;
-    acr__kv_reader_init(&r, p, len);
     for (int i = 0; i < n; i++)
-        out[i] = acr__kv_get_i64(&r);
+        out[i] = le64_load((const uint8_t *)p + 8 * i);
     return 0;
 }
 
@@ -182,7 +199,9 @@ static int need_copy(acr__txn_t *tx, int db, MDB_val key, MDB_val *out, acr_err_
 }
 
 /* Adds delta[i] to the n counters at key (an absent row counts zeros);
- * net_lo >= 0 names a 128-bit (lo, hi) pair that gets net_delta. */
+ * net_lo >= 0 names a 128-bit (lo, hi) pair that gets net_delta. The row
+ * is read once per batch into tx's cache and written back by acr__tx_flush
+ * (the sum of the deltas gives the same bytes as one put per event). */
 static int counters_add(acr__txn_t *tx, int db, const acr__pkey_t *key, const int64_t *delta,
                         int n, int net_lo, int64_t net_delta, acr_err_t *err)
 {
@@ -190,11 +209,24 @@ static int counters_add(acr__txn_t *tx, int db, const acr__pkey_t *key, const in
     int rc = key_check(key, err);
     if (rc != 0)
         return rc;
-    MDB_val k = kval(key), v;
-    rc = mdb_get(tx->txn, tx->dbi[db], &k, &v);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return acr__tx_fail(tx, rc, err, acr__db_name(db));
-    if (rc == 0 && acr__counters_decode(v.mv_data, v.mv_size, c, n) != 0)
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, db, key->b, key->len, &fresh);
+    if (e == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (fresh) {
+        MDB_val k = kval(key), v = {(size_t)n * 8, c};
+        rc = tx->cache.empty ? MDB_NOTFOUND : mdb_get(tx->txn, tx->dbi[db], &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return acr__tx_fail(tx, rc, err, acr__db_name(db));
+        if (rc == 0 && v.mv_size != (size_t)n * 8)
+            return acr_err_set(err, ACR_ECORRUPT, "%s: a counter row is damaged",
+                               acr__db_name(db));
+        if (rc == MDB_NOTFOUND)
+            v = acr__val(c, (size_t)n * 8); /* zeros */
+        if (acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    if (acr__counters_decode(e->val, e->vlen, c, n) != 0)
         return acr_err_set(err, ACR_ECORRUPT, "%s: a counter row is damaged", acr__db_name(db));
     for (int i = 0; i < n; i++)
         if (i != net_lo && i != net_lo + 1)
@@ -205,11 +237,10 @@ static int counters_add(acr__txn_t *tx, int db, const acr__pkey_t *key, const in
         c[net_lo] = (int64_t)(uint64_t)u;
         c[net_lo + 1] = (int64_t)(uint64_t)(u >> 64);
     }
-    uint8_t bytes[ACR__COUNTERS_MAX * 8];
     for (int i = 0; i < n; i++)
-        for (int j = 0; j < 8; j++)
-            bytes[8 * i + j] = (uint8_t)((uint64_t)c[i] >> (8 * j));
-    return put(tx, db, k, bytes, (size_t)n * 8, err);
+        le64_store(e->val + 8 * i, c[i]);
+    e->dirty = true;
+    return 0;
 }
 
 static acr__pkey_t month_key(acr_str_t partner_id, const char *month)
@@ -340,7 +371,12 @@ static acr__pkey_t open_key(acr_str_t partner_id, acr_str_t stage, acr_str_t dea
 static int deal_store(acr__txn_t *tx, acr_str_t did, const acr__drow_t *d, acr_str_t move_stage,
                       int64_t move_n, int64_t move_at_ms, acr_err_t *err)
 {
-    int rc = put_scratch(tx, ACR_DB_PROJ_DEALS, sval(did), drow_encode(&tx->scratch, d), err);
+    int rc = drow_encode(&tx->scratch, d);
+    bool fresh;
+    acr__cent_t *e = rc ? NULL : acr__cache_get(tx, ACR_DB_PROJ_DEALS, did.ptr, did.len, &fresh);
+    if (e == NULL || acr__cent_set(tx, e, tx->scratch.data, tx->scratch.len) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory encoding a proj_deals row");
+    e->dirty = true; /* written back by acr__tx_flush */
     if (rc == 0 && d->outcome == ACR__DEAL_OPEN) {
         acr__pkey_t k = open_key(d->partner_id, d->stage, did);
         acr_buf_reset(&tx->scratch);
@@ -391,10 +427,50 @@ static int deal_registered(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err
     return rc ? rc : rep_add(tx, d.partner_id, month, d.rep_id, rd, 0, err);
 }
 
+/* The cache entry of (db, key), read from LMDB on a miss (unless the
+ * tables are known empty). 0 (*out set) or an error. */
+static int cached_lookup(acr__txn_t *tx, int db, acr_str_t key, acr__cent_t **out,
+                         acr_err_t *err)
+{
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, db, key.ptr, key.len, &fresh);
+    if (e == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (fresh && !tx->cache.empty) {
+        MDB_val v;
+        int rc = mdb_get(tx->txn, tx->dbi[db], &(MDB_val){key.len, (void *)key.ptr}, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return acr__tx_fail(tx, rc, err, acr__db_name(db));
+        if (rc == 0 && acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    *out = e;
+    return 0;
+}
+
+/* A row that must exist, through tx's cache (deal rows are rewritten by
+ * every deal event and written back by acr__tx_flush), copied into
+ * tx->scratch2 like need_copy. */
+static int cached_copy(acr__txn_t *tx, int db, acr_str_t key, MDB_val *out, acr_err_t *err)
+{
+    acr__cent_t *e = NULL;
+    int rc = cached_lookup(tx, db, key, &e, err);
+    if (rc != 0 || e == NULL)
+        return rc ? rc : acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (e->state != ACR__CENT_PRESENT)
+        return acr_err_set(err, ACR_ECORRUPT, "%s: a row the event needs is missing",
+                           acr__db_name(db));
+    acr_buf_reset(&tx->scratch2);
+    if (acr_buf_append(&tx->scratch2, acr__cent_val(e), e->vlen) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    *out = acr__val(tx->scratch2.data, e->vlen);
+    return 0;
+}
+
 static int load_deal(acr__txn_t *tx, acr_str_t did, acr__drow_t *d, acr_err_t *err)
 {
-    MDB_val v;
-    int rc = need_copy(tx, ACR_DB_PROJ_DEALS, sval(did), &v, err);
+    MDB_val v = {0, NULL};
+    int rc = cached_copy(tx, ACR_DB_PROJ_DEALS, did, &v, err);
     if (rc == 0 && acr__drow_decode(v.mv_data, v.mv_size, d) != 0)
         rc = acr_err_set(err, ACR_ECORRUPT, "a proj_deals row is damaged");
     return rc;
@@ -483,14 +559,9 @@ typedef struct first_sale {
     acr_str_t partner, rep; /* slices over the arrays above */
 } first_sale_t;
 
-/* The customer's first sale so far: 1 with *out, 0 when none. */
-static int load_first_sale(acr__txn_t *tx, acr_str_t customer, first_sale_t *out,
-                           acr_err_t *err)
+/* Decodes a proj_first_sale row into *out (copied: the page may move). */
+static int first_sale_decode(MDB_val v, first_sale_t *out, acr_err_t *err)
 {
-    MDB_val v;
-    int rc = get_copy(tx, ACR_DB_PROJ_FIRST_SALE, sval(customer), &v, err);
-    if (rc <= 0)
-        return rc;
     acr__kv_reader_t r;
     acr__kv_reader_init(&r, v.mv_data, v.mv_size);
     out->at_ms = acr__kv_get_i64(&r);
@@ -501,29 +572,39 @@ static int load_first_sale(acr__txn_t *tx, acr_str_t customer, first_sale_t *out
     memcpy(out->rep_id, rep.ptr, rep.len);
     out->partner = (acr_str_t){out->partner_id, p.len};
     out->rep = (acr_str_t){out->rep_id, rep.len};
-    return 1;
+    return 0;
 }
 
 /* Makes this sale the customer's first when it is earlier by (at, seq) than
  * the current first one (a backdated sale), moving the new-customer count
  * from the old sale's (partner, month, rep) to this one's. *out_new: 1 when
- * this sale is now the first sale. */
+ * this sale is now the first sale. A new customer's row is inserted in the
+ * descent that looks for it (MDB_NOOVERWRITE answers an existing row). */
 static int first_sale_update(acr__txn_t *tx, const acr_event_t *ev, acr_str_t rep,
                              int64_t *out_new, acr_err_t *err)
 {
     first_sale_t old;
     acr_str_t customer = F(ev, CUSTOMER_ID);
-    int rc = load_first_sale(tx, customer, &old, err);
-    *out_new = rc == 0 || (rc == 1 && ev->at_ms < old.at_ms);
-    if (rc < 0 || !*out_new)
-        return rc < 0 ? rc : 0;
     acr_buf_reset(&tx->scratch);
     int enc = acr__kv_put_i64(&tx->scratch, ev->at_ms);
     enc = enc ? enc : acr__kv_put_str(&tx->scratch, F(ev, PARTNER_ID).ptr, F(ev, PARTNER_ID).len);
     enc = enc ? enc : acr__kv_put_str(&tx->scratch, rep.ptr, rep.len);
-    int prc = put_scratch(tx, ACR_DB_PROJ_FIRST_SALE, sval(customer), enc, err);
-    if (prc != 0 || rc == 0)
-        return prc;
+    if (enc != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory encoding a proj_first_sale row");
+    MDB_val k = sval(customer), v = acr__val(tx->scratch.data, tx->scratch.len);
+    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_PROJ_FIRST_SALE], &k, &v, MDB_NOOVERWRITE);
+    *out_new = rc == 0;
+    if (rc == 0)
+        return 0;
+    if (rc != MDB_KEYEXIST)
+        return acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PROJ_FIRST_SALE));
+    if ((rc = first_sale_decode(v, &old, err)) != 0)
+        return rc;
+    *out_new = ev->at_ms < old.at_ms;
+    if (!*out_new)
+        return 0;
+    if ((rc = put_scratch(tx, ACR_DB_PROJ_FIRST_SALE, sval(customer), 0, err)) != 0)
+        return rc;
     char month[ACR_PERIOD_ID_MAX];
     acr__month_of(old.at_ms, tx->utc_offset_min, month);
     int64_t rd[ACR__REP__COUNT] = {[ACR__REP_NEW_CUSTOMERS] = -1};

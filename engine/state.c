@@ -6,7 +6,8 @@
  * refunded totals, plans, the pipeline) and only then writes, so a rejected
  * event changes nothing. The same functions rebuild the tables from the log
  * (rebuild, verify), which is what makes incremental and rebuilt state
- * byte-identical.
+ * byte-identical. Partner and rep rows are cached for the batch (write-through)
+ * and deal rows written back at its end (store.c's row cache).
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -91,14 +92,59 @@ static MDB_val key1(acr_str_t s)
 
 /* ---- Loading and storing state records ----------------------------------- */
 
+/* Deal rows are read and rewritten by every deal event: they live in tx's
+ * cache (write-back) until acr__tx_flush. 1 found (tx->cache_last is the
+ * entry; slices into it last until the row is rewritten), 0 absent,
+ * negative on failure. */
+static int cached_row(acr__txn_t *tx, int db, acr_str_t id, acr_err_t *err)
+{
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, db, id.ptr, id.len, &fresh);
+    if (e == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    tx->cache_last = e;
+    if (fresh && !tx->cache.empty) {
+        MDB_val v;
+        int rc = get(tx, db, key1(id), &v, err);
+        if (rc < 0)
+            return rc;
+        if (rc == 1 && acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    return e->state == ACR__CENT_PRESENT;
+}
+
+static int put_cached(acr__txn_t *tx, int db, acr_str_t id, const void *p, size_t len,
+                      acr_err_t *err)
+{
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, db, id.ptr, id.len, &fresh);
+    if (e == NULL || acr__cent_set(tx, e, p, len) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    e->dirty = true;
+    return 0;
+}
+
+/* Partner rows are read by almost every event: they go through tx's cache
+ * (write-through: store_partner updates the entry with the bytes it puts). */
 static int load_partner(acr__txn_t *tx, acr_str_t id, partner_state_t *out, acr_err_t *err)
 {
-    MDB_val v;
-    int rc = get(tx, ACR_DB_PARTNERS, key1(id), &v, err);
-    if (rc <= 0)
-        return rc;
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, ACR_DB_PARTNERS, id.ptr, id.len, &fresh);
+    if (e == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (fresh && !tx->cache.empty) {
+        MDB_val v;
+        int rc = get(tx, ACR_DB_PARTNERS, key1(id), &v, err);
+        if (rc < 0) /* fatal: the transaction is aborted, entry and all */
+            return rc;
+        if (rc == 1 && acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    if (e->state != ACR__CENT_PRESENT)
+        return 0;
     acr__kv_reader_t r;
-    acr__kv_reader_init(&r, v.mv_data, v.mv_size);
+    acr__kv_reader_init(&r, e->val, e->vlen);
     out->status = acr__kv_get_i64(&r);
     out->currency = acr__kv_get_str(&r);
     out->plan_id = acr__kv_get_str(&r);
@@ -112,17 +158,22 @@ static int store_partner(acr__txn_t *tx, acr_str_t id, const partner_state_t *p,
     if (acr__kv_put_i64(b, p->status) || acr__kv_put_str(b, p->currency.ptr, p->currency.len) ||
         acr__kv_put_str(b, p->plan_id.ptr, p->plan_id.len))
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    return put(tx, ACR_DB_PARTNERS, key1(id), b->data, b->len, err);
+    int rc = put(tx, ACR_DB_PARTNERS, key1(id), b->data, b->len, err);
+    bool fresh;
+    acr__cent_t *e = rc ? NULL : acr__cache_get(tx, ACR_DB_PARTNERS, id.ptr, id.len, &fresh);
+    if (rc == 0 && (e == NULL || acr__cent_set(tx, e, b->data, b->len) != 0))
+        return acr_err_set(err, ACR_ENOMEM, "out of memory"); /* fatal: txn aborted */
+    return rc;
 }
 
 static int load_deal(acr__txn_t *tx, acr_str_t id, deal_state_t *out, acr_err_t *err)
 {
-    MDB_val v;
-    int rc = get(tx, ACR_DB_DEALS, key1(id), &v, err);
+    int rc = cached_row(tx, ACR_DB_DEALS, id, err);
     if (rc <= 0)
         return rc;
+    acr__cent_t *e = tx->cache_last;
     acr__kv_reader_t r;
-    acr__kv_reader_init(&r, v.mv_data, v.mv_size);
+    acr__kv_reader_init(&r, acr__cent_val(e), e->vlen);
     out->partner_id = acr__kv_get_str(&r);
     out->customer_id = acr__kv_get_str(&r);
     out->currency = acr__kv_get_str(&r);
@@ -146,7 +197,7 @@ static int store_deal(acr__txn_t *tx, acr_str_t id, const deal_state_t *d, acr_e
     rc = rc ? rc : acr__kv_put_str(b, d->rep_id.ptr, d->rep_id.len);
     if (rc != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    return put(tx, ACR_DB_DEALS, key1(id), b->data, b->len, err);
+    return put_cached(tx, ACR_DB_DEALS, id, b->data, b->len, err);
 }
 
 static int load_sale(acr__txn_t *tx, acr_str_t id, sale_state_t *out, acr_err_t *err)
@@ -194,10 +245,22 @@ static int load_plan(acr__txn_t *tx, acr_str_t plan_id, int64_t *version, char c
     return 1;
 }
 
+/* 1 when the rep exists, 0 not, negative on failure. Cached: reps are only
+ * ever added (rep_added marks its entry present). */
 static int rep_exists(acr__txn_t *tx, acr_str_t partner_id, acr_str_t rep_id, acr_err_t *err)
 {
-    MDB_val v;
-    return get(tx, ACR_DB_REPS, acr__key2(&tx->scratch2, partner_id, rep_id), &v, err);
+    MDB_val k = acr__key2(&tx->scratch2, partner_id, rep_id), v;
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, ACR_DB_REPS, k.mv_data, k.mv_size, &fresh);
+    if (e == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    if (fresh && !tx->cache.empty) {
+        int rc = get(tx, ACR_DB_REPS, k, &v, err);
+        if (rc < 0)
+            return rc;
+        e->state = rc == 1 ? ACR__CENT_PRESENT : ACR__CENT_ABSENT;
+    }
+    return e->state == ACR__CENT_PRESENT;
 }
 
 static bool str_eq(acr_str_t a, acr_str_t b)
@@ -320,7 +383,14 @@ static int rep_added(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
                       : rule(err, ACR_EDUPLICATE, ACR_F_REP_ID, "rep %.*s exists", rep.ptr,
                              rep.len);
     MDB_val k = acr__key2(&tx->scratch2, F(ev, ACR_F_PARTNER_ID), rep);
-    return put(tx, ACR_DB_REPS, k, F(ev, ACR_F_NAME).ptr, F(ev, ACR_F_NAME).len, err);
+    if ((rc = put(tx, ACR_DB_REPS, k, F(ev, ACR_F_NAME).ptr, F(ev, ACR_F_NAME).len, err)) != 0)
+        return rc;
+    bool fresh;
+    acr__cent_t *e = acr__cache_get(tx, ACR_DB_REPS, k.mv_data, k.mv_size, &fresh);
+    if (e == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    e->state = ACR__CENT_PRESENT;
+    return 0;
 }
 
 /* When the event names a rep, it must exist within partner_id. */
@@ -793,6 +863,11 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     if (ev->type == ACR_EV_NONE || ev->type >= ACR_EV__COUNT)
         return acr_err_set(err, ACR_ECORRUPT, "event of unknown type %d", ev->type);
+    if (tx->cache.count >= ACR__CACHE_MAX) { /* bound the memory of one huge transaction */
+        int frc = acr__tx_flush(tx, err);
+        if (frc != 0)
+            return frc;
+    }
     int rc = apply_table[ev->type](tx, ev, err);
     return rc ? rc : acr__proj_apply(tx, ev, err);
 }

@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <sys/statvfs.h>
+#include <xxhash.h>
 
 #include "internal.h"
 
@@ -93,6 +95,13 @@ int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err)
 int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env **out_env,
                   MDB_dbi dbi[ACR_DB__COUNT], acr_err_t *err)
 {
+    return acr__env_open_flags(dir, create, map_size_bytes, 0, out_env, dbi, err);
+}
+
+int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
+                        unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
+                        acr_err_t *err)
+{
     MDB_env *env = NULL;
     int rc = mdb_env_create(&env);
     if (rc != 0)
@@ -101,7 +110,7 @@ int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env
     mdb_env_set_maxreaders(env, 510);
     if (map_size_bytes != 0)
         mdb_env_set_mapsize(env, (size_t)map_size_bytes);
-    rc = mdb_env_open(env, dir, MDB_NOTLS, 0644);
+    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0644);
     if (rc != 0) {
         mdb_env_close(env);
         if (rc == ENOENT)
@@ -201,4 +210,190 @@ int acr__tx_fail(acr__txn_t *tx, int rc, acr_err_t *err, const char *what)
 {
     tx->mdb_rc = rc;
     return acr__mdb_err(rc, err, what);
+}
+
+/* ---- The per-transaction row cache --------------------------------------- */
+
+static acr__cent_t *cent_at(const acr__cache_t *c, uint32_t i)
+{
+    return &c->chunks[i / ACR__CACHE_CHUNK][i % ACR__CACHE_CHUNK];
+}
+
+static uint64_t cent_hash(int db, const void *key, size_t klen)
+{
+    return XXH3_64bits_withSeed(key, klen, (uint64_t)db + 1);
+}
+
+/* Doubles the slot table (or makes the first one). */
+static int cache_grow(acr__cache_t *c)
+{
+    uint32_t cap = c->cap ? c->cap * 2 : 1024;
+    uint64_t *slots = calloc(cap, sizeof *slots);
+    if (slots == NULL)
+        return ACR_ENOMEM;
+    for (uint32_t i = 0; i < c->count; i++) {
+        uint64_t h = cent_at(c, i)->hash;
+        uint32_t j = (uint32_t)h & (cap - 1);
+        while (slots[j] != 0)
+            j = (j + 1) & (cap - 1);
+        slots[j] = (h >> 32 << 32) | (i + 1);
+    }
+    free(c->slots);
+    c->slots = slots;
+    c->cap = cap;
+    return 0;
+}
+
+/* n bytes of the arena (8-aligned), or NULL. */
+static uint8_t *arena_alloc(acr__cache_t *c, size_t n)
+{
+    n = (n + 7) & ~(size_t)7;
+    if (n > ACR__CACHE_BLOCK)
+        return NULL;
+    if (c->nblocks == 0 || ACR__CACHE_BLOCK - c->block_used < n) {
+        if (c->nblocks != 0) {
+            c->block++;
+            c->block_used = 0;
+        }
+        if (c->block >= c->nblocks) {
+            uint8_t **blocks = realloc(c->blocks, (c->nblocks + 1) * sizeof *blocks);
+            if (blocks == NULL)
+                return NULL;
+            c->blocks = blocks;
+            if ((blocks[c->nblocks] = malloc(ACR__CACHE_BLOCK)) == NULL)
+                return NULL;
+            c->nblocks++;
+        }
+    }
+    uint8_t *p = c->blocks[c->block] + c->block_used;
+    c->block_used += n;
+    return p;
+}
+
+acr__cent_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
+                            bool *out_new)
+{
+    acr__cache_t *c = &tx->cache;
+    if (klen > ACR__CKEY_MAX)
+        return NULL;
+    if ((c->count + 1) * 2 > c->cap && cache_grow(c) != 0)
+        return NULL;
+    uint64_t h = cent_hash(db, key, klen);
+    uint32_t j = (uint32_t)h & (c->cap - 1);
+    uint64_t tag = h >> 32 << 32;
+    for (; c->slots[j] != 0; j = (j + 1) & (c->cap - 1)) {
+        if ((c->slots[j] & 0xffffffff00000000u) != tag) /* most misses stop here */
+            continue;
+        acr__cent_t *e = cent_at(c, (uint32_t)c->slots[j] - 1);
+        if (e->hash == h && e->db == db && e->klen == klen && memcmp(e->key, key, klen) == 0) {
+            *out_new = false;
+            return e;
+        }
+    }
+    if (c->count / ACR__CACHE_CHUNK >= c->nchunks) {
+        acr__cent_t **chunks = realloc(c->chunks, (c->nchunks + 1) * sizeof *chunks);
+        if (chunks == NULL)
+            return NULL;
+        c->chunks = chunks;
+        if ((chunks[c->nchunks] = malloc(ACR__CACHE_CHUNK * sizeof **chunks)) == NULL)
+            return NULL;
+        c->nchunks++;
+    }
+    uint8_t *kp = arena_alloc(c, klen ? klen : 1);
+    if (kp == NULL)
+        return NULL;
+    acr__cent_t *e = cent_at(c, c->count);
+    c->slots[j] = tag | ++c->count;
+    memcpy(kp, key, klen);
+    *e = (acr__cent_t){.hash = h, .key = kp, .klen = (uint16_t)klen, .db = (uint8_t)db,
+                       .state = ACR__CENT_ABSENT};
+    *out_new = true;
+    return e;
+}
+
+int acr__cent_set(acr__txn_t *tx, acr__cent_t *e, const void *p, size_t n)
+{
+    if (n > 0xffff)
+        return ACR_ENOMEM;
+    if (e->val == NULL || n > e->vcap) {
+        size_t cap = n < 16 ? 16 : n;
+        uint8_t *v = arena_alloc(&tx->cache, cap);
+        if (v == NULL)
+            return ACR_ENOMEM;
+        e->val = v;
+        e->vcap = (uint16_t)cap;
+    }
+    memmove(e->val, p, n);
+    e->vlen = (uint16_t)n;
+    e->state = ACR__CENT_PRESENT;
+    return 0;
+}
+
+void acr__cache_clear(acr__cache_t *c)
+{
+    if (c->count != 0)
+        memset(c->slots, 0, c->cap * sizeof *c->slots);
+    c->count = 0;
+    c->block = 0;
+    c->block_used = 0;
+}
+
+void acr__cache_free(acr__cache_t *c)
+{
+    for (uint32_t i = 0; i < c->nchunks; i++)
+        free(c->chunks[i]);
+    free(c->chunks);
+    free(c->slots);
+    for (uint32_t i = 0; i < c->nblocks; i++)
+        free(c->blocks[i]);
+    free(c->blocks);
+    memset(c, 0, sizeof *c);
+}
+
+static int cent_order(const void *a, const void *b)
+{
+    const acr__cent_t *x = *(const acr__cent_t *const *)a, *y = *(const acr__cent_t *const *)b;
+    if (x->db != y->db)
+        return x->db < y->db ? -1 : 1;
+    size_t n = x->klen < y->klen ? x->klen : y->klen;
+    int d = memcmp(x->key, y->key, n);
+    return d ? d : (x->klen > y->klen) - (x->klen < y->klen);
+}
+
+/* Dirty entries are put in (table, key) order: LMDB's default key order is
+ * memcmp then length, so consecutive puts walk neighbouring pages. */
+int acr__tx_flush(acr__txn_t *tx, acr_err_t *err)
+{
+    acr__cache_t *c = &tx->cache;
+    uint32_t n = 0;
+    for (uint32_t i = 0; i < c->count; i++)
+        n += cent_at(c, i)->dirty;
+    if (n == 0) {
+        acr__cache_clear(c);
+        c->empty = false;
+        return 0;
+    }
+    acr__cent_t **order = malloc(n * sizeof *order);
+    if (order == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    n = 0;
+    for (uint32_t i = 0; i < c->count; i++)
+        if (cent_at(c, i)->dirty)
+            order[n++] = cent_at(c, i);
+    qsort(order, n, sizeof *order, cent_order);
+    int rc = 0;
+    for (uint32_t i = 0; rc == 0 && i < n; i++) {
+        acr__cent_t *e = order[i];
+        MDB_val k = acr__val(e->key, e->klen), v = acr__val(e->val, e->vlen);
+        if (e->state == ACR__CENT_PRESENT) /* into empty tables, in key order: append */
+            rc = mdb_put(tx->txn, tx->dbi[e->db], &k, &v, c->empty ? MDB_APPEND : 0);
+        else if (!c->empty && (rc = mdb_del(tx->txn, tx->dbi[e->db], &k, NULL)) == MDB_NOTFOUND)
+            rc = 0;
+        if (rc != 0)
+            rc = acr__tx_fail(tx, rc, err, acr__db_name(e->db));
+    }
+    free(order);
+    acr__cache_clear(c);
+    c->empty = false; /* the tables hold rows now (or might) */
+    return rc;
 }
