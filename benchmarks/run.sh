@@ -102,7 +102,9 @@ bench gen "$events" "$T_SECONDS" "$T_RSS_MB" format=jsonl
 timed "$hist_mp" "$gen" "${gen_args[@]}" --format msgpack
 [ "$T_RC" = 0 ] || { cat "$hist_mp.err" >&2; exit 1; }
 bench gen "$events" "$T_SECONDS" "$T_RSS_MB" format=msgpack
-first_period=$(head -c 200000 "$hist" | grep -m1 -o '"type":"sale.recorded","at":"[0-9]\{4\}-[0-9]\{2\}' | grep -o '[0-9]\{4\}-[0-9]\{2\}$')
+# The first sale can sit far into the file (a few thousand partners register first): grep
+# stops at the first match, so this reads only up to it.
+first_period=$(grep -m1 -o '"type":"sale.recorded","at":"[0-9]\{4\}-[0-9]\{2\}' "$hist" | grep -o '[0-9]\{4\}-[0-9]\{2\}$')
 last_period=$(tail -n 1000 "$hist" | grep -o '"at":"[0-9]\{4\}-[0-9]\{2\}' | sort | tail -1 | grep -o '[0-9]\{4\}-[0-9]\{2\}$')
 note "$events events, periods $first_period .. $last_period"
 
