@@ -90,6 +90,8 @@ test: deps
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
 	    build/asan/accrue build/asan/accrue-gen tests-bin
 	$(MAKE) --no-print-directory BUILD=build all tests-bin
+	$(MAKE) --no-print-directory BUILD=build/o0 CFLAGS="-O0 -g" \
+	    build/o0/tests/processors/test_commission
 	@bash tests/run.sh
 
 demo: all
