@@ -159,6 +159,17 @@ static void not_found(srv_req_t *req)
     srv_set_error(req, 404, "not_found", "no such record");
 }
 
+/* Answers a failed engine call (404 for a missing record, else its error);
+ * true when it failed, so the handler returns. */
+static bool answered_failure(srv_req_t *req, int rc, const acr_err_t *err)
+{
+    if (rc == ACR_ENOT_FOUND)
+        not_found(req);
+    else if (rc != 0)
+        srv_set_acr_error(req, rc, err);
+    return rc != 0;
+}
+
 static void set_json(srv_req_t *req, int status)
 {
     req->status = status;
@@ -449,14 +460,8 @@ static void h_partner(srv_t *s, srv_req_t *req, char **params)
     acr_err_t err;
     acr_err_clear(&err);
     int rc = acr_query_partners(s->ledger, params[0], &req->resp, &err);
-    if (rc == ACR_ENOT_FOUND) {
-        not_found(req);
+    if (answered_failure(req, rc, &err))
         return;
-    }
-    if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
-        return;
-    }
     acr_buf_append_str(&req->resp, "\n");
     set_json(req, 200);
 }
@@ -478,22 +483,14 @@ static void h_deal(srv_t *s, srv_req_t *req, char **params)
     acr_err_t err;
     acr_err_clear(&err);
     int rc = acr_query_deal(s->ledger, params[0], &req->resp, &err);
-    if (rc == ACR_ENOT_FOUND) {
-        not_found(req);
+    if (answered_failure(req, rc, &err))
         return;
-    }
-    if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
-        return;
-    }
     char owner[ACR_ID_LEN_MAX + 1];
     if (is_partner(req) &&
         (!json_partner(&req->resp, owner, sizeof owner) || strcmp(owner, req->partner) != 0)) {
         acr_buf_reset(&req->resp);
-        {
-            not_found(req);
-            return;
-        }
+        not_found(req);
+        return;
     }
     acr_buf_append_str(&req->resp, "\n");
     set_json(req, 200);
@@ -701,14 +698,8 @@ static void h_statement(srv_t *s, srv_req_t *req, char **params)
         if (rc == 0)
             send_statement(req, params[0], csv, len, pid, NULL);
         acr_reader_close(r);
-        if (rc == ACR_ENOT_FOUND) {
-            not_found(req);
+        if (answered_failure(req, rc, &err))
             return;
-        }
-        if (rc != 0) {
-            srv_set_acr_error(req, rc, &err);
-            return;
-        }
         return;
     }
     uint64_t as_of = 0;
@@ -764,17 +755,13 @@ static void h_audit(srv_t *s, srv_req_t *req, char **params)
     int rc = acr_payout_audit(s->ledger, params[0], &p, &au, &err);
     if (rc == ACR_ENOT_FOUND) {
         acr_payout_destroy(&p);
-        {
-            srv_set_error(req, 404, "not_found", "period %s is not closed", params[0]);
-            return;
-        }
+        srv_set_error(req, 404, "not_found", "period %s is not closed", params[0]);
+        return;
     }
     if (rc != 0) {
         acr_payout_destroy(&p);
-        {
-            srv_set_acr_error(req, rc, &err);
-            return;
-        }
+        srv_set_acr_error(req, rc, &err);
+        return;
     }
     acr_buf_t *b = &req->resp;
     acr_buf_printf(b,
@@ -820,10 +807,8 @@ static void h_verify(srv_t *s, srv_req_t *req, char **params)
         acr_buf_append_json_str(b, err.msg, strlen(err.msg));
         acr_buf_append_str(b, "}\n");
     } else {
-        {
-            srv_set_acr_error(req, rc, &err);
-            return;
-        }
+        srv_set_acr_error(req, rc, &err);
+        return;
     }
     set_json(req, 200);
 }
