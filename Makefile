@@ -5,6 +5,14 @@
 #   make demo       the worked example, end to end, in a temporary ledger
 #   make bench      the benchmarks at full size; make bench-quick at a small size
 #   make install    PREFIX=/usr/local DESTDIR=
+#
+# Two passes. Make reads every $(wildcard) and $(shell pkg-config) of a makefile before it runs
+# a single recipe, so a build planned in the same invocation that installs the packages would
+# be planned against a machine without them (a fresh clone's first `make demo` once stopped
+# with "No rule to make target build/obj/llhttp/llhttp.o"). The first pass therefore only
+# installs what is missing (`deps`), then runs make again with ACR_DEPS_READY=1 for the goals
+# asked; that second make, and every make it starts, plans against the installed machine.
+# tests/check_first_command.sh proves it with a stand-in for the install step.
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -12,11 +20,33 @@ CC       ?= cc
 BUILD    ?= build
 CFLAGS   ?= -O2 -g
 PKGS     := lmdb msgpack libuv libxxhash jansson libsodium
-APT_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
-            libxxhash-dev xxhash libjansson-dev libcriterion-dev libsodium-dev node-llhttp \
-            clang-14 libclang-rt-14-dev valgrind curl python3
+# What building needs, and what the tests and benchmarks need beside it (real services
+# started privately by the tests: PostgreSQL, nats-server, Chromium).
+APT_BUILD := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
+             libxxhash-dev xxhash libjansson-dev libsodium-dev node-llhttp
+APT_TEST  := libcriterion-dev clang-14 libclang-rt-14-dev valgrind curl python3 time
 VERSION  := 0.1.0
+# The install step; tests/check_first_command.sh replaces it with a stand-in.
+DEPS_INSTALL ?= tools/deps.sh
+# Goals that need only the build packages; every other goal gets the test packages too.
+BUILD_GOALS  := all install demo
+NO_DEPS_GOALS := clean format deps
 
+ifeq ($(ACR_DEPS_READY),)
+ACR_GOALS := $(or $(MAKECMDGOALS),all)
+ifneq ($(filter-out $(NO_DEPS_GOALS),$(ACR_GOALS)),)
+ACR_NEEDS := $(if $(filter-out $(BUILD_GOALS) $(NO_DEPS_GOALS),$(ACR_GOALS)),$(APT_BUILD) $(APT_TEST),$(APT_BUILD))
+.PHONY: $(ACR_GOALS) acr-first-pass
+$(ACR_GOALS): acr-first-pass
+	@:
+acr-first-pass:
+	@$(DEPS_INSTALL) $(ACR_NEEDS)
+	@$(MAKE) --no-print-directory ACR_DEPS_READY=1 $(ACR_GOALS)
+ACR_DISPATCH := 1
+endif
+endif
+
+ifeq ($(ACR_DISPATCH),)
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
 WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
@@ -45,20 +75,13 @@ TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format
 
-all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
+all: $(BUILD)/accrue $(BUILD)/accrue-gen
 
-# Installs missing Debian packages, only when pkg-config says something is missing.
+# Installs missing Debian packages (tools/deps.sh asks dpkg, so a machine that has everything
+# does no network work). The first pass runs it before anything is planned; these two targets
+# are for CI and for running it by hand.
 deps:
-	@if ! pkg-config --exists $(PKGS) criterion 2>/dev/null || ! command -v xxh128sum >/dev/null \
-	    || [ ! -f /usr/share/llhttp/llhttp.c ] || ! command -v clang-14 >/dev/null \
-	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null; then \
-	    echo "make: installing missing packages: $(APT_PKGS)"; \
-	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
-	    for i in 1 2 3 4 5; do \
-	        DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q $(APT_PKGS) && break; \
-	        $$SUDO apt-get update -q || true; sleep 3; \
-	    done; \
-	fi
+	@$(DEPS_INSTALL) $(APT_BUILD) $(APT_TEST)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h)
 	@mkdir -p $(dir $@)
@@ -86,7 +109,7 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libaccrue.a tests/test_util.h
 tests-bin: $(TEST_BIN)
 
 # The suite: unit tests and CLI tests, under ASan+UBSan and in the -O2 build.
-test: deps
+test:
 	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
 	    build/asan/accrue build/asan/accrue-gen tests-bin
 	$(MAKE) --no-print-directory BUILD=build all tests-bin
@@ -115,3 +138,5 @@ format:
 
 clean:
 	rm -rf build
+
+endif # ACR_DISPATCH
