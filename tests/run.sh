@@ -107,6 +107,9 @@ run_suite() { # NAME COMMAND...
     record "$name" "$p" "$f" "$rc" $((SECONDS - t0))
 }
 
+# The first command of a fresh clone: packages installed before the build is planned.
+run_suite "tests/build/test_first_command.sh" bash tests/build/test_first_command.sh
+
 # Reliability (crash loops of 20 kills each for append and serve, injected faults, disk full, tamper, the money
 # invariant) on the -O2 build: the fault shim interposes malloc, which ASan does not allow.
 run_suite "tests/reliability/run.sh quick [build/accrue]" bash tests/reliability/run.sh quick
