@@ -646,13 +646,13 @@ int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *b)
 
 static void table_line(acr_buf_t *b, const acr_payout_t *p, const acr_line_t *ln, int decimals)
 {
-    char origin[ACR_PERIOD_ID_MAX], at[ACR_TS_BUF] = "", basis[48], amount[48];
+    char origin[ACR_PERIOD_ID_MAX], at[ACR_TS_BUF] = "", basis[64], amount[64];
     acr_period_format(p->period_kind, ln->origin_period, origin);
     if (ln->source_seq != 0)
         acr_ts_format(ln->at_ms, at);
-    acr_money_format(ln->basis_minor, decimals, basis, sizeof basis);
-    acr_money_format(ln->amount_minor, decimals, amount, sizeof amount);
-    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-24s %-18s %16s %16s\n", ln->line_no, origin,
+    acr_money_display(ln->basis_minor, decimals, ln->currency, basis, sizeof basis);
+    acr_money_display(ln->amount_minor, decimals, ln->currency, amount, sizeof amount);
+    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-24s %-18s %20s %20s\n", ln->line_no, origin,
                    acr_line_kind_name(ln->kind), ln->source_id, at, ln->rule, basis, amount);
 }
 
@@ -667,15 +667,15 @@ int acr_payout_table(const acr_payout_t *p, acr_buf_t *b)
         const acr_partner_total_t *pt = &s->partners[i];
         int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
         dec = dec < 0 ? 0 : dec;
-        acr_buf_printf(b, "\npartner %s (%s)\n  %4s  %-7s %-18s %-16s %-24s %-18s %16s %16s\n",
+        acr_buf_printf(b, "\npartner %s (%s)\n  %4s  %-7s %-18s %-16s %-24s %-18s %20s %20s\n",
                        pt->partner_id, pt->currency, "line", "origin", "kind", "source", "at",
                        "rule", "basis", "amount");
         for (; li < s->line_count && strcmp(s->lines[li].partner_id, pt->partner_id) == 0; li++)
             table_line(b, p, &s->lines[li], dec);
-        char total[48], prior[48];
-        acr_money_format(pt->total_minor, dec, total, sizeof total);
-        acr_money_format(pt->prior_period_minor, dec, prior, sizeof prior);
-        acr_buf_printf(b, "  total %s %s (prior-period %s)\n", total, pt->currency, prior);
+        char total[64], prior[64];
+        acr_money_display(pt->total_minor, dec, pt->currency, total, sizeof total);
+        acr_money_display(pt->prior_period_minor, dec, pt->currency, prior, sizeof prior);
+        acr_buf_printf(b, "  total %s (prior-period %s)\n", total, prior);
     }
     for (size_t i = 0; i < s->unplanned_count; i++)
         acr_buf_printf(b, "\nunplanned: sale %s of partner %s\n", s->unplanned[i].sale_id,

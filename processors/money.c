@@ -76,3 +76,46 @@ char *acr_money_format(int64_t amount_minor, int decimals, char *buf, unsigned b
     buf[i] = '\0';
     return buf;
 }
+
+char *acr_money_display(int64_t amount_minor, int decimals, const char *currency, char *buf,
+                        unsigned buf_len)
+{
+    char tmp[64];
+    size_t n = 0;
+    uint64_t mag = amount_minor < 0 ? 0 - (uint64_t)amount_minor : (uint64_t)amount_minor;
+    if (decimals < 0)
+        decimals = 0;
+    if (decimals > 18)
+        decimals = 18;
+    /* Built backwards: the minor digits, the point, then the units in groups of three. */
+    int digits = 0;
+    for (; digits < decimals; digits++) {
+        tmp[n++] = (char)('0' + mag % 10);
+        mag /= 10;
+    }
+    if (decimals > 0)
+        tmp[n++] = '.';
+    int units = 0;
+    do {
+        if (units > 0 && units % 3 == 0)
+            tmp[n++] = ',';
+        tmp[n++] = (char)('0' + mag % 10);
+        mag /= 10;
+        units++;
+    } while (mag != 0);
+    if (amount_minor < 0)
+        tmp[n++] = '-';
+    if (buf_len == 0)
+        return buf;
+    size_t i = 0;
+    for (; i < n && i + 1 < buf_len; i++)
+        buf[i] = tmp[n - 1 - i];
+    if (currency != NULL && currency[0] != '\0') {
+        if (i + 1 < buf_len)
+            buf[i++] = ' ';
+        for (const char *c = currency; *c != '\0' && i + 1 < buf_len; c++)
+            buf[i++] = *c;
+    }
+    buf[i] = '\0';
+    return buf;
+}

@@ -22,6 +22,7 @@
 #include "accrue/event.h"
 #include "accrue/limits.h"
 #include "accrue/log.h"
+#include "accrue/money.h"
 #include "accrue/payout.h"
 #include "cli.h"
 
@@ -486,6 +487,32 @@ static int payout_audit(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
     return rc;
 }
 
+/* A close's totals ({"JPY":463214,"USD":100}) as finance reads them: "463,214 JPY, 1.00 USD". */
+static void totals_text(const char *json, char *out, size_t cap)
+{
+    acr_jv_t obj, key, val;
+    size_t pos = 0, used = 0;
+    out[0] = '\0';
+    if (acr__json_value(json, strlen(json), &pos, &obj) != 0 || obj.kind != 'o') {
+        snprintf(out, cap, "%s", json);
+        return;
+    }
+    pos = 0;
+    while (acr__json_obj_next(&obj, &pos, &key, &val) == 1 && used + 1 < cap) {
+        char cur[8], amount[64];
+        int64_t minor;
+        acr__json_text(&key, cur, sizeof cur);
+        if (!acr__json_i64(&val, &minor))
+            continue;
+        int dec = acr_currency_decimals(cur, strlen(cur));
+        acr_money_display(minor, dec < 0 ? 0 : dec, cur, amount, sizeof amount);
+        int n = snprintf(out + used, cap - used, "%s%s", used ? ", " : "", amount);
+        if (n < 0)
+            break;
+        used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
+    }
+}
+
 static int payout_list(acr_ledger_t *ledger)
 {
     acr_close_info_t *list = NULL;
@@ -497,7 +524,7 @@ static int payout_list(acr_ledger_t *ledger)
         return acr__fail(rc, &err);
     acr_table_t t;
     char num[3][24];
-    acr__table_init(&t, 6, 0xe);
+    acr__table_init(&t, 6, 0x2e);
     static const char *head[] = {"period", "seq", "through_seq", "lines", "fingerprint", "totals"};
     for (size_t i = 0; i < 6; i++)
         acr__table_add(&t, head[i]);
@@ -509,7 +536,9 @@ static int payout_list(acr_ledger_t *ledger)
         for (size_t k = 0; k < 3; k++)
             acr__table_add(&t, num[k]);
         acr__table_add(&t, list[i].fingerprint);
-        acr__table_add(&t, list[i].totals_json);
+        char totals[256];
+        totals_text(list[i].totals_json, totals, sizeof totals);
+        acr__table_add(&t, totals);
     }
     acr__table_print(&t, stdout);
     acr__table_destroy(&t);

@@ -4,7 +4,7 @@
  * renders it. `json` prints the engine's bytes as they are (the stable
  * machine form of cli.md); `csv` prints one header line of the keys and the
  * values as written (amounts in minor units); `table` aligns columns for a
- * human and shows amounts with their currency's decimals (acr_money_format).
+ * human and shows amounts as finance reads them (acr_money_display: "1,234.56 USD").
  * Values are handled as text spans (json.c), never as doubles.
  */
 #include <inttypes.h>
@@ -60,9 +60,12 @@ static void cell_text(const acr_jv_t *row, const col_t *col, bool table, char *b
     int64_t amount;
     if (table && col->kind == 'm' && acr__json_i64(&v, &amount)) {
         int decimals = 0;
-        if (acr__json_get(row, "currency", &cur) && cur.kind == 's')
+        char code[8] = "";
+        if (acr__json_get(row, "currency", &cur) && cur.kind == 's') {
             decimals = acr_currency_decimals(cur.ptr, cur.len);
-        acr_money_format(amount, decimals < 0 ? 0 : decimals, buf, (unsigned)cap);
+            acr__json_text(&cur, code, sizeof code);
+        }
+        acr_money_display(amount, decimals < 0 ? 0 : decimals, code, buf, (unsigned)cap);
         return;
     }
     acr__json_text(&v, buf, cap);

@@ -25,4 +25,11 @@ bool acr_add_checked(int64_t *acc, int64_t v);
  * "1200" for 0 decimals) into buf; returns buf. */
 char *acr_money_format(int64_t amount_minor, int decimals, char *buf, unsigned buf_len);
 
+/* The amount as finance reads it: the currency's units grouped by thousands with a comma, the
+ * minor digits after a point, and the currency code ("1,234.56 USD", "1,234 JPY",
+ * "-1.234 KWD"; no code when currency is NULL or empty). For human tables only: machine
+ * formats keep integer minor units. Truncates to buf_len - 1 bytes; returns buf. */
+char *acr_money_display(int64_t amount_minor, int decimals, const char *currency, char *buf,
+                        unsigned buf_len);
+
 #endif

@@ -106,3 +106,23 @@ Test(money, format)
     ASSERT_STR_EQ(acr_money_format(INT64_MIN, 0, buf, sizeof buf), "-9223372036854775808");
     ASSERT_STR_EQ(acr_money_format(INT64_MAX, 2, buf, sizeof buf), "92233720368547758.07");
 }
+
+/* Human display: units grouped by thousands, the currency's minor digits, the code. */
+Test(money, display_for_finance)
+{
+    char buf[64];
+    ASSERT_STR_EQ(acr_money_display(123456, 2, "USD", buf, sizeof buf), "1,234.56 USD");
+    ASSERT_STR_EQ(acr_money_display(1234, 0, "JPY", buf, sizeof buf), "1,234 JPY");
+    ASSERT_STR_EQ(acr_money_display(1234, 3, "KWD", buf, sizeof buf), "1.234 KWD");
+    ASSERT_STR_EQ(acr_money_display(-123456789, 2, "USD", buf, sizeof buf), "-1,234,567.89 USD");
+    ASSERT_STR_EQ(acr_money_display(-5, 2, "EUR", buf, sizeof buf), "-0.05 EUR");
+    ASSERT_STR_EQ(acr_money_display(0, 3, "KWD", buf, sizeof buf), "0.000 KWD");
+    ASSERT_STR_EQ(acr_money_display(999, 0, NULL, buf, sizeof buf), "999");
+    ASSERT_STR_EQ(acr_money_display(1000, 0, "", buf, sizeof buf), "1,000");
+    ASSERT_STR_EQ(acr_money_display(100000000, 2, "USD", buf, sizeof buf), "1,000,000.00 USD");
+    ASSERT_STR_EQ(acr_money_display(INT64_MIN, 0, "JPY", buf, sizeof buf),
+                  "-9,223,372,036,854,775,808 JPY");
+    ASSERT_STR_EQ(acr_money_display(INT64_MAX, 2, "USD", buf, sizeof buf),
+                  "92,233,720,368,547,758.07 USD");
+    ASSERT_STR_EQ(acr_money_display(123456, 2, "USD", buf, 6), "1,234");
+}
