@@ -94,7 +94,7 @@ case_kpi() {
     assert_eq "$(head -1 <<<"$OUT")" "partner_id,period,currency,deals_registered,deals_won,deals_lost,win_rate_bp,net_revenue_minor,new_customers,median_days_to_win,training_modules,commission_minor" "csv header"
     acc "$L" kpi --period 2026-07
     assert_exit 0
-    expect_stdout_contains "1200000"
+    expect_stdout_contains "1,200,000 JPY"
     acc "$L" kpi --period 2026-07 --by rep --format json
     assert_exit 0
 }
