@@ -9,11 +9,14 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <time.h>
 #include <unistd.h>
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
@@ -238,6 +241,7 @@ int acr__replay_into(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx,
  * back to ordinary writes, which fail with ENOSPC instead. */
 typedef struct scratch {
     char dir[4096];
+    int owner_fd; /* owner.lock, flock'ed for the life of the run */
     MDB_env *env;
     MDB_dbi dbi[ACR_DB__COUNT];
     acr__txn_t tx; /* the replay's write transaction in env */
@@ -245,23 +249,99 @@ typedef struct scratch {
 
 static void remove_scratch(const char *dir)
 {
+    static const char *const files[] = {"data.mdb", "lock.mdb", "owner.lock"};
     char path[4096 + 16];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    unlink(path);
-    snprintf(path, sizeof path, "%s/lock.mdb", dir);
-    unlink(path);
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        unlink(path);
+    }
     rmdir(dir);
+}
+
+static const char *scratch_parent(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    return tmp != NULL && *tmp != '\0' ? tmp : "/tmp";
+}
+
+/* Removes the scratch folders of runs that died (killed, crashed): a live run holds an flock
+ * on its owner.lock, which the kernel drops when the process dies, so a folder whose lock can
+ * be taken is dead. A folder without owner.lock (an earlier release's, or one being created
+ * this instant) is removed once it is a minute old. Best effort: errors are ignored. */
+static void sweep_dead_scratch(void)
+{
+    const char *parent = scratch_parent();
+    DIR *d = opendir(parent);
+    if (d == NULL)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "accrue-scratch-", 15) != 0)
+            continue;
+        char dir[4096], lock[4096 + 16];
+        struct stat st;
+        snprintf(dir, sizeof dir, "%s/%s", parent, e->d_name);
+        snprintf(lock, sizeof lock, "%s/owner.lock", dir);
+        if (lstat(dir, &st) != 0 || !S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+            continue;
+        int fd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            if (errno == ENOENT && time(NULL) - st.st_mtime > 60)
+                remove_scratch(dir);
+            continue;
+        }
+        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+            remove_scratch(dir);
+        close(fd);
+    }
+    closedir(d);
+}
+
+/* Bytes the replay will write into the scratch: the pages of the derived tables today. */
+static uint64_t scratch_need(acr_ledger_t *l)
+{
+    MDB_txn *r;
+    uint64_t need = 0;
+    if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &r) != 0)
+        return 0;
+    for (int db = 0; db < ACR_DB__COUNT; db++) {
+        MDB_stat st;
+        if (acr__db_derived(db) && mdb_stat(r, l->dbi[db], &st) == 0)
+            need += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+                    st.ms_psize;
+    }
+    mdb_txn_abort(r);
+    return need;
 }
 
 static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_err_t *err)
 {
-    const char *tmp = getenv("TMPDIR");
-    snprintf(s->dir, sizeof s->dir, "%s/accrue-scratch-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    const char *parent = scratch_parent();
+    sweep_dead_scratch();
+    struct statvfs vfs;
+    uint64_t need = scratch_need(l) + (uint64_t)ACR_SCRATCH_MARGIN_BYTES;
+    if (statvfs(parent, &vfs) == 0 && (uint64_t)vfs.f_bavail * vfs.f_frsize < need)
+        return acr_err_set(err, ACR_ELEDGER_FULL,
+                           "not enough free space in %s for the scratch replay: %llu MiB free, "
+                           "about %llu MiB needed; set TMPDIR to a folder with more room",
+                           parent, (unsigned long long)((uint64_t)vfs.f_bavail * vfs.f_frsize >> 20),
+                           (unsigned long long)((need + (1u << 20) - 1) >> 20));
+    snprintf(s->dir, sizeof s->dir, "%s/accrue-scratch-XXXXXX", parent);
     if (mkdtemp(s->dir) == NULL)
-        return acr_err_set(err, ACR_EIO, "cannot create a scratch folder: %s", strerror(errno));
+        return acr_err_set(err, ACR_EIO, "cannot create a scratch folder in %s: %s", parent,
+                           strerror(errno));
+    char lock[4096 + 16];
+    snprintf(lock, sizeof lock, "%s/owner.lock", s->dir);
+    s->owner_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (s->owner_fd < 0 || flock(s->owner_fd, LOCK_EX | LOCK_NB) != 0) {
+        int e = errno;
+        if (s->owner_fd >= 0)
+            close(s->owner_fd);
+        remove_scratch(s->dir);
+        return acr_err_set(err, ACR_EIO, "cannot lock the scratch folder: %s", strerror(e));
+    }
     MDB_envinfo info;
     MDB_stat st;
-    struct statvfs vfs;
     mdb_env_info(l->env, &info);
     mdb_env_stat(l->env, &st);
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
@@ -283,6 +363,7 @@ static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_e
         acr_buf_destroy(&s->tx.scratch);
         acr_buf_destroy(&s->tx.scratch2);
         remove_scratch(s->dir);
+        close(s->owner_fd);
     }
     return rc;
 }
@@ -296,6 +377,7 @@ static void scratch_close(scratch_t *s)
     acr_buf_destroy(&s->tx.scratch2);
     acr__cache_free(&s->tx.cache);
     remove_scratch(s->dir);
+    close(s->owner_fd); /* after the removal: a sweeper never sees it unlocked */
 }
 
 /* A map for the scratch: the ledger's (it holds the log as well) and more. */

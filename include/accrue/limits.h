@@ -18,6 +18,7 @@
 #define ACR_MAP_SIZE_MIN (1ULL << 20)      /* below 1 MiB LMDB has no room for its meta pages */
 #define ACR_CURRENCY_LEN 3                 /* ISO 4217 alphabetic code */
 #define ACR_PERIOD_ID_MAX 8                /* "2026-07" or "2026-Q3" plus NUL */
+#define ACR_SCRATCH_MARGIN_BYTES (16u << 20) /* verify/rebuild scratch: room beyond the derived tables (LMDB meta, free pages, growth) */
 
 _Static_assert(ACR_ID_LEN_MAX < ACR_STRING_LEN_MAX, "ids are strings");
 _Static_assert(ACR_PLAN_JSON_MAX <= ACR_EVENT_JSON_MAX, "a plan lives inside one event");
