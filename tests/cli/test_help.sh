@@ -88,7 +88,23 @@ payout close 2026-07 --as-of 3
 LIST
 }
 
+# accrue --help says what the program is for and where each kind of user starts, and the
+# guides it names exist.
+case_help_says_where_to_start() {
+    run --help
+    assert_exit 0
+    local who doc
+    for who in finance auditor integrator; do
+        grep -qE "^  $who +accrue " <<<"$OUT" || fail "--help has no start line for $who"
+    done
+    expect_stdout_contains "payout statements"
+    for doc in $(grep -oE 'docs/[a-z-]+\.md' <<<"$OUT"); do
+        [ -f "$ROOT/$doc" ] || fail "--help names $doc, which does not exist"
+    done
+}
+
 run_case case_help_everywhere
+run_case case_help_says_where_to_start
 run_case case_version
 run_case case_bad_usage
 finish
