@@ -17,13 +17,13 @@
 README=$ROOT/README.md
 SEP=$'\x1f'
 
-# block START_RE STOP_RE: the indented lines (4 spaces, stripped) between the first line matching
-# START_RE and the next line matching STOP_RE.
+# block START_RE STOP_RE [FILE]: the indented lines (4 spaces, stripped) between the first line
+# matching START_RE and the next line matching STOP_RE of FILE (default README.md).
 block() {
     awk -v start="$1" -v stop="$2" '
         !on && $0 ~ start { on = 1; next }
         on && $0 ~ stop { exit }
-        on && /^    / { print substr($0, 5) }' "$README"
+        on && /^    / { print substr($0, 5) }' "${3:-$README}"
 }
 
 # expect_pieces OUTPUT_FILE TEXT: the pieces of TEXT (cut at " ... ") occur in the file in order.
@@ -44,10 +44,12 @@ expect_pieces() {
 }
 
 PORT=
-# run_block FILE: runs each command of FILE, checking the `#` lines under it.
+# run_block FILE [DIR]: runs each command of FILE in DIR (default the top of the tree), checking
+# the `#` lines under it. Besides the rewrites above, the guides' `accrue` (installed) becomes
+# $ACCRUE and their `/audit/` a temp folder.
 run_block() {
     local line cmd n=0 checks=0
-    cd "$ROOT" || return
+    cd "${2:-$ROOT}" || return
     while IFS= read -r line; do
         case $line in
         '# '*)
@@ -63,7 +65,10 @@ run_block() {
         cmd=$(sed -E 's/ {2,}# .*$//' <<<"$line")
         CMD=$cmd
         cmd=${cmd//build\/accrue/\"\$ACCRUE\"}
+        case $cmd in accrue\ *) cmd=\"\$ACCRUE\"${cmd#accrue} ;; esac
+        cmd=${cmd//| accrue /| \"\$ACCRUE\" }
         cmd=${cmd//\/tmp\//$TMP\/}
+        cmd=${cmd//\/audit\//$TMP\/audit\/}
         if [ -n "$PORT" ]; then
             cmd=${cmd//:8080/:$PORT}
         fi
@@ -143,6 +148,18 @@ case_readme_http() {
     fi
 }
 
+# docs/auditor-guide.md, "4. Replay": on the tour's ledger (still $ACCRUE_LEDGER), the log is
+# replayed into a fresh ledger with the same closes and gives the same statements.
+case_auditor_replay() {
+    block '^## 4. Replay' '^## What the fingerprint' "$ROOT/docs/auditor-guide.md" >"$TMP/replay.sh"
+    mkdir -p "$TMP/auditor" "$TMP/audit"
+    CMD=
+    run_block "$TMP/replay.sh" "$TMP/auditor"
+    [ "$BLOCK_COMMANDS" -ge 8 ] || fail "only $BLOCK_COMMANDS replay commands found"
+    [ "$BLOCK_CHECKS" -ge 2 ] || fail "only $BLOCK_CHECKS replay output lines found"
+    cd "$ROOT" || return
+}
+
 # docs/events.md: every example event (not the envelope sketch), in the order of the page.
 case_events_examples() {
     local l n=0 line
@@ -182,6 +199,7 @@ case_finance_plan() {
 
 run_case case_readme_tour
 run_case case_readme_http
+run_case case_auditor_replay
 run_case case_events_examples
 run_case case_finance_plan
 finish
