@@ -10,8 +10,10 @@
 # curl time-out). A line `# TEXT` under a command is output it must print: TEXT is cut at ` ... `
 # and the pieces must appear in its stdout in that order.
 #
-# Then the example events of docs/events.md, appended one by one in the order of the page, must
-# all be accepted, and the plan document of docs/finance-guide.md must publish and run.
+# Then, the same way, the replay of docs/auditor-guide.md ("4. Replay") on the tour's ledger; the
+# example events of docs/events.md, appended one by one in the order of the page, must all be
+# accepted; and the plan document of docs/finance-guide.md must publish and give the worked
+# example's statement.
 . "$(dirname "$0")/lib.sh"
 
 README=$ROOT/README.md
@@ -26,15 +28,15 @@ block() {
         on && /^    / { print substr($0, 5) }' "${3:-$README}"
 }
 
-# expect_pieces OUTPUT_FILE TEXT: the pieces of TEXT (cut at " ... ") occur in the file in order.
+# expect_pieces TEXT OUTPUT_FILE: the pieces of TEXT (cut at " ... ") occur in the file in order.
 expect_pieces() {
-    local text=$1 rest piece
+    local text=$1 rest piece pieces
     rest=$(cat "$2")
     text=${text//' ... '/$SEP}
     case $text in '... '*) text=$SEP${text#'... '} ;; esac
     case $text in *' ...') text=${text%' ...'}$SEP ;; esac
-    local IFS=$SEP
-    for piece in $text; do
+    IFS=$SEP read -r -a pieces <<<"$text" # (no globbing: `[{"partner_id"` is text)
+    for piece in "${pieces[@]}"; do
         [ -z "$piece" ] && continue
         case $rest in
         *"$piece"*) rest=${rest#*"$piece"} ;;
