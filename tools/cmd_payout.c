@@ -326,12 +326,17 @@ static int emit_run(const acr_cli_t *cli, const payout_args_t *a, const acr_payo
     static const char *verb[] = {"run", "close", "audit", "list"};
     if (a->out_dir != NULL) {
         int rc = write_out(a->out_dir, p);
+        /* `--out review/` names review/statement.csv, not review//statement.csv */
+        size_t dn = strlen(a->out_dir);
+        while (dn > 1 && a->out_dir[dn - 1] == '/')
+            dn--;
+        const char *sep = dn == 1 && a->out_dir[0] == '/' ? "" : "/";
         if (rc == 0 && !cli->quiet)
             printf("%s %s through seq %" PRIu64 ": %zu lines, fingerprint %s%s; wrote "
-                   "%s/statement.csv and %s/summary.json\n",
+                   "%.*s%sstatement.csv and %.*s%ssummary.json\n",
                    verb[a->sub], p->period_id, p->through_seq, p->stmt.line_count,
                    p->stmt.fingerprint, p->reproduces_close ? " (reproduces its close)" : "",
-                   a->out_dir, a->out_dir);
+                   (int)dn, a->out_dir, sep, (int)dn, a->out_dir, sep);
         return rc;
     }
     acr_buf_t out;
