@@ -26,7 +26,8 @@
 #include <time.h>
 #include <xxhash.h>
 
-#include "internal.h"
+#include "../state/state_internal.h"
+#include "log_internal.h"
 
 typedef struct head {
     uint64_t seq;

@@ -16,7 +16,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "../state/state_internal.h"
+#include "log_internal.h"
 
 #define CONFIG_FORMAT 1
 

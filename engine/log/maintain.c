@@ -18,7 +18,8 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-#include "internal.h"
+#include "../state/state_internal.h"
+#include "log_internal.h"
 
 /* ---- ids and streams of a replay -----------------------------------------
  *

@@ -17,9 +17,7 @@
 
 #include "accrue/money.h"
 #include "accrue/payout.h"
-#include "internal.h"
-
-MDB_txn *acr__reader_txn(acr_reader_t *r);
+#include "../log/log_internal.h"
 
 #define CLOSE_ID_PREFIX "period.closed:"
 
@@ -56,13 +54,6 @@ typedef struct feed_state {
     int64_t max_at_ms; /* latest business time of any event fed */
     bool any_event;
 } feed_state_t;
-
-/* reader.c: the chain-checked, undecoded records of type_mask from the reader's position
- * through seq `through` (up to max, stopping after a period.closed); *max_at_ms raised to
- * the at of every record read but period.closed. */
-int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
-                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
-                         acr_err_t *err);
 
 /* The replay is a two-stage pipeline over a ring of slots. The reader stage walks the
  * log (cursor, chain hash, record header: every record) and puts the records the

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "accrue/date.h"
-#include "proj_internal.h"
+#include "projection_internal.h"
 
 #define F(ev, f) ((ev)->str[ACR_F_##f])
 #define HAS(ev, f) ACR_HAS(ev, ACR_F_##f)

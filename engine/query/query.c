@@ -19,7 +19,8 @@
 #include "accrue/commission.h"
 #include "accrue/date.h"
 #include "accrue/projection.h"
-#include "proj_internal.h"
+#include "../projection/projection_internal.h"
+#include "../state/state_internal.h"
 
 /* ---- Snapshot and JSON writer -------------------------------------------------- */
 

@@ -15,7 +15,8 @@
 
 #include "accrue/jsonmem.h"
 #include "accrue/plan.h"
-#include "internal.h"
+#include "../projection/projection_internal.h"
+#include "state_internal.h"
 
 enum { STATUS_ACTIVE = 0, STATUS_SUSPENDED = 1, STATUS_OFFBOARDED = 2 };
 enum { DEAL_OPEN = 0, DEAL_WON = 1, DEAL_LOST = 2 };

@@ -15,7 +15,7 @@
 #include <sys/statvfs.h>
 #include <xxhash.h>
 
-#include "internal.h"
+#include "store_internal.h"
 
 typedef struct {
     const char *name;

@@ -1,7 +1,9 @@
-/* internal.h - engine-private declarations shared by the engine's modules
- * (log, state, payout, projections). Nothing outside engine/ includes it. */
-#ifndef ACCRUE_ENGINE_INTERNAL_H
-#define ACCRUE_ENGINE_INTERNAL_H
+/* store_internal.h - what engine/store offers the engine parts above it (log, state,
+ * projection, query, payout, token): the LMDB tables and the ledger handle, opening an
+ * environment, the write transaction with its row cache, the kv row encoding, and the
+ * read transaction of a snapshot. Nothing outside engine/ includes it (docs/architecture.md). */
+#ifndef ACCRUE_ENGINE_STORE_INTERNAL_H
+#define ACCRUE_ENGINE_STORE_INTERNAL_H
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -175,27 +177,19 @@ void acr__cache_free(acr__cache_t *c);
 /* Records an LMDB failure in tx and maps it to an ACR_E* code. */
 int acr__tx_fail(acr__txn_t *tx, int rc, acr_err_t *err, const char *what);
 
-/* Parses a stored stage list JSON into p (0 or ACR_ECORRUPT). */
-int acr__pipeline_parse(const char *json, size_t len, acr__pipeline_t *p);
-/* The default pipeline of events.md, as stage list JSON. */
-extern const char ACR__DEFAULT_PIPELINE_JSON[];
-
-/* Checks every stateful rule of events.md for ev against the state in tx and,
- * when valid, applies it to the state and projection tables. On a rule
- * violation returns its code with err set (field, message) and changes
- * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
-int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
-
-/* The read transaction of a snapshot (reader.c), for engine-side queries. */
+/* The read transaction of a snapshot (reader.c), for engine-side reads. */
 MDB_txn *acr__reader_txn(acr_reader_t *r);
 
-/* Projections: applied after the state, in the same transaction. */
-int acr__proj_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
-
-/* Re-applies every stored event with seq <= head into the derived tables of
- * tx (which must be empty), used by rebuild and verify. */
-int acr__replay_into(acr_ledger_t *ledger, MDB_txn *read_txn, acr__txn_t *tx,
-                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
+/* For the payout driver: reads on from the reader's position through seq `through`
+ * (at most the head), checking the chain hash and the record header of every record.
+ * Records whose type is in type_mask are returned undecoded (recs[i]: the record bytes
+ * after the stored hash, valid while the reader is open; seqs[i]: its seq), up to max,
+ * stopping after a period.closed. *max_at_ms is raised to the at of every record read
+ * but period.closed. 0, or ACR_ECHAIN_BROKEN / an LMDB error naming the first bad seq
+ * (the records before it are in recs). */
+int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
+                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
+                         acr_err_t *err);
 
 /* ---- Small record encoding for state tables ------------------------------ */
 
@@ -236,13 +230,5 @@ static inline uint64_t acr__be_u64(const uint8_t in[8])
         v = (v << 8) | in[i];
     return v;
 }
-
-/* Appends one engine-written event (period.closed) plus the statement bytes
- * of its close in one durable write transaction, checking first that the
- * head is still expect_head (else ACR_EVERSION_CONFLICT: the caller
- * recomputes and retries). */
-int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_event_t *ev,
-                      const char *period_id, const char *csv, size_t csv_len,
-                      uint64_t *out_seq, acr_err_t *err);
 
 #endif

@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "../../engine/internal.h" /* the table list, to fingerprint derived tables */
+#include "../../engine/store/store_internal.h" /* the table list, to fingerprint derived tables */
 #include "accrue/date.h"
 #include "accrue/money.h"
 #include "accrue/log.h"
