@@ -117,7 +117,7 @@ static int replay_one(acr__txn_t *tx, const acr_event_t *ev, pairs_t *ids, pairs
 {
     int rc = acr__state_apply(tx, ev, err);
     if (rc != 0) {
-        if (acr_err_exit_code(rc) == 3 || acr_err_exit_code(rc) == 4)
+        if (acr_err_rejects_input(rc))
             return acr_err_set(err, ACR_EMISMATCH, "seq %llu no longer passes validation (%s)",
                                (unsigned long long)ev->seq, acr_err_name(rc));
         return rc;

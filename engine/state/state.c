@@ -715,8 +715,7 @@ static int sale_recorded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
                              sid.len);
     if ((rc = sale_refs(tx, ev, pid, err)) == 0)
         return 0;
-    int exit_code = acr_err_exit_code(rc);
-    if (exit_code != 3 && exit_code != 4)
+    if (!acr_err_rejects_input(rc))
         return rc; /* a store failure: the transaction is aborted anyway */
     acr_err_t derr;
     int drc = del(tx, ACR_DB_SALES, key1(sid), &derr);
