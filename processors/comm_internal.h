@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "accrue/commission.h"
+#include "accrue/limits.h"
 #include "accrue/plan.h"
 
 #define ACR__NONE UINT32_MAX /* no index: an absent attribute, no record */
@@ -110,7 +111,8 @@ typedef struct acr__sale {
 } acr__sale_t;
 
 #define ACR__PRODUCT_BITS 22
-#define ACR__PRODUCT_MAX ((1u << ACR__PRODUCT_BITS) - 1) /* exclusive: attrs index limit */
+#define ACR__PRODUCT_MAX ((1u << ACR__PRODUCT_BITS) - 1) /* the product bits of meta */
+_Static_assert(ACR_RUN_ATTRS_MAX == ACR__PRODUCT_MAX, "an attribute index fits the product bits");
 #define ACR__SALE_LEN_SHIFT 22
 #define ACR__SALE_LEN_POOL 255u          /* length field value: id in the pool */
 #define ACR__SALE_NEWCUST (1u << 30)     /* first sale of its customer (set at finish) */

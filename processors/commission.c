@@ -295,7 +295,7 @@ static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t
     const acr_str_t *prod = &ev->str[ACR_F_PRODUCT];
     if (acr__partner_intern(c, pid->ptr, pid->len, &partner) != 0 ||
         acr__strtab_intern(&c->attrs, &c->arena, prod->ptr, prod->len, &product, NULL) != 0 ||
-        product >= ACR__PRODUCT_MAX ||
+        product >= ACR_RUN_ATTRS_MAX ||
         acr__grow((void **)&c->sales, &c->sales_cap, c->sale_count + 1, sizeof *c->sales) != 0)
         return ACR_ENOMEM;
     uint32_t idx = (uint32_t)c->sale_count;

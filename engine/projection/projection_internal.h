@@ -16,18 +16,18 @@
 #include "accrue/money.h"
 #include "../store/store_internal.h"
 
-/* Longest key: three ids, a month id and separators (partner \0 month \0 rep). */
-#define ACR__PROJ_KEY_MAX 256
+/* Longest key: three ids, a month id and separators (partner \0 month \0 rep),
+ * ACR_ROW_KEY_MAX of limits.h. */
 #define ACR__MONTH_LEN 7 /* "YYYY-MM" */
 
-_Static_assert(3 * ACR_ID_LEN_MAX + 3 + ACR__MONTH_LEN <= ACR__PROJ_KEY_MAX, "keys fit");
-_Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR__PROJ_KEY_MAX, "keys fit");
+_Static_assert(3 * ACR_ID_LEN_MAX + 3 + ACR__MONTH_LEN <= ACR_ROW_KEY_MAX, "keys fit");
+_Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR_ROW_KEY_MAX, "keys fit");
 
 /* A key built from parts; `bad` when a part would not fit (never for valid events). */
 typedef struct acr__pkey {
-    char b[ACR__PROJ_KEY_MAX]; /* the key bytes */
-    size_t len;                /* bytes used */
-    bool bad;                  /* a part did not fit */
+    char b[ACR_ROW_KEY_MAX]; /* the key bytes */
+    size_t len;              /* bytes used */
+    bool bad;                /* a part did not fit */
 } acr__pkey_t;
 
 static inline void acr__pkey_add(acr__pkey_t *k, const void *p, size_t n)

@@ -863,7 +863,7 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     if (ev->type == ACR_EV_NONE || ev->type >= ACR_EV__COUNT)
         return acr_err_set(err, ACR_ECORRUPT, "event of unknown type %d", ev->type);
-    if (tx->cache.count >= ACR__CACHE_MAX) { /* bound the memory of one huge transaction */
+    if (tx->cache.count >= ACR_ROW_CACHE_MAX) { /* bound the memory of one huge transaction */
         int frc = acr__tx_flush(tx, err);
         if (frc != 0)
             return frc;

@@ -274,7 +274,7 @@ acr__cent_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen
                             bool *out_new)
 {
     acr__cache_t *c = &tx->cache;
-    if (klen > ACR__CKEY_MAX)
+    if (klen > ACR_ROW_KEY_MAX)
         return NULL;
     if ((c->count + 1) * 2 > c->cap && cache_grow(c) != 0)
         return NULL;

@@ -72,8 +72,6 @@ bool acr__db_derived(int db);
 /* Maps an LMDB / errno code to an ACR_E* code with a message. */
 int acr__mdb_err(int rc, acr_err_t *err, const char *what);
 
-/* Below this much free space, a failed commit is reported as ledger_full. */
-#define ACR_DISK_FULL_BYTES (1u << 20)
 /* Maps a failed commit, naming a full disk ledger_full. */
 int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err);
 
@@ -107,7 +105,6 @@ enum { ACR__EXIT_AMOUNT = 1, ACR__EXIT_EXPECTED_CLOSE = 2, ACR__EXIT_REP = 4 };
  * stores exactly what one put per event would have. Entries live in chunks
  * that never move, so a slice into an entry's value stays valid until the
  * cache is cleared (or that entry rewritten). */
-#define ACR__CKEY_MAX 256 /* = ACR__PROJ_KEY_MAX: three ids, a month and separators */
 
 enum { ACR__CENT_ABSENT = 0, ACR__CENT_PRESENT = 1 };
 
@@ -137,7 +134,6 @@ typedef struct acr__cache {
 } acr__cache_t;
 
 #define ACR__CACHE_CHUNK 4096u
-#define ACR__CACHE_MAX (1u << 20)   /* entries; beyond, flushed at the next event boundary */
 #define ACR__CACHE_BLOCK (1u << 20) /* bytes per arena block (> any row) */
 
 /* One write transaction's context. */

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "accrue/limits.h"
+
 /* XX(CLASS, exit code, HTTP status, rejects input) - a class per kind of failure. "Rejects
  * input" marks the refusals of a batch (a rule, a format, a conflict): the ledger is fine
  * and nothing was written; the other classes abort what was under way. */
@@ -136,8 +138,8 @@ int acr_err_set(acr_err_t *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void acr_err_clear(acr_err_t *err);
 
-/* All errors of a rejected batch (events.md: report every invalid event, up to 100). */
-#define ACR_ERRLIST_MAX 100
+/* All errors of a rejected batch (events.md: report every invalid event, up to
+ * ACR_ERRLIST_MAX). */
 typedef struct acr_errlist {
     acr_err_t items[ACR_ERRLIST_MAX]; /* the first ACR_ERRLIST_MAX errors */
     size_t count;                     /* items used */
