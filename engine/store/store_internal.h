@@ -84,9 +84,10 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
                         unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
                         acr_err_t *err);
 
-/* ---- The state machine of validation ------------------------------------ */
+/* ---- The stage list a transaction caches ---------------------------------- */
 
-/* Cached pipeline, loaded lazily per transaction. */
+/* Cached pipeline, loaded lazily per transaction by engine/state (which parses it,
+ * state_internal.h); kept here because the transaction holds it. */
 typedef struct acr__pipeline {
     uint32_t count;
     char names[ACR_STAGES_MAX][ACR_STAGE_NAME_MAX + 1];
@@ -97,18 +98,19 @@ enum { ACR__EXIT_AMOUNT = 1, ACR__EXIT_EXPECTED_CLOSE = 2, ACR__EXIT_REP = 4 };
 
 /* ---- Per-transaction row cache -------------------------------------------
  *
- * A write transaction keeps the small, hot rows it touches in memory: the
- * KPI counter rows (write-back: dirty entries are put once by acr__tx_flush,
- * before the batch's transaction commits) and the partner / rep validation
+ * An acr__cached_row_t is one entry of this cache: a table row (db, key) and its
+ * value as the transaction sees it. A write transaction keeps the small, hot
+ * rows it touches in memory: the KPI counter rows (write-back: dirty entries
+ * are put once by acr__tx_flush, before the batch's transaction commits) and the partner / rep validation
  * rows (write-through: every put also updates the entry). Since a row's
  * bytes depend only on the deltas applied to it, writing the sum back once
  * stores exactly what one put per event would have. Entries live in chunks
  * that never move, so a slice into an entry's value stays valid until the
  * cache is cleared (or that entry rewritten). */
 
-enum { ACR__CENT_ABSENT = 0, ACR__CENT_PRESENT = 1 };
+enum { ACR__ROW_ABSENT = 0, ACR__ROW_PRESENT = 1 };
 
-typedef struct acr__cent {
+typedef struct acr__cached_row {
     uint64_t hash;  /* of db and key */
     uint8_t *key;   /* the row's key, in the cache's arena */
     uint8_t *val;   /* the row's value, in the arena (vcap bytes) */
@@ -116,21 +118,21 @@ typedef struct acr__cent {
     uint16_t vlen;  /* value bytes, when present */
     uint16_t vcap;  /* bytes at val */
     uint8_t db;     /* acr_db_t */
-    uint8_t state;  /* ACR__CENT_* (absent + dirty: to be deleted) */
+    uint8_t state;  /* ACR__ROW_* (absent + dirty: to be deleted) */
     bool dirty;     /* to be written by acr__tx_flush */
-} acr__cent_t;
+} acr__cached_row_t;
 
 typedef struct acr__cache {
-    uint64_t *slots;      /* open addressing: hash >> 32 << 32 | entry number + 1; 0 = empty */
-    uint32_t cap;         /* slots, a power of two (0 before first use) */
-    uint32_t count;       /* entries in use */
-    acr__cent_t **chunks; /* entries, ACR__CACHE_CHUNK per chunk (never moved) */
-    uint32_t nchunks;     /* chunks allocated */
-    uint8_t **blocks;     /* arena of keys and values (never moved) */
-    uint32_t nblocks;     /* blocks allocated */
-    uint32_t block;       /* the block being filled */
-    size_t block_used;    /* bytes used in it */
-    bool empty;           /* a replay's cached tables are empty in LMDB: a miss is absent */
+    uint64_t *slots;            /* open addressing: hash >> 32 << 32 | entry + 1; 0 = empty */
+    uint32_t cap;               /* slots, a power of two (0 before first use) */
+    uint32_t count;             /* entries in use */
+    acr__cached_row_t **chunks; /* entries, ACR__CACHE_CHUNK per chunk (never moved) */
+    uint32_t nchunks;           /* chunks allocated */
+    uint8_t **blocks;           /* arena of keys and values (never moved) */
+    uint32_t nblocks;           /* blocks allocated */
+    uint32_t block;             /* the block being filled */
+    size_t block_used;          /* bytes used in it */
+    bool empty;                 /* a replay's cached tables are empty in LMDB: a miss is absent */
 } acr__cache_t;
 
 #define ACR__CACHE_CHUNK 4096u
@@ -148,21 +150,21 @@ typedef struct acr__txn {
     acr_buf_t scratch2;        /* a second one, for keys built while scratch is in use */
     int mdb_rc;                /* the last LMDB failure (MDB_MAP_FULL triggers a retry) */
     acr__cache_t cache;        /* hot rows of this transaction (zeroed = empty) */
-    acr__cent_t *cache_last;   /* the entry the last cached look-up found */
+    acr__cached_row_t *cache_last; /* the entry the last cached look-up found */
 } acr__txn_t;
 
-/* The entry of (db, key) in tx's cache, created (state ACR__CENT_ABSENT,
+/* The entry of (db, key) in tx's cache, created (state ACR__ROW_ABSENT,
  * vlen 0, *out_new true) when missing; NULL when out of memory. */
-acr__cent_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
-                            bool *out_new);
+acr__cached_row_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
+                                  bool *out_new);
 /* The value bytes of an entry (e->vlen of them). */
-static inline uint8_t *acr__cent_val(acr__cent_t *e)
+static inline uint8_t *acr__cached_row_val(acr__cached_row_t *e)
 {
     return e->val;
 }
 /* Stores n bytes as the entry's value (state present); 0 or ACR_ENOMEM.
  * Slices into the entry's previous value are invalid afterwards. */
-int acr__cent_set(acr__txn_t *tx, acr__cent_t *e, const void *p, size_t n);
+int acr__cached_row_set(acr__txn_t *tx, acr__cached_row_t *e, const void *p, size_t n);
 /* Puts every dirty entry (in key order per table) and empties the cache:
  * call before the transaction (or a group's child) commits. 0 or ACR_E*. */
 int acr__tx_flush(acr__txn_t *tx, acr_err_t *err);
