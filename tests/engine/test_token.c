@@ -21,7 +21,8 @@ Test(token, role_names)
 Test(token, hash_is_blake2b_256)
 {
     cr_assert(sodium_init() >= 0);
-    const char *secrets[] = {"", "a", "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"};
+    const char *secrets[] = {"", "a",
+                             "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
         uint8_t got[ACR_TOKEN_HASH_LEN], want[ACR_TOKEN_HASH_LEN];
         ASSERT_EQ(acr_token_hash(secrets[i], strlen(secrets[i]), got), 0);
