@@ -11,7 +11,7 @@
  * a partner attribute set by business time - apply order stands in for seq:
  * a later-applied event has the larger seq, so ties keep the earlier one.
  *
- * Rows are small kv records (store.c) laid out in proj_internal.h. A row read
+ * Rows are small kv records (store.c) laid out in projection_internal.h. A row read
  * from a page is copied into tx->scratch2 before any put (LMDB may move dirty
  * pages on a put), new values are encoded into tx->scratch, keys are built on
  * the stack. KPI counters are per (partner, local month) and per (partner,

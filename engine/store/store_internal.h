@@ -35,8 +35,8 @@
     XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
     ACR_PROJ_DB_MAP(XX)
 
-/* Projection tables (engine/projection.c applies them, engine/query.c reads
- * them; row layouts in engine/proj_internal.h). "\0" separates key parts. */
+/* Projection tables (engine/projection applies them, engine/query reads them;
+ * row layouts in projection/projection_internal.h). "\0" separates key parts. */
 #ifndef ACR_PROJ_DB_MAP
 #define ACR_PROJ_DB_MAP(XX)                                                                        \
     XX(PROJ_PARTNERS, "proj_partners", true)     /* partner_id -> partner row */                   \
@@ -101,8 +101,9 @@ enum { ACR__EXIT_AMOUNT = 1, ACR__EXIT_EXPECTED_CLOSE = 2, ACR__EXIT_REP = 4 };
  * An acr__cached_row_t is one entry of this cache: a table row (db, key) and its
  * value as the transaction sees it. A write transaction keeps the small, hot
  * rows it touches in memory: the KPI counter rows (write-back: dirty entries
- * are put once by acr__tx_flush, before the batch's transaction commits) and the partner / rep validation
- * rows (write-through: every put also updates the entry). Since a row's
+ * are put once by acr__tx_flush, before the batch's transaction commits) and
+ * the partner / rep validation rows (write-through: every put also updates
+ * the entry). Since a row's
  * bytes depend only on the deltas applied to it, writing the sum back once
  * stores exactly what one put per event would have. Entries live in chunks
  * that never move, so a slice into an entry's value stays valid until the
