@@ -24,7 +24,7 @@
 #define ACR_MAP_SIZE_MIN (1ULL << 20)      /* below 1 MiB LMDB has no room for its meta pages */
 #define ACR_CURRENCY_LEN 3                 /* ISO 4217 alphabetic code */
 #define ACR_PERIOD_ID_MAX 8                /* "2026-07" or "2026-Q3" plus NUL */
-#define ACR_ERRLIST_MAX 100                /* events.md: a rejected batch reports up to 100 errors */
+#define ACR_ERRLIST_MAX 100                /* events.md: a rejected batch reports <= 100 errors */
 #define ACR_TOKEN_NAME_MAX 64              /* token names follow the id pattern of events.md */
 
 /* Dates and times (events.md: local dates 1970-01-01 .. 9999-12-31). */
@@ -52,6 +52,6 @@
 _Static_assert(ACR_ID_LEN_MAX < ACR_STRING_LEN_MAX, "ids are strings");
 _Static_assert(ACR_PLAN_JSON_MAX <= ACR_EVENT_JSON_MAX, "a plan lives inside one event");
 _Static_assert(3 * ACR_ID_LEN_MAX + 3 + 7 <= ACR_ROW_KEY_MAX, "partner, month, rep keys fit");
-_Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR_ROW_KEY_MAX, "open-deal keys fit");
+_Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR_ROW_KEY_MAX, "deal keys fit");
 
 #endif

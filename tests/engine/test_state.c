@@ -115,7 +115,8 @@ Test(state, partners_and_reps)
     ok(&s, PARTNER("p1", "P1", "gold"));
     refused(&s, PARTNER("p1b", "P1", "silver"), ACR_EDUPLICATE, "data.partner_id");
     ok(&s, EV("r1", "rep.added", AT, "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"name\":\"Rei\""));
-    refused(&s, EV("r1b", "rep.added", AT, "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"name\":\"X\""),
+    refused(&s,
+            EV("r1b", "rep.added", AT, "\"partner_id\":\"P1\",\"rep_id\":\"R1\",\"name\":\"X\""),
             ACR_EDUPLICATE, "data.rep_id");
     refused(&s, EV("t0", "training.completed", AT,
                    "\"partner_id\":\"P1\",\"rep_id\":\"R9\",\"module\":\"m\""),
