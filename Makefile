@@ -60,7 +60,10 @@ TEST_LIBS     = $(shell pkg-config --libs criterion 2>/dev/null)
 SAN          := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 
-LIB_SRC   := $(sort $(wildcard engine/*.c processors/*.c))
+# engine/ is in parts (engine/base, engine/event, ...: docs/architecture.md); files other
+# branches add at engine/'s root are picked up too.
+LIB_SRC   := $(sort $(wildcard engine/*.c engine/*/*.c processors/*.c))
+LIB_HDR   := $(wildcard include/accrue/*.h engine/*.h engine/*/*.h processors/*.h)
 TOOL_SRC  := $(sort $(wildcard tools/*.c))
 GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
@@ -83,7 +86,7 @@ all: $(BUILD)/accrue $(BUILD)/accrue-gen
 deps:
 	@$(DEPS_INSTALL) $(APT_BUILD) $(APT_TEST)
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h)
+$(BUILD)/obj/%.o: %.c $(LIB_HDR) $(wildcard tools/*.h tools/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

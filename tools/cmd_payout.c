@@ -382,7 +382,7 @@ static int run_streamed(acr_ledger_t *ledger, const acr_payout_request_t *req, c
     if (rc != 0)
         return rc;
     acr_comm_output_t out = {csv_sink, &fd, true};
-    rc = acr_payout_run_ex(ledger, req, &out, p, err);
+    rc = acr_payout_run_with_output(ledger, req, &out, p, err);
     if (close(fd) != 0 && rc == 0)
         rc = acr_err_set(err, ACR_EIO, "cannot write %s: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)

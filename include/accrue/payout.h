@@ -49,8 +49,8 @@ int acr_payout_run(acr_ledger_t *ledger, const acr_payout_request_t *req, acr_pa
  * them); with o->omit_lines out->stmt.lines stays NULL. Totals, partners, unplanned and
  * plans_used are kept either way, so acr_payout_summary_json works; acr_payout_table
  * needs the lines. */
-int acr_payout_run_ex(acr_ledger_t *ledger, const acr_payout_request_t *req,
-                      const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
+int acr_payout_run_with_output(acr_ledger_t *ledger, const acr_payout_request_t *req,
+                               const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
 
 /* Closes a period as of the head: refuses ACR_EPERIOD_CLOSED, ACR_EPERIOD_ORDER,
  * ACR_EUNPLANNED_SALES (exit 4) and a chain that does not verify
@@ -58,10 +58,6 @@ int acr_payout_run_ex(acr_ledger_t *ledger, const acr_payout_request_t *req,
  * the statement bytes in one write transaction. */
 int acr_payout_close(acr_ledger_t *ledger, const char *period_id, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err);
-/* acr_payout_close; omit_lines: out->stmt.lines stays NULL (the CSV is always kept: it is
- * stored by the close). */
-int acr_payout_close_ex(acr_ledger_t *ledger, const char *period_id, bool omit_lines,
-                        acr_payout_t *out, uint64_t *out_close_seq, acr_err_t *err);
 
 typedef struct acr_audit {
     char recorded_fingerprint[33];
