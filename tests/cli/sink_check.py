@@ -125,36 +125,43 @@ if not QUICK:
     check("pipeline (pipeline --format json)", {key(r): r for r in pipe},
           {key(r): r for r in want})
 
-    # ---- KPIs per month: SQL over events, sales, deals against `accrue kpi` ----
-    months = sql(f"SELECT json_agg(DISTINCT to_char(at AT TIME ZONE 'UTC' + INTERVAL '{OFFSET}', "
-                 f"'YYYY-MM')) FROM {S}.events WHERE type <> 'period.closed'")[0] or []
-    loc = f"(%s AT TIME ZONE 'UTC' + INTERVAL '{OFFSET}')"
-    for m in sorted(months):
-        inm = lambda col: f"to_char({loc % col}, 'YYYY-MM') = '{m}'"
-        rows = sql_rows(f"""
-          SELECT p.partner_id,
-            (SELECT count(*) FROM {S}.deals d WHERE d.partner_id = p.partner_id
-               AND {inm('d.registered_at')}) AS deals_registered,
-            (SELECT count(*) FROM {S}.deals d WHERE d.partner_id = p.partner_id
-               AND d.outcome = 'won' AND {inm('d.closed_at')}) AS deals_won,
-            (SELECT count(*) FROM {S}.deals d WHERE d.partner_id = p.partner_id
-               AND d.outcome = 'lost' AND {inm('d.closed_at')}) AS deals_lost,
-            ((SELECT coalesce(sum(s.amount_minor), 0) FROM {S}.sales s
-                WHERE s.partner_id = p.partner_id AND {inm('s.at')})
-             - (SELECT coalesce(sum((e.data->>'amount_minor')::bigint), 0)
-                FROM {S}.events e JOIN {S}.sales s ON s.sale_id = e.data->>'sale_id'
-                WHERE e.type = 'sale.refunded' AND s.partner_id = p.partner_id
-                  AND {inm('e.at')}))::bigint AS net_revenue_minor,
-            (SELECT count(*) FROM (SELECT DISTINCT ON (customer_id) customer_id, partner_id, at
-                FROM {S}.sales ORDER BY customer_id, at, seq) f
-              WHERE f.partner_id = p.partner_id AND {inm('f.at')}) AS new_customers,
-            (SELECT count(*) FROM {S}.trainings t WHERE t.partner_id = p.partner_id
-               AND {inm('t.at')}) AS training_modules
-          FROM {S}.partners p""")
+    # ---- KPIs per month: one SQL over deals, sales, events, trainings against `accrue kpi` ----
+    loc = f"to_char(%s AT TIME ZONE 'UTC' + INTERVAL '{OFFSET}', 'YYYY-MM')"
+    rows = sql_rows(f"""
+      WITH facts AS (
+        SELECT partner_id, {loc % 'registered_at'} AS month, 1 AS reg, 0 AS won, 0 AS lost,
+               0::bigint AS net, 0 AS nc, 0 AS tr FROM {S}.deals
+        UNION ALL
+        SELECT partner_id, {loc % 'closed_at'}, 0, (outcome = 'won')::int, (outcome = 'lost')::int,
+               0, 0, 0 FROM {S}.deals WHERE outcome IS NOT NULL
+        UNION ALL
+        SELECT partner_id, {loc % 'at'}, 0, 0, 0, amount_minor, 0, 0 FROM {S}.sales
+        UNION ALL
+        SELECT s.partner_id, {loc % 'e.at'}, 0, 0, 0, -(e.data->>'amount_minor')::bigint, 0, 0
+        FROM {S}.events e JOIN {S}.sales s ON s.sale_id = e.data->>'sale_id'
+        WHERE e.type = 'sale.refunded'
+        UNION ALL
+        SELECT partner_id, {loc % 'at'}, 0, 0, 0, 0, 1, 0 FROM (
+          SELECT DISTINCT ON (customer_id) customer_id, partner_id, at FROM {S}.sales
+          ORDER BY customer_id, at, seq) first_sales
+        UNION ALL
+        SELECT partner_id, {loc % 'at'}, 0, 0, 0, 0, 0, 1 FROM {S}.trainings)
+      SELECT month, partner_id, sum(reg) AS deals_registered, sum(won) AS deals_won,
+             sum(lost) AS deals_lost, sum(net)::bigint AS net_revenue_minor,
+             sum(nc) AS new_customers, sum(tr) AS training_modules
+      FROM facts GROUP BY month, partner_id""")
+    fields = ["deals_registered", "deals_won", "deals_lost", "net_revenue_minor",
+              "new_customers", "training_modules"]
+    by_month = {}
+    for r in rows:
+        by_month.setdefault(r.pop("month"), {})[r["partner_id"]] = r
+    for m in sorted(by_month):
         want = json.loads(accrue("kpi", "--period", m, "--format", "json"))
-        fields = ["deals_registered", "deals_won", "deals_lost", "net_revenue_minor",
-                  "new_customers", "training_modules"]
-        check(f"kpi {m} (kpi --format json)", {r["partner_id"]: r for r in rows},
+        zero = lambda pid: {"partner_id": pid, **{f: 0 for f in fields}}
+        got = {r["partner_id"]: by_month[m].get(r["partner_id"], zero(r["partner_id"]))
+               for r in want}
+        got.update(by_month[m])
+        check(f"kpi {m} (kpi --format json)", got,
               {r["partner_id"]: {"partner_id": r["partner_id"], **{f: r[f] for f in fields}}
                for r in want})
 
