@@ -27,7 +27,7 @@ pg_ctl_() { "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" "$@"; }
 pg_server_start() {
     pg_ctl_ -l "$PG_DIR/server.log" -w -s -t 60 \
         -o "-c listen_addresses='' -c unix_socket_directories=$PG_DIR -c port=$PG_PORT \
-            -c shared_buffers=128MB -c fsync=off -c full_page_writes=off \
+            -c shared_buffers=${PG_SHARED_BUFFERS:-128MB} -c fsync=off -c full_page_writes=off ${PG_EXTRA_OPTS:-} \
             -c max_wal_size=2GB -c jit=off" start
 }
 
