@@ -43,7 +43,8 @@ LLHTTP_OBJ := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/ob
 GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format
+.PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format \
+        test-long test-sink-long
 
 all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
 
@@ -94,6 +95,11 @@ test: deps
 	$(MAKE) --no-print-directory BUILD=build/o0 CFLAGS="-O0 -g" \
 	    build/o0/tests/processors/test_commission
 	@bash tests/run.sh
+
+# The long loops: the sink's kill -9 loop with 50 kills (make test runs 8).
+test-long: test-sink-long
+test-sink-long: all
+	@SINK_KILLS=50 bash tests/cli/test_sink.sh
 
 demo: all
 	@bash tools/demo.sh
