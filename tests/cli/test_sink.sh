@@ -76,6 +76,21 @@ checked() {
 
 q() { psql_ -c "$1" 2>&1; }
 
+# same_tables S1 S2: every table of two mirrors of the same ledger holds the same rows
+# (mirrored_at and updated_at, the sink's own clock, left out).
+same_tables() {
+    local t a b cols
+    for t in events partners reps trainings pipeline_stages deals deal_stages sales closes \
+        statement_lines sink_position; do
+        cols=$(q "SELECT string_agg(column_name, ', ' ORDER BY ordinal_position)
+                  FROM information_schema.columns WHERE table_schema = '$1' AND table_name = '$t'
+                  AND column_name NOT IN ('mirrored_at', 'updated_at')")
+        a=$(q "SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM $1.$t) r")
+        b=$(q "SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM $2.$t) r")
+        assert_eq "$a" "$b" "$t in $1 and $2"
+    done
+}
+
 # ---- the worked example ------------------------------------------------------------------
 
 W=$(new_ledger --period month --utc-offset +09:00)
@@ -152,7 +167,7 @@ case_types_are_exact() {
 # ---- a generated ledger, with updates between sink runs ---------------------------------
 
 G=$(new_ledger --period month --utc-offset +09:00)
-"$GEN" --partners 30 --sales 3000 --seed 11 --months 3 >"$TMP/gen.jsonl"
+"$GEN" --partners 30 --sales 2000 --seed 11 --months 3 >"$TMP/gen.jsonl"
 
 cat >"$TMP/extra1.jsonl" <<'EOF'
 {"id":"x-u1","type":"partner.updated","at":"2026-05-01T00:00:00Z","data":{"partner_id":"P000001","tier":"platinum"}}
@@ -192,29 +207,19 @@ case_generated_ledger() {
     sink "$G" --schema one
     assert_exit 0
     checked "$G" small
-    checked "$G" one
+    same_tables small one
     # the back-dated tier (at 04-01) lost to the later one; its region (no earlier value) won
     assert_eq "$(q "SELECT tier || ',' || region FROM small.partners WHERE partner_id = 'P000001'")" \
         "platinum,apac"
     assert_eq "$(q "SELECT stage || ',' || amount_minor || ',' || rep_id || ',' || stage_entered_at
                     FROM small.deals WHERE deal_id = 'XD1'")" \
         "demo,650000,R1.1,2026-05-04 00:00:00+00" "a move to the same stage keeps its entry time"
-    local a b
-    a=$(q "SELECT md5(string_agg(d::text, '|' ORDER BY deal_id)) FROM small.deals d")
-    b=$(q "SELECT md5(string_agg(d::text, '|' ORDER BY deal_id)) FROM one.deals d")
-    assert_eq "$a" "$b" "deals mirrored in 3-event and whole transactions"
-    a=$(q "SELECT md5(string_agg(p::text, '|' ORDER BY partner_id)) FROM small.partners p")
-    b=$(q "SELECT md5(string_agg(p::text, '|' ORDER BY partner_id)) FROM one.partners p")
-    assert_eq "$a" "$b" "partners mirrored in 3-event and whole transactions"
-    a=$(q "SELECT md5(string_agg(s::text, '|' ORDER BY sale_id)) FROM small.sales s")
-    b=$(q "SELECT md5(string_agg(s::text, '|' ORDER BY sale_id)) FROM one.sales s")
-    assert_eq "$a" "$b" "sales mirrored in 3-event and whole transactions"
 }
 
 # ---- follow mode, kill -9, PostgreSQL restart ---------------------------------------------
 
 K=$(new_ledger --period month --utc-offset +09:00)
-"$GEN" --partners 40 --sales $((SINK_KILLS * 1500 + 3000)) --seed 5 --months 4 >"$TMP/big.jsonl"
+"$GEN" --partners 40 --sales $((SINK_KILLS * 1000 + 3000)) --seed 5 --months 4 >"$TMP/big.jsonl"
 split -l 6000 -d -a 3 "$TMP/big.jsonl" "$TMP/part."
 
 # wait_position SCHEMA SEQ SECONDS: true once sink_position reaches SEQ.
@@ -401,7 +406,7 @@ case_postgres_disk_full() {
     mount -o remount,size=512m "$small"
     sink "$K" --schema diskfull --batch-events 20000
     assert_exit 0
-    checked "$K" diskfull
+    same_tables diskfull kill # kill was checked against the ledger by the cases above
     q "ALTER ROLE sink RESET default_tablespace" >/dev/null
 }
 
