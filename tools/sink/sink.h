@@ -27,8 +27,8 @@
 #include "accrue/event.h"
 #include "accrue/log.h"
 
-#define ACR__SINK_SCHEMA_MAX 63         /* PostgreSQL identifiers: NAMEDATALEN - 1 */
-#define ACR__SINK_CHUNK_EVENTS 100000   /* events per PostgreSQL transaction in catch-up */
+#define ACR__SINK_SCHEMA_MAX 63       /* PostgreSQL identifiers: NAMEDATALEN - 1 */
+#define ACR__SINK_CHUNK_EVENTS 100000 /* events per PostgreSQL transaction in catch-up */
 
 /* Outcome of a sink operation beyond 0 (ok) and negative ACR_E* codes. */
 enum {
@@ -38,10 +38,10 @@ enum {
 /* ---- sink_pg.c ------------------------------------------------------------ */
 
 typedef struct acr__sink_pg {
-    PGconn *conn;         /* NULL when not connected */
-    const char *dsn;      /* --dsn, as given */
+    PGconn *conn;                          /* NULL when not connected */
+    const char *dsn;                       /* --dsn, as given */
     char schema[ACR__SINK_SCHEMA_MAX + 1]; /* --schema, validated */
-    char sqlstate[6];     /* SQLSTATE of the last failure, "" when none */
+    char sqlstate[6];                      /* SQLSTATE of the last failure, "" when none */
 } acr__sink_pg_t;
 
 /* true when the DSN parses (key=value list or postgresql:// URI); else msg says why. */
@@ -56,9 +56,8 @@ void acr__sink_pg_close(acr__sink_pg_t *pg);
 int acr__sink_pg_exec(acr__sink_pg_t *pg, const char *sql, const char *what, acr_err_t *err);
 /* Runs a query with text parameters; on success *out holds the result
  * (PQclear it). Errors as acr__sink_pg_exec. */
-int acr__sink_pg_query(acr__sink_pg_t *pg, const char *sql, int nparams,
-                       const char *const *params, PGresult **out, const char *what,
-                       acr_err_t *err);
+int acr__sink_pg_query(acr__sink_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       PGresult **out, const char *what, acr_err_t *err);
 /* COPY table (cols) FROM STDIN of rows already in COPY text format. */
 int acr__sink_pg_copy(acr__sink_pg_t *pg, const char *table, const char *cols,
                       const acr_buf_t *rows, acr_err_t *err);
@@ -80,8 +79,8 @@ int acr__sink_copy_i64(acr_buf_t *b, int64_t v);
  * A fresh schema gets the position row (ledger id, 0, hash(0)) and the
  * default pipeline. Errors: ACR_EIO with a sentence (permission, another
  * definition, the server's message), ACR__SINK_RETRY. */
-int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex,
-                            const char *hash0_hex, acr_err_t *err);
+int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const char *hash0_hex,
+                            acr_err_t *err);
 /* Per-connection setup: the temporary tables of the update paths. */
 int acr__sink_session_setup(acr__sink_pg_t *pg, acr_err_t *err);
 
@@ -123,10 +122,10 @@ int acr__sink_rows_write(acr__sink_rows_t *rows, acr__sink_pg_t *pg, acr_err_t *
 /* ---- sink_txn.c ----------------------------------------------------------- */
 
 typedef struct acr__sink_step {
-    uint64_t from_seq;  /* first seq mirrored (0 when none) */
-    uint64_t to_seq;    /* last seq mirrored = the new position (0 when none) */
-    uint64_t position;  /* the position after the step */
-    uint64_t head;      /* the ledger's head in the snapshot used */
+    uint64_t from_seq; /* first seq mirrored (0 when none) */
+    uint64_t to_seq;   /* last seq mirrored = the new position (0 when none) */
+    uint64_t position; /* the position after the step */
+    uint64_t head;     /* the ledger's head in the snapshot used */
 } acr__sink_step_t;
 
 /* One PostgreSQL transaction: locks and checks sink_position against the

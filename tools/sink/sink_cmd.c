@@ -26,10 +26,10 @@
 #include "../cli.h"
 #include "sink.h"
 
-#define ACR__SINK_POLL_MS 50       /* follow: how often the ledger's head is looked at */
+#define ACR__SINK_POLL_MS 50 /* follow: how often the ledger's head is looked at */
 #define ACR__SINK_BACKOFF_MIN_MS 100
 #define ACR__SINK_BACKOFF_MAX_MS 5000
-#define ACR__SINK_GIVE_UP_S 60     /* without --follow: longest outage waited for */
+#define ACR__SINK_GIVE_UP_S 60 /* without --follow: longest outage waited for */
 
 static const char usage_sink[] =
     "usage: accrue sink postgres --dsn DSN [--schema NAME] [--follow] [--batch-events N]\n"
@@ -161,30 +161,30 @@ static int ledger_head(acr_ledger_t *ledger, uint64_t *out, acr_err_t *err)
 }
 
 typedef struct sink_run {
-    uint64_t events;     /* mirrored by this run */
+    uint64_t events; /* mirrored by this run */
     uint64_t first, last;
-    uint64_t position;   /* latest known position */
+    uint64_t position; /* latest known position */
 } sink_run_t;
 
 /* Waits out an outage: reconnects with backoff until it works (0), the
  * outage outlasts the limit (rc), or a non-retryable error comes (rc). */
-static int reconnect(acr_ledger_t *ledger, acr__sink_pg_t *pg, const sink_opts_t *o,
-                     acr_err_t *err)
+static int reconnect(acr_ledger_t *ledger, acr__sink_pg_t *pg, const sink_opts_t *o, acr_err_t *err)
 {
     double since = now_s();
     long backoff_ms = ACR__SINK_BACKOFF_MIN_MS;
     int rc = ACR__SINK_RETRY;
     while (rc == ACR__SINK_RETRY && !stop_requested) {
         if (!o->follow && now_s() - since > ACR__SINK_GIVE_UP_S) {
-            acr__diag(ACR_EIO, "PostgreSQL unavailable for %d s: giving up (nothing is "
-                               "half-applied; run the sink again to resume)",
+            acr__diag(ACR_EIO,
+                      "PostgreSQL unavailable for %d s: giving up (nothing is "
+                      "half-applied; run the sink again to resume)",
                       ACR__SINK_GIVE_UP_S);
             return ACR_EIO;
         }
         acr__diag(ACR_EIO, "%s; retrying in %.1f s", err->msg, (double)backoff_ms / 1000);
         sleep_ms(backoff_ms);
-        backoff_ms = backoff_ms * 2 > ACR__SINK_BACKOFF_MAX_MS ? ACR__SINK_BACKOFF_MAX_MS
-                                                               : backoff_ms * 2;
+        backoff_ms =
+            backoff_ms * 2 > ACR__SINK_BACKOFF_MAX_MS ? ACR__SINK_BACKOFF_MAX_MS : backoff_ms * 2;
         acr_err_clear(err);
         rc = open_session(ledger, pg, err);
     }
@@ -265,8 +265,9 @@ static int sink_postgres(acr_cli_t *cli, int argc, char **argv)
             err.code = rc;
         acr__diag_err(&err);
         if (st.events > 0)
-            fprintf(stderr, "accrue: note: %" PRIu64 " events were mirrored before the error "
-                            "(position %" PRIu64 ")\n",
+            fprintf(stderr,
+                    "accrue: note: %" PRIu64 " events were mirrored before the error "
+                    "(position %" PRIu64 ")\n",
                     st.events, st.position);
         return acr_err_exit_code(err.code);
     }
@@ -276,8 +277,7 @@ static int sink_postgres(acr_cli_t *cli, int argc, char **argv)
                "%.3f s; position %" PRIu64 "\n",
                st.events, st.first, st.last, pg.schema, secs, st.position);
     else
-        printf("mirrored 0 events into schema %s; position %" PRIu64 "\n", pg.schema,
-               st.position);
+        printf("mirrored 0 events into schema %s; position %" PRIu64 "\n", pg.schema, st.position);
     return ACR_EXIT_OK;
 }
 

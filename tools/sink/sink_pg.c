@@ -55,7 +55,7 @@ int acr__sink_pg_connect(acr__sink_pg_t *pg, acr_err_t *err)
         acr_err_set(err, ACR_EIO, "cannot connect to PostgreSQL: %s", m);
         return ACR__SINK_RETRY;
     }
-    /* Readable errors for an operator, UTC timestamps for our own formatting. */
+    /* Readable errors for an operator (session settings: acr__sink_session_setup). */
     PQsetErrorVerbosity(pg->conn, PQERRORS_DEFAULT);
     return 0;
 }
@@ -82,8 +82,8 @@ int acr__sink_pg_fail(acr__sink_pg_t *pg, PGresult *res, const char *what, acr_e
         m = pg->conn != NULL ? PQerrorMessage(pg->conn) : "no connection";
     char msg[200];
     clean_msg(m, msg, sizeof msg);
-    bool lost = pg->conn == NULL || PQstatus(pg->conn) == CONNECTION_BAD ||
-                (st != NULL && lost_state(st));
+    bool lost =
+        pg->conn == NULL || PQstatus(pg->conn) == CONNECTION_BAD || (st != NULL && lost_state(st));
     if (st != NULL)
         acr_err_set(err, ACR_EIO, "PostgreSQL: %s: %s (SQLSTATE %s)", what, msg, st);
     else
@@ -104,9 +104,8 @@ int acr__sink_pg_exec(acr__sink_pg_t *pg, const char *sql, const char *what, acr
     return rc;
 }
 
-int acr__sink_pg_query(acr__sink_pg_t *pg, const char *sql, int nparams,
-                       const char *const *params, PGresult **out, const char *what,
-                       acr_err_t *err)
+int acr__sink_pg_query(acr__sink_pg_t *pg, const char *sql, int nparams, const char *const *params,
+                       PGresult **out, const char *what, acr_err_t *err)
 {
     *out = NULL;
     if (pg->conn == NULL)
@@ -130,8 +129,7 @@ int acr__sink_pg_copy(acr__sink_pg_t *pg, const char *table, const char *cols,
     bool bare = strchr(table, '.') == NULL;
     snprintf(sql, sizeof sql, "COPY %s%s%s%s (%s) FROM STDIN", bare ? "\"" : "",
              bare ? pg->schema : "", bare ? "\"." : "", table, cols);
-    snprintf(what, sizeof what, "COPY into %s%s%s", bare ? pg->schema : "", bare ? "." : "",
-             table);
+    snprintf(what, sizeof what, "COPY into %s%s%s", bare ? pg->schema : "", bare ? "." : "", table);
     if (pg->conn == NULL)
         return acr__sink_pg_fail(pg, NULL, what, err);
     PGresult *res = PQexec(pg->conn, sql);
@@ -170,11 +168,20 @@ int acr__sink_copy_str(acr_buf_t *b, const char *s, size_t n)
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
         switch (c) {
-        case '\\': *o++ = '\\', *o++ = '\\'; break;
-        case '\t': *o++ = '\\', *o++ = 't'; break;
-        case '\n': *o++ = '\\', *o++ = 'n'; break;
-        case '\r': *o++ = '\\', *o++ = 'r'; break;
-        default: *o++ = (uint8_t)c;
+        case '\\':
+            *o++ = '\\', *o++ = '\\';
+            break;
+        case '\t':
+            *o++ = '\\', *o++ = 't';
+            break;
+        case '\n':
+            *o++ = '\\', *o++ = 'n';
+            break;
+        case '\r':
+            *o++ = '\\', *o++ = 'r';
+            break;
+        default:
+            *o++ = (uint8_t)c;
         }
     }
     b->len = (size_t)(o - b->data);

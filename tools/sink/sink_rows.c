@@ -35,20 +35,20 @@
 typedef struct prow {
     acr_str_t id, name, kind, tier, plan_id, currency, region, source, status;
     int64_t registered_at_ms, name_at_ms, tier_at_ms, plan_at_ms, region_at_ms;
-    uint64_t seq;       /* seq of partner.registered (new rows) */
-    bool is_new;        /* registered in this range */
-    bool has_region, has_source;     /* new rows: optional fields given */
+    uint64_t seq;                                    /* seq of partner.registered (new rows) */
+    bool is_new;                                     /* registered in this range */
+    bool has_region, has_source;                     /* new rows: optional fields given */
     bool p_name, p_tier, p_plan, p_region, p_status; /* patches: what changed */
 } prow_t;
 
 typedef struct drow {
     acr_str_t id, partner, customer, name, currency, expected_close, rep, stage, outcome, reason;
     int64_t amount_minor, entered_at_ms, registered_at_ms, closed_at_ms;
-    uint64_t seq;       /* seq of deal.registered (new rows) */
+    uint64_t seq; /* seq of deal.registered (new rows) */
     bool is_new;
     bool has_name, has_amount, has_ec, has_rep, has_outcome, has_reason;
-    bool has_stage;     /* patches: a stage move in this range */
-    bool run_all;       /* patches: every move of the range went to `stage` */
+    bool has_stage; /* patches: a stage move in this range */
+    bool run_all;   /* patches: every move of the range went to `stage` */
 } drow_t;
 
 typedef struct srow {
@@ -61,16 +61,16 @@ typedef struct srow {
 
 struct acr__sink_rows {
     acr_buf_t events, reps, trainings, deal_stages, closes, lines, stages; /* COPY text */
-    acr_buf_t tmp;                 /* scratch: an event's JSON */
-    prow_t *partners;              /* touched partners, in first-touch order */
+    acr_buf_t tmp;    /* scratch: an event's JSON */
+    prow_t *partners; /* touched partners, in first-touch order */
     drow_t *deals;
     srow_t *sales;
     size_t np, nd, ns, cap_p, cap_d, cap_s;
     acr__sink_map_t pmap, dmap, smap; /* id -> index */
-    char **names;                  /* first-stage names owned by this range */
+    char **names;                     /* first-stage names owned by this range */
     size_t nnames, cap_names;
-    acr_str_t first_stage;         /* the current pipeline's first stage */
-    bool pipeline_changed;         /* a pipeline.defined in the range */
+    acr_str_t first_stage; /* the current pipeline's first stage */
+    bool pipeline_changed; /* a pipeline.defined in the range */
 };
 
 int acr__sink_rows_new(acr__sink_rows_t **out)
@@ -317,20 +317,31 @@ static int partner_registered(acr__sink_rows_t *r, const acr_event_t *ev)
     if (p == NULL)
         return ACR_ENOMEM;
     *p = (prow_t){
-        .id = S(ev, PARTNER_ID), .name = S(ev, NAME), .kind = S(ev, KIND), .tier = S(ev, TIER),
-        .plan_id = S(ev, PLAN_ID), .currency = S(ev, CURRENCY), .region = S(ev, REGION),
-        .source = S(ev, SOURCE), .status = {"active", 6}, .registered_at_ms = ev->at_ms,
-        .name_at_ms = ev->at_ms, .tier_at_ms = ev->at_ms, .plan_at_ms = ev->at_ms,
-        .region_at_ms = ev->at_ms, .seq = ev->seq, .is_new = true,
-        .has_region = HAS(ev, REGION), .has_source = HAS(ev, SOURCE),
+        .id = S(ev, PARTNER_ID),
+        .name = S(ev, NAME),
+        .kind = S(ev, KIND),
+        .tier = S(ev, TIER),
+        .plan_id = S(ev, PLAN_ID),
+        .currency = S(ev, CURRENCY),
+        .region = S(ev, REGION),
+        .source = S(ev, SOURCE),
+        .status = {"active", 6},
+        .registered_at_ms = ev->at_ms,
+        .name_at_ms = ev->at_ms,
+        .tier_at_ms = ev->at_ms,
+        .plan_at_ms = ev->at_ms,
+        .region_at_ms = ev->at_ms,
+        .seq = ev->seq,
+        .is_new = true,
+        .has_region = HAS(ev, REGION),
+        .has_source = HAS(ev, SOURCE),
     };
     return 0;
 }
 
 /* One attribute under the business-time rule: true when the event set it. `known` says
  * the row holds a value with its time (a new row, or a patch field already changed). */
-static bool attr_set(const acr_event_t *ev, int field, acr_str_t *val, int64_t *at_ms,
-                     bool *known)
+static bool attr_set(const acr_event_t *ev, int field, acr_str_t *val, int64_t *at_ms, bool *known)
 {
     if (!ACR_HAS(ev, field) || (*known && ev->at_ms < *at_ms))
         return false; /* absent, or an earlier `at` than the value's: the value stays */
@@ -415,8 +426,7 @@ static int pipeline_defined(acr__sink_rows_t *r, const acr_event_t *ev, acr_err_
             x = x ? x : "";
             rc = acr_buf_printf(&r->stages, "%s\"", k ? "," : "");
             for (const char *c = x; rc == 0 && *c; c++)
-                rc = acr_buf_printf(&r->stages, "%s%c", *c == '"' || *c == '\\' ? "\\\\" : "",
-                                    *c);
+                rc = acr_buf_printf(&r->stages, "%s%c", *c == '"' || *c == '\\' ? "\\\\" : "", *c);
             rc = rc ? rc : acr_buf_append(&r->stages, "\"", 1);
         }
         rc = rc ? rc : acr_buf_append(&r->stages, "}\n", 2);
@@ -445,12 +455,24 @@ static int deal_registered(acr__sink_rows_t *r, const acr_event_t *ev, acr_err_t
     if (d == NULL)
         return ACR_ENOMEM;
     *d = (drow_t){
-        .id = S(ev, DEAL_ID), .partner = S(ev, PARTNER_ID), .customer = S(ev, CUSTOMER_ID),
-        .name = S(ev, NAME), .currency = S(ev, CURRENCY), .expected_close = S(ev, EXPECTED_CLOSE),
-        .rep = S(ev, REP_ID), .stage = r->first_stage, .amount_minor = ev->num[ACR_F_AMOUNT_MINOR],
-        .entered_at_ms = ev->at_ms, .registered_at_ms = ev->at_ms, .seq = ev->seq,
-        .is_new = true, .has_name = HAS(ev, NAME), .has_amount = HAS(ev, AMOUNT_MINOR),
-        .has_ec = HAS(ev, EXPECTED_CLOSE), .has_rep = HAS(ev, REP_ID), .has_stage = true,
+        .id = S(ev, DEAL_ID),
+        .partner = S(ev, PARTNER_ID),
+        .customer = S(ev, CUSTOMER_ID),
+        .name = S(ev, NAME),
+        .currency = S(ev, CURRENCY),
+        .expected_close = S(ev, EXPECTED_CLOSE),
+        .rep = S(ev, REP_ID),
+        .stage = r->first_stage,
+        .amount_minor = ev->num[ACR_F_AMOUNT_MINOR],
+        .entered_at_ms = ev->at_ms,
+        .registered_at_ms = ev->at_ms,
+        .seq = ev->seq,
+        .is_new = true,
+        .has_name = HAS(ev, NAME),
+        .has_amount = HAS(ev, AMOUNT_MINOR),
+        .has_ec = HAS(ev, EXPECTED_CLOSE),
+        .has_rep = HAS(ev, REP_ID),
+        .has_stage = true,
     };
     return stage_row(r, d->id, ev, r->first_stage);
 }
@@ -496,10 +518,19 @@ static int sale_recorded(acr__sink_rows_t *r, const acr_event_t *ev)
     if (s == NULL)
         return ACR_ENOMEM;
     *s = (srow_t){
-        .id = S(ev, SALE_ID), .partner = S(ev, PARTNER_ID), .customer = S(ev, CUSTOMER_ID),
-        .product = S(ev, PRODUCT), .currency = S(ev, CURRENCY), .deal = S(ev, DEAL_ID),
-        .rep = S(ev, REP_ID), .amount_minor = ev->num[ACR_F_AMOUNT_MINOR], .at_ms = ev->at_ms,
-        .seq = ev->seq, .is_new = true, .has_deal = HAS(ev, DEAL_ID), .has_rep = HAS(ev, REP_ID),
+        .id = S(ev, SALE_ID),
+        .partner = S(ev, PARTNER_ID),
+        .customer = S(ev, CUSTOMER_ID),
+        .product = S(ev, PRODUCT),
+        .currency = S(ev, CURRENCY),
+        .deal = S(ev, DEAL_ID),
+        .rep = S(ev, REP_ID),
+        .amount_minor = ev->num[ACR_F_AMOUNT_MINOR],
+        .at_ms = ev->at_ms,
+        .seq = ev->seq,
+        .is_new = true,
+        .has_deal = HAS(ev, DEAL_ID),
+        .has_rep = HAS(ev, REP_ID),
     };
     return 0;
 }
@@ -585,19 +616,39 @@ int acr__sink_rows_add(acr__sink_rows_t *r, acr_reader_t *rd, const acr_event_t 
     if (rc != 0)
         return rc;
     switch (ev->type) {
-    case ACR_EV_PARTNER_REGISTERED: rc = partner_registered(r, ev); break;
+    case ACR_EV_PARTNER_REGISTERED:
+        rc = partner_registered(r, ev);
+        break;
     case ACR_EV_PARTNER_UPDATED:
-    case ACR_EV_PARTNER_STATUS_CHANGED: rc = partner_changed(r, ev); break;
-    case ACR_EV_REP_ADDED: rc = rep_added(r, ev); break;
-    case ACR_EV_TRAINING_COMPLETED: rc = training_completed(r, ev); break;
-    case ACR_EV_PIPELINE_DEFINED: return pipeline_defined(r, ev, err);
-    case ACR_EV_DEAL_REGISTERED: return deal_registered(r, ev, err);
-    case ACR_EV_DEAL_STAGE_CHANGED: rc = deal_stage_changed(r, ev); break;
-    case ACR_EV_DEAL_CLOSED: rc = deal_closed(r, ev); break;
-    case ACR_EV_SALE_RECORDED: rc = sale_recorded(r, ev); break;
-    case ACR_EV_SALE_REFUNDED: rc = sale_refunded(r, ev); break;
-    case ACR_EV_PERIOD_CLOSED: return period_closed(r, rd, ev, err);
-    default: break; /* plan.published, adjustment.recorded: the events table holds them */
+    case ACR_EV_PARTNER_STATUS_CHANGED:
+        rc = partner_changed(r, ev);
+        break;
+    case ACR_EV_REP_ADDED:
+        rc = rep_added(r, ev);
+        break;
+    case ACR_EV_TRAINING_COMPLETED:
+        rc = training_completed(r, ev);
+        break;
+    case ACR_EV_PIPELINE_DEFINED:
+        return pipeline_defined(r, ev, err);
+    case ACR_EV_DEAL_REGISTERED:
+        return deal_registered(r, ev, err);
+    case ACR_EV_DEAL_STAGE_CHANGED:
+        rc = deal_stage_changed(r, ev);
+        break;
+    case ACR_EV_DEAL_CLOSED:
+        rc = deal_closed(r, ev);
+        break;
+    case ACR_EV_SALE_RECORDED:
+        rc = sale_recorded(r, ev);
+        break;
+    case ACR_EV_SALE_REFUNDED:
+        rc = sale_refunded(r, ev);
+        break;
+    case ACR_EV_PERIOD_CLOSED:
+        return period_closed(r, rd, ev, err);
+    default:
+        break; /* plan.published, adjustment.recorded: the events table holds them */
     }
     return rc ? acr_err_set(err, ACR_ENOMEM, "out of memory") : 0;
 }
@@ -749,9 +800,9 @@ static const char SALE_UPDATE[] =
     "FROM pg_temp.accrue_sale_patch s WHERE x.sale_id = s.sale_id";
 
 /* COPY the new rows, then the patch rows and their UPDATE. */
-static int write_state(acr__sink_pg_t *pg, const char *table, const char *cols,
-                       const acr_buf_t *nb, const char *patch_table, const char *patch_cols,
-                       const acr_buf_t *pb, const char *update, acr_err_t *err)
+static int write_state(acr__sink_pg_t *pg, const char *table, const char *cols, const acr_buf_t *nb,
+                       const char *patch_table, const char *patch_cols, const acr_buf_t *pb,
+                       const char *update, acr_err_t *err)
 {
     int rc = nb->len ? acr__sink_pg_copy(pg, table, cols, nb, err) : 0;
     if (rc == 0 && pb->len)
@@ -805,16 +856,14 @@ int acr__sink_rows_write(acr__sink_rows_t *r, acr__sink_pg_t *pg, acr_err_t *err
                          "expected_close, rep_id, outcome, reason, closed_at",
                          &pb, DEAL_UPDATE, err);
     if (rc == 0 && r->deal_stages.len)
-        rc = acr__sink_pg_copy(pg, "deal_stages", "deal_id, seq, stage, at", &r->deal_stages,
-                               err);
+        rc = acr__sink_pg_copy(pg, "deal_stages", "deal_id, seq, stage, at", &r->deal_stages, err);
     acr_buf_reset(&nb);
     acr_buf_reset(&pb);
     if (rc == 0 && (rc = sale_rows(r, &nb, &pb)) != 0)
         rc = acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (rc == 0)
         rc = write_state(pg, "sales", SALE_COLS, &nb, "pg_temp.accrue_sale_patch",
-                         "sale_id, refunded_minor, refunds, last_refund_at", &pb, SALE_UPDATE,
-                         err);
+                         "sale_id, refunded_minor, refunds, last_refund_at", &pb, SALE_UPDATE, err);
     if (rc == 0 && r->closes.len)
         rc = acr__sink_pg_copy(pg, "closes",
                                "period, seq, through_seq, fingerprint, lines, totals, "

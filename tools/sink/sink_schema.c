@@ -22,9 +22,9 @@ typedef struct col {
 } col_t;
 
 typedef struct table {
-    const char *name;   /* table name */
-    const col_t *cols;  /* columns in order, ending with {NULL} */
-    const char *extra;  /* table constraints, or NULL */
+    const char *name;  /* table name */
+    const col_t *cols; /* columns in order, ending with {NULL} */
+    const char *extra; /* table constraints, or NULL */
 } table_t;
 
 #define TS "timestamp with time zone"
@@ -63,12 +63,9 @@ static const col_t partners_cols[] = {
 };
 
 static const col_t reps_cols[] = {
-    {"partner_id", "text", "text NOT NULL"},
-    {"rep_id", "text", "text NOT NULL"},
-    {"name", "text", "text NOT NULL"},
-    {"added_at", TS, "timestamptz NOT NULL"},
-    {"added_seq", "bigint", "bigint NOT NULL"},
-    {NULL, NULL, NULL},
+    {"partner_id", "text", "text NOT NULL"},    {"rep_id", "text", "text NOT NULL"},
+    {"name", "text", "text NOT NULL"},          {"added_at", TS, "timestamptz NOT NULL"},
+    {"added_seq", "bigint", "bigint NOT NULL"}, {NULL, NULL, NULL},
 };
 
 static const col_t trainings_cols[] = {
@@ -281,8 +278,8 @@ static void explain_permission(acr__sink_pg_t *pg, acr_err_t *err)
     PQclear(res);
 }
 
-int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex,
-                            const char *hash0_hex, acr_err_t *err)
+int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const char *hash0_hex,
+                            acr_err_t *err)
 {
     acr_buf_t sql;
     acr_buf_init(&sql);
@@ -296,8 +293,7 @@ int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex,
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
     /* Quiet the "already exists, skipping" notices. */
-    rc = acr__sink_pg_exec(pg, "SET client_min_messages = warning", "setting up the session",
-                           err);
+    rc = acr__sink_pg_exec(pg, "SET client_min_messages = warning", "setting up the session", err);
     if (rc == 0)
         rc = acr__sink_pg_exec(pg, (const char *)sql.data, "creating the tables", err);
     acr_buf_destroy(&sql);

@@ -26,8 +26,8 @@
 #include "sink.h"
 
 /* Locks and checks the position row: 0 with *out_pos, or an error. */
-static int check_position(acr_ledger_t *ledger, acr__sink_pg_t *pg, acr_reader_t *rd,
-                          uint64_t head, uint64_t *out_pos, acr_err_t *err)
+static int check_position(acr_ledger_t *ledger, acr__sink_pg_t *pg, acr_reader_t *rd, uint64_t head,
+                          uint64_t *out_pos, acr_err_t *err)
 {
     char sql[256], want_id[33];
     snprintf(sql, sizeof sql, "SELECT ledger_id, seq, hash FROM \"%s\".sink_position FOR UPDATE",
@@ -77,8 +77,8 @@ static int check_position(acr_ledger_t *ledger, acr__sink_pg_t *pg, acr_reader_t
 static int first_stage(acr__sink_pg_t *pg, char *out, size_t cap, acr_err_t *err)
 {
     char sql[256];
-    snprintf(sql, sizeof sql,
-             "SELECT name FROM \"%s\".pipeline_stages ORDER BY position LIMIT 1", pg->schema);
+    snprintf(sql, sizeof sql, "SELECT name FROM \"%s\".pipeline_stages ORDER BY position LIMIT 1",
+             pg->schema);
     PGresult *res;
     int rc = acr__sink_pg_query(pg, sql, 0, NULL, &res, "reading pipeline_stages", err);
     if (rc != 0)
