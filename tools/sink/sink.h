@@ -9,7 +9,7 @@
  *   sink_map.c     a small string-keyed hash index for one transaction's rows
  *   sink_rows.c    one ledger range -> the rows of every table (COPY text)
  *   sink_txn.c     one PostgreSQL transaction: position check, rows, position
- *   sink_cmd.c     the command: options, the catch-up and follow loop, retries
+ *   ../cmd_sink.c  the command (outside the module): options, the catch-up and follow loop, retries
  *
  * Only the public headers (include/accrue/) are used from the engine; the ledger is read with
  * read snapshots (acr_reader_t), never with a write transaction.

@@ -1,4 +1,4 @@
-/* sink_cmd.c - `accrue sink postgres --dsn DSN [--schema S] [--follow]`.
+/* cmd_sink.c - `accrue sink postgres --dsn DSN [--schema S] [--follow]`.
  *
  * Catch-up runs transactions of up to --batch-events events (COPY) until the
  * position reaches the ledger's head; then the command ends, or with
@@ -23,8 +23,8 @@
 #include <string.h>
 #include <time.h>
 
-#include "../cli.h"
-#include "sink.h"
+#include "cli.h"
+#include "sink/sink.h"
 
 #define ACR__SINK_POLL_MS 50 /* follow: how often the ledger's head is looked at */
 #define ACR__SINK_BACKOFF_MIN_MS 100
