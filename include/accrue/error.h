@@ -41,6 +41,10 @@
     XX(STALE_VERSION, "stale_version", 3)                                                          \
     XX(ABOVE_CEILING, "above_ceiling", 3)                                                          \
     XX(REFUND_BEFORE_SALE, "refund_before_sale", 3)                                                \
+    XX(UNKNOWN_PLAN, "unknown_plan", 3)                                                            \
+    XX(UNKNOWN_PROMOTION, "unknown_promotion", 3)                                                  \
+    XX(UNKNOWN_ANNOUNCEMENT, "unknown_announcement", 3)                                            \
+    XX(NOT_IN_AUDIENCE, "not_in_audience", 3)                                                      \
     XX(ID_CONFLICT, "id_conflict", 4)                                                              \
     XX(VERSION_CONFLICT, "version_conflict", 4)                                                    \
     XX(TOO_LARGE, "too_large", 3)                                                                  \

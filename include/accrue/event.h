@@ -55,7 +55,12 @@
     XX(SALE_REFUNDED, "sale.refunded")                                                             \
     XX(PLAN_PUBLISHED, "plan.published")                                                           \
     XX(ADJUSTMENT_RECORDED, "adjustment.recorded")                                                 \
-    XX(PERIOD_CLOSED, "period.closed")
+    XX(PERIOD_CLOSED, "period.closed")                                                             \
+    XX(ONBOARDING_DEFINED, "onboarding.defined")                                                   \
+    XX(PROMOTION_PUBLISHED, "promotion.published")                                                 \
+    XX(PROMOTION_ENDED, "promotion.ended")                                                         \
+    XX(ANNOUNCEMENT_PUBLISHED, "announcement.published")                                           \
+    XX(ANNOUNCEMENT_ACKNOWLEDGED, "announcement.acknowledged")
 
 typedef enum {
     ACR_EV_NONE = 0,
@@ -76,6 +81,7 @@ typedef enum {
     ACR_FK_UINT,     /* integer >= 0 */
     ACR_FK_JSON,     /* a JSON document stored as compact sorted JSON text */
     ACR_FK_HEX128,   /* 32 lowercase hex digits */
+    ACR_FK_BOOL,     /* true | false; stored as msgpack bool, num[] holds 0 / 1 */
 } acr_field_kind_t;
 
 /* XX(NAME, "json_name", kind) - numbering is not stored (schemas are positional). */
@@ -106,7 +112,17 @@ typedef enum {
     XX(THROUGH_SEQ, "through_seq", ACR_FK_UINT)                                                    \
     XX(FINGERPRINT, "fingerprint", ACR_FK_HEX128)                                                  \
     XX(LINES, "lines", ACR_FK_UINT)                                                                \
-    XX(TOTALS, "totals", ACR_FK_JSON)
+    XX(TOTALS, "totals", ACR_FK_JSON)                                                              \
+    XX(MODULES, "modules", ACR_FK_JSON)                                                            \
+    XX(PROMOTION, "promotion", ACR_FK_JSON)                                                        \
+    XX(PROMO_ID, "promo_id", ACR_FK_ID)                                                            \
+    XX(ENDS_ON, "ends_on", ACR_FK_DATE)                                                            \
+    XX(ANNOUNCEMENT_ID, "announcement_id", ACR_FK_ID)                                              \
+    XX(TITLE, "title", ACR_FK_STR)                                                                 \
+    XX(BODY, "body", ACR_FK_STR)                                                                   \
+    XX(AUDIENCE, "audience", ACR_FK_JSON)                                                          \
+    XX(REQUIRES_ACK, "requires_ack", ACR_FK_BOOL)                                                  \
+    XX(DUE, "due", ACR_FK_DATE)
 
 typedef enum {
 #define XX(name, json, kind) ACR_F_##name,
@@ -115,7 +131,7 @@ typedef enum {
     ACR_F__COUNT
 } acr_field_t;
 
-_Static_assert(ACR_F__COUNT <= 32, "presence is a uint32_t bitmask");
+_Static_assert(ACR_F__COUNT <= 64, "presence is a uint64_t bitmask");
 
 /* A byte slice. Not NUL-terminated unless stated. */
 typedef struct acr_str {
@@ -132,19 +148,19 @@ typedef struct acr_event {
     int64_t at_ms;           /* business time, UTC ms */
     uint8_t type;            /* acr_event_type_t */
     acr_str_t id;            /* client id, the idempotency key */
-    uint32_t present;        /* bit (1u << ACR_F_x) set when field x is present */
+    uint64_t present;        /* bit (1ull << ACR_F_x) set when field x is present */
     acr_str_t str[ACR_F__COUNT]; /* string-like fields (all kinds but AMOUNT/UINT) */
-    int64_t num[ACR_F__COUNT];   /* AMOUNT and UINT values; DATE day numbers */
+    int64_t num[ACR_F__COUNT];   /* AMOUNT and UINT values; DATE day numbers; BOOL 0 / 1 */
 } acr_event_t;
 
-#define ACR_HAS(ev, f) (((ev)->present >> (f)) & 1u)
+#define ACR_HAS(ev, f) ((unsigned)(((ev)->present >> (f)) & 1u))
 
 /* Schema of one type: its fields in stored order and which are required. */
 typedef struct acr_type_schema {
     const char *name;       /* wire name, "sale.recorded" */
     uint8_t field_count;    /* fields in stored order */
     uint8_t fields[12];     /* acr_field_t values */
-    uint32_t required;      /* bitmask over acr_field_t */
+    uint64_t required;      /* bitmask over acr_field_t */
 } acr_type_schema_t;
 
 /* The schema of a type, NULL for ACR_EV_NONE or out of range. */
