@@ -61,6 +61,7 @@ void acr_comm_free(acr_comm_t *c)
         free(c->plans[i].rule_tags);
     }
     free(c->plans);
+    acr__prog_free(c);
     acr__strtab_free(&c->partner_ids);
     acr__strtab_free(&c->attrs);
     acr__table_free(c->sale_ids.slots,
@@ -482,6 +483,10 @@ static int feed_one(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t 
     case ACR_EV_SALE_REFUNDED: return feed_refund(c, ev, hs, err);
     case ACR_EV_ADJUSTMENT_RECORDED: rc = feed_adjustment(c, ev); break;
     case ACR_EV_PLAN_PUBLISHED: return feed_plan(c, ev, err);
+    case ACR_EV_TRAINING_COMPLETED:
+    case ACR_EV_ONBOARDING_DEFINED:
+    case ACR_EV_PROMOTION_PUBLISHED:
+    case ACR_EV_PROMOTION_ENDED: return acr__prog_feed(c, ev, err);
     default: return 0; /* period.closed passes through: its lines come via add_closed */
     }
     return rc != 0 ? nomem(err) : 0;
@@ -633,6 +638,7 @@ void acr_statement_destroy(acr_statement_t *s)
     free(s->unplanned);
     free(s->plans_used);
     free(s->currency_totals);
+    free(s->promotions);
     if (s->arena != NULL) {
         acr__arena_free(s->arena);
         free(s->arena);
