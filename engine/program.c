@@ -11,6 +11,8 @@
  *   'H' plan_id                  -> i64                 min over versions of ceiling - top rate
  *   'A' announcement_id          -> announcement row    (acr__prog_ann_t)
  *   'K' ann \0 partner \0 rep    -> i64 at              acknowledgements (rep "" = none)
+ *   'G' partner                  -> at(8) seq(8)        its registration (raw BE at)
+ *   'R' partner \0 rep           -> at(8) seq(8)        rep.added
  *
  * at(8) is the UTC ms with the sign bit flipped, big-endian, so keys sort by
  * business time; seq(8) big-endian. append.c sets the event's seq before the
@@ -357,9 +359,27 @@ static int announcement_acknowledged(acr__txn_t *tx, const acr_event_t *ev, acr_
     return pput(tx, kval(&ak), b->data, b->len, err);
 }
 
+/* 'G' partner -> at, seq of its registration; 'R' partner \0 rep -> at, seq of rep.added:
+ * the first step of certified_on's walk (program.md). */
+static int note_start(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
+{
+    acr__pkey_t k = acr__prog_key(ev->type == ACR_EV_REP_ADDED ? 'R' : 'G',
+                                  ev->str[ACR_F_PARTNER_ID]);
+    if (ev->type == ACR_EV_REP_ADDED) {
+        acr__pkey_add(&k, "", 1);
+        acr__pkey_add(&k, ev->str[ACR_F_REP_ID].ptr, ev->str[ACR_F_REP_ID].len);
+    }
+    uint8_t b[16];
+    acr__u64_be((uint64_t)ev->at_ms, b);
+    acr__u64_be(ev->seq, b + 8);
+    return k.bad ? acr_err_set(err, ACR_ENOMEM, "key too long") : pput(tx, kval(&k), b, 16, err);
+}
+
 int acr__prog_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     switch (ev->type) {
+    case ACR_EV_PARTNER_REGISTERED:
+    case ACR_EV_REP_ADDED: return note_start(tx, ev, err);
     case ACR_EV_ONBOARDING_DEFINED: return onboarding_defined(tx, ev, err);
     case ACR_EV_TRAINING_COMPLETED: return training_completed(tx, ev, err);
     case ACR_EV_PROMOTION_PUBLISHED: return promotion_published(tx, ev, err);

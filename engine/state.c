@@ -877,7 +877,8 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
             return frc;
     }
     int rc = apply_table[ev->type](tx, ev, err);
-    if (rc == 0 && ev->type == ACR_EV_TRAINING_COMPLETED)
-        rc = acr__prog_apply(tx, ev, err); /* the onboarding view's training rows */
+    if (rc == 0 && (ev->type == ACR_EV_TRAINING_COMPLETED ||
+                    ev->type == ACR_EV_PARTNER_REGISTERED || ev->type == ACR_EV_REP_ADDED))
+        rc = acr__prog_apply(tx, ev, err); /* the onboarding view's rows */
     return rc ? rc : acr__proj_apply(tx, ev, err);
 }

@@ -19,16 +19,12 @@
 #include "accrue/projection.h"
 #include "cli.h"
 
-enum { OUT_TABLE, OUT_CSV, OUT_JSON };
-
-/* One output column: the JSON key, its table title and how to show it. */
-typedef struct col {
-    const char *key;   /* member of each row object */
-    const char *title; /* table header */
-    char kind;         /* 's' text, 'n' number, 'm' amount in minor units, 'c' array length */
-} col_t;
-
 static int parse_format(const char *s, int *out)
+{
+    return acr__parse_format(s, out);
+}
+
+int acr__parse_format(const char *s, int *out)
 {
     if (strcmp(s, "table") == 0)
         *out = OUT_TABLE;
@@ -83,8 +79,13 @@ static void csv_field(const char *s, acr_buf_t *out)
     acr_buf_append(out, "\"", 1);
 }
 
-/* Renders a JSON array of row objects as a table or CSV on stdout. */
 static int render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format)
+{
+    return acr__render_rows(json, len, cols, ncols, format);
+}
+
+/* Renders a JSON array of row objects as a table or CSV on stdout. */
+int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format)
 {
     acr_jv_t arr, row;
     size_t pos = 0;
