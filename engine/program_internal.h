@@ -40,4 +40,11 @@ int acr__prog_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
 /* plan.published: the ceiling against the plan's promotions, and the plan's headroom. */
 int acr__prog_plan_check(acr__txn_t *tx, const acr_plan_t *plan, acr_err_t *err);
 
+/* Inside a caller's read transaction: the partner's onboarding object (appended to out), and
+ * its certification as of t_ms. */
+int acr__prog_onboarding_txn(acr_ledger_t *l, MDB_txn *txn, acr_str_t pid, acr_buf_t *out,
+                             acr_err_t *err);
+int acr__prog_certified_txn(acr_ledger_t *l, MDB_txn *txn, acr_str_t pid, int64_t t_ms,
+                            bool *out, acr_err_t *err);
+
 #endif

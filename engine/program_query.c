@@ -787,3 +787,39 @@ int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
         acr_statement_destroy(&st);
     return finish(&s, &w, mark, rc, err);
 }
+
+/* ---- inside another query's snapshot (query.c: partner show, kpi) --------- */
+
+int acr__prog_onboarding_txn(acr_ledger_t *l, MDB_txn *txn, acr_str_t pid, acr_buf_t *out,
+                             acr_err_t *err)
+{
+    prog_snap_t s;
+    memset(&s, 0, sizeof s);
+    s.l = l;
+    s.txn = txn;
+    jw_t w = {out, 0};
+    int rc = load_lists(&s, err);
+    if (rc == 0)
+        rc = partner_onboarding(&s, &w, pid, err);
+    if (rc == 0 && w.rc != 0)
+        rc = acr_err_set(err, w.rc, "out of memory");
+    s.r = NULL;
+    snap_close(&s);
+    return rc;
+}
+
+int acr__prog_certified_txn(acr_ledger_t *l, MDB_txn *txn, acr_str_t pid, int64_t t_ms,
+                            bool *out, acr_err_t *err)
+{
+    prog_snap_t s;
+    memset(&s, 0, sizeof s);
+    s.l = l;
+    s.txn = txn;
+    int rc = load_lists(&s, err);
+    if (rc == 0)
+        rc = load_trainings(&s, pid, err);
+    if (rc == 0)
+        *out = cert_at(&s, NULL, t_ms);
+    snap_close(&s);
+    return rc;
+}

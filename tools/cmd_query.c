@@ -183,6 +183,26 @@ static void partner_block(const acr_jv_t *p)
                 acr__json_text(&x, b, sizeof b);
             printf("%-10s  %s %s%s%s\n", "training", d, a, b[0] ? " rep " : "", b);
         }
+    acr_jv_t o; /* program.md: onboarding and certification */
+    if (!acr__json_get(p, "onboarding", &o))
+        return;
+    static const char *const keys[] = {"certified", "certified_on", "completed", "missing"};
+    for (size_t k = 0; k < 4; k++) {
+        char line[1024] = "";
+        size_t n = 0;
+        if (acr__json_get(&o, keys[k], &v) && v.kind == 'a') {
+            pos = 0;
+            while (acr__json_arr_next(&v, &pos, &e) == 1 && n + 2 < sizeof line) {
+                acr__json_text(&e, a, sizeof a);
+                n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", n ? " " : "", a);
+            }
+        } else if (acr__json_get(&o, keys[k], &v)) {
+            acr__json_text(&v, line, sizeof line);
+            if (v.kind == 'z')
+                snprintf(line, sizeof line, "-");
+        }
+        printf("%-10s  %s\n", k < 2 ? keys[k] : k == 2 ? "completed" : "missing", line);
+    }
 }
 
 static int partner_run(acr_cli_t *cli, const char *id, int format)
