@@ -571,6 +571,18 @@ static int whatif_check(const acr_comm_t *c, const acr_plan_t *plan, acr_err_t *
             return ACR_ECURRENCY_MISMATCH;
         }
     }
+    for (size_t i = 0; i < c->prog.promo_count; i++) { /* program.md: the ceiling */
+        const acr_promo_t *m = &c->prog.promos[i].p;
+        if (strcmp(m->plan_id, plan->plan_id) == 0 &&
+            (int64_t)acr_plan_max_rate(plan) + m->rate_bp > plan->ceiling_bp) {
+            acr_err_set(err, ACR_EABOVE_CEILING,
+                        "promotion %s pays %d bp on top of this version's top rate: above "
+                        "ceiling_bp %d",
+                        m->promo_id, (int)m->rate_bp, (int)plan->ceiling_bp);
+            snprintf(err->field, sizeof err->field, "%s", "plan.ceiling_bp");
+            return ACR_EABOVE_CEILING;
+        }
+    }
     uint32_t key = acr__strtab_find(&c->attrs, plan->plan_id, (uint32_t)strlen(plan->plan_id),
                                     acr__hash(plan->plan_id, strlen(plan->plan_id)));
     for (uint32_t p = 0; key != ACR__NONE && p < c->partner_ids.count; p++) {
