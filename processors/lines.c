@@ -838,7 +838,8 @@ static int promo_pass(run_t *r)
     r->prepass = false;
     if (rc != 0)
         return rc;
-    qsort(r->cands, r->cand_count, sizeof *r->cands, cand_cmp);
+    if (r->cand_count > 1)
+        qsort(r->cands, r->cand_count, sizeof *r->cands, cand_cmp);
     for (size_t i = 0; i < r->cand_count; i++) {
         const cand_t *k = &r->cands[i];
         acr__promo_t *m = &g->promos[k->promo];
