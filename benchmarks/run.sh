@@ -7,7 +7,10 @@
 # 10 M events) over 12 months, under 15 minutes on the 2-core reference machine.
 # Environment: BENCH_WORK=DIR keeps the generated data and ledgers there (default: a temporary
 # folder, removed at the end); BENCH_PEERS="sqlite postgres duckdb" picks the peers;
-# BENCH_SEED=N (default 42).
+# BENCH_SEED=N (default 42). The history carries the partner program (accrue-gen --program:
+# onboarding, a certified rule, promotions with budgets, announcements) unless BENCH_PROGRAM=0;
+# replay_payout is then measured a second time, program=no, on the same history generated
+# without it (always in quick mode; in full mode with BENCH_PROGRAM_COMPARE=1).
 #
 # Exit status: 0 when every row ran or was skipped with a reason; 1 when a peer's statement
 # differs from another peer's or from accrue's ("a faster wrong answer is not a result"), or a
@@ -95,6 +98,8 @@ fi
 hist=$work/history.jsonl
 hist_mp=$work/history.msgpack
 gen_args=(--partners "$partners" --sales "$sales" --seed "$seed" --months "$months")
+program=yes
+if [ "${BENCH_PROGRAM:-1}" = 1 ]; then gen_args+=(--program); else program=no; fi
 timed "$hist" "$gen" "${gen_args[@]}"
 [ "$T_RC" = 0 ] || { cat "$hist.err" >&2; exit 1; }
 events=$(wc -l <"$hist")
@@ -137,8 +142,22 @@ fi
 
 if [ $have_accrue = 1 ]; then
     timed "$work/payout.out" "$accrue" --ledger "$ledger" payout run "$last_period" --out "$work/ours-$last_period"
-    if [ "$T_RC" = 0 ]; then bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period"
+    if [ "$T_RC" = 0 ]; then bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" program=$program
     else fail "payout run: $(head -5 "$work/payout.out.err")"; fi
+    # The cost of the program: the same replay over the history generated without it.
+    if [ "$program" = yes ] && { [ "$mode" = quick ] || [ "${BENCH_PROGRAM_COMPARE:-0}" = 1 ]; }; then
+        plain=("${gen_args[@]}")
+        unset 'plain[${#plain[@]}-1]'
+        timed "$work/plain.jsonl" "$gen" "${plain[@]}"
+        plain_events=$(wc -l <"$work/plain.jsonl")
+        "$accrue" --ledger "$ledger.plain" init >/dev/null &&
+            "$accrue" --ledger "$ledger.plain" append "$work/plain.jsonl" --batch-size 100000 \
+                >/dev/null 2>&1 || fail "append of the history without the program"
+        timed "$work/payout_plain.out" "$accrue" --ledger "$ledger.plain" payout run "$last_period" --out "$work/plain-$last_period"
+        if [ "$T_RC" = 0 ]; then bench replay_payout "$plain_events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" program=no
+        else fail "payout run (no program): $(head -5 "$work/payout_plain.out.err")"; fi
+        rm -rf "$work/plain.jsonl" "$ledger.plain"
+    fi
     timed "$work/verify.out" "$accrue" --ledger "$ledger" verify
     if [ "$T_RC" = 0 ]; then bench verify "$events" "$T_SECONDS" "$T_RSS_MB"
     else fail "verify: $(head -5 "$work/verify.out.err")"; fi

@@ -39,6 +39,22 @@ typedef struct acr_cli {
         "quiet", no_argument, NULL, ACR_OPT_QUIET                                                  \
     }
 
+/* ---- cmd_query.c: rendering a JSON array of rows ------------------------- */
+
+enum { OUT_TABLE, OUT_CSV, OUT_JSON };
+
+/* One output column: the JSON key, its table title and how to show it. */
+typedef struct col {
+    const char *key;   /* member of each row object */
+    const char *title; /* table header */
+    char kind;         /* 's' text, 'n' number, 'm' amount in minor units, 'c' array length */
+} col_t;
+
+/* table | csv | json into OUT_*; -1 when unknown. */
+int acr__parse_format(const char *s, int *out);
+/* Renders a JSON array of row objects as a table (format OUT_TABLE) or CSV on stdout. */
+int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format);
+
 /* ---- util.c ------------------------------------------------------------- */
 
 /* Resets getopt for a fresh scan of a command's argv (glibc: optind = 0). */
@@ -142,6 +158,9 @@ int acr__cmd_backup(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_partner(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_pipeline(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_kpi(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_onboarding(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_promotion(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_announcements(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv);  /* serve.c */

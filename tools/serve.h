@@ -172,6 +172,10 @@ enum srv_route_id {
     SRV_R_PAYOUTS,
     SRV_R_AUDIT,
     SRV_R_VERIFY,
+    SRV_R_ONBOARDING,      /* serve_program.c */
+    SRV_R_ANNOUNCEMENTS,
+    SRV_R_ANNOUNCEMENT_ACK,
+    SRV_R_PROMOTIONS,
     SRV_R__COUNT
 };
 
@@ -308,6 +312,11 @@ void srv_h_append(srv_t *s, srv_req_t *req, char **params);
 void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params);
 void srv_h_deal_stage(srv_t *s, srv_req_t *req, char **params);
 void srv_h_close(srv_t *s, srv_req_t *req, char **params);
+/* serve_program.c: the partner program (program.md). */
+void srv_h_onboarding(srv_t *s, srv_req_t *req, char **params);
+void srv_h_announcements(srv_t *s, srv_req_t *req, char **params);
+void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params);
+void srv_h_promotions(srv_t *s, srv_req_t *req, char **params);
 /* Bodies up to this size are parsed on the loop thread (no pool round trip):
  * a few events, tens of microseconds at most. */
 #define SRV_LOOP_BODY_MAX 4096

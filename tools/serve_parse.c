@@ -51,6 +51,12 @@ const srv_route_t srv_routes[SRV_R__COUNT] = {
     {HTTP_GET, "/v1/payouts/*/audit", "payouts.audit", R(ADMIN) | R(FINANCE) | R(AUDITOR),
      SRV_R_AUDIT},
     {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), SRV_R_VERIFY},
+    {HTTP_GET, "/v1/onboarding", "onboarding", READERS, SRV_R_ONBOARDING},
+    {HTTP_GET, "/v1/announcements", "announcements", READERS, SRV_R_ANNOUNCEMENTS},
+    {HTTP_POST, "/v1/announcements/*/ack", "announcements.ack", R(ADMIN) | R(FINANCE) | R(PARTNER),
+     SRV_R_ANNOUNCEMENT_ACK},
+    {HTTP_GET, "/v1/promotions", "promotions", R(ADMIN) | R(FINANCE) | R(AUDITOR),
+     SRV_R_PROMOTIONS},
 };
 
 /* ---- requests ---------------------------------------------------------------------------- */

@@ -66,6 +66,10 @@ static const handler_fn handlers[SRV_R__COUNT] = {
     [SRV_R_PAYOUTS] = h_payouts,
     [SRV_R_AUDIT] = h_audit,
     [SRV_R_VERIFY] = h_verify,
+    [SRV_R_ONBOARDING] = srv_h_onboarding,
+    [SRV_R_ANNOUNCEMENTS] = srv_h_announcements,
+    [SRV_R_ANNOUNCEMENT_ACK] = srv_h_announcement_ack,
+    [SRV_R_PROMOTIONS] = srv_h_promotions,
 };
 
 /* ---- errors ----------------------------------------------------------------------- */

@@ -225,6 +225,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
         rc = acr_err_set(err, ACR_EVERSION_CONFLICT, "stream %s is at version %llu, not %lld",
                          st.name, (unsigned long long)st.version, (long long)expected_version);
     } else {
+        ev.seq = head->seq + 1; /* the seq it gets: program rows key (at, seq) */
         rc = acr__state_apply(tx, &ev, err);
     }
     if (rc != 0 && !acr_err_rejects_input(rc))

@@ -22,6 +22,7 @@
 #include "../projection/projection_internal.h"
 #include "../payout/payout_internal.h"
 #include "../state/state_internal.h"
+#include "../state/program_internal.h"
 
 /* ---- Snapshot and JSON writer -------------------------------------------------- */
 
@@ -262,6 +263,9 @@ static int partner_json(const snap_t *s, jw_t *w, acr_str_t pid, MDB_val val, ac
     if (rc == 0)
         rc = scan_prefix(s, ACR_DB_PROJ_TRAINING, &k, training_row, w, err);
     jw_close(w, ']');
+    jw_key(w, "onboarding"); /* program.md: modules, completed, missing, certified, reps */
+    if (rc == 0 && w->rc == 0)
+        rc = acr__prog_onboarding_txn(s->l, s->txn, pid, w->b, err);
     jw_close(w, '}');
     return rc;
 }
@@ -564,6 +568,7 @@ typedef struct kpi_req {
     char months[3][ACR_PERIOD_ID_MAX];     /* the month keys it covers */
     bool has_comm;                         /* made of whole ledger periods */
     int32_t o_lo, o_hi;                    /* the ledger periods it covers */
+    int64_t end_ms;                        /* the requested period's end (certified) */
 } kpi_req_t;
 
 static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_err_t *err)
@@ -579,6 +584,7 @@ static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_er
     int32_t first = acr_period_first_day(kind, idx), end = acr_period_end_day(kind, idx);
     int32_t m0 = acr_period_of_day(ACR_PERIOD_MONTH, first);
     q->period_id = id;
+    q->end_ms = acr_period_end_ms(kind, idx, l->cfg.utc_offset_min);
     q->nmonths = acr_period_of_day(ACR_PERIOD_MONTH, end - 1) - m0 + 1;
     for (int i = 0; i < q->nmonths; i++)
         acr_period_format(ACR_PERIOD_MONTH, m0 + i, q->months[i]);
@@ -767,6 +773,12 @@ static int kpi_partner_row(kpi_ctx_t *c, acr_err_t *err)
         jw_null(w);
     else if (rc == 0)
         rc = jw_i128(w, partner_commission(c), "the commission", c->partner, err);
+    bool cert = false; /* program.md: as of the period's end minus one millisecond */
+    if (rc == 0)
+        rc = acr__prog_certified_txn(c->s->l, c->s->txn, c->partner, c->q->end_ms - 1, &cert,
+                                     err);
+    jw_key(w, "certified");
+    jw_raw(w, cert ? "true" : "false", cert ? 4 : 5);
     jw_close(w, '}');
     return rc;
 }
@@ -833,7 +845,7 @@ static int rep_commissions(kpi_ctx_t *c, acr_err_t *err)
         const acr_line_t *ln = &c->stmt->lines[i];
         if (ln->origin_period < c->q->o_lo || ln->origin_period > c->q->o_hi ||
             (ln->kind != ACR_LINE_SALE && ln->kind != ACR_LINE_CLAWBACK &&
-             ln->kind != ACR_LINE_NEW_CUSTOMER_BONUS))
+             ln->kind != ACR_LINE_NEW_CUSTOMER_BONUS && ln->kind != ACR_LINE_PROMOTION))
             continue;
         rep_acc_t key = {.rep_id = {"", 0}};
         int rc = line_rep(c->s, ln, &key.rep_id, err);

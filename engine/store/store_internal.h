@@ -33,6 +33,7 @@
     XX(PLANS, "plans", true)          /* plan_id -> latest version, currency (kv) */              \
     XX(PLAN_PARTNERS, "plan_partners", true) /* plan_id \0 partner_id -> currency */             \
     XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
+    XX(PROGRAM, "program", true)      /* the partner program's rows (engine/program.c) */         \
     ACR_PROJ_DB_MAP(XX)
 
 /* Projection tables (engine/projection applies them, engine/query reads them;

@@ -130,6 +130,39 @@ def matrix(base, tokfile):
     expect("GET", "/v1/payouts/2026-07/statement?partner=ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/payouts/2026-07/statement?partner=BETA", [200, 200, 200, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-08/statement", [200, 200, 200, 403, 403, 404])
+    # the partner program (program.md): announcements appended through POST /v1/events
+    anns = [{"id": "an-" + a, "type": "announcement.published", "at": "2026-08-05T00:00:00Z",
+             "data": dict({"announcement_id": a, "title": "T " + a, "body": "B",
+                           "requires_ack": ack}, **({"audience": aud} if aud else {}))}
+            for a, aud, ack in [("AN-GOLD", {"tier": "gold"}, True),
+                                ("AN-SILVER", {"tier": "silver"}, True), ("AN-INFO", None, False)]]
+    got, data, _ = req(c, "POST", "/v1/events", toks["admin"], json.dumps(anns))
+    check(got == 200, "program events through POST /v1/events: %d %s" % (got, data[:200]))
+    expect("GET", "/v1/onboarding", [200, 200, 200, 403, 403, 200])
+    expect("GET", "/v1/onboarding?partner=BETA", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/onboarding?partner=ACME", [200, 200, 200, 403, 403, 200])
+    expect("GET", "/v1/announcements", [200, 200, 200, 403, 403, 200])
+    expect("GET", "/v1/announcements?partner=BETA", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/promotions", [200, 200, 200, 403, 403, 403])
+    # ACME (the partner token) is gold: AN-SILVER is outside its audience, so 404 to it
+    expect("POST", "/v1/announcements/AN-SILVER/ack", [200, 200, 403, 403, 403, 404],
+           body=lambda r: {"partner_id": {"admin": "BETA", "finance": "GAMMA"}.get(r, "ACME")})
+    expect("POST", "/v1/announcements/AN-GOLD/ack", [200, 422, 403, 403, 403, 200],
+           body=lambda r: {"admin": {"partner_id": "ACME", "rep_id": "AKI"},
+                           "finance": {"partner_id": "BETA"}}.get(r, {}))
+    expect("POST", "/v1/announcements/AN-GOLD/ack", [422, 422, 403, 403, 403, 404],
+           body=lambda r: {"partner_id": "BETA"})  # for another partner: 404 to a partner
+    expect("POST", "/v1/announcements/NOPE/ack", [404, 404, 403, 403, 403, 404], body={})
+    got, data, _ = req(c, "GET", "/v1/announcements", toks["partner"])
+    mine = json.loads(data) if got == 200 else None
+    check(mine is not None and [(a["announcement_id"], a["state"]) for a in mine] ==
+          [("AN-GOLD", "read"), ("AN-INFO", "info")],
+          "partner announcements: its own audience with states: %r" % data[:300])
+    got, data, _ = req(c, "GET", "/v1/announcements", toks["finance"])
+    counts = {a["announcement_id"]: (a["audience"], a["acknowledged"], a["pending"])
+              for a in json.loads(data)} if got == 200 else None
+    check(counts == {"AN-GOLD": (1, 1, 0), "AN-SILVER": (2, 2, 0), "AN-INFO": (3, 0, 0)},
+          "announcement counts: %r" % counts)
     # partner statement holds only its own lines
     got, data, _ = req(c, "GET", "/v1/payouts/2026-07/statement", toks["partner"])
     lines = data.decode().splitlines()
