@@ -144,8 +144,13 @@ static uint64_t commit_appends(srv_t *s, group_t *g, srv_wjob_t *jobs)
     uint64_t t0 = uv_hrtime();
     /* Our commit writes no token: the token cache stays valid across it. */
     uint64_t stamp = acr_token_cache_write_begin(s->tokens);
-    acr_ledger_append_group(s->ledger, g->batches, n, g->results, g->errs, g->rcs);
-    acr_token_cache_write_end(s->tokens, stamp);
+    int grc = acr_ledger_append_group(s->ledger, g->batches, n, g->results, g->errs, g->rcs);
+    /* Whether the group's transaction committed changes: only then did it take a txn id
+     * (duplicates and rejected batches alone commit nothing). */
+    bool wrote = false;
+    for (size_t k = 0; grc == 0 && k < n; k++)
+        wrote = wrote || (g->rcs[k] == 0 && g->results[k].appended > 0);
+    acr_token_cache_write_end(s->tokens, stamp, wrote);
     uint64_t us = (uv_hrtime() - t0) / 1000, appended = 0, head = 0;
     i = 0;
     for (srv_wjob_t *j = jobs; j != NULL; j = j->next) {
