@@ -21,6 +21,7 @@ VERSION  := 0.1.0
 WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
 ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -I/usr/share/include/llhttp \
+                -DLLHTTP_STRICT_MODE=1 \
                 -DACR_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS    = -std=c17 $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -66,7 +67,7 @@ $(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h to
 
 $(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
+	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
 
 $(BUILD)/libaccrue.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

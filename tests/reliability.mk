@@ -80,7 +80,7 @@ $(FUZZ_DIR)/obj/tools/serve_parse.o: tools/serve_parse.c tools/serve.h $(wildcar
 
 $(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c17 -D_POSIX_C_SOURCE=200809L -I/usr/share/include/llhttp -g -O1 -w \
+	$(FUZZ_CC) -std=c17 -D_POSIX_C_SOURCE=200809L -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp -g -O1 -w \
 	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
 	    -fno-omit-frame-pointer -c $< -o $@
 

@@ -23,13 +23,16 @@ static const char usage_serve[] =
     "usage: accrue serve [--listen HOST:PORT] [--token-file F] [--header-bytes-max N]\n"
     "                    [--body-bytes-max N] [--header-timeout-ms N] [--idle-timeout-ms N]\n"
     "                    [--connections-max N] [--feed-buffer-bytes N] [--heartbeat-ms N]\n"
+    "                    [--body-timeout-ms N] [--expensive-max N]\n"
     "\n"
     "The HTTP API of http.md on HOST:PORT (default 127.0.0.1:8080; port 0 picks a free\n"
     "port, printed as `listening on http://HOST:PORT` on stderr). Requests need\n"
     "`Authorization: Bearer <token>` (see `accrue token`); --token-file F adds bootstrap\n"
     "tokens, one `SECRET ROLE [PARTNER]` per line (# comments), never stored. Limits default\n"
     "to http.md: headers 16384 bytes, body 67108864 bytes, head within 10000 ms, keep-alive\n"
-    "idle 30000 ms, 1024 connections; a feed subscriber may lag 1048576 bytes; heartbeat\n"
+    "idle 30000 ms (also the longest a body may stall), a whole body within 300000 ms,\n"
+    "1024 connections, 2 expensive requests (verify, payout run, audit) at once (503 and\n"
+    "Retry-After beyond); a feed subscriber may lag 1048576 bytes; heartbeat\n"
     "every 15000 ms. One access-log line (JSON) per request on stderr. SIGTERM/SIGINT\n"
     "finish the requests in flight and exit 0.\n";
 
@@ -43,6 +46,8 @@ enum {
     OPT_CONNS,
     OPT_FEED_BYTES,
     OPT_HEARTBEAT_MS,
+    OPT_BODY_MS,
+    OPT_EXPENSIVE,
 };
 
 static srv_t *the_server;
@@ -161,12 +166,14 @@ static int parse_args(acr_cli_t *cli, int argc, char **argv, srv_t *s, const cha
         {"connections-max", required_argument, NULL, OPT_CONNS},
         {"feed-buffer-bytes", required_argument, NULL, OPT_FEED_BYTES},
         {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
+        {"body-timeout-ms", required_argument, NULL, OPT_BODY_MS},
+        {"expensive-max", required_argument, NULL, OPT_EXPENSIVE},
         ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0}};
     int c, rc;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         uint64_t v = 0;
-        if (c >= OPT_HEADER_BYTES && c <= OPT_HEARTBEAT_MS && parse_limit(optarg, &v) != 0)
+        if (c >= OPT_HEADER_BYTES && c <= OPT_EXPENSIVE && parse_limit(optarg, &v) != 0)
             return acr__usage(usage_serve, "%s wants a positive integer, not '%s'",
                               argv[optind - 1], optarg);
         switch (c) {
@@ -196,6 +203,12 @@ static int parse_args(acr_cli_t *cli, int argc, char **argv, srv_t *s, const cha
             break;
         case OPT_HEARTBEAT_MS:
             s->lim.feed_heartbeat_ms = v;
+            break;
+        case OPT_BODY_MS:
+            s->lim.body_ms_max = v;
+            break;
+        case OPT_EXPENSIVE:
+            s->lim.expensive_max = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
             break;
         default:
             if ((rc = acr__common_opt(cli, c, argv, usage_serve)) >= 0)
@@ -254,7 +267,7 @@ int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv)
     static srv_t server;
     srv_t *s = &server;
     memset(s, 0, sizeof *s);
-    s->lim = (srv_limits_t){16 * 1024, 64u << 20, 10000, 30000, 1024, 1u << 20, 15000};
+    s->lim = (srv_limits_t){16 * 1024, 64u << 20, 10000, 30000, 300000, 2, 1024, 1u << 20, 15000};
     const char *listen = "127.0.0.1:8080", *token_file = NULL;
     int rc = parse_args(cli, argc, argv, s, &listen, &token_file);
     if (rc >= 0)

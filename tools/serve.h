@@ -25,6 +25,7 @@
 
 #include <llhttp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,6 +50,8 @@ typedef struct srv_limits {
     size_t body_bytes_max;         /* 64 MiB (413 beyond) */
     uint64_t header_ms_max;        /* whole head within 10 s of its first byte (408) */
     uint64_t idle_ms_max;          /* keep-alive idle and body stall: 30 s */
+    uint64_t body_ms_max;          /* whole body within 300 s of the head (408) */
+    uint32_t expensive_max;        /* verify, payout runs, audits at once: 2 (503 beyond) */
     uint32_t connections_max;      /* 1024 open connections */
     size_t feed_pending_bytes_max; /* a feed subscriber's unsent bytes: 1 MiB */
     uint64_t feed_heartbeat_ms;    /* 15 s */
@@ -73,7 +76,12 @@ typedef struct srv srv_t;
 typedef struct srv_req {
     srv_conn_t *conn;       /* owner (holds a reference while the request lives) */
     uv_work_t work;         /* the pool job of the request */
-    uint8_t method;         /* llhttp_method_t */
+    uint8_t method;         /* llhttp_method_t (valid when has_method) */
+    bool has_method;        /* the request line's method was parsed */
+    bool authed;            /* the token was checked on the head (role set, or refused) */
+    bool expensive;         /* counts against lim.expensive_max while in flight */
+    bool in_pool;           /* req->work is queued or running (loop thread) */
+    atomic_bool gone;       /* the client hung up (set on the loop, read by pool jobs) */
     acr_buf_t url;          /* request target as received */
     char *path;             /* decoded path, NUL-terminated (heap) */
     char *query;            /* raw query after '?', NUL-terminated (heap, "" when none) */
@@ -143,6 +151,7 @@ struct srv {
     uint32_t conn_count; /* open connections (freed ones excluded) */
     uint32_t pool_jobs;  /* pool jobs in flight */
     srv_conn_t *conns;   /* every open connection */
+    uint32_t expensive;  /* expensive requests in flight (loop thread) */
     bool stopping;       /* SIGTERM/SIGINT seen */
     bool finished;       /* the last handles are closing */
     srv_writer_t writer;
@@ -220,7 +229,7 @@ typedef struct srv_scan {
     char prev;       /* the previous byte */
 } srv_scan_t;
 
-enum { SRV_PARSE_MORE = 0, SRV_PARSE_REQUEST, SRV_PARSE_ERROR };
+enum { SRV_PARSE_MORE = 0, SRV_PARSE_REQUEST, SRV_PARSE_ERROR, SRV_PARSE_HEAD };
 
 /* One connection's parser: head scanner + llhttp + header capture. */
 typedef struct srv_parse {
@@ -230,14 +239,19 @@ typedef struct srv_parse {
     srv_req_t *cur;        /* request being parsed (owned) */
     srv_req_t *done;       /* the request srv_parse_feed completed (take it) */
     int fail_status;       /* status chosen by a callback that failed */
+    const char *fail_why;  /* and its message (static), NULL for llhttp's reason */
     bool expect_continue;  /* Expect: 100-continue on the current request */
-    acr_buf_t hname, hval; /* the header being parsed */
+    bool pause_on_head;    /* stop after each head (SRV_PARSE_HEAD) until srv_parse_resume */
+    bool head_paused;      /* stopped after a head */
+    bool resumed;          /* resumed after a head: feed again even with no new byte */
+    bool in_body;          /* the head of the current request is complete */
+    uint8_t auth_count, host_count, te_count; /* of the current head */
+    acr_buf_t hname, hval;                    /* the header being parsed */
     void *owner;
     /* optional hooks: allocate / free a request (default srv_req_alloc /
-     * srv_req_release), and the head of a request is complete */
+     * srv_req_release) */
     srv_req_t *(*new_req)(void *owner);
     void (*free_req)(srv_req_t *r);
-    void (*on_head)(void *owner, bool expect_continue);
 } srv_parse_t;
 
 void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_max, void *owner);
@@ -245,11 +259,18 @@ void srv_parse_destroy(srv_parse_t *p);
 /* Runs data[0..len) through the scanner and llhttp. SRV_PARSE_MORE: all of it
  * was consumed, the request is not complete. SRV_PARSE_REQUEST: p->done
  * holds a complete request (url NUL-terminated) and *out_used bytes were
- * consumed; the rest belongs to the next request. SRV_PARSE_ERROR: answer
+ * consumed; the rest belongs to the next request. SRV_PARSE_HEAD (only with
+ * pause_on_head): the head of p->cur is complete (url NUL-terminated, no
+ * body byte read yet) and *out_used bytes were consumed; call
+ * srv_parse_resume before feeding the rest. SRV_PARSE_ERROR: answer
  * *out_status (400, 413 or 431) with msg and close; p->cur holds the partial
  * request, if any. */
 int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_used, int *out_status,
                    char *msg, size_t cap);
+void srv_parse_resume(srv_parse_t *p);
+/* The path to log for req: the decoded path, else the raw target, else "-"
+ * (never past a buffer: a target that failed to decode has no path). */
+void srv_log_path(const srv_req_t *req, const char **out, size_t *out_len);
 
 /* ---- serve_http.c ---------------------------------------------------------- */
 
@@ -257,6 +278,9 @@ int srv_http_listen(srv_t *s, const char *host, int port);
 /* Sends req's response (status, ctype, resp, extra_headers) and then goes on
  * with the connection's next request or closes it. Loop thread only. */
 void srv_respond(srv_req_t *req);
+/* The auth decision on a request's head is made (req->status set: refused,
+ * answered at once; else the body is read). Loop thread only. */
+void srv_head_decided(srv_req_t *req);
 /* Logs and frees a request that was answered another way (the feed). */
 void srv_req_done(srv_req_t *req);
 /* Fills req with an error body {"error":{code,message,details:[]}}. */
@@ -282,6 +306,10 @@ void srv_maybe_finish(srv_t *s);
 
 /* ---- serve_routes.c -------------------------------------------------------- */
 
+/* Authenticates and authorizes a request's head (loop thread): from the
+ * --token-file entries and the token cache at once, else from the tokens
+ * table on the pool; then srv_head_decided(req). */
+void srv_authorize(srv_t *s, srv_req_t *req);
 /* Routes a complete request (loop thread): /healthz and / are answered at
  * once, everything else goes to the pool. */
 void srv_dispatch(srv_t *s, srv_req_t *req);

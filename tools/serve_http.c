@@ -18,10 +18,19 @@
  * response head is formatted into a buffer kept by the request. Past the
  * connection cap a client is answered 503 and closed, not dropped silently.
  *
+ * The token is checked on the head: llhttp pauses when a head is complete
+ * (PH_AUTH), serve_routes.c decides (on the loop from the token cache, or on
+ * the pool from the tokens table) and calls srv_head_decided. A refused
+ * request (401, 403, 404, 405, 400) is answered at once and the connection
+ * closed, without reading its body; `100 Continue` is sent only after the
+ * head is accepted. So a client without a valid token pins no more than the
+ * head limit and PIPELINE_BYTES_MAX, whatever body it announces.
+ *
  * Timers, one per connection: the whole head must arrive within
  * header_ms_max of its first byte (a slow client that trickles bytes is
- * answered 408 and closed), a body may stall at most idle_ms_max, and an
- * idle keep-alive connection is closed after idle_ms_max. A connection is
+ * answered 408 and closed), a body may stall at most idle_ms_max and must be
+ * complete within body_ms_max of its head, and an idle keep-alive
+ * connection is closed after idle_ms_max. A connection is
  * closed "lingering": shutdown, then unread input is drained for a moment,
  * so the client reads a 4xx before the socket goes away.
  */
@@ -41,7 +50,9 @@
  * the next requests is buffered. */
 #define PIPELINE_BYTES_MAX (64 * 1024)
 
-enum phase { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_FEED, PH_LINGER };
+/* PH_AUTH: a head is complete and its token is being checked; no body byte is read
+ * (bytes that arrive are held, up to PIPELINE_BYTES_MAX, then reading stops). */
+enum phase { PH_IDLE, PH_HEAD, PH_AUTH, PH_BODY, PH_BUSY, PH_FEED, PH_LINGER };
 
 struct srv_conn {
     uv_tcp_t tcp;     /* the socket */
@@ -58,6 +69,7 @@ struct srv_conn {
     bool closing;        /* uv_close called */
     bool reading;        /* uv_read_start in effect */
     bool peer_done;      /* EOF or error seen while a request was in flight */
+    uint64_t body_deadline; /* uv_now() by which the body must be complete (PH_BODY) */
     struct srv_sub *sub; /* feed subscriber, when the connection is a stream */
     srv_conn_t *prev, *next;
 };
@@ -183,18 +195,17 @@ void srv_log_request(srv_req_t *req, size_t bytes)
         ts_ms = now;
     }
     uint64_t us = (uv_hrtime() - req->start_ns) / 1000;
-    const char *m = req->url.len ? llhttp_method_name((llhttp_method_t)req->method) : "-";
+    const char *m = req->has_method ? llhttp_method_name((llhttp_method_t)req->method) : "-";
     acr_buf_t *line = &log_buf;
     acr_buf_append_str(line, "{\"ts\":\"");
     acr_buf_append_str(line, ts);
     acr_buf_append_str(line, "\",\"method\":\"");
     acr_buf_append_str(line, m);
     acr_buf_append_str(line, "\",\"path\":");
-    const char *path = req->path ? req->path : (const char *)req->url.data;
-    size_t plen = req->path ? strlen(req->path) : req->url.len;
-    if (path == NULL || plen == 0)
-        path = "-", plen = 1;
-    acr_buf_append_json_str(line, path, plen > 256 ? 256 : plen);
+    const char *path;
+    size_t plen;
+    srv_log_path(req, &path, &plen);
+    acr_buf_append_json_str(line, path, plen);
     acr_buf_append_str(line, ",\"status\":");
     srv_buf_u64(line, (uint64_t)(req->status > 0 ? req->status : 0));
     acr_buf_append_str(line, ",\"bytes\":");
@@ -259,6 +270,14 @@ void srv_conn_close(srv_conn_t *c)
     if (c->closing)
         return;
     c->closing = true;
+    srv_req_t *held[2] = {c->active, c->p.cur};
+    for (int i = 0; i < 2; i++) {
+        if (held[i] == NULL)
+            continue;
+        atomic_store(&held[i]->gone, true); /* a pool job not yet begun skips its work */
+        if (held[i]->in_pool)
+            uv_cancel((uv_req_t *)&held[i]->work); /* still queued: never runs */
+    }
     if (c->sub != NULL) {
         struct srv_sub *sub = c->sub;
         c->sub = NULL;
@@ -423,17 +442,41 @@ static void fail(srv_conn_t *c, int status, const char *why)
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-/* The head of a request is complete: the body may stall at most idle_ms_max. */
-static void on_head(void *owner, bool expect_continue)
+/* Arms the body timer: the body may stall at most idle_ms_max and must be complete by
+ * body_deadline, whichever comes first. */
+static void arm_body(srv_conn_t *c)
 {
-    srv_conn_t *c = owner;
+    uint64_t now = uv_now(c->srv->loop);
+    uint64_t left = c->body_deadline > now ? c->body_deadline - now : 0;
+    arm(c, left < c->srv->lim.idle_ms_max ? left : c->srv->lim.idle_ms_max);
+}
+
+void srv_head_decided(srv_req_t *req)
+{
+    srv_conn_t *c = req->conn;
+    if (c->closing || c->phase != PH_AUTH || c->p.cur != req)
+        return; /* the client is gone: the parser frees the request with the connection */
+    if (req->status != 0) { /* refused on its head: answered without reading the body */
+        c->p.cur = NULL;
+        c->active = req;
+        c->phase = PH_BUSY;
+        set_reading(c, false);
+        uv_timer_stop(&c->timer);
+        req->keep_alive = false;
+        srv_conn_ref(c);
+        srv_respond(req);
+        return;
+    }
+    srv_parse_resume(&c->p);
     c->phase = PH_BODY;
-    arm(c, c->srv->lim.idle_ms_max);
-    if (expect_continue) {
+    c->body_deadline = uv_now(c->srv->loop) + c->srv->lim.body_ms_max;
+    arm_body(c);
+    if (c->p.expect_continue) { /* only now that the token and the route are known good */
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
+    conn_parse(c);
 }
 
 static void start_request(srv_conn_t *c)
@@ -449,8 +492,9 @@ static void start_request(srv_conn_t *c)
 
 static void conn_parse(srv_conn_t *c)
 {
+    bool head = false;
     while (c->active == NULL && !c->closing && c->phase != PH_FEED && c->phase != PH_LINGER &&
-           c->in_off < c->in.len) {
+           c->phase != PH_AUTH && (c->in_off < c->in.len || c->p.resumed)) {
         const char *data = (const char *)c->in.data + c->in_off;
         size_t len = c->in.len - c->in_off;
         if (c->phase == PH_IDLE) {
@@ -463,6 +507,13 @@ static void conn_parse(srv_conn_t *c)
         int r = srv_parse_feed(&c->p, data, len, &used, &status, msg, sizeof msg);
         if (r == SRV_PARSE_MORE) {
             c->in_off = c->in.len;
+            break;
+        }
+        if (r == SRV_PARSE_HEAD) {
+            c->in_off += used;
+            c->phase = PH_AUTH;
+            uv_timer_stop(&c->timer);
+            head = true;
             break;
         }
         if (r == SRV_PARSE_REQUEST) {
@@ -484,6 +535,12 @@ static void conn_parse(srv_conn_t *c)
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
+    if (head) { /* held bytes wait until the head is authorized */
+        if (!c->peer_done)
+            set_reading(c, c->in.len < PIPELINE_BYTES_MAX);
+        srv_authorize(c->srv, c->p.cur);
+        return;
+    }
     if (c->active == NULL && c->phase != PH_BUSY) {
         if (c->peer_done)
             srv_conn_close(c); /* answered what it sent; a partial request has nobody to answer */
@@ -496,7 +553,7 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
     srv_conn_t *c = st->data;
-    bool busy = c->phase == PH_BUSY && c->active != NULL;
+    bool busy = (c->phase == PH_BUSY && c->active != NULL) || c->phase == PH_AUTH;
     if (nread < 0 && busy) { /* answer the request in flight first */
         c->peer_done = true;
         set_reading(c, false);
@@ -513,6 +570,8 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
+    if (c->phase == PH_BODY)
+        arm_body(c); /* bytes came: the stall timer restarts, the total stands */
     if (busy) { /* pipelined bytes wait, parsed once the response is out */
         if (c->in.len - c->in_off >= PIPELINE_BYTES_MAX)
             set_reading(c, false);
@@ -529,7 +588,9 @@ static void on_timer(uv_timer_t *t)
         fail(c, 408, "the request head did not arrive in time");
         break;
     case PH_BODY:
-        fail(c, 408, "the request body stalled");
+        fail(c, 408,
+             uv_now(c->srv->loop) >= c->body_deadline ? "the request body did not arrive in time"
+                                                      : "the request body stalled");
         break;
     case PH_IDLE:
     case PH_LINGER:
@@ -671,7 +732,7 @@ static void on_connection(uv_stream_t *server, int status)
     srv_parse_init(&c->p, s->lim.header_bytes_max, s->lim.body_bytes_max, c);
     c->p.new_req = req_new;
     c->p.free_req = req_free;
-    c->p.on_head = on_head;
+    c->p.pause_on_head = true; /* authenticate and authorize before reading a body */
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;

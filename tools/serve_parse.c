@@ -7,12 +7,22 @@
  * capture, request-target splitting and percent-decoding, the route table
  * and the auth / route decision.
  *
- * llhttp 8.1 in its strict default already refuses Content-Length together
- * with Transfer-Encoding, duplicate Content-Length and bad chunk framing,
- * but it accepts obs-fold continuation lines, a bare LF ending the request
- * line or the head, and whitespace before a header's colon. The head
- * scanner runs over each request head before llhttp sees it and refuses
- * those (400); it also counts the head's bytes for the header limit (431).
+ * llhttp 8.1 is built with LLHTTP_STRICT_MODE (Makefile) and no lenient
+ * flag: it refuses Content-Length together with Transfer-Encoding,
+ * duplicate Content-Length and bad chunk framing (CRLF after chunk data is
+ * checked, not skipped). It still accepts obs-fold continuation lines, a
+ * bare LF ending the request line or the head, whitespace before a header's
+ * colon, an empty header name and runs of spaces in the request line; the
+ * head scanner runs over each request head before llhttp sees it and
+ * refuses those (400); it also counts the head's bytes for the header limit
+ * (431). The callbacks refuse a second Authorization or Host header, an
+ * HTTP/1.1 request without Host, any Transfer-Encoding but exactly
+ * `chunked`, and trailer fields after a chunked body (so nothing in a
+ * trailer is ever honoured, and a trailer cannot grow memory).
+ *
+ * With pause_on_head, llhttp is paused when a head is complete
+ * (on_headers_complete returns HPE_PAUSED): the server authenticates and
+ * authorizes the head before it reads a single body byte.
  * A message that completes pauses llhttp (on_message_complete returns
  * HPE_PAUSED), so one srv_parse_feed call yields at most one request and the
  * bytes of a pipelined next request stay unparsed.
@@ -130,7 +140,15 @@ static int scan_head(srv_scan_t *s, const char *p, size_t n, size_t max, const c
                 *why = "obsolete line folding (obs-fold) is not accepted";
                 return 400;
             }
+            if (s->line == 0 && (c == '\t' || (c == ' ' && (s->prev == ' ' || s->line_len == 0)))) {
+                *why = "the request line wants single spaces between method, target and version";
+                return 400;
+            }
             if (s->line > 0 && s->in_name) {
+                if (c == ':' && s->line_len == 0) {
+                    *why = "a header line has an empty name";
+                    return 400;
+                }
                 if (c == ':') {
                     s->in_name = false;
                 } else if (c == ' ' || c == '\t') {
@@ -158,24 +176,42 @@ static int on_message_begin(llhttp_t *lp)
     acr_buf_reset(&p->hname);
     acr_buf_reset(&p->hval);
     p->expect_continue = false;
+    p->in_body = false;
+    p->auth_count = p->host_count = p->te_count = 0;
     return 0;
 }
 
 static int on_url(llhttp_t *lp, const char *at, size_t n)
 {
     srv_parse_t *p = lp->data;
+    p->cur->method = (uint8_t)llhttp_get_method(lp); /* known once the target starts */
+    p->cur->has_method = true;
     return acr_buf_append(&p->cur->url, at, n) == 0 ? 0 : -1;
 }
 
+/* Fails the request with 400 and a message (a callback's return). */
+static int refuse400(srv_parse_t *p, const char *why)
+{
+    p->fail_status = 400;
+    p->fail_why = why;
+    return -1;
+}
+
+/* Trailer fields (after a chunked body) are refused: nothing in them is
+ * honoured, and refusing at their first byte bounds their memory to nothing. */
 static int on_header_field(llhttp_t *lp, const char *at, size_t n)
 {
     srv_parse_t *p = lp->data;
+    if (p->in_body)
+        return refuse400(p, "trailer fields after a chunked body are not accepted");
     return acr_buf_append(&p->hname, at, n) == 0 ? 0 : -1;
 }
 
 static int on_header_value(llhttp_t *lp, const char *at, size_t n)
 {
     srv_parse_t *p = lp->data;
+    if (p->in_body)
+        return refuse400(p, "trailer fields after a chunked body are not accepted");
     return acr_buf_append(&p->hval, at, n) == 0 ? 0 : -1;
 }
 
@@ -207,9 +243,21 @@ static int on_header_value_complete(llhttp_t *lp)
     srv_parse_t *p = lp->data;
     srv_req_t *r = p->cur;
     int rc = 0;
+    if (p->in_body)
+        return refuse400(p, "trailer fields after a chunked body are not accepted");
     if (name_is(&p->hname, "authorization")) {
+        if (++p->auth_count > 1)
+            return refuse400(p, "more than one Authorization header");
         acr_buf_reset(&r->auth);
         rc = acr_buf_append(&r->auth, p->hval.data, p->hval.len);
+    } else if (name_is(&p->hname, "host")) {
+        if (++p->host_count > 1)
+            return refuse400(p, "more than one Host header");
+    } else if (name_is(&p->hname, "transfer-encoding")) {
+        char v[16];
+        copy_lower(&p->hval, v, sizeof v, false);
+        if (++p->te_count > 1 || strcmp(v, "chunked") != 0 || p->hval.len > 32)
+            return refuse400(p, "Transfer-Encoding must be exactly `chunked`");
     } else if (name_is(&p->hname, "content-type")) {
         copy_lower(&p->hval, r->content_type, sizeof r->content_type, true);
     } else if (name_is(&p->hname, "accept")) {
@@ -233,12 +281,18 @@ static int on_headers_complete(llhttp_t *lp)
         p->fail_status = 413;
         return -1;
     }
+    if (lp->http_major == 1 && lp->http_minor >= 1 && p->host_count != 1)
+        return refuse400(p, "an HTTP/1.1 request needs exactly one Host header");
     if (acr_buf_reserve(&p->cur->body, (lp->flags & F_CONTENT_LENGTH) && lp->content_length <= 65536
                                            ? (size_t)lp->content_length
                                            : 0) != 0)
         return -1;
-    if (p->on_head != NULL)
-        p->on_head(p->owner, p->expect_continue && lp->http_major == 1 && lp->http_minor == 1);
+    p->expect_continue = p->expect_continue && lp->http_major == 1 && lp->http_minor == 1;
+    p->in_body = true;
+    if (p->pause_on_head) {
+        p->head_paused = true;
+        return HPE_PAUSED; /* the caller authorizes the head before any body byte is read */
+    }
     return 0;
 }
 
@@ -257,6 +311,7 @@ static int on_message_complete(llhttp_t *lp)
     srv_parse_t *p = lp->data;
     srv_req_t *r = p->cur;
     r->method = (uint8_t)llhttp_get_method(lp);
+    r->has_method = true;
     r->keep_alive = llhttp_should_keep_alive(lp) && !llhttp_get_upgrade(lp);
     p->done = r;
     p->cur = NULL;
@@ -281,7 +336,7 @@ void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_m
         settings_ready = true;
     }
     memset(p, 0, sizeof *p);
-    llhttp_init(&p->parser, HTTP_REQUEST, &settings);
+    llhttp_init(&p->parser, HTTP_REQUEST, &settings); /* strict: no lenient flag is set */
     p->parser.data = p;
     p->header_bytes_max = header_bytes_max;
     p->body_bytes_max = body_bytes_max;
@@ -311,6 +366,7 @@ int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_use
                    char *msg, size_t cap)
 {
     *out_used = 0;
+    p->resumed = false;
     const char *why = NULL;
     int bad = p->scan.done ? 0 : scan_head(&p->scan, data, len, p->header_bytes_max, &why);
     if (bad != 0) {
@@ -322,6 +378,12 @@ int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_use
     if (e == HPE_OK) {
         *out_used = len;
         return SRV_PARSE_MORE;
+    }
+    if (e == HPE_PAUSED && p->head_paused && p->done == NULL && p->cur != NULL) {
+        *out_used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
+        acr_buf_append(&p->cur->url, "", 1); /* NUL-terminated for the router */
+        p->cur->url.len--;
+        return SRV_PARSE_HEAD;
     }
     if (e == HPE_PAUSED && p->done != NULL) {
         *out_used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
@@ -335,9 +397,20 @@ int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_use
     *out_status = status;
     if (status == 413)
         snprintf(msg, cap, "the request body exceeds the body limit");
+    else if (p->fail_why != NULL)
+        snprintf(msg, cap, "%s", p->fail_why);
     else
         snprintf(msg, cap, "malformed request: %s", llhttp_get_error_reason(&p->parser));
     return SRV_PARSE_ERROR;
+}
+
+void srv_parse_resume(srv_parse_t *p)
+{
+    if (p->head_paused) {
+        p->head_paused = false;
+        p->resumed = true; /* a request without a body completes on the next feed */
+        llhttp_resume(&p->parser);
+    }
 }
 
 /* ---- request targets --------------------------------------------------------------------- */
@@ -408,9 +481,22 @@ bool srv_split_target(srv_req_t *req)
     free(req->query);
     req->path = malloc(plen + 1);
     req->query = q ? strndup(q + 1, n - plen - 1) : strdup("");
-    if (req->path == NULL || req->query == NULL)
+    if (req->path == NULL || req->query == NULL || !pct_decode(t, plen, false, req->path, plen + 1)) {
+        free(req->path); /* a failed decode leaves no terminator: never keep it */
+        req->path = NULL;
         return false;
-    return pct_decode(t, plen, false, req->path, plen + 1);
+    }
+    return true;
+}
+
+void srv_log_path(const srv_req_t *req, const char **out, size_t *out_len)
+{
+    const char *path = req->path ? req->path : (const char *)req->url.data;
+    size_t plen = req->path ? strlen(req->path) : req->url.len;
+    if (path == NULL || plen == 0)
+        path = "-", plen = 1;
+    *out = path;
+    *out_len = plen > 256 ? 256 : plen;
 }
 
 /* Matches path against pattern, collecting '*' segments into params. */

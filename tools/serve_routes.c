@@ -236,12 +236,17 @@ static bool refuse(srv_req_t *req, int status, const srv_decision_t *d)
     }
 }
 
-/* Pool thread: checks an uncached token against the table, then runs the handler. */
+/* Pool thread: runs the handler (and checks the token first for a request not
+ * authorized on its head). */
 static void route_work(uv_work_t *w)
 {
     srv_req_t *req = w->data;
     srv_t *s = w->loop->data;
-    if (req->role == ACR_ROLE_NONE) {
+    if (atomic_load(&req->gone)) { /* the client hung up before the work began */
+        srv_set_error(req, 503, "unavailable", "the client went away");
+        return;
+    }
+    if (!req->authed && req->role == ACR_ROLE_NONE) {
         uint8_t hash[ACR_TOKEN_HASH_LEN];
         int a = auth_fast(s, req, hash), role = ACR_ROLE_NONE;
         if (a == AUTH_UNKNOWN)
@@ -278,6 +283,11 @@ static void route_after(uv_work_t *w, int status)
     srv_req_t *req = w->data;
     srv_t *s = w->loop->data;
     s->pool_jobs--;
+    req->in_pool = false;
+    if (req->expensive) {
+        req->expensive = false;
+        s->expensive--;
+    }
     if (status != 0 && req->status == 0)
         srv_set_error(req, 503, "unavailable", "the request was cancelled");
     route_next(s, req);
@@ -288,6 +298,93 @@ static const char dashboard_html[] =
     "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>accrue</title></head>\n"
     "<body><h1>accrue</h1><p>The dashboard is a later step. The API is under "
     "<code>/v1/</code>; see docs/integration-guide.md.</p></body></html>\n";
+
+/* ---- the head: authentication and authorization before the body ---------------------- */
+
+/* Sets the refusal of req's head for role (a status, or nothing when allowed). */
+static void decide_head(srv_req_t *req, int role)
+{
+    srv_decision_t d;
+    req->role = role;
+    int status = srv_route_decide(req, role, &d);
+    if (!refuse(req, status, &d))
+        req->route = d.route->label;
+}
+
+static void auth_work(uv_work_t *w)
+{
+    srv_req_t *req = w->data;
+    srv_t *s = w->loop->data;
+    const char *tok;
+    size_t n;
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    int role = ACR_ROLE_NONE;
+    req->role = ACR_ROLE_NONE;
+    if (!atomic_load(&req->gone) &&
+        srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) &&
+        acr_token_hash(tok, n, hash) == 0 &&
+        acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner) == 0)
+        req->role = role;
+}
+
+static void auth_after(uv_work_t *w, int status)
+{
+    srv_req_t *req = w->data;
+    srv_t *s = w->loop->data;
+    srv_conn_t *c = req->conn;
+    s->pool_jobs--;
+    req->in_pool = false;
+    decide_head(req, status == 0 ? req->role : ACR_ROLE_NONE);
+    srv_head_decided(req);
+    srv_conn_unref(c);
+    srv_maybe_finish(s);
+}
+
+void srv_authorize(srv_t *s, srv_req_t *req)
+{
+    req->authed = true;
+    if (!srv_split_target(req)) {
+        req->route = "http";
+        srv_set_error(req, 400, "bad_request", "the request target is not a valid path");
+        srv_head_decided(req);
+        return;
+    }
+    if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/") == 0) {
+        srv_head_decided(req); /* no token needed: answered once complete */
+        return;
+    }
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    int a = auth_fast(s, req, hash);
+    if (a != AUTH_UNKNOWN) { /* decided without the disk */
+        if (a == AUTH_OK)
+            srv_metrics_path(true);
+        decide_head(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE);
+        srv_head_decided(req);
+        return;
+    }
+    srv_metrics_path(false);
+    req->work.data = req;
+    srv_conn_t *c = req->conn;
+    srv_conn_ref(c);
+    s->pool_jobs++;
+    req->in_pool = true;
+    if (uv_queue_work(s->loop, &req->work, auth_work, auth_after) != 0) {
+        s->pool_jobs--;
+        req->in_pool = false;
+        srv_set_error(req, 503, "unavailable", "cannot schedule the request");
+        srv_head_decided(req);
+        srv_conn_unref(c);
+    }
+}
+
+/* Requests that run for long on the pool (a verify reads the whole log, a payout
+ * run or audit replays a period): at most lim.expensive_max at once, so they can
+ * never take every pool thread from the cheap reads. */
+static bool is_expensive(const srv_req_t *req, int route_id)
+{
+    return route_id == SRV_R_VERIFY || route_id == SRV_R_RUN || route_id == SRV_R_AUDIT ||
+           (route_id == SRV_R_STATEMENT && req->role != ACR_ROLE_PARTNER);
+}
 
 void srv_dispatch(srv_t *s, srv_req_t *req)
 {
@@ -314,11 +411,13 @@ void srv_dispatch(srv_t *s, srv_req_t *req)
         return;
     }
     uint8_t hash[ACR_TOKEN_HASH_LEN];
-    int a = auth_fast(s, req, hash);
-    if (a != AUTH_UNKNOWN) { /* decided without the disk */
-        if (a == AUTH_OK)
+    int a = req->authed ? (req->role != ACR_ROLE_NONE ? AUTH_OK : AUTH_NONE)
+                        : auth_fast(s, req, hash);
+    srv_decision_t d;
+    memset(&d, 0, sizeof d);
+    if (a != AUTH_UNKNOWN) { /* decided without the disk (on the head, as a rule) */
+        if (a == AUTH_OK && !req->authed)
             srv_metrics_path(true);
-        srv_decision_t d;
         int status = srv_route_decide(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE, &d);
         if (refuse(req, status, &d)) {
             srv_respond(req);
@@ -330,11 +429,30 @@ void srv_dispatch(srv_t *s, srv_req_t *req)
             route_next(s, req);
             return;
         }
+        if (is_expensive(req, d.route->id)) {
+            if (s->expensive >= s->lim.expensive_max) {
+                req->route = d.route->label;
+                srv_set_error(req, 503, "unavailable",
+                              "too many expensive requests (%s) at once; retry shortly",
+                              d.route->label);
+                snprintf(req->extra_headers, sizeof req->extra_headers, "Retry-After: 1\r\n");
+                srv_respond(req);
+                return;
+            }
+            s->expensive++;
+            req->expensive = true;
+        }
     }
     req->work.data = req;
     s->pool_jobs++;
+    req->in_pool = true;
     if (uv_queue_work(s->loop, &req->work, route_work, route_after) != 0) {
         s->pool_jobs--;
+        req->in_pool = false;
+        if (req->expensive) {
+            req->expensive = false;
+            s->expensive--;
+        }
         srv_set_error(req, 503, "unavailable", "cannot schedule the request");
         srv_respond(req);
     }
@@ -415,7 +533,7 @@ static void h_feed(srv_t *s, srv_req_t *req, char **params)
     if (!param_u64(req, "from", &from, &has))
         return;
     if (req->last_event_id[0] != '\0') {
-        if (!acr__parse_u64(req->last_event_id, &last)) {
+        if (!acr__parse_u64(req->last_event_id, &last) || last == UINT64_MAX) {
             srv_set_error(req, 400, "bad_request", "Last-Event-ID wants a seq");
             return;
         }

@@ -174,8 +174,13 @@ case_shutdown_in_flight() {
     t=$("$ACCRUE" --ledger "$l" --quiet token create --role ingest)
     start_server "$l"
     $CLIENT inflight "$BASE" "$t" "$TMP/acked" 16 200 >"$TMP/.inf.out" 2>"$TMP/.inf.err" &
-    local cpid=$!
-    sleep 1
+    local cpid=$! i
+    # stop once requests are flowing (a loaded machine may take a while to start 16 clients)
+    for i in $(seq 1 150); do
+        grep -q '"status":200' "$TMP/srv.err" && break
+        sleep 0.1
+    done
+    sleep 0.3
     stop_server
     wait "$cpid" || fail "inflight client: $(head -c 2000 "$TMP/.inf.err")"
     sed 's/^/       /' "$TMP/.inf.out"

@@ -10,6 +10,9 @@
  * request then goes through target splitting, the bearer-token parser, query
  * parameters and the route decision for every role.
  *
+ * The parser pauses after each head (pause_on_head, as in the server, which
+ * authorizes the head before reading a body) and is resumed at once.
+ *
  * Oracles: no crash, leak or UB (ASan/UBSan); each run yields a sequence of
  * requests followed by either nothing (waiting for more bytes) or exactly one
  * error status among 400, 413, 431; both runs see the same requests (method,
@@ -58,12 +61,6 @@ static uint64_t digest_of(const srv_req_t *r)
     return fnv(h, &ka, 1);
 }
 
-static void on_head(void *owner, bool expect_continue)
-{
-    (void)expect_continue;
-    ((outcome_t *)owner)->heads++;
-}
-
 static void check_cstr(const char *s, size_t cap, const char *what)
 {
     FUZZ_ASSERT(memchr(s, '\0', cap) != NULL, what);
@@ -88,7 +85,16 @@ static void route_checks(srv_req_t *r, size_t body_max)
                     "token trimmed");
     }
 
-    if (!srv_split_target(r))
+    bool split = srv_split_target(r);
+    /* what the access log prints, whether the target decoded or not (a failed decode
+     * once left an unterminated path that the log ran strlen over) */
+    const char *lp;
+    size_t ln;
+    srv_log_path(r, &lp, &ln);
+    FUZZ_ASSERT(ln > 0 && ln <= 256 && memchr(lp, '\0', ln) == NULL, "log path within bounds");
+    if (r->path != NULL)
+        FUZZ_ASSERT(strlen(r->path) <= r->url.len, "a path is terminated");
+    if (!split)
         return;
     FUZZ_ASSERT(r->path != NULL && r->query != NULL, "split target fills path and query");
     FUZZ_ASSERT(r->path[0] == '/', "path starts with /");
@@ -135,13 +141,13 @@ static void run(const uint8_t *data, size_t size, size_t chunk, size_t head_max,
     memset(o, 0, sizeof *o);
     srv_parse_t p;
     srv_parse_init(&p, head_max, body_max, o);
-    p.on_head = on_head;
+    p.pause_on_head = true; /* like the server: each head stops the parser for its auth */
     size_t avail = chunk == 0 ? size : (chunk < size ? chunk : size); /* bytes "read" so far */
     size_t off = 0, rounds = 0;
     o->end = SRV_PARSE_MORE;
     for (;;) {
         FUZZ_ASSERT(++rounds <= 2 * size + 4, "parsing makes progress");
-        if (off == avail) {
+        if (off == avail && !p.resumed) {
             if (avail == size)
                 break;
             avail = avail + chunk < size ? avail + chunk : size;
@@ -157,6 +163,16 @@ static void run(const uint8_t *data, size_t size, size_t chunk, size_t head_max,
         if (rc == SRV_PARSE_MORE) {
             FUZZ_ASSERT(used == avail - off && p.done == NULL, "MORE consumes everything");
             off = avail;
+            continue;
+        }
+        if (rc == SRV_PARSE_HEAD) {
+            FUZZ_ASSERT(p.cur != NULL && p.done == NULL && p.head_paused, "a head is handed over");
+            FUZZ_ASSERT(p.cur->url.cap > p.cur->url.len && p.cur->url.data[p.cur->url.len] == '\0',
+                        "url NUL-terminated at the head");
+            FUZZ_ASSERT(p.cur->body.len == 0, "no body byte read before the head is authorized");
+            o->heads++;
+            off += used;
+            srv_parse_resume(&p);
             continue;
         }
         if (rc == SRV_PARSE_ERROR) {
@@ -196,5 +212,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < whole.nreq && i < REQS_MAX; i++)
         FUZZ_ASSERT(whole.digest[i] == cut.digest[i], "same requests however the bytes arrive");
     FUZZ_ASSERT(whole.end == cut.end, "same ending however the bytes arrive");
+    FUZZ_ASSERT(whole.heads == cut.heads, "same heads however the bytes arrive");
     return 0;
 }
