@@ -56,9 +56,11 @@ static int token_create(acr_cli_t *cli, int argc, char **argv)
             partner = optarg;
         else if (c == 'n')
             name = optarg;
-        else if (c == 'e' && !parse_expiry(optarg, &expires_ms))
-            return acr__usage(usage_token, "--expires wants YYYY-MM-DD or an RFC 3339 time, not '%s'",
-                              optarg);
+        else if (c == 'e') {
+            if (!parse_expiry(optarg, &expires_ms))
+                return acr__usage(usage_token,
+                                  "--expires wants YYYY-MM-DD or an RFC 3339 time, not '%s'", optarg);
+        }
         else if ((rc = acr__common_opt(cli, c, argv, usage_token)) >= 0)
             return rc;
     }

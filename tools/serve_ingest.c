@@ -397,6 +397,32 @@ static void submit_event(srv_t *s, srv_req_t *req, json_t *env, const char *type
     submit(req, job, false);
 }
 
+/* false when deal_id names a deal of another partner (a partner token must not
+ * learn that it exists: answered 404 like a deal that does not exist), or the
+ * lookup failed (then req holds the error). */
+static bool partner_may_use_deal(srv_t *s, srv_req_t *req, const char *deal_id)
+{
+    acr_buf_t deal;
+    acr_buf_init(&deal);
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_deal(s->ledger, deal_id, &deal, &err);
+    bool ok = rc == ACR_ENOT_FOUND;
+    if (rc == 0) {
+        acr_jv_t obj, v;
+        size_t pos = 0;
+        char owner[ACR_ID_LEN_MAX + 1] = "";
+        if (acr__json_value((const char *)deal.data, deal.len, &pos, &obj) == 0 &&
+            acr__json_get(&obj, "partner_id", &v))
+            acr__json_text(&v, owner, sizeof owner);
+        ok = strcmp(owner, req->partner) == 0;
+    } else if (rc != ACR_ENOT_FOUND) {
+        srv_set_acr_error(req, rc, &err);
+    }
+    acr_buf_destroy(&deal);
+    return ok;
+}
+
 void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params)
 {
     (void)params;
@@ -412,6 +438,10 @@ void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params)
         else if (req->role == ACR_ROLE_PARTNER &&
                  !(json_is_string(pid) && strcmp(json_string_value(pid), req->partner) == 0))
             srv_set_error(req, 404, "not_found", "no such record");
+        json_t *given = json_object_get(data, "deal_id");
+        if (req->status == 0 && req->role == ACR_ROLE_PARTNER && json_is_string(given) &&
+            !partner_may_use_deal(s, req, json_string_value(given)))
+            srv_set_error(req, 404, "not_found", "no such record"); /* another partner's deal */
         if (req->status == 0) {
             json_t *did = json_object_get(data, "deal_id");
             char gen[ACR_ID_LEN_MAX + 1];
@@ -500,6 +530,49 @@ void srv_h_close(srv_t *s, srv_req_t *req, char **params)
 
 /* ---- answers (loop thread) --------------------------------------------------------- */
 
+/* What a partner token may read of a rejected write: the engine's messages name
+ * other partners, other records' ids, seqs and stream versions ("partner P2
+ * already holds an open deal for this customer", "stream deal:D2 is at version
+ * 2, not 5", "event id already used (seq 6)"), so for a partner each message is
+ * replaced by a fixed text per code; the code, the field and the event's own id
+ * (the partner's input) stay. */
+static const char *partner_text(int code)
+{
+    switch (code) {
+    case ACR_ECHANNEL_CONFLICT:
+        return "the customer is already registered by another partner";
+    case ACR_EID_CONFLICT:
+        return "the event id is already used by another event; use a new id";
+    case ACR_EVERSION_CONFLICT:
+        return "the stream is not at the expected_version given";
+    case ACR_EDUPLICATE:
+        return "a record with this id is already registered";
+    case ACR_EUNKNOWN_DEAL:
+    case ACR_EUNKNOWN_PARTNER:
+    case ACR_EUNKNOWN_REP:
+    case ACR_EUNKNOWN_SALE:
+        return "no such record";
+    default:
+        return NULL;
+    }
+}
+
+static void scrub_for_partner(acr_errlist_t *errs)
+{
+    for (size_t i = 0; i < errs->count; i++) {
+        acr_err_t *e = &errs->items[i];
+        const char *t = partner_text(e->code);
+        char field[sizeof e->field];
+        snprintf(field, sizeof field, "%s", e->field);
+        if (t != NULL)
+            snprintf(e->msg, sizeof e->msg, "%s", t);
+        else if (field[0] != '\0')
+            snprintf(e->msg, sizeof e->msg, "%s (field %s)", acr_err_name(e->code), field);
+        else
+            snprintf(e->msg, sizeof e->msg, "%s", acr_err_name(e->code));
+    }
+}
+
 static void answer_append(srv_req_t *req, srv_wjob_t *job)
 {
     const acr_append_result_t *r = &job->result;
@@ -543,6 +616,8 @@ void srv_answer_job(srv_req_t *req, srv_wjob_t *job)
         return;
     }
     if (job->kind == SRV_JOB_APPEND && job->errs->count > 0) {
+        if (req->role == ACR_ROLE_PARTNER)
+            scrub_for_partner(job->errs);
         srv_set_errlist(req, job->errs, job->kind_detail == SRV_ANSWER_NDJSON);
         return;
     }

@@ -282,7 +282,7 @@ static int on_headers_complete(llhttp_t *lp)
         return -1;
     }
     if (lp->http_major == 1 && lp->http_minor >= 1 && p->host_count != 1)
-        return refuse400(p, "an HTTP/1.1 request needs exactly one Host header");
+        return refuse400(p, "exactly one Host header is required");
     if (acr_buf_reserve(&p->cur->body, (lp->flags & F_CONTENT_LENGTH) && lp->content_length <= 65536
                                            ? (size_t)lp->content_length
                                            : 0) != 0)
