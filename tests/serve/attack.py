@@ -171,8 +171,9 @@ def overread(base, token, logfile):
     check(status_of(data) == 400, "undecodable path: 400 (%r)" % data[:80])
     time.sleep(0.3)
     paths = [json.loads(l).get("path") for l in open(logfile) if l.startswith('{"ts"')]
-    check(target in paths, "the access log holds the target as sent, nothing from the heap: %r" %
-          [p for p in paths if p and p.startswith("/AAAA")][:2])
+    mine = [p for p in paths if p and p.startswith("/AAAA")]
+    check(mine and all(p == target for p in mine),
+          "the access log holds the target as sent, nothing from the heap: %r" % mine[:2])
     print("overread: a %d-byte target with a bad escape logged as sent" % len(target))
 
 
@@ -271,9 +272,10 @@ def expensive(base, token, n="12"):
 # ---- finding 9: small ones --------------------------------------------------------------------
 
 def small(base, token, logfile):
-    c = conn_of(base)
-    st, data, _ = req(c, "GET", "/v1/feed", token,
-                      headers={"Last-Event-ID": "18446744073709551615"})
+    data, _ = raw(base, ("GET /v1/feed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                         "Last-Event-ID: 18446744073709551615\r\n\r\n" % token).encode(),
+                  read_all=False)
+    st = status_of(data)
     check(st == 400, "Last-Event-ID at 2^64-1 is 400, not a replay from seq 1: %d" % st)
     raw(base, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
     raw(base, b"GET /v1/partners HTTP/1.1\nHost: x\r\n\r\n")
