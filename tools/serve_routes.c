@@ -1,16 +1,19 @@
 /* serve_routes.c - the endpoints of http.md: authentication, roles, partner
  * scoping and the read routes.
  *
- * /healthz and / are answered at once (no token). For the rest the loop
- * hashes the token and looks it up among the --token-file entries and the
- * cache of verified ledger tokens (token.h: no LMDB transaction, no disk).
- * A known token with a small append (POST /v1/events, body up to
- * SRV_LOOP_BODY_MAX) is parsed on the loop and goes straight to the writer
- * thread; refusals (401 aside, 403/404/405) are answered on the loop too.
- * Everything else goes to the libuv thread pool: an uncached token is
- * checked there against the tokens table (then cached), and the handler
- * runs there with its own read snapshots, so the loop never waits on the
+ * /healthz and / are answered at once (no token). For the rest the token is
+ * checked on the request's head, before any body byte is read
+ * (srv_authorize): the loop hashes it and looks it up among the --token-file
+ * entries and the cache of verified ledger tokens (token.h: no LMDB
+ * transaction, no disk); an uncached token is checked against the tokens
+ * table on the libuv thread pool (then cached). A refusal (401, 403, 404,
+ * 405) is answered then, without reading the body. Once the body is in, a
+ * small append (POST /v1/events, body up to SRV_LOOP_BODY_MAX) is parsed on
+ * the loop and goes straight to the writer thread; everything else runs on
+ * the pool with its own read snapshots, so the loop never waits on the
  * disk. Write routes (serve_ingest.c) leave a job for the writer thread.
+ * Expensive routes (verify, payout runs and audits) run at most
+ * lim.expensive_max at once (503 + Retry-After beyond).
  *
  * Order of checks: a missing or unknown token is 401 for every path; then
  * an unknown path is 404 and a known path with another method 405; then a
