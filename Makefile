@@ -20,6 +20,8 @@ VERSION  := 0.1.0
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
 WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
+# llhttp in strict mode (checks CRLF after chunk data, among others): the same define for its
+# objects and for the server that includes llhttp.h.
 ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -I/usr/share/include/llhttp \
                 -DLLHTTP_STRICT_MODE=1 \
                 -DACR_VERSION='"$(VERSION)"' $(CPPFLAGS)
@@ -32,7 +34,7 @@ SAN          := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 
 LIB_SRC   := $(sort $(wildcard engine/*.c processors/*.c))
-TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c tools/server/*.c))
 GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -61,7 +63,8 @@ deps:
 	    done; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h \
+                             tools/server/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

@@ -144,7 +144,7 @@ int acr__cmd_pipeline(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_kpi(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
-int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv);  /* serve.c */
+int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);  /* cmd_serve.c */
 int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
 
 #endif

@@ -12,7 +12,6 @@
 #include "accrue/date.h"
 #include "accrue/token.h"
 #include "cli.h"
-#include "serve.h"
 
 static const char usage_token[] =
     "usage: accrue token create --role ROLE [--partner P] [--name N] [--expires DATE]\n"
@@ -59,9 +58,9 @@ static int token_create(acr_cli_t *cli, int argc, char **argv)
         else if (c == 'e') {
             if (!parse_expiry(optarg, &expires_ms))
                 return acr__usage(usage_token,
-                                  "--expires wants YYYY-MM-DD or an RFC 3339 time, not '%s'", optarg);
-        }
-        else if ((rc = acr__common_opt(cli, c, argv, usage_token)) >= 0)
+                                  "--expires wants YYYY-MM-DD or an RFC 3339 time, not '%s'",
+                                  optarg);
+        } else if ((rc = acr__common_opt(cli, c, argv, usage_token)) >= 0)
             return rc;
     }
     if (optind != argc)

@@ -40,7 +40,7 @@ static const struct command {
     {"kpi", acr__cmd_kpi, "partner KPIs for a month or a quarter"},
     {"plan", acr__cmd_plan, "plan publish FILE | plan show PLAN_ID"},
     {"payout", acr__cmd_payout, "payout run | close | audit | list"},
-    {"serve", acr__cmd_httpd, "the HTTP server"},
+    {"serve", acr__cmd_serve, "the HTTP server"},
     {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
 };
 

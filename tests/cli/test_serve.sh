@@ -92,6 +92,10 @@ printf '# bootstrap tokens\n%s admin\n' "$BOOT" >"$TMP/token-file"
 start_server "$LEDGER" --token-file "$TMP/token-file" --header-timeout-ms 1500 \
     --idle-timeout-ms 5000
 
+# The server's files call only lower layers and never include the CLI header (issue 17).
+case_server_layers() {
+    python3 "$ROOT/tests/serve/layers.py" >"$TMP/.lay.out" 2>&1 || fail "$(cat "$TMP/.lay.out")"
+}
 case_matrix() { client matrix "$BASE" "$TMP/tokens.json"; }
 case_revoked_token() {
     local t
@@ -180,6 +184,7 @@ case_verify_after() {
 }
 
 run_case case_token_cli
+run_case case_server_layers
 run_case case_matrix
 run_case case_revoked_token
 run_case case_idempotent

@@ -18,12 +18,12 @@
 
 #define AT "\"at\":\"2026-07-03T10:00:00Z\""
 #define PARTNER(id, pid)                                                                           \
-    "{\"id\":\"" id "\",\"type\":\"partner.registered\"," AT ",\"data\":{\"partner_id\":\"" pid  \
-    "\",\"name\":\"n\",\"kind\":\"reseller\",\"tier\":\"gold\",\"plan_id\":\"std\","              \
+    "{\"id\":\"" id "\",\"type\":\"partner.registered\"," AT ",\"data\":{\"partner_id\":\"" pid    \
+    "\",\"name\":\"n\",\"kind\":\"reseller\",\"tier\":\"gold\",\"plan_id\":\"std\","               \
     "\"currency\":\"JPY\"}}"
 #define BAD_SALE                                                                                   \
-    "{\"id\":\"bad\",\"type\":\"sale.recorded\"," AT ",\"data\":{\"sale_id\":\"S9\","             \
-    "\"partner_id\":\"NOBODY\",\"customer_id\":\"C1\",\"product\":\"x\",\"amount_minor\":100,"   \
+    "{\"id\":\"bad\",\"type\":\"sale.recorded\"," AT ",\"data\":{\"sale_id\":\"S9\","              \
+    "\"partner_id\":\"NOBODY\",\"customer_id\":\"C1\",\"product\":\"x\",\"amount_minor\":100,"     \
     "\"currency\":\"JPY\"}}"
 
 static char dir[64];
@@ -89,9 +89,9 @@ static void cached_token(const char *name, int64_t expires_ms, uint8_t hash[ACR_
         partner[ACR_ID_LEN_MAX + 1];
     acr_err_t err;
     int role;
-    cr_assert_eq(acr_token_create(ledger, ACR_ROLE_INGEST, NULL, name, expires_ms, used, secret,
-                                  &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        acr_token_create(ledger, ACR_ROLE_INGEST, NULL, name, expires_ms, used, secret, &err), 0,
+        "%s", err.msg);
     cr_assert_eq(acr_token_hash(secret, strlen(secret), hash), 0);
     cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner), 0);
     cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner), 0, "cached after the check");
