@@ -79,7 +79,7 @@ $(FUZZ_DIR)/obj/tools/server/parse.o: tools/server/parse.c tools/server/internal
 	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
 	    -fno-omit-frame-pointer -c $< -o $@
 
-$(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c tests/reliability.mk
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c17 -D_POSIX_C_SOURCE=200809L -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp -g -O1 -w \
 	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
