@@ -51,7 +51,10 @@ ifeq ($(ACR_DISPATCH),)
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
 WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
+# llhttp in strict mode (checks CRLF after chunk data, among others): the same define for its
+# objects and for the server that includes llhttp.h.
 ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -I/usr/share/include/llhttp \
+                -DLLHTTP_STRICT_MODE=1 \
                 -DACR_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS    = -std=c17 $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -92,9 +95,9 @@ $(BUILD)/obj/%.o: %.c $(LIB_HDR) $(wildcard tools/*.h tools/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
+	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
 
 $(BUILD)/libaccrue.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)

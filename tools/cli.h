@@ -163,7 +163,7 @@ int acr__cmd_promotion(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_announcements(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
-int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv);  /* serve.c */
+int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);  /* cmd_serve.c */
 int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
 int acr__cmd_sink(acr_cli_t *cli, int argc, char **argv);   /* cmd_sink.c */
 

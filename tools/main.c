@@ -43,7 +43,7 @@ static const struct command {
     {"announcements", acr__cmd_announcements, "announcements: audience, read, pending, overdue"},
     {"plan", acr__cmd_plan, "plan publish FILE | plan show PLAN_ID"},
     {"payout", acr__cmd_payout, "payout run | close | audit | list"},
-    {"serve", acr__cmd_httpd, "the HTTP server"},
+    {"serve", acr__cmd_serve, "the HTTP server"},
     {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
     {"sink", acr__cmd_sink, "mirror the ledger into PostgreSQL (sink postgres)"},
 };

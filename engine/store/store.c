@@ -110,7 +110,7 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
     mdb_env_set_maxreaders(env, 510);
     if (map_size_bytes != 0)
         mdb_env_set_mapsize(env, (size_t)map_size_bytes);
-    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0644);
+    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0600); /* owner only; umask may narrow */
     if (rc != 0) {
         mdb_env_close(env);
         if (rc == ENOENT)

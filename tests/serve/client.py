@@ -125,6 +125,31 @@ def matrix(base, tokfile):
     expect("POST", "/v1/deals/D200/stage", [200, 200, 403, 403, 403, 404],
            body={"id": "mx-stage-3", "stage": "qualified", "expected_close": "2026-09-01",
                  "at": "2026-08-04T00:00:00Z"})
+    # a partner learns nothing of other partners' records through write errors (issue 18, 4)
+    pt = toks["partner"]
+    for body, want, what in [
+        ({"deal_id": "D200", "customer_id": "PROBE-1", "currency": "JPY"}, 404,
+         "registering BETA's deal id"),
+        ({"deal_id": "D200", "expected_version": 5, "customer_id": "PROBE-2", "currency": "JPY"},
+         404, "probing BETA's deal stream version"),
+        ({"deal_id": "PROBE-3", "customer_id": "SAPPORO-ICE", "currency": "JPY"}, 422,
+         "a customer BETA holds"),
+        ({"id": "d-200", "deal_id": "PROBE-4", "customer_id": "PROBE-4C", "currency": "JPY"},
+         409, "reusing BETA's event id"),
+    ]:
+        got, data, _ = req(c, "POST", "/v1/deals", pt, json.dumps(body))
+        n += 1
+        check(got == want, "partner probe, %s: got %d want %d (%s)" % (what, got, want, data[:200]))
+        for leak in (b"BETA", b"D200", b"seq", b"version 2", b"exists"):
+            check(leak not in data, "partner probe, %s: the answer reveals %r: %s" %
+                  (what, leak, data[:300]))
+        if want == 404:
+            check(json.loads(data) == json.loads(req(c, "GET", "/v1/deals/NOPE", pt)[1]),
+                  "partner probe, %s: the same body as a deal that does not exist" % what)
+    got, data, _ = req(c, "POST", "/v1/deals", pt, json.dumps(
+        {"deal_id": "PROBE-5", "customer_id": "SAPPORO-ICE", "currency": "JPY"}))
+    check(b"another partner" in data, "channel conflict says another partner holds it: %s" %
+          data[:200])
     expect("POST", "/v1/payouts/2026-07/close", [200, 409, 403, 403, 403, 403])
     expect("GET", "/v1/payouts/2026-07/audit", [200, 200, 200, 403, 403, 403])
     expect("GET", "/v1/payouts/2026-07/statement?partner=ACME", [200, 200, 200, 403, 403, 200])

@@ -1,4 +1,4 @@
-/* serve_program.c - the partner program's endpoints (program.md, http.md):
+/* program.c - the partner program's endpoints (program.md, http.md):
  *
  *   GET  /v1/onboarding[?partner=P]       reading roles; a partner token: its own
  *   GET  /v1/announcements[?partner=P&today=YYYY-MM-DD]
@@ -22,29 +22,29 @@
 #include "accrue/jsonmem.h"
 #include "accrue/program.h"
 #include "accrue/program_query.h"
-#include "serve.h"
+#include "internal.h"
 
-static void json_ok(srv_req_t *req)
+static void json_ok(acr_srv_req_t *req)
 {
     acr_buf_append_str(&req->resp, "\n");
     req->status = 200;
     req->ctype = "application/json";
 }
 
-static void not_found(srv_req_t *req)
+static void not_found(acr_srv_req_t *req)
 {
-    srv_set_error(req, 404, "not_found", "no such record");
+    acr_srv_set_error(req, 404, "not_found", "no such record");
 }
 
-static bool is_partner(const srv_req_t *req)
+static bool is_partner(const acr_srv_req_t *req)
 {
     return req->role == ACR_ROLE_PARTNER;
 }
 
 /* ?partner=P, scoped: a partner token may name only itself (else 404) and defaults to it. */
-static bool scoped(srv_req_t *req, char *buf, size_t cap, const char **pid)
+static bool scoped(acr_srv_req_t *req, char *buf, size_t cap, const char **pid)
 {
-    bool has = srv_query_param(req->query, "partner", buf, cap);
+    bool has = acr_srv_query_param(req->query, "partner", buf, cap);
     *pid = has && buf[0] ? buf : NULL;
     if (!is_partner(req))
         return true;
@@ -56,17 +56,17 @@ static bool scoped(srv_req_t *req, char *buf, size_t cap, const char **pid)
     return true;
 }
 
-static void answer(srv_req_t *req, int rc, const acr_err_t *err)
+static void answer(acr_srv_req_t *req, int rc, const acr_err_t *err)
 {
     if (rc == ACR_ENOT_FOUND)
         not_found(req);
     else if (rc != 0)
-        srv_set_acr_error(req, rc, err);
+        acr_srv_set_acr_error(req, rc, err);
     else
         json_ok(req);
 }
 
-void srv_h_onboarding(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_onboarding(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1];
@@ -78,7 +78,7 @@ void srv_h_onboarding(srv_t *s, srv_req_t *req, char **params)
     answer(req, acr_query_onboarding(s->ledger, pid, &req->resp, &err), &err);
 }
 
-void srv_h_announcements(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_announcements(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1], today_s[16];
@@ -89,9 +89,9 @@ void srv_h_announcements(srv_t *s, srv_req_t *req, char **params)
     clock_gettime(CLOCK_REALTIME, &ts);
     int32_t today = acr_local_day((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
                                   acr_ledger_config(s->ledger)->utc_offset_min);
-    if (srv_query_param(req->query, "today", today_s, sizeof today_s) &&
+    if (acr_srv_query_param(req->query, "today", today_s, sizeof today_s) &&
         !acr_date_parse(today_s, strlen(today_s), &today)) {
-        srv_set_error(req, 400, "bad_request", "today wants YYYY-MM-DD");
+        acr_srv_set_error(req, 400, "bad_request", "today wants YYYY-MM-DD");
         return;
     }
     acr_err_t err;
@@ -99,7 +99,7 @@ void srv_h_announcements(srv_t *s, srv_req_t *req, char **params)
     answer(req, acr_query_announcements(s->ledger, pid, today, &req->resp, &err), &err);
 }
 
-void srv_h_promotions(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_promotions(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     acr_err_t err;
@@ -109,7 +109,7 @@ void srv_h_promotions(srv_t *s, srv_req_t *req, char **params)
 
 /* The body: {} or {"rep_id": ...} (and, for finance and admin, "partner_id"); optional "id"
  * and "at" envelope keys. */
-void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     const char *ann = params[0];
     json_error_t je;
@@ -119,7 +119,7 @@ void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params)
                                  : json_object();
     if (acr_jsonmem_failed() || body == NULL || !json_is_object(body)) {
         json_decref(body);
-        srv_set_error(req, 422, "malformed_json", "the body must be one JSON object");
+        acr_srv_set_error(req, 422, "malformed_json", "the body must be one JSON object");
         return;
     }
     const char *key;
@@ -127,7 +127,7 @@ void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params)
     json_object_foreach(body, key, v) {
         if (strcmp(key, "rep_id") != 0 && strcmp(key, "partner_id") != 0 &&
             strcmp(key, "id") != 0 && strcmp(key, "at") != 0) {
-            srv_set_error(req, 422, "unknown_field", "an acknowledgement has no field \"%s\"",
+            acr_srv_set_error(req, 422, "unknown_field", "an acknowledgement has no field \"%s\"",
                           key);
             json_decref(body);
             return;
@@ -151,7 +151,7 @@ void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params)
     if (rc != 0 || !exists || !visible) {
         json_decref(body);
         if (rc != 0)
-            srv_set_acr_error(req, rc, &err);
+            acr_srv_set_acr_error(req, rc, &err);
         else
             not_found(req);
         return;
@@ -196,10 +196,10 @@ void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params)
     json_decref(body);
     char *text = json_dumps(env, JSON_COMPACT);
     json_decref(env);
-    srv_wjob_t *job = text ? srv_wjob_new(SRV_JOB_APPEND) : NULL;
+    acr_srv_wjob_t *job = text ? acr_srv_wjob_new(ACR_SRV_JOB_APPEND) : NULL;
     if (job == NULL) {
         free(text);
-        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
     }
     rc = acr_batch_add_json(&job->batch, acr_ledger_config(s->ledger), 1, text, strlen(text),
@@ -207,15 +207,15 @@ void srv_h_announcement_ack(srv_t *s, srv_req_t *req, char **params)
     free(text);
     if (rc != 0 || job->batch.count != 1 ||
         (job->result.seqs = calloc(1, sizeof *job->result.seqs)) == NULL) {
-        srv_wjob_free(job);
+        acr_srv_wjob_free(job);
         if (rc != 0)
-            srv_set_acr_error(req, rc, &err);
+            acr_srv_set_acr_error(req, rc, &err);
         else
-            srv_set_error(req, 500, "out_of_memory", "out of memory");
+            acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
     }
-    job->kind_detail = SRV_ANSWER_EVENTS;
-    srv_metrics_batch(1);
+    job->kind_detail = ACR_SRV_ANSWER_EVENTS;
+    acr_srv_metrics_batch(1);
     req->wjob = job;
-    req->next = SRV_NEXT_WRITE;
+    req->next = ACR_SRV_NEXT_WRITE;
 }
