@@ -11,10 +11,10 @@ DESTDIR  ?=
 CC       ?= cc
 BUILD    ?= build
 CFLAGS   ?= -O2 -g
-PKGS     := lmdb msgpack libuv libxxhash jansson libsodium
+PKGS     := lmdb msgpack libuv libxxhash jansson libsodium libnats
 APT_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
             libxxhash-dev xxhash libjansson-dev libcriterion-dev libsodium-dev node-llhttp \
-            clang-14 libclang-rt-14-dev valgrind curl python3
+            clang-14 libclang-rt-14-dev valgrind curl python3 libnats-dev nats-server
 VERSION  := 0.1.0
 
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
@@ -31,7 +31,7 @@ SAN          := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 
 LIB_SRC   := $(sort $(wildcard engine/*.c processors/*.c))
-TOOL_SRC  := $(sort $(wildcard tools/*.c))
+TOOL_SRC  := $(sort $(wildcard tools/*.c tools/replica/*.c))
 GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -51,7 +51,8 @@ all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
 deps:
 	@if ! pkg-config --exists $(PKGS) criterion 2>/dev/null || ! command -v xxh128sum >/dev/null \
 	    || [ ! -f /usr/share/llhttp/llhttp.c ] || ! command -v clang-14 >/dev/null \
-	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null; then \
+	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null \
+    || ! command -v nats-server >/dev/null; then \
 	    echo "make: installing missing packages: $(APT_PKGS)"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    for i in 1 2 3 4 5; do \
@@ -60,7 +61,7 @@ deps:
 	    done; \
 	fi
 
-$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h)
+$(BUILD)/obj/%.o: %.c $(wildcard include/accrue/*.h engine/*.h processors/*.h tools/*.h tools/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 

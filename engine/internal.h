@@ -237,6 +237,10 @@ static inline uint64_t acr__be_u64(const uint8_t in[8])
     return v;
 }
 
+/* True when the ledger of txn carries the read-replica marker (replica.c):
+ * every write but a replica's own apply is then refused with read_only. */
+bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi);
+
 /* Appends one engine-written event (period.closed) plus the statement bytes
  * of its close in one durable write transaction, checking first that the
  * head is still expect_head (else ACR_EVERSION_CONFLICT: the caller

@@ -23,6 +23,7 @@
 #include "accrue/event.h"
 #include "accrue/limits.h"
 #include "accrue/log.h"
+#include "accrue/replica.h"
 #include "cli.h"
 
 /* ---- init ---------------------------------------------------------------- */
@@ -604,11 +605,16 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     memset(&st, 0, sizeof st);
     acr_err_clear(&err);
     rc = acr_ledger_stats(ledger, &st, &err);
+    acr_replica_info_t ri;
+    int replica = rc == 0 ? acr_replica_get(ledger, &ri, &err) : 0;
+    char id[33];
+    acr_ledger_id_hex(ledger, id);
     acr_ledger_close(ledger);
-    if (rc != 0)
-        return acr__fail(rc, &err);
+    if (rc != 0 || replica < 0)
+        return acr__fail(rc ? rc : replica, &err);
     char hex[33];
     acr_hash_hex(st.head_hash, hex);
+    printf("ledger id   %s\n", id);
     printf("events      %" PRIu64 "\n", st.events);
     printf("head seq    %" PRIu64 "\n", st.head_seq);
     printf("head hash   %s\n", hex);
@@ -618,6 +624,8 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     printf("by type:\n");
     for (int t = 1; t < ACR_EV__COUNT; t++)
         printf("  %-24s %" PRIu64 "\n", acr_event_type_name(t), st.by_type[t]);
+    if (replica == 1) /* a read replica (reporting.md): where it stands against its primary */
+        acr__replica_stats(&ri, st.head_seq);
     return ACR_EXIT_OK;
 }
 

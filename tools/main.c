@@ -42,6 +42,8 @@ static const struct command {
     {"payout", acr__cmd_payout, "payout run | close | audit | list"},
     {"serve", acr__cmd_httpd, "the HTTP server"},
     {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
+    {"replicate", acr__cmd_replicate, "publish the log to a NATS JetStream stream"},
+    {"follow", acr__cmd_follow, "make this ledger a read replica of such a stream"},
 };
 
 static const char usage_main[] =

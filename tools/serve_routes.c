@@ -92,6 +92,8 @@ int srv_status_of(int code)
         return 413;
     case ACR_ELEDGER_FULL:
         return 507;
+    case ACR_EREAD_ONLY: /* a read replica (http.md) */
+        return 403;
     default:
         break;
     }
@@ -120,7 +122,10 @@ static void err_item(acr_buf_t *b, const acr_err_t *e, bool by_line)
 void srv_set_errlist(srv_req_t *req, const acr_errlist_t *errs, bool by_line)
 {
     int first = errs->count ? errs->items[0].code : ACR_EINVALID_VALUE;
-    req->status = acr_errlist_exit_code(errs) == 4 ? 409 : first == ACR_ETOO_LARGE ? 413 : 422;
+    req->status = first == ACR_EREAD_ONLY                 ? 403
+                  : acr_errlist_exit_code(errs) == 4      ? 409
+                  : first == ACR_ETOO_LARGE               ? 413
+                                                          : 422;
     if (req->status == 422 && srv_status_of(first) == 500)
         req->status = 500; /* a store failure, not the client's fault */
     req->ctype = "application/json";

@@ -64,7 +64,8 @@
     XX(STORE, "store_error", 1)           /* unexpected LMDB error, wrapped */                    \
     XX(CORRUPT, "corrupt", 5)             /* a stored record that does not decode */              \
     XX(EXISTS, "exists", 1)               /* init over an existing ledger */                      \
-    XX(NO_LEDGER, "no_ledger", 1)         /* no ledger at the given path */
+    XX(NO_LEDGER, "no_ledger", 1)         /* no ledger at the given path */                    \
+    XX(READ_ONLY, "read_only", 4)         /* a write on a read replica (reporting.md) */
 
 typedef enum {
     ACR_OK = 0,
