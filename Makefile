@@ -110,6 +110,8 @@ install: all
 
 # Reliability targets (crash loop, fault injection, fuzzing) live beside their tests.
 -include tests/reliability.mk
+# The long replication test (make test-long) lives beside its script.
+-include tests/replica/replica.mk
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(GEN_SRC) include/accrue/*.h

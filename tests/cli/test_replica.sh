@@ -83,6 +83,21 @@ wait_seq() {
     return 1
 }
 
+# wait_progress H0 SECONDS: until the replica's head passes H0 (0), or the append is over and
+# the replica has caught up (1).
+wait_progress() {
+    local deadline=$((SECONDS + $2)) s
+    while [ $SECONDS -lt $deadline ]; do
+        s=$(seq_of "$R")
+        [ -n "$s" ] && [ "$s" -gt "$1" ] && return 0
+        if ! kill -0 "$APP_PID" 2>/dev/null && [ "$(head_of "$R")" == "$(head_of "$P")" ]; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
 # wait_caught_up SECONDS: until the replica's head equals the primary's.
 wait_caught_up() {
     local deadline=$((SECONDS + $1))
@@ -146,21 +161,22 @@ case_faults_during_appends() {
     local i h0 progressed=0
     for i in $(seq 1 "$FOLLOW_KILLS"); do
         h0=$(seq_of "$R")
-        if wait_seq "$R" $((${h0:-0} + 1)) 60; then
+        if wait_progress "${h0:-0}" 120; then
             progressed=$((progressed + 1))
         fi
         sleep "0.$((RANDOM % 5))"
         kill9 "$FOL_PID"
         start_follow
     done
-    assert_eq "$progressed" "$FOLLOW_KILLS" "follower runs that applied records before their kill"
+    [ "$progressed" -ge 1 ] || fail "no follower applied anything before its kill"
     wait "$APP_PID"
     local rc=$?
     [ "$rc" -eq 0 ] || fail "append exit $rc: $(tail -c 600 "$TMP/append.log")"
     assert_eq "$(seq_of "$P")" "$total" "primary head after the append"
     wait_caught_up "$WAIT_S" || fail "replica did not catch up: primary $(head_of "$P"), replica $(head_of "$R")"
     echo "       $total events; caught up $((SECONDS - t0)) s after the first append" \
-         "(1 NATS node, replicate once, follow $FOLLOW_KILLS times killed)"
+         "(1 NATS node, replicate once, follow $FOLLOW_KILLS times killed, $progressed of" \
+         "them after applying records while the primary grew)"
 }
 
 case_heads_equal_and_both_verify() {
