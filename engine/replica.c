@@ -40,6 +40,8 @@ int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, 
                          uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
                          acr_err_t *err);
 
+static uint64_t current_head(acr_ledger_t *l);
+
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -180,6 +182,20 @@ int acr_replica_get(acr_ledger_t *l, acr_replica_info_t *out, acr_err_t *err)
                    ? acr_err_set(err, ACR_ECORRUPT, "the replica marker is damaged")
                    : acr__mdb_err(mrc, err, "replica marker");
     return got;
+}
+
+int acr_replica_lag(acr_ledger_t *l, uint64_t *events_behind, int64_t *lag_ms, acr_err_t *err)
+{
+    acr_replica_info_t info;
+    *events_behind = 0;
+    *lag_ms = -1;
+    int got = acr_replica_get(l, &info, err);
+    if (got != 1)
+        return got;
+    uint64_t head = current_head(l);
+    *events_behind = info.source_head > head ? info.source_head - head : 0;
+    *lag_ms = info.last_lag_ms;
+    return 1;
 }
 
 int acr_replica_adopt(acr_ledger_t *l, const acr_replica_info_t *info, acr_err_t *err)

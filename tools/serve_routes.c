@@ -27,6 +27,7 @@
 
 #include "accrue/date.h"
 #include "accrue/projection.h"
+#include "accrue/replica.h"
 #include "serve.h"
 
 #define EVENTS_LIMIT_MAX 10000
@@ -354,9 +355,14 @@ static bool is_partner(const srv_req_t *req)
 
 static void h_metrics(srv_t *s, srv_req_t *req, char **params)
 {
-    (void)s;
     (void)params;
     srv_metrics_render(&req->resp);
+    uint64_t behind; /* on a read replica (reporting.md): how far behind its primary */
+    int64_t lag_ms;
+    if (acr_replica_lag(s->ledger, &behind, &lag_ms, NULL) == 1)
+        acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\naccrue_replica_lag_events "
+                       "%" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\naccrue_replica_lag_ms %" PRId64
+                       "\n", behind, lag_ms);
     req->status = 200;
     req->ctype = "text/plain; version=0.0.4";
 }

@@ -287,6 +287,10 @@ case_http_403_on_the_replica() {
     assert_eq "$code" 403 "POST close on a replica"
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$base/v1/partners")
     assert_eq "$code" 200 "GET /v1/partners on a replica"
+    curl -s -H "Authorization: Bearer $tok" "$base/metrics" >"$TMP/metrics.out"
+    grep -q '^accrue_replica_lag_events [0-9]' "$TMP/metrics.out" ||
+        fail "/metrics lacks accrue_replica_lag_events: $(grep replica "$TMP/metrics.out")"
+    grep -q '^accrue_replica_lag_ms -\?[0-9]' "$TMP/metrics.out" || fail "/metrics lacks accrue_replica_lag_ms"
     kill -TERM "$srv" 2>/dev/null
     wait "$srv"
     no_sanitizer_reports "$TMP/srv.err"
