@@ -283,9 +283,9 @@ static int check_applied(acr__txn_t *tx, const acr_stored_t *s, acr_err_t *err)
     return 0;
 }
 
-/* Applies one new record (seq head+1) as the primary's append did. */
-static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_stored_t *s,
-                     acr_event_t *ev, acr_err_t *err)
+/* The record's link: seq head+1, hash = XXH3-128(head hash || record), and a
+ * record that decodes (*ev, slices into s). */
+static int check_link(const head_t *head, const acr_stored_t *s, acr_event_t *ev, acr_err_t *err)
 {
     if (s->seq != head->seq + 1)
         return acr_err_set(err, ACR_ECHAIN_BROKEN,
@@ -312,17 +312,22 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_st
         return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the record does not decode",
                            (unsigned long long)s->seq);
     ev->seq = s->seq;
-    /* the id: new, mapped to its seq */
+    return 0;
+}
+
+/* The id must be new (mapped to its seq) and the stream's version the next:
+ * what the primary's append claimed for this event. */
+static int claim_id_and_stream(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
+{
     uint8_t sv[8];
-    acr__u64_be(s->seq, sv);
+    acr__u64_be(ev->seq, sv);
     MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
     int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
         return acr_err_set(err, ACR_EMISMATCH, "seq %llu: id %.*s is already used on the replica",
-                           (unsigned long long)s->seq, (int)ev->id.len, ev->id.ptr);
+                           (unsigned long long)ev->seq, (int)ev->id.len, ev->id.ptr);
     if (rc != 0)
         return acr__tx_fail(tx, rc, err, "ids");
-    /* the stream: its version must be the next */
     char stream[ACR_STRING_LEN_MAX + 16];
     size_t slen = acr_event_stream(ev, stream, sizeof stream);
     MDB_val sk = acr__val(stream, slen), svv;
@@ -335,25 +340,35 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_st
     if (ev->version != version + 1)
         return acr_err_set(err, ACR_EMISMATCH,
                            "seq %llu: version %llu of stream %s, the replica expects %llu",
-                           (unsigned long long)s->seq, (unsigned long long)ev->version, stream,
+                           (unsigned long long)ev->seq, (unsigned long long)ev->version, stream,
                            (unsigned long long)version + 1);
     uint8_t vv[8];
     acr__u64_be(version + 1, vv);
     svv = acr__val(vv, 8);
-    if ((rc = mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0)) != 0)
-        return acr__tx_fail(tx, rc, err, "streams");
+    rc = mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0);
+    return rc ? acr__tx_fail(tx, rc, err, "streams") : 0;
+}
+
+/* Applies one new record (seq head+1) as the primary's append did. */
+static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_stored_t *s,
+                     acr_event_t *ev, acr_err_t *err)
+{
+    int rc = check_link(head, s, ev, err);
+    if (rc == 0)
+        rc = claim_id_and_stream(tx, ev, err);
+    if (rc != 0)
+        return rc;
     /* every rule, state and projection, as on the primary */
     acr_err_t rule;
     acr_err_clear(&rule);
-    rc = acr__state_apply(tx, ev, &rule);
-    if (rc != 0) {
+    if ((rc = acr__state_apply(tx, ev, &rule)) != 0) {
         int x = acr_err_exit_code(rc);
         if (x != 3 && x != 4) {
             if (err != NULL)
                 *err = rule;
             return rc;
         }
-        return acr_err_set(err, ACR_EMISMATCH, "seq %llu (%.*s) does not pass %s on the replica: %s",
+        return acr_err_set(err, ACR_EMISMATCH, "seq %llu (%.*s) fails %s on the replica: %s",
                            (unsigned long long)s->seq, (int)ev->id.len, ev->id.ptr,
                            acr_err_name(rc), rule.msg);
     }
@@ -380,75 +395,79 @@ typedef struct txn_work {
     int64_t source_head_ms;
 } txn_work_t;
 
+/* The work of one transaction inside it: records, the close's statement, the
+ * marker. 0 or an ACR_E* code (LMDB failures also leave tx->mdb_rc set). */
+static int apply_in_txn(acr_ledger_t *l, acr__txn_t *tx, const txn_work_t *w, head_t *head,
+                        acr_err_t *err)
+{
+    acr_replica_info_t info;
+    int mdb_rc = read_head(l, tx->txn, head);
+    if (mdb_rc == 0 && marker_read(tx->txn, l->dbi[ACR_DB_META], &info, &mdb_rc) == 0)
+        return acr_err_set(err, ACR_EUSAGE, "%s is not a replica", l->path);
+    MDB_cursor *log = NULL;
+    if (mdb_rc == 0)
+        mdb_rc = mdb_cursor_open(tx->txn, l->dbi[ACR_DB_LOG], &log);
+    if (mdb_rc != 0)
+        return acr__tx_fail(tx, mdb_rc, err, "replica");
+    int rc = 0;
+    int64_t last_recorded = -1;
+    for (size_t i = 0; rc == 0 && i < w->n; i++) {
+        acr_event_t ev;
+        if (w->recs[i].seq <= head->seq) {
+            rc = check_applied(tx, &w->recs[i], err); /* a redelivery */
+        } else if ((rc = apply_one(tx, log, head, &w->recs[i], &ev, err)) == 0) {
+            last_recorded = ev.recorded_at_ms;
+        }
+    }
+    mdb_cursor_close(log);
+    if (rc == 0)
+        rc = acr__tx_flush(tx, err);
+    if (rc == 0 && w->csv != NULL) {
+        MDB_val k = acr__val(w->period_id, strlen(w->period_id));
+        MDB_val v = acr__val(w->csv, w->csv_len);
+        int prc = mdb_put(tx->txn, l->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
+        if (prc == MDB_KEYEXIST)
+            rc = acr_err_set(err, ACR_EMISMATCH, "period %s is already closed here",
+                             w->period_id);
+        else if (prc != 0)
+            rc = acr__tx_fail(tx, prc, err, "closes");
+    }
+    if (rc != 0)
+        return rc;
+    int64_t now = wall_ms();
+    if (w->source_head != 0) {
+        info.source_head = w->source_head;
+        info.source_head_ms = w->source_head_ms;
+    }
+    if (last_recorded >= 0) {
+        info.applied_ms = now;
+        info.last_lag_ms = now - last_recorded;
+    }
+    mdb_rc = marker_write(tx->txn, l->dbi[ACR_DB_META], &info);
+    return mdb_rc ? acr__tx_fail(tx, mdb_rc, err, "replica marker") : 0;
+}
+
+/* One durable write transaction of w; the map grows and the transaction is
+ * redone when it is full. */
 static int apply_txn(acr_ledger_t *l, const txn_work_t *w, uint64_t *out_head, acr_err_t *err)
 {
     for (;;) {
-        int mdb_rc = 0, rc = 0;
         pthread_rwlock_rdlock(&l->map_lock);
         acr__txn_t tx = {.ledger = l, .dbi = l->dbi, .utc_offset_min = l->cfg.utc_offset_min};
         acr_buf_init(&tx.scratch);
         acr_buf_init(&tx.scratch2);
-        MDB_txn *txn = NULL;
-        MDB_cursor *log = NULL;
         head_t head;
-        acr_replica_info_t info;
-        mdb_rc = mdb_txn_begin(l->env, NULL, 0, &txn);
+        int rc = 0, mdb_rc = mdb_txn_begin(l->env, NULL, 0, &tx.txn);
         if (mdb_rc == MDB_MAP_RESIZED) {
             mdb_env_set_mapsize(l->env, 0);
-            mdb_rc = mdb_txn_begin(l->env, NULL, 0, &txn);
+            mdb_rc = mdb_txn_begin(l->env, NULL, 0, &tx.txn);
         }
-        tx.txn = txn;
         if (mdb_rc == 0)
-            mdb_rc = read_head(l, txn, &head);
-        if (mdb_rc == 0) {
-            int got = marker_read(txn, l->dbi[ACR_DB_META], &info, &mdb_rc);
-            if (got == 0)
-                rc = acr_err_set(err, ACR_EUSAGE, "%s is not a replica", l->path);
-        }
+            rc = apply_in_txn(l, &tx, w, &head, err);
         if (mdb_rc == 0 && rc == 0)
-            mdb_rc = mdb_cursor_open(txn, l->dbi[ACR_DB_LOG], &log);
-        int64_t last_recorded = -1;
-        for (size_t i = 0; mdb_rc == 0 && rc == 0 && i < w->n; i++) {
-            const acr_stored_t *s = &w->recs[i];
-            if (s->seq <= head.seq) {
-                rc = check_applied(&tx, s, err);
-                continue;
-            }
-            acr_event_t ev;
-            rc = apply_one(&tx, log, &head, s, &ev, err);
-            if (rc == 0)
-                last_recorded = ev.recorded_at_ms;
-        }
-        if (log != NULL)
-            mdb_cursor_close(log);
-        if (mdb_rc == 0 && rc == 0)
-            rc = acr__tx_flush(&tx, err);
-        if (mdb_rc == 0 && rc == 0 && w->csv != NULL) {
-            MDB_val k = acr__val(w->period_id, strlen(w->period_id));
-            MDB_val v = acr__val(w->csv, w->csv_len);
-            int prc = mdb_put(txn, l->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
-            if (prc != 0)
-                rc = prc == MDB_KEYEXIST
-                         ? acr_err_set(err, ACR_EMISMATCH, "period %s is already closed here",
-                                       w->period_id)
-                         : acr__tx_fail(&tx, prc, err, "closes");
-        }
-        if (mdb_rc == 0 && rc == 0) {
-            int64_t now = wall_ms();
-            if (w->source_head != 0) {
-                info.source_head = w->source_head;
-                info.source_head_ms = w->source_head_ms;
-            }
-            if (last_recorded >= 0) {
-                info.applied_ms = now;
-                info.last_lag_ms = now - last_recorded;
-            }
-            mdb_rc = marker_write(txn, l->dbi[ACR_DB_META], &info);
-        }
-        if (mdb_rc == 0 && rc == 0)
-            mdb_rc = mdb_txn_commit(txn);
-        else if (txn != NULL)
-            mdb_txn_abort(txn);
+            mdb_rc = mdb_txn_commit(tx.txn);
+        else if (mdb_rc == 0)
+            mdb_txn_abort(tx.txn);
         pthread_rwlock_unlock(&l->map_lock);
         acr_buf_destroy(&tx.scratch);
         acr_buf_destroy(&tx.scratch2);
@@ -459,11 +478,10 @@ static int apply_txn(acr_ledger_t *l, const txn_work_t *w, uint64_t *out_head, a
             mdb_env_info(l->env, &ei);
             int grc = mdb_env_set_mapsize(l->env, ei.me_mapsize * 2);
             pthread_rwlock_unlock(&l->map_lock);
-            if (grc == 0) {
-                acr_err_clear(err);
-                continue;
-            }
-            return acr__mdb_err(grc, err, "growing the map");
+            if (grc != 0)
+                return acr__mdb_err(grc, err, "growing the map");
+            acr_err_clear(err);
+            continue;
         }
         if (rc == 0 && mdb_rc != 0)
             rc = acr__commit_err(l, mdb_rc, err);

@@ -360,9 +360,9 @@ static void h_metrics(srv_t *s, srv_req_t *req, char **params)
     uint64_t behind; /* on a read replica (reporting.md): how far behind its primary */
     int64_t lag_ms;
     if (acr_replica_lag(s->ledger, &behind, &lag_ms, NULL) == 1)
-        acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\naccrue_replica_lag_events "
-                       "%" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\naccrue_replica_lag_ms %" PRId64
-                       "\n", behind, lag_ms);
+        acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\n"
+                       "accrue_replica_lag_events %" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\n"
+                       "accrue_replica_lag_ms %" PRId64 "\n", behind, lag_ms);
     req->status = 200;
     req->ctype = "text/plain; version=0.0.4";
 }

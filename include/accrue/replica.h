@@ -61,7 +61,7 @@ int acr_replica_create(const char *dir, const acr_config_t *cfg, const acr_repli
                        acr_err_t *err);
 
 /* Marks an existing, still empty ledger as a replica (finishing a creation
- * cut short). ACR_EREAD_ONLY... no: ACR_EEXISTS when the log is not empty. */
+ * cut short). ACR_EEXISTS when its log is not empty. */
 int acr_replica_adopt(acr_ledger_t *ledger, const acr_replica_info_t *info, acr_err_t *err);
 
 /* 1 with *out filled when the ledger is a replica, 0 when it is not. */

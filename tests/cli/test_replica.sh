@@ -90,7 +90,8 @@ wait_progress() {
     while [ $SECONDS -lt $deadline ]; do
         s=$(seq_of "$R")
         [ -n "$s" ] && [ "$s" -gt "$1" ] && return 0
-        if ! kill -0 "$APP_PID" 2>/dev/null && [ "$(head_of "$R")" == "$(head_of "$P")" ]; then
+        if ! kill -0 "$APP_PID" 2>/dev/null && [ -n "$s" ] &&
+            [ "$(head_of "$R")" == "$(head_of "$P")" ]; then
             return 1
         fi
         sleep 0.1
@@ -101,8 +102,10 @@ wait_progress() {
 # wait_caught_up SECONDS: until the replica's head equals the primary's.
 wait_caught_up() {
     local deadline=$((SECONDS + $1))
+    local hr
     while [ $SECONDS -lt $deadline ]; do
-        [ "$(head_of "$R")" == "$(head_of "$P")" ] && return 0
+        hr=$(head_of "$R")
+        [ -n "${hr% }" ] && [ "$hr" == "$(head_of "$P")" ] && return 0
         sleep 0.3
     done
     return 1

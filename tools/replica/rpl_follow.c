@@ -246,7 +246,19 @@ typedef struct follower {
     lag_hist_t lag;
     acr_stored_t *recs;
     int batch;
+    natsSubscription *dead[64]; /* unsubscribed, destroyed once the connection is closed */
+    int ndead;
 } follower_t;
+
+/* Retires a subscription. nats.c 3.4 may still be handing it an inbound message on its
+ * read thread (nats.c issue 637, fixed in 3.6): unsubscribe now, destroy it only after
+ * the connection is closed. */
+static void retire(follower_t *f, natsSubscription *sub)
+{
+    natsSubscription_Unsubscribe(sub);
+    if (f->ndead < (int)(sizeof f->dead / sizeof f->dead[0]))
+        f->dead[f->ndead++] = sub; /* beyond, a few bytes are left to the process's exit */
+}
 
 /* Opens or creates the replica. 0, 1 = wait and retry, or an exit code negated. */
 static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
@@ -380,7 +392,16 @@ static int apply_list(follower_t *f, natsMsgList *list)
     return 0;
 }
 
-int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv)
+typedef struct follow_opts {
+    const char *url;
+    const char *stream; /* NULL: the replica's, else the only ACCRUE_* stream */
+    uint64_t batch;
+    bool once;
+    bool lag_report;
+} follow_opts_t;
+
+/* -1 to go on, else the exit code. */
+static int parse_opts(acr_cli_t *cli, int argc, char **argv, follow_opts_t *o)
 {
     static const struct option opts[] = {
         {"nats", required_argument, NULL, 'n'},  {"stream", required_argument, NULL, 's'},
@@ -388,83 +409,72 @@ int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv)
         {"lag-report", no_argument, NULL, 'g'},  ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
-    const char *url = NULL, *stream = NULL;
-    uint64_t batch = 4096;
-    bool once = false, lag_report = false;
+    *o = (follow_opts_t){NULL, NULL, 4096, false, false};
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            url = optarg;
-            break;
-        case 's':
-            stream = optarg;
-            break;
-        case 'o':
-            once = true;
-            break;
-        case 'g':
-            lag_report = true;
-            break;
-        case 'b':
-            if (!acr__parse_u64(optarg, &batch) || batch < 1 || batch > 65536)
+        if (c == 'n') {
+            o->url = optarg;
+        } else if (c == 's') {
+            o->stream = optarg;
+        } else if (c == 'o') {
+            o->once = true;
+        } else if (c == 'g') {
+            o->lag_report = true;
+        } else if (c == 'b') {
+            if (!acr__parse_u64(optarg, &o->batch) || o->batch < 1 || o->batch > 65536)
                 return acr__usage(usage_follow, "--batch takes 1 to 65536");
-            break;
-        default: {
+        } else {
             int rc = acr__common_opt(cli, c, argv, usage_follow);
             if (rc >= 0)
                 return rc;
         }
-        }
     }
     if (optind != argc)
         return acr__usage(usage_follow, "unexpected argument '%s'", argv[optind]);
-    if (url == NULL)
+    if (o->url == NULL)
         return acr__usage(usage_follow, "--nats URL is required");
-    if (stream != NULL && (stream[0] == '\0' || strlen(stream) >= RPL_NAME_MAX))
-        return acr__usage(usage_follow, "bad stream name '%s'", stream);
+    if (o->stream != NULL && (o->stream[0] == '\0' || strlen(o->stream) >= RPL_NAME_MAX))
+        return acr__usage(usage_follow, "bad stream name '%s'", o->stream);
+    return -1;
+}
 
-    follower_t *f = calloc(1, sizeof *f);
-    if (f == NULL || (f->recs = malloc(batch * sizeof *f->recs)) == NULL) {
-        free(f);
-        acr__diag(ACR_ENOMEM, "out of memory");
-        return ACR_EXIT_RUNTIME;
-    }
-    f->batch = (int)batch;
-    rpl_signals();
-    int rc = rpl_connect(url, "accrue follow", 1, NULL, NULL, &f->c);
-    while (rc == 0 && !rpl_stop) {
-        int s = open_replica(f, cli, stream);
+/* Opens (or creates) the replica, waiting for the stream in follow mode, and
+ * reads its head. 0 or an exit code. */
+static int start(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
+{
+    int rc = 0;
+    while (!rpl_stop) {
+        int s = open_replica(f, cli, o->stream);
         if (s < 0)
-            rc = -s;
-        if (s != 1)
+            return -s;
+        if (s == 0)
             break;
-        if (once) {
-            acr__diag(ACR_EUSAGE, "stream %s%s has no messages yet", f->stream[0] ? "" : "?",
-                      f->stream);
-            rc = ACR_EXIT_USAGE;
-            break;
+        if (o->once) {
+            acr__diag(ACR_EUSAGE, "stream %s has no messages yet", f->stream);
+            return ACR_EXIT_USAGE;
         }
         rpl_sleep_ms(500); /* the stream is not there yet */
-        if (f->l != NULL) {
-            acr_ledger_close(f->l);
-            f->l = NULL;
-        }
+        acr_ledger_close(f->l);
+        f->l = NULL;
     }
-    if (rc == 0 && !rpl_stop) {
-        rpl_subject(f->hex, f->subject);
-        acr_reader_t *r;
-        acr_err_t err;
-        acr_err_clear(&err);
-        if ((rc = acr_reader_open(f->l, &r, &err)) == 0) {
-            f->head = acr_reader_head_seq(r);
-            acr_reader_close(r);
-        } else {
-            rc = acr__fail(rc, &err);
-        }
-    }
-    uint64_t start_head = f->head;
+    if (rpl_stop)
+        return 0;
+    rpl_subject(f->hex, f->subject);
+    acr_reader_t *r;
+    acr_err_t err;
+    acr_err_clear(&err);
+    if ((rc = acr_reader_open(f->l, &r, &err)) != 0)
+        return acr__fail(rc, &err);
+    f->head = acr_reader_head_seq(r);
+    acr_reader_close(r);
+    return 0;
+}
+
+/* Fetches and applies until stopped (or, with --once, caught up). */
+static int run(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
+{
     natsSubscription *sub = NULL;
+    int rc = 0;
     while (rc == 0 && !rpl_stop) {
         if (sub == NULL &&
             subscribe(&f->c, f->stream, f->subject, f->info.consumer, f->head, &sub, cli->quiet)) {
@@ -474,49 +484,65 @@ int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv)
         natsMsgList list = {0};
         jsErrCode je = 0;
         natsStatus s = natsSubscription_Fetch(&list, sub, f->batch, FETCH_TIMEOUT_MS, &je);
-        if (s == NATS_OK && list.Count > 0) {
-            int arc = apply_list(f, &list);
-            natsMsgList_Destroy(&list);
-            if (arc < 0) {
-                rc = -arc;
-                break;
-            }
-            continue;
-        }
+        int count = list.Count;
+        if (s == NATS_OK && count > 0)
+            rc = -apply_list(f, &list);
         natsMsgList_Destroy(&list);
-        if (s == NATS_TIMEOUT || (s == NATS_OK && list.Count == 0)) {
-            if (once) {
-                uint64_t last = stream_last(&f->c, f->stream);
-                if (last != 0 && f->head >= last)
-                    break;
-            } else {
-                /* keep the marker's view of the primary's head fresh while idle */
-                acr_err_t err;
-                uint64_t h;
-                uint64_t last = stream_last(&f->c, f->stream);
-                if (last != 0)
-                    acr_replica_apply(f->l, NULL, 0, last, rpl_now_ms(), &h, &err);
-            }
+        if (s == NATS_OK && count > 0)
+            continue;
+        if (s == NATS_TIMEOUT || s == NATS_OK) { /* idle */
+            uint64_t last = stream_last(&f->c, f->stream), h;
+            acr_err_t err;
+            if (o->once && last != 0 && f->head >= last)
+                break;
+            if (!o->once && last != 0) /* keep the marker's view of the primary fresh */
+                acr_replica_apply(f->l, NULL, 0, last, rpl_now_ms(), &h, &err);
             continue;
         }
         /* connection trouble, a consumer lost with a NATS node...: re-anchor and go on */
         if (!cli->quiet)
             rpl_diag_nats(ACR_EIO, "fetching (re-subscribing at the replica's head)", s, je);
-        natsSubscription_Destroy(sub);
+        retire(f, sub);
         sub = NULL;
         rpl_sleep_ms(250);
     }
-    if (sub != NULL) {
-        natsSubscription_Destroy(sub); /* the durable consumer stays */
+    if (sub != NULL)
+        retire(f, sub); /* the durable consumer stays */
+    return rc;
+}
+
+int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv)
+{
+    follow_opts_t o;
+    int rc = parse_opts(cli, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
+    follower_t *f = calloc(1, sizeof *f);
+    if (f == NULL || (f->recs = malloc(o.batch * sizeof *f->recs)) == NULL) {
+        free(f);
+        acr__diag(ACR_ENOMEM, "out of memory");
+        return ACR_EXIT_RUNTIME;
     }
-    if (rc == 0 && !cli->quiet)
+    f->batch = (int)o.batch;
+    rpl_signals();
+    rc = rpl_connect(o.url, "accrue follow", 1, NULL, NULL, &f->c);
+    if (rc == 0)
+        rc = start(f, cli, &o);
+    uint64_t start_head = f->head;
+    if (rc == 0)
+        rc = run(f, cli, &o);
+    if (rc == 0 && f->l != NULL && !cli->quiet)
         printf("replica at seq %" PRIu64 " (%" PRIu64 " applied this run from seq %" PRIu64
                ") following stream %s\n",
                f->head, f->applied, start_head + 1, f->stream);
-    if (lag_report)
+    if (o.lag_report)
         printf("lag_ms p50 %" PRId64 " p99 %" PRId64 " max %" PRId64 " over %" PRIu64
                " events\n",
                lag_pct(&f->lag, 0.50), lag_pct(&f->lag, 0.99), f->lag.max, f->lag.n);
+    if (f->c.nc != NULL)
+        natsConnection_Close(f->c.nc); /* its read thread stops: subscriptions may go */
+    for (int i = 0; i < f->ndead; i++)
+        natsSubscription_Destroy(f->dead[i]);
     rpl_close(&f->c);
     acr_ledger_close(f->l);
     free(f->recs);
