@@ -184,8 +184,14 @@ static void random_name(char out[ACR_REPLICA_NAME_MAX])
 }
 
 /* (Re)creates the durable consumer at head + 1 and binds a pull subscription. */
+typedef struct puller {
+    char inbox[128];     /* where the consumer delivers */
+    char next_subj[256]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> */
+} puller_t;
+
 static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
-                     const char *consumer, uint64_t head, natsSubscription **sub, bool quiet)
+                     const char *consumer, uint64_t head, natsSubscription **sub, puller_t *p,
+                     bool quiet)
 {
     jsErrCode je = 0;
     js_DeleteConsumer(c->js, stream, consumer, NULL, &je); /* absent is fine */
@@ -208,15 +214,23 @@ static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
         return 1;
     }
     jsConsumerInfo_Destroy(ci);
-    jsSubOptions so;
-    jsSubOptions_Init(&so);
-    so.Stream = stream;
-    so.Consumer = consumer;
-    je = 0;
-    s = js_PullSubscribe(sub, c->js, subject, consumer, NULL, &so, &je);
+    /* The consumer is pulled with JetStream's own protocol over a core inbox
+     * subscription (pull.c below), not natsSubscription_Fetch: libnats 3.4.1's
+     * Fetch can return more messages than the batch it allocated for. */
+    natsInbox *ib = NULL;
+    s = natsInbox_Create(&ib);
+    if (s == NATS_OK) {
+        snprintf(p->inbox, sizeof p->inbox, "%s", (const char *)ib);
+        natsInbox_Destroy(ib);
+        snprintf(p->next_subj, sizeof p->next_subj, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", stream,
+                 consumer);
+        s = natsConnection_SubscribeSync(sub, c->nc, p->inbox);
+    }
+    if (s == NATS_OK)
+        s = natsSubscription_SetPendingLimits(*sub, -1, -1); /* never drop: one batch is out */
     if (s != NATS_OK) {
         if (!quiet)
-            rpl_diag_nats(ACR_EIO, "subscribing (retrying)", s, je);
+            rpl_diag_nats(ACR_EIO, "subscribing (retrying)", s, 0);
         return 1;
     }
     return 0;
@@ -347,19 +361,66 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
     return 0;
 }
 
-/* Applies one fetched list. 0, or an exit code negated. */
-static int apply_list(follower_t *f, natsMsgList *list)
+/* One pull request: up to max messages into msgs (*n), waiting up to
+ * timeout_ms. NATS_OK (also with *n = 0: nothing new), or an error after which
+ * the caller re-subscribes (a 409 status: the consumer was deleted or lost its
+ * leader; a connection failure). */
+static natsStatus fetch(rpl_conn_t *c, natsSubscription *sub, const puller_t *p, natsMsg **msgs,
+                        int max, int64_t timeout_ms, int *n)
+{
+    char req[96];
+    *n = 0;
+    int len = snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%lld}", max,
+                       (long long)(timeout_ms - 20) * 1000000LL);
+    natsStatus s = natsConnection_PublishRequest(c->nc, p->next_subj, p->inbox, req, len);
+    int64_t deadline = rpl_now_ms() + timeout_ms;
+    while (s == NATS_OK && *n < max) {
+        int64_t left = deadline - rpl_now_ms();
+        natsMsg *m = NULL;
+        s = natsSubscription_NextMsg(&m, sub, left > 0 ? left : 0);
+        if (s == NATS_TIMEOUT) {
+            s = NATS_OK;
+            break;
+        }
+        if (s != NATS_OK)
+            break;
+        const char *status = NULL;
+        if (natsMsgHeader_Get(m, "Status", &status) == NATS_OK && status != NULL) {
+            bool done = strncmp(status, "404", 3) == 0 || strncmp(status, "408", 3) == 0;
+            bool idle = strncmp(status, "100", 3) == 0;
+            natsMsg_Destroy(m);
+            if (done) /* no more messages, or the request expired */
+                break;
+            if (!idle)
+                s = NATS_ERR; /* 409 and others: re-subscribe */
+            continue;
+        }
+        msgs[(*n)++] = m;
+    }
+    return s;
+}
+
+/* Applies the fetched messages msgs[0..count). 0, 1 = a gap (the consumer
+ * skipped messages it counted as delivered: re-subscribe at the head), or an
+ * exit code negated. */
+static int apply_msgs(follower_t *f, natsMsg **msgs, int count)
 {
     uint64_t source_head = 0;
-    int n = 0;
-    for (int i = 0; i < list->Count; i++) {
-        natsMsg *m = list->Msgs[i];
+    int n = 0, gap = 0;
+    uint64_t expect = f->head + 1;
+    for (int i = 0; i < count; i++) {
+        natsMsg *m = msgs[i];
         jsMsgMetaData *meta = NULL;
         if (natsMsg_GetMetaData(&meta, m) != NATS_OK)
             continue; /* a status message, not a record */
         uint64_t seq = meta->Sequence.Stream;
         source_head = seq + meta->NumPending;
         jsMsgMetaData_Destroy(meta);
+        if (seq > expect) { /* not contiguous: apply what is, then re-anchor */
+            gap = 1;
+            break;
+        }
+        expect = seq >= expect ? seq + 1 : expect;
         const char *id = NULL;
         char want[80];
         snprintf(want, sizeof want, "%s:%" PRIu64, f->hex, seq);
@@ -375,7 +436,7 @@ static int apply_list(follower_t *f, natsMsgList *list)
                                       (size_t)natsMsg_GetDataLength(m)};
     }
     if (n == 0)
-        return 0;
+        return gap;
     acr_err_t err;
     acr_err_clear(&err);
     uint64_t before = f->head;
@@ -388,8 +449,10 @@ static int apply_list(follower_t *f, natsMsgList *list)
     f->applied += f->head > before ? f->head - before : 0;
     if (rc != 0)
         return -acr__fail(rc, &err);
-    natsMsg_Ack(list->Msgs[list->Count - 1], NULL); /* AckAll: everything up to it */
-    return 0;
+    const char *reply = natsMsg_GetReply(msgs[n - 1]); /* AckAll: everything up to it */
+    if (reply != NULL)
+        natsConnection_Publish(f->c.nc, reply, "+ACK", 4);
+    return gap;
 }
 
 typedef struct follow_opts {
@@ -474,23 +537,25 @@ static int start(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
 static int run(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
 {
     natsSubscription *sub = NULL;
-    int rc = 0;
+    puller_t p;
+    natsMsg **msgs = calloc((size_t)f->batch, sizeof *msgs);
+    int rc = msgs == NULL ? acr__fail(ACR_ENOMEM, NULL) : 0;
     while (rc == 0 && !rpl_stop) {
-        if (sub == NULL &&
-            subscribe(&f->c, f->stream, f->subject, f->info.consumer, f->head, &sub, cli->quiet)) {
+        if (sub == NULL && subscribe(&f->c, f->stream, f->subject, f->info.consumer, f->head,
+                                     &sub, &p, cli->quiet)) {
             rpl_sleep_ms(500);
             continue;
         }
-        natsMsgList list = {0};
-        jsErrCode je = 0;
-        natsStatus s = natsSubscription_Fetch(&list, sub, f->batch, FETCH_TIMEOUT_MS, &je);
-        int count = list.Count;
-        if (s == NATS_OK && count > 0)
-            rc = -apply_list(f, &list);
-        natsMsgList_Destroy(&list);
-        if (s == NATS_OK && count > 0)
+        int count = 0;
+        natsStatus s = fetch(&f->c, sub, &p, msgs, f->batch, FETCH_TIMEOUT_MS, &count);
+        int arc = count > 0 ? apply_msgs(f, msgs, count) : 0;
+        for (int i = 0; i < count; i++)
+            natsMsg_Destroy(msgs[i]);
+        if (arc < 0)
+            rc = -arc;
+        if (rc != 0 || (s == NATS_OK && count > 0 && arc == 0))
             continue;
-        if (s == NATS_TIMEOUT || s == NATS_OK) { /* idle */
+        if (s == NATS_OK && arc == 0) { /* idle */
             uint64_t last = stream_last(&f->c, f->stream), h;
             acr_err_t err;
             if (o->once && last != 0 && f->head >= last)
@@ -499,15 +564,16 @@ static int run(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
                 acr_replica_apply(f->l, NULL, 0, last, rpl_now_ms(), &h, &err);
             continue;
         }
-        /* connection trouble, a consumer lost with a NATS node...: re-anchor and go on */
-        if (!cli->quiet)
-            rpl_diag_nats(ACR_EIO, "fetching (re-subscribing at the replica's head)", s, je);
+        /* a gap, connection trouble, a consumer lost with a NATS node...: re-anchor */
+        if (!cli->quiet && s != NATS_OK)
+            rpl_diag_nats(ACR_EIO, "fetching (re-subscribing at the replica's head)", s, 0);
         retire(f, sub);
         sub = NULL;
         rpl_sleep_ms(250);
     }
     if (sub != NULL)
         retire(f, sub); /* the durable consumer stays */
+    free(msgs);
     return rc;
 }
 

@@ -267,57 +267,97 @@ static int publish_from(pub_t *p, uint64_t next, bool follow)
     return rc;
 }
 
-int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv)
+typedef struct pub_opts {
+    const char *url;
+    const char *stream; /* NULL: ACCRUE_<ledger id> */
+    uint64_t replicas;
+    uint64_t window;
+    bool follow;
+    bool replicas_given;
+} pub_opts_t;
+
+/* -1 to go on, else the exit code. */
+static int parse_opts(acr_cli_t *cli, int argc, char **argv, pub_opts_t *o)
 {
     static const struct option opts[] = {
-        {"nats", required_argument, NULL, 'n'},   {"stream", required_argument, NULL, 's'},
+        {"nats", required_argument, NULL, 'n'},     {"stream", required_argument, NULL, 's'},
         {"replicas", required_argument, NULL, 'r'}, {"no-follow", no_argument, NULL, 'o'},
-        {"once", no_argument, NULL, 'o'},         {"window", required_argument, NULL, 'w'},
-        ACR_CLI_COMMON_OPTS,                      {NULL, 0, NULL, 0},
+        {"once", no_argument, NULL, 'o'},           {"window", required_argument, NULL, 'w'},
+        ACR_CLI_COMMON_OPTS,                        {NULL, 0, NULL, 0},
     };
-    const char *url = NULL, *stream = NULL;
-    uint64_t replicas = 3, window = 16384;
-    bool follow = true, replicas_given = false;
+    *o = (pub_opts_t){NULL, NULL, 3, 16384, true, false};
     int c;
     while ((c = getopt_long(argc, argv, ":h", opts, NULL)) != -1) {
-        switch (c) {
-        case 'n':
-            url = optarg;
-            break;
-        case 's':
-            stream = optarg;
-            break;
-        case 'r':
-            if (!acr__parse_u64(optarg, &replicas) || replicas < 1 || replicas > 5)
+        if (c == 'n') {
+            o->url = optarg;
+        } else if (c == 's') {
+            o->stream = optarg;
+        } else if (c == 'r') {
+            if (!acr__parse_u64(optarg, &o->replicas) || o->replicas < 1 || o->replicas > 5)
                 return acr__usage(usage_replicate, "--replicas takes 1 to 5");
-            replicas_given = true;
-            break;
-        case 'w':
-            if (!acr__parse_u64(optarg, &window) || window < 1 || window > 1000000)
+            o->replicas_given = true;
+        } else if (c == 'w') {
+            if (!acr__parse_u64(optarg, &o->window) || o->window < 1 || o->window > 1000000)
                 return acr__usage(usage_replicate, "--window takes 1 to 1000000");
-            break;
-        case 'o':
-            follow = false;
-            break;
-        default: {
+        } else if (c == 'o') {
+            o->follow = false;
+        } else {
             int rc = acr__common_opt(cli, c, argv, usage_replicate);
             if (rc >= 0)
                 return rc;
         }
-        }
     }
     if (optind != argc)
         return acr__usage(usage_replicate, "unexpected argument '%s'", argv[optind]);
-    if (url == NULL)
+    if (o->url == NULL)
         return acr__usage(usage_replicate, "--nats URL is required");
-    if (stream != NULL && (strlen(stream) >= RPL_NAME_MAX || strpbrk(stream, " .*>\t") != NULL ||
-                           stream[0] == '\0'))
-        return acr__usage(usage_replicate, "bad stream name '%s'", stream);
+    const char *st = o->stream;
+    if (st != NULL && (strlen(st) >= RPL_NAME_MAX || strpbrk(st, " .*>\t") != NULL || !*st))
+        return acr__usage(usage_replicate, "bad stream name '%s'", st);
+    return -1;
+}
 
+/* Resynchronises and publishes until stopped or, with --no-follow, done.
+ * Sets *first to the first seq this run published. 0 or an exit code. */
+static int publish(pub_t *p, const pub_opts_t *o, bool quiet, uint64_t *first)
+{
+    uint64_t last = 0;
+    while (!rpl_stop) {
+        atomic_store(&p->failed, 0);
+        int s = ensure_stream(p, &last, quiet);
+        if (s == 0)
+            s = check_tail(p, last, quiet);
+        if (s < 0)
+            return -s;
+        if (s == 1) {
+            rpl_sleep_ms(500);
+            continue;
+        }
+        if (*first == 0)
+            *first = last + 1;
+        if ((s = publish_from(p, last + 1, o->follow)) < 0)
+            return -s;
+        if (s == 0)
+            break; /* --no-follow: done, or stopped */
+        /* a refused or unanswered publish: settle, then resume after the tail */
+        drain(p);
+        if (!quiet)
+            fprintf(stderr, "accrue replicate: publishing interrupted (%s); resuming "
+                            "after the stream's last message\n", p->fail_msg);
+        rpl_sleep_ms(200);
+    }
+    return 0;
+}
+
+int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv)
+{
+    pub_opts_t o;
+    int rc = parse_opts(cli, argc, argv, &o);
+    if (rc >= 0)
+        return rc;
     static pub_t p; /* static: the error callback may run until the connection closes */
     memset(&p, 0, sizeof p);
-    int rc = acr__open_ledger(cli, &p.l);
-    if (rc != 0)
+    if ((rc = acr__open_ledger(cli, &p.l)) != 0)
         return rc;
     acr_replica_info_t ri;
     acr_err_t err;
@@ -332,56 +372,30 @@ int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv)
         return acr_err_exit_code(ACR_EREAD_ONLY);
     }
     acr_ledger_id_hex(p.l, p.hex);
-    if (stream != NULL)
-        snprintf(p.stream, sizeof p.stream, "%s", stream);
+    if (o.stream != NULL)
+        snprintf(p.stream, sizeof p.stream, "%s", o.stream);
     else
         rpl_stream_name(p.hex, p.stream);
     rpl_subject(p.hex, p.subject);
-    p.replicas = (int)replicas;
-    p.replicas_given = replicas_given;
+    p.replicas = (int)o.replicas;
+    p.replicas_given = o.replicas_given;
     rpl_signals();
-    if ((rc = rpl_connect(url, "accrue replicate", (int)window, on_pub_err, &p, &p.c)) != 0) {
+    if ((rc = rpl_connect(o.url, "accrue replicate", (int)o.window, on_pub_err, &p, &p.c)) != 0) {
         acr_ledger_close(p.l);
         return rc;
     }
-    uint64_t first = 0, last = 0;
-    rc = 0;
-    while (!rpl_stop) {
-        atomic_store(&p.failed, 0);
-        int s = ensure_stream(&p, &last, cli->quiet);
-        if (s == 0)
-            s = check_tail(&p, last, cli->quiet);
-        if (s < 0) {
-            rc = -s;
-            break;
-        }
-        if (s == 1) {
-            rpl_sleep_ms(500);
-            continue;
-        }
-        if (first == 0)
-            first = last + 1;
-        s = publish_from(&p, last + 1, follow);
-        if (s < 0) {
-            rc = -s;
-            break;
-        }
-        if (s == 1) { /* a refused or unanswered publish: settle, then resume after the tail */
-            drain(&p);
-            if (!cli->quiet)
-                fprintf(stderr, "accrue replicate: publishing interrupted (%s); resuming "
-                                "after the stream's last message\n", p.fail_msg);
-            rpl_sleep_ms(200);
-            continue;
-        }
-        break; /* --no-follow: done */
-    }
+    uint64_t first = 0, tail = 0;
+    rc = publish(&p, &o, cli->quiet, &first);
     if (rpl_stop)
         drain(&p);
-    uint64_t tail = 0;
-    if (rc == 0 && !rpl_stop && ensure_stream(&p, &tail, true) == 0 && !cli->quiet)
-        printf("published seq %" PRIu64 "..%" PRIu64 " to stream %s (%s)\n", first, tail,
-               p.stream, p.subject);
+    if (rc == 0 && !rpl_stop && ensure_stream(&p, &tail, true) == 0 && !cli->quiet) {
+        if (tail >= first)
+            printf("published seq %" PRIu64 "..%" PRIu64 " to stream %s (%s)\n", first, tail,
+                   p.stream, p.subject);
+        else
+            printf("stream %s already holds seq 1..%" PRIu64 ": nothing to publish\n",
+                   p.stream, tail);
+    }
     rpl_close(&p.c);
     acr_ledger_close(p.l);
     return rc;
