@@ -187,6 +187,8 @@ static void random_name(char out[ACR_REPLICA_NAME_MAX])
 typedef struct puller {
     char inbox[128];     /* where the consumer delivers */
     char next_subj[256]; /* $JS.API.CONSUMER.MSG.NEXT.<stream>.<consumer> */
+    int outstanding;     /* messages the open pull request may still deliver (0: none open) */
+    int64_t expires_ms;  /* when the open request expires on the server (wall clock) */
 } puller_t;
 
 static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
@@ -203,7 +205,7 @@ static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
     cc.OptStartSeq = head + 1;
     cc.AckPolicy = js_AckAll;
     cc.AckWait = (int64_t)60 * 1000000000;
-    cc.MaxAckPending = 1 << 20;
+    cc.MaxAckPending = 1 << 16; /* bounds what is delivered ahead of the replica's commits */
     cc.FilterSubject = subject;
     jsConsumerInfo *ci = NULL;
     je = 0;
@@ -225,6 +227,7 @@ static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
         snprintf(p->next_subj, sizeof p->next_subj, "$JS.API.CONSUMER.MSG.NEXT.%s.%s", stream,
                  consumer);
         s = natsConnection_SubscribeSync(sub, c->nc, p->inbox);
+        p->outstanding = 0;
     }
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(*sub, -1, -1); /* never drop: one batch is out */
@@ -361,21 +364,31 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
     return 0;
 }
 
-/* One pull request: up to max messages into msgs (*n), waiting up to
- * timeout_ms. NATS_OK (also with *n = 0: nothing new), or an error after which
- * the caller re-subscribes (a 409 status: the consumer was deleted or lost its
- * leader; a connection failure). */
-static natsStatus fetch(rpl_conn_t *c, natsSubscription *sub, const puller_t *p, natsMsg **msgs,
+/* Up to max messages into msgs (*n), waiting up to timeout_ms for the first
+ * and a few ms for each next one, so that a trickle is applied at once. One
+ * pull request is open at a time (a new one once the last is used up, answered
+ * 404/408, or expired): the server never holds more waiting requests than one.
+ * NATS_OK (also with *n = 0: nothing new), or an error after which the caller
+ * re-subscribes (a 409 status: the consumer was deleted or lost its leader; a
+ * connection failure). */
+static natsStatus fetch(rpl_conn_t *c, natsSubscription *sub, puller_t *p, natsMsg **msgs,
                         int max, int64_t timeout_ms, int *n)
 {
-    char req[96];
+    natsStatus s = NATS_OK;
+    int64_t now = rpl_now_ms(), deadline = now + timeout_ms;
     *n = 0;
-    int len = snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%lld}", max,
-                       (long long)(timeout_ms - 20) * 1000000LL);
-    natsStatus s = natsConnection_PublishRequest(c->nc, p->next_subj, p->inbox, req, len);
-    int64_t deadline = rpl_now_ms() + timeout_ms;
+    if (p->outstanding <= 0 || now > p->expires_ms + 1000) {
+        char req[96];
+        int len = snprintf(req, sizeof req, "{\"batch\":%d,\"expires\":%lld}", max,
+                           (long long)(timeout_ms - 20) * 1000000LL);
+        s = natsConnection_PublishRequest(c->nc, p->next_subj, p->inbox, req, len);
+        p->outstanding = max;
+        p->expires_ms = now + timeout_ms - 20;
+    }
     while (s == NATS_OK && *n < max) {
         int64_t left = deadline - rpl_now_ms();
+        if (*n > 0 && left > 5)
+            left = 5; /* what has arrived is applied now; the rest comes with the next call */
         natsMsg *m = NULL;
         s = natsSubscription_NextMsg(&m, sub, left > 0 ? left : 0);
         if (s == NATS_TIMEOUT) {
@@ -389,13 +402,16 @@ static natsStatus fetch(rpl_conn_t *c, natsSubscription *sub, const puller_t *p,
             bool done = strncmp(status, "404", 3) == 0 || strncmp(status, "408", 3) == 0;
             bool idle = strncmp(status, "100", 3) == 0;
             natsMsg_Destroy(m);
-            if (done) /* no more messages, or the request expired */
+            if (done) { /* no more messages for now, or the request expired */
+                p->outstanding = 0;
                 break;
+            }
             if (!idle)
                 s = NATS_ERR; /* 409 and others: re-subscribe */
             continue;
         }
         msgs[(*n)++] = m;
+        p->outstanding--;
     }
     return s;
 }
@@ -406,7 +422,7 @@ static natsStatus fetch(rpl_conn_t *c, natsSubscription *sub, const puller_t *p,
 static int apply_msgs(follower_t *f, natsMsg **msgs, int count)
 {
     uint64_t source_head = 0;
-    int n = 0, gap = 0;
+    int n = 0, gap = 0, last_i = 0;
     uint64_t expect = f->head + 1;
     for (int i = 0; i < count; i++) {
         natsMsg *m = msgs[i];
@@ -434,6 +450,7 @@ static int apply_msgs(follower_t *f, natsMsg **msgs, int count)
         }
         f->recs[n++] = (acr_stored_t){seq, (const uint8_t *)natsMsg_GetData(m),
                                       (size_t)natsMsg_GetDataLength(m)};
+        last_i = i;
     }
     if (n == 0)
         return gap;
@@ -449,7 +466,7 @@ static int apply_msgs(follower_t *f, natsMsg **msgs, int count)
     f->applied += f->head > before ? f->head - before : 0;
     if (rc != 0)
         return -acr__fail(rc, &err);
-    const char *reply = natsMsg_GetReply(msgs[n - 1]); /* AckAll: everything up to it */
+    const char *reply = natsMsg_GetReply(msgs[last_i]); /* AckAll: everything up to it */
     if (reply != NULL)
         natsConnection_Publish(f->c.nc, reply, "+ACK", 4);
     return gap;
