@@ -52,7 +52,7 @@ deps:
 	@if ! pkg-config --exists $(PKGS) criterion 2>/dev/null || ! command -v xxh128sum >/dev/null \
 	    || [ ! -f /usr/share/llhttp/llhttp.c ] || ! command -v clang-14 >/dev/null \
 	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null \
-    || ! command -v nats-server >/dev/null; then \
+    || ! { command -v nats-server >/dev/null || [ -x /usr/sbin/nats-server ]; }; then \
 	    echo "make: installing missing packages: $(APT_PKGS)"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    for i in 1 2 3 4 5; do \
