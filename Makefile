@@ -19,13 +19,14 @@ DESTDIR  ?=
 CC       ?= cc
 BUILD    ?= build
 CFLAGS   ?= -O2 -g
-PKGS     := lmdb msgpack libuv libxxhash jansson libsodium libpq
+PKGS     := lmdb msgpack libuv libxxhash jansson libsodium libpq libnats
 # What building needs, and what the tests and benchmarks need beside it (real services
 # started privately by the tests: PostgreSQL, nats-server, Chromium).
 APT_BUILD := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
-             libxxhash-dev xxhash libjansson-dev libsodium-dev node-llhttp libpq-dev
+             libxxhash-dev xxhash libjansson-dev libsodium-dev node-llhttp libpq-dev \
+             libnats-dev
 APT_TEST  := libcriterion-dev clang-14 libclang-rt-14-dev valgrind curl python3 time \
-             postgresql-15
+             postgresql-15 nats-server
 VERSION  := 0.1.0
 # The install step; tests/check_first_command.sh replaces it with a stand-in.
 DEPS_INSTALL ?= tools/deps.sh
@@ -145,6 +146,8 @@ install: all
 
 # Reliability targets (crash loop, fault injection, fuzzing) live beside their tests.
 -include tests/reliability.mk
+# The long replication test (make test-long) lives beside its script.
+-include tests/replica/replica.mk
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(GEN_SRC) include/accrue/*.h

@@ -257,6 +257,79 @@ else
     skip http_append_batch serve-not-built
 fi
 
+# ---- replicate_follow: primary -> NATS JetStream (3 local nodes, R3 stream) -> read replica ----
+# events/s from the primary's commit to the replica's commit while `replicate` and `follow` run
+# together over a committed history (catch-up), then the lag (primary commit -> replica commit,
+# p50/p99) in follow mode while the rest of the history is appended in batches of 500 every
+# 100 ms. Size: the quick history, and 1 M events in full mode (BENCH_REPL_SALES=N sales to
+# change it; the NATS cluster shares the machine's cores with both accrue processes).
+replicate_follow_row() {
+    local rsales=$1 rdir=$work/repl rp fp n t0 t1 id k
+    # shellcheck source=../tests/replica/nats_cluster.sh
+    . "$root/tests/replica/nats_cluster.sh"
+    rm -rf "$rdir"
+    mkdir -p "$rdir"
+    nats_start "$rdir/nats"
+    if ! nats_wait_ready 60; then
+        nats_stop
+        skip replicate_follow nats-not-ready
+        return
+    fi
+    "$gen" --partners "$partners" --sales "$rsales" --seed "$seed" --months "$months" >"$rdir/h.jsonl"
+    n=$(wc -l <"$rdir/h.jsonl")
+    k=$((n * 9 / 10))
+    head -n "$k" "$rdir/h.jsonl" >"$rdir/a.jsonl"
+    tail -n +"$((k + 1))" "$rdir/h.jsonl" | split -l 500 - "$rdir/b."
+    "$accrue" --ledger "$rdir/p" init >/dev/null
+    "$accrue" --ledger "$rdir/p" append --batch-size 100000 "$rdir/a.jsonl" >/dev/null ||
+        fail "replicate_follow: append"
+    id=$("$accrue" --ledger "$rdir/p" stats | awk '/^ledger id/{print $3}')
+    t0=$(now)
+    "$accrue" --ledger "$rdir/p" replicate --nats "$NATS_URL" >"$rdir/rep.log" 2>&1 &
+    rp=$!
+    "$accrue" --ledger "$rdir/r" follow --nats "$NATS_URL" --stream "ACCRUE_$id" >"$rdir/fol.log" 2>&1 &
+    fp=$!
+    while [ "$("$accrue" --ledger "$rdir/r" stats 2>/dev/null | awk '/^head seq/{print $3}')" != "$k" ]; do
+        kill -0 "$fp" 2>/dev/null || break
+        sleep 0.05
+    done
+    t1=$(now)
+    kill -TERM "$fp" 2>/dev/null
+    wait "$fp" 2>/dev/null
+    # follow mode: a fresh follower process, caught up, measures the lag of new commits only
+    "$accrue" --ledger "$rdir/r" follow --nats "$NATS_URL" --lag-report >"$rdir/lag.log" 2>&1 &
+    fp=$!
+    sleep 1
+    for f in "$rdir"/b.*; do
+        "$accrue" --ledger "$rdir/p" append "$f" >/dev/null || fail "replicate_follow: trickle append"
+        sleep 0.1
+    done
+    local deadline=$((SECONDS + 120))
+    while [ "$("$accrue" --ledger "$rdir/r" stats 2>/dev/null | awk '/^head seq/{print $3}')" != "$n" ] &&
+        [ $SECONDS -lt $deadline ]; do
+        sleep 0.05
+    done
+    kill -TERM "$fp" "$rp" 2>/dev/null
+    wait "$fp" "$rp" 2>/dev/null
+    nats_stop
+    local hp hr p50 p99
+    hp=$("$accrue" --ledger "$rdir/p" stats | awk '/^head hash/{print $3}')
+    hr=$("$accrue" --ledger "$rdir/r" stats | awk '/^head hash/{print $3}')
+    [ "$hp" = "$hr" ] || fail "replicate_follow: replica head $hr differs from the primary's $hp"
+    p50=$(awk '/^lag_ms/{print $3}' "$rdir/lag.log")
+    p99=$(awk '/^lag_ms/{print $5}' "$rdir/lag.log")
+    bench replicate_follow "$k" "$(secs "$t0" "$t1")" NA "lag_p50_ms=${p50:-NA}" \
+        "lag_p99_ms=${p99:-NA}" "lag_events=$((n - k))" nats_nodes=3 stream_replicas=3
+    rm -rf "$rdir"
+}
+if [ $have_accrue = 1 ] && "$accrue" follow --help >/dev/null 2>&1 &&
+    { command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; }; then
+    if [ "$mode" = full ]; then replicate_follow_row "${BENCH_REPL_SALES:-770000}"
+    else replicate_follow_row "${BENCH_REPL_SALES:-$sales}"; fi
+else
+    skip replicate_follow nats-server-or-accrue-missing
+fi
+
 # ---- peers: payout_vs_sqlite / _postgres / _duckdb ----
 csv=$work/csv
 timed "$work/load.out" node "$bench/peers/load.mjs" "$hist" "$csv" --seq-base "$seq_base"

@@ -166,5 +166,11 @@ int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);  /* cmd_serve.c */
 int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
 int acr__cmd_sink(acr_cli_t *cli, int argc, char **argv);   /* cmd_sink.c */
+int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv); /* cmd_replicate.c */
+int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv);    /* cmd_follow.c */
+/* The replica lines of `accrue stats` (cmd_follow.c); info is an
+ * acr_replica_info_t of accrue/replica.h. */
+struct acr_replica_info;
+void acr__replica_stats(const struct acr_replica_info *info, uint64_t head_seq);
 
 #endif

@@ -46,6 +46,8 @@ static const struct command {
     {"serve", acr__cmd_serve, "the HTTP server"},
     {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
     {"sink", acr__cmd_sink, "mirror the ledger into PostgreSQL (sink postgres)"},
+    {"replicate", acr__cmd_replicate, "publish the log to a NATS JetStream stream"},
+    {"follow", acr__cmd_follow, "make this ledger a read replica of such a stream"},
 };
 
 static const char usage_main[] =

@@ -408,3 +408,9 @@ int acr__tx_flush(acr__txn_t *tx, acr_err_t *err)
     c->empty = false; /* the tables hold rows now (or might) */
     return rc;
 }
+
+bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi)
+{
+    MDB_val k = acr__val(ACR__REPLICA_MARKER_KEY, strlen(ACR__REPLICA_MARKER_KEY)), v;
+    return mdb_get(txn, dbi[ACR_DB_META], &k, &v) == 0;
+}

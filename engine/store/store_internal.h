@@ -231,4 +231,9 @@ static inline uint64_t acr__be_u64(const uint8_t in[8])
     return v;
 }
 
+/* True when the ledger of txn carries the read-replica marker (replica.c):
+ * every write but a replica's own apply is then refused with read_only. */
+bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi);
+#define ACR__REPLICA_MARKER_KEY "replica" /* meta key of the marker (engine/replica) */
+
 #endif

@@ -33,6 +33,7 @@
     XX(HEADERS, 1, 431, false)     /* request headers over their limit */                          \
     XX(FULL, 1, 507, false)        /* the disk or the map cannot take the write */                 \
     XX(UNAVAILABLE, 1, 503, false) /* the service cannot answer now */                             \
+    XX(REPLICA, 4, 403, false)     /* a write on a read replica: refused, nothing written */      \
     XX(FAILURE, 1, 500, false)     /* anything else: I/O, memory, store, overflow */
 
 typedef enum {
@@ -101,7 +102,8 @@ typedef enum {
     XX(EXISTS, "exists", FAILURE)                  /* init over an existing ledger */              \
     XX(NO_LEDGER, "no_ledger", FAILURE)            /* no ledger at the given path */               \
     XX(UNAVAILABLE, "unavailable", UNAVAILABLE)    /* the server is shutting down or overloaded */ \
-    XX(INTERNAL, "internal", FAILURE)              /* a response the server failed to produce */
+    XX(INTERNAL, "internal", FAILURE)              /* a response the server failed to produce */ \
+    XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */
 
 typedef enum {
     ACR_OK = 0,

@@ -30,6 +30,7 @@
 
 #include "accrue/date.h"
 #include "accrue/projection.h"
+#include "accrue/replica.h"
 #include "internal.h"
 
 #define EVENTS_LIMIT_MAX 10000
@@ -399,9 +400,14 @@ static bool is_partner(const acr_srv_req_t *req)
 
 static void h_metrics(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
-    (void)s;
     (void)params;
     acr_srv_metrics_render(&req->resp);
+    uint64_t behind; /* on a read replica (reporting.md): how far behind its primary */
+    int64_t lag_ms;
+    if (acr_replica_lag(s->ledger, &behind, &lag_ms, NULL) == 1)
+        acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\n"
+                       "accrue_replica_lag_events %" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\n"
+                       "accrue_replica_lag_ms %" PRId64 "\n", behind, lag_ms);
     req->status = 200;
     req->ctype = "text/plain; version=0.0.4";
 }
