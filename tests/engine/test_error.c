@@ -77,6 +77,7 @@ static const want_t table[] = {
     {ACR_EEXISTS, "exists", 1, 500, false},
     {ACR_ENO_LEDGER, "no_ledger", 1, 500, false},
     {ACR_EINTERNAL, "internal", 1, 500, false},
+    {ACR_EREAD_ONLY, "read_only", 4, 403, false}, /* reporting.md: a write on a replica */
 };
 
 Test(error, every_code_by_hand)
