@@ -14,7 +14,8 @@ CFLAGS   ?= -O2 -g
 PKGS     := lmdb msgpack libuv libxxhash jansson libsodium
 APT_PKGS := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
             libxxhash-dev xxhash libjansson-dev libcriterion-dev libsodium-dev node-llhttp \
-            clang-14 libclang-rt-14-dev valgrind curl python3
+            clang-14 libclang-rt-14-dev valgrind curl python3 \
+            chromium nodejs npm
 VERSION  := 0.1.0
 
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
@@ -42,8 +43,12 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_OBJ := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
 GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
+# The dashboard (tools/dashboard/): its files become a C source of byte arrays at build time.
+DASH_FILES := $(sort $(wildcard tools/dashboard/*.html tools/dashboard/*.css tools/dashboard/*.js \
+                tools/dashboard/*.svg))
+DASH_OBJ   := $(BUILD)/obj/gen/dashboard_assets.o
 
-.PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format
+.PHONY: dashboard-driver all deps test test-unit test-cli asan demo bench bench-quick install clean format
 
 all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
 
@@ -51,7 +56,8 @@ all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
 deps:
 	@if ! pkg-config --exists $(PKGS) criterion 2>/dev/null || ! command -v xxh128sum >/dev/null \
 	    || [ ! -f /usr/share/llhttp/llhttp.c ] || ! command -v clang-14 >/dev/null \
-	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null; then \
+	    || ! command -v valgrind >/dev/null || ! command -v curl >/dev/null \
+	    || ! command -v chromium >/dev/null || ! command -v npm >/dev/null; then \
 	    echo "make: installing missing packages: $(APT_PKGS)"; \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	    for i in 1 2 3 4 5; do \
@@ -72,7 +78,21 @@ $(BUILD)/libaccrue.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/accrue: $(TOOL_OBJ) $(LLHTTP_OBJ) $(BUILD)/libaccrue.a
+$(BUILD)/dashboard-embed: tools/dashboard/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O2 $(WARN) $(PKG_CFLAGS) tools/dashboard/embed.c -o $@ -lxxhash
+
+$(BUILD)/gen/dashboard_assets.c: $(BUILD)/dashboard-embed $(DASH_FILES)
+	@mkdir -p $(dir $@)
+	$(BUILD)/dashboard-embed $@ $(DASH_FILES)
+
+$(DASH_OBJ): $(BUILD)/gen/dashboard_assets.c tools/dashboard/assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) -Itools $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/tools/serve_dashboard.o: tools/dashboard/assets.h
+
+$(BUILD)/accrue: $(TOOL_OBJ) $(DASH_OBJ) $(LLHTTP_OBJ) $(BUILD)/libaccrue.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LIBS)
 
 $(BUILD)/accrue-gen: $(GEN_OBJ) $(BUILD)/libaccrue.a
@@ -92,7 +112,14 @@ test: deps
 	$(MAKE) --no-print-directory BUILD=build all tests-bin
 	$(MAKE) --no-print-directory BUILD=build/o0 CFLAGS="-O0 -g" \
 	    build/o0/tests/processors/test_commission
+	$(MAKE) --no-print-directory dashboard-driver
 	@bash tests/run.sh
+
+# The browser test's driver (playwright-core, pinned in tests/dashboard/package.json and its
+# lock file) goes into the git-ignored tests/dashboard/node_modules, installed when missing.
+dashboard-driver:
+	@[ -f tests/dashboard/node_modules/playwright-core/package.json ] || \
+	    (cd tests/dashboard && timeout 600 npm ci --no-audit --no-fund)
 
 demo: all
 	@bash tools/demo.sh

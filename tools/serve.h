@@ -82,6 +82,7 @@ typedef struct srv_req {
     char content_type[96];  /* Content-Type, lower-cased, parameters stripped */
     char accept[128];       /* Accept, lower-cased */
     char last_event_id[24]; /* Last-Event-ID */
+    char if_none_match[80]; /* If-None-Match (the dashboard's assets) */
     bool keep_alive;        /* llhttp_should_keep_alive at completion */
     uint64_t start_ns;      /* first byte of the request (uv_hrtime) */
     /* set by the pool job */
@@ -97,6 +98,7 @@ typedef struct srv_req {
     acr_buf_t resp;          /* body */
     acr_buf_t head;          /* status line and headers (built on the loop) */
     char extra_headers[160]; /* extra header lines, each ending in \r\n */
+    const char *static_headers; /* constant header lines after those (serve_dashboard.c) */
     bool close_after;        /* Connection: close */
     uv_write_t wreq;
 } srv_req_t;
@@ -172,6 +174,8 @@ enum srv_route_id {
     SRV_R_PAYOUTS,
     SRV_R_AUDIT,
     SRV_R_VERIFY,
+    SRV_R_STATUS,
+    SRV_R_DEALS_LIST,
     SRV_R__COUNT
 };
 
@@ -311,6 +315,16 @@ void srv_h_close(srv_t *s, srv_req_t *req, char **params);
 /* Bodies up to this size are parsed on the loop thread (no pool round trip):
  * a few events, tens of microseconds at most. */
 #define SRV_LOOP_BODY_MAX 4096
+
+/* ---- serve_dashboard.c: the page, its assets and its two read endpoints ----- */
+
+/* True for the paths of the page: "/" and "/assets/...". */
+bool srv_dashboard_path(const char *path);
+/* Answers the page or an asset (loop thread: embedded bytes, no disk). */
+void srv_dashboard_answer(srv_req_t *req);
+/* GET /v1/status and GET /v1/deals (pool thread). */
+void srv_h_status(srv_t *s, srv_req_t *req, char **params);
+void srv_h_deals_list(srv_t *s, srv_req_t *req, char **params);
 
 /* ---- serve_writer.c -------------------------------------------------------- */
 

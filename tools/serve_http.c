@@ -71,6 +71,8 @@ static const char *reason_of(int status)
         return "OK";
     case 201:
         return "Created";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:
@@ -385,6 +387,8 @@ void srv_respond(srv_req_t *req)
     srv_buf_u64(h, req->resp.len);
     acr_buf_append_str(h, "\r\n");
     acr_buf_append_str(h, req->extra_headers);
+    if (req->static_headers != NULL)
+        acr_buf_append_str(h, req->static_headers);
     acr_buf_append_str(h, close ? "Connection: close\r\n\r\n" : "\r\n");
     uv_buf_t bufs[2] = {
         uv_buf_init((char *)req->head.data, (unsigned)req->head.len),

@@ -51,6 +51,8 @@ const srv_route_t srv_routes[SRV_R__COUNT] = {
     {HTTP_GET, "/v1/payouts/*/audit", "payouts.audit", R(ADMIN) | R(FINANCE) | R(AUDITOR),
      SRV_R_AUDIT},
     {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), SRV_R_VERIFY},
+    {HTTP_GET, "/v1/status", "status", READERS | R(INGEST) | R(FEED), SRV_R_STATUS},
+    {HTTP_GET, "/v1/deals", "deals.list", READERS, SRV_R_DEALS_LIST},
 };
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -216,6 +218,8 @@ static int on_header_value_complete(llhttp_t *lp)
         copy_lower(&p->hval, r->accept, sizeof r->accept, false);
     } else if (name_is(&p->hname, "last-event-id")) {
         copy_lower(&p->hval, r->last_event_id, sizeof r->last_event_id, false);
+    } else if (name_is(&p->hname, "if-none-match")) {
+        copy_lower(&p->hval, r->if_none_match, sizeof r->if_none_match, false);
     } else if (name_is(&p->hname, "expect")) {
         char v[32];
         copy_lower(&p->hval, v, sizeof v, false);

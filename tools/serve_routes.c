@@ -66,6 +66,8 @@ static const handler_fn handlers[SRV_R__COUNT] = {
     [SRV_R_PAYOUTS] = h_payouts,
     [SRV_R_AUDIT] = h_audit,
     [SRV_R_VERIFY] = h_verify,
+    [SRV_R_STATUS] = srv_h_status,
+    [SRV_R_DEALS_LIST] = srv_h_deals_list,
 };
 
 /* ---- errors ----------------------------------------------------------------------- */
@@ -284,11 +286,6 @@ static void route_after(uv_work_t *w, int status)
     srv_maybe_finish(s);
 }
 
-static const char dashboard_html[] =
-    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>accrue</title></head>\n"
-    "<body><h1>accrue</h1><p>The dashboard is a later step. The API is under "
-    "<code>/v1/</code>; see docs/integration-guide.md.</p></body></html>\n";
-
 void srv_dispatch(srv_t *s, srv_req_t *req)
 {
     if (!srv_split_target(req)) {
@@ -297,19 +294,24 @@ void srv_dispatch(srv_t *s, srv_req_t *req)
         srv_respond(req);
         return;
     }
-    bool health = strcmp(req->path, "/healthz") == 0, root = strcmp(req->path, "/") == 0;
-    if ((health || root) && req->method != HTTP_GET) {
-        req->route = health ? "healthz" : "dashboard";
+    if (srv_dashboard_path(req->path)) { /* the page and its assets: no token */
+        srv_dashboard_answer(req);
+        srv_respond(req);
+        return;
+    }
+    bool health = strcmp(req->path, "/healthz") == 0;
+    if (health && req->method != HTTP_GET) {
+        req->route = "healthz";
         srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
         snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
         srv_respond(req);
         return;
     }
-    if (health || root) {
-        req->route = health ? "healthz" : "dashboard";
+    if (health) {
+        req->route = "healthz";
         req->status = 200;
-        req->ctype = health ? "text/plain" : "text/html; charset=utf-8";
-        acr_buf_append_str(&req->resp, health ? "ok\n" : dashboard_html);
+        req->ctype = "text/plain";
+        acr_buf_append_str(&req->resp, "ok\n");
         srv_respond(req);
         return;
     }
