@@ -3,6 +3,7 @@
 #   make            build build/accrue and build/accrue-gen (optimised)
 #   make test       install missing packages, build, run the suite (ASan+UBSan and -O2)
 #   make demo       the worked example, end to end, in a temporary ledger
+#   make dashboard-shots  re-take the screenshots of docs/img/ (headless chromium)
 #   make bench      the benchmarks at full size; make bench-quick at a small size
 #   make install    PREFIX=/usr/local DESTDIR=
 
@@ -48,7 +49,7 @@ DASH_FILES := $(sort $(wildcard tools/dashboard/*.html tools/dashboard/*.css too
                 tools/dashboard/*.svg))
 DASH_OBJ   := $(BUILD)/obj/gen/dashboard_assets.o
 
-.PHONY: dashboard-driver all deps test test-unit test-cli asan demo bench bench-quick install clean format
+.PHONY: dashboard-driver dashboard-shots all deps test test-unit test-cli asan demo bench bench-quick install clean format
 
 all: deps $(BUILD)/accrue $(BUILD)/accrue-gen
 
@@ -120,6 +121,10 @@ test: deps
 dashboard-driver:
 	@[ -f tests/dashboard/node_modules/playwright-core/package.json ] || \
 	    (cd tests/dashboard && timeout 600 npm ci --no-audit --no-fund)
+
+# Re-takes the committed screenshots of docs/img/ (the browser test at both window sizes).
+dashboard-shots: all dashboard-driver
+	node tests/dashboard/run.mjs --shots docs/img
 
 demo: all
 	@bash tools/demo.sh

@@ -5,7 +5,9 @@
 #    and of the -O2 build (build), counted from its closing line
 #    `Synthesis: Tested: T | Passing: P | Failing: F | Crashing: C`;
 # 2. every tests/cli/test_*.sh against build/asan/accrue, then build/accrue,
-#    counted from its closing line `<script>: P passed, F failed`.
+#    counted from its closing line `<script>: P passed, F failed`;
+# 3. the dashboard in headless chromium (tests/dashboard/run.mjs, -O2 build), the
+#    reliability suite and the fuzz targets, each counted from its closing line.
 # A binary or script that exits non-zero without reporting a failure (a
 # sanitizer report at exit, a crash before the summary) counts one failure.
 # Prints a line per file and ends with exactly one line `N passed, M failed`;
@@ -106,6 +108,16 @@ run_suite() { # NAME COMMAND...
     [ -n "$line" ] || f=1
     record "$name" "$p" "$f" "$rc" $((SECONDS - t0))
 }
+
+# The dashboard in Debian's chromium, driven by the pinned playwright-core (make installs it into
+# tests/dashboard/node_modules), against the -O2 build only; screenshots go to build/ here
+# (`make dashboard-shots` refreshes the committed ones in docs/img/).
+if command -v chromium >/dev/null && [ -f tests/dashboard/node_modules/playwright-core/package.json ]; then
+    run_suite "tests/dashboard/run.mjs [build/accrue]" node tests/dashboard/run.mjs \
+        --accrue build/accrue --gen build/accrue-gen --shots build/dashboard-img
+else
+    record "tests/dashboard/run.mjs (chromium or playwright-core missing)" 0 1 1 0
+fi
 
 # Reliability (crash loops of 20 kills each for append and serve, injected faults, disk full, tamper, the money
 # invariant) on the -O2 build: the fault shim interposes malloc, which ASan does not allow.

@@ -141,6 +141,7 @@ async function visit(page, hash, name, timeout = 15000) {
 async function shot(page, file) {
   if (!SHOTS) return;
   fs.mkdirSync(SHOTS, { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: path.join(SHOTS, file), fullPage: false });
 }
 async function noComputing(page, timeout) {

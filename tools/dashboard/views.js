@@ -195,7 +195,7 @@ export async function pipeline(root, ctx) {
     list.sort((a, b) => rank(a.stage) - rank(b.stage) || (a.stage < b.stage ? -1 : a.stage > b.stage ? 1 : 0));
     const currencies = [...new Set(list.filter((a) => a.currency).map((a) => a.currency))];
     replace(chartBox, el('h2', null, `Open amount by stage${st.partner ? ' · ' + st.partner : ''}`),
-      currencies.length ? currencies.map((c) => barChart(list.filter((a) => a.currency === c || (!a.currency && currencies.length === 1)).map((a) => ({ label: a.stage, value: a.amount, note: `${f.int(a.deals)} deals` })),
+      currencies.length ? currencies.map((c) => barChart(list.filter((a) => a.currency === c || (!a.currency && currencies.length === 1)).map((a) => ({ label: a.stage, value: a.amount, note: `${f.int(a.deals)} deal${a.deals === 1 ? '' : 's'}` })),
         { title: `Open amount by stage in ${c}`, fmt: (v) => f.money(v, c) })) : empty('No open deals.'));
     replace(tableBox, table({
       caption: 'Stages (choose one to list its deals)',
@@ -292,7 +292,6 @@ function repsTable(partner, repKpi) {
   if (!partner.reps.length) return empty('No reps registered.');
   const m = repKpi instanceof Map ? repKpi : null;
   return table({
-    caption: 'Reps',
     cols: [{ label: 'rep' }, { label: 'name' }, { label: 'net revenue', num: true }, { label: 'deals won', num: true }, { label: 'win rate', num: true }, { label: 'commission', num: true }],
     rows: partner.reps.map((r) => {
       const k = m && m.get(r.rep_id);
