@@ -153,7 +153,8 @@ void srv_h_status(srv_t *s, srv_req_t *req, char **params)
             srv_set_acr_error(req, rc, &err);
             return;
         }
-        uint64_t head = acr_reader_head_seq(r), from = head > RECENT_WINDOW ? head - RECENT_WINDOW + 1 : 1;
+        uint64_t head = acr_reader_head_seq(r);
+        uint64_t from = head > RECENT_WINDOW ? head - RECENT_WINDOW + 1 : 1;
         uint8_t hash[ACR_HASH_LEN];
         char hex[33];
         acr_reader_head_hash(r, hash);

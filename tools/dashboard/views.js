@@ -341,11 +341,20 @@ function statementsCard(ctx, partnerId) {
   }) : el('p', { class: 'hint' }, 'No period closed yet.'), box);
 }
 
-function dealsTable(deals, stages, onMove) {
-  if (!deals.length) return empty('No open deals.');
+// Open deals, PAGE rows at a time (a big partner holds thousands: the DOM stays small).
+function dealsTable(all, stages, onMove, more) {
+  if (!all.length) return empty('No open deals.');
+  const st = { page: 0 }, box = el('div');
+  const draw = () => replace(box, dealsPage(all.slice(st.page * PAGE, st.page * PAGE + PAGE), stages, onMove, more),
+    all.length > PAGE ? pager(st, all.length, draw) : null);
+  draw();
+  return box;
+}
+
+function dealsPage(deals, stages, onMove, more) {
   const names = stages.map((s) => s.name);
   return table({
-    caption: 'Open deals',
+    caption: `Open deals${more ? ` (the first ${f.int(more.shown)} of ${f.int(more.matched)})` : ''}`,
     cols: [{ label: 'deal' }, { label: 'name' }, { label: 'customer', cls: 'hide-sm' }, { label: 'amount', num: true }, { label: 'stage' }, { label: 'since', cls: 'hide-sm' }, ...(onMove ? [{ label: 'move' }] : [])],
     rows: deals.map((d) => {
       const row = [d.deal_id, d.name || '—', d.customer_id, d.amount_minor === null ? '—' : f.money(d.amount_minor, d.currency), d.stage, d.entered_stage_on];
@@ -381,7 +390,7 @@ export async function partnerPage(root, ctx, id) {
     const repSlot = el('div', { class: 'card wide' }, el('h2', null, 'Reps'), repsTable(p, null));
     replace(grid, kpiSlot, await onboardingCard(ctx, p), repSlot);
     const [deals] = await Promise.all([api('/v1/deals' + q({ partner: id, limit: 200 }))]);
-    replace(dealsBox, dealsTable(deals.deals, deals.stages, null));
+    replace(dealsBox, dealsTable(deals.deals, deals.stages, null, deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null));
     replace(stmts, statementsCard(ctx, id));
     ctx.kpi(st.period, id).then((rows) => { if (g === gen) kpiSlot.replaceWith(kpiCard(rows[0], p, st.period)); },
       (e) => { if (g === gen) replace(kpiSlot, errMsg(e)); });
@@ -585,7 +594,7 @@ export async function portal(root, ctx) {
       el('p', { class: 'hint' }, `${f.int(pipe.reduce((a, r) => a + r.deals, 0))} open deals`)), onb);
     replace(pipeBox, pipe.length ? table({ caption: 'Pipeline by stage', cols: [{ label: 'stage' }, { label: 'deals', num: true }, { label: 'amount', num: true }, { label: 'oldest', num: true }],
       rows: pipe.map((r) => [r.stage, f.int(r.deals), f.money(r.amount_minor, r.currency), `${f.int(r.oldest_days)} d`]) }) : empty('No open deals.'));
-    replace(dealsBox, dealsTable(deals.deals, deals.stages, move));
+    replace(dealsBox, dealsTable(deals.deals, deals.stages, move, deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null));
     const parts = [statementsCard(ctx, null)];
     if (ctx.has('announcements')) parts.push(await announcementsForPartner());
     replace(extra, ...parts);
