@@ -65,6 +65,7 @@ function serve(ledger, tokenFile) {
     const p = spawn(ACCRUE, ['--ledger', ledger, 'serve', '--listen', '127.0.0.1:0', '--token-file', tokenFile], { stdio: ['ignore', 'ignore', 'pipe'] });
     servers.push(p);
     let err = '';
+    p.report = () => err;
     const t = setTimeout(() => reject(new Error('serve did not start: ' + err.slice(0, 400))), 10000);
     p.stderr.on('data', (d) => {
       err += d;
@@ -75,13 +76,20 @@ function serve(ledger, tokenFile) {
     p.on('exit', (c) => reject(new Error(`serve exited ${c}: ${err.slice(0, 400)}`)));
   });
 }
+// Stops the browser and every server (SIGTERM: a clean exit 0 with no sanitizer report).
 async function stopAll() {
   if (browser) await browser.close().catch(() => {});
-  await Promise.all(servers.map((p) => new Promise((r) => {
-    if (p.exitCode !== null) return r();
-    p.on('exit', r); p.kill('SIGTERM');
-    setTimeout(() => { p.kill('SIGKILL'); r(); }, 5000);
+  const codes = await Promise.all(servers.map((p) => new Promise((r) => {
+    if (p.exitCode !== null) return r(p.exitCode);
+    const t = setTimeout(() => { p.kill('SIGKILL'); r('killed'); }, 10000);
+    p.on('exit', (c, sig) => { clearTimeout(t); r(c === null ? sig : c); });
+    p.kill('SIGTERM');
   })));
+  servers.forEach((p, i) => {
+    const rep = p.report ? p.report() : '';
+    ok(codes[i] === 0 && !/Sanitizer|runtime error:/.test(rep), `server ${i + 1}: SIGTERM, exit 0, no sanitizer report`,
+      `${codes[i]} ${(rep.match(/(==\d+==ERROR|runtime error:)[^\n]*/) || [''])[0]}`);
+  });
   fs.rmSync(TMP, { recursive: true, force: true });
 }
 

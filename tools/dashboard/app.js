@@ -23,18 +23,24 @@ const ctx = {
   status: null, role: null, me: null, openPeriod: null, head: 0, gen: 0,
   has: (feature) => !!(ctx.status && ctx.status.features.includes(feature)),
   cache: new Map(),
-  cached(key, load) {
+  // slow: while a request for key is in flight, callers share it even if the head moved, so a
+  // burst of commits never stacks up commission replays on the server (one in flight per key).
+  cached(key, load, slow) {
     const hit = ctx.cache.get(key);
-    if (hit && hit.gen === ctx.gen) return hit.p;
+    if (hit && (hit.gen === ctx.gen || (slow && !hit.settled))) return hit.p;
     const p = load();
-    ctx.cache.set(key, { gen: ctx.gen, p, seq: ctx.head });
-    p.catch(() => { if (ctx.cache.get(key)?.p === p) ctx.cache.delete(key); });
+    const entry = { gen: ctx.gen, p, seq: ctx.head, settled: false };
+    ctx.cache.set(key, entry);
+    p.then(() => { entry.settled = true; }, () => { if (ctx.cache.get(key) === entry) ctx.cache.delete(key); });
     return p;
   },
+  // true when the answer cached under key predates the last event (the view asks again)
+  stale: (key) => { const hit = ctx.cache.get(key); return !!hit && hit.gen !== ctx.gen; },
   partners: () => ctx.cached('partners', () => api('/v1/partners')),
   // KPIs may take the commission processor's time: cached per head, never awaited by a view's first draw.
-  kpi: (period, partner, byRep) => ctx.cached(`kpi ${period} ${partner || ''} ${byRep ? 'rep' : ''}`,
-    () => api('/v1/kpi?' + new URLSearchParams({ period, ...(partner ? { partner } : {}), ...(byRep ? { by: 'rep' } : {}) }))),
+  kpiKey: (period, partner, byRep) => `kpi ${period} ${partner || ''} ${byRep ? 'rep' : ''}`,
+  kpi: (period, partner, byRep) => ctx.cached(ctx.kpiKey(period, partner, byRep),
+    () => api('/v1/kpi?' + new URLSearchParams({ period, ...(partner ? { partner } : {}), ...(byRep ? { by: 'rep' } : {}) })), true),
   kpiSeq: (period) => ctx.cache.get(`kpi ${period}  `)?.seq ?? ctx.head,
   async refreshStatus() {
     const st = await api('/v1/status');
@@ -99,13 +105,16 @@ async function route() {
 
 // ---- live: every committed event invalidates the cache and redraws the current view ----------
 
-let pending = false, running = false;
+// A burst of events is coalesced into one redraw (80 ms after the first), and redraws are at
+// least 300 ms apart under a steady stream: well inside the 1 s of the spec, and a busy ledger
+// does not make every open page re-read the partner list ten times a second.
+let pending = false, running = false, lastEnd = 0;
 function onEvent(ev) {
   if (ev && ev.seq > ctx.head) ctx.head = ev.seq;
   ctx.gen++;
   if (pending) return;
   pending = true;
-  setTimeout(liveRefresh, 80); // coalesce a burst of events into one redraw
+  setTimeout(liveRefresh, Math.max(80, 300 - (performance.now() - lastEnd)));
 }
 async function liveRefresh() {
   if (running) { setTimeout(liveRefresh, 80); return; }
@@ -118,6 +127,7 @@ async function liveRefresh() {
     if (current && current.name === name) document.body.dataset.live = String(ctx.head);
   } catch { /* the next event or navigation retries */ }
   running = false;
+  lastEnd = performance.now();
 }
 function setLive(on) {
   const n = $('live');

@@ -162,7 +162,8 @@ export async function pipeline(root, ctx) {
     el('form', { class: 'toolbar', on: { submit: (e) => { e.preventDefault(); apply(); } } },
       field('Filter by partner', input), dl, el('button', { type: 'submit' }, 'Apply')),
     el('div', { class: 'stack' }, chartBox, tableBox, dealsBox));
-  ctx.partners().then((ps) => replace(dl, ps.map((p) => el('option', { value: p.partner_id }, p.name))));
+  // the 2,000+ suggestions are built when the filter is first used, not on every visit
+  input.addEventListener('focus', () => { if (!dl.firstChild) ctx.partners().then((ps) => replace(dl, ps.map((p) => el('option', { value: p.partner_id }, p.name)))); }, { once: true });
   async function showDeals() {
     if (!st.stage) { clear(dealsBox); return; }
     const stage = st.stage;
@@ -228,6 +229,7 @@ export async function partners(root, ctx) {
     ctx.kpi(period).then((rows) => {
       if (gen !== kpiGen) return;
       st.kpi = new Map(rows.map((r) => [r.partner_id, r])); st.kpiFor = period; draw();
+      if (ctx.stale(ctx.kpiKey(period))) loadKpi(); // commits landed meanwhile: one more, latest wins
     }, (e) => { if (gen === kpiGen) { st.kpiErr = e; draw(); } });
   }
   function value(p, key) {
@@ -258,7 +260,7 @@ export async function partners(root, ctx) {
     note.textContent = '';
     if (waiting) replace(note, computing(`the KPIs of ${st.period} (the commission column replays the period; the list is current)`));
     else if (st.kpiErr) replace(note, errMsg(st.kpiErr));
-    else note.textContent = `KPIs of ${st.period} as of seq ${f.int(ctx.kpiSeq(st.period))}.`;
+    else note.textContent = `KPIs of ${st.period} as of seq ${f.int(ctx.kpiSeq(st.period))}${ctx.stale(ctx.kpiKey(st.period)) ? ' (recomputing for newer events…)' : ''}.`;
     const pend = () => (waiting ? el('span', { class: 'computing' }, '…') : '—');
     const onSort = (k) => { st.sort = { key: k, dir: st.sort.key === k ? -st.sort.dir : 1 }; draw(); };
     replace(box, table({
