@@ -427,6 +427,15 @@ async function genChecks(timings) {
       const ms = await visit(page, '#/partners/' + encodeURIComponent(g.first), 'partner');
       if (size === 'desktop') timings.gen.partner = ms;
       await noComputing(page, 60000);
+      if (size === 'desktop') { // two more rounds: the median of three is the figure reported
+        const runs = {};
+        for (let round = 0; round < 2; round++) {
+          for (const v of [...STAFF_VIEWS.slice(1), STAFF_VIEWS[0]]) (runs[v] ||= [timings.gen[v]]).push(await visit(page, '#/' + v, v));
+          (runs.partner ||= [timings.gen.partner]).push(await visit(page, '#/partners/' + encodeURIComponent(g.first), 'partner'));
+          await noComputing(page, 60000);
+        }
+        for (const [v, xs] of Object.entries(runs)) timings.gen[v] = xs.sort((a, b) => a - b)[1];
+      }
       clean(rec, `2000 partners ${size}`);
       await context.close();
     }

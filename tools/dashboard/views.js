@@ -473,21 +473,23 @@ export async function promotions(root, ctx) {
   root.append(el('h1', null, 'Promotions'), box);
   async function refresh() {
     if (!ctx.has('promotions')) { replace(box, empty('This server has no promotions endpoint yet (program.md): nothing to show.')); return; }
-    const list = await api('/v1/promotions');
+    const [list, ps] = await Promise.all([api('/v1/promotions'), ctx.partners()]);
     const arr = Array.isArray(list) ? list : list.promotions || [];
+    // amounts are in the plan's currency (program.md); a plan's partners all share it
+    const planCur = new Map(ps.map((p) => [p.plan_id, p.currency]));
     if (!arr.length) { replace(box, empty('No promotion published.')); return; }
     const today = ctx.status.today;
     replace(box, table({
       caption: 'Running and ended promotions',
       cols: [{ label: 'promotion' }, { label: 'title' }, { label: 'plan' }, { label: 'from' }, { label: 'last day' }, { label: 'state' }, { label: 'rate', num: true }, { label: 'per sale', num: true }, { label: 'lines', num: true }, { label: 'budget used', num: true }, { label: 'budget left', num: true }],
       rows: arr.map((p) => {
-        const d = p.promotion || p, cur = p.currency || d.currency;
+        const d = p.promotion || p, cur = p.currency || d.currency || planCur.get(d.plan_id);
         const last = p.last_day || p.ends_on || d.to;
         const state = today < d.from ? 'planned' : today > last ? 'ended' : 'running';
         const used = p.budget_used_minor ?? p.used_minor ?? p.total_minor;
         const left = p.budget_left_minor ?? p.left_minor ?? null;
         return [d.promo_id, d.title || '—', d.plan_id, d.from, last, el('span', { class: 'pill ' + (state === 'running' ? 'ok' : '') }, state), f.bp(d.rate_bp || 0),
-          cur ? f.money(d.per_sale_minor || 0, cur) : f.int(d.per_sale_minor || 0), f.int(p.lines ?? 0), used === undefined ? '—' : cur ? f.money(used, cur) : f.int(used),
+          d.per_sale_minor === undefined ? '—' : cur ? f.money(d.per_sale_minor, cur) : f.int(d.per_sale_minor), f.int(p.lines ?? 0), used === undefined ? '—' : cur ? f.money(used, cur) : f.int(used),
           left === null ? (d.budget_minor ? '—' : 'no budget') : cur ? f.money(left, cur) : f.int(left)];
       }),
     }));
