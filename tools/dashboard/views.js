@@ -469,30 +469,47 @@ export async function payouts(root, ctx) {
 // ---- Promotions and announcements (program.md; empty until the server has them) -------------
 
 export async function promotions(root, ctx) {
-  const box = el('div');
-  root.append(el('h1', null, 'Promotions'), box);
-  async function refresh() {
-    if (!ctx.has('promotions')) { replace(box, empty('This server has no promotions endpoint yet (program.md): nothing to show.')); return; }
-    const [list, ps] = await Promise.all([api('/v1/promotions'), ctx.partners()]);
+  const box = el('div'), note = el('p', { class: 'hint', role: 'status' });
+  root.append(el('h1', null, 'Promotions'), note, box);
+  let gen = 0;
+  // GET /v1/promotions computes budget used / left by replaying the log: the view draws at once
+  // and fills the table when the answer arrives (one request in flight, latest wins).
+  function load() {
+    const g = ++gen;
+    const p = ctx.cached('promotions', () => api('/v1/promotions'), true);
+    if (!box.firstChild) replace(box, computing('the promotions (budget used and left replay the log)'));
+    Promise.all([p, ctx.partners()]).then(([list, ps]) => {
+      if (g !== gen) return;
+      draw(list, ps);
+      note.textContent = ctx.stale('promotions') ? 'Recomputing for newer events…' : '';
+      if (ctx.stale('promotions')) load();
+    }, (e) => { if (g === gen) replace(box, errMsg(e)); });
+  }
+  function draw(list, ps) {
     const arr = Array.isArray(list) ? list : list.promotions || [];
+    if (!arr.length) { replace(box, empty('No promotion published.')); return; }
     // amounts are in the plan's currency (program.md); a plan's partners all share it
     const planCur = new Map(ps.map((p) => [p.plan_id, p.currency]));
-    if (!arr.length) { replace(box, empty('No promotion published.')); return; }
     const today = ctx.status.today;
     replace(box, table({
       caption: 'Running and ended promotions',
-      cols: [{ label: 'promotion' }, { label: 'title' }, { label: 'plan' }, { label: 'from' }, { label: 'last day' }, { label: 'state' }, { label: 'rate', num: true }, { label: 'per sale', num: true }, { label: 'lines', num: true }, { label: 'budget used', num: true }, { label: 'budget left', num: true }],
+      cols: [{ label: 'promotion' }, { label: 'title' }, { label: 'plan', cls: 'hide-sm' }, { label: 'from' }, { label: 'last day' }, { label: 'state' }, { label: 'rate', num: true }, { label: 'per sale', num: true, cls: 'hide-sm' }, { label: 'lines', num: true }, { label: 'budget used', num: true }, { label: 'budget left', num: true }],
       rows: arr.map((p) => {
         const d = p.promotion || p, cur = p.currency || d.currency || planCur.get(d.plan_id);
         const last = p.last_day || p.ends_on || d.to;
         const state = today < d.from ? 'planned' : today > last ? 'ended' : 'running';
         const used = p.budget_used_minor ?? p.used_minor ?? p.total_minor;
         const left = p.budget_left_minor ?? p.left_minor ?? null;
+        const m = (v) => (cur ? f.money(v, cur) : f.int(v));
         return [d.promo_id, d.title || '—', d.plan_id, d.from, last, el('span', { class: 'pill ' + (state === 'running' ? 'ok' : '') }, state), f.bp(d.rate_bp || 0),
-          d.per_sale_minor === undefined ? '—' : cur ? f.money(d.per_sale_minor, cur) : f.int(d.per_sale_minor), f.int(p.lines ?? 0), used === undefined ? '—' : cur ? f.money(used, cur) : f.int(used),
-          left === null ? (d.budget_minor ? '—' : 'no budget') : cur ? f.money(left, cur) : f.int(left)];
+          d.per_sale_minor === undefined ? '—' : m(d.per_sale_minor), f.int(p.lines ?? 0), used === undefined ? '—' : m(used),
+          left === null ? (d.budget_minor ? '—' : 'no budget') : m(left)];
       }),
     }));
+  }
+  async function refresh() {
+    if (!ctx.has('promotions')) { replace(box, empty('This server has no promotions endpoint yet (program.md): nothing to show.')); return; }
+    load();
   }
   await refresh();
   return { refresh };
@@ -504,7 +521,7 @@ export async function announcements(root, ctx) {
   const box = el('div'), formBox = el('div');
   root.append(el('h1', null, 'Announcements'), el('div', { class: 'stack' }, box, formBox));
   if (ctx.has('announcements') && (ctx.role === 'admin' || ctx.role === 'finance')) {
-    const id = el('input', { required: true, pattern: '[A-Za-z0-9._:-]{1,64}', spellcheck: 'false' });
+    const id = el('input', { required: true, pattern: '[A-Za-z0-9_.:\\-]{1,64}', spellcheck: 'false' });
     const title = el('input', { required: true, maxlength: '256' });
     const body = el('textarea', { required: true });
     const tier = el('input'), kind = el('select', null, ['', 'reseller', 'distributor', 'broker', 'referral'].map((k) => el('option', { value: k }, k || 'any')));
