@@ -41,7 +41,7 @@ const ctx = {
   kpiKey: (period, partner, byRep) => `kpi ${period} ${partner || ''} ${byRep ? 'rep' : ''}`,
   kpi: (period, partner, byRep) => ctx.cached(ctx.kpiKey(period, partner, byRep),
     () => api('/v1/kpi?' + new URLSearchParams({ period, ...(partner ? { partner } : {}), ...(byRep ? { by: 'rep' } : {}) })), true),
-  kpiSeq: (period) => ctx.cache.get(`kpi ${period}  `)?.seq ?? ctx.head,
+  kpiSeq: (period) => ctx.cache.get(ctx.kpiKey(period))?.seq ?? ctx.head,
   async refreshStatus() {
     const st = await api('/v1/status');
     applyStatus(st);
@@ -139,13 +139,15 @@ function setLive(on) {
 
 async function start() {
   let st;
-  try { st = await api('/v1/status'); } catch (e) {
+  try {
+    st = await api('/v1/status');
+    if (st.role === 'partner') ctx.me = await api('/v1/partners/' + encodeURIComponent(st.partner_id));
+  } catch (e) {
     token.clear();
-    showLogin(e instanceof ApiError && e.status === 401 ? 'That token is not valid.' : `Cannot reach the server: ${e.message}`);
+    showLogin(e instanceof ApiError && e.status === 401 ? 'That token is not valid.' : `Cannot sign in: ${e.message}`);
     return;
   }
   applyStatus(st);
-  if (st.role === 'partner') ctx.me = await api('/v1/partners/' + encodeURIComponent(st.partner_id));
   $('login').hidden = true;
   $('who').hidden = false;
   $('role').textContent = st.role;
