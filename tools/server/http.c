@@ -331,6 +331,8 @@ void acr_srv_respond(acr_srv_req_t *req)
     acr_srv_buf_u64(h, req->resp.len);
     acr_buf_append_str(h, "\r\n");
     acr_buf_append_str(h, req->extra_headers);
+    if (req->static_headers != NULL)
+        acr_buf_append_str(h, req->static_headers);
     acr_buf_append_str(h, close ? "Connection: close\r\n\r\n" : "\r\n");
     uv_buf_t bufs[2] = {
         uv_buf_init((char *)req->head.data, (unsigned)req->head.len),

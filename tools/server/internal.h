@@ -82,6 +82,7 @@ typedef struct acr_srv_req {
     char content_type[96];  /* Content-Type, lower-cased, parameters stripped */
     char accept[128];       /* Accept, lower-cased */
     char last_event_id[24]; /* Last-Event-ID */
+    char if_none_match[80]; /* If-None-Match (the dashboard's assets) */
     bool keep_alive;        /* llhttp_should_keep_alive at completion */
     uint64_t start_ns;      /* first byte of the request (uv_hrtime) */
     /* set by the pool job */
@@ -97,6 +98,7 @@ typedef struct acr_srv_req {
     acr_buf_t resp;          /* body */
     acr_buf_t head;          /* status line and headers (built on the loop) */
     char extra_headers[160]; /* extra header lines, each ending in \r\n */
+    const char *static_headers; /* constant header lines after those (dashboard.c) */
     bool close_after;        /* Connection: close */
     uv_write_t wreq;
 } acr_srv_req_t;
@@ -186,6 +188,8 @@ enum acr_srv_route_id {
     ACR_SRV_R_ANNOUNCEMENTS,
     ACR_SRV_R_ANNOUNCEMENT_ACK,
     ACR_SRV_R_PROMOTIONS,
+    ACR_SRV_R_STATUS,          /* dashboard.c */
+    ACR_SRV_R_DEALS_LIST,
     ACR_SRV_R__COUNT
 };
 
@@ -359,6 +363,14 @@ void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params);
 void acr_srv_h_deal_register(acr_srv_t *s, acr_srv_req_t *req, char **params);
 void acr_srv_h_deal_stage(acr_srv_t *s, acr_srv_req_t *req, char **params);
 void acr_srv_h_close(acr_srv_t *s, acr_srv_req_t *req, char **params);
+/* dashboard.c: the page, its assets and its two read endpoints. */
+/* True for the paths of the page: "/" and "/assets/...". */
+bool acr_srv_dashboard_path(const char *path);
+/* Answers the page or an asset (loop thread: embedded bytes, no disk). */
+void acr_srv_dashboard_answer(acr_srv_req_t *req);
+/* GET /v1/status and GET /v1/deals (pool thread). */
+void acr_srv_h_status(acr_srv_t *s, acr_srv_req_t *req, char **params);
+void acr_srv_h_deals_list(acr_srv_t *s, acr_srv_req_t *req, char **params);
 /* program.c: the partner program (program.md). */
 void acr_srv_h_onboarding(acr_srv_t *s, acr_srv_req_t *req, char **params);
 void acr_srv_h_announcements(acr_srv_t *s, acr_srv_req_t *req, char **params);

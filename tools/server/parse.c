@@ -69,6 +69,8 @@ const acr_srv_route_t acr_srv_routes[ACR_SRV_R__COUNT] = {
      ACR_SRV_R_ANNOUNCEMENT_ACK},
     {HTTP_GET, "/v1/promotions", "promotions", R(ADMIN) | R(FINANCE) | R(AUDITOR),
      ACR_SRV_R_PROMOTIONS},
+    {HTTP_GET, "/v1/status", "status", READERS | R(INGEST) | R(FEED), ACR_SRV_R_STATUS},
+    {HTTP_GET, "/v1/deals", "deals.list", READERS, ACR_SRV_R_DEALS_LIST},
 };
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -261,6 +263,8 @@ static int on_header_value_complete(llhttp_t *lp)
         copy_lower(&p->hval, r->accept, sizeof r->accept, false);
     } else if (name_is(&p->hname, "last-event-id")) {
         copy_lower(&p->hval, r->last_event_id, sizeof r->last_event_id, false);
+    } else if (name_is(&p->hname, "if-none-match")) {
+        copy_lower(&p->hval, r->if_none_match, sizeof r->if_none_match, false);
     } else if (name_is(&p->hname, "expect")) {
         char v[32];
         copy_lower(&p->hval, v, sizeof v, false);

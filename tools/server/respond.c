@@ -30,6 +30,8 @@ const char *acr_srv_reason_of(int status)
         return "OK";
     case 201:
         return "Created";
+    case 304:
+        return "Not Modified";
     case 400:
         return "Bad Request";
     case 401:

@@ -74,6 +74,8 @@ static const handler_fn handlers[ACR_SRV_R__COUNT] = {
     [ACR_SRV_R_ANNOUNCEMENTS] = acr_srv_h_announcements,
     [ACR_SRV_R_ANNOUNCEMENT_ACK] = acr_srv_h_announcement_ack,
     [ACR_SRV_R_PROMOTIONS] = acr_srv_h_promotions,
+    [ACR_SRV_R_STATUS] = acr_srv_h_status,
+    [ACR_SRV_R_DEALS_LIST] = acr_srv_h_deals_list,
 };
 
 /* ---- answers ----------------------------------------------------------------------- */
@@ -226,11 +228,6 @@ static void route_after(uv_work_t *w, int status)
     acr_srv_maybe_finish(s);
 }
 
-static const char dashboard_html[] =
-    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>accrue</title></head>\n"
-    "<body><h1>accrue</h1><p>The dashboard is a later step. The API is under "
-    "<code>/v1/</code>; see docs/integration-guide.md.</p></body></html>\n";
-
 /* ---- the head: authentication and authorization before the body ---------------------- */
 
 /* Sets the refusal of req's head for role (a status, or nothing when allowed). */
@@ -281,7 +278,13 @@ void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
         acr_srv_head_decided(req);
         return;
     }
-    if (strcmp(req->path, "/healthz") == 0 || strcmp(req->path, "/") == 0) {
+    bool health = strcmp(req->path, "/healthz") == 0;
+    if (health || acr_srv_dashboard_path(req->path)) {
+        if (req->method != HTTP_GET) { /* refused on the head: no body of a tokenless request */
+            req->route = health ? "healthz" : "dashboard";
+            acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
+            snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+        }
         acr_srv_head_decided(req); /* no token needed: answered once complete */
         return;
     }
@@ -327,19 +330,24 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
         acr_srv_respond(req);
         return;
     }
-    bool health = strcmp(req->path, "/healthz") == 0, root = strcmp(req->path, "/") == 0;
-    if ((health || root) && req->method != HTTP_GET) {
-        req->route = health ? "healthz" : "dashboard";
+    if (acr_srv_dashboard_path(req->path)) { /* the page and its assets: no token */
+        acr_srv_dashboard_answer(req);
+        acr_srv_respond(req);
+        return;
+    }
+    bool health = strcmp(req->path, "/healthz") == 0;
+    if (health && req->method != HTTP_GET) {
+        req->route = "healthz";
         acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
         snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
         acr_srv_respond(req);
         return;
     }
-    if (health || root) {
-        req->route = health ? "healthz" : "dashboard";
+    if (health) {
+        req->route = "healthz";
         req->status = 200;
-        req->ctype = health ? "text/plain" : "text/html; charset=utf-8";
-        acr_buf_append_str(&req->resp, health ? "ok\n" : dashboard_html);
+        req->ctype = "text/plain";
+        acr_buf_append_str(&req->resp, "ok\n");
         acr_srv_respond(req);
         return;
     }
