@@ -98,33 +98,10 @@ void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const c
     acr_buf_append_str(&req->resp, ",\"details\":[]}}\n");
 }
 
+/* The HTTP status of an engine code: the class column of error.h's one table. */
 int acr_srv_status_of(int code)
 {
-    switch (code) {
-    case ACR_ENOT_FOUND:
-        return 404;
-    case ACR_EUNAUTHORIZED:
-        return 401;
-    case ACR_EFORBIDDEN:
-        return 403;
-    case ACR_EMETHOD_NOT_ALLOWED:
-        return 405;
-    case ACR_EBAD_REQUEST:
-    case ACR_EUSAGE:
-        return 400;
-    case ACR_ETIMEOUT:
-        return 408;
-    case ACR_EHEADERS_TOO_LARGE:
-        return 431;
-    case ACR_ETOO_LARGE:
-        return 413;
-    case ACR_ELEDGER_FULL:
-        return 507;
-    default:
-        break;
-    }
-    int exit_code = acr_err_exit_code(code);
-    return exit_code == 4 ? 409 : exit_code == 3 ? 422 : 500;
+    return acr_err_http_status(code);
 }
 
 static void err_item(acr_buf_t *b, const acr_err_t *e, bool by_line)
@@ -148,9 +125,11 @@ static void err_item(acr_buf_t *b, const acr_err_t *e, bool by_line)
 void acr_srv_set_errlist(acr_srv_req_t *req, const acr_errlist_t *errs, bool by_line)
 {
     int first = errs->count ? errs->items[0].code : ACR_EINVALID_VALUE;
-    req->status = acr_errlist_exit_code(errs) == 4 ? 409 : first == ACR_ETOO_LARGE ? 413 : 422;
-    if (req->status == 422 && acr_srv_status_of(first) == 500)
-        req->status = 500; /* a store failure, not the client's fault */
+    /* The first error's class decides (422 input, 413 too large, 403 read_only, 500 a store
+     * failure); a conflict anywhere in an otherwise invalid batch makes it 409. */
+    req->status = acr_err_http_status(first);
+    if (req->status == 422 && acr_errlist_exit_code(errs) == 4)
+        req->status = 409;
     req->ctype = "application/json";
     acr_buf_t *b = &req->resp;
     acr_buf_reset(b);

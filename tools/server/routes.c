@@ -280,8 +280,10 @@ void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
     }
     bool health = strcmp(req->path, "/healthz") == 0;
     if (health || acr_srv_dashboard_path(req->path)) {
-        if (req->method != HTTP_GET) { /* refused on the head: no body of a tokenless request */
-            req->route = health ? "healthz" : "dashboard";
+        if (req->method != HTTP_GET && !health) /* refused on the head: no tokenless body */
+            acr_srv_dashboard_answer(req);           /* 405 with the page's headers */
+        else if (req->method != HTTP_GET) {
+            req->route = "healthz";
             acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
             snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
         }
