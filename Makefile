@@ -27,7 +27,7 @@ APT_BUILD := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev li
              libxxhash-dev xxhash libjansson-dev libsodium-dev node-llhttp libpq-dev \
              libnats-dev
 APT_TEST  := libcriterion-dev clang-14 libclang-rt-14-dev valgrind curl python3 time \
-             postgresql-15 nats-server chromium nodejs npm
+             postgresql-15 nats-server chromium
 VERSION  := 0.1.0
 # The install step; tests/check_first_command.sh replaces it with a stand-in.
 DEPS_INSTALL ?= tools/deps.sh
