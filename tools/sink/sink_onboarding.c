@@ -9,6 +9,9 @@
  * partners the range touched (all of them when it holds a new list, since a
  * list can change everyone's certification, even backdated).
  *
+ * The look-ups of a completion go to the trainings table itself, through its index on
+ * (partner_id, module, at), so the cost grows with the steps walked, not steps x completions.
+ *
  * The rules, as the engine's query (engine/query/program_query.c) applies them:
  *   - modules: the current list, the latest onboarding.defined by (at, seq);
  *     completed / missing: its modules with / without a completion by the
@@ -46,7 +49,8 @@ static const char RECOMPUTE[] =
     "  SELECT s.partner_id, s.rep_id, l.at, l.seq FROM subj s CROSS JOIN lists l),"
     " walk AS ("
     "  SELECT st.partner_id, st.rep_id, st.at, st.seq, coalesce(("
-    "    SELECT bool_and(EXISTS (SELECT 1 FROM tr t WHERE t.partner_id = st.partner_id"
+    "    SELECT bool_and(EXISTS (SELECT 1 FROM \"@S\".trainings t"
+    "      WHERE t.partner_id = st.partner_id"
     "      AND (st.rep_id IS NULL OR t.rep_id = st.rep_id) AND t.module = m.value"
     "      AND t.at <= st.at))"
     "    FROM (SELECT l.mods FROM lists l WHERE l.at <= st.at"
@@ -59,31 +63,27 @@ static const char RECOMPUTE[] =
     "   row_number() OVER (PARTITION BY partner_id, rep_id ORDER BY at DESC, seq DESC) AS from_end"
     "  FROM walk WINDOW w AS (PARTITION BY partner_id, rep_id ORDER BY at, seq)),"
     " ends AS ("
-    "  SELECT partner_id, rep_id, bool_or(ok AND from_end = 1) AS ok_at_end,"
+    "  SELECT partner_id, coalesce(rep_id, '') AS rk, bool_or(ok AND from_end = 1) AS ok_at_end,"
     "   (array_agg(at ORDER BY at DESC, seq DESC) FILTER (WHERE became))[1] AS became_at"
     "  FROM flips GROUP BY partner_id, rep_id),"
     " mods AS ("
-    "  SELECT s.partner_id, s.rep_id, m.value AS module, m.ord,"
-    "   EXISTS (SELECT 1 FROM tr t WHERE t.partner_id = s.partner_id"
+    "  SELECT s.partner_id, coalesce(s.rep_id, '') AS rk, m.value AS module, m.ord,"
+    "   EXISTS (SELECT 1 FROM \"@S\".trainings t WHERE t.partner_id = s.partner_id"
     "     AND (s.rep_id IS NULL OR t.rep_id = s.rep_id) AND t.module = m.value) AS done"
-    "  FROM subj s, cur, jsonb_array_elements_text(cur.mods) WITH ORDINALITY m(value, ord))"
+    "  FROM subj s, cur, jsonb_array_elements_text(cur.mods) WITH ORDINALITY m(value, ord)),"
+    " agg AS ("
+    "  SELECT partner_id, rk, array_agg(module ORDER BY ord) AS modules,"
+    "   array_agg(module ORDER BY ord) FILTER (WHERE done) AS completed,"
+    "   array_agg(module ORDER BY ord) FILTER (WHERE NOT done) AS missing"
+    "  FROM mods GROUP BY partner_id, rk)"
     " INSERT INTO \"@S\".onboarding (partner_id, rep_id, modules, completed, missing,"
     "  certified, certified_on)"
-    " SELECT s.partner_id, s.rep_id,"
-    "  coalesce((SELECT array_agg(module ORDER BY ord) FROM mods m"
-    "    WHERE m.partner_id = s.partner_id AND m.rep_id IS NOT DISTINCT FROM s.rep_id), '{}'),"
-    "  coalesce((SELECT array_agg(module ORDER BY ord) FROM mods m"
-    "    WHERE m.partner_id = s.partner_id AND m.rep_id IS NOT DISTINCT FROM s.rep_id"
-    "    AND m.done), '{}'),"
-    "  coalesce((SELECT array_agg(module ORDER BY ord) FROM mods m"
-    "    WHERE m.partner_id = s.partner_id AND m.rep_id IS NOT DISTINCT FROM s.rep_id"
-    "    AND NOT m.done), '{}'),"
-    "  NOT EXISTS (SELECT 1 FROM mods m WHERE m.partner_id = s.partner_id"
-    "    AND m.rep_id IS NOT DISTINCT FROM s.rep_id AND NOT m.done),"
+    " SELECT s.partner_id, s.rep_id, coalesce(a.modules, '{}'), coalesce(a.completed, '{}'),"
+    "  coalesce(a.missing, '{}'), a.missing IS NULL,"
     "  CASE WHEN e.ok_at_end THEN"
     "   ((e.became_at AT TIME ZONE 'UTC') + make_interval(mins => @O))::date END"
-    " FROM subj s JOIN ends e ON e.partner_id = s.partner_id"
-    "  AND e.rep_id IS NOT DISTINCT FROM s.rep_id";
+    " FROM subj s JOIN ends e ON e.partner_id = s.partner_id AND e.rk = coalesce(s.rep_id, '')"
+    " LEFT JOIN agg a ON a.partner_id = s.partner_id AND a.rk = coalesce(s.rep_id, '')";
 
 int acr__sink_onboarding_write(acr__sink_pg_t *pg, bool all, const acr_buf_t *touched,
                                int32_t utc_offset_min, acr_err_t *err)
