@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accrue/date.h"
 #include "accrue/money.h"
 #include "accrue/payout.h"
 #include "internal.h"
@@ -424,18 +425,39 @@ static int close_compute(acr_ledger_t *l, int32_t period, const acr_comm_output_
     return rc;
 }
 
-int acr_payout_close(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
-                     uint64_t *out_close_seq, acr_err_t *err)
+/* commissions.md, Closing: a period whose end (the local midnight starting the next
+ * one) is still in the future by the caller's clock is not closed without force. */
+static int check_period_ended(const acr_ledger_t *l, int32_t period, const char *period_id,
+                              const acr_close_request_t *req, acr_err_t *err)
 {
-    return acr_payout_close_ex(l, period_id, false, out, out_close_seq, err);
+    int64_t end_ms = acr_period_end_ms(l->cfg.period_kind, period, l->cfg.utc_offset_min);
+    if (req->force || req->now_ms >= end_ms)
+        return 0;
+    char end_utc[ACR_TS_BUF], end_day[11], off[7], now[ACR_TS_BUF];
+    acr_ts_format(end_ms, end_utc);
+    acr_date_format(acr_period_end_day(l->cfg.period_kind, period), end_day);
+    acr_offset_format(l->cfg.utc_offset_min, off);
+    acr_ts_format(req->now_ms - req->now_ms % 1000, now);
+    int64_t left_s = (end_ms - req->now_ms + 999) / 1000;
+    return acr_err_set(err, ACR_EPERIOD_OPEN,
+                       "period %s has not ended: it ends at %sT00:00:00%s (%s), in %lldd %02lldh "
+                       "%02lldm (now %s); a close is final", period_id, end_day, off, end_utc,
+                       (long long)(left_s / 86400), (long long)(left_s % 86400 / 3600),
+                       (long long)(left_s % 3600 / 60), now);
 }
 
-int acr_payout_close_ex(acr_ledger_t *l, const char *period_id, bool omit_lines,
-                        acr_payout_t *out, uint64_t *out_close_seq, acr_err_t *err)
+int acr_payout_close(acr_ledger_t *l, const acr_close_request_t *req, acr_payout_t *out,
+                     uint64_t *out_close_seq, acr_err_t *err)
 {
-    acr_comm_output_t o = {NULL, NULL, omit_lines}; /* the CSV is stored: always in memory */
+    acr_comm_output_t o = {NULL, NULL, req->omit_lines}; /* the CSV is stored: in memory */
     int32_t period;
-    int rc = parse_period(l, period_id, &period, err);
+    memset(out, 0, sizeof *out);
+    int rc = parse_period(l, req->period_id, &period, err);
+    if (rc == 0) {
+        char period_id[ACR_PERIOD_ID_MAX];
+        acr_period_format(l->cfg.period_kind, period, period_id);
+        rc = check_period_ended(l, period, period_id, req, err);
+    }
     for (int attempt = 0; rc == 0; attempt++) {
         payout_init(l, out, period);
         if ((rc = close_compute(l, period, &o, out, err)) != 0)

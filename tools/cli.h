@@ -81,6 +81,11 @@ int acr__mkdir_p(const char *dir, acr_err_t *err);
 int acr__write_file(const char *path, const void *p, size_t n, acr_err_t *err);
 /* Strict decimal uint64 (no sign, no spaces). */
 bool acr__parse_u64(const char *s, uint64_t *out);
+/* The wall clock, UTC ms: read by commands, never by the engine or the processor. */
+int64_t acr__wall_ms(void);
+/* The actor of this command line (events.md): "cli:<user>", the effective user's login
+ * name (else $USER, else "uid<N>"). A static string. */
+const char *acr__cli_actor(void);
 /* fwrite to stdout; false on error. */
 bool acr__out(const void *p, size_t n);
 

@@ -261,7 +261,7 @@ int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv)
 
 static const char usage_payout[] =
     "usage: accrue payout run PERIOD [--as-of SEQ] [--out DIR] [--plan-file FILE]...\n"
-    "       accrue payout close PERIOD [--out DIR]\n"
+    "       accrue payout close PERIOD [--out DIR] [--force]\n"
     "       accrue payout audit PERIOD [--out DIR]\n"
     "       accrue payout list\n"
     "\n"
@@ -273,8 +273,10 @@ static const char usage_payout[] =
     "       a what-if run (validated like plan.published, taken as published after the\n"
     "       run's seq; repeatable, in order).\n"
     "close  computes the run as of the head and appends period.closed. Refused (exit 4)\n"
-    "       with period_closed, period_order or unplanned_sales; exit 5 when the chain\n"
-    "       does not verify.\n"
+    "       with period_open (the period's end, its local midnight, is still in the\n"
+    "       future by this machine's clock; --force closes it anyway), period_closed,\n"
+    "       period_order or unplanned_sales; exit 5 when the chain does not verify.\n"
+    "       A close is final: a wrong one is corrected forward (docs/finance-guide.md).\n"
     "audit  recomputes a closed period as of its recorded through_seq: exit 0 when the\n"
     "       bytes and the fingerprint equal the recorded ones, else exit 5 and the first\n"
     "       differing line (recorded vs computed).\n"
@@ -293,6 +295,7 @@ typedef struct payout_args {
     const char *out_dir;     /* --out or NULL */
     const char **plan_files; /* --plan-file, in order */
     size_t plan_file_count;
+    bool force;              /* --force: close a period that has not ended */
 } payout_args_t;
 
 /* Writes DIR/statement.csv and DIR/summary.json. */
@@ -427,9 +430,17 @@ static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
     acr_err_clear(&err);
     memset(&p, 0, sizeof p);
     acr__progress_begin(cli, "payout close");
-    int rc = acr_payout_close(ledger, a->period, &p, &seq, &err);
+    acr_close_request_t req = {.period_id = a->period, .now_ms = acr__wall_ms(),
+                               .force = a->force, .actor = acr__cli_actor()};
+    int rc = acr_payout_close(ledger, &req, &p, &seq, &err);
     acr__progress_end();
-    if (rc != 0) {
+    if (rc == ACR_EPERIOD_OPEN) {
+        acr__diag_err(&err);
+        fprintf(stderr, "accrue: hint: close it after it ends, or give --force to close it "
+                        "now (its events recorded after the close are paid by the next run as "
+                        "prior-period lines)\n");
+        rc = acr_err_exit_code(rc);
+    } else if (rc != 0) {
         rc = acr__fail(rc, &err);
     } else {
         if (!cli->quiet)
@@ -562,6 +573,7 @@ static int payout_opts(acr_cli_t *cli, int argc, char **argv, payout_args_t *a)
         {"as-of", required_argument, NULL, 's'},
         {"out", required_argument, NULL, 'o'},
         {"plan-file", required_argument, NULL, 'p'},
+        {"force", no_argument, NULL, 'F'},
         ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0},
     };
@@ -569,6 +581,8 @@ static int payout_opts(acr_cli_t *cli, int argc, char **argv, payout_args_t *a)
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if ((c == 's' || c == 'p') && a->sub != PAY_RUN)
             return acr__usage(usage_payout, "--as-of and --plan-file belong to payout run");
+        if (c == 'F' && a->sub != PAY_CLOSE)
+            return acr__usage(usage_payout, "--force belongs to payout close");
         if (c == 'o' && a->sub == PAY_LIST)
             return acr__usage(usage_payout, "payout list takes no --out");
         if (c == 's' && (!acr__parse_u64(optarg, &a->as_of) || a->as_of == 0))
@@ -577,6 +591,8 @@ static int payout_opts(acr_cli_t *cli, int argc, char **argv, payout_args_t *a)
             a->out_dir = optarg;
         else if (c == 'p')
             a->plan_files[a->plan_file_count++] = optarg;
+        else if (c == 'F')
+            a->force = true;
         else if (c != 's' && (rc = acr__common_opt(cli, c, argv, usage_payout)) >= 0)
             return rc;
     }

@@ -48,11 +48,12 @@
     XX(PERIOD_CLOSED, "period_closed", 4)                                                          \
     XX(PERIOD_ORDER, "period_order", 4)                                                            \
     XX(UNPLANNED_SALES, "unplanned_sales", 4)                                                      \
+    XX(PERIOD_OPEN, "period_open", 4)     /* closing a period that has not ended yet */           \
     XX(OVERFLOW, "overflow", 1)                                                                    \
     XX(CHAIN_BROKEN, "chain_broken", 5)                                                            \
     XX(UNAUTHORIZED, "unauthorized", 1)                                                            \
     XX(FORBIDDEN, "forbidden", 1)                                                                  \
-    XX(NOT_FOUND, "not_found", 1)                                                                  \
+    XX(NOT_FOUND, "not_found", 3)                                                                  \
     XX(METHOD_NOT_ALLOWED, "method_not_allowed", 1)                                                \
     XX(BAD_REQUEST, "bad_request", 1)                                                              \
     XX(TIMEOUT, "timeout", 1)                                                                      \

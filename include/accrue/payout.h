@@ -52,16 +52,24 @@ int acr_payout_run(acr_ledger_t *ledger, const acr_payout_request_t *req, acr_pa
 int acr_payout_run_ex(acr_ledger_t *ledger, const acr_payout_request_t *req,
                       const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
 
-/* Closes a period as of the head: refuses ACR_EPERIOD_CLOSED, ACR_EPERIOD_ORDER,
- * ACR_EUNPLANNED_SALES (exit 4) and a chain that does not verify
- * (ACR_ECHAIN_BROKEN, exit 5); appends period.closed (*out_close_seq) and stores
- * the statement bytes in one write transaction. */
-int acr_payout_close(acr_ledger_t *ledger, const char *period_id, acr_payout_t *out,
+/* What a close needs besides the ledger. The engine never reads a clock: the
+ * command that closes passes its wall clock in now_ms (commissions.md, Closing). */
+typedef struct acr_close_request {
+    const char *period_id; /* "2026-07" / "2026-Q3", the ledger's kind */
+    int64_t now_ms;        /* the caller's wall clock, UTC ms */
+    bool force;            /* close even though the period has not ended by now_ms */
+    const char *actor;     /* who closes (events.md `actor`), NULL = "accrue" */
+    bool omit_lines;       /* out->stmt.lines stays NULL (the CSV is always kept: it is
+                              stored by the close) */
+} acr_close_request_t;
+
+/* Closes a period as of the head: refuses ACR_EPERIOD_OPEN (the period's end, its
+ * local midnight, is after req->now_ms and !req->force; err names the end),
+ * ACR_EPERIOD_CLOSED, ACR_EPERIOD_ORDER, ACR_EUNPLANNED_SALES (exit 4) and a chain
+ * that does not verify (ACR_ECHAIN_BROKEN, exit 5); appends period.closed
+ * (*out_close_seq) and stores the statement bytes in one write transaction. */
+int acr_payout_close(acr_ledger_t *ledger, const acr_close_request_t *req, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err);
-/* acr_payout_close; omit_lines: out->stmt.lines stays NULL (the CSV is always kept: it is
- * stored by the close). */
-int acr_payout_close_ex(acr_ledger_t *ledger, const char *period_id, bool omit_lines,
-                        acr_payout_t *out, uint64_t *out_close_seq, acr_err_t *err);
 
 typedef struct acr_audit {
     char recorded_fingerprint[33];
