@@ -344,6 +344,7 @@ typedef struct group_opts {
     uint64_t expect_head; /* UINT64_MAX: any head */
     extra_fn extra;
     void *extra_arg;
+    bool dry_run;         /* check every rule, then abort: nothing is written */
 } group_opts_t;
 
 static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
@@ -392,7 +393,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
             tx.txn = parent;
             fatal = opts->extra(&tx, opts->extra_arg, &err);
         }
-        if (mdb_rc == 0 && fatal == 0 && !all_rejected)
+        if (mdb_rc == 0 && fatal == 0 && !all_rejected && !opts->dry_run)
             mdb_rc = mdb_txn_commit(parent);
         else if (parent != NULL)
             mdb_txn_abort(parent);
@@ -425,15 +426,24 @@ int acr_ledger_append(acr_ledger_t *l, const acr_batch_t *batch, acr_append_resu
     uint64_t *seqs = res->seqs;
     memset(res, 0, sizeof *res);
     res->seqs = seqs;
-    group_opts_t opts = {UINT64_MAX, NULL, NULL};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false};
     int rc = append_txn(l, &batch, 1, res, errs, &rc_batch, &opts);
+    return rc ? rc : rc_batch;
+}
+
+int acr_ledger_check(acr_ledger_t *l, const acr_batch_t *batch, acr_errlist_t *errs)
+{
+    int rc_batch = 0;
+    acr_append_result_t res = {0};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, true};
+    int rc = append_txn(l, &batch, 1, &res, errs, &rc_batch, &opts);
     return rc ? rc : rc_batch;
 }
 
 int acr_ledger_append_group(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
                             acr_append_result_t *results, acr_errlist_t *errs, int *rcs)
 {
-    group_opts_t opts = {UINT64_MAX, NULL, NULL};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false};
     return append_txn(l, batches, n, results, errs, rcs, &opts);
 }
 
@@ -472,7 +482,7 @@ int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *
     b.count = 1;
     b.items_cap = 1;
     close_arg_t arg = {period_id, csv, csv_len};
-    group_opts_t opts = {expect_head, store_statement, &arg};
+    group_opts_t opts = {expect_head, store_statement, &arg, false};
     const acr_batch_t *bp = &b;
     acr_append_result_t res = {0};
     acr_errlist_t *errs = malloc(sizeof *errs);

@@ -891,6 +891,71 @@ static int tree_nomem(json_t *root, acr_buf_t *out, size_t out_len, acr_err_t *e
     return fail(err, ACR_ENOMEM, "", "out of memory while reading the event");
 }
 
+#define OVERFLOW_MARK "\001acr-int-overflow"       /* as decoded */
+#define OVERFLOW_MARK_JSON "\"\\u0001acr-int-overflow\"" /* as written in JSON */
+
+/* The path of the string value equal to OVERFLOW_MARK under v ("data.amount_minor",
+ * "data.plan.rules[0].brackets[1].from_minor"); false when not found. */
+static bool find_mark(json_t *v, char *path, size_t cap, size_t used)
+{
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), OVERFLOW_MARK) == 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m) {
+            int n = snprintf(path + used, cap - used, "%s%s", used ? "." : "", k);
+            if (n > 0 && (size_t)n < cap - used && find_mark(m, path, cap, used + (size_t)n))
+                return true;
+        }
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) {
+            int n = snprintf(path + used, cap - used, "[%zu]", i);
+            if (n > 0 && (size_t)n < cap - used && find_mark(m, path, cap, used + (size_t)n))
+                return true;
+        }
+    }
+    path[used] = '\0';
+    return false;
+}
+
+/* jansson stops at an integer beyond 64 bits without saying which event or field it
+ * was in. A copy of the text with that number replaced by a marker string is read again
+ * to name the event's id and the field (events.md: errors name them). je->position is
+ * just past the number. */
+static int overflow_err(const char *text, size_t len, const json_error_t *je, acr_err_t *err)
+{
+    size_t end = (size_t)je->position <= len ? (size_t)je->position : len, start = end;
+    while (start > 0 && (strchr("0123456789-+.eE", text[start - 1]) != NULL))
+        start--;
+    fail(err, ACR_EINVALID_VALUE, "", "integer out of range (|value| <= 10^15) at column %d",
+         je->column);
+    size_t mark_len = strlen(OVERFLOW_MARK_JSON);
+    char *copy = start < end ? malloc(len - (end - start) + mark_len) : NULL;
+    if (copy == NULL)
+        return ACR_EINVALID_VALUE;
+    memcpy(copy, text, start);
+    memcpy(copy + start, OVERFLOW_MARK_JSON, mark_len);
+    memcpy(copy + start + mark_len, text + end, len - end);
+    json_error_t je2;
+    json_t *root = json_loadb(copy, len - (end - start) + mark_len, JSON_REJECT_DUPLICATES, &je2);
+    free(copy);
+    char path[sizeof err->field];
+    path[0] = '\0';
+    if (root != NULL && json_is_object(root) && find_mark(root, path, sizeof path, 0)) {
+        json_t *id = json_object_get(root, "id");
+        if (json_is_string(id) && json_string_length(id) < sizeof err->id &&
+            strlen(json_string_value(id)) == json_string_length(id))
+            memcpy(err->id, json_string_value(id), json_string_length(id) + 1);
+        fail(err, ACR_EINVALID_VALUE, path, "%s is out of range (|value| <= 10^15)", path);
+    }
+    json_decref(root);
+    return ACR_EINVALID_VALUE;
+}
+
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
                          bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
                          acr_err_t *err)
@@ -913,8 +978,7 @@ int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
         return tree_nomem(root, out, out_len, err);
     if (root == NULL) {
         if (json_error_code(&je) == json_error_numeric_overflow)
-            return fail(err, ACR_EINVALID_VALUE, "", "integer out of range at column %d",
-                        je.column);
+            return err != NULL ? overflow_err(text, len, &je, err) : ACR_EINVALID_VALUE;
         return fail(err, ACR_EMALFORMED_JSON, "", "%s (line %d, column %d)", je.text, je.line,
                     je.column);
     }

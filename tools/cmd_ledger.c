@@ -150,7 +150,9 @@ static const char usage_append[] =
     "                          is reported; re-running the same input is safe)\n"
     "\n"
     "Prints `appended N events (seq A..B), M already present`. Every rejected event is\n"
-    "reported (up to 100) as `accrue: <code>: line N: id X: field F: message`.\n"
+    "reported (up to 100, in line order, shape and business-rule errors together) as\n"
+    "`accrue: <code>: line N: id X: field F: message`. A UTF-8 byte-order mark at the\n"
+    "start of the file is skipped.\n"
     "Exit 3 when the input is rejected, 4 on id_conflict / version_conflict.\n";
 
 enum { FMT_JSONL, FMT_MSGPACK };
@@ -209,18 +211,38 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
     }
 }
 
+/* One too_large for an input past the batch limit, naming the way out. */
+static void batch_limit_err(const event_src_t *s, acr_errlist_t *errs)
+{
+    acr_err_t err;
+    acr_err_clear(&err);
+    err.line = s->line;
+    acr_err_set(&err, ACR_ETOO_LARGE,
+                "the input holds more than %d events, the most one atomic batch may hold: "
+                "append it with --batch-size N (consecutive atomic batches of N events; "
+                "re-running is safe)", ACR_BATCH_EVENTS_MAX);
+    acr_errlist_add(errs, &err);
+}
+
 /* Fills b with up to max events (0 = all), every stateless error into errs.
- * Returns the events seen (valid or not). */
+ * Returns the events seen (valid or not). An input past the batch limit stops the
+ * reading with one too_large (*over_limit set). */
 static uint64_t fill_batch(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, uint64_t max,
-                           acr_errlist_t *errs)
+                           acr_errlist_t *errs, bool *over_limit)
 {
     uint64_t seen = 0;
     acr_err_t err;
+    *over_limit = false;
     while (max == 0 || seen < max) {
         int rc = src_next(s, b, cfg, &err);
         if (rc == 0)
             break;
         seen++;
+        if (rc == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX) {
+            batch_limit_err(s, errs);
+            *over_limit = true;
+            break;
+        }
         if (rc < 0) {
             if (err.code == 0)
                 err.code = rc;
@@ -230,6 +252,38 @@ static uint64_t fill_batch(event_src_t *s, acr_batch_t *b, const acr_config_t *c
             acr__progress_update(s->pos, s->len);
     }
     return seen;
+}
+
+/* Merges two lists ordered by line into out, keeping the first ACR_ERRLIST_MAX. */
+static void errlist_merge(const acr_errlist_t *a, const acr_errlist_t *b, acr_errlist_t *out)
+{
+    size_t i = 0, j = 0;
+    acr_errlist_clear(out);
+    while (i < a->count || j < b->count) {
+        bool take_a = j == b->count || (i < a->count && a->items[i].line <= b->items[j].line);
+        acr_errlist_add(out, take_a ? &a->items[i++] : &b->items[j++]);
+    }
+    out->total = a->total + b->total;
+}
+
+/* The input had stateless errors: the events that did parse are checked against the
+ * ledger's rules too (nothing is written), so one run reports every error in line
+ * order (events.md, Batches). An event that depends on a rejected one (a sale of a
+ * partner whose registration did not parse) is reported as well. */
+static void add_rule_errors(acr_ledger_t *ledger, const acr_batch_t *b, acr_errlist_t *errs)
+{
+    acr_errlist_t *rules = malloc(sizeof *rules), *merged = malloc(sizeof *merged);
+    if (rules != NULL && merged != NULL && b->count > 0) {
+        acr_errlist_clear(rules);
+        int rc = acr_ledger_check(ledger, b, rules);
+        if (rc != 0 && rules->count > 0 &&
+            (acr_err_exit_code(rc) == 3 || acr_err_exit_code(rc) == 4)) {
+            errlist_merge(errs, rules, merged);
+            *errs = *merged;
+        }
+    }
+    free(rules);
+    free(merged);
 }
 
 typedef struct tally {
@@ -289,13 +343,16 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
     for (;;) {
         acr_batch_reset(&b);
         acr_errlist_clear(errs);
-        uint64_t seen = fill_batch(src, &b, cfg, batch_size, errs);
+        bool over_limit;
+        uint64_t seen = fill_batch(src, &b, cfg, batch_size, errs, &over_limit);
         if (seen == 0)
             break;
         int rc = 0;
         acr_append_result_t res = {0};
         if (errs->total == 0)
             rc = acr_ledger_append(ledger, &b, &res, errs);
+        else if (!over_limit)
+            add_rule_errors(ledger, &b, errs);
         if (errs->total > 0 || rc != 0) {
             acr__progress_end();
             if (errs->count > 0)
@@ -353,6 +410,9 @@ int acr__cmd_append(acr_cli_t *cli, int argc, char **argv)
         return acr__fail(rc, &err);
     }
     event_src_t src = {.p = in.data, .len = in.len, .format = format};
+    /* A UTF-8 byte-order mark (Excel and some Windows tools write one) is not data. */
+    if (format == FMT_JSONL && in.len >= 3 && memcmp(in.data, "\xEF\xBB\xBF", 3) == 0)
+        src.pos = 3;
     tally_t t = {0};
     acr__progress_begin(cli, "append");
     rc = append_all(ledger, &src, batch_size, &t);

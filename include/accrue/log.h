@@ -95,6 +95,13 @@ typedef struct acr_append_result {
 int acr_ledger_append(acr_ledger_t *ledger, const acr_batch_t *batch, acr_append_result_t *out,
                       acr_errlist_t *errs);
 
+/* Checks every stateful rule of the batch exactly as acr_ledger_append would, in a
+ * write transaction that is always aborted: nothing is written. 0 when the batch would
+ * be accepted, else the first code with errs filled as by acr_ledger_append. Used to
+ * report the rule errors of the events that parsed when others of the same input did
+ * not (a rejected batch reports every error: events.md, Batches). */
+int acr_ledger_check(acr_ledger_t *ledger, const acr_batch_t *batch, acr_errlist_t *errs);
+
 /* Group commit: applies each batch as its own atomic unit (a nested
  * transaction) inside one write transaction committed once. results[i] and
  * errs[i] describe batch i; rcs[i] is its code (0 = committed). Returns 0
