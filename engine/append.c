@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #include "internal.h"
@@ -68,6 +69,50 @@ static int read_head(acr_ledger_t *l, MDB_txn *txn, MDB_dbi *dbi, head_t *out)
     out->seq = acr__be_u64(k.mv_data);
     memcpy(out->hash, v.mv_data, ACR_HASH_LEN);
     return 0;
+}
+
+/* The head's link of the chain: hash(head) = XXH3_128(hash(head-1) || record head). An
+ * append onto a head that does not verify would chain new events to damaged bytes, so it
+ * is refused (commissions.md: a ledger whose chain does not verify). Two look-ups per
+ * transaction. ACR_ECHAIN_BROKEN with err set, or a store error. */
+static int check_head(acr_ledger_t *l, MDB_txn *txn, const head_t *head, acr_err_t *err)
+{
+    if (head->seq == 0)
+        return 0;
+    uint8_t prev[ACR_HASH_LEN], got[ACR_HASH_LEN], key[8];
+    MDB_val k, v;
+    if (head->seq == 1) {
+        hash_bytes(l->cfg.ledger_id, sizeof l->cfg.ledger_id, prev);
+    } else {
+        acr__u64_be(head->seq - 1, key);
+        k = acr__val(key, 8);
+        int rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return acr__mdb_err(rc, err, "log");
+        if (rc == MDB_NOTFOUND || v.mv_size < ACR_HASH_LEN)
+            goto broken;
+        memcpy(prev, v.mv_data, ACR_HASH_LEN);
+    }
+    acr__u64_be(head->seq, key);
+    k = acr__val(key, 8);
+    int rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &k, &v);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    XXH3_state_t hs;
+    XXH128_canonical_t c;
+    XXH3_128bits_reset(&hs);
+    XXH3_128bits_update(&hs, prev, ACR_HASH_LEN);
+    XXH3_128bits_update(&hs, (const uint8_t *)v.mv_data + ACR_HASH_LEN,
+                        v.mv_size - ACR_HASH_LEN);
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&hs));
+    memcpy(got, c.digest, ACR_HASH_LEN);
+    if (memcmp(got, head->hash, ACR_HASH_LEN) == 0)
+        return 0;
+broken:
+    return acr_err_set(err, ACR_ECHAIN_BROKEN,
+                       "the chain does not verify at its head (seq %llu): nothing is appended "
+                       "to damaged data; run `accrue verify` and restore from a backup",
+                       (unsigned long long)head->seq);
 }
 
 static void event_err(acr_err_t *err, const acr_batch_item_t *it, const acr_event_t *ev)
@@ -368,6 +413,8 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         if (mdb_rc == 0 && opts->expect_head != UINT64_MAX && head.seq != opts->expect_head)
             fatal = acr_err_set(&err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
                                 (unsigned long long)head.seq);
+        if (mdb_rc == 0 && fatal == 0)
+            fatal = check_head(l, parent, &head, &err);
         for (size_t i = 0; mdb_rc == 0 && fatal == 0 && i < n; i++) {
             acr_errlist_clear(&errs[i]);
             MDB_txn *child = parent;

@@ -51,6 +51,9 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
         return acr_err_set(err, ACR_EIO, "cannot create %s: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     struct stat st;
+    if (stat(path, &st) == 0 && st.st_size == 0)
+        return acr_err_set(err, ACR_EEXISTS, "%s exists but is empty (a damaged ledger): "
+                           "restore it from a backup, or remove it to start afresh", path);
     if (stat(path, &st) == 0)
         return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
     MDB_env *env;

@@ -170,6 +170,19 @@ static int put_token(acr_ledger_t *l, const char *name, int role, const char *pa
     int rc = begin_txn(l, 0, &txn);
     if (rc != 0)
         return acr__mdb_err(rc, err, "opening the tokens table");
+    if (plen > 0) { /* a partner token for a partner that exists, as of this commit */
+        MDB_val pk = acr__val(partner, plen), pv;
+        rc = mdb_get(txn, l->dbi[ACR_DB_PARTNERS], &pk, &pv);
+        if (rc == MDB_NOTFOUND) {
+            end_txn(l, txn, false);
+            return acr_err_set(err, ACR_EUNKNOWN_PARTNER,
+                               "no partner %s in the ledger: register it first", partner);
+        }
+        if (rc != 0) {
+            end_txn(l, txn, false);
+            return acr__mdb_err(rc, err, "partners");
+        }
+    }
     rc = mdb_put(txn, l->dbi[ACR_DB_TOKENS], &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         end_txn(l, txn, false);

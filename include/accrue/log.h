@@ -152,11 +152,14 @@ typedef struct acr_verify_result {
     uint64_t bad_seq;               /* first bad seq, 0 when the chain is intact */
     char bad_table[32];             /* first projection table that differs, "" when none */
     char bad_key[128];              /* its first differing row key (printable) */
+    uint64_t statements;            /* stored closed statements checked */
 } acr_verify_result_t;
 
-/* Recomputes the chain from the stored bytes and compares every state /
- * projection table with a fresh replay. 0 when all is well; ACR_ECHAIN_BROKEN
- * (bad_seq set) or ACR_EMISMATCH (bad_table/bad_key set). progress may be NULL. */
+/* Recomputes the chain from the stored bytes, compares every state / projection
+ * table with a fresh replay, and checks that each stored closed statement hashes to
+ * the fingerprint its period.closed recorded (bad_table "closes", bad_key the period).
+ * 0 when all is well; ACR_ECHAIN_BROKEN (bad_seq set) or ACR_EMISMATCH
+ * (bad_table/bad_key set). progress may be NULL. */
 int acr_ledger_verify(acr_ledger_t *ledger, acr_verify_result_t *out,
                       void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
 

@@ -66,7 +66,8 @@ int acr_token_hash(const char *secret, size_t len, uint8_t out[ACR_TOKEN_HASH_LE
  * NULL or "" picks "<role>-<8 hex>". Writes the name used into out_name and
  * the secret (64 hex digits + NUL) into out_secret_hex: the only time it
  * exists outside the caller's memory. Errors: ACR_EUSAGE (bad role, bad
- * partner or name pattern), ACR_EDUPLICATE (name taken), store errors. */
+ * partner or name pattern), ACR_EUNKNOWN_PARTNER (a partner token for a partner the
+ * ledger does not hold), ACR_EDUPLICATE (name taken), store errors. */
 int acr_token_create(acr_ledger_t *ledger, int role, const char *partner_id, const char *name,
                      char out_name[ACR_TOKEN_NAME_MAX + 1],
                      char out_secret_hex[ACR_TOKEN_SECRET_HEX_LEN + 1], acr_err_t *err);

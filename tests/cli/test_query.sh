@@ -48,7 +48,7 @@ case_plan_show() {
     assert_eq "$(wc -l <<<"$OUT")" 1 "versions shown"
     expect_stdout_contains '"version":2'
     acc "$L" plan show nosuch
-    assert_exit 1
+    assert_exit 3 "not_found is exit 3 (events.md)"
     expect_stderr_contains "accrue: not_found:"
 }
 
@@ -80,7 +80,7 @@ case_partner() {
     assert_exit 0
     expect_stdout_contains gold
     acc "$L" partner show P9
-    assert_exit 1
+    assert_exit 3 "not_found is exit 3 (events.md)"
     expect_stderr_contains "accrue: not_found:"
 }
 

@@ -75,7 +75,13 @@ case_token_cli() {
     run --ledger "$LEDGER" token revoke fin-1
     assert_exit 0
     run --ledger "$LEDGER" token revoke fin-1
-    assert_exit 1 "revoking twice"
+    assert_exit 3 "revoking twice (not_found)"
+    expect_stderr_contains "accrue: not_found:"
+    run --ledger "$LEDGER" token create --role partner --partner GHOST --name t-ghost
+    assert_exit 3 "a partner token for a partner that does not exist"
+    expect_stderr_contains "accrue: unknown_partner:"
+    run --ledger "$LEDGER" token list
+    case $OUT in *t-ghost*) fail "the refused token was stored: $OUT" ;; esac
 }
 
 TOK_ADMIN=$(token --role admin --name t-admin)
