@@ -288,6 +288,23 @@ static void payout_init(const acr_ledger_t *l, acr_payout_t *out, int32_t period
     acr_period_format(l->cfg.period_kind, period, out->period_id);
 }
 
+/* "plan_id@version" of each what-if document, for the labels of the output (the
+ * documents are validated by the processor; an unreadable one gets "?"). */
+static void whatif_labels(const acr_payout_request_t *req, acr_payout_t *out)
+{
+    out->whatif_count = req->whatif_plan_count;
+    for (size_t i = 0; i < req->whatif_plan_count && i < ACR_WHATIF_LABELS_MAX; i++) {
+        json_t *doc = json_loadb(req->whatif_plans[i], req->whatif_plan_lens[i], 0, NULL);
+        json_t *id = json_object_get(doc, "plan_id"), *ver = json_object_get(doc, "version");
+        if (json_is_string(id) && json_is_integer(ver))
+            snprintf(out->whatif_plans[i], sizeof out->whatif_plans[i], "%.60s@%lld",
+                     json_string_value(id), (long long)json_integer_value(ver));
+        else
+            snprintf(out->whatif_plans[i], sizeof out->whatif_plans[i], "?");
+        json_decref(doc);
+    }
+}
+
 int acr_payout_run(acr_ledger_t *l, const acr_payout_request_t *req, acr_payout_t *out,
                    acr_err_t *err)
 {
@@ -319,6 +336,8 @@ int acr_payout_run_ex(acr_ledger_t *l, const acr_payout_request_t *req,
         }
     }
     feed_state_t fs = {0, false};
+    if (rc == 0 && req != NULL)
+        whatif_labels(req, out);
     if (rc == 0)
         rc = compute(l, r, period, x, req, o, out, &fs, err);
     acr_reader_close(r);
@@ -663,6 +682,13 @@ int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *b)
         acr_buf_append_str(b, i ? "," : "");
         summary_partner(b, &s->partners[i]);
     }
+    if (p->whatif_count > 0) { /* hypothetical: plans_used names versions never published */
+        acr_buf_append_str(b, "],\"what_if\":true,\"what_if_plans\":[");
+        for (size_t i = 0; i < p->whatif_count && i < ACR_WHATIF_LABELS_MAX; i++) {
+            acr_buf_append_str(b, i ? "," : "");
+            acr_buf_append_json_str(b, p->whatif_plans[i], strlen(p->whatif_plans[i]));
+        }
+    }
     return acr_buf_append_str(b, "]}\n");
 }
 
@@ -671,27 +697,49 @@ static void table_line(acr_buf_t *b, const acr_payout_t *p, const acr_line_t *ln
     char origin[ACR_PERIOD_ID_MAX], at[ACR_TS_BUF] = "", basis[64], amount[64];
     acr_period_format(p->period_kind, ln->origin_period, origin);
     if (ln->source_seq != 0)
-        acr_ts_format(ln->at_ms, at);
+        acr_ts_format_local(ln->at_ms, p->utc_offset_min, at);
     acr_money_display(ln->basis_minor, decimals, ln->currency, basis, sizeof basis);
     acr_money_display(ln->amount_minor, decimals, ln->currency, amount, sizeof amount);
-    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-24s %-18s %20s %20s\n", ln->line_no, origin,
+    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-25s %-18s %20s %20s\n", ln->line_no, origin,
                    acr_line_kind_name(ln->kind), ln->source_id, at, ln->rule, basis, amount);
 }
 
-int acr_payout_table(const acr_payout_t *p, acr_buf_t *b)
+/* The first line of a table: which run, and whether it is hypothetical. */
+static void table_head(acr_buf_t *b, const acr_payout_t *p)
+{
+    char off[7];
+    acr_offset_format(p->utc_offset_min, off);
+    acr_buf_printf(b, "payout run %s as of seq %llu%s (times in business time %s)\n",
+                   p->period_id, (unsigned long long)p->through_seq,
+                   p->reproduces_close ? " (reproduction of its close)" : "", off);
+    if (p->whatif_count == 0)
+        return;
+    acr_buf_append_str(b, "WHAT-IF: hypothetical, with unpublished plan version(s)");
+    for (size_t i = 0; i < p->whatif_count && i < ACR_WHATIF_LABELS_MAX; i++)
+        acr_buf_printf(b, " %s", p->whatif_plans[i]);
+    acr_buf_append_str(b, "; nothing was written and nothing here is payable\n");
+}
+
+static const char *name_or_empty(acr_partner_name_fn name_of, void *arg, const char *id)
+{
+    const char *n = name_of != NULL ? name_of(arg, id) : NULL;
+    return n != NULL ? n : "";
+}
+
+int acr_payout_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                     acr_buf_t *b)
 {
     const acr_statement_t *s = &p->stmt;
-    acr_buf_printf(b, "payout run %s as of seq %llu%s\n", p->period_id,
-                   (unsigned long long)p->through_seq,
-                   p->reproduces_close ? " (reproduction of its close)" : "");
+    table_head(b, p);
     size_t li = 0;
     for (size_t i = 0; i < s->partner_count; i++) {
         const acr_partner_total_t *pt = &s->partners[i];
         int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
         dec = dec < 0 ? 0 : dec;
-        acr_buf_printf(b, "\npartner %s (%s)\n  %4s  %-7s %-18s %-16s %-24s %-18s %20s %20s\n",
-                       pt->partner_id, pt->currency, "line", "origin", "kind", "source", "at",
-                       "rule", "basis", "amount");
+        const char *name = name_or_empty(name_of, arg, pt->partner_id);
+        acr_buf_printf(b, "\npartner %s%s%s (%s)\n  %4s  %-7s %-18s %-16s %-25s %-18s %20s %20s\n",
+                       pt->partner_id, name[0] ? "  " : "", name, pt->currency, "line", "origin",
+                       "kind", "source", "at", "rule", "basis", "amount");
         for (; li < s->line_count && strcmp(s->lines[li].partner_id, pt->partner_id) == 0; li++)
             table_line(b, p, &s->lines[li], dec);
         char total[64], prior[64];
@@ -702,5 +750,42 @@ int acr_payout_table(const acr_payout_t *p, acr_buf_t *b)
     for (size_t i = 0; i < s->unplanned_count; i++)
         acr_buf_printf(b, "\nunplanned: sale %s of partner %s\n", s->unplanned[i].sale_id,
                        s->unplanned[i].partner_id);
-    return acr_buf_printf(b, "\nlines %zu  fingerprint %s\n", s->line_count, s->fingerprint);
+    return acr_buf_printf(b, "\nlines %zu  fingerprint %s%s\n", s->line_count, s->fingerprint,
+                          p->whatif_count ? "  (what-if)" : "");
+}
+
+int acr_payout_totals_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                            acr_buf_t *b)
+{
+    const acr_statement_t *s = &p->stmt;
+    size_t name_w = 4;
+    for (size_t i = 0; i < s->partner_count; i++) {
+        size_t n = strlen(name_or_empty(name_of, arg, s->partners[i].partner_id));
+        name_w = n > name_w ? (n < 40 ? n : 40) : name_w;
+    }
+    table_head(b, p);
+    acr_buf_printf(b, "\n%-16s  %-*s  %-8s  %8s  %22s  %22s\n", "partner", (int)name_w, "name",
+                   "currency", "lines", "prior-period", "total");
+    for (size_t i = 0; i < s->partner_count; i++) {
+        const acr_partner_total_t *pt = &s->partners[i];
+        int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
+        dec = dec < 0 ? 0 : dec;
+        char total[64], prior[64];
+        acr_money_display(pt->total_minor, dec, pt->currency, total, sizeof total);
+        acr_money_display(pt->prior_period_minor, dec, pt->currency, prior, sizeof prior);
+        acr_buf_printf(b, "%-16s  %-*.*s  %-8s  %8u  %22s  %22s\n", pt->partner_id, (int)name_w,
+                       (int)name_w, name_or_empty(name_of, arg, pt->partner_id), pt->currency,
+                       pt->line_count, prior, total);
+    }
+    acr_buf_append_str(b, "\n");
+    for (size_t i = 0; i < s->currency_count; i++) {
+        const char *cur = s->currency_totals[i].currency;
+        int dec = acr_currency_decimals(cur, strlen(cur));
+        char total[64];
+        acr_money_display(s->currency_totals[i].total_minor, dec < 0 ? 0 : dec, cur, total,
+                          sizeof total);
+        acr_buf_printf(b, "total %s\n", total);
+    }
+    return acr_buf_printf(b, "partners %zu  lines %zu  fingerprint %s%s\n", s->partner_count,
+                          s->line_count, s->fingerprint, p->whatif_count ? "  (what-if)" : "");
 }

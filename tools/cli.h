@@ -135,6 +135,24 @@ int acr__table_add(acr_table_t *t, const char *text); /* next cell */
 void acr__table_print(const acr_table_t *t, FILE *f);
 void acr__table_destroy(acr_table_t *t);
 
+/* ---- names.c: partner display names for human tables --------------------- */
+
+typedef struct acr_name {
+    char partner_id[72]; /* id pattern: at most 64 bytes */
+    char name[264];      /* a string field: at most 256 bytes */
+} acr_name_t;
+
+typedef struct acr_names {
+    acr_name_t *items; /* sorted by partner_id bytewise */
+    size_t count;
+} acr_names_t;
+
+/* Reads every partner's name as of the head (an empty set when that fails). */
+void acr__names_load(acr_ledger_t *ledger, acr_names_t *names);
+/* The name of partner_id or NULL; the signature of acr_partner_name_fn (payout.h). */
+const char *acr__name_of(void *names, const char *partner_id);
+void acr__names_free(acr_names_t *names);
+
 /* ---- commands ------------------------------------------------------------ */
 
 int acr__cmd_init(acr_cli_t *cli, int argc, char **argv);

@@ -444,6 +444,7 @@ typedef struct log_filter {
     int type;          /* ACR_EV_NONE = any */
     const char *stream;
     bool table;
+    int32_t utc_offset_min; /* the ledger's: table times are business time */
 } log_filter_t;
 
 static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t hash[16],
@@ -460,14 +461,15 @@ static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t
         return rc != 0 ? rc : acr_buf_append(out, "\n", 1);
     }
     char at[ACR_TS_BUF];
-    acr_ts_format(ev->at_ms, at);
-    return acr_buf_printf(out, "%8" PRIu64 "  %-24s  %-22s  %-24s  %7" PRIu64 "  %.*s\n", ev->seq,
+    acr_ts_format_local(ev->at_ms, f->utc_offset_min, at);
+    return acr_buf_printf(out, "%8" PRIu64 "  %-29s  %-22s  %-24s  %7" PRIu64 "  %.*s\n", ev->seq,
                           at, acr_event_type_name(ev->type), stream, ev->version, (int)ev->id.len,
                           ev->id.ptr);
 }
 
-static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
+static int log_run(acr_ledger_t *ledger, log_filter_t *f)
 {
+    f->utc_offset_min = acr_ledger_config(ledger)->utc_offset_min;
     acr_reader_t *r;
     acr_err_t err;
     acr_err_clear(&err);
@@ -479,8 +481,8 @@ static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
     acr_buf_t out;
     acr_buf_init(&out);
     if (f->table)
-        acr_buf_printf(&out, "%8s  %-24s  %-22s  %-24s  %7s  %s\n", "seq", "at", "type", "stream",
-                       "version", "id");
+        acr_buf_printf(&out, "%8s  %-29s  %-22s  %-24s  %7s  %s\n", "seq",
+                       "at (business time)", "type", "stream", "version", "id");
     if (f->from <= to)
         rc = acr_reader_seek(r, f->from, &err);
     acr_event_t ev;

@@ -26,6 +26,8 @@ typedef struct acr_payout_request {
     size_t whatif_plan_count;
 } acr_payout_request_t;
 
+#define ACR_WHATIF_LABELS_MAX 16 /* what-if plan labels kept for the output (all are used) */
+
 typedef struct acr_payout {
     acr_statement_t stmt;          /* lines, csv, fingerprint, totals, unplanned */
     char period_id[ACR_PERIOD_ID_MAX];
@@ -34,6 +36,8 @@ typedef struct acr_payout {
     bool reproduces_close;         /* the period was closed as of the request: this is its close */
     acr_period_kind_t period_kind;
     int32_t utc_offset_min;
+    size_t whatif_count;           /* unpublished plan versions this run took (0: not a what-if) */
+    char whatif_plans[ACR_WHATIF_LABELS_MAX][80]; /* their "plan_id@version", in order */
 } acr_payout_t;
 
 /* Computes the run of a period (a draft; writes nothing). For a period
@@ -100,9 +104,22 @@ int acr_payout_list(acr_ledger_t *ledger, acr_close_info_t **out, size_t *out_co
 
 void acr_payout_destroy(acr_payout_t *p);
 
-/* summary.json of commissions.md / cli.md. */
+/* summary.json of commissions.md / cli.md. A what-if run adds "what_if": true and
+ * "what_if_plans": ["plan_id@version", ...] (the unpublished versions it took). */
 int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *out);
-/* The human table: one block per partner, then the fingerprint. */
-int acr_payout_table(const acr_payout_t *p, acr_buf_t *out);
+
+/* A partner's display name for human tables (NULL or "" when unknown). */
+typedef const char *(*acr_partner_name_fn)(void *arg, const char *partner_id);
+
+/* The human table: one block per partner (its name beside its id when name_of gives
+ * one; times in the ledger's business time zone), then the fingerprint. A what-if run
+ * says so in its first line. name_of may be NULL. */
+int acr_payout_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                     acr_buf_t *out);
+/* Per-partner totals only (partner, name, currency, lines, prior-period, total), one row
+ * each, then the totals per currency and the fingerprint: the view of a large run. Works
+ * on a run made with omit_lines. */
+int acr_payout_totals_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                            acr_buf_t *out);
 
 #endif
