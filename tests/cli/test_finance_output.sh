@@ -22,6 +22,10 @@ case_run_table_names_and_business_time() {
     case $OUT in *2026-07-02T01:00:00Z*) fail "the table shows UTC times" ;; esac
     acc "$L" log --format table --type sale.recorded
     expect_stdout_contains "2026-07-02T10:00:00+09:00"
+    acc "$L" kpi --period 2026-07
+    [[ $OUT =~ P1\ +Alpha\ Resale\ +2026-07 ]] || fail "kpi table without names: $OUT"
+    acc "$L" kpi --period 2026-07 --format csv
+    case $OUT in *Alpha*) fail "names leaked into the stable kpi csv" ;; esac
 }
 
 case_totals() {
