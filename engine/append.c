@@ -148,8 +148,9 @@ static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_ev
     if (rc != 0)
         return acr__mdb_err(*mdb_rc = rc, err, "log");
     const uint8_t *stored = (const uint8_t *)lv.mv_data + ACR_HASH_LEN;
-    size_t stored_len = lv.mv_size - ACR_HASH_LEN;
-    if (stored_len == len &&
+    /* the content without the stored actor: a resubmission by someone else is a no-op */
+    size_t stored_len = acr_record_content_len(stored, lv.mv_size - ACR_HASH_LEN);
+    if (stored_len == len && len >= ACR_RECORD_CONTENT_OFF &&
         memcmp(stored + ACR_RECORD_CONTENT_OFF, rec + ACR_RECORD_CONTENT_OFF,
                len - ACR_RECORD_CONTENT_OFF) == 0)
         return 1;
@@ -222,21 +223,37 @@ static int release_claims(acr__txn_t *tx, const acr_event_t *ev, bool id_claimed
     return rc;
 }
 
-/* Writes the record as the next seq, chaining its hash. MDB codes. */
+_Static_assert(ACR_ACTOR_MAX < 256, "an actor is a fixstr or a str8");
+
+/* Writes the record as the next seq, chaining its hash: the parsed record (fmt 1) gets
+ * the actor as its last element (fmt 2, one more element), so the chain covers who
+ * appended it while the content bytes stay those of the event. MDB codes. */
 static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t len,
-                      int64_t now_ms, uint64_t version)
+                      int64_t now_ms, uint64_t version, const char *actor)
 {
     uint8_t key[8];
+    size_t alen = strlen(actor), ahdr = alen < 32 ? 1 : 2;
+    assert(rec[1] == ACR_RECORD_FMT && (rec[0] & 0x0f) < 15);
     acr__u64_be(head->seq + 1, key);
-    MDB_val k = acr__val(key, 8), v = acr__val(NULL, ACR_HASH_LEN + len);
+    MDB_val k = acr__val(key, 8), v = acr__val(NULL, ACR_HASH_LEN + len + ahdr + alen);
     int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_LOG], &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0)
         return rc;
     uint8_t *dst = v.mv_data;
     memcpy(dst, head->hash, ACR_HASH_LEN);
     memcpy(dst + ACR_HASH_LEN, rec, len);
+    dst[ACR_HASH_LEN] = (uint8_t)(rec[0] + 1); /* fixarray: one element more */
+    dst[ACR_HASH_LEN + 1] = ACR_RECORD_FMT_ACTOR;
+    uint8_t *a = dst + ACR_HASH_LEN + len;
+    if (ahdr == 1) {
+        a[0] = (uint8_t)(0xa0 | alen);
+    } else {
+        a[0] = 0xd9;
+        a[1] = (uint8_t)alen;
+    }
+    memcpy(a + ahdr, actor, alen);
     acr_record_patch(dst + ACR_HASH_LEN, now_ms, version);
-    hash_bytes(dst, ACR_HASH_LEN + len, head->hash);
+    hash_bytes(dst, v.mv_size, head->hash); /* hash(n-1) || the whole record, actor included */
     memcpy(dst, head->hash, ACR_HASH_LEN);
     head->seq++;
     return 0;
@@ -255,7 +272,8 @@ static bool is_rule_error(int code)
  * checked, but the id and stream claims are released and nothing is logged. */
 static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const uint8_t *rec,
                      size_t len, int64_t expected_version, int64_t now_ms, bool write,
-                     uint64_t *out_seq, bool *out_dup, int *mdb_rc, acr_err_t *err)
+                     const char *actor, uint64_t *out_seq, bool *out_dup, int *mdb_rc,
+                     acr_err_t *err)
 {
     acr_event_t ev;
     if (acr_record_decode(rec, len, &ev) != 0)
@@ -285,7 +303,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
             return acr__mdb_err(*mdb_rc, err, "append");
         return rc;
     }
-    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1)) != 0 ||
+    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1, actor)) != 0 ||
         (*mdb_rc = bump_stream(streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "append");
     *out_seq = head->seq;
@@ -321,7 +339,8 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
         uint64_t seq = 0;
         bool dup = false;
         int rc = apply_one(tx, streams, head, rec, it->len, it->expected_version, now_ms,
-                           first == 0, &seq, &dup, mdb_rc, &err);
+                           first == 0, b->actor[0] ? b->actor : "accrue", &seq, &dup, mdb_rc,
+                           &err);
         if (rc != 0 && !is_rule_error(rc)) {
             mdb_cursor_close(streams);
             return rc;
@@ -511,11 +530,12 @@ static int store_statement(acr__txn_t *tx, void *arg, acr_err_t *err)
 }
 
 int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *ev,
-                      const char *period_id, const char *csv, size_t csv_len, uint64_t *out_seq,
-                      acr_err_t *err)
+                      const char *actor, const char *period_id, const char *csv, size_t csv_len,
+                      uint64_t *out_seq, acr_err_t *err)
 {
     acr_batch_t b;
     acr_batch_init(&b);
+    acr_batch_set_actor(&b, actor);
     int rc = acr_record_encode(ev, &b.records);
     if (rc == 0) {
         b.items = calloc(1, sizeof *b.items);

@@ -453,7 +453,7 @@ static bool top_key_known(const char *key)
 {
     static const char *const keys[] = {"id",     "type",        "at",     "data",
                                        "expected_version", "seq", "recorded_at",
-                                       "stream", "version",     "hash"};
+                                       "stream", "version",     "actor",  "hash"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;
@@ -642,7 +642,8 @@ static int top_key(const char *k, size_t n, uint32_t *bit)
                 {"at", 2, TK_AT},           {"data", 4, TK_DATA},
                 {"expected_version", 16, TK_EXPV}, {"seq", 3, TK_ENGINE},
                 {"recorded_at", 11, TK_ENGINE},    {"stream", 6, TK_ENGINE},
-                {"version", 7, TK_ENGINE},  {"hash", 4, TK_ENGINE}};
+                {"version", 7, TK_ENGINE},  {"hash", 4, TK_ENGINE},
+                {"actor", 5, TK_ENGINE}};
     for (unsigned i = 0; i < sizeof keys / sizeof *keys; i++)
         if (keys[i].n == n && memcmp(keys[i].s, k, n) == 0) {
             *bit = 1u << i;
@@ -1381,6 +1382,11 @@ static int append_engine_fields(const acr_event_t *ev, const uint8_t *hash, acr_
         rc = acr_buf_append_json_str(out, stream, slen);
     if (rc == 0)
         rc = acr_buf_printf(out, ",\"version\":%llu,", (unsigned long long)ev->version);
+    if (rc == 0 && ev->actor.len > 0) { /* events stored before the actor have none */
+        rc = acr_buf_append_str(out, "\"actor\":");
+        rc = rc ? rc : acr_buf_append_json_str(out, ev->actor.ptr, ev->actor.len);
+        rc = rc ? rc : acr_buf_append(out, ",", 1);
+    }
     if (rc == 0 && hash != NULL) {
         static const char hex[] = "0123456789abcdef";
         char h[2 * ACR_HASH_LEN + 12] = "\"hash\":\"";

@@ -154,6 +154,16 @@ void acr_batch_destroy(acr_batch_t *b)
     acr_batch_init(b);
 }
 
+void acr_batch_set_actor(acr_batch_t *b, const char *actor)
+{
+    size_t n = 0;
+    for (; actor != NULL && actor[n] != '\0' && n < ACR_ACTOR_MAX; n++) {
+        unsigned char c = (unsigned char)actor[n];
+        b->actor[n] = c > 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    b->actor[n] = '\0';
+}
+
 void acr_batch_reset(acr_batch_t *b)
 {
     acr_buf_reset(&b->records);

@@ -141,8 +141,8 @@ static const char usage_append[] =
     "every event is committed, in order, or none is. Input is JSON Lines (one event\n"
     "object per line; blank lines are skipped but counted for line numbers) or, with\n"
     "--format msgpack, a stream of msgpack event maps (positions count events).\n"
-    "Engine fields of `accrue log` output (seq, recorded_at, stream, version, hash)\n"
-    "are ignored. Resubmitting an event with the same id and content is a no-op.\n"
+    "Engine fields of `accrue log` output (seq, recorded_at, stream, version, actor,\n"
+    "hash) are ignored: the actor stored is this command's, cli:<user>. Resubmitting an event with the same id and content is a no-op.\n"
     "\n"
     "  --format jsonl|msgpack  input format (default jsonl)\n"
     "  --batch-size N          consecutive atomic batches of N events; on a failure the\n"
@@ -340,6 +340,7 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
     if (errs == NULL)
         return acr__fail(ACR_ENOMEM, NULL);
     acr_batch_init(&b);
+    acr_batch_set_actor(&b, acr__cli_actor());
     for (;;) {
         acr_batch_reset(&b);
         acr_errlist_clear(errs);
@@ -431,9 +432,12 @@ static const char usage_log[] =
     "\n"
     "Prints stored events in seq order, checking each one's chain hash as it is read.\n"
     "jsonl (the default) is one object per line with the engine fields first (seq,\n"
-    "recorded_at, stream, version, hash), then id, type, at, data; but for period.closed\n"
-    "lines it is valid input for `accrue append` into another ledger. table shows seq,\n"
-    "at, type, stream, version and id.\n"
+    "recorded_at, stream, version, actor, hash), then id, type, at, data; but for\n"
+    "period.closed lines it is valid input for `accrue append` into another ledger.\n"
+    "table shows seq,\n"
+    "at (in the ledger's business time), type, stream, version, actor and id. actor\n"
+    "is who appended the event (cli:<user>, token:<name>); events stored before the\n"
+    "actor existed have none.\n"
     "\n"
     "  --from SEQ / --to SEQ   an inclusive seq range\n"
     "  --type T                only events of type T (e.g. sale.recorded)\n"
@@ -462,9 +466,10 @@ static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t
     }
     char at[ACR_TS_BUF];
     acr_ts_format_local(ev->at_ms, f->utc_offset_min, at);
-    return acr_buf_printf(out, "%8" PRIu64 "  %-29s  %-22s  %-24s  %7" PRIu64 "  %.*s\n", ev->seq,
-                          at, acr_event_type_name(ev->type), stream, ev->version, (int)ev->id.len,
-                          ev->id.ptr);
+    return acr_buf_printf(out, "%8" PRIu64 "  %-29s  %-22s  %-24s  %7" PRIu64 "  %-20.*s  %.*s\n",
+                          ev->seq, at, acr_event_type_name(ev->type), stream, ev->version,
+                          ev->actor.len ? (int)ev->actor.len : 1,
+                          ev->actor.len ? ev->actor.ptr : "-", (int)ev->id.len, ev->id.ptr);
 }
 
 static int log_run(acr_ledger_t *ledger, log_filter_t *f)
@@ -481,8 +486,8 @@ static int log_run(acr_ledger_t *ledger, log_filter_t *f)
     acr_buf_t out;
     acr_buf_init(&out);
     if (f->table)
-        acr_buf_printf(&out, "%8s  %-29s  %-22s  %-24s  %7s  %s\n", "seq",
-                       "at (business time)", "type", "stream", "version", "id");
+        acr_buf_printf(&out, "%8s  %-29s  %-22s  %-24s  %7s  %-20s  %s\n", "seq",
+                       "at (business time)", "type", "stream", "version", "actor", "id");
     if (f->from <= to)
         rc = acr_reader_seek(r, f->from, &err);
     acr_event_t ev;

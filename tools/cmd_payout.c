@@ -114,6 +114,7 @@ static int append_one(const acr_cli_t *cli, acr_ledger_t *ledger, const acr_buf_
     if (errs == NULL)
         return acr__fail(ACR_ENOMEM, NULL);
     acr_batch_init(&b);
+    acr_batch_set_actor(&b, acr__cli_actor());
     acr_err_clear(&err);
     int rc = acr_batch_add_json(&b, acr_ledger_config(ledger), 1, (const char *)text->data,
                                 text->len, &err);

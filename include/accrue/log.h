@@ -55,6 +55,7 @@ typedef struct acr_batch {
     struct acr_batch_item *items; /* per event: offset, length, line, expected_version */
     size_t count;        /* events in the batch */
     size_t items_cap;
+    char actor[ACR_ACTOR_MAX + 1]; /* who appends it (events.md `actor`); "" = "accrue" */
 } acr_batch_t;
 
 typedef struct acr_batch_item {
@@ -66,7 +67,12 @@ typedef struct acr_batch_item {
 
 void acr_batch_init(acr_batch_t *b);
 void acr_batch_destroy(acr_batch_t *b);
+/* Empties the batch for reuse; keeps its actor. */
 void acr_batch_reset(acr_batch_t *b);
+/* Sets who appends the batch: "cli:<user>", "token:<name>" (events.md). Stored with
+ * every event it commits, covered by the chain. Truncated to ACR_ACTOR_MAX bytes; a
+ * byte outside printable ASCII becomes '?'. NULL or "" stands for "accrue" (the engine). */
+void acr_batch_set_actor(acr_batch_t *b, const char *actor);
 
 /* Parses one JSON event (stateless rules) and adds it. On error the batch is
  * unchanged and err has code, line, id and field. too_large past
