@@ -129,6 +129,16 @@ void acr_ledger_close(acr_ledger_t *l)
     free(l);
 }
 
+uint64_t acr_ledger_last_txnid(acr_ledger_t *l)
+{
+    MDB_envinfo info;
+    if (pthread_rwlock_tryrdlock(&l->map_lock) != 0)
+        return 0;
+    int rc = mdb_env_info(l->env, &info);
+    pthread_rwlock_unlock(&l->map_lock);
+    return rc == 0 ? (uint64_t)info.me_last_txnid : 0;
+}
+
 const acr_config_t *acr_ledger_config(const acr_ledger_t *l)
 {
     return &l->cfg;

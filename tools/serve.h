@@ -127,7 +127,10 @@ typedef struct srv_feed {
     uint64_t broadcast_seq; /* last seq sent to live subscribers */
     uint64_t known_head;    /* last committed seq the loop heard of */
     bool fetching;          /* a live-chunk read is running on the pool */
+    bool recheck;           /* another commit was seen while fetching: read to the head again */
+    uint64_t seen_txnid;    /* the ledger's last txn id at the previous watch tick */
     uv_timer_t heartbeat;
+    uv_timer_t watch;       /* notices commits made by other processes (srv_feed_init) */
 } srv_feed_t;
 
 struct srv {

@@ -44,6 +44,12 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
 int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err);
 void acr_ledger_close(acr_ledger_t *ledger);
 const acr_config_t *acr_ledger_config(const acr_ledger_t *ledger);
+/* The id of the last write transaction committed to the ledger by any process (LMDB's
+ * me_last_txnid, read from the shared meta pages: no I/O, no lock wait). It changes
+ * whenever anything commits, so a server notices appends made by other processes (an
+ * `accrue append` beside `accrue serve`). 0 when it cannot be read right now (the map is
+ * being resized): ask again later. */
+uint64_t acr_ledger_last_txnid(acr_ledger_t *ledger);
 const char *acr_ledger_path(const acr_ledger_t *ledger);
 
 /* ---- Batches ------------------------------------------------------------ */

@@ -196,6 +196,46 @@ sys.exit(1 if miss or not acked else 0)' "$TMP/acked" || fail "acknowledged even
 }
 run_case case_shutdown_in_flight
 
+# The feed delivers commits made by another process: an `accrue append` and an
+# `accrue payout close` run beside the server reach a connected subscriber (before, they
+# waited for the next HTTP commit, and the close never came). Measured: the latency is
+# printed; the case fails past 5 s (the watch ticks every 100 ms).
+wait_for_line() { # FILE TEXT SECONDS: 0 when FILE holds TEXT in time
+    local i
+    for i in $(seq 1 $(($3 * 50))); do
+        grep -qF "$2" "$1" 2>/dev/null && return 0
+        sleep 0.02
+    done
+    return 1
+}
+case_feed_sees_foreign_commits() {
+    local l t cpid t0 ms
+    l=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$WORKED/events.jsonl" >/dev/null
+    t=$("$ACCRUE" --ledger "$l" --quiet token create --role feed --name t-feed2)
+    start_server "$l"
+    curl -sN -H "Authorization: Bearer $t" "$BASE/v1/feed?from=1" >"$TMP/feed.out" 2>/dev/null &
+    cpid=$!
+    wait_for_line "$TMP/feed.out" "id: 7" 5 || fail "the feed did not catch up to seq 7"
+    sleep 0.3 # live now
+    t0=$(date +%s%N)
+    "$ACCRUE" --ledger "$l" append "$WORKED/late.jsonl" >/dev/null || fail "CLI append failed"
+    if wait_for_line "$TMP/feed.out" "id: 9" 5; then
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        echo "       CLI append reached the feed in ${ms} ms"
+    else
+        fail "a CLI append never reached the feed"
+    fi
+    "$ACCRUE" --ledger "$l" payout close 2026-07 >/dev/null || fail "CLI close failed"
+    wait_for_line "$TMP/feed.out" "id: 10" 5 || fail "a CLI close never reached the feed"
+    grep -q "\"id\":\"period.closed:2026-07\"" "$TMP/feed.out" || fail "no period.closed frame"
+    grep -q "\"actor\":\"cli:$(id -un)\"" "$TMP/feed.out" || fail "the feed does not show the actor"
+    kill "$cpid" 2>/dev/null
+    wait "$cpid" 2>/dev/null
+    stop_server
+}
+run_case case_feed_sees_foreign_commits
+
 # Past --connections-max a client is answered 503 (Connection: close), not dropped silently.
 case_connection_cap() {
     start_server "$LEDGER" --connections-max 3
