@@ -332,6 +332,7 @@ typedef struct cache_slot {
     bool used;
     uint8_t role;
     char partner[ACR_ID_LEN_MAX + 1];
+    char name[ACR_TOKEN_NAME_MAX + 1]; /* for the actor of what the token appends */
 } cache_slot_t;
 
 struct acr_token_cache {
@@ -386,7 +387,8 @@ static void cache_flush(acr_token_cache_t *c)
 }
 
 int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
-                        char out_partner[ACR_ID_LEN_MAX + 1])
+                        char out_partner[ACR_ID_LEN_MAX + 1],
+                        char out_name[ACR_TOKEN_NAME_MAX + 1])
 {
     if (c == NULL)
         return ACR_ENOT_FOUND;
@@ -402,6 +404,8 @@ int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_
         if (found >= 0) {
             *out_role = set[found].role;
             memcpy(out_partner, set[found].partner, sizeof set[found].partner);
+            if (out_name != NULL)
+                memcpy(out_name, set[found].name, sizeof set[found].name);
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -410,7 +414,7 @@ int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_
 
 /* Remembers a token verified in a read transaction of id txnid. */
 static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[ACR_TOKEN_HASH_LEN],
-                      int role, const char *partner)
+                      int role, const char *partner, const char *name)
 {
     pthread_mutex_lock(&c->mu);
     if (txnid != c->valid_txnid) {
@@ -432,6 +436,7 @@ static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[A
     set[w].used = true;
     set[w].role = (uint8_t)role;
     snprintf(set[w].partner, sizeof set[w].partner, "%s", partner);
+    snprintf(set[w].name, sizeof set[w].name, "%s", name);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -476,12 +481,13 @@ static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
             sodium_memcmp(stored, hash, ACR_TOKEN_HASH_LEN) == 0) {
             *out_role = info.role;
             memcpy(out_partner, info.partner_id, strlen(info.partner_id) + 1);
-            if (out_name != NULL) {
-                memcpy(out_name, name.mv_data, name.mv_size);
-                out_name[name.mv_size] = '\0';
-            }
+            char nm[ACR_TOKEN_NAME_MAX + 1];
+            memcpy(nm, name.mv_data, name.mv_size);
+            nm[name.mv_size] = '\0';
+            if (out_name != NULL)
+                memcpy(out_name, nm, name.mv_size + 1);
             if (cache != NULL)
-                cache_put(cache, (uint64_t)mdb_txn_id(txn), hash, info.role, info.partner_id);
+                cache_put(cache, (uint64_t)mdb_txn_id(txn), hash, info.role, info.partner_id, nm);
             result = 0;
         }
     } else if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -493,9 +499,10 @@ static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
 
 int acr_token_check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
                          const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
-                         char out_partner[ACR_ID_LEN_MAX + 1])
+                         char out_partner[ACR_ID_LEN_MAX + 1],
+                         char out_name[ACR_TOKEN_NAME_MAX + 1])
 {
-    return check_hash(l, cache, hash, out_role, out_partner, NULL);
+    return check_hash(l, cache, hash, out_role, out_partner, out_name);
 }
 
 int acr_token_check(acr_ledger_t *l, const char *secret, size_t len, int *out_role,

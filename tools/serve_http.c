@@ -203,7 +203,10 @@ void srv_log_request(srv_req_t *req, size_t bytes)
     srv_buf_u64(line, us);
     acr_buf_append_str(line, ",\"role\":\"");
     acr_buf_append_str(line, acr_role_name(req->role));
-    acr_buf_append_str(line, "\",\"route\":\"");
+    acr_buf_append_str(line, "\",\"token\":");
+    acr_buf_append_json_str(line, req->token_name[0] ? req->token_name : "-",
+                            req->token_name[0] ? strlen(req->token_name) : 1);
+    acr_buf_append_str(line, ",\"route\":\"");
     acr_buf_append_str(line, req->route);
     acr_buf_append_str(line, "\"}\n");
     if (log_buf.len >= 64 * 1024)

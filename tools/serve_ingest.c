@@ -55,6 +55,19 @@ static bool is_ws(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
+/* A writer job carrying the request's actor (events.md): "token:<name>", stored with
+ * every event it appends and on the period.closed it writes. */
+static srv_wjob_t *job_new(const srv_req_t *req, int kind)
+{
+    srv_wjob_t *job = srv_wjob_new(kind);
+    if (job != NULL) {
+        char actor[ACR_ACTOR_MAX + 1];
+        snprintf(actor, sizeof actor, "token:%s", req->token_name[0] ? req->token_name : "?");
+        acr_batch_set_actor(&job->batch, actor);
+    }
+    return job;
+}
+
 static void parse_ndjson(const acr_config_t *cfg, const char *p, size_t n, acr_batch_t *b,
                          acr_errlist_t *errs)
 {
@@ -261,12 +274,12 @@ void srv_h_append(srv_t *s, srv_req_t *req, char **params)
     (void)params;
     int fmt = body_format(req->content_type);
     if (fmt == FMT_UNKNOWN) {
-        srv_set_error(req, 415, "bad_request",
+        srv_set_error(req, 415, "unsupported_media_type",
                       "Content-Type must be application/json, application/x-ndjson or "
                       "application/msgpack");
         return;
     }
-    srv_wjob_t *job = srv_wjob_new(SRV_JOB_APPEND);
+    srv_wjob_t *job = job_new(req, SRV_JOB_APPEND);
     if (job == NULL) {
         srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
@@ -378,7 +391,7 @@ static void submit_event(srv_t *s, srv_req_t *req, json_t *env, const char *type
     }
     json_object_set(env, "data", data);
     char *text = json_dumps(env, JSON_COMPACT);
-    srv_wjob_t *job = text ? srv_wjob_new(SRV_JOB_APPEND) : NULL;
+    srv_wjob_t *job = text ? job_new(req, SRV_JOB_APPEND) : NULL;
     if (job == NULL) {
         free(text);
         srv_set_error(req, 500, "out_of_memory", "out of memory");
@@ -488,7 +501,7 @@ void srv_h_close(srv_t *s, srv_req_t *req, char **params)
         srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
         return;
     }
-    srv_wjob_t *job = srv_wjob_new(SRV_JOB_CLOSE);
+    srv_wjob_t *job = job_new(req, SRV_JOB_CLOSE);
     if (job == NULL) {
         srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;

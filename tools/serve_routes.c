@@ -194,13 +194,14 @@ static int auth_fast(srv_t *s, srv_req_t *req, uint8_t hash[ACR_TOKEN_HASH_LEN])
         if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0 && !boot) {
             req->role = s->boot[i].role;
             memcpy(req->partner, s->boot[i].partner, sizeof req->partner);
+            snprintf(req->token_name, sizeof req->token_name, "%s", s->boot[i].name);
             boot = true;
         }
     }
     if (boot)
         return AUTH_OK;
     int role;
-    if (acr_token_cache_get(s->tokens, hash, &role, req->partner) == 0) {
+    if (acr_token_cache_get(s->tokens, hash, &role, req->partner, req->token_name) == 0) {
         req->role = role;
         return AUTH_OK;
     }
@@ -247,7 +248,8 @@ static void route_work(uv_work_t *w)
         if (a == AUTH_UNKNOWN)
             srv_metrics_path(false);
         if (a == AUTH_UNKNOWN &&
-            acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner) == 0)
+            acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
+                                 req->token_name) == 0)
             req->role = role;
         else if (a != AUTH_OK)
             req->role = ACR_ROLE_NONE;

@@ -216,7 +216,8 @@ static void *writer_main(void *arg)
             if (j->kind != SRV_JOB_CLOSE)
                 continue;
             acr_err_clear(&j->err);
-            acr_close_request_t req = {.period_id = j->period, .now_ms = acr__wall_ms()};
+            acr_close_request_t req = {.period_id = j->period, .now_ms = acr__wall_ms(),
+                                       .actor = j->batch.actor};
             j->rc = acr_payout_close(s->ledger, &req, &j->payout, &j->close_seq, &j->err);
             if (j->rc == 0 && j->close_seq > head)
                 head = j->close_seq;

@@ -97,21 +97,23 @@ int acr_token_check(acr_ledger_t *ledger, const char *secret, size_t len, int *o
 
 /* Checks a presented secret's hash (acr_token_hash), reading the tokens
  * table; when cache is not NULL a match is remembered there. Same results as
- * acr_token_check. */
+ * acr_token_check (out_name may be NULL). */
 int acr_token_check_hash(acr_ledger_t *ledger, acr_token_cache_t *cache,
                          const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
-                         char out_partner[ACR_ID_LEN_MAX + 1]);
+                         char out_partner[ACR_ID_LEN_MAX + 1],
+                         char out_name[ACR_TOKEN_NAME_MAX + 1]);
 
 /* A cache of verified tokens (see the top of this file); NULL when out of
  * memory. Thread-safe. */
 acr_token_cache_t *acr_token_cache_new(acr_ledger_t *ledger);
 void acr_token_cache_free(acr_token_cache_t *cache);
-/* 0 with role and partner when hash is cached and still valid; ACR_ENOT_FOUND
+/* 0 with role, partner and name (out_name may be NULL) when hash is cached and still valid; ACR_ENOT_FOUND
  * otherwise (then use acr_token_check_hash). No LMDB transaction, no disk:
  * callable from an event loop. Every slot of the hash's set is compared with
  * sodium_memcmp, without an early exit. */
 int acr_token_cache_get(acr_token_cache_t *cache, const uint8_t hash[ACR_TOKEN_HASH_LEN],
-                        int *out_role, char out_partner[ACR_ID_LEN_MAX + 1]);
+                        int *out_role, char out_partner[ACR_ID_LEN_MAX + 1],
+                        char out_name[ACR_TOKEN_NAME_MAX + 1]);
 /* Bracket one commit of the caller's own that writes no token (the server's
  * append groups): begin returns a stamp for end. A commit by anyone else in
  * between, or more than one commit, empties the cache. */

@@ -149,9 +149,25 @@ case_access_log() {
 import json, sys
 for l in sys.stdin:
     d = json.loads(l)
-    for k in ("method", "path", "status", "bytes", "duration_us", "role"):
+    for k in ("method", "path", "status", "bytes", "duration_us", "role", "token"):
         if k not in d: print(l); break' | head -3)
     [ -z "$bad" ] || fail "access-log lines lack fields: $bad"
+}
+# Who did what: the access log names the token, and every event appended over HTTP carries
+# token:<name> as its actor (the ingest token t-ing appended the feed and group events).
+case_http_actor() {
+    grep -q '"role":"ingest","token":"t-ing"' "$TMP/srv.err" || fail "the access log lacks the token name"
+    grep -q '"token":"file:2"' "$TMP/srv.err" || fail "a --token-file token is not named file:<line>"
+    run --ledger "$LEDGER" log
+    expect_stdout_contains '"actor":"token:t-ing"'
+    case $OUT in *'"actor":"token:?"'*) fail "an HTTP event without its token name" ;; esac
+}
+case_unsupported_media_type() {
+    local body
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
+        -H 'Content-Type: text/plain' --data-binary 'x' "$BASE/v1/events")
+    case $body in *'"code":"unsupported_media_type"'*' 415') ;;
+    *) fail "415 answer: $body" ;; esac
 }
 case_verify_after() {
     run --ledger "$LEDGER" verify
@@ -167,7 +183,9 @@ run_case case_feed
 run_case case_smuggling_and_limits
 run_case case_msgpack
 run_case case_slowloris
+run_case case_unsupported_media_type
 run_case case_access_log
+run_case case_http_actor
 run_case case_verify_after
 case_stop() { stop_server; }
 run_case case_stop
