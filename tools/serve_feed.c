@@ -382,12 +382,24 @@ int srv_feed_init(srv_t *s)
 
 void srv_feed_start(srv_t *s, srv_req_t *req)
 {
-    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                               "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                               "Connection: close\r\n\r\n: accrue event stream\n\n";
+    static const char head_fmt[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                                   "Accrue-Request-Id: %s\r\n"
+                                   "Connection: close\r\n\r\n: accrue event stream\n\n";
+    srv_chunk_t *head = calloc(1, sizeof *head); /* held by the write until it is done */
+    if (head != NULL) {
+        head->refs = 1;
+        acr_buf_init(&head->data);
+        if (acr_buf_printf(&head->data, head_fmt, req->request_id) != 0) {
+            chunk_unref(head);
+            head = NULL;
+        }
+    }
     srv_conn_t *conn = req->conn;
-    srv_sub_t *sub = srv_conn_closing(conn) || s->stopping ? NULL : calloc(1, sizeof *sub);
+    srv_sub_t *sub =
+        head == NULL || srv_conn_closing(conn) || s->stopping ? NULL : calloc(1, sizeof *sub);
     if (sub == NULL) {
+        chunk_unref(head);
         srv_set_error(req, 503, "unavailable", "the server is shutting down");
         req->close_after = true;
         srv_respond(req);
@@ -405,7 +417,9 @@ void srv_feed_start(srv_t *s, srv_req_t *req)
     srv_conn_make_feed(conn, sub);
     req->status = 200;
     srv_req_done(req);
-    if (sub_write(sub, NULL, head, sizeof head - 1, false))
+    bool ok = sub_write(sub, head, (const char *)head->data.data, head->data.len, false);
+    chunk_unref(head);
+    if (ok)
         sub_pump(sub);
 }
 

@@ -187,6 +187,8 @@ void srv_log_request(srv_req_t *req, size_t bytes)
     acr_buf_t *line = &log_buf;
     acr_buf_append_str(line, "{\"ts\":\"");
     acr_buf_append_str(line, ts);
+    acr_buf_append_str(line, "\",\"request_id\":\"");
+    acr_buf_append_str(line, req->request_id);
     acr_buf_append_str(line, "\",\"method\":\"");
     acr_buf_append_str(line, m);
     acr_buf_append_str(line, "\",\"path\":");
@@ -386,6 +388,8 @@ void srv_respond(srv_req_t *req)
     acr_buf_append_str(h, req->ctype ? req->ctype : "application/json");
     acr_buf_append_str(h, "\r\nContent-Length: ");
     srv_buf_u64(h, req->resp.len);
+    acr_buf_append_str(h, "\r\nAccrue-Request-Id: ");
+    acr_buf_append_str(h, req->request_id);
     acr_buf_append_str(h, "\r\n");
     acr_buf_append_str(h, req->extra_headers);
     acr_buf_append_str(h, close ? "Connection: close\r\n\r\n" : "\r\n");

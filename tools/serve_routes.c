@@ -238,6 +238,43 @@ static bool refuse(srv_req_t *req, int status, const srv_decision_t *d)
 }
 
 /* Pool thread: checks an uncached token against the table, then runs the handler. */
+/* The query parameters each route reads (http.md: unknown ones are 400, never ignored),
+ * space-separated; NULL: none. */
+static const char *const route_params[SRV_R__COUNT] = {
+    [SRV_R_EVENTS_READ] = "from limit type stream",
+    [SRV_R_FEED] = "from",
+    [SRV_R_PIPELINE] = "partner today",
+    [SRV_R_KPI] = "period partner by",
+    [SRV_R_RUN] = "as_of",
+    [SRV_R_STATEMENT] = "partner as_of",
+};
+
+/* 400 naming the first query parameter the route does not know; false when all known. */
+static bool unknown_param(srv_req_t *req, int route)
+{
+    const char *allowed = route_params[route] ? route_params[route] : "";
+    for (const char *p = req->query; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        bool known = false;
+        for (const char *a = allowed; *a != '\0' && !known;) {
+            size_t alen = strcspn(a, " ");
+            known = alen == klen && memcmp(a, p, klen) == 0;
+            a += alen + (a[alen] == ' ');
+        }
+        if (!known && klen > 0) {
+            srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
+                          (int)(klen < 64 ? klen : 64), p,
+                          *allowed ? "; this endpoint takes: " : "", allowed);
+            return true;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
 static void route_work(uv_work_t *w)
 {
     srv_req_t *req = w->data;
@@ -259,6 +296,8 @@ static void route_work(uv_work_t *w)
     if (refuse(req, status, &d))
         return;
     req->route = d.route->label;
+    if (unknown_param(req, d.route->id))
+        return;
     handlers[d.route->id](s, req, d.params);
 }
 
@@ -370,17 +409,31 @@ static bool param_u64(srv_req_t *req, const char *key, uint64_t *out, bool *pres
     return true;
 }
 
+/* GET /v1/events: like `accrue log`, with type and stream filters. A filtered read scans at
+ * most EVENTS_SCAN_MAX events per request, so a rare type costs bounded work per page;
+ * Accrue-Next-From is always the seq to continue from and Accrue-More says whether the log
+ * goes on past it (an empty page with More: true is a scan that found nothing yet). */
+#define EVENTS_SCAN_MAX 100000
+
 static void h_events(srv_t *s, srv_req_t *req, char **params)
 {
     (void)params;
     uint64_t from = 1, limit = EVENTS_LIMIT_DEFAULT;
     bool has;
+    char type_s[64] = "", stream[ACR_STRING_LEN_MAX + 16] = "";
     if (!param_u64(req, "from", &from, &has) || !param_u64(req, "limit", &limit, &has))
         return;
     if (limit == 0 || limit > EVENTS_LIMIT_MAX) {
         srv_set_error(req, 400, "bad_request", "limit must be 1..%d", EVENTS_LIMIT_MAX);
         return;
     }
+    int type = ACR_EV_NONE;
+    if (srv_query_param(req->query, "type", type_s, sizeof type_s) &&
+        (type = acr_event_type_from_name(type_s, strlen(type_s))) == ACR_EV_NONE) {
+        srv_set_error(req, 400, "bad_request", "unknown event type '%s'", type_s);
+        return;
+    }
+    bool by_stream = srv_query_param(req->query, "stream", stream, sizeof stream);
     if (from == 0)
         from = 1;
     acr_reader_t *r;
@@ -391,19 +444,36 @@ static void h_events(srv_t *s, srv_req_t *req, char **params)
         srv_set_acr_error(req, rc, &err);
         return;
     }
-    if (from <= acr_reader_head_seq(r) && (rc = acr_reader_seek(r, from, &err)) == 0) {
+    uint64_t head = acr_reader_head_seq(r), next = from;
+    if (from <= head && (rc = acr_reader_seek(r, from, &err)) == 0) {
         acr_event_t ev;
         uint8_t hash[ACR_HASH_LEN];
-        for (uint64_t n = 0; n < limit && (rc = acr_reader_next(r, &ev, hash, &err)) == 1; n++) {
+        char evs[ACR_STRING_LEN_MAX + 16];
+        for (uint64_t n = 0, scanned = 0; n < limit && scanned < EVENTS_SCAN_MAX &&
+                                          (rc = acr_reader_next(r, &ev, hash, &err)) == 1;
+             scanned++) {
+            next = ev.seq + 1;
+            if (type != ACR_EV_NONE && ev.type != type)
+                continue;
+            if (by_stream) {
+                acr_event_stream(&ev, evs, sizeof evs);
+                if (strcmp(evs, stream) != 0)
+                    continue;
+            }
             acr_event_to_json(&ev, hash, true, &req->resp);
             acr_buf_append(&req->resp, "\n", 1);
+            n++;
         }
+        rc = rc < 0 ? rc : 0;
     }
     acr_reader_close(r);
     if (rc < 0) {
         srv_set_acr_error(req, rc, &err);
         return;
     }
+    snprintf(req->extra_headers, sizeof req->extra_headers,
+             "Accrue-Next-From: %" PRIu64 "\r\nAccrue-More: %s\r\n", next,
+             next <= head ? "true" : "false");
     req->status = 200;
     req->ctype = "application/x-ndjson";
 }

@@ -169,6 +169,36 @@ case_unsupported_media_type() {
     case $body in *'"code":"unsupported_media_type"'*' 415') ;;
     *) fail "415 answer: $body" ;; esac
 }
+# GET /v1/events filters like `accrue log`, with a cursor; unknown query parameters are
+# 400; every answer carries Accrue-Request-Id, which the access log records.
+case_events_filters_and_params() {
+    local h body rid
+    body=$(curl -s -D "$TMP/h1" -H "Authorization: Bearer $TOK_FEED" \
+        "$BASE/v1/events?type=partner.registered&limit=2")
+    assert_eq "$(grep -c . <<<"$body")" 2 "events of one type, limit 2"
+    assert_eq "$(grep -c '"type":"partner.registered"' <<<"$body")" 2 "only that type"
+    grep -qi '^Accrue-More: true' "$TMP/h1" || fail "no Accrue-More: true: $(cat "$TMP/h1")"
+    local next
+    next=$(grep -i '^Accrue-Next-From:' "$TMP/h1" | tr -dc 0-9)
+    local last
+    last=$(tail -1 <<<"$body" | grep -o '"seq":[0-9]*' | cut -d: -f2)
+    assert_eq "$next" "$((last + 1))" "Accrue-Next-From after the last event returned"
+    body=$(curl -s -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?stream=partner:ACME")
+    [ -n "$body" ] || fail "no events of stream partner:ACME"
+    assert_eq "$(grep -vc '"stream":"partner:ACME"' <<<"$body")" 0 "other streams in a stream filter"
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?frm=1")
+    case $body in *"unknown query parameter 'frm'"*' 400') ;; *) fail "unknown parameter: $body" ;; esac
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?type=sale.voided")
+    case $body in *' 400') ;; *) fail "unknown type filter: $body" ;; esac
+    curl -s -o /dev/null -D "$TMP/h2" "$BASE/v1/verify"
+    rid=$(grep -i '^Accrue-Request-Id:' "$TMP/h2" | awk '{print $2}' | tr -d '\r')
+    [ -n "$rid" ] || fail "a 401 answer without Accrue-Request-Id"
+    curl -s -o /dev/null -D "$TMP/h3" -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/feed?from=999999" -m 1
+    grep -qi '^Accrue-Request-Id:' "$TMP/h3" || fail "the feed answer without Accrue-Request-Id"
+    sleep 0.2
+    for _ in $(seq 1 50); do grep -q "\"request_id\":\"$rid\"" "$TMP/srv.err" && break; sleep 0.1; done
+    grep -q "\"request_id\":\"$rid\"" "$TMP/srv.err" || fail "request id $rid not in the access log"
+}
 case_verify_after() {
     run --ledger "$LEDGER" verify
     assert_exit 0 "verify while the server runs"
@@ -186,6 +216,7 @@ run_case case_slowloris
 run_case case_unsupported_media_type
 run_case case_access_log
 run_case case_http_actor
+run_case case_events_filters_and_params
 run_case case_verify_after
 case_stop() { stop_server; }
 run_case case_stop
