@@ -247,6 +247,8 @@ static const char *const route_params[SRV_R__COUNT] = {
     [SRV_R_KPI] = "period partner by",
     [SRV_R_RUN] = "as_of",
     [SRV_R_STATEMENT] = "partner as_of",
+    [SRV_R_PARTNERS] = "limit after",
+    [SRV_R_PAYOUTS] = "limit after",
 };
 
 /* 400 naming the first query parameter the route does not know; false when all known. */
@@ -497,6 +499,62 @@ static void h_feed(srv_t *s, srv_req_t *req, char **params)
     req->next = SRV_NEXT_FEED;
 }
 
+/* List endpoints page their JSON array (sorted by key, bytewise): `after=K` starts past the
+ * element whose key is K, `limit=N` (1..LIST_LIMIT_MAX, default LIST_LIMIT_DEFAULT) caps it;
+ * Accrue-More says whether elements remain and Accrue-Next-After is the key to ask after.
+ * False when the parameters were bad (answered 400). */
+#define LIST_LIMIT_MAX 10000
+#define LIST_LIMIT_DEFAULT 1000
+
+static bool page_array(srv_req_t *req, const char *key)
+{
+    uint64_t limit = LIST_LIMIT_DEFAULT;
+    bool has;
+    char after[ACR_STRING_LEN_MAX + 1] = "";
+    if (!param_u64(req, "limit", &limit, &has))
+        return false;
+    if (limit == 0 || limit > LIST_LIMIT_MAX) {
+        srv_set_error(req, 400, "bad_request", "limit must be 1..%d", LIST_LIMIT_MAX);
+        return false;
+    }
+    bool by_after = srv_query_param(req->query, "after", after, sizeof after);
+    acr_jv_t arr, el, k;
+    size_t pos = 0, taken = 0;
+    char kv[ACR_STRING_LEN_MAX + 1], last[ACR_STRING_LEN_MAX + 1] = "";
+    bool more = false;
+    if (acr__json_value((const char *)req->resp.data, req->resp.len, &pos, &arr) != 0 ||
+        arr.kind != 'a')
+        return true; /* not an array: left as it is */
+    acr_buf_t out;
+    acr_buf_init(&out);
+    acr_buf_append_str(&out, "[");
+    pos = 0;
+    while (acr__json_arr_next(&arr, &pos, &el) == 1) {
+        kv[0] = '\0';
+        if (acr__json_get(&el, key, &k))
+            acr__json_text(&k, kv, sizeof kv);
+        if (by_after && strcmp(kv, after) <= 0)
+            continue;
+        if (taken == limit) {
+            more = true;
+            break;
+        }
+        acr_buf_append_str(&out, taken ? "," : "");
+        acr_buf_append(&out, el.ptr, el.len);
+        snprintf(last, sizeof last, "%s", kv);
+        taken++;
+    }
+    acr_buf_append_str(&out, "]\n");
+    acr_buf_destroy(&req->resp);
+    req->resp = out;
+    int n = snprintf(req->extra_headers, sizeof req->extra_headers, "Accrue-More: %s\r\n",
+                     more ? "true" : "false");
+    if (more && n > 0) /* keys are ids (<= 64 bytes) or period ids */
+        snprintf(req->extra_headers + n, sizeof req->extra_headers - (size_t)n,
+                 "Accrue-Next-After: %.64s\r\n", last);
+    return true;
+}
+
 static void h_partners(srv_t *s, srv_req_t *req, char **params)
 {
     (void)params;
@@ -519,8 +577,8 @@ static void h_partners(srv_t *s, srv_req_t *req, char **params)
         srv_set_acr_error(req, rc, &err);
         return;
     }
-    acr_buf_append_str(&req->resp, "\n");
-    set_json(req, 200);
+    if (page_array(req, "partner_id"))
+        set_json(req, 200);
 }
 
 static void h_partner(srv_t *s, srv_req_t *req, char **params)
@@ -813,7 +871,8 @@ static void h_payouts(srv_t *s, srv_req_t *req, char **params)
     }
     acr_buf_append_str(b, "]\n");
     free(list);
-    set_json(req, 200);
+    if (page_array(req, "period"))
+        set_json(req, 200);
 }
 
 static void h_audit(srv_t *s, srv_req_t *req, char **params)

@@ -190,6 +190,17 @@ case_events_filters_and_params() {
     case $body in *"unknown query parameter 'frm'"*' 400') ;; *) fail "unknown parameter: $body" ;; esac
     body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?type=sale.voided")
     case $body in *' 400') ;; *) fail "unknown type filter: $body" ;; esac
+    # list endpoints page with limit/after and say whether more remains
+    local all first rest nexta
+    all=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners" | grep -o '"partner_id":"[^"]*"' | wc -l)
+    first=$(curl -s -D "$TMP/h4" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners?limit=1")
+    assert_eq "$(grep -o '"partner_id":"[^"]*"' <<<"$first" | head -1 | wc -l)" 1 "limit=1"
+    grep -qi '^Accrue-More: true' "$TMP/h4" || fail "partners?limit=1 without Accrue-More: true"
+    nexta=$(grep -i '^Accrue-Next-After:' "$TMP/h4" | awk '{print $2}' | tr -d '\r')
+    rest=$(curl -s -D "$TMP/h5" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners?after=$nexta")
+    case $rest in *"\"partner_id\":\"$nexta\""*) fail "after=$nexta repeats it" ;; esac
+    grep -qi '^Accrue-More: false' "$TMP/h5" || fail "the last page says more"
+    [ "$all" -ge 2 ] || fail "the sample has fewer than 2 partners"
     curl -s -o /dev/null -D "$TMP/h2" "$BASE/v1/verify"
     rid=$(grep -i '^Accrue-Request-Id:' "$TMP/h2" | awk '{print $2}' | tr -d '\r')
     [ -n "$rid" ] || fail "a 401 answer without Accrue-Request-Id"
