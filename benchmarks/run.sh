@@ -24,9 +24,9 @@ seed=${BENCH_SEED:-42}
 peers=${BENCH_PEERS:-sqlite postgres duckdb}
 case $mode in
 quick) partners=200 sales=20000 months=12 http_seconds=2 http_batch_events=20000
-       peer_timeout=120 ;;
+       peer_timeout=120 sink_follow_sales=20000 ;;
 full) partners=2000 sales=7800000 months=12 http_seconds=10 http_batch_events=2000000
-      peer_timeout=300 ;;
+      peer_timeout=300 sink_follow_sales=400000 ;;
 *) echo "usage: $0 quick|full" >&2; exit 2 ;;
 esac
 
@@ -149,6 +149,39 @@ else
     skip replay_payout accrue-not-built
     skip verify accrue-not-built
     skip rebuild accrue-not-built
+fi
+
+# ---- sink_postgres: catch-up of the whole ledger, then follow lag and the append rate with
+# and without a following sink (benchmarks/sink.sh, spec reporting.md) ----
+sink_rows() {
+    local follow=$work/follow.jsonl line n s rss
+    "$gen" --partners 200 --sales "$sink_follow_sales" --seed "$seed" --months 12 >"$follow" ||
+        { fail "accrue-gen for the follow rows"; return; }
+    bash "$bench/sink.sh" "$accrue" "$ledger" "$follow" "$work" >"$work/sink.rows" 2>"$work/sink.rows.err"
+    case $? in
+    0) ;;
+    3) skip sink_postgres postgresql-not-installed; skip append_with_sink postgresql-not-installed; return ;;
+    *) fail "sink.sh: $(tail -3 "$work/sink.rows.err")"; return ;;
+    esac
+    local c a l
+    c=$(grep '^SINK catchup' "$work/sink.rows")
+    a=$(grep '^SINK append' "$work/sink.rows")
+    l=$(grep '^SINK lag' "$work/sink.rows")
+    set -- $c
+    n=${3#n=} s=${4#seconds=} rss=${5#rss_mb=}
+    set -- $l
+    bench sink_postgres "$n" "$s" "$rss" mode=catch-up "lag_ms_p50=${4#p50_ms=}" "lag_ms_p99=${5#p99_ms=}" "lag_events=${3#n=}"
+    set -- $a
+    local without=${4#without_s=} with=${5#with_s=}
+    bench append_with_sink "${3#n=}" "$with" NA "baseline_per_s=$(rate "${3#n=}" "$without")" \
+        "ratio=$(ratio "$(rate "${3#n=}" "$with")" "$(rate "${3#n=}" "$without")")" batch=1000
+    rm -f "$follow"
+}
+if [ $have_accrue = 1 ]; then
+    sink_rows
+else
+    skip sink_postgres accrue-not-built
+    skip append_with_sink accrue-not-built
 fi
 
 # ---- HTTP rows ----

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "accrue/commission.h"
+#include "accrue/limits.h"
 #include "accrue/plan.h"
 
 #define ACR__NONE UINT32_MAX /* no index: an absent attribute, no record */
@@ -110,7 +111,8 @@ typedef struct acr__sale {
 } acr__sale_t;
 
 #define ACR__PRODUCT_BITS 22
-#define ACR__PRODUCT_MAX ((1u << ACR__PRODUCT_BITS) - 1) /* exclusive: attrs index limit */
+#define ACR__PRODUCT_MAX ((1u << ACR__PRODUCT_BITS) - 1) /* the product bits of meta */
+_Static_assert(ACR_RUN_ATTRS_MAX == ACR__PRODUCT_MAX, "an attribute index fits the product bits");
 #define ACR__SALE_LEN_SHIFT 22
 #define ACR__SALE_LEN_POOL 255u          /* length field value: id in the pool */
 #define ACR__SALE_NEWCUST (1u << 30)     /* first sale of its customer (set at finish) */
@@ -276,8 +278,15 @@ acr__rsum_t *acr__rsum_get(acr_comm_t *c, uint32_t sale, bool create);
 /* Drops the feed-only tables (sale ids, customers) once new-customer flags are set. */
 void acr__mark_new_customers(acr_comm_t *c);
 
+/* ---- shared.c ---- */
+
 /* Partner index of id, added unregistered when new. */
 int acr__partner_intern(acr_comm_t *c, const char *id, uint32_t len, uint32_t *out_idx);
+/* Overflow error naming partner and period. */
+int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period);
+
+/* ---- paid.c: the paid-lines table ---- */
+
 /* Hash of a line identity. */
 uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
                             size_t src_len);
@@ -297,7 +306,5 @@ int acr__out_line(acr__out_t *o, const acr_line_t *l, bool stable, acr_err_t *er
 /* Flushes the CSV, sets csv/csv_len/fingerprint and sorts the totals; frees o. */
 int acr__out_end(acr__out_t *o, acr_err_t *err);
 void acr__out_abort(acr__out_t *o);
-/* Overflow error naming partner and period. */
-int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period);
 
 #endif

@@ -6,7 +6,7 @@
  * to a growable array. Nothing is computed here that later events could
  * change: partner updates are applied by business time and late sales move
  * "first sale of a customer", so all commission math waits for
- * acr_comm_finish (lines.c, statement.c). Only sales, refunds and
+ * acr_comm_finish (lines.c, paid.c, statement.c). Only sales, refunds and
  * adjustments whose period is <= the run's period U get records; every sale
  * still updates the customer -> first sale map, which spans the whole log.
  */
@@ -20,21 +20,6 @@
 #include "accrue/limits.h"
 #include "accrue/money.h"
 #include "comm_internal.h"
-
-const char ACR_STATEMENT_HEADER[] = "period,partner_id,line,origin_period,kind,source_id,"
-                                    "source_seq,at,rule,basis_minor,amount_minor,currency\n";
-
-const char *acr_line_kind_name(int kind)
-{
-    static const char *const names[] = {
-#define XX(name, wire) wire,
-        ACR_LINE_KIND_MAP(XX)
-#undef XX
-    };
-    if (kind < 0 || kind >= ACR_LINE__COUNT)
-        return "unknown";
-    return names[kind];
-}
 
 acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg)
 {
@@ -80,38 +65,11 @@ void acr_comm_free(acr_comm_t *c)
     free(c);
 }
 
-int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period)
-{
-    char pid[ACR_PERIOD_ID_MAX];
-    acr_period_format(c->cfg.period_kind, period, pid);
-    acr_err_set(err, ACR_EOVERFLOW, "amounts of partner %s in period %s leave int64",
-                partner_id ? partner_id : "?", pid);
-    if (err != NULL)
-        snprintf(err->field, sizeof err->field, "%s", "amount_minor");
-    return ACR_EOVERFLOW;
-}
-
 static int nomem(acr_err_t *err)
 {
     return acr_err_set(err, ACR_ENOMEM, "out of memory in the commission processor");
 }
 
-int acr__partner_intern(acr_comm_t *c, const char *id, uint32_t len, uint32_t *out_idx)
-{
-    bool is_new;
-    if (acr__strtab_intern(&c->partner_ids, &c->arena, id, len, out_idx, &is_new) != 0)
-        return ACR_ENOMEM;
-    if (!is_new)
-        return 0;
-    if (acr__grow((void **)&c->partners, &c->partners_cap, c->partner_ids.count,
-                  sizeof *c->partners) != 0)
-        return ACR_ENOMEM;
-    acr__partner_t *p = &c->partners[*out_idx];
-    memset(p, 0, sizeof *p);
-    p->id = c->partner_ids.ents[*out_idx].s;
-    p->reg = (acr__attrs_t){ACR__NONE, ACR__NONE, ACR__NONE, ACR__NONE};
-    return 0;
-}
 
 /* Interns an optional string field into the attrs table (ACR__NONE when absent). */
 static int attr_of(acr_comm_t *c, const acr_event_t *ev, int field, uint32_t *out)
@@ -337,7 +295,7 @@ static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t
     const acr_str_t *prod = &ev->str[ACR_F_PRODUCT];
     if (acr__partner_intern(c, pid->ptr, pid->len, &partner) != 0 ||
         acr__strtab_intern(&c->attrs, &c->arena, prod->ptr, prod->len, &product, NULL) != 0 ||
-        product >= ACR__PRODUCT_MAX ||
+        product >= ACR_RUN_ATTRS_MAX ||
         acr__grow((void **)&c->sales, &c->sales_cap, c->sale_count + 1, sizeof *c->sales) != 0)
         return ACR_ENOMEM;
     uint32_t idx = (uint32_t)c->sale_count;

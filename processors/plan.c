@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "accrue/date.h"
-#include "accrue/event.h"
+#include "accrue/schema.h"
 #include "accrue/jsonmem.h"
 #include "accrue/limits.h"
 #include "accrue/plan.h"

@@ -54,7 +54,7 @@ test-faults: all reliability-tools
 
 # ---- libFuzzer (clang-14): the library rebuilt with coverage and sanitizers ----
 
-$(FUZZ_DIR)/obj/%.o: %.c $(wildcard include/accrue/*.h)
+$(FUZZ_DIR)/obj/%.o: %.c $(LIB_HDR)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CPPFLAGS) -std=c17 -g -O1 $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \

@@ -5,7 +5,9 @@
 #    and of the -O2 build (build), counted from its closing line
 #    `Synthesis: Tested: T | Passing: P | Failing: F | Crashing: C`;
 # 2. every tests/cli/test_*.sh against build/asan/accrue, then build/accrue,
-#    counted from its closing line `<script>: P passed, F failed`.
+#    counted from its closing line `<script>: P passed, F failed`;
+# 3. tests/check_includes.sh (the module map), then the reliability and fuzz suites,
+#    each counted from its own closing line.
 # A binary or script that exits non-zero without reporting a failure (a
 # sanitizer report at exit, a crash before the summary) counts one failure.
 # Prints a line per file and ends with exactly one line `N passed, M failed`;
@@ -109,6 +111,8 @@ run_suite() { # NAME COMMAND...
 
 # The first command of a fresh clone: packages installed before the build is planned.
 run_suite "tests/build/test_first_command.sh" bash tests/build/test_first_command.sh
+# The module map of docs/architecture.md: include directions, no circles of includes or calls.
+run_suite "tests/check_includes.sh" bash tests/check_includes.sh
 
 # Reliability (crash loops of 20 kills each for append and serve, injected faults, disk full, tamper, the money
 # invariant) on the -O2 build: the fault shim interposes malloc, which ASan does not allow.

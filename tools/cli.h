@@ -83,8 +83,8 @@ int acr__write_file(const char *path, const void *p, size_t n, acr_err_t *err);
 bool acr__parse_u64(const char *s, uint64_t *out);
 /* The wall clock, UTC ms: read by commands, never by the engine or the processor. */
 int64_t acr__wall_ms(void);
-/* The actor of this command line (events.md): "cli:<user>", the effective user's login
- * name (else $USER, else "uid<N>"). A static string. */
+/* The actor of this command line (events.md): "cli:<user>", the login name from $USER
+ * (else $LOGNAME, else "uid<N>" of the effective uid). A static string. */
 const char *acr__cli_actor(void);
 /* fwrite to stdout; false on error. */
 bool acr__out(const void *p, size_t n);
@@ -169,5 +169,6 @@ int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv);  /* serve.c */
 int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
+int acr__cmd_sink(acr_cli_t *cli, int argc, char **argv);   /* cmd_sink.c */
 
 #endif

@@ -577,8 +577,9 @@ static const char usage_rebuild[] =
 static const char usage_stats[] =
     "usage: accrue stats\n"
     "\n"
-    "Prints the event count, per-type counts, the head seq and hash, the data file\n"
-    "size and the LMDB map size and use.\n";
+    "Prints the ledger id, payout period and UTC offset fixed at init, the event\n"
+    "count, per-type counts, the head seq and hash, the data file size and the LMDB\n"
+    "map size and use.\n";
 
 static const char usage_backup[] =
     "usage: accrue backup DEST\n"
@@ -671,10 +672,17 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     memset(&st, 0, sizeof st);
     acr_err_clear(&err);
     rc = acr_ledger_stats(ledger, &st, &err);
+    /* the calendar fixed at init: what a replay into a fresh ledger must repeat */
+    const acr_config_t cfg = *acr_ledger_config(ledger);
     acr_ledger_close(ledger);
     if (rc != 0)
         return acr__fail(rc, &err);
-    char hex[33];
+    char hex[33], off[7];
+    acr_hash_hex(cfg.ledger_id, hex);
+    acr_offset_format(cfg.utc_offset_min, off);
+    printf("ledger id   %s\n", hex);
+    printf("period      %s\n", cfg.period_kind == ACR_PERIOD_QUARTER ? "quarter" : "month");
+    printf("utc offset  %s\n", off);
     acr_hash_hex(st.head_hash, hex);
     printf("events      %" PRIu64 "\n", st.events);
     printf("head seq    %" PRIu64 "\n", st.head_seq);

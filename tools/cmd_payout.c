@@ -500,13 +500,18 @@ static int emit_run(const acr_cli_t *cli, acr_ledger_t *ledger, const payout_arg
     static const char *verb[] = {"run", "close", "audit", "list", "export"};
     if (a->out_dir != NULL) {
         int rc = write_out(a->out_dir, p);
+        /* `--out review/` names review/statement.csv, not review//statement.csv */
+        size_t dn = strlen(a->out_dir);
+        while (dn > 1 && a->out_dir[dn - 1] == '/')
+            dn--;
+        const char *sep = dn == 1 && a->out_dir[0] == '/' ? "" : "/";
         if (rc == 0 && !cli->quiet)
             printf("%s %s through seq %" PRIu64 ": %zu lines, fingerprint %s%s%s; wrote "
-                   "%s/statement.csv and %s/summary.json\n",
+                   "%.*s%sstatement.csv and %.*s%ssummary.json\n",
                    verb[a->sub], p->period_id, p->through_seq, p->stmt.line_count,
                    p->stmt.fingerprint, p->reproduces_close ? " (reproduces its close)" : "",
                    p->whatif_count ? " (WHAT-IF: unpublished plans, not payable)" : "",
-                   a->out_dir, a->out_dir);
+                   (int)dn, a->out_dir, sep, (int)dn, a->out_dir, sep);
         if (rc != 0 || !a->totals)
             return rc;
     }
@@ -547,7 +552,7 @@ static int run_streamed(acr_ledger_t *ledger, const acr_payout_request_t *req, c
 {
     if (dir == NULL && totals_only) {
         acr_comm_output_t lean = {NULL, NULL, true}; /* 100 k lines need not sit in memory */
-        return acr_payout_run_ex(ledger, req, &lean, p, err);
+        return acr_payout_run_with_output(ledger, req, &lean, p, err);
     }
     if (dir == NULL)
         return acr_payout_run(ledger, req, p, err);
@@ -561,7 +566,7 @@ static int run_streamed(acr_ledger_t *ledger, const acr_payout_request_t *req, c
     if (rc != 0)
         return rc;
     acr_comm_output_t out = {csv_sink, &fd, true}; /* the lines are in the file */
-    rc = acr_payout_run_ex(ledger, req, &out, p, err);
+    rc = acr_payout_run_with_output(ledger, req, &out, p, err);
     if (close(fd) != 0 && rc == 0)
         rc = acr_err_set(err, ACR_EIO, "cannot write %s: %s", tmp, strerror(errno));
     if (rc == 0 && rename(tmp, path) != 0)

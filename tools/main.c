@@ -42,6 +42,7 @@ static const struct command {
     {"payout", acr__cmd_payout, "payout run | close | audit | list"},
     {"serve", acr__cmd_httpd, "the HTTP server"},
     {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
+    {"sink", acr__cmd_sink, "mirror the ledger into PostgreSQL (sink postgres)"},
 };
 
 static const char usage_main[] =

@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -255,8 +254,11 @@ const char *acr__cli_actor(void)
     static char actor[96];
     if (actor[0] != '\0')
         return actor;
-    const struct passwd *pw = getpwuid(geteuid());
-    const char *user = pw != NULL ? pw->pw_name : getenv("USER");
+    /* $USER, else $LOGNAME, else the uid: no NSS look-up (getpwuid loads modules and
+     * allocates, and must not be what breaks an append under memory pressure). */
+    const char *user = getenv("USER");
+    if (user == NULL || user[0] == '\0')
+        user = getenv("LOGNAME");
     if (user != NULL && user[0] != '\0')
         snprintf(actor, sizeof actor, "cli:%.64s", user);
     else

@@ -25,7 +25,7 @@
 
 #include "accrue/date.h"
 #include "accrue/error.h"
-#include "accrue/event.h"
+#include "accrue/schema.h"
 
 /* Line kinds in statement order (commissions.md, Statement CSV). */
 #define ACR_LINE_KIND_MAP(XX)                                                                      \

@@ -53,8 +53,8 @@ int acr_payout_run(acr_ledger_t *ledger, const acr_payout_request_t *req, acr_pa
  * them); with o->omit_lines out->stmt.lines stays NULL. Totals, partners, unplanned and
  * plans_used are kept either way, so acr_payout_summary_json works; acr_payout_table
  * needs the lines. */
-int acr_payout_run_ex(acr_ledger_t *ledger, const acr_payout_request_t *req,
-                      const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
+int acr_payout_run_with_output(acr_ledger_t *ledger, const acr_payout_request_t *req,
+                               const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
 
 /* What a close needs besides the ledger. The engine never reads a clock: the
  * command that closes passes its wall clock in now_ms (commissions.md, Closing). */

@@ -50,7 +50,6 @@ typedef enum {
 
 #define ACR_TOKEN_SECRET_HEX_LEN 64 /* 256 bits as lowercase hex */
 #define ACR_TOKEN_HASH_LEN 32       /* BLAKE2b-256 */
-#define ACR_TOKEN_NAME_MAX 64       /* names follow the id pattern of events.md */
 
 /* "admin" ... ; "none" for ACR_ROLE_NONE, "?" out of range. */
 const char *acr_role_name(int role);

@@ -14,6 +14,9 @@
 # MAKEFILE=path runs it against another makefile (to see it fail on the old one).
 set -u
 cd "$(dirname "$0")/../.."
+# Run as a first command would be: not inside the make of `make test`, whose MAKEFLAGS carry
+# ACR_DEPS_READY=1 (the second pass) to every make below it.
+unset MAKEFLAGS MFLAGS MAKELEVEL MAKEOVERRIDES ACR_DEPS_READY
 MAKEFILE=${MAKEFILE:-Makefile}
 T=$(mktemp -d "${TMPDIR:-/tmp}/accrue-first.XXXXXX")
 trap 'rm -rf "$T"' EXIT

@@ -5,7 +5,7 @@
 # statement nor its fingerprint depend on it (the worked fingerprint is unchanged).
 . "$(dirname "$0")/lib.sh"
 
-ME="cli:$(id -un)"
+ME="cli:${USER:-${LOGNAME:-uid$(id -u)}}"
 L=$(new_ledger --period month --utc-offset +09:00)
 
 case_cli_actor_on_every_event() {

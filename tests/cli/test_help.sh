@@ -38,6 +38,8 @@ token
 token create
 token list
 token revoke
+sink
+sink postgres
 LIST
     run --help
     assert_exit 0

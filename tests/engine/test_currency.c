@@ -21,7 +21,7 @@ Test(currency, known_codes)
         {"ZAR", 2}, {"UYI", 0}, {"MXN", 2}, {"BRL", 2},
     };
     for (size_t i = 0; i < sizeof want / sizeof *want; i++)
-        cr_assert_eq(dp(want[i].code), want[i].dp, "%s: got %d want %d", want[i].code,
+        ASSERT_EQ_MSG(dp(want[i].code), want[i].dp, "%s: got %d want %d", want[i].code,
                      dp(want[i].code), want[i].dp);
 }
 
@@ -30,7 +30,7 @@ Test(currency, unknown_codes)
     static const char *bad[] = {"jpy", "JP", "JPYY", "", "XXX", "XAU", "XDR", "AAA", "ZZZ",
                                 "HRK", "usd", "US$"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-        cr_assert_eq(dp(bad[i]), -1, "%s", bad[i]);
-    cr_assert_eq(acr_currency_decimals(NULL, 3), -1);
-    cr_assert_eq(acr_currency_decimals("USDX", 3), 2, "length, not NUL, bounds the code");
+        ASSERT_EQ_MSG(dp(bad[i]), -1, "%s", bad[i]);
+    ASSERT_EQ(acr_currency_decimals(NULL, 3), -1);
+    ASSERT_EQ_MSG(acr_currency_decimals("USDX", 3), 2, "length, not NUL, bounds the code");
 }

@@ -17,19 +17,19 @@ static int64_t ts_ok(const char *s)
 
 Test(date, ts_parse_basic)
 {
-    cr_assert_eq(ts_ok("1970-01-01T00:00:00Z"), 0);
-    cr_assert_eq(ts_ok("1970-01-01T00:00:00.001Z"), 1);
-    cr_assert_eq(ts_ok("1970-01-01T00:00:00.5Z"), 500);
-    cr_assert_eq(ts_ok("1970-01-01T00:00:00.05Z"), 50);
-    cr_assert_eq(ts_ok("2026-07-03T10:00:00Z"), 1783072800000LL);
-    cr_assert_eq(ts_ok("2026-07-03T19:00:00+09:00"), ts_ok("2026-07-03T10:00:00Z"));
-    cr_assert_eq(ts_ok("2026-07-03T04:30:00-05:30"), ts_ok("2026-07-03T10:00:00Z"));
-    cr_assert_eq(ts_ok("1969-12-31T23:59:59.999Z"), -1);
-    cr_assert_eq(ts_ok("2024-02-29T00:00:00Z"), 1709164800000LL);
-    cr_assert_eq(ts_ok("2000-02-29T00:00:00Z"), 951782400000LL);
-    cr_assert_eq(ts_ok("2026-01-01T00:00:00+23:59"), ts_ok("2025-12-31T00:01:00Z"));
-    cr_assert_eq(ts_ok("2026-01-01T00:00:00-00:00"), ts_ok("2026-01-01T00:00:00Z"));
-    cr_assert_eq(ts_ok("9999-12-31T23:59:59.999Z"), 253402300799999LL);
+    ASSERT_EQ(ts_ok("1970-01-01T00:00:00Z"), 0);
+    ASSERT_EQ(ts_ok("1970-01-01T00:00:00.001Z"), 1);
+    ASSERT_EQ(ts_ok("1970-01-01T00:00:00.5Z"), 500);
+    ASSERT_EQ(ts_ok("1970-01-01T00:00:00.05Z"), 50);
+    ASSERT_EQ(ts_ok("2026-07-03T10:00:00Z"), 1783072800000LL);
+    ASSERT_EQ(ts_ok("2026-07-03T19:00:00+09:00"), ts_ok("2026-07-03T10:00:00Z"));
+    ASSERT_EQ(ts_ok("2026-07-03T04:30:00-05:30"), ts_ok("2026-07-03T10:00:00Z"));
+    ASSERT_EQ(ts_ok("1969-12-31T23:59:59.999Z"), -1);
+    ASSERT_EQ(ts_ok("2024-02-29T00:00:00Z"), 1709164800000LL);
+    ASSERT_EQ(ts_ok("2000-02-29T00:00:00Z"), 951782400000LL);
+    ASSERT_EQ(ts_ok("2026-01-01T00:00:00+23:59"), ts_ok("2025-12-31T00:01:00Z"));
+    ASSERT_EQ(ts_ok("2026-01-01T00:00:00-00:00"), ts_ok("2026-01-01T00:00:00Z"));
+    ASSERT_EQ(ts_ok("9999-12-31T23:59:59.999Z"), 253402300799999LL);
 }
 
 Test(date, ts_parse_rejects)
@@ -59,7 +59,7 @@ static void fmt_is(int64_t ms, const char *want)
     char buf[ACR_TS_BUF];
     size_t n = acr_ts_format(ms, buf);
     ASSERT_STR_EQ(buf, want);
-    cr_assert_eq(n, strlen(want));
+    ASSERT_EQ(n, strlen(want));
 }
 
 Test(date, ts_format)
@@ -82,22 +82,22 @@ Test(date, ts_roundtrip_sweep)
         size_t n = acr_ts_format(ms, buf);
         int64_t back;
         cr_assert(acr_ts_parse(buf, n, &back), "reparse %s", buf);
-        cr_assert_eq(back, ms, "%s", buf);
+        ASSERT_EQ_MSG(back, ms, "%s", buf);
     }
 }
 
 Test(date, civil)
 {
-    cr_assert_eq(acr_days_from_civil(1970, 1, 1), 0);
-    cr_assert_eq(acr_days_from_civil(1969, 12, 31), -1);
-    cr_assert_eq(acr_days_from_civil(2000, 3, 1), 11017);
-    cr_assert_eq(acr_days_from_civil(9999, 12, 31), 2932896);
-    cr_assert_eq(acr_days_from_civil(0, 3, 1), -719468);
+    ASSERT_EQ(acr_days_from_civil(1970, 1, 1), 0);
+    ASSERT_EQ(acr_days_from_civil(1969, 12, 31), -1);
+    ASSERT_EQ(acr_days_from_civil(2000, 3, 1), 11017);
+    ASSERT_EQ(acr_days_from_civil(9999, 12, 31), 2932896);
+    ASSERT_EQ(acr_days_from_civil(0, 3, 1), -719468);
     for (int32_t day = -800000; day < 3000000; day += 17) {
         int32_t y;
         unsigned m, d;
         acr_civil_from_days(day, &y, &m, &d);
-        cr_assert_eq(acr_days_from_civil(y, m, d), day);
+        ASSERT_EQ(acr_days_from_civil(y, m, d), day);
         cr_assert(m >= 1 && m <= 12 && d >= 1 && d <= 31);
     }
     int32_t y;
@@ -110,7 +110,7 @@ Test(date, date_parse_format)
 {
     int32_t day;
     cr_assert(acr_date_parse("2026-07-03", 10, &day));
-    cr_assert_eq(day, acr_days_from_civil(2026, 7, 3));
+    ASSERT_EQ(day, acr_days_from_civil(2026, 7, 3));
     char out[11];
     acr_date_format(day, out);
     ASSERT_STR_EQ(out, "2026-07-03");
@@ -149,15 +149,15 @@ Test(date, local_day)
 {
     /* 2026-06-30T15:00:00Z is 2026-07-01 00:00 in Tokyo. */
     int64_t at = ts_ok("2026-06-30T15:00:00Z");
-    cr_assert_eq(acr_local_day(at, 540), acr_days_from_civil(2026, 7, 1));
-    cr_assert_eq(acr_local_day(at - 1, 540), acr_days_from_civil(2026, 6, 30));
-    cr_assert_eq(acr_local_day(at, 0), acr_days_from_civil(2026, 6, 30));
-    cr_assert_eq(acr_local_day(ts_ok("2026-07-01T04:59:59.999Z"), -300),
+    ASSERT_EQ(acr_local_day(at, 540), acr_days_from_civil(2026, 7, 1));
+    ASSERT_EQ(acr_local_day(at - 1, 540), acr_days_from_civil(2026, 6, 30));
+    ASSERT_EQ(acr_local_day(at, 0), acr_days_from_civil(2026, 6, 30));
+    ASSERT_EQ(acr_local_day(ts_ok("2026-07-01T04:59:59.999Z"), -300),
                  acr_days_from_civil(2026, 6, 30));
-    cr_assert_eq(acr_local_day(-1, 0), -1);
-    cr_assert_eq(acr_local_day(-86400000, 0), -1);
-    cr_assert_eq(acr_local_day(-86400001, 0), -2);
-    cr_assert_eq(acr_local_day(0, -1), -1);
+    ASSERT_EQ(acr_local_day(-1, 0), -1);
+    ASSERT_EQ(acr_local_day(-86400000, 0), -1);
+    ASSERT_EQ(acr_local_day(-86400001, 0), -2);
+    ASSERT_EQ(acr_local_day(0, -1), -1);
     cr_assert(!acr_local_day_valid(acr_local_day(0, -1)));
     cr_assert(acr_local_day_valid(acr_local_day(0, 0)));
     cr_assert(acr_local_day_valid(acr_local_day(253402300799999LL, 0)));
@@ -170,7 +170,7 @@ Test(date, periods_month)
 {
     int32_t day = acr_days_from_civil(2026, 7, 15);
     int32_t p = acr_period_of_day(ACR_PERIOD_MONTH, day);
-    cr_assert_eq(p, (2026 - 1970) * 12 + 6);
+    ASSERT_EQ(p, (2026 - 1970) * 12 + 6);
     char id[ACR_PERIOD_ID_MAX];
     acr_period_format(ACR_PERIOD_MONTH, p, id);
     ASSERT_STR_EQ(id, "2026-07");
@@ -179,12 +179,12 @@ Test(date, periods_month)
     cr_assert(!acr_period_parse(ACR_PERIOD_MONTH, "2026-13", 7, &q));
     cr_assert(!acr_period_parse(ACR_PERIOD_MONTH, "2026-Q3", 7, &q));
     cr_assert(!acr_period_parse(ACR_PERIOD_MONTH, "1969-12", 7, &q));
-    cr_assert_eq(acr_period_first_day(ACR_PERIOD_MONTH, p), acr_days_from_civil(2026, 7, 1));
-    cr_assert_eq(acr_period_end_day(ACR_PERIOD_MONTH, p), acr_days_from_civil(2026, 8, 1));
-    cr_assert_eq(acr_period_end_ms(ACR_PERIOD_MONTH, p, 540), ts_ok("2026-07-31T15:00:00Z"));
-    cr_assert_eq(acr_period_end_ms(ACR_PERIOD_MONTH, p, -300), ts_ok("2026-08-01T05:00:00Z"));
+    ASSERT_EQ(acr_period_first_day(ACR_PERIOD_MONTH, p), acr_days_from_civil(2026, 7, 1));
+    ASSERT_EQ(acr_period_end_day(ACR_PERIOD_MONTH, p), acr_days_from_civil(2026, 8, 1));
+    ASSERT_EQ(acr_period_end_ms(ACR_PERIOD_MONTH, p, 540), ts_ok("2026-07-31T15:00:00Z"));
+    ASSERT_EQ(acr_period_end_ms(ACR_PERIOD_MONTH, p, -300), ts_ok("2026-08-01T05:00:00Z"));
     int32_t dec = acr_period_of_day(ACR_PERIOD_MONTH, acr_days_from_civil(2026, 12, 31));
-    cr_assert_eq(acr_period_end_day(ACR_PERIOD_MONTH, dec), acr_days_from_civil(2027, 1, 1));
+    ASSERT_EQ(acr_period_end_day(ACR_PERIOD_MONTH, dec), acr_days_from_civil(2027, 1, 1));
     acr_period_format(ACR_PERIOD_MONTH, 0, id);
     ASSERT_STR_EQ(id, "1970-01");
 }
@@ -192,7 +192,7 @@ Test(date, periods_month)
 Test(date, periods_quarter)
 {
     int32_t p = acr_period_of_day(ACR_PERIOD_QUARTER, acr_days_from_civil(2026, 9, 30));
-    cr_assert_eq(p, (2026 - 1970) * 4 + 2);
+    ASSERT_EQ(p, (2026 - 1970) * 4 + 2);
     char id[ACR_PERIOD_ID_MAX];
     acr_period_format(ACR_PERIOD_QUARTER, p, id);
     ASSERT_STR_EQ(id, "2026-Q3");
@@ -201,13 +201,13 @@ Test(date, periods_quarter)
     cr_assert(!acr_period_parse(ACR_PERIOD_QUARTER, "2026-Q5", 7, &q));
     cr_assert(!acr_period_parse(ACR_PERIOD_QUARTER, "2026-q3", 7, &q));
     cr_assert(!acr_period_parse(ACR_PERIOD_QUARTER, "2026-07", 7, &q));
-    cr_assert_eq(acr_period_first_day(ACR_PERIOD_QUARTER, p), acr_days_from_civil(2026, 7, 1));
-    cr_assert_eq(acr_period_end_day(ACR_PERIOD_QUARTER, p), acr_days_from_civil(2026, 10, 1));
+    ASSERT_EQ(acr_period_first_day(ACR_PERIOD_QUARTER, p), acr_days_from_civil(2026, 7, 1));
+    ASSERT_EQ(acr_period_end_day(ACR_PERIOD_QUARTER, p), acr_days_from_civil(2026, 10, 1));
     int32_t q4 = acr_period_of_day(ACR_PERIOD_QUARTER, acr_days_from_civil(2026, 11, 1));
     acr_period_format(ACR_PERIOD_QUARTER, q4, id);
     ASSERT_STR_EQ(id, "2026-Q4");
-    cr_assert_eq(acr_period_end_day(ACR_PERIOD_QUARTER, q4), acr_days_from_civil(2027, 1, 1));
-    cr_assert_eq(acr_period_end_ms(ACR_PERIOD_QUARTER, q4, 0), ts_ok("2027-01-01T00:00:00Z"));
+    ASSERT_EQ(acr_period_end_day(ACR_PERIOD_QUARTER, q4), acr_days_from_civil(2027, 1, 1));
+    ASSERT_EQ(acr_period_end_ms(ACR_PERIOD_QUARTER, q4, 0), ts_ok("2027-01-01T00:00:00Z"));
     /* Byte order of ids is chronological. */
     char a[ACR_PERIOD_ID_MAX], b[ACR_PERIOD_ID_MAX];
     acr_period_format(ACR_PERIOD_MONTH, 119, a);

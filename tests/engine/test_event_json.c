@@ -74,15 +74,15 @@ static void roundtrip(const char *json, bool internal)
     acr_buf_init(&rec2);
     acr_err_t err;
     int rc = acr_event_parse_json(json, strlen(json), 540, internal, &rec, NULL, &err);
-    cr_assert_eq(rc, 0, "%s: %s at %s", json, err.msg, err.field);
+    ASSERT_EQ_MSG(rc, 0, "%s: %s at %s", json, err.msg, err.field);
     acr_event_t ev;
-    cr_assert_eq(acr_record_decode(rec.data, rec.len, &ev), 0);
+    ASSERT_EQ(acr_record_decode(rec.data, rec.len, &ev), 0);
     static const uint8_t hash[ACR_HASH_LEN] = {0xde, 0xad, 0xbe, 0xef};
     ev.seq = 9;
-    cr_assert_eq(acr_event_to_json(&ev, hash, true, &line), 0);
+    ASSERT_EQ(acr_event_to_json(&ev, hash, true, &line), 0);
     rc = acr_event_parse_json((const char *)line.data, line.len, 540, internal, &rec2, NULL,
                               &err);
-    cr_assert_eq(rc, 0, "re-parse %.*s: %s", (int)line.len, line.data, err.msg);
+    ASSERT_EQ_MSG(rc, 0, "re-parse %.*s: %s", (int)line.len, line.data, err.msg);
     ASSERT_BYTES_EQ(rec2.data, rec2.len, rec.data, rec.len);
     acr_buf_destroy(&rec);
     acr_buf_destroy(&line);
@@ -102,15 +102,15 @@ Test(event_json, log_line_shape)
     acr_buf_init(&rec);
     acr_buf_init(&line);
     acr_err_t err;
-    cr_assert_eq(parse(valid[9], &rec, &err), 0);
+    ASSERT_EQ(parse(valid[9], &rec, &err), 0);
     acr_record_patch(rec.data, 1783072800500LL, 1);
     acr_event_t ev;
-    cr_assert_eq(acr_record_decode(rec.data, rec.len, &ev), 0);
+    ASSERT_EQ(acr_record_decode(rec.data, rec.len, &ev), 0);
     ev.seq = 17;
     uint8_t hash[ACR_HASH_LEN];
     for (int i = 0; i < ACR_HASH_LEN; i++)
         hash[i] = (uint8_t)(i * 17);
-    cr_assert_eq(acr_event_to_json(&ev, hash, true, &line), 0);
+    ASSERT_EQ(acr_event_to_json(&ev, hash, true, &line), 0);
     const char *want =
         "{\"seq\":17,\"recorded_at\":\"2026-07-03T10:00:00.500Z\",\"stream\":\"sale:S1001\","
         "\"version\":1,\"hash\":\"00112233445566778899aabbccddeeff\",\"id\":\"s-1001\","
@@ -118,7 +118,7 @@ Test(event_json, log_line_shape)
         ",\"deal_id\":\"D1\",\"rep_id\":\"R1\"}}";
     ASSERT_BYTES_EQ(line.data, line.len, want, strlen(want));
     acr_buf_reset(&line);
-    cr_assert_eq(acr_event_to_json(&ev, NULL, false, &line), 0);
+    ASSERT_EQ(acr_event_to_json(&ev, NULL, false, &line), 0);
     cr_assert(line.len > 0 && memcmp(line.data, "{\"id\":\"s-1001\"", 14) == 0);
     acr_buf_destroy(&rec);
     acr_buf_destroy(&line);
@@ -128,7 +128,7 @@ static void content_of(const char *json, acr_buf_t *rec)
 {
     acr_err_t err;
     acr_buf_init(rec);
-    cr_assert_eq(parse(json, rec, &err), 0, "%s: %s", json, err.msg);
+    ASSERT_EQ_MSG(parse(json, rec, &err), 0, "%s: %s", json, err.msg);
 }
 
 Test(event_json, canonical_content)
@@ -154,7 +154,7 @@ Test(event_json, canonical_content)
                "\"version\":1,\"plan_id\":\"standard\"}}}", &d);
     ASSERT_BYTES_EQ(d.data, d.len, c.data, c.len);
     acr_event_t ev;
-    cr_assert_eq(acr_record_decode(c.data, c.len, &ev), 0);
+    ASSERT_EQ(acr_record_decode(c.data, c.len, &ev), 0);
     char stream[80];
     acr_event_stream(&ev, stream, sizeof stream);
     ASSERT_STR_EQ(stream, "plan:standard");
@@ -172,13 +172,13 @@ Test(event_json, expected_version)
     int64_t v = 99;
     const char *with = "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
                        "\"expected_version\":0,\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}";
-    cr_assert_eq(acr_event_parse_json(with, strlen(with), 0, false, &rec, &v, &err), 0);
-    cr_assert_eq(v, 0);
+    ASSERT_EQ(acr_event_parse_json(with, strlen(with), 0, false, &rec, &v, &err), 0);
+    ASSERT_EQ(v, 0);
     const char *without = "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":"
                           "\"2026-07-03T10:00:00Z\",\"data\":{\"sale_id\":\"S1\","
                           "\"amount_minor\":5}}";
-    cr_assert_eq(acr_event_parse_json(without, strlen(without), 0, false, &rec, &v, &err), 0);
-    cr_assert_eq(v, ACR_NO_EXPECTED_VERSION);
+    ASSERT_EQ(acr_event_parse_json(without, strlen(without), 0, false, &rec, &v, &err), 0);
+    ASSERT_EQ(v, ACR_NO_EXPECTED_VERSION);
     acr_buf_destroy(&rec);
 }
 
@@ -193,11 +193,11 @@ Test(event_json, streams)
         acr_buf_t rec;
         content_of(valid[i], &rec);
         acr_event_t ev;
-        cr_assert_eq(acr_record_decode(rec.data, rec.len, &ev), 0);
+        ASSERT_EQ(acr_record_decode(rec.data, rec.len, &ev), 0);
         char s[80];
         size_t n = acr_event_stream(&ev, s, sizeof s);
         ASSERT_STR_EQ(s, want[i]);
-        cr_assert_eq(n, strlen(want[i]));
+        ASSERT_EQ(n, strlen(want[i]));
         acr_buf_destroy(&rec);
     }
 }
@@ -356,11 +356,11 @@ Test(event_json, every_error_code)
         acr_buf_init(&out);
         acr_err_t err;
         int rc = parse(bad[i].json, &out, &err);
-        cr_assert_eq(rc, bad[i].code, "case %zu %s: got %s (%s: %s), want %s", i, bad[i].json,
+        ASSERT_EQ_MSG(rc, bad[i].code, "case %zu %s: got %s (%s: %s), want %s", i, bad[i].json,
                      acr_err_name(rc), err.field, err.msg, acr_err_name(bad[i].code));
         if (rc != 0) {
-            cr_assert_eq(out.len, 0, "case %zu: out untouched on error", i);
-            cr_assert_eq(err.code, rc);
+            ASSERT_EQ_MSG(out.len, 0, "case %zu: out untouched on error", i);
+            ASSERT_EQ(err.code, rc);
             cr_assert(err.msg[0] != '\0', "case %zu has a message", i);
             if (bad[i].field != NULL)
                 cr_assert(strcmp(err.field, bad[i].field) == 0, "case %zu %s: field %s, want %s",
@@ -378,19 +378,19 @@ Test(event_json, err_id_and_limits)
     acr_buf_init(&out);
     acr_err_t err;
     err.line = 12;
-    cr_assert_eq(parse(SALE(",\"bogus\":1"), &out, &err), ACR_EUNKNOWN_FIELD);
+    ASSERT_EQ(parse(SALE(",\"bogus\":1"), &out, &err), ACR_EUNKNOWN_FIELD);
     ASSERT_STR_EQ(err.id, "bad-1");
-    cr_assert_eq(err.line, 12, "line is the caller's");
+    ASSERT_EQ_MSG(err.line, 12, "line is the caller's");
     /* Event JSON above 64 KiB. */
     size_t n = 70 * 1024;
     char *big = malloc(n + 1);
     memset(big, ' ', n);
     big[n] = '\0';
     memcpy(big, valid[9], strlen(valid[9]));
-    cr_assert_eq(acr_event_parse_json(big, n, 0, false, &out, NULL, &err), ACR_ETOO_LARGE);
+    ASSERT_EQ(acr_event_parse_json(big, n, 0, false, &out, NULL, &err), ACR_ETOO_LARGE);
     free(big);
     /* period.closed is fine for the engine itself. */
-    cr_assert_eq(acr_event_parse_json(closed, strlen(closed), 0, true, &out, NULL, &err), 0);
+    ASSERT_EQ(acr_event_parse_json(closed, strlen(closed), 0, true, &out, NULL, &err), 0);
     acr_buf_destroy(&out);
 }
 
@@ -445,15 +445,15 @@ Test(event_msgpack, same_record_as_json)
     size_t used = 0;
     uint8_t *p = (uint8_t *)sb.data;
     int64_t ev = 7;
-    cr_assert_eq(acr_event_parse_msgpack(p, sb.size, &used, 540, &a, &ev, &err), 0, "%s",
+    ASSERT_EQ_MSG(acr_event_parse_msgpack(p, sb.size, &used, 540, &a, &ev, &err), 0, "%s",
                  err.msg);
-    cr_assert_eq(ev, ACR_NO_EXPECTED_VERSION);
+    ASSERT_EQ(ev, ACR_NO_EXPECTED_VERSION);
     cr_assert(used > 0 && used < sb.size);
     ASSERT_BYTES_EQ(a.data, a.len, b.data, b.len);
     size_t used2 = 0;
-    cr_assert_eq(acr_event_parse_msgpack(p + used, sb.size - used, &used2, 540, &a, NULL, &err),
+    ASSERT_EQ(acr_event_parse_msgpack(p + used, sb.size - used, &used2, 540, &a, NULL, &err),
                  0);
-    cr_assert_eq(used + used2, sb.size);
+    ASSERT_EQ(used + used2, sb.size);
     acr_buf_destroy(&a);
     acr_buf_destroy(&b);
     msgpack_sbuffer_destroy(&sb);
@@ -472,27 +472,27 @@ Test(event_msgpack, errors)
     pack_refund(&pk, "x", 5);
     /* Every truncation is malformed, with nothing consumed. */
     for (size_t n = 0; n < sb.size; n++) {
-        cr_assert_eq(parse_mp(sb.data, n, &used, &out, &err), ACR_EMALFORMED_MSGPACK, "%zu", n);
-        cr_assert_eq(used, 0);
+        ASSERT_EQ_MSG(parse_mp(sb.data, n, &used, &out, &err), ACR_EMALFORMED_MSGPACK, "%zu", n);
+        ASSERT_EQ(used, 0);
     }
     /* Declared counts far beyond the input: rejected without allocating. */
     const uint8_t huge_map[] = {0xdf, 0x7f, 0xff, 0xff, 0xff, 0xa1, 'a', 0x01};
-    cr_assert_eq(parse_mp(huge_map, sizeof huge_map, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(huge_map, sizeof huge_map, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     const uint8_t huge_arr[] = {0x81, 0xa1, 'a', 0xdc, 0x0a, 0x80, 0x00, 0x00};
-    cr_assert_eq(parse_mp(huge_arr, sizeof huge_arr, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(huge_arr, sizeof huge_arr, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     const uint8_t huge_str[] = {0x81, 0xa1, 'a', 0xdb, 0xff, 0xff, 0xff, 0xff, 'x'};
-    cr_assert_eq(parse_mp(huge_str, sizeof huge_str, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(huge_str, sizeof huge_str, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     const uint8_t not_map[] = {0x92, 0x01, 0x02};
-    cr_assert_eq(parse_mp(not_map, sizeof not_map, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(not_map, sizeof not_map, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     const uint8_t int_key[] = {0x81, 0x01, 0x02};
-    cr_assert_eq(parse_mp(int_key, sizeof int_key, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
-    cr_assert_eq(used, sizeof int_key, "framing was fine: the map is consumed");
+    ASSERT_EQ(parse_mp(int_key, sizeof int_key, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ_MSG(used, sizeof int_key, "framing was fine: the map is consumed");
     const uint8_t dup_key[] = {0x82, 0xa1, 'a', 0x01, 0xa1, 'a', 0x02};
-    cr_assert_eq(parse_mp(dup_key, sizeof dup_key, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(dup_key, sizeof dup_key, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     const uint8_t bad_utf8[] = {0x81, 0xa2, 'i', 'd', 0xa1, 0xff};
-    cr_assert_eq(parse_mp(bad_utf8, sizeof bad_utf8, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(bad_utf8, sizeof bad_utf8, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     const uint8_t never[] = {0x81, 0xa1, 'a', 0xc1};
-    cr_assert_eq(parse_mp(never, sizeof never, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
+    ASSERT_EQ(parse_mp(never, sizeof never, &used, &out, &err), ACR_EMALFORMED_MSGPACK);
     /* A float amount is wrong_type with its path; a u64 beyond int64 invalid_value. */
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 1);
@@ -500,18 +500,18 @@ Test(event_msgpack, errors)
     msgpack_pack_map(&pk, 1);
     pk_str(&pk, "amount_minor");
     msgpack_pack_double(&pk, 5.0);
-    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EWRONG_TYPE);
+    ASSERT_EQ(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EWRONG_TYPE);
     ASSERT_STR_EQ(err.field, "data.amount_minor");
-    cr_assert_eq(used, sb.size);
+    ASSERT_EQ(used, sb.size);
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 1);
     pk_str(&pk, "expected_version");
     msgpack_pack_uint64(&pk, UINT64_MAX);
-    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EINVALID_VALUE);
+    ASSERT_EQ(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EINVALID_VALUE);
     /* Validation errors come from the shared JSON path. */
     msgpack_sbuffer_clear(&sb);
     pack_refund(&pk, "x", 0);
-    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EINVALID_VALUE);
+    ASSERT_EQ(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EINVALID_VALUE);
     ASSERT_STR_EQ(err.field, "data.amount_minor");
     ASSERT_STR_EQ(err.id, "x");
     msgpack_sbuffer_clear(&sb);
@@ -524,7 +524,7 @@ Test(event_msgpack, errors)
     pk_str(&pk, "2026-07-03T10:00:00Z");
     pk_str(&pk, "data");
     msgpack_pack_map(&pk, 0);
-    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EFORBIDDEN_TYPE);
+    ASSERT_EQ(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_EFORBIDDEN_TYPE);
     /* Nesting deeper than the limit. */
     msgpack_sbuffer_clear(&sb);
     msgpack_pack_map(&pk, 1);
@@ -532,8 +532,8 @@ Test(event_msgpack, errors)
     for (int i = 0; i < 100; i++)
         msgpack_pack_array(&pk, 1);
     msgpack_pack_nil(&pk);
-    cr_assert_eq(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_ETOO_LARGE);
-    cr_assert_eq(out.len, 0);
+    ASSERT_EQ(parse_mp(sb.data, sb.size, &used, &out, &err), ACR_ETOO_LARGE);
+    ASSERT_EQ(out.len, 0);
     msgpack_sbuffer_destroy(&sb);
     acr_buf_destroy(&out);
 }
@@ -607,7 +607,7 @@ static const char *const flat[] = {
 /* Both buffers hold the same bytes (memcmp is not called on empty ones). */
 static void same_bytes(const acr_buf_t *got, const acr_buf_t *want)
 {
-    cr_assert_eq(got->len, want->len, "record lengths %zu and %zu", got->len, want->len);
+    ASSERT_EQ_MSG(got->len, want->len, "record lengths %zu and %zu", got->len, want->len);
     if (want->len > 0)
         ASSERT_BYTES_EQ(got->data, got->len, want->data, want->len);
 }
@@ -649,14 +649,14 @@ static void same_both_ways(const char *json, size_t len, const char *what)
     int64_t va = 5, vb = 6;
     int ra = acr_event_parse_json(json, len, 540, false, &a, &va, &ea);
     int rb = acr_event_parse_json(slow, slen, 540, false, &b, &vb, &eb);
-    cr_assert_eq(ra, rb, "%s: %.*s: fast %s, slow %s (%s)", what, (int)len, json,
+    ASSERT_EQ_MSG(ra, rb, "%s: %.*s: fast %s, slow %s (%s)", what, (int)len, json,
                  acr_err_name(ra), acr_err_name(rb), eb.msg);
-    cr_assert_eq(ea.code, eb.code);
+    ASSERT_EQ(ea.code, eb.code);
     ASSERT_STR_EQ(ea.field, eb.field);
     ASSERT_STR_EQ(ea.id, eb.id);
     if (strstr(eb.msg, "column") == NULL) /* a column moves with the inserted member */
         ASSERT_STR_EQ(ea.msg, eb.msg);
-    cr_assert_eq(va, vb);
+    ASSERT_EQ(va, vb);
     same_bytes(&a, &b);
     free(slow);
     acr_buf_destroy(&a);
@@ -758,13 +758,13 @@ static void same_json_msgpack(const char *json)
     int rb = acr_event_parse_msgpack((const uint8_t *)sb.data, sb.size, &used, 540, &b, &vb, &eb);
     if (ra == ACR_EMALFORMED_JSON && rb == ACR_EMALFORMED_MSGPACK)
         ra = rb; /* not an object: each format's own code */
-    cr_assert_eq(ra, rb, "%s: json %s, msgpack %s (%s)", json, acr_err_name(ra),
+    ASSERT_EQ_MSG(ra, rb, "%s: json %s, msgpack %s (%s)", json, acr_err_name(ra),
                  acr_err_name(rb), eb.msg);
     ASSERT_STR_EQ(ea.field, eb.field);
     cr_assert(strcmp(ea.id, eb.id) == 0 || (ra == ACR_EWRONG_TYPE && eb.id[0] == '\0'),
               "%s: id %s / %s", json, ea.id, eb.id); /* a msgpack float fails before the id */
-    cr_assert_eq(va, vb);
-    cr_assert_eq(used, sb.size);
+    ASSERT_EQ(va, vb);
+    ASSERT_EQ(used, sb.size);
     same_bytes(&a, &b);
     /* And the msgpack jansson path: a leading "hash": nil forces it. */
     if ((uint8_t)sb.data[0] >= 0x80 && (uint8_t)sb.data[0] < 0x8f) {
@@ -777,10 +777,10 @@ static void same_json_msgpack(const char *json)
         acr_buf_init(&c);
         acr_err_t ec;
         int rc = acr_event_parse_msgpack(m, n, &used, 540, &c, NULL, &ec);
-        cr_assert_eq(rc, rb, "%s: slow msgpack %s", json, acr_err_name(rc));
+        ASSERT_EQ_MSG(rc, rb, "%s: slow msgpack %s", json, acr_err_name(rc));
         ASSERT_STR_EQ(ec.field, eb.field);
         ASSERT_STR_EQ(ec.msg, eb.msg);
-        cr_assert_eq(used, n);
+        ASSERT_EQ(used, n);
         same_bytes(&c, &b);
         acr_buf_destroy(&c);
         free(m);

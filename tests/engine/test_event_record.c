@@ -33,11 +33,11 @@ static void fill(acr_event_t *ev, int type, bool all)
 
 static void assert_same(const acr_event_t *a, const acr_event_t *b)
 {
-    cr_assert_eq(a->type, b->type);
-    cr_assert_eq(a->at_ms, b->at_ms);
-    cr_assert_eq(a->recorded_at_ms, b->recorded_at_ms);
-    cr_assert_eq(a->version, b->version);
-    cr_assert_eq(a->present, b->present, "present %x vs %x", a->present, b->present);
+    ASSERT_EQ(a->type, b->type);
+    ASSERT_EQ(a->at_ms, b->at_ms);
+    ASSERT_EQ(a->recorded_at_ms, b->recorded_at_ms);
+    ASSERT_EQ(a->version, b->version);
+    ASSERT_EQ_MSG(a->present, b->present, "present %x vs %x", a->present, b->present);
     ASSERT_BYTES_EQ(a->id.ptr, a->id.len, b->id.ptr, b->id.len);
     const acr_type_schema_t *sc = acr_event_schema(a->type);
     for (unsigned i = 0; i < sc->field_count; i++) {
@@ -51,7 +51,7 @@ static void assert_same(const acr_event_t *a, const acr_event_t *b)
         default: k = 2;
         }
         if (k <= 1)
-            cr_assert_eq(a->num[f], b->num[f], "%s", acr_field_name(f));
+            ASSERT_EQ_MSG(a->num[f], b->num[f], "%s", acr_field_name(f));
         if (k >= 1)
             ASSERT_BYTES_EQ(a->str[f].ptr, a->str[f].len, b->str[f].ptr, b->str[f].len);
     }
@@ -65,17 +65,17 @@ Test(event_record, roundtrip_every_type)
             fill(&ev, t, all);
             acr_buf_t b;
             acr_buf_init(&b);
-            cr_assert_eq(acr_record_encode(&ev, &b), 0);
-            cr_assert_eq(b.data[ACR_RECORD_RECORDED_AT_OFF], 0xd3);
-            cr_assert_eq(b.data[ACR_RECORD_VERSION_OFF], 0xcf);
-            cr_assert_eq(b.data[ACR_RECORD_CONTENT_OFF], t);
-            cr_assert_eq(acr_record_decode(b.data, b.len, &back), 0, "%s",
+            ASSERT_EQ(acr_record_encode(&ev, &b), 0);
+            ASSERT_EQ(b.data[ACR_RECORD_RECORDED_AT_OFF], 0xd3);
+            ASSERT_EQ(b.data[ACR_RECORD_VERSION_OFF], 0xcf);
+            ASSERT_EQ(b.data[ACR_RECORD_CONTENT_OFF], t);
+            ASSERT_EQ_MSG(acr_record_decode(b.data, b.len, &back), 0, "%s",
                          acr_event_type_name(t));
             assert_same(&ev, &back);
             /* Encoding the decoded event gives the same bytes. */
             acr_buf_t b2;
             acr_buf_init(&b2);
-            cr_assert_eq(acr_record_encode(&back, &b2), 0);
+            ASSERT_EQ(acr_record_encode(&back, &b2), 0);
             ASSERT_BYTES_EQ(b2.data, b2.len, b.data, b.len);
             acr_buf_destroy(&b2);
             acr_buf_destroy(&b);
@@ -91,13 +91,13 @@ Test(event_record, patch)
     ev.version = 0;
     acr_buf_t b;
     acr_buf_init(&b);
-    cr_assert_eq(acr_record_encode(&ev, &b), 0);
+    ASSERT_EQ(acr_record_encode(&ev, &b), 0);
     uint8_t *content = malloc(b.len);
     memcpy(content, b.data, b.len);
     acr_record_patch(b.data, 1783072800999LL, 123456789012ULL);
-    cr_assert_eq(acr_record_decode(b.data, b.len, &back), 0);
-    cr_assert_eq(back.recorded_at_ms, 1783072800999LL);
-    cr_assert_eq(back.version, 123456789012ULL);
+    ASSERT_EQ(acr_record_decode(b.data, b.len, &back), 0);
+    ASSERT_EQ(back.recorded_at_ms, 1783072800999LL);
+    ASSERT_EQ(back.version, 123456789012ULL);
     cr_assert(memcmp(content + ACR_RECORD_CONTENT_OFF, b.data + ACR_RECORD_CONTENT_OFF,
                      b.len - ACR_RECORD_CONTENT_OFF) == 0, "patching leaves the content alone");
     free(content);
@@ -170,12 +170,12 @@ Test(event_record, canonical_ints)
         ev.num[ACR_F_AMOUNT_MINOR] = cases[i].v;
         acr_buf_t b;
         acr_buf_init(&b);
-        cr_assert_eq(acr_record_encode(&ev, &b), 0);
+        ASSERT_EQ(acr_record_encode(&ev, &b), 0);
         /* record = header(30) + id(5) + partner_id(11) + amount + currency(11) + reason(11) */
-        cr_assert_eq(b.len, 30 + 5 + 11 + cases[i].bytes + 11 + 11, "%lld",
+        ASSERT_EQ_MSG(b.len, 30 + 5 + 11 + cases[i].bytes + 11 + 11, "%lld",
                      (long long)cases[i].v);
-        cr_assert_eq(acr_record_decode(b.data, b.len, &back), 0);
-        cr_assert_eq(back.num[ACR_F_AMOUNT_MINOR], cases[i].v);
+        ASSERT_EQ(acr_record_decode(b.data, b.len, &back), 0);
+        ASSERT_EQ(back.num[ACR_F_AMOUNT_MINOR], cases[i].v);
         acr_buf_destroy(&b);
     }
 }
@@ -192,9 +192,9 @@ Test(event_record, str_widths)
         ev.str[ACR_F_NAME].len = lens[i];
         acr_buf_t b;
         acr_buf_init(&b);
-        cr_assert_eq(acr_record_encode(&ev, &b), 0);
-        cr_assert_eq(acr_record_decode(b.data, b.len, &back), 0, "len %u", lens[i]);
-        cr_assert_eq(back.str[ACR_F_NAME].len, lens[i]);
+        ASSERT_EQ(acr_record_encode(&ev, &b), 0);
+        ASSERT_EQ_MSG(acr_record_decode(b.data, b.len, &back), 0, "len %u", lens[i]);
+        ASSERT_EQ(back.str[ACR_F_NAME].len, lens[i]);
         cr_assert(back.str[ACR_F_NAME].ptr >= (const char *)b.data &&
                   back.str[ACR_F_NAME].ptr <= (const char *)b.data + b.len, "zero-copy");
         acr_buf_destroy(&b);
@@ -207,17 +207,17 @@ Test(event_record, rejects_truncation_and_trailing)
     fill(&ev, ACR_EV_SALE_RECORDED, true);
     acr_buf_t b;
     acr_buf_init(&b);
-    cr_assert_eq(acr_record_encode(&ev, &b), 0);
+    ASSERT_EQ(acr_record_encode(&ev, &b), 0);
     for (size_t n = 0; n < b.len; n++) {
         uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan catches any over-read */
         memcpy(copy, b.data, n);
-        cr_assert_eq(acr_record_decode(copy, n, &back), ACR_ECORRUPT, "prefix %zu", n);
+        ASSERT_EQ_MSG(acr_record_decode(copy, n, &back), ACR_ECORRUPT, "prefix %zu", n);
         free(copy);
     }
-    cr_assert_eq(acr_record_decode(NULL, 0, &back), ACR_ECORRUPT);
+    ASSERT_EQ(acr_record_decode(NULL, 0, &back), ACR_ECORRUPT);
     uint8_t byte = 0;
     cr_assert(acr_buf_append(&b, &byte, 1) == 0);
-    cr_assert_eq(acr_record_decode(b.data, b.len, &back), ACR_ECORRUPT, "trailing byte");
+    ASSERT_EQ_MSG(acr_record_decode(b.data, b.len, &back), ACR_ECORRUPT, "trailing byte");
     acr_buf_destroy(&b);
 }
 
@@ -231,12 +231,12 @@ Test(event_record, check_header)
         acr_event_t ev;
         fill(&ev, type, type % 2 == 0);
         acr_buf_reset(&b);
-        cr_assert_eq(acr_record_encode(&ev, &b), 0);
-        cr_assert_eq(acr_record_check_header(b.data, b.len), type, "type %d", type);
+        ASSERT_EQ(acr_record_encode(&ev, &b), 0);
+        ASSERT_EQ_MSG(acr_record_check_header(b.data, b.len), type, "type %d", type);
         for (size_t n = 0; n < ACR_RECORD_CONTENT_OFF + 11; n++) {
             uint8_t *copy = malloc(n ? n : 1); /* exact size: ASan catches any over-read */
             memcpy(copy, b.data, n);
-            cr_assert_eq(acr_record_check_header(copy, n), 0, "prefix %zu", n);
+            ASSERT_EQ_MSG(acr_record_check_header(copy, n), 0, "prefix %zu", n);
             free(copy);
         }
         for (size_t i = 0; i < ACR_RECORD_CONTENT_OFF + 2; i++) {
@@ -251,11 +251,11 @@ Test(event_record, check_header)
             cr_assert(t == 0 || acr_record_decode(b.data, b.len, &back) != 0 ||
                           back.type == t, "byte %zu", i);
             if (i != 20)
-                cr_assert_eq(t, 0, "type %d byte %zu", type, i);
+                ASSERT_EQ_MSG(t, 0, "type %d byte %zu", type, i);
             b.data[i] = save;
         }
     }
-    cr_assert_eq(acr_record_check_header(NULL, 0), 0);
+    ASSERT_EQ(acr_record_check_header(NULL, 0), 0);
     acr_buf_destroy(&b);
 }
 
@@ -294,46 +294,46 @@ Test(event_record, rejects_hostile_lengths)
 {
     /* sale.refunded: id, sale_id, amount_minor (8 items). */
     const uint8_t ok[] = {0xa1, 'e', 0xa1, 'S', 0x05};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, ok, sizeof ok), 0);
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, ok, sizeof ok), 0);
     /* A str32 id claiming 2 GiB. */
     const uint8_t huge_str[] = {0xdb, 0x80, 0x00, 0x00, 0x00, 'e'};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, huge_str, sizeof huge_str), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, huge_str, sizeof huge_str), ACR_ECORRUPT);
     /* array32 / map32 headers where a field should be: millions of items claimed. */
     const uint8_t arr[] = {0xa1, 'e', 0xdd, 0x0a, 0x80, 0x00, 0x00, 0x05};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, arr, sizeof arr), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, arr, sizeof arr), ACR_ECORRUPT);
     const uint8_t arr16[] = {0xa1, 'e', 0xdc, 0x0a, 0x80, 0x00, 0x00};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, arr16, sizeof arr16), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, arr16, sizeof arr16), ACR_ECORRUPT);
     /* Wrong element count for the type, unknown type, wrong kinds. */
-    cr_assert_eq(decode_hand(9, ACR_EV_SALE_REFUNDED, ok, sizeof ok), ACR_ECORRUPT);
-    cr_assert_eq(decode_hand(8, ACR_EV__COUNT, ok, sizeof ok), ACR_ECORRUPT);
-    cr_assert_eq(decode_hand(8, 0, ok, sizeof ok), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(9, ACR_EV_SALE_REFUNDED, ok, sizeof ok), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(8, ACR_EV__COUNT, ok, sizeof ok), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(8, 0, ok, sizeof ok), ACR_ECORRUPT);
     const uint8_t amount_as_str[] = {0xa1, 'e', 0xa1, 'S', 0xa1, '5'};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, amount_as_str, sizeof amount_as_str),
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, amount_as_str, sizeof amount_as_str),
                  ACR_ECORRUPT);
     const uint8_t id_as_int[] = {0x01, 0xa1, 'S', 0x05};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, id_as_int, sizeof id_as_int),
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, id_as_int, sizeof id_as_int),
                  ACR_ECORRUPT);
     const uint8_t required_nil[] = {0xa1, 'e', 0xc0, 0x05};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, required_nil, sizeof required_nil),
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, required_nil, sizeof required_nil),
                  ACR_ECORRUPT);
     const uint8_t big_uint[] = {0xa1, 'e', 0xa1, 'S', 0xcf, 0xff, 0, 0, 0, 0, 0, 0, 0};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, big_uint, sizeof big_uint), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, big_uint, sizeof big_uint), ACR_ECORRUPT);
     const uint8_t short_int[] = {0xa1, 'e', 0xa1, 'S', 0xd2, 0xff, 0xff};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, short_int, sizeof short_int),
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, short_int, sizeof short_int),
                  ACR_ECORRUPT);
     const uint8_t float_amt[] = {0xa1, 'e', 0xa1, 'S', 0xcb, 0, 0, 0, 0, 0, 0, 0, 0};
-    cr_assert_eq(decode_hand(8, ACR_EV_SALE_REFUNDED, float_amt, sizeof float_amt),
+    ASSERT_EQ(decode_hand(8, ACR_EV_SALE_REFUNDED, float_amt, sizeof float_amt),
                  ACR_ECORRUPT);
     /* period.closed: through_seq is a UINT, a negative value is corrupt. */
     const uint8_t neg_uint[] = {0xa1, 'e', 0xa7, '2', '0', '2', '6', '-', '0', '7', 0xff,
                                 0xa1, 'f', 0x00, 0xa2, '{', '}'};
-    cr_assert_eq(decode_hand(11, ACR_EV_PERIOD_CLOSED, neg_uint, sizeof neg_uint), ACR_ECORRUPT);
+    ASSERT_EQ(decode_hand(11, ACR_EV_PERIOD_CLOSED, neg_uint, sizeof neg_uint), ACR_ECORRUPT);
     /* The 5-byte array header claiming millions of items, alone. */
     const uint8_t lone[] = {0xdc, 0x0a, 0x80, 0x00, 0x00};
     acr_event_t ev;
-    cr_assert_eq(acr_record_decode(lone, sizeof lone, &ev), ACR_ECORRUPT);
+    ASSERT_EQ(acr_record_decode(lone, sizeof lone, &ev), ACR_ECORRUPT);
     const uint8_t lone32[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
-    cr_assert_eq(acr_record_decode(lone32, sizeof lone32, &ev), ACR_ECORRUPT);
+    ASSERT_EQ(acr_record_decode(lone32, sizeof lone32, &ev), ACR_ECORRUPT);
 }
 
 /* Random mutations of valid records never crash and never read out of bounds. */
@@ -345,7 +345,7 @@ Test(event_record, fuzz_mutations)
         fill(&ev, t, true);
         acr_buf_t b;
         acr_buf_init(&b);
-        cr_assert_eq(acr_record_encode(&ev, &b), 0);
+        ASSERT_EQ(acr_record_encode(&ev, &b), 0);
         for (int round = 0; round < 3000; round++) {
             uint8_t *m = malloc(b.len);
             memcpy(m, b.data, b.len);
@@ -381,7 +381,7 @@ Test(event_record, decoder_speed, .timeout = 120)
         int t = i % 8 == 0 ? 1 + (i / 8) % (ACR_EV__COUNT - 1) : ACR_EV_SALE_RECORDED;
         fill(&ev, t, i % 3 != 0);
         off[i] = b.len;
-        cr_assert_eq(acr_record_encode(&ev, &b), 0);
+        ASSERT_EQ(acr_record_encode(&ev, &b), 0);
     }
     off[N] = b.len;
     size_t rounds = 10000;

@@ -34,8 +34,8 @@ static void setup(void)
     acr_err_t err;
     char sub[80];
     snprintf(sub, sizeof sub, "%s/l", dir);
-    cr_assert_eq(acr_ledger_create(sub, &cfg, 0, &err), 0, "%s", err.msg);
-    cr_assert_eq(acr_ledger_open(sub, &ledger, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_create(sub, &cfg, 0, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_open(sub, &ledger, &err), 0, "%s", err.msg);
 }
 
 static void teardown(void)
@@ -43,7 +43,7 @@ static void teardown(void)
     acr_ledger_close(ledger);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    ASSERT_EQ(system(cmd), 0);
 }
 
 /* Appends the events as one batch; returns the code, fills res and errs. */
@@ -56,7 +56,7 @@ static int append(const char *const *events, size_t n, acr_append_result_t *res)
     acr_batch_set_actor(&b, g_actor);
     for (size_t i = 0; i < n; i++) {
         acr_err_t err;
-        cr_assert_eq(acr_batch_add_json(&b, acr_ledger_config(ledger), i + 1, events[i],
+        ASSERT_EQ_MSG(acr_batch_add_json(&b, acr_ledger_config(ledger), i + 1, events[i],
                                         strlen(events[i]), &err),
                      0, "%s: %s", events[i], err.msg);
     }
@@ -71,7 +71,7 @@ static void assert_verifies(void)
 {
     acr_err_t err;
     acr_verify_result_t vr;
-    cr_assert_eq(acr_ledger_verify(ledger, &vr, NULL, &err), 0, "verify: %s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_verify(ledger, &vr, NULL, &err), 0, "verify: %s", err.msg);
 }
 
 TestSuite(log_append, .init = setup, .fini = teardown);
@@ -80,24 +80,24 @@ Test(log_append, rejected_events_leave_no_claims)
 {
     acr_append_result_t res;
     const char *first[] = {PARTNER, SALE("s1", "S1", "")};
-    cr_assert_eq(append(first, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
-    cr_assert_eq(res.last_seq, 2);
+    ASSERT_EQ_MSG(append(first, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    ASSERT_EQ(res.last_seq, 2);
     /* A new sale with an unknown rep: its id, stream and sale row were claimed, then released;
      * the same ids, stream and sale then pass in the same batch. */
     const char *batch[] = {SALE("s2", "S2", ",\"rep_id\":\"nobody\""), SALE("s2", "S2", ""),
                            REFUND("r1", ",\"expected_version\":7"), REFUND("r1", "")};
-    cr_assert_eq(append(batch, 4, &res), ACR_EUNKNOWN_REP);
-    cr_assert_eq(errs.total, 2, "the rep and the version conflict, nothing else");
+    ASSERT_EQ(append(batch, 4, &res), ACR_EUNKNOWN_REP);
+    ASSERT_EQ_MSG(errs.total, 2, "the rep and the version conflict, nothing else");
     ASSERT_STR_EQ(acr_err_name(errs.items[0].code), "unknown_rep");
-    cr_assert_eq(errs.items[0].line, 1);
+    ASSERT_EQ(errs.items[0].line, 1);
     ASSERT_STR_EQ(acr_err_name(errs.items[1].code), "version_conflict");
-    cr_assert_eq(errs.items[1].line, 3);
+    ASSERT_EQ(errs.items[1].line, 3);
     /* Nothing of it stayed: the same events now append at seq 3.. */
     const char *again[] = {SALE("s2", "S2", ""), REFUND("r1", ",\"expected_version\":1"),
                            REFUND("r2", ",\"expected_version\":2")};
-    cr_assert_eq(append(again, 3, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
-    cr_assert_eq(res.first_seq, 3);
-    cr_assert_eq(res.last_seq, 5);
+    ASSERT_EQ_MSG(append(again, 3, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    ASSERT_EQ(res.first_seq, 3);
+    ASSERT_EQ(res.last_seq, 5);
     assert_verifies();
 }
 
@@ -137,20 +137,20 @@ Test(log_append, duplicates_and_conflicts)
     uint64_t seqs[4];
     const char *first[] = {PARTNER, SALE("s1", "S1", ""), SALE("s1", "S1", "")};
     res.seqs = seqs;
-    cr_assert_eq(append(first, 3, &res), 0);
-    cr_assert_eq(res.appended, 2);
-    cr_assert_eq(res.duplicates, 1, "a resubmission inside the batch");
+    ASSERT_EQ(append(first, 3, &res), 0);
+    ASSERT_EQ(res.appended, 2);
+    ASSERT_EQ_MSG(res.duplicates, 1, "a resubmission inside the batch");
     /* Same id, other content: id_conflict; a new sale id for an existing sale: duplicate. */
     const char *bad[] = {SALE("s1", "S9", ""), SALE("s3", "S1", "")};
-    cr_assert_eq(append(bad, 2, &res), ACR_EID_CONFLICT);
-    cr_assert_eq(errs.total, 2);
+    ASSERT_EQ(append(bad, 2, &res), ACR_EID_CONFLICT);
+    ASSERT_EQ(errs.total, 2);
     ASSERT_STR_EQ(errs.items[0].field, "id");
     ASSERT_STR_EQ(acr_err_name(errs.items[1].code), "duplicate");
     ASSERT_STR_EQ(errs.items[1].field, "data.sale_id");
     const char *ok[] = {SALE("s1", "S1", ""), SALE("s9", "S9", "")};
-    cr_assert_eq(append(ok, 2, &res), 0);
-    cr_assert_eq(res.appended, 1);
-    cr_assert_eq(res.duplicates, 1);
+    ASSERT_EQ(append(ok, 2, &res), 0);
+    ASSERT_EQ(res.appended, 1);
+    ASSERT_EQ(res.duplicates, 1);
     assert_verifies();
 }
 
@@ -162,7 +162,7 @@ Test(log_append, group_commit_keeps_cached_rows_per_batch)
 {
     acr_append_result_t res;
     const char *first[] = {PARTNER, SALE("s1", "S1", "")};
-    cr_assert_eq(append(first, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    ASSERT_EQ_MSG(append(first, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
     const char *ok1[] = {SALE("s2", "S2", "")};
     const char *bad[] = {SALE("s3", "S3", ""), SALE("s4", "S4", ",\"rep_id\":\"nobody\"")};
     const char *ok2[] = {REFUND("r1", ""), SALE("s5", "S5", "")};
@@ -174,7 +174,7 @@ Test(log_append, group_commit_keeps_cached_rows_per_batch)
         acr_batch_init(&b[i]);
         for (size_t j = 0; j < counts[i]; j++) {
             acr_err_t err;
-            cr_assert_eq(acr_batch_add_json(&b[i], acr_ledger_config(ledger), j + 1, sets[i][j],
+            ASSERT_EQ_MSG(acr_batch_add_json(&b[i], acr_ledger_config(ledger), j + 1, sets[i][j],
                                             strlen(sets[i][j]), &err),
                          0, "%s", err.msg);
         }
@@ -184,16 +184,16 @@ Test(log_append, group_commit_keeps_cached_rows_per_batch)
     acr_errlist_t *el = calloc(3, sizeof *el);
     int rcs[3] = {0};
     cr_assert_not_null(el);
-    cr_assert_eq(acr_ledger_append_group(ledger, bp, 3, results, el, rcs), 0);
-    cr_assert_eq(rcs[0], 0);
+    ASSERT_EQ(acr_ledger_append_group(ledger, bp, 3, results, el, rcs), 0);
+    ASSERT_EQ(rcs[0], 0);
     ASSERT_STR_EQ(acr_err_name(rcs[1]), "unknown_rep");
-    cr_assert_eq(rcs[2], 0);
-    cr_assert_eq(results[2].last_seq, 5, "s2, then r1 and s5; nothing of the rejected batch");
+    ASSERT_EQ(rcs[2], 0);
+    ASSERT_EQ_MSG(results[2].last_seq, 5, "s2, then r1 and s5; nothing of the rejected batch");
     for (int i = 0; i < 3; i++)
         acr_batch_destroy(&b[i]);
     free(el);
     assert_verifies();
     acr_err_t err;
-    cr_assert_eq(acr_ledger_rebuild(ledger, NULL, &err), 0, "rebuild: %s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_rebuild(ledger, NULL, &err), 0, "rebuild: %s", err.msg);
     assert_verifies();
 }

@@ -7,7 +7,7 @@
 #include <unistd.h>
 #include <xxhash.h>
 
-#include "../../engine/internal.h" /* the table list, to fingerprint derived tables */
+#include "../../engine/store/store_internal.h" /* the table list, to fingerprint derived tables */
 #include "accrue/date.h"
 #include "accrue/money.h"
 #include "accrue/log.h"
@@ -29,9 +29,9 @@ static acr_ledger_t *ledger_new(acr_period_kind_t kind, const char *offset)
     acr_err_t err;
     char path[96];
     snprintf(path, sizeof path, "%s/l", g_dir);
-    cr_assert_eq(acr_ledger_create(path, &cfg, 0, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_create(path, &cfg, 0, &err), 0, "%s", err.msg);
     acr_ledger_t *l;
-    cr_assert_eq(acr_ledger_open(path, &l, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_open(path, &l, &err), 0, "%s", err.msg);
     return l;
 }
 
@@ -40,7 +40,7 @@ static void ledger_done(acr_ledger_t *l)
     acr_ledger_close(l);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", g_dir);
-    cr_assert_eq(system(cmd), 0);
+    ASSERT_EQ(system(cmd), 0);
 }
 
 /* Appends newline-separated JSON events as one batch; returns the append's code. */
@@ -55,7 +55,7 @@ static int append(acr_ledger_t *l, const char *lines)
         size_t len = nl ? (size_t)(nl - p) : strlen(p);
         if (len > 0) {
             int rc = acr_batch_add_json(&b, acr_ledger_config(l), ++n, p, len, &err);
-            cr_assert_eq(rc, 0, "line %llu: %s (%s)", (unsigned long long)n, err.msg, p);
+            ASSERT_EQ_MSG(rc, 0, "line %llu: %s (%s)", (unsigned long long)n, err.msg, p);
         }
         p += len + (nl != NULL);
     }
@@ -70,13 +70,13 @@ static int append(acr_ledger_t *l, const char *lines)
 static void append_ok(acr_ledger_t *l, const char *lines)
 {
     int rc = append(l, lines);
-    cr_assert_eq(rc, 0, "append failed: %s", acr_err_name(rc));
+    ASSERT_EQ_MSG(rc, 0, "append failed: %s", acr_err_name(rc));
 }
 
 /* Query answers as NUL-terminated heap strings. */
 static char *to_str(acr_buf_t *b, int rc, const acr_err_t *err)
 {
-    cr_assert_eq(rc, 0, "query failed: %s %s", acr_err_name(rc), err->msg);
+    ASSERT_EQ_MSG(rc, 0, "query failed: %s %s", acr_err_name(rc), err->msg);
     acr_buf_append(b, "", 1);
     return (char *)b->data;
 }
@@ -126,7 +126,7 @@ static char *q_partners(acr_ledger_t *l, const char *pid)
 static uint64_t tables_hash(acr_ledger_t *l)
 {
     MDB_txn *txn;
-    cr_assert_eq(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn), 0);
+    ASSERT_EQ(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn), 0);
     XXH3_state_t *st = XXH3_createState();
     XXH3_64bits_reset(st);
     for (int db = 0; db < ACR_DB__COUNT; db++) {
@@ -134,7 +134,7 @@ static uint64_t tables_hash(acr_ledger_t *l)
             continue;
         MDB_cursor *cur;
         MDB_val k, v;
-        cr_assert_eq(mdb_cursor_open(txn, l->dbi[db], &cur), 0);
+        ASSERT_EQ(mdb_cursor_open(txn, l->dbi[db], &cur), 0);
         XXH3_64bits_update(st, &db, sizeof db);
         while (mdb_cursor_get(cur, &k, &v, MDB_NEXT) == 0) {
             XXH3_64bits_update(st, &k.mv_size, sizeof k.mv_size);
@@ -155,7 +155,7 @@ static void verify_clean(acr_ledger_t *l)
     acr_verify_result_t vr;
     acr_err_t err;
     int rc = acr_ledger_verify(l, &vr, NULL, &err);
-    cr_assert_eq(rc, 0, "verify: %s (%s %s)", err.msg, vr.bad_table, vr.bad_key);
+    ASSERT_EQ_MSG(rc, 0, "verify: %s (%s %s)", err.msg, vr.bad_table, vr.bad_key);
 }
 
 /* Rebuild must reproduce every derived table byte for byte. */
@@ -164,8 +164,8 @@ static void rebuild_same(acr_ledger_t *l)
     verify_clean(l);
     uint64_t before = tables_hash(l);
     acr_err_t err;
-    cr_assert_eq(acr_ledger_rebuild(l, NULL, &err), 0, "%s", err.msg);
-    cr_assert_eq(tables_hash(l), before, "rebuild changed a derived table");
+    ASSERT_EQ_MSG(acr_ledger_rebuild(l, NULL, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(tables_hash(l), before, "rebuild changed a derived table");
     verify_clean(l);
 }
 
@@ -211,19 +211,19 @@ Test(projection, deal_through_every_stage)
                 "\"currency\":\"JPY\",\"oldest_days\":4}]");
     uint64_t h = tables_hash(l);
     /* Leaving registered needs an amount; leaving qualified an expected close. */
-    cr_assert_eq(append(l, MOVE("m1", "2026-07-02T00:00:00Z", "D1", "qualified", "")),
+    ASSERT_EQ(append(l, MOVE("m1", "2026-07-02T00:00:00Z", "D1", "qualified", "")),
                  ACR_EEXIT_CRITERIA_UNMET);
     append_ok(l, MOVE("m1", "2026-07-02T00:00:00Z", "D1", "qualified",
                       ",\"amount_minor\":500000,\"rep_id\":\"R1\""));
-    cr_assert_eq(append(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "proposal", "")),
+    ASSERT_EQ(append(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "proposal", "")),
                  ACR_EEXIT_CRITERIA_UNMET);
-    cr_assert_eq(append(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "nowhere", "")),
+    ASSERT_EQ(append(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "nowhere", "")),
                  ACR_EUNKNOWN_STAGE);
     cr_assert_neq(tables_hash(l), h);
     h = tables_hash(l);
-    cr_assert_eq(append(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "proposal", "")),
+    ASSERT_EQ(append(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "proposal", "")),
                  ACR_EEXIT_CRITERIA_UNMET);
-    cr_assert_eq(tables_hash(l), h, "a rejected batch changed a table");
+    ASSERT_EQ_MSG(tables_hash(l), h, "a rejected batch changed a table");
     append_ok(l, MOVE("m2", "2026-07-03T00:00:00Z", "D1", "proposal",
                       ",\"expected_close\":\"2026-09-30\"")
                  MOVE("m3", "2026-07-04T00:00:00Z", "D1", "negotiation", "")
@@ -234,7 +234,7 @@ Test(projection, deal_through_every_stage)
                 "[{\"partner_id\":\"P1\",\"stage\":\"negotiation\",\"deals\":1,"
                 "\"amount_minor\":600000,\"currency\":\"JPY\",\"oldest_days\":6}]");
     append_ok(l, CLOSE("c1", "2026-07-10T00:00:00Z", "D1", "won"));
-    cr_assert_eq(append(l, CLOSE("c2", "2026-07-11T00:00:00Z", "D1", "lost")), ACR_EDEAL_CLOSED);
+    ASSERT_EQ(append(l, CLOSE("c2", "2026-07-11T00:00:00Z", "D1", "lost")), ACR_EDEAL_CLOSED);
     EXPECT_JSON(q_deal(l, "D1"),
                 "{\"deal_id\":\"D1\",\"partner_id\":\"P1\",\"customer_id\":\"C1\",\"name\":null,"
                 "\"currency\":\"JPY\",\"amount_minor\":600000,\"expected_close\":\"2026-09-30\","
@@ -261,10 +261,10 @@ Test(projection, deal_through_every_stage)
     acr_buf_t b;
     acr_err_t err;
     acr_buf_init(&b);
-    cr_assert_eq(acr_query_deal(l, "D9", &b, &err), ACR_ENOT_FOUND);
-    cr_assert_eq(acr_query_kpi(l, "2026-7", NULL, false, &b, &err), ACR_EUSAGE);
-    cr_assert_eq(acr_query_kpi(l, "2026-07", "P9", false, &b, &err), ACR_ENOT_FOUND);
-    cr_assert_eq(b.len, 0);
+    ASSERT_EQ(acr_query_deal(l, "D9", &b, &err), ACR_ENOT_FOUND);
+    ASSERT_EQ(acr_query_kpi(l, "2026-7", NULL, false, &b, &err), ACR_EUSAGE);
+    ASSERT_EQ(acr_query_kpi(l, "2026-07", "P9", false, &b, &err), ACR_ENOT_FOUND);
+    ASSERT_EQ(b.len, 0);
     acr_buf_destroy(&b);
     rebuild_same(l);
     ledger_done(l);
@@ -278,10 +278,10 @@ Test(projection, channel_conflict_changes_nothing)
     uint64_t h = tables_hash(l);
     char *pipe = q_pipeline(l, NULL, "2026-07-02");
     /* The conflict comes after a valid event of the same batch: all or nothing. */
-    cr_assert_eq(append(l, SALE("s1", "2026-07-01T00:00:00Z", "S1", "P2", "C7", "5", "")
+    ASSERT_EQ(append(l, SALE("s1", "2026-07-01T00:00:00Z", "S1", "P2", "C7", "5", "")
                            DEAL("d2", "2026-07-02T00:00:00Z", "D2", "P2", "C1", "")),
                  ACR_ECHANNEL_CONFLICT);
-    cr_assert_eq(tables_hash(l), h);
+    ASSERT_EQ(tables_hash(l), h);
     EXPECT_JSON(q_pipeline(l, NULL, "2026-07-02"), pipe);
     free(pipe);
     /* Once P1's deal is lost, P2 may register one for C1. */
@@ -472,7 +472,7 @@ Test(projection, commission_as_of_head_ignoring_closes)
     acr_err_t err;
     uint64_t seq;
     acr_close_request_t req = {.period_id = "2026-07", .now_ms = INT64_MAX};
-    cr_assert_eq(acr_payout_close(l, &req, &po, &seq, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_payout_close(l, &req, &po, &seq, &err), 0, "%s", err.msg);
     acr_payout_destroy(&po);
     append_ok(l, SALE("s-4", "2026-07-25T00:00:00Z", "S4", "P2", "C3", "300000", "")
                  SALE("s-5", "2026-08-03T00:00:00Z", "S5", "P1", "C2", "100000", ""));
@@ -583,7 +583,7 @@ Test(projection, partner_attributes_by_business_time)
     acr_buf_t b;
     acr_err_t err;
     acr_buf_init(&b);
-    cr_assert_eq(acr_query_partners(l, "P2", &b, &err), ACR_ENOT_FOUND);
+    ASSERT_EQ(acr_query_partners(l, "P2", &b, &err), ACR_ENOT_FOUND);
     acr_buf_destroy(&b);
     rebuild_same(l);
     ledger_done(l);

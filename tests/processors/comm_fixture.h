@@ -222,19 +222,19 @@ static inline void expect_run(const script_t *sc, const char *period, uint64_t t
     acr_statement_t st, st2;
     acr_err_t err;
     int rc = script_run(sc, period, through_seq, &st, &err);
-    cr_assert_eq(rc, 0, "run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
+    ASSERT_EQ_MSG(rc, 0, "run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
     sink_t sk = {NULL, 0, 0, 0};
     acr_comm_output_t o = {sink_write, &sk, true};
     rc = script_run_ex(sc, period, through_seq, true, &o, &st2, &err);
-    cr_assert_eq(rc, 0, "streamed run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
+    ASSERT_EQ_MSG(rc, 0, "streamed run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
     cr_assert_null(st2.csv);
     cr_assert_null(st2.lines);
-    cr_assert_eq(st2.csv_len, st.csv_len);
+    ASSERT_EQ(st2.csv_len, st.csv_len);
     ASSERT_BYTES_EQ(sk.p, sk.n, want, strlen(want));
     ASSERT_STR_EQ(st2.fingerprint, st.fingerprint);
-    cr_assert_eq(st2.line_count, st.line_count);
-    cr_assert_eq(st2.partner_count, st.partner_count);
+    ASSERT_EQ(st2.line_count, st.line_count);
+    ASSERT_EQ(st2.partner_count, st.partner_count);
     for (size_t i = 0; i < st.partner_count; i++)
         cr_assert(memcmp(&st.partners[i].by_kind_minor, &st2.partners[i].by_kind_minor,
                          sizeof st.partners[i].by_kind_minor) == 0 &&
@@ -242,9 +242,9 @@ static inline void expect_run(const script_t *sc, const char *period, uint64_t t
                   st.partners[i].prior_period_minor == st2.partners[i].prior_period_minor &&
                   st.partners[i].line_count == st2.partners[i].line_count &&
                   strcmp(st.partners[i].partner_id, st2.partners[i].partner_id) == 0);
-    cr_assert_eq(st2.unplanned_count, st.unplanned_count);
-    cr_assert_eq(st2.plans_used_count, st.plans_used_count);
-    cr_assert_eq(st2.currency_count, st.currency_count);
+    ASSERT_EQ(st2.unplanned_count, st.unplanned_count);
+    ASSERT_EQ(st2.plans_used_count, st.plans_used_count);
+    ASSERT_EQ(st2.currency_count, st.currency_count);
     free(sk.p);
     acr_statement_destroy(&st2);
     acr_statement_destroy(&st);

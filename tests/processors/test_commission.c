@@ -54,22 +54,22 @@ Test(worked, july_statement)
     script_t *sc = worked_events();
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-07", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-07", 0, &st, &err), 0, "%s", err.msg);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, WORKED_07, strlen(WORKED_07));
     ASSERT_STR_EQ(st.fingerprint, "c5e27e1ef9f0212498bfa9b06be115cd");
-    cr_assert_eq(st.line_count, 6);
-    cr_assert_eq(st.partner_count, 2);
+    ASSERT_EQ(st.line_count, 6);
+    ASSERT_EQ(st.partner_count, 2);
     ASSERT_STR_EQ(st.partners[0].partner_id, "P1");
-    cr_assert_eq(st.partners[0].total_minor, 90000 + 135000 - 15000 + 20000);
-    cr_assert_eq(st.partners[0].by_kind_minor[ACR_LINE_CLAWBACK], -15000);
-    cr_assert_eq(st.partners[0].prior_period_minor, 0);
-    cr_assert_eq(st.partners[1].total_minor, 20000);
-    cr_assert_eq(st.currency_count, 1);
+    ASSERT_EQ(st.partners[0].total_minor, 90000 + 135000 - 15000 + 20000);
+    ASSERT_EQ(st.partners[0].by_kind_minor[ACR_LINE_CLAWBACK], -15000);
+    ASSERT_EQ(st.partners[0].prior_period_minor, 0);
+    ASSERT_EQ(st.partners[1].total_minor, 20000);
+    ASSERT_EQ(st.currency_count, 1);
     ASSERT_STR_EQ(st.currency_totals[0].currency, "JPY");
-    cr_assert_eq(st.currency_totals[0].total_minor, 250000);
-    cr_assert_eq(st.plans_used_count, 1);
+    ASSERT_EQ(st.currency_totals[0].total_minor, 250000);
+    ASSERT_EQ(st.plans_used_count, 1);
     ASSERT_STR_EQ(st.plans_used[0], "standard@1");
-    cr_assert_eq(st.unplanned_count, 0);
+    ASSERT_EQ(st.unplanned_count, 0);
     acr_statement_destroy(&st);
     script_free(sc);
 }
@@ -82,10 +82,10 @@ Test(worked, august_after_close)
     sale(sc, "2026-08-03T00:00:00Z", "S5", "P1", "C2", "cloud", 100000);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-08", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-08", 0, &st, &err), 0, "%s", err.msg);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, WORKED_08, strlen(WORKED_08));
     ASSERT_STR_EQ(st.fingerprint, "fcde0350c75d19f89c7a7f89090f7884");
-    cr_assert_eq(st.partners[1].prior_period_minor, 40000);
+    ASSERT_EQ(st.partners[1].prior_period_minor, 40000);
     acr_statement_destroy(&st);
     /* the run of the closed July, as of its close, reproduces the stored bytes */
     expect_run(sc, "2026-07", 7, WORKED_07);
@@ -168,7 +168,7 @@ Test(golden, partial_refunds_sum_to_full)
     refund(sc, "2026-01-07T00:00:00Z", "rb3", "B", 1);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
     const char *want =
         HDR "2026-01,P1,1,2026-01,sale,A,3,2026-01-01T00:00:00Z,half@1#0,7,4,USD\n"
             "2026-01,P1,2,2026-01,sale,B,4,2026-01-01T00:00:01Z,half@1#0,3,2,USD\n"
@@ -178,7 +178,7 @@ Test(golden, partial_refunds_sum_to_full)
             "2026-01,P1,6,2026-01,clawback,ra3,9,2026-01-07T00:00:00Z,half@1#0,3,-2,USD\n"
             "2026-01,P1,7,2026-01,clawback,rb3,10,2026-01-07T00:00:00Z,half@1#0,1,-1,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
-    cr_assert_eq(st.partners[0].total_minor, 0); /* everything refunded, everything back */
+    ASSERT_EQ(st.partners[0].total_minor, 0); /* everything refunded, everything back */
     acr_statement_destroy(&st);
     script_free(sc);
 }
@@ -198,13 +198,13 @@ Test(golden, clawback_window_edges)
     refund(sc, "2026-02-10T00:00:00Z", "rb", "S1", 200);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-02", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-02", 0, &st, &err), 0, "%s", err.msg);
     const char *want =
         HDR "2026-02,P1,1,2026-01,sale,S1,3,2026-01-10T12:00:00Z,w@1#0,1000,100,USD\n"
             "2026-02,P1,2,2026-02,clawback,ra,4,2026-02-09T23:59:59Z,w@1#0,300,-30,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
-    cr_assert_eq(st.partners[0].prior_period_minor, 100);
-    cr_assert_eq(st.partners[0].total_minor, 70);
+    ASSERT_EQ(st.partners[0].prior_period_minor, 100);
+    ASSERT_EQ(st.partners[0].total_minor, 70);
     acr_statement_destroy(&st);
     script_free(sc);
 }
@@ -267,15 +267,15 @@ Test(golden, binding_cap)
     adjust(sc, "2026-01-20T00:00:00Z", "a1", "P1", 50);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
     const char *want =
         HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-05T00:00:00Z,cap@1#0,1009,504,USD\n"
             "2026-01,P1,2,2026-01,new_customer_bonus,S1,3,2026-01-05T00:00:00Z,cap@1,0,100,USD\n"
             "2026-01,P1,3,2026-01,adjustment,a1,4,2026-01-20T00:00:00Z,,0,50,USD\n"
             "2026-01,P1,4,2026-01,cap,2026-01,,,cap@1,1009,-504,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
-    cr_assert_eq(st.partners[0].total_minor, 150); /* limit 100 + adjustment 50 */
-    cr_assert_eq(st.partners[0].by_kind_minor[ACR_LINE_CAP], -504);
+    ASSERT_EQ(st.partners[0].total_minor, 150); /* limit 100 + adjustment 50 */
+    ASSERT_EQ(st.partners[0].by_kind_minor[ACR_LINE_CAP], -504);
     acr_statement_destroy(&st);
     script_free(sc);
 }
@@ -314,15 +314,15 @@ Test(golden, unplanned_sales)
     sale(sc, "2026-01-20T00:00:00Z", "S2", "P2", "C9", "x", 1000);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
     const char *want = HDR "2026-01,P2,1,2026-01,new_customer_bonus,S2,6,2026-01-20T00:00:00Z,"
                            "gold_only@1,0,100,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
-    cr_assert_eq(st.unplanned_count, 2);
+    ASSERT_EQ(st.unplanned_count, 2);
     ASSERT_STR_EQ(st.unplanned[0].sale_id, "S1");
     ASSERT_STR_EQ(st.unplanned[0].partner_id, "P1");
     ASSERT_STR_EQ(st.unplanned[1].sale_id, "S2");
-    cr_assert_eq(st.plans_used_count, 1);
+    ASSERT_EQ(st.plans_used_count, 1);
     ASSERT_STR_EQ(st.plans_used[0], "gold_only@1");
     acr_statement_destroy(&st);
     script_free(sc);
@@ -399,12 +399,12 @@ Test(golden, backdated_plan_correction_after_close)
     sale(sc, "2026-03-05T00:00:00Z", "S2", "P1", "C3", "x", 1000);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-03", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-03", 0, &st, &err), 0, "%s", err.msg);
     const char *want =
         HDR "2026-03,P1,1,2026-01,sale,S0,5,2026-01-20T00:00:00Z,std@3#0,1000,200,USD\n"
             "2026-03,P1,2,2026-03,sale,S2,9,2026-03-05T00:00:00Z,std@2#0,1000,200,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
-    cr_assert_eq(st.plans_used_count, 2);
+    ASSERT_EQ(st.plans_used_count, 2);
     ASSERT_STR_EQ(st.plans_used[0], "std@2");
     ASSERT_STR_EQ(st.plans_used[1], "std@3");
     acr_statement_destroy(&st);
@@ -493,11 +493,11 @@ Test(golden, paid_line_gone_takes_closed_fields)
     partner_upd(sc, "2025-12-15T00:00:00Z", "u-1", "P1", "silver", NULL, NULL);
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-02", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-02", 0, &st, &err), 0, "%s", err.msg);
     const char *want =
         HDR "2026-02,P1,1,2026-01,sale,S1,3,2026-01-10T00:00:00Z,g@1#0,1000,-100,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
-    cr_assert_eq(st.unplanned_count, 1);
+    ASSERT_EQ(st.unplanned_count, 1);
     ASSERT_STR_EQ(st.unplanned[0].sale_id, "S1");
     acr_statement_destroy(&st);
     script_free(sc);
@@ -606,10 +606,10 @@ Test(golden, empty_statement)
     script_t *sc = month_utc();
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(script_run(sc, "2026-01", 0, &st, &err), 0, "%s", err.msg);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, HDR, strlen(HDR));
-    cr_assert_eq(st.line_count, 0);
-    cr_assert_eq(st.partner_count, 0);
+    ASSERT_EQ(st.line_count, 0);
+    ASSERT_EQ(st.partner_count, 0);
     FILE *f = popen("printf '%s' '" HDR "' | xxh128sum", "r");
     if (f != NULL) {
         char line[128] = "";
@@ -657,26 +657,26 @@ Test(golden, whatif_plan)
     acr_comm_t *c = acr_comm_new(&cfg);
     acr_err_t err;
     for (size_t i = 0; i < sc->n; i++)
-        cr_assert_eq(acr_comm_feed(c, &sc->ev[i], &err), 0);
+        ASSERT_EQ(acr_comm_feed(c, &sc->ev[i], &err), 0);
     const char *v2 = J(sc, FLAT("w", 2, "2026-01-01", 2000, ""));
-    cr_assert_eq(acr_comm_add_whatif_plan(c, v2, strlen(v2), &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_comm_add_whatif_plan(c, v2, strlen(v2), &err), 0, "%s", err.msg);
     /* validation: stale version, another currency, a bad document, a rate above ceiling */
-    cr_assert_eq(acr_comm_add_whatif_plan(c, v2, strlen(v2), &err), ACR_ESTALE_VERSION);
+    ASSERT_EQ(acr_comm_add_whatif_plan(c, v2, strlen(v2), &err), ACR_ESTALE_VERSION);
     const char *jpy = J(sc, "{'plan_id':'w','version':3,'effective_from':'2026-01-01',"
                             "'currency':'JPY','ceiling_bp':100,'rules':[{'match':{},"
                             "'brackets':[{'from_minor':0,'rate_bp':1}]}]}");
-    cr_assert_eq(acr_comm_add_whatif_plan(c, jpy, strlen(jpy), &err), ACR_ECURRENCY_MISMATCH);
+    ASSERT_EQ(acr_comm_add_whatif_plan(c, jpy, strlen(jpy), &err), ACR_ECURRENCY_MISMATCH);
     const char *other = J(sc, "{'plan_id':'new','version':1,'effective_from':'2026-01-01',"
                               "'currency':'EUR','ceiling_bp':100,'rules':[{'match':{},"
                               "'brackets':[{'from_minor':0,'rate_bp':1}]}]}");
-    cr_assert_eq(acr_comm_add_whatif_plan(c, other, strlen(other), &err), 0, "%s", err.msg);
-    cr_assert_eq(acr_comm_add_whatif_plan(c, "{", 1, &err), ACR_EINVALID_PLAN);
+    ASSERT_EQ_MSG(acr_comm_add_whatif_plan(c, other, strlen(other), &err), 0, "%s", err.msg);
+    ASSERT_EQ(acr_comm_add_whatif_plan(c, "{", 1, &err), ACR_EINVALID_PLAN);
     const char *high = J(sc, "{'plan_id':'w','version':9,'effective_from':'2026-01-01',"
                              "'currency':'USD','ceiling_bp':100,'rules':[{'match':{},"
                              "'brackets':[{'from_minor':0,'rate_bp':101}]}]}");
-    cr_assert_eq(acr_comm_add_whatif_plan(c, high, strlen(high), &err), ACR_EABOVE_CEILING);
+    ASSERT_EQ(acr_comm_add_whatif_plan(c, high, strlen(high), &err), ACR_EABOVE_CEILING);
     acr_statement_t st;
-    cr_assert_eq(acr_comm_finish(c, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_comm_finish(c, &st, &err), 0, "%s", err.msg);
     const char *want =
         HDR "2026-01,P1,1,2026-01,sale,S1,3,2026-01-02T00:00:00Z,w@2#0,1000,200,USD\n";
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
@@ -699,7 +699,7 @@ Test(golden, overflow_in_paid_sums)
            HDR "2026-02,P1,1,2026-01,adjustment,a1,2,2026-01-05T00:00:00Z,,0,1,USD\n");
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-03", 0, &st, &err), ACR_EOVERFLOW);
+    ASSERT_EQ(script_run(sc, "2026-03", 0, &st, &err), ACR_EOVERFLOW);
     cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
               err.msg);
     script_free(sc);
@@ -718,7 +718,7 @@ Test(golden, overflow_in_statement_totals)
                "5000000000000000000,USD\n");
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-02", 0, &st, &err), ACR_EOVERFLOW);
+    ASSERT_EQ(script_run(sc, "2026-02", 0, &st, &err), ACR_EOVERFLOW);
     cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-02") != NULL, "%s",
               err.msg);
     script_free(sc);
@@ -738,12 +738,12 @@ Test(golden, overflow_in_period_revenue)
     }
     acr_statement_t st;
     acr_err_t err;
-    cr_assert_eq(script_run(sc, "2026-01", 0, &st, &err), ACR_EOVERFLOW);
+    ASSERT_EQ(script_run(sc, "2026-01", 0, &st, &err), ACR_EOVERFLOW);
     cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
               err.msg);
     /* 9000 of them fit: 9 x 10^18 */
-    cr_assert_eq(script_run(sc, "2026-01", 9002, &st, &err), 0, "%s", err.msg);
-    cr_assert_eq(st.line_count, 9000);
+    ASSERT_EQ_MSG(script_run(sc, "2026-01", 9002, &st, &err), 0, "%s", err.msg);
+    ASSERT_EQ(st.line_count, 9000);
     acr_statement_destroy(&st);
     script_free(sc);
 }
@@ -754,13 +754,13 @@ Test(golden, corrupt_closed_statement)
     acr_comm_config_t cfg = {ACR_PERIOD_MONTH, 0, 700, 10};
     acr_comm_t *c = acr_comm_new(&cfg);
     acr_err_t err;
-    cr_assert_eq(acr_comm_add_closed(c, "nope\n", 5, &err), ACR_ECORRUPT);
+    ASSERT_EQ(acr_comm_add_closed(c, "nope\n", 5, &err), ACR_ECORRUPT);
     const char *bad = HDR "2026-01,P1,1,2026-01,sale,S1\n";
-    cr_assert_eq(acr_comm_add_closed(c, bad, strlen(bad), &err), ACR_ECORRUPT);
+    ASSERT_EQ(acr_comm_add_closed(c, bad, strlen(bad), &err), ACR_ECORRUPT);
     const char *nonl = HDR "2026-01,P1,1,2026-01,adjustment,a,2,2026-01-05T00:00:00Z,,0,1,USD";
-    cr_assert_eq(acr_comm_add_closed(c, nonl, strlen(nonl), &err), ACR_ECORRUPT);
+    ASSERT_EQ(acr_comm_add_closed(c, nonl, strlen(nonl), &err), ACR_ECORRUPT);
     const char *kind = HDR "2026-01,P1,1,2026-01,bonus,a,2,2026-01-05T00:00:00Z,,0,1,USD\n";
-    cr_assert_eq(acr_comm_add_closed(c, kind, strlen(kind), &err), ACR_ECORRUPT);
-    cr_assert_eq(acr_comm_add_closed(c, HDR, strlen(HDR), &err), 0);
+    ASSERT_EQ(acr_comm_add_closed(c, kind, strlen(kind), &err), ACR_ECORRUPT);
+    ASSERT_EQ(acr_comm_add_closed(c, HDR, strlen(HDR), &err), 0);
     acr_comm_free(c);
 }

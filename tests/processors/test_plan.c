@@ -21,39 +21,39 @@ static void expect_error(const char *json, int code, const char *field)
     acr_err_t err;
     acr_err_clear(&err);
     int rc = acr_plan_parse(json, strlen(json), &p, &err);
-    cr_assert_eq(rc, code, "%s: got %s (%s), want %s", json, acr_err_name(rc), err.msg,
+    ASSERT_EQ_MSG(rc, code, "%s: got %s (%s), want %s", json, acr_err_name(rc), err.msg,
                  acr_err_name(code));
-    cr_assert_eq(err.code, code);
+    ASSERT_EQ(err.code, code);
     if (field != NULL)
         ASSERT_STR_EQ(err.field, field);
-    cr_assert_eq(p.rules, NULL); /* zeroed on failure */
+    ASSERT_EQ(p.rules, NULL); /* zeroed on failure */
 }
 
 Test(plan, parses_the_spec_example)
 {
     acr_plan_t p;
     acr_err_t err;
-    cr_assert_eq(acr_plan_parse(GOOD, strlen(GOOD), &p, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_plan_parse(GOOD, strlen(GOOD), &p, &err), 0, "%s", err.msg);
     ASSERT_STR_EQ(p.plan_id, "standard");
-    cr_assert_eq(p.version, 1);
+    ASSERT_EQ(p.version, 1);
     ASSERT_STR_EQ(p.currency, "JPY");
-    cr_assert_eq(p.ceiling_bp, 4000);
-    cr_assert_eq(p.rule_count, 2);
-    cr_assert_eq(p.rules[0].bracket_count, 2);
-    cr_assert_eq(p.rules[0].brackets[1].from_minor, 1000000);
-    cr_assert_eq(p.rules[0].brackets[1].rate_bp, 2500);
+    ASSERT_EQ(p.ceiling_bp, 4000);
+    ASSERT_EQ(p.rule_count, 2);
+    ASSERT_EQ(p.rules[0].bracket_count, 2);
+    ASSERT_EQ(p.rules[0].brackets[1].from_minor, 1000000);
+    ASSERT_EQ(p.rules[0].brackets[1].rate_bp, 2500);
     ASSERT_STR_EQ(p.rules[0].tier, "gold");
-    cr_assert_eq(p.rules[0].match_has, ACR_MATCH_TIER);
-    cr_assert_eq(p.rules[1].match_has, 0);
+    ASSERT_EQ(p.rules[0].match_has, ACR_MATCH_TIER);
+    ASSERT_EQ(p.rules[1].match_has, 0);
     cr_assert(p.has_clawback_days);
-    cr_assert_eq(p.clawback_days, 90);
-    cr_assert_eq(p.new_customer_bonus_minor, 10000);
-    cr_assert_eq(p.target_count, 1);
-    cr_assert_eq(p.targets[0].bonus_minor, 50000);
+    ASSERT_EQ(p.clawback_days, 90);
+    ASSERT_EQ(p.new_customer_bonus_minor, 10000);
+    ASSERT_EQ(p.target_count, 1);
+    ASSERT_EQ(p.targets[0].bonus_minor, 50000);
     cr_assert(p.has_cap);
-    cr_assert_eq(p.cap_bp, 3000);
+    ASSERT_EQ(p.cap_bp, 3000);
     /* 2026-01-01 is day 20454 since 1970-01-01 */
-    cr_assert_eq(p.effective_from_day, 20454);
+    ASSERT_EQ(p.effective_from_day, 20454);
     acr_plan_destroy(&p);
 }
 
@@ -62,11 +62,11 @@ Test(plan, optional_fields_absent)
     const char *json = "{" HEAD RULES "}";
     acr_plan_t p;
     acr_err_t err;
-    cr_assert_eq(acr_plan_parse(json, strlen(json), &p, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_plan_parse(json, strlen(json), &p, &err), 0, "%s", err.msg);
     cr_assert_not(p.has_clawback_days);
     cr_assert_not(p.has_cap);
-    cr_assert_eq(p.target_count, 0);
-    cr_assert_eq(p.new_customer_bonus_minor, 0);
+    ASSERT_EQ(p.target_count, 0);
+    ASSERT_EQ(p.new_customer_bonus_minor, 0);
     acr_plan_destroy(&p);
 }
 
@@ -77,12 +77,12 @@ Test(plan, match)
     const char *json = "{" HEAD "\"rules\":[{\"match\":{\"tier\":\"gold\",\"product\":\"cloud\"},"
                        "\"brackets\":[{\"from_minor\":0,\"rate_bp\":1}]},{\"match\":{\"region\":"
                        "\"EU\"},\"brackets\":[{\"from_minor\":0,\"rate_bp\":2}]}]}";
-    cr_assert_eq(acr_plan_parse(json, strlen(json), &p, &err), 0, "%s", err.msg);
-    cr_assert_eq(acr_plan_match(&p, "gold", "reseller", NULL, "cloud", 5), 0);
-    cr_assert_eq(acr_plan_match(&p, "gold", "reseller", NULL, "cloudy", 6), -1);
-    cr_assert_eq(acr_plan_match(&p, "gold", "reseller", "EU", "support", 7), 1);
-    cr_assert_eq(acr_plan_match(&p, NULL, "reseller", NULL, "cloud", 5), -1);
-    cr_assert_eq(acr_plan_match(&p, "Gold", "reseller", "eu", "cloud", 5), -1);
+    ASSERT_EQ_MSG(acr_plan_parse(json, strlen(json), &p, &err), 0, "%s", err.msg);
+    ASSERT_EQ(acr_plan_match(&p, "gold", "reseller", NULL, "cloud", 5), 0);
+    ASSERT_EQ(acr_plan_match(&p, "gold", "reseller", NULL, "cloudy", 6), -1);
+    ASSERT_EQ(acr_plan_match(&p, "gold", "reseller", "EU", "support", 7), 1);
+    ASSERT_EQ(acr_plan_match(&p, NULL, "reseller", NULL, "cloud", 5), -1);
+    ASSERT_EQ(acr_plan_match(&p, "Gold", "reseller", "eu", "cloud", 5), -1);
     acr_plan_destroy(&p);
 }
 
@@ -175,7 +175,7 @@ Test(plan, invalid_value_amounts)
     const char *ok = "{" HEAD RULES ",\"new_customer_bonus_minor\":1000000000000000}";
     acr_plan_t p;
     acr_err_t err;
-    cr_assert_eq(acr_plan_parse(ok, strlen(ok), &p, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_plan_parse(ok, strlen(ok), &p, &err), 0, "%s", err.msg);
     acr_plan_destroy(&p);
 }
 

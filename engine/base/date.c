@@ -15,9 +15,9 @@
 #include <stdio.h>
 
 #define MS_PER_MIN 60000LL
-#define DAY_MIN 0           /* 1970-01-01 */
-#define DAY_MAX 2932896     /* 9999-12-31 */
-#define OFFSET_MIN_MAX (23 * 60 + 59)
+#define DAY_MIN ACR_DAY_MIN
+#define DAY_MAX ACR_DAY_MAX
+#define OFFSET_MIN_MAX ACR_UTC_OFFSET_MIN_MAX
 
 /* Floor division for a positive divisor (C's '/' truncates toward zero). */
 static int64_t floor_div(int64_t a, int64_t b)

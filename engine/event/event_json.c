@@ -48,7 +48,6 @@
 #include "accrue/plan.h"
 
 #define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
-#define MP_DEPTH_MAX 64
 
 typedef struct parse_ctx {
     acr_event_t ev;     /* slices point into the jansson tree or json_text */
@@ -1315,9 +1314,9 @@ static int mp_value(mp_conv_t *v, json_t **out)
         return 0;
     case MP_ARR:
     case MP_MAP: {
-        if (v->depth >= MP_DEPTH_MAX)
+        if (v->depth >= ACR_MSGPACK_DEPTH_MAX)
             return fail(v->err, ACR_ETOO_LARGE, v->path, "nested deeper than %d levels",
-                        MP_DEPTH_MAX);
+                        ACR_MSGPACK_DEPTH_MAX);
         v->depth++;
         int rc = it.kind == MP_ARR ? mp_array(v, it.n, out) : mp_map(v, it.n, out);
         v->depth--;

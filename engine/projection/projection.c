@@ -11,7 +11,7 @@
  * a partner attribute set by business time - apply order stands in for seq:
  * a later-applied event has the larger seq, so ties keep the earlier one.
  *
- * Rows are small kv records (store.c) laid out in proj_internal.h. A row read
+ * Rows are small kv records (store.c) laid out in projection_internal.h. A row read
  * from a page is copied into tx->scratch2 before any put (LMDB may move dirty
  * pages on a put), new values are encoded into tx->scratch, keys are built on
  * the stack. KPI counters are per (partner, local month) and per (partner,
@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "accrue/date.h"
-#include "proj_internal.h"
+#include "projection_internal.h"
 
 #define F(ev, f) ((ev)->str[ACR_F_##f])
 #define HAS(ev, f) ACR_HAS(ev, ACR_F_##f)
@@ -210,7 +210,7 @@ static int counters_add(acr__txn_t *tx, int db, const acr__pkey_t *key, const in
     if (rc != 0)
         return rc;
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, db, key->b, key->len, &fresh);
+    acr__cached_row_t *e = acr__cache_get(tx, db, key->b, key->len, &fresh);
     if (e == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (fresh) {
@@ -223,7 +223,7 @@ static int counters_add(acr__txn_t *tx, int db, const acr__pkey_t *key, const in
                                acr__db_name(db));
         if (rc == MDB_NOTFOUND)
             v = acr__val(c, (size_t)n * 8); /* zeros */
-        if (acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+        if (acr__cached_row_set(tx, e, v.mv_data, v.mv_size) != 0)
             return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
     if (acr__counters_decode(e->val, e->vlen, c, n) != 0)
@@ -373,8 +373,9 @@ static int deal_store(acr__txn_t *tx, acr_str_t did, const acr__drow_t *d, acr_s
 {
     int rc = drow_encode(&tx->scratch, d);
     bool fresh;
-    acr__cent_t *e = rc ? NULL : acr__cache_get(tx, ACR_DB_PROJ_DEALS, did.ptr, did.len, &fresh);
-    if (e == NULL || acr__cent_set(tx, e, tx->scratch.data, tx->scratch.len) != 0)
+    acr__cached_row_t *e =
+        rc ? NULL : acr__cache_get(tx, ACR_DB_PROJ_DEALS, did.ptr, did.len, &fresh);
+    if (e == NULL || acr__cached_row_set(tx, e, tx->scratch.data, tx->scratch.len) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory encoding a proj_deals row");
     e->dirty = true; /* written back by acr__tx_flush */
     if (rc == 0 && d->outcome == ACR__DEAL_OPEN) {
@@ -429,11 +430,11 @@ static int deal_registered(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err
 
 /* The cache entry of (db, key), read from LMDB on a miss (unless the
  * tables are known empty). 0 (*out set) or an error. */
-static int cached_lookup(acr__txn_t *tx, int db, acr_str_t key, acr__cent_t **out,
+static int cached_lookup(acr__txn_t *tx, int db, acr_str_t key, acr__cached_row_t **out,
                          acr_err_t *err)
 {
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, db, key.ptr, key.len, &fresh);
+    acr__cached_row_t *e = acr__cache_get(tx, db, key.ptr, key.len, &fresh);
     if (e == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (fresh && !tx->cache.empty) {
@@ -441,7 +442,7 @@ static int cached_lookup(acr__txn_t *tx, int db, acr_str_t key, acr__cent_t **ou
         int rc = mdb_get(tx->txn, tx->dbi[db], &(MDB_val){key.len, (void *)key.ptr}, &v);
         if (rc != 0 && rc != MDB_NOTFOUND)
             return acr__tx_fail(tx, rc, err, acr__db_name(db));
-        if (rc == 0 && acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+        if (rc == 0 && acr__cached_row_set(tx, e, v.mv_data, v.mv_size) != 0)
             return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
     *out = e;
@@ -453,15 +454,15 @@ static int cached_lookup(acr__txn_t *tx, int db, acr_str_t key, acr__cent_t **ou
  * tx->scratch2 like need_copy. */
 static int cached_copy(acr__txn_t *tx, int db, acr_str_t key, MDB_val *out, acr_err_t *err)
 {
-    acr__cent_t *e = NULL;
+    acr__cached_row_t *e = NULL;
     int rc = cached_lookup(tx, db, key, &e, err);
     if (rc != 0 || e == NULL)
         return rc ? rc : acr_err_set(err, ACR_ENOMEM, "out of memory");
-    if (e->state != ACR__CENT_PRESENT)
+    if (e->state != ACR__ROW_PRESENT)
         return acr_err_set(err, ACR_ECORRUPT, "%s: a row the event needs is missing",
                            acr__db_name(db));
     acr_buf_reset(&tx->scratch2);
-    if (acr_buf_append(&tx->scratch2, acr__cent_val(e), e->vlen) != 0)
+    if (acr_buf_append(&tx->scratch2, acr__cached_row_val(e), e->vlen) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     *out = acr__val(tx->scratch2.data, e->vlen);
     return 0;

@@ -1,5 +1,5 @@
 /* event_internal.h - tables shared by the event codecs (event.c, event_record.c,
- * event_json.c). Nothing outside those files includes it. */
+ * event_json.c), all of engine/event. Nothing outside that part includes it. */
 #ifndef ACCRUE_EVENT_INTERNAL_H
 #define ACCRUE_EVENT_INTERNAL_H
 

@@ -14,48 +14,48 @@ static int64_t rhe(acr_i128_t n, acr_i128_t d)
 
 Test(money, half_even_ties)
 {
-    cr_assert_eq(rhe(1, 2), 0);  /* 0.5 -> 0 */
-    cr_assert_eq(rhe(3, 2), 2);  /* 1.5 -> 2 */
-    cr_assert_eq(rhe(5, 2), 2);  /* 2.5 -> 2 */
-    cr_assert_eq(rhe(7, 2), 4);  /* 3.5 -> 4 */
-    cr_assert_eq(rhe(5000, 10000), 0);
-    cr_assert_eq(rhe(15000, 10000), 2);
-    cr_assert_eq(rhe(25000, 10000), 2);
+    ASSERT_EQ(rhe(1, 2), 0);  /* 0.5 -> 0 */
+    ASSERT_EQ(rhe(3, 2), 2);  /* 1.5 -> 2 */
+    ASSERT_EQ(rhe(5, 2), 2);  /* 2.5 -> 2 */
+    ASSERT_EQ(rhe(7, 2), 4);  /* 3.5 -> 4 */
+    ASSERT_EQ(rhe(5000, 10000), 0);
+    ASSERT_EQ(rhe(15000, 10000), 2);
+    ASSERT_EQ(rhe(25000, 10000), 2);
 }
 
 Test(money, below_and_above_half)
 {
-    cr_assert_eq(rhe(4999, 10000), 0);
-    cr_assert_eq(rhe(5001, 10000), 1);
-    cr_assert_eq(rhe(14999, 10000), 1);
-    cr_assert_eq(rhe(0, 7), 0);
-    cr_assert_eq(rhe(10, 5), 2);  /* exact */
-    cr_assert_eq(rhe(2, 3), 1);   /* 0.666 */
-    cr_assert_eq(rhe(1, 3), 0);   /* 0.333 */
-    cr_assert_eq(rhe(1, 1), 1);
+    ASSERT_EQ(rhe(4999, 10000), 0);
+    ASSERT_EQ(rhe(5001, 10000), 1);
+    ASSERT_EQ(rhe(14999, 10000), 1);
+    ASSERT_EQ(rhe(0, 7), 0);
+    ASSERT_EQ(rhe(10, 5), 2);  /* exact */
+    ASSERT_EQ(rhe(2, 3), 1);   /* 0.666 */
+    ASSERT_EQ(rhe(1, 3), 0);   /* 0.333 */
+    ASSERT_EQ(rhe(1, 1), 1);
 }
 
 Test(money, odd_divisor_never_ties)
 {
     /* d odd: 2r = d is impossible, so plain nearest */
-    cr_assert_eq(rhe(4, 3), 1);
-    cr_assert_eq(rhe(5, 3), 2);
+    ASSERT_EQ(rhe(4, 3), 1);
+    ASSERT_EQ(rhe(5, 3), 2);
 }
 
 Test(money, large_128_bit)
 {
     /* 10^15 x 10000 bp / 10000 = 10^15: the product needs more than 32 bits */
     acr_i128_t n = (acr_i128_t)1000000000000000LL * 10000;
-    cr_assert_eq(rhe(n, 10000), 1000000000000000LL);
+    ASSERT_EQ(rhe(n, 10000), 1000000000000000LL);
     /* INT64_MAX exactly fits, INT64_MAX + 1 does not */
     int64_t out;
     cr_assert(acr_round_half_even((acr_i128_t)INT64_MAX * 2, 2, &out));
-    cr_assert_eq(out, INT64_MAX);
+    ASSERT_EQ(out, INT64_MAX);
     cr_assert_not(acr_round_half_even(((acr_i128_t)INT64_MAX + 1) * 2, 2, &out));
     /* the tie test cannot overflow with a huge divisor */
     acr_i128_t big = (acr_i128_t)1 << 125;
     cr_assert(acr_round_half_even(big + big / 2, big, &out));
-    cr_assert_eq(out, 2); /* 1.5 -> 2 */
+    ASSERT_EQ(out, 2); /* 1.5 -> 2 */
 }
 
 Test(money, bad_arguments)
@@ -72,25 +72,25 @@ Test(money, floor_div)
 {
     int64_t out;
     cr_assert(acr_floor_div(19999, 10000, &out));
-    cr_assert_eq(out, 1);
+    ASSERT_EQ(out, 1);
     cr_assert(acr_floor_div(360000000, 10000, &out));
-    cr_assert_eq(out, 36000);
+    ASSERT_EQ(out, 36000);
     cr_assert(acr_floor_div(0, 3, &out));
-    cr_assert_eq(out, 0);
+    ASSERT_EQ(out, 0);
 }
 
 Test(money, add_checked)
 {
     int64_t acc = INT64_MAX - 1;
     cr_assert(acr_add_checked(&acc, 1));
-    cr_assert_eq(acc, INT64_MAX);
+    ASSERT_EQ(acc, INT64_MAX);
     cr_assert_not(acr_add_checked(&acc, 1));
-    cr_assert_eq(acc, INT64_MAX); /* unchanged on overflow */
+    ASSERT_EQ(acc, INT64_MAX); /* unchanged on overflow */
     acc = INT64_MIN;
     cr_assert_not(acr_add_checked(&acc, -1));
-    cr_assert_eq(acc, INT64_MIN);
+    ASSERT_EQ(acc, INT64_MIN);
     cr_assert(acr_add_checked(&acc, INT64_MAX));
-    cr_assert_eq(acc, -1);
+    ASSERT_EQ(acc, -1);
 }
 
 Test(money, format)

@@ -15,7 +15,8 @@
 
 #include "accrue/jsonmem.h"
 #include "accrue/plan.h"
-#include "internal.h"
+#include "../projection/projection_internal.h"
+#include "state_internal.h"
 
 enum { STATUS_ACTIVE = 0, STATUS_SUSPENDED = 1, STATUS_OFFBOARDED = 2 };
 enum { DEAL_OPEN = 0, DEAL_WON = 1, DEAL_LOST = 2 };
@@ -99,7 +100,7 @@ static MDB_val key1(acr_str_t s)
 static int cached_row(acr__txn_t *tx, int db, acr_str_t id, acr_err_t *err)
 {
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, db, id.ptr, id.len, &fresh);
+    acr__cached_row_t *e = acr__cache_get(tx, db, id.ptr, id.len, &fresh);
     if (e == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     tx->cache_last = e;
@@ -108,18 +109,18 @@ static int cached_row(acr__txn_t *tx, int db, acr_str_t id, acr_err_t *err)
         int rc = get(tx, db, key1(id), &v, err);
         if (rc < 0)
             return rc;
-        if (rc == 1 && acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+        if (rc == 1 && acr__cached_row_set(tx, e, v.mv_data, v.mv_size) != 0)
             return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
-    return e->state == ACR__CENT_PRESENT;
+    return e->state == ACR__ROW_PRESENT;
 }
 
 static int put_cached(acr__txn_t *tx, int db, acr_str_t id, const void *p, size_t len,
                       acr_err_t *err)
 {
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, db, id.ptr, id.len, &fresh);
-    if (e == NULL || acr__cent_set(tx, e, p, len) != 0)
+    acr__cached_row_t *e = acr__cache_get(tx, db, id.ptr, id.len, &fresh);
+    if (e == NULL || acr__cached_row_set(tx, e, p, len) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     e->dirty = true;
     return 0;
@@ -130,7 +131,7 @@ static int put_cached(acr__txn_t *tx, int db, acr_str_t id, const void *p, size_
 static int load_partner(acr__txn_t *tx, acr_str_t id, partner_state_t *out, acr_err_t *err)
 {
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, ACR_DB_PARTNERS, id.ptr, id.len, &fresh);
+    acr__cached_row_t *e = acr__cache_get(tx, ACR_DB_PARTNERS, id.ptr, id.len, &fresh);
     if (e == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (fresh && !tx->cache.empty) {
@@ -138,10 +139,10 @@ static int load_partner(acr__txn_t *tx, acr_str_t id, partner_state_t *out, acr_
         int rc = get(tx, ACR_DB_PARTNERS, key1(id), &v, err);
         if (rc < 0) /* fatal: the transaction is aborted, entry and all */
             return rc;
-        if (rc == 1 && acr__cent_set(tx, e, v.mv_data, v.mv_size) != 0)
+        if (rc == 1 && acr__cached_row_set(tx, e, v.mv_data, v.mv_size) != 0)
             return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
-    if (e->state != ACR__CENT_PRESENT)
+    if (e->state != ACR__ROW_PRESENT)
         return 0;
     acr__kv_reader_t r;
     acr__kv_reader_init(&r, e->val, e->vlen);
@@ -160,8 +161,8 @@ static int store_partner(acr__txn_t *tx, acr_str_t id, const partner_state_t *p,
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     int rc = put(tx, ACR_DB_PARTNERS, key1(id), b->data, b->len, err);
     bool fresh;
-    acr__cent_t *e = rc ? NULL : acr__cache_get(tx, ACR_DB_PARTNERS, id.ptr, id.len, &fresh);
-    if (rc == 0 && (e == NULL || acr__cent_set(tx, e, b->data, b->len) != 0))
+    acr__cached_row_t *e = rc ? NULL : acr__cache_get(tx, ACR_DB_PARTNERS, id.ptr, id.len, &fresh);
+    if (rc == 0 && (e == NULL || acr__cached_row_set(tx, e, b->data, b->len) != 0))
         return acr_err_set(err, ACR_ENOMEM, "out of memory"); /* fatal: txn aborted */
     return rc;
 }
@@ -171,9 +172,9 @@ static int load_deal(acr__txn_t *tx, acr_str_t id, deal_state_t *out, acr_err_t 
     int rc = cached_row(tx, ACR_DB_DEALS, id, err);
     if (rc <= 0)
         return rc;
-    acr__cent_t *e = tx->cache_last;
+    acr__cached_row_t *e = tx->cache_last;
     acr__kv_reader_t r;
-    acr__kv_reader_init(&r, acr__cent_val(e), e->vlen);
+    acr__kv_reader_init(&r, acr__cached_row_val(e), e->vlen);
     out->partner_id = acr__kv_get_str(&r);
     out->customer_id = acr__kv_get_str(&r);
     out->currency = acr__kv_get_str(&r);
@@ -251,16 +252,16 @@ static int rep_exists(acr__txn_t *tx, acr_str_t partner_id, acr_str_t rep_id, ac
 {
     MDB_val k = acr__key2(&tx->scratch2, partner_id, rep_id), v;
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, ACR_DB_REPS, k.mv_data, k.mv_size, &fresh);
+    acr__cached_row_t *e = acr__cache_get(tx, ACR_DB_REPS, k.mv_data, k.mv_size, &fresh);
     if (e == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (fresh && !tx->cache.empty) {
         int rc = get(tx, ACR_DB_REPS, k, &v, err);
         if (rc < 0)
             return rc;
-        e->state = rc == 1 ? ACR__CENT_PRESENT : ACR__CENT_ABSENT;
+        e->state = rc == 1 ? ACR__ROW_PRESENT : ACR__ROW_ABSENT;
     }
-    return e->state == ACR__CENT_PRESENT;
+    return e->state == ACR__ROW_PRESENT;
 }
 
 static bool str_eq(acr_str_t a, acr_str_t b)
@@ -386,10 +387,10 @@ static int rep_added(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     if ((rc = put(tx, ACR_DB_REPS, k, F(ev, ACR_F_NAME).ptr, F(ev, ACR_F_NAME).len, err)) != 0)
         return rc;
     bool fresh;
-    acr__cent_t *e = acr__cache_get(tx, ACR_DB_REPS, k.mv_data, k.mv_size, &fresh);
+    acr__cached_row_t *e = acr__cache_get(tx, ACR_DB_REPS, k.mv_data, k.mv_size, &fresh);
     if (e == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    e->state = ACR__CENT_PRESENT;
+    e->state = ACR__ROW_PRESENT;
     return 0;
 }
 
@@ -714,8 +715,7 @@ static int sale_recorded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
                              sid.len);
     if ((rc = sale_refs(tx, ev, pid, err)) == 0)
         return 0;
-    int exit_code = acr_err_exit_code(rc);
-    if (exit_code != 3 && exit_code != 4)
+    if (!acr_err_rejects_input(rc))
         return rc; /* a store failure: the transaction is aborted anyway */
     acr_err_t derr;
     int drc = del(tx, ACR_DB_SALES, key1(sid), &derr);
@@ -863,7 +863,7 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     if (ev->type == ACR_EV_NONE || ev->type >= ACR_EV__COUNT)
         return acr_err_set(err, ACR_ECORRUPT, "event of unknown type %d", ev->type);
-    if (tx->cache.count >= ACR__CACHE_MAX) { /* bound the memory of one huge transaction */
+    if (tx->cache.count >= ACR_ROW_CACHE_MAX) { /* bound the memory of one huge transaction */
         int frc = acr__tx_flush(tx, err);
         if (frc != 0)
             return frc;

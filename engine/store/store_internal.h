@@ -1,7 +1,9 @@
-/* internal.h - engine-private declarations shared by the engine's modules
- * (log, state, payout, projections). Nothing outside engine/ includes it. */
-#ifndef ACCRUE_ENGINE_INTERNAL_H
-#define ACCRUE_ENGINE_INTERNAL_H
+/* store_internal.h - what engine/store offers the engine parts above it (log, state,
+ * projection, query, payout, token): the LMDB tables and the ledger handle, opening an
+ * environment, the write transaction with its row cache, the kv row encoding, and the
+ * read transaction of a snapshot. Nothing outside engine/ includes it (docs/architecture.md). */
+#ifndef ACCRUE_ENGINE_STORE_INTERNAL_H
+#define ACCRUE_ENGINE_STORE_INTERNAL_H
 
 #include <lmdb.h>
 #include <pthread.h>
@@ -33,8 +35,8 @@
     XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
     ACR_PROJ_DB_MAP(XX)
 
-/* Projection tables (engine/projection.c applies them, engine/query.c reads
- * them; row layouts in engine/proj_internal.h). "\0" separates key parts. */
+/* Projection tables (engine/projection applies them, engine/query reads them;
+ * row layouts in projection/projection_internal.h). "\0" separates key parts. */
 #ifndef ACR_PROJ_DB_MAP
 #define ACR_PROJ_DB_MAP(XX)                                                                        \
     XX(PROJ_PARTNERS, "proj_partners", true)     /* partner_id -> partner row */                   \
@@ -70,8 +72,6 @@ bool acr__db_derived(int db);
 /* Maps an LMDB / errno code to an ACR_E* code with a message. */
 int acr__mdb_err(int rc, acr_err_t *err, const char *what);
 
-/* Below this much free space, a failed commit is reported as ledger_full. */
-#define ACR_DISK_FULL_BYTES (1u << 20)
 /* Maps a failed commit, naming a full disk ledger_full. */
 int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err);
 
@@ -84,9 +84,10 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
                         unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
                         acr_err_t *err);
 
-/* ---- The state machine of validation ------------------------------------ */
+/* ---- The stage list a transaction caches ---------------------------------- */
 
-/* Cached pipeline, loaded lazily per transaction. */
+/* Cached pipeline, loaded lazily per transaction by engine/state (which parses it,
+ * state_internal.h); kept here because the transaction holds it. */
 typedef struct acr__pipeline {
     uint32_t count;
     char names[ACR_STAGES_MAX][ACR_STAGE_NAME_MAX + 1];
@@ -97,19 +98,20 @@ enum { ACR__EXIT_AMOUNT = 1, ACR__EXIT_EXPECTED_CLOSE = 2, ACR__EXIT_REP = 4 };
 
 /* ---- Per-transaction row cache -------------------------------------------
  *
- * A write transaction keeps the small, hot rows it touches in memory: the
- * KPI counter rows (write-back: dirty entries are put once by acr__tx_flush,
- * before the batch's transaction commits) and the partner / rep validation
- * rows (write-through: every put also updates the entry). Since a row's
+ * An acr__cached_row_t is one entry of this cache: a table row (db, key) and its
+ * value as the transaction sees it. A write transaction keeps the small, hot
+ * rows it touches in memory: the KPI counter rows (write-back: dirty entries
+ * are put once by acr__tx_flush, before the batch's transaction commits) and
+ * the partner / rep validation rows (write-through: every put also updates
+ * the entry). Since a row's
  * bytes depend only on the deltas applied to it, writing the sum back once
  * stores exactly what one put per event would have. Entries live in chunks
  * that never move, so a slice into an entry's value stays valid until the
  * cache is cleared (or that entry rewritten). */
-#define ACR__CKEY_MAX 256 /* = ACR__PROJ_KEY_MAX: three ids, a month and separators */
 
-enum { ACR__CENT_ABSENT = 0, ACR__CENT_PRESENT = 1 };
+enum { ACR__ROW_ABSENT = 0, ACR__ROW_PRESENT = 1 };
 
-typedef struct acr__cent {
+typedef struct acr__cached_row {
     uint64_t hash;  /* of db and key */
     uint8_t *key;   /* the row's key, in the cache's arena */
     uint8_t *val;   /* the row's value, in the arena (vcap bytes) */
@@ -117,25 +119,24 @@ typedef struct acr__cent {
     uint16_t vlen;  /* value bytes, when present */
     uint16_t vcap;  /* bytes at val */
     uint8_t db;     /* acr_db_t */
-    uint8_t state;  /* ACR__CENT_* (absent + dirty: to be deleted) */
+    uint8_t state;  /* ACR__ROW_* (absent + dirty: to be deleted) */
     bool dirty;     /* to be written by acr__tx_flush */
-} acr__cent_t;
+} acr__cached_row_t;
 
 typedef struct acr__cache {
-    uint64_t *slots;      /* open addressing: hash >> 32 << 32 | entry number + 1; 0 = empty */
-    uint32_t cap;         /* slots, a power of two (0 before first use) */
-    uint32_t count;       /* entries in use */
-    acr__cent_t **chunks; /* entries, ACR__CACHE_CHUNK per chunk (never moved) */
-    uint32_t nchunks;     /* chunks allocated */
-    uint8_t **blocks;     /* arena of keys and values (never moved) */
-    uint32_t nblocks;     /* blocks allocated */
-    uint32_t block;       /* the block being filled */
-    size_t block_used;    /* bytes used in it */
-    bool empty;           /* a replay's cached tables are empty in LMDB: a miss is absent */
+    uint64_t *slots;            /* open addressing: hash >> 32 << 32 | entry + 1; 0 = empty */
+    uint32_t cap;               /* slots, a power of two (0 before first use) */
+    uint32_t count;             /* entries in use */
+    acr__cached_row_t **chunks; /* entries, ACR__CACHE_CHUNK per chunk (never moved) */
+    uint32_t nchunks;           /* chunks allocated */
+    uint8_t **blocks;           /* arena of keys and values (never moved) */
+    uint32_t nblocks;           /* blocks allocated */
+    uint32_t block;             /* the block being filled */
+    size_t block_used;          /* bytes used in it */
+    bool empty;                 /* a replay's cached tables are empty in LMDB: a miss is absent */
 } acr__cache_t;
 
 #define ACR__CACHE_CHUNK 4096u
-#define ACR__CACHE_MAX (1u << 20)   /* entries; beyond, flushed at the next event boundary */
 #define ACR__CACHE_BLOCK (1u << 20) /* bytes per arena block (> any row) */
 
 /* One write transaction's context. */
@@ -150,21 +151,21 @@ typedef struct acr__txn {
     acr_buf_t scratch2;        /* a second one, for keys built while scratch is in use */
     int mdb_rc;                /* the last LMDB failure (MDB_MAP_FULL triggers a retry) */
     acr__cache_t cache;        /* hot rows of this transaction (zeroed = empty) */
-    acr__cent_t *cache_last;   /* the entry the last cached look-up found */
+    acr__cached_row_t *cache_last; /* the entry the last cached look-up found */
 } acr__txn_t;
 
-/* The entry of (db, key) in tx's cache, created (state ACR__CENT_ABSENT,
+/* The entry of (db, key) in tx's cache, created (state ACR__ROW_ABSENT,
  * vlen 0, *out_new true) when missing; NULL when out of memory. */
-acr__cent_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
-                            bool *out_new);
+acr__cached_row_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
+                                  bool *out_new);
 /* The value bytes of an entry (e->vlen of them). */
-static inline uint8_t *acr__cent_val(acr__cent_t *e)
+static inline uint8_t *acr__cached_row_val(acr__cached_row_t *e)
 {
     return e->val;
 }
 /* Stores n bytes as the entry's value (state present); 0 or ACR_ENOMEM.
  * Slices into the entry's previous value are invalid afterwards. */
-int acr__cent_set(acr__txn_t *tx, acr__cent_t *e, const void *p, size_t n);
+int acr__cached_row_set(acr__txn_t *tx, acr__cached_row_t *e, const void *p, size_t n);
 /* Puts every dirty entry (in key order per table) and empties the cache:
  * call before the transaction (or a group's child) commits. 0 or ACR_E*. */
 int acr__tx_flush(acr__txn_t *tx, acr_err_t *err);
@@ -175,27 +176,19 @@ void acr__cache_free(acr__cache_t *c);
 /* Records an LMDB failure in tx and maps it to an ACR_E* code. */
 int acr__tx_fail(acr__txn_t *tx, int rc, acr_err_t *err, const char *what);
 
-/* Parses a stored stage list JSON into p (0 or ACR_ECORRUPT). */
-int acr__pipeline_parse(const char *json, size_t len, acr__pipeline_t *p);
-/* The default pipeline of events.md, as stage list JSON. */
-extern const char ACR__DEFAULT_PIPELINE_JSON[];
-
-/* Checks every stateful rule of events.md for ev against the state in tx and,
- * when valid, applies it to the state and projection tables. On a rule
- * violation returns its code with err set (field, message) and changes
- * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
-int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
-
-/* The read transaction of a snapshot (reader.c), for engine-side queries. */
+/* The read transaction of a snapshot (reader.c), for engine-side reads. */
 MDB_txn *acr__reader_txn(acr_reader_t *r);
 
-/* Projections: applied after the state, in the same transaction. */
-int acr__proj_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
-
-/* Re-applies every stored event with seq <= head into the derived tables of
- * tx (which must be empty), used by rebuild and verify. */
-int acr__replay_into(acr_ledger_t *ledger, MDB_txn *read_txn, acr__txn_t *tx,
-                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
+/* For the payout driver: reads on from the reader's position through seq `through`
+ * (at most the head), checking the chain hash and the record header of every record.
+ * Records whose type is in type_mask are returned undecoded (recs[i]: the record bytes
+ * after the stored hash, valid while the reader is open; seqs[i]: its seq), up to max,
+ * stopping after a period.closed. *max_at_ms is raised to the at of every record read
+ * but period.closed. 0, or ACR_ECHAIN_BROKEN / an LMDB error naming the first bad seq
+ * (the records before it are in recs). */
+int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
+                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
+                         acr_err_t *err);
 
 /* ---- Small record encoding for state tables ------------------------------ */
 
@@ -236,13 +229,5 @@ static inline uint64_t acr__be_u64(const uint8_t in[8])
         v = (v << 8) | in[i];
     return v;
 }
-
-/* Appends one engine-written event (period.closed, with the closer's actor; NULL =
- * "accrue") plus the statement bytes of its close in one durable write transaction,
- * checking first that the head is still expect_head (else ACR_EVERSION_CONFLICT: the
- * caller recomputes and retries). */
-int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_event_t *ev,
-                      const char *actor, const char *period_id, const char *csv,
-                      size_t csv_len, uint64_t *out_seq, acr_err_t *err);
 
 #endif

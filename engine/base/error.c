@@ -1,7 +1,8 @@
-/* error.c - names, exit codes and records of the ACR_E* error codes.
+/* error.c - names, classes, exit codes, HTTP statuses and records of the ACR_E* codes.
  *
- * Everything is generated from ACR_ERRNO_MAP so the C constant, the wire name
- * of events.md and the exit code of cli.md cannot drift apart.
+ * Everything is generated from ACR_ERRNO_MAP and ACR_ERROR_CLASS_MAP so the C
+ * constant, the wire name of events.md, the exit code of cli.md and the HTTP
+ * status of http.md cannot drift apart.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,12 +12,24 @@
 
 typedef struct {
     const char *wire;
-    int exit_code;
+    acr_err_class_t cls;
 } err_info_t;
 
 static const err_info_t err_table[] = {
-#define XX(name, wire, exit_code) {wire, exit_code},
+#define XX(name, wire, class) {wire, ACR_CLASS_##class},
     ACR_ERRNO_MAP(XX)
+#undef XX
+};
+
+typedef struct {
+    int exit_code;
+    int http_status;
+    bool rejects;
+} class_info_t;
+
+static const class_info_t class_table[ACR_CLASS__COUNT] = {
+#define XX(name, exit_code, http_status, rejects) {exit_code, http_status, rejects},
+    ACR_ERROR_CLASS_MAP(XX)
 #undef XX
 };
 
@@ -34,12 +47,25 @@ const char *acr_err_name(int code)
     return info ? info->wire : (code == 0 ? "ok" : "unknown_error");
 }
 
-int acr_err_exit_code(int code)
+acr_err_class_t acr_err_class(int code)
 {
     const err_info_t *info = err_info(code);
-    if (code == 0)
-        return 0;
-    return info ? info->exit_code : 1;
+    return info ? info->cls : ACR_CLASS_FAILURE;
+}
+
+int acr_err_exit_code(int code)
+{
+    return code == 0 ? 0 : class_table[acr_err_class(code)].exit_code;
+}
+
+int acr_err_http_status(int code)
+{
+    return code == 0 ? 200 : class_table[acr_err_class(code)].http_status;
+}
+
+bool acr_err_rejects_input(int code)
+{
+    return code != 0 && class_table[acr_err_class(code)].rejects;
 }
 
 int acr_err_from_name(const char *name)
@@ -86,7 +112,7 @@ int acr_errlist_exit_code(const acr_errlist_t *list)
     if (list->count == 0)
         return 0;
     for (size_t i = 0; i < list->count; i++)
-        if (acr_err_exit_code(list->items[i].code) == 4)
-            return 4;
+        if (acr_err_class(list->items[i].code) == ACR_CLASS_CONFLICT)
+            return acr_err_exit_code(list->items[i].code);
     return acr_err_exit_code(list->items[0].code);
 }

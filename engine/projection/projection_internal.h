@@ -1,6 +1,6 @@
-/* proj_internal.h - row layouts of the projection tables, shared by the
- * apply side (projection.c) and the queries (query.c). Nothing outside
- * engine/ includes it.
+/* projection_internal.h - what engine/projection offers the parts above it: applying an
+ * event to the read-model tables (engine/state calls it after validation) and the row
+ * layouts of those tables, which engine/query reads. Nothing outside engine/ includes it.
  *
  * Rows use the kv encoding of store.c (u16-length strings, little-endian
  * int64s) in the order of the struct fields below. An empty id string means
@@ -8,26 +8,26 @@
  * empty carry a presence bit in `flags`. Month keys are period ids
  * ("2026-07", 7 bytes) so keys sort chronologically and print readably.
  */
-#ifndef ACCRUE_PROJ_INTERNAL_H
-#define ACCRUE_PROJ_INTERNAL_H
+#ifndef ACCRUE_ENGINE_PROJECTION_INTERNAL_H
+#define ACCRUE_ENGINE_PROJECTION_INTERNAL_H
 
 #include <string.h>
 
 #include "accrue/money.h"
-#include "internal.h"
+#include "../store/store_internal.h"
 
-/* Longest key: three ids, a month id and separators (partner \0 month \0 rep). */
-#define ACR__PROJ_KEY_MAX 256
+/* Longest key: three ids, a month id and separators (partner \0 month \0 rep),
+ * ACR_ROW_KEY_MAX of limits.h. */
 #define ACR__MONTH_LEN 7 /* "YYYY-MM" */
 
-_Static_assert(3 * ACR_ID_LEN_MAX + 3 + ACR__MONTH_LEN <= ACR__PROJ_KEY_MAX, "keys fit");
-_Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR__PROJ_KEY_MAX, "keys fit");
+_Static_assert(3 * ACR_ID_LEN_MAX + 3 + ACR__MONTH_LEN <= ACR_ROW_KEY_MAX, "keys fit");
+_Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR_ROW_KEY_MAX, "keys fit");
 
 /* A key built from parts; `bad` when a part would not fit (never for valid events). */
 typedef struct acr__pkey {
-    char b[ACR__PROJ_KEY_MAX]; /* the key bytes */
-    size_t len;                /* bytes used */
-    bool bad;                  /* a part did not fit */
+    char b[ACR_ROW_KEY_MAX]; /* the key bytes */
+    size_t len;              /* bytes used */
+    bool bad;                /* a part did not fit */
 } acr__pkey_t;
 
 static inline void acr__pkey_add(acr__pkey_t *k, const void *p, size_t n)
@@ -118,6 +118,9 @@ enum {
 #define ACR__COUNTERS_MAX 8
 _Static_assert(ACR__KPI__COUNT <= ACR__COUNTERS_MAX && ACR__REP__COUNT <= ACR__COUNTERS_MAX,
                "counter rows fit the fixed buffers");
+
+/* Applies ev to the projection tables, after the state, in the same transaction. */
+int acr__proj_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
 
 /* Row decoders: 0, or ACR_ECORRUPT when the bytes do not match the layout.
  * Slices point into p (valid as long as p is). */

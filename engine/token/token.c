@@ -30,7 +30,7 @@
 #include <time.h>
 
 #include "accrue/token.h"
-#include "internal.h"
+#include "../store/store_internal.h"
 
 #define REC_FMT 1
 #define REC_HDR (1 + 1 + 8 + ACR_TOKEN_HASH_LEN) /* fmt, role, created_ms, hash */

@@ -15,7 +15,7 @@
 #include <sys/statvfs.h>
 #include <xxhash.h>
 
-#include "internal.h"
+#include "store_internal.h"
 
 typedef struct {
     const char *name;
@@ -222,12 +222,12 @@ int acr__tx_fail(acr__txn_t *tx, int rc, acr_err_t *err, const char *what)
 
 /* ---- The per-transaction row cache --------------------------------------- */
 
-static acr__cent_t *cent_at(const acr__cache_t *c, uint32_t i)
+static acr__cached_row_t *row_at(const acr__cache_t *c, uint32_t i)
 {
     return &c->chunks[i / ACR__CACHE_CHUNK][i % ACR__CACHE_CHUNK];
 }
 
-static uint64_t cent_hash(int db, const void *key, size_t klen)
+static uint64_t row_hash(int db, const void *key, size_t klen)
 {
     return XXH3_64bits_withSeed(key, klen, (uint64_t)db + 1);
 }
@@ -240,7 +240,7 @@ static int cache_grow(acr__cache_t *c)
     if (slots == NULL)
         return ACR_ENOMEM;
     for (uint32_t i = 0; i < c->count; i++) {
-        uint64_t h = cent_at(c, i)->hash;
+        uint64_t h = row_at(c, i)->hash;
         uint32_t j = (uint32_t)h & (cap - 1);
         while (slots[j] != 0)
             j = (j + 1) & (cap - 1);
@@ -278,28 +278,28 @@ static uint8_t *arena_alloc(acr__cache_t *c, size_t n)
     return p;
 }
 
-acr__cent_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
+acr__cached_row_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen,
                             bool *out_new)
 {
     acr__cache_t *c = &tx->cache;
-    if (klen > ACR__CKEY_MAX)
+    if (klen > ACR_ROW_KEY_MAX)
         return NULL;
     if ((c->count + 1) * 2 > c->cap && cache_grow(c) != 0)
         return NULL;
-    uint64_t h = cent_hash(db, key, klen);
+    uint64_t h = row_hash(db, key, klen);
     uint32_t j = (uint32_t)h & (c->cap - 1);
     uint64_t tag = h >> 32 << 32;
     for (; c->slots[j] != 0; j = (j + 1) & (c->cap - 1)) {
         if ((c->slots[j] & 0xffffffff00000000u) != tag) /* most misses stop here */
             continue;
-        acr__cent_t *e = cent_at(c, (uint32_t)c->slots[j] - 1);
+        acr__cached_row_t *e = row_at(c, (uint32_t)c->slots[j] - 1);
         if (e->hash == h && e->db == db && e->klen == klen && memcmp(e->key, key, klen) == 0) {
             *out_new = false;
             return e;
         }
     }
     if (c->count / ACR__CACHE_CHUNK >= c->nchunks) {
-        acr__cent_t **chunks = realloc(c->chunks, (c->nchunks + 1) * sizeof *chunks);
+        acr__cached_row_t **chunks = realloc(c->chunks, (c->nchunks + 1) * sizeof *chunks);
         if (chunks == NULL)
             return NULL;
         c->chunks = chunks;
@@ -310,16 +310,16 @@ acr__cent_t *acr__cache_get(acr__txn_t *tx, int db, const void *key, size_t klen
     uint8_t *kp = arena_alloc(c, klen ? klen : 1);
     if (kp == NULL)
         return NULL;
-    acr__cent_t *e = cent_at(c, c->count);
+    acr__cached_row_t *e = row_at(c, c->count);
     c->slots[j] = tag | ++c->count;
     memcpy(kp, key, klen);
-    *e = (acr__cent_t){.hash = h, .key = kp, .klen = (uint16_t)klen, .db = (uint8_t)db,
-                       .state = ACR__CENT_ABSENT};
+    *e = (acr__cached_row_t){.hash = h, .key = kp, .klen = (uint16_t)klen, .db = (uint8_t)db,
+                       .state = ACR__ROW_ABSENT};
     *out_new = true;
     return e;
 }
 
-int acr__cent_set(acr__txn_t *tx, acr__cent_t *e, const void *p, size_t n)
+int acr__cached_row_set(acr__txn_t *tx, acr__cached_row_t *e, const void *p, size_t n)
 {
     if (n > 0xffff)
         return ACR_ENOMEM;
@@ -333,7 +333,7 @@ int acr__cent_set(acr__txn_t *tx, acr__cent_t *e, const void *p, size_t n)
     }
     memmove(e->val, p, n);
     e->vlen = (uint16_t)n;
-    e->state = ACR__CENT_PRESENT;
+    e->state = ACR__ROW_PRESENT;
     return 0;
 }
 
@@ -358,9 +358,10 @@ void acr__cache_free(acr__cache_t *c)
     memset(c, 0, sizeof *c);
 }
 
-static int cent_order(const void *a, const void *b)
+static int row_order(const void *a, const void *b)
 {
-    const acr__cent_t *x = *(const acr__cent_t *const *)a, *y = *(const acr__cent_t *const *)b;
+    const acr__cached_row_t *x = *(const acr__cached_row_t *const *)a;
+    const acr__cached_row_t *y = *(const acr__cached_row_t *const *)b;
     if (x->db != y->db)
         return x->db < y->db ? -1 : 1;
     size_t n = x->klen < y->klen ? x->klen : y->klen;
@@ -375,25 +376,25 @@ int acr__tx_flush(acr__txn_t *tx, acr_err_t *err)
     acr__cache_t *c = &tx->cache;
     uint32_t n = 0;
     for (uint32_t i = 0; i < c->count; i++)
-        n += cent_at(c, i)->dirty;
+        n += row_at(c, i)->dirty;
     if (n == 0) {
         acr__cache_clear(c);
         c->empty = false;
         return 0;
     }
-    acr__cent_t **order = malloc(n * sizeof *order);
+    acr__cached_row_t **order = malloc(n * sizeof *order);
     if (order == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     n = 0;
     for (uint32_t i = 0; i < c->count; i++)
-        if (cent_at(c, i)->dirty)
-            order[n++] = cent_at(c, i);
-    qsort(order, n, sizeof *order, cent_order);
+        if (row_at(c, i)->dirty)
+            order[n++] = row_at(c, i);
+    qsort(order, n, sizeof *order, row_order);
     int rc = 0;
     for (uint32_t i = 0; rc == 0 && i < n; i++) {
-        acr__cent_t *e = order[i];
+        acr__cached_row_t *e = order[i];
         MDB_val k = acr__val(e->key, e->klen), v = acr__val(e->val, e->vlen);
-        if (e->state == ACR__CENT_PRESENT) /* into empty tables, in key order: append */
+        if (e->state == ACR__ROW_PRESENT) /* into empty tables, in key order: append */
             rc = mdb_put(tx->txn, tx->dbi[e->db], &k, &v, c->empty ? MDB_APPEND : 0);
         else if (!c->empty && (rc = mdb_del(tx->txn, tx->dbi[e->db], &k, NULL)) == MDB_NOTFOUND)
             rc = 0;

@@ -18,9 +18,8 @@
 #include "accrue/date.h"
 #include "accrue/money.h"
 #include "accrue/payout.h"
-#include "internal.h"
-
-MDB_txn *acr__reader_txn(acr_reader_t *r);
+#include "../log/log_internal.h"
+#include "payout_internal.h"
 
 #define CLOSE_ID_PREFIX "period.closed:"
 
@@ -58,13 +57,6 @@ typedef struct feed_state {
     bool any_event;
 } feed_state_t;
 
-/* reader.c: the chain-checked, undecoded records of type_mask from the reader's position
- * through seq `through` (up to max, stopping after a period.closed); *max_at_ms raised to
- * the at of every record read but period.closed. */
-int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
-                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
-                         acr_err_t *err);
-
 /* The replay is a two-stage pipeline over a ring of slots. The reader stage walks the
  * log (cursor, chain hash, record header: every record) and puts the records the
  * processor uses, undecoded, into a slot, with the stored statement of a period.closed
@@ -92,6 +84,7 @@ typedef struct slot {
 typedef struct pipe {
     acr_reader_t *r;
     uint64_t through;
+    bool closes;      /* feed the statement of each period.closed (else the run ignores closes) */
     int64_t max_at;
     slot_t *slots;
     pthread_mutex_t mu;
@@ -110,7 +103,7 @@ static void produce(pipe_t *pp, slot_t *s)
     bool closed = s->rc == 0 && s->n > 0 &&
                   (uint8_t)s->recs[s->n - 1].ptr[ACR_RECORD_CONTENT_OFF] == ACR_EV_PERIOD_CLOSED;
     s->end = s->rc != 0 || (!closed && s->n < SLOT_RECS);
-    if (!closed)
+    if (!closed || !pp->closes)
         return;
     acr_event_t ev;
     const acr_str_t *rec = &s->recs[s->n - 1];
@@ -182,16 +175,16 @@ static void *reader_stage(void *arg)
     return NULL;
 }
 
-/* Feeds events 1..through_seq and the statements of the closes among them. */
-static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, feed_state_t *fs,
-                    acr_err_t *err)
+/* Feeds events 1..through_seq and, when closes, the statements of the closes among them. */
+static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, bool closes,
+                    feed_state_t *fs, acr_err_t *err)
 {
     int rc = acr_reader_seek(r, 1, err);
     if (rc == 0 && through_seq > acr_reader_head_seq(r))
         rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
     if (rc != 0)
         return rc;
-    pipe_t pp = {.r = r, .through = through_seq, .max_at = INT64_MIN};
+    pipe_t pp = {.r = r, .through = through_seq, .closes = closes, .max_at = INT64_MIN};
     acr_event_t *evs = malloc(FEED_BATCH * sizeof *evs);
     pp.slots = malloc(RING_SLOTS * sizeof *pp.slots);
     if (evs == NULL || pp.slots == NULL) {
@@ -249,9 +242,12 @@ static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, feed_s
     return rc;
 }
 
-static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
-                   const acr_payout_request_t *req, const acr_comm_output_t *o,
-                   acr_payout_t *out, feed_state_t *fs, acr_err_t *err)
+/* The processor's statement of run period `period` over events 1..through_seq of r's
+ * snapshot (with the closes' statements when closes; what-if plans of req, output o). */
+static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
+                         uint64_t through_seq, bool closes, const acr_payout_request_t *req,
+                         const acr_comm_output_t *o, acr_statement_t *out, feed_state_t *fs,
+                         acr_err_t *err)
 {
     acr_comm_config_t cfg = {l->cfg.period_kind, l->cfg.utc_offset_min, period, through_seq};
     acr_comm_t *c = acr_comm_new(&cfg);
@@ -259,12 +255,28 @@ static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t th
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (o != NULL)
         acr_comm_set_output(c, o);
-    int rc = feed_log(r, c, through_seq, fs, err);
+    int rc = feed_log(r, c, through_seq, closes, fs, err);
     for (size_t i = 0; rc == 0 && req != NULL && i < req->whatif_plan_count; i++)
         rc = acr_comm_add_whatif_plan(c, req->whatif_plans[i], req->whatif_plan_lens[i], err);
     if (rc == 0)
-        rc = acr_comm_finish(c, &out->stmt, err);
+        rc = acr_comm_finish(c, out, err);
     acr_comm_free(c);
+    return rc;
+}
+
+int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
+                                      uint64_t through_seq, acr_statement_t *out,
+                                      acr_err_t *err)
+{
+    feed_state_t fs = {0, false};
+    return run_processor(l, r, period, through_seq, false, NULL, NULL, out, &fs, err);
+}
+
+static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
+                   const acr_payout_request_t *req, const acr_comm_output_t *o,
+                   acr_payout_t *out, feed_state_t *fs, acr_err_t *err)
+{
+    int rc = run_processor(l, r, period, through_seq, true, req, o, &out->stmt, fs, err);
     if (rc == 0)
         rc = acr_reader_hash_at(r, through_seq, out->chain_hash, err);
     out->through_seq = through_seq;
@@ -308,11 +320,11 @@ static void whatif_labels(const acr_payout_request_t *req, acr_payout_t *out)
 int acr_payout_run(acr_ledger_t *l, const acr_payout_request_t *req, acr_payout_t *out,
                    acr_err_t *err)
 {
-    return acr_payout_run_ex(l, req, NULL, out, err);
+    return acr_payout_run_with_output(l, req, NULL, out, err);
 }
 
-int acr_payout_run_ex(acr_ledger_t *l, const acr_payout_request_t *req,
-                      const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err)
+int acr_payout_run_with_output(acr_ledger_t *l, const acr_payout_request_t *req,
+                               const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err)
 {
     int32_t period;
     int rc = parse_period(l, req->period_id, &period, err);

@@ -27,7 +27,8 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-#include "internal.h"
+#include "../state/state_internal.h"
+#include "log_internal.h"
 
 typedef struct head {
     uint64_t seq;
@@ -259,13 +260,6 @@ static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t l
     return 0;
 }
 
-/* A rule violation is an input error; anything else aborts the transaction. */
-static bool is_rule_error(int code)
-{
-    int exit_code = acr_err_exit_code(code);
-    return exit_code == 3 || exit_code == 4;
-}
-
 /* Applies one event. 0 = applied (or duplicate), a rule error (err set), or
  * a fatal code (ACR_E* from a store failure; *mdb_rc holds the LMDB code).
  * When !write (an earlier event of the batch failed) the rules are still
@@ -296,7 +290,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
     } else {
         rc = acr__state_apply(tx, &ev, err);
     }
-    if (rc != 0 && !is_rule_error(rc))
+    if (rc != 0 && !acr_err_rejects_input(rc))
         return rc;
     if (rc != 0 || !write) {
         if ((*mdb_rc = release_claims(tx, &ev, true, &st)) != 0)
@@ -341,7 +335,7 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
         int rc = apply_one(tx, streams, head, rec, it->len, it->expected_version, now_ms,
                            first == 0, b->actor[0] ? b->actor : "accrue", &seq, &dup, mdb_rc,
                            &err);
-        if (rc != 0 && !is_rule_error(rc)) {
+        if (rc != 0 && !acr_err_rejects_input(rc)) {
             mdb_cursor_close(streams);
             return rc;
         }
@@ -443,7 +437,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
             tx.txn = child;
             tx.pipeline_loaded = false;
             rcs[i] = apply_batch(&tx, &head, batches[i], now_ms, &results[i], &errs[i], &mdb_rc);
-            if (rcs[i] != 0 && !is_rule_error(rcs[i])) {
+            if (rcs[i] != 0 && !acr_err_rejects_input(rcs[i])) {
                 fatal = rcs[i];
                 if (errs[i].count == 0)
                     acr_err_set(&err, fatal, "%s", "store failure");

@@ -6,10 +6,10 @@
  * come from the projection tables that projection.c maintains; slices into
  * their pages stay valid until the snapshot closes. The one figure not kept
  * in a table is commission_minor: it depends on plans, brackets and caps
- * across a whole period, so the KPI query runs the pure commission processor
- * over the snapshot's log (without the closed statements, so it yields the
- * lines as of the head, ignoring closes) and sums the lines of the requested
- * period. Numbers are integers throughout; a median of an even count is
+ * across a whole period, so the KPI query has the payout driver (engine/payout)
+ * run the pure commission processor over the snapshot's log (without the closed
+ * statements, so it yields the lines as of the head, ignoring closes) and sums
+ * the lines of the requested period. Numbers are integers throughout; a median of an even count is
  * written with a literal ".5", never through a double.
  */
 #include <stdio.h>
@@ -19,7 +19,9 @@
 #include "accrue/commission.h"
 #include "accrue/date.h"
 #include "accrue/projection.h"
-#include "proj_internal.h"
+#include "../projection/projection_internal.h"
+#include "../payout/payout_internal.h"
+#include "../state/state_internal.h"
 
 /* ---- Snapshot and JSON writer -------------------------------------------------- */
 
@@ -588,7 +590,8 @@ static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_er
     return 0;
 }
 
-/* Runs the processor over the whole snapshot with no closed statement fed:
+/* Runs the processor over the whole snapshot with no closed statement fed (the payout
+ * driver's pipeline, engine/payout):
  * the run of the last ledger period of the request yields, for every origin
  * period up to it, the lines as of the head ignoring closes. */
 static int kpi_statement(const snap_t *s, const kpi_req_t *q, acr_statement_t *out,
@@ -598,18 +601,8 @@ static int kpi_statement(const snap_t *s, const kpi_req_t *q, acr_statement_t *o
     *have = false;
     if (!q->has_comm || head == 0)
         return 0;
-    const acr_config_t *cfg = acr_ledger_config(s->l);
-    acr_comm_config_t cc = {cfg->period_kind, cfg->utc_offset_min, q->o_hi, head};
-    acr_comm_t *c = acr_comm_new(&cc);
-    if (c == NULL)
-        return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    acr_event_t ev;
-    int rc = acr_reader_seek(s->r, 1, err);
-    while (rc == 0 && (rc = acr_reader_next(s->r, &ev, NULL, err)) == 1)
-        rc = acr_comm_feed(c, &ev, err);
-    if (rc == 0 && (rc = acr_comm_finish(c, out, err)) == 0)
-        *have = true;
-    acr_comm_free(c);
+    int rc = acr__payout_lines_ignoring_closes(s->l, s->r, q->o_hi, head, out, err);
+    *have = rc == 0;
     return rc;
 }
 

@@ -21,7 +21,8 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
-#include "internal.h"
+#include "../state/state_internal.h"
+#include "log_internal.h"
 
 /* ---- ids and streams of a replay -----------------------------------------
  *
@@ -119,7 +120,7 @@ static int replay_one(acr__txn_t *tx, const acr_event_t *ev, pairs_t *ids, pairs
 {
     int rc = acr__state_apply(tx, ev, err);
     if (rc != 0) {
-        if (acr_err_exit_code(rc) == 3 || acr_err_exit_code(rc) == 4)
+        if (acr_err_rejects_input(rc))
             return acr_err_set(err, ACR_EMISMATCH, "seq %llu no longer passes validation (%s)",
                                (unsigned long long)ev->seq, acr_err_name(rc));
         return rc;

@@ -1,14 +1,7 @@
-/* log.c - creating, opening and appending to a ledger.
- *
- * The write path: one LMDB write transaction per append call (or per group
- * of batches, in the server). For each event, in order: idempotency by id
- * (ids table), the stream's version and expected_version, every stateful
- * rule (state.c), then the record is written under the next seq with
- * MDB_APPEND | MDB_RESERVE, directly into the page: [prev hash][record], the
- * engine fields patched in, the chain hash computed over those bytes and
- * written over the prev hash. Nothing is copied twice and nothing is visible
- * until the commit, which fsyncs. On MDB_MAP_FULL the transaction is
- * aborted, the map doubled and the whole transaction redone.
+/* log.c - a ledger's lifecycle and its input: creating one (the config, the default
+ * pipeline), opening and closing it, and batches (events parsed from JSON or msgpack into
+ * stored records, to be handed to the append path). The append path itself is append.c;
+ * rebuild, verify, stats and backup are maintain.c.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +9,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "internal.h"
+#include "../state/state_internal.h"
+#include "log_internal.h"
 
 #define CONFIG_FORMAT 1
 

@@ -13,7 +13,7 @@
 #define XXH_INLINE_ALL /* one-shot XXH3-128 of a short record: inlined, no call */
 #include <xxhash.h>
 
-#include "internal.h"
+#include "store_internal.h"
 
 struct acr_reader {
     acr_ledger_t *ledger;
@@ -257,16 +257,6 @@ static inline bool chain_ok(const uint8_t prev[ACR_HASH_LEN], const uint8_t *p, 
     return h.high64 == load_be64(p) && h.low64 == load_be64(p + 8);
 }
 
-/* Engine-internal (payout.c): reads on from the reader's position through seq `through`
- * (at most the head), checking the chain hash and the record header of every record.
- * Records whose type is in type_mask are returned undecoded (recs[i]: the record bytes
- * after the stored hash, valid while the reader is open; seqs[i]: its seq), up to max,
- * stopping after a period.closed. *max_at_ms is raised to the at of every record read
- * but period.closed. 0, or ACR_ECHAIN_BROKEN / an LMDB error naming the first bad seq
- * (the records before it are in recs). */
-int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
-                         uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
-                         acr_err_t *err);
 int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
                          uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
                          acr_err_t *err)
@@ -374,7 +364,6 @@ int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **ou
 }
 
 /* Engine-internal access to the snapshot's transaction. */
-MDB_txn *acr__reader_txn(acr_reader_t *r);
 MDB_txn *acr__reader_txn(acr_reader_t *r)
 {
     return r->txn;

@@ -9,7 +9,7 @@
  * codes still in circulation (ANG, SLL, ZWL, CUC) are kept: refusing a ledger's
  * own history would be worse than accepting a legacy code.
  */
-#include "accrue/event.h"
+#include "accrue/schema.h"
 
 #include <string.h>
 

@@ -1,0 +1,25 @@
+/* log_internal.h - what engine/log (the ledger's lifecycle and its write path) offers the
+ * parts above it: the one engine-written append, a period's close. Nothing outside engine/
+ * includes it (docs/architecture.md). */
+#ifndef ACCRUE_ENGINE_LOG_INTERNAL_H
+#define ACCRUE_ENGINE_LOG_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../store/store_internal.h"
+
+/* Appends one engine-written event (period.closed, with the closer's actor; NULL =
+ * "accrue") plus the statement bytes of its close in one durable write transaction,
+ * checking first that the head is still expect_head (else ACR_EVERSION_CONFLICT: the
+ * caller recomputes and retries). */
+int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_event_t *ev,
+                      const char *actor, const char *period_id, const char *csv,
+                      size_t csv_len, uint64_t *out_seq, acr_err_t *err);
+
+/* Re-applies every stored event with seq <= head into the derived tables of
+ * tx (which must be empty), used by rebuild and verify (maintain.c). */
+int acr__replay_into(acr_ledger_t *ledger, MDB_txn *read_txn, acr__txn_t *tx,
+                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
+
+#endif

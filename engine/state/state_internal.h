@@ -1,0 +1,22 @@
+/* state_internal.h - what engine/state (validation) offers the parts above it: the state
+ * machine of events.md applied inside a write transaction, and the stage list it checks
+ * deal moves against. Nothing outside engine/ includes it (docs/architecture.md). */
+#ifndef ACCRUE_ENGINE_STATE_INTERNAL_H
+#define ACCRUE_ENGINE_STATE_INTERNAL_H
+
+#include <stddef.h>
+
+#include "../store/store_internal.h"
+
+/* Parses a stored stage list JSON into p (0 or ACR_ECORRUPT). */
+int acr__pipeline_parse(const char *json, size_t len, acr__pipeline_t *p);
+/* The default pipeline of events.md, as stage list JSON. */
+extern const char ACR__DEFAULT_PIPELINE_JSON[];
+
+/* Checks every stateful rule of events.md for ev against the state in tx and,
+ * when valid, applies it to the state and projection tables. On a rule
+ * violation returns its code with err set (field, message) and changes
+ * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
+int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
+
+#endif

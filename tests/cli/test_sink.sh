@@ -1,0 +1,426 @@
+#!/usr/bin/env bash
+# test_sink.sh - `accrue sink postgres` against a private PostgreSQL 15 cluster this script
+# starts (initdb in a temporary folder, unix socket, random port) and stops at the end.
+#
+# The mirror is checked with SQL against accrue's own outputs (tests/cli/sink_check.py): the
+# worked example and a generated ledger, mirrored in one transaction and in many small ones
+# (the update paths), with partner updates (one back-dated), a new pipeline and deal moves
+# appended between runs. Exactly once: SINK_KILLS `kill -9` of the sink at random instants
+# (default 8; `make test-sink-long` runs 50) and a PostgreSQL restart under a following sink;
+# after each, events hold seq 1..position once each and every close has its lines; at the
+# end every table equals accrue's outputs. Faults: DSNs that do not parse, a database that
+# does not exist, no server, a schema owned by another role, a table that is not the sink's,
+# another ledger and a rewritten history (chain_broken, exit 5), a disk that fills up on the
+# PostgreSQL side (a tablespace on a 2 MiB tmpfs; skipped with a reason when mount is not
+# allowed) - each a clear message, a non-zero exit and nothing half-applied.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/pg.sh"
+
+SINK_KILLS=${SINK_KILLS:-8}
+GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
+CHECK=$ROOT/tests/cli/sink_check.py
+FOLLOW_PID=
+
+if ! pg_available; then
+    echo "test_sink.sh: PostgreSQL server binaries not found (make installs postgresql-15)" >&2
+    echo "$(basename "$0"): 0 passed, 1 failed"
+    exit 1
+fi
+cleanup() {
+    [ -z "$FOLLOW_PID" ] || kill -9 "$FOLLOW_PID" 2>/dev/null
+    pg_stop
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+pg_start || {
+    echo "test_sink.sh: could not start PostgreSQL" >&2
+    echo "$(basename "$0"): 0 passed, 1 failed"
+    exit 1
+}
+export PGHOST=$PG_DIR PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=bi
+
+# sink LEDGER ARGS...: accrue sink postgres with the test DSN.
+sink() {
+    local l=$1
+    shift
+    acc "$l" sink postgres --dsn "$PG_DSN" "$@"
+}
+
+# checked LEDGER SCHEMA [--quick]: sink_check.py, its report shown on failure.
+# mirrored_prefix LEDGER SCHEMA: the invariants of any committed position, in SQL: events hold
+# seq 1..position once each, the hash at the position is the ledger's, every close has its
+# statement lines.
+mirrored_prefix() {
+    local l=$1 s=$2 pos hash got
+    pos=$(q "SELECT seq FROM $s.sink_position")
+    hash=$(q "SELECT hash FROM $s.sink_position")
+    got=$(q "SELECT count(*) || ' ' || coalesce(min(seq), 0) || ' ' || coalesce(max(seq), 0) ||
+             ' ' || count(DISTINCT seq) FROM $s.events")
+    assert_eq "$got" "$pos 1 $pos $pos" "events (count min max distinct) at position $pos"
+    [ "$pos" -eq 0 ] || {
+        "$ACCRUE" --ledger "$l" log --from "$pos" --to "$pos" | grep -q "\"hash\":\"$hash\"" ||
+            fail "the hash at position $pos is not the ledger's"
+    }
+    assert_eq "$(q "SELECT count(*) FROM $s.closes c WHERE c.lines <> (SELECT count(*)
+                    FROM $s.statement_lines l WHERE l.period = c.period)")" 0 \
+        "closes without their statement lines"
+}
+
+checked() {
+    local l=$1 s=$2
+    shift 2
+    if ! python3 "$CHECK" "$ACCRUE" "$l" "$s" +09:00 2026-12-31 "$@" >"$TMP/check.out" 2>&1; then
+        fail "sink_check $s $*: $(tail -30 "$TMP/check.out")"
+    fi
+}
+
+q() { psql_ -c "$1" 2>&1; }
+
+# same_tables S1 S2: every table of two mirrors of the same ledger holds the same rows
+# (mirrored_at and updated_at, the sink's own clock, left out).
+same_tables() {
+    local t a b cols
+    for t in events partners reps trainings pipeline_stages deals deal_stages sales closes \
+        statement_lines sink_position; do
+        cols=$(q "SELECT string_agg(column_name, ', ' ORDER BY ordinal_position)
+                  FROM information_schema.columns WHERE table_schema = '$1' AND table_name = '$t'
+                  AND column_name NOT IN ('mirrored_at', 'updated_at')")
+        a=$(q "SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM $1.$t) r")
+        b=$(q "SELECT md5(coalesce(string_agg(r::text, '|' ORDER BY r::text), '')) FROM (SELECT $cols FROM $2.$t) r")
+        assert_eq "$a" "$b" "$t in $1 and $2"
+    done
+}
+
+# ---- the worked example ------------------------------------------------------------------
+
+W=$(new_ledger --period month --utc-offset +09:00)
+
+case_worked_example() {
+    acc "$W" append "$WORKED/events.jsonl"
+    acc "$W" payout close 2026-07
+    assert_exit 0
+    sink "$W"
+    assert_exit 0
+    expect_stdout_contains "mirrored 8 events (seq 1..8)"
+    # the close's statement lines arrived with its period.closed event
+    assert_eq "$(q "SELECT lines, totals::text FROM accrue.closes WHERE period = '2026-07'")" \
+        '6|{"JPY": 250000}'
+    assert_eq "$(q "SELECT partner_id || '=' || sum(amount_minor) FROM accrue.statement_lines
+                    WHERE period = '2026-07' GROUP BY partner_id ORDER BY partner_id" |
+        tr '\n' ' ')" \
+        "P1=230000 P2=20000 " "per-partner totals of the July statement (commissions.md)"
+    acc "$W" append "$WORKED/late.jsonl"
+    sink "$W"
+    assert_exit 0
+    expect_stdout_contains "mirrored 2 events (seq 9..10)"
+    assert_eq "$(q "SELECT refunded_minor || '/' || refunds FROM accrue.sales WHERE sale_id = 'S1'")" \
+        "100000/1"
+    assert_eq "$(q "SELECT seq FROM accrue.sink_position")" 10
+    acc "$W" payout close 2026-08
+    assert_exit 0
+    sink "$W"
+    assert_exit 0
+    checked "$W" accrue
+}
+
+# Every ```sql block of docs/reporting.md runs on the worked example's mirror; the ones with a
+# known answer give it (statement-2026-07.csv and statement-2026-08.csv of the worked example).
+case_docs_queries_run() {
+    local n=0 f
+    awk -v dir="$TMP" '/^```sql$/ { n++; f = dir "/doc" n ".sql"; next } /^```$/ { f = ""; next }
+                       f != "" { print > f }' "$ROOT/docs/reporting.md"
+    for f in "$TMP"/doc*.sql; do
+        n=$((n + 1))
+        psql_ -f "$f" >"$f.out" 2>&1 || fail "docs/reporting.md query $f fails: $(head -5 "$f.out")"
+    done
+    [ "$n" -ge 5 ] || fail "only $n SQL examples found in docs/reporting.md"
+    # commission per partner per quarter: July and August closes, both in 2026-Q3
+    assert_eq "$(tr '\n' ' ' <"$TMP/doc2.sql.out")" "P1|JPY|2026-Q3|245000|6 P2|JPY|2026-Q3|60000|3 "
+    # prior-period corrections: S4 (late July sale) and its new-customer bonus, paid in August
+    assert_eq "$(tr '\n' ' ' <"$TMP/doc3.sql.out")" \
+        "2026-08|2026-07|P2|sale|S4|30000|JPY 2026-08|2026-07|P2|new_customer_bonus|S4|10000|JPY "
+    # P1's statement history
+    assert_eq "$(cut -d'|' -f1,4- "$TMP/doc4.sql.out" | tr '\n' ' ')" "2026-07|230000|5|0 2026-08|15000|1|0 "
+}
+
+case_rerun_is_a_no_op() {
+    local before
+    before=$(q "SELECT count(*), max(mirrored_at) FROM accrue.events")
+    sink "$W"
+    assert_exit 0
+    expect_stdout_contains "mirrored 0 events"
+    assert_eq "$(q "SELECT count(*), max(mirrored_at) FROM accrue.events")" "$before"
+}
+
+case_types_are_exact() {
+    local t
+    t=$(q "SELECT table_name || '.' || column_name || ':' || data_type FROM information_schema.columns
+           WHERE table_schema = 'accrue' AND (column_name LIKE '%_minor' OR column_name IN
+           ('at', 'data', 'totals')) ORDER BY 1" | tr '\n' ' ')
+    case $t in *double* | *numeric* | *real* | *"without time zone"*) fail "inexact types: $t" ;; esac
+    case $t in *"sales.amount_minor:bigint"*"statement_lines.amount_minor:bigint"*) ;;
+    *) fail "money columns are not bigint: $t" ;; esac
+    case $t in *"events.at:timestamp with time zone"*"events.data:jsonb"*) ;;
+    *) fail "events.at/data types: $t" ;; esac
+}
+
+# ---- a generated ledger, with updates between sink runs ---------------------------------
+
+G=$(new_ledger --period month --utc-offset +09:00)
+"$GEN" --partners 30 --sales 2000 --seed 11 --months 3 >"$TMP/gen.jsonl"
+
+cat >"$TMP/extra1.jsonl" <<'EOF'
+{"id":"x-u1","type":"partner.updated","at":"2026-05-01T00:00:00Z","data":{"partner_id":"P000001","tier":"platinum"}}
+{"id":"x-pl","type":"pipeline.defined","at":"2026-05-01T00:00:00Z","data":{"stages":[{"name":"lead","exit_requires":[]},{"name":"demo","exit_requires":["rep"]},{"name":"contract","exit_requires":[]}]}}
+{"id":"x-d1","type":"deal.registered","at":"2026-05-03T00:00:00Z","data":{"deal_id":"XD1","partner_id":"P000001","customer_id":"CX1","amount_minor":500000,"currency":"JPY"}}
+{"id":"x-d2","type":"deal.registered","at":"2026-05-03T00:00:00Z","data":{"deal_id":"XD2","partner_id":"P000001","customer_id":"CX2","currency":"JPY","name":"tab\there, back\\slash"}}
+EOF
+cat >"$TMP/extra2.jsonl" <<'EOF'
+{"id":"x-u2","type":"partner.updated","at":"2026-04-01T00:00:00Z","data":{"partner_id":"P000001","tier":"bronze","region":"apac"}}
+{"id":"x-u3","type":"partner.updated","at":"2026-05-02T00:00:00Z","data":{"partner_id":"P000002","name":"Renamed \"two\"\nline"}}
+{"id":"x-s1","type":"partner.status_changed","at":"2026-05-02T00:00:00Z","data":{"partner_id":"P000004","status":"suspended","reason":"audit"}}
+{"id":"x-m1","type":"deal.stage_changed","at":"2026-05-04T00:00:00Z","data":{"deal_id":"XD1","stage":"demo","rep_id":"R1.1"}}
+{"id":"x-m2","type":"deal.stage_changed","at":"2026-05-09T00:00:00Z","data":{"deal_id":"XD1","stage":"demo","amount_minor":650000}}
+{"id":"x-m3","type":"deal.stage_changed","at":"2026-05-10T00:00:00Z","data":{"deal_id":"XD2","stage":"lead","expected_close":"2026-09-30"}}
+{"id":"x-c2","type":"deal.closed","at":"2026-05-11T00:00:00Z","data":{"deal_id":"XD2","outcome":"lost","reason":"budget"}}
+{"id":"x-t1","type":"training.completed","at":"2026-05-12T00:00:00Z","data":{"partner_id":"P000001","rep_id":"R1.1","module":"sink-101"}}
+EOF
+
+case_generated_ledger() {
+    acc "$G" append "$TMP/gen.jsonl"
+    assert_exit 0
+    acc "$G" payout close 2026-01
+    assert_exit 0
+    acc "$G" payout close 2026-02
+    assert_exit 0
+    acc "$G" append "$TMP/extra1.jsonl"
+    assert_exit 0
+    # many small transactions: rows of earlier transactions are patched, not rewritten
+    sink "$G" --schema small --batch-events 97
+    assert_exit 0
+    sink "$G" --schema one
+    assert_exit 0
+    acc "$G" append "$TMP/extra2.jsonl"
+    assert_exit 0
+    sink "$G" --schema small --batch-events 3
+    assert_exit 0
+    sink "$G" --schema one
+    assert_exit 0
+    checked "$G" small
+    same_tables small one
+    # the back-dated tier (at 04-01) lost to the later one; its region (no earlier value) won
+    assert_eq "$(q "SELECT tier || ',' || region FROM small.partners WHERE partner_id = 'P000001'")" \
+        "platinum,apac"
+    assert_eq "$(q "SELECT stage || ',' || amount_minor || ',' || rep_id || ',' || stage_entered_at
+                    FROM small.deals WHERE deal_id = 'XD1'")" \
+        "demo,650000,R1.1,2026-05-04 00:00:00+00" "a move to the same stage keeps its entry time"
+}
+
+# ---- follow mode, kill -9, PostgreSQL restart ---------------------------------------------
+
+K=$(new_ledger --period month --utc-offset +09:00)
+"$GEN" --partners 40 --sales $((SINK_KILLS * 1000 + 3000)) --seed 5 --months 4 >"$TMP/big.jsonl"
+split -l 6000 -d -a 3 "$TMP/big.jsonl" "$TMP/part."
+
+# wait_position SCHEMA SEQ SECONDS: true once sink_position reaches SEQ.
+wait_position() {
+    local i
+    for i in $(seq $(($3 * 20))); do
+        [ "$(psql_ -c "SELECT seq FROM $1.sink_position" 2>/dev/null)" = "$2" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}
+
+ledger_head() { "$ACCRUE" --ledger "$1" stats | sed -n 's/^head seq *//p'; }
+
+# The ledger grows part by part while the sink is killed: whenever the mirror has caught up,
+# the next part is appended (and, half way, January is closed), so most kills land mid-copy.
+case_kill_9_at_random_instants() {
+    local parts=("$TMP"/part.*) next=0 head=0 k pid pos=0 prev=0 moved=0 t
+    for k in $(seq "$SINK_KILLS"); do
+        if [ "$pos" -eq "$head" ] && [ "$next" -lt ${#parts[@]} ]; then
+            acc "$K" append "${parts[$next]}"
+            assert_exit 0
+            next=$((next + 1))
+            [ "$next" -ne $(((${#parts[@]} + 1) / 2)) ] || acc "$K" payout close 2026-01
+            head=$(ledger_head "$K")
+        fi
+        "$ACCRUE" --ledger "$K" sink postgres --dsn "$PG_DSN" --schema kill --batch-events 100 \
+            >/dev/null 2>"$TMP/kill.err" &
+        pid=$!
+        t=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.05 + (r % 1000) / 1000 }')
+        sleep "$t"
+        kill -9 "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        pos=$(psql_ -c "SELECT seq FROM kill.sink_position" 2>/dev/null)
+        pos=${pos:-0}
+        [ "$pos" -ge "$prev" ] || fail "position went back from $prev to $pos"
+        [ "$pos" -eq "$prev" ] || [ "$pos" -eq "$head" ] || moved=$((moved + 1))
+        prev=$pos
+        [ "$pos" -eq 0 ] || mirrored_prefix "$K" kill
+    done
+    echo "    $SINK_KILLS kills; $moved of them left the mirror part way (position $pos of $head)" >&2
+    [ "$moved" -ge 1 ] || fail "no kill landed in the middle of a catch-up"
+    while [ "$next" -lt ${#parts[@]} ]; do
+        acc "$K" append "${parts[$next]}"
+        next=$((next + 1))
+    done
+    acc "$K" payout close 2026-02
+    assert_exit 0
+    sink "$K" --schema kill
+    assert_exit 0
+    checked "$K" kill
+}
+
+case_follow_and_postgres_restart() {
+    local head start now lag
+    "$ACCRUE" --ledger "$K" sink postgres --dsn "$PG_DSN" --schema kill --follow \
+        >"$TMP/follow.out" 2>"$TMP/follow.err" &
+    FOLLOW_PID=$!
+    head=$(ledger_head "$K")
+    wait_position kill "$head" 30 || fail "the follower did not reach $head"
+    # a new commit appears in PostgreSQL (1 s is the goal: measured by make bench)
+    start=$(date +%s%N)
+    acc "$K" append "$TMP/extra1.jsonl"
+    assert_exit 0
+    wait_position kill $((head + 4)) 10 || fail "the follower did not mirror the new commit"
+    lag=$((($(date +%s%N) - start) / 1000000))
+    echo "    follow: a 4-event commit mirrored in $lag ms" >&2
+    # PostgreSQL restarts while commits keep coming
+    pg_restart || fail "PostgreSQL did not restart"
+    acc "$K" append "$TMP/extra2.jsonl"
+    assert_exit 0
+    wait_position kill $((head + 12)) 60 || fail "the follower did not resume after the restart"
+    kill -TERM "$FOLLOW_PID"
+    wait "$FOLLOW_PID"
+    local rc=$?
+    FOLLOW_PID=
+    [ "$rc" -eq 0 ] || fail "the follower exited $rc after SIGTERM: $(tail -3 "$TMP/follow.err")"
+    grep -q "retrying in" "$TMP/follow.err" || fail "no retry message: $(cat "$TMP/follow.err")"
+    grep -q "PostgreSQL is back" "$TMP/follow.err" || fail "no resume message"
+    checked "$K" kill
+}
+
+# ---- faults: each a clear message, a non-zero exit, nothing half-applied -------------------
+
+case_bad_dsn() {
+    acc "$W" sink postgres --dsn "nonsense"
+    assert_exit 2
+    expect_stderr_contains "--dsn does not parse"
+    acc "$W" sink postgres --dsn "postgresql://[bad"
+    assert_exit 2
+    acc "$W" sink postgres --dsn "host=$PG_DIR port=$PG_PORT user=sink dbname=nope"
+    assert_exit 1
+    expect_stderr_contains "cannot connect to PostgreSQL"
+    expect_stderr_contains 'database "nope" does not exist'
+    acc "$W" sink postgres
+    assert_exit 2
+    acc "$W" sink postgres --dsn "$PG_DSN" --schema 'Bad;drop'
+    assert_exit 2
+}
+
+case_missing_server() {
+    local port=$((PG_PORT + 1))
+    acc "$W" sink postgres --dsn "host=$PG_DIR port=$port user=sink dbname=bi"
+    assert_exit 1
+    expect_stderr_contains "io_error: cannot connect to PostgreSQL"
+    acc "$W" sink postgres --dsn "host=$PG_DIR port=$port user=sink dbname=bi" --follow
+    assert_exit 1
+}
+
+case_schema_of_someone_else() {
+    q "CREATE ROLE other; CREATE SCHEMA theirs AUTHORIZATION other" >/dev/null
+    sink "$W" --schema theirs
+    assert_exit 1
+    expect_stderr_contains "schema theirs belongs to role other"
+    assert_eq "$(q "SELECT count(*) FROM pg_tables WHERE schemaname = 'theirs'")" 0 \
+        "tables created in someone else's schema"
+    # a schema the sink may write, holding a table of the same name that is not the sink's
+    q "CREATE SCHEMA alien AUTHORIZATION sink; CREATE TABLE alien.events (seq int, note text);
+       ALTER TABLE alien.events OWNER TO sink" >/dev/null
+    sink "$W" --schema alien
+    assert_exit 1
+    expect_stderr_contains "alien.events exists with another definition"
+    assert_eq "$(q "SELECT count(*) FROM pg_tables WHERE schemaname = 'alien'")" 1 \
+        "tables created next to a foreign one"
+}
+
+case_another_ledger_is_chain_broken() {
+    local other
+    other=$(new_ledger --period month --utc-offset +09:00)
+    acc "$other" append "$WORKED/events.jsonl"
+    sink "$other" # into schema accrue, which mirrors $W
+    assert_exit 5
+    expect_stderr_contains "chain_broken"
+    expect_stderr_contains "not this ledger"
+}
+
+case_rewritten_history_is_chain_broken() {
+    # the same ledger id, a shorter history (a restored backup): PostgreSQL is beyond its head
+    local copy="$TMP/restored" before
+    acc "$W" backup "$copy"
+    assert_exit 0
+    acc "$W" append "$TMP/extra-w.jsonl"
+    sink "$W"
+    assert_exit 0
+    before=$(q "SELECT seq || hash FROM accrue.sink_position")
+    sink "$copy"
+    assert_exit 5
+    expect_stderr_contains "beyond this ledger's head"
+    # a position whose hash differs from the ledger's at that seq
+    q "UPDATE accrue.sink_position SET hash = repeat('0', 32)" >/dev/null
+    sink "$W"
+    assert_exit 5
+    expect_stderr_contains "chain hash at seq"
+    q "UPDATE accrue.sink_position SET hash = substr('$before', length('$before') - 31)" >/dev/null
+    assert_eq "$(q "SELECT seq || hash FROM accrue.sink_position")" "$before"
+    checked "$W" accrue
+}
+cat >"$TMP/extra-w.jsonl" <<'EOF'
+{"id":"w-a1","type":"adjustment.recorded","at":"2026-08-10T00:00:00Z","data":{"partner_id":"P2","amount_minor":-500,"currency":"JPY","reason":"correction"}}
+EOF
+
+case_postgres_disk_full() {
+    local small="$PG_DIR/small"
+    mkdir -p "$small"
+    if ! mount -t tmpfs -o size=2m tmpfs "$small" 2>/dev/null; then
+        skip_case case_postgres_disk_full "cannot mount a small tmpfs here (not root?)"
+        return
+    fi
+    [ ${#PG_AS[@]} -eq 0 ] || chown postgres "$small"
+    psql_ -c "CREATE TABLESPACE small LOCATION '$small'" \
+        -c "GRANT CREATE ON TABLESPACE small TO sink" \
+        -c "ALTER ROLE sink SET default_tablespace = small" >/dev/null ||
+        fail "cannot create the small tablespace" 
+    sink "$K" --schema diskfull --batch-events 2000
+    assert_exit 1
+    expect_stderr_contains "io_error: PostgreSQL"
+    case $ERR in *"No space left on device"* | *"could not extend"* | *"53100"*) ;;
+    *) fail "no disk-full message: ${ERR:0:500}" ;; esac
+    local pos
+    pos=$(q "SELECT seq FROM diskfull.sink_position")
+    echo "    disk full at position ${pos:-none}" >&2
+    [ -z "$pos" ] || mirrored_prefix "$K" diskfull
+    # room again: the same command resumes and completes
+    mount -o remount,size=512m "$small"
+    sink "$K" --schema diskfull --batch-events 20000
+    assert_exit 0
+    same_tables diskfull kill # kill was checked against the ledger by the cases above
+    q "ALTER ROLE sink RESET default_tablespace" >/dev/null
+}
+
+run_case case_worked_example
+run_case case_docs_queries_run
+run_case case_rerun_is_a_no_op
+run_case case_types_are_exact
+run_case case_generated_ledger
+run_case case_kill_9_at_random_instants
+run_case case_follow_and_postgres_restart
+run_case case_bad_dsn
+run_case case_missing_server
+run_case case_schema_of_someone_else
+run_case case_another_ledger_is_chain_broken
+run_case case_rewritten_history_is_chain_broken
+run_case case_postgres_disk_full
+finish

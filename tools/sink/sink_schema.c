@@ -1,0 +1,330 @@
+/* sink_schema.c - the sink's tables: one definition, used to create them and
+ * to check them.
+ *
+ * The definitions below are the contract documented in docs/reporting.md:
+ * money is bigint minor units with its currency beside it, times are
+ * timestamptz, JSON is jsonb, nothing is a float or a numeric. They are
+ * created when missing (CREATE ... IF NOT EXISTS) in one transaction, so a
+ * failure (a permission, a full disk) leaves nothing half-created; tables
+ * that exist must have exactly these columns with these types, or the sink
+ * refuses to write into them (someone else's table of the same name).
+ * Indexes a BI user adds are not checked and not touched.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sink.h"
+
+typedef struct col {
+    const char *name; /* column name */
+    const char *type; /* as format_type() prints it */
+    const char *ddl;  /* the type and constraints in CREATE TABLE */
+} col_t;
+
+typedef struct table {
+    const char *name;  /* table name */
+    const col_t *cols; /* columns in order, ending with {NULL} */
+    const char *extra; /* table constraints, or NULL */
+} table_t;
+
+#define TS "timestamp with time zone"
+
+static const col_t events_cols[] = {
+    {"seq", "bigint", "bigint NOT NULL PRIMARY KEY"},
+    {"id", "text", "text NOT NULL UNIQUE"},
+    {"type", "text", "text NOT NULL"},
+    {"at", TS, "timestamptz NOT NULL"},
+    {"recorded_at", TS, "timestamptz NOT NULL"},
+    {"stream", "text", "text NOT NULL"},
+    {"version", "bigint", "bigint NOT NULL"},
+    {"hash", "text", "text NOT NULL"},
+    {"data", "jsonb", "jsonb NOT NULL"},
+    {"mirrored_at", TS, "timestamptz NOT NULL DEFAULT clock_timestamp()"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t partners_cols[] = {
+    {"partner_id", "text", "text NOT NULL PRIMARY KEY"},
+    {"name", "text", "text NOT NULL"},
+    {"kind", "text", "text NOT NULL"},
+    {"tier", "text", "text NOT NULL"},
+    {"plan_id", "text", "text NOT NULL"},
+    {"currency", "text", "text NOT NULL"},
+    {"region", "text", "text"},
+    {"source", "text", "text"},
+    {"status", "text", "text NOT NULL"},
+    {"registered_at", TS, "timestamptz NOT NULL"},
+    {"registered_seq", "bigint", "bigint NOT NULL"},
+    {"name_at", TS, "timestamptz NOT NULL"},
+    {"tier_at", TS, "timestamptz NOT NULL"},
+    {"plan_at", TS, "timestamptz NOT NULL"},
+    {"region_at", TS, "timestamptz NOT NULL"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t reps_cols[] = {
+    {"partner_id", "text", "text NOT NULL"},    {"rep_id", "text", "text NOT NULL"},
+    {"name", "text", "text NOT NULL"},          {"added_at", TS, "timestamptz NOT NULL"},
+    {"added_seq", "bigint", "bigint NOT NULL"}, {NULL, NULL, NULL},
+};
+
+static const col_t trainings_cols[] = {
+    {"seq", "bigint", "bigint NOT NULL PRIMARY KEY"},
+    {"partner_id", "text", "text NOT NULL"},
+    {"rep_id", "text", "text"},
+    {"module", "text", "text NOT NULL"},
+    {"at", TS, "timestamptz NOT NULL"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t stages_cols[] = {
+    {"position", "integer", "integer NOT NULL PRIMARY KEY"},
+    {"name", "text", "text NOT NULL UNIQUE"},
+    {"exit_requires", "text[]", "text[] NOT NULL"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t deals_cols[] = {
+    {"deal_id", "text", "text NOT NULL PRIMARY KEY"},
+    {"partner_id", "text", "text NOT NULL"},
+    {"customer_id", "text", "text NOT NULL"},
+    {"name", "text", "text"},
+    {"currency", "text", "text NOT NULL"},
+    {"amount_minor", "bigint", "bigint"},
+    {"expected_close", "date", "date"},
+    {"rep_id", "text", "text"},
+    {"stage", "text", "text NOT NULL"},
+    {"stage_entered_at", TS, "timestamptz NOT NULL"},
+    {"outcome", "text", "text"},
+    {"reason", "text", "text"},
+    {"registered_at", TS, "timestamptz NOT NULL"},
+    {"registered_seq", "bigint", "bigint NOT NULL"},
+    {"closed_at", TS, "timestamptz"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t deal_stages_cols[] = {
+    {"deal_id", "text", "text NOT NULL"},
+    {"seq", "bigint", "bigint NOT NULL"},
+    {"stage", "text", "text NOT NULL"},
+    {"at", TS, "timestamptz NOT NULL"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t sales_cols[] = {
+    {"sale_id", "text", "text NOT NULL PRIMARY KEY"},
+    {"seq", "bigint", "bigint NOT NULL"},
+    {"partner_id", "text", "text NOT NULL"},
+    {"customer_id", "text", "text NOT NULL"},
+    {"product", "text", "text NOT NULL"},
+    {"amount_minor", "bigint", "bigint NOT NULL"},
+    {"currency", "text", "text NOT NULL"},
+    {"at", TS, "timestamptz NOT NULL"},
+    {"deal_id", "text", "text"},
+    {"rep_id", "text", "text"},
+    {"refunded_minor", "bigint", "bigint NOT NULL"},
+    {"refunds", "integer", "integer NOT NULL"},
+    {"last_refund_at", TS, "timestamptz"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t closes_cols[] = {
+    {"period", "text", "text NOT NULL PRIMARY KEY"},
+    {"seq", "bigint", "bigint NOT NULL"},
+    {"through_seq", "bigint", "bigint NOT NULL"},
+    {"fingerprint", "text", "text NOT NULL"},
+    {"lines", "bigint", "bigint NOT NULL"},
+    {"totals", "jsonb", "jsonb NOT NULL"},
+    {"period_end", TS, "timestamptz NOT NULL"},
+    {"recorded_at", TS, "timestamptz NOT NULL"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t lines_cols[] = {
+    {"period", "text", "text NOT NULL"},
+    {"partner_id", "text", "text NOT NULL"},
+    {"line", "integer", "integer NOT NULL"},
+    {"origin_period", "text", "text NOT NULL"},
+    {"kind", "text", "text NOT NULL"},
+    {"source_id", "text", "text NOT NULL"},
+    {"source_seq", "bigint", "bigint"},
+    {"at", TS, "timestamptz"},
+    {"rule", "text", "text"},
+    {"basis_minor", "bigint", "bigint NOT NULL"},
+    {"amount_minor", "bigint", "bigint NOT NULL"},
+    {"currency", "text", "text NOT NULL"},
+    {NULL, NULL, NULL},
+};
+
+static const col_t position_cols[] = {
+    {"ledger_id", "text", "text NOT NULL PRIMARY KEY"},
+    {"seq", "bigint", "bigint NOT NULL"},
+    {"hash", "text", "text NOT NULL"},
+    {"updated_at", TS, "timestamptz NOT NULL DEFAULT clock_timestamp()"},
+    {NULL, NULL, NULL},
+};
+
+static const table_t tables[] = {
+    {"events", events_cols, NULL},
+    {"partners", partners_cols, NULL},
+    {"reps", reps_cols, "PRIMARY KEY (partner_id, rep_id)"},
+    {"trainings", trainings_cols, NULL},
+    {"pipeline_stages", stages_cols, NULL},
+    {"deals", deals_cols, NULL},
+    {"deal_stages", deal_stages_cols, "PRIMARY KEY (deal_id, seq)"},
+    {"sales", sales_cols, NULL},
+    {"closes", closes_cols, NULL},
+    {"statement_lines", lines_cols, "PRIMARY KEY (period, partner_id, line)"},
+    {"sink_position", position_cols, NULL},
+};
+
+#define NTABLES (sizeof tables / sizeof tables[0])
+
+static int create_sql(const table_t *t, const char *schema, acr_buf_t *b)
+{
+    int rc = acr_buf_printf(b, "CREATE TABLE IF NOT EXISTS \"%s\".%s (", schema, t->name);
+    for (const col_t *c = t->cols; rc == 0 && c->name != NULL; c++)
+        rc = acr_buf_printf(b, "%s%s %s", c == t->cols ? "" : ", ", c->name, c->ddl);
+    if (rc == 0 && t->extra != NULL)
+        rc = acr_buf_printf(b, ", %s", t->extra);
+    return rc ? rc : acr_buf_append_str(b, ");\n");
+}
+
+/* Compares the columns PostgreSQL has with the definitions. */
+static int check_columns(acr__sink_pg_t *pg, acr_err_t *err)
+{
+    static const char sql[] =
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
+        "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
+        "JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r' "
+        "ORDER BY c.relname, a.attnum";
+    const char *params[] = {pg->schema};
+    PGresult *res;
+    int rc = acr__sink_pg_query(pg, sql, 1, params, &res, "reading the table definitions", err);
+    if (rc != 0)
+        return rc;
+    for (size_t t = 0; rc == 0 && t < NTABLES; t++) {
+        const col_t *c = tables[t].cols;
+        int nrows = PQntuples(res);
+        for (int i = 0; i < nrows; i++) {
+            if (strcmp(PQgetvalue(res, i, 0), tables[t].name) != 0)
+                continue;
+            const char *name = PQgetvalue(res, i, 1), *type = PQgetvalue(res, i, 2);
+            if (c->name == NULL || strcmp(c->name, name) != 0 || strcmp(c->type, type) != 0) {
+                rc = acr_err_set(err, ACR_EIO,
+                                 "table %s.%s exists with another definition (column %s %s, "
+                                 "expected %s %s): it is not the sink's; pick another --schema",
+                                 pg->schema, tables[t].name, name, type,
+                                 c->name ? c->name : "(none)", c->type ? c->type : "");
+                break;
+            }
+            c++;
+        }
+        if (rc == 0 && c->name != NULL)
+            rc = acr_err_set(err, ACR_EIO,
+                             "table %s.%s lacks column %s %s: it is not the sink's; pick "
+                             "another --schema",
+                             pg->schema, tables[t].name, c->name, c->type);
+    }
+    PQclear(res);
+    return rc;
+}
+
+/* The position row and the default pipeline (events.md) of a fresh schema. */
+static int seed_rows(acr__sink_pg_t *pg, const char *ledger_id_hex, const char *hash0_hex,
+                     acr_err_t *err)
+{
+    char sql[1024];
+    snprintf(sql, sizeof sql,
+             "INSERT INTO \"%s\".sink_position (ledger_id, seq, hash) "
+             "SELECT $1, 0, $2 WHERE NOT EXISTS (SELECT 1 FROM \"%s\".sink_position)",
+             pg->schema, pg->schema);
+    const char *params[] = {ledger_id_hex, hash0_hex};
+    PGresult *res;
+    int rc = acr__sink_pg_query(pg, sql, 2, params, &res, "creating the position", err);
+    if (rc != 0)
+        return rc;
+    bool fresh = strcmp(PQcmdTuples(res), "1") == 0;
+    PQclear(res);
+    if (!fresh)
+        return 0;
+    snprintf(sql, sizeof sql,
+             "INSERT INTO \"%s\".pipeline_stages (position, name, exit_requires) VALUES "
+             "(1, 'registered', '{amount}'), (2, 'qualified', '{expected_close}'), "
+             "(3, 'proposal', '{}'), (4, 'negotiation', '{}')",
+             pg->schema);
+    return acr__sink_pg_exec(pg, sql, "creating the default pipeline", err);
+}
+
+/* A permission failure, told with the schema's owner. */
+static void explain_permission(acr__sink_pg_t *pg, acr_err_t *err)
+{
+    char sql[256];
+    snprintf(sql, sizeof sql,
+             "SELECT pg_get_userbyid(nspowner), current_user FROM pg_namespace "
+             "WHERE nspname = '%s'",
+             pg->schema);
+    PGresult *res = PQexec(pg->conn, sql);
+    if (res != NULL && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        char owner[64], me[64];
+        snprintf(owner, sizeof owner, "%s", PQgetvalue(res, 0, 0));
+        snprintf(me, sizeof me, "%s", PQgetvalue(res, 0, 1));
+        acr_err_set(err, ACR_EIO,
+                    "PostgreSQL: schema %s belongs to role %s and role %s may not create or "
+                    "write its tables: pick another --schema or have %s grant the rights",
+                    pg->schema, owner, me, owner);
+    }
+    PQclear(res);
+}
+
+int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const char *hash0_hex,
+                            acr_err_t *err)
+{
+    acr_buf_t sql;
+    acr_buf_init(&sql);
+    int rc = acr_buf_printf(&sql, "BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"%s\";\n", pg->schema);
+    for (size_t t = 0; rc == 0 && t < NTABLES; t++)
+        rc = create_sql(&tables[t], pg->schema, &sql);
+    if (rc == 0)
+        rc = acr_buf_append(&sql, "", 1);
+    if (rc != 0) {
+        acr_buf_destroy(&sql);
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    }
+    /* Quiet the "already exists, skipping" notices. */
+    rc = acr__sink_pg_exec(pg, "SET client_min_messages = warning", "setting up the session", err);
+    if (rc == 0)
+        rc = acr__sink_pg_exec(pg, (const char *)sql.data, "creating the tables", err);
+    acr_buf_destroy(&sql);
+    if (rc == 0)
+        rc = check_columns(pg, err);
+    if (rc == 0)
+        rc = seed_rows(pg, ledger_id_hex, hash0_hex, err);
+    if (rc == 0)
+        return acr__sink_pg_exec(pg, "COMMIT", "committing the tables", err);
+    if (rc != ACR__SINK_RETRY) {
+        bool perm = strcmp(pg->sqlstate, "42501") == 0;
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+        if (perm)
+            explain_permission(pg, err);
+    }
+    return rc;
+}
+
+int acr__sink_session_setup(acr__sink_pg_t *pg, acr_err_t *err)
+{
+    static const char sql[] =
+        "SET client_min_messages = warning;"
+        "SET TIME ZONE 'UTC';"
+        "CREATE TEMP TABLE IF NOT EXISTS accrue_partner_patch (partner_id text, name text, "
+        "name_at timestamptz, tier text, tier_at timestamptz, plan_id text, plan_at timestamptz, "
+        "region text, region_at timestamptz, status text) ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS accrue_deal_patch (deal_id text, stage text, "
+        "stage_run_all boolean, stage_entered_at timestamptz, amount_minor bigint, "
+        "expected_close date, rep_id text, outcome text, reason text, closed_at timestamptz) "
+        "ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS accrue_sale_patch (sale_id text, refunded_minor bigint, "
+        "refunds integer, last_refund_at timestamptz) ON COMMIT DELETE ROWS;";
+    return acr__sink_pg_exec(pg, sql, "setting up the session", err);
+}
