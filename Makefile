@@ -3,6 +3,7 @@
 #   make            build build/accrue and build/accrue-gen (optimised)
 #   make test       install missing packages, build, run the suite (ASan+UBSan and -O2)
 #   make demo       the worked example, end to end, in a temporary ledger
+#   make dashboard-shots  re-take the screenshots of docs/img/ (headless chromium)
 #   make bench      the benchmarks at full size; make bench-quick at a small size
 #   make install    PREFIX=/usr/local DESTDIR=
 #
@@ -19,13 +20,14 @@ DESTDIR  ?=
 CC       ?= cc
 BUILD    ?= build
 CFLAGS   ?= -O2 -g
-PKGS     := lmdb msgpack libuv libxxhash jansson libsodium libpq
+PKGS     := lmdb msgpack libuv libxxhash jansson libsodium libpq libnats
 # What building needs, and what the tests and benchmarks need beside it (real services
 # started privately by the tests: PostgreSQL, nats-server, Chromium).
 APT_BUILD := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev libuv1-dev \
-             libxxhash-dev xxhash libjansson-dev libsodium-dev node-llhttp libpq-dev
+             libxxhash-dev xxhash libjansson-dev libsodium-dev node-llhttp libpq-dev \
+             libnats-dev
 APT_TEST  := libcriterion-dev clang-14 libclang-rt-14-dev valgrind curl python3 time \
-             postgresql-15
+             postgresql-15 nats-server chromium
 VERSION  := 0.1.0
 # The install step; tests/check_first_command.sh replaces it with a stand-in.
 DEPS_INSTALL ?= tools/deps.sh
@@ -51,7 +53,10 @@ ifeq ($(ACR_DISPATCH),)
 # Fixed flags kept apart so that `make CFLAGS=...` cannot drop them.
 WARN         := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
                 -Wpointer-arith -Wformat=2 -Wno-format-nonliteral -Wvla
+# llhttp in strict mode (checks CRLF after chunk data, among others): the same define for its
+# objects and for the server that includes llhttp.h.
 ALL_CPPFLAGS := -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -I/usr/share/include/llhttp \
+                -DLLHTTP_STRICT_MODE=1 \
                 -DACR_VERSION='"$(VERSION)"' $(CPPFLAGS)
 ALL_CFLAGS    = -std=c17 $(WARN) $(PKG_CFLAGS) $(CFLAGS)
 PKG_CFLAGS    = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -65,7 +70,8 @@ SAN          := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
 # branches add at engine/'s root are picked up too.
 LIB_SRC   := $(sort $(wildcard engine/*.c engine/*/*.c processors/*.c))
 LIB_HDR   := $(wildcard include/accrue/*.h engine/*.h engine/*/*.h processors/*.h)
-TOOL_SRC  := $(sort $(wildcard tools/*.c tools/*/*.c))
+# tools/dashboard/ holds the page and its build-time embedder, not code of the binary.
+TOOL_SRC  := $(sort $(filter-out tools/dashboard/%,$(wildcard tools/*.c tools/*/*.c)))
 GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -76,9 +82,13 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_OBJ := $(BUILD)/obj/llhttp/llhttp.o $(BUILD)/obj/llhttp/api.o $(BUILD)/obj/llhttp/http.o
 GEN_OBJ   := $(GEN_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN  := $(TEST_SRC:%.c=$(BUILD)/%)
+# The dashboard (tools/dashboard/): its files become a C source of byte arrays at build time.
+DASH_FILES := $(sort $(wildcard tools/dashboard/*.html tools/dashboard/*.css tools/dashboard/*.js \
+                tools/dashboard/*.svg))
+DASH_OBJ   := $(BUILD)/obj/gen/dashboard_assets.o
 
 .PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format \
-        test-long test-sink-long
+        test-long test-sink-long dashboard-driver dashboard-shots
 
 all: $(BUILD)/accrue $(BUILD)/accrue-gen
 
@@ -92,15 +102,27 @@ $(BUILD)/obj/%.o: %.c $(LIB_HDR) $(wildcard tools/*.h tools/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(BUILD)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c Makefile
 	@mkdir -p $(dir $@)
-	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
+	$(CC) -std=c17 -D_POSIX_C_SOURCE=200809L -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp $(CFLAGS) -w -c $< -o $@
 
 $(BUILD)/libaccrue.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@ && ar rcs $@ $^
 
-$(BUILD)/accrue: $(TOOL_OBJ) $(LLHTTP_OBJ) $(BUILD)/libaccrue.a
+$(BUILD)/dashboard-embed: tools/dashboard/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O2 $(WARN) $(PKG_CFLAGS) tools/dashboard/embed.c -o $@ -lxxhash
+
+$(BUILD)/gen/dashboard_assets.c: $(BUILD)/dashboard-embed $(DASH_FILES)
+	@mkdir -p $(dir $@)
+	$(BUILD)/dashboard-embed $@ $(DASH_FILES)
+
+$(DASH_OBJ): $(BUILD)/gen/dashboard_assets.c tools/server/assets.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) -Itools/server $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/accrue: $(TOOL_OBJ) $(DASH_OBJ) $(LLHTTP_OBJ) $(BUILD)/libaccrue.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LIBS)
 
 $(BUILD)/accrue-gen: $(GEN_OBJ) $(BUILD)/libaccrue.a
@@ -120,12 +142,23 @@ test:
 	$(MAKE) --no-print-directory BUILD=build all tests-bin
 	$(MAKE) --no-print-directory BUILD=build/o0 CFLAGS="-O0 -g" \
 	    build/o0/tests/processors/test_commission
+	$(MAKE) --no-print-directory dashboard-driver
 	@bash tests/run.sh
 
 # The long loops: the sink's kill -9 loop with 50 kills (make test runs 8).
 test-long: test-sink-long
 test-sink-long: all
 	@SINK_KILLS=50 bash tests/cli/test_sink.sh
+
+# The browser test's driver (playwright-core, pinned in tests/dashboard/package.json and its
+# lock file) goes into the git-ignored tests/dashboard/node_modules, installed when missing.
+dashboard-driver:
+	@[ -f tests/dashboard/node_modules/playwright-core/package.json ] || \
+	    (cd tests/dashboard && timeout 600 npm ci --no-audit --no-fund)
+
+# Re-takes the committed screenshots of docs/img/ (the browser test at both window sizes).
+dashboard-shots: all dashboard-driver
+	node tests/dashboard/run.mjs --shots docs/img
 
 demo: all
 	@bash tools/demo.sh
@@ -142,6 +175,8 @@ install: all
 
 # Reliability targets (crash loop, fault injection, fuzzing) live beside their tests.
 -include tests/reliability.mk
+# The long replication test (make test-long) lives beside its script.
+-include tests/replica/replica.mk
 
 format:
 	clang-format -i $(LIB_SRC) $(TOOL_SRC) $(GEN_SRC) include/accrue/*.h

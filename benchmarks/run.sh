@@ -7,7 +7,10 @@
 # 10 M events) over 12 months, under 15 minutes on the 2-core reference machine.
 # Environment: BENCH_WORK=DIR keeps the generated data and ledgers there (default: a temporary
 # folder, removed at the end); BENCH_PEERS="sqlite postgres duckdb" picks the peers;
-# BENCH_SEED=N (default 42).
+# BENCH_SEED=N (default 42). The history carries the partner program (accrue-gen --program:
+# onboarding, a certified rule, promotions with budgets, announcements) unless BENCH_PROGRAM=0;
+# replay_payout is then measured a second time, program=no, on the same history generated
+# without it (always in quick mode; in full mode with BENCH_PROGRAM_COMPARE=1).
 #
 # Exit status: 0 when every row ran or was skipped with a reason; 1 when a peer's statement
 # differs from another peer's or from accrue's ("a faster wrong answer is not a result"), or a
@@ -95,6 +98,8 @@ fi
 hist=$work/history.jsonl
 hist_mp=$work/history.msgpack
 gen_args=(--partners "$partners" --sales "$sales" --seed "$seed" --months "$months")
+program=yes
+if [ "${BENCH_PROGRAM:-1}" = 1 ]; then gen_args+=(--program); else program=no; fi
 timed "$hist" "$gen" "${gen_args[@]}"
 [ "$T_RC" = 0 ] || { cat "$hist.err" >&2; exit 1; }
 events=$(wc -l <"$hist")
@@ -137,8 +142,22 @@ fi
 
 if [ $have_accrue = 1 ]; then
     timed "$work/payout.out" "$accrue" --ledger "$ledger" payout run "$last_period" --out "$work/ours-$last_period"
-    if [ "$T_RC" = 0 ]; then bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period"
+    if [ "$T_RC" = 0 ]; then bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" program=$program
     else fail "payout run: $(head -5 "$work/payout.out.err")"; fi
+    # The cost of the program: the same replay over the history generated without it.
+    if [ "$program" = yes ] && { [ "$mode" = quick ] || [ "${BENCH_PROGRAM_COMPARE:-0}" = 1 ]; }; then
+        plain=("${gen_args[@]}")
+        unset 'plain[${#plain[@]}-1]'
+        timed "$work/plain.jsonl" "$gen" "${plain[@]}"
+        plain_events=$(wc -l <"$work/plain.jsonl")
+        "$accrue" --ledger "$ledger.plain" init >/dev/null &&
+            "$accrue" --ledger "$ledger.plain" append "$work/plain.jsonl" --batch-size 100000 \
+                >/dev/null 2>&1 || fail "append of the history without the program"
+        timed "$work/payout_plain.out" "$accrue" --ledger "$ledger.plain" payout run "$last_period" --out "$work/plain-$last_period"
+        if [ "$T_RC" = 0 ]; then bench replay_payout "$plain_events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" program=no
+        else fail "payout run (no program): $(head -5 "$work/payout_plain.out.err")"; fi
+        rm -rf "$work/plain.jsonl" "$ledger.plain"
+    fi
     timed "$work/verify.out" "$accrue" --ledger "$ledger" verify
     if [ "$T_RC" = 0 ]; then bench verify "$events" "$T_SECONDS" "$T_RSS_MB"
     else fail "verify: $(head -5 "$work/verify.out.err")"; fi
@@ -236,6 +255,79 @@ if [ $have_accrue = 1 ] && "$accrue" serve --help >/dev/null 2>&1; then
 else
     skip http_append_single serve-not-built
     skip http_append_batch serve-not-built
+fi
+
+# ---- replicate_follow: primary -> NATS JetStream (3 local nodes, R3 stream) -> read replica ----
+# events/s from the primary's commit to the replica's commit while `replicate` and `follow` run
+# together over a committed history (catch-up), then the lag (primary commit -> replica commit,
+# p50/p99) in follow mode while the rest of the history is appended in batches of 500 every
+# 100 ms. Size: the quick history, and 1 M events in full mode (BENCH_REPL_SALES=N sales to
+# change it; the NATS cluster shares the machine's cores with both accrue processes).
+replicate_follow_row() {
+    local rsales=$1 rdir=$work/repl rp fp n t0 t1 id k
+    # shellcheck source=../tests/replica/nats_cluster.sh
+    . "$root/tests/replica/nats_cluster.sh"
+    rm -rf "$rdir"
+    mkdir -p "$rdir"
+    nats_start "$rdir/nats"
+    if ! nats_wait_ready 60; then
+        nats_stop
+        skip replicate_follow nats-not-ready
+        return
+    fi
+    "$gen" --partners "$partners" --sales "$rsales" --seed "$seed" --months "$months" >"$rdir/h.jsonl"
+    n=$(wc -l <"$rdir/h.jsonl")
+    k=$((n * 9 / 10))
+    head -n "$k" "$rdir/h.jsonl" >"$rdir/a.jsonl"
+    tail -n +"$((k + 1))" "$rdir/h.jsonl" | split -l 500 - "$rdir/b."
+    "$accrue" --ledger "$rdir/p" init >/dev/null
+    "$accrue" --ledger "$rdir/p" append --batch-size 100000 "$rdir/a.jsonl" >/dev/null ||
+        fail "replicate_follow: append"
+    id=$("$accrue" --ledger "$rdir/p" stats | awk '/^ledger id/{print $3}')
+    t0=$(now)
+    "$accrue" --ledger "$rdir/p" replicate --nats "$NATS_URL" >"$rdir/rep.log" 2>&1 &
+    rp=$!
+    "$accrue" --ledger "$rdir/r" follow --nats "$NATS_URL" --stream "ACCRUE_$id" >"$rdir/fol.log" 2>&1 &
+    fp=$!
+    while [ "$("$accrue" --ledger "$rdir/r" stats 2>/dev/null | awk '/^head seq/{print $3}')" != "$k" ]; do
+        kill -0 "$fp" 2>/dev/null || break
+        sleep 0.05
+    done
+    t1=$(now)
+    kill -TERM "$fp" 2>/dev/null
+    wait "$fp" 2>/dev/null
+    # follow mode: a fresh follower process, caught up, measures the lag of new commits only
+    "$accrue" --ledger "$rdir/r" follow --nats "$NATS_URL" --lag-report >"$rdir/lag.log" 2>&1 &
+    fp=$!
+    sleep 1
+    for f in "$rdir"/b.*; do
+        "$accrue" --ledger "$rdir/p" append "$f" >/dev/null || fail "replicate_follow: trickle append"
+        sleep 0.1
+    done
+    local deadline=$((SECONDS + 120))
+    while [ "$("$accrue" --ledger "$rdir/r" stats 2>/dev/null | awk '/^head seq/{print $3}')" != "$n" ] &&
+        [ $SECONDS -lt $deadline ]; do
+        sleep 0.05
+    done
+    kill -TERM "$fp" "$rp" 2>/dev/null
+    wait "$fp" "$rp" 2>/dev/null
+    nats_stop
+    local hp hr p50 p99
+    hp=$("$accrue" --ledger "$rdir/p" stats | awk '/^head hash/{print $3}')
+    hr=$("$accrue" --ledger "$rdir/r" stats | awk '/^head hash/{print $3}')
+    [ "$hp" = "$hr" ] || fail "replicate_follow: replica head $hr differs from the primary's $hp"
+    p50=$(awk '/^lag_ms/{print $3}' "$rdir/lag.log")
+    p99=$(awk '/^lag_ms/{print $5}' "$rdir/lag.log")
+    bench replicate_follow "$k" "$(secs "$t0" "$t1")" NA "lag_p50_ms=${p50:-NA}" \
+        "lag_p99_ms=${p99:-NA}" "lag_events=$((n - k))" nats_nodes=3 stream_replicas=3
+    rm -rf "$rdir"
+}
+if [ $have_accrue = 1 ] && "$accrue" follow --help >/dev/null 2>&1 &&
+    { command -v nats-server >/dev/null 2>&1 || [ -x /usr/sbin/nats-server ]; }; then
+    if [ "$mode" = full ]; then replicate_follow_row "${BENCH_REPL_SALES:-770000}"
+    else replicate_follow_row "${BENCH_REPL_SALES:-$sales}"; fi
+else
+    skip replicate_follow nats-server-or-accrue-missing
 fi
 
 # ---- peers: payout_vs_sqlite / _postgres / _duckdb ----

@@ -16,6 +16,7 @@
 #include "accrue/commission.h"
 #include "accrue/limits.h"
 #include "accrue/plan.h"
+#include "accrue/program.h"
 
 #define ACR__NONE UINT32_MAX /* no index: an absent attribute, no record */
 
@@ -196,7 +197,45 @@ typedef struct acr__paid {   /* one line identity of the closed statements */
     char currency[4];
 } acr__paid_t;
 
+/* ---- the partner program (program.md; processors/program.c) ---- */
+typedef struct acr__onb {    /* one onboarding.defined: the modules of the list */
+    int64_t at_ms;
+    uint64_t seq;
+    uint32_t *mods;          /* attrs indexes, malloc'd */
+    uint32_t n;
+} acr__onb_t;
+
+typedef struct acr__trained { /* (partner, module) -> the earliest `at` of its trainings */
+    uint64_t key;            /* partner << 32 | module, + 1 (0 = empty) */
+    int64_t first_at_ms;
+} acr__trained_t;
+
+typedef struct acr__promo {
+    acr_promo_t p;
+    uint64_t seq;            /* publishing seq */
+    int32_t last_day;        /* `to`, lowered by promotion.ended */
+    uint32_t plan_key;       /* attrs index of plan_id */
+    uint32_t match[4];       /* attrs indexes: tier, kind, region, product (ACR__NONE unused) */
+    const char *rule;        /* "promotion:<promo_id>", arena */
+    int64_t used_minor;      /* budget used by the sales with origin <= U (finish) */
+    uint32_t lines;          /* lines of this run's statement */
+    int64_t total_minor;     /* their amount */
+} acr__promo_t;
+
+typedef struct acr__program {
+    acr__onb_t *onbs;        /* feed order; sorted by (at, seq) at finish */
+    size_t onb_count, onbs_cap;
+    acr__trained_t *trained; /* open addressing */
+    size_t trained_count, trained_mask;
+    acr__promo_t *promos;    /* publish order */
+    size_t promo_count, promos_cap;
+    bool cert_used;          /* some plan rule or promotion matches on `certified` */
+    uint32_t *sale_promo;    /* finish: per sale index, the promotion it gets (ACR__NONE) */
+    int64_t *sale_promo_minor; /* and the amount it is paid (after the budget) */
+} acr__program_t;
+
 struct acr_comm {
+    acr__program_t prog;         /* onboarding, trainings, promotions */
     acr_comm_config_t cfg;
     acr_comm_output_t output;
     acr__arena_t arena;          /* every string; handed to the statement at finish */
@@ -306,5 +345,23 @@ int acr__out_line(acr__out_t *o, const acr_line_t *l, bool stable, acr_err_t *er
 /* Flushes the CSV, sets csv/csv_len/fingerprint and sorts the totals; frees o. */
 int acr__out_end(acr__out_t *o, acr_err_t *err);
 void acr__out_abort(acr__out_t *o);
+/* The program's feed (processors/program.c): training.completed, onboarding.defined,
+ * promotion.published, promotion.ended. 0 or ACR_ENOMEM / ACR_ECORRUPT (err set). */
+int acr__prog_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err);
+void acr__prog_free(acr_comm_t *c);
+/* Sorts the onboarding lists by (at, seq); call once before the first acr__certified. */
+void acr__prog_prepare(acr_comm_t *c);
+/* Whether partner p is certified as of t_ms (program.md): 1 / 0. since[] caches, per
+ * onboarding list, when p completed it (INT64_MIN = not computed yet; caller resets it per
+ * partner, prog.onb_count entries). */
+int acr__certified(const acr_comm_t *c, uint32_t p, int64_t t_ms, int64_t *since);
+/* The promotion a planned sale gets (program.md, Which promotion), or ACR__NONE. a: the
+ * partner's attributes as of the sale; cert: its certification then (-1: not computed,
+ * computed through *cert_fn when a promotion needs it). */
+uint32_t acr__promo_choose(const acr_comm_t *c, const acr__attrs_t *a, uint32_t product,
+                           int32_t day, int (*cert_fn)(void *ctx), void *ctx);
+/* Notes a promotion line of the statement in its promotion's run totals. */
+void acr__promo_tally(acr_comm_t *c, const acr_line_t *l);
+
 
 #endif

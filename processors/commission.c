@@ -46,6 +46,7 @@ void acr_comm_free(acr_comm_t *c)
         free(c->plans[i].rule_tags);
     }
     free(c->plans);
+    acr__prog_free(c);
     acr__strtab_free(&c->partner_ids);
     acr__strtab_free(&c->attrs);
     acr__table_free(c->sale_ids.slots,
@@ -440,6 +441,10 @@ static int feed_one(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t 
     case ACR_EV_SALE_REFUNDED: return feed_refund(c, ev, hs, err);
     case ACR_EV_ADJUSTMENT_RECORDED: rc = feed_adjustment(c, ev); break;
     case ACR_EV_PLAN_PUBLISHED: return feed_plan(c, ev, err);
+    case ACR_EV_TRAINING_COMPLETED:
+    case ACR_EV_ONBOARDING_DEFINED:
+    case ACR_EV_PROMOTION_PUBLISHED:
+    case ACR_EV_PROMOTION_ENDED: return acr__prog_feed(c, ev, err);
     default: return 0; /* period.closed passes through: its lines come via add_closed */
     }
     return rc != 0 ? nomem(err) : 0;
@@ -524,6 +529,18 @@ static int whatif_check(const acr_comm_t *c, const acr_plan_t *plan, acr_err_t *
             return ACR_ECURRENCY_MISMATCH;
         }
     }
+    for (size_t i = 0; i < c->prog.promo_count; i++) { /* program.md: the ceiling */
+        const acr_promo_t *m = &c->prog.promos[i].p;
+        if (strcmp(m->plan_id, plan->plan_id) == 0 &&
+            (int64_t)acr_plan_max_rate(plan) + m->rate_bp > plan->ceiling_bp) {
+            acr_err_set(err, ACR_EABOVE_CEILING,
+                        "promotion %s pays %d bp on top of this version's top rate: above "
+                        "ceiling_bp %d",
+                        m->promo_id, (int)m->rate_bp, (int)plan->ceiling_bp);
+            snprintf(err->field, sizeof err->field, "%s", "plan.ceiling_bp");
+            return ACR_EABOVE_CEILING;
+        }
+    }
     uint32_t key = acr__strtab_find(&c->attrs, plan->plan_id, (uint32_t)strlen(plan->plan_id),
                                     acr__hash(plan->plan_id, strlen(plan->plan_id)));
     for (uint32_t p = 0; key != ACR__NONE && p < c->partner_ids.count; p++) {
@@ -591,6 +608,7 @@ void acr_statement_destroy(acr_statement_t *s)
     free(s->unplanned);
     free(s->plans_used);
     free(s->currency_totals);
+    free(s->promotions);
     if (s->arena != NULL) {
         acr__arena_free(s->arena);
         free(s->arena);

@@ -86,7 +86,31 @@ typedef struct run {
     size_t idbuf_cap;
     const char *partner_id; /* the partner being processed */
     uint32_t partner;
+    int64_t *since;       /* per onboarding list: when the partner completed it (cache) */
+    bool prepass;         /* promotions' first pass: choose, do not emit */
+    struct cand *cands;   /* prepass: the sales that get a promotion */
+    size_t cand_count, cand_cap;
 } run_t;
+
+typedef struct cand {     /* a planned sale that gets promotion promo, before the budget */
+    int64_t at_ms;
+    uint64_t seq;
+    uint32_t sale;        /* sales index */
+    uint32_t promo;
+    int64_t want;
+} cand_t;
+
+typedef struct cert_ctx {
+    run_t *r;
+    int64_t at_ms;
+} cert_ctx_t;
+
+/* The partner's certification as of the sale being processed (program.md). */
+static int cert_now(void *ctx)
+{
+    cert_ctx_t *x = ctx;
+    return acr__certified(x->r->c, x->r->partner, x->at_ms, x->r->since);
+}
 
 static int nomem(run_t *r)
 {
@@ -272,14 +296,21 @@ static int32_t version_on(const acr_comm_t *c, uint32_t plan_key, int32_t day)
     return best;
 }
 
-static int32_t rule_match(const acr__plan_ver_t *v, const acr__attrs_t *a, uint32_t product)
+static int32_t rule_match(const acr__plan_ver_t *v, const acr__attrs_t *a, uint32_t product,
+                          cert_ctx_t *cx)
 {
     const uint32_t have[4] = {a->tier, a->kind, a->region, product};
+    int cert = -1;
     for (uint32_t i = 0; i < v->plan.rule_count; i++) {
         unsigned has = v->plan.rules[i].match_has;
         bool ok = true;
         for (unsigned k = 0; k < 4 && ok; k++)
             ok = !(has & (1u << k)) || (have[k] != ACR__NONE && have[k] == v->match[4 * i + k]);
+        if (ok && (has & ACR_MATCH_CERTIFIED)) { /* program.md: certification as of the sale */
+            if (cert < 0)
+                cert = cert_now(cx);
+            ok = (cert != 0) == v->plan.rules[i].certified;
+        }
         if (ok)
             return (int32_t)i;
     }
@@ -327,13 +358,28 @@ static int one_sale(run_t *r, cursor_t *cur, psale_t *p, int64_t *cum, pinfo_t *
     int32_t day = acr_local_day(s->at_ms, c->cfg.utc_offset_min);
     int32_t ver = version_on(c, cur->a.plan, day), rule = -1;
     int64_t comm = 0;
+    cert_ctx_t cx = {r, s->at_ms};
     if (ver >= 0)
-        rule = rule_match(&c->plans[ver], &cur->a, ACR__SALE_PRODUCT(s));
+        rule = rule_match(&c->plans[ver], &cur->a, ACR__SALE_PRODUCT(s), &cx);
     if (rule >= 0 &&
         !bracket_comm(&c->plans[ver].plan.rules[rule], *cum, s->amount_minor, &comm))
         return acr__overflow(c, r->err, r->partner_id, pi->period);
-    if (rule < 0 && push_unplanned(r, s, pi->period) != 0)
+    if (rule < 0 && !r->prepass && push_unplanned(r, s, pi->period) != 0)
         return ACR_ENOMEM;
+    int64_t promo = 0; /* program.md: only a planned sale can get a promotion */
+    if (rule >= 0 && r->prepass) {
+        uint32_t m = acr__promo_choose(c, &cur->a, ACR__SALE_PRODUCT(s), day, cert_now, &cx);
+        int64_t want = 0;
+        if (m != ACR__NONE && !acr_promo_want(&c->prog.promos[m].p, s->amount_minor, &want))
+            return acr__overflow(c, r->err, r->partner_id, pi->period);
+        if (m != ACR__NONE) {
+            if (acr__grow((void **)&r->cands, &r->cand_cap, r->cand_count + 1, sizeof *r->cands))
+                return nomem(r);
+            r->cands[r->cand_count++] = (cand_t){s->at_ms, s->seq, p->idx, m, want};
+        }
+    } else if (rule >= 0 && c->prog.sale_promo != NULL) {
+        promo = c->prog.sale_promo_minor[p->idx];
+    }
     p->ver = ver;
     p->rule = rule;
     p->comm = comm;
@@ -341,7 +387,8 @@ static int one_sale(run_t *r, cursor_t *cur, psale_t *p, int64_t *cum, pinfo_t *
                                                    : 0;
     if (!acr_add_checked(cum, s->amount_minor) ||
         !acr_add_checked(&pi->net_minor, s->amount_minor) ||
-        !acr_add_checked(&pi->sub_minor, comm) || !acr_add_checked(&pi->sub_minor, bonus))
+        !acr_add_checked(&pi->sub_minor, comm) || !acr_add_checked(&pi->sub_minor, bonus) ||
+        !acr_add_checked(&pi->sub_minor, promo))
         return acr__overflow(c, r->err, r->partner_id, pi->period);
     return 0;
 }
@@ -546,6 +593,32 @@ static int emit_sales(run_t *r, const pinfo_t *pi, bool ncb)
     return 0;
 }
 
+/* Promotion lines of a period (program.md, The line): amounts fixed by the budget pass. */
+static int emit_promos(run_t *r, const pinfo_t *pi)
+{
+    const acr_comm_t *c = r->c;
+    if (c->prog.sale_promo == NULL)
+        return 0;
+    acr_line_t l = line_base(r, pi->period, ACR_LINE_PROMOTION);
+    for (uint32_t i = pi->sale_lo; i < pi->sale_hi; i++) {
+        const psale_t *p = &r->ps[i];
+        uint32_t m = c->prog.sale_promo[p->idx];
+        if (p->rule < 0 || m == ACR__NONE || c->prog.sale_promo_minor[p->idx] == 0)
+            continue; /* a 0 amount is not a line */
+        if ((l.source_id = sale_id_str(r, &p->s)) == NULL)
+            return nomem(r);
+        l.rule = c->prog.promos[m].rule;
+        l.basis_minor = p->s.amount_minor;
+        l.amount_minor = c->prog.sale_promo_minor[p->idx];
+        l.source_seq = p->s.seq;
+        l.at_ms = p->s.at_ms;
+        int rc = emit(r, &l, false);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int emit_period_level(run_t *r, const pinfo_t *pi, unsigned kind)
 {
     acr_line_t l = line_base(r, pi->period, kind);
@@ -624,6 +697,8 @@ static int partner_emit(run_t *r)
         if (rc == 0 && pi)
             rc = emit_sales(r, pi, true);
         if (rc == 0 && pi)
+            rc = emit_promos(r, pi);
+        if (rc == 0 && pi)
             rc = emit_period_level(r, pi, ACR_LINE_TARGET_BONUS);
         if (rc == 0)
             rc = emit_events(r, o, true, &ai);
@@ -664,11 +739,18 @@ static int partner_paid_only(run_t *r)
     return 0;
 }
 
+static void since_reset(run_t *r)
+{
+    for (size_t i = 0; i < r->c->prog.onb_count; i++)
+        r->since[i] = INT64_MIN;
+}
+
 static int do_partner(run_t *r, uint32_t p)
 {
     const acr_comm_t *c = r->c;
     r->partner = p;
     r->partner_id = c->partners[p].id;
+    since_reset(r);
     cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
                     r->upds.start[p + 1] - r->upds.start[p], 0};
     int rc = gather_sales(r);
@@ -720,8 +802,92 @@ static int run_setup(run_t *r)
     return rc;
 }
 
+static int cand_cmp(const void *pa, const void *pb)
+{
+    const cand_t *a = pa, *b = pb;
+    if (a->at_ms != b->at_ms)
+        return a->at_ms < b->at_ms ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Promotions (program.md): the first pass chooses each planned sale's promotion over every
+ * partner, then budgets are consumed in (at, seq) order over the whole log (every sale with
+ * origin <= U; later sales come after all of them in that order). */
+static int promo_pass(run_t *r)
+{
+    acr_comm_t *c = r->c;
+    acr__program_t *g = &c->prog;
+    size_t n = c->sale_count ? c->sale_count : 1;
+    g->sale_promo = malloc(n * sizeof *g->sale_promo);
+    g->sale_promo_minor = calloc(n, sizeof *g->sale_promo_minor);
+    if (g->sale_promo == NULL || g->sale_promo_minor == NULL)
+        return nomem(r);
+    memset(g->sale_promo, 0xff, n * sizeof *g->sale_promo); /* ACR__NONE */
+    r->prepass = true;
+    int rc = 0;
+    for (uint32_t p = 0; rc == 0 && p < c->partner_ids.count; p++) {
+        r->partner = p;
+        r->partner_id = c->partners[p].id;
+        since_reset(r);
+        cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
+                        r->upds.start[p + 1] - r->upds.start[p], 0};
+        rc = gather_sales(r);
+        if (rc == 0)
+            rc = partner_sales(r, &cur);
+    }
+    r->prepass = false;
+    if (rc != 0)
+        return rc;
+    if (r->cand_count > 1)
+        qsort(r->cands, r->cand_count, sizeof *r->cands, cand_cmp);
+    for (size_t i = 0; i < r->cand_count; i++) {
+        const cand_t *k = &r->cands[i];
+        acr__promo_t *m = &g->promos[k->promo];
+        int64_t amt = k->want;
+        if (m->p.has_budget && amt > m->p.budget_minor - m->used_minor)
+            amt = m->p.budget_minor - m->used_minor; /* never beyond the budget */
+        if (!acr_add_checked(&m->used_minor, amt))
+            return acr__overflow(c, r->err, c->partners[c->sales[k->sale].partner].id,
+                                 period_of(c, k->at_ms));
+        g->sale_promo[k->sale] = k->promo;
+        g->sale_promo_minor[k->sale] = amt;
+    }
+    return 0;
+}
+
+/* The statement's promotions: every promotion fed, with this run's lines and budget use. */
+static int promo_totals(run_t *r)
+{
+    acr_comm_t *c = r->c;
+    acr_statement_t *st = r->st;
+    size_t n = c->prog.promo_count;
+    if (n == 0)
+        return 0;
+    if ((st->promotions = calloc(n, sizeof *st->promotions)) == NULL)
+        return nomem(r);
+    for (size_t i = 0; i < n; i++) {
+        const acr__promo_t *m = &c->prog.promos[i];
+        const char *t = m->p.title ? m->p.title : "";
+        acr_promo_total_t *o = &st->promotions[i];
+        o->promo_id = acr__arena_strdup(&c->arena, m->p.promo_id, strlen(m->p.promo_id));
+        o->plan_id = acr__arena_strdup(&c->arena, m->p.plan_id, strlen(m->p.plan_id));
+        o->title = acr__arena_strdup(&c->arena, t, strlen(t));
+        if (o->promo_id == NULL || o->plan_id == NULL || o->title == NULL)
+            return nomem(r);
+        o->lines = m->lines;
+        o->total_minor = m->total_minor;
+        o->has_budget = m->p.has_budget;
+        o->budget_minor = m->p.budget_minor;
+        o->used_minor = m->used_minor;
+    }
+    st->promotion_count = n;
+    return 0;
+}
+
 static void run_free(run_t *r)
 {
+    free(r->since);
+    free(r->cands);
     free(r->ps);
     free(r->claw);
     group_free(&r->sales);
@@ -749,7 +915,11 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     uint32_t np = c->partner_ids.count;
     uint32_t *rank = malloc((np ? np : 1) * sizeof *rank);
     uint32_t *tmp = malloc((np ? np : 1) * sizeof *tmp);
-    int rc = rank && tmp ? run_setup(&r) : nomem(&r);
+    acr__prog_prepare(c);
+    r.since = malloc((c->prog.onb_count ? c->prog.onb_count : 1) * sizeof *r.since);
+    int rc = rank && tmp && r.since ? run_setup(&r) : nomem(&r);
+    if (rc == 0 && c->prog.promo_count > 0)
+        rc = promo_pass(&r);
     for (uint32_t p = 0; rc == 0 && p < np; p++)
         rank[p] = p;
     if (rc == 0)
@@ -761,6 +931,8 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     if (r.out != NULL) {
         if (rc == 0)
             rc = acr__out_end(r.out, err);
+        if (rc == 0)
+            rc = promo_totals(&r);
         else
             acr__out_abort(r.out);
     }

@@ -140,10 +140,19 @@ static bool id_valid(const char *s, size_t n)
 
 static int parse_match(const json_t *m, const char *path, acr_rule_t *rule, acr_err_t *err)
 {
-    static const char *const keys[] = {"tier", "kind", "region", "product", NULL};
+    static const char *const keys[] = {"tier", "kind", "region", "product", "certified", NULL};
     int rc = check_keys(m, keys, path, err);
     if (rc != 0)
         return rc;
+    const json_t *cert = json_object_get(m, "certified");
+    if (cert != NULL) { /* program.md: the partner's certification as of the sale */
+        char field[FIELD_LEN];
+        setpath(field, "%s.certified", path);
+        if (!json_is_boolean(cert))
+            return fail(err, ACR_EINVALID_PLAN, field, "must be true or false");
+        rule->certified = json_is_true(cert);
+        rule->match_has |= ACR_MATCH_CERTIFIED;
+    }
     char **slots[] = {&rule->tier, &rule->kind, &rule->region, &rule->product};
     for (unsigned k = 0; k < 4; k++) {
         const json_t *v = get_typed(m, keys[k], path, JSON_STRING, false, &rc, err);
@@ -396,8 +405,18 @@ static bool attr_eq(const char *want, const char *have)
 int acr_plan_match(const acr_plan_t *plan, const char *tier, const char *kind,
                    const char *region, const char *product, size_t product_len)
 {
+    return acr_plan_match_cert(plan, tier, kind, region, product, product_len, -1);
+}
+
+int acr_plan_match_cert(const acr_plan_t *plan, const char *tier, const char *kind,
+                        const char *region, const char *product, size_t product_len,
+                        int certified)
+{
     for (uint32_t i = 0; i < plan->rule_count; i++) {
         const acr_rule_t *r = &plan->rules[i];
+        if ((r->match_has & ACR_MATCH_CERTIFIED) &&
+            (certified < 0 || (certified != 0) != r->certified))
+            continue;
         if ((r->match_has & ACR_MATCH_TIER) && !attr_eq(r->tier, tier))
             continue;
         if ((r->match_has & ACR_MATCH_KIND) && !attr_eq(r->kind, kind))
@@ -411,4 +430,14 @@ int acr_plan_match(const acr_plan_t *plan, const char *tier, const char *kind,
         return (int)i;
     }
     return -1;
+}
+
+int32_t acr_plan_max_rate(const acr_plan_t *plan)
+{
+    int32_t m = 0;
+    for (uint32_t i = 0; i < plan->rule_count; i++)
+        for (uint32_t b = 0; b < plan->rules[i].bracket_count; b++)
+            if (plan->rules[i].brackets[b].rate_bp > m)
+                m = plan->rules[i].brackets[b].rate_bp;
+    return m;
 }

@@ -331,7 +331,9 @@ int acr__out_line(acr__out_t *o, const acr_line_t *line, bool stable, acr_err_t 
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (rc != 0)
         return acr__overflow(o->c, err, l.partner_id, st->period);
-    if (note_plan_used(o, l.rule) != 0)
+    if (l.kind == ACR_LINE_PROMOTION)
+        acr__promo_tally(o->c, &l); /* its rule is "promotion:<id>", not a plan version */
+    else if (note_plan_used(o, l.rule) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     /* the CSV record */
     if (acr_buf_reserve(&o->csv, 512) != 0)

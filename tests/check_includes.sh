@@ -34,6 +34,7 @@ OWNER = {
     "plan.h": "processors", "commission.h": "processors",
     "event.h": "event", "log.h": "store", "projection.h": "query",
     "payout.h": "payout", "token.h": "token",
+    "program.h": "processors", "program_query.h": "query", "replica.h": "replica",
 }
 # What each part may use (besides itself). Acyclic by construction; checked below.
 ALLOWED = {
@@ -45,8 +46,9 @@ ALLOWED = {
     "state": {"base", "event", "processors", "store", "projection"},
     "log": {"base", "event", "processors", "store", "projection", "state"},
     "payout": {"base", "event", "processors", "store", "log"},
-    "query": {"base", "event", "processors", "store", "projection", "state", "payout"},
+    "query": {"base", "event", "processors", "store", "projection", "state", "log", "payout"},
     "token": {"base", "event", "store"},
+    "replica": {"base", "event", "processors", "store", "projection", "state", "log", "payout"},
 }
 PARTS = set(ALLOWED)
 

@@ -67,26 +67,27 @@ $(FUZZ_DIR)/fuzz_%: tests/fuzz/fuzz_%.c tests/fuzz/fuzz_common.h $(FUZZ_DIR)/lib
 	$(FUZZ_CC) $(ALL_CPPFLAGS) -Itests/fuzz -std=c17 -g -O1 $(PKG_CFLAGS) $(FUZZ_SAN) \
 	    $< $(FUZZ_DIR)/libaccrue.a -o $@ $(LIBS)
 
-# fuzz_http also links the server's socket-free request handling (tools/serve_parse.c) and
+# fuzz_http also links the server's socket-free request handling (tools/server/parse.c) and
 # llhttp, built from the sources of Debian's node-llhttp like the server's own copy.
-FUZZ_HTTP_OBJ := $(FUZZ_DIR)/obj/tools/serve_parse.o \
+FUZZ_HTTP_OBJ := $(FUZZ_DIR)/obj/tools/server/parse.o \
                  $(LLHTTP_OBJ:$(BUILD)/obj/llhttp/%=$(FUZZ_DIR)/obj/llhttp/%)
 
-$(FUZZ_DIR)/obj/tools/serve_parse.o: tools/serve_parse.c tools/serve.h $(wildcard include/accrue/*.h)
+$(FUZZ_DIR)/obj/tools/server/parse.o: tools/server/parse.c tools/server/internal.h \
+                                      tools/server/server.h $(wildcard include/accrue/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(ALL_CPPFLAGS) -std=c17 -g -O1 $(PKG_CFLAGS) \
 	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
 	    -fno-omit-frame-pointer -c $< -o $@
 
-$(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c
+$(FUZZ_DIR)/obj/llhttp/%.o: $(LLHTTP_DIR)/%.c tests/reliability.mk
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c17 -D_POSIX_C_SOURCE=200809L -I/usr/share/include/llhttp -g -O1 -w \
+	$(FUZZ_CC) -std=c17 -D_POSIX_C_SOURCE=200809L -DLLHTTP_STRICT_MODE=1 -I/usr/share/include/llhttp -g -O1 -w \
 	    -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined \
 	    -fno-omit-frame-pointer -c $< -o $@
 
-$(FUZZ_DIR)/fuzz_http: tests/fuzz/fuzz_http.c tests/fuzz/fuzz_common.h tools/serve.h \
+$(FUZZ_DIR)/fuzz_http: tests/fuzz/fuzz_http.c tests/fuzz/fuzz_common.h tools/server/internal.h \
                        $(FUZZ_HTTP_OBJ) $(FUZZ_DIR)/libaccrue.a
-	$(FUZZ_CC) $(ALL_CPPFLAGS) -Itests/fuzz -Itools -std=c17 -g -O1 $(PKG_CFLAGS) $(FUZZ_SAN) \
+	$(FUZZ_CC) $(ALL_CPPFLAGS) -Itests/fuzz -Itools/server -std=c17 -g -O1 $(PKG_CFLAGS) $(FUZZ_SAN) \
 	    $< $(FUZZ_HTTP_OBJ) $(FUZZ_DIR)/libaccrue.a -o $@ $(LIBS)
 
 fuzz-build: $(FUZZ_BINS)

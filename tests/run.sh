@@ -6,8 +6,9 @@
 #    `Synthesis: Tested: T | Passing: P | Failing: F | Crashing: C`;
 # 2. every tests/cli/test_*.sh against build/asan/accrue, then build/accrue,
 #    counted from its closing line `<script>: P passed, F failed`;
-# 3. tests/check_includes.sh (the module map), then the reliability and fuzz suites,
-#    each counted from its own closing line.
+# 3. tests/check_includes.sh (the module map), the dashboard in headless chromium
+#    (tests/dashboard/run.mjs, -O2 build), the reliability suite and the fuzz targets, each
+#    counted from its own closing line.
 # A binary or script that exits non-zero without reporting a failure (a
 # sanitizer report at exit, a crash before the summary) counts one failure.
 # Prints a line per file and ends with exactly one line `N passed, M failed`;
@@ -113,6 +114,16 @@ run_suite() { # NAME COMMAND...
 run_suite "tests/build/test_first_command.sh" bash tests/build/test_first_command.sh
 # The module map of docs/architecture.md: include directions, no circles of includes or calls.
 run_suite "tests/check_includes.sh" bash tests/check_includes.sh
+
+# The dashboard in Debian's chromium, driven by the pinned playwright-core (make installs it into
+# tests/dashboard/node_modules), against the -O2 build only; screenshots go to build/ here
+# (`make dashboard-shots` refreshes the committed ones in docs/img/).
+if command -v chromium >/dev/null && [ -f tests/dashboard/node_modules/playwright-core/package.json ]; then
+    run_suite "tests/dashboard/run.mjs [build/accrue]" node tests/dashboard/run.mjs \
+        --accrue build/accrue --gen build/accrue-gen --shots build/dashboard-img
+else
+    record "tests/dashboard/run.mjs (chromium or playwright-core missing)" 0 1 1 0
+fi
 
 # Reliability (crash loops of 20 kills each for append and serve, injected faults, disk full, tamper, the money
 # invariant) on the -O2 build: the fault shim interposes malloc, which ASan does not allow.

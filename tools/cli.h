@@ -39,6 +39,25 @@ typedef struct acr_cli {
         "quiet", no_argument, NULL, ACR_OPT_QUIET                                                  \
     }
 
+/* ---- cmd_query.c: rendering a JSON array of rows ------------------------- */
+
+enum { OUT_TABLE, OUT_CSV, OUT_JSON };
+
+/* One output column: the JSON key, its table title and how to show it. */
+typedef struct col {
+    const char *key;   /* member of each row object */
+    const char *title; /* table header */
+    char kind;         /* 's' text, 'n' number, 'm' amount in minor units, 'c' array length */
+} col_t;
+
+/* table | csv | json into OUT_*; -1 when unknown. */
+int acr__parse_format(const char *s, int *out);
+typedef struct acr_names acr_names_t;
+/* Renders a JSON array of row objects as a table (format OUT_TABLE) or CSV on stdout. With
+ * names (NULL for none; tables only), a "name" column follows a first column of partner ids. */
+int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
+                     acr_names_t *names);
+
 /* ---- util.c ------------------------------------------------------------- */
 
 /* Resets getopt for a fresh scan of a command's argv (glibc: optind = 0). */
@@ -142,10 +161,10 @@ typedef struct acr_name {
     char name[264];      /* a string field: at most 256 bytes */
 } acr_name_t;
 
-typedef struct acr_names {
+struct acr_names {
     acr_name_t *items; /* sorted by partner_id bytewise */
     size_t count;
-} acr_names_t;
+};
 
 /* Reads every partner's name as of the head (an empty set when that fails). */
 void acr__names_load(acr_ledger_t *ledger, acr_names_t *names);
@@ -165,10 +184,19 @@ int acr__cmd_backup(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_partner(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_pipeline(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_kpi(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_onboarding(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_promotion(acr_cli_t *cli, int argc, char **argv);
+int acr__cmd_announcements(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_plan(acr_cli_t *cli, int argc, char **argv);
 int acr__cmd_payout(acr_cli_t *cli, int argc, char **argv);
-int acr__cmd_httpd(acr_cli_t *cli, int argc, char **argv);  /* serve.c */
+int acr__cmd_serve(acr_cli_t *cli, int argc, char **argv);  /* cmd_serve.c */
 int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
 int acr__cmd_sink(acr_cli_t *cli, int argc, char **argv);   /* cmd_sink.c */
+int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv); /* cmd_replicate.c */
+int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv);    /* cmd_follow.c */
+/* The replica lines of `accrue stats` (cmd_follow.c); info is an
+ * acr_replica_info_t of accrue/replica.h. */
+struct acr_replica_info;
+void acr__replica_stats(const struct acr_replica_info *info, uint64_t head_seq);
 
 #endif

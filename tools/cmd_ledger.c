@@ -23,6 +23,7 @@
 #include "accrue/event.h"
 #include "accrue/limits.h"
 #include "accrue/log.h"
+#include "accrue/replica.h"
 #include "cli.h"
 
 /* ---- init ---------------------------------------------------------------- */
@@ -674,9 +675,11 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     rc = acr_ledger_stats(ledger, &st, &err);
     /* the calendar fixed at init: what a replay into a fresh ledger must repeat */
     const acr_config_t cfg = *acr_ledger_config(ledger);
+    acr_replica_info_t ri;
+    int replica = rc == 0 ? acr_replica_get(ledger, &ri, &err) : 0;
     acr_ledger_close(ledger);
-    if (rc != 0)
-        return acr__fail(rc, &err);
+    if (rc != 0 || replica < 0)
+        return acr__fail(rc ? rc : replica, &err);
     char hex[33], off[7];
     acr_hash_hex(cfg.ledger_id, hex);
     acr_offset_format(cfg.utc_offset_min, off);
@@ -693,6 +696,8 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     printf("by type:\n");
     for (int t = 1; t < ACR_EV__COUNT; t++)
         printf("  %-24s %" PRIu64 "\n", acr_event_type_name(t), st.by_type[t]);
+    if (replica == 1) /* a read replica (reporting.md): where it stands against its primary */
+        acr__replica_stats(&ri, st.head_seq);
     return ACR_EXIT_OK;
 }
 

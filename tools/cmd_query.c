@@ -19,16 +19,12 @@
 #include "accrue/projection.h"
 #include "cli.h"
 
-enum { OUT_TABLE, OUT_CSV, OUT_JSON };
-
-/* One output column: the JSON key, its table title and how to show it. */
-typedef struct col {
-    const char *key;   /* member of each row object */
-    const char *title; /* table header */
-    char kind;         /* 's' text, 'n' number, 'm' amount in minor units, 'c' array length */
-} col_t;
-
 static int parse_format(const char *s, int *out)
+{
+    return acr__parse_format(s, out);
+}
+
+int acr__parse_format(const char *s, int *out)
 {
     if (strcmp(s, "table") == 0)
         *out = OUT_TABLE;
@@ -86,10 +82,16 @@ static void csv_field(const char *s, acr_buf_t *out)
     acr_buf_append(out, "\"", 1);
 }
 
-/* Renders a JSON array of row objects as a table or CSV on stdout. */
-/* With names (tables only), a "name" column follows the partner column. */
 static int render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
                        acr_names_t *names)
+{
+    return acr__render_rows(json, len, cols, ncols, format, names);
+}
+
+/* Renders a JSON array of row objects as a table or CSV on stdout. With names (tables
+ * only), a "name" column follows a first column of partner ids. */
+int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
+                     acr_names_t *names)
 {
     acr_jv_t arr, row;
     size_t pos = 0;
@@ -196,6 +198,26 @@ static void partner_block(const acr_jv_t *p)
                 acr__json_text(&x, b, sizeof b);
             printf("%-10s  %s %s%s%s\n", "training", d, a, b[0] ? " rep " : "", b);
         }
+    acr_jv_t o; /* program.md: onboarding and certification */
+    if (!acr__json_get(p, "onboarding", &o))
+        return;
+    static const char *const keys[] = {"certified", "certified_on", "completed", "missing"};
+    for (size_t k = 0; k < 4; k++) {
+        char line[1024] = "";
+        size_t n = 0;
+        if (acr__json_get(&o, keys[k], &v) && v.kind == 'a') {
+            pos = 0;
+            while (acr__json_arr_next(&v, &pos, &e) == 1 && n + 2 < sizeof line) {
+                acr__json_text(&e, a, sizeof a);
+                n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", n ? " " : "", a);
+            }
+        } else if (acr__json_get(&o, keys[k], &v)) {
+            acr__json_text(&v, line, sizeof line);
+            if (v.kind == 'z')
+                snprintf(line, sizeof line, "-");
+        }
+        printf("%-10s  %s\n", k < 2 ? keys[k] : k == 2 ? "completed" : "missing", line);
+    }
 }
 
 static int partner_run(acr_cli_t *cli, const char *id, int format)

@@ -3,7 +3,7 @@
  * `create` prints the new secret as the only line on stdout, once: the
  * ledger keeps only its hash (token.h), so a lost secret is revoked and
  * replaced, never recovered. `list` shows names, roles, partners, creation
- * times and a hash fingerprint, never a secret.
+ * and expiry times and a hash fingerprint, never a secret.
  */
 #include <inttypes.h>
 #include <stdlib.h>
@@ -12,26 +12,41 @@
 #include "accrue/date.h"
 #include "accrue/token.h"
 #include "cli.h"
-#include "serve.h"
 
 static const char usage_token[] =
-    "usage: accrue token create --role ROLE [--partner P] [--name N]\n"
+    "usage: accrue token create --role ROLE [--partner P] [--name N] [--expires DATE]\n"
     "       accrue token list\n"
     "       accrue token revoke NAME\n"
     "\n"
     "API tokens for `accrue serve`. ROLE is admin, finance, auditor, ingest, feed or\n"
     "partner (partner needs --partner P: the token sees only that partner). create\n"
     "prints the secret as the only line on stdout, once; the ledger keeps only its\n"
-    "BLAKE2b hash. The name (default <role>-<8 hex>) is unique and is what revoke takes.\n";
+    "BLAKE2b hash. The name (default <role>-<8 hex>) is unique and is what revoke takes.\n"
+    "--expires YYYY-MM-DD: the token works through that day (UTC) and is refused from\n"
+    "the next midnight UTC on; an RFC 3339 timestamp (2026-12-31T18:00:00Z) sets the\n"
+    "instant. The expiry is checked on every request. list shows it (\"never\" without).\n";
+
+/* --expires: a date (valid through that UTC day) or an RFC 3339 instant. */
+static bool parse_expiry(const char *s, int64_t *out_ms)
+{
+    int32_t day;
+    if (acr_date_parse(s, strlen(s), &day)) {
+        *out_ms = ((int64_t)day + 1) * 86400000;
+        return true;
+    }
+    return acr_ts_parse(s, strlen(s), out_ms);
+}
 
 static int token_create(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {{"role", required_argument, NULL, 'r'},
                                          {"partner", required_argument, NULL, 'p'},
                                          {"name", required_argument, NULL, 'n'},
+                                         {"expires", required_argument, NULL, 'e'},
                                          ACR_CLI_COMMON_OPTS,
                                          {NULL, 0, NULL, 0}};
     const char *role_s = NULL, *partner = NULL, *name = NULL;
+    int64_t expires_ms = 0;
     int c, rc;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'r')
@@ -40,7 +55,12 @@ static int token_create(acr_cli_t *cli, int argc, char **argv)
             partner = optarg;
         else if (c == 'n')
             name = optarg;
-        else if ((rc = acr__common_opt(cli, c, argv, usage_token)) >= 0)
+        else if (c == 'e') {
+            if (!parse_expiry(optarg, &expires_ms))
+                return acr__usage(usage_token,
+                                  "--expires wants YYYY-MM-DD or an RFC 3339 time, not '%s'",
+                                  optarg);
+        } else if ((rc = acr__common_opt(cli, c, argv, usage_token)) >= 0)
             return rc;
     }
     if (optind != argc)
@@ -60,7 +80,7 @@ static int token_create(acr_cli_t *cli, int argc, char **argv)
     char used[ACR_TOKEN_NAME_MAX + 1], secret[ACR_TOKEN_SECRET_HEX_LEN + 1];
     acr_err_t err;
     acr_err_clear(&err);
-    rc = acr_token_create(ledger, role, partner, name, used, secret, &err);
+    rc = acr_token_create(ledger, role, partner, name, expires_ms, used, secret, &err);
     acr_ledger_close(ledger);
     if (rc == ACR_EUSAGE)
         return acr__usage(usage_token, "%s", err.msg);
@@ -88,17 +108,20 @@ static int token_list(acr_cli_t *cli)
     if (rc != 0)
         return acr__fail(rc, &err);
     acr_table_t t;
-    acr__table_init(&t, 5, 0);
-    const char *head[] = {"name", "role", "partner", "created", "hash"};
-    for (size_t i = 0; i < 5; i++)
+    acr__table_init(&t, 6, 0);
+    const char *head[] = {"name", "role", "partner", "created", "expires", "hash"};
+    for (size_t i = 0; i < 6; i++)
         acr__table_add(&t, head[i]);
     for (size_t i = 0; i < n; i++) {
-        char ts[ACR_TS_BUF];
+        char ts[ACR_TS_BUF], exp[ACR_TS_BUF] = "never";
         acr_ts_format(list[i].created_ms, ts);
+        if (list[i].expires_ms > 0)
+            acr_ts_format(list[i].expires_ms, exp);
         acr__table_add(&t, list[i].name);
         acr__table_add(&t, acr_role_name(list[i].role));
         acr__table_add(&t, list[i].partner_id[0] ? list[i].partner_id : "-");
         acr__table_add(&t, ts);
+        acr__table_add(&t, exp);
         acr__table_add(&t, list[i].hash_prefix);
     }
     acr__table_print(&t, stdout);

@@ -38,11 +38,16 @@ static const struct command {
     {"partner", acr__cmd_partner, "partner list | partner show ID"},
     {"pipeline", acr__cmd_pipeline, "open deals by stage"},
     {"kpi", acr__cmd_kpi, "partner KPIs for a month or a quarter"},
+    {"onboarding", acr__cmd_onboarding, "onboarding progress and certification per partner"},
+    {"promotion", acr__cmd_promotion, "promotion list: lines and budgets"},
+    {"announcements", acr__cmd_announcements, "announcements: audience, read, pending, overdue"},
     {"plan", acr__cmd_plan, "plan publish FILE | plan show PLAN_ID"},
     {"payout", acr__cmd_payout, "payout run | close | audit | list"},
-    {"serve", acr__cmd_httpd, "the HTTP server"},
+    {"serve", acr__cmd_serve, "the HTTP server"},
     {"token", acr__cmd_tokens, "API tokens: create | list | revoke"},
     {"sink", acr__cmd_sink, "mirror the ledger into PostgreSQL (sink postgres)"},
+    {"replicate", acr__cmd_replicate, "publish the log to a NATS JetStream stream"},
+    {"follow", acr__cmd_follow, "make this ledger a read replica of such a stream"},
 };
 
 static const char usage_main[] =

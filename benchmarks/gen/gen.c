@@ -298,6 +298,16 @@ static void w_int(out_t *o, int64_t v)
     }
 }
 
+static void w_bool(out_t *o, bool v)
+{
+    if (o->msgpack) {
+        put_byte(o, v ? 0xc3 : 0xc2);
+        return;
+    }
+    json_sep(o);
+    put_raw(o, v ? "true" : "false", v ? 4 : 5);
+}
+
 static void kv_str(out_t *o, const char *k, const char *v)
 {
     w_key(o, k);
@@ -376,6 +386,7 @@ static void ev_end(out_t *o)
 
 typedef struct {
     const char *tier, *kind, *region, *product; /* NULL: key absent */
+    int certified;                              /* -1: key absent, else 0 / 1 (program.md) */
     int nbr;
     int64_t from_minor[4];
     int rate_bp[4];
@@ -396,12 +407,12 @@ typedef struct {
 static const plan_t PLANS[3] = {
     {1,
      6,
-     {{"gold", NULL, NULL, NULL, 3, {0, 20000000, 100000000}, {1500, 2200, 3000}},
-      {"silver", NULL, NULL, NULL, 3, {0, 5000000, 20000000}, {1000, 1500, 2000}},
-      {"bronze", NULL, NULL, "support", 1, {0}, {500}},
-      {"bronze", NULL, NULL, "training", 1, {0}, {0}},
-      {"bronze", NULL, NULL, NULL, 2, {0, 2000000}, {800, 1200}},
-      {NULL, NULL, NULL, NULL, 1, {0}, {500}}},
+     {{"gold", NULL, NULL, NULL, -1, 3, {0, 20000000, 100000000}, {1500, 2200, 3000}},
+      {"silver", NULL, NULL, NULL, -1, 3, {0, 5000000, 20000000}, {1000, 1500, 2000}},
+      {"bronze", NULL, NULL, "support", -1, 1, {0}, {500}},
+      {"bronze", NULL, NULL, "training", -1, 1, {0}, {0}},
+      {"bronze", NULL, NULL, NULL, -1, 2, {0, 2000000}, {800, 1200}},
+      {NULL, NULL, NULL, NULL, -1, 1, {0}, {500}}},
      5000,
      3,
      {2000000, 10000000, 50000000},
@@ -409,12 +420,12 @@ static const plan_t PLANS[3] = {
      2500},
     {2,
      6,
-     {{"gold", NULL, NULL, NULL, 3, {0, 15000000, 80000000}, {1600, 2400, 3200}},
-      {"silver", NULL, NULL, NULL, 2, {0, 4000000}, {1100, 1700}},
-      {NULL, "referral", "emea", NULL, 2, {0, 1000000}, {900, 1300}},
-      {"bronze", NULL, NULL, "support", 1, {0}, {600}},
-      {"bronze", NULL, NULL, NULL, 2, {0, 2000000}, {900, 1300}},
-      {NULL, NULL, NULL, NULL, 1, {0}, {500}}},
+     {{"gold", NULL, NULL, NULL, -1, 3, {0, 15000000, 80000000}, {1600, 2400, 3200}},
+      {"silver", NULL, NULL, NULL, -1, 2, {0, 4000000}, {1100, 1700}},
+      {NULL, "referral", "emea", NULL, -1, 2, {0, 1000000}, {900, 1300}},
+      {"bronze", NULL, NULL, "support", -1, 1, {0}, {600}},
+      {"bronze", NULL, NULL, NULL, -1, 2, {0, 2000000}, {900, 1300}},
+      {NULL, NULL, NULL, NULL, -1, 1, {0}, {500}}},
      8000,
      4,
      {1000000, 5000000, 20000000, 80000000},
@@ -422,11 +433,11 @@ static const plan_t PLANS[3] = {
      2600},
     {3,
      5,
-     {{"gold", NULL, NULL, NULL, 3, {0, 20000000, 100000000}, {1550, 2250, 3000}},
-      {"silver", NULL, NULL, NULL, 3, {0, 5000000, 20000000}, {1050, 1500, 2000}},
-      {"bronze", NULL, NULL, "training", 1, {0}, {0}},
-      {"bronze", NULL, NULL, NULL, 2, {0, 2000000}, {850, 1250}},
-      {NULL, NULL, NULL, NULL, 1, {0}, {500}}},
+     {{"gold", NULL, NULL, NULL, -1, 3, {0, 20000000, 100000000}, {1550, 2250, 3000}},
+      {"silver", NULL, NULL, NULL, -1, 3, {0, 5000000, 20000000}, {1050, 1500, 2000}},
+      {"bronze", NULL, NULL, "training", -1, 1, {0}, {0}},
+      {"bronze", NULL, NULL, NULL, -1, 2, {0, 2000000}, {850, 1250}},
+      {NULL, NULL, NULL, NULL, -1, 1, {0}, {500}}},
      0,
      2,
      {3000000, 30000000},
@@ -436,8 +447,8 @@ static const plan_t PLANS[3] = {
 
 static void emit_rule(out_t *o, const rule_t *r)
 {
-    uint32_t nm =
-        (r->tier != NULL) + (r->kind != NULL) + (r->region != NULL) + (r->product != NULL);
+    uint32_t nm = (r->tier != NULL) + (r->kind != NULL) + (r->region != NULL) +
+                  (r->product != NULL) + (r->certified >= 0);
     w_map(o, 2);
     w_key(o, "match");
     w_map(o, nm);
@@ -449,6 +460,10 @@ static void emit_rule(out_t *o, const rule_t *r)
         kv_str(o, "region", r->region);
     if (r->product)
         kv_str(o, "product", r->product);
+    if (r->certified >= 0) {
+        w_key(o, "certified");
+        w_bool(o, r->certified != 0);
+    }
     w_end(o, '}');
     w_key(o, "brackets");
     w_arr(o, (uint32_t)r->nbr);
@@ -517,6 +532,7 @@ typedef struct {
     unsigned months, refund_pct_x100;
     int64_t start_day, end_day;
     bool msgpack, deals;
+    bool program; /* --program: onboarding, promotions, announcements (program.md) */
 } opts_t;
 
 typedef struct {
@@ -955,12 +971,112 @@ static void gen_plans_schedule(const gen_t *g, plan_sched_t s[2])
     }
 }
 
+/* --program (program.md): v1 gains a first rule for certified silver partners; an onboarding
+ * list of two of the training modules (partners certify as the main loop's trainings come);
+ * three promotions, two with budgets that run out (sized to the number of sales) and one on the
+ * `certified` key; an early end of the first, mid-way; two announcements, one acknowledged by
+ * every seventh partner. All written before the first sale, so the history stays valid. */
+static void emit_promotion(out_t *o, const char *id, int64_t at, const char *from,
+                           const char *to, const char *key, const char *val, int rate,
+                           int64_t per_sale, int64_t budget)
+{
+    char eid[48], f[12], t[12];
+    snprintf(eid, sizeof eid, "promo-%s", id);
+    snprintf(f, sizeof f, "%s", from);
+    snprintf(t, sizeof t, "%s", to);
+    ev_begin(o, eid, "promotion.published", at, 1);
+    w_key(o, "promotion");
+    w_map(o, 6u + (rate > 0) + (per_sale > 0) + (budget > 0));
+    kv_str(o, "promo_id", id);
+    kv_str(o, "plan_id", "std");
+    kv_str(o, "from", f);
+    kv_str(o, "to", t);
+    w_key(o, "match");
+    w_map(o, 1);
+    w_key(o, key);
+    if (val != NULL)
+        w_str(o, val);
+    else
+        w_bool(o, true);
+    w_end(o, '}');
+    if (rate > 0)
+        kv_int(o, "rate_bp", rate);
+    if (per_sale > 0)
+        kv_int(o, "per_sale_minor", per_sale);
+    if (budget > 0)
+        kv_int(o, "budget_minor", budget);
+    kv_str(o, "title", id);
+    w_end(o, '}');
+    ev_end(o);
+}
+
+static void emit_program(gen_t *g, int64_t at)
+{
+    out_t *o = &g->out;
+    ev_begin(o, "onboarding-1", "onboarding.defined", at, 1);
+    w_key(o, "modules");
+    w_arr(o, 2);
+    w_str(o, MODULES[0]);
+    w_str(o, MODULES[1]);
+    w_end(o, ']');
+    ev_end(o);
+    char from[12], to[12], mid[12];
+    snprintf(from, sizeof from, "%s", day_text(o, g->opt.start_day));
+    snprintf(to, sizeof to, "%s", day_text(o, g->opt.end_day));
+    snprintf(mid, sizeof mid, "%s",
+             day_text(o, g->opt.start_day + (g->opt.end_day - g->opt.start_day) / 2));
+    int64_t n = (int64_t)g->opt.sales;
+    emit_promotion(o, "spiff-cloud", at, from, to, "product", "cloud", 300, 0, 40 * n + 1);
+    emit_promotion(o, "spiff-gold", at, from, to, "tier", "gold", 0, 1000, 150 * n + 1);
+    emit_promotion(o, "spiff-cert", at, from, to, "certified", NULL, 200, 0, 0);
+    ev_begin(o, "promo-end-spiff-cloud", "promotion.ended", at, 2);
+    kv_str(o, "promo_id", "spiff-cloud");
+    kv_str(o, "ends_on", mid);
+    ev_end(o);
+    ev_begin(o, "ann-1", "announcement.published", at, 5);
+    kv_str(o, "announcement_id", "ann-1");
+    kv_str(o, "title", "New price list");
+    kv_str(o, "body", "The price list changes next month; please confirm you have read it.");
+    w_key(o, "requires_ack");
+    w_bool(o, true);
+    kv_str(o, "due", day_text(o, g->opt.start_day + 30));
+    ev_end(o);
+    ev_begin(o, "ann-2", "announcement.published", at, 5);
+    kv_str(o, "announcement_id", "ann-2");
+    kv_str(o, "title", "Gold partner summit");
+    kv_str(o, "body", "Gold partners are invited to the summit.");
+    w_key(o, "audience");
+    w_map(o, 1);
+    kv_str(o, "tier", "gold");
+    w_end(o, '}');
+    w_key(o, "requires_ack");
+    w_bool(o, false);
+    ev_end(o);
+    for (uint64_t i = 0; i < g->opt.partners; i += 7) {
+        char id[48], pid[24];
+        partner_id(pid, sizeof pid, i);
+        snprintf(id, sizeof id, "ack-1-%s", pid);
+        ev_begin(o, id, "announcement.acknowledged", at, 2);
+        kv_str(o, "announcement_id", "ann-1");
+        kv_str(o, "partner_id", pid);
+        ev_end(o);
+    }
+}
+
 static void gen_preamble(gen_t *g)
 {
     int64_t at = g->opt.start_day * MS_PER_DAY - MS_PER_DAY; /* the day before --start */
-    emit_plan(&g->out, &PLANS[0], g->opt.start_day, at);
+    plan_t v1 = PLANS[0];
+    if (g->opt.program) { /* a rule on the certified key, first */
+        memmove(&v1.rules[1], &v1.rules[0], (size_t)v1.nrules * sizeof v1.rules[0]);
+        v1.rules[0] = (rule_t){"silver", NULL, NULL, NULL, 1, 1, {0}, {1300}};
+        v1.nrules++;
+    }
+    emit_plan(&g->out, &v1, g->opt.start_day, at);
     for (uint64_t i = 0; i < g->opt.partners; i++)
         emit_partner(g, i, at);
+    if (g->opt.program)
+        emit_program(g, at);
 }
 
 static void gen_step_extras(gen_t *g, pool_t *pool, sale_ctx_t *won)
@@ -1038,6 +1154,7 @@ static void usage(FILE *f)
 {
     fputs("usage: accrue-gen --partners P --sales N --seed S [--months M] [--refund-pct R]\n"
           "                  [--start YYYY-MM-DD] [--format jsonl|msgpack] [--no-deals]\n"
+          "                  [--program]\n"
           "\n"
           "Writes a valid, realistic accrue event history to stdout, deterministically from\n"
           "the arguments (the same arguments give byte-identical output), in constant memory.\n"
@@ -1135,6 +1252,9 @@ static int parse_args(int argc, char **argv, opts_t *o)
             exit(0);
         } else if (!strcmp(a, "--no-deals")) {
             o->deals = false;
+            continue;
+        } else if (!strcmp(a, "--program")) {
+            o->program = true;
             continue;
         } else if (!strcmp(a, "--partners")) {
             ok = have_p = parse_u64(v, &o->partners) && o->partners >= 1 && o->partners <= 10000000;

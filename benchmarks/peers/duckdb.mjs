@@ -35,7 +35,7 @@ const con = await db.connect();
 let t0 = process.hrtime.bigint();
 await con.run(fs.readFileSync(path.join(here, 'schema.sql'), 'utf8'));
 for (const t of ['partners', 'plans', 'rules', 'brackets', 'targets', 'sales', 'refunds',
-    'adjustments', 'periods']) {
+    'adjustments', 'periods', 'onboarding', 'trainings', 'promos', 'promo_ends']) {
     const f = path.join(csvDir, `${t}.csv`);
     if (fs.statSync(f).size === 0) continue; // COPY of an empty file cannot sniff it
     await con.run(`COPY ${t} FROM ${lit(f)} (FORMAT csv, HEADER false, DELIMITER ',', QUOTE '"')`);

@@ -104,7 +104,7 @@ const localDay = (ms) => Math.floor((ms + offsetMs) / MS_PER_DAY);
 
 fs.mkdirSync(pos[1], { recursive: true });
 const names = ['partners', 'plans', 'rules', 'brackets', 'targets', 'sales', 'refunds',
-    'adjustments', 'periods'];
+    'adjustments', 'periods', 'onboarding', 'trainings', 'promos', 'promo_ends'];
 const out = {};
 for (const n of names) out[n] = { fd: fs.openSync(path.join(pos[1], `${n}.csv`), 'w'), buf: [] , len: 0 };
 function put(n, line) {
@@ -119,6 +119,16 @@ function flush(o) {
     o.len = 0;
 }
 
+const certOf = (mt) => (mt.certified === undefined ? '' : mt.certified ? '1' : '0');
+const dayOfText = (s) => { const [y, m, d] = s.split('-').map(Number); return dayOf(y, m, d); };
+
+function writePromo(seq, p) {
+    const mt = p.match || {};
+    put('promos', `${p.promo_id},${p.plan_id},${seq},${dayOfText(p.from)},${dayOfText(p.to)},` +
+        `${nz(mt.tier)},${nz(mt.kind)},${nz(mt.region)},${nz(mt.product)},${certOf(mt)},` +
+        `${p.rate_bp || 0},${p.per_sale_minor || 0},${nz(p.budget_minor)}\n`);
+}
+
 function writePlan(p) {
     const [y, m, d] = p.effective_from.split('-').map(Number);
     const key = `${p.plan_id},${p.version}`;
@@ -126,7 +136,7 @@ function writePlan(p) {
     p.rules.forEach((r, i) => {
         const mt = r.match || {};
         for (const v of Object.values(mt)) if (v === '') fail('an empty match value cannot be told from NULL');
-        put('rules', `${key},${i},${nz(mt.tier)},${nz(mt.kind)},${nz(mt.region)},${nz(mt.product)}\n`);
+        put('rules', `${key},${i},${nz(mt.tier)},${nz(mt.kind)},${nz(mt.region)},${nz(mt.product)},${certOf(mt)}\n`);
         r.brackets.forEach((b, j) => {
             const upper = j + 1 < r.brackets.length ? r.brackets[j + 1].from_minor : '';
             put('brackets', `${key},${i},${b.from_minor},${upper},${b.rate_bp}\n`);
@@ -138,7 +148,8 @@ function writePlan(p) {
 const periods = new Map();
 const counts = {};
 let seq = opt.seqBase;
-const wanted = ['sale.re', 'adjustment.recorded', 'partner.', 'plan.published'];
+const wanted = ['sale.re', 'adjustment.recorded', 'partner.', 'plan.published',
+    'training.completed', 'onboarding.defined', 'promotion.'];
 
 function onLine(line) {
     seq++;
@@ -172,6 +183,17 @@ function onLine(line) {
         put('partners', `${d.partner_id},${d.kind},${d.tier},${nz(d.region)},${d.plan_id},${d.currency}\n`);
     } else if (t === 'plan.published') {
         writePlan(d.plan);
+    } else if (t === 'training.completed') {
+        put('trainings', `${d.partner_id},${d.module},${at}\n`);
+    } else if (t === 'onboarding.defined') {
+        for (const m of d.modules) {
+            if (/[,"]/.test(m)) fail(`line ${seq - opt.seqBase}: a module with , or " is not supported`);
+            put('onboarding', `${seq},${at},${m}\n`);
+        }
+    } else if (t === 'promotion.published') {
+        writePromo(seq, d.promotion);
+    } else if (t === 'promotion.ended') {
+        put('promo_ends', `${d.promo_id},${seq},${dayOfText(d.ends_on)}\n`);
     } else if (t === 'partner.updated') {
         fail(`line ${seq - opt.seqBase}: partner.updated is not supported: the peers assume constant partner attributes`);
     }

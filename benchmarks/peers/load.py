@@ -23,6 +23,12 @@ Tables (CSV, no header, empty field = NULL):
   refunds(seq, id, sale_id, amount, at_ms, at_txt, day, period)
   adjustments(seq, id, partner_id, amount, at_ms, at_txt, period)
   periods(period, last_day)
+  onboarding(seq, at_ms, module)            one row per module of each onboarding.defined
+  trainings(partner_id, module, at_ms)      training.completed
+  promos(promo_id, plan_id, seq, from_day, to_day, m_tier, m_kind, m_region, m_product, m_cert,
+         rate_bp, per_sale, budget)         promotion.published (m_cert: 1 / 0 / empty)
+  promo_ends(promo_id, seq, ends_day)       promotion.ended
+  (rules gains m_cert, the rule's `certified` key: 1 / 0 / empty)
 
 --validate also checks the rules of events.md that a generator can break (ids, references,
 pipeline exit criteria, channel conflict, over-refund, refund before sale, plan versions and
@@ -306,14 +312,15 @@ def main(argv):
     validator = Validator() if a.validate else None
     os.makedirs(a.outdir, exist_ok=True)
     names = ("partners", "plans", "rules", "brackets", "targets", "sales", "refunds",
-             "adjustments", "periods")
+             "adjustments", "periods", "onboarding", "trainings", "promos", "promo_ends")
     out = {n: open(os.path.join(a.outdir, n + ".csv"), "w", buffering=1 << 20) for n in names}
     periods = {}
     w_sale, w_refund = out["sales"].write, out["refunds"].write
     loads = json.loads
     seq = a.seq_base
     counts = {}
-    wanted = (b"sale.re", b"adjustment.recorded", b"partner.", b"plan.published")
+    wanted = (b"sale.re", b"adjustment.recorded", b"partner.", b"plan.published",
+              b"training.completed", b"onboarding.defined", b"promotion.")
     with open(a.events, "rb") as f:
         for raw in f:
             seq += 1
@@ -363,6 +370,20 @@ def main(argv):
                     d["currency"]))
             elif t == "plan.published":
                 write_plan(out, d["plan"])
+            elif t == "training.completed":
+                out["trainings"].write("%s,%s,%d\n" % (d["partner_id"], d["module"], at))
+            elif t == "onboarding.defined":
+                for m in d["modules"]:
+                    if "," in m or '"' in m:
+                        sys.stderr.write("load.py: line %d: a module with , or \" is not "
+                                         "supported\n" % (seq - a.seq_base))
+                        return 3
+                    out["onboarding"].write("%d,%d,%s\n" % (seq, at, m))
+            elif t == "promotion.published":
+                write_promo(out, seq, d["promotion"])
+            elif t == "promotion.ended":
+                out["promo_ends"].write("%s,%d,%d\n" % (d["promo_id"], seq,
+                                                         day_of_text(d["ends_on"])))
             elif t == "partner.updated":
                 sys.stderr.write("load.py: line %d: partner.updated is not supported: the "
                                  "peers assume constant partner attributes\n" % (seq - a.seq_base))
@@ -374,6 +395,24 @@ def main(argv):
     sys.stderr.write("load.py: %d events (%s)\n" % (
         seq - a.seq_base, ", ".join("%s %d" % kv for kv in sorted(counts.items()))))
     return 0
+
+
+def day_of_text(s):
+    y, m, d = (int(x) for x in s.split("-"))
+    return datetime.date(y, m, d).toordinal() - EPOCH
+
+
+def cert_of(mt):
+    c = mt.get("certified")
+    return "" if c is None else ("1" if c else "0")
+
+
+def write_promo(out, seq, p):
+    mt = p.get("match", {})
+    out["promos"].write("%s,%s,%d,%d,%d,%s,%s,%s,%s,%s,%d,%d,%s\n" % (
+        p["promo_id"], p["plan_id"], seq, day_of_text(p["from"]), day_of_text(p["to"]),
+        nz(mt.get("tier")), nz(mt.get("kind")), nz(mt.get("region")), nz(mt.get("product")),
+        cert_of(mt), p.get("rate_bp", 0), p.get("per_sale_minor", 0), nz(p.get("budget_minor"))))
 
 
 def write_plan(out, p):
@@ -388,9 +427,9 @@ def write_plan(out, p):
         for v in mt.values():
             if v == "":
                 raise SystemExit("load.py: an empty match value cannot be told from NULL")
-        out["rules"].write("%s,%d,%s,%s,%s,%s\n" % (
+        out["rules"].write("%s,%d,%s,%s,%s,%s,%s\n" % (
             key, i, nz(mt.get("tier")), nz(mt.get("kind")), nz(mt.get("region")),
-            nz(mt.get("product"))))
+            nz(mt.get("product")), cert_of(mt)))
         br = r["brackets"]
         for j, b in enumerate(br):
             upper = br[j + 1]["from_minor"] if j + 1 < len(br) else None

@@ -54,7 +54,8 @@ psql_() { "${run_as[@]}" psql -X -q -v ON_ERROR_STOP=1 -h "$tmp" -p 54329 -U ben
 t0=$(now)
 {
     sed 's/CREATE TABLE/CREATE UNLOGGED TABLE/' "$here/schema.sql"
-    for t in partners plans rules brackets targets sales refunds adjustments periods; do
+    for t in partners plans rules brackets targets sales refunds adjustments periods \
+        onboarding trainings promos promo_ends; do
         echo "\\copy $t FROM '$csv/$t.csv' WITH (FORMAT csv)"
     done
     echo "ANALYZE;"

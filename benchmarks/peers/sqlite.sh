@@ -24,7 +24,8 @@ t0=$(now)
     echo "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF;"
     cat "$here/schema.sql"
     echo ".mode csv"
-    for t in partners plans rules brackets targets sales refunds adjustments periods; do
+    for t in partners plans rules brackets targets sales refunds adjustments periods \
+        onboarding trainings promos promo_ends; do
         echo ".import $csv/$t.csv $t"
     done
     # .import stores an empty field as '', not NULL.
@@ -33,7 +34,11 @@ UPDATE partners SET region = NULL WHERE region = '';
 UPDATE plans SET clawback_days = NULLIF(clawback_days, ''), ncb = NULLIF(ncb, ''),
                  cap_bp = NULLIF(cap_bp, '');
 UPDATE rules SET m_tier = NULLIF(m_tier, ''), m_kind = NULLIF(m_kind, ''),
-                 m_region = NULLIF(m_region, ''), m_product = NULLIF(m_product, '');
+                 m_region = NULLIF(m_region, ''), m_product = NULLIF(m_product, ''),
+                 m_cert = NULLIF(m_cert, '');
+UPDATE promos SET m_tier = NULLIF(m_tier, ''), m_kind = NULLIF(m_kind, ''),
+                  m_region = NULLIF(m_region, ''), m_product = NULLIF(m_product, ''),
+                  m_cert = NULLIF(m_cert, ''), budget = NULLIF(budget, '');
 UPDATE brackets SET to_minor = NULL WHERE to_minor = '';
 SQL
 } | sqlite3 "$db" >/dev/null

@@ -16,19 +16,39 @@ pv AS (
            LEAD(eff_day) OVER (PARTITION BY plan_id ORDER BY eff_day) AS to_day, version
     FROM (SELECT plan_id, eff_day, MAX(version) AS version FROM plans GROUP BY plan_id, eff_day) x
 ),
--- The first matching rule for each (partner, version, product): partners' attributes are
--- constant (load.py's assumption), so this small table replaces matching per sale.
+-- The first matching rule for each (partner, version, product, certified): partners' attributes
+-- are constant (load.py's assumption), so this small table replaces matching per sale.
 pr AS (
-    SELECT p.partner_id, v.version, pp.product,
+    SELECT p.partner_id, v.version, pp.product, cc.cert,
            (SELECT MIN(r.ridx) FROM rules r
              WHERE r.plan_id = p.plan_id AND r.version = v.version
                AND (r.m_tier IS NULL OR r.m_tier = p.tier)
                AND (r.m_kind IS NULL OR r.m_kind = p.kind)
                AND (r.m_region IS NULL OR r.m_region = p.region)
-               AND (r.m_product IS NULL OR r.m_product = pp.product)) AS ridx
+               AND (r.m_product IS NULL OR r.m_product = pp.product)
+               AND (r.m_cert IS NULL OR r.m_cert = cc.cert)) AS ridx
     FROM partners p
     JOIN plans v ON v.plan_id = p.plan_id
     CROSS JOIN (SELECT DISTINCT product FROM sales) pp
+    CROSS JOIN (SELECT 0 AS cert UNION ALL SELECT 1) cc
+),
+-- Certification (program.md): the onboarding list in force at T is the last by (at, seq) with
+-- at <= T, i.e. each list rules [its at, the next list's at); a partner completed it at the
+-- latest of its modules' first trainings (NULL: a module never done).
+lv AS (
+    SELECT seq, at_ms AS from_at, LEAD(at_ms) OVER (ORDER BY at_ms, seq) AS to_at
+    FROM (SELECT DISTINCT seq, at_ms FROM onboarding) l
+),
+tm AS (
+    SELECT partner_id, module, MIN(at_ms) AS first_at FROM trainings GROUP BY partner_id, module
+),
+since AS (
+    SELECT p.partner_id, o.seq,
+           CASE WHEN COUNT(tm.first_at) = COUNT(*) THEN MAX(tm.first_at) END AS done_at
+    FROM partners p
+    CROSS JOIN onboarding o
+    LEFT JOIN tm ON tm.partner_id = p.partner_id AND tm.module = o.module
+    GROUP BY p.partner_id, o.seq
 ),
 -- Sales of origin periods <= U (a refund is never before its sale, so no later sale matters),
 -- with their plan version (NULL: unplanned), rule, and gross cum of the partner's earlier sales
@@ -39,17 +59,21 @@ s0 AS (
            CAST(COALESCE(SUM(s.amount) OVER (PARTITION BY s.partner_id, s.period
                                              ORDER BY s.at_ms, s.seq
                                              ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING),
-                         0) AS BIGINT) AS cum
+                         0) AS BIGINT) AS cum,
+           CASE WHEN lv.seq IS NULL THEN 1
+                WHEN si.done_at IS NOT NULL AND si.done_at <= s.at_ms THEN 1 ELSE 0 END AS cert
     FROM sales s
     JOIN partners p ON p.partner_id = s.partner_id
     LEFT JOIN pv ON pv.plan_id = p.plan_id AND pv.from_day <= s.day
                 AND (pv.to_day IS NULL OR s.day < pv.to_day)
+    LEFT JOIN lv ON lv.from_at <= s.at_ms AND (lv.to_at IS NULL OR s.at_ms < lv.to_at)
+    LEFT JOIN since si ON si.partner_id = s.partner_id AND si.seq = lv.seq
     WHERE s.period <= '{{U}}'
 ),
 s1 AS (
     SELECT s0.*, pr.ridx
     FROM s0 LEFT JOIN pr ON pr.partner_id = s0.partner_id AND pr.version = s0.version
-                        AND pr.product = s0.product
+                        AND pr.product = s0.product AND pr.cert = s0.cert
 ),
 -- Exact commission: the overlap of [cum, cum + amount) with each bracket, times its rate.
 sx AS (
@@ -68,7 +92,7 @@ sx AS (
 -- refund of such a sale still needs c; they are dropped at the end).
 sl AS (
     SELECT s.seq, s.sale_id, s.partner_id, s.period, s.at_ms, s.at_txt, s.amount, s.day,
-           s.currency, s.plan_id, s.version,
+           s.currency, s.plan_id, s.version, s.product, s.cert,
            s.plan_id || '@' || CAST(s.version AS VARCHAR) || '#' || CAST(s.ridx AS VARCHAR) AS rule,
            CASE WHEN 2 * (COALESCE(x.exact, 0) % 10000) > 10000 THEN COALESCE(x.exact, 0) {{DIV}} 10000 + 1
                 WHEN 2 * (COALESCE(x.exact, 0) % 10000) = 10000
@@ -76,6 +100,52 @@ sl AS (
                 ELSE COALESCE(x.exact, 0) {{DIV}} 10000 END AS c
     FROM s1 s LEFT JOIN sx x ON x.seq = s.seq
     WHERE s.ridx IS NOT NULL
+),
+-- Promotions (program.md): each planned sale gets the qualifying promotion with the highest
+-- rate_bp, then per_sale, then the lowest seq; its want = rhe(amount x rate / 10000) + per_sale.
+-- A budget is consumed in (at, seq) order: with cw the running sum of wants, a sale gets
+-- min(B, cw) - min(B, cw - want), which is min(want, what the earlier ones left).
+pm AS (
+    SELECT m.*, CASE WHEN e.ends_day IS NOT NULL AND e.ends_day < m.to_day THEN e.ends_day
+                     ELSE m.to_day END AS last_day
+    FROM promos m
+    LEFT JOIN (SELECT promo_id, MIN(ends_day) AS ends_day FROM promo_ends GROUP BY promo_id) e
+           ON e.promo_id = m.promo_id
+),
+pc AS (
+    SELECT s.seq, s.sale_id, s.partner_id, s.period, s.at_ms, s.at_txt, s.amount, s.currency,
+           m.promo_id, m.budget, m.rate_bp, m.per_sale,
+           ROW_NUMBER() OVER (PARTITION BY s.seq
+                              ORDER BY m.rate_bp DESC, m.per_sale DESC, m.seq) AS rn
+    FROM sl s
+    JOIN partners p ON p.partner_id = s.partner_id
+    JOIN pm m ON m.plan_id = s.plan_id AND s.day >= m.from_day AND s.day <= m.last_day
+             AND (m.m_tier IS NULL OR m.m_tier = p.tier)
+             AND (m.m_kind IS NULL OR m.m_kind = p.kind)
+             AND (m.m_region IS NULL OR m.m_region = p.region)
+             AND (m.m_product IS NULL OR m.m_product = s.product)
+             AND (m.m_cert IS NULL OR m.m_cert = s.cert)
+),
+pw AS (
+    SELECT pc.*,
+           CASE WHEN 2 * ((amount * rate_bp) % 10000) > 10000 THEN (amount * rate_bp) {{DIV}} 10000 + 1
+                WHEN 2 * ((amount * rate_bp) % 10000) = 10000
+                     THEN (amount * rate_bp) {{DIV}} 10000 + ((amount * rate_bp) {{DIV}} 10000) % 2
+                ELSE (amount * rate_bp) {{DIV}} 10000 END + per_sale AS want
+    FROM pc WHERE rn = 1
+),
+pcw AS (
+    SELECT pw.*, CAST(SUM(want) OVER (PARTITION BY promo_id ORDER BY at_ms, seq
+                                      ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS BIGINT) AS cw
+    FROM pw
+),
+pl AS (
+    SELECT seq, sale_id, partner_id, period, at_ms, at_txt, amount, currency,
+           'promotion:' || promo_id AS rule,
+           CASE WHEN budget IS NULL THEN want
+                ELSE (CASE WHEN cw < budget THEN cw ELSE budget END)
+                   - (CASE WHEN cw - want < budget THEN cw - want ELSE budget END) END AS amt
+    FROM pcw
 ),
 -- Refunds with `before` = the sale's earlier refunds by seq, whatever their period.
 rb AS (
@@ -147,6 +217,7 @@ k14 AS (
     UNION ALL SELECT partner_id, period, amt FROM cl
     UNION ALL SELECT partner_id, period, amt FROM nc
     UNION ALL SELECT partner_id, period, amt FROM tb WHERE amt IS NOT NULL
+    UNION ALL SELECT partner_id, period, amt FROM pl
 ),
 sub AS (
     SELECT partner_id, period, CAST(SUM(amt) AS BIGINT) AS sub FROM k14 GROUP BY partner_id, period
@@ -158,8 +229,8 @@ cap AS (
     WHERE pp.cap_bp IS NOT NULL
       AND sub.sub > (CASE WHEN pp.net > 0 THEN pp.net ELSE 0 END) * pp.cap_bp {{DIV}} 10000
 ),
--- Every line: kind order 1 sale, 2 clawback, 3 new_customer_bonus, 4 target_bonus,
--- 5 adjustment, 6 cap.
+-- Every line: kind order 1 sale, 2 clawback, 3 new_customer_bonus, 4 promotion,
+-- 5 target_bonus, 6 adjustment, 7 cap.
 lines AS (
     SELECT partner_id, period AS origin, 1 AS k, 'sale' AS kind, sale_id AS source_id,
            seq AS source_seq, at_ms, at_txt, rule, amount AS basis, c AS amt, currency
@@ -172,15 +243,19 @@ lines AS (
            currency
     FROM nc
     UNION ALL
-    SELECT partner_id, period, 4, 'target_bonus', period, NULL, NULL, NULL, rule, net, amt, currency
+    SELECT partner_id, period, 4, 'promotion', sale_id, seq, at_ms, at_txt, rule, amount, amt,
+           currency
+    FROM pl
+    UNION ALL
+    SELECT partner_id, period, 5, 'target_bonus', period, NULL, NULL, NULL, rule, net, amt, currency
     FROM tb WHERE amt IS NOT NULL
     UNION ALL
-    SELECT a.partner_id, a.period, 5, 'adjustment', a.id, a.seq, a.at_ms, a.at_txt, NULL, 0,
+    SELECT a.partner_id, a.period, 6, 'adjustment', a.id, a.seq, a.at_ms, a.at_txt, NULL, 0,
            a.amount, p.currency
     FROM adjustments a JOIN partners p ON p.partner_id = a.partner_id
     WHERE a.period <= '{{U}}'
     UNION ALL
-    SELECT partner_id, period, 6, 'cap', period, NULL, NULL, NULL,
+    SELECT partner_id, period, 7, 'cap', period, NULL, NULL, NULL,
            plan_id || '@' || CAST(version AS VARCHAR), net, amt, currency
     FROM cap
 ),

@@ -27,7 +27,7 @@ static const char *const field_names[ACR_F__COUNT] = {
 };
 
 #define F(x) ACR_F_##x
-#define B(x) (1u << ACR_F_##x)
+#define B(x) (1ull << ACR_F_##x)
 
 /* Fields in stored order; required fields are those in the mask. Order and
  * membership are part of the stored format: append only within a type. */
@@ -66,6 +66,16 @@ const acr_type_schema_t acr__schemas[ACR_EV__COUNT] = {
     [ACR_EV_PERIOD_CLOSED] = {"period.closed", 5,
         {F(PERIOD), F(THROUGH_SEQ), F(FINGERPRINT), F(LINES), F(TOTALS)},
         B(PERIOD) | B(THROUGH_SEQ) | B(FINGERPRINT) | B(LINES) | B(TOTALS)},
+    /* The partner program (program.md). */
+    [ACR_EV_ONBOARDING_DEFINED] = {"onboarding.defined", 1, {F(MODULES)}, B(MODULES)},
+    [ACR_EV_PROMOTION_PUBLISHED] = {"promotion.published", 1, {F(PROMOTION)}, B(PROMOTION)},
+    [ACR_EV_PROMOTION_ENDED] = {"promotion.ended", 2, {F(PROMO_ID), F(ENDS_ON)},
+        B(PROMO_ID) | B(ENDS_ON)},
+    [ACR_EV_ANNOUNCEMENT_PUBLISHED] = {"announcement.published", 6,
+        {F(ANNOUNCEMENT_ID), F(TITLE), F(BODY), F(AUDIENCE), F(REQUIRES_ACK), F(DUE)},
+        B(ANNOUNCEMENT_ID) | B(TITLE) | B(BODY) | B(REQUIRES_ACK)},
+    [ACR_EV_ANNOUNCEMENT_ACKNOWLEDGED] = {"announcement.acknowledged", 3,
+        {F(ANNOUNCEMENT_ID), F(PARTNER_ID), F(REP_ID)}, B(ANNOUNCEMENT_ID) | B(PARTNER_ID)},
 };
 
 #undef F
@@ -169,8 +179,12 @@ static size_t skip_json_string(const char *s, size_t i, size_t len)
 
 bool acr__plan_id_of(const char *json, size_t len, acr_str_t *out)
 {
-    static const char key[] = "\"plan_id\":\"";
-    const size_t klen = sizeof key - 1;
+    return acr__json_top_id(json, len, "\"plan_id\":\"", out);
+}
+
+bool acr__json_top_id(const char *json, size_t len, const char *key, acr_str_t *out)
+{
+    const size_t klen = strlen(key);
     int depth = 0;
     for (size_t i = 0; i < len;) {
         char c = json[i];
@@ -236,6 +250,17 @@ size_t acr_event_stream(const acr_event_t *ev, char *out, size_t cap)
         return stream_name(out, cap, "pipeline", NULL);
     case ACR_EV_PERIOD_CLOSED:
         return stream_name(out, cap, "period", &ev->str[ACR_F_PERIOD]);
+    case ACR_EV_ONBOARDING_DEFINED:
+        return stream_name(out, cap, "onboarding", NULL);
+    case ACR_EV_PROMOTION_PUBLISHED:
+        (void)acr__json_top_id(ev->str[ACR_F_PROMOTION].ptr, ev->str[ACR_F_PROMOTION].len,
+                               "\"promo_id\":\"", &plan_id);
+        return stream_name(out, cap, "promotion", &plan_id);
+    case ACR_EV_PROMOTION_ENDED:
+        return stream_name(out, cap, "promotion", &ev->str[ACR_F_PROMO_ID]);
+    case ACR_EV_ANNOUNCEMENT_PUBLISHED:
+    case ACR_EV_ANNOUNCEMENT_ACKNOWLEDGED:
+        return stream_name(out, cap, "announcement", &ev->str[ACR_F_ANNOUNCEMENT_ID]);
     default:
         return stream_name(out, cap, "unknown", NULL);
     }

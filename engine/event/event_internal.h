@@ -26,5 +26,7 @@ bool acr__id_valid(const char *s, size_t len);
 /* Finds the top-level string member "plan_id" of a compact JSON object text
  * (the stored plan document); false when there is none. */
 bool acr__plan_id_of(const char *json, size_t len, acr_str_t *out);
+/* The same for any top-level string member; key is spelled "\"name\":\"". */
+bool acr__json_top_id(const char *json, size_t len, const char *key, acr_str_t *out);
 
 #endif

@@ -46,6 +46,7 @@
 #include "accrue/jsonmem.h"
 #include "accrue/limits.h"
 #include "accrue/plan.h"
+#include "accrue/program.h"
 
 #define JSON_DUMP_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
@@ -135,9 +136,10 @@ static bool is_period_id(const char *s, size_t len)
 static int check_string(parse_ctx_t *c, int f, const char *s, size_t n)
 {
     const char *name = acr_field_name(f);
-    if (n > ACR_STRING_LEN_MAX)
-        return fail_field(c->err, ACR_ETOO_LARGE, f, "%s is %zu bytes, more than %d", name, n,
-                          ACR_STRING_LEN_MAX);
+    size_t max = f == ACR_F_BODY ? ACR_ANNOUNCEMENT_BODY_MAX : ACR_STRING_LEN_MAX;
+    if (n > max)
+        return fail_field(c->err, ACR_ETOO_LARGE, f, "%s is %zu bytes, more than %zu", name, n,
+                          max);
     switch (acr__field_kind[f]) {
     case ACR_FK_ID:
         if (!acr__id_valid(s, n))
@@ -334,11 +336,99 @@ static int parse_plan(parse_ctx_t *c, json_t *v)
                 perr.msg[0] ? perr.msg : "invalid plan document");
 }
 
+/* onboarding.defined: 1..64 unique module names, each a string field. */
+static int parse_modules(parse_ctx_t *c, json_t *v)
+{
+    const char *path = "data.modules";
+    if (!json_is_array(v))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "modules must be an array of strings");
+    size_t n = json_array_size(v);
+    if (n < 1 || n > ACR_PROMO_MODULES_MAX)
+        return fail(c->err, ACR_EINVALID_VALUE, path, "modules must hold 1..%d names",
+                    ACR_PROMO_MODULES_MAX);
+    char sub[64];
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(v, i);
+        pathf(sub, sizeof sub, "%s[%zu]", path, i);
+        if (!json_is_string(m))
+            return fail(c->err, ACR_EWRONG_TYPE, sub, "a module name is a string");
+        size_t len = json_string_length(m);
+        if (len > ACR_STRING_LEN_MAX)
+            return fail(c->err, ACR_ETOO_LARGE, sub, "a module name is at most %d bytes",
+                        ACR_STRING_LEN_MAX);
+        if (memchr(json_string_value(m), '\0', len) != NULL)
+            return fail(c->err, ACR_EINVALID_VALUE, sub, "a module name must not contain NUL");
+        for (size_t j = 0; j < i; j++)
+            if (json_equal(json_array_get(v, j), m))
+                return fail(c->err, ACR_EINVALID_VALUE, sub, "module \"%s\" is listed twice",
+                            json_string_value(m));
+    }
+    return store_json(c, ACR_F_MODULES, path, v, ACR_EVENT_JSON_MAX);
+}
+
+/* promotion.published: a promotion document (program.md), checked by acr_promo_parse. */
+static int parse_promotion(parse_ctx_t *c, json_t *v)
+{
+    const char *path = "data.promotion";
+    if (!json_is_object(v))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "promotion must be an object");
+    int rc = store_json(c, ACR_F_PROMOTION, path, v, ACR_EVENT_JSON_MAX);
+    if (rc != 0)
+        return rc;
+    acr_promo_t p;
+    acr_err_t perr;
+    acr_err_clear(&perr);
+    rc = acr_promo_parse(c->json_text, c->ev.str[ACR_F_PROMOTION].len, &p, &perr);
+    if (rc == 0) {
+        acr_promo_destroy(&p);
+        return 0;
+    }
+    char field[sizeof perr.field];
+    pathf(field, sizeof field, "data.%s", perr.field[0] ? perr.field : "promotion");
+    return fail(c->err, perr.code ? perr.code : rc, field, "%s",
+                perr.msg[0] ? perr.msg : "invalid promotion document");
+}
+
+/* announcement.published: audience {tier?, kind?, region?}, strings (kind an enum value). */
+static int parse_audience(parse_ctx_t *c, json_t *v)
+{
+    const char *path = "data.audience";
+    if (!json_is_object(v))
+        return fail(c->err, ACR_EWRONG_TYPE, path, "audience must be an object");
+    const char *key;
+    json_t *m;
+    char sub[64];
+    json_object_foreach(v, key, m) {
+        pathf(sub, sizeof sub, "%s.%.40s", path, key);
+        int f = strcmp(key, "tier") == 0     ? ACR_F_TIER
+                : strcmp(key, "kind") == 0   ? ACR_F_KIND
+                : strcmp(key, "region") == 0 ? ACR_F_REGION
+                                             : -1;
+        if (f < 0)
+            return fail(c->err, ACR_EUNKNOWN_FIELD, sub, "audience keys are tier, kind, region");
+        if (!json_is_string(m))
+            return fail(c->err, ACR_EWRONG_TYPE, sub, "%s must be a string", key);
+        size_t n = json_string_length(m);
+        if (n > ACR_STRING_LEN_MAX)
+            return fail(c->err, ACR_ETOO_LARGE, sub, "%s is more than %d bytes", key,
+                        ACR_STRING_LEN_MAX);
+        if (memchr(json_string_value(m), '\0', n) != NULL)
+            return fail(c->err, ACR_EINVALID_VALUE, sub, "%s must not contain NUL", key);
+        if (f == ACR_F_KIND && !acr__enum_valid(f, json_string_value(m), n))
+            return fail(c->err, ACR_EINVALID_VALUE, sub, "kind must be one of %s",
+                        acr__enum_values(f));
+    }
+    return store_json(c, ACR_F_AUDIENCE, path, v, ACR_EVENT_JSON_MAX);
+}
+
 static int parse_json_field(parse_ctx_t *c, int f, const char *path, json_t *v)
 {
     switch (f) {
     case ACR_F_STAGES: return parse_stages(c, v);
     case ACR_F_PLAN: return parse_plan(c, v);
+    case ACR_F_MODULES: return parse_modules(c, v);
+    case ACR_F_PROMOTION: return parse_promotion(c, v);
+    case ACR_F_AUDIENCE: return parse_audience(c, v);
     default:
         if (!json_is_object(v) && !json_is_array(v))
             return fail(c->err, ACR_EWRONG_TYPE, path, "%s must be an object or an array",
@@ -358,6 +448,12 @@ static int parse_field(parse_ctx_t *c, int f, json_t *v)
             return fail_field(c->err, ACR_EWRONG_TYPE, f, "%s must be an integer",
                               acr_field_name(f));
         rc = check_integer(c, f, (int64_t)json_integer_value(v));
+    } else if (kind == ACR_FK_BOOL) {
+        if (!json_is_boolean(v))
+            return fail_field(c->err, ACR_EWRONG_TYPE, f, "%s must be true or false",
+                              acr_field_name(f));
+        c->ev.num[f] = json_is_true(v);
+        rc = 0;
     } else if (kind == ACR_FK_JSON) {
         char path[64];
         data_path(path, sizeof path, acr_field_name(f));
@@ -373,7 +469,7 @@ static int parse_field(parse_ctx_t *c, int f, json_t *v)
         c->ev.str[f].len = (uint32_t)n;
     }
     if (rc == 0)
-        c->ev.present |= 1u << f;
+        c->ev.present |= 1ull << f;
     return rc;
 }
 
@@ -400,8 +496,8 @@ static int check_type_rules(parse_ctx_t *c)
             return fail(c->err, ACR_EINVALID_VALUE, apath, "a deal amount_minor must be >= 0");
         return 0;
     case ACR_EV_PARTNER_UPDATED: {
-        uint32_t opt = (1u << ACR_F_NAME) | (1u << ACR_F_TIER) | (1u << ACR_F_PLAN_ID) |
-                       (1u << ACR_F_REGION);
+        uint64_t opt = (1ull << ACR_F_NAME) | (1ull << ACR_F_TIER) | (1ull << ACR_F_PLAN_ID) |
+                       (1ull << ACR_F_REGION);
         if ((ev->present & opt) == 0)
             return fail(c->err, ACR_EINVALID_VALUE, "data",
                         "partner.updated needs at least one of name, tier, plan_id, region");
@@ -688,12 +784,13 @@ static int flat_field(parse_ctx_t *c, int f, const flat_val_t *v)
         if (v->kind != FV_INT || check_integer(c, f, v->i) != 0)
             return FLAT_NO;
     } else {
-        if (kind == ACR_FK_JSON || v->kind != FV_STR || check_string(c, f, v->s, v->n) != 0)
+        if (kind == ACR_FK_JSON || kind == ACR_FK_BOOL || v->kind != FV_STR ||
+            check_string(c, f, v->s, v->n) != 0)
             return FLAT_NO;
         c->ev.str[f].ptr = v->s;
         c->ev.str[f].len = v->n;
     }
-    c->ev.present |= 1u << f;
+    c->ev.present |= 1ull << f;
     return 0;
 }
 
@@ -1416,6 +1513,8 @@ static int append_data(const acr_event_t *ev, const acr_type_schema_t *sc, acr_b
             break;
         if (kind == ACR_FK_AMOUNT || kind == ACR_FK_UINT)
             rc = acr_buf_printf(out, "%lld", (long long)ev->num[f]);
+        else if (kind == ACR_FK_BOOL)
+            rc = acr_buf_append_str(out, ev->num[f] ? "true" : "false");
         else if (kind == ACR_FK_JSON)
             rc = acr_buf_append(out, ev->str[f].ptr, ev->str[f].len);
         else

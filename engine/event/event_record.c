@@ -113,6 +113,8 @@ int acr_record_encode(const acr_event_t *ev, acr_buf_t *out)
         int f = sc->fields[i];
         if (!ACR_HAS(ev, f))
             out->data[out->len++] = 0xc0;
+        else if (acr__field_kind[f] == ACR_FK_BOOL)
+            out->data[out->len++] = ev->num[f] ? 0xc3 : 0xc2;
         else if (is_num_kind(acr__field_kind[f]))
             put_int(out, ev->num[f]);
         else
@@ -132,14 +134,17 @@ void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version)
 /* Fields by value kind, as constant bitmasks over acr_field_t (kinds are per
  * field, not per type), so the hot loop tests a bit instead of a table. */
 #define XX(name, json, kind)                                                                       \
-    | ((kind) == ACR_FK_AMOUNT || (kind) == ACR_FK_UINT ? 1u << ACR_F_##name : 0u)
-static const uint32_t num_mask = 0u ACR_FIELD_MAP(XX);
+    | ((kind) == ACR_FK_AMOUNT || (kind) == ACR_FK_UINT ? 1ull << ACR_F_##name : 0ull)
+static const uint64_t num_mask = 0ull ACR_FIELD_MAP(XX);
 #undef XX
-#define XX(name, json, kind) | ((kind) == ACR_FK_UINT ? 1u << ACR_F_##name : 0u)
-static const uint32_t uint_mask = 0u ACR_FIELD_MAP(XX);
+#define XX(name, json, kind) | ((kind) == ACR_FK_UINT ? 1ull << ACR_F_##name : 0ull)
+static const uint64_t uint_mask = 0ull ACR_FIELD_MAP(XX);
 #undef XX
-#define XX(name, json, kind) | ((kind) == ACR_FK_DATE ? 1u << ACR_F_##name : 0u)
-static const uint32_t date_mask = 0u ACR_FIELD_MAP(XX);
+#define XX(name, json, kind) | ((kind) == ACR_FK_DATE ? 1ull << ACR_F_##name : 0ull)
+static const uint64_t date_mask = 0ull ACR_FIELD_MAP(XX);
+#undef XX
+#define XX(name, json, kind) | ((kind) == ACR_FK_BOOL ? 1ull << ACR_F_##name : 0ull)
+static const uint64_t bool_mask = 0ull ACR_FIELD_MAP(XX);
 #undef XX
 
 static inline uint64_t get_be64(const uint8_t *p)
@@ -218,17 +223,17 @@ static inline bool get_int(const uint8_t **pp, const uint8_t *end, int64_t *out)
  * schema, the loop unrolls and every field's kind tests fold away. */
 static inline __attribute__((always_inline)) const uint8_t *
 get_fields_of(const uint8_t *q, const uint8_t *end, unsigned count, const uint8_t *fields,
-              uint32_t required, acr_event_t *ev)
+              uint64_t required, acr_event_t *ev)
 {
-    uint32_t present = 0;
+    uint64_t present = 0;
 #pragma GCC unroll 12
     for (unsigned i = 0; i < count; i++) {
         unsigned f = fields[i];
-        uint32_t bit = 1u << f;
+        uint64_t bit = 1ull << f;
         if (q >= end)
             return NULL;
         uint8_t m = *q;
-        if ((m & 0xe0) == 0xa0 && !(bit & (num_mask | date_mask))) {
+        if ((m & 0xe0) == 0xa0 && !(bit & (num_mask | date_mask | bool_mask))) {
             /* fixstr: most fields of most records; keep the chain short */
             size_t n = m & 0x1f;
             if (n >= (size_t)(end - q))
@@ -249,6 +254,13 @@ get_fields_of(const uint8_t *q, const uint8_t *end, unsigned count, const uint8_
             continue;
         }
         present |= bit;
+        if (bit & bool_mask) {
+            if (m != 0xc2 && m != 0xc3)
+                return false;
+            ev->num[f] = m == 0xc3;
+            q++;
+            continue;
+        }
         if (bit & num_mask) {
             if (!get_int(&q, end, &ev->num[f]) || ((bit & uint_mask) && ev->num[f] < 0))
                 return NULL;
@@ -302,8 +314,8 @@ static const uint8_t sale_fields[SALE_FIELD_COUNT] = {
     ACR_F_SALE_ID, ACR_F_PARTNER_ID, ACR_F_CUSTOMER_ID, ACR_F_PRODUCT,
     ACR_F_AMOUNT_MINOR, ACR_F_CURRENCY, ACR_F_DEAL_ID, ACR_F_REP_ID};
 #define SALE_REQUIRED                                                                              \
-    ((1u << ACR_F_SALE_ID) | (1u << ACR_F_PARTNER_ID) | (1u << ACR_F_CUSTOMER_ID) |               \
-     (1u << ACR_F_PRODUCT) | (1u << ACR_F_AMOUNT_MINOR) | (1u << ACR_F_CURRENCY))
+    ((1ull << ACR_F_SALE_ID) | (1ull << ACR_F_PARTNER_ID) | (1ull << ACR_F_CUSTOMER_ID) |         \
+     (1ull << ACR_F_PRODUCT) | (1ull << ACR_F_AMOUNT_MINOR) | (1ull << ACR_F_CURRENCY))
 
 static bool sale_schema_is_constant(void)
 {

@@ -288,6 +288,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
         rc = acr_err_set(err, ACR_EVERSION_CONFLICT, "stream %s is at version %llu, not %lld",
                          st.name, (unsigned long long)st.version, (long long)expected_version);
     } else {
+        ev.seq = head->seq + 1; /* the seq it gets: program rows key (at, seq) */
         rc = acr__state_apply(tx, &ev, err);
     }
     if (rc != 0 && !acr_err_rejects_input(rc))
@@ -423,7 +424,10 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         mdb_rc = begin_write(l, &parent);
         if (mdb_rc == 0)
             mdb_rc = read_head(l, parent, l->dbi, &head);
-        if (mdb_rc == 0 && opts->expect_head != UINT64_MAX && head.seq != opts->expect_head)
+        if (mdb_rc == 0 && acr__replica_marked(parent, l->dbi))
+            fatal = acr_err_set(&err, ACR_EREAD_ONLY,
+                                "this ledger is a read replica: writes go to the primary");
+        else if (mdb_rc == 0 && opts->expect_head != UINT64_MAX && head.seq != opts->expect_head)
             fatal = acr_err_set(&err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
                                 (unsigned long long)head.seq);
         if (mdb_rc == 0 && fatal == 0)

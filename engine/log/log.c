@@ -41,7 +41,7 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
                       acr_err_t *err)
 {
     char path[4096];
-    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST) /* owner only (docs/reliability.md) */
         return acr_err_set(err, ACR_EIO, "cannot create %s: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     struct stat st;

@@ -710,7 +710,7 @@ int acr_ledger_stats(acr_ledger_t *l, acr_stats_t *out, acr_err_t *err)
 
 int acr_ledger_backup(acr_ledger_t *l, const char *dest, acr_err_t *err)
 {
-    if (mkdir(dest, 0755) != 0 && errno != EEXIST)
+    if (mkdir(dest, 0700) != 0 && errno != EEXIST)
         return acr_err_set(err, ACR_EIO, "cannot create %s: %s", dest, strerror(errno));
     DIR *d = opendir(dest);
     if (d == NULL)
@@ -725,5 +725,15 @@ int acr_ledger_backup(acr_ledger_t *l, const char *dest, acr_err_t *err)
     pthread_rwlock_rdlock(&l->map_lock);
     int rc = mdb_env_copy2(l->env, dest, MDB_CP_COMPACT);
     pthread_rwlock_unlock(&l->map_lock);
-    return rc ? acr__mdb_err(rc, err, "backup") : 0;
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "backup");
+    /* The copy keeps the source's modes (LMDB creates it 0666 less the umask). */
+    char src[4096 + 16], dst[4096 + 16];
+    struct stat sd, sf;
+    snprintf(src, sizeof src, "%s/data.mdb", l->path);
+    snprintf(dst, sizeof dst, "%s/data.mdb", dest);
+    if (stat(l->path, &sd) != 0 || stat(src, &sf) != 0 || chmod(dst, sf.st_mode & 07777) != 0 ||
+        chmod(dest, sd.st_mode & 07777) != 0)
+        return acr_err_set(err, ACR_EIO, "cannot set the modes of %s: %s", dest, strerror(errno));
+    return 0;
 }

@@ -694,6 +694,28 @@ int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *b)
         acr_buf_append_str(b, i ? "," : "");
         summary_partner(b, &s->partners[i]);
     }
+    /* program.md: per promotion applied in the run, its lines, total, budget used and left */
+    acr_buf_append_str(b, "],\"promotions\":[");
+    bool first = true;
+    for (size_t i = 0; i < s->promotion_count; i++) {
+        const acr_promo_total_t *pr = &s->promotions[i];
+        if (pr->lines == 0)
+            continue;
+        acr_buf_append_str(b, first ? "{" : ",{");
+        first = false;
+        json_kv_str(b, "promo_id", pr->promo_id, false);
+        json_kv_str(b, "plan_id", pr->plan_id, true);
+        json_kv_str(b, "title", pr->title, true);
+        acr_buf_printf(b, ",\"lines\":%u,\"total_minor\":%lld,\"budget_minor\":", pr->lines,
+                       (long long)pr->total_minor);
+        if (pr->has_budget)
+            acr_buf_printf(b, "%lld,\"used_minor\":%lld,\"left_minor\":%lld}",
+                           (long long)pr->budget_minor, (long long)pr->used_minor,
+                           (long long)(pr->budget_minor - pr->used_minor));
+        else
+            acr_buf_printf(b, "null,\"used_minor\":%lld,\"left_minor\":null}",
+                           (long long)pr->used_minor);
+    }
     if (p->whatif_count > 0) { /* hypothetical: plans_used names versions never published */
         acr_buf_append_str(b, "],\"what_if\":true,\"what_if_plans\":[");
         for (size_t i = 0; i < p->whatif_count && i < ACR_WHATIF_LABELS_MAX; i++) {

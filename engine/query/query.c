@@ -22,6 +22,7 @@
 #include "../projection/projection_internal.h"
 #include "../payout/payout_internal.h"
 #include "../state/state_internal.h"
+#include "../state/program_internal.h"
 
 /* ---- Snapshot and JSON writer -------------------------------------------------- */
 
@@ -262,6 +263,9 @@ static int partner_json(const snap_t *s, jw_t *w, acr_str_t pid, MDB_val val, ac
     if (rc == 0)
         rc = scan_prefix(s, ACR_DB_PROJ_TRAINING, &k, training_row, w, err);
     jw_close(w, ']');
+    jw_key(w, "onboarding"); /* program.md: modules, completed, missing, certified, reps */
+    if (rc == 0 && w->rc == 0)
+        rc = acr__prog_onboarding_txn(s->l, s->txn, pid, w->b, err);
     jw_close(w, '}');
     return rc;
 }
@@ -564,6 +568,7 @@ typedef struct kpi_req {
     char months[3][ACR_PERIOD_ID_MAX];     /* the month keys it covers */
     bool has_comm;                         /* made of whole ledger periods */
     int32_t o_lo, o_hi;                    /* the ledger periods it covers */
+    int64_t end_ms;                        /* the requested period's end (certified) */
 } kpi_req_t;
 
 static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_err_t *err)
@@ -579,6 +584,7 @@ static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_er
     int32_t first = acr_period_first_day(kind, idx), end = acr_period_end_day(kind, idx);
     int32_t m0 = acr_period_of_day(ACR_PERIOD_MONTH, first);
     q->period_id = id;
+    q->end_ms = acr_period_end_ms(kind, idx, l->cfg.utc_offset_min);
     q->nmonths = acr_period_of_day(ACR_PERIOD_MONTH, end - 1) - m0 + 1;
     for (int i = 0; i < q->nmonths; i++)
         acr_period_format(ACR_PERIOD_MONTH, m0 + i, q->months[i]);
@@ -767,6 +773,12 @@ static int kpi_partner_row(kpi_ctx_t *c, acr_err_t *err)
         jw_null(w);
     else if (rc == 0)
         rc = jw_i128(w, partner_commission(c), "the commission", c->partner, err);
+    bool cert = false; /* program.md: as of the period's end minus one millisecond */
+    if (rc == 0)
+        rc = acr__prog_certified_txn(c->s->l, c->s->txn, c->partner, c->q->end_ms - 1, &cert,
+                                     err);
+    jw_key(w, "certified");
+    jw_raw(w, cert ? "true" : "false", cert ? 4 : 5);
     jw_close(w, '}');
     return rc;
 }
@@ -833,7 +845,7 @@ static int rep_commissions(kpi_ctx_t *c, acr_err_t *err)
         const acr_line_t *ln = &c->stmt->lines[i];
         if (ln->origin_period < c->q->o_lo || ln->origin_period > c->q->o_hi ||
             (ln->kind != ACR_LINE_SALE && ln->kind != ACR_LINE_CLAWBACK &&
-             ln->kind != ACR_LINE_NEW_CUSTOMER_BONUS))
+             ln->kind != ACR_LINE_NEW_CUSTOMER_BONUS && ln->kind != ACR_LINE_PROMOTION))
             continue;
         rep_acc_t key = {.rep_id = {"", 0}};
         int rc = line_rep(c->s, ln, &key.rep_id, err);
@@ -982,5 +994,131 @@ int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partn
         acr_statement_destroy(&stmt);
     free(c.days);
     free(c.reps);
+    return finish(&s, &w, rc, err);
+}
+
+/* ---- Open deals (the dashboard's lists) ------------------------------------------- */
+
+typedef struct open_ctx {
+    const snap_t *s;
+    jw_t *w;
+    acr_str_t stage;    /* filter ("" = every stage) */
+    size_t prefix_len;  /* bytes of the scanned key prefix */
+    uint64_t limit, n;  /* rows wanted / emitted */
+    uint64_t matched;   /* rows matching the filter (all of them, past the limit too) */
+} open_ctx_t;
+
+/* One proj_open_deals row: partner \0 stage \0 deal -> amount, entered_day. */
+static int open_row(void *ctx, acr_str_t key, MDB_val val, acr_err_t *err)
+{
+    open_ctx_t *c = ctx;
+    key.ptr -= c->prefix_len;
+    key.len += (uint32_t)c->prefix_len;
+    const char *sep1 = memchr(key.ptr, '\0', key.len);
+    const char *sep2 = sep1 ? memchr(sep1 + 1, '\0', key.len - (size_t)(sep1 + 1 - key.ptr))
+                            : NULL;
+    (void)val;
+    if (sep2 == NULL)
+        return acr_err_set(err, ACR_ECORRUPT, "a proj_open_deals row is damaged");
+    acr_str_t stage = {sep1 + 1, (uint32_t)(sep2 - sep1 - 1)};
+    acr_str_t did = {sep2 + 1, (uint32_t)(key.len - (size_t)(sep2 + 1 - key.ptr))};
+    if (c->stage.len && cmp_str(stage, c->stage) != 0)
+        return 0;
+    c->matched++;
+    if (c->n >= c->limit)
+        return 0;
+    MDB_val v;
+    acr__drow_t d;
+    int rc = sget(c->s, ACR_DB_PROJ_DEALS, sval(did), &v, err);
+    if (rc < 0)
+        return rc;
+    if (rc == 0 || acr__drow_decode(v.mv_data, v.mv_size, &d) != 0)
+        return acr_err_set(err, ACR_ECORRUPT, "an open deal has no proj_deals row");
+    jw_t *w = c->w;
+    c->n++;
+    jw_open(w, '{');
+    jw_key(w, "deal_id");
+    jw_str(w, did);
+    jw_key(w, "partner_id");
+    jw_str(w, d.partner_id);
+    jw_key(w, "customer_id");
+    jw_str(w, d.customer_id);
+    jw_key(w, "name");
+    jw_str_or_null(w, d.flags & ACR__HAS_NAME, d.name);
+    jw_key(w, "currency");
+    jw_str(w, d.currency);
+    jw_key(w, "amount_minor");
+    if (d.flags & ACR__HAS_AMOUNT)
+        jw_i64(w, d.amount_minor);
+    else
+        jw_null(w);
+    jw_key(w, "expected_close");
+    if (d.flags & ACR__HAS_EXPECTED_CLOSE)
+        jw_date(w, d.expected_close_day);
+    else
+        jw_null(w);
+    jw_key(w, "rep_id");
+    jw_str_or_null(w, d.rep_id.len > 0, d.rep_id);
+    jw_key(w, "stage");
+    jw_str(w, d.stage);
+    jw_key(w, "registered_at");
+    jw_ts(w, d.registered_at_ms);
+    jw_key(w, "entered_stage_on");
+    jw_date(w, d.entered_day);
+    jw_close(w, '}');
+    return 0;
+}
+
+int acr_query_open_deals(acr_ledger_t *ledger, const char *partner_id, const char *stage,
+                         uint64_t limit, acr_buf_t *out, acr_err_t *err)
+{
+    snap_t s;
+    jw_t w = {out, out->len, 0};
+    int rc = snap_open(ledger, &s, err);
+    if (rc != 0)
+        return rc;
+    open_ctx_t c = {.s = &s, .w = &w, .stage = cstr(stage ? stage : ""), .limit = limit};
+    acr__pkey_t prefix = {.len = 0};
+    if (partner_id != NULL) {
+        acr_str_t pid = cstr(partner_id);
+        MDB_val v;
+        prefix = prefix1(pid);
+        if (stage != NULL && stage[0] != '\0') /* partner \0 stage \0: one range */
+            acr__pkey_part(&prefix, c.stage);
+        rc = sget(&s, ACR_DB_PROJ_PARTNERS, sval(pid), &v, err);
+        rc = rc == 0 ? acr_err_set(err, ACR_ENOT_FOUND, "no partner %s", partner_id)
+                     : rc < 0 ? rc : 0;
+    }
+    c.prefix_len = prefix.len;
+    acr__pipeline_t stages;
+    if (rc == 0)
+        rc = load_stages(&s, &stages, err);
+    jw_open(&w, '{');
+    jw_key(&w, "stages"); /* the current pipeline, so a list can offer the next stage */
+    jw_open(&w, '[');
+    for (uint32_t i = 0; rc == 0 && i < stages.count; i++) {
+        static const char *const req_names[] = {"amount", "expected_close", "rep"};
+        jw_open(&w, '{');
+        jw_key(&w, "name");
+        jw_cstr(&w, stages.names[i]);
+        jw_key(&w, "exit_requires");
+        jw_open(&w, '[');
+        for (int b = 0; b < 3; b++)
+            if (stages.exit_mask[i] & (1u << b))
+                jw_cstr(&w, req_names[b]);
+        jw_close(&w, ']');
+        jw_close(&w, '}');
+    }
+    jw_close(&w, ']');
+    jw_key(&w, "deals");
+    jw_open(&w, '[');
+    if (rc == 0)
+        rc = scan_prefix(&s, ACR_DB_PROJ_OPEN_DEALS, &prefix, open_row, &c, err);
+    jw_close(&w, ']');
+    jw_key(&w, "matched");
+    jw_i64(&w, (int64_t)c.matched);
+    jw_key(&w, "truncated");
+    jw_raw(&w, c.matched > c.n ? "true" : "false", c.matched > c.n ? 4 : 5);
+    jw_close(&w, '}');
     return finish(&s, &w, rc, err);
 }

@@ -17,6 +17,7 @@
 #include "accrue/plan.h"
 #include "../projection/projection_internal.h"
 #include "state_internal.h"
+#include "program_internal.h"
 
 enum { STATUS_ACTIVE = 0, STATUS_SUSPENDED = 1, STATUS_OFFBOARDED = 2 };
 enum { DEAL_OPEN = 0, DEAL_WON = 1, DEAL_LOST = 2 };
@@ -818,6 +819,8 @@ static int plan_published(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
         rc = acr_err_set(err, ACR_ECURRENCY_MISMATCH, "plan %s is in %s", plan.plan_id, cur);
     } else if (rc >= 0) {
         rc = check_plan_partners(tx, &plan, err);
+        if (rc == 0)
+            rc = acr__prog_plan_check(tx, &plan, err); /* program.md: the ceiling */
     }
     if (rc == 0) {
         acr_buf_t *b = &tx->scratch;
@@ -857,6 +860,11 @@ static const apply_fn apply_table[ACR_EV__COUNT] = {
     [ACR_EV_PLAN_PUBLISHED] = plan_published,
     [ACR_EV_ADJUSTMENT_RECORDED] = adjustment_recorded,
     [ACR_EV_PERIOD_CLOSED] = period_closed,
+    [ACR_EV_ONBOARDING_DEFINED] = acr__prog_apply,
+    [ACR_EV_PROMOTION_PUBLISHED] = acr__prog_apply,
+    [ACR_EV_PROMOTION_ENDED] = acr__prog_apply,
+    [ACR_EV_ANNOUNCEMENT_PUBLISHED] = acr__prog_apply,
+    [ACR_EV_ANNOUNCEMENT_ACKNOWLEDGED] = acr__prog_apply,
 };
 
 int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
@@ -869,5 +877,8 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
             return frc;
     }
     int rc = apply_table[ev->type](tx, ev, err);
+    if (rc == 0 && (ev->type == ACR_EV_TRAINING_COMPLETED ||
+                    ev->type == ACR_EV_PARTNER_REGISTERED || ev->type == ACR_EV_REP_ADDED))
+        rc = acr__prog_apply(tx, ev, err); /* the onboarding view's rows */
     return rc ? rc : acr__proj_apply(tx, ev, err);
 }

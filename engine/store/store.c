@@ -118,7 +118,7 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
     mdb_env_set_maxreaders(env, 510);
     if (map_size_bytes != 0)
         mdb_env_set_mapsize(env, (size_t)map_size_bytes);
-    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0644);
+    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0600); /* owner only; umask may narrow */
     if (rc != 0) {
         mdb_env_close(env);
         if (rc == ENOENT)
@@ -133,6 +133,16 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
     rc = mdb_txn_begin(env, NULL, create ? 0 : MDB_RDONLY, &txn);
     for (int i = 0; rc == 0 && i < ACR_DB__COUNT; i++)
         rc = mdb_dbi_open(txn, db_table[i].name, create ? MDB_CREATE : 0, &dbi[i]);
+    if (rc == MDB_NOTFOUND && !create && mdb_dbi_open(txn, "log", 0, &dbi[0]) == 0) {
+        /* A ledger written before a derived table existed (the partner program's): create
+         * the missing derived tables empty; `accrue rebuild` fills them (verify says so). */
+        mdb_txn_abort(txn);
+        txn = NULL;
+        rc = mdb_txn_begin(env, NULL, 0, &txn);
+        for (int i = 0; rc == 0 && i < ACR_DB__COUNT; i++)
+            rc = mdb_dbi_open(txn, db_table[i].name, db_table[i].derived ? MDB_CREATE : 0,
+                              &dbi[i]);
+    }
     if (rc == 0)
         rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its dbi handles */
     else if (txn != NULL)
@@ -405,4 +415,10 @@ int acr__tx_flush(acr__txn_t *tx, acr_err_t *err)
     acr__cache_clear(c);
     c->empty = false; /* the tables hold rows now (or might) */
     return rc;
+}
+
+bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi)
+{
+    MDB_val k = acr__val(ACR__REPLICA_MARKER_KEY, strlen(ACR__REPLICA_MARKER_KEY)), v;
+    return mdb_get(txn, dbi[ACR_DB_META], &k, &v) == 0;
 }

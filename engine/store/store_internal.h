@@ -33,6 +33,7 @@
     XX(PLANS, "plans", true)          /* plan_id -> latest version, currency (kv) */              \
     XX(PLAN_PARTNERS, "plan_partners", true) /* plan_id \0 partner_id -> currency */             \
     XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
+    XX(PROGRAM, "program", true)      /* the partner program's rows (engine/program.c) */         \
     ACR_PROJ_DB_MAP(XX)
 
 /* Projection tables (engine/projection applies them, engine/query reads them;
@@ -229,5 +230,10 @@ static inline uint64_t acr__be_u64(const uint8_t in[8])
         v = (v << 8) | in[i];
     return v;
 }
+
+/* True when the ledger of txn carries the read-replica marker (replica.c):
+ * every write but a replica's own apply is then refused with read_only. */
+bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi);
+#define ACR__REPLICA_MARKER_KEY "replica" /* meta key of the marker (engine/replica) */
 
 #endif

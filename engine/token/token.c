@@ -19,7 +19,14 @@
  * leaves them unequal, and the next table check (in a read transaction)
  * empties the table and restarts it at that transaction's id. Between the
  * moment a group's meta page lands and write_end, lookups miss and go to the
- * table: correct, only slower.
+ * table: correct, only slower. A group that commits nothing (only
+ * duplicates, or every batch rejected) takes no txn id, so write_end is
+ * told whether the group wrote: only then may the id move, and only by one
+ * (a revoke that lands inside a bracket of nothing would otherwise look like
+ * the server's own commit and keep a revoked token alive).
+ *
+ * A token may carry an expiry (record format 2): checked on every request,
+ * in the table and in the cache alike.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,8 +39,10 @@
 #include "accrue/token.h"
 #include "../store/store_internal.h"
 
-#define REC_FMT 1
+#define REC_FMT 1                                 /* a token that never expires */
+#define REC_FMT_EXPIRING 2                        /* ... followed by expires_ms after the hash */
 #define REC_HDR (1 + 1 + 8 + ACR_TOKEN_HASH_LEN) /* fmt, role, created_ms, hash */
+#define REC_HDR2 (REC_HDR + 8)                    /* fmt 2: expires_ms int64 BE */
 
 static const char *const role_names[ACR_ROLE__COUNT] = {"none",
 #define XX(name, wire) wire,
@@ -153,18 +162,20 @@ static int end_txn(acr_ledger_t *l, MDB_txn *txn, bool commit)
 }
 
 static int put_token(acr_ledger_t *l, const char *name, int role, const char *partner,
-                     const uint8_t hash[ACR_TOKEN_HASH_LEN], acr_err_t *err)
+                     int64_t expires_ms, const uint8_t hash[ACR_TOKEN_HASH_LEN], acr_err_t *err)
 {
     char nk[2 + ACR_TOKEN_NAME_MAX + 1];
     uint8_t hk[2 + ACR_TOKEN_HASH_LEN];
-    uint8_t rec[REC_HDR + ACR_ID_LEN_MAX];
-    size_t plen = strlen(partner);
-    rec[0] = REC_FMT;
+    uint8_t rec[REC_HDR2 + ACR_ID_LEN_MAX];
+    size_t plen = strlen(partner), hdr = expires_ms > 0 ? REC_HDR2 : REC_HDR;
+    rec[0] = expires_ms > 0 ? REC_FMT_EXPIRING : REC_FMT;
     rec[1] = (uint8_t)role;
     acr__u64_be((uint64_t)now_ms(), rec + 2);
     memcpy(rec + 10, hash, ACR_TOKEN_HASH_LEN);
-    memcpy(rec + REC_HDR, partner, plen);
-    MDB_val k = name_key(nk, name), v = acr__val(rec, REC_HDR + plen);
+    if (expires_ms > 0)
+        acr__u64_be((uint64_t)expires_ms, rec + REC_HDR);
+    memcpy(rec + hdr, partner, plen);
+    MDB_val k = name_key(nk, name), v = acr__val(rec, hdr + plen);
     MDB_val h = hash_key(hk, hash), hv = acr__val(name, strlen(name));
     MDB_txn *txn;
     int rc = begin_txn(l, 0, &txn);
@@ -195,7 +206,7 @@ static int put_token(acr_ledger_t *l, const char *name, int role, const char *pa
 }
 
 int acr_token_create(acr_ledger_t *l, int role, const char *partner_id, const char *name,
-                     char out_name[ACR_TOKEN_NAME_MAX + 1],
+                     int64_t expires_ms, char out_name[ACR_TOKEN_NAME_MAX + 1],
                      char out_secret_hex[ACR_TOKEN_SECRET_HEX_LEN + 1], acr_err_t *err)
 {
     if (sodium_ready() != 0)
@@ -207,6 +218,8 @@ int acr_token_create(acr_ledger_t *l, int role, const char *partner_id, const ch
         return acr_err_set(err, ACR_EUSAGE, "the partner role needs --partner");
     if (role != ACR_ROLE_PARTNER && has_partner)
         return acr_err_set(err, ACR_EUSAGE, "--partner goes only with --role partner");
+    if (expires_ms < 0 || (expires_ms > 0 && expires_ms <= now_ms()))
+        return acr_err_set(err, ACR_EUSAGE, "the expiry is in the past");
     if (has_partner && !valid_id(partner_id))
         return acr_err_set(err, ACR_EUSAGE, "partner id '%s' is not [A-Za-z0-9._:-]{1,64}",
                            partner_id);
@@ -227,7 +240,7 @@ int acr_token_create(acr_ledger_t *l, int role, const char *partner_id, const ch
     hex_of(secret, sizeof secret, out_secret_hex);
     sodium_memzero(secret, sizeof secret);
     acr_token_hash(out_secret_hex, ACR_TOKEN_SECRET_HEX_LEN, hash);
-    int rc = put_token(l, out_name, role, has_partner ? partner_id : "", hash, err);
+    int rc = put_token(l, out_name, role, has_partner ? partner_id : "", expires_ms, hash, err);
     if (rc != 0)
         sodium_memzero(out_secret_hex, ACR_TOKEN_SECRET_HEX_LEN + 1);
     return rc;
@@ -237,13 +250,16 @@ int acr_token_create(acr_ledger_t *l, int role, const char *partner_id, const ch
 static bool decode_rec(const MDB_val *v, acr_token_info_t *out, uint8_t hash[ACR_TOKEN_HASH_LEN])
 {
     const uint8_t *p = v->mv_data;
-    if (v->mv_size < REC_HDR || v->mv_size > REC_HDR + ACR_ID_LEN_MAX || p[0] != REC_FMT)
+    size_t hdr = v->mv_size > 0 && p[0] == REC_FMT_EXPIRING ? REC_HDR2 : REC_HDR;
+    if (v->mv_size < hdr || v->mv_size > hdr + ACR_ID_LEN_MAX ||
+        (p[0] != REC_FMT && p[0] != REC_FMT_EXPIRING))
         return false;
     out->role = p[1];
     out->created_ms = (int64_t)acr__be_u64(p + 2);
+    out->expires_ms = hdr == REC_HDR2 ? (int64_t)acr__be_u64(p + REC_HDR) : 0;
     memcpy(hash, p + 10, ACR_TOKEN_HASH_LEN);
-    size_t plen = v->mv_size - REC_HDR;
-    memcpy(out->partner_id, p + REC_HDR, plen);
+    size_t plen = v->mv_size - hdr;
+    memcpy(out->partner_id, p + hdr, plen);
     out->partner_id[plen] = '\0';
     hex_of(hash, 8, out->hash_prefix);
     return out->role > ACR_ROLE_NONE && out->role < ACR_ROLE__COUNT;
@@ -331,6 +347,7 @@ typedef struct cache_slot {
     uint8_t hash[ACR_TOKEN_HASH_LEN];
     bool used;
     uint8_t role;
+    int64_t expires_ms; /* 0: never */
     char partner[ACR_ID_LEN_MAX + 1];
     char name[ACR_TOKEN_NAME_MAX + 1]; /* for the actor of what the token appends */
 } cache_slot_t;
@@ -401,6 +418,8 @@ int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_
             int eq = sodium_memcmp(set[w].hash, hash, ACR_TOKEN_HASH_LEN) == 0;
             found = (set[w].used && eq) ? w : found;
         }
+        if (found >= 0 && set[found].expires_ms > 0 && set[found].expires_ms <= now_ms())
+            found = -1; /* expired: the table check answers (and refuses) it */
         if (found >= 0) {
             *out_role = set[found].role;
             memcpy(out_partner, set[found].partner, sizeof set[found].partner);
@@ -414,7 +433,7 @@ int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_
 
 /* Remembers a token verified in a read transaction of id txnid. */
 static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[ACR_TOKEN_HASH_LEN],
-                      int role, const char *partner, const char *name)
+                      int role, int64_t expires_ms, const char *partner, const char *name)
 {
     pthread_mutex_lock(&c->mu);
     if (txnid != c->valid_txnid) {
@@ -435,6 +454,7 @@ static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[A
     memcpy(set[w].hash, hash, ACR_TOKEN_HASH_LEN);
     set[w].used = true;
     set[w].role = (uint8_t)role;
+    set[w].expires_ms = expires_ms;
     snprintf(set[w].partner, sizeof set[w].partner, "%s", partner);
     snprintf(set[w].name, sizeof set[w].name, "%s", name);
     pthread_mutex_unlock(&c->mu);
@@ -445,15 +465,18 @@ uint64_t acr_token_cache_write_begin(acr_token_cache_t *c)
     return c == NULL ? 0 : last_txnid(c->l, false);
 }
 
-void acr_token_cache_write_end(acr_token_cache_t *c, uint64_t stamp)
+void acr_token_cache_write_end(acr_token_cache_t *c, uint64_t stamp, bool wrote)
 {
-    if (c == NULL)
-        return;
+    if (c == NULL || !wrote)
+        return; /* nothing of ours committed: any change of the txn id is someone else's */
     uint64_t now = last_txnid(c->l, false);
     pthread_mutex_lock(&c->mu);
-    if (stamp != UINT64_MAX && now != UINT64_MAX && stamp == c->valid_txnid &&
-        (now == stamp || now == stamp + 1))
-        c->valid_txnid = now; /* only our own token-free commit happened */
+    /* Our write transaction committed, so it took exactly one txn id; it held LMDB's
+     * writer lock from its begin to its commit, so nobody else committed inside it. Only
+     * stamp + 1 means "ours and nothing else" (stamp + 2 or more: someone committed
+     * between the stamp and our begin, or after our commit). */
+    if (stamp != UINT64_MAX && now != UINT64_MAX && stamp == c->valid_txnid && now == stamp + 1)
+        c->valid_txnid = now;
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -478,7 +501,8 @@ static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
         MDB_val k = acr__val(nk, 2 + name.mv_size);
         acr_token_info_t info;
         if (mdb_get(txn, l->dbi[ACR_DB_TOKENS], &k, &v) == 0 && decode_rec(&v, &info, stored) &&
-            sodium_memcmp(stored, hash, ACR_TOKEN_HASH_LEN) == 0) {
+            sodium_memcmp(stored, hash, ACR_TOKEN_HASH_LEN) == 0 &&
+            (info.expires_ms == 0 || info.expires_ms > now_ms())) {
             *out_role = info.role;
             memcpy(out_partner, info.partner_id, strlen(info.partner_id) + 1);
             char nm[ACR_TOKEN_NAME_MAX + 1];
@@ -487,7 +511,8 @@ static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
             if (out_name != NULL)
                 memcpy(out_name, nm, name.mv_size + 1);
             if (cache != NULL)
-                cache_put(cache, (uint64_t)mdb_txn_id(txn), hash, info.role, info.partner_id, nm);
+                cache_put(cache, (uint64_t)mdb_txn_id(txn), hash, info.role, info.expires_ms,
+                          info.partner_id, nm);
             result = 0;
         }
     } else if (rc != 0 && rc != MDB_NOTFOUND) {

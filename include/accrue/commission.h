@@ -32,6 +32,7 @@
     XX(SALE, "sale")                                                                               \
     XX(CLAWBACK, "clawback")                                                                       \
     XX(NEW_CUSTOMER_BONUS, "new_customer_bonus")                                                   \
+    XX(PROMOTION, "promotion")                                                                     \
     XX(TARGET_BONUS, "target_bonus")                                                               \
     XX(ADJUSTMENT, "adjustment")                                                                   \
     XX(CAP, "cap")
@@ -103,6 +104,18 @@ typedef struct acr_currency_total {
     int64_t total_minor;
 } acr_currency_total_t;
 
+/* A promotion with lines in the run (program.md: summary.json per promotion). */
+typedef struct acr_promo_total {
+    const char *promo_id;
+    const char *title;       /* "" when the document has none */
+    const char *plan_id;
+    uint32_t lines;          /* promotion lines of this statement */
+    int64_t total_minor;     /* their sum */
+    bool has_budget;
+    int64_t budget_minor;
+    int64_t used_minor;      /* paid by the sales with origin <= the run's period, as of X */
+} acr_promo_total_t;
+
 typedef struct acr_statement {
     int32_t period;          /* the run's period index */
     acr_line_t *lines;       /* in statement order; NULL with omit_lines */
@@ -119,6 +132,8 @@ typedef struct acr_statement {
     size_t plans_used_count;
     acr_currency_total_t *currency_totals; /* sorted by currency */
     size_t currency_count;
+    acr_promo_total_t *promotions; /* every promotion fed, in publishing order */
+    size_t promotion_count;
     void *arena;             /* private: owns the strings */
 } acr_statement_t;
 
@@ -141,7 +156,9 @@ int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err);
     ((1u << ACR_EV_PARTNER_REGISTERED) | (1u << ACR_EV_PARTNER_UPDATED) |                         \
      (1u << ACR_EV_SALE_RECORDED) | (1u << ACR_EV_SALE_REFUNDED) |                                 \
      (1u << ACR_EV_PLAN_PUBLISHED) | (1u << ACR_EV_ADJUSTMENT_RECORDED) |                          \
-     (1u << ACR_EV_PERIOD_CLOSED))
+     (1u << ACR_EV_PERIOD_CLOSED) | (1u << ACR_EV_TRAINING_COMPLETED) |                            \
+     (1u << ACR_EV_ONBOARDING_DEFINED) | (1u << ACR_EV_PROMOTION_PUBLISHED) |                      \
+     (1u << ACR_EV_PROMOTION_ENDED))
 
 /* Feeds evs[0..n) in order, exactly like n acr_comm_feed calls, but hashes the ids of the
  * whole batch first and prefetches their table slots (a replay's cache misses overlap).

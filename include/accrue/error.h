@@ -19,21 +19,22 @@
  * input" marks the refusals of a batch (a rule, a format, a conflict): the ledger is fine
  * and nothing was written; the other classes abort what was under way. */
 #define ACR_ERROR_CLASS_MAP(XX)                                                                    \
-    XX(INPUT, 3, 422, true)        /* invalid input: a format or rule of events.md */             \
-    XX(INPUT_SIZE, 3, 413, true)   /* input over a size limit */                                  \
-    XX(CONFLICT, 4, 409, true)     /* valid, but conflicts with the ledger's state */             \
-    XX(INTEGRITY, 5, 500, false)   /* the chain or a stored record does not verify */             \
-    XX(USAGE, 2, 400, false)       /* bad command-line usage or request parameters */             \
-    XX(BAD_REQUEST, 1, 400, false) /* a malformed HTTP request */                                 \
-    XX(AUTH, 1, 401, false)        /* no or unknown token */                                      \
-    XX(DENIED, 1, 403, false)      /* the token's role lacks the right */                         \
-    XX(NOT_FOUND, 3, 404, false)   /* no such record (or not the caller's); events.md: exit 3 */  \
-    XX(METHOD, 1, 405, false)      /* the route has no such method */                             \
-    XX(TIMEOUT, 1, 408, false)     /* the client was too slow */                                  \
-    XX(HEADERS, 1, 431, false)     /* request headers over their limit */                         \
-    XX(MEDIA, 1, 415, false)       /* a request body of a type the endpoint does not take */      \
-    XX(FULL, 1, 507, false)        /* the disk or the map cannot take the write */                \
-    XX(UNAVAILABLE, 1, 503, false) /* the service cannot answer now */                            \
+    XX(INPUT, 3, 422, true)        /* invalid input: a format or rule of events.md */              \
+    XX(INPUT_SIZE, 3, 413, true)   /* input over a size limit */                                   \
+    XX(CONFLICT, 4, 409, true)     /* valid, but conflicts with the ledger's state */              \
+    XX(INTEGRITY, 5, 500, false)   /* the chain or a stored record does not verify */              \
+    XX(USAGE, 2, 400, false)       /* bad command-line usage or request parameters */              \
+    XX(BAD_REQUEST, 1, 400, false) /* a malformed HTTP request */                                  \
+    XX(AUTH, 1, 401, false)        /* no or unknown token */                                       \
+    XX(DENIED, 1, 403, false)      /* the token's role lacks the right */                          \
+    XX(NOT_FOUND, 3, 404, false)   /* no such record (or not the caller's); events.md: exit 3 */   \
+    XX(METHOD, 1, 405, false)      /* the route has no such method */                              \
+    XX(TIMEOUT, 1, 408, false)     /* the client was too slow */                                   \
+    XX(HEADERS, 1, 431, false)     /* request headers over their limit */                          \
+    XX(MEDIA, 1, 415, false)       /* a request body of a type the endpoint does not take */       \
+    XX(FULL, 1, 507, false)        /* the disk or the map cannot take the write */                 \
+    XX(UNAVAILABLE, 1, 503, false) /* the service cannot answer now */                             \
+    XX(REPLICA, 4, 403, false)     /* a write on a read replica: refused, nothing written */      \
     XX(FAILURE, 1, 500, false)     /* anything else: I/O, memory, store, overflow */
 
 typedef enum {
@@ -73,6 +74,10 @@ typedef enum {
     XX(STALE_VERSION, "stale_version", INPUT)                                                      \
     XX(ABOVE_CEILING, "above_ceiling", INPUT)                                                      \
     XX(REFUND_BEFORE_SALE, "refund_before_sale", INPUT)                                            \
+    XX(UNKNOWN_PLAN, "unknown_plan", INPUT)                                                        \
+    XX(UNKNOWN_PROMOTION, "unknown_promotion", INPUT)                                              \
+    XX(UNKNOWN_ANNOUNCEMENT, "unknown_announcement", INPUT)                                        \
+    XX(NOT_IN_AUDIENCE, "not_in_audience", INPUT)                                                  \
     XX(ID_CONFLICT, "id_conflict", CONFLICT)                                                       \
     XX(VERSION_CONFLICT, "version_conflict", CONFLICT)                                             \
     XX(TOO_LARGE, "too_large", INPUT_SIZE)                                                         \
@@ -100,7 +105,8 @@ typedef enum {
     XX(UNAVAILABLE, "unavailable", UNAVAILABLE)    /* the server is shutting down or overloaded */ \
     XX(INTERNAL, "internal", FAILURE)              /* a response the server failed to produce */ \
     XX(PERIOD_OPEN, "period_open", CONFLICT)       /* closing a period that has not ended */     \
-    XX(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", MEDIA) /* a body type not accepted */
+    XX(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", MEDIA) /* a body type not accepted */ \
+    XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */
 
 typedef enum {
     ACR_OK = 0,

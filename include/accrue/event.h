@@ -55,7 +55,7 @@ typedef struct acr_type_schema {
     const char *name;       /* wire name, "sale.recorded" */
     uint8_t field_count;    /* fields in stored order */
     uint8_t fields[12];     /* acr_field_t values */
-    uint32_t required;      /* bitmask over acr_field_t */
+    uint64_t required;      /* bitmask over acr_field_t */
 } acr_type_schema_t;
 
 /* The schema of a type, NULL for ACR_EV_NONE or out of range. */

@@ -21,7 +21,13 @@ typedef struct acr_bracket {
 } acr_bracket_t;
 
 /* Match keys of a rule (bits of acr_rule_t.match_has). */
-enum { ACR_MATCH_TIER = 1, ACR_MATCH_KIND = 2, ACR_MATCH_REGION = 4, ACR_MATCH_PRODUCT = 8 };
+enum {
+    ACR_MATCH_TIER = 1,
+    ACR_MATCH_KIND = 2,
+    ACR_MATCH_REGION = 4,
+    ACR_MATCH_PRODUCT = 8,
+    ACR_MATCH_CERTIFIED = 16, /* program.md: "certified": true|false */
+};
 
 typedef struct acr_rule {
     unsigned match_has;   /* ACR_MATCH_* bits present in "match" */
@@ -29,6 +35,7 @@ typedef struct acr_rule {
     char *kind;
     char *region;
     char *product;
+    bool certified;       /* the wanted certification, when ACR_MATCH_CERTIFIED */
     acr_bracket_t *brackets; /* owned, bracket_count >= 1 */
     uint32_t bracket_count;
 } acr_rule_t;
@@ -66,5 +73,14 @@ void acr_plan_destroy(acr_plan_t *plan);
  * sale does not have it, which matches no value), or -1. */
 int acr_plan_match(const acr_plan_t *plan, const char *tier, const char *kind,
                    const char *region, const char *product, size_t product_len);
+/* The same with the partner's certification (0 / 1; -1 unknown: a rule with a
+ * "certified" key never matches). acr_plan_match is this with -1. */
+int acr_plan_match_cert(const acr_plan_t *plan, const char *tier, const char *kind,
+                        const char *region, const char *product, size_t product_len,
+                        int certified);
+
+/* The highest rate_bp of any bracket of any rule: a promotion's rate on top of it must stay
+ * within ceiling_bp (program.md, Ceiling). */
+int32_t acr_plan_max_rate(const acr_plan_t *plan);
 
 #endif

@@ -54,4 +54,15 @@ int acr_query_pipeline(acr_ledger_t *ledger, const char *partner_id, int32_t tod
 int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partner_id,
                   bool by_rep, acr_buf_t *out, acr_err_t *err);
 
+/* The open deals (engine's proj_open_deals), for lists: {"stages":[{name,
+ * exit_requires}] (the current pipeline, in order), "deals":[{deal_id,
+ * partner_id, customer_id, name, currency, amount_minor, expected_close,
+ * rep_id, stage, registered_at, entered_stage_on}], "matched", "truncated"}
+ * ordered by partner_id, stage name, deal_id; at most limit rows (matched
+ * counts them all). partner_id and stage may be NULL (every partner, every
+ * stage); an unknown partner is ACR_ENOT_FOUND. Reads the open-deal index
+ * only: bounded by the open deals, never by the log. */
+int acr_query_open_deals(acr_ledger_t *ledger, const char *partner_id, const char *stage,
+                         uint64_t limit, acr_buf_t *out, acr_err_t *err);
+
 #endif

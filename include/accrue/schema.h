@@ -23,7 +23,12 @@
     XX(SALE_REFUNDED, "sale.refunded")                                                             \
     XX(PLAN_PUBLISHED, "plan.published")                                                           \
     XX(ADJUSTMENT_RECORDED, "adjustment.recorded")                                                 \
-    XX(PERIOD_CLOSED, "period.closed")
+    XX(PERIOD_CLOSED, "period.closed")                                                             \
+    XX(ONBOARDING_DEFINED, "onboarding.defined")                                                   \
+    XX(PROMOTION_PUBLISHED, "promotion.published")                                                 \
+    XX(PROMOTION_ENDED, "promotion.ended")                                                         \
+    XX(ANNOUNCEMENT_PUBLISHED, "announcement.published")                                           \
+    XX(ANNOUNCEMENT_ACKNOWLEDGED, "announcement.acknowledged")
 
 typedef enum {
     ACR_EV_NONE = 0,
@@ -44,6 +49,7 @@ typedef enum {
     ACR_FK_UINT,     /* integer >= 0 */
     ACR_FK_JSON,     /* a JSON document stored as compact sorted JSON text */
     ACR_FK_HEX128,   /* 32 lowercase hex digits */
+    ACR_FK_BOOL,     /* true | false; stored as msgpack bool, num[] holds 0 / 1 */
 } acr_field_kind_t;
 
 /* XX(NAME, "json_name", kind) - numbering is not stored (schemas are positional). */
@@ -74,7 +80,17 @@ typedef enum {
     XX(THROUGH_SEQ, "through_seq", ACR_FK_UINT)                                                    \
     XX(FINGERPRINT, "fingerprint", ACR_FK_HEX128)                                                  \
     XX(LINES, "lines", ACR_FK_UINT)                                                                \
-    XX(TOTALS, "totals", ACR_FK_JSON)
+    XX(TOTALS, "totals", ACR_FK_JSON)                                                              \
+    XX(MODULES, "modules", ACR_FK_JSON)                                                            \
+    XX(PROMOTION, "promotion", ACR_FK_JSON)                                                        \
+    XX(PROMO_ID, "promo_id", ACR_FK_ID)                                                            \
+    XX(ENDS_ON, "ends_on", ACR_FK_DATE)                                                            \
+    XX(ANNOUNCEMENT_ID, "announcement_id", ACR_FK_ID)                                              \
+    XX(TITLE, "title", ACR_FK_STR)                                                                 \
+    XX(BODY, "body", ACR_FK_STR)                                                                   \
+    XX(AUDIENCE, "audience", ACR_FK_JSON)                                                          \
+    XX(REQUIRES_ACK, "requires_ack", ACR_FK_BOOL)                                                  \
+    XX(DUE, "due", ACR_FK_DATE)
 
 typedef enum {
 #define XX(name, json, kind) ACR_F_##name,
@@ -83,7 +99,7 @@ typedef enum {
     ACR_F__COUNT
 } acr_field_t;
 
-_Static_assert(ACR_F__COUNT <= 32, "presence is a uint32_t bitmask");
+_Static_assert(ACR_F__COUNT <= 64, "presence is a uint64_t bitmask");
 
 /* A byte slice. Not NUL-terminated unless stated. */
 typedef struct acr_str {
@@ -100,13 +116,13 @@ typedef struct acr_event {
     int64_t at_ms;           /* business time, UTC ms */
     uint8_t type;            /* acr_event_type_t */
     acr_str_t id;            /* client id, the idempotency key */
-    uint32_t present;        /* bit (1u << ACR_F_x) set when field x is present */
+    uint64_t present;        /* bit (1ull << ACR_F_x) set when field x is present */
     acr_str_t actor;         /* who appended it (events.md); len 0 when the record has none */
     acr_str_t str[ACR_F__COUNT]; /* string-like fields (all kinds but AMOUNT/UINT) */
-    int64_t num[ACR_F__COUNT];   /* AMOUNT and UINT values; DATE day numbers */
+    int64_t num[ACR_F__COUNT];   /* AMOUNT and UINT values; DATE day numbers; BOOL 0 / 1 */
 } acr_event_t;
 
-#define ACR_HAS(ev, f) (((ev)->present >> (f)) & 1u)
+#define ACR_HAS(ev, f) ((unsigned)(((ev)->present >> (f)) & 1u))
 
 /* ISO 4217: minor-unit digits of a known currency code, or -1. */
 int acr_currency_decimals(const char *code, size_t len);

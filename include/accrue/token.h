@@ -8,6 +8,7 @@
  * not part of verify), two keys per token:
  *
  *   "n:" name        -> [fmt 1][role][created_ms int64 BE][hash 32][partner_id bytes]
+ *                       or [fmt 2][role][created_ms][hash 32][expires_ms int64 BE][partner_id]
  *   "h:" hash[32]    -> name                 (lookup by presented secret)
  *
  * Every function is thread-safe (its own LMDB transaction).
@@ -24,6 +25,7 @@
 #ifndef ACCRUE_TOKEN_H
 #define ACCRUE_TOKEN_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,14 +63,16 @@ int acr_role_from_name(const char *name);
 int acr_token_hash(const char *secret, size_t len, uint8_t out[ACR_TOKEN_HASH_LEN]);
 
 /* Creates a token: role one of acr_role_t (not NONE); partner_id required
- * for ACR_ROLE_PARTNER and refused for every other role (ACR_EUSAGE); name
+ * for ACR_ROLE_PARTNER and refused for every other role (ACR_EUSAGE);
+ * expires_ms: UTC ms after which the token is refused (0: never; a time
+ * already past is ACR_EUSAGE); name
  * NULL or "" picks "<role>-<8 hex>". Writes the name used into out_name and
  * the secret (64 hex digits + NUL) into out_secret_hex: the only time it
  * exists outside the caller's memory. Errors: ACR_EUSAGE (bad role, bad
  * partner or name pattern), ACR_EUNKNOWN_PARTNER (a partner token for a partner the
  * ledger does not hold), ACR_EDUPLICATE (name taken), store errors. */
 int acr_token_create(acr_ledger_t *ledger, int role, const char *partner_id, const char *name,
-                     char out_name[ACR_TOKEN_NAME_MAX + 1],
+                     int64_t expires_ms, char out_name[ACR_TOKEN_NAME_MAX + 1],
                      char out_secret_hex[ACR_TOKEN_SECRET_HEX_LEN + 1], acr_err_t *err);
 
 typedef struct acr_token_cache acr_token_cache_t;
@@ -78,6 +82,7 @@ typedef struct acr_token_info {
     int role;                            /* acr_role_t */
     char partner_id[ACR_ID_LEN_MAX + 1]; /* "" unless role is partner */
     int64_t created_ms;                  /* UTC ms of creation */
+    int64_t expires_ms;                  /* UTC ms of expiry, 0: never */
     char hash_prefix[17];                /* first 8 bytes of the hash, hex: a fingerprint */
 } acr_token_info_t;
 
@@ -89,7 +94,7 @@ int acr_token_revoke(acr_ledger_t *ledger, const char *name, acr_err_t *err);
 
 /* Checks a presented secret: 0 with the token's role and partner (out_partner
  * "" unless partner role; out_name may be NULL), ACR_EUNAUTHORIZED when no
- * stored token matches (the stored hash is compared with sodium_memcmp), or a
+ * stored token matches or it has expired (the stored hash is compared with sodium_memcmp), or a
  * store error. */
 int acr_token_check(acr_ledger_t *ledger, const char *secret, size_t len, int *out_role,
                     char out_partner[ACR_ID_LEN_MAX + 1], char out_name[ACR_TOKEN_NAME_MAX + 1]);
@@ -113,10 +118,11 @@ void acr_token_cache_free(acr_token_cache_t *cache);
 int acr_token_cache_get(acr_token_cache_t *cache, const uint8_t hash[ACR_TOKEN_HASH_LEN],
                         int *out_role, char out_partner[ACR_ID_LEN_MAX + 1],
                         char out_name[ACR_TOKEN_NAME_MAX + 1]);
-/* Bracket one commit of the caller's own that writes no token (the server's
- * append groups): begin returns a stamp for end. A commit by anyone else in
- * between, or more than one commit, empties the cache. */
+/* Bracket one write transaction of the caller's own that writes no token
+ * (the server's append groups): begin returns a stamp for end; wrote says
+ * whether that transaction committed changes (a commit of nothing takes no
+ * txn id). A commit by anyone else in between empties the cache. */
 uint64_t acr_token_cache_write_begin(acr_token_cache_t *cache);
-void acr_token_cache_write_end(acr_token_cache_t *cache, uint64_t stamp);
+void acr_token_cache_write_end(acr_token_cache_t *cache, uint64_t stamp, bool wrote);
 
 #endif

@@ -8,6 +8,9 @@
 # `<script>: P passed, F failed` and exits non-zero when F > 0.
 
 set -u
+# `producer | reject ...`: the last command of a pipeline runs in this shell, so the
+# assertions it makes (CASE_OK, OUT, ERR, RC) are seen by the case that runs it.
+shopt -s lastpipe
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 ACCRUE=${ACCRUE:-$ROOT/build/accrue}

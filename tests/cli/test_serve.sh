@@ -98,6 +98,10 @@ printf '# bootstrap tokens\n%s admin\n' "$BOOT" >"$TMP/token-file"
 start_server "$LEDGER" --token-file "$TMP/token-file" --header-timeout-ms 1500 \
     --idle-timeout-ms 5000
 
+# The server's files call only lower layers and never include the CLI header (issue 17).
+case_server_layers() {
+    python3 "$ROOT/tests/serve/layers.py" >"$TMP/.lay.out" 2>&1 || fail "$(cat "$TMP/.lay.out")"
+}
 case_matrix() { client matrix "$BASE" "$TMP/tokens.json"; }
 case_revoked_token() {
     local t
@@ -210,12 +214,40 @@ case_events_filters_and_params() {
     for _ in $(seq 1 50); do grep -q "\"request_id\":\"$rid\"" "$TMP/srv.err" && break; sleep 0.1; done
     grep -q "\"request_id\":\"$rid\"" "$TMP/srv.err" || fail "request id $rid not in the access log"
 }
+ATTACK="python3 $ROOT/tests/serve/attack.py"
+attack() {
+    $ATTACK "$@" >"$TMP/.at.out" 2>"$TMP/.at.err"
+    local rc=$?
+    sed 's/^/       /' "$TMP/.at.out"
+    [ "$rc" -eq 0 ] || fail "attack $1: $(head -c 3000 "$TMP/.at.err")"
+}
+# Issue 18, each finding by number (docs/reliability.md, "The attack of issue 18").
+case_18_2_trailer_memory() { attack trailer "$BASE" "$SRV_PID" "$TOK_ING" 64; }
+case_18_2_tokenless_bodies() { attack tokenless "$BASE" "$SRV_PID" 16 8; }
+case_18_3_overread_log() { attack overread "$BASE" "$TOK_ADMIN" "$TMP/srv.err"; }
+case_18_5_6_strict_framing() { attack strict "$BASE" "$TOK_ADMIN" "$TOK_PART"; }
+case_18_9_small() { attack small "$BASE" "$TOK_FEED" "$TMP/srv.err"; }
+case_18_1_revoke_race() { attack revoke_race "$BASE" "$ACCRUE" "$LEDGER" "${RACE_TRIES:-10}" 0.2; }
+case_18_9_token_expiry() {
+    local t exp
+    exp=$(python3 -c 'import datetime,time; print(datetime.datetime.fromtimestamp(time.time()+2.5,datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:23]+"Z")')
+    t=$(token --role auditor --name t-exp --expires "$exp")
+    run --ledger "$LEDGER" token list
+    expect_stdout_contains "${exp:0:19}"
+    expect_stdout_contains "never"
+    run --ledger "$LEDGER" token create --role auditor --name t-past --expires 2020-01-01
+    assert_exit 2 "an expiry in the past"
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/v1/partners")" 200 "before expiry"
+    sleep 3
+    assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" "$BASE/v1/partners")" 401 "after expiry (cached)"
+}
 case_verify_after() {
     run --ledger "$LEDGER" verify
     assert_exit 0 "verify while the server runs"
 }
 
 run_case case_token_cli
+run_case case_server_layers
 run_case case_matrix
 run_case case_revoked_token
 run_case case_idempotent
@@ -225,6 +257,13 @@ run_case case_smuggling_and_limits
 run_case case_msgpack
 run_case case_slowloris
 run_case case_unsupported_media_type
+run_case case_18_2_trailer_memory
+run_case case_18_2_tokenless_bodies
+run_case case_18_3_overread_log
+run_case case_18_5_6_strict_framing
+run_case case_18_9_small
+run_case case_18_9_token_expiry
+run_case case_18_1_revoke_race
 run_case case_access_log
 run_case case_http_actor
 run_case case_events_filters_and_params
@@ -240,8 +279,13 @@ case_shutdown_in_flight() {
     t=$("$ACCRUE" --ledger "$l" --quiet token create --role ingest)
     start_server "$l"
     $CLIENT inflight "$BASE" "$t" "$TMP/acked" 16 200 >"$TMP/.inf.out" 2>"$TMP/.inf.err" &
-    local cpid=$!
-    sleep 1
+    local cpid=$! i
+    # stop once requests are flowing (a loaded machine may take a while to start 16 clients)
+    for i in $(seq 1 150); do
+        grep -q '"status":200' "$TMP/srv.err" && break
+        sleep 0.1
+    done
+    sleep 0.3
     stop_server
     wait "$cpid" || fail "inflight client: $(head -c 2000 "$TMP/.inf.err")"
     sed 's/^/       /' "$TMP/.inf.out"
@@ -303,6 +347,15 @@ case_connection_cap() {
     stop_server
 }
 run_case case_connection_cap
+
+# Body timers and the cap on expensive requests need their own limits.
+case_18_2_8_timers_and_cap() {
+    start_server "$LEDGER" --idle-timeout-ms 1000 --body-timeout-ms 2500 --expensive-max 2
+    attack body_timers "$BASE" "$TOK_ING"
+    attack expensive "$BASE" "$TOK_ADMIN" 12
+    stop_server
+}
+run_case case_18_2_8_timers_and_cap
 
 case_slow_subscriber() {
     local l t

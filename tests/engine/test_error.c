@@ -42,6 +42,10 @@ static const want_t table[] = {
     {ACR_ESTALE_VERSION, "stale_version", 3, 422, true},
     {ACR_EABOVE_CEILING, "above_ceiling", 3, 422, true},
     {ACR_EREFUND_BEFORE_SALE, "refund_before_sale", 3, 422, true},
+    {ACR_EUNKNOWN_PLAN, "unknown_plan", 3, 422, true},
+    {ACR_EUNKNOWN_PROMOTION, "unknown_promotion", 3, 422, true},
+    {ACR_EUNKNOWN_ANNOUNCEMENT, "unknown_announcement", 3, 422, true},
+    {ACR_ENOT_IN_AUDIENCE, "not_in_audience", 3, 422, true},
     {ACR_ETOO_LARGE, "too_large", 3, 413, true},
     /* conflicts: exit 4, 409 */
     {ACR_EID_CONFLICT, "id_conflict", 4, 409, true},
@@ -75,6 +79,7 @@ static const want_t table[] = {
     {ACR_EEXISTS, "exists", 1, 500, false},
     {ACR_ENO_LEDGER, "no_ledger", 1, 500, false},
     {ACR_EINTERNAL, "internal", 1, 500, false},
+    {ACR_EREAD_ONLY, "read_only", 4, 403, false}, /* reporting.md: a write on a replica */
 };
 
 Test(error, every_code_by_hand)

@@ -22,12 +22,17 @@ static void fill(acr_event_t *ev, int type, bool all)
         int f = sc->fields[i];
         if (!all && !((sc->required >> f) & 1u))
             continue;
-        ev->present |= 1u << f;
+        ev->present |= 1ull << f;
         ev->num[f] = f == ACR_F_AMOUNT_MINOR ? -1000000000000000LL : 300 + f;
         ev->str[f].ptr = f == ACR_F_NAME ? long_str : "2026-07-03";
         ev->str[f].len = f == ACR_F_NAME ? (uint32_t)strlen(long_str) : 10;
-        if (f == ACR_F_EXPECTED_CLOSE)
+        if (f == ACR_F_EXPECTED_CLOSE || f == ACR_F_ENDS_ON || f == ACR_F_DUE)
             ev->num[f] = acr_days_from_civil(2026, 7, 3);
+        if (f == ACR_F_REQUIRES_ACK) { /* a boolean: no string form */
+            ev->num[f] = 1;
+            ev->str[f].ptr = NULL;
+            ev->str[f].len = 0;
+        }
     }
 }
 
@@ -37,7 +42,8 @@ static void assert_same(const acr_event_t *a, const acr_event_t *b)
     ASSERT_EQ(a->at_ms, b->at_ms);
     ASSERT_EQ(a->recorded_at_ms, b->recorded_at_ms);
     ASSERT_EQ(a->version, b->version);
-    ASSERT_EQ_MSG(a->present, b->present, "present %x vs %x", a->present, b->present);
+    ASSERT_EQ_MSG(a->present, b->present, "present %llx vs %llx", (unsigned long long)a->present,
+                  (unsigned long long)b->present);
     ASSERT_BYTES_EQ(a->id.ptr, a->id.len, b->id.ptr, b->id.len);
     const acr_type_schema_t *sc = acr_event_schema(a->type);
     for (unsigned i = 0; i < sc->field_count; i++) {
@@ -46,8 +52,9 @@ static void assert_same(const acr_event_t *a, const acr_event_t *b)
             continue;
         int k = -1;
         switch (f) {
-        case ACR_F_AMOUNT_MINOR: case ACR_F_THROUGH_SEQ: case ACR_F_LINES: k = 0; break;
-        case ACR_F_EXPECTED_CLOSE: k = 1; break;
+        case ACR_F_AMOUNT_MINOR: case ACR_F_THROUGH_SEQ: case ACR_F_LINES:
+        case ACR_F_REQUIRES_ACK: k = 0; break;
+        case ACR_F_EXPECTED_CLOSE: case ACR_F_ENDS_ON: case ACR_F_DUE: k = 1; break;
         default: k = 2;
         }
         if (k <= 1)

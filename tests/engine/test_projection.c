@@ -195,7 +195,7 @@ static void rebuild_same(acr_ledger_t *l)
     "\"deals_registered\":" #reg ",\"deals_won\":" #won ",\"deals_lost\":" #lost                  \
     ",\"win_rate_bp\":" #rate ",\"net_revenue_minor\":" #net ",\"new_customers\":" #newc          \
     ",\"median_days_to_win\":" median ",\"training_modules\":" #training                          \
-    ",\"commission_minor\":" #comm "}"
+    ",\"commission_minor\":" #comm ",\"certified\":true}" /* no onboarding list: certified */
 
 /* ---- Golden scenarios -------------------------------------------------------------- */
 
@@ -362,7 +362,9 @@ Test(projection, local_midnight_boundaries)
                 "{\"partner_id\":\"P1\",\"name\":\"NP1\",\"kind\":\"reseller\",\"tier\":\"gold\","
                 "\"status\":\"active\",\"plan_id\":\"standard\",\"currency\":\"JPY\","
                 "\"region\":null,\"source\":null,\"reps\":[],\"training\":[{\"module\":\"m1\","
-                "\"rep_id\":null,\"date\":\"2026-07-01\"}]}");
+                "\"rep_id\":null,\"date\":\"2026-07-01\"}],\"onboarding\":{\"partner_id\":"
+                "\"P1\",\"modules\":[],\"completed\":[],\"missing\":[],\"certified\":true,"
+                "\"certified_on\":\"2026-06-01\",\"reps\":[]}}");
     rebuild_same(l);
     ledger_done(l);
 }
@@ -579,7 +581,9 @@ Test(projection, partner_attributes_by_business_time)
                 "[{\"partner_id\":\"P1\",\"name\":\"Renamed\",\"kind\":\"reseller\","
                 "\"tier\":\"platinum\",\"status\":\"suspended\",\"plan_id\":\"standard\","
                 "\"currency\":\"JPY\",\"region\":\"APAC\",\"source\":null,\"reps\":[],"
-                "\"training\":[]}]");
+                "\"training\":[],\"onboarding\":{\"partner_id\":\"P1\",\"modules\":[],"
+                "\"completed\":[],\"missing\":[],\"certified\":true,"
+                "\"certified_on\":\"2026-06-01\",\"reps\":[]}}]");
     acr_buf_t b;
     acr_err_t err;
     acr_buf_init(&b);

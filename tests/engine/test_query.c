@@ -90,14 +90,14 @@ Test(query, kpi_commission_by_hand)
     char *k = answer(l, q_kpi_p1, "2026-07");
     cr_assert(strstr(k, "\"net_revenue_minor\":1200000,") != NULL, "%s", k);
     cr_assert(strstr(k, "\"new_customers\":2,") != NULL, "%s", k);
-    cr_assert(strstr(k, "\"commission_minor\":230000}") != NULL, "%s", k);
+    cr_assert(strstr(k, "\"commission_minor\":230000,\"certified\":true}") != NULL, "%s", k);
     free(k);
     k = answer(l, q_kpi, "2026-06"); /* registered in June, no sale: nothing earned */
 #define JUNE(pid)                                                                                  \
     "{\"partner_id\":\"" pid "\",\"period\":\"2026-06\",\"currency\":\"JPY\","                  \
     "\"deals_registered\":0,\"deals_won\":0,\"deals_lost\":0,\"win_rate_bp\":null,"              \
     "\"net_revenue_minor\":0,\"new_customers\":0,\"median_days_to_win\":null,"                  \
-    "\"training_modules\":0,\"commission_minor\":0}"
+    "\"training_modules\":0,\"commission_minor\":0,\"certified\":true}" /* no list: certified */
     ASSERT_STR_EQ(k, "[" JUNE("P1") "," JUNE("P2") "]");
     free(k);
     fx_close(&fx);

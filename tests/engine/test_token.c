@@ -40,27 +40,27 @@ Test(token, create_check_list_revoke)
     acr_err_t err;
     char name[ACR_TOKEN_NAME_MAX + 1], secret[ACR_TOKEN_SECRET_HEX_LEN + 1];
     char pname[ACR_TOKEN_NAME_MAX + 1], psecret[ACR_TOKEN_SECRET_HEX_LEN + 1];
-    ASSERT_EQ_MSG(acr_token_create(l, ACR_ROLE_FINANCE, NULL, "books", name, secret, &err), 0,
+    ASSERT_EQ_MSG(acr_token_create(l, ACR_ROLE_FINANCE, NULL, "books", 0, name, secret, &err), 0,
                   "%s", err.msg);
     ASSERT_STR_EQ(name, "books");
     ASSERT_EQ(strlen(secret), (size_t)ACR_TOKEN_SECRET_HEX_LEN);
     for (size_t i = 0; i < strlen(secret); i++)
         cr_assert(strchr("0123456789abcdef", secret[i]) != NULL, "secret is lowercase hex");
     /* a partner token needs the partner (issue 16: GHOST was accepted) */
-    ASSERT_EQ(acr_token_create(l, ACR_ROLE_PARTNER, "P1", NULL, pname, psecret, &err),
+    ASSERT_EQ(acr_token_create(l, ACR_ROLE_PARTNER, "P1", NULL, 0, pname, psecret, &err),
               ACR_EUNKNOWN_PARTNER);
     fx_append_ok(l, PARTNER("p-1", "P1", "gold"));
-    ASSERT_EQ_MSG(acr_token_create(l, ACR_ROLE_PARTNER, "P1", NULL, pname, psecret, &err), 0,
+    ASSERT_EQ_MSG(acr_token_create(l, ACR_ROLE_PARTNER, "P1", NULL, 0, pname, psecret, &err), 0,
                   "%s", err.msg);
     cr_assert(strncmp(pname, "partner-", 8) == 0 && strlen(pname) == 16, "picked %s", pname);
 
     /* the rules of creation (into scratch buffers: a refused create may have written them) */
     char xn[ACR_TOKEN_NAME_MAX + 1], xs[ACR_TOKEN_SECRET_HEX_LEN + 1];
-    ASSERT_EQ(acr_token_create(l, ACR_ROLE_FINANCE, NULL, "books", xn, xs, &err), ACR_EDUPLICATE);
-    ASSERT_EQ(acr_token_create(l, ACR_ROLE_PARTNER, NULL, "p", xn, xs, &err), ACR_EUSAGE);
-    ASSERT_EQ(acr_token_create(l, ACR_ROLE_ADMIN, "P1", "a", xn, xs, &err), ACR_EUSAGE);
-    ASSERT_EQ(acr_token_create(l, ACR_ROLE_NONE, NULL, "n", xn, xs, &err), ACR_EUSAGE);
-    ASSERT_EQ(acr_token_create(l, ACR_ROLE_ADMIN, NULL, "bad name", xn, xs, &err), ACR_EUSAGE);
+    ASSERT_EQ(acr_token_create(l, ACR_ROLE_FINANCE, NULL, "books", 0, xn, xs, &err), ACR_EDUPLICATE);
+    ASSERT_EQ(acr_token_create(l, ACR_ROLE_PARTNER, NULL, "p", 0, xn, xs, &err), ACR_EUSAGE);
+    ASSERT_EQ(acr_token_create(l, ACR_ROLE_ADMIN, "P1", "a", 0, xn, xs, &err), ACR_EUSAGE);
+    ASSERT_EQ(acr_token_create(l, ACR_ROLE_NONE, NULL, "n", 0, xn, xs, &err), ACR_EUSAGE);
+    ASSERT_EQ(acr_token_create(l, ACR_ROLE_ADMIN, NULL, "bad name", 0, xn, xs, &err), ACR_EUSAGE);
 
     /* check: the right secret gives role and partner; anything else is unauthorized */
     int role = -1;

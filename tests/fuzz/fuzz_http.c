@@ -1,14 +1,17 @@
 /* fuzz_http.c - libFuzzer target: the request handling of `accrue serve`
- * without sockets (tools/serve_parse.c).
+ * without sockets (tools/server/parse.c).
  *
  * The input's first byte picks the limits (small ones reach 431 and 413
  * quickly) and a chunk size; the rest is the byte stream of one connection.
  * It is run twice through the server's own parser (head scanner, llhttp with
  * the server's settings, header capture): once as one read, once cut into
  * chunks the way reads arrive, each time feeding the unparsed rest again
- * after every complete request, exactly like serve_http.c. Every complete
+ * after every complete request, exactly like tools/server/http.c. Every complete
  * request then goes through target splitting, the bearer-token parser, query
  * parameters and the route decision for every role.
+ *
+ * The parser pauses after each head (pause_on_head, as in the server, which
+ * authorizes the head before reading a body) and is resumed at once.
  *
  * Oracles: no crash, leak or UB (ASan/UBSan); each run yields a sequence of
  * requests followed by either nothing (waiting for more bytes) or exactly one
@@ -22,14 +25,14 @@
 #include <string.h>
 
 #include "fuzz_common.h"
-#include "serve.h"
+#include "internal.h"
 
 #define REQS_MAX 64
 
 typedef struct outcome {
     size_t nreq;
     uint64_t digest[REQS_MAX];
-    int end; /* SRV_PARSE_MORE or SRV_PARSE_ERROR */
+    int end; /* ACR_SRV_PARSE_MORE or ACR_SRV_PARSE_ERROR */
     int status;
     size_t heads;
 } outcome_t;
@@ -42,7 +45,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
     return h;
 }
 
-static uint64_t digest_of(const srv_req_t *r)
+static uint64_t digest_of(const acr_srv_req_t *r)
 {
     uint64_t h = 14695981039346656037u;
     h = fnv(h, &r->method, 1);
@@ -58,19 +61,13 @@ static uint64_t digest_of(const srv_req_t *r)
     return fnv(h, &ka, 1);
 }
 
-static void on_head(void *owner, bool expect_continue)
-{
-    (void)expect_continue;
-    ((outcome_t *)owner)->heads++;
-}
-
 static void check_cstr(const char *s, size_t cap, const char *what)
 {
     FUZZ_ASSERT(memchr(s, '\0', cap) != NULL, what);
 }
 
 /* What the router does with a complete request. */
-static void route_checks(srv_req_t *r, size_t body_max)
+static void route_checks(acr_srv_req_t *r, size_t body_max)
 {
     FUZZ_ASSERT(r->body.len <= body_max, "body within the body limit");
     FUZZ_ASSERT(r->url.cap > r->url.len && r->url.data[r->url.len] == '\0', "url NUL-terminated");
@@ -80,15 +77,24 @@ static void route_checks(srv_req_t *r, size_t body_max)
 
     const char *tok;
     size_t n;
-    if (srv_bearer((const char *)r->auth.data, r->auth.len, &tok, &n)) {
+    if (acr_srv_bearer((const char *)r->auth.data, r->auth.len, &tok, &n)) {
         const char *a = (const char *)r->auth.data;
         FUZZ_ASSERT(tok >= a && tok + n <= a + r->auth.len, "token inside the header");
-        FUZZ_ASSERT(n > 0 && n <= SRV_TOKEN_LEN_MAX, "token length");
+        FUZZ_ASSERT(n > 0 && n <= ACR_SRV_TOKEN_LEN_MAX, "token length");
         FUZZ_ASSERT(tok[0] != ' ' && tok[0] != '\t' && tok[n - 1] != ' ' && tok[n - 1] != '\t',
                     "token trimmed");
     }
 
-    if (!srv_split_target(r))
+    bool split = acr_srv_split_target(r);
+    /* what the access log prints, whether the target decoded or not (a failed decode
+     * once left an unterminated path that the log ran strlen over) */
+    const char *lp;
+    size_t ln;
+    acr_srv_log_path(r, &lp, &ln);
+    FUZZ_ASSERT(ln > 0 && ln <= 256 && memchr(lp, '\0', ln) == NULL, "log path within bounds");
+    if (r->path != NULL)
+        FUZZ_ASSERT(strlen(r->path) <= r->url.len, "a path is terminated");
+    if (!split)
         return;
     FUZZ_ASSERT(r->path != NULL && r->query != NULL, "split target fills path and query");
     FUZZ_ASSERT(r->path[0] == '/', "path starts with /");
@@ -98,13 +104,13 @@ static void route_checks(srv_req_t *r, size_t body_max)
     for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
         char out[24];
         memset(out, 'x', sizeof out);
-        if (srv_query_param(r->query, keys[k], out, sizeof out))
+        if (acr_srv_query_param(r->query, keys[k], out, sizeof out))
             check_cstr(out, sizeof out, "query value terminated");
     }
 
     for (int role = ACR_ROLE_NONE; role < ACR_ROLE__COUNT; role++) {
-        srv_decision_t d;
-        int st = srv_route_decide(r, role, &d);
+        acr_srv_decision_t d;
+        int st = acr_srv_route_decide(r, role, &d);
         FUZZ_ASSERT(st == 0 || st == 401 || st == 403 || st == 404 || st == 405,
                     "route decision status");
         FUZZ_ASSERT((st == 401) == (role == ACR_ROLE_NONE), "401 exactly for role none");
@@ -114,7 +120,7 @@ static void route_checks(srv_req_t *r, size_t body_max)
             size_t stars = 0;
             for (const char *p = d.route->pattern; *p; p++)
                 stars += *p == '*';
-            for (size_t i = 0; i < SRV_PARAMS_MAX; i++) {
+            for (size_t i = 0; i < ACR_SRV_PARAMS_MAX; i++) {
                 FUZZ_ASSERT((d.params[i] != NULL) == (i < stars), "one param per '*'");
                 if (d.params[i] != NULL)
                     FUZZ_ASSERT(d.params[i][0] != '\0' && strchr(d.params[i], '/') == NULL,
@@ -128,20 +134,20 @@ static void route_checks(srv_req_t *r, size_t body_max)
     }
 }
 
-/* Feeds data in reads of `chunk` bytes (0: one read), like serve_http.c. */
+/* Feeds data in reads of `chunk` bytes (0: one read), like http.c. */
 static void run(const uint8_t *data, size_t size, size_t chunk, size_t head_max, size_t body_max,
                 outcome_t *o)
 {
     memset(o, 0, sizeof *o);
-    srv_parse_t p;
-    srv_parse_init(&p, head_max, body_max, o);
-    p.on_head = on_head;
+    acr_srv_parse_t p;
+    acr_srv_parse_init(&p, head_max, body_max, o);
+    p.pause_on_head = true; /* like the server: each head stops the parser for its auth */
     size_t avail = chunk == 0 ? size : (chunk < size ? chunk : size); /* bytes "read" so far */
     size_t off = 0, rounds = 0;
-    o->end = SRV_PARSE_MORE;
+    o->end = ACR_SRV_PARSE_MORE;
     for (;;) {
         FUZZ_ASSERT(++rounds <= 2 * size + 4, "parsing makes progress");
-        if (off == avail) {
+        if (off == avail && !p.resumed) {
             if (avail == size)
                 break;
             avail = avail + chunk < size ? avail + chunk : size;
@@ -151,32 +157,42 @@ static void run(const uint8_t *data, size_t size, size_t chunk, size_t head_max,
         int status = 0;
         char msg[160];
         memset(msg, 'x', sizeof msg);
-        int rc = srv_parse_feed(&p, (const char *)data + off, avail - off, &used, &status, msg,
-                                sizeof msg);
+        int rc = acr_srv_parse_feed(&p, (const char *)data + off, avail - off, &used, &status, msg,
+                                    sizeof msg);
         FUZZ_ASSERT(used <= avail - off, "consumed no more than given");
-        if (rc == SRV_PARSE_MORE) {
+        if (rc == ACR_SRV_PARSE_MORE) {
             FUZZ_ASSERT(used == avail - off && p.done == NULL, "MORE consumes everything");
             off = avail;
             continue;
         }
-        if (rc == SRV_PARSE_ERROR) {
+        if (rc == ACR_SRV_PARSE_HEAD) {
+            FUZZ_ASSERT(p.cur != NULL && p.done == NULL && p.head_paused, "a head is handed over");
+            FUZZ_ASSERT(p.cur->url.cap > p.cur->url.len && p.cur->url.data[p.cur->url.len] == '\0',
+                        "url NUL-terminated at the head");
+            FUZZ_ASSERT(p.cur->body.len == 0, "no body byte read before the head is authorized");
+            o->heads++;
+            off += used;
+            acr_srv_parse_resume(&p);
+            continue;
+        }
+        if (rc == ACR_SRV_PARSE_ERROR) {
             FUZZ_ASSERT(status == 400 || status == 413 || status == 431, "error status");
             check_cstr(msg, sizeof msg, "error message terminated");
-            o->end = SRV_PARSE_ERROR;
+            o->end = ACR_SRV_PARSE_ERROR;
             o->status = status;
             break;
         }
-        FUZZ_ASSERT(rc == SRV_PARSE_REQUEST && p.done != NULL, "a request is handed over");
-        srv_req_t *r = p.done;
+        FUZZ_ASSERT(rc == ACR_SRV_PARSE_REQUEST && p.done != NULL, "a request is handed over");
+        acr_srv_req_t *r = p.done;
         p.done = NULL;
         off += used;
         if (o->nreq < REQS_MAX)
             o->digest[o->nreq] = digest_of(r);
         o->nreq++;
         route_checks(r, body_max);
-        srv_req_release(r);
+        acr_srv_req_release(r);
     }
-    srv_parse_destroy(&p);
+    acr_srv_parse_destroy(&p);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -196,5 +212,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (size_t i = 0; i < whole.nreq && i < REQS_MAX; i++)
         FUZZ_ASSERT(whole.digest[i] == cut.digest[i], "same requests however the bytes arrive");
     FUZZ_ASSERT(whole.end == cut.end, "same ending however the bytes arrive");
+    FUZZ_ASSERT(whole.heads == cut.heads, "same heads however the bytes arrive");
     return 0;
 }

@@ -20,7 +20,10 @@ for t in "$@"; do
     mkdir -p "$work" "$art"
     log=build/fuzz/$t.log
     # -rss_limit_mb: the 2-core test VM; -max_len covers the 64 KiB event limit edge.
-    "$bin" -max_total_time="$SECS" -max_len=70000 -timeout=10 -rss_limit_mb=2048 \
+    # A dictionary of the target's grammar, when it has one (tests/fuzz/dict/<target>.dict).
+    dict=()
+    [ -f "tests/fuzz/dict/$t.dict" ] && dict=(-dict="tests/fuzz/dict/$t.dict")
+    "$bin" -max_total_time="$SECS" -max_len=70000 -timeout=10 -rss_limit_mb=2048 "${dict[@]}" \
         -print_final_stats=1 -artifact_prefix="$art/" "$work" "$seeds" >"$log" 2>&1
     rc=$?
     execs=$(grep -a 'stat::number_of_executed_units' "$log" | awk '{print $2}')

@@ -77,13 +77,13 @@ static inline void ev_set(acr_event_t *e, int field, const char *s)
 {
     if (s == NULL)
         return;
-    e->present |= 1u << field;
+    e->present |= 1ull << field;
     e->str[field] = S(s);
 }
 
 static inline void ev_num(acr_event_t *e, int field, int64_t v)
 {
-    e->present |= 1u << field;
+    e->present |= 1ull << field;
     e->num[field] = v;
 }
 

@@ -125,11 +125,69 @@ def matrix(base, tokfile):
     expect("POST", "/v1/deals/D200/stage", [200, 200, 403, 403, 403, 404],
            body={"id": "mx-stage-3", "stage": "qualified", "expected_close": "2026-09-01",
                  "at": "2026-08-04T00:00:00Z"})
+    # a partner learns nothing of other partners' records through write errors (issue 18, 4)
+    pt = toks["partner"]
+    for body, want, what in [
+        ({"deal_id": "D200", "customer_id": "PROBE-1", "currency": "JPY"}, 404,
+         "registering BETA's deal id"),
+        ({"deal_id": "D200", "expected_version": 5, "customer_id": "PROBE-2", "currency": "JPY"},
+         404, "probing BETA's deal stream version"),
+        ({"deal_id": "PROBE-3", "customer_id": "SAPPORO-ICE", "currency": "JPY"}, 422,
+         "a customer BETA holds"),
+        ({"id": "d-200", "deal_id": "PROBE-4", "customer_id": "PROBE-4C", "currency": "JPY"},
+         409, "reusing BETA's event id"),
+    ]:
+        got, data, _ = req(c, "POST", "/v1/deals", pt, json.dumps(body))
+        n += 1
+        check(got == want, "partner probe, %s: got %d want %d (%s)" % (what, got, want, data[:200]))
+        for leak in (b"BETA", b"D200", b"seq", b"version 2", b"exists"):
+            check(leak not in data, "partner probe, %s: the answer reveals %r: %s" %
+                  (what, leak, data[:300]))
+        if want == 404:
+            check(json.loads(data) == json.loads(req(c, "GET", "/v1/deals/NOPE", pt)[1]),
+                  "partner probe, %s: the same body as a deal that does not exist" % what)
+    got, data, _ = req(c, "POST", "/v1/deals", pt, json.dumps(
+        {"deal_id": "PROBE-5", "customer_id": "SAPPORO-ICE", "currency": "JPY"}))
+    check(b"another partner" in data, "channel conflict says another partner holds it: %s" %
+          data[:200])
     expect("POST", "/v1/payouts/2026-07/close", [200, 409, 403, 403, 403, 403])
     expect("GET", "/v1/payouts/2026-07/audit", [200, 200, 200, 403, 403, 403])
     expect("GET", "/v1/payouts/2026-07/statement?partner=ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/payouts/2026-07/statement?partner=BETA", [200, 200, 200, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-08/statement", [200, 200, 200, 403, 403, 404])
+    # the partner program (program.md): announcements appended through POST /v1/events
+    anns = [{"id": "an-" + a, "type": "announcement.published", "at": "2026-08-05T00:00:00Z",
+             "data": dict({"announcement_id": a, "title": "T " + a, "body": "B",
+                           "requires_ack": ack}, **({"audience": aud} if aud else {}))}
+            for a, aud, ack in [("AN-GOLD", {"tier": "gold"}, True),
+                                ("AN-SILVER", {"tier": "silver"}, True), ("AN-INFO", None, False)]]
+    got, data, _ = req(c, "POST", "/v1/events", toks["admin"], json.dumps(anns))
+    check(got == 200, "program events through POST /v1/events: %d %s" % (got, data[:200]))
+    expect("GET", "/v1/onboarding", [200, 200, 200, 403, 403, 200])
+    expect("GET", "/v1/onboarding?partner=BETA", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/onboarding?partner=ACME", [200, 200, 200, 403, 403, 200])
+    expect("GET", "/v1/announcements", [200, 200, 200, 403, 403, 200])
+    expect("GET", "/v1/announcements?partner=BETA", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/promotions", [200, 200, 200, 403, 403, 403])
+    # ACME (the partner token) is gold: AN-SILVER is outside its audience, so 404 to it
+    expect("POST", "/v1/announcements/AN-SILVER/ack", [200, 200, 403, 403, 403, 404],
+           body=lambda r: {"partner_id": {"admin": "BETA", "finance": "GAMMA"}.get(r, "ACME")})
+    expect("POST", "/v1/announcements/AN-GOLD/ack", [200, 422, 403, 403, 403, 200],
+           body=lambda r: {"admin": {"partner_id": "ACME", "rep_id": "AKI"},
+                           "finance": {"partner_id": "BETA"}}.get(r, {}))
+    expect("POST", "/v1/announcements/AN-GOLD/ack", [422, 422, 403, 403, 403, 404],
+           body=lambda r: {"partner_id": "BETA"})  # for another partner: 404 to a partner
+    expect("POST", "/v1/announcements/NOPE/ack", [404, 404, 403, 403, 403, 404], body={})
+    got, data, _ = req(c, "GET", "/v1/announcements", toks["partner"])
+    mine = json.loads(data) if got == 200 else None
+    check(mine is not None and [(a["announcement_id"], a["state"]) for a in mine] ==
+          [("AN-GOLD", "read"), ("AN-INFO", "info")],
+          "partner announcements: its own audience with states: %r" % data[:300])
+    got, data, _ = req(c, "GET", "/v1/announcements", toks["finance"])
+    counts = {a["announcement_id"]: (a["audience"], a["acknowledged"], a["pending"])
+              for a in json.loads(data)} if got == 200 else None
+    check(counts == {"AN-GOLD": (1, 1, 0), "AN-SILVER": (2, 2, 0), "AN-INFO": (3, 0, 0)},
+          "announcement counts: %r" % counts)
     # partner statement holds only its own lines
     got, data, _ = req(c, "GET", "/v1/payouts/2026-07/statement", toks["partner"])
     lines = data.decode().splitlines()

@@ -1,4 +1,4 @@
-/* serve_writer.c - the one thread that writes: group commit.
+/* writer.c - the one thread that writes: group commit.
  *
  * LMDB allows one write transaction at a time and wants it begun and
  * committed on the same thread, so every write of the server (event
@@ -27,65 +27,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "serve.h"
-
-/* Spare error lists (40 KiB each): an append request takes one from here
- * instead of a fresh malloc, and gives it back when its job is freed. */
-#define SPARE_ERRS_MAX 64
-static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
-static acr_errlist_t *spare_errs[SPARE_ERRS_MAX];
-static size_t spare_count;
-
-static acr_errlist_t *errs_take(void)
-{
-    acr_errlist_t *e = NULL;
-    pthread_mutex_lock(&spare_mu);
-    if (spare_count > 0)
-        e = spare_errs[--spare_count];
-    pthread_mutex_unlock(&spare_mu);
-    if (e == NULL && (e = malloc(sizeof *e)) == NULL)
-        return NULL;
-    acr_errlist_clear(e); /* only count and total are read before items are written */
-    return e;
-}
-
-static void errs_give(acr_errlist_t *e)
-{
-    if (e == NULL)
-        return;
-    pthread_mutex_lock(&spare_mu);
-    if (spare_count < SPARE_ERRS_MAX) {
-        spare_errs[spare_count++] = e;
-        e = NULL;
-    }
-    pthread_mutex_unlock(&spare_mu);
-    free(e);
-}
-
-srv_wjob_t *srv_wjob_new(int kind)
-{
-    srv_wjob_t *job = calloc(1, sizeof *job);
-    if (job == NULL)
-        return NULL;
-    job->kind = kind;
-    acr_batch_init(&job->batch);
-    if (kind == SRV_JOB_APPEND && (job->errs = errs_take()) == NULL) {
-        free(job);
-        return NULL;
-    }
-    return job;
-}
-
-void srv_wjob_free(srv_wjob_t *job)
-{
-    if (job == NULL)
-        return;
-    acr_batch_destroy(&job->batch);
-    free(job->result.seqs);
-    errs_give(job->errs);
-    acr_payout_destroy(&job->payout);
-    free(job);
-}
+#include "internal.h"
 
 /* Scratch arrays of one group, grown as needed (writer thread only). */
 typedef struct group {
@@ -95,6 +37,14 @@ typedef struct group {
     int *rcs;
     size_t cap;
 } group_t;
+
+/* The wall clock in UTC ms: the close's "now" (payout.h: the processor never reads it). */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int group_reserve(group_t *g, size_t n)
 {
@@ -120,21 +70,21 @@ static int group_reserve(group_t *g, size_t n)
 }
 
 /* Commits the appends among jobs together; returns the highest seq written. */
-static uint64_t commit_appends(srv_t *s, group_t *g, srv_wjob_t *jobs)
+static uint64_t commit_appends(acr_srv_t *s, group_t *g, acr_srv_wjob_t *jobs)
 {
     size_t n = 0;
-    for (srv_wjob_t *j = jobs; j != NULL; j = j->next)
-        n += j->kind == SRV_JOB_APPEND;
+    for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next)
+        n += j->kind == ACR_SRV_JOB_APPEND;
     if (n == 0)
         return 0;
     if (group_reserve(g, n) != 0) {
-        for (srv_wjob_t *j = jobs; j != NULL; j = j->next)
+        for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next)
             j->rc = ACR_ENOMEM;
         return 0;
     }
     size_t i = 0;
-    for (srv_wjob_t *j = jobs; j != NULL; j = j->next) {
-        if (j->kind != SRV_JOB_APPEND)
+    for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
+        if (j->kind != ACR_SRV_JOB_APPEND)
             continue;
         g->batches[i] = &j->batch;
         memset(&g->results[i], 0, sizeof g->results[i]);
@@ -144,12 +94,17 @@ static uint64_t commit_appends(srv_t *s, group_t *g, srv_wjob_t *jobs)
     uint64_t t0 = uv_hrtime();
     /* Our commit writes no token: the token cache stays valid across it. */
     uint64_t stamp = acr_token_cache_write_begin(s->tokens);
-    acr_ledger_append_group(s->ledger, g->batches, n, g->results, g->errs, g->rcs);
-    acr_token_cache_write_end(s->tokens, stamp);
+    int grc = acr_ledger_append_group(s->ledger, g->batches, n, g->results, g->errs, g->rcs);
+    /* Whether the group's transaction committed changes: only then did it take a txn id
+     * (duplicates and rejected batches alone commit nothing). */
+    bool wrote = false;
+    for (size_t k = 0; grc == 0 && k < n; k++)
+        wrote = wrote || (g->rcs[k] == 0 && g->results[k].appended > 0);
+    acr_token_cache_write_end(s->tokens, stamp, wrote);
     uint64_t us = (uv_hrtime() - t0) / 1000, appended = 0, head = 0;
     i = 0;
-    for (srv_wjob_t *j = jobs; j != NULL; j = j->next) {
-        if (j->kind != SRV_JOB_APPEND)
+    for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
+        if (j->kind != ACR_SRV_JOB_APPEND)
             continue;
         j->rc = g->rcs[i];
         j->result = g->results[i];
@@ -165,14 +120,14 @@ static uint64_t commit_appends(srv_t *s, group_t *g, srv_wjob_t *jobs)
         }
         i++;
     }
-    srv_metrics_commit(n, appended, us);
+    acr_srv_metrics_commit(n, appended, us);
     return head;
 }
 
 #define GATHER_US_MAX 2000
 
 /* Waits (mu held) until want jobs are queued or wait_us passed. */
-static void gather(srv_writer_t *w, size_t want, uint64_t wait_us)
+static void gather(acr_srv_writer_t *w, size_t want, uint64_t wait_us)
 {
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
@@ -188,8 +143,8 @@ static void gather(srv_writer_t *w, size_t want, uint64_t wait_us)
 
 static void *writer_main(void *arg)
 {
-    srv_t *s = arg;
-    srv_writer_t *w = &s->writer;
+    acr_srv_t *s = arg;
+    acr_srv_writer_t *w = &s->writer;
     group_t g = {0};
     size_t last_n = 0;    /* jobs of the last group */
     uint64_t last_us = 0; /* its commit latency */
@@ -201,7 +156,7 @@ static void *writer_main(void *arg)
         size_t want = w->in_count + last_n;
         if (!w->stop && last_n > 1 && last_us > 0)
             gather(w, want, last_us / 2 < GATHER_US_MAX ? last_us / 2 : GATHER_US_MAX);
-        srv_wjob_t *jobs = w->in_head;
+        acr_srv_wjob_t *jobs = w->in_head;
         last_n = w->in_count;
         w->in_head = w->in_tail = NULL;
         w->in_count = 0;
@@ -212,17 +167,17 @@ static void *writer_main(void *arg)
         uint64_t t0 = uv_hrtime();
         uint64_t head = commit_appends(s, &g, jobs);
         last_us = (uv_hrtime() - t0) / 1000;
-        for (srv_wjob_t *j = jobs; j != NULL; j = j->next) {
-            if (j->kind != SRV_JOB_CLOSE)
+        for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
+            if (j->kind != ACR_SRV_JOB_CLOSE)
                 continue;
             acr_err_clear(&j->err);
-            acr_close_request_t req = {.period_id = j->period, .now_ms = acr__wall_ms(),
+            acr_close_request_t req = {.period_id = j->period, .now_ms = wall_ms(),
                                        .actor = j->batch.actor};
             j->rc = acr_payout_close(s->ledger, &req, &j->payout, &j->close_seq, &j->err);
             if (j->rc == 0 && j->close_seq > head)
                 head = j->close_seq;
         }
-        srv_wjob_t *last = jobs;
+        acr_srv_wjob_t *last = jobs;
         while (last->next != NULL)
             last = last->next;
         pthread_mutex_lock(&w->mu);
@@ -246,29 +201,28 @@ static void *writer_main(void *arg)
 /* Loop side: answers every job the writer finished. */
 static void on_done(uv_async_t *a)
 {
-    srv_t *s = a->data;
-    srv_writer_t *w = &s->writer;
+    acr_srv_t *s = a->data;
+    acr_srv_writer_t *w = &s->writer;
     pthread_mutex_lock(&w->mu);
-    srv_wjob_t *jobs = w->done_head;
+    acr_srv_wjob_t *jobs = w->done_head;
     w->done_head = w->done_tail = NULL;
     uint64_t head = w->committed_seq;
     pthread_mutex_unlock(&w->mu);
     while (jobs != NULL) {
-        srv_wjob_t *next = jobs->next;
+        acr_srv_wjob_t *next = jobs->next;
         jobs->next = NULL;
-        srv_req_t *req = jobs->req;
+        acr_srv_req_t *req = jobs->req;
         w->in_flight--;
-        srv_answer_job(req, jobs);
-        srv_respond(req);
+        s->on_job_done(s, req, jobs);
         jobs = next;
     }
-    srv_feed_notify(s, head);
-    srv_maybe_finish(s);
+    acr_srv_feed_notify(s, head);
+    acr_srv_maybe_finish(s);
 }
 
-int srv_writer_start(srv_t *s)
+int acr_srv_writer_start(acr_srv_t *s)
 {
-    srv_writer_t *w = &s->writer;
+    acr_srv_writer_t *w = &s->writer;
     pthread_mutex_init(&w->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -286,9 +240,9 @@ int srv_writer_start(srv_t *s)
     return 0;
 }
 
-void srv_writer_submit(srv_t *s, srv_wjob_t *job)
+void acr_srv_writer_submit(acr_srv_t *s, acr_srv_wjob_t *job)
 {
-    srv_writer_t *w = &s->writer;
+    acr_srv_writer_t *w = &s->writer;
     w->in_flight++;
     job->next = NULL;
     pthread_mutex_lock(&w->mu);
@@ -302,9 +256,9 @@ void srv_writer_submit(srv_t *s, srv_wjob_t *job)
     pthread_mutex_unlock(&w->mu);
 }
 
-void srv_writer_join(srv_t *s)
+void acr_srv_writer_join(acr_srv_t *s)
 {
-    srv_writer_t *w = &s->writer;
+    acr_srv_writer_t *w = &s->writer;
     if (!w->started)
         return;
     pthread_mutex_lock(&w->mu);

@@ -1,7 +1,7 @@
-/* serve_ingest.c - the write routes: request bodies into batches.
+/* ingest.c - the write routes: request bodies into batches.
  *
  * Runs on the thread pool, so parsing a 64 MiB body never stalls the loop;
- * an append whose body is at most SRV_LOOP_BODY_MAX bytes and whose token
+ * an append whose body is at most ACR_SRV_LOOP_BODY_MAX bytes and whose token
  * the loop already knows is parsed on the loop instead (no pool round trip:
  * the parsing is stateless, it never touches LMDB).
  * POST /v1/events takes a JSON array, JSON Lines (application/x-ndjson) or
@@ -13,7 +13,7 @@
  * a small JSON body (jansson: the bodies are tiny and need editing) and
  * fill what the server owns: the event id and deal id when absent, `at` =
  * now, and, for a partner token, its own partner_id. The batch then goes to
- * the writer thread; srv_answer_job turns the writer's result into the
+ * the writer thread; acr_srv_answer_job turns the writer's result into the
  * response on the loop.
  */
 #include <inttypes.h>
@@ -26,7 +26,7 @@
 #include "accrue/date.h"
 #include "accrue/jsonmem.h"
 #include "accrue/projection.h"
-#include "serve.h"
+#include "internal.h"
 
 enum body_format { FMT_JSON, FMT_NDJSON, FMT_MSGPACK, FMT_UNKNOWN };
 
@@ -53,19 +53,6 @@ static void add_err(acr_errlist_t *errs, acr_err_t *e, uint64_t line)
 static bool is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
-}
-
-/* A writer job carrying the request's actor (events.md): "token:<name>", stored with
- * every event it appends and on the period.closed it writes. */
-static srv_wjob_t *job_new(const srv_req_t *req, int kind)
-{
-    srv_wjob_t *job = srv_wjob_new(kind);
-    if (job != NULL) {
-        char actor[ACR_ACTOR_MAX + 1];
-        snprintf(actor, sizeof actor, "token:%s", req->token_name[0] ? req->token_name : "?");
-        acr_batch_set_actor(&job->batch, actor);
-    }
-    return job;
 }
 
 static void parse_ndjson(const acr_config_t *cfg, const char *p, size_t n, acr_batch_t *b,
@@ -246,42 +233,42 @@ static void parse_msgpack(const acr_config_t *cfg, const uint8_t *p, size_t n, a
 }
 
 /* Hands a parsed batch to the writer (or answers its errors). */
-static void submit(srv_req_t *req, srv_wjob_t *job, bool by_line)
+static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
 {
     if (job->errs->total > 0) {
-        srv_set_errlist(req, job->errs, by_line);
-        srv_wjob_free(job);
+        acr_srv_set_errlist(req, job->errs, by_line);
+        acr_srv_wjob_free(job);
         return;
     }
     if (job->batch.count == 0) {
-        srv_wjob_free(job);
-        srv_set_error(req, 422, "invalid_value", "the batch holds no event");
+        acr_srv_wjob_free(job);
+        acr_srv_set_error(req, 422, "invalid_value", "the batch holds no event");
         return;
     }
     job->result.seqs = calloc(job->batch.count, sizeof *job->result.seqs);
     if (job->result.seqs == NULL) {
-        srv_wjob_free(job);
-        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        acr_srv_wjob_free(job);
+        acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
     }
-    srv_metrics_batch(job->batch.count);
+    acr_srv_metrics_batch(job->batch.count);
     req->wjob = job;
-    req->next = SRV_NEXT_WRITE;
+    req->next = ACR_SRV_NEXT_WRITE;
 }
 
-void srv_h_append(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     int fmt = body_format(req->content_type);
     if (fmt == FMT_UNKNOWN) {
-        srv_set_error(req, 415, "unsupported_media_type",
-                      "Content-Type must be application/json, application/x-ndjson or "
-                      "application/msgpack");
+        acr_srv_set_error(req, 415, "unsupported_media_type",
+                          "Content-Type must be application/json, application/x-ndjson or "
+                          "application/msgpack");
         return;
     }
-    srv_wjob_t *job = job_new(req, SRV_JOB_APPEND);
+    acr_srv_wjob_t *job = acr_srv_wjob_new(req, ACR_SRV_JOB_APPEND);
     if (job == NULL) {
-        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
     }
     const acr_config_t *cfg = acr_ledger_config(s->ledger);
@@ -292,7 +279,7 @@ void srv_h_append(srv_t *s, srv_req_t *req, char **params)
         parse_msgpack(cfg, req->body.data, req->body.len, &job->batch, job->errs);
     else
         parse_json_array(cfg, body, req->body.len, &job->batch, job->errs);
-    job->kind_detail = fmt == FMT_NDJSON ? SRV_ANSWER_NDJSON : SRV_ANSWER_EVENTS;
+    job->kind_detail = fmt == FMT_NDJSON ? ACR_SRV_ANSWER_NDJSON : ACR_SRV_ANSWER_EVENTS;
     submit(req, job, fmt == FMT_NDJSON);
 }
 
@@ -320,7 +307,7 @@ static const char *const envelope_keys[ENVELOPE_KEYS] = {"id", "at", "type", "ex
 
 /* Splits a body into an event envelope and its data: {"data":{...}, "id"...}
  * or the data members themselves beside optional envelope keys. */
-static json_t *split_body(srv_req_t *req, json_t **out_data)
+static json_t *split_body(acr_srv_req_t *req, json_t **out_data)
 {
     json_error_t je;
     acr_jsonmem_begin();
@@ -328,13 +315,13 @@ static json_t *split_body(srv_req_t *req, json_t **out_data)
         json_loadb((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
     if (acr_jsonmem_failed()) { /* jansson may return a damaged tree: never trust it */
         json_decref(root);
-        srv_set_error(req, 503, "out_of_memory", "the server ran out of memory; retry");
+        acr_srv_set_error(req, 503, "out_of_memory", "the server ran out of memory; retry");
         return NULL;
     }
     if (root == NULL || !json_is_object(root)) {
         json_decref(root);
-        srv_set_error(req, 422, "malformed_json", "the body must be one JSON object (%s)",
-                      root ? "not an object" : je.text);
+        acr_srv_set_error(req, 422, "malformed_json", "the body must be one JSON object (%s)",
+                          root ? "not an object" : je.text);
         return NULL;
     }
     json_t *data = json_object_get(root, "data");
@@ -371,12 +358,12 @@ static json_t *split_body(srv_req_t *req, json_t **out_data)
 
 /* Completes the envelope (type, id, at, data), parses it into a one-event
  * batch and submits it. */
-static void submit_event(srv_t *s, srv_req_t *req, json_t *env, const char *type, json_t *data,
-                         int detail)
+static void submit_event(acr_srv_t *s, acr_srv_req_t *req, json_t *env, const char *type,
+                         json_t *data, int detail)
 {
     json_t *t = json_object_get(env, "type");
     if (t != NULL && !(json_is_string(t) && strcmp(json_string_value(t), type) == 0)) {
-        srv_set_error(req, 422, "invalid_value", "this route only takes %s events", type);
+        acr_srv_set_error(req, 422, "invalid_value", "this route only takes %s events", type);
         return;
     }
     json_object_set_new(env, "type", json_string(type));
@@ -391,10 +378,10 @@ static void submit_event(srv_t *s, srv_req_t *req, json_t *env, const char *type
     }
     json_object_set(env, "data", data);
     char *text = json_dumps(env, JSON_COMPACT);
-    srv_wjob_t *job = text ? job_new(req, SRV_JOB_APPEND) : NULL;
+    acr_srv_wjob_t *job = text ? acr_srv_wjob_new(req, ACR_SRV_JOB_APPEND) : NULL;
     if (job == NULL) {
         free(text);
-        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
     }
     const char *eid = json_string_value(json_object_get(env, "id"));
@@ -410,21 +397,58 @@ static void submit_event(srv_t *s, srv_req_t *req, json_t *env, const char *type
     submit(req, job, false);
 }
 
-void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params)
+bool acr_srv_json_partner(const acr_buf_t *json, char *out, size_t cap)
+{
+    acr_jsonmem_begin();
+    json_t *root = json_loadb((const char *)json->data, json->len, 0, NULL);
+    json_t *v = json_is_object(root) ? json_object_get(root, "partner_id") : NULL;
+    bool ok = !acr_jsonmem_failed() && json_is_string(v) && strlen(json_string_value(v)) < cap;
+    if (ok)
+        memcpy(out, json_string_value(v), strlen(json_string_value(v)) + 1);
+    json_decref(root);
+    return ok; /* not known: the caller treats the record as another partner's */
+}
+
+/* false when deal_id names a deal of another partner (a partner token must not
+ * learn that it exists: answered 404 like a deal that does not exist), or the
+ * lookup failed (then req holds the error). */
+static bool partner_may_use_deal(acr_srv_t *s, acr_srv_req_t *req, const char *deal_id)
+{
+    acr_buf_t deal;
+    acr_buf_init(&deal);
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_query_deal(s->ledger, deal_id, &deal, &err);
+    bool ok = rc == ACR_ENOT_FOUND;
+    if (rc == 0) {
+        char owner[ACR_ID_LEN_MAX + 1];
+        ok = acr_srv_json_partner(&deal, owner, sizeof owner) && strcmp(owner, req->partner) == 0;
+    } else if (rc != ACR_ENOT_FOUND) {
+        acr_srv_set_acr_error(req, rc, &err);
+    }
+    acr_buf_destroy(&deal);
+    return ok;
+}
+
+void acr_srv_h_deal_register(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     json_t *data, *env = split_body(req, &data);
     if (env == NULL)
         return;
     if (!json_is_object(data)) {
-        srv_set_error(req, 422, "wrong_type", "data must be an object");
+        acr_srv_set_error(req, 422, "wrong_type", "data must be an object");
     } else {
         json_t *pid = json_object_get(data, "partner_id");
         if (req->role == ACR_ROLE_PARTNER && pid == NULL)
             json_object_set_new(data, "partner_id", json_string(req->partner));
         else if (req->role == ACR_ROLE_PARTNER &&
                  !(json_is_string(pid) && strcmp(json_string_value(pid), req->partner) == 0))
-            srv_set_error(req, 404, "not_found", "no such record");
+            acr_srv_set_error(req, 404, "not_found", "no such record");
+        json_t *given = json_object_get(data, "deal_id");
+        if (req->status == 0 && req->role == ACR_ROLE_PARTNER && json_is_string(given) &&
+            !partner_may_use_deal(s, req, json_string_value(given)))
+            acr_srv_set_error(req, 404, "not_found", "no such record"); /* another partner's deal */
         if (req->status == 0) {
             json_t *did = json_object_get(data, "deal_id");
             char gen[ACR_ID_LEN_MAX + 1];
@@ -438,14 +462,14 @@ void srv_h_deal_register(srv_t *s, srv_req_t *req, char **params)
                 snprintf(gen, sizeof gen, "deal.registered:%s", json_string_value(did));
                 json_object_set_new(env, "id", json_string(gen));
             }
-            submit_event(s, req, env, "deal.registered", data, SRV_ANSWER_DEAL_NEW);
+            submit_event(s, req, env, "deal.registered", data, ACR_SRV_ANSWER_DEAL_NEW);
         }
     }
     json_decref(data);
     json_decref(env);
 }
 
-void srv_h_deal_stage(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_deal_stage(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     acr_buf_t deal;
     acr_buf_init(&deal);
@@ -454,21 +478,17 @@ void srv_h_deal_stage(srv_t *s, srv_req_t *req, char **params)
     int rc = acr_query_deal(s->ledger, params[0], &deal, &err);
     bool visible = rc == 0;
     if (rc == 0 && req->role == ACR_ROLE_PARTNER) {
-        acr_jv_t obj, v;
-        size_t pos = 0;
-        char owner[ACR_ID_LEN_MAX + 1] = "";
-        if (acr__json_value((const char *)deal.data, deal.len, &pos, &obj) == 0 &&
-            acr__json_get(&obj, "partner_id", &v))
-            acr__json_text(&v, owner, sizeof owner);
-        visible = strcmp(owner, req->partner) == 0;
+        char owner[ACR_ID_LEN_MAX + 1];
+        visible =
+            acr_srv_json_partner(&deal, owner, sizeof owner) && strcmp(owner, req->partner) == 0;
     }
     acr_buf_destroy(&deal);
     if (rc != 0 && rc != ACR_ENOT_FOUND) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     if (!visible) {
-        srv_set_error(req, 404, "not_found", "no such record");
+        acr_srv_set_error(req, 404, "not_found", "no such record");
         return;
     }
     json_t *data, *env = split_body(req, &data);
@@ -478,42 +498,85 @@ void srv_h_deal_stage(srv_t *s, srv_req_t *req, char **params)
     bool outcome = json_is_object(data) && json_object_get(data, "outcome") != NULL;
     json_t *did = json_is_object(data) ? json_object_get(data, "deal_id") : NULL;
     if (!json_is_object(data))
-        srv_set_error(req, 422, "wrong_type", "data must be an object");
+        acr_srv_set_error(req, 422, "wrong_type", "data must be an object");
     else if (stage == outcome)
-        srv_set_error(req, 422, stage ? "invalid_value" : "missing_field",
-                      "give either {\"stage\":...} or {\"outcome\":\"won\"|\"lost\"}");
+        acr_srv_set_error(req, 422, stage ? "invalid_value" : "missing_field",
+                          "give either {\"stage\":...} or {\"outcome\":\"won\"|\"lost\"}");
     else if (did != NULL &&
              !(json_is_string(did) && strcmp(json_string_value(did), params[0]) == 0))
-        srv_set_error(req, 422, "invalid_value", "data.deal_id differs from the path");
+        acr_srv_set_error(req, 422, "invalid_value", "data.deal_id differs from the path");
     else {
         json_object_set_new(data, "deal_id", json_string(params[0]));
         submit_event(s, req, env, stage ? "deal.stage_changed" : "deal.closed", data,
-                     SRV_ANSWER_DEAL_MOVE);
+                     ACR_SRV_ANSWER_DEAL_MOVE);
     }
     json_decref(data);
     json_decref(env);
 }
 
-void srv_h_close(srv_t *s, srv_req_t *req, char **params)
+void acr_srv_h_close(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)s;
     if (strlen(params[0]) >= ACR_PERIOD_ID_MAX) {
-        srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
+        acr_srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
         return;
     }
-    srv_wjob_t *job = job_new(req, SRV_JOB_CLOSE);
+    acr_srv_wjob_t *job = acr_srv_wjob_new(req, ACR_SRV_JOB_CLOSE);
     if (job == NULL) {
-        srv_set_error(req, 500, "out_of_memory", "out of memory");
+        acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
     }
     snprintf(job->period, sizeof job->period, "%s", params[0]);
     req->wjob = job;
-    req->next = SRV_NEXT_WRITE;
+    req->next = ACR_SRV_NEXT_WRITE;
 }
 
 /* ---- answers (loop thread) --------------------------------------------------------- */
 
-static void answer_append(srv_req_t *req, srv_wjob_t *job)
+/* What a partner token may read of a rejected write: the engine's messages name
+ * other partners, other records' ids, seqs and stream versions ("partner P2
+ * already holds an open deal for this customer", "stream deal:D2 is at version
+ * 2, not 5", "event id already used (seq 6)"), so for a partner each message is
+ * replaced by a fixed text per code; the code, the field and the event's own id
+ * (the partner's input) stay. */
+static const char *partner_text(int code)
+{
+    switch (code) {
+    case ACR_ECHANNEL_CONFLICT:
+        return "the customer is already registered by another partner";
+    case ACR_EID_CONFLICT:
+        return "the event id is already used by another event; use a new id";
+    case ACR_EVERSION_CONFLICT:
+        return "the stream is not at the expected_version given";
+    case ACR_EDUPLICATE:
+        return "a record with this id is already registered";
+    case ACR_EUNKNOWN_DEAL:
+    case ACR_EUNKNOWN_PARTNER:
+    case ACR_EUNKNOWN_REP:
+    case ACR_EUNKNOWN_SALE:
+        return "no such record";
+    default:
+        return NULL;
+    }
+}
+
+static void scrub_for_partner(acr_errlist_t *errs)
+{
+    for (size_t i = 0; i < errs->count; i++) {
+        acr_err_t *e = &errs->items[i];
+        const char *t = partner_text(e->code);
+        char field[sizeof e->field];
+        snprintf(field, sizeof field, "%s", e->field);
+        if (t != NULL)
+            snprintf(e->msg, sizeof e->msg, "%s", t);
+        else if (field[0] != '\0')
+            snprintf(e->msg, sizeof e->msg, "%s (field %s)", acr_err_name(e->code), field);
+        else
+            snprintf(e->msg, sizeof e->msg, "%s", acr_err_name(e->code));
+    }
+}
+
+static void answer_append(acr_srv_req_t *req, acr_srv_wjob_t *job)
 {
     const acr_append_result_t *r = &job->result;
     uint64_t first = r->first_seq, last = r->last_seq;
@@ -526,8 +589,9 @@ static void answer_append(srv_req_t *req, srv_wjob_t *job)
         }
     }
     acr_buf_t *b = &req->resp;
-    if (job->kind_detail == SRV_ANSWER_DEAL_NEW || job->kind_detail == SRV_ANSWER_DEAL_MOVE) {
-        req->status = job->kind_detail == SRV_ANSWER_DEAL_NEW && r->appended ? 201 : 200;
+    if (job->kind_detail == ACR_SRV_ANSWER_DEAL_NEW ||
+        job->kind_detail == ACR_SRV_ANSWER_DEAL_MOVE) {
+        req->status = job->kind_detail == ACR_SRV_ANSWER_DEAL_NEW && r->appended ? 201 : 200;
         acr_buf_append_str(b, "{\"deal_id\":");
         acr_buf_append_json_str(b, job->deal_id, strlen(job->deal_id));
         acr_buf_append_str(b, ",\"id\":");
@@ -537,34 +601,36 @@ static void answer_append(srv_req_t *req, srv_wjob_t *job)
     } else {
         req->status = 200;
         acr_buf_append_str(b, "{\"first_seq\":");
-        srv_buf_u64(b, first);
+        acr_srv_buf_u64(b, first);
         acr_buf_append_str(b, ",\"last_seq\":");
-        srv_buf_u64(b, last);
+        acr_srv_buf_u64(b, last);
         acr_buf_append_str(b, ",\"appended\":");
-        srv_buf_u64(b, r->appended);
+        acr_srv_buf_u64(b, r->appended);
         acr_buf_append_str(b, ",\"duplicates\":");
-        srv_buf_u64(b, r->duplicates);
+        acr_srv_buf_u64(b, r->duplicates);
         acr_buf_append_str(b, "}\n");
     }
     req->ctype = "application/json";
 }
 
-void srv_answer_job(srv_req_t *req, srv_wjob_t *job)
+void acr_srv_answer_job(acr_srv_req_t *req, acr_srv_wjob_t *job)
 {
-    if (job->kind == SRV_JOB_APPEND && job->rc == 0) {
+    if (job->kind == ACR_SRV_JOB_APPEND && job->rc == 0) {
         answer_append(req, job);
         return;
     }
-    if (job->kind == SRV_JOB_APPEND && job->errs->count > 0) {
-        srv_set_errlist(req, job->errs, job->kind_detail == SRV_ANSWER_NDJSON);
+    if (job->kind == ACR_SRV_JOB_APPEND && job->errs->count > 0) {
+        if (req->role == ACR_ROLE_PARTNER)
+            scrub_for_partner(job->errs);
+        acr_srv_set_errlist(req, job->errs, job->kind_detail == ACR_SRV_ANSWER_NDJSON);
         return;
     }
-    if (job->kind == SRV_JOB_APPEND) {
-        srv_set_acr_error(req, job->rc, NULL);
+    if (job->kind == ACR_SRV_JOB_APPEND) {
+        acr_srv_set_acr_error(req, job->rc, NULL);
         return;
     }
     if (job->rc != 0) {
-        srv_set_acr_error(req, job->rc, &job->err);
+        acr_srv_set_acr_error(req, job->rc, &job->err);
         return;
     }
     acr_buf_t summary;

@@ -1,20 +1,30 @@
-/* serve_parse.c - the request handling of `accrue serve` that needs no socket.
+/* parse.c - the request handling of `accrue serve` that needs no socket.
  *
  * Everything here works on byte buffers and request structs only (no loop,
- * no LMDB), so the connection code (serve_http.c), the router
- * (serve_routes.c) and the fuzz target (tests/fuzz/fuzz_http.c) run the very
+ * no LMDB), so the connection code (http.c), the router
+ * (routes.c) and the fuzz target (tests/fuzz/fuzz_http.c) run the very
  * same code: the head scanner, the llhttp settings and callbacks, header
  * capture, request-target splitting and percent-decoding, the route table
  * and the auth / route decision.
  *
- * llhttp 8.1 in its strict default already refuses Content-Length together
- * with Transfer-Encoding, duplicate Content-Length and bad chunk framing,
- * but it accepts obs-fold continuation lines, a bare LF ending the request
- * line or the head, and whitespace before a header's colon. The head
- * scanner runs over each request head before llhttp sees it and refuses
- * those (400); it also counts the head's bytes for the header limit (431).
+ * llhttp 8.1 is built with LLHTTP_STRICT_MODE (Makefile) and no lenient
+ * flag: it refuses Content-Length together with Transfer-Encoding,
+ * duplicate Content-Length and bad chunk framing (CRLF after chunk data is
+ * checked, not skipped). It still accepts obs-fold continuation lines, a
+ * bare LF ending the request line or the head, whitespace before a header's
+ * colon, an empty header name and runs of spaces in the request line; the
+ * head scanner runs over each request head before llhttp sees it and
+ * refuses those (400); it also counts the head's bytes for the header limit
+ * (431). The callbacks refuse a second Authorization or Host header, an
+ * HTTP/1.1 request without Host, any Transfer-Encoding but exactly
+ * `chunked`, and trailer fields after a chunked body (so nothing in a
+ * trailer is ever honoured, and a trailer cannot grow memory).
+ *
+ * With pause_on_head, llhttp is paused when a head is complete
+ * (on_headers_complete returns HPE_PAUSED): the server authenticates and
+ * authorizes the head before it reads a single body byte.
  * A message that completes pauses llhttp (on_message_complete returns
- * HPE_PAUSED), so one srv_parse_feed call yields at most one request and the
+ * HPE_PAUSED), so one acr_srv_parse_feed call yields at most one request and the
  * bytes of a pipelined next request stay unparsed.
  */
 #include <ctype.h>
@@ -26,34 +36,44 @@
 #include <time.h>
 #include <strings.h>
 
-#include "serve.h"
+#include "internal.h"
 
 #define R(role) (1u << ACR_ROLE_##role)
 #define READERS (R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(PARTNER))
 
-const srv_route_t srv_routes[SRV_R__COUNT] = {
-    {HTTP_GET, "/metrics", "metrics", R(ADMIN) | R(FINANCE), SRV_R_METRICS},
+const acr_srv_route_t acr_srv_routes[ACR_SRV_R__COUNT] = {
+    {HTTP_GET, "/metrics", "metrics", R(ADMIN) | R(FINANCE), ACR_SRV_R_METRICS},
     {HTTP_POST, "/v1/events", "events.append", R(ADMIN) | R(FINANCE) | R(INGEST),
-     SRV_R_EVENTS_APPEND},
+     ACR_SRV_R_EVENTS_APPEND},
     {HTTP_GET, "/v1/events", "events.read", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED),
-     SRV_R_EVENTS_READ},
-    {HTTP_GET, "/v1/feed", "feed", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), SRV_R_FEED},
-    {HTTP_GET, "/v1/partners", "partners.list", READERS, SRV_R_PARTNERS},
-    {HTTP_GET, "/v1/partners/*", "partners.show", READERS, SRV_R_PARTNER},
-    {HTTP_GET, "/v1/deals/*", "deals.show", READERS, SRV_R_DEAL},
+     ACR_SRV_R_EVENTS_READ},
+    {HTTP_GET, "/v1/feed", "feed", R(ADMIN) | R(FINANCE) | R(AUDITOR) | R(FEED), ACR_SRV_R_FEED},
+    {HTTP_GET, "/v1/partners", "partners.list", READERS, ACR_SRV_R_PARTNERS},
+    {HTTP_GET, "/v1/partners/*", "partners.show", READERS, ACR_SRV_R_PARTNER},
+    {HTTP_GET, "/v1/deals/*", "deals.show", READERS, ACR_SRV_R_DEAL},
     {HTTP_POST, "/v1/deals", "deals.register", R(ADMIN) | R(FINANCE) | R(PARTNER),
-     SRV_R_DEAL_REGISTER},
+     ACR_SRV_R_DEAL_REGISTER},
     {HTTP_POST, "/v1/deals/*/stage", "deals.stage", R(ADMIN) | R(FINANCE) | R(PARTNER),
-     SRV_R_DEAL_STAGE},
-    {HTTP_GET, "/v1/pipeline", "pipeline", READERS, SRV_R_PIPELINE},
-    {HTTP_GET, "/v1/kpi", "kpi", READERS, SRV_R_KPI},
-    {HTTP_POST, "/v1/payouts/*/run", "payouts.run", R(ADMIN) | R(FINANCE) | R(AUDITOR), SRV_R_RUN},
-    {HTTP_GET, "/v1/payouts/*/statement", "payouts.statement", READERS, SRV_R_STATEMENT},
-    {HTTP_POST, "/v1/payouts/*/close", "payouts.close", R(ADMIN) | R(FINANCE), SRV_R_CLOSE},
-    {HTTP_GET, "/v1/payouts", "payouts.list", R(ADMIN) | R(FINANCE) | R(AUDITOR), SRV_R_PAYOUTS},
+     ACR_SRV_R_DEAL_STAGE},
+    {HTTP_GET, "/v1/pipeline", "pipeline", READERS, ACR_SRV_R_PIPELINE},
+    {HTTP_GET, "/v1/kpi", "kpi", READERS, ACR_SRV_R_KPI},
+    {HTTP_POST, "/v1/payouts/*/run", "payouts.run", R(ADMIN) | R(FINANCE) | R(AUDITOR),
+     ACR_SRV_R_RUN},
+    {HTTP_GET, "/v1/payouts/*/statement", "payouts.statement", READERS, ACR_SRV_R_STATEMENT},
+    {HTTP_POST, "/v1/payouts/*/close", "payouts.close", R(ADMIN) | R(FINANCE), ACR_SRV_R_CLOSE},
+    {HTTP_GET, "/v1/payouts", "payouts.list", R(ADMIN) | R(FINANCE) | R(AUDITOR),
+     ACR_SRV_R_PAYOUTS},
     {HTTP_GET, "/v1/payouts/*/audit", "payouts.audit", R(ADMIN) | R(FINANCE) | R(AUDITOR),
-     SRV_R_AUDIT},
-    {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), SRV_R_VERIFY},
+     ACR_SRV_R_AUDIT},
+    {HTTP_GET, "/v1/verify", "verify", R(ADMIN) | R(AUDITOR), ACR_SRV_R_VERIFY},
+    {HTTP_GET, "/v1/onboarding", "onboarding", READERS, ACR_SRV_R_ONBOARDING},
+    {HTTP_GET, "/v1/announcements", "announcements", READERS, ACR_SRV_R_ANNOUNCEMENTS},
+    {HTTP_POST, "/v1/announcements/*/ack", "announcements.ack", R(ADMIN) | R(FINANCE) | R(PARTNER),
+     ACR_SRV_R_ANNOUNCEMENT_ACK},
+    {HTTP_GET, "/v1/promotions", "promotions", R(ADMIN) | R(FINANCE) | R(AUDITOR),
+     ACR_SRV_R_PROMOTIONS},
+    {HTTP_GET, "/v1/status", "status", READERS | R(INGEST) | R(FEED), ACR_SRV_R_STATUS},
+    {HTTP_GET, "/v1/deals", "deals.list", READERS, ACR_SRV_R_DEALS_LIST},
 };
 
 /* ---- requests ---------------------------------------------------------------------------- */
@@ -73,9 +93,9 @@ static void request_id(char out[32])
     snprintf(out, 32, "%" PRIx64 "-%" PRIu64, t, atomic_fetch_add(&counter, 1) + 1);
 }
 
-srv_req_t *srv_req_alloc(void)
+acr_srv_req_t *acr_srv_req_alloc(void)
 {
-    srv_req_t *r = calloc(1, sizeof *r);
+    acr_srv_req_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
     r->route = "-";
@@ -88,7 +108,7 @@ srv_req_t *srv_req_alloc(void)
     return r;
 }
 
-void srv_req_release(srv_req_t *r)
+void acr_srv_req_release(acr_srv_req_t *r)
 {
     if (r == NULL)
         return;
@@ -102,27 +122,16 @@ void srv_req_release(srv_req_t *r)
     free(r);
 }
 
-int srv_buf_u64(acr_buf_t *b, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[sizeof tmp - 1 - n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v != 0);
-    return acr_buf_append(b, tmp + sizeof tmp - n, n);
-}
-
 /* ---- the head scanner -------------------------------------------------------------------- */
 
-static void scan_reset(srv_scan_t *s)
+static void scan_reset(acr_srv_scan_t *s)
 {
     memset(s, 0, sizeof *s);
     s->in_name = true;
 }
 
 /* 0 while fine, else the status to answer (400 or 431) with *why set. */
-static int scan_head(srv_scan_t *s, const char *p, size_t n, size_t max, const char **why)
+static int scan_head(acr_srv_scan_t *s, const char *p, size_t n, size_t max, const char **why)
 {
     for (size_t i = 0; i < n && !s->done; i++) {
         char c = p[i];
@@ -149,7 +158,15 @@ static int scan_head(srv_scan_t *s, const char *p, size_t n, size_t max, const c
                 *why = "obsolete line folding (obs-fold) is not accepted";
                 return 400;
             }
+            if (s->line == 0 && (c == '\t' || (c == ' ' && (s->prev == ' ' || s->line_len == 0)))) {
+                *why = "the request line wants single spaces between method, target and version";
+                return 400;
+            }
             if (s->line > 0 && s->in_name) {
+                if (c == ':' && s->line_len == 0) {
+                    *why = "a header line has an empty name";
+                    return 400;
+                }
                 if (c == ':') {
                     s->in_name = false;
                 } else if (c == ' ' || c == '\t') {
@@ -168,33 +185,51 @@ static int scan_head(srv_scan_t *s, const char *p, size_t n, size_t max, const c
 
 static int on_message_begin(llhttp_t *lp)
 {
-    srv_parse_t *p = lp->data;
+    acr_srv_parse_t *p = lp->data;
     if (p->cur == NULL) {
-        p->cur = p->new_req ? p->new_req(p->owner) : srv_req_alloc();
+        p->cur = p->new_req ? p->new_req(p->owner) : acr_srv_req_alloc();
         if (p->cur == NULL)
             return -1;
     }
     acr_buf_reset(&p->hname);
     acr_buf_reset(&p->hval);
     p->expect_continue = false;
+    p->in_body = false;
+    p->auth_count = p->host_count = p->te_count = 0;
     return 0;
 }
 
 static int on_url(llhttp_t *lp, const char *at, size_t n)
 {
-    srv_parse_t *p = lp->data;
+    acr_srv_parse_t *p = lp->data;
+    p->cur->method = (uint8_t)llhttp_get_method(lp); /* known once the target starts */
+    p->cur->has_method = true;
     return acr_buf_append(&p->cur->url, at, n) == 0 ? 0 : -1;
 }
 
+/* Fails the request with 400 and a message (a callback's return). */
+static int refuse400(acr_srv_parse_t *p, const char *why)
+{
+    p->fail_status = 400;
+    p->fail_why = why;
+    return -1;
+}
+
+/* Trailer fields (after a chunked body) are refused: nothing in them is
+ * honoured, and refusing at their first byte bounds their memory to nothing. */
 static int on_header_field(llhttp_t *lp, const char *at, size_t n)
 {
-    srv_parse_t *p = lp->data;
+    acr_srv_parse_t *p = lp->data;
+    if (p->in_body)
+        return refuse400(p, "trailer fields after a chunked body are not accepted");
     return acr_buf_append(&p->hname, at, n) == 0 ? 0 : -1;
 }
 
 static int on_header_value(llhttp_t *lp, const char *at, size_t n)
 {
-    srv_parse_t *p = lp->data;
+    acr_srv_parse_t *p = lp->data;
+    if (p->in_body)
+        return refuse400(p, "trailer fields after a chunked body are not accepted");
     return acr_buf_append(&p->hval, at, n) == 0 ? 0 : -1;
 }
 
@@ -223,18 +258,32 @@ static void copy_lower(const acr_buf_t *v, char *out, size_t cap, bool cut_param
 
 static int on_header_value_complete(llhttp_t *lp)
 {
-    srv_parse_t *p = lp->data;
-    srv_req_t *r = p->cur;
+    acr_srv_parse_t *p = lp->data;
+    acr_srv_req_t *r = p->cur;
     int rc = 0;
+    if (p->in_body)
+        return refuse400(p, "trailer fields after a chunked body are not accepted");
     if (name_is(&p->hname, "authorization")) {
+        if (++p->auth_count > 1)
+            return refuse400(p, "more than one Authorization header");
         acr_buf_reset(&r->auth);
         rc = acr_buf_append(&r->auth, p->hval.data, p->hval.len);
+    } else if (name_is(&p->hname, "host")) {
+        if (++p->host_count > 1)
+            return refuse400(p, "more than one Host header");
+    } else if (name_is(&p->hname, "transfer-encoding")) {
+        char v[16];
+        copy_lower(&p->hval, v, sizeof v, false);
+        if (++p->te_count > 1 || strcmp(v, "chunked") != 0 || p->hval.len > 32)
+            return refuse400(p, "Transfer-Encoding must be exactly `chunked`");
     } else if (name_is(&p->hname, "content-type")) {
         copy_lower(&p->hval, r->content_type, sizeof r->content_type, true);
     } else if (name_is(&p->hname, "accept")) {
         copy_lower(&p->hval, r->accept, sizeof r->accept, false);
     } else if (name_is(&p->hname, "last-event-id")) {
         copy_lower(&p->hval, r->last_event_id, sizeof r->last_event_id, false);
+    } else if (name_is(&p->hname, "if-none-match")) {
+        copy_lower(&p->hval, r->if_none_match, sizeof r->if_none_match, false);
     } else if (name_is(&p->hname, "expect")) {
         char v[32];
         copy_lower(&p->hval, v, sizeof v, false);
@@ -247,23 +296,29 @@ static int on_header_value_complete(llhttp_t *lp)
 
 static int on_headers_complete(llhttp_t *lp)
 {
-    srv_parse_t *p = lp->data;
+    acr_srv_parse_t *p = lp->data;
     if ((lp->flags & F_CONTENT_LENGTH) && lp->content_length > p->body_bytes_max) {
         p->fail_status = 413;
         return -1;
     }
+    if (lp->http_major == 1 && lp->http_minor >= 1 && p->host_count != 1)
+        return refuse400(p, "exactly one Host header is required");
     if (acr_buf_reserve(&p->cur->body, (lp->flags & F_CONTENT_LENGTH) && lp->content_length <= 65536
                                            ? (size_t)lp->content_length
                                            : 0) != 0)
         return -1;
-    if (p->on_head != NULL)
-        p->on_head(p->owner, p->expect_continue && lp->http_major == 1 && lp->http_minor == 1);
+    p->expect_continue = p->expect_continue && lp->http_major == 1 && lp->http_minor == 1;
+    p->in_body = true;
+    if (p->pause_on_head) {
+        p->head_paused = true;
+        return HPE_PAUSED; /* the caller authorizes the head before any body byte is read */
+    }
     return 0;
 }
 
 static int on_body(llhttp_t *lp, const char *at, size_t n)
 {
-    srv_parse_t *p = lp->data;
+    acr_srv_parse_t *p = lp->data;
     if (p->cur->body.len + n > p->body_bytes_max) {
         p->fail_status = 413;
         return -1;
@@ -273,9 +328,10 @@ static int on_body(llhttp_t *lp, const char *at, size_t n)
 
 static int on_message_complete(llhttp_t *lp)
 {
-    srv_parse_t *p = lp->data;
-    srv_req_t *r = p->cur;
+    acr_srv_parse_t *p = lp->data;
+    acr_srv_req_t *r = p->cur;
     r->method = (uint8_t)llhttp_get_method(lp);
+    r->has_method = true;
     r->keep_alive = llhttp_should_keep_alive(lp) && !llhttp_get_upgrade(lp);
     p->done = r;
     p->cur = NULL;
@@ -285,7 +341,8 @@ static int on_message_complete(llhttp_t *lp)
 static llhttp_settings_t settings;
 static bool settings_ready;
 
-void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_max, void *owner)
+void acr_srv_parse_init(acr_srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_max,
+                        void *owner)
 {
     if (!settings_ready) { /* first call is on the loop thread, before any other */
         llhttp_settings_init(&settings);
@@ -300,7 +357,7 @@ void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_m
         settings_ready = true;
     }
     memset(p, 0, sizeof *p);
-    llhttp_init(&p->parser, HTTP_REQUEST, &settings);
+    llhttp_init(&p->parser, HTTP_REQUEST, &settings); /* strict: no lenient flag is set */
     p->parser.data = p;
     p->header_bytes_max = header_bytes_max;
     p->body_bytes_max = body_bytes_max;
@@ -310,37 +367,44 @@ void srv_parse_init(srv_parse_t *p, size_t header_bytes_max, size_t body_bytes_m
     scan_reset(&p->scan);
 }
 
-void srv_parse_destroy(srv_parse_t *p)
+void acr_srv_parse_destroy(acr_srv_parse_t *p)
 {
-    srv_req_t *reqs[2] = {p->cur, p->done};
+    acr_srv_req_t *reqs[2] = {p->cur, p->done};
     for (int i = 0; i < 2; i++) {
         if (reqs[i] == NULL)
             continue;
         if (p->free_req != NULL)
             p->free_req(reqs[i]);
         else
-            srv_req_release(reqs[i]);
+            acr_srv_req_release(reqs[i]);
     }
     p->cur = p->done = NULL;
     acr_buf_destroy(&p->hname);
     acr_buf_destroy(&p->hval);
 }
 
-int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_used, int *out_status,
-                   char *msg, size_t cap)
+int acr_srv_parse_feed(acr_srv_parse_t *p, const char *data, size_t len, size_t *out_used,
+                       int *out_status, char *msg, size_t cap)
 {
     *out_used = 0;
+    p->resumed = false;
     const char *why = NULL;
     int bad = p->scan.done ? 0 : scan_head(&p->scan, data, len, p->header_bytes_max, &why);
     if (bad != 0) {
         *out_status = bad;
         snprintf(msg, cap, "%s", why);
-        return SRV_PARSE_ERROR;
+        return ACR_SRV_PARSE_ERROR;
     }
     llhttp_errno_t e = llhttp_execute(&p->parser, data, len);
     if (e == HPE_OK) {
         *out_used = len;
-        return SRV_PARSE_MORE;
+        return ACR_SRV_PARSE_MORE;
+    }
+    if (e == HPE_PAUSED && p->head_paused && p->done == NULL && p->cur != NULL) {
+        *out_used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
+        acr_buf_append(&p->cur->url, "", 1); /* NUL-terminated for the router */
+        p->cur->url.len--;
+        return ACR_SRV_PARSE_HEAD;
     }
     if (e == HPE_PAUSED && p->done != NULL) {
         *out_used = (size_t)(llhttp_get_error_pos(&p->parser) - data);
@@ -348,15 +412,40 @@ int srv_parse_feed(srv_parse_t *p, const char *data, size_t len, size_t *out_use
         scan_reset(&p->scan);
         acr_buf_append(&p->done->url, "", 1); /* NUL-terminated for the router */
         p->done->url.len--;
-        return SRV_PARSE_REQUEST;
+        return ACR_SRV_PARSE_REQUEST;
     }
     int status = p->fail_status ? p->fail_status : 400;
     *out_status = status;
     if (status == 413)
         snprintf(msg, cap, "the request body exceeds the body limit");
+    else if (p->fail_why != NULL)
+        snprintf(msg, cap, "%s", p->fail_why);
     else
         snprintf(msg, cap, "malformed request: %s", llhttp_get_error_reason(&p->parser));
-    return SRV_PARSE_ERROR;
+    return ACR_SRV_PARSE_ERROR;
+}
+
+void acr_srv_parse_resume(acr_srv_parse_t *p)
+{
+    if (p->head_paused) {
+        p->head_paused = false;
+        p->resumed = true; /* a request without a body completes on the next feed */
+        llhttp_resume(&p->parser);
+    }
+}
+
+bool acr_srv_parse_u64(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (s == NULL || *s == '\0')
+        return false;
+    for (; *s != '\0'; s++) {
+        if (*s < '0' || *s > '9' || v > (UINT64_MAX - (uint64_t)(*s - '0')) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*s - '0');
+    }
+    *out = v;
+    return true;
 }
 
 /* ---- request targets --------------------------------------------------------------------- */
@@ -399,7 +488,7 @@ static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size
     return true;
 }
 
-bool srv_query_param(const char *query, const char *key, char *out, size_t cap)
+bool acr_srv_query_param(const char *query, const char *key, char *out, size_t cap)
 {
     size_t klen = strlen(key);
     const char *p = query;
@@ -415,7 +504,7 @@ bool srv_query_param(const char *query, const char *key, char *out, size_t cap)
     return false;
 }
 
-bool srv_split_target(srv_req_t *req)
+bool acr_srv_split_target(acr_srv_req_t *req)
 {
     const char *t = (const char *)req->url.data;
     size_t n = req->url.len;
@@ -427,9 +516,23 @@ bool srv_split_target(srv_req_t *req)
     free(req->query);
     req->path = malloc(plen + 1);
     req->query = q ? strndup(q + 1, n - plen - 1) : strdup("");
-    if (req->path == NULL || req->query == NULL)
+    if (req->path == NULL || req->query == NULL ||
+        !pct_decode(t, plen, false, req->path, plen + 1)) {
+        free(req->path); /* a failed decode leaves no terminator: never keep it */
+        req->path = NULL;
         return false;
-    return pct_decode(t, plen, false, req->path, plen + 1);
+    }
+    return true;
+}
+
+void acr_srv_log_path(const acr_srv_req_t *req, const char **out, size_t *out_len)
+{
+    const char *path = req->path ? req->path : (const char *)req->url.data;
+    size_t plen = req->path ? strlen(req->path) : req->url.len;
+    if (path == NULL || plen == 0)
+        path = "-", plen = 1;
+    *out = path;
+    *out_len = plen > 256 ? 256 : plen;
 }
 
 /* Matches path against pattern, collecting '*' segments into params. */
@@ -440,7 +543,7 @@ static bool match(const char *pattern, const char *path, char *buf, size_t cap, 
         if (*pattern == '*') {
             const char *end = strchr(path, '/');
             size_t n = end ? (size_t)(end - path) : strlen(path);
-            if (n == 0 || np == SRV_PARAMS_MAX || used + n + 1 > cap)
+            if (n == 0 || np == ACR_SRV_PARAMS_MAX || used + n + 1 > cap)
                 return false;
             memcpy(buf + used, path, n);
             buf[used + n] = '\0';
@@ -455,7 +558,7 @@ static bool match(const char *pattern, const char *path, char *buf, size_t cap, 
     return *pattern == '\0' && *path == '\0';
 }
 
-bool srv_bearer(const char *a, size_t n, const char **out_tok, size_t *out_len)
+bool acr_srv_bearer(const char *a, size_t n, const char **out_tok, size_t *out_len)
 {
     if (a == NULL || n < 7 || strncasecmp(a, "bearer ", 7) != 0)
         return false;
@@ -465,30 +568,30 @@ bool srv_bearer(const char *a, size_t n, const char **out_tok, size_t *out_len)
         a++, n--;
     while (n > 0 && (a[n - 1] == ' ' || a[n - 1] == '\t'))
         n--;
-    if (n == 0 || n > SRV_TOKEN_LEN_MAX)
+    if (n == 0 || n > ACR_SRV_TOKEN_LEN_MAX)
         return false;
     *out_tok = a;
     *out_len = n;
     return true;
 }
 
-int srv_route_decide(const srv_req_t *req, int role, srv_decision_t *d)
+int acr_srv_route_decide(const acr_srv_req_t *req, int role, acr_srv_decision_t *d)
 {
     memset(d, 0, sizeof *d);
     if (role <= ACR_ROLE_NONE || role >= ACR_ROLE__COUNT)
         return 401;
-    for (size_t i = 0; i < SRV_R__COUNT; i++) {
-        char *params[SRV_PARAMS_MAX] = {NULL, NULL};
-        if (!match(srv_routes[i].pattern, req->path, d->buf, sizeof d->buf, params))
+    for (size_t i = 0; i < ACR_SRV_R__COUNT; i++) {
+        char *params[ACR_SRV_PARAMS_MAX] = {NULL, NULL};
+        if (!match(acr_srv_routes[i].pattern, req->path, d->buf, sizeof d->buf, params))
             continue;
-        if (srv_routes[i].method == req->method) {
-            d->route = &srv_routes[i];
+        if (acr_srv_routes[i].method == req->method) {
+            d->route = &acr_srv_routes[i];
             memcpy(d->params, params, sizeof params);
             break;
         }
         size_t used = strlen(d->allow);
         snprintf(d->allow + used, sizeof d->allow - used, "%s%s", used ? ", " : "",
-                 srv_routes[i].method == HTTP_GET ? "GET" : "POST");
+                 acr_srv_routes[i].method == HTTP_GET ? "GET" : "POST");
     }
     if (d->route == NULL)
         return d->allow[0] ? 405 : 404;

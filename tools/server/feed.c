@@ -1,4 +1,4 @@
-/* serve_feed.c - GET /v1/feed: the live event stream (Server-Sent Events).
+/* feed.c - GET /v1/feed: the live event stream (Server-Sent Events).
  *
  * A subscriber starts in catch-up: pool jobs read the log from its next
  * seq in chunks (at most CHUNK_EVENTS events or CHUNK_BYTES bytes, each job
@@ -29,45 +29,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "serve.h"
+#include "internal.h"
 
 #define CHUNK_EVENTS 1000
 #define CHUNK_BYTES (256 * 1024)
 #define WATCH_MS 100 /* foreign commits reach live subscribers within this, plus a read */
 
-struct srv_chunk {
+struct acr_srv_chunk {
     int refs;             /* writes in flight + the creator */
     uint64_t first, last; /* seq range, gapless */
     size_t *offs;         /* offs[i]: offset of event first+i; offs[count]: end */
     acr_buf_t data;       /* the SSE frames */
 };
 
-typedef struct srv_sub {
-    srv_t *srv;
-    srv_conn_t *conn;  /* NULL once the connection closed */
-    uint64_t next_seq; /* next seq to send */
-    bool live;         /* receives broadcasts */
-    bool reading;      /* a catch-up read is in flight */
-    int writes;        /* uv_writes in flight */
-    struct srv_sub *prev, *next;
-} srv_sub_t;
+typedef struct acr_srv_sub {
+    acr_srv_t *srv;
+    acr_srv_conn_t *conn; /* NULL once the connection closed */
+    uint64_t next_seq;    /* next seq to send */
+    bool live;            /* receives broadcasts */
+    bool reading;         /* a catch-up read is in flight */
+    int writes;           /* uv_writes in flight */
+    struct acr_srv_sub *prev, *next;
+} acr_srv_sub_t;
 
 typedef struct feed_read {
     uv_work_t work;
-    srv_t *srv;
-    srv_sub_t *sub;     /* NULL for the shared live read */
-    uint64_t from, to;  /* seq range wanted (to inclusive; UINT64_MAX = the head) */
-    srv_chunk_t *chunk; /* result, NULL when nothing */
+    acr_srv_t *srv;
+    acr_srv_sub_t *sub;     /* NULL for the shared live read */
+    uint64_t from, to;      /* seq range wanted (to inclusive; UINT64_MAX = the head) */
+    acr_srv_chunk_t *chunk; /* result, NULL when nothing */
     int rc;
 } feed_read_t;
 
 typedef struct feed_write {
     uv_write_t w;
-    srv_sub_t *sub;
-    srv_chunk_t *chunk; /* NULL for static text */
+    acr_srv_sub_t *sub;
+    acr_srv_chunk_t *chunk; /* NULL for static text */
 } feed_write_t;
 
-static void chunk_unref(srv_chunk_t *c)
+static void chunk_unref(acr_srv_chunk_t *c)
 {
     if (c == NULL || --c->refs > 0)
         return;
@@ -76,7 +76,7 @@ static void chunk_unref(srv_chunk_t *c)
     free(c);
 }
 
-static void sub_maybe_free(srv_sub_t *sub)
+static void sub_maybe_free(acr_srv_sub_t *sub)
 {
     if (sub->conn == NULL && !sub->reading && sub->writes == 0)
         free(sub);
@@ -93,7 +93,7 @@ static int render(acr_reader_t *r, feed_read_t *fr, acr_err_t *err)
     int rc = acr_reader_seek(r, fr->from, err);
     if (rc != 0)
         return rc;
-    srv_chunk_t *c = calloc(1, sizeof *c);
+    acr_srv_chunk_t *c = calloc(1, sizeof *c);
     uint64_t max = to - fr->from + 1 < CHUNK_EVENTS ? to - fr->from + 1 : CHUNK_EVENTS;
     if (c == NULL || (c->offs = malloc((max + 1) * sizeof *c->offs)) == NULL) {
         free(c);
@@ -135,7 +135,7 @@ static void read_work(uv_work_t *w)
 
 static void read_done(uv_work_t *w, int status);
 
-static void queue_read(srv_t *s, srv_sub_t *sub, uint64_t from, uint64_t to)
+static void queue_read(acr_srv_t *s, acr_srv_sub_t *sub, uint64_t from, uint64_t to)
 {
     feed_read_t *fr = calloc(1, sizeof *fr);
     if (fr == NULL)
@@ -155,17 +155,17 @@ static void queue_read(srv_t *s, srv_sub_t *sub, uint64_t from, uint64_t to)
 
 /* ---- writing (loop thread) ------------------------------------------------------------ */
 
-static void sub_pump(srv_sub_t *sub);
+static void sub_pump(acr_srv_sub_t *sub);
 
 static void on_feed_written(uv_write_t *w, int status)
 {
     feed_write_t *fw = w->data;
-    srv_sub_t *sub = fw->sub;
+    acr_srv_sub_t *sub = fw->sub;
     chunk_unref(fw->chunk);
     free(fw);
     sub->writes--;
     if (status != 0 && sub->conn != NULL)
-        srv_conn_close(sub->conn); /* drops the subscriber */
+        acr_srv_conn_close(sub->conn); /* drops the subscriber */
     if (sub->conn == NULL) {
         sub_maybe_free(sub);
         return;
@@ -173,29 +173,30 @@ static void on_feed_written(uv_write_t *w, int status)
     sub_pump(sub);
 }
 
-static size_t queued(srv_sub_t *sub)
+static size_t queued(acr_srv_sub_t *sub)
 {
-    return uv_stream_get_write_queue_size(srv_conn_stream(sub->conn));
+    return uv_stream_get_write_queue_size(acr_srv_conn_stream(sub->conn));
 }
 
 /* Writes p[0..len) (inside chunk, or static text) to sub. false when the
  * subscriber was dropped (bounded: for falling behind). */
-static bool sub_write(srv_sub_t *sub, srv_chunk_t *chunk, const char *p, size_t len, bool bounded)
+static bool sub_write(acr_srv_sub_t *sub, acr_srv_chunk_t *chunk, const char *p, size_t len,
+                      bool bounded)
 {
-    srv_t *s = sub->srv;
+    acr_srv_t *s = sub->srv;
     size_t q = queued(sub);
     if (bounded && q > 0 && q + len > s->lim.feed_pending_bytes_max) {
-        srv_metrics_feed_dropped();
+        acr_srv_metrics_feed_dropped();
         fprintf(stderr,
                 "{\"event\":\"feed_dropped\",\"next_seq\":%" PRIu64
                 ",\"reason\":\"subscriber fell behind\"}\n",
                 sub->next_seq);
-        srv_conn_close(sub->conn);
+        acr_srv_conn_close(sub->conn);
         return false;
     }
     feed_write_t *fw = malloc(sizeof *fw);
     if (fw == NULL) {
-        srv_conn_close(sub->conn);
+        acr_srv_conn_close(sub->conn);
         return false;
     }
     fw->sub = sub;
@@ -205,18 +206,18 @@ static bool sub_write(srv_sub_t *sub, srv_chunk_t *chunk, const char *p, size_t 
     fw->w.data = fw;
     uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
     sub->writes++;
-    if (uv_write(&fw->w, srv_conn_stream(sub->conn), &b, 1, on_feed_written) != 0) {
+    if (uv_write(&fw->w, acr_srv_conn_stream(sub->conn), &b, 1, on_feed_written) != 0) {
         sub->writes--;
         chunk_unref(chunk);
         free(fw);
-        srv_conn_close(sub->conn);
+        acr_srv_conn_close(sub->conn);
         return false;
     }
     return true;
 }
 
 /* Sends the part of chunk that sub has not seen. */
-static void deliver(srv_sub_t *sub, srv_chunk_t *c, bool bounded)
+static void deliver(acr_srv_sub_t *sub, acr_srv_chunk_t *c, bool bounded)
 {
     if (sub->next_seq > c->last)
         return;
@@ -233,7 +234,7 @@ static void deliver(srv_sub_t *sub, srv_chunk_t *c, bool bounded)
 }
 
 /* Catch-up: reads the next chunk when the socket has room. */
-static void sub_pump(srv_sub_t *sub)
+static void sub_pump(acr_srv_sub_t *sub)
 {
     if (sub->conn == NULL || sub->live || sub->reading || sub->srv->stopping)
         return;
@@ -242,11 +243,11 @@ static void sub_pump(srv_sub_t *sub)
     queue_read(sub->srv, sub, sub->next_seq, UINT64_MAX);
 }
 
-static void pump_live(srv_t *s);
+static void pump_live(acr_srv_t *s);
 
-static void live_read_done(srv_t *s, feed_read_t *fr)
+static void live_read_done(acr_srv_t *s, feed_read_t *fr)
 {
-    srv_chunk_t *c = fr->chunk;
+    acr_srv_chunk_t *c = fr->chunk;
     int rc = fr->rc;
     s->feed.fetching = false;
     if (c != NULL && c->last > s->feed.known_head)
@@ -254,8 +255,8 @@ static void live_read_done(srv_t *s, feed_read_t *fr)
     if (c != NULL && fr->to == UINT64_MAX)
         s->feed.recheck = true; /* a chunk holds at most CHUNK_EVENTS: read on to the head */
     if (c != NULL) {
-        for (srv_sub_t *x = s->feed.subs; x != NULL;) {
-            srv_sub_t *next = x->next; /* deliver may drop x */
+        for (acr_srv_sub_t *x = s->feed.subs; x != NULL;) {
+            acr_srv_sub_t *next = x->next; /* deliver may drop x */
             if (x->live)
                 deliver(x, c, true);
             x = next;
@@ -276,21 +277,21 @@ static void read_done(uv_work_t *w, int status)
 {
     (void)status;
     feed_read_t *fr = w->data;
-    srv_t *s = fr->srv;
-    srv_sub_t *sub = fr->sub;
+    acr_srv_t *s = fr->srv;
+    acr_srv_sub_t *sub = fr->sub;
     s->pool_jobs--;
     if (sub == NULL) {
         live_read_done(s, fr);
-        srv_maybe_finish(s);
+        acr_srv_maybe_finish(s);
         return;
     }
-    srv_chunk_t *c = fr->chunk;
+    acr_srv_chunk_t *c = fr->chunk;
     /* sub->reading stays set while we work, so a drop cannot free sub under us */
     if (sub->conn != NULL && !s->stopping) {
         if (c != NULL)
             deliver(sub, c, false);
         else if (fr->rc != 0)
-            srv_conn_close(sub->conn);
+            acr_srv_conn_close(sub->conn);
         else if (sub->next_seq > s->feed.broadcast_seq)
             sub->live = true;
     }
@@ -301,16 +302,16 @@ static void read_done(uv_work_t *w, int status)
         sub_pump(sub);
     else
         sub_maybe_free(sub);
-    srv_maybe_finish(s);
+    acr_srv_maybe_finish(s);
 }
 
-static void pump_live(srv_t *s)
+static void pump_live(acr_srv_t *s)
 {
-    srv_feed_t *f = &s->feed;
+    acr_srv_feed_t *f = &s->feed;
     if (f->fetching || f->known_head <= f->broadcast_seq || s->stopping)
         return;
     bool any_live = false;
-    for (srv_sub_t *x = f->subs; x != NULL && !any_live; x = x->next)
+    for (acr_srv_sub_t *x = f->subs; x != NULL && !any_live; x = x->next)
         any_live = x->live;
     if (!any_live) {
         f->broadcast_seq = f->known_head; /* catch-up readers read these themselves */
@@ -321,7 +322,7 @@ static void pump_live(srv_t *s)
 
 /* ---- the stream ------------------------------------------------------------------------- */
 
-void srv_feed_notify(srv_t *s, uint64_t head_seq)
+void acr_srv_feed_notify(acr_srv_t *s, uint64_t head_seq)
 {
     if (head_seq > s->feed.known_head)
         s->feed.known_head = head_seq;
@@ -331,9 +332,9 @@ void srv_feed_notify(srv_t *s, uint64_t head_seq)
 static void on_heartbeat(uv_timer_t *t)
 {
     static const char beat[] = ": heartbeat\n\n";
-    srv_t *s = t->data;
-    for (srv_sub_t *x = s->feed.subs; x != NULL;) {
-        srv_sub_t *next = x->next;
+    acr_srv_t *s = t->data;
+    for (acr_srv_sub_t *x = s->feed.subs; x != NULL;) {
+        acr_srv_sub_t *next = x->next;
         sub_write(x, NULL, beat, sizeof beat - 1, true);
         x = next;
     }
@@ -343,14 +344,14 @@ static void on_heartbeat(uv_timer_t *t)
  * which makes a second read of nothing new at worst. */
 static void on_watch(uv_timer_t *t)
 {
-    srv_t *s = t->data;
-    srv_feed_t *f = &s->feed;
+    acr_srv_t *s = t->data;
+    acr_srv_feed_t *f = &s->feed;
     uint64_t txnid = acr_ledger_last_txnid(s->ledger);
     if (txnid == 0 || txnid == f->seen_txnid || s->stopping)
         return;
     f->seen_txnid = txnid;
     bool any_live = false;
-    for (srv_sub_t *x = f->subs; x != NULL && !any_live; x = x->next)
+    for (acr_srv_sub_t *x = f->subs; x != NULL && !any_live; x = x->next)
         any_live = x->live;
     if (!any_live)
         return; /* catch-up readers read to the head themselves */
@@ -360,7 +361,7 @@ static void on_watch(uv_timer_t *t)
         queue_read(s, NULL, f->broadcast_seq + 1, UINT64_MAX);
 }
 
-int srv_feed_init(srv_t *s)
+int acr_srv_feed_init(acr_srv_t *s)
 {
     acr_reader_t *r;
     acr_err_t err;
@@ -380,13 +381,13 @@ int srv_feed_init(srv_t *s)
     return 0;
 }
 
-void srv_feed_start(srv_t *s, srv_req_t *req)
+void acr_srv_feed_start(acr_srv_t *s, acr_srv_req_t *req)
 {
     static const char head_fmt[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                    "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
                                    "Accrue-Request-Id: %s\r\n"
                                    "Connection: close\r\n\r\n: accrue event stream\n\n";
-    srv_chunk_t *head = calloc(1, sizeof *head); /* held by the write until it is done */
+    acr_srv_chunk_t *head = calloc(1, sizeof *head); /* held by the write until it is done */
     if (head != NULL) {
         head->refs = 1;
         acr_buf_init(&head->data);
@@ -395,14 +396,14 @@ void srv_feed_start(srv_t *s, srv_req_t *req)
             head = NULL;
         }
     }
-    srv_conn_t *conn = req->conn;
-    srv_sub_t *sub =
-        head == NULL || srv_conn_closing(conn) || s->stopping ? NULL : calloc(1, sizeof *sub);
+    acr_srv_conn_t *conn = req->conn;
+    acr_srv_sub_t *sub =
+        head == NULL || acr_srv_conn_closing(conn) || s->stopping ? NULL : calloc(1, sizeof *sub);
     if (sub == NULL) {
         chunk_unref(head);
-        srv_set_error(req, 503, "unavailable", "the server is shutting down");
+        acr_srv_set_error(req, 503, "unavailable", "the server is shutting down");
         req->close_after = true;
-        srv_respond(req);
+        acr_srv_respond(req);
         return;
     }
     sub->srv = s;
@@ -413,17 +414,17 @@ void srv_feed_start(srv_t *s, srv_req_t *req)
         s->feed.subs->prev = sub;
     s->feed.subs = sub;
     s->feed.sub_count++;
-    srv_metrics_gauge_subs(1);
-    srv_conn_make_feed(conn, sub);
+    acr_srv_metrics_gauge_subs(1);
+    acr_srv_conn_make_feed(conn, sub);
     req->status = 200;
-    srv_req_done(req);
+    acr_srv_req_done(req);
     bool ok = sub_write(sub, head, (const char *)head->data.data, head->data.len, false);
     chunk_unref(head);
     if (ok)
         sub_pump(sub);
 }
 
-void srv_feed_drop(srv_t *s, srv_sub_t *sub)
+void acr_srv_feed_drop(acr_srv_t *s, acr_srv_sub_t *sub)
 {
     if (sub->prev)
         sub->prev->next = sub->next;
@@ -432,17 +433,17 @@ void srv_feed_drop(srv_t *s, srv_sub_t *sub)
     if (sub->next)
         sub->next->prev = sub->prev;
     s->feed.sub_count--;
-    srv_metrics_gauge_subs(-1);
+    acr_srv_metrics_gauge_subs(-1);
     sub->conn = NULL;
     sub_maybe_free(sub);
 }
 
-void srv_feed_stop(srv_t *s)
+void acr_srv_feed_stop(acr_srv_t *s)
 {
     uv_timer_stop(&s->feed.heartbeat);
     uv_close((uv_handle_t *)&s->feed.heartbeat, NULL);
     uv_timer_stop(&s->feed.watch);
     uv_close((uv_handle_t *)&s->feed.watch, NULL);
     while (s->feed.subs != NULL)
-        srv_conn_close(s->feed.subs->conn);
+        acr_srv_conn_close(s->feed.subs->conn);
 }

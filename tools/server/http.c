@@ -1,4 +1,4 @@
-/* serve_http.c - connections of `accrue serve`: accept, parse, respond.
+/* http.c - connections of `accrue serve`: accept, parse, respond.
  *
  * HTTP/1.1 with keep-alive and pipelining on one libuv loop, parsed by
  * llhttp (Node's maintained parser; docs/integration-guide.md says why).
@@ -11,17 +11,26 @@
  * answer is out. So the memory a client can pin is bounded by the head
  * limit, the body limit, PIPELINE_BYTES_MAX and one read.
  *
- * The parsing itself (head scanner, llhttp callbacks) is serve_parse.c.
+ * The parsing itself (head scanner, llhttp callbacks) is parse.c.
  *
  * Cheap per request: access-log lines are buffered and written once per
  * loop iteration (a prepare handle flushes before the loop polls), and the
  * response head is formatted into a buffer kept by the request. Past the
  * connection cap a client is answered 503 and closed, not dropped silently.
  *
+ * The token is checked on the head: llhttp pauses when a head is complete
+ * (PH_AUTH), routes.c decides (on the loop from the token cache, or on
+ * the pool from the tokens table) and calls acr_srv_head_decided. A refused
+ * request (401, 403, 404, 405, 400) is answered at once and the connection
+ * closed, without reading its body; `100 Continue` is sent only after the
+ * head is accepted. So a client without a valid token pins no more than the
+ * head limit and PIPELINE_BYTES_MAX, whatever body it announces.
+ *
  * Timers, one per connection: the whole head must arrive within
  * header_ms_max of its first byte (a slow client that trickles bytes is
- * answered 408 and closed), a body may stall at most idle_ms_max, and an
- * idle keep-alive connection is closed after idle_ms_max. A connection is
+ * answered 408 and closed), a body may stall at most idle_ms_max and must be
+ * complete within body_ms_max of its head, and an idle keep-alive
+ * connection is closed after idle_ms_max. A connection is
  * closed "lingering": shutdown, then unread input is drained for a moment,
  * so the client reads a 4xx before the socket goes away.
  */
@@ -33,7 +42,7 @@
 #include <time.h>
 
 #include "accrue/date.h"
-#include "serve.h"
+#include "internal.h"
 
 #define READ_CHUNK (64 * 1024)
 #define LINGER_MS 1000
@@ -41,105 +50,35 @@
  * the next requests is buffered. */
 #define PIPELINE_BYTES_MAX (64 * 1024)
 
-enum phase { PH_IDLE, PH_HEAD, PH_BODY, PH_BUSY, PH_FEED, PH_LINGER };
+/* PH_AUTH: a head is complete and its token is being checked; no body byte is read
+ * (bytes that arrive are held, up to PIPELINE_BYTES_MAX, then reading stops). */
+enum phase { PH_IDLE, PH_HEAD, PH_AUTH, PH_BODY, PH_BUSY, PH_FEED, PH_LINGER };
 
-struct srv_conn {
+struct acr_srv_conn {
     uv_tcp_t tcp;     /* the socket */
     uv_timer_t timer; /* head / body / idle / linger deadline */
     uv_shutdown_t shut;
-    srv_t *srv;
-    srv_parse_t p; /* the parser; p.cur is the request being parsed */
-    acr_buf_t in;  /* received bytes; [in_off, in.len) not parsed yet */
+    acr_srv_t *srv;
+    acr_srv_parse_t p; /* the parser; p.cur is the request being parsed */
+    acr_buf_t in;      /* received bytes; [in_off, in.len) not parsed yet */
     size_t in_off;
-    srv_req_t *active;   /* request complete and in flight */
-    int phase;           /* enum phase */
-    int refs;            /* 1 for the handles + 1 per request held elsewhere */
-    int handles;         /* open handles (tcp, timer) */
-    bool closing;        /* uv_close called */
-    bool reading;        /* uv_read_start in effect */
-    bool peer_done;      /* EOF or error seen while a request was in flight */
-    struct srv_sub *sub; /* feed subscriber, when the connection is a stream */
-    srv_conn_t *prev, *next;
+    acr_srv_req_t *active;   /* request complete and in flight */
+    int phase;               /* enum phase */
+    int refs;                /* 1 for the handles + 1 per request held elsewhere */
+    int handles;             /* open handles (tcp, timer) */
+    bool closing;            /* uv_close called */
+    bool reading;            /* uv_read_start in effect */
+    bool peer_done;          /* EOF or error seen while a request was in flight */
+    uint64_t body_deadline;  /* uv_now() by which the body must be complete (PH_BODY) */
+    struct acr_srv_sub *sub; /* feed subscriber, when the connection is a stream */
+    acr_srv_conn_t *prev, *next;
 };
 
-/* ---- small helpers ---------------------------------------------------------------- */
+/* ---- requests ---------------------------------------------------------------- */
 
-static const char *reason_of(int status)
+static acr_srv_req_t *req_new(void *owner)
 {
-    switch (status) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Content Too Large";
-    case 415:
-        return "Unsupported Media Type";
-    case 422:
-        return "Unprocessable Content";
-    case 431:
-        return "Request Header Fields Too Large";
-    case 500:
-        return "Internal Server Error";
-    case 503:
-        return "Service Unavailable";
-    case 507:
-        return "Insufficient Storage";
-    default:
-        return "Unknown";
-    }
-}
-
-static const char *code_of_status(int status)
-{
-    switch (status) {
-    case 408:
-        return "timeout";
-    case 413:
-        return "too_large";
-    case 431:
-        return "headers_too_large";
-    case 503:
-        return "unavailable";
-    default:
-        return "bad_request";
-    }
-}
-
-void srv_set_error(srv_req_t *req, int status, const char *code, const char *fmt, ...)
-{
-    char msg[512];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    req->status = status;
-    req->ctype = "application/json";
-    acr_buf_reset(&req->resp);
-    acr_buf_append_str(&req->resp, "{\"error\":{\"code\":");
-    acr_buf_append_json_str(&req->resp, code, strlen(code));
-    acr_buf_append_str(&req->resp, ",\"message\":");
-    acr_buf_append_json_str(&req->resp, msg, strlen(msg));
-    acr_buf_append_str(&req->resp, ",\"details\":[]}}\n");
-}
-
-static srv_req_t *req_new(void *owner)
-{
-    srv_req_t *r = srv_req_alloc();
+    acr_srv_req_t *r = acr_srv_req_alloc();
     if (r == NULL)
         return NULL;
     r->conn = owner;
@@ -147,14 +86,14 @@ static srv_req_t *req_new(void *owner)
     return r;
 }
 
-static void req_free(srv_req_t *r)
+static void req_free(acr_srv_req_t *r)
 {
     if (r == NULL)
         return;
     if (r->wjob != NULL)
-        srv_wjob_free(r->wjob);
+        acr_srv_wjob_free(r->wjob);
     r->wjob = NULL;
-    srv_req_release(r);
+    acr_srv_req_release(r);
 }
 
 static int64_t wall_ms(void)
@@ -166,14 +105,14 @@ static int64_t wall_ms(void)
 
 static acr_buf_t log_buf; /* access-log lines not written yet (loop thread) */
 
-void srv_log_flush(void)
+void acr_srv_log_flush(void)
 {
     if (log_buf.len > 0)
         fwrite(log_buf.data, 1, log_buf.len, stderr);
     log_buf.len = 0;
 }
 
-void srv_log_request(srv_req_t *req, size_t bytes)
+void acr_srv_log_request(acr_srv_req_t *req, size_t bytes)
 {
     static int64_t ts_ms = -1;
     static char ts[ACR_TS_BUF];
@@ -183,7 +122,7 @@ void srv_log_request(srv_req_t *req, size_t bytes)
         ts_ms = now;
     }
     uint64_t us = (uv_hrtime() - req->start_ns) / 1000;
-    const char *m = req->url.len ? llhttp_method_name((llhttp_method_t)req->method) : "-";
+    const char *m = req->has_method ? llhttp_method_name((llhttp_method_t)req->method) : "-";
     acr_buf_t *line = &log_buf;
     acr_buf_append_str(line, "{\"ts\":\"");
     acr_buf_append_str(line, ts);
@@ -192,17 +131,16 @@ void srv_log_request(srv_req_t *req, size_t bytes)
     acr_buf_append_str(line, "\",\"method\":\"");
     acr_buf_append_str(line, m);
     acr_buf_append_str(line, "\",\"path\":");
-    const char *path = req->path ? req->path : (const char *)req->url.data;
-    size_t plen = req->path ? strlen(req->path) : req->url.len;
-    if (path == NULL || plen == 0)
-        path = "-", plen = 1;
-    acr_buf_append_json_str(line, path, plen > 256 ? 256 : plen);
+    const char *path;
+    size_t plen;
+    acr_srv_log_path(req, &path, &plen);
+    acr_buf_append_json_str(line, path, plen);
     acr_buf_append_str(line, ",\"status\":");
-    srv_buf_u64(line, (uint64_t)(req->status > 0 ? req->status : 0));
+    acr_srv_buf_u64(line, (uint64_t)(req->status > 0 ? req->status : 0));
     acr_buf_append_str(line, ",\"bytes\":");
-    srv_buf_u64(line, bytes);
+    acr_srv_buf_u64(line, bytes);
     acr_buf_append_str(line, ",\"duration_us\":");
-    srv_buf_u64(line, us);
+    acr_srv_buf_u64(line, us);
     acr_buf_append_str(line, ",\"role\":\"");
     acr_buf_append_str(line, acr_role_name(req->role));
     acr_buf_append_str(line, "\",\"token\":");
@@ -212,62 +150,70 @@ void srv_log_request(srv_req_t *req, size_t bytes)
     acr_buf_append_str(line, req->route);
     acr_buf_append_str(line, "\"}\n");
     if (log_buf.len >= 64 * 1024)
-        srv_log_flush();
-    srv_metrics_request(req->route, req->status);
+        acr_srv_log_flush();
+    acr_srv_metrics_request(req->route, req->status);
 }
 
 /* ---- connection lifetime ------------------------------------------------------------- */
 
-void srv_conn_ref(srv_conn_t *c)
+void acr_srv_conn_ref(acr_srv_conn_t *c)
 {
     c->refs++;
 }
 
-void srv_conn_unref(srv_conn_t *c)
+void acr_srv_conn_unref(acr_srv_conn_t *c)
 {
     if (--c->refs > 0)
         return;
-    srv_t *s = c->srv;
+    acr_srv_t *s = c->srv;
     if (c->prev)
         c->prev->next = c->next;
     else
         s->conns = c->next;
     if (c->next)
         c->next->prev = c->prev;
-    srv_parse_destroy(&c->p);
+    acr_srv_parse_destroy(&c->p);
     acr_buf_destroy(&c->in);
     free(c);
     s->conn_count--;
-    srv_metrics_gauge_conns(-1);
-    srv_maybe_finish(s);
+    acr_srv_metrics_gauge_conns(-1);
+    acr_srv_maybe_finish(s);
 }
 
-bool srv_conn_closing(const srv_conn_t *c)
+bool acr_srv_conn_closing(const acr_srv_conn_t *c)
 {
     return c->closing;
 }
 
-uv_stream_t *srv_conn_stream(srv_conn_t *c)
+uv_stream_t *acr_srv_conn_stream(acr_srv_conn_t *c)
 {
     return (uv_stream_t *)&c->tcp;
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    srv_conn_t *c = h->data;
+    acr_srv_conn_t *c = h->data;
     if (--c->handles == 0)
-        srv_conn_unref(c);
+        acr_srv_conn_unref(c);
 }
 
-void srv_conn_close(srv_conn_t *c)
+void acr_srv_conn_close(acr_srv_conn_t *c)
 {
     if (c->closing)
         return;
     c->closing = true;
+    acr_srv_req_t *held[2] = {c->active, c->p.cur};
+    for (int i = 0; i < 2; i++) {
+        if (held[i] == NULL)
+            continue;
+        atomic_store(&held[i]->gone, true); /* a pool job not yet begun skips its work */
+        if (held[i]->in_pool)
+            uv_cancel((uv_req_t *)&held[i]->work); /* still queued: never runs */
+    }
     if (c->sub != NULL) {
-        struct srv_sub *sub = c->sub;
+        struct acr_srv_sub *sub = c->sub;
         c->sub = NULL;
-        srv_feed_drop(c->srv, sub);
+        c->srv->on_conn_closed(c->srv, sub);
     }
     uv_close((uv_handle_t *)&c->tcp, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
@@ -276,7 +222,7 @@ void srv_conn_close(srv_conn_t *c)
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 {
     (void)hint;
-    srv_conn_t *c = h->data;
+    acr_srv_conn_t *c = h->data;
     if (c->phase == PH_FEED || c->phase == PH_LINGER)
         c->in.len = c->in_off = 0; /* input is discarded */
     if (acr_buf_reserve(&c->in, READ_CHUNK) != 0) {
@@ -288,7 +234,7 @@ static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf)
 
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf);
 
-static void set_reading(srv_conn_t *c, bool on)
+static void set_reading(acr_srv_conn_t *c, bool on)
 {
     if (c->closing || c->reading == on)
         return;
@@ -302,7 +248,7 @@ static void set_reading(srv_conn_t *c, bool on)
 
 static void on_timer(uv_timer_t *t);
 
-static void arm(srv_conn_t *c, uint64_t ms)
+static void arm(acr_srv_conn_t *c, uint64_t ms)
 {
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
@@ -310,7 +256,7 @@ static void arm(srv_conn_t *c, uint64_t ms)
 static void on_shutdown(uv_shutdown_t *sr, int status)
 {
     (void)status;
-    srv_conn_t *c = sr->data;
+    acr_srv_conn_t *c = sr->data;
     if (c->closing)
         return;
     set_reading(c, true);
@@ -318,7 +264,7 @@ static void on_shutdown(uv_shutdown_t *sr, int status)
 }
 
 /* Half-closes and drains briefly, so the peer reads our last response. */
-static void linger_close(srv_conn_t *c)
+static void linger_close(acr_srv_conn_t *c)
 {
     if (c->closing)
         return;
@@ -327,16 +273,16 @@ static void linger_close(srv_conn_t *c)
     uv_timer_stop(&c->timer);
     c->shut.data = c;
     if (uv_shutdown(&c->shut, (uv_stream_t *)&c->tcp, on_shutdown) != 0)
-        srv_conn_close(c);
+        acr_srv_conn_close(c);
 }
 
 /* ---- responses ------------------------------------------------------------------------ */
 
-static void conn_parse(srv_conn_t *c);
+static void conn_parse(acr_srv_conn_t *c);
 
-static void finish_request(srv_conn_t *c, srv_req_t *req, bool sent)
+static void finish_request(acr_srv_conn_t *c, acr_srv_req_t *req, bool sent)
 {
-    srv_log_request(req, sent ? req->resp.len : 0);
+    acr_srv_log_request(req, sent ? req->resp.len : 0);
     bool keep = req->keep_alive && !req->close_after && !c->srv->stopping;
     if (c->active == req)
         c->active = NULL;
@@ -350,48 +296,50 @@ static void finish_request(srv_conn_t *c, srv_req_t *req, bool sent)
             conn_parse(c);
         }
     }
-    srv_conn_unref(c);
+    acr_srv_conn_unref(c);
 }
 
-void srv_req_done(srv_req_t *req)
+void acr_srv_req_done(acr_srv_req_t *req)
 {
     finish_request(req->conn, req, true);
 }
 
 static void on_written(uv_write_t *w, int status)
 {
-    srv_req_t *req = w->data;
-    srv_conn_t *c = req->conn;
+    acr_srv_req_t *req = w->data;
+    acr_srv_conn_t *c = req->conn;
     if (status != 0 && !c->closing)
-        srv_conn_close(c);
+        acr_srv_conn_close(c);
     finish_request(c, req, status == 0);
 }
 
-void srv_respond(srv_req_t *req)
+void acr_srv_respond(acr_srv_req_t *req)
 {
-    srv_conn_t *c = req->conn;
+    acr_srv_conn_t *c = req->conn;
     if (c->closing) {
         finish_request(c, req, false);
         return;
     }
     if (req->status == 0)
-        srv_set_error(req, 500, "internal", "no response was produced");
+        acr_srv_set_error(req, 500, "internal", "no response was produced");
     bool close = !req->keep_alive || req->close_after || c->srv->stopping;
     acr_buf_t *h = &req->head;
     acr_buf_reset(h);
     acr_buf_reserve(h, 160);
     acr_buf_append_str(h, "HTTP/1.1 ");
-    srv_buf_u64(h, (uint64_t)(req->status >= 100 && req->status <= 999 ? req->status : 500));
+    acr_srv_buf_u64(h, (uint64_t)(req->status >= 100 && req->status <= 999 ? req->status : 500));
     acr_buf_append_str(h, " ");
-    acr_buf_append_str(h, reason_of(req->status));
+    acr_buf_append_str(h, acr_srv_reason_of(req->status));
     acr_buf_append_str(h, "\r\nContent-Type: ");
     acr_buf_append_str(h, req->ctype ? req->ctype : "application/json");
     acr_buf_append_str(h, "\r\nContent-Length: ");
-    srv_buf_u64(h, req->resp.len);
+    acr_srv_buf_u64(h, req->resp.len);
     acr_buf_append_str(h, "\r\nAccrue-Request-Id: ");
     acr_buf_append_str(h, req->request_id);
     acr_buf_append_str(h, "\r\n");
     acr_buf_append_str(h, req->extra_headers);
+    if (req->static_headers != NULL)
+        acr_buf_append_str(h, req->static_headers);
     acr_buf_append_str(h, close ? "Connection: close\r\n\r\n" : "\r\n");
     uv_buf_t bufs[2] = {
         uv_buf_init((char *)req->head.data, (unsigned)req->head.len),
@@ -401,20 +349,20 @@ void srv_respond(srv_req_t *req)
     req->close_after = close;
     if (uv_write(&req->wreq, (uv_stream_t *)&c->tcp, bufs, req->resp.len ? 2 : 1, on_written) !=
         0) {
-        srv_conn_close(c);
+        acr_srv_conn_close(c);
         finish_request(c, req, false);
     }
 }
 
 /* Answers an HTTP-level failure (bad framing, limits, timeouts) and closes. */
-static void fail(srv_conn_t *c, int status, const char *why)
+static void fail(acr_srv_conn_t *c, int status, const char *why)
 {
     if (c->closing || c->phase == PH_LINGER)
         return;
-    srv_req_t *req = c->p.cur ? c->p.cur : req_new(c);
+    acr_srv_req_t *req = c->p.cur ? c->p.cur : req_new(c);
     c->p.cur = NULL;
     if (req == NULL) {
-        srv_conn_close(c);
+        acr_srv_conn_close(c);
         return;
     }
     c->active = req;
@@ -423,41 +371,66 @@ static void fail(srv_conn_t *c, int status, const char *why)
     uv_timer_stop(&c->timer);
     req->keep_alive = false;
     req->route = "http";
-    srv_set_error(req, status, code_of_status(status), "%s", why);
-    srv_conn_ref(c);
-    srv_respond(req);
+    acr_srv_set_error(req, status, acr_srv_code_of_status(status), "%s", why);
+    acr_srv_conn_ref(c);
+    acr_srv_respond(req);
 }
 
 /* ---- parsing ------------------------------------------------------------------------- */
 
-/* The head of a request is complete: the body may stall at most idle_ms_max. */
-static void on_head(void *owner, bool expect_continue)
+/* Arms the body timer: the body may stall at most idle_ms_max and must be complete by
+ * body_deadline, whichever comes first. */
+static void arm_body(acr_srv_conn_t *c)
 {
-    srv_conn_t *c = owner;
+    uint64_t now = uv_now(c->srv->loop);
+    uint64_t left = c->body_deadline > now ? c->body_deadline - now : 0;
+    arm(c, left < c->srv->lim.idle_ms_max ? left : c->srv->lim.idle_ms_max);
+}
+
+void acr_srv_head_decided(acr_srv_req_t *req)
+{
+    acr_srv_conn_t *c = req->conn;
+    if (c->closing || c->phase != PH_AUTH || c->p.cur != req)
+        return; /* the client is gone: the parser frees the request with the connection */
+    if (req->status != 0) { /* refused on its head: answered without reading the body */
+        c->p.cur = NULL;
+        c->active = req;
+        c->phase = PH_BUSY;
+        set_reading(c, false);
+        uv_timer_stop(&c->timer);
+        req->keep_alive = false;
+        acr_srv_conn_ref(c);
+        acr_srv_respond(req);
+        return;
+    }
+    acr_srv_parse_resume(&c->p);
     c->phase = PH_BODY;
-    arm(c, c->srv->lim.idle_ms_max);
-    if (expect_continue) {
+    c->body_deadline = uv_now(c->srv->loop) + c->srv->lim.body_ms_max;
+    arm_body(c);
+    if (c->p.expect_continue) { /* only now that the token and the route are known good */
         static char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
         uv_buf_t b = uv_buf_init(cont, sizeof cont - 1);
         uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
     }
+    conn_parse(c);
 }
 
-static void start_request(srv_conn_t *c)
+static void start_request(acr_srv_conn_t *c)
 {
-    srv_req_t *r = c->active;
+    acr_srv_req_t *r = c->active;
     c->phase = PH_BUSY;
     uv_timer_stop(&c->timer);
     if (c->in.len - c->in_off >= PIPELINE_BYTES_MAX)
         set_reading(c, false);
-    srv_conn_ref(c);
-    srv_dispatch(c->srv, r);
+    acr_srv_conn_ref(c);
+    c->srv->on_request(c->srv, r);
 }
 
-static void conn_parse(srv_conn_t *c)
+static void conn_parse(acr_srv_conn_t *c)
 {
+    bool head = false;
     while (c->active == NULL && !c->closing && c->phase != PH_FEED && c->phase != PH_LINGER &&
-           c->in_off < c->in.len) {
+           c->phase != PH_AUTH && (c->in_off < c->in.len || c->p.resumed)) {
         const char *data = (const char *)c->in.data + c->in_off;
         size_t len = c->in.len - c->in_off;
         if (c->phase == PH_IDLE) {
@@ -467,12 +440,19 @@ static void conn_parse(srv_conn_t *c)
         size_t used = 0;
         int status = 0;
         char msg[160];
-        int r = srv_parse_feed(&c->p, data, len, &used, &status, msg, sizeof msg);
-        if (r == SRV_PARSE_MORE) {
+        int r = acr_srv_parse_feed(&c->p, data, len, &used, &status, msg, sizeof msg);
+        if (r == ACR_SRV_PARSE_MORE) {
             c->in_off = c->in.len;
             break;
         }
-        if (r == SRV_PARSE_REQUEST) {
+        if (r == ACR_SRV_PARSE_HEAD) {
+            c->in_off += used;
+            c->phase = PH_AUTH;
+            uv_timer_stop(&c->timer);
+            head = true;
+            break;
+        }
+        if (r == ACR_SRV_PARSE_REQUEST) {
             c->in_off += used;
             c->active = c->p.done;
             c->p.done = NULL;
@@ -491,9 +471,16 @@ static void conn_parse(srv_conn_t *c)
         c->in.len -= c->in_off;
         c->in_off = 0;
     }
+    if (head) { /* held bytes wait until the head is authorized */
+        if (!c->peer_done)
+            set_reading(c, c->in.len < PIPELINE_BYTES_MAX);
+        c->srv->on_head(c->srv, c->p.cur);
+        return;
+    }
     if (c->active == NULL && c->phase != PH_BUSY) {
         if (c->peer_done)
-            srv_conn_close(c); /* answered what it sent; a partial request has nobody to answer */
+            acr_srv_conn_close(
+                c); /* answered what it sent; a partial request has nobody to answer */
         else
             set_reading(c, true);
     }
@@ -502,15 +489,15 @@ static void conn_parse(srv_conn_t *c)
 static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
     (void)buf;
-    srv_conn_t *c = st->data;
-    bool busy = c->phase == PH_BUSY && c->active != NULL;
+    acr_srv_conn_t *c = st->data;
+    bool busy = (c->phase == PH_BUSY && c->active != NULL) || c->phase == PH_AUTH;
     if (nread < 0 && busy) { /* answer the request in flight first */
         c->peer_done = true;
         set_reading(c, false);
         return;
     }
     if (nread < 0) {
-        srv_conn_close(c); /* EOF or error: a partial request has nobody to answer */
+        acr_srv_conn_close(c); /* EOF or error: a partial request has nobody to answer */
         return;
     }
     if (nread == 0)
@@ -520,7 +507,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     c->in.len += (size_t)nread;
-    if (busy) { /* pipelined bytes wait, parsed once the response is out */
+    if (c->phase == PH_BODY)
+        arm_body(c); /* bytes came: the stall timer restarts, the total stands */
+    if (busy) {      /* pipelined bytes wait, parsed once the response is out */
         if (c->in.len - c->in_off >= PIPELINE_BYTES_MAX)
             set_reading(c, false);
         return;
@@ -530,24 +519,26 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 
 static void on_timer(uv_timer_t *t)
 {
-    srv_conn_t *c = t->data;
+    acr_srv_conn_t *c = t->data;
     switch (c->phase) {
     case PH_HEAD:
         fail(c, 408, "the request head did not arrive in time");
         break;
     case PH_BODY:
-        fail(c, 408, "the request body stalled");
+        fail(c, 408,
+             uv_now(c->srv->loop) >= c->body_deadline ? "the request body did not arrive in time"
+                                                      : "the request body stalled");
         break;
     case PH_IDLE:
     case PH_LINGER:
-        srv_conn_close(c);
+        acr_srv_conn_close(c);
         break;
     default:
         break;
     }
 }
 
-void srv_conn_make_feed(srv_conn_t *c, struct srv_sub *sub)
+void acr_srv_conn_make_feed(acr_srv_conn_t *c, struct acr_srv_sub *sub)
 {
     c->phase = PH_FEED;
     c->sub = sub;
@@ -572,7 +563,7 @@ typedef struct rejected {
     uv_tcp_t tcp;
     uv_timer_t timer;
     uv_shutdown_t shut;
-    srv_t *srv;
+    acr_srv_t *srv;
     int handles;
     bool closing;
     char drain[1024];
@@ -627,7 +618,7 @@ static void rej_shutdown(uv_shutdown_t *sr, int status)
     (void)status;
 }
 
-static void reject_busy(srv_t *s, rejected_t *r)
+static void reject_busy(acr_srv_t *s, rejected_t *r)
 {
     s->rejecting++;
     r->srv = s;
@@ -649,11 +640,11 @@ static void reject_busy(srv_t *s, rejected_t *r)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    srv_t *s = server->data;
+    acr_srv_t *s = server->data;
     if (status != 0)
         return;
     bool full = s->conn_count >= s->lim.connections_max;
-    srv_conn_t *c = calloc(1, full ? sizeof(rejected_t) : sizeof *c);
+    acr_srv_conn_t *c = calloc(1, full ? sizeof(rejected_t) : sizeof *c);
     if (c == NULL)
         return;
     uv_tcp_t *tcp = full ? &((rejected_t *)c)->tcp : &c->tcp;
@@ -665,7 +656,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     if (full) {
-        srv_metrics_request("http", 503);
+        acr_srv_metrics_request("http", 503);
         reject_busy(s, (rejected_t *)c);
         return;
     }
@@ -675,16 +666,16 @@ static void on_connection(uv_stream_t *server, int status)
     c->handles = 2;
     c->refs = 1;
     acr_buf_init(&c->in);
-    srv_parse_init(&c->p, s->lim.header_bytes_max, s->lim.body_bytes_max, c);
+    acr_srv_parse_init(&c->p, s->lim.header_bytes_max, s->lim.body_bytes_max, c);
     c->p.new_req = req_new;
     c->p.free_req = req_free;
-    c->p.on_head = on_head;
+    c->p.pause_on_head = true; /* authenticate and authorize before reading a body */
     c->next = s->conns;
     if (s->conns)
         s->conns->prev = c;
     s->conns = c;
     s->conn_count++;
-    srv_metrics_gauge_conns(1);
+    acr_srv_metrics_gauge_conns(1);
     uv_tcp_nodelay(&c->tcp, 1);
     c->phase = PH_HEAD;
     arm(c, s->lim.header_ms_max);
@@ -696,10 +687,10 @@ static uv_prepare_t log_flusher;
 static void on_prepare(uv_prepare_t *h)
 {
     (void)h;
-    srv_log_flush();
+    acr_srv_log_flush();
 }
 
-int srv_http_listen(srv_t *s, const char *host, int port)
+int acr_srv_http_listen(acr_srv_t *s, const char *host, int port)
 {
     uv_prepare_init(s->loop, &log_flusher);
     uv_prepare_start(&log_flusher, on_prepare);
@@ -719,15 +710,15 @@ int srv_http_listen(srv_t *s, const char *host, int port)
     return rc;
 }
 
-void srv_http_stop(srv_t *s)
+void acr_srv_http_stop(acr_srv_t *s)
 {
     uv_close((uv_handle_t *)&s->listener, NULL);
-    for (srv_conn_t *c = s->conns; c != NULL; c = c->next) {
+    for (acr_srv_conn_t *c = s->conns; c != NULL; c = c->next) {
         if (c->closing)
             continue;
         if (c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_LINGER ||
             c->phase == PH_FEED)
-            srv_conn_close(c);
+            acr_srv_conn_close(c);
         /* PH_BODY: the request is still arriving; PH_BUSY: in flight. Both
          * are answered (with Connection: close) before the connection goes. */
     }

@@ -1,4 +1,4 @@
-/* serve_metrics.c - the counters behind GET /metrics (Prometheus text).
+/* metrics.c - the counters behind GET /metrics (Prometheus text).
  *
  * Updated from the loop thread (requests, connections, subscribers) and the
  * writer thread (commits), read when /metrics renders on a pool thread: one
@@ -7,7 +7,7 @@
 #include <inttypes.h>
 #include <string.h>
 
-#include "serve.h"
+#include "internal.h"
 
 #define ROUTE_STATUS_MAX 256
 
@@ -54,7 +54,7 @@ static void observe(histo_t *h, const uint64_t *bounds, size_t nb, uint64_t v)
     h->sum += v;
 }
 
-void srv_metrics_request(const char *route, int status)
+void acr_srv_metrics_request(const char *route, int status)
 {
     pthread_mutex_lock(&m.mu);
     size_t i = 0;
@@ -71,7 +71,7 @@ void srv_metrics_request(const char *route, int status)
     pthread_mutex_unlock(&m.mu);
 }
 
-void srv_metrics_commit(size_t batches, uint64_t events, uint64_t latency_us)
+void acr_srv_metrics_commit(size_t batches, uint64_t events, uint64_t latency_us)
 {
     pthread_mutex_lock(&m.mu);
     m.commits++;
@@ -81,35 +81,35 @@ void srv_metrics_commit(size_t batches, uint64_t events, uint64_t latency_us)
     pthread_mutex_unlock(&m.mu);
 }
 
-void srv_metrics_batch(uint64_t events)
+void acr_srv_metrics_batch(uint64_t events)
 {
     pthread_mutex_lock(&m.mu);
     observe(&m.batch_events, batch_bounds, NB(batch_bounds), events);
     pthread_mutex_unlock(&m.mu);
 }
 
-void srv_metrics_gauge_conns(int64_t delta)
+void acr_srv_metrics_gauge_conns(int64_t delta)
 {
     pthread_mutex_lock(&m.mu);
     m.conns += delta;
     pthread_mutex_unlock(&m.mu);
 }
 
-void srv_metrics_gauge_subs(int64_t delta)
+void acr_srv_metrics_gauge_subs(int64_t delta)
 {
     pthread_mutex_lock(&m.mu);
     m.subs += delta;
     pthread_mutex_unlock(&m.mu);
 }
 
-void srv_metrics_feed_dropped(void)
+void acr_srv_metrics_feed_dropped(void)
 {
     pthread_mutex_lock(&m.mu);
     m.feed_dropped++;
     pthread_mutex_unlock(&m.mu);
 }
 
-void srv_metrics_path(bool on_loop)
+void acr_srv_metrics_path(bool on_loop)
 {
     pthread_mutex_lock(&m.mu);
     if (on_loop)
@@ -134,7 +134,7 @@ static void render_histo(acr_buf_t *out, const char *name, const char *help, con
                    name, cum, name, h->sum, name, h->count);
 }
 
-int srv_metrics_render(acr_buf_t *out)
+int acr_srv_metrics_render(acr_buf_t *out)
 {
     pthread_mutex_lock(&m.mu);
     acr_buf_printf(out,

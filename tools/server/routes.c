@@ -1,16 +1,19 @@
-/* serve_routes.c - the endpoints of http.md: authentication, roles, partner
+/* routes.c - the endpoints of http.md: authentication, roles, partner
  * scoping and the read routes.
  *
- * /healthz and / are answered at once (no token). For the rest the loop
- * hashes the token and looks it up among the --token-file entries and the
- * cache of verified ledger tokens (token.h: no LMDB transaction, no disk).
- * A known token with a small append (POST /v1/events, body up to
- * SRV_LOOP_BODY_MAX) is parsed on the loop and goes straight to the writer
- * thread; refusals (401 aside, 403/404/405) are answered on the loop too.
- * Everything else goes to the libuv thread pool: an uncached token is
- * checked there against the tokens table (then cached), and the handler
- * runs there with its own read snapshots, so the loop never waits on the
- * disk. Write routes (serve_ingest.c) leave a job for the writer thread.
+ * /healthz and / are answered at once (no token). For the rest the token is
+ * checked on the request's head, before any body byte is read
+ * (acr_srv_authorize): the loop hashes it and looks it up among the --token-file
+ * entries and the cache of verified ledger tokens (token.h: no LMDB
+ * transaction, no disk); an uncached token is checked against the tokens
+ * table on the libuv thread pool (then cached). A refusal (401, 403, 404,
+ * 405) is answered then, without reading the body. Once the body is in, a
+ * small append (POST /v1/events, body up to ACR_SRV_LOOP_BODY_MAX) is parsed on
+ * the loop and goes straight to the writer thread; everything else runs on
+ * the pool with its own read snapshots, so the loop never waits on the
+ * disk. Write routes (ingest.c) leave a job for the writer thread.
+ * Expensive routes (verify, payout runs and audits) run at most
+ * lim.expensive_max at once (503 + Retry-After beyond).
  *
  * Order of checks: a missing or unknown token is 401 for every path; then
  * an unknown path is 404 and a known path with another method 405; then a
@@ -27,150 +30,73 @@
 
 #include "accrue/date.h"
 #include "accrue/projection.h"
-#include "serve.h"
+#include "accrue/replica.h"
+#include "internal.h"
 
 #define EVENTS_LIMIT_MAX 10000
 #define EVENTS_LIMIT_DEFAULT 1000
 
-typedef void (*handler_fn)(srv_t *s, srv_req_t *req, char **params);
+typedef void (*handler_fn)(acr_srv_t *s, acr_srv_req_t *req, char **params);
 
-static void h_metrics(srv_t *s, srv_req_t *req, char **params);
-static void h_events(srv_t *s, srv_req_t *req, char **params);
-static void h_feed(srv_t *s, srv_req_t *req, char **params);
-static void h_partners(srv_t *s, srv_req_t *req, char **params);
-static void h_partner(srv_t *s, srv_req_t *req, char **params);
-static void h_deal(srv_t *s, srv_req_t *req, char **params);
-static void h_pipeline(srv_t *s, srv_req_t *req, char **params);
-static void h_kpi(srv_t *s, srv_req_t *req, char **params);
-static void h_run(srv_t *s, srv_req_t *req, char **params);
-static void h_statement(srv_t *s, srv_req_t *req, char **params);
-static void h_payouts(srv_t *s, srv_req_t *req, char **params);
-static void h_audit(srv_t *s, srv_req_t *req, char **params);
-static void h_verify(srv_t *s, srv_req_t *req, char **params);
+static void h_metrics(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_events(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_feed(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_partners(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_partner(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_deal(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_pipeline(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_kpi(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_run(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_payouts(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_audit(acr_srv_t *s, acr_srv_req_t *req, char **params);
+static void h_verify(acr_srv_t *s, acr_srv_req_t *req, char **params);
 
-static const handler_fn handlers[SRV_R__COUNT] = {
-    [SRV_R_METRICS] = h_metrics,
-    [SRV_R_EVENTS_APPEND] = srv_h_append,
-    [SRV_R_EVENTS_READ] = h_events,
-    [SRV_R_FEED] = h_feed,
-    [SRV_R_PARTNERS] = h_partners,
-    [SRV_R_PARTNER] = h_partner,
-    [SRV_R_DEAL] = h_deal,
-    [SRV_R_DEAL_REGISTER] = srv_h_deal_register,
-    [SRV_R_DEAL_STAGE] = srv_h_deal_stage,
-    [SRV_R_PIPELINE] = h_pipeline,
-    [SRV_R_KPI] = h_kpi,
-    [SRV_R_RUN] = h_run,
-    [SRV_R_STATEMENT] = h_statement,
-    [SRV_R_CLOSE] = srv_h_close,
-    [SRV_R_PAYOUTS] = h_payouts,
-    [SRV_R_AUDIT] = h_audit,
-    [SRV_R_VERIFY] = h_verify,
+static const handler_fn handlers[ACR_SRV_R__COUNT] = {
+    [ACR_SRV_R_METRICS] = h_metrics,
+    [ACR_SRV_R_EVENTS_APPEND] = acr_srv_h_append,
+    [ACR_SRV_R_EVENTS_READ] = h_events,
+    [ACR_SRV_R_FEED] = h_feed,
+    [ACR_SRV_R_PARTNERS] = h_partners,
+    [ACR_SRV_R_PARTNER] = h_partner,
+    [ACR_SRV_R_DEAL] = h_deal,
+    [ACR_SRV_R_DEAL_REGISTER] = acr_srv_h_deal_register,
+    [ACR_SRV_R_DEAL_STAGE] = acr_srv_h_deal_stage,
+    [ACR_SRV_R_PIPELINE] = h_pipeline,
+    [ACR_SRV_R_KPI] = h_kpi,
+    [ACR_SRV_R_RUN] = h_run,
+    [ACR_SRV_R_STATEMENT] = h_statement,
+    [ACR_SRV_R_CLOSE] = acr_srv_h_close,
+    [ACR_SRV_R_PAYOUTS] = h_payouts,
+    [ACR_SRV_R_AUDIT] = h_audit,
+    [ACR_SRV_R_VERIFY] = h_verify,
+    [ACR_SRV_R_ONBOARDING] = acr_srv_h_onboarding,
+    [ACR_SRV_R_ANNOUNCEMENTS] = acr_srv_h_announcements,
+    [ACR_SRV_R_ANNOUNCEMENT_ACK] = acr_srv_h_announcement_ack,
+    [ACR_SRV_R_PROMOTIONS] = acr_srv_h_promotions,
+    [ACR_SRV_R_STATUS] = acr_srv_h_status,
+    [ACR_SRV_R_DEALS_LIST] = acr_srv_h_deals_list,
 };
 
-/* ---- errors ----------------------------------------------------------------------- */
+/* ---- answers ----------------------------------------------------------------------- */
 
-int srv_status_of(int code)
+static void not_found(acr_srv_req_t *req)
 {
-    switch (code) {
-    case ACR_ENOT_FOUND:
-        return 404;
-    case ACR_EUNAUTHORIZED:
-        return 401;
-    case ACR_EFORBIDDEN:
-        return 403;
-    case ACR_EMETHOD_NOT_ALLOWED:
-        return 405;
-    case ACR_EBAD_REQUEST:
-    case ACR_EUSAGE:
-        return 400;
-    case ACR_ETIMEOUT:
-        return 408;
-    case ACR_EHEADERS_TOO_LARGE:
-        return 431;
-    case ACR_ETOO_LARGE:
-        return 413;
-    case ACR_ELEDGER_FULL:
-        return 507;
-    default:
-        break;
-    }
-    int exit_code = acr_err_exit_code(code);
-    return exit_code == 4 ? 409 : exit_code == 3 ? 422 : 500;
-}
-
-static void err_item(acr_buf_t *b, const acr_err_t *e, bool by_line)
-{
-    if (by_line)
-        acr_buf_printf(b, "{\"line\":%" PRIu64, e->line);
-    else
-        acr_buf_printf(b, "{\"index\":%" PRIu64, e->line ? e->line - 1 : 0);
-    acr_buf_append_str(b, ",\"id\":");
-    acr_buf_append_json_str(b, e->id, strlen(e->id));
-    acr_buf_append_str(b, ",\"field\":");
-    acr_buf_append_json_str(b, e->field, strlen(e->field));
-    acr_buf_append_str(b, ",\"code\":");
-    const char *code = acr_err_name(e->code);
-    acr_buf_append_json_str(b, code, strlen(code));
-    acr_buf_append_str(b, ",\"message\":");
-    acr_buf_append_json_str(b, e->msg, strlen(e->msg));
-    acr_buf_append_str(b, "}");
-}
-
-void srv_set_errlist(srv_req_t *req, const acr_errlist_t *errs, bool by_line)
-{
-    int first = errs->count ? errs->items[0].code : ACR_EINVALID_VALUE;
-    req->status = acr_errlist_exit_code(errs) == 4 ? 409 : first == ACR_ETOO_LARGE ? 413 : 422;
-    if (req->status == 422 && srv_status_of(first) == 500)
-        req->status = 500; /* a store failure, not the client's fault */
-    req->ctype = "application/json";
-    acr_buf_t *b = &req->resp;
-    acr_buf_reset(b);
-    acr_buf_append_str(b, "{\"error\":{\"code\":");
-    const char *code = acr_err_name(first);
-    acr_buf_append_json_str(b, code, strlen(code));
-    char msg[128];
-    snprintf(msg, sizeof msg, "the batch was rejected: %zu error%s, nothing was written",
-             errs->total, errs->total == 1 ? "" : "s");
-    acr_buf_append_str(b, ",\"message\":");
-    acr_buf_append_json_str(b, msg, strlen(msg));
-    acr_buf_append_str(b, ",\"details\":[");
-    for (size_t i = 0; i < errs->count; i++) {
-        if (i)
-            acr_buf_append_str(b, ",");
-        err_item(b, &errs->items[i], by_line);
-    }
-    acr_buf_printf(b, "],\"total\":%zu}}\n", errs->total);
-}
-
-void srv_set_acr_error(srv_req_t *req, int rc, const acr_err_t *err)
-{
-    int code = err != NULL && err->code != 0 ? err->code : rc;
-    const char *msg = err != NULL && err->msg[0] ? err->msg : acr_err_name(code);
-    int status = srv_status_of(code);
-    const char *name = acr_err_name(code);
-    if (code == ACR_EUSAGE)
-        name = "bad_request";
-    srv_set_error(req, status, name, "%s", msg);
-}
-
-static void not_found(srv_req_t *req)
-{
-    srv_set_error(req, 404, "not_found", "no such record");
+    acr_srv_set_error(req, 404, "not_found", "no such record");
 }
 
 /* Answers a failed engine call (404 for a missing record, else its error);
  * true when it failed, so the handler returns. */
-static bool answered_failure(srv_req_t *req, int rc, const acr_err_t *err)
+static bool answered_failure(acr_srv_req_t *req, int rc, const acr_err_t *err)
 {
     if (rc == ACR_ENOT_FOUND)
         not_found(req);
     else if (rc != 0)
-        srv_set_acr_error(req, rc, err);
+        acr_srv_set_acr_error(req, rc, err);
     return rc != 0;
 }
 
-static void set_json(srv_req_t *req, int status)
+static void set_json(acr_srv_req_t *req, int status)
 {
     req->status = status;
     req->ctype = "application/json";
@@ -182,11 +108,11 @@ enum auth_state { AUTH_UNKNOWN = 0, AUTH_OK, AUTH_NONE };
 
 /* Without LMDB: the --token-file entries, then the cache. AUTH_NONE when
  * there is no usable bearer token, AUTH_UNKNOWN when the table must tell. */
-static int auth_fast(srv_t *s, srv_req_t *req, uint8_t hash[ACR_TOKEN_HASH_LEN])
+static int auth_fast(acr_srv_t *s, acr_srv_req_t *req, uint8_t hash[ACR_TOKEN_HASH_LEN])
 {
     const char *tok;
     size_t n;
-    if (!srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) ||
+    if (!acr_srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) ||
         acr_token_hash(tok, n, hash) != 0)
         return AUTH_NONE;
     bool boot = false;
@@ -209,50 +135,52 @@ static int auth_fast(srv_t *s, srv_req_t *req, uint8_t hash[ACR_TOKEN_HASH_LEN])
 }
 
 /* Answers a refused request (401, 403, 404, 405); true when refused. */
-static bool refuse(srv_req_t *req, int status, const srv_decision_t *d)
+static bool refuse(acr_srv_req_t *req, int status, const acr_srv_decision_t *d)
 {
     switch (status) {
     case 0:
         return false;
     case 401:
         req->role = ACR_ROLE_NONE;
-        srv_set_error(req, 401, "unauthorized",
-                      "a valid `Authorization: Bearer <token>` is required");
+        acr_srv_set_error(req, 401, "unauthorized",
+                          "a valid `Authorization: Bearer <token>` is required");
         snprintf(req->extra_headers, sizeof req->extra_headers,
                  "WWW-Authenticate: Bearer realm=\"accrue\"\r\n");
         return true;
     case 405:
         req->route = "-";
-        srv_set_error(req, 405, "method_not_allowed", "use %s for %s", d->allow, req->path);
+        acr_srv_set_error(req, 405, "method_not_allowed", "use %s for %s", d->allow, req->path);
         snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: %s\r\n", d->allow);
         return true;
     case 404:
-        srv_set_error(req, 404, "not_found", "no such endpoint: %s", req->path);
+        acr_srv_set_error(req, 404, "not_found", "no such endpoint: %s", req->path);
         return true;
     default:
         req->route = d->route->label;
-        srv_set_error(req, 403, "forbidden", "the %s role may not use %s", acr_role_name(req->role),
-                      d->route->label);
+        acr_srv_set_error(req, 403, "forbidden", "the %s role may not use %s",
+                          acr_role_name(req->role), d->route->label);
         return true;
     }
 }
 
-/* Pool thread: checks an uncached token against the table, then runs the handler. */
 /* The query parameters each route reads (http.md: unknown ones are 400, never ignored),
  * space-separated; NULL: none. */
-static const char *const route_params[SRV_R__COUNT] = {
-    [SRV_R_EVENTS_READ] = "from limit type stream",
-    [SRV_R_FEED] = "from",
-    [SRV_R_PIPELINE] = "partner today",
-    [SRV_R_KPI] = "period partner by",
-    [SRV_R_RUN] = "as_of",
-    [SRV_R_STATEMENT] = "partner as_of",
-    [SRV_R_PARTNERS] = "limit after",
-    [SRV_R_PAYOUTS] = "limit after",
+static const char *const route_params[ACR_SRV_R__COUNT] = {
+    [ACR_SRV_R_EVENTS_READ] = "from limit type stream",
+    [ACR_SRV_R_FEED] = "from",
+    [ACR_SRV_R_PIPELINE] = "partner today",
+    [ACR_SRV_R_KPI] = "period partner by",
+    [ACR_SRV_R_RUN] = "as_of",
+    [ACR_SRV_R_STATEMENT] = "partner as_of",
+    [ACR_SRV_R_PARTNERS] = "limit after",
+    [ACR_SRV_R_PAYOUTS] = "limit after",
+    [ACR_SRV_R_ONBOARDING] = "partner",
+    [ACR_SRV_R_ANNOUNCEMENTS] = "partner today",
+    [ACR_SRV_R_DEALS_LIST] = "partner stage limit",
 };
 
 /* 400 naming the first query parameter the route does not know; false when all known. */
-static bool unknown_param(srv_req_t *req, int route)
+static bool unknown_param(acr_srv_req_t *req, int route)
 {
     const char *allowed = route_params[route] ? route_params[route] : "";
     for (const char *p = req->query; p != NULL && *p != '\0';) {
@@ -267,9 +195,9 @@ static bool unknown_param(srv_req_t *req, int route)
             a += alen + (a[alen] == ' ');
         }
         if (!known && klen > 0) {
-            srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
-                          (int)(klen < 64 ? klen : 64), p,
-                          *allowed ? "; this endpoint takes: " : "", allowed);
+            acr_srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
+                              (int)(klen < 64 ? klen : 64), p,
+                              *allowed ? "; this endpoint takes: " : "", allowed);
             return true;
         }
         p = amp ? amp + 1 : NULL;
@@ -277,15 +205,21 @@ static bool unknown_param(srv_req_t *req, int route)
     return false;
 }
 
+/* Pool thread: runs the handler (and checks the token first for a request not
+ * authorized on its head). */
 static void route_work(uv_work_t *w)
 {
-    srv_req_t *req = w->data;
-    srv_t *s = w->loop->data;
-    if (req->role == ACR_ROLE_NONE) {
+    acr_srv_req_t *req = w->data;
+    acr_srv_t *s = w->loop->data;
+    if (atomic_load(&req->gone)) { /* the client hung up before the work began */
+        acr_srv_set_error(req, 503, "unavailable", "the client went away");
+        return;
+    }
+    if (!req->authed && req->role == ACR_ROLE_NONE) {
         uint8_t hash[ACR_TOKEN_HASH_LEN];
         int a = auth_fast(s, req, hash), role = ACR_ROLE_NONE;
         if (a == AUTH_UNKNOWN)
-            srv_metrics_path(false);
+            acr_srv_metrics_path(false);
         if (a == AUTH_UNKNOWN &&
             acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
                                  req->token_name) == 0)
@@ -293,8 +227,8 @@ static void route_work(uv_work_t *w)
         else if (a != AUTH_OK)
             req->role = ACR_ROLE_NONE;
     }
-    srv_decision_t d;
-    int status = srv_route_decide(req, req->role, &d);
+    acr_srv_decision_t d;
+    int status = acr_srv_route_decide(req, req->role, &d);
     if (refuse(req, status, &d))
         return;
     req->route = d.route->label;
@@ -303,109 +237,245 @@ static void route_work(uv_work_t *w)
     handlers[d.route->id](s, req, d.params);
 }
 
-/* Loop thread: a parsed request goes to the writer, the feed or the client. */
-static void route_next(srv_t *s, srv_req_t *req)
+/* Loop thread (the writer's hook): a finished write job answers its request. */
+void acr_srv_job_done(acr_srv_t *s, acr_srv_req_t *req, acr_srv_wjob_t *job)
 {
-    if (req->next == SRV_NEXT_WRITE && !srv_conn_closing(req->conn) && req->status == 0) {
+    (void)s;
+    acr_srv_answer_job(req, job);
+    acr_srv_respond(req);
+}
+
+/* Loop thread: a parsed request goes to the writer, the feed or the client. */
+static void route_next(acr_srv_t *s, acr_srv_req_t *req)
+{
+    if (req->next == ACR_SRV_NEXT_WRITE && !acr_srv_conn_closing(req->conn) && req->status == 0) {
         req->wjob->req = req;
-        srv_writer_submit(s, req->wjob);
-    } else if (req->next == SRV_NEXT_FEED && req->status == 0) {
-        srv_feed_start(s, req);
+        acr_srv_writer_submit(s, req->wjob);
+    } else if (req->next == ACR_SRV_NEXT_FEED && req->status == 0) {
+        acr_srv_feed_start(s, req);
     } else {
-        srv_respond(req);
+        acr_srv_respond(req);
     }
 }
 
 static void route_after(uv_work_t *w, int status)
 {
-    srv_req_t *req = w->data;
-    srv_t *s = w->loop->data;
+    acr_srv_req_t *req = w->data;
+    acr_srv_t *s = w->loop->data;
     s->pool_jobs--;
+    req->in_pool = false;
+    if (req->expensive) {
+        req->expensive = false;
+        s->expensive--;
+    }
     if (status != 0 && req->status == 0)
-        srv_set_error(req, 503, "unavailable", "the request was cancelled");
+        acr_srv_set_error(req, 503, "unavailable", "the request was cancelled");
     route_next(s, req);
-    srv_maybe_finish(s);
+    acr_srv_maybe_finish(s);
 }
 
-static const char dashboard_html[] =
-    "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>accrue</title></head>\n"
-    "<body><h1>accrue</h1><p>The dashboard is a later step. The API is under "
-    "<code>/v1/</code>; see docs/integration-guide.md.</p></body></html>\n";
+/* ---- the head: authentication and authorization before the body ---------------------- */
 
-void srv_dispatch(srv_t *s, srv_req_t *req)
+/* Sets the refusal of req's head for role (a status, or nothing when allowed). */
+static void decide_head(acr_srv_req_t *req, int role)
 {
-    if (!srv_split_target(req)) {
+    acr_srv_decision_t d;
+    req->role = role;
+    int status = acr_srv_route_decide(req, role, &d);
+    if (!refuse(req, status, &d))
+        req->route = d.route->label;
+}
+
+static void auth_work(uv_work_t *w)
+{
+    acr_srv_req_t *req = w->data;
+    acr_srv_t *s = w->loop->data;
+    const char *tok;
+    size_t n;
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    int role = ACR_ROLE_NONE;
+    req->role = ACR_ROLE_NONE;
+    if (!atomic_load(&req->gone) &&
+        acr_srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) &&
+        acr_token_hash(tok, n, hash) == 0 &&
+        acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
+                             req->token_name) == 0)
+        req->role = role;
+}
+
+static void auth_after(uv_work_t *w, int status)
+{
+    acr_srv_req_t *req = w->data;
+    acr_srv_t *s = w->loop->data;
+    acr_srv_conn_t *c = req->conn;
+    s->pool_jobs--;
+    req->in_pool = false;
+    decide_head(req, status == 0 ? req->role : ACR_ROLE_NONE);
+    acr_srv_head_decided(req);
+    acr_srv_conn_unref(c);
+    acr_srv_maybe_finish(s);
+}
+
+void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
+{
+    req->authed = true;
+    if (!acr_srv_split_target(req)) {
         req->route = "http";
-        srv_set_error(req, 400, "bad_request", "the request target is not a valid path");
-        srv_respond(req);
+        acr_srv_set_error(req, 400, "bad_request", "the request target is not a valid path");
+        acr_srv_head_decided(req);
         return;
     }
-    bool health = strcmp(req->path, "/healthz") == 0, root = strcmp(req->path, "/") == 0;
-    if ((health || root) && req->method != HTTP_GET) {
-        req->route = health ? "healthz" : "dashboard";
-        srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
-        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
-        srv_respond(req);
-        return;
-    }
-    if (health || root) {
-        req->route = health ? "healthz" : "dashboard";
-        req->status = 200;
-        req->ctype = health ? "text/plain" : "text/html; charset=utf-8";
-        acr_buf_append_str(&req->resp, health ? "ok\n" : dashboard_html);
-        srv_respond(req);
+    bool health = strcmp(req->path, "/healthz") == 0;
+    if (health || acr_srv_dashboard_path(req->path)) {
+        if (req->method != HTTP_GET && !health) /* refused on the head: no tokenless body */
+            acr_srv_dashboard_answer(req);           /* 405 with the page's headers */
+        else if (req->method != HTTP_GET) {
+            req->route = "healthz";
+            acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
+            snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+        }
+        acr_srv_head_decided(req); /* no token needed: answered once complete */
         return;
     }
     uint8_t hash[ACR_TOKEN_HASH_LEN];
     int a = auth_fast(s, req, hash);
     if (a != AUTH_UNKNOWN) { /* decided without the disk */
         if (a == AUTH_OK)
-            srv_metrics_path(true);
-        srv_decision_t d;
-        int status = srv_route_decide(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE, &d);
+            acr_srv_metrics_path(true);
+        decide_head(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE);
+        acr_srv_head_decided(req);
+        return;
+    }
+    acr_srv_metrics_path(false);
+    req->work.data = req;
+    acr_srv_conn_t *c = req->conn;
+    acr_srv_conn_ref(c);
+    s->pool_jobs++;
+    req->in_pool = true;
+    if (uv_queue_work(s->loop, &req->work, auth_work, auth_after) != 0) {
+        s->pool_jobs--;
+        req->in_pool = false;
+        acr_srv_set_error(req, 503, "unavailable", "cannot schedule the request");
+        acr_srv_head_decided(req);
+        acr_srv_conn_unref(c);
+    }
+}
+
+/* Requests that run for long on the pool (a verify reads the whole log, a payout
+ * run or audit replays a period): at most lim.expensive_max at once, so they can
+ * never take every pool thread from the cheap reads. */
+static bool is_expensive(const acr_srv_req_t *req, int route_id)
+{
+    return route_id == ACR_SRV_R_VERIFY || route_id == ACR_SRV_R_RUN ||
+           route_id == ACR_SRV_R_AUDIT ||
+           (route_id == ACR_SRV_R_STATEMENT && req->role != ACR_ROLE_PARTNER);
+}
+
+void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
+{
+    if (!acr_srv_split_target(req)) {
+        req->route = "http";
+        acr_srv_set_error(req, 400, "bad_request", "the request target is not a valid path");
+        acr_srv_respond(req);
+        return;
+    }
+    if (acr_srv_dashboard_path(req->path)) { /* the page and its assets: no token */
+        acr_srv_dashboard_answer(req);
+        acr_srv_respond(req);
+        return;
+    }
+    bool health = strcmp(req->path, "/healthz") == 0;
+    if (health && req->method != HTTP_GET) {
+        req->route = "healthz";
+        acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+        acr_srv_respond(req);
+        return;
+    }
+    if (health) {
+        req->route = "healthz";
+        req->status = 200;
+        req->ctype = "text/plain";
+        acr_buf_append_str(&req->resp, "ok\n");
+        acr_srv_respond(req);
+        return;
+    }
+    uint8_t hash[ACR_TOKEN_HASH_LEN];
+    int a =
+        req->authed ? (req->role != ACR_ROLE_NONE ? AUTH_OK : AUTH_NONE) : auth_fast(s, req, hash);
+    acr_srv_decision_t d;
+    memset(&d, 0, sizeof d);
+    if (a != AUTH_UNKNOWN) { /* decided without the disk (on the head, as a rule) */
+        if (a == AUTH_OK && !req->authed)
+            acr_srv_metrics_path(true);
+        int status = acr_srv_route_decide(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE, &d);
         if (refuse(req, status, &d)) {
-            srv_respond(req);
+            acr_srv_respond(req);
             return;
         }
-        if (d.route->id == SRV_R_EVENTS_APPEND && req->body.len <= SRV_LOOP_BODY_MAX) {
+        if (d.route->id == ACR_SRV_R_EVENTS_APPEND && req->body.len <= ACR_SRV_LOOP_BODY_MAX) {
             req->route = d.route->label;
-            srv_h_append(s, req, d.params); /* parsing only: no LMDB */
+            acr_srv_h_append(s, req, d.params); /* parsing only: no LMDB */
             route_next(s, req);
             return;
+        }
+        if (is_expensive(req, d.route->id)) {
+            if (s->expensive >= s->lim.expensive_max) {
+                req->route = d.route->label;
+                acr_srv_set_error(req, 503, "unavailable",
+                                  "too many expensive requests (%s) at once; retry shortly",
+                                  d.route->label);
+                snprintf(req->extra_headers, sizeof req->extra_headers, "Retry-After: 1\r\n");
+                acr_srv_respond(req);
+                return;
+            }
+            s->expensive++;
+            req->expensive = true;
         }
     }
     req->work.data = req;
     s->pool_jobs++;
+    req->in_pool = true;
     if (uv_queue_work(s->loop, &req->work, route_work, route_after) != 0) {
         s->pool_jobs--;
-        srv_set_error(req, 503, "unavailable", "cannot schedule the request");
-        srv_respond(req);
+        req->in_pool = false;
+        if (req->expensive) {
+            req->expensive = false;
+            s->expensive--;
+        }
+        acr_srv_set_error(req, 503, "unavailable", "cannot schedule the request");
+        acr_srv_respond(req);
     }
 }
 
 /* ---- read handlers (pool thread) ------------------------------------------------------ */
 
-static bool is_partner(const srv_req_t *req)
+static bool is_partner(const acr_srv_req_t *req)
 {
     return req->role == ACR_ROLE_PARTNER;
 }
 
-static void h_metrics(srv_t *s, srv_req_t *req, char **params)
+static void h_metrics(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
-    (void)s;
     (void)params;
-    srv_metrics_render(&req->resp);
+    acr_srv_metrics_render(&req->resp);
+    uint64_t behind; /* on a read replica (reporting.md): how far behind its primary */
+    int64_t lag_ms;
+    if (acr_replica_lag(s->ledger, &behind, &lag_ms, NULL) == 1)
+        acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\n"
+                       "accrue_replica_lag_events %" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\n"
+                       "accrue_replica_lag_ms %" PRId64 "\n", behind, lag_ms);
     req->status = 200;
     req->ctype = "text/plain; version=0.0.4";
 }
 
-static bool param_u64(srv_req_t *req, const char *key, uint64_t *out, bool *present)
+static bool param_u64(acr_srv_req_t *req, const char *key, uint64_t *out, bool *present)
 {
     char v[32];
-    *present = srv_query_param(req->query, key, v, sizeof v);
-    if (*present && !acr__parse_u64(v, out)) {
-        srv_set_error(req, 400, "bad_request", "query parameter %s wants a non-negative integer",
-                      key);
+    *present = acr_srv_query_param(req->query, key, v, sizeof v);
+    if (*present && !acr_srv_parse_u64(v, out)) {
+        acr_srv_set_error(req, 400, "bad_request",
+                          "query parameter %s wants a non-negative integer", key);
         return false;
     }
     return true;
@@ -417,7 +487,7 @@ static bool param_u64(srv_req_t *req, const char *key, uint64_t *out, bool *pres
  * goes on past it (an empty page with More: true is a scan that found nothing yet). */
 #define EVENTS_SCAN_MAX 100000
 
-static void h_events(srv_t *s, srv_req_t *req, char **params)
+static void h_events(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     uint64_t from = 1, limit = EVENTS_LIMIT_DEFAULT;
@@ -426,16 +496,16 @@ static void h_events(srv_t *s, srv_req_t *req, char **params)
     if (!param_u64(req, "from", &from, &has) || !param_u64(req, "limit", &limit, &has))
         return;
     if (limit == 0 || limit > EVENTS_LIMIT_MAX) {
-        srv_set_error(req, 400, "bad_request", "limit must be 1..%d", EVENTS_LIMIT_MAX);
+        acr_srv_set_error(req, 400, "bad_request", "limit must be 1..%d", EVENTS_LIMIT_MAX);
         return;
     }
     int type = ACR_EV_NONE;
-    if (srv_query_param(req->query, "type", type_s, sizeof type_s) &&
+    if (acr_srv_query_param(req->query, "type", type_s, sizeof type_s) &&
         (type = acr_event_type_from_name(type_s, strlen(type_s))) == ACR_EV_NONE) {
-        srv_set_error(req, 400, "bad_request", "unknown event type '%s'", type_s);
+        acr_srv_set_error(req, 400, "bad_request", "unknown event type '%s'", type_s);
         return;
     }
-    bool by_stream = srv_query_param(req->query, "stream", stream, sizeof stream);
+    bool by_stream = acr_srv_query_param(req->query, "stream", stream, sizeof stream);
     if (from == 0)
         from = 1;
     acr_reader_t *r;
@@ -443,7 +513,7 @@ static void h_events(srv_t *s, srv_req_t *req, char **params)
     acr_err_clear(&err);
     int rc = acr_reader_open(s->ledger, &r, &err);
     if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     uint64_t head = acr_reader_head_seq(r), next = from;
@@ -470,7 +540,7 @@ static void h_events(srv_t *s, srv_req_t *req, char **params)
     }
     acr_reader_close(r);
     if (rc < 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     snprintf(req->extra_headers, sizeof req->extra_headers,
@@ -480,7 +550,7 @@ static void h_events(srv_t *s, srv_req_t *req, char **params)
     req->ctype = "application/x-ndjson";
 }
 
-static void h_feed(srv_t *s, srv_req_t *req, char **params)
+static void h_feed(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)s;
     (void)params;
@@ -489,73 +559,136 @@ static void h_feed(srv_t *s, srv_req_t *req, char **params)
     if (!param_u64(req, "from", &from, &has))
         return;
     if (req->last_event_id[0] != '\0') {
-        if (!acr__parse_u64(req->last_event_id, &last)) {
-            srv_set_error(req, 400, "bad_request", "Last-Event-ID wants a seq");
+        if (!acr_srv_parse_u64(req->last_event_id, &last) || last == UINT64_MAX) {
+            acr_srv_set_error(req, 400, "bad_request", "Last-Event-ID wants a seq");
             return;
         }
         from = last + 1;
     }
     req->feed_from = from == 0 ? 1 : from;
-    req->next = SRV_NEXT_FEED;
+    req->next = ACR_SRV_NEXT_FEED;
 }
 
 /* List endpoints page their JSON array (sorted by key, bytewise): `after=K` starts past the
- * element whose key is K, `limit=N` (1..LIST_LIMIT_MAX, default LIST_LIMIT_DEFAULT) caps it;
- * Accrue-More says whether elements remain and Accrue-Next-After is the key to ask after.
- * False when the parameters were bad (answered 400). */
+ * element whose key is K, `limit=N` (1..LIST_LIMIT_MAX; without it, the rest of the list)
+ * caps it; Accrue-More says whether elements remain and Accrue-Next-After is the key to ask
+ * after. The array is the engine's own compact JSON of flat-keyed objects, walked in place
+ * (the element bytes are answered as they are). False when the parameters were bad
+ * (answered 400). */
 #define LIST_LIMIT_MAX 10000
-#define LIST_LIMIT_DEFAULT 1000
 
-static bool page_array(srv_req_t *req, const char *key)
+static size_t skip_ws(const char *t, size_t n, size_t i)
 {
-    uint64_t limit = LIST_LIMIT_DEFAULT;
+    while (i < n && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t'))
+        i++;
+    return i;
+}
+
+/* The end (one past) of the JSON value starting at t[i]. */
+static size_t value_end(const char *t, size_t n, size_t i)
+{
+    int depth = 0;
+    bool str = false;
+    for (; i < n; i++) {
+        char c = t[i];
+        if (str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"' && (str = false, depth == 0))
+                return i + 1;
+            continue;
+        }
+        if (c == '"')
+            str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* a scalar ends at its container's end */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && c == ',')
+            return i;
+    }
+    return n;
+}
+
+/* The string value of the top-level key of the object t[i..end) into out ("" when absent). */
+static void object_key(const char *t, size_t end, size_t i, const char *key, char *out,
+                       size_t cap)
+{
+    size_t klen = strlen(key);
+    out[0] = '\0';
+    i = skip_ws(t, end, i + 1);
+    while (i < end && t[i] == '"') {
+        size_t kend = value_end(t, end, i);
+        size_t v = skip_ws(t, end, kend);
+        v = skip_ws(t, end, v < end && t[v] == ':' ? v + 1 : v);
+        size_t vend = value_end(t, end, v);
+        if (kend - i == klen + 2 && memcmp(t + i + 1, key, klen) == 0 && v < end &&
+            t[v] == '"' && vend >= v + 2) {
+            size_t len = vend - v - 2 < cap - 1 ? vend - v - 2 : cap - 1;
+            memcpy(out, t + v + 1, len);
+            out[len] = '\0';
+            return;
+        }
+        i = skip_ws(t, end, vend);
+        i = skip_ws(t, end, i < end && t[i] == ',' ? i + 1 : i);
+    }
+}
+
+static bool page_array(acr_srv_req_t *req, const char *key)
+{
+    uint64_t limit = UINT64_MAX;
     bool has;
     char after[ACR_STRING_LEN_MAX + 1] = "";
     if (!param_u64(req, "limit", &limit, &has))
         return false;
-    if (limit == 0 || limit > LIST_LIMIT_MAX) {
-        srv_set_error(req, 400, "bad_request", "limit must be 1..%d", LIST_LIMIT_MAX);
+    if (has && (limit == 0 || limit > LIST_LIMIT_MAX)) {
+        acr_srv_set_error(req, 400, "bad_request", "limit must be 1..%d", LIST_LIMIT_MAX);
         return false;
     }
-    bool by_after = srv_query_param(req->query, "after", after, sizeof after);
-    acr_jv_t arr, el, k;
-    size_t pos = 0, taken = 0;
+    bool by_after = acr_srv_query_param(req->query, "after", after, sizeof after);
+    const char *t = (const char *)req->resp.data;
+    size_t n = req->resp.len, i = skip_ws(t, n, 0), taken = 0;
     char kv[ACR_STRING_LEN_MAX + 1], last[ACR_STRING_LEN_MAX + 1] = "";
     bool more = false;
-    if (acr__json_value((const char *)req->resp.data, req->resp.len, &pos, &arr) != 0 ||
-        arr.kind != 'a')
+    if (i >= n || t[i] != '[')
         return true; /* not an array: left as it is */
     acr_buf_t out;
     acr_buf_init(&out);
     acr_buf_append_str(&out, "[");
-    pos = 0;
-    while (acr__json_arr_next(&arr, &pos, &el) == 1) {
-        kv[0] = '\0';
-        if (acr__json_get(&el, key, &k))
-            acr__json_text(&k, kv, sizeof kv);
-        if (by_after && strcmp(kv, after) <= 0)
-            continue;
-        if (taken == limit) {
-            more = true;
-            break;
+    for (i = skip_ws(t, n, i + 1); i < n && t[i] != ']';) {
+        size_t end = value_end(t, n, i);
+        if (t[i] == '{')
+            object_key(t, end, i, key, kv, sizeof kv);
+        else
+            kv[0] = '\0';
+        if (!by_after || strcmp(kv, after) > 0) {
+            if (taken == limit) {
+                more = true;
+                break;
+            }
+            acr_buf_append_str(&out, taken ? "," : "");
+            acr_buf_append(&out, t + i, end - i);
+            snprintf(last, sizeof last, "%s", kv);
+            taken++;
         }
-        acr_buf_append_str(&out, taken ? "," : "");
-        acr_buf_append(&out, el.ptr, el.len);
-        snprintf(last, sizeof last, "%s", kv);
-        taken++;
+        i = skip_ws(t, n, end);
+        i = skip_ws(t, n, i < n && t[i] == ',' ? i + 1 : i);
     }
     acr_buf_append_str(&out, "]\n");
     acr_buf_destroy(&req->resp);
     req->resp = out;
-    int n = snprintf(req->extra_headers, sizeof req->extra_headers, "Accrue-More: %s\r\n",
+    int w = snprintf(req->extra_headers, sizeof req->extra_headers, "Accrue-More: %s\r\n",
                      more ? "true" : "false");
-    if (more && n > 0) /* keys are ids (<= 64 bytes) or period ids */
-        snprintf(req->extra_headers + n, sizeof req->extra_headers - (size_t)n,
+    if (more && w > 0) /* keys are ids (<= 64 bytes) or period ids */
+        snprintf(req->extra_headers + w, sizeof req->extra_headers - (size_t)w,
                  "Accrue-Next-After: %.64s\r\n", last);
     return true;
 }
 
-static void h_partners(srv_t *s, srv_req_t *req, char **params)
+static void h_partners(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     acr_err_t err;
@@ -574,14 +707,14 @@ static void h_partners(srv_t *s, srv_req_t *req, char **params)
         rc = acr_query_partners(s->ledger, NULL, &req->resp, &err);
     }
     if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     if (page_array(req, "partner_id"))
         set_json(req, 200);
 }
 
-static void h_partner(srv_t *s, srv_req_t *req, char **params)
+static void h_partner(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     if (is_partner(req) && strcmp(params[0], req->partner) != 0) {
         not_found(req);
@@ -596,19 +729,7 @@ static void h_partner(srv_t *s, srv_req_t *req, char **params)
     set_json(req, 200);
 }
 
-/* The partner_id member of a JSON object (engine output) into out. */
-static bool json_partner(const acr_buf_t *json, char *out, size_t cap)
-{
-    acr_jv_t obj, v;
-    size_t pos = 0;
-    if (acr__json_value((const char *)json->data, json->len, &pos, &obj) != 0 ||
-        !acr__json_get(&obj, "partner_id", &v))
-        return false;
-    acr__json_text(&v, out, cap);
-    return true;
-}
-
-static void h_deal(srv_t *s, srv_req_t *req, char **params)
+static void h_deal(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     acr_err_t err;
     acr_err_clear(&err);
@@ -616,8 +737,8 @@ static void h_deal(srv_t *s, srv_req_t *req, char **params)
     if (answered_failure(req, rc, &err))
         return;
     char owner[ACR_ID_LEN_MAX + 1];
-    if (is_partner(req) &&
-        (!json_partner(&req->resp, owner, sizeof owner) || strcmp(owner, req->partner) != 0)) {
+    if (is_partner(req) && (!acr_srv_json_partner(&req->resp, owner, sizeof owner) ||
+                            strcmp(owner, req->partner) != 0)) {
         acr_buf_reset(&req->resp);
         not_found(req);
         return;
@@ -628,9 +749,9 @@ static void h_deal(srv_t *s, srv_req_t *req, char **params)
 
 /* ?partner=P scoped for partner tokens: absent means their own, another
  * partner is 404. false when answered. */
-static bool scoped_partner(srv_req_t *req, char *out, size_t cap, const char **pid)
+static bool scoped_partner(acr_srv_req_t *req, char *out, size_t cap, const char **pid)
 {
-    bool has = srv_query_param(req->query, "partner", out, cap);
+    bool has = acr_srv_query_param(req->query, "partner", out, cap);
     *pid = has && out[0] ? out : NULL;
     if (!is_partner(req))
         return true;
@@ -649,7 +770,7 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static void h_pipeline(srv_t *s, srv_req_t *req, char **params)
+static void h_pipeline(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1], today_s[16];
@@ -657,46 +778,46 @@ static void h_pipeline(srv_t *s, srv_req_t *req, char **params)
     if (!scoped_partner(req, buf, sizeof buf, &pid))
         return;
     int32_t today = acr_local_day(wall_ms(), acr_ledger_config(s->ledger)->utc_offset_min);
-    if (srv_query_param(req->query, "today", today_s, sizeof today_s) &&
+    if (acr_srv_query_param(req->query, "today", today_s, sizeof today_s) &&
         !acr_date_parse(today_s, strlen(today_s), &today)) {
-        srv_set_error(req, 400, "bad_request", "today wants YYYY-MM-DD");
+        acr_srv_set_error(req, 400, "bad_request", "today wants YYYY-MM-DD");
         return;
     }
     acr_err_t err;
     acr_err_clear(&err);
     int rc = acr_query_pipeline(s->ledger, pid, today, &req->resp, &err);
     if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     acr_buf_append_str(&req->resp, "\n");
     set_json(req, 200);
 }
 
-static void h_kpi(srv_t *s, srv_req_t *req, char **params)
+static void h_kpi(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1], period[16], by[8];
     const char *pid;
     if (!scoped_partner(req, buf, sizeof buf, &pid))
         return;
-    if (!srv_query_param(req->query, "period", period, sizeof period) || period[0] == '\0') {
-        srv_set_error(req, 400, "bad_request", "kpi wants ?period=YYYY-MM or YYYY-Qn");
+    if (!acr_srv_query_param(req->query, "period", period, sizeof period) || period[0] == '\0') {
+        acr_srv_set_error(req, 400, "bad_request", "kpi wants ?period=YYYY-MM or YYYY-Qn");
         return;
     }
-    bool by_rep = srv_query_param(req->query, "by", by, sizeof by) && strcmp(by, "rep") == 0;
+    bool by_rep = acr_srv_query_param(req->query, "by", by, sizeof by) && strcmp(by, "rep") == 0;
     acr_err_t err;
     acr_err_clear(&err);
     int rc = acr_query_kpi(s->ledger, period, pid, by_rep, &req->resp, &err);
     if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     acr_buf_append_str(&req->resp, "\n");
     set_json(req, 200);
 }
 
-static void h_run(srv_t *s, srv_req_t *req, char **params)
+static void h_run(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     uint64_t as_of = 0;
     bool has;
@@ -712,7 +833,7 @@ static void h_run(srv_t *s, srv_req_t *req, char **params)
         rc = acr_payout_summary_json(&p, &req->resp);
     acr_payout_destroy(&p);
     if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     set_json(req, 200);
@@ -780,7 +901,7 @@ static void csv_to_json(const char *csv, size_t len, const char *period, const c
     acr_buf_append_str(out, "]}\n");
 }
 
-static void send_statement(srv_req_t *req, const char *period, const char *csv, size_t len,
+static void send_statement(acr_srv_req_t *req, const char *period, const char *csv, size_t len,
                            const char *pid, const char *fp)
 {
     acr_buf_t filtered;
@@ -807,7 +928,7 @@ static void send_statement(srv_req_t *req, const char *period, const char *csv, 
     acr_buf_destroy(&filtered);
 }
 
-static void h_statement(srv_t *s, srv_req_t *req, char **params)
+static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     char buf[ACR_ID_LEN_MAX + 1];
     const char *pid;
@@ -821,7 +942,7 @@ static void h_statement(srv_t *s, srv_req_t *req, char **params)
         size_t len;
         int rc = acr_reader_open(s->ledger, &r, &err);
         if (rc != 0) {
-            srv_set_acr_error(req, rc, &err);
+            acr_srv_set_acr_error(req, rc, &err);
             return;
         }
         rc = acr_reader_statement(r, params[0], &csv, &len, &err);
@@ -844,10 +965,10 @@ static void h_statement(srv_t *s, srv_req_t *req, char **params)
         send_statement(req, p.period_id, p.stmt.csv, p.stmt.csv_len, pid, p.stmt.fingerprint);
     acr_payout_destroy(&p);
     if (rc != 0)
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
 }
 
-static void h_payouts(srv_t *s, srv_req_t *req, char **params)
+static void h_payouts(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     acr_close_info_t *list = NULL;
@@ -856,7 +977,7 @@ static void h_payouts(srv_t *s, srv_req_t *req, char **params)
     acr_err_clear(&err);
     int rc = acr_payout_list(s->ledger, &list, &n, &err);
     if (rc != 0) {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     acr_buf_t *b = &req->resp;
@@ -875,7 +996,7 @@ static void h_payouts(srv_t *s, srv_req_t *req, char **params)
         set_json(req, 200);
 }
 
-static void h_audit(srv_t *s, srv_req_t *req, char **params)
+static void h_audit(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     acr_payout_t p;
     acr_audit_t au;
@@ -886,12 +1007,12 @@ static void h_audit(srv_t *s, srv_req_t *req, char **params)
     int rc = acr_payout_audit(s->ledger, params[0], &p, &au, &err);
     if (rc == ACR_ENOT_FOUND) {
         acr_payout_destroy(&p);
-        srv_set_error(req, 404, "not_found", "period %s is not closed", params[0]);
+        acr_srv_set_error(req, 404, "not_found", "period %s is not closed", params[0]);
         return;
     }
     if (rc != 0) {
         acr_payout_destroy(&p);
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     acr_buf_t *b = &req->resp;
@@ -912,7 +1033,7 @@ static void h_audit(srv_t *s, srv_req_t *req, char **params)
     set_json(req, 200);
 }
 
-static void h_verify(srv_t *s, srv_req_t *req, char **params)
+static void h_verify(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     acr_verify_result_t res;
@@ -938,7 +1059,7 @@ static void h_verify(srv_t *s, srv_req_t *req, char **params)
         acr_buf_append_json_str(b, err.msg, strlen(err.msg));
         acr_buf_append_str(b, "}\n");
     } else {
-        srv_set_acr_error(req, rc, &err);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
     }
     set_json(req, 200);

@@ -1,0 +1,359 @@
+#!/usr/bin/env bash
+# test_replica.sh - `accrue replicate` / `accrue follow` over NATS JetStream
+# (reporting.md), against a private three-node nats-server cluster with
+# JetStream that the script starts on loopback (temporary folders, random
+# ports, an R3 stream) and stops at the end.
+#
+# While a generated history is appended to the primary in batches and
+# `replicate` follows it: one NATS node is killed (-9) and restarted,
+# `replicate` is killed (-9) and restarted, `follow` is killed (-9)
+# FOLLOW_KILLS times and restarted. Then the replica's head seq and hash equal
+# the primary's, both verify, statements and KPIs are identical, a close on
+# the primary reaches the replica with the same fingerprint and audits there,
+# writes on the replica are refused (CLI exit 4, HTTP 403 read_only), and a
+# stream of another ledger is refused on both sides (chain_broken, exit 5).
+#
+# Short by default (make test); REPLICA_LONG=1 (make test-long) appends 1 M
+# events and kills `follow` 20 times.
+. "$(dirname "$0")/lib.sh"
+. "$ROOT/tests/replica/nats_cluster.sh"
+
+if [ "${REPLICA_LONG:-0}" = 1 ]; then
+    SALES=${REPLICA_SALES:-770000} FOLLOW_KILLS=20 BATCH=20000 WAIT_S=1800
+else
+    SALES=${REPLICA_SALES:-36000} FOLLOW_KILLS=5 BATCH=2000 WAIT_S=300
+fi
+GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
+
+BG_PIDS=()
+cleanup() {
+    local p
+    for p in "${BG_PIDS[@]}"; do
+        kill -9 "$p" 2>/dev/null
+        wait "$p" 2>/dev/null
+    done
+    nats_stop
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+P=$TMP/primary
+R=$TMP/replica
+REP_PID=0
+FOL_PID=0
+APP_PID=0
+
+head_of() { # LEDGER -> "seq hash"
+    "$ACCRUE" --ledger "$1" stats 2>/dev/null | awk '/^head seq/{s=$3} /^head hash/{h=$3} END{print s, h}'
+}
+
+seq_of() {
+    "$ACCRUE" --ledger "$1" stats 2>/dev/null | awk '/^head seq/{print $3}'
+}
+
+id_of() {
+    "$ACCRUE" --ledger "$1" stats 2>/dev/null | awk '/^ledger id/{print $3}'
+}
+
+start_replicate() {
+    "$ACCRUE" --ledger "$P" replicate --nats "$NATS_URL" >>"$TMP/replicate.log" 2>&1 &
+    REP_PID=$!
+    BG_PIDS+=("$REP_PID")
+}
+
+start_follow() {
+    "$ACCRUE" --ledger "$R" follow --nats "$NATS_URL" --stream "$STREAM" >>"$TMP/follow.log" 2>&1 &
+    FOL_PID=$!
+    BG_PIDS+=("$FOL_PID")
+}
+
+kill9() { # PID
+    kill -9 "$1" 2>/dev/null
+    wait "$1" 2>/dev/null
+}
+
+# wait_seq LEDGER N SECONDS: until the ledger's head seq is >= N.
+wait_seq() {
+    local deadline=$((SECONDS + $3)) s
+    while [ $SECONDS -lt $deadline ]; do
+        s=$(seq_of "$1")
+        [ -n "$s" ] && [ "$s" -ge "$2" ] && return 0
+        sleep 0.2
+    done
+    return 1
+}
+
+# wait_progress H0 SECONDS: until the replica's head passes H0 (0), or the append is over and
+# the replica has caught up (1).
+wait_progress() {
+    local deadline=$((SECONDS + $2)) s
+    while [ $SECONDS -lt $deadline ]; do
+        s=$(seq_of "$R")
+        [ -n "$s" ] && [ "$s" -gt "$1" ] && return 0
+        if ! kill -0 "$APP_PID" 2>/dev/null && [ -n "$s" ] &&
+            [ "$(head_of "$R")" == "$(head_of "$P")" ]; then
+            return 1
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_caught_up SECONDS: until the replica's head equals the primary's.
+wait_caught_up() {
+    local deadline=$((SECONDS + $1))
+    local hr
+    while [ $SECONDS -lt $deadline ]; do
+        hr=$(head_of "$R")
+        [ -n "${hr% }" ] && [ "$hr" == "$(head_of "$P")" ] && return 0
+        sleep 0.3
+    done
+    return 1
+}
+
+no_sanitizer_reports() { # LOG
+    if grep -qE 'Sanitizer|runtime error:' "$1"; then
+        fail "sanitizer report in $1: $(grep -A20 -E 'Sanitizer|runtime error:' "$1" | head -c 2000)"
+    fi
+}
+
+# ---- setup ----------------------------------------------------------------------
+
+if ! [ -x "$NATS_SERVER" ]; then
+    echo "  FAIL nats-server is not installed (make installs it: APT_PKGS)"
+    CASES_FAILED=1
+    finish
+    exit 1
+fi
+nats_start "$TMP/nats"
+if ! nats_wait_ready 60; then
+    echo "  FAIL the NATS cluster did not become ready"
+    tail -20 "$TMP"/nats/n*.log
+    CASES_FAILED=1
+    finish
+    exit 1
+fi
+"$ACCRUE" --ledger "$P" init >/dev/null
+"$GEN" --partners 60 --sales "$SALES" --seed 15 --months 6 --format msgpack >"$TMP/events.mp"
+STREAM=ACCRUE_$(id_of "$P")
+
+# ---- the fault run ----------------------------------------------------------------
+
+case_faults_during_appends() {
+    local t0=$SECONDS
+    start_replicate
+    "$ACCRUE" --ledger "$P" append --format msgpack --batch-size "$BATCH" "$TMP/events.mp" \
+        >"$TMP/append.log" 2>&1 &
+    APP_PID=$!
+    BG_PIDS+=("$APP_PID")
+    wait_seq "$P" 1 60 || fail "nothing appended"
+    start_follow
+    local total
+    total=$("$GEN" --partners 60 --sales "$SALES" --seed 15 --months 6 --format jsonl | wc -l)
+    # a NATS node dies mid-stream and comes back
+    wait_seq "$P" $((total / 5)) "$WAIT_S" || fail "append stalled before the node kill"
+    nats_kill 2
+    sleep 2
+    nats_restart 2
+    # the publisher dies with -9 and is restarted
+    wait_seq "$P" $((total * 2 / 5)) "$WAIT_S" || fail "append stalled before the replicate kill"
+    kill9 "$REP_PID"
+    sleep 0.5
+    start_replicate
+    # the follower dies with -9, again and again, each time after it applied something
+    local i h0 progressed=0
+    for i in $(seq 1 "$FOLLOW_KILLS"); do
+        h0=$(seq_of "$R")
+        if wait_progress "${h0:-0}" 120; then
+            progressed=$((progressed + 1))
+        fi
+        sleep "0.$((RANDOM % 5))"
+        kill9 "$FOL_PID"
+        start_follow
+    done
+    [ "$progressed" -ge 1 ] || fail "no follower applied anything before its kill"
+    wait "$APP_PID"
+    local rc=$?
+    [ "$rc" -eq 0 ] || fail "append exit $rc: $(tail -c 600 "$TMP/append.log")"
+    assert_eq "$(seq_of "$P")" "$total" "primary head after the append"
+    wait_caught_up "$WAIT_S" || fail "replica did not catch up: primary $(head_of "$P"), replica $(head_of "$R")"
+    echo "       $total events; caught up $((SECONDS - t0)) s after the first append" \
+         "(1 NATS node, replicate once, follow $FOLLOW_KILLS times killed, $progressed of" \
+         "them after applying records while the primary grew)"
+}
+
+case_heads_equal_and_both_verify() {
+    local hp hr
+    hp=$(head_of "$P")
+    hr=$(head_of "$R")
+    assert_eq "$hr" "$hp" "replica head (seq hash)"
+    run --ledger "$P" verify
+    assert_exit 0 "primary verify"
+    run --ledger "$R" verify
+    assert_exit 0 "replica verify"
+    expect_stdout_contains "head ${hp#* }"
+    # the stored bytes themselves: the whole log, engine fields and hashes included
+    assert_eq "$("$ACCRUE" --ledger "$R" log | md5sum)" "$("$ACCRUE" --ledger "$P" log | md5sum)" "log"
+}
+
+case_same_answers() {
+    local period
+    for period in 2026-02 2026-05; do
+        rm -rf "$TMP/sp" "$TMP/sr"
+        run --ledger "$P" payout run "$period" --out "$TMP/sp"
+        assert_exit 0 "payout run $period on the primary"
+        run --ledger "$R" payout run "$period" --out "$TMP/sr"
+        assert_exit 0 "payout run $period on the replica"
+        assert_file_eq "$TMP/sr/statement.csv" "$TMP/sp/statement.csv"
+        assert_file_eq "$TMP/sr/summary.json" "$TMP/sp/summary.json"
+    done
+    run --ledger "$P" kpi --period 2026-Q1 --format json
+    local kp=$OUT
+    run --ledger "$R" kpi --period 2026-Q1 --format json
+    assert_eq "$OUT" "$kp" "kpi 2026-Q1"
+    run --ledger "$P" pipeline --today 2026-07-01 --format json
+    local pp=$OUT
+    run --ledger "$R" pipeline --today 2026-07-01 --format json
+    assert_eq "$OUT" "$pp" "pipeline"
+}
+
+case_lag_in_stats() {
+    run --ledger "$R" stats
+    assert_exit 0
+    expect_stdout_contains "replica     read-only, following stream $STREAM"
+    expect_stdout_contains "lag events  0"
+    expect_stdout_contains "lag ms"
+    run --ledger "$P" stats
+    case $OUT in *replica*) fail "the primary's stats mention a replica" ;; esac
+}
+
+case_close_reaches_the_replica() {
+    run --ledger "$P" payout close 2026-01 --out "$TMP/close"
+    assert_exit 0 "payout close on the primary"
+    wait_caught_up 60 || fail "the close did not reach the replica"
+    run --ledger "$R" payout list
+    local lr=$OUT
+    run --ledger "$P" payout list
+    assert_eq "$lr" "$OUT" "payout list"
+    expect_stdout_contains "2026-01"
+    run --ledger "$R" payout audit 2026-01 --out "$TMP/audit"
+    assert_exit 0 "payout audit on the replica"
+    assert_file_eq "$TMP/audit/statement.csv" "$TMP/close/statement.csv"
+    assert_file_eq "$TMP/audit/summary.json" "$TMP/close/summary.json"
+    run --ledger "$R" verify
+    assert_exit 0 "replica verify after the close"
+    # a run of the next period on both now subtracts the closed one alike
+    rm -rf "$TMP/sp" "$TMP/sr"
+    "$ACCRUE" --ledger "$P" payout run 2026-02 --out "$TMP/sp" >/dev/null 2>&1
+    "$ACCRUE" --ledger "$R" payout run 2026-02 --out "$TMP/sr" >/dev/null 2>&1
+    assert_file_eq "$TMP/sr/statement.csv" "$TMP/sp/statement.csv"
+}
+
+case_writes_refused_on_the_replica() {
+    local before
+    before=$(head_of "$R")
+    head -1 "$WORKED/events.jsonl" | sed 's/"id":"[^"]*"/"id":"replica-write-1"/' >"$TMP/one.jsonl"
+    run --ledger "$R" append "$TMP/one.jsonl"
+    assert_exit 4 "append on a replica"
+    expect_stderr_contains "read_only"
+    run --ledger "$R" payout close 2026-02
+    assert_exit 4 "payout close on a replica"
+    expect_stderr_contains "read_only"
+    run --ledger "$R" rebuild
+    assert_exit 0 "rebuild (derived tables only) on a replica"
+    assert_eq "$(head_of "$R")" "$before" "replica head after refused writes"
+    run --ledger "$R" replicate --nats "$NATS_URL" --no-follow
+    assert_exit 4 "replicate from a replica"
+}
+
+case_http_403_on_the_replica() {
+    local tok port base code
+    tok=$("$ACCRUE" --ledger "$R" --quiet token create --role admin --name replica-admin)
+    [ -n "$tok" ] || fail "token create on a replica"
+    : >"$TMP/srv.err"
+    "$ACCRUE" --ledger "$R" serve --listen 127.0.0.1:0 2>"$TMP/srv.err" &
+    local srv=$!
+    BG_PIDS+=("$srv")
+    for _ in $(seq 1 100); do
+        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/srv.err" | sed 's/.*://')
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || fail "server did not start: $(head -c 600 "$TMP/srv.err")"
+    base=http://127.0.0.1:$port
+    code=$(curl -s -o "$TMP/post.out" -w '%{http_code}' -H "Authorization: Bearer $tok" \
+        -H 'Content-Type: application/x-ndjson' --data-binary @"$TMP/one.jsonl" "$base/v1/events")
+    assert_eq "$code" 403 "POST /v1/events on a replica"
+    grep -q '"read_only"' "$TMP/post.out" || fail "403 body lacks read_only: $(head -c 300 "$TMP/post.out")"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" \
+        "$base/v1/payouts/2026-02/close")
+    assert_eq "$code" 403 "POST close on a replica"
+    code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$base/v1/partners")
+    assert_eq "$code" 200 "GET /v1/partners on a replica"
+    curl -s -H "Authorization: Bearer $tok" "$base/metrics" >"$TMP/metrics.out"
+    grep -q '^accrue_replica_lag_events [0-9]' "$TMP/metrics.out" ||
+        fail "/metrics lacks accrue_replica_lag_events: $(grep replica "$TMP/metrics.out")"
+    grep -q '^accrue_replica_lag_ms -\?[0-9]' "$TMP/metrics.out" || fail "/metrics lacks accrue_replica_lag_ms"
+    kill -TERM "$srv" 2>/dev/null
+    wait "$srv"
+    no_sanitizer_reports "$TMP/srv.err"
+}
+
+case_follow_stops_cleanly() {
+    kill -TERM "$FOL_PID" 2>/dev/null
+    wait "$FOL_PID"
+    local rc=$?
+    assert_eq "$rc" 0 "follow exit status on SIGTERM"
+    kill -TERM "$REP_PID" 2>/dev/null
+    wait "$REP_PID"
+    rc=$?
+    assert_eq "$rc" 0 "replicate exit status on SIGTERM"
+    no_sanitizer_reports "$TMP/follow.log"
+    no_sanitizer_reports "$TMP/replicate.log"
+}
+
+case_other_ledger_refused() {
+    local b=$TMP/other rb=$TMP/replica-b before
+    "$ACCRUE" --ledger "$b" init >/dev/null
+    "$ACCRUE" --ledger "$b" append "$WORKED/events.jsonl" >/dev/null
+    run --ledger "$b" replicate --nats "$NATS_URL" --no-follow
+    assert_exit 0 "replicate of a second ledger"
+    local sb=ACCRUE_$(id_of "$b")
+    before=$(head_of "$R")
+    run --ledger "$R" follow --nats "$NATS_URL" --stream "$sb" --once
+    assert_exit 5 "follow of another ledger's stream"
+    expect_stderr_contains "chain_broken"
+    assert_eq "$(head_of "$R")" "$before" "replica head after the refusal"
+    # the publisher refuses to write into another ledger's stream
+    run --ledger "$P" replicate --nats "$NATS_URL" --stream "$sb" --no-follow
+    assert_exit 5 "replicate into another ledger's stream"
+    expect_stderr_contains "chain_broken"
+    # and a fresh replica of the second ledger is its exact copy
+    run --ledger "$rb" follow --nats "$NATS_URL" --stream "$sb" --once
+    assert_exit 0 "follow --once of the second ledger"
+    assert_eq "$(head_of "$rb")" "$(head_of "$b")" "second replica head"
+    # a normal ledger with events cannot become a replica
+    run --ledger "$P" follow --nats "$NATS_URL" --stream "$STREAM" --once
+    assert_exit 1 "follow into a primary"
+}
+
+case_restart_resumes_without_duplicates() {
+    # nothing new: a restarted publisher publishes nothing and the stream still ends at the head
+    run --ledger "$P" replicate --nats "$NATS_URL" --no-follow
+    assert_exit 0 "replicate --no-follow at the head"
+    run --ledger "$R" follow --nats "$NATS_URL" --once
+    assert_exit 0 "follow --once at the head"
+    assert_eq "$(head_of "$R")" "$(head_of "$P")" "heads after idle restarts"
+}
+
+run_case case_faults_during_appends
+run_case case_heads_equal_and_both_verify
+run_case case_same_answers
+run_case case_lag_in_stats
+run_case case_close_reaches_the_replica
+run_case case_writes_refused_on_the_replica
+run_case case_http_403_on_the_replica
+run_case case_follow_stops_cleanly
+run_case case_other_ledger_refused
+run_case case_restart_resumes_without_duplicates
+finish

@@ -1,0 +1,344 @@
+#!/usr/bin/env python3
+"""attack.py - the attacks of issue 18 against `accrue serve`, as regression tests.
+
+    attack.py CASE BASE_URL [ARGS...]
+
+Standard library only. Each case prints what it checked (and the figures it
+measured) and exits 0 when every check held, 1 otherwise. Called by
+tests/cli/test_serve.sh; docs/reliability.md names each case and its finding.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from client import check, conn_of, req, raw, status_of, FAILS  # noqa: E402
+
+
+def addr(base):
+    u = urllib.parse.urlparse(base)
+    return u.hostname, u.port
+
+
+def rss_mib(pid):
+    for line in open("/proc/%d/status" % int(pid)):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return 0.0
+
+
+def pump(s, chunk, total, stop_on_reply=True):
+    """Sends total bytes of chunk repeatedly; stops at a reply or a reset. Returns
+    (bytes sent, bytes received)."""
+    sent, got = 0, b""
+    s.setblocking(False)
+    while sent < total:
+        try:
+            got += s.recv(65536)
+            if stop_on_reply and got:
+                break
+        except BlockingIOError:
+            pass
+        except OSError:
+            break
+        try:
+            sent += s.send(chunk[:min(len(chunk), total - sent)])
+        except BlockingIOError:
+            time.sleep(0.001)
+        except OSError:
+            break
+    s.setblocking(True)
+    s.settimeout(5)
+    try:
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            got += d
+    except OSError:
+        pass
+    return sent, got
+
+
+# ---- finding 2: memory from one connection without a token -----------------------------------
+
+def trailer(base, pid, token, mib="64"):
+    """A chunked body followed by an endless trailer: refused at its first byte, RSS flat."""
+    mib = int(mib)
+    before = rss_mib(pid)
+    s = socket.create_connection(addr(base), timeout=10)
+    head = ("POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+            "Transfer-Encoding: chunked\r\nContent-Type: application/json\r\n\r\n"
+            "2\r\n[]\r\n0\r\nX-Pad: " % token).encode()
+    s.sendall(head)
+    sent, got = pump(s, b"a" * 65536, mib << 20)
+    s.close()
+    grew = rss_mib(pid) - before
+    check(status_of(got) == 400, "trailer refused with 400: %r" % got[:120])
+    check(grew < 16, "RSS grew %.1f MiB under a %d MiB trailer" % (grew, mib))
+    print("trailer: %d MiB offered, %.1f MiB sent before the 400, RSS %.1f -> %.1f MiB" %
+          (mib, sent / 1048576.0, before, before + grew))
+
+
+def tokenless(base, pid, conns="16", mib="16"):
+    """conns connections announce a 64 MiB body with no valid token and push mib MiB each:
+    each is answered 401 on its head, no body is buffered."""
+    conns, mib = int(conns), int(mib)
+    before = rss_mib(pid)
+    out = [None] * conns
+    barrier = threading.Barrier(conns)
+
+    def worker(i):
+        s = socket.create_connection(addr(base), timeout=10)
+        tok = "" if i % 2 else "Authorization: Bearer %s\r\n" % ("f" * 64)
+        s.sendall(("POST /v1/events HTTP/1.1\r\nHost: x\r\n%sContent-Length: %d\r\n"
+                   "Expect: 100-continue\r\nContent-Type: application/json\r\n\r\n" %
+                   (tok, 64 << 20)).encode())
+        barrier.wait()
+        sent, got = pump(s, b"[" * 65536, mib << 20, stop_on_reply=False)
+        s.close()
+        out[i] = (sent, got)
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(conns)]
+    [t.start() for t in ts]
+    peak = before
+    while any(t.is_alive() for t in ts):
+        peak = max(peak, rss_mib(pid))
+        time.sleep(0.02)
+    [t.join() for t in ts]
+    for sent, got in out:
+        check(status_of(got) == 401, "tokenless body answered 401: %r" % got[:80])
+        check(b"100 Continue" not in got, "no 100 Continue before the token is checked")
+    grew = peak - before
+    check(grew < 32, "RSS grew %.1f MiB under %d tokenless bodies" % (grew, conns))
+    print("tokenless: %d connections x %d MiB offered, %.1f MiB sent in all; RSS %.1f -> peak "
+          "%.1f MiB" % (conns, mib, sum(o[0] for o in out) / 1048576.0, before, peak))
+
+
+def body_timers(base, token):
+    """The body timer is a stall timer (restarted by every byte) and a total (server started
+    with --idle-timeout-ms 1000 --body-timeout-ms 2500)."""
+    body = json.dumps([{"id": "trickle-1", "type": "training.completed",
+                        "at": "2026-08-02T00:00:00Z",
+                        "data": {"partner_id": "GAMMA", "module": "t"}}]).encode()
+
+    def trickle(nbytes_total, step_s, pieces):
+        s = socket.create_connection(addr(base), timeout=10)
+        s.sendall(("POST /v1/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Content-Type: application/json\r\nContent-Length: %d\r\n"
+                   "Connection: close\r\n\r\n" % (token, nbytes_total)).encode())
+        t0 = time.time()
+        for p in pieces:
+            time.sleep(step_s)
+            try:
+                s.sendall(p)
+            except OSError:
+                break
+        data = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        s.close()
+        return data, time.time() - t0
+    # 1.6 s of a body in pieces 0.4 s apart: never stalls 1 s, within the 2.5 s total
+    n = len(body)
+    cuts = [body[i * n // 4:(i + 1) * n // 4] for i in range(4)]
+    data, t = trickle(n, 0.4, cuts)
+    check(status_of(data) == 200, "a slow body that never stalls is accepted: %r" % data[:120])
+    # a body that trickles forever: 408 at the total
+    data, t = trickle(1000, 0.3, [b"[" for _ in range(30)])
+    check(status_of(data) == 408 and b"did not arrive in time" in data,
+          "a trickled body is cut at the total: %r" % data[:160])
+    check(2.0 < t < 6.0, "cut near the 2.5 s total, after %.1f s" % t)
+    print("body timers: slow body accepted, endless trickle answered 408 after %.1f s" % t)
+
+
+# ---- finding 3: heap over-read into the access log --------------------------------------------
+
+def overread(base, token, logfile):
+    target = "/" + "A" * 200 + "%zz" + "B" * 51
+    data, _ = raw(base, ("GET %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" %
+                         (target, token)).encode())
+    check(status_of(data) == 400, "undecodable path: 400 (%r)" % data[:80])
+    time.sleep(0.3)
+    paths = [json.loads(l).get("path") for l in open(logfile) if l.startswith('{"ts"')]
+    mine = [p for p in paths if p and p.startswith("/AAAA")]
+    check(mine and all(p == target for p in mine),
+          "the access log holds the target as sent, nothing from the heap: %r" % mine[:2])
+    print("overread: a %d-byte target with a bad escape logged as sent" % len(target))
+
+
+# ---- finding 5 and 6: strict framing ----------------------------------------------------------
+
+def strict(base, admin, partner):
+    A = ("Authorization: Bearer %s\r\n" % admin).encode()
+    P = ("Authorization: Bearer %s\r\n" % partner).encode()
+    ev = json.dumps([{"id": "strict-1", "type": "training.completed",
+                      "at": "2026-08-02T00:00:00Z",
+                      "data": {"partner_id": "GAMMA", "module": "s"}}]).encode()
+    chunk = b"%x\r\n%s\r\n" % (len(ev), ev)
+    post = b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+    cases = [
+        ("two bytes after chunk data instead of CRLF", post + A +
+         b"Transfer-Encoding: chunked\r\n\r\n" + b"%x\r\n%sXX0\r\n\r\n" % (len(ev), ev)),
+        ("admin token in the trailer", b"GET /v1/partners HTTP/1.1\r\nHost: x\r\n" + P +
+         b"Transfer-Encoding: chunked\r\n\r\n0\r\n" + A + b"\r\n"),
+        ("Content-Type in the trailer", post + A + b"Transfer-Encoding: chunked\r\n\r\n" +
+         chunk + b"0\r\nContent-Type: application/msgpack\r\n\r\n"),
+        ("obs-fold in the trailer", post + A + b"Transfer-Encoding: chunked\r\n\r\n" + chunk +
+         b"0\r\nX-A: a\r\n folded\r\n\r\n"),
+        ("two Authorization headers", b"GET /v1/partners HTTP/1.1\r\nHost: x\r\n" + P + A +
+         b"\r\n"),
+        ("empty header name", b"GET /v1/partners HTTP/1.1\r\nHost: x\r\n" + A + b": v\r\n\r\n"),
+        ("no Host", b"GET /v1/partners HTTP/1.1\r\n" + A + b"\r\n"),
+        ("two Host headers", b"GET /v1/partners HTTP/1.1\r\nHost: x\r\nHost: y\r\n" + A +
+         b"\r\n"),
+        ("two spaces in the request line", b"GET  /v1/partners HTTP/1.1\r\nHost: x\r\n" + A +
+         b"\r\n"),
+        ("a tab in the request line", b"GET\t/v1/partners HTTP/1.1\r\nHost: x\r\n" + A +
+         b"\r\n"),
+        ("Transfer-Encoding: gzip, chunked", post + A +
+         b"Transfer-Encoding: gzip, chunked\r\n\r\n" + chunk + b"0\r\n\r\n"),
+        ("two Transfer-Encoding headers", post + A +
+         b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n" + chunk +
+         b"0\r\n\r\n"),
+    ]
+    for name, payload in cases:
+        data, _ = raw(base, payload)
+        check(status_of(data) == 400, "%s: got %r, want 400" % (name, data[:100]))
+        check(data.count(b"HTTP/1.1 ") == 1, "%s: one answer" % name)
+    # what stays accepted: a chunked body without trailers, HTTP/1.0 without Host
+    data, _ = raw(base, post + A + b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n" +
+                  chunk + b"0\r\n\r\n")
+    check(status_of(data) == 200, "plain chunked body: %r" % data[:120])
+    data, _ = raw(base, b"GET /healthz HTTP/1.0\r\n\r\n")
+    check(status_of(data) == 200, "HTTP/1.0 without Host: %r" % data[:80])
+    print("strict: %d framing cases refused, chunked and HTTP/1.0 still fine" % len(cases))
+
+
+# ---- finding 8: expensive requests ------------------------------------------------------------
+
+def expensive(base, token, n="12"):
+    """n verify requests at once past a cap of 2: some are 503 with Retry-After, the rest 200;
+    a cheap read meanwhile stays fast."""
+    n = int(n)
+    c = conn_of(base)
+    req(c, "GET", "/v1/partners", token)  # the token is cached: heads decided on the loop
+    socks = []
+    for _ in range(n):
+        s = socket.create_connection(addr(base), timeout=30)
+        s.sendall(("GET /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                   "Connection: close\r\n" % token).encode())
+        socks.append(s)
+    time.sleep(0.2)
+    for s in socks:  # the last CRLF of every head at once
+        s.sendall(b"\r\n")
+    t0 = time.time()
+    st, _, _ = req(c, "GET", "/v1/partners", token)
+    cheap = time.time() - t0
+    out = []
+    for s in socks:
+        data = b""
+        try:
+            while True:
+                d = s.recv(65536)
+                if not d:
+                    break
+                data += d
+        except OSError:
+            pass
+        s.close()
+        out.append(data)
+    sts = [status_of(d) for d in out]
+    busy = [d for d in out if status_of(d) == 503]
+    check(set(sts) <= {200, 503}, "verify answers are 200 or 503: %r" % sts)
+    check(len(busy) > 0, "past the cap some verify requests are refused 503: %r" % sts)
+    check(all(b"Retry-After: 1" in d for d in busy), "503 carries Retry-After")
+    check(sts.count(200) >= 1, "the cap still lets verify run")
+    check(st == 200, "cheap read during the verify burst")
+    print("expensive: %d verify at once -> %d x 200, %d x 503; a cheap read took %.1f ms" %
+          (n, sts.count(200), len(busy), cheap * 1000))
+
+
+# ---- finding 9: small ones --------------------------------------------------------------------
+
+def small(base, token, logfile):
+    data, _ = raw(base, ("GET /v1/feed HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+                         "Last-Event-ID: 18446744073709551615\r\n\r\n" % token).encode(),
+                  read_all=False)
+    st = status_of(data)
+    check(st == 400, "Last-Event-ID at 2^64-1 is 400, not a replay from seq 1: %d" % st)
+    raw(base, b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")
+    raw(base, b"GET /v1/partners HTTP/1.1\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+    lines = [json.loads(l) for l in open(logfile) if l.startswith('{"ts"')]
+    methods = {l["method"] for l in lines if l["status"] == 400}
+    check("DELETE" not in methods, "unparsable requests are not logged as DELETE: %r" % methods)
+    check("-" in methods, "an unparsable request is logged with method -: %r" % methods)
+    print("small: Last-Event-ID overflow refused; unparsable requests logged with method -")
+
+
+# ---- finding 1: the revoke race ----------------------------------------------------------------
+
+def revoke_race(base, accrue, ledger, tries="20", secs="0.3"):
+    """tries times: a partner token resends its own identical deal (duplicates: the writer
+    commits nothing) and a rejected batch, while `accrue token revoke` runs in another
+    process; every request sent after the revoke returned must be 401."""
+    tries, secs = int(tries), float(secs)
+    alive = 0
+    for k in range(tries):
+        name = "race-%d-%d" % (os.getpid(), k)
+        tok = subprocess.run([accrue, "--ledger", ledger, "--quiet", "token", "create",
+                              "--role", "partner", "--partner", "ACME", "--name", name],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        deal = json.dumps({"deal_id": "RACE-%d-%d" % (os.getpid(), k), "customer_id": "RC-%d" % k,
+                           "currency": "JPY", "at": "2026-08-03T00:00:00Z"})
+        bad = json.dumps({"partner_id": "ACME", "customer_id": "RCX", "currency": "ZZZ"})
+        stop = threading.Event()
+
+        def hammer(body):
+            cc = conn_of(base)
+            while not stop.is_set():
+                try:
+                    req(cc, "POST", "/v1/deals", tok, body)
+                except Exception:
+                    cc = conn_of(base)
+        c = conn_of(base)
+        st, data, _ = req(c, "POST", "/v1/deals", tok, deal)
+        check(st in (200, 201), "race deal registered: %d %r" % (st, data[:120]))
+        ts = [threading.Thread(target=hammer, args=(b,)) for b in (deal, deal, bad)]
+        [t.start() for t in ts]
+        time.sleep(secs)
+        subprocess.run([accrue, "--ledger", ledger, "token", "revoke", name],
+                       capture_output=True, check=True)
+        # every request that starts now must be refused, and stay refused
+        ok = 0
+        for _ in range(5):
+            st, _, _ = req(c, "POST", "/v1/deals", tok, deal)
+            ok += st != 401
+            time.sleep(0.02)
+        stop.set()
+        [t.join() for t in ts]
+        st, _, _ = req(conn_of(base), "GET", "/v1/partners", tok)
+        ok += st != 401
+        alive += ok > 0
+    check(alive == 0, "a revoked token kept working in %d of %d tries" % (alive, tries))
+    print("revoke race: revoked token worked after the revoke in %d of %d tries" % (alive, tries))
+
+
+CASES = {"trailer": trailer, "tokenless": tokenless, "body_timers": body_timers,
+         "overread": overread, "strict": strict, "expensive": expensive, "small": small,
+         "revoke_race": revoke_race}
+
+if __name__ == "__main__":
+    CASES[sys.argv[1]](*sys.argv[2:])
+    sys.exit(1 if FAILS else 0)
