@@ -196,7 +196,8 @@ case_events_filters_and_params() {
     case $body in *' 400') ;; *) fail "unknown type filter: $body" ;; esac
     # list endpoints page with limit/after and say whether more remains
     local all first rest nexta
-    all=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners" | grep -o '"partner_id":"[^"]*"' | wc -l)
+    all=$(curl -s -D "$TMP/h6" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners" | grep -o '"partner_id":"[^"]*"' | wc -l)
+    grep -qi '^Accrue-More: false' "$TMP/h6" || fail "a list without limit is not the whole list"
     first=$(curl -s -D "$TMP/h4" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners?limit=1")
     assert_eq "$(grep -o '"partner_id":"[^"]*"' <<<"$first" | head -1 | wc -l)" 1 "limit=1"
     grep -qi '^Accrue-More: true' "$TMP/h4" || fail "partners?limit=1 without Accrue-More: true"
