@@ -52,8 +52,11 @@ typedef struct col {
 
 /* table | csv | json into OUT_*; -1 when unknown. */
 int acr__parse_format(const char *s, int *out);
-/* Renders a JSON array of row objects as a table (format OUT_TABLE) or CSV on stdout. */
-int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format);
+typedef struct acr_names acr_names_t;
+/* Renders a JSON array of row objects as a table (format OUT_TABLE) or CSV on stdout. With
+ * names (NULL for none; tables only), a "name" column follows a first column of partner ids. */
+int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
+                     acr_names_t *names);
 
 /* ---- util.c ------------------------------------------------------------- */
 
@@ -97,6 +100,11 @@ int acr__mkdir_p(const char *dir, acr_err_t *err);
 int acr__write_file(const char *path, const void *p, size_t n, acr_err_t *err);
 /* Strict decimal uint64 (no sign, no spaces). */
 bool acr__parse_u64(const char *s, uint64_t *out);
+/* The wall clock, UTC ms: read by commands, never by the engine or the processor. */
+int64_t acr__wall_ms(void);
+/* The actor of this command line (events.md): "cli:<user>", the login name from $USER
+ * (else $LOGNAME, else "uid<N>" of the effective uid). A static string. */
+const char *acr__cli_actor(void);
 /* fwrite to stdout; false on error. */
 bool acr__out(const void *p, size_t n);
 
@@ -145,6 +153,24 @@ void acr__table_init(acr_table_t *t, size_t cols, uint32_t right_mask);
 int acr__table_add(acr_table_t *t, const char *text); /* next cell */
 void acr__table_print(const acr_table_t *t, FILE *f);
 void acr__table_destroy(acr_table_t *t);
+
+/* ---- names.c: partner display names for human tables --------------------- */
+
+typedef struct acr_name {
+    char partner_id[72]; /* id pattern: at most 64 bytes */
+    char name[264];      /* a string field: at most 256 bytes */
+} acr_name_t;
+
+struct acr_names {
+    acr_name_t *items; /* sorted by partner_id bytewise */
+    size_t count;
+};
+
+/* Reads every partner's name as of the head (an empty set when that fails). */
+void acr__names_load(acr_ledger_t *ledger, acr_names_t *names);
+/* The name of partner_id or NULL; the signature of acr_partner_name_fn (payout.h). */
+const char *acr__name_of(void *names, const char *partner_id);
+void acr__names_free(acr_names_t *names);
 
 /* ---- commands ------------------------------------------------------------ */
 

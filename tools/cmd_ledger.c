@@ -142,8 +142,8 @@ static const char usage_append[] =
     "every event is committed, in order, or none is. Input is JSON Lines (one event\n"
     "object per line; blank lines are skipped but counted for line numbers) or, with\n"
     "--format msgpack, a stream of msgpack event maps (positions count events).\n"
-    "Engine fields of `accrue log` output (seq, recorded_at, stream, version, hash)\n"
-    "are ignored. Resubmitting an event with the same id and content is a no-op.\n"
+    "Engine fields of `accrue log` output (seq, recorded_at, stream, version, actor,\n"
+    "hash) are ignored: the actor stored is this command's, cli:<user>. Resubmitting an event with the same id and content is a no-op.\n"
     "\n"
     "  --format jsonl|msgpack  input format (default jsonl)\n"
     "  --batch-size N          consecutive atomic batches of N events; on a failure the\n"
@@ -151,7 +151,9 @@ static const char usage_append[] =
     "                          is reported; re-running the same input is safe)\n"
     "\n"
     "Prints `appended N events (seq A..B), M already present`. Every rejected event is\n"
-    "reported (up to 100) as `accrue: <code>: line N: id X: field F: message`.\n"
+    "reported (up to 100, in line order, shape and business-rule errors together) as\n"
+    "`accrue: <code>: line N: id X: field F: message`. A UTF-8 byte-order mark at the\n"
+    "start of the file is skipped.\n"
     "Exit 3 when the input is rejected, 4 on id_conflict / version_conflict.\n";
 
 enum { FMT_JSONL, FMT_MSGPACK };
@@ -210,18 +212,38 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
     }
 }
 
+/* One too_large for an input past the batch limit, naming the way out. */
+static void batch_limit_err(const event_src_t *s, acr_errlist_t *errs)
+{
+    acr_err_t err;
+    acr_err_clear(&err);
+    err.line = s->line;
+    acr_err_set(&err, ACR_ETOO_LARGE,
+                "the input holds more than %d events, the most one atomic batch may hold: "
+                "append it with --batch-size N (consecutive atomic batches of N events; "
+                "re-running is safe)", ACR_BATCH_EVENTS_MAX);
+    acr_errlist_add(errs, &err);
+}
+
 /* Fills b with up to max events (0 = all), every stateless error into errs.
- * Returns the events seen (valid or not). */
+ * Returns the events seen (valid or not). An input past the batch limit stops the
+ * reading with one too_large (*over_limit set). */
 static uint64_t fill_batch(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, uint64_t max,
-                           acr_errlist_t *errs)
+                           acr_errlist_t *errs, bool *over_limit)
 {
     uint64_t seen = 0;
     acr_err_t err;
+    *over_limit = false;
     while (max == 0 || seen < max) {
         int rc = src_next(s, b, cfg, &err);
         if (rc == 0)
             break;
         seen++;
+        if (rc == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX) {
+            batch_limit_err(s, errs);
+            *over_limit = true;
+            break;
+        }
         if (rc < 0) {
             if (err.code == 0)
                 err.code = rc;
@@ -231,6 +253,38 @@ static uint64_t fill_batch(event_src_t *s, acr_batch_t *b, const acr_config_t *c
             acr__progress_update(s->pos, s->len);
     }
     return seen;
+}
+
+/* Merges two lists ordered by line into out, keeping the first ACR_ERRLIST_MAX. */
+static void errlist_merge(const acr_errlist_t *a, const acr_errlist_t *b, acr_errlist_t *out)
+{
+    size_t i = 0, j = 0;
+    acr_errlist_clear(out);
+    while (i < a->count || j < b->count) {
+        bool take_a = j == b->count || (i < a->count && a->items[i].line <= b->items[j].line);
+        acr_errlist_add(out, take_a ? &a->items[i++] : &b->items[j++]);
+    }
+    out->total = a->total + b->total;
+}
+
+/* The input had stateless errors: the events that did parse are checked against the
+ * ledger's rules too (nothing is written), so one run reports every error in line
+ * order (events.md, Batches). An event that depends on a rejected one (a sale of a
+ * partner whose registration did not parse) is reported as well. */
+static void add_rule_errors(acr_ledger_t *ledger, const acr_batch_t *b, acr_errlist_t *errs)
+{
+    acr_errlist_t *rules = malloc(sizeof *rules), *merged = malloc(sizeof *merged);
+    if (rules != NULL && merged != NULL && b->count > 0) {
+        acr_errlist_clear(rules);
+        int rc = acr_ledger_check(ledger, b, rules);
+        if (rc != 0 && rules->count > 0 &&
+            (acr_err_exit_code(rc) == 3 || acr_err_exit_code(rc) == 4)) {
+            errlist_merge(errs, rules, merged);
+            *errs = *merged;
+        }
+    }
+    free(rules);
+    free(merged);
 }
 
 typedef struct tally {
@@ -287,16 +341,20 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
     if (errs == NULL)
         return acr__fail(ACR_ENOMEM, NULL);
     acr_batch_init(&b);
+    acr_batch_set_actor(&b, acr__cli_actor());
     for (;;) {
         acr_batch_reset(&b);
         acr_errlist_clear(errs);
-        uint64_t seen = fill_batch(src, &b, cfg, batch_size, errs);
+        bool over_limit;
+        uint64_t seen = fill_batch(src, &b, cfg, batch_size, errs, &over_limit);
         if (seen == 0)
             break;
         int rc = 0;
         acr_append_result_t res = {0};
         if (errs->total == 0)
             rc = acr_ledger_append(ledger, &b, &res, errs);
+        else if (!over_limit)
+            add_rule_errors(ledger, &b, errs);
         if (errs->total > 0 || rc != 0) {
             acr__progress_end();
             if (errs->count > 0)
@@ -354,6 +412,9 @@ int acr__cmd_append(acr_cli_t *cli, int argc, char **argv)
         return acr__fail(rc, &err);
     }
     event_src_t src = {.p = in.data, .len = in.len, .format = format};
+    /* A UTF-8 byte-order mark (Excel and some Windows tools write one) is not data. */
+    if (format == FMT_JSONL && in.len >= 3 && memcmp(in.data, "\xEF\xBB\xBF", 3) == 0)
+        src.pos = 3;
     tally_t t = {0};
     acr__progress_begin(cli, "append");
     rc = append_all(ledger, &src, batch_size, &t);
@@ -372,9 +433,12 @@ static const char usage_log[] =
     "\n"
     "Prints stored events in seq order, checking each one's chain hash as it is read.\n"
     "jsonl (the default) is one object per line with the engine fields first (seq,\n"
-    "recorded_at, stream, version, hash), then id, type, at, data; but for period.closed\n"
-    "lines it is valid input for `accrue append` into another ledger. table shows seq,\n"
-    "at, type, stream, version and id.\n"
+    "recorded_at, stream, version, actor, hash), then id, type, at, data; but for\n"
+    "period.closed lines it is valid input for `accrue append` into another ledger.\n"
+    "table shows seq,\n"
+    "at (in the ledger's business time), type, stream, version, actor and id. actor\n"
+    "is who appended the event (cli:<user>, token:<name>); events stored before the\n"
+    "actor existed have none.\n"
     "\n"
     "  --from SEQ / --to SEQ   an inclusive seq range\n"
     "  --type T                only events of type T (e.g. sale.recorded)\n"
@@ -385,6 +449,7 @@ typedef struct log_filter {
     int type;          /* ACR_EV_NONE = any */
     const char *stream;
     bool table;
+    int32_t utc_offset_min; /* the ledger's: table times are business time */
 } log_filter_t;
 
 static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t hash[16],
@@ -401,14 +466,16 @@ static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t
         return rc != 0 ? rc : acr_buf_append(out, "\n", 1);
     }
     char at[ACR_TS_BUF];
-    acr_ts_format(ev->at_ms, at);
-    return acr_buf_printf(out, "%8" PRIu64 "  %-24s  %-22s  %-24s  %7" PRIu64 "  %.*s\n", ev->seq,
-                          at, acr_event_type_name(ev->type), stream, ev->version, (int)ev->id.len,
-                          ev->id.ptr);
+    acr_ts_format_local(ev->at_ms, f->utc_offset_min, at);
+    return acr_buf_printf(out, "%8" PRIu64 "  %-29s  %-22s  %-24s  %7" PRIu64 "  %-20.*s  %.*s\n",
+                          ev->seq, at, acr_event_type_name(ev->type), stream, ev->version,
+                          ev->actor.len ? (int)ev->actor.len : 1,
+                          ev->actor.len ? ev->actor.ptr : "-", (int)ev->id.len, ev->id.ptr);
 }
 
-static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
+static int log_run(acr_ledger_t *ledger, log_filter_t *f)
 {
+    f->utc_offset_min = acr_ledger_config(ledger)->utc_offset_min;
     acr_reader_t *r;
     acr_err_t err;
     acr_err_clear(&err);
@@ -420,8 +487,8 @@ static int log_run(acr_ledger_t *ledger, const log_filter_t *f)
     acr_buf_t out;
     acr_buf_init(&out);
     if (f->table)
-        acr_buf_printf(&out, "%8s  %-24s  %-22s  %-24s  %7s  %s\n", "seq", "at", "type", "stream",
-                       "version", "id");
+        acr_buf_printf(&out, "%8s  %-29s  %-22s  %-24s  %7s  %-20s  %s\n", "seq",
+                       "at (business time)", "type", "stream", "version", "actor", "id");
     if (f->from <= to)
         rc = acr_reader_seek(r, f->from, &err);
     acr_event_t ev;

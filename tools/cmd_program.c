@@ -36,15 +36,20 @@ static int run_query(acr_cli_t *cli, prog_q_t *q, prog_query_fn fn, const col_t 
     acr_buf_init(&out);
     acr_err_clear(&err);
     rc = fn(ledger, q, &out, &err);
+    acr_names_t names = {NULL, 0}; /* names beside partner ids in tables */
+    if (rc == 0 && q->format == OUT_TABLE && ncols > 0 && strcmp(cols[0].key, "partner_id") == 0)
+        acr__names_load(ledger, &names);
     acr_ledger_close(ledger);
     if (rc == 0 && q->format == OUT_JSON) {
         acr__out(out.data, out.len);
         acr__out("\n", 1);
     } else if (rc == 0) {
-        rc = acr__render_rows((const char *)out.data, out.len, cols, ncols, q->format);
+        rc = acr__render_rows((const char *)out.data, out.len, cols, ncols, q->format, &names);
+        acr__names_free(&names);
         acr_buf_destroy(&out);
         return rc;
     }
+    acr__names_free(&names);
     acr_buf_destroy(&out);
     return rc == 0 ? ACR_EXIT_OK : acr__fail(rc, &err);
 }

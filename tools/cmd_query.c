@@ -82,13 +82,16 @@ static void csv_field(const char *s, acr_buf_t *out)
     acr_buf_append(out, "\"", 1);
 }
 
-static int render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format)
+static int render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
+                       acr_names_t *names)
 {
-    return acr__render_rows(json, len, cols, ncols, format);
+    return acr__render_rows(json, len, cols, ncols, format, names);
 }
 
-/* Renders a JSON array of row objects as a table or CSV on stdout. */
-int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format)
+/* Renders a JSON array of row objects as a table or CSV on stdout. With names (tables
+ * only), a "name" column follows a first column of partner ids. */
+int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
+                     acr_names_t *names)
 {
     acr_jv_t arr, row;
     size_t pos = 0;
@@ -100,13 +103,18 @@ int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t nco
     acr_table_t t;
     acr_buf_t csv;
     uint32_t right = 0;
+    bool named = names != NULL && format == OUT_TABLE && ncols > 0 &&
+                 strcmp(cols[0].key, "partner_id") == 0;
+    size_t shift = named ? 1 : 0;
     for (size_t c = 0; c < ncols; c++)
         if (cols[c].kind != 's')
-            right |= 1u << c;
-    acr__table_init(&t, ncols, right);
+            right |= 1u << (c > 0 ? c + shift : c);
+    acr__table_init(&t, ncols + shift, right);
     acr_buf_init(&csv);
     for (size_t c = 0; c < ncols; c++) {
         acr__table_add(&t, cols[c].title);
+        if (c == 0 && named)
+            acr__table_add(&t, "name");
         acr_buf_printf(&csv, "%s%s", c ? "," : "", cols[c].key);
     }
     acr_buf_append(&csv, "\n", 1);
@@ -115,6 +123,10 @@ int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t nco
         for (size_t c = 0; c < ncols; c++) {
             cell_text(&row, &cols[c], format == OUT_TABLE, cell, sizeof cell);
             acr__table_add(&t, cell);
+            if (c == 0 && named) {
+                const char *name = acr__name_of(names, cell);
+                acr__table_add(&t, name != NULL && name[0] != '\0' ? name : "-");
+            }
             if (c > 0)
                 acr_buf_append(&csv, ",", 1);
             csv_field(cell, &csv);
@@ -228,7 +240,7 @@ static int partner_run(acr_cli_t *cli, const char *id, int format)
         rc = print_json(&out);
     } else if (id == NULL) {
         rc = render_rows((const char *)out.data, out.len, partner_cols,
-                         sizeof partner_cols / sizeof partner_cols[0], format);
+                         sizeof partner_cols / sizeof partner_cols[0], format, NULL);
     } else {
         acr_jv_t p;
         size_t pos = 0;
@@ -311,6 +323,9 @@ static int query_run(acr_cli_t *cli, query_t *q, bool kpi)
         rc = acr_query_kpi(ledger, q->period, q->partner, q->by_rep, &out, &err);
     else
         rc = acr_query_pipeline(ledger, q->partner, q->today_day, &out, &err);
+    acr_names_t names = {NULL, 0};
+    if (rc == 0 && q->format == OUT_TABLE)
+        acr__names_load(ledger, &names);
     acr_ledger_close(ledger);
     static const col_t kpi_cols[] = {
         {"partner_id", "partner", 's'},
@@ -347,7 +362,8 @@ static int query_run(acr_cli_t *cli, query_t *q, bool kpi)
     else if (q->format == OUT_JSON)
         rc = print_json(&out);
     else
-        rc = render_rows((const char *)out.data, out.len, cols, ncols, q->format);
+        rc = render_rows((const char *)out.data, out.len, cols, ncols, q->format, &names);
+    acr__names_free(&names);
     acr_buf_destroy(&out);
     return rc;
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "accrue/buf.h"
@@ -239,4 +240,28 @@ bool acr__parse_u64(const char *s, uint64_t *out)
 bool acr__out(const void *p, size_t n)
 {
     return fwrite(p, 1, n, stdout) == n;
+}
+
+int64_t acr__wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+const char *acr__cli_actor(void)
+{
+    static char actor[96];
+    if (actor[0] != '\0')
+        return actor;
+    /* $USER, else $LOGNAME, else the uid: no NSS look-up (getpwuid loads modules and
+     * allocates, and must not be what breaks an append under memory pressure). */
+    const char *user = getenv("USER");
+    if (user == NULL || user[0] == '\0')
+        user = getenv("LOGNAME");
+    if (user != NULL && user[0] != '\0')
+        snprintf(actor, sizeof actor, "cli:%.64s", user);
+    else
+        snprintf(actor, sizeof actor, "cli:uid%lu", (unsigned long)geteuid());
+    return actor;
 }

@@ -191,6 +191,18 @@ size_t acr_ts_format(int64_t ms, char out[ACR_TS_BUF])
     return n < 0 ? 0 : (size_t)n;
 }
 
+size_t acr_ts_format_local(int64_t ms, int32_t offset_min, char out[ACR_TS_BUF])
+{
+    char utc[ACR_TS_BUF], off[7];
+    size_t n = acr_ts_format(ms + (int64_t)offset_min * 60000, utc); /* |ms| < 2^48 */
+    if (n == 0)
+        return 0;
+    acr_offset_format(offset_min, off);
+    utc[n - 1] = '\0'; /* drop the Z */
+    int w = snprintf(out, ACR_TS_BUF, "%s%s", utc, off);
+    return w < 0 ? 0 : (size_t)w;
+}
+
 bool acr_date_parse(const char *s, size_t len, int32_t *out_day)
 {
     int y, m, d;

@@ -81,9 +81,10 @@ const acr_type_schema_t acr__schemas[ACR_EV__COUNT] = {
 #undef F
 #undef B
 
-/* A record is a fixarray of 6 + field_count items (at most 15), so a type has at
- * most 9 fields; acr_record_encode checks it. */
-_Static_assert(6 + 9 <= 15, "records are fixarrays");
+/* A record is a fixarray of 6 + field_count items, plus the actor once committed (at
+ * most 15), so a type has at most ACR_RECORD_FIELDS_MAX fields; acr_record_encode
+ * checks it. */
+_Static_assert(6 + ACR_RECORD_FIELDS_MAX + 1 <= 15, "records are fixarrays");
 
 const acr_type_schema_t *acr_event_schema(int type)
 {

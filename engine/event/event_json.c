@@ -548,7 +548,7 @@ static bool top_key_known(const char *key)
 {
     static const char *const keys[] = {"id",     "type",        "at",     "data",
                                        "expected_version", "seq", "recorded_at",
-                                       "stream", "version",     "hash"};
+                                       "stream", "version",     "actor",  "hash"};
     for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
         if (strcmp(key, keys[i]) == 0)
             return true;
@@ -737,7 +737,8 @@ static int top_key(const char *k, size_t n, uint32_t *bit)
                 {"at", 2, TK_AT},           {"data", 4, TK_DATA},
                 {"expected_version", 16, TK_EXPV}, {"seq", 3, TK_ENGINE},
                 {"recorded_at", 11, TK_ENGINE},    {"stream", 6, TK_ENGINE},
-                {"version", 7, TK_ENGINE},  {"hash", 4, TK_ENGINE}};
+                {"version", 7, TK_ENGINE},  {"hash", 4, TK_ENGINE},
+                {"actor", 5, TK_ENGINE}};
     for (unsigned i = 0; i < sizeof keys / sizeof *keys; i++)
         if (keys[i].n == n && memcmp(keys[i].s, k, n) == 0) {
             *bit = 1u << i;
@@ -987,6 +988,71 @@ static int tree_nomem(json_t *root, acr_buf_t *out, size_t out_len, acr_err_t *e
     return fail(err, ACR_ENOMEM, "", "out of memory while reading the event");
 }
 
+#define OVERFLOW_MARK "\001acr-int-overflow"       /* as decoded */
+#define OVERFLOW_MARK_JSON "\"\\u0001acr-int-overflow\"" /* as written in JSON */
+
+/* The path of the string value equal to OVERFLOW_MARK under v ("data.amount_minor",
+ * "data.plan.rules[0].brackets[1].from_minor"); false when not found. */
+static bool find_mark(json_t *v, char *path, size_t cap, size_t used)
+{
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), OVERFLOW_MARK) == 0;
+    if (json_is_object(v)) {
+        const char *k;
+        json_t *m;
+        json_object_foreach(v, k, m) {
+            int n = snprintf(path + used, cap - used, "%s%s", used ? "." : "", k);
+            if (n > 0 && (size_t)n < cap - used && find_mark(m, path, cap, used + (size_t)n))
+                return true;
+        }
+    }
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m) {
+            int n = snprintf(path + used, cap - used, "[%zu]", i);
+            if (n > 0 && (size_t)n < cap - used && find_mark(m, path, cap, used + (size_t)n))
+                return true;
+        }
+    }
+    path[used] = '\0';
+    return false;
+}
+
+/* jansson stops at an integer beyond 64 bits without saying which event or field it
+ * was in. A copy of the text with that number replaced by a marker string is read again
+ * to name the event's id and the field (events.md: errors name them). je->position is
+ * just past the number. */
+static int overflow_err(const char *text, size_t len, const json_error_t *je, acr_err_t *err)
+{
+    size_t end = (size_t)je->position <= len ? (size_t)je->position : len, start = end;
+    while (start > 0 && (strchr("0123456789-+.eE", text[start - 1]) != NULL))
+        start--;
+    fail(err, ACR_EINVALID_VALUE, "", "integer out of range (|value| <= 10^15) at column %d",
+         je->column);
+    size_t mark_len = strlen(OVERFLOW_MARK_JSON);
+    char *copy = start < end ? malloc(len - (end - start) + mark_len) : NULL;
+    if (copy == NULL)
+        return ACR_EINVALID_VALUE;
+    memcpy(copy, text, start);
+    memcpy(copy + start, OVERFLOW_MARK_JSON, mark_len);
+    memcpy(copy + start + mark_len, text + end, len - end);
+    json_error_t je2;
+    json_t *root = json_loadb(copy, len - (end - start) + mark_len, JSON_REJECT_DUPLICATES, &je2);
+    free(copy);
+    char path[sizeof err->field];
+    path[0] = '\0';
+    if (root != NULL && json_is_object(root) && find_mark(root, path, sizeof path, 0)) {
+        json_t *id = json_object_get(root, "id");
+        if (json_is_string(id) && json_string_length(id) < sizeof err->id &&
+            strlen(json_string_value(id)) == json_string_length(id))
+            memcpy(err->id, json_string_value(id), json_string_length(id) + 1);
+        fail(err, ACR_EINVALID_VALUE, path, "%s is out of range (|value| <= 10^15)", path);
+    }
+    json_decref(root);
+    return ACR_EINVALID_VALUE;
+}
+
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
                          bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
                          acr_err_t *err)
@@ -1009,8 +1075,7 @@ int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
         return tree_nomem(root, out, out_len, err);
     if (root == NULL) {
         if (json_error_code(&je) == json_error_numeric_overflow)
-            return fail(err, ACR_EINVALID_VALUE, "", "integer out of range at column %d",
-                        je.column);
+            return err != NULL ? overflow_err(text, len, &je, err) : ACR_EINVALID_VALUE;
         return fail(err, ACR_EMALFORMED_JSON, "", "%s (line %d, column %d)", je.text, je.line,
                     je.column);
     }
@@ -1413,6 +1478,11 @@ static int append_engine_fields(const acr_event_t *ev, const uint8_t *hash, acr_
         rc = acr_buf_append_json_str(out, stream, slen);
     if (rc == 0)
         rc = acr_buf_printf(out, ",\"version\":%llu,", (unsigned long long)ev->version);
+    if (rc == 0 && ev->actor.len > 0) { /* events stored before the actor have none */
+        rc = acr_buf_append_str(out, "\"actor\":");
+        rc = rc ? rc : acr_buf_append_json_str(out, ev->actor.ptr, ev->actor.len);
+        rc = rc ? rc : acr_buf_append(out, ",", 1);
+    }
     if (rc == 0 && hash != NULL) {
         static const char hex[] = "0123456789abcdef";
         char h[2 * ACR_HASH_LEN + 12] = "\"hash\":\"";

@@ -94,7 +94,7 @@ static bool is_num_kind(int kind)
 int acr_record_encode(const acr_event_t *ev, acr_buf_t *out)
 {
     const acr_type_schema_t *sc = acr_event_schema(ev->type);
-    if (sc == NULL || sc->field_count > 9)
+    if (sc == NULL || sc->field_count > ACR_RECORD_FIELDS_MAX)
         return ACR_EINVALID_VALUE;
     size_t need = 1 + 1 + 9 + 9 + 1 + 9 + 5 + ev->id.len;
     for (unsigned i = 0; i < sc->field_count; i++)
@@ -218,10 +218,10 @@ static inline bool get_int(const uint8_t **pp, const uint8_t *end, int64_t *out)
     return true;
 }
 
-/* Decodes the positional fields (count, fields, required) at q into ev; false on any
- * mismatch. Always inlined: called with a constant schema, the loop unrolls and every
- * field's kind tests fold away. */
-static inline __attribute__((always_inline)) bool
+/* Decodes the positional fields (count, fields, required) at q into ev; returns the
+ * first byte after them, NULL on any mismatch. Always inlined: called with a constant
+ * schema, the loop unrolls and every field's kind tests fold away. */
+static inline __attribute__((always_inline)) const uint8_t *
 get_fields_of(const uint8_t *q, const uint8_t *end, unsigned count, const uint8_t *fields,
               uint64_t required, acr_event_t *ev)
 {
@@ -231,13 +231,13 @@ get_fields_of(const uint8_t *q, const uint8_t *end, unsigned count, const uint8_
         unsigned f = fields[i];
         uint64_t bit = 1ull << f;
         if (q >= end)
-            return false;
+            return NULL;
         uint8_t m = *q;
         if ((m & 0xe0) == 0xa0 && !(bit & (num_mask | date_mask | bool_mask))) {
             /* fixstr: most fields of most records; keep the chain short */
             size_t n = m & 0x1f;
             if (n >= (size_t)(end - q))
-                return false;
+                return NULL;
             ev->str[f].ptr = (const char *)q + 1;
             ev->str[f].len = (uint32_t)n;
             q += m - 0x9fu; /* = 1 + n, one add on the load-to-load chain */
@@ -246,7 +246,7 @@ get_fields_of(const uint8_t *q, const uint8_t *end, unsigned count, const uint8_
         }
         if (m == 0xc0) {
             if (required & bit)
-                return false;
+                return NULL;
             ev->str[f].ptr = NULL;
             ev->str[f].len = 0;
             ev->num[f] = 0;
@@ -263,26 +263,49 @@ get_fields_of(const uint8_t *q, const uint8_t *end, unsigned count, const uint8_
         }
         if (bit & num_mask) {
             if (!get_int(&q, end, &ev->num[f]) || ((bit & uint_mask) && ev->num[f] < 0))
-                return false;
+                return NULL;
             continue;
         }
         if (!get_str(&q, end, &ev->str[f]))
-            return false;
+            return NULL;
         if (bit & date_mask) {
             int32_t day;
             if (!acr_date_parse(ev->str[f].ptr, ev->str[f].len, &day))
-                return false;
+                return NULL;
             ev->num[f] = day;
         }
     }
     ev->present = present;
-    return q == end;
+    return q;
 }
 
-static bool get_fields(const uint8_t *q, const uint8_t *end, const acr_type_schema_t *sc,
-                       acr_event_t *ev)
+static const uint8_t *get_fields(const uint8_t *q, const uint8_t *end,
+                                 const acr_type_schema_t *sc, acr_event_t *ev)
 {
     return get_fields_of(q, end, sc->field_count, sc->fields, sc->required, ev);
+}
+
+/* After the fields: nothing (fmt 1), or the actor, a non-empty str, and nothing. */
+static int get_actor(const uint8_t *q, const uint8_t *end, bool has_actor, acr_event_t *ev)
+{
+    ev->actor.ptr = NULL;
+    ev->actor.len = 0;
+    if (q == NULL)
+        return ACR_ECORRUPT;
+    if (!has_actor)
+        return q == end ? 0 : ACR_ECORRUPT;
+    if (q >= end || !get_str(&q, end, &ev->actor) || ev->actor.len == 0 ||
+        ev->actor.len > ACR_ACTOR_MAX)
+        return ACR_ECORRUPT;
+    return q == end ? 0 : ACR_ECORRUPT;
+}
+
+/* The element count a header must have: 6 + fields, + 1 with an actor; 0 for an
+ * unknown fmt. */
+static unsigned header_count(uint8_t fmt, unsigned field_count)
+{
+    return fmt == ACR_RECORD_FMT ? 6u + field_count
+           : fmt == ACR_RECORD_FMT_ACTOR ? 7u + field_count : 0u;
 }
 
 /* sale.recorded is ~80 % of a log: its schema as constants (checked against the table). */
@@ -306,12 +329,11 @@ int acr_record_check_header(const void *p, size_t len)
     const uint8_t *b = p;
     if (b == NULL || len < ACR_RECORD_CONTENT_OFF + 11)
         return 0;
-    if ((b[0] & 0xf0) != 0x90 || b[1] != ACR_RECORD_FMT || b[2] != 0xd3 || b[11] != 0xcf ||
-        b[21] != 0xd3)
+    if ((b[0] & 0xf0) != 0x90 || b[2] != 0xd3 || b[11] != 0xcf || b[21] != 0xd3)
         return 0;
     unsigned type = b[20];
     if (type <= ACR_EV_NONE || type >= ACR_EV__COUNT ||
-        (b[0] & 0x0f) != 6u + acr__schemas[type].field_count)
+        (b[0] & 0x0f) != header_count(b[1], acr__schemas[type].field_count))
         return 0;
     return (int)type;
 }
@@ -322,14 +344,14 @@ int acr_record_decode(const void *p, size_t len, acr_event_t *out)
     /* Header through the id's first byte: fixarray, fmt, 2x9, type, 9. */
     if (b == NULL || len < ACR_RECORD_CONTENT_OFF + 11)
         return ACR_ECORRUPT;
-    if ((b[0] & 0xf0) != 0x90 || b[1] != ACR_RECORD_FMT || b[2] != 0xd3 || b[11] != 0xcf ||
-        b[21] != 0xd3)
+    if ((b[0] & 0xf0) != 0x90 || b[2] != 0xd3 || b[11] != 0xcf || b[21] != 0xd3)
         return ACR_ECORRUPT;
     unsigned type = b[20];
     if (type <= ACR_EV_NONE || type >= ACR_EV__COUNT)
         return ACR_ECORRUPT;
     const acr_type_schema_t *sc = &acr__schemas[type];
-    if ((b[0] & 0x0f) != 6u + sc->field_count)
+    bool has_actor = b[1] == ACR_RECORD_FMT_ACTOR;
+    if ((b[0] & 0x0f) != header_count(b[1], sc->field_count))
         return ACR_ECORRUPT;
     out->seq = 0;
     out->recorded_at_ms = (int64_t)get_be64(b + 3);
@@ -348,8 +370,20 @@ int acr_record_decode(const void *p, size_t len, acr_event_t *out)
             atomic_store_explicit(&sale_fast, fast, memory_order_relaxed);
         }
         if (fast)
-            return get_fields_of(q, end, SALE_FIELD_COUNT, sale_fields, SALE_REQUIRED, out)
-                       ? 0 : ACR_ECORRUPT;
+            return get_actor(
+                get_fields_of(q, end, SALE_FIELD_COUNT, sale_fields, SALE_REQUIRED, out), end,
+                has_actor, out);
     }
-    return get_fields(q, end, sc, out) ? 0 : ACR_ECORRUPT;
+    return get_actor(get_fields(q, end, sc, out), end, has_actor, out);
+}
+
+size_t acr_record_content_len(const void *rec, size_t len)
+{
+    acr_event_t ev;
+    if (acr_record_decode(rec, len, &ev) != 0)
+        return 0;
+    if (ev.actor.len == 0)
+        return len;
+    size_t header = ev.actor.len < 32 ? 1 : 2; /* fixstr or str8: ACR_ACTOR_MAX < 256 */
+    return (size_t)((const uint8_t *)ev.actor.ptr - (const uint8_t *)rec) - header;
 }

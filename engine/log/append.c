@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
 #include "../state/state_internal.h"
@@ -71,6 +72,50 @@ static int read_head(acr_ledger_t *l, MDB_txn *txn, MDB_dbi *dbi, head_t *out)
     return 0;
 }
 
+/* The head's link of the chain: hash(head) = XXH3_128(hash(head-1) || record head). An
+ * append onto a head that does not verify would chain new events to damaged bytes, so it
+ * is refused (commissions.md: a ledger whose chain does not verify). Two look-ups per
+ * transaction. ACR_ECHAIN_BROKEN with err set, or a store error. */
+static int check_head(acr_ledger_t *l, MDB_txn *txn, const head_t *head, acr_err_t *err)
+{
+    if (head->seq == 0)
+        return 0;
+    uint8_t prev[ACR_HASH_LEN], got[ACR_HASH_LEN], key[8];
+    MDB_val k, v;
+    if (head->seq == 1) {
+        hash_bytes(l->cfg.ledger_id, sizeof l->cfg.ledger_id, prev);
+    } else {
+        acr__u64_be(head->seq - 1, key);
+        k = acr__val(key, 8);
+        int rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &k, &v);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return acr__mdb_err(rc, err, "log");
+        if (rc == MDB_NOTFOUND || v.mv_size < ACR_HASH_LEN)
+            goto broken;
+        memcpy(prev, v.mv_data, ACR_HASH_LEN);
+    }
+    acr__u64_be(head->seq, key);
+    k = acr__val(key, 8);
+    int rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &k, &v);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    XXH3_state_t hs;
+    XXH128_canonical_t c;
+    XXH3_128bits_reset(&hs);
+    XXH3_128bits_update(&hs, prev, ACR_HASH_LEN);
+    XXH3_128bits_update(&hs, (const uint8_t *)v.mv_data + ACR_HASH_LEN,
+                        v.mv_size - ACR_HASH_LEN);
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&hs));
+    memcpy(got, c.digest, ACR_HASH_LEN);
+    if (memcmp(got, head->hash, ACR_HASH_LEN) == 0)
+        return 0;
+broken:
+    return acr_err_set(err, ACR_ECHAIN_BROKEN,
+                       "the chain does not verify at its head (seq %llu): nothing is appended "
+                       "to damaged data; run `accrue verify` and restore from a backup",
+                       (unsigned long long)head->seq);
+}
+
 static void event_err(acr_err_t *err, const acr_batch_item_t *it, const acr_event_t *ev)
 {
     err->line = it->line;
@@ -104,8 +149,9 @@ static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_ev
     if (rc != 0)
         return acr__mdb_err(*mdb_rc = rc, err, "log");
     const uint8_t *stored = (const uint8_t *)lv.mv_data + ACR_HASH_LEN;
-    size_t stored_len = lv.mv_size - ACR_HASH_LEN;
-    if (stored_len == len &&
+    /* the content without the stored actor: a resubmission by someone else is a no-op */
+    size_t stored_len = acr_record_content_len(stored, lv.mv_size - ACR_HASH_LEN);
+    if (stored_len == len && len >= ACR_RECORD_CONTENT_OFF &&
         memcmp(stored + ACR_RECORD_CONTENT_OFF, rec + ACR_RECORD_CONTENT_OFF,
                len - ACR_RECORD_CONTENT_OFF) == 0)
         return 1;
@@ -178,21 +224,37 @@ static int release_claims(acr__txn_t *tx, const acr_event_t *ev, bool id_claimed
     return rc;
 }
 
-/* Writes the record as the next seq, chaining its hash. MDB codes. */
+_Static_assert(ACR_ACTOR_MAX < 256, "an actor is a fixstr or a str8");
+
+/* Writes the record as the next seq, chaining its hash: the parsed record (fmt 1) gets
+ * the actor as its last element (fmt 2, one more element), so the chain covers who
+ * appended it while the content bytes stay those of the event. MDB codes. */
 static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t len,
-                      int64_t now_ms, uint64_t version)
+                      int64_t now_ms, uint64_t version, const char *actor)
 {
     uint8_t key[8];
+    size_t alen = strlen(actor), ahdr = alen < 32 ? 1 : 2;
+    assert(rec[1] == ACR_RECORD_FMT && (rec[0] & 0x0f) < 15);
     acr__u64_be(head->seq + 1, key);
-    MDB_val k = acr__val(key, 8), v = acr__val(NULL, ACR_HASH_LEN + len);
+    MDB_val k = acr__val(key, 8), v = acr__val(NULL, ACR_HASH_LEN + len + ahdr + alen);
     int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_LOG], &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0)
         return rc;
     uint8_t *dst = v.mv_data;
     memcpy(dst, head->hash, ACR_HASH_LEN);
     memcpy(dst + ACR_HASH_LEN, rec, len);
+    dst[ACR_HASH_LEN] = (uint8_t)(rec[0] + 1); /* fixarray: one element more */
+    dst[ACR_HASH_LEN + 1] = ACR_RECORD_FMT_ACTOR;
+    uint8_t *a = dst + ACR_HASH_LEN + len;
+    if (ahdr == 1) {
+        a[0] = (uint8_t)(0xa0 | alen);
+    } else {
+        a[0] = 0xd9;
+        a[1] = (uint8_t)alen;
+    }
+    memcpy(a + ahdr, actor, alen);
     acr_record_patch(dst + ACR_HASH_LEN, now_ms, version);
-    hash_bytes(dst, ACR_HASH_LEN + len, head->hash);
+    hash_bytes(dst, v.mv_size, head->hash); /* hash(n-1) || the whole record, actor included */
     memcpy(dst, head->hash, ACR_HASH_LEN);
     head->seq++;
     return 0;
@@ -204,7 +266,8 @@ static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t l
  * checked, but the id and stream claims are released and nothing is logged. */
 static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const uint8_t *rec,
                      size_t len, int64_t expected_version, int64_t now_ms, bool write,
-                     uint64_t *out_seq, bool *out_dup, int *mdb_rc, acr_err_t *err)
+                     const char *actor, uint64_t *out_seq, bool *out_dup, int *mdb_rc,
+                     acr_err_t *err)
 {
     acr_event_t ev;
     if (acr_record_decode(rec, len, &ev) != 0)
@@ -235,7 +298,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
             return acr__mdb_err(*mdb_rc, err, "append");
         return rc;
     }
-    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1)) != 0 ||
+    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1, actor)) != 0 ||
         (*mdb_rc = bump_stream(streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "append");
     *out_seq = head->seq;
@@ -271,7 +334,8 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
         uint64_t seq = 0;
         bool dup = false;
         int rc = apply_one(tx, streams, head, rec, it->len, it->expected_version, now_ms,
-                           first == 0, &seq, &dup, mdb_rc, &err);
+                           first == 0, b->actor[0] ? b->actor : "accrue", &seq, &dup, mdb_rc,
+                           &err);
         if (rc != 0 && !acr_err_rejects_input(rc)) {
             mdb_cursor_close(streams);
             return rc;
@@ -339,6 +403,7 @@ typedef struct group_opts {
     uint64_t expect_head; /* UINT64_MAX: any head */
     extra_fn extra;
     void *extra_arg;
+    bool dry_run;         /* check every rule, then abort: nothing is written */
 } group_opts_t;
 
 static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
@@ -365,6 +430,8 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         else if (mdb_rc == 0 && opts->expect_head != UINT64_MAX && head.seq != opts->expect_head)
             fatal = acr_err_set(&err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
                                 (unsigned long long)head.seq);
+        if (mdb_rc == 0 && fatal == 0)
+            fatal = check_head(l, parent, &head, &err);
         for (size_t i = 0; mdb_rc == 0 && fatal == 0 && i < n; i++) {
             acr_errlist_clear(&errs[i]);
             MDB_txn *child = parent;
@@ -390,7 +457,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
             tx.txn = parent;
             fatal = opts->extra(&tx, opts->extra_arg, &err);
         }
-        if (mdb_rc == 0 && fatal == 0 && !all_rejected)
+        if (mdb_rc == 0 && fatal == 0 && !all_rejected && !opts->dry_run)
             mdb_rc = mdb_txn_commit(parent);
         else if (parent != NULL)
             mdb_txn_abort(parent);
@@ -423,15 +490,24 @@ int acr_ledger_append(acr_ledger_t *l, const acr_batch_t *batch, acr_append_resu
     uint64_t *seqs = res->seqs;
     memset(res, 0, sizeof *res);
     res->seqs = seqs;
-    group_opts_t opts = {UINT64_MAX, NULL, NULL};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false};
     int rc = append_txn(l, &batch, 1, res, errs, &rc_batch, &opts);
+    return rc ? rc : rc_batch;
+}
+
+int acr_ledger_check(acr_ledger_t *l, const acr_batch_t *batch, acr_errlist_t *errs)
+{
+    int rc_batch = 0;
+    acr_append_result_t res = {0};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, true};
+    int rc = append_txn(l, &batch, 1, &res, errs, &rc_batch, &opts);
     return rc ? rc : rc_batch;
 }
 
 int acr_ledger_append_group(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
                             acr_append_result_t *results, acr_errlist_t *errs, int *rcs)
 {
-    group_opts_t opts = {UINT64_MAX, NULL, NULL};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false};
     return append_txn(l, batches, n, results, errs, rcs, &opts);
 }
 
@@ -452,11 +528,12 @@ static int store_statement(acr__txn_t *tx, void *arg, acr_err_t *err)
 }
 
 int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *ev,
-                      const char *period_id, const char *csv, size_t csv_len, uint64_t *out_seq,
-                      acr_err_t *err)
+                      const char *actor, const char *period_id, const char *csv, size_t csv_len,
+                      uint64_t *out_seq, acr_err_t *err)
 {
     acr_batch_t b;
     acr_batch_init(&b);
+    acr_batch_set_actor(&b, actor);
     int rc = acr_record_encode(ev, &b.records);
     if (rc == 0) {
         b.items = calloc(1, sizeof *b.items);
@@ -470,7 +547,7 @@ int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *
     b.count = 1;
     b.items_cap = 1;
     close_arg_t arg = {period_id, csv, csv_len};
-    group_opts_t opts = {expect_head, store_statement, &arg};
+    group_opts_t opts = {expect_head, store_statement, &arg, false};
     const acr_batch_t *bp = &b;
     acr_append_result_t res = {0};
     acr_errlist_t *errs = malloc(sizeof *errs);

@@ -45,6 +45,9 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
         return acr_err_set(err, ACR_EIO, "cannot create %s: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/data.mdb", dir);
     struct stat st;
+    if (stat(path, &st) == 0 && st.st_size == 0)
+        return acr_err_set(err, ACR_EEXISTS, "%s exists but is empty (a damaged ledger): "
+                           "restore it from a backup, or remove it to start afresh", path);
     if (stat(path, &st) == 0)
         return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
     MDB_env *env;
@@ -120,6 +123,16 @@ void acr_ledger_close(acr_ledger_t *l)
     free(l);
 }
 
+uint64_t acr_ledger_last_txnid(acr_ledger_t *l)
+{
+    MDB_envinfo info;
+    if (pthread_rwlock_tryrdlock(&l->map_lock) != 0)
+        return 0;
+    int rc = mdb_env_info(l->env, &info);
+    pthread_rwlock_unlock(&l->map_lock);
+    return rc == 0 ? (uint64_t)info.me_last_txnid : 0;
+}
+
 const acr_config_t *acr_ledger_config(const acr_ledger_t *l)
 {
     return &l->cfg;
@@ -143,6 +156,16 @@ void acr_batch_destroy(acr_batch_t *b)
     acr_buf_destroy(&b->records);
     free(b->items);
     acr_batch_init(b);
+}
+
+void acr_batch_set_actor(acr_batch_t *b, const char *actor)
+{
+    size_t n = 0;
+    for (; actor != NULL && actor[n] != '\0' && n < ACR_ACTOR_MAX; n++) {
+        unsigned char c = (unsigned char)actor[n];
+        b->actor[n] = c > 0x20 && c < 0x7f ? (char)c : '?';
+    }
+    b->actor[n] = '\0';
 }
 
 void acr_batch_reset(acr_batch_t *b)

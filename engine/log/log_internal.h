@@ -9,13 +9,13 @@
 
 #include "../store/store_internal.h"
 
-/* Appends one engine-written event (period.closed) plus the statement bytes
- * of its close in one durable write transaction, checking first that the
- * head is still expect_head (else ACR_EVERSION_CONFLICT: the caller
- * recomputes and retries). */
+/* Appends one engine-written event (period.closed, with the closer's actor; NULL =
+ * "accrue") plus the statement bytes of its close in one durable write transaction,
+ * checking first that the head is still expect_head (else ACR_EVERSION_CONFLICT: the
+ * caller recomputes and retries). */
 int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_event_t *ev,
-                      const char *period_id, const char *csv, size_t csv_len,
-                      uint64_t *out_seq, acr_err_t *err);
+                      const char *actor, const char *period_id, const char *csv,
+                      size_t csv_len, uint64_t *out_seq, acr_err_t *err);
 
 /* Re-applies every stored event with seq <= head into the derived tables of
  * tx (which must be empty), used by rebuild and verify (maintain.c). */

@@ -543,6 +543,108 @@ static int verify_projections(acr_ledger_t *l, MDB_txn *live, acr_verify_result_
     return rc;
 }
 
+/* The fingerprint recorded by the close of period (k): 0 with out_hex set, 1 when the
+ * ledger holds no period.closed for it, else an error. */
+static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, const MDB_val *period,
+                                char out_hex[33], acr_err_t *err)
+{
+    char id[16 + ACR_PERIOD_ID_MAX];
+    int n = snprintf(id, sizeof id, "period.closed:%.*s", (int)period->mv_size,
+                     (const char *)period->mv_data);
+    if (n < 0 || (size_t)n >= sizeof id)
+        return 1;
+    MDB_val k = acr__val(id, (size_t)n), v;
+    int rc = mdb_get(txn, l->dbi[ACR_DB_IDS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 1;
+    if (rc != 0 || v.mv_size != 8)
+        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
+    MDB_val lk = acr__val(v.mv_data, 8), lv;
+    acr_event_t ev;
+    if ((rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &lk, &lv)) != 0)
+        return acr__mdb_err(rc, err, "log");
+    if (lv.mv_size <= ACR_HASH_LEN ||
+        acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
+                          &ev) != 0 ||
+        ev.type != ACR_EV_PERIOD_CLOSED || ev.str[ACR_F_FINGERPRINT].len != 32)
+        return 1;
+    memcpy(out_hex, ev.str[ACR_F_FINGERPRINT].ptr, 32);
+    out_hex[32] = '\0';
+    return 0;
+}
+
+/* period.closed events, counted from the ids table (verified against a replay first). */
+static int count_closes(acr_ledger_t *l, MDB_txn *txn, uint64_t *out, acr_err_t *err)
+{
+    static const char prefix[] = "period.closed:";
+    MDB_cursor *cur;
+    MDB_val k = acr__val(prefix, sizeof prefix - 1), v;
+    *out = 0;
+    int rc = mdb_cursor_open(txn, l->dbi[ACR_DB_IDS], &cur);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "ids");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size >= sizeof prefix - 1 &&
+         memcmp(k.mv_data, prefix, sizeof prefix - 1) == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+        (*out)++;
+    mdb_cursor_close(cur);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : acr__mdb_err(rc, err, "ids");
+}
+
+/* Every stored statement hashes to the fingerprint its period.closed recorded (the
+ * statement bytes are not part of the chain: this is what covers them), and every
+ * close has its statement. */
+static int verify_statements(acr_ledger_t *l, MDB_txn *txn, acr_verify_result_t *out,
+                             acr_err_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    uint64_t statements = 0, closes = 0;
+    int rc = count_closes(l, txn, &closes, err);
+    if (rc != 0)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, l->dbi[ACR_DB_CLOSES], &cur)) != 0)
+        return acr__mdb_err(rc, err, "closes");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        char want[33], got[33];
+        statements++;
+        snprintf(out->bad_key, sizeof out->bad_key, "%.*s", (int)k.mv_size,
+                 (const char *)k.mv_data);
+        int frc = recorded_fingerprint(l, txn, &k, want, err);
+        if (frc < 0) {
+            mdb_cursor_close(cur);
+            return frc;
+        }
+        XXH128_canonical_t c;
+        XXH128_canonicalFromHash(&c, XXH3_128bits(v.mv_data, v.mv_size));
+        acr_hash_hex(c.digest, got);
+        if (frc == 1 || strcmp(want, got) != 0) {
+            mdb_cursor_close(cur);
+            snprintf(out->bad_table, sizeof out->bad_table, "closes");
+            if (frc == 1)
+                return acr_err_set(err, ACR_EMISMATCH, "a stored statement of period %s without "
+                                   "its period.closed event", out->bad_key);
+            return acr_err_set(err, ACR_EMISMATCH, "the stored statement of %s hashes to %s, "
+                               "its close recorded fingerprint %s", out->bad_key, got, want);
+        }
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return acr__mdb_err(rc, err, "closes");
+    out->bad_key[0] = '\0';
+    if (statements != closes) {
+        snprintf(out->bad_table, sizeof out->bad_table, "closes");
+        snprintf(out->bad_key, sizeof out->bad_key, "-");
+        return acr_err_set(err, ACR_EMISMATCH, "%llu period.closed events, %llu stored "
+                           "statements", (unsigned long long)closes,
+                           (unsigned long long)statements);
+    }
+    out->statements = statements;
+    return 0;
+}
+
 int acr_ledger_verify(acr_ledger_t *l, acr_verify_result_t *out,
                       void (*progress)(uint64_t done, uint64_t total), acr_err_t *err)
 {
@@ -558,6 +660,8 @@ int acr_ledger_verify(acr_ledger_t *l, acr_verify_result_t *out,
                   err);
     if (rc == 0)
         rc = verify_projections(l, live, out, NULL, err);
+    if (rc == 0)
+        rc = verify_statements(l, live, out, err);
     mdb_txn_abort(live);
     pthread_rwlock_unlock(&l->map_lock);
     return rc;

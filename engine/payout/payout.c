@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accrue/date.h"
 #include "accrue/money.h"
 #include "accrue/payout.h"
 #include "../log/log_internal.h"
@@ -299,6 +300,23 @@ static void payout_init(const acr_ledger_t *l, acr_payout_t *out, int32_t period
     acr_period_format(l->cfg.period_kind, period, out->period_id);
 }
 
+/* "plan_id@version" of each what-if document, for the labels of the output (the
+ * documents are validated by the processor; an unreadable one gets "?"). */
+static void whatif_labels(const acr_payout_request_t *req, acr_payout_t *out)
+{
+    out->whatif_count = req->whatif_plan_count;
+    for (size_t i = 0; i < req->whatif_plan_count && i < ACR_WHATIF_LABELS_MAX; i++) {
+        json_t *doc = json_loadb(req->whatif_plans[i], req->whatif_plan_lens[i], 0, NULL);
+        json_t *id = json_object_get(doc, "plan_id"), *ver = json_object_get(doc, "version");
+        if (json_is_string(id) && json_is_integer(ver))
+            snprintf(out->whatif_plans[i], sizeof out->whatif_plans[i], "%.60s@%lld",
+                     json_string_value(id), (long long)json_integer_value(ver));
+        else
+            snprintf(out->whatif_plans[i], sizeof out->whatif_plans[i], "?");
+        json_decref(doc);
+    }
+}
+
 int acr_payout_run(acr_ledger_t *l, const acr_payout_request_t *req, acr_payout_t *out,
                    acr_err_t *err)
 {
@@ -330,6 +348,8 @@ int acr_payout_run_with_output(acr_ledger_t *l, const acr_payout_request_t *req,
         }
     }
     feed_state_t fs = {0, false};
+    if (rc == 0 && req != NULL)
+        whatif_labels(req, out);
     if (rc == 0)
         rc = compute(l, r, period, x, req, o, out, &fs, err);
     acr_reader_close(r);
@@ -436,12 +456,39 @@ static int close_compute(acr_ledger_t *l, int32_t period, const acr_comm_output_
     return rc;
 }
 
-int acr_payout_close(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
+/* commissions.md, Closing: a period whose end (the local midnight starting the next
+ * one) is still in the future by the caller's clock is not closed without force. */
+static int check_period_ended(const acr_ledger_t *l, int32_t period, const char *period_id,
+                              const acr_close_request_t *req, acr_err_t *err)
+{
+    int64_t end_ms = acr_period_end_ms(l->cfg.period_kind, period, l->cfg.utc_offset_min);
+    if (req->force || req->now_ms >= end_ms)
+        return 0;
+    char end_utc[ACR_TS_BUF], end_day[11], off[7], now[ACR_TS_BUF];
+    acr_ts_format(end_ms, end_utc);
+    acr_date_format(acr_period_end_day(l->cfg.period_kind, period), end_day);
+    acr_offset_format(l->cfg.utc_offset_min, off);
+    acr_ts_format(req->now_ms - req->now_ms % 1000, now);
+    int64_t left_s = (end_ms - req->now_ms + 999) / 1000;
+    return acr_err_set(err, ACR_EPERIOD_OPEN,
+                       "period %s has not ended: it ends at %sT00:00:00%s (%s), in %lldd %02lldh "
+                       "%02lldm (now %s); a close is final", period_id, end_day, off, end_utc,
+                       (long long)(left_s / 86400), (long long)(left_s % 86400 / 3600),
+                       (long long)(left_s % 3600 / 60), now);
+}
+
+int acr_payout_close(acr_ledger_t *l, const acr_close_request_t *req, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err)
 {
-    acr_comm_output_t o = {NULL, NULL, false}; /* the CSV is stored: always in memory */
+    acr_comm_output_t o = {NULL, NULL, req->omit_lines}; /* the CSV is stored: in memory */
     int32_t period;
-    int rc = parse_period(l, period_id, &period, err);
+    memset(out, 0, sizeof *out);
+    int rc = parse_period(l, req->period_id, &period, err);
+    if (rc == 0) {
+        char period_id[ACR_PERIOD_ID_MAX];
+        acr_period_format(l->cfg.period_kind, period, period_id);
+        rc = check_period_ended(l, period, period_id, req, err);
+    }
     for (int attempt = 0; rc == 0; attempt++) {
         payout_init(l, out, period);
         if ((rc = close_compute(l, period, &o, out, err)) != 0)
@@ -452,8 +499,8 @@ int acr_payout_close(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
         acr_buf_init(&totals);
         rc = close_event(out, out->period_id, &totals, &ev, id, sizeof id);
         if (rc == 0)
-            rc = acr__append_close(l, out->through_seq, &ev, out->period_id, out->stmt.csv,
-                                   out->stmt.csv_len, out_close_seq, err);
+            rc = acr__append_close(l, out->through_seq, &ev, req->actor, out->period_id,
+                                   out->stmt.csv, out->stmt.csv_len, out_close_seq, err);
         acr_buf_destroy(&totals);
         if (rc != ACR_EVERSION_CONFLICT || attempt == 8)
             break;
@@ -669,6 +716,13 @@ int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *b)
             acr_buf_printf(b, "null,\"used_minor\":%lld,\"left_minor\":null}",
                            (long long)pr->used_minor);
     }
+    if (p->whatif_count > 0) { /* hypothetical: plans_used names versions never published */
+        acr_buf_append_str(b, "],\"what_if\":true,\"what_if_plans\":[");
+        for (size_t i = 0; i < p->whatif_count && i < ACR_WHATIF_LABELS_MAX; i++) {
+            acr_buf_append_str(b, i ? "," : "");
+            acr_buf_append_json_str(b, p->whatif_plans[i], strlen(p->whatif_plans[i]));
+        }
+    }
     return acr_buf_append_str(b, "]}\n");
 }
 
@@ -677,27 +731,49 @@ static void table_line(acr_buf_t *b, const acr_payout_t *p, const acr_line_t *ln
     char origin[ACR_PERIOD_ID_MAX], at[ACR_TS_BUF] = "", basis[64], amount[64];
     acr_period_format(p->period_kind, ln->origin_period, origin);
     if (ln->source_seq != 0)
-        acr_ts_format(ln->at_ms, at);
+        acr_ts_format_local(ln->at_ms, p->utc_offset_min, at);
     acr_money_display(ln->basis_minor, decimals, ln->currency, basis, sizeof basis);
     acr_money_display(ln->amount_minor, decimals, ln->currency, amount, sizeof amount);
-    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-24s %-18s %20s %20s\n", ln->line_no, origin,
+    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-25s %-18s %20s %20s\n", ln->line_no, origin,
                    acr_line_kind_name(ln->kind), ln->source_id, at, ln->rule, basis, amount);
 }
 
-int acr_payout_table(const acr_payout_t *p, acr_buf_t *b)
+/* The first line of a table: which run, and whether it is hypothetical. */
+static void table_head(acr_buf_t *b, const acr_payout_t *p)
+{
+    char off[7];
+    acr_offset_format(p->utc_offset_min, off);
+    acr_buf_printf(b, "payout run %s as of seq %llu%s (times in business time %s)\n",
+                   p->period_id, (unsigned long long)p->through_seq,
+                   p->reproduces_close ? " (reproduction of its close)" : "", off);
+    if (p->whatif_count == 0)
+        return;
+    acr_buf_append_str(b, "WHAT-IF: hypothetical, with unpublished plan version(s)");
+    for (size_t i = 0; i < p->whatif_count && i < ACR_WHATIF_LABELS_MAX; i++)
+        acr_buf_printf(b, " %s", p->whatif_plans[i]);
+    acr_buf_append_str(b, "; nothing was written and nothing here is payable\n");
+}
+
+static const char *name_or_empty(acr_partner_name_fn name_of, void *arg, const char *id)
+{
+    const char *n = name_of != NULL ? name_of(arg, id) : NULL;
+    return n != NULL ? n : "";
+}
+
+int acr_payout_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                     acr_buf_t *b)
 {
     const acr_statement_t *s = &p->stmt;
-    acr_buf_printf(b, "payout run %s as of seq %llu%s\n", p->period_id,
-                   (unsigned long long)p->through_seq,
-                   p->reproduces_close ? " (reproduction of its close)" : "");
+    table_head(b, p);
     size_t li = 0;
     for (size_t i = 0; i < s->partner_count; i++) {
         const acr_partner_total_t *pt = &s->partners[i];
         int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
         dec = dec < 0 ? 0 : dec;
-        acr_buf_printf(b, "\npartner %s (%s)\n  %4s  %-7s %-18s %-16s %-24s %-18s %20s %20s\n",
-                       pt->partner_id, pt->currency, "line", "origin", "kind", "source", "at",
-                       "rule", "basis", "amount");
+        const char *name = name_or_empty(name_of, arg, pt->partner_id);
+        acr_buf_printf(b, "\npartner %s%s%s (%s)\n  %4s  %-7s %-18s %-16s %-25s %-18s %20s %20s\n",
+                       pt->partner_id, name[0] ? "  " : "", name, pt->currency, "line", "origin",
+                       "kind", "source", "at", "rule", "basis", "amount");
         for (; li < s->line_count && strcmp(s->lines[li].partner_id, pt->partner_id) == 0; li++)
             table_line(b, p, &s->lines[li], dec);
         char total[64], prior[64];
@@ -708,5 +784,42 @@ int acr_payout_table(const acr_payout_t *p, acr_buf_t *b)
     for (size_t i = 0; i < s->unplanned_count; i++)
         acr_buf_printf(b, "\nunplanned: sale %s of partner %s\n", s->unplanned[i].sale_id,
                        s->unplanned[i].partner_id);
-    return acr_buf_printf(b, "\nlines %zu  fingerprint %s\n", s->line_count, s->fingerprint);
+    return acr_buf_printf(b, "\nlines %zu  fingerprint %s%s\n", s->line_count, s->fingerprint,
+                          p->whatif_count ? "  (what-if)" : "");
+}
+
+int acr_payout_totals_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                            acr_buf_t *b)
+{
+    const acr_statement_t *s = &p->stmt;
+    size_t name_w = 4;
+    for (size_t i = 0; i < s->partner_count; i++) {
+        size_t n = strlen(name_or_empty(name_of, arg, s->partners[i].partner_id));
+        name_w = n > name_w ? (n < 40 ? n : 40) : name_w;
+    }
+    table_head(b, p);
+    acr_buf_printf(b, "\n%-16s  %-*s  %-8s  %8s  %22s  %22s\n", "partner", (int)name_w, "name",
+                   "currency", "lines", "prior-period", "total");
+    for (size_t i = 0; i < s->partner_count; i++) {
+        const acr_partner_total_t *pt = &s->partners[i];
+        int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
+        dec = dec < 0 ? 0 : dec;
+        char total[64], prior[64];
+        acr_money_display(pt->total_minor, dec, pt->currency, total, sizeof total);
+        acr_money_display(pt->prior_period_minor, dec, pt->currency, prior, sizeof prior);
+        acr_buf_printf(b, "%-16s  %-*.*s  %-8s  %8u  %22s  %22s\n", pt->partner_id, (int)name_w,
+                       (int)name_w, name_or_empty(name_of, arg, pt->partner_id), pt->currency,
+                       pt->line_count, prior, total);
+    }
+    acr_buf_append_str(b, "\n");
+    for (size_t i = 0; i < s->currency_count; i++) {
+        const char *cur = s->currency_totals[i].currency;
+        int dec = acr_currency_decimals(cur, strlen(cur));
+        char total[64];
+        acr_money_display(s->currency_totals[i].total_minor, dec < 0 ? 0 : dec, cur, total,
+                          sizeof total);
+        acr_buf_printf(b, "total %s\n", total);
+    }
+    return acr_buf_printf(b, "partners %zu  lines %zu  fingerprint %s%s\n", s->partner_count,
+                          s->line_count, s->fingerprint, p->whatif_count ? "  (what-if)" : "");
 }

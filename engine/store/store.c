@@ -103,6 +103,14 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
                         acr_err_t *err)
 {
     MDB_env *env = NULL;
+    struct stat fs;
+    char path[4096 + 16];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    /* LMDB would take an empty data file for a new one and write a fresh environment
+     * into it: an emptied ledger is damage, not "no ledger" (and must stay as found). */
+    if (!create && stat(path, &fs) == 0 && S_ISREG(fs.st_mode) && fs.st_size == 0)
+        return acr_err_set(err, ACR_ECORRUPT, "%s is empty (0 bytes): the ledger is damaged; "
+                           "restore it from a backup", path);
     int rc = mdb_env_create(&env);
     if (rc != 0)
         return acr__mdb_err(rc, err, "mdb_env_create");

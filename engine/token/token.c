@@ -181,6 +181,19 @@ static int put_token(acr_ledger_t *l, const char *name, int role, const char *pa
     int rc = begin_txn(l, 0, &txn);
     if (rc != 0)
         return acr__mdb_err(rc, err, "opening the tokens table");
+    if (plen > 0) { /* a partner token for a partner that exists, as of this commit */
+        MDB_val pk = acr__val(partner, plen), pv;
+        rc = mdb_get(txn, l->dbi[ACR_DB_PARTNERS], &pk, &pv);
+        if (rc == MDB_NOTFOUND) {
+            end_txn(l, txn, false);
+            return acr_err_set(err, ACR_EUNKNOWN_PARTNER,
+                               "no partner %s in the ledger: register it first", partner);
+        }
+        if (rc != 0) {
+            end_txn(l, txn, false);
+            return acr__mdb_err(rc, err, "partners");
+        }
+    }
     rc = mdb_put(txn, l->dbi[ACR_DB_TOKENS], &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         end_txn(l, txn, false);
@@ -336,6 +349,7 @@ typedef struct cache_slot {
     uint8_t role;
     int64_t expires_ms; /* 0: never */
     char partner[ACR_ID_LEN_MAX + 1];
+    char name[ACR_TOKEN_NAME_MAX + 1]; /* for the actor of what the token appends */
 } cache_slot_t;
 
 struct acr_token_cache {
@@ -390,7 +404,8 @@ static void cache_flush(acr_token_cache_t *c)
 }
 
 int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
-                        char out_partner[ACR_ID_LEN_MAX + 1])
+                        char out_partner[ACR_ID_LEN_MAX + 1],
+                        char out_name[ACR_TOKEN_NAME_MAX + 1])
 {
     if (c == NULL)
         return ACR_ENOT_FOUND;
@@ -408,6 +423,8 @@ int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_
         if (found >= 0) {
             *out_role = set[found].role;
             memcpy(out_partner, set[found].partner, sizeof set[found].partner);
+            if (out_name != NULL)
+                memcpy(out_name, set[found].name, sizeof set[found].name);
         }
     }
     pthread_mutex_unlock(&c->mu);
@@ -416,7 +433,7 @@ int acr_token_cache_get(acr_token_cache_t *c, const uint8_t hash[ACR_TOKEN_HASH_
 
 /* Remembers a token verified in a read transaction of id txnid. */
 static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[ACR_TOKEN_HASH_LEN],
-                      int role, int64_t expires_ms, const char *partner)
+                      int role, int64_t expires_ms, const char *partner, const char *name)
 {
     pthread_mutex_lock(&c->mu);
     if (txnid != c->valid_txnid) {
@@ -439,6 +456,7 @@ static void cache_put(acr_token_cache_t *c, uint64_t txnid, const uint8_t hash[A
     set[w].role = (uint8_t)role;
     set[w].expires_ms = expires_ms;
     snprintf(set[w].partner, sizeof set[w].partner, "%s", partner);
+    snprintf(set[w].name, sizeof set[w].name, "%s", name);
     pthread_mutex_unlock(&c->mu);
 }
 
@@ -487,13 +505,14 @@ static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
             (info.expires_ms == 0 || info.expires_ms > now_ms())) {
             *out_role = info.role;
             memcpy(out_partner, info.partner_id, strlen(info.partner_id) + 1);
-            if (out_name != NULL) {
-                memcpy(out_name, name.mv_data, name.mv_size);
-                out_name[name.mv_size] = '\0';
-            }
+            char nm[ACR_TOKEN_NAME_MAX + 1];
+            memcpy(nm, name.mv_data, name.mv_size);
+            nm[name.mv_size] = '\0';
+            if (out_name != NULL)
+                memcpy(out_name, nm, name.mv_size + 1);
             if (cache != NULL)
                 cache_put(cache, (uint64_t)mdb_txn_id(txn), hash, info.role, info.expires_ms,
-                          info.partner_id);
+                          info.partner_id, nm);
             result = 0;
         }
     } else if (rc != 0 && rc != MDB_NOTFOUND) {
@@ -505,9 +524,10 @@ static int check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
 
 int acr_token_check_hash(acr_ledger_t *l, acr_token_cache_t *cache,
                          const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
-                         char out_partner[ACR_ID_LEN_MAX + 1])
+                         char out_partner[ACR_ID_LEN_MAX + 1],
+                         char out_name[ACR_TOKEN_NAME_MAX + 1])
 {
-    return check_hash(l, cache, hash, out_role, out_partner, NULL);
+    return check_hash(l, cache, hash, out_role, out_partner, out_name);
 }
 
 int acr_token_check(acr_ledger_t *l, const char *secret, size_t len, int *out_role,

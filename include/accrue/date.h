@@ -25,6 +25,10 @@ bool acr_ts_parse(const char *s, size_t len, int64_t *out_ms);
 /* Canonical form YYYY-MM-DDTHH:MM:SSZ, or ...SS.mmmZ when ms != 0. Returns length. */
 size_t acr_ts_format(int64_t ms, char out[ACR_TS_BUF]);
 
+/* The same instant as local time under the offset, RFC 3339 with that offset
+ * ("2026-07-02T10:00:00+09:00"): for human tables in the ledger's business time zone. */
+size_t acr_ts_format_local(int64_t ms, int32_t offset_min, char out[ACR_TS_BUF]);
+
 /* Parses "YYYY-MM-DD" into a day number. Strict: exactly 10 bytes, a real
  * calendar date, and within 1970-01-01 .. 9999-12-31 (acr_local_day_valid). */
 bool acr_date_parse(const char *s, size_t len, int32_t *out_day);

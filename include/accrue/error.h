@@ -27,10 +27,11 @@
     XX(BAD_REQUEST, 1, 400, false) /* a malformed HTTP request */                                  \
     XX(AUTH, 1, 401, false)        /* no or unknown token */                                       \
     XX(DENIED, 1, 403, false)      /* the token's role lacks the right */                          \
-    XX(NOT_FOUND, 1, 404, false)   /* no such record (or not the caller's) */                      \
+    XX(NOT_FOUND, 3, 404, false)   /* no such record (or not the caller's); events.md: exit 3 */   \
     XX(METHOD, 1, 405, false)      /* the route has no such method */                              \
     XX(TIMEOUT, 1, 408, false)     /* the client was too slow */                                   \
     XX(HEADERS, 1, 431, false)     /* request headers over their limit */                          \
+    XX(MEDIA, 1, 415, false)       /* a request body of a type the endpoint does not take */       \
     XX(FULL, 1, 507, false)        /* the disk or the map cannot take the write */                 \
     XX(UNAVAILABLE, 1, 503, false) /* the service cannot answer now */                             \
     XX(REPLICA, 4, 403, false)     /* a write on a read replica: refused, nothing written */      \
@@ -103,6 +104,8 @@ typedef enum {
     XX(NO_LEDGER, "no_ledger", FAILURE)            /* no ledger at the given path */               \
     XX(UNAVAILABLE, "unavailable", UNAVAILABLE)    /* the server is shutting down or overloaded */ \
     XX(INTERNAL, "internal", FAILURE)              /* a response the server failed to produce */ \
+    XX(PERIOD_OPEN, "period_open", CONFLICT)       /* closing a period that has not ended */     \
+    XX(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", MEDIA) /* a body type not accepted */ \
     XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */
 
 typedef enum {

@@ -16,10 +16,15 @@
  *   [4] at_ms          0xd3 + int64 BE
  *   [5] id             str
  *   [6..] the type's fields in schema order; nil when an optional one is absent
+ *   [last] actor       str, who appended it (fmt 2 only; records of fmt 1, written
+ *                      before the actor existed, end with the fields)
  *
- * Bytes from ACR_RECORD_CONTENT_OFF on are the event's canonical content
- * (type, at, id, data): two submissions are "byte-identical" for idempotency
- * exactly when these bytes are equal. JSON-valued fields (stages, plan,
+ * Bytes from ACR_RECORD_CONTENT_OFF up to the actor are the event's canonical
+ * content (type, at, id, data): two submissions are "byte-identical" for
+ * idempotency exactly when these bytes are equal (acr_record_content_len), whoever
+ * sent them. The actor is added by the append itself (a parser's record is fmt 1,
+ * without one): it is part of the stored bytes, so the chain covers it, but not of
+ * the content, so a statement or fingerprint never depends on it. JSON-valued fields (stages, plan,
  * totals) are stored as msgpack str holding compact JSON with sorted keys
  * (stages normalised to [{"exit_requires":[...],"name":...}]). Integers use
  * their smallest msgpack encoding, strings fixstr/str8/16/32 by length; DATE
@@ -36,7 +41,10 @@
 #include "accrue/error.h"
 #include "accrue/schema.h"
 
-#define ACR_RECORD_FMT 1
+#define ACR_RECORD_FMT 1               /* a record without actor (as parsed; stored before it) */
+#define ACR_RECORD_FMT_ACTOR 2         /* a committed record ending with its actor */
+#define ACR_RECORD_FIELDS_MAX 8        /* 6 + 8 + actor = 15: the record stays a fixarray */
+#define ACR_ACTOR_MAX 96               /* bytes of an actor ("token:<name>", "cli:<user>") */
 #define ACR_RECORD_RECORDED_AT_OFF 2  /* offset of the 0xd3 marker of recorded_at_ms */
 #define ACR_RECORD_VERSION_OFF 11     /* offset of the 0xcf marker of version */
 #define ACR_RECORD_CONTENT_OFF 20     /* first byte of the canonical content */
@@ -73,7 +81,8 @@ const char *acr_field_name(int field);
  * readable; err->line is the caller's business).
  * A JSON null counts as a present value of the wrong type (wrong_type), never
  * as an absent field. The engine fields of a log line ("seq", "recorded_at",
- * "stream", "version", "hash") are accepted and ignored (cli.md, log).
+ * "stream", "version", "actor", "hash") are accepted and ignored (cli.md, log): an
+ * actor is never an input.
  * Errors: ACR_EMALFORMED_JSON (also duplicate keys), ACR_ETOO_LARGE,
  * ACR_EMISSING_FIELD, ACR_EUNKNOWN_FIELD, ACR_EWRONG_TYPE, ACR_EINVALID_VALUE,
  * ACR_EINVALID_ID, ACR_EINVALID_TIMESTAMP, ACR_EINVALID_CURRENCY,
@@ -117,6 +126,10 @@ int acr_record_decode(const void *p, size_t len, acr_event_t *out);
  * some types: the others still need a chain check, not a decode. */
 int acr_record_check_header(const void *p, size_t len);
 
+/* The bytes of a well-formed record without its actor element (len for a record of
+ * fmt 1): the canonical content is rec[ACR_RECORD_CONTENT_OFF .. that). */
+size_t acr_record_content_len(const void *rec, size_t len);
+
 /* Patches recorded_at_ms and version into an encoded record in place. */
 void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version);
 
@@ -125,8 +138,8 @@ void acr_record_patch(uint8_t *record, int64_t recorded_at_ms, uint64_t version)
 size_t acr_event_stream(const acr_event_t *ev, char *out, size_t cap);
 
 /* Appends ev as one JSON object line (no newline): engine fields first
- * ("seq","recorded_at","stream","version","hash"; "hash" only when hash is
- * not NULL) when with_engine_fields,
+ * ("seq","recorded_at","stream","version","actor","hash"; "actor" only when the
+ * record has one, "hash" only when hash is not NULL) when with_engine_fields,
  * then "id","type","at","data". JSON-valued fields are emitted as JSON, so
  * the output re-parses with acr_event_parse_json into the same content. */
 int acr_event_to_json(const acr_event_t *ev, const uint8_t hash[ACR_HASH_LEN],

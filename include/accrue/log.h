@@ -44,6 +44,12 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
 int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err);
 void acr_ledger_close(acr_ledger_t *ledger);
 const acr_config_t *acr_ledger_config(const acr_ledger_t *ledger);
+/* The id of the last write transaction committed to the ledger by any process (LMDB's
+ * me_last_txnid, read from the shared meta pages: no I/O, no lock wait). It changes
+ * whenever anything commits, so a server notices appends made by other processes (an
+ * `accrue append` beside `accrue serve`). 0 when it cannot be read right now (the map is
+ * being resized): ask again later. */
+uint64_t acr_ledger_last_txnid(acr_ledger_t *ledger);
 const char *acr_ledger_path(const acr_ledger_t *ledger);
 
 /* ---- Batches ------------------------------------------------------------ */
@@ -55,6 +61,7 @@ typedef struct acr_batch {
     struct acr_batch_item *items; /* per event: offset, length, line, expected_version */
     size_t count;        /* events in the batch */
     size_t items_cap;
+    char actor[ACR_ACTOR_MAX + 1]; /* who appends it (events.md `actor`); "" = "accrue" */
 } acr_batch_t;
 
 typedef struct acr_batch_item {
@@ -66,7 +73,12 @@ typedef struct acr_batch_item {
 
 void acr_batch_init(acr_batch_t *b);
 void acr_batch_destroy(acr_batch_t *b);
+/* Empties the batch for reuse; keeps its actor. */
 void acr_batch_reset(acr_batch_t *b);
+/* Sets who appends the batch: "cli:<user>", "token:<name>" (events.md). Stored with
+ * every event it commits, covered by the chain. Truncated to ACR_ACTOR_MAX bytes; a
+ * byte outside printable ASCII becomes '?'. NULL or "" stands for "accrue" (the engine). */
+void acr_batch_set_actor(acr_batch_t *b, const char *actor);
 
 /* Parses one JSON event (stateless rules) and adds it. On error the batch is
  * unchanged and err has code, line, id and field. too_large past
@@ -94,6 +106,13 @@ typedef struct acr_append_result {
  * only when the disk is full. */
 int acr_ledger_append(acr_ledger_t *ledger, const acr_batch_t *batch, acr_append_result_t *out,
                       acr_errlist_t *errs);
+
+/* Checks every stateful rule of the batch exactly as acr_ledger_append would, in a
+ * write transaction that is always aborted: nothing is written. 0 when the batch would
+ * be accepted, else the first code with errs filled as by acr_ledger_append. Used to
+ * report the rule errors of the events that parsed when others of the same input did
+ * not (a rejected batch reports every error: events.md, Batches). */
+int acr_ledger_check(acr_ledger_t *ledger, const acr_batch_t *batch, acr_errlist_t *errs);
 
 /* Group commit: applies each batch as its own atomic unit (a nested
  * transaction) inside one write transaction committed once. results[i] and
@@ -145,11 +164,14 @@ typedef struct acr_verify_result {
     uint64_t bad_seq;               /* first bad seq, 0 when the chain is intact */
     char bad_table[32];             /* first projection table that differs, "" when none */
     char bad_key[128];              /* its first differing row key (printable) */
+    uint64_t statements;            /* stored closed statements checked */
 } acr_verify_result_t;
 
-/* Recomputes the chain from the stored bytes and compares every state /
- * projection table with a fresh replay. 0 when all is well; ACR_ECHAIN_BROKEN
- * (bad_seq set) or ACR_EMISMATCH (bad_table/bad_key set). progress may be NULL. */
+/* Recomputes the chain from the stored bytes, compares every state / projection
+ * table with a fresh replay, and checks that each stored closed statement hashes to
+ * the fingerprint its period.closed recorded (bad_table "closes", bad_key the period).
+ * 0 when all is well; ACR_ECHAIN_BROKEN (bad_seq set) or ACR_EMISMATCH
+ * (bad_table/bad_key set). progress may be NULL. */
 int acr_ledger_verify(acr_ledger_t *ledger, acr_verify_result_t *out,
                       void (*progress)(uint64_t done, uint64_t total), acr_err_t *err);
 

@@ -26,6 +26,8 @@ typedef struct acr_payout_request {
     size_t whatif_plan_count;
 } acr_payout_request_t;
 
+#define ACR_WHATIF_LABELS_MAX 16 /* what-if plan labels kept for the output (all are used) */
+
 typedef struct acr_payout {
     acr_statement_t stmt;          /* lines, csv, fingerprint, totals, unplanned */
     char period_id[ACR_PERIOD_ID_MAX];
@@ -34,6 +36,8 @@ typedef struct acr_payout {
     bool reproduces_close;         /* the period was closed as of the request: this is its close */
     acr_period_kind_t period_kind;
     int32_t utc_offset_min;
+    size_t whatif_count;           /* unpublished plan versions this run took (0: not a what-if) */
+    char whatif_plans[ACR_WHATIF_LABELS_MAX][80]; /* their "plan_id@version", in order */
 } acr_payout_t;
 
 /* Computes the run of a period (a draft; writes nothing). For a period
@@ -52,11 +56,23 @@ int acr_payout_run(acr_ledger_t *ledger, const acr_payout_request_t *req, acr_pa
 int acr_payout_run_with_output(acr_ledger_t *ledger, const acr_payout_request_t *req,
                                const acr_comm_output_t *o, acr_payout_t *out, acr_err_t *err);
 
-/* Closes a period as of the head: refuses ACR_EPERIOD_CLOSED, ACR_EPERIOD_ORDER,
- * ACR_EUNPLANNED_SALES (exit 4) and a chain that does not verify
- * (ACR_ECHAIN_BROKEN, exit 5); appends period.closed (*out_close_seq) and stores
- * the statement bytes in one write transaction. */
-int acr_payout_close(acr_ledger_t *ledger, const char *period_id, acr_payout_t *out,
+/* What a close needs besides the ledger. The engine never reads a clock: the
+ * command that closes passes its wall clock in now_ms (commissions.md, Closing). */
+typedef struct acr_close_request {
+    const char *period_id; /* "2026-07" / "2026-Q3", the ledger's kind */
+    int64_t now_ms;        /* the caller's wall clock, UTC ms */
+    bool force;            /* close even though the period has not ended by now_ms */
+    const char *actor;     /* who closes (events.md `actor`), NULL = "accrue" */
+    bool omit_lines;       /* out->stmt.lines stays NULL (the CSV is always kept: it is
+                              stored by the close) */
+} acr_close_request_t;
+
+/* Closes a period as of the head: refuses ACR_EPERIOD_OPEN (the period's end, its
+ * local midnight, is after req->now_ms and !req->force; err names the end),
+ * ACR_EPERIOD_CLOSED, ACR_EPERIOD_ORDER, ACR_EUNPLANNED_SALES (exit 4) and a chain
+ * that does not verify (ACR_ECHAIN_BROKEN, exit 5); appends period.closed
+ * (*out_close_seq) and stores the statement bytes in one write transaction. */
+int acr_payout_close(acr_ledger_t *ledger, const acr_close_request_t *req, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err);
 
 typedef struct acr_audit {
@@ -88,9 +104,22 @@ int acr_payout_list(acr_ledger_t *ledger, acr_close_info_t **out, size_t *out_co
 
 void acr_payout_destroy(acr_payout_t *p);
 
-/* summary.json of commissions.md / cli.md. */
+/* summary.json of commissions.md / cli.md. A what-if run adds "what_if": true and
+ * "what_if_plans": ["plan_id@version", ...] (the unpublished versions it took). */
 int acr_payout_summary_json(const acr_payout_t *p, acr_buf_t *out);
-/* The human table: one block per partner, then the fingerprint. */
-int acr_payout_table(const acr_payout_t *p, acr_buf_t *out);
+
+/* A partner's display name for human tables (NULL or "" when unknown). */
+typedef const char *(*acr_partner_name_fn)(void *arg, const char *partner_id);
+
+/* The human table: one block per partner (its name beside its id when name_of gives
+ * one; times in the ledger's business time zone), then the fingerprint. A what-if run
+ * says so in its first line. name_of may be NULL. */
+int acr_payout_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                     acr_buf_t *out);
+/* Per-partner totals only (partner, name, currency, lines, prior-period, total), one row
+ * each, then the totals per currency and the fingerprint: the view of a large run. Works
+ * on a run made with omit_lines. */
+int acr_payout_totals_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *arg,
+                            acr_buf_t *out);
 
 #endif

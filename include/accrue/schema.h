@@ -117,6 +117,7 @@ typedef struct acr_event {
     uint8_t type;            /* acr_event_type_t */
     acr_str_t id;            /* client id, the idempotency key */
     uint64_t present;        /* bit (1ull << ACR_F_x) set when field x is present */
+    acr_str_t actor;         /* who appended it (events.md); len 0 when the record has none */
     acr_str_t str[ACR_F__COUNT]; /* string-like fields (all kinds but AMOUNT/UINT) */
     int64_t num[ACR_F__COUNT];   /* AMOUNT and UINT values; DATE day numbers; BOOL 0 / 1 */
 } acr_event_t;

@@ -69,7 +69,8 @@ int acr_token_hash(const char *secret, size_t len, uint8_t out[ACR_TOKEN_HASH_LE
  * NULL or "" picks "<role>-<8 hex>". Writes the name used into out_name and
  * the secret (64 hex digits + NUL) into out_secret_hex: the only time it
  * exists outside the caller's memory. Errors: ACR_EUSAGE (bad role, bad
- * partner or name pattern), ACR_EDUPLICATE (name taken), store errors. */
+ * partner or name pattern), ACR_EUNKNOWN_PARTNER (a partner token for a partner the
+ * ledger does not hold), ACR_EDUPLICATE (name taken), store errors. */
 int acr_token_create(acr_ledger_t *ledger, int role, const char *partner_id, const char *name,
                      int64_t expires_ms, char out_name[ACR_TOKEN_NAME_MAX + 1],
                      char out_secret_hex[ACR_TOKEN_SECRET_HEX_LEN + 1], acr_err_t *err);
@@ -100,21 +101,23 @@ int acr_token_check(acr_ledger_t *ledger, const char *secret, size_t len, int *o
 
 /* Checks a presented secret's hash (acr_token_hash), reading the tokens
  * table; when cache is not NULL a match is remembered there. Same results as
- * acr_token_check. */
+ * acr_token_check (out_name may be NULL). */
 int acr_token_check_hash(acr_ledger_t *ledger, acr_token_cache_t *cache,
                          const uint8_t hash[ACR_TOKEN_HASH_LEN], int *out_role,
-                         char out_partner[ACR_ID_LEN_MAX + 1]);
+                         char out_partner[ACR_ID_LEN_MAX + 1],
+                         char out_name[ACR_TOKEN_NAME_MAX + 1]);
 
 /* A cache of verified tokens (see the top of this file); NULL when out of
  * memory. Thread-safe. */
 acr_token_cache_t *acr_token_cache_new(acr_ledger_t *ledger);
 void acr_token_cache_free(acr_token_cache_t *cache);
-/* 0 with role and partner when hash is cached and still valid; ACR_ENOT_FOUND
+/* 0 with role, partner and name (out_name may be NULL) when hash is cached and still valid; ACR_ENOT_FOUND
  * otherwise (then use acr_token_check_hash). No LMDB transaction, no disk:
  * callable from an event loop. Every slot of the hash's set is compared with
  * sodium_memcmp, without an early exit. */
 int acr_token_cache_get(acr_token_cache_t *cache, const uint8_t hash[ACR_TOKEN_HASH_LEN],
-                        int *out_role, char out_partner[ACR_ID_LEN_MAX + 1]);
+                        int *out_role, char out_partner[ACR_ID_LEN_MAX + 1],
+                        char out_name[ACR_TOKEN_NAME_MAX + 1]);
 /* Bracket one write transaction of the caller's own that writes no token
  * (the server's append groups): begin returns a stamp for end; wrote says
  * whether that transaction committed changes (a commit of nothing takes no

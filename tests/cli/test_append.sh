@@ -119,6 +119,23 @@ case_no_ledger() {
     ACCRUE_LEDGER="$L" "$ACCRUE" stats >/dev/null 2>&1 || fail "ACCRUE_LEDGER ignored"
 }
 
+# An emptied data.mdb is damage (corrupt, exit 5), not "no ledger"; it is left as found
+# (LMDB would have written a fresh environment into it), and init does not take it over.
+case_empty_data_file() {
+    mkdir -p "$TMP/emptied"
+    : >"$TMP/emptied/data.mdb"
+    run --ledger "$TMP/emptied" stats
+    assert_exit 5
+    expect_stderr_contains "accrue: corrupt:"
+    expect_stderr_contains "is empty"
+    run --ledger "$TMP/emptied" append "$WORKED/events.jsonl"
+    assert_exit 5
+    assert_eq "$(stat -c %s "$TMP/emptied/data.mdb")" 0 "size of data.mdb afterwards"
+    run --ledger "$TMP/emptied" init
+    assert_exit 1
+    expect_stderr_contains "exists but is empty"
+}
+
 case_missing_file() {
     acc "$L" append "$TMP/does-not-exist.jsonl"
     assert_exit 1
@@ -153,5 +170,6 @@ run_case case_batch_size_failure
 run_case case_log_filters
 run_case case_init_refusals
 run_case case_no_ledger
+run_case case_empty_data_file
 run_case case_missing_file
 finish

@@ -24,12 +24,34 @@ case_million() {
     assert_exit 0
     case $OUT in "ok: $N events, head "*) ;; *) fail "verify said [$OUT]" ;; esac
     echo "  (verify: $((SECONDS - t0)) s)"
-    rm -f "$TMP/big.jsonl"
+}
+
+# Past the batch limit without --batch-size: one too_large that names --batch-size (it
+# once printed 100 of them), nothing written.
+case_over_limit_said_once() {
+    local l
+    l=$(new_ledger --map-size 2G)
+    { cat "$TMP/big.jsonl"; sed -n '11,15p' "$TMP/big.jsonl" | sed 's/"s-/"x-/; s/"S/"X/'; } \
+        >"$TMP/over.jsonl"
+    acc "$l" append "$TMP/over.jsonl"
+    assert_exit 3
+    assert_eq "$(grep -c '^accrue: ' <<<"$ERR")" 1 "diagnostic lines"
+    expect_stderr_contains "accrue: too_large: line 1000001:"
+    expect_stderr_contains "--batch-size"
+    acc "$l" stats
+    grep -qE '^events +0$' <<<"$OUT" || fail "stats: ${OUT:0:300}"
+    rm -f "$TMP/big.jsonl" "$TMP/over.jsonl"
 }
 
 if is_asan; then
     skip_case case_million "sanitizer build"
+    skip_case case_over_limit_said_once "sanitizer build"
 else
     run_case case_million
+    if [ "$N" -eq 1000000 ]; then
+        run_case case_over_limit_said_once
+    else
+        skip_case case_over_limit_said_once "ACCRUE_BIG_EVENTS is not 1000000"
+    fi
 fi
 finish

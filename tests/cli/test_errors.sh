@@ -192,6 +192,47 @@ case_three_stateful() {
     assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
 }
 
+# A shape error elsewhere in the batch does not hide the business-rule errors: both are
+# reported, in line order (integration-guide.md shows unknown_partner at index 0 and
+# invalid_timestamp at index 2 together).
+case_shape_and_rule_errors() {
+    local before
+    {
+        ev w1 partner.updated 2026-06-03T00:00:00Z '{"partner_id":"P9","tier":"silver"}'
+        sale w2 S41 100
+        ev w3 sale.recorded 2026-07-32T00:00:00Z '{"sale_id":"S42","partner_id":"P1","customer_id":"C8","product":"cloud","amount_minor":100,"currency":"JPY"}'
+        ev w4 sale.refunded 2026-07-07T00:00:00Z '{"sale_id":"S41","amount_minor":101}'
+    } >"$TMP/mixed.jsonl"
+    before=$(ledger_sum "$L")
+    acc "$L" append "$TMP/mixed.jsonl"
+    assert_exit 3
+    assert_eq "$(grep '^accrue: ' <<<"$ERR" | cut -d: -f2-3 | tr -d ' ')" \
+        "$(printf 'unknown_partner:line1\ninvalid_timestamp:line3\nover_refund:line4')" \
+        "codes and lines, in line order"
+    assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
+}
+
+# An integer beyond 64 bits names the event's id and the field.
+case_integer_out_of_range() {
+    sale x40 S43 99999999999999999999 >"$TMP/big1.jsonl"
+    reject invalid_value 3 <"$TMP/big1.jsonl" # not in a pipe: ERR is read below
+    expect_stderr_contains "accrue: invalid_value: line 1: id x40: field data.amount_minor:"
+    sale x41 S43 -123456789012345678901234 >"$TMP/big2.jsonl"
+    reject invalid_value 3 <"$TMP/big2.jsonl"
+    expect_stderr_contains "id x41: field data.amount_minor:"
+}
+
+# A UTF-8 byte-order mark at the start of the file (Excel writes one) is not data.
+case_utf8_bom_accepted() {
+    { printf '\xef\xbb\xbf'; sale x42 S44 100; sale x43 S45 100; } >"$TMP/bom.jsonl"
+    acc "$L" append "$TMP/bom.jsonl"
+    assert_exit 0
+    expect_stdout_contains "appended 2 events"
+    { sale x44 S46 100; printf '\xef\xbb\xbf'; sale x45 S47 100; } >"$TMP/bom2.jsonl"
+    reject malformed_json 3 <"$TMP/bom2.jsonl" # only at the start of the file
+    expect_stderr_contains "line 2:"
+}
+
 # A conflict among validation errors makes the whole batch exit 4.
 case_conflict_wins() {
     {
@@ -224,6 +265,9 @@ for c in malformed_json missing_field unknown_field wrong_type invalid_value inv
 done
 run_case case_three_bad_lines
 run_case case_three_stateful
+run_case case_shape_and_rule_errors
+run_case case_integer_out_of_range
 run_case case_conflict_wins
 run_case case_error_cap
+run_case case_utf8_bom_accepted
 finish

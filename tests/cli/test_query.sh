@@ -40,15 +40,24 @@ case_plan_publish_stale() {
 }
 
 case_plan_show() {
-    acc "$L" plan show standard
+    acc "$L" plan show standard --format json
     assert_exit 0
     assert_eq "$(wc -l <<<"$OUT")" 2 "versions shown"
-    acc "$L" plan show standard --version 2
+    acc "$L" plan show standard --version 2 --format json
     assert_exit 0
     assert_eq "$(wc -l <<<"$OUT")" 1 "versions shown"
     expect_stdout_contains '"version":2'
+    # The default is a table finance can read: rates as percentages, money in units.
+    acc "$L" plan show standard
+    assert_exit 0
+    expect_stdout_contains "plan standard"
+    expect_stdout_contains "effective_from"
+    expect_stdout_contains "standard@1 rules (first match wins):"
+    expect_stdout_contains "#0 tier=gold"
+    expect_stdout_contains "from 0 JPY: 15.00%, from 1,000,000 JPY: 25.00%"
+    case $OUT in *'{"'*) fail "plan show prints raw JSON by default: ${OUT:0:300}" ;; esac
     acc "$L" plan show nosuch
-    assert_exit 1
+    assert_exit 3 "not_found is exit 3 (events.md)"
     expect_stderr_contains "accrue: not_found:"
 }
 
@@ -63,6 +72,17 @@ case_whatif() {
     assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
     acc "$L" payout run 2026-07 --out "$TMP/w2"
     assert_file_eq "$TMP/w2/statement.csv" "$WORKED/statement-2026-07.csv"
+    # Labelled as hypothetical wherever it shows: the file summary, the table, the narration.
+    grep -q '"what_if":true,"what_if_plans":\["standard@3"\]' "$TMP/w/summary.json" ||
+        fail "summary.json does not say what-if: $(cat "$TMP/w/summary.json")"
+    grep -q '"what_if"' "$TMP/w2/summary.json" && fail "a published run is labelled what-if"
+    acc "$L" payout run 2026-07 --plan-file "$TMP/plan3.json"
+    assert_exit 0
+    expect_stdout_contains "WHAT-IF: hypothetical, with unpublished plan version(s) standard@3"
+    acc "$L" payout run 2026-07 --plan-file "$TMP/plan3.json" --out "$TMP/w3"
+    expect_stdout_contains "(WHAT-IF: unpublished plans, not payable)"
+    acc "$L" payout run 2026-07
+    case $OUT in *WHAT-IF*) fail "a published run is labelled what-if" ;; esac
 }
 
 case_partner() {
@@ -80,7 +100,7 @@ case_partner() {
     assert_exit 0
     expect_stdout_contains gold
     acc "$L" partner show P9
-    assert_exit 1
+    assert_exit 3 "not_found is exit 3 (events.md)"
     expect_stderr_contains "accrue: not_found:"
 }
 

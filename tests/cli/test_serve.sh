@@ -75,7 +75,13 @@ case_token_cli() {
     run --ledger "$LEDGER" token revoke fin-1
     assert_exit 0
     run --ledger "$LEDGER" token revoke fin-1
-    assert_exit 1 "revoking twice"
+    assert_exit 3 "revoking twice (not_found)"
+    expect_stderr_contains "accrue: not_found:"
+    run --ledger "$LEDGER" token create --role partner --partner GHOST --name t-ghost
+    assert_exit 3 "a partner token for a partner that does not exist"
+    expect_stderr_contains "accrue: unknown_partner:"
+    run --ledger "$LEDGER" token list
+    case $OUT in *t-ghost*) fail "the refused token was stored: $OUT" ;; esac
 }
 
 TOK_ADMIN=$(token --role admin --name t-admin)
@@ -147,9 +153,67 @@ case_access_log() {
 import json, sys
 for l in sys.stdin:
     d = json.loads(l)
-    for k in ("method", "path", "status", "bytes", "duration_us", "role"):
+    for k in ("method", "path", "status", "bytes", "duration_us", "role", "token"):
         if k not in d: print(l); break' | head -3)
     [ -z "$bad" ] || fail "access-log lines lack fields: $bad"
+}
+# Who did what: the access log names the token, and every event appended over HTTP carries
+# token:<name> as its actor (the ingest token t-ing appended the feed and group events).
+case_http_actor() {
+    grep -q '"role":"ingest","token":"t-ing"' "$TMP/srv.err" || fail "the access log lacks the token name"
+    grep -q '"token":"file:2"' "$TMP/srv.err" || fail "a --token-file token is not named file:<line>"
+    run --ledger "$LEDGER" log
+    expect_stdout_contains '"actor":"token:t-ing"'
+    case $OUT in *'"actor":"token:?"'*) fail "an HTTP event without its token name" ;; esac
+}
+case_unsupported_media_type() {
+    local body
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
+        -H 'Content-Type: text/plain' --data-binary 'x' "$BASE/v1/events")
+    case $body in *'"code":"unsupported_media_type"'*' 415') ;;
+    *) fail "415 answer: $body" ;; esac
+}
+# GET /v1/events filters like `accrue log`, with a cursor; unknown query parameters are
+# 400; every answer carries Accrue-Request-Id, which the access log records.
+case_events_filters_and_params() {
+    local h body rid
+    body=$(curl -s -D "$TMP/h1" -H "Authorization: Bearer $TOK_FEED" \
+        "$BASE/v1/events?type=partner.registered&limit=2")
+    assert_eq "$(grep -c . <<<"$body")" 2 "events of one type, limit 2"
+    assert_eq "$(grep -c '"type":"partner.registered"' <<<"$body")" 2 "only that type"
+    grep -qi '^Accrue-More: true' "$TMP/h1" || fail "no Accrue-More: true: $(cat "$TMP/h1")"
+    local next
+    next=$(grep -i '^Accrue-Next-From:' "$TMP/h1" | tr -dc 0-9)
+    local last
+    last=$(tail -1 <<<"$body" | grep -o '"seq":[0-9]*' | cut -d: -f2)
+    assert_eq "$next" "$((last + 1))" "Accrue-Next-From after the last event returned"
+    body=$(curl -s -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?stream=partner:ACME")
+    [ -n "$body" ] || fail "no events of stream partner:ACME"
+    assert_eq "$(grep -vc '"stream":"partner:ACME"' <<<"$body")" 0 "other streams in a stream filter"
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?frm=1")
+    case $body in *"unknown query parameter 'frm'"*' 400') ;; *) fail "unknown parameter: $body" ;; esac
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?type=sale.voided")
+    case $body in *' 400') ;; *) fail "unknown type filter: $body" ;; esac
+    # list endpoints page with limit/after and say whether more remains
+    local all first rest nexta
+    all=$(curl -s -D "$TMP/h6" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners" | grep -o '"partner_id":"[^"]*"' | wc -l)
+    grep -qi '^Accrue-More: false' "$TMP/h6" || fail "a list without limit is not the whole list"
+    first=$(curl -s -D "$TMP/h4" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners?limit=1")
+    assert_eq "$(grep -o '"partner_id":"[^"]*"' <<<"$first" | head -1 | wc -l)" 1 "limit=1"
+    grep -qi '^Accrue-More: true' "$TMP/h4" || fail "partners?limit=1 without Accrue-More: true"
+    nexta=$(grep -i '^Accrue-Next-After:' "$TMP/h4" | awk '{print $2}' | tr -d '\r')
+    rest=$(curl -s -D "$TMP/h5" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners?after=$nexta")
+    case $rest in *"\"partner_id\":\"$nexta\""*) fail "after=$nexta repeats it" ;; esac
+    grep -qi '^Accrue-More: false' "$TMP/h5" || fail "the last page says more"
+    [ "$all" -ge 2 ] || fail "the sample has fewer than 2 partners"
+    curl -s -o /dev/null -D "$TMP/h2" "$BASE/v1/verify"
+    rid=$(grep -i '^Accrue-Request-Id:' "$TMP/h2" | awk '{print $2}' | tr -d '\r')
+    [ -n "$rid" ] || fail "a 401 answer without Accrue-Request-Id"
+    curl -s -o /dev/null -D "$TMP/h3" -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/feed?from=999999" -m 1
+    grep -qi '^Accrue-Request-Id:' "$TMP/h3" || fail "the feed answer without Accrue-Request-Id"
+    sleep 0.2
+    for _ in $(seq 1 50); do grep -q "\"request_id\":\"$rid\"" "$TMP/srv.err" && break; sleep 0.1; done
+    grep -q "\"request_id\":\"$rid\"" "$TMP/srv.err" || fail "request id $rid not in the access log"
 }
 ATTACK="python3 $ROOT/tests/serve/attack.py"
 attack() {
@@ -193,6 +257,7 @@ run_case case_feed
 run_case case_smuggling_and_limits
 run_case case_msgpack
 run_case case_slowloris
+run_case case_unsupported_media_type
 run_case case_18_2_trailer_memory
 run_case case_18_2_tokenless_bodies
 run_case case_18_3_overread_log
@@ -201,6 +266,8 @@ run_case case_18_9_small
 run_case case_18_9_token_expiry
 run_case case_18_1_revoke_race
 run_case case_access_log
+run_case case_http_actor
+run_case case_events_filters_and_params
 run_case case_verify_after
 case_stop() { stop_server; }
 run_case case_stop
@@ -233,6 +300,46 @@ sys.exit(1 if miss or not acked else 0)' "$TMP/acked" || fail "acknowledged even
     grep -q '"event":"shutdown"' "$TMP/srv.err" || fail "no shutdown log line"
 }
 run_case case_shutdown_in_flight
+
+# The feed delivers commits made by another process: an `accrue append` and an
+# `accrue payout close` run beside the server reach a connected subscriber (before, they
+# waited for the next HTTP commit, and the close never came). Measured: the latency is
+# printed; the case fails past 5 s (the watch ticks every 100 ms).
+wait_for_line() { # FILE TEXT SECONDS: 0 when FILE holds TEXT in time
+    local i
+    for i in $(seq 1 $(($3 * 50))); do
+        grep -qF "$2" "$1" 2>/dev/null && return 0
+        sleep 0.02
+    done
+    return 1
+}
+case_feed_sees_foreign_commits() {
+    local l t cpid t0 ms
+    l=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$WORKED/events.jsonl" >/dev/null
+    t=$("$ACCRUE" --ledger "$l" --quiet token create --role feed --name t-feed2)
+    start_server "$l"
+    curl -sN -H "Authorization: Bearer $t" "$BASE/v1/feed?from=1" >"$TMP/feed.out" 2>/dev/null &
+    cpid=$!
+    wait_for_line "$TMP/feed.out" "id: 7" 5 || fail "the feed did not catch up to seq 7"
+    sleep 0.3 # live now
+    t0=$(date +%s%N)
+    "$ACCRUE" --ledger "$l" append "$WORKED/late.jsonl" >/dev/null || fail "CLI append failed"
+    if wait_for_line "$TMP/feed.out" "id: 9" 5; then
+        ms=$((($(date +%s%N) - t0) / 1000000))
+        echo "       CLI append reached the feed in ${ms} ms"
+    else
+        fail "a CLI append never reached the feed"
+    fi
+    "$ACCRUE" --ledger "$l" payout close 2026-07 >/dev/null || fail "CLI close failed"
+    wait_for_line "$TMP/feed.out" "id: 10" 5 || fail "a CLI close never reached the feed"
+    grep -q "\"id\":\"period.closed:2026-07\"" "$TMP/feed.out" || fail "no period.closed frame"
+    grep -q "\"actor\":\"cli:${USER:-${LOGNAME:-uid$(id -u)}}\"" "$TMP/feed.out" || fail "the feed does not show the actor"
+    kill "$cpid" 2>/dev/null
+    wait "$cpid" 2>/dev/null
+    stop_server
+}
+run_case case_feed_sees_foreign_commits
 
 # Past --connections-max a client is answered 503 (Connection: close), not dropped silently.
 case_connection_cap() {

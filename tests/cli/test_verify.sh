@@ -59,7 +59,70 @@ case_flipped_byte() {
     [ "$RC" -ne 0 ] || fail "log read past a broken chain"
 }
 
+# An append onto a ledger whose head does not verify is refused with chain_broken
+# (exit 5) and writes nothing: new events are never chained to damaged bytes.
+case_append_onto_broken_head() {
+    local copy=$TMP/head n
+    mkdir -p "$copy"
+    cp "$L/data.mdb" "$copy/data.mdb"
+    n=$(perl -e '
+        my ($path, $id) = @ARGV;
+        open(my $fh, "+<:raw", $path) or die "$path: $!";
+        local $/; my $buf = <$fh>;
+        my $pat = qr/\xd3.{8}\Q${\ chr(0xa0 + length $id)}$id\E/s;
+        my $n = 0;
+        while ($buf =~ /$pat/g) {
+            my $at = pos($buf) - 1;
+            seek($fh, $at, 0); print $fh chr(ord(substr($buf, $at, 1)) ^ 0x01);
+            $n++;
+        }
+        close $fh; print $n;' "$copy/data.mdb" after-0001)
+    [ "$n" -ge 1 ] || fail "the record of after-0001 was not found in data.mdb"
+    printf '%s\n' '{"id":"more-0001","type":"sale.recorded","at":"2026-07-28T00:00:00Z","data":{"sale_id":"S79","partner_id":"P1","customer_id":"C79","product":"cloud","amount_minor":5000,"currency":"JPY"}}' >"$TMP/more.jsonl"
+    acc "$copy" append "$TMP/more.jsonl"
+    assert_exit 5
+    expect_stderr_contains "accrue: chain_broken:"
+    expect_stderr_contains "head (seq 9)"
+    acc "$copy" stats
+    grep -qE '^events +9$' <<<"$OUT" || fail "stats after the refused append: ${OUT:0:300}"
+}
+
+# A stored closed statement is not part of the chain (its fingerprint is): verify checks
+# each one against the fingerprint its period.closed recorded. One digit of P2's amount
+# in the stored CSV is changed (every copy of the page in data.mdb).
+case_tampered_statement() {
+    local l copy=$TMP/stmt n
+    l=$(new_ledger --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$WORKED/events.jsonl" >/dev/null
+    "$ACCRUE" --ledger "$l" payout close 2026-07 >/dev/null
+    acc "$l" verify
+    assert_exit 0
+    mkdir -p "$copy"
+    cp "$l/data.mdb" "$copy/data.mdb"
+    n=$(perl -e '
+        my $path = shift;
+        open(my $fh, "+<:raw", $path) or die "$path: $!";
+        local $/; my $buf = <$fh>;
+        my $line = "standard\@1#1,200000,20000,JPY\n";
+        my $n = 0;
+        while ($buf =~ /\Q$line\E/g) {
+            my $at = pos($buf) - length($line) + length("standard\@1#1,200000,2");
+            seek($fh, $at, 0); print $fh "9";
+            $n++;
+        }
+        close $fh; print $n;' "$copy/data.mdb")
+    [ "$n" -ge 1 ] || fail "the statement line was not found in data.mdb"
+    acc "$copy" verify
+    assert_exit 5
+    expect_stderr_contains "accrue: mismatch: table closes: row 2026-07:"
+    expect_stderr_contains "c5e27e1ef9f0212498bfa9b06be115cd"
+    acc "$copy" payout audit 2026-07
+    assert_exit 5
+}
+
 run_case case_verify_ok
 run_case case_rebuild_then_verify
 run_case case_flipped_byte
+run_case case_append_onto_broken_head
+run_case case_tampered_statement
 finish

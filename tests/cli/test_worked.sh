@@ -101,7 +101,8 @@ case_verify() {
 
 case_audit_not_closed() {
     acc "$L" payout audit 2026-08
-    [ "$RC" -ne 0 ] || fail "audit of an open period succeeded"
+    assert_exit 3 "audit of an open period: not_found"
+    expect_stderr_contains "accrue: not_found: period 2026-08 is not closed"
 }
 
 case_bad_period() {

@@ -53,6 +53,7 @@ static const want_t table[] = {
     {ACR_EPERIOD_CLOSED, "period_closed", 4, 409, true},
     {ACR_EPERIOD_ORDER, "period_order", 4, 409, true},
     {ACR_EUNPLANNED_SALES, "unplanned_sales", 4, 409, true},
+    {ACR_EPERIOD_OPEN, "period_open", 4, 409, true},
     /* integrity: exit 5 */
     {ACR_ECHAIN_BROKEN, "chain_broken", 5, 500, false},
     {ACR_EMISMATCH, "mismatch", 5, 500, false},
@@ -62,11 +63,12 @@ static const want_t table[] = {
     /* the server's answers (http.md) */
     {ACR_EUNAUTHORIZED, "unauthorized", 1, 401, false},
     {ACR_EFORBIDDEN, "forbidden", 1, 403, false},
-    {ACR_ENOT_FOUND, "not_found", 1, 404, false},
+    {ACR_ENOT_FOUND, "not_found", 3, 404, false}, /* events.md: not_found (exit 3) */
     {ACR_EMETHOD_NOT_ALLOWED, "method_not_allowed", 1, 405, false},
     {ACR_EBAD_REQUEST, "bad_request", 1, 400, false},
     {ACR_ETIMEOUT, "timeout", 1, 408, false},
     {ACR_EHEADERS_TOO_LARGE, "headers_too_large", 1, 431, false},
+    {ACR_EUNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 1, 415, false},
     {ACR_ELEDGER_FULL, "ledger_full", 1, 507, false},
     {ACR_EUNAVAILABLE, "unavailable", 1, 503, false},
     /* failures: exit 1, 500 */

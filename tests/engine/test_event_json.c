@@ -279,7 +279,7 @@ static const bad_case_t bad[] = {
                                "\"currency\":\"JPY\",\"reason\":\"r\""),
      ACR_EINVALID_VALUE, "data.amount_minor"},
     {EV("sale.refunded", "\"sale_id\":\"S1\",\"amount_minor\":100000000000000000000"),
-     ACR_EINVALID_VALUE, ""},
+     ACR_EINVALID_VALUE, "data.amount_minor"}, /* beyond 64 bits: named too (issue 16) */
     {EV("deal.registered", "\"deal_id\":\"D1\",\"partner_id\":\"P1\",\"customer_id\":\"C\","
                            "\"amount_minor\":-1,\"currency\":\"JPY\""),
      ACR_EINVALID_VALUE, "data.amount_minor"},

@@ -111,6 +111,56 @@ Test(event_record, patch)
     acr_buf_destroy(&b);
 }
 
+/* The actor (events.md) is the last element of a committed record (fmt 2, one element
+ * more); a record of fmt 1, stored before the actor existed, still decodes, with none.
+ * The content bytes, which idempotency compares, are the same either way. The fmt-2
+ * bytes are built here by hand from the msgpack spec (fixstr a0|n, str8 d9 n), not by
+ * the append path that writes them. */
+Test(event_record, actor_is_last_and_optional)
+{
+    for (int t = 1; t < ACR_EV__COUNT; t++) {
+        acr_event_t ev, back;
+        fill(&ev, t, true);
+        acr_buf_t b;
+        acr_buf_init(&b);
+        cr_assert_eq(acr_record_encode(&ev, &b), 0);
+        cr_assert_eq(b.data[1], ACR_RECORD_FMT, "a parsed record has no actor");
+        cr_assert_eq(acr_record_decode(b.data, b.len, &back), 0);
+        cr_assert_eq(back.actor.len, 0, "fmt 1: no actor");
+        cr_assert_eq(acr_record_content_len(b.data, b.len), b.len);
+        static const char *actors[] = {"cli:alice", "token:a-very-long-token-name-of-40-bytes-x"};
+        for (int a = 0; a < 2; a++) {
+            size_t n = strlen(actors[a]);
+            uint8_t *rec = malloc(b.len + 2 + n);
+            memcpy(rec, b.data, b.len);
+            rec[0] = (uint8_t)(b.data[0] + 1);
+            rec[1] = ACR_RECORD_FMT_ACTOR;
+            size_t h = n < 32 ? 1 : 2;
+            if (h == 1) {
+                rec[b.len] = (uint8_t)(0xa0 | n);
+            } else {
+                rec[b.len] = 0xd9;
+                rec[b.len + 1] = (uint8_t)n;
+            }
+            memcpy(rec + b.len + h, actors[a], n);
+            cr_assert_eq(acr_record_decode(rec, b.len + h + n, &back), 0, "%s with actor",
+                         acr_event_type_name(t));
+            assert_same(&ev, &back);
+            ASSERT_BYTES_EQ(back.actor.ptr, back.actor.len, actors[a], n);
+            cr_assert_eq(acr_record_content_len(rec, b.len + h + n), b.len);
+            cr_assert_eq(acr_record_check_header(rec, b.len + h + n), t);
+            /* fmt 2 without its actor, or fmt 1 with one, is damage */
+            cr_assert_eq(acr_record_decode(rec, b.len, &back), ACR_ECORRUPT);
+            rec[1] = ACR_RECORD_FMT;
+            cr_assert_eq(acr_record_decode(rec, b.len + h + n, &back), ACR_ECORRUPT);
+            rec[0] = b.data[0];
+            cr_assert_eq(acr_record_decode(rec, b.len + h + n, &back), ACR_ECORRUPT);
+            free(rec);
+        }
+        acr_buf_destroy(&b);
+    }
+}
+
 /* Canonical integers: the smallest msgpack encoding of each value. */
 Test(event_record, canonical_ints)
 {

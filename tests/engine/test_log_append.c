@@ -47,10 +47,13 @@ static void teardown(void)
 }
 
 /* Appends the events as one batch; returns the code, fills res and errs. */
+static const char *g_actor; /* the actor of the next append (NULL = the engine's) */
+
 static int append(const char *const *events, size_t n, acr_append_result_t *res)
 {
     acr_batch_t b;
     acr_batch_init(&b);
+    acr_batch_set_actor(&b, g_actor);
     for (size_t i = 0; i < n; i++) {
         acr_err_t err;
         ASSERT_EQ_MSG(acr_batch_add_json(&b, acr_ledger_config(ledger), i + 1, events[i],
@@ -95,6 +98,36 @@ Test(log_append, rejected_events_leave_no_claims)
     ASSERT_EQ_MSG(append(again, 3, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
     ASSERT_EQ(res.first_seq, 3);
     ASSERT_EQ(res.last_seq, 5);
+    assert_verifies();
+}
+
+/* The actor is stored with the event and covered by the chain, but a resubmission by
+ * another actor is the same event (a no-op answering the original seq), never a
+ * conflict: idempotency compares the content, not who sent it. */
+Test(log_append, actor_stored_not_compared)
+{
+    acr_append_result_t res;
+    const char *evs[] = {PARTNER, SALE("s1", "S1", "")};
+    g_actor = "token:first";
+    cr_assert_eq(append(evs, 2, &res), 0);
+    g_actor = "token:second";
+    cr_assert_eq(append(evs, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    cr_assert_eq(res.appended, 0);
+    cr_assert_eq(res.duplicates, 2);
+    g_actor = NULL;
+    const char *more[] = {SALE("s2", "S2", "")};
+    cr_assert_eq(append(more, 1, &res), 0);
+    acr_reader_t *r;
+    acr_err_t err;
+    acr_event_t ev;
+    cr_assert_eq(acr_reader_open(ledger, &r, &err), 0);
+    cr_assert_eq(acr_reader_seek(r, 1, &err), 0);
+    static const char *want[] = {"token:first", "token:first", "accrue"};
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(acr_reader_next(r, &ev, NULL, &err), 1, "%s", err.msg);
+        ASSERT_BYTES_EQ(ev.actor.ptr, ev.actor.len, want[i], strlen(want[i]));
+    }
+    acr_reader_close(r);
     assert_verifies();
 }
 

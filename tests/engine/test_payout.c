@@ -103,11 +103,11 @@ Test(payout, close_reproduce_audit_list)
     acr_payout_t closed, po;
     acr_err_t err;
     uint64_t seq;
-    ASSERT_EQ_MSG(acr_payout_close(l, "2026-07", &closed, &seq, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_payout_close(l, &(acr_close_request_t){.period_id = "2026-07", .now_ms = INT64_MAX}, &closed, &seq, &err), 0, "%s", err.msg);
     ASSERT_EQ(seq, (uint64_t)9);
     ASSERT_EQ(closed.through_seq, (uint64_t)8);
-    ASSERT_EQ(acr_payout_close(l, "2026-07", &po, &seq, &err), ACR_EPERIOD_CLOSED);
-    ASSERT_EQ(acr_payout_close(l, "2026-06", &po, &seq, &err), ACR_EPERIOD_ORDER);
+    ASSERT_EQ(acr_payout_close(l, &(acr_close_request_t){.period_id = "2026-07", .now_ms = INT64_MAX}, &po, &seq, &err), ACR_EPERIOD_CLOSED);
+    ASSERT_EQ(acr_payout_close(l, &(acr_close_request_t){.period_id = "2026-06", .now_ms = INT64_MAX}, &po, &seq, &err), ACR_EPERIOD_ORDER);
 
     /* a late July sale does not change the closed July: its run reproduces the close */
     fx_append_ok(l, SALE("s-4", "2026-07-25T00:00:00Z", "S4", "P2", "C3", "300000", ""));
@@ -154,7 +154,7 @@ Test(payout, lines_ignoring_closes)
     acr_payout_t closed;
     acr_err_t err;
     uint64_t seq;
-    ASSERT_EQ_MSG(acr_payout_close(l, "2026-07", &closed, &seq, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_payout_close(l, &(acr_close_request_t){.period_id = "2026-07", .now_ms = INT64_MAX}, &closed, &seq, &err), 0, "%s", err.msg);
     fx_append_ok(l, SALE("s-4", "2026-07-25T00:00:00Z", "S4", "P2", "C3", "300000", ""));
     acr_reader_t *r;
     ASSERT_EQ(acr_reader_open(l, &r, &err), 0);

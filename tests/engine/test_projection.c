@@ -473,7 +473,8 @@ Test(projection, commission_as_of_head_ignoring_closes)
     acr_payout_t po;
     acr_err_t err;
     uint64_t seq;
-    ASSERT_EQ_MSG(acr_payout_close(l, "2026-07", &po, &seq, &err), 0, "%s", err.msg);
+    acr_close_request_t req = {.period_id = "2026-07", .now_ms = INT64_MAX};
+    ASSERT_EQ_MSG(acr_payout_close(l, &req, &po, &seq, &err), 0, "%s", err.msg);
     acr_payout_destroy(&po);
     append_ok(l, SALE("s-4", "2026-07-25T00:00:00Z", "S4", "P2", "C3", "300000", "")
                  SALE("s-5", "2026-08-03T00:00:00Z", "S5", "P1", "C2", "100000", ""));
@@ -495,6 +496,53 @@ Test(projection, commission_as_of_head_ignoring_closes)
     EXPECT_JSON(q_kpi(l, "2026-Q3", "P1", true), want);
     rebuild_same(l);
     ledger_done(l);
+}
+
+static uint64_t head_seq(acr_ledger_t *l)
+{
+    acr_reader_t *r;
+    acr_err_t err;
+    cr_assert_eq(acr_reader_open(l, &r, &err), 0, "%s", err.msg);
+    uint64_t seq = acr_reader_head_seq(r);
+    acr_reader_close(r);
+    return seq;
+}
+
+/* commissions.md, Closing: a period is closed only once its end (the local midnight
+ * starting the next one) has passed by the caller's clock, unless forced; the clock is
+ * the caller's, so the boundary is exact to the millisecond. */
+Test(projection, close_waits_for_the_period_end)
+{
+    int32_t july;
+    cr_assert(acr_period_parse(ACR_PERIOD_MONTH, "2026-07", 7, &july));
+    int64_t end_ms = acr_period_end_ms(ACR_PERIOD_MONTH, july, 9 * 60);
+    int64_t want_ms;
+    cr_assert(acr_ts_parse("2026-07-31T15:00:00Z", 20, &want_ms));
+    cr_assert_eq(end_ms, want_ms, "July at +09:00 ends at 2026-07-31T15:00:00Z");
+    for (int forced = 0; forced < 2; forced++) {
+        acr_ledger_t *l = ledger_new(ACR_PERIOD_MONTH, "+09:00");
+        append_ok(l, WORKED);
+        uint64_t head = head_seq(l);
+        acr_payout_t po;
+        acr_err_t err;
+        uint64_t seq = 0;
+        acr_close_request_t req = {.period_id = "2026-07", .now_ms = end_ms - 1};
+        acr_err_clear(&err);
+        int rc = acr_payout_close(l, &req, &po, &seq, &err);
+        cr_assert_eq(rc, ACR_EPERIOD_OPEN, "got %s", acr_err_name(rc));
+        cr_assert_eq(acr_err_exit_code(rc), 4);
+        cr_assert(strstr(err.msg, "2026-08-01T00:00:00+09:00") != NULL, "%s", err.msg);
+        cr_assert(strstr(err.msg, "2026-07-31T15:00:00Z") != NULL, "%s", err.msg);
+        cr_assert_eq(head_seq(l), head, "a refused close writes nothing");
+        if (forced)
+            req.force = true;
+        else
+            req.now_ms = end_ms;
+        cr_assert_eq(acr_payout_close(l, &req, &po, &seq, &err), 0, "%s", err.msg);
+        cr_assert_eq(seq, head + 1);
+        acr_payout_destroy(&po);
+        ledger_done(l);
+    }
 }
 
 /* A month asked of a quarter ledger has no commission; its quarter has. */

@@ -159,7 +159,7 @@ Test(reader, raw_read_by_type_and_statement_of_a_close)
     acr_payout_t po;
     acr_err_t err;
     uint64_t close_seq;
-    ASSERT_EQ_MSG(acr_payout_close(l, "2026-07", &po, &close_seq, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_payout_close(l, &(acr_close_request_t){.period_id = "2026-07", .now_ms = INT64_MAX}, &po, &close_seq, &err), 0, "%s", err.msg);
     ASSERT_EQ(close_seq, (uint64_t)6);
     fx_append_ok(l, SALE("s-3", "2026-08-11T05:00:00Z", "S3", "P2", "C1", "200000", ""));
 

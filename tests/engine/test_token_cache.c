@@ -93,9 +93,11 @@ static void cached_token(const char *name, int64_t expires_ms, uint8_t hash[ACR_
         acr_token_create(ledger, ACR_ROLE_INGEST, NULL, name, expires_ms, used, secret, &err), 0,
         "%s", err.msg);
     cr_assert_eq(acr_token_hash(secret, strlen(secret), hash), 0);
-    cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner), 0);
-    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner), 0, "cached after the check");
+    char who[ACR_TOKEN_NAME_MAX + 1] = "";
+    cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner, NULL), 0);
+    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner, who), 0, "cached after the check");
     cr_assert_eq(role, ACR_ROLE_INGEST);
+    cr_assert_str_eq(who, used, "the cache answers the token's name (the actor of its appends)");
 }
 
 static void revoke_token(const char *name)
@@ -108,9 +110,9 @@ static void assert_gone(const uint8_t hash[ACR_TOKEN_HASH_LEN], const char *what
 {
     int role;
     char partner[ACR_ID_LEN_MAX + 1];
-    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner), ACR_ENOT_FOUND,
+    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner, NULL), ACR_ENOT_FOUND,
                  "%s: the cache still answers a revoked token", what);
-    cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner), ACR_EUNAUTHORIZED,
+    cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner, NULL), ACR_EUNAUTHORIZED,
                  "%s: the table still knows it", what);
 }
 
@@ -160,7 +162,7 @@ Test(token, own_commit_keeps_the_cache_and_a_revoke_beside_it_empties_it)
     uint64_t stamp = acr_token_cache_write_begin(cache);
     const char *one[] = {PARTNER("p1", "P1")};
     acr_token_cache_write_end(cache, stamp, group(one, 1));
-    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner), 0,
+    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner, NULL), 0,
                  "the server's own token-free commit keeps the cache valid");
     stamp = acr_token_cache_write_begin(cache);
     revoke_token("t1"); /* before the writer's transaction begins */

@@ -17,6 +17,12 @@
  * server's memory. A comment line every feed_heartbeat_ms keeps proxies
  * from timing the stream out and detects dead peers.
  *
+ * Commits made by other processes (an `accrue append` or `payout close` run beside
+ * the server) never pass through the writer, so a watch timer reads LMDB's last
+ * transaction id every WATCH_MS (a look at the shared meta page: no I/O, no lock wait)
+ * and, when it moved, reads the live chunk up to the head: a foreign commit reaches
+ * live subscribers within WATCH_MS plus one read.
+ *
  * Frames are `id: <seq>\ndata: <event JSON as GET /v1/events>\n\n`.
  */
 #include <inttypes.h>
@@ -27,6 +33,7 @@
 
 #define CHUNK_EVENTS 1000
 #define CHUNK_BYTES (256 * 1024)
+#define WATCH_MS 100 /* foreign commits reach live subscribers within this, plus a read */
 
 struct acr_srv_chunk {
     int refs;             /* writes in flight + the creator */
@@ -243,6 +250,10 @@ static void live_read_done(acr_srv_t *s, feed_read_t *fr)
     acr_srv_chunk_t *c = fr->chunk;
     int rc = fr->rc;
     s->feed.fetching = false;
+    if (c != NULL && c->last > s->feed.known_head)
+        s->feed.known_head = c->last; /* read to the head: a foreign commit */
+    if (c != NULL && fr->to == UINT64_MAX)
+        s->feed.recheck = true; /* a chunk holds at most CHUNK_EVENTS: read on to the head */
     if (c != NULL) {
         for (acr_srv_sub_t *x = s->feed.subs; x != NULL;) {
             acr_srv_sub_t *next = x->next; /* deliver may drop x */
@@ -254,8 +265,12 @@ static void live_read_done(acr_srv_t *s, feed_read_t *fr)
     }
     chunk_unref(c);
     free(fr);
-    if (rc == 0)
+    if (rc == 0 && s->feed.recheck && !s->stopping) {
+        s->feed.recheck = false;
+        queue_read(s, NULL, s->feed.broadcast_seq + 1, UINT64_MAX);
+    } else if (rc == 0) {
         pump_live(s);
+    }
 }
 
 static void read_done(uv_work_t *w, int status)
@@ -325,6 +340,27 @@ static void on_heartbeat(uv_timer_t *t)
     }
 }
 
+/* A commit by anyone moves the ledger's last txn id; ours are also told by the writer,
+ * which makes a second read of nothing new at worst. */
+static void on_watch(uv_timer_t *t)
+{
+    acr_srv_t *s = t->data;
+    acr_srv_feed_t *f = &s->feed;
+    uint64_t txnid = acr_ledger_last_txnid(s->ledger);
+    if (txnid == 0 || txnid == f->seen_txnid || s->stopping)
+        return;
+    f->seen_txnid = txnid;
+    bool any_live = false;
+    for (acr_srv_sub_t *x = f->subs; x != NULL && !any_live; x = x->next)
+        any_live = x->live;
+    if (!any_live)
+        return; /* catch-up readers read to the head themselves */
+    if (f->fetching)
+        f->recheck = true;
+    else
+        queue_read(s, NULL, f->broadcast_seq + 1, UINT64_MAX);
+}
+
 int acr_srv_feed_init(acr_srv_t *s)
 {
     acr_reader_t *r;
@@ -338,17 +374,33 @@ int acr_srv_feed_init(acr_srv_t *s)
     s->feed.heartbeat.data = s;
     uv_timer_start(&s->feed.heartbeat, on_heartbeat, s->lim.feed_heartbeat_ms,
                    s->lim.feed_heartbeat_ms);
+    s->feed.seen_txnid = acr_ledger_last_txnid(s->ledger);
+    uv_timer_init(s->loop, &s->feed.watch);
+    s->feed.watch.data = s;
+    uv_timer_start(&s->feed.watch, on_watch, WATCH_MS, WATCH_MS);
     return 0;
 }
 
 void acr_srv_feed_start(acr_srv_t *s, acr_srv_req_t *req)
 {
-    static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                               "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
-                               "Connection: close\r\n\r\n: accrue event stream\n\n";
+    static const char head_fmt[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                                   "Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\n"
+                                   "Accrue-Request-Id: %s\r\n"
+                                   "Connection: close\r\n\r\n: accrue event stream\n\n";
+    acr_srv_chunk_t *head = calloc(1, sizeof *head); /* held by the write until it is done */
+    if (head != NULL) {
+        head->refs = 1;
+        acr_buf_init(&head->data);
+        if (acr_buf_printf(&head->data, head_fmt, req->request_id) != 0) {
+            chunk_unref(head);
+            head = NULL;
+        }
+    }
     acr_srv_conn_t *conn = req->conn;
-    acr_srv_sub_t *sub = acr_srv_conn_closing(conn) || s->stopping ? NULL : calloc(1, sizeof *sub);
+    acr_srv_sub_t *sub =
+        head == NULL || acr_srv_conn_closing(conn) || s->stopping ? NULL : calloc(1, sizeof *sub);
     if (sub == NULL) {
+        chunk_unref(head);
         acr_srv_set_error(req, 503, "unavailable", "the server is shutting down");
         req->close_after = true;
         acr_srv_respond(req);
@@ -366,7 +418,9 @@ void acr_srv_feed_start(acr_srv_t *s, acr_srv_req_t *req)
     acr_srv_conn_make_feed(conn, sub);
     req->status = 200;
     acr_srv_req_done(req);
-    if (sub_write(sub, NULL, head, sizeof head - 1, false))
+    bool ok = sub_write(sub, head, (const char *)head->data.data, head->data.len, false);
+    chunk_unref(head);
+    if (ok)
         sub_pump(sub);
 }
 
@@ -388,6 +442,8 @@ void acr_srv_feed_stop(acr_srv_t *s)
 {
     uv_timer_stop(&s->feed.heartbeat);
     uv_close((uv_handle_t *)&s->feed.heartbeat, NULL);
+    uv_timer_stop(&s->feed.watch);
+    uv_close((uv_handle_t *)&s->feed.watch, NULL);
     while (s->feed.subs != NULL)
         acr_srv_conn_close(s->feed.subs->conn);
 }

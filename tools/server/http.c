@@ -126,6 +126,8 @@ void acr_srv_log_request(acr_srv_req_t *req, size_t bytes)
     acr_buf_t *line = &log_buf;
     acr_buf_append_str(line, "{\"ts\":\"");
     acr_buf_append_str(line, ts);
+    acr_buf_append_str(line, "\",\"request_id\":\"");
+    acr_buf_append_str(line, req->request_id);
     acr_buf_append_str(line, "\",\"method\":\"");
     acr_buf_append_str(line, m);
     acr_buf_append_str(line, "\",\"path\":");
@@ -141,7 +143,10 @@ void acr_srv_log_request(acr_srv_req_t *req, size_t bytes)
     acr_srv_buf_u64(line, us);
     acr_buf_append_str(line, ",\"role\":\"");
     acr_buf_append_str(line, acr_role_name(req->role));
-    acr_buf_append_str(line, "\",\"route\":\"");
+    acr_buf_append_str(line, "\",\"token\":");
+    acr_buf_append_json_str(line, req->token_name[0] ? req->token_name : "-",
+                            req->token_name[0] ? strlen(req->token_name) : 1);
+    acr_buf_append_str(line, ",\"route\":\"");
     acr_buf_append_str(line, req->route);
     acr_buf_append_str(line, "\"}\n");
     if (log_buf.len >= 64 * 1024)
@@ -329,6 +334,8 @@ void acr_srv_respond(acr_srv_req_t *req)
     acr_buf_append_str(h, req->ctype ? req->ctype : "application/json");
     acr_buf_append_str(h, "\r\nContent-Length: ");
     acr_srv_buf_u64(h, req->resp.len);
+    acr_buf_append_str(h, "\r\nAccrue-Request-Id: ");
+    acr_buf_append_str(h, req->request_id);
     acr_buf_append_str(h, "\r\n");
     acr_buf_append_str(h, req->extra_headers);
     if (req->static_headers != NULL)

@@ -261,12 +261,12 @@ void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params)
     (void)params;
     int fmt = body_format(req->content_type);
     if (fmt == FMT_UNKNOWN) {
-        acr_srv_set_error(req, 415, "bad_request",
+        acr_srv_set_error(req, 415, "unsupported_media_type",
                           "Content-Type must be application/json, application/x-ndjson or "
                           "application/msgpack");
         return;
     }
-    acr_srv_wjob_t *job = acr_srv_wjob_new(ACR_SRV_JOB_APPEND);
+    acr_srv_wjob_t *job = acr_srv_wjob_new(req, ACR_SRV_JOB_APPEND);
     if (job == NULL) {
         acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;
@@ -378,7 +378,7 @@ static void submit_event(acr_srv_t *s, acr_srv_req_t *req, json_t *env, const ch
     }
     json_object_set(env, "data", data);
     char *text = json_dumps(env, JSON_COMPACT);
-    acr_srv_wjob_t *job = text ? acr_srv_wjob_new(ACR_SRV_JOB_APPEND) : NULL;
+    acr_srv_wjob_t *job = text ? acr_srv_wjob_new(req, ACR_SRV_JOB_APPEND) : NULL;
     if (job == NULL) {
         free(text);
         acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
@@ -521,7 +521,7 @@ void acr_srv_h_close(acr_srv_t *s, acr_srv_req_t *req, char **params)
         acr_srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
         return;
     }
-    acr_srv_wjob_t *job = acr_srv_wjob_new(ACR_SRV_JOB_CLOSE);
+    acr_srv_wjob_t *job = acr_srv_wjob_new(req, ACR_SRV_JOB_CLOSE);
     if (job == NULL) {
         acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;

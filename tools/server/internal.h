@@ -88,6 +88,8 @@ typedef struct acr_srv_req {
     /* set by the pool job */
     int role;                         /* acr_role_t of the token, ACR_ROLE_NONE before auth */
     char partner[ACR_ID_LEN_MAX + 1]; /* the token's partner ("" unless partner role) */
+    char token_name[ACR_TOKEN_NAME_MAX + 8]; /* its name ("file:N": --token-file line N) */
+    char request_id[32];              /* Accrue-Request-Id: server start (hex s) - counter */
     const char *route;                /* route label for metrics and the log */
     int next;                         /* enum acr_srv_next */
     acr_srv_wjob_t *wjob;             /* ACR_SRV_NEXT_WRITE: the job for the writer */
@@ -129,7 +131,10 @@ typedef struct acr_srv_feed {
     uint64_t broadcast_seq; /* last seq sent to live subscribers */
     uint64_t known_head;    /* last committed seq the loop heard of */
     bool fetching;          /* a live-chunk read is running on the pool */
+    bool recheck;           /* another commit was seen while fetching: read to the head again */
+    uint64_t seen_txnid;    /* the ledger's last txn id at the previous watch tick */
     uv_timer_t heartbeat;
+    uv_timer_t watch;       /* notices commits made by other processes (acr_srv_feed_init) */
 } acr_srv_feed_t;
 
 struct acr_srv {
@@ -407,8 +412,9 @@ struct acr_srv_wjob {
     acr_srv_wjob_t *next;
 };
 
-/* job.c (a leaf): a job with its error list (spare lists are reused). */
-acr_srv_wjob_t *acr_srv_wjob_new(int kind);
+/* job.c (a leaf): a job with its error list (spare lists are reused), its batch's actor
+ * the token of req (events.md: "token:<name>"). */
+acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind);
 void acr_srv_wjob_free(acr_srv_wjob_t *job);
 
 int acr_srv_writer_start(acr_srv_t *s);

@@ -4,6 +4,7 @@
  * routes.c create them, writer.c runs them; none of them needs the others
  * for it.
  */
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "internal.h"
@@ -41,13 +42,19 @@ static void errs_give(acr_errlist_t *e)
     free(e);
 }
 
-acr_srv_wjob_t *acr_srv_wjob_new(int kind)
+acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind)
 {
     acr_srv_wjob_t *job = calloc(1, sizeof *job);
     if (job == NULL)
         return NULL;
     job->kind = kind;
     acr_batch_init(&job->batch);
+    /* events.md: who appended it, "token:<name>", stored with every event the job appends
+     * and on the period.closed it writes */
+    char actor[ACR_ACTOR_MAX + 1];
+    snprintf(actor, sizeof actor, "token:%s",
+             req != NULL && req->token_name[0] ? req->token_name : "?");
+    acr_batch_set_actor(&job->batch, actor);
     if (kind == ACR_SRV_JOB_APPEND && (job->errs = errs_take()) == NULL) {
         free(job);
         return NULL;

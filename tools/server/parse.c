@@ -30,7 +30,10 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <inttypes.h>
+#include <stdatomic.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 
 #include "internal.h"
@@ -75,12 +78,28 @@ const acr_srv_route_t acr_srv_routes[ACR_SRV_R__COUNT] = {
 
 /* ---- requests ---------------------------------------------------------------------------- */
 
+/* "<server start, hex seconds>-<n>": unique across restarts, cheap, and sortable within
+ * one run; answered in Accrue-Request-Id and written to the access log. */
+static void request_id(char out[32])
+{
+    static _Atomic uint64_t counter;
+    static _Atomic uint64_t started;
+    uint64_t t = atomic_load(&started);
+    if (t == 0) {
+        uint64_t now = (uint64_t)time(NULL);
+        atomic_compare_exchange_strong(&started, &t, now);
+        t = atomic_load(&started);
+    }
+    snprintf(out, 32, "%" PRIx64 "-%" PRIu64, t, atomic_fetch_add(&counter, 1) + 1);
+}
+
 acr_srv_req_t *acr_srv_req_alloc(void)
 {
     acr_srv_req_t *r = calloc(1, sizeof *r);
     if (r == NULL)
         return NULL;
     r->route = "-";
+    request_id(r->request_id);
     acr_buf_init(&r->url);
     acr_buf_init(&r->body);
     acr_buf_init(&r->auth);

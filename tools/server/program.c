@@ -196,7 +196,7 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
     json_decref(body);
     char *text = json_dumps(env, JSON_COMPACT);
     json_decref(env);
-    acr_srv_wjob_t *job = text ? acr_srv_wjob_new(ACR_SRV_JOB_APPEND) : NULL;
+    acr_srv_wjob_t *job = text ? acr_srv_wjob_new(req, ACR_SRV_JOB_APPEND) : NULL;
     if (job == NULL) {
         free(text);
         acr_srv_set_error(req, 500, "out_of_memory", "out of memory");

@@ -120,13 +120,14 @@ static int auth_fast(acr_srv_t *s, acr_srv_req_t *req, uint8_t hash[ACR_TOKEN_HA
         if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0 && !boot) {
             req->role = s->boot[i].role;
             memcpy(req->partner, s->boot[i].partner, sizeof req->partner);
+            snprintf(req->token_name, sizeof req->token_name, "%s", s->boot[i].name);
             boot = true;
         }
     }
     if (boot)
         return AUTH_OK;
     int role;
-    if (acr_token_cache_get(s->tokens, hash, &role, req->partner) == 0) {
+    if (acr_token_cache_get(s->tokens, hash, &role, req->partner, req->token_name) == 0) {
         req->role = role;
         return AUTH_OK;
     }
@@ -162,6 +163,48 @@ static bool refuse(acr_srv_req_t *req, int status, const acr_srv_decision_t *d)
     }
 }
 
+/* The query parameters each route reads (http.md: unknown ones are 400, never ignored),
+ * space-separated; NULL: none. */
+static const char *const route_params[ACR_SRV_R__COUNT] = {
+    [ACR_SRV_R_EVENTS_READ] = "from limit type stream",
+    [ACR_SRV_R_FEED] = "from",
+    [ACR_SRV_R_PIPELINE] = "partner today",
+    [ACR_SRV_R_KPI] = "period partner by",
+    [ACR_SRV_R_RUN] = "as_of",
+    [ACR_SRV_R_STATEMENT] = "partner as_of",
+    [ACR_SRV_R_PARTNERS] = "limit after",
+    [ACR_SRV_R_PAYOUTS] = "limit after",
+    [ACR_SRV_R_ONBOARDING] = "partner",
+    [ACR_SRV_R_ANNOUNCEMENTS] = "partner today",
+    [ACR_SRV_R_DEALS_LIST] = "partner stage limit",
+};
+
+/* 400 naming the first query parameter the route does not know; false when all known. */
+static bool unknown_param(acr_srv_req_t *req, int route)
+{
+    const char *allowed = route_params[route] ? route_params[route] : "";
+    for (const char *p = req->query; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        bool known = false;
+        for (const char *a = allowed; *a != '\0' && !known;) {
+            size_t alen = strcspn(a, " ");
+            known = alen == klen && memcmp(a, p, klen) == 0;
+            a += alen + (a[alen] == ' ');
+        }
+        if (!known && klen > 0) {
+            acr_srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
+                              (int)(klen < 64 ? klen : 64), p,
+                              *allowed ? "; this endpoint takes: " : "", allowed);
+            return true;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
 /* Pool thread: runs the handler (and checks the token first for a request not
  * authorized on its head). */
 static void route_work(uv_work_t *w)
@@ -178,7 +221,8 @@ static void route_work(uv_work_t *w)
         if (a == AUTH_UNKNOWN)
             acr_srv_metrics_path(false);
         if (a == AUTH_UNKNOWN &&
-            acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner) == 0)
+            acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
+                                 req->token_name) == 0)
             req->role = role;
         else if (a != AUTH_OK)
             req->role = ACR_ROLE_NONE;
@@ -188,6 +232,8 @@ static void route_work(uv_work_t *w)
     if (refuse(req, status, &d))
         return;
     req->route = d.route->label;
+    if (unknown_param(req, d.route->id))
+        return;
     handlers[d.route->id](s, req, d.params);
 }
 
@@ -252,7 +298,8 @@ static void auth_work(uv_work_t *w)
     if (!atomic_load(&req->gone) &&
         acr_srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) &&
         acr_token_hash(tok, n, hash) == 0 &&
-        acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner) == 0)
+        acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
+                             req->token_name) == 0)
         req->role = role;
 }
 
@@ -434,17 +481,31 @@ static bool param_u64(acr_srv_req_t *req, const char *key, uint64_t *out, bool *
     return true;
 }
 
+/* GET /v1/events: like `accrue log`, with type and stream filters. A filtered read scans at
+ * most EVENTS_SCAN_MAX events per request, so a rare type costs bounded work per page;
+ * Accrue-Next-From is always the seq to continue from and Accrue-More says whether the log
+ * goes on past it (an empty page with More: true is a scan that found nothing yet). */
+#define EVENTS_SCAN_MAX 100000
+
 static void h_events(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
     uint64_t from = 1, limit = EVENTS_LIMIT_DEFAULT;
     bool has;
+    char type_s[64] = "", stream[ACR_STRING_LEN_MAX + 16] = "";
     if (!param_u64(req, "from", &from, &has) || !param_u64(req, "limit", &limit, &has))
         return;
     if (limit == 0 || limit > EVENTS_LIMIT_MAX) {
         acr_srv_set_error(req, 400, "bad_request", "limit must be 1..%d", EVENTS_LIMIT_MAX);
         return;
     }
+    int type = ACR_EV_NONE;
+    if (acr_srv_query_param(req->query, "type", type_s, sizeof type_s) &&
+        (type = acr_event_type_from_name(type_s, strlen(type_s))) == ACR_EV_NONE) {
+        acr_srv_set_error(req, 400, "bad_request", "unknown event type '%s'", type_s);
+        return;
+    }
+    bool by_stream = acr_srv_query_param(req->query, "stream", stream, sizeof stream);
     if (from == 0)
         from = 1;
     acr_reader_t *r;
@@ -455,19 +516,36 @@ static void h_events(acr_srv_t *s, acr_srv_req_t *req, char **params)
         acr_srv_set_acr_error(req, rc, &err);
         return;
     }
-    if (from <= acr_reader_head_seq(r) && (rc = acr_reader_seek(r, from, &err)) == 0) {
+    uint64_t head = acr_reader_head_seq(r), next = from;
+    if (from <= head && (rc = acr_reader_seek(r, from, &err)) == 0) {
         acr_event_t ev;
         uint8_t hash[ACR_HASH_LEN];
-        for (uint64_t n = 0; n < limit && (rc = acr_reader_next(r, &ev, hash, &err)) == 1; n++) {
+        char evs[ACR_STRING_LEN_MAX + 16];
+        for (uint64_t n = 0, scanned = 0; n < limit && scanned < EVENTS_SCAN_MAX &&
+                                          (rc = acr_reader_next(r, &ev, hash, &err)) == 1;
+             scanned++) {
+            next = ev.seq + 1;
+            if (type != ACR_EV_NONE && ev.type != type)
+                continue;
+            if (by_stream) {
+                acr_event_stream(&ev, evs, sizeof evs);
+                if (strcmp(evs, stream) != 0)
+                    continue;
+            }
             acr_event_to_json(&ev, hash, true, &req->resp);
             acr_buf_append(&req->resp, "\n", 1);
+            n++;
         }
+        rc = rc < 0 ? rc : 0;
     }
     acr_reader_close(r);
     if (rc < 0) {
         acr_srv_set_acr_error(req, rc, &err);
         return;
     }
+    snprintf(req->extra_headers, sizeof req->extra_headers,
+             "Accrue-Next-From: %" PRIu64 "\r\nAccrue-More: %s\r\n", next,
+             next <= head ? "true" : "false");
     req->status = 200;
     req->ctype = "application/x-ndjson";
 }
@@ -489,6 +567,125 @@ static void h_feed(acr_srv_t *s, acr_srv_req_t *req, char **params)
     }
     req->feed_from = from == 0 ? 1 : from;
     req->next = ACR_SRV_NEXT_FEED;
+}
+
+/* List endpoints page their JSON array (sorted by key, bytewise): `after=K` starts past the
+ * element whose key is K, `limit=N` (1..LIST_LIMIT_MAX; without it, the rest of the list)
+ * caps it; Accrue-More says whether elements remain and Accrue-Next-After is the key to ask
+ * after. The array is the engine's own compact JSON of flat-keyed objects, walked in place
+ * (the element bytes are answered as they are). False when the parameters were bad
+ * (answered 400). */
+#define LIST_LIMIT_MAX 10000
+
+static size_t skip_ws(const char *t, size_t n, size_t i)
+{
+    while (i < n && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t'))
+        i++;
+    return i;
+}
+
+/* The end (one past) of the JSON value starting at t[i]. */
+static size_t value_end(const char *t, size_t n, size_t i)
+{
+    int depth = 0;
+    bool str = false;
+    for (; i < n; i++) {
+        char c = t[i];
+        if (str) {
+            if (c == '\\')
+                i++;
+            else if (c == '"' && (str = false, depth == 0))
+                return i + 1;
+            continue;
+        }
+        if (c == '"')
+            str = true;
+        else if (c == '{' || c == '[')
+            depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0)
+                return i; /* a scalar ends at its container's end */
+            if (--depth == 0)
+                return i + 1;
+        } else if (depth == 0 && c == ',')
+            return i;
+    }
+    return n;
+}
+
+/* The string value of the top-level key of the object t[i..end) into out ("" when absent). */
+static void object_key(const char *t, size_t end, size_t i, const char *key, char *out,
+                       size_t cap)
+{
+    size_t klen = strlen(key);
+    out[0] = '\0';
+    i = skip_ws(t, end, i + 1);
+    while (i < end && t[i] == '"') {
+        size_t kend = value_end(t, end, i);
+        size_t v = skip_ws(t, end, kend);
+        v = skip_ws(t, end, v < end && t[v] == ':' ? v + 1 : v);
+        size_t vend = value_end(t, end, v);
+        if (kend - i == klen + 2 && memcmp(t + i + 1, key, klen) == 0 && v < end &&
+            t[v] == '"' && vend >= v + 2) {
+            size_t len = vend - v - 2 < cap - 1 ? vend - v - 2 : cap - 1;
+            memcpy(out, t + v + 1, len);
+            out[len] = '\0';
+            return;
+        }
+        i = skip_ws(t, end, vend);
+        i = skip_ws(t, end, i < end && t[i] == ',' ? i + 1 : i);
+    }
+}
+
+static bool page_array(acr_srv_req_t *req, const char *key)
+{
+    uint64_t limit = UINT64_MAX;
+    bool has;
+    char after[ACR_STRING_LEN_MAX + 1] = "";
+    if (!param_u64(req, "limit", &limit, &has))
+        return false;
+    if (has && (limit == 0 || limit > LIST_LIMIT_MAX)) {
+        acr_srv_set_error(req, 400, "bad_request", "limit must be 1..%d", LIST_LIMIT_MAX);
+        return false;
+    }
+    bool by_after = acr_srv_query_param(req->query, "after", after, sizeof after);
+    const char *t = (const char *)req->resp.data;
+    size_t n = req->resp.len, i = skip_ws(t, n, 0), taken = 0;
+    char kv[ACR_STRING_LEN_MAX + 1], last[ACR_STRING_LEN_MAX + 1] = "";
+    bool more = false;
+    if (i >= n || t[i] != '[')
+        return true; /* not an array: left as it is */
+    acr_buf_t out;
+    acr_buf_init(&out);
+    acr_buf_append_str(&out, "[");
+    for (i = skip_ws(t, n, i + 1); i < n && t[i] != ']';) {
+        size_t end = value_end(t, n, i);
+        if (t[i] == '{')
+            object_key(t, end, i, key, kv, sizeof kv);
+        else
+            kv[0] = '\0';
+        if (!by_after || strcmp(kv, after) > 0) {
+            if (taken == limit) {
+                more = true;
+                break;
+            }
+            acr_buf_append_str(&out, taken ? "," : "");
+            acr_buf_append(&out, t + i, end - i);
+            snprintf(last, sizeof last, "%s", kv);
+            taken++;
+        }
+        i = skip_ws(t, n, end);
+        i = skip_ws(t, n, i < n && t[i] == ',' ? i + 1 : i);
+    }
+    acr_buf_append_str(&out, "]\n");
+    acr_buf_destroy(&req->resp);
+    req->resp = out;
+    int w = snprintf(req->extra_headers, sizeof req->extra_headers, "Accrue-More: %s\r\n",
+                     more ? "true" : "false");
+    if (more && w > 0) /* keys are ids (<= 64 bytes) or period ids */
+        snprintf(req->extra_headers + w, sizeof req->extra_headers - (size_t)w,
+                 "Accrue-Next-After: %.64s\r\n", last);
+    return true;
 }
 
 static void h_partners(acr_srv_t *s, acr_srv_req_t *req, char **params)
@@ -513,8 +710,8 @@ static void h_partners(acr_srv_t *s, acr_srv_req_t *req, char **params)
         acr_srv_set_acr_error(req, rc, &err);
         return;
     }
-    acr_buf_append_str(&req->resp, "\n");
-    set_json(req, 200);
+    if (page_array(req, "partner_id"))
+        set_json(req, 200);
 }
 
 static void h_partner(acr_srv_t *s, acr_srv_req_t *req, char **params)
@@ -795,7 +992,8 @@ static void h_payouts(acr_srv_t *s, acr_srv_req_t *req, char **params)
     }
     acr_buf_append_str(b, "]\n");
     free(list);
-    set_json(req, 200);
+    if (page_array(req, "period"))
+        set_json(req, 200);
 }
 
 static void h_audit(acr_srv_t *s, acr_srv_req_t *req, char **params)

@@ -38,6 +38,14 @@ typedef struct group {
     size_t cap;
 } group_t;
 
+/* The wall clock in UTC ms: the close's "now" (payout.h: the processor never reads it). */
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static int group_reserve(group_t *g, size_t n)
 {
     if (n <= g->cap)
@@ -163,7 +171,9 @@ static void *writer_main(void *arg)
             if (j->kind != ACR_SRV_JOB_CLOSE)
                 continue;
             acr_err_clear(&j->err);
-            j->rc = acr_payout_close(s->ledger, j->period, &j->payout, &j->close_seq, &j->err);
+            acr_close_request_t req = {.period_id = j->period, .now_ms = wall_ms(),
+                                       .actor = j->batch.actor};
+            j->rc = acr_payout_close(s->ledger, &req, &j->payout, &j->close_seq, &j->err);
             if (j->rc == 0 && j->close_seq > head)
                 head = j->close_seq;
         }
