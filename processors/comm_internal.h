@@ -232,6 +232,7 @@ typedef struct acr__program {
     bool cert_used;          /* some plan rule or promotion matches on `certified` */
     uint32_t *sale_promo;    /* finish: per sale index, the promotion it gets (ACR__NONE) */
     int64_t *sale_promo_minor; /* and the amount it is paid (after the budget) */
+    size_t sale_promo_n;     /* their length (acr__table_alloc'd) */
 } acr__program_t;
 
 struct acr_comm {

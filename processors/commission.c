@@ -21,11 +21,18 @@
 #include "accrue/money.h"
 #include "comm_internal.h"
 
+#define SALES_RESERVE_MAX ((uint64_t)1 << 26) /* 2.5 GiB of address space at most */
+
 acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg)
 {
     acr_comm_t *c = calloc(1, sizeof *c);
     if (c != NULL) {
         c->cfg = *cfg;
+        /* at most through_seq sales get a record: reserving that much address space up
+         * front (pages are touched only as records are added) spares the doubling's copies */
+        if (cfg->through_seq > 0 && cfg->through_seq <= SALES_RESERVE_MAX)
+            (void)acr__grow((void **)&c->sales, &c->sales_cap, (size_t)cfg->through_seq,
+                            sizeof *c->sales); /* on failure the feed grows it as it goes */
         c->run_end_ms = acr_period_end_ms(cfg->period_kind, cfg->run_period, cfg->utc_offset_min);
     }
     return c;

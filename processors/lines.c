@@ -886,10 +886,17 @@ static int promo_pass(run_t *r)
     acr_comm_t *c = r->c;
     acr__program_t *g = &c->prog;
     size_t n = c->sale_count ? c->sale_count : 1;
-    g->sale_promo = malloc(n * sizeof *g->sale_promo);
-    g->sale_promo_minor = calloc(n, sizeof *g->sale_promo_minor);
-    if (g->sale_promo == NULL || g->sale_promo_minor == NULL)
+    /* zeroed, huge-page advised: the prepass writes them at random */
+    g->sale_promo = acr__table_alloc(n * sizeof *g->sale_promo);
+    g->sale_promo_minor = acr__table_alloc(n * sizeof *g->sale_promo_minor);
+    if (g->sale_promo == NULL || g->sale_promo_minor == NULL) {
+        acr__table_free(g->sale_promo, n * sizeof *g->sale_promo);
+        acr__table_free(g->sale_promo_minor, n * sizeof *g->sale_promo_minor);
+        g->sale_promo = NULL;
+        g->sale_promo_minor = NULL;
         return nomem(r);
+    }
+    g->sale_promo_n = n;
     memset(g->sale_promo, 0xff, n * sizeof *g->sale_promo); /* ACR__NONE */
     r->prepass = true;
     int rc = 0;
