@@ -74,6 +74,9 @@ typedef struct run {
     size_t unplanned_cap;
     psale_t *ps;          /* the partner's sales */
     size_t ps_count, ps_cap;
+    psale_t *late;        /* gather: the sales out of (at, seq) order, then the merge */
+    size_t late_cap, merged_cap;
+    psale_t *merged;
     int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
     group_t sales, refunds, adjs, upds, paid;
     pinfo_t *pinfo;
@@ -216,6 +219,40 @@ static int psale_cmp(const void *pa, const void *pb)
     return a->s.seq < b->s.seq ? -1 : a->s.seq > b->s.seq;
 }
 
+/* Puts r->ps in (at, seq) order ((at, seq) is unique: a total order). The feed order is
+ * seq order, and all but the late sales (at below an earlier one's) are in order already:
+ * those are taken out, sorted, and merged back, O(n) plus a sort of the few. */
+static int order_sales(run_t *r)
+{
+    size_t n = r->ps_count, kept = 0, nl = 0;
+    if (acr__grow((void **)&r->merged, &r->merged_cap, n, sizeof *r->merged) != 0)
+        return ACR_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (kept == 0 || psale_cmp(&r->ps[i], &r->ps[kept - 1]) > 0) {
+            r->ps[kept++] = r->ps[i];
+            continue;
+        }
+        if (acr__grow((void **)&r->late, &r->late_cap, nl + 1, sizeof *r->late) != 0)
+            return ACR_ENOMEM;
+        r->late[nl++] = r->ps[i];
+    }
+    qsort(r->late, nl, sizeof *r->late, psale_cmp);
+    size_t a = 0, b = 0, k = 0;
+    while (a < kept && b < nl)
+        r->merged[k++] = psale_cmp(&r->late[b], &r->ps[a]) < 0 ? r->late[b++] : r->ps[a++];
+    while (a < kept)
+        r->merged[k++] = r->ps[a++];
+    while (b < nl)
+        r->merged[k++] = r->late[b++];
+    psale_t *t = r->ps; /* the merge becomes ps; the old ps the next merge's room */
+    size_t tc = r->ps_cap;
+    r->ps = r->merged;
+    r->ps_cap = r->merged_cap;
+    r->merged = t;
+    r->merged_cap = tc;
+    return 0;
+}
+
 /* Gathers the partner's sales (feed order, prefetched) into r->ps and orders them by
  * (at, seq); notes each refunded sale's position for its refunds. The per-sale promotion
  * arrays are indexed like the feed-order sales, so their entries are prefetched with the
@@ -246,8 +283,8 @@ static int gather_sales(run_t *r)
             sorted = false;
     }
     r->ps_count = n;
-    if (!sorted)
-        qsort(r->ps, n, sizeof *r->ps, psale_cmp); /* (at, seq) is unique: a total order */
+    if (!sorted && order_sales(r) != 0)
+        return nomem(r);
     for (size_t i = 0; i < n; i++) {
         if (!(r->ps[i].s.meta & ACR__SALE_REFUNDED))
             continue;
@@ -947,6 +984,8 @@ static void run_free(run_t *r)
 {
     free(r->since);
     free(r->ps);
+    free(r->late);
+    free(r->merged);
     free(r->claw);
     group_free(&r->sales);
     group_free(&r->refunds);
