@@ -98,6 +98,7 @@ check("every close has its statement lines", closes_ok, [])
 if not QUICK:
     # ---- partners, reps, training ----
     partners = json.loads(accrue("partner", "list", "--format", "json"))
+    want_onb = {p["partner_id"]: p.pop("onboarding", None) for p in partners}
     want = {p["partner_id"]: p for p in partners}
     reps = {}
     for r in sql_rows(f"SELECT partner_id, rep_id, name FROM {S}.reps ORDER BY partner_id, rep_id"):
@@ -113,6 +114,19 @@ if not QUICK:
         p["training"] = training.get(p["partner_id"], [])
         got[p["partner_id"]] = p
     check("partners (partner list --format json)", got, want)
+
+    # ---- onboarding (program.md), computed by the sink in SQL, by accrue in C ----
+    onb = {}
+    cols = "modules, completed, missing, certified, certified_on"
+    for o in sql_rows(f"SELECT partner_id, rep_id, {cols} FROM {S}.onboarding "
+                      f"ORDER BY partner_id, rep_id COLLATE \"C\" NULLS FIRST"):
+        subj = {k: o[k] for k in cols.split(", ")}
+        if o["rep_id"] is None:
+            onb[o["partner_id"]] = {"partner_id": o["partner_id"], **subj, "reps": []}
+        else:
+            onb.setdefault(o["partner_id"], {"reps": []})["reps"].append(
+                {"rep_id": o["rep_id"], **subj})
+    check("onboarding (partner list --format json)", onb, want_onb)
 
     # ---- pipeline: SQL of docs/reporting.md against `accrue pipeline` ----
     pipe = sql_rows(

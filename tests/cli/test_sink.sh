@@ -80,8 +80,8 @@ q() { psql_ -c "$1" 2>&1; }
 # (mirrored_at and updated_at, the sink's own clock, left out).
 same_tables() {
     local t a b cols
-    for t in events partners reps trainings pipeline_stages deals deal_stages sales closes \
-        statement_lines sink_position; do
+    for t in events partners reps trainings onboarding pipeline_stages deals deal_stages sales \
+        closes statement_lines sink_position; do
         cols=$(q "SELECT string_agg(column_name, ', ' ORDER BY ordinal_position)
                   FROM information_schema.columns WHERE table_schema = '$1' AND table_name = '$t'
                   AND column_name NOT IN ('mirrored_at', 'updated_at')")
@@ -174,6 +174,8 @@ cat >"$TMP/extra1.jsonl" <<'EOF'
 {"id":"x-pl","type":"pipeline.defined","at":"2026-05-01T00:00:00Z","data":{"stages":[{"name":"lead","exit_requires":[]},{"name":"demo","exit_requires":["rep"]},{"name":"contract","exit_requires":[]}]}}
 {"id":"x-d1","type":"deal.registered","at":"2026-05-03T00:00:00Z","data":{"deal_id":"XD1","partner_id":"P000001","customer_id":"CX1","amount_minor":500000,"currency":"JPY"}}
 {"id":"x-d2","type":"deal.registered","at":"2026-05-03T00:00:00Z","data":{"deal_id":"XD2","partner_id":"P000001","customer_id":"CX2","currency":"JPY","name":"tab\there, back\\slash"}}
+{"id":"x-t0","type":"training.completed","at":"2026-01-20T00:00:00Z","data":{"partner_id":"P000003","module":"onboarding"}}
+{"id":"x-o1","type":"onboarding.defined","at":"2026-02-01T00:00:00Z","data":{"modules":["onboarding","security"]}}
 EOF
 cat >"$TMP/extra2.jsonl" <<'EOF'
 {"id":"x-u2","type":"partner.updated","at":"2026-04-01T00:00:00Z","data":{"partner_id":"P000001","tier":"bronze","region":"apac"}}
@@ -184,6 +186,8 @@ cat >"$TMP/extra2.jsonl" <<'EOF'
 {"id":"x-m3","type":"deal.stage_changed","at":"2026-05-10T00:00:00Z","data":{"deal_id":"XD2","stage":"lead","expected_close":"2026-09-30"}}
 {"id":"x-c2","type":"deal.closed","at":"2026-05-11T00:00:00Z","data":{"deal_id":"XD2","outcome":"lost","reason":"budget"}}
 {"id":"x-t1","type":"training.completed","at":"2026-05-12T00:00:00Z","data":{"partner_id":"P000001","rep_id":"R1.1","module":"sink-101"}}
+{"id":"x-o2","type":"onboarding.defined","at":"2026-03-01T00:00:00Z","data":{"modules":["onboarding","sink-101"]}}
+{"id":"x-t2","type":"training.completed","at":"2026-03-05T00:00:00Z","data":{"partner_id":"P000003","module":"sink-101"}}
 EOF
 
 case_generated_ledger() {
@@ -214,6 +218,15 @@ case_generated_ledger() {
     assert_eq "$(q "SELECT stage || ',' || amount_minor || ',' || rep_id || ',' || stage_entered_at
                     FROM small.deals WHERE deal_id = 'XD1'")" \
         "demo,650000,R1.1,2026-05-04 00:00:00+00" "a move to the same stage keeps its entry time"
+    # program.md: under the backdated lists, P000003 (certified at registration, no list then;
+    # onboarding done on 01-20, by no rep) lost its certification on 02-01 (security missing),
+    # stayed uncertified under the 03-01 list until sink-101 on 03-05. Its reps completed
+    # neither module themselves: certified at their rep.added (no list), not at the end, no date
+    assert_eq "$(q "SELECT coalesce(rep_id, '-') || ':' || certified || ':' ||
+                    coalesce(certified_on::text, '') || ':' ||
+                    array_to_string(missing, '+') FROM small.onboarding
+                    WHERE partner_id = 'P000003' ORDER BY rep_id NULLS FIRST" | tr '\n' ' ')" \
+        "-:true:2026-03-05: R3.1:false::onboarding+sink-101 R3.2:false::onboarding+sink-101 " "onboarding of P000003 after backdated lists"
 }
 
 # ---- follow mode, kill -9, PostgreSQL restart ---------------------------------------------
@@ -246,10 +259,10 @@ case_kill_9_at_random_instants() {
             [ "$next" -ne $(((${#parts[@]} + 1) / 2)) ] || acc "$K" payout close 2026-01
             head=$(ledger_head "$K")
         fi
-        "$ACCRUE" --ledger "$K" sink postgres --dsn "$PG_DSN" --schema kill --batch-events 100 \
+        "$ACCRUE" --ledger "$K" sink postgres --dsn "$PG_DSN" --schema kill --batch-events 20 \
             >/dev/null 2>"$TMP/kill.err" &
         pid=$!
-        t=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.05 + (r % 1000) / 1000 }')
+        t=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.02 + (r % 600) / 1000 }')
         sleep "$t"
         kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
@@ -274,7 +287,9 @@ case_kill_9_at_random_instants() {
 }
 
 case_follow_and_postgres_restart() {
-    local head start now lag
+    local head start now lag n1 n2
+    n1=$(wc -l <"$TMP/extra1.jsonl")
+    n2=$(wc -l <"$TMP/extra2.jsonl")
     "$ACCRUE" --ledger "$K" sink postgres --dsn "$PG_DSN" --schema kill --follow \
         >"$TMP/follow.out" 2>"$TMP/follow.err" &
     FOLLOW_PID=$!
@@ -284,14 +299,14 @@ case_follow_and_postgres_restart() {
     start=$(date +%s%N)
     acc "$K" append "$TMP/extra1.jsonl"
     assert_exit 0
-    wait_position kill $((head + 4)) 10 || fail "the follower did not mirror the new commit"
+    wait_position kill $((head + n1)) 10 || fail "the follower did not mirror the new commit"
     lag=$((($(date +%s%N) - start) / 1000000))
-    echo "    follow: a 4-event commit mirrored in $lag ms" >&2
+    echo "    follow: a $n1-event commit mirrored in $lag ms" >&2
     # PostgreSQL restarts while commits keep coming
     pg_restart || fail "PostgreSQL did not restart"
     acc "$K" append "$TMP/extra2.jsonl"
     assert_exit 0
-    wait_position kill $((head + 12)) 60 || fail "the follower did not resume after the restart"
+    wait_position kill $((head + n1 + n2)) 60 || fail "the follower did not resume after the restart"
     kill -TERM "$FOLLOW_PID"
     wait "$FOLLOW_PID"
     local rc=$?

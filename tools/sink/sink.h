@@ -8,6 +8,7 @@
  *   sink_schema.c  the table definitions, created when missing and checked
  *   sink_map.c     a small string-keyed hash index for one transaction's rows
  *   sink_rows.c    one ledger range -> the rows of every table (COPY text)
+ *   sink_onboarding.c  the onboarding table, recomputed in SQL for the partners a range touched
  *   sink_txn.c     one PostgreSQL transaction: position check, rows, position
  *   ../cmd_sink.c  the command (outside the module): options, the catch-up and follow loop, retries
  *
@@ -110,7 +111,8 @@ typedef struct acr__sink_rows acr__sink_rows_t;
  * PostgreSQL), for the deals registered before a pipeline.defined of the range. */
 int acr__sink_rows_new(acr__sink_rows_t **out);
 void acr__sink_rows_free(acr__sink_rows_t *rows);
-void acr__sink_rows_reset(acr__sink_rows_t *rows, const char *first_stage);
+void acr__sink_rows_reset(acr__sink_rows_t *rows, const char *first_stage,
+                          int32_t utc_offset_min);
 /* Turns one event (with its chain hash) into rows. r is the snapshot it was
  * read from (for a close's stored statement); its slices must stay valid
  * until acr__sink_rows_write. */
@@ -118,6 +120,14 @@ int acr__sink_rows_add(acr__sink_rows_t *rows, acr_reader_t *r, const acr_event_
                        const uint8_t hash[ACR_HASH_LEN], acr_err_t *err);
 /* Sends every table's rows inside the caller's open transaction. */
 int acr__sink_rows_write(acr__sink_rows_t *rows, acr__sink_pg_t *pg, acr_err_t *err);
+
+/* ---- sink_onboarding.c ---------------------------------------------------- */
+
+/* Replaces the onboarding rows (partners and their reps) of the partners in touched (COPY
+ * text, one partner id per line), or of every partner when all, by rows recomputed from the
+ * partners, reps, trainings and events tables inside the caller's open transaction. */
+int acr__sink_onboarding_write(acr__sink_pg_t *pg, bool all, const acr_buf_t *touched,
+                               int32_t utc_offset_min, acr_err_t *err);
 
 /* ---- sink_txn.c ----------------------------------------------------------- */
 

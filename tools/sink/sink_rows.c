@@ -71,6 +71,10 @@ struct acr__sink_rows {
     size_t nnames, cap_names;
     acr_str_t first_stage; /* the current pipeline's first stage */
     bool pipeline_changed; /* a pipeline.defined in the range */
+    acr_buf_t touched;     /* COPY text: partners whose onboarding rows this range may change */
+    acr__sink_map_t tmap;  /* partner id -> 1, for touched */
+    bool onboarding_all;   /* an onboarding.defined in the range: every partner's rows */
+    int32_t utc_offset_min;
 };
 
 int acr__sink_rows_new(acr__sink_rows_t **out)
@@ -79,9 +83,10 @@ int acr__sink_rows_new(acr__sink_rows_t **out)
     if (r == NULL)
         return ACR_ENOMEM;
     acr_buf_t *bufs[] = {&r->events, &r->reps,  &r->trainings, &r->deal_stages,
-                         &r->closes, &r->lines, &r->stages,    &r->tmp};
+                         &r->closes, &r->lines, &r->stages,    &r->tmp, &r->touched};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         acr_buf_init(bufs[i]);
+    acr__sink_map_init(&r->tmap);
     acr__sink_map_init(&r->pmap);
     acr__sink_map_init(&r->dmap);
     acr__sink_map_init(&r->smap);
@@ -101,9 +106,10 @@ void acr__sink_rows_free(acr__sink_rows_t *r)
     if (r == NULL)
         return;
     acr_buf_t *bufs[] = {&r->events, &r->reps,  &r->trainings, &r->deal_stages,
-                         &r->closes, &r->lines, &r->stages,    &r->tmp};
+                         &r->closes, &r->lines, &r->stages,    &r->tmp, &r->touched};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         acr_buf_destroy(bufs[i]);
+    acr__sink_map_destroy(&r->tmap);
     acr__sink_map_destroy(&r->pmap);
     acr__sink_map_destroy(&r->dmap);
     acr__sink_map_destroy(&r->smap);
@@ -136,12 +142,15 @@ static int own_name(acr__sink_rows_t *r, const char *s, size_t n, acr_str_t *out
     return 0;
 }
 
-void acr__sink_rows_reset(acr__sink_rows_t *r, const char *first_stage)
+void acr__sink_rows_reset(acr__sink_rows_t *r, const char *first_stage, int32_t utc_offset_min)
 {
     acr_buf_t *bufs[] = {&r->events, &r->reps,  &r->trainings, &r->deal_stages,
-                         &r->closes, &r->lines, &r->stages};
+                         &r->closes, &r->lines, &r->stages,    &r->touched};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
         acr_buf_reset(bufs[i]);
+    acr__sink_map_reset(&r->tmap);
+    r->onboarding_all = false;
+    r->utc_offset_min = utc_offset_min;
     acr__sink_map_reset(&r->pmap);
     acr__sink_map_reset(&r->dmap);
     acr__sink_map_reset(&r->smap);
@@ -609,12 +618,28 @@ static int period_closed(acr__sink_rows_t *r, acr_reader_t *rd, const acr_event_
     return 0;
 }
 
+/* Notes that the partner's onboarding rows must be recomputed at the end of the range. */
+static int touch(acr__sink_rows_t *r, acr_str_t partner)
+{
+    if (r->onboarding_all || acr__sink_map_get(&r->tmap, partner) != UINT32_MAX)
+        return 0;
+    int rc = acr__sink_map_put(&r->tmap, partner, 1);
+    return rc ? rc : f_str(&r->touched, partner, '\n');
+}
+
 int acr__sink_rows_add(acr__sink_rows_t *r, acr_reader_t *rd, const acr_event_t *ev,
                        const uint8_t hash[ACR_HASH_LEN], acr_err_t *err)
 {
     int rc = event_row(r, ev, hash, err);
     if (rc != 0)
         return rc;
+    if (ev->type == ACR_EV_ONBOARDING_DEFINED)
+        r->onboarding_all = true;
+    else if (ev->type == ACR_EV_PARTNER_REGISTERED || ev->type == ACR_EV_REP_ADDED ||
+             ev->type == ACR_EV_TRAINING_COMPLETED)
+        rc = touch(r, S(ev, PARTNER_ID));
+    if (rc != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
     switch (ev->type) {
     case ACR_EV_PARTNER_REGISTERED:
         rc = partner_registered(r, ev);
@@ -648,7 +673,7 @@ int acr__sink_rows_add(acr__sink_rows_t *r, acr_reader_t *rd, const acr_event_t 
     case ACR_EV_PERIOD_CLOSED:
         return period_closed(r, rd, ev, err);
     default:
-        break; /* plan.published, adjustment.recorded: the events table holds them */
+        break; /* plans, adjustments, the program's lists: the events table holds them */
     }
     return rc ? acr_err_set(err, ACR_ENOMEM, "out of memory") : 0;
 }
@@ -838,6 +863,9 @@ int acr__sink_rows_write(acr__sink_rows_t *r, acr__sink_pg_t *pg, acr_err_t *err
     if (rc == 0 && r->trainings.len)
         rc = acr__sink_pg_copy(pg, "trainings", "seq, partner_id, rep_id, module, at",
                                &r->trainings, err);
+    if (rc == 0)
+        rc = acr__sink_onboarding_write(pg, r->onboarding_all, &r->touched, r->utc_offset_min,
+                                        err);
     if (rc == 0 && r->pipeline_changed) {
         char sql[256];
         snprintf(sql, sizeof sql, "DELETE FROM \"%s\".pipeline_stages", pg->schema);

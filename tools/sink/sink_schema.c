@@ -77,6 +77,17 @@ static const col_t trainings_cols[] = {
     {NULL, NULL, NULL},
 };
 
+static const col_t onboarding_cols[] = {
+    {"partner_id", "text", "text NOT NULL"},
+    {"rep_id", "text", "text"},
+    {"modules", "text[]", "text[] NOT NULL"},
+    {"completed", "text[]", "text[] NOT NULL"},
+    {"missing", "text[]", "text[] NOT NULL"},
+    {"certified", "boolean", "boolean NOT NULL"},
+    {"certified_on", "date", "date"},
+    {NULL, NULL, NULL},
+};
+
 static const col_t stages_cols[] = {
     {"position", "integer", "integer NOT NULL PRIMARY KEY"},
     {"name", "text", "text NOT NULL UNIQUE"},
@@ -169,6 +180,7 @@ static const table_t tables[] = {
     {"partners", partners_cols, NULL},
     {"reps", reps_cols, "PRIMARY KEY (partner_id, rep_id)"},
     {"trainings", trainings_cols, NULL},
+    {"onboarding", onboarding_cols, NULL},
     {"pipeline_stages", stages_cols, NULL},
     {"deals", deals_cols, NULL},
     {"deal_stages", deal_stages_cols, "PRIMARY KEY (deal_id, seq)"},
@@ -286,6 +298,15 @@ int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const
     int rc = acr_buf_printf(&sql, "BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"%s\";\n", pg->schema);
     for (size_t t = 0; rc == 0 && t < NTABLES; t++)
         rc = create_sql(&tables[t], pg->schema, &sql);
+    /* The onboarding recompute looks trainings up by partner; one partner's rows are found
+     * by partner_id. */
+    if (rc == 0)
+        rc = acr_buf_printf(&sql,
+                            "CREATE INDEX IF NOT EXISTS trainings_partner ON \"%s\".trainings "
+                            "(partner_id, module, at);\n"
+                            "CREATE INDEX IF NOT EXISTS onboarding_partner ON \"%s\".onboarding "
+                            "(partner_id);\n",
+                            pg->schema, pg->schema);
     if (rc == 0)
         rc = acr_buf_append(&sql, "", 1);
     if (rc != 0) {
@@ -325,6 +346,8 @@ int acr__sink_session_setup(acr__sink_pg_t *pg, acr_err_t *err)
         "expected_close date, rep_id text, outcome text, reason text, closed_at timestamptz) "
         "ON COMMIT DELETE ROWS;"
         "CREATE TEMP TABLE IF NOT EXISTS accrue_sale_patch (sale_id text, refunded_minor bigint, "
-        "refunds integer, last_refund_at timestamptz) ON COMMIT DELETE ROWS;";
+        "refunds integer, last_refund_at timestamptz) ON COMMIT DELETE ROWS;"
+        "CREATE TEMP TABLE IF NOT EXISTS accrue_onboarding_touch (partner_id text) "
+        "ON COMMIT DELETE ROWS;";
     return acr__sink_pg_exec(pg, sql, "setting up the session", err);
 }

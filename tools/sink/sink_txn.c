@@ -150,7 +150,7 @@ int acr__sink_step(acr_ledger_t *ledger, acr__sink_pg_t *pg, acr__sink_rows_t *r
     if (rc == 0)
         rc = first_stage(pg, stage, sizeof stage, err);
     if (rc == 0) {
-        acr__sink_rows_reset(rows, stage);
+        acr__sink_rows_reset(rows, stage, acr_ledger_config(ledger)->utc_offset_min);
         rc = read_range(rd, rows, pos, end, err);
     }
     if (rc == 0)
