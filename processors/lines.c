@@ -236,7 +236,8 @@ static int order_sales(run_t *r)
             return ACR_ENOMEM;
         r->late[nl++] = r->ps[i];
     }
-    qsort(r->late, nl, sizeof *r->late, psale_cmp);
+    if (nl > 1)
+        qsort(r->late, nl, sizeof *r->late, psale_cmp);
     size_t a = 0, b = 0, k = 0;
     while (a < kept && b < nl)
         r->merged[k++] = psale_cmp(&r->late[b], &r->ps[a]) < 0 ? r->late[b++] : r->ps[a++];
@@ -886,7 +887,8 @@ static int promo_budgets(run_t *r)
     tmp = malloc((nl ? nl : 1) * sizeof *tmp);
     if (sorted == NULL || tmp == NULL)
         goto nomem;
-    memcpy(sorted, late, nl * sizeof *late);
+    if (nl > 0)
+        memcpy(sorted, late, nl * sizeof *late);
     acr__sort_idx(sorted, tmp, nl, sale_less, c->sales);
     int rc = 0;
     size_t li = 0, si = 0; /* late (by index) to skip; sorted late to merge */
