@@ -243,7 +243,7 @@ struct acr_comm {
     acr__strtab_t partner_ids;   /* index = partners index */
     acr__strtab_t attrs;         /* tier/kind/region/plan_id/product values */
     acr__sidtab_t sale_ids;      /* sale id -> sales index */
-    acr__custtab_t customers;    /* customer id -> first sale, whole log */
+    acr__custtab_t customers;    /* customer id -> first sale (sales up to U: feed_sale) */
     acr__pool_t pool;            /* long sale / customer ids */
     acr__partner_t *partners;
     size_t partners_cap;
