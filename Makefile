@@ -1,6 +1,6 @@
 # accrue - one plain Makefile (LMDB style).
 #
-#   make            build build/accrue and build/accrue-gen (optimised)
+#   make            build build/accrue, build/accrue-gen and build/accrue-stack (optimised)
 #   make test       install missing packages, build, run the suite (ASan+UBSan and -O2)
 #   make demo       the worked example, end to end, in a temporary ledger
 #   make dashboard-shots  re-take the screenshots of docs/img/ (headless chromium)
@@ -73,6 +73,8 @@ LIB_HDR   := $(wildcard include/accrue/*.h engine/*.h engine/*/*.h processors/*.
 # tools/dashboard/ holds the page and its build-time embedder, not code of the binary.
 TOOL_SRC  := $(sort $(filter-out tools/dashboard/%,$(wildcard tools/*.c tools/*/*.c)))
 GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
+# the stack's own rates over a ledger (LMDB + xxHash, no accrue code): the benchmark's peers
+STACK_SRC := benchmarks/stack/stack.c
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
@@ -90,7 +92,7 @@ DASH_OBJ   := $(BUILD)/obj/gen/dashboard_assets.o
 .PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format \
         test-long test-sink-long dashboard-driver dashboard-shots
 
-all: $(BUILD)/accrue $(BUILD)/accrue-gen
+all: $(BUILD)/accrue $(BUILD)/accrue-gen $(BUILD)/accrue-stack
 
 # Installs missing Debian packages (tools/deps.sh asks dpkg, so a machine that has everything
 # does no network work). The first pass runs it before anything is planned; these two targets
@@ -127,6 +129,10 @@ $(BUILD)/accrue: $(TOOL_OBJ) $(DASH_OBJ) $(LLHTTP_OBJ) $(BUILD)/libaccrue.a
 
 $(BUILD)/accrue-gen: $(GEN_OBJ) $(BUILD)/libaccrue.a
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) $^ -o $@ $(LIBS)
+
+$(BUILD)/accrue-stack: $(STACK_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libaccrue.a tests/test_util.h
 	@mkdir -p $(dir $@)

@@ -22,6 +22,7 @@ bench=$root/benchmarks
 build=${BUILD:-$root/build}
 accrue=$build/accrue
 gen=$build/accrue-gen
+stack=$build/accrue-stack
 out=$bench/out
 seed=${BENCH_SEED:-42}
 peers=${BENCH_PEERS:-sqlite postgres duckdb}
@@ -141,8 +142,32 @@ else
 fi
 
 if [ $have_accrue = 1 ]; then
+    # The stack's own rates over the same log, each in a fresh process like the run below
+    # (pages in the page cache, not yet mapped): an LMDB cursor scan, and the scan with
+    # XXH3-128 over every record (the chain check's work). replay_payout's peer_per_s is
+    # the second: what the run cannot beat without reading less of the log.
+    stack_chain_per_s=
+    if [ -x "$stack" ]; then
+        for m in scan chain; do
+            timed "$work/stack-$m.out" "$stack" "$m" "$ledger"
+            if [ "$T_RC" = 0 ]; then
+                n_s=$(grep -o 'n=[0-9]*' "$work/stack-$m.out" | cut -d= -f2)
+                s_s=$(grep -o 'seconds=[0-9.]*' "$work/stack-$m.out" | cut -d= -f2)
+                bench "stack_$m" "$n_s" "$s_s" "$T_RSS_MB" peer=lmdb
+                [ "$m" = chain ] && stack_chain_per_s=$(rate "$n_s" "$s_s")
+            else
+                fail "accrue-stack $m: $(head -3 "$work/stack-$m.out.err")"
+            fi
+        done
+    else
+        skip stack_scan stack-not-built
+    fi
     timed "$work/payout.out" "$accrue" --ledger "$ledger" payout run "$last_period" --out "$work/ours-$last_period"
-    if [ "$T_RC" = 0 ]; then bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" program=$program
+    if [ "$T_RC" = 0 ]; then
+        peer=()
+        [ -z "$stack_chain_per_s" ] || peer=(peer=stack_chain peer_per_s="$stack_chain_per_s" \
+            ratio="$(ratio "$(rate "$events" "$T_SECONDS")" "$stack_chain_per_s")")
+        bench replay_payout "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" program=$program "${peer[@]}"
     else fail "payout run: $(head -5 "$work/payout.out.err")"; fi
     # The cost of the program: the same replay over the history generated without it.
     if [ "$program" = yes ] && { [ "$mode" = quick ] || [ "${BENCH_PROGRAM_COMPARE:-0}" = 1 ]; }; then

@@ -232,6 +232,7 @@ typedef struct acr__program {
     bool cert_used;          /* some plan rule or promotion matches on `certified` */
     uint32_t *sale_promo;    /* finish: per sale index, the promotion it gets (ACR__NONE) */
     int64_t *sale_promo_minor; /* and the amount it is paid (after the budget) */
+    size_t sale_promo_n;     /* their length (acr__table_alloc'd) */
 } acr__program_t;
 
 struct acr_comm {
@@ -242,7 +243,7 @@ struct acr_comm {
     acr__strtab_t partner_ids;   /* index = partners index */
     acr__strtab_t attrs;         /* tier/kind/region/plan_id/product values */
     acr__sidtab_t sale_ids;      /* sale id -> sales index */
-    acr__custtab_t customers;    /* customer id -> first sale, whole log */
+    acr__custtab_t customers;    /* customer id -> first sale (sales up to U: feed_sale) */
     acr__pool_t pool;            /* long sale / customer ids */
     acr__partner_t *partners;
     size_t partners_cap;

@@ -7,8 +7,10 @@
  * change: partner updates are applied by business time and late sales move
  * "first sale of a customer", so all commission math waits for
  * acr_comm_finish (lines.c, paid.c, statement.c). Only sales, refunds and
- * adjustments whose period is <= the run's period U get records; every sale
- * still updates the customer -> first sale map, which spans the whole log.
+ * adjustments whose period is <= the run's period U get records, and only
+ * sales up to U update the customer -> first sale map: whether a sale is its
+ * customer's first "across the whole log" is decided by sales ordered before
+ * it, which all lie in periods <= U (feed_sale).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,11 +23,18 @@
 #include "accrue/money.h"
 #include "comm_internal.h"
 
+#define SALES_RESERVE_MAX ((uint64_t)1 << 26) /* 2.5 GiB of address space at most */
+
 acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg)
 {
     acr_comm_t *c = calloc(1, sizeof *c);
     if (c != NULL) {
         c->cfg = *cfg;
+        /* at most through_seq sales get a record: reserving that much address space up
+         * front (pages are touched only as records are added) spares the doubling's copies */
+        if (cfg->through_seq > 0 && cfg->through_seq <= SALES_RESERVE_MAX)
+            (void)acr__grow((void **)&c->sales, &c->sales_cap, (size_t)cfg->through_seq,
+                            sizeof *c->sales); /* on failure the feed grows it as it goes */
         c->run_end_ms = acr_period_end_ms(cfg->period_kind, cfg->run_period, cfg->utc_offset_min);
     }
     return c;
@@ -232,8 +241,8 @@ static int cust_grow(acr_comm_t *c)
     return 0;
 }
 
-/* Keeps the customer's first sale by (at, seq) over the whole log; sale is its record
- * index or ACR__NONE (a sale after U, or a duplicate id). */
+/* Keeps the customer's first sale by (at, seq) among the sales up to U; sale is its record
+ * index or ACR__NONE (a duplicate id). */
 static int note_customer(acr_comm_t *c, const acr_event_t *ev, uint64_t h, uint32_t sale)
 {
     acr__custtab_t *t = &c->customers;
@@ -278,8 +287,12 @@ static int note_customer(acr_comm_t *c, const acr_event_t *ev, uint64_t h, uint3
 
 static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t hc)
 {
-    if (ev->at_ms >= c->run_end_ms) /* period after U: only the customer map */
-        return note_customer(c, ev, hc, ACR__NONE);
+    /* A sale after U needs no record, and not even the customer map: a sale ordered before a
+     * sale S of a period <= U has at <= S's at < U's end, so a sale after U is never the
+     * first of a customer that also has a sale up to U (note_customer would replace it by
+     * the earlier one), and a customer whose sales are all after U gets no line. */
+    if (ev->at_ms >= c->run_end_ms)
+        return 0;
     const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
     uint64_t slot;
     if (sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
@@ -455,10 +468,10 @@ static void hash_ids(const acr_comm_t *c, const acr_event_t *ev, uint64_t *hs, u
 {
     *hs = *hc = 0;
     if (ev->type == ACR_EV_SALE_RECORDED) {
+        if (ev->at_ms >= c->run_end_ms)
+            return; /* after U: not fed (feed_sale) */
         const acr_str_t *cid = &ev->str[ACR_F_CUSTOMER_ID];
         *hc = hash64(cid->ptr, cid->len);
-        if (ev->at_ms >= c->run_end_ms)
-            return;
     } else if (ev->type != ACR_EV_SALE_REFUNDED) {
         return;
     }

@@ -62,6 +62,8 @@ typedef struct psale {    /* one sale of the partner being processed, in (at, se
     int32_t ver;          /* plan version on its date, -1 */
     int32_t rule;         /* matched rule, -1 = unplanned */
     int64_t comm;         /* its sale-line amount (0 when unplanned) */
+    uint32_t promo;       /* second pass: the promotion it gets (ACR__NONE) */
+    int64_t promo_minor;  /* and what it is paid (after the budget) */
 } psale_t;
 
 typedef struct run {
@@ -72,6 +74,9 @@ typedef struct run {
     size_t unplanned_cap;
     psale_t *ps;          /* the partner's sales */
     size_t ps_count, ps_cap;
+    psale_t *late;        /* gather: the sales out of (at, seq) order, then the merge */
+    size_t late_cap, merged_cap;
+    psale_t *merged;
     int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
     group_t sales, refunds, adjs, upds, paid;
     pinfo_t *pinfo;
@@ -88,17 +93,7 @@ typedef struct run {
     uint32_t partner;
     int64_t *since;       /* per onboarding list: when the partner completed it (cache) */
     bool prepass;         /* promotions' first pass: choose, do not emit */
-    struct cand *cands;   /* prepass: the sales that get a promotion */
-    size_t cand_count, cand_cap;
 } run_t;
-
-typedef struct cand {     /* a planned sale that gets promotion promo, before the budget */
-    int64_t at_ms;
-    uint64_t seq;
-    uint32_t sale;        /* sales index */
-    uint32_t promo;
-    int64_t want;
-} cand_t;
 
 typedef struct cert_ctx {
     run_t *r;
@@ -224,28 +219,73 @@ static int psale_cmp(const void *pa, const void *pb)
     return a->s.seq < b->s.seq ? -1 : a->s.seq > b->s.seq;
 }
 
+/* Puts r->ps in (at, seq) order ((at, seq) is unique: a total order). The feed order is
+ * seq order, and all but the late sales (at below an earlier one's) are in order already:
+ * those are taken out, sorted, and merged back, O(n) plus a sort of the few. */
+static int order_sales(run_t *r)
+{
+    size_t n = r->ps_count, kept = 0, nl = 0;
+    if (acr__grow((void **)&r->merged, &r->merged_cap, n, sizeof *r->merged) != 0)
+        return ACR_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (kept == 0 || psale_cmp(&r->ps[i], &r->ps[kept - 1]) > 0) {
+            r->ps[kept++] = r->ps[i];
+            continue;
+        }
+        if (acr__grow((void **)&r->late, &r->late_cap, nl + 1, sizeof *r->late) != 0)
+            return ACR_ENOMEM;
+        r->late[nl++] = r->ps[i];
+    }
+    if (nl > 1)
+        qsort(r->late, nl, sizeof *r->late, psale_cmp);
+    size_t a = 0, b = 0, k = 0;
+    while (a < kept && b < nl)
+        r->merged[k++] = psale_cmp(&r->late[b], &r->ps[a]) < 0 ? r->late[b++] : r->ps[a++];
+    while (a < kept)
+        r->merged[k++] = r->ps[a++];
+    while (b < nl)
+        r->merged[k++] = r->late[b++];
+    psale_t *t = r->ps; /* the merge becomes ps; the old ps the next merge's room */
+    size_t tc = r->ps_cap;
+    r->ps = r->merged;
+    r->ps_cap = r->merged_cap;
+    r->merged = t;
+    r->merged_cap = tc;
+    return 0;
+}
+
 /* Gathers the partner's sales (feed order, prefetched) into r->ps and orders them by
- * (at, seq); notes each refunded sale's position for its refunds. */
+ * (at, seq); notes each refunded sale's position for its refunds. The per-sale promotion
+ * arrays are indexed like the feed-order sales, so their entries are prefetched with the
+ * sales (the prepass writes them, the second pass copies them into ps). */
 static int gather_sales(run_t *r)
 {
     const acr_comm_t *c = r->c;
+    const acr__program_t *g = &c->prog;
     const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
     size_t n = r->sales.start[r->partner + 1] - r->sales.start[r->partner];
     if (acr__grow((void **)&r->ps, &r->ps_cap, n ? n : 1, sizeof *r->ps) != 0)
         return nomem(r);
-    bool sorted = true;
+    bool sorted = true, promos = g->sale_promo != NULL;
     for (size_t i = 0; i < n; i++) {
-        if (i + 12 < n)
+        if (i + 12 < n) {
             __builtin_prefetch(&c->sales[ord[i + 12]]);
+            if (promos) {
+                __builtin_prefetch(&g->sale_promo[ord[i + 12]]);
+                __builtin_prefetch(&g->sale_promo_minor[ord[i + 12]]);
+            }
+        }
         psale_t *p = &r->ps[i];
         p->s = c->sales[ord[i]];
         p->idx = ord[i];
+        p->promo = promos && !r->prepass ? g->sale_promo[ord[i]] : ACR__NONE;
+        p->promo_minor = promos && !r->prepass ? g->sale_promo_minor[ord[i]] : 0;
         if (i > 0 && psale_cmp(p - 1, p) > 0)
             sorted = false;
     }
     r->ps_count = n;
-    if (!sorted)
-        qsort(r->ps, n, sizeof *r->ps, psale_cmp); /* (at, seq) is unique: a total order */
+    if (!sorted && order_sales(r) != 0)
+        return nomem(r);
     for (size_t i = 0; i < n; i++) {
         if (!(r->ps[i].s.meta & ACR__SALE_REFUNDED))
             continue;
@@ -372,13 +412,12 @@ static int one_sale(run_t *r, cursor_t *cur, psale_t *p, int64_t *cum, pinfo_t *
         int64_t want = 0;
         if (m != ACR__NONE && !acr_promo_want(&c->prog.promos[m].p, s->amount_minor, &want))
             return acr__overflow(c, r->err, r->partner_id, pi->period);
-        if (m != ACR__NONE) {
-            if (acr__grow((void **)&r->cands, &r->cand_cap, r->cand_count + 1, sizeof *r->cands))
-                return nomem(r);
-            r->cands[r->cand_count++] = (cand_t){s->at_ms, s->seq, p->idx, m, want};
+        if (m != ACR__NONE) { /* the budget pass turns want into the amount paid */
+            r->c->prog.sale_promo[p->idx] = m;
+            r->c->prog.sale_promo_minor[p->idx] = want;
         }
-    } else if (rule >= 0 && c->prog.sale_promo != NULL) {
-        promo = c->prog.sale_promo_minor[p->idx];
+    } else if (rule >= 0) {
+        promo = p->promo_minor;
     }
     p->ver = ver;
     p->rule = rule;
@@ -602,14 +641,14 @@ static int emit_promos(run_t *r, const pinfo_t *pi)
     acr_line_t l = line_base(r, pi->period, ACR_LINE_PROMOTION);
     for (uint32_t i = pi->sale_lo; i < pi->sale_hi; i++) {
         const psale_t *p = &r->ps[i];
-        uint32_t m = c->prog.sale_promo[p->idx];
-        if (p->rule < 0 || m == ACR__NONE || c->prog.sale_promo_minor[p->idx] == 0)
+        uint32_t m = p->promo;
+        if (p->rule < 0 || m == ACR__NONE || p->promo_minor == 0)
             continue; /* a 0 amount is not a line */
         if ((l.source_id = sale_id_str(r, &p->s)) == NULL)
             return nomem(r);
         l.rule = c->prog.promos[m].rule;
         l.basis_minor = p->s.amount_minor;
-        l.amount_minor = c->prog.sale_promo_minor[p->idx];
+        l.amount_minor = p->promo_minor;
         l.source_seq = p->s.seq;
         l.at_ms = p->s.at_ms;
         int rc = emit(r, &l, false);
@@ -802,12 +841,80 @@ static int run_setup(run_t *r)
     return rc;
 }
 
-static int cand_cmp(const void *pa, const void *pb)
+static bool sale_less(const void *ctx, uint32_t a, uint32_t b)
 {
-    const cand_t *a = pa, *b = pb;
-    if (a->at_ms != b->at_ms)
-        return a->at_ms < b->at_ms ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
+    const acr__sale_t *x = (const acr__sale_t *)ctx + a, *y = (const acr__sale_t *)ctx + b;
+    return x->at_ms < y->at_ms || (x->at_ms == y->at_ms && x->seq < y->seq);
+}
+
+/* One promoted sale k in the budget pass: its wanted amount, within what is left. */
+static int promo_spend(run_t *r, uint32_t k)
+{
+    acr_comm_t *c = r->c;
+    acr__promo_t *m = &c->prog.promos[c->prog.sale_promo[k]];
+    int64_t amt = c->prog.sale_promo_minor[k];
+    if (m->p.has_budget && amt > m->p.budget_minor - m->used_minor)
+        amt = m->p.budget_minor - m->used_minor; /* never beyond the budget */
+    if (!acr_add_checked(&m->used_minor, amt))
+        return acr__overflow(c, r->err, c->partners[c->sales[k].partner].id,
+                             period_of(c, c->sales[k].at_ms));
+    c->prog.sale_promo_minor[k] = amt;
+    return 0;
+}
+
+/* The budget pass over the promoted sales in (at, seq) order. Sales are fed in seq order,
+ * so all but the late ones (at below an earlier promoted sale's) are in that order
+ * already: those are taken out, sorted, and merged back. */
+static int promo_budgets(run_t *r)
+{
+    const acr_comm_t *c = r->c;
+    const uint32_t *sp = c->prog.sale_promo;
+    size_t n = c->sale_count, nl = 0, cap = 0;
+    uint32_t *late = NULL, *sorted = NULL, *tmp = NULL;
+    int64_t max_at = INT64_MIN;
+    for (size_t i = 0; i < n; i++) {
+        if (sp[i] == ACR__NONE)
+            continue;
+        if (c->sales[i].at_ms >= max_at) {
+            max_at = c->sales[i].at_ms;
+            continue;
+        }
+        if (acr__grow((void **)&late, &cap, nl + 1, sizeof *late) != 0)
+            goto nomem;
+        late[nl++] = (uint32_t)i;
+    }
+    sorted = malloc((nl ? nl : 1) * sizeof *sorted);
+    tmp = malloc((nl ? nl : 1) * sizeof *tmp);
+    if (sorted == NULL || tmp == NULL)
+        goto nomem;
+    if (nl > 0)
+        memcpy(sorted, late, nl * sizeof *late);
+    acr__sort_idx(sorted, tmp, nl, sale_less, c->sales);
+    int rc = 0;
+    size_t li = 0, si = 0; /* late (by index) to skip; sorted late to merge */
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        if (sp[i] == ACR__NONE)
+            continue;
+        if (li < nl && late[li] == i) {
+            li++;
+            continue;
+        }
+        while (rc == 0 && si < nl && sale_less(c->sales, sorted[si], (uint32_t)i))
+            rc = promo_spend(r, sorted[si++]);
+        if (rc == 0)
+            rc = promo_spend(r, (uint32_t)i);
+    }
+    while (rc == 0 && si < nl)
+        rc = promo_spend(r, sorted[si++]);
+    free(late);
+    free(sorted);
+    free(tmp);
+    return rc;
+nomem:
+    free(late);
+    free(sorted);
+    free(tmp);
+    return nomem(r);
 }
 
 /* Promotions (program.md): the first pass chooses each planned sale's promotion over every
@@ -818,10 +925,17 @@ static int promo_pass(run_t *r)
     acr_comm_t *c = r->c;
     acr__program_t *g = &c->prog;
     size_t n = c->sale_count ? c->sale_count : 1;
-    g->sale_promo = malloc(n * sizeof *g->sale_promo);
-    g->sale_promo_minor = calloc(n, sizeof *g->sale_promo_minor);
-    if (g->sale_promo == NULL || g->sale_promo_minor == NULL)
+    /* zeroed, huge-page advised: the prepass writes them at random */
+    g->sale_promo = acr__table_alloc(n * sizeof *g->sale_promo);
+    g->sale_promo_minor = acr__table_alloc(n * sizeof *g->sale_promo_minor);
+    if (g->sale_promo == NULL || g->sale_promo_minor == NULL) {
+        acr__table_free(g->sale_promo, n * sizeof *g->sale_promo);
+        acr__table_free(g->sale_promo_minor, n * sizeof *g->sale_promo_minor);
+        g->sale_promo = NULL;
+        g->sale_promo_minor = NULL;
         return nomem(r);
+    }
+    g->sale_promo_n = n;
     memset(g->sale_promo, 0xff, n * sizeof *g->sale_promo); /* ACR__NONE */
     r->prepass = true;
     int rc = 0;
@@ -836,23 +950,7 @@ static int promo_pass(run_t *r)
             rc = partner_sales(r, &cur);
     }
     r->prepass = false;
-    if (rc != 0)
-        return rc;
-    if (r->cand_count > 1)
-        qsort(r->cands, r->cand_count, sizeof *r->cands, cand_cmp);
-    for (size_t i = 0; i < r->cand_count; i++) {
-        const cand_t *k = &r->cands[i];
-        acr__promo_t *m = &g->promos[k->promo];
-        int64_t amt = k->want;
-        if (m->p.has_budget && amt > m->p.budget_minor - m->used_minor)
-            amt = m->p.budget_minor - m->used_minor; /* never beyond the budget */
-        if (!acr_add_checked(&m->used_minor, amt))
-            return acr__overflow(c, r->err, c->partners[c->sales[k->sale].partner].id,
-                                 period_of(c, k->at_ms));
-        g->sale_promo[k->sale] = k->promo;
-        g->sale_promo_minor[k->sale] = amt;
-    }
-    return 0;
+    return rc != 0 ? rc : promo_budgets(r);
 }
 
 /* The statement's promotions: every promotion fed, with this run's lines and budget use. */
@@ -887,8 +985,9 @@ static int promo_totals(run_t *r)
 static void run_free(run_t *r)
 {
     free(r->since);
-    free(r->cands);
     free(r->ps);
+    free(r->late);
+    free(r->merged);
     free(r->claw);
     group_free(&r->sales);
     group_free(&r->refunds);

@@ -181,8 +181,8 @@ void acr__prog_free(acr_comm_t *c)
     for (size_t i = 0; i < g->promo_count; i++)
         acr_promo_destroy(&g->promos[i].p);
     free(g->promos);
-    free(g->sale_promo);
-    free(g->sale_promo_minor);
+    acr__table_free(g->sale_promo, g->sale_promo_n * sizeof *g->sale_promo);
+    acr__table_free(g->sale_promo_minor, g->sale_promo_n * sizeof *g->sale_promo_minor);
     memset(g, 0, sizeof *g);
 }
 

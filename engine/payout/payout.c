@@ -19,6 +19,7 @@
 #include "accrue/money.h"
 #include "accrue/payout.h"
 #include "../log/log_internal.h"
+#include "csv_async.h"
 #include "payout_internal.h"
 
 #define CLOSE_ID_PREFIX "period.closed:"
@@ -251,15 +252,27 @@ static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
 {
     acr_comm_config_t cfg = {l->cfg.period_kind, l->cfg.utc_offset_min, period, through_seq};
     acr_comm_t *c = acr_comm_new(&cfg);
+    acr_comm_output_t wrapped;
+    acr__csv_async_t *w = NULL; /* a streamed CSV is written on a second thread */
+    if (c != NULL && o != NULL && o->csv_write != NULL &&
+        (w = acr__csv_async_open(o, &wrapped)) == NULL) {
+        acr_comm_free(c);
+        c = NULL;
+    }
     if (c == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (o != NULL)
-        acr_comm_set_output(c, o);
+        acr_comm_set_output(c, w != NULL ? &wrapped : o);
     int rc = feed_log(r, c, through_seq, closes, fs, err);
     for (size_t i = 0; rc == 0 && req != NULL && i < req->whatif_plan_count; i++)
         rc = acr_comm_add_whatif_plan(c, req->whatif_plans[i], req->whatif_plan_lens[i], err);
     if (rc == 0)
         rc = acr_comm_finish(c, out, err);
+    int wrc = w != NULL ? acr__csv_async_close(w) : 0;
+    if (rc == 0 && wrc != 0) {
+        acr_statement_destroy(out);
+        rc = acr_err_set(err, wrc, "cannot write the statement CSV");
+    }
     acr_comm_free(c);
     return rc;
 }

@@ -88,6 +88,37 @@ Test(golden, per_sale_amount_and_budget)
     script_free(sc);
 }
 
+/* Budgets are consumed in (at, seq) order over all partners, not in recording order: S3 is
+ * recorded last but backdated before S1 and S2. Rule 1 (1000 bp, P1 and P2 not certified):
+ * every sale 1000 -> 100. Promotion 500 bp, budget 100: want 50 each; S3 (07-05) 50, S1
+ * (07-10) 50, S2 (07-12) nothing left (a 0 amount is not a line). In recording order S2 would
+ * have had 50 and S3 none. No cap: P1 sub 300 <= floor(2000 x 2500 / 10000) = 500; P2 100 <=
+ * 250. */
+Test(golden, budget_in_business_time_order_with_a_late_sale)
+{
+    pool_n = 0;
+    script_t *sc = script_new(ACR_PERIOD_MONTH, "+00:00");
+    partner_reg(sc, "2026-06-01T00:00:00Z", "P1", "reseller", "gold", "std", "JPY", NULL);
+    partner_reg(sc, "2026-06-01T00:00:00Z", "P2", "reseller", "gold", "std", "JPY", NULL);
+    plan_pub(sc, "2026-06-01T00:00:00Z", "plan-1", J(sc, PLAN_C));
+    onboarding(sc, "2026-06-01T00:00:00Z", "ob-1", "[\"m1\"]");
+    promo_pub(sc, "2026-06-02T00:00:00Z", "pr-1",
+              J(sc, "{'promo_id':'px','plan_id':'std','from':'2026-07-01','to':'2026-07-31',"
+                    "'rate_bp':500,'budget_minor':100}"));
+    sale(sc, "2026-07-10T00:00:00Z", "S1", "P1", "C1", "cloud", 1000);
+    sale(sc, "2026-07-12T00:00:00Z", "S2", "P2", "C2", "cloud", 1000);
+    sale(sc, "2026-07-05T00:00:00Z", "S3", "P1", "C3", "cloud", 1000);
+    expect_run(sc, "2026-07", 0,
+               HDR "2026-07,P1,1,2026-07,sale,S3,8,2026-07-05T00:00:00Z,std@1#1,1000,100,JPY\n"
+                   "2026-07,P1,2,2026-07,sale,S1,6,2026-07-10T00:00:00Z,std@1#1,1000,100,JPY\n"
+                   "2026-07,P1,3,2026-07,promotion,S3,8,2026-07-05T00:00:00Z,promotion:px,1000,"
+                   "50,JPY\n"
+                   "2026-07,P1,4,2026-07,promotion,S1,6,2026-07-10T00:00:00Z,promotion:px,1000,"
+                   "50,JPY\n"
+                   "2026-07,P2,1,2026-07,sale,S2,7,2026-07-12T00:00:00Z,std@1#1,1000,100,JPY\n");
+    script_free(sc);
+}
+
 /* Without an onboarding list every partner is certified: rule 0 (1500 bp). With a list
  * defined later (at 07-15) the July 20 sale needs it: P1 completed m1 at 07-10 -> certified,
  * P2 has nothing -> rule 1. S1 P1 07-05 10000 (no list yet): 1500. S2 P2 07-20 10000: 1000.
