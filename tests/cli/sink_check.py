@@ -80,13 +80,13 @@ if QUICK:  # a mirror stopped anywhere: compare with the ledger's prefix up to i
     p = sql(f"SELECT seq FROM {S}.sink_position")
     log = log[:p[0] if p else 0]
 head = len(log)
-pg_events = sql_rows(f"SELECT seq, id, type, at, recorded_at, stream, version, hash, data "
+pg_events = sql_rows(f"SELECT seq, id, type, at, recorded_at, stream, version, hash, data, actor "
                      f"FROM {S}.events ORDER BY seq")
 check("events: seq 1..head once each", [e["seq"] for e in pg_events], list(range(1, head + 1)))
 got = {e["seq"]: (e["id"], e["type"], ms(e["at"]), ms(e["recorded_at"]), e["stream"],
-                  e["version"], e["hash"], e["data"]) for e in pg_events}
+                  e["version"], e["hash"], e["data"], e["actor"]) for e in pg_events}
 want = {e["seq"]: (e["id"], e["type"], ms(e["at"]), ms(e["recorded_at"]), e["stream"],
-                   e["version"], e["hash"], e["data"]) for e in log}
+                   e["version"], e["hash"], e["data"], e.get("actor")) for e in log}
 check("events: every field", got, want)
 pos = sql_rows(f"SELECT seq, hash FROM {S}.sink_position")
 if head:

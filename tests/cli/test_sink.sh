@@ -39,6 +39,9 @@ pg_start || {
 }
 export PGHOST=$PG_DIR PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=bi
 
+# The actor of the CLI's events (events.md): $USER, else $LOGNAME, else the uid.
+ME="cli:${USER:-${LOGNAME:-uid$(id -u)}}"
+
 # sink LEDGER ARGS...: accrue sink postgres with the test DSN.
 sink() {
     local l=$1
@@ -121,6 +124,27 @@ case_worked_example() {
     sink "$W"
     assert_exit 0
     checked "$W" accrue
+    # who appended each event and who closed each period (events.md `actor`)
+    assert_eq "$(q "SELECT string_agg(DISTINCT actor, ',') FROM accrue.events")" "$ME"
+    assert_eq "$(q "SELECT count(*) FROM accrue.closes c JOIN accrue.events e ON e.seq = c.seq
+                    WHERE e.actor = '$ME'")" 2 "closes with their closer"
+}
+
+# A mirror made before the actor existed (its events table lacks the column) gains it on the
+# next run: rows already there keep NULL (they were stored without one), new rows carry it.
+case_old_mirror_gains_the_actor() {
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    acc "$l" append "$WORKED/events.jsonl"
+    sink "$l" --schema old
+    assert_exit 0
+    q "ALTER TABLE old.events DROP COLUMN actor" >/dev/null
+    acc "$l" append "$WORKED/late.jsonl"
+    sink "$l" --schema old
+    assert_exit 0
+    expect_stdout_contains "mirrored 2 events (seq 8..9)"
+    assert_eq "$(q "SELECT count(*) FILTER (WHERE actor IS NULL) || '/' ||
+                    count(*) FILTER (WHERE actor = '$ME') FROM old.events")" "7/2"
 }
 
 # Every ```sql block of docs/reporting.md runs on the worked example's mirror; the ones with a
@@ -429,6 +453,7 @@ run_case case_worked_example
 run_case case_docs_queries_run
 run_case case_rerun_is_a_no_op
 run_case case_types_are_exact
+run_case case_old_mirror_gains_the_actor
 run_case case_generated_ledger
 run_case case_kill_9_at_random_instants
 run_case case_follow_and_postgres_restart

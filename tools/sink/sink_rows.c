@@ -314,7 +314,8 @@ static int event_row(acr__sink_rows_t *r, const acr_event_t *ev, const uint8_t h
     rc = rc ? rc : f_str(b, (acr_str_t){stream, (uint32_t)slen}, '\t');
     rc = rc ? rc : f_i64(b, (int64_t)ev->version, '\t');
     rc = rc ? rc : f_str(b, (acr_str_t){hex, 32}, '\t');
-    rc = rc ? rc : f_str(b, (acr_str_t){d, (uint32_t)dlen}, '\n');
+    rc = rc ? rc : f_str(b, (acr_str_t){d, (uint32_t)dlen}, '\t');
+    rc = rc ? rc : f_opt(b, ev->actor.len > 0, ev->actor, '\n'); /* older records have none */
     return rc ? acr_err_set(err, ACR_ENOMEM, "out of memory") : 0;
 }
 
@@ -847,7 +848,7 @@ int acr__sink_rows_write(acr__sink_rows_t *r, acr__sink_pg_t *pg, acr_err_t *err
     acr_buf_init(&pb);
     int rc = r->events.len ? acr__sink_pg_copy(pg, "events",
                                                "seq, id, type, at, recorded_at, stream, version, "
-                                               "hash, data",
+                                               "hash, data, actor",
                                                &r->events, err)
                            : 0;
     if (rc == 0 && (rc = partner_rows(r, &nb, &pb)) != 0)

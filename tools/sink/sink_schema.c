@@ -40,6 +40,7 @@ static const col_t events_cols[] = {
     {"hash", "text", "text NOT NULL"},
     {"data", "jsonb", "jsonb NOT NULL"},
     {"mirrored_at", TS, "timestamptz NOT NULL DEFAULT clock_timestamp()"},
+    {"actor", "text", "text"}, /* last: a mirror made before it gets it by ALTER TABLE */
     {NULL, NULL, NULL},
 };
 
@@ -298,6 +299,12 @@ int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const
     int rc = acr_buf_printf(&sql, "BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"%s\";\n", pg->schema);
     for (size_t t = 0; rc == 0 && t < NTABLES; t++)
         rc = create_sql(&tables[t], pg->schema, &sql);
+    /* A mirror made by a release before the actor (events.md) gains the column, NULL for
+     * its rows: the events it holds were stored before the field existed and have none. */
+    if (rc == 0)
+        rc = acr_buf_printf(&sql,
+                            "ALTER TABLE \"%s\".events ADD COLUMN IF NOT EXISTS actor text;\n",
+                            pg->schema);
     /* The onboarding recompute looks trainings up by partner; one partner's rows are found
      * by partner_id. */
     if (rc == 0)
