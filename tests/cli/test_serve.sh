@@ -228,6 +228,7 @@ case_18_2_tokenless_bodies() { attack tokenless "$BASE" "$SRV_PID" 16 8; }
 case_18_3_overread_log() { attack overread "$BASE" "$TOK_ADMIN" "$TMP/srv.err"; }
 case_18_5_6_strict_framing() { attack strict "$BASE" "$TOK_ADMIN" "$TOK_PART"; }
 case_18_9_small() { attack small "$BASE" "$TOK_FEED" "$TMP/srv.err"; }
+case_feed_resets() { attack feed_resets "$BASE" "$TOK_FEED" "$TOK_ING" "${RESETS:-200}"; }
 case_18_1_revoke_race() { attack revoke_race "$BASE" "$ACCRUE" "$LEDGER" "${RACE_TRIES:-10}" 0.2; }
 case_18_9_token_expiry() {
     local t exp
@@ -265,6 +266,7 @@ run_case case_18_5_6_strict_framing
 run_case case_18_9_small
 run_case case_18_9_token_expiry
 run_case case_18_1_revoke_race
+run_case case_feed_resets
 run_case case_access_log
 run_case case_http_actor
 run_case case_events_filters_and_params

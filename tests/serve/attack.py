@@ -335,9 +335,61 @@ def revoke_race(base, accrue, ledger, tries="20", secs="0.3"):
     print("revoke race: revoked token worked after the revoke in %d of %d tries" % (alive, tries))
 
 
+def feed_resets(base, feed_tok, ingest_tok, n="150"):
+    """n feed subscribers reset their connection (RST) at once after the head, halfway
+    through a catch-up or while commits are broadcast, so the server's writes to them fail
+    before or after it reads the reset. A write that failed once dropped the subscriber and
+    then freed it a second time (double free; the server aborted). The server must live on
+    and answer."""
+    import struct
+    n = int(n)
+    stop = threading.Event()
+
+    def appender():
+        c = conn_of(base)
+        k = 0
+        while not stop.is_set():
+            body = json.dumps([{"id": "rst-%d-%d" % (os.getpid(), k), "type": "training.completed",
+                                "at": "2026-08-02T00:00:00Z",
+                                "data": {"partner_id": "ACME", "module": "rst-%d" % k}}])
+            try:
+                req(c, "POST", "/v1/events", ingest_tok, body)
+            except Exception:
+                c = conn_of(base)
+            k += 1
+    t = threading.Thread(target=appender)
+    t.start()
+    host, port = addr(base)
+    try:
+        for i in range(n):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(("GET /v1/feed?from=%d HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s"
+                       "\r\n\r\n" % (1 + i % 3, feed_tok)).encode())
+            want = (0, 1, 4096, 65536)[i % 4]
+            got = 0
+            try:
+                while got < want:
+                    b = s.recv(65536)
+                    if not b:
+                        break
+                    got += len(b)
+            except OSError:
+                pass  # the server may drop a subscriber; it must not fall over
+            if i % 5 == 0:
+                time.sleep(0.002)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+    finally:
+        stop.set()
+        t.join()
+    st, body, _ = req(conn_of(base), "GET", "/healthz")
+    check(st == 200, "the server answers after %d reset subscribers: %d" % (n, st))
+    print("feed resets: %d subscribers reset mid-stream, the server answers" % n)
+
+
 CASES = {"trailer": trailer, "tokenless": tokenless, "body_timers": body_timers,
          "overread": overread, "strict": strict, "expensive": expensive, "small": small,
-         "revoke_race": revoke_race}
+         "revoke_race": revoke_race, "feed_resets": feed_resets}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]](*sys.argv[2:])

@@ -164,8 +164,12 @@ static void on_feed_written(uv_write_t *w, int status)
     chunk_unref(fw->chunk);
     free(fw);
     sub->writes--;
-    if (status != 0 && sub->conn != NULL)
-        acr_srv_conn_close(sub->conn); /* drops the subscriber */
+    if (status != 0 && sub->conn != NULL) {
+        /* drops the subscriber, which frees it unless a read or another write still holds
+         * it (then that one frees it): sub may be gone now */
+        acr_srv_conn_close(sub->conn);
+        return;
+    }
     if (sub->conn == NULL) {
         sub_maybe_free(sub);
         return;
