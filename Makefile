@@ -13,7 +13,7 @@
 # with "No rule to make target build/obj/llhttp/llhttp.o"). The first pass therefore only
 # installs what is missing (`deps`), then runs make again with ACR_DEPS_READY=1 for the goals
 # asked; that second make, and every make it starts, plans against the installed machine.
-# tests/check_first_command.sh proves it with a stand-in for the install step.
+# tests/build/test_first_command.sh proves it with a stand-in for the install step.
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
@@ -29,7 +29,7 @@ APT_BUILD := build-essential pkg-config liblmdb-dev lmdb-utils libmsgpack-dev li
 APT_TEST  := libcriterion-dev clang-14 libclang-rt-14-dev valgrind curl python3 time \
              postgresql-15 nats-server chromium
 VERSION  := 0.1.0
-# The install step; tests/check_first_command.sh replaces it with a stand-in.
+# The install step; tests/build/test_first_command.sh replaces it with a stand-in.
 DEPS_INSTALL ?= tools/deps.sh
 # Goals that need only the build packages; every other goal gets the test packages too.
 BUILD_GOALS  := all install demo

@@ -277,8 +277,7 @@ static void add_rule_errors(acr_ledger_t *ledger, const acr_batch_t *b, acr_errl
     if (rules != NULL && merged != NULL && b->count > 0) {
         acr_errlist_clear(rules);
         int rc = acr_ledger_check(ledger, b, rules);
-        if (rc != 0 && rules->count > 0 &&
-            (acr_err_exit_code(rc) == 3 || acr_err_exit_code(rc) == 4)) {
+        if (rc != 0 && rules->count > 0 && acr_err_rejects_input(rc)) {
             errlist_merge(errs, rules, merged);
             *errs = *merged;
         }

@@ -359,8 +359,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_st
     acr_err_t rule;
     acr_err_clear(&rule);
     if ((rc = acr__state_apply(tx, ev, &rule)) != 0) {
-        int x = acr_err_exit_code(rc);
-        if (x != 3 && x != 4) {
+        if (!acr_err_rejects_input(rc)) { /* a failure, not a rule: as it is */
             if (err != NULL)
                 *err = rule;
             return rc;

@@ -123,11 +123,11 @@ Test(event_record, actor_is_last_and_optional)
         fill(&ev, t, true);
         acr_buf_t b;
         acr_buf_init(&b);
-        cr_assert_eq(acr_record_encode(&ev, &b), 0);
-        cr_assert_eq(b.data[1], ACR_RECORD_FMT, "a parsed record has no actor");
-        cr_assert_eq(acr_record_decode(b.data, b.len, &back), 0);
-        cr_assert_eq(back.actor.len, 0, "fmt 1: no actor");
-        cr_assert_eq(acr_record_content_len(b.data, b.len), b.len);
+        ASSERT_EQ(acr_record_encode(&ev, &b), 0);
+        ASSERT_EQ_MSG(b.data[1], ACR_RECORD_FMT, "a parsed record has no actor");
+        ASSERT_EQ(acr_record_decode(b.data, b.len, &back), 0);
+        ASSERT_EQ_MSG(back.actor.len, 0, "fmt 1: no actor");
+        ASSERT_EQ(acr_record_content_len(b.data, b.len), b.len);
         static const char *actors[] = {"cli:alice", "token:a-very-long-token-name-of-40-bytes-x"};
         for (int a = 0; a < 2; a++) {
             size_t n = strlen(actors[a]);
@@ -143,18 +143,18 @@ Test(event_record, actor_is_last_and_optional)
                 rec[b.len + 1] = (uint8_t)n;
             }
             memcpy(rec + b.len + h, actors[a], n);
-            cr_assert_eq(acr_record_decode(rec, b.len + h + n, &back), 0, "%s with actor",
-                         acr_event_type_name(t));
+            ASSERT_EQ_MSG(acr_record_decode(rec, b.len + h + n, &back), 0, "%s with actor",
+                          acr_event_type_name(t));
             assert_same(&ev, &back);
             ASSERT_BYTES_EQ(back.actor.ptr, back.actor.len, actors[a], n);
-            cr_assert_eq(acr_record_content_len(rec, b.len + h + n), b.len);
-            cr_assert_eq(acr_record_check_header(rec, b.len + h + n), t);
+            ASSERT_EQ(acr_record_content_len(rec, b.len + h + n), b.len);
+            ASSERT_EQ(acr_record_check_header(rec, b.len + h + n), t);
             /* fmt 2 without its actor, or fmt 1 with one, is damage */
-            cr_assert_eq(acr_record_decode(rec, b.len, &back), ACR_ECORRUPT);
+            ASSERT_EQ(acr_record_decode(rec, b.len, &back), ACR_ECORRUPT);
             rec[1] = ACR_RECORD_FMT;
-            cr_assert_eq(acr_record_decode(rec, b.len + h + n, &back), ACR_ECORRUPT);
+            ASSERT_EQ(acr_record_decode(rec, b.len + h + n, &back), ACR_ECORRUPT);
             rec[0] = b.data[0];
-            cr_assert_eq(acr_record_decode(rec, b.len + h + n, &back), ACR_ECORRUPT);
+            ASSERT_EQ(acr_record_decode(rec, b.len + h + n, &back), ACR_ECORRUPT);
             free(rec);
         }
         acr_buf_destroy(&b);

@@ -109,22 +109,22 @@ Test(log_append, actor_stored_not_compared)
     acr_append_result_t res;
     const char *evs[] = {PARTNER, SALE("s1", "S1", "")};
     g_actor = "token:first";
-    cr_assert_eq(append(evs, 2, &res), 0);
+    ASSERT_EQ(append(evs, 2, &res), 0);
     g_actor = "token:second";
-    cr_assert_eq(append(evs, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
-    cr_assert_eq(res.appended, 0);
-    cr_assert_eq(res.duplicates, 2);
+    ASSERT_EQ_MSG(append(evs, 2, &res), 0, "%s", errs.count ? errs.items[0].msg : "");
+    ASSERT_EQ(res.appended, 0);
+    ASSERT_EQ(res.duplicates, 2);
     g_actor = NULL;
     const char *more[] = {SALE("s2", "S2", "")};
-    cr_assert_eq(append(more, 1, &res), 0);
+    ASSERT_EQ(append(more, 1, &res), 0);
     acr_reader_t *r;
     acr_err_t err;
     acr_event_t ev;
-    cr_assert_eq(acr_reader_open(ledger, &r, &err), 0);
-    cr_assert_eq(acr_reader_seek(r, 1, &err), 0);
+    ASSERT_EQ(acr_reader_open(ledger, &r, &err), 0);
+    ASSERT_EQ(acr_reader_seek(r, 1, &err), 0);
     static const char *want[] = {"token:first", "token:first", "accrue"};
     for (int i = 0; i < 3; i++) {
-        cr_assert_eq(acr_reader_next(r, &ev, NULL, &err), 1, "%s", err.msg);
+        ASSERT_EQ_MSG(acr_reader_next(r, &ev, NULL, &err), 1, "%s", err.msg);
         ASSERT_BYTES_EQ(ev.actor.ptr, ev.actor.len, want[i], strlen(want[i]));
     }
     acr_reader_close(r);

@@ -502,7 +502,7 @@ static uint64_t head_seq(acr_ledger_t *l)
 {
     acr_reader_t *r;
     acr_err_t err;
-    cr_assert_eq(acr_reader_open(l, &r, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_reader_open(l, &r, &err), 0, "%s", err.msg);
     uint64_t seq = acr_reader_head_seq(r);
     acr_reader_close(r);
     return seq;
@@ -518,7 +518,7 @@ Test(projection, close_waits_for_the_period_end)
     int64_t end_ms = acr_period_end_ms(ACR_PERIOD_MONTH, july, 9 * 60);
     int64_t want_ms;
     cr_assert(acr_ts_parse("2026-07-31T15:00:00Z", 20, &want_ms));
-    cr_assert_eq(end_ms, want_ms, "July at +09:00 ends at 2026-07-31T15:00:00Z");
+    ASSERT_EQ_MSG(end_ms, want_ms, "July at +09:00 ends at 2026-07-31T15:00:00Z");
     for (int forced = 0; forced < 2; forced++) {
         acr_ledger_t *l = ledger_new(ACR_PERIOD_MONTH, "+09:00");
         append_ok(l, WORKED);
@@ -529,17 +529,17 @@ Test(projection, close_waits_for_the_period_end)
         acr_close_request_t req = {.period_id = "2026-07", .now_ms = end_ms - 1};
         acr_err_clear(&err);
         int rc = acr_payout_close(l, &req, &po, &seq, &err);
-        cr_assert_eq(rc, ACR_EPERIOD_OPEN, "got %s", acr_err_name(rc));
-        cr_assert_eq(acr_err_exit_code(rc), 4);
+        ASSERT_EQ_MSG(rc, ACR_EPERIOD_OPEN, "got %s", acr_err_name(rc));
+        ASSERT_EQ(acr_err_exit_code(rc), 4);
         cr_assert(strstr(err.msg, "2026-08-01T00:00:00+09:00") != NULL, "%s", err.msg);
         cr_assert(strstr(err.msg, "2026-07-31T15:00:00Z") != NULL, "%s", err.msg);
-        cr_assert_eq(head_seq(l), head, "a refused close writes nothing");
+        ASSERT_EQ_MSG(head_seq(l), head, "a refused close writes nothing");
         if (forced)
             req.force = true;
         else
             req.now_ms = end_ms;
-        cr_assert_eq(acr_payout_close(l, &req, &po, &seq, &err), 0, "%s", err.msg);
-        cr_assert_eq(seq, head + 1);
+        ASSERT_EQ_MSG(acr_payout_close(l, &req, &po, &seq, &err), 0, "%s", err.msg);
+        ASSERT_EQ(seq, head + 1);
         acr_payout_destroy(&po);
         ledger_done(l);
     }

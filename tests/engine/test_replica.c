@@ -35,11 +35,11 @@ static acr_ledger_t *make(const char *name, const acr_config_t *c, bool as_repli
         acr_replica_info_t info = {.last_lag_ms = -1};
         snprintf(info.stream, sizeof info.stream, "ACCRUE_test");
         snprintf(info.consumer, sizeof info.consumer, "accrue_replica_test");
-        cr_assert_eq(acr_replica_create(sub, c, &info, &err), 0, "%s", err.msg);
+        ASSERT_EQ_MSG(acr_replica_create(sub, c, &info, &err), 0, "%s", err.msg);
     } else {
-        cr_assert_eq(acr_ledger_create(sub, c, 0, &err), 0, "%s", err.msg);
+        ASSERT_EQ_MSG(acr_ledger_create(sub, c, 0, &err), 0, "%s", err.msg);
     }
-    cr_assert_eq(acr_ledger_open(sub, &l, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_open(sub, &l, &err), 0, "%s", err.msg);
     return l;
 }
 
@@ -49,8 +49,8 @@ static int append(acr_ledger_t *l, const char *event)
     acr_errlist_t *errs = malloc(sizeof *errs);
     acr_err_t err;
     acr_batch_init(&b);
-    cr_assert_eq(acr_batch_add_json(&b, acr_ledger_config(l), 1, event, strlen(event), &err), 0,
-                 "%s", err.msg);
+    ASSERT_EQ_MSG(acr_batch_add_json(&b, acr_ledger_config(l), 1, event, strlen(event), &err), 0,
+                  "%s", err.msg);
     acr_errlist_clear(errs);
     int rc = acr_ledger_append(l, &b, NULL, errs);
     acr_batch_destroy(&b);
@@ -63,8 +63,8 @@ static void read_primary(void)
     acr_reader_t *r;
     acr_err_t err;
     acr_stored_t tmp[8];
-    cr_assert_eq(acr_reader_open(primary, &r, &err), 0);
-    cr_assert_eq(acr_log_read_stored(r, 1, tmp, 8, &nrecs, &err), 0, "%s", err.msg);
+    ASSERT_EQ(acr_reader_open(primary, &r, &err), 0);
+    ASSERT_EQ_MSG(acr_log_read_stored(r, 1, tmp, 8, &nrecs, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < nrecs; i++) {
         bytes[i] = malloc(tmp[i].len);
         memcpy(bytes[i], tmp[i].bytes, tmp[i].len);
@@ -79,11 +79,11 @@ static void setup(void)
     cr_assert(mkdtemp(dir) != NULL);
     primary = make("p", &cfg, false);
     replica = make("r", &cfg, true);
-    cr_assert_eq(append(primary, PARTNER("1")), 0);
-    cr_assert_eq(append(primary, PARTNER("2")), 0);
-    cr_assert_eq(append(primary, PARTNER("3")), 0);
+    ASSERT_EQ(append(primary, PARTNER("1")), 0);
+    ASSERT_EQ(append(primary, PARTNER("2")), 0);
+    ASSERT_EQ(append(primary, PARTNER("3")), 0);
     read_primary();
-    cr_assert_eq(nrecs, 3);
+    ASSERT_EQ(nrecs, 3);
 }
 
 static void teardown(void)
@@ -94,14 +94,14 @@ static void teardown(void)
     acr_ledger_close(replica);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    ASSERT_EQ(system(cmd), 0);
 }
 
 static void head(acr_ledger_t *l, uint64_t *seq, uint8_t hash[ACR_HASH_LEN])
 {
     acr_reader_t *r;
     acr_err_t err;
-    cr_assert_eq(acr_reader_open(l, &r, &err), 0);
+    ASSERT_EQ(acr_reader_open(l, &r, &err), 0);
     *seq = acr_reader_head_seq(r);
     acr_reader_head_hash(r, hash);
     acr_reader_close(r);
@@ -114,69 +114,69 @@ Test(replica, applies_byte_for_byte_and_verifies)
     uint64_t h = 0, ps, rs;
     uint8_t ph[ACR_HASH_LEN], rh[ACR_HASH_LEN];
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(replica, recs, nrecs, 3, 1, &h, &err), 0, "%s", err.msg);
-    cr_assert_eq(h, 3);
+    ASSERT_EQ_MSG(acr_replica_apply(replica, recs, nrecs, 3, 1, &h, &err), 0, "%s", err.msg);
+    ASSERT_EQ(h, 3);
     head(primary, &ps, ph);
     head(replica, &rs, rh);
-    cr_assert_eq(rs, ps);
+    ASSERT_EQ(rs, ps);
     cr_assert(memcmp(rh, ph, ACR_HASH_LEN) == 0);
     acr_reader_t *r;
     acr_stored_t got[3];
     size_t n;
-    cr_assert_eq(acr_reader_open(replica, &r, &err), 0);
-    cr_assert_eq(acr_log_read_stored(r, 1, got, 3, &n, &err), 0);
-    cr_assert_eq(n, 3);
+    ASSERT_EQ(acr_reader_open(replica, &r, &err), 0);
+    ASSERT_EQ(acr_log_read_stored(r, 1, got, 3, &n, &err), 0);
+    ASSERT_EQ(n, 3);
     for (size_t i = 0; i < n; i++)
         ASSERT_BYTES_EQ(got[i].bytes, got[i].len, recs[i].bytes, recs[i].len);
     acr_reader_close(r);
     acr_verify_result_t vr;
-    cr_assert_eq(acr_ledger_verify(replica, &vr, NULL, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_verify(replica, &vr, NULL, &err), 0, "%s", err.msg);
     acr_replica_info_t info;
-    cr_assert_eq(acr_replica_get(replica, &info, &err), 1);
+    ASSERT_EQ(acr_replica_get(replica, &info, &err), 1);
     ASSERT_STR_EQ(info.stream, "ACCRUE_test");
-    cr_assert_eq(info.source_head, 3);
-    cr_assert_eq(acr_replica_get(primary, &info, &err), 0);
+    ASSERT_EQ(info.source_head, 3);
+    ASSERT_EQ(acr_replica_get(primary, &info, &err), 0);
 }
 
 Test(replica, identical_redelivery_is_skipped)
 {
     uint64_t h = 0;
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(replica, recs, 2, 0, 0, &h, &err), 0, "%s", err.msg);
-    cr_assert_eq(acr_replica_apply(replica, recs, 3, 0, 0, &h, &err), 0, "%s", err.msg);
-    cr_assert_eq(h, 3);
+    ASSERT_EQ_MSG(acr_replica_apply(replica, recs, 2, 0, 0, &h, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_replica_apply(replica, recs, 3, 0, 0, &h, &err), 0, "%s", err.msg);
+    ASSERT_EQ(h, 3);
 }
 
 Test(replica, broken_link_is_refused)
 {
     uint64_t h = 0;
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(replica, recs, 1, 0, 0, &h, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_replica_apply(replica, recs, 1, 0, 0, &h, &err), 0, "%s", err.msg);
     bytes[1][recs[1].len - 1] ^= 1; /* one bit of the record: its hash no longer links */
-    cr_assert_eq(acr_replica_apply(replica, recs + 1, 2, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
-    cr_assert_eq(h, 1, "nothing of the bad record or after it applied");
+    ASSERT_EQ(acr_replica_apply(replica, recs + 1, 2, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
+    ASSERT_EQ_MSG(h, 1, "nothing of the bad record or after it applied");
     bytes[1][recs[1].len - 1] ^= 1;
     bytes[1][0] ^= 1; /* the hash itself */
-    cr_assert_eq(acr_replica_apply(replica, recs + 1, 1, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
-    cr_assert_eq(h, 1);
+    ASSERT_EQ(acr_replica_apply(replica, recs + 1, 1, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
+    ASSERT_EQ(h, 1);
 }
 
 Test(replica, gap_is_refused)
 {
     uint64_t h = 0;
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(replica, recs, 1, 0, 0, &h, &err), 0, "%s", err.msg);
-    cr_assert_eq(acr_replica_apply(replica, recs + 2, 1, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
-    cr_assert_eq(h, 1);
+    ASSERT_EQ_MSG(acr_replica_apply(replica, recs, 1, 0, 0, &h, &err), 0, "%s", err.msg);
+    ASSERT_EQ(acr_replica_apply(replica, recs + 2, 1, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
+    ASSERT_EQ(h, 1);
 }
 
 Test(replica, differing_redelivery_is_refused)
 {
     uint64_t h = 0;
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(replica, recs, 3, 0, 0, &h, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_replica_apply(replica, recs, 3, 0, 0, &h, &err), 0, "%s", err.msg);
     bytes[0][5] ^= 1;
-    cr_assert_eq(acr_replica_apply(replica, recs, 1, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
+    ASSERT_EQ(acr_replica_apply(replica, recs, 1, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
 }
 
 Test(replica, another_ledgers_records_are_refused)
@@ -186,18 +186,18 @@ Test(replica, another_ledgers_records_are_refused)
     acr_ledger_t *r2 = make("r2", &other, true);
     uint64_t h = 0;
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(r2, recs, 3, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
-    cr_assert_eq(h, 0);
+    ASSERT_EQ(acr_replica_apply(r2, recs, 3, 0, 0, &h, &err), ACR_ECHAIN_BROKEN);
+    ASSERT_EQ(h, 0);
     acr_ledger_close(r2);
 }
 
 Test(replica, writes_are_refused_read_only)
 {
-    cr_assert_eq(append(replica, PARTNER("9")), ACR_EREAD_ONLY);
-    cr_assert_eq(acr_err_exit_code(ACR_EREAD_ONLY), 4);
+    ASSERT_EQ(append(replica, PARTNER("9")), ACR_EREAD_ONLY);
+    ASSERT_EQ(acr_err_exit_code(ACR_EREAD_ONLY), 4);
     ASSERT_STR_EQ(acr_err_name(ACR_EREAD_ONLY), "read_only");
     uint64_t h = 0;
     acr_err_t err;
-    cr_assert_eq(acr_replica_apply(primary, recs, 1, 0, 0, &h, &err), ACR_EUSAGE,
-                 "a primary is not a replica");
+    ASSERT_EQ_MSG(acr_replica_apply(primary, recs, 1, 0, 0, &h, &err), ACR_EUSAGE,
+                  "a primary is not a replica");
 }

@@ -38,8 +38,8 @@ static void setup(void)
     acr_err_t err;
     char sub[80];
     snprintf(sub, sizeof sub, "%s/l", dir);
-    cr_assert_eq(acr_ledger_create(sub, &cfg, 0, &err), 0, "%s", err.msg);
-    cr_assert_eq(acr_ledger_open(sub, &ledger, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_create(sub, &cfg, 0, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_ledger_open(sub, &ledger, &err), 0, "%s", err.msg);
     cache = acr_token_cache_new(ledger);
     cr_assert_not_null(cache);
 }
@@ -50,7 +50,7 @@ static void teardown(void)
     acr_ledger_close(ledger);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(system(cmd), 0);
+    ASSERT_EQ(system(cmd), 0);
 }
 
 /* Appends each event as its own batch in one group, like the server's writer; returns
@@ -66,9 +66,9 @@ static bool group(const char *const *events, size_t n)
     for (size_t i = 0; i < n; i++) {
         acr_err_t err;
         acr_batch_init(&b[i]);
-        cr_assert_eq(acr_batch_add_json(&b[i], acr_ledger_config(ledger), 1, events[i],
-                                        strlen(events[i]), &err),
-                     0, "%s", err.msg);
+        ASSERT_EQ_MSG(acr_batch_add_json(&b[i], acr_ledger_config(ledger), 1, events[i],
+                                         strlen(events[i]), &err),
+                      0, "%s", err.msg);
         bp[i] = &b[i];
         memset(&res[i], 0, sizeof res[i]);
     }
@@ -89,31 +89,32 @@ static void cached_token(const char *name, int64_t expires_ms, uint8_t hash[ACR_
         partner[ACR_ID_LEN_MAX + 1];
     acr_err_t err;
     int role;
-    cr_assert_eq(
+    ASSERT_EQ_MSG(
         acr_token_create(ledger, ACR_ROLE_INGEST, NULL, name, expires_ms, used, secret, &err), 0,
         "%s", err.msg);
-    cr_assert_eq(acr_token_hash(secret, strlen(secret), hash), 0);
+    ASSERT_EQ(acr_token_hash(secret, strlen(secret), hash), 0);
     char who[ACR_TOKEN_NAME_MAX + 1] = "";
-    cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner, NULL), 0);
-    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner, who), 0, "cached after the check");
-    cr_assert_eq(role, ACR_ROLE_INGEST);
+    ASSERT_EQ(acr_token_check_hash(ledger, cache, hash, &role, partner, NULL), 0);
+    ASSERT_EQ_MSG(acr_token_cache_get(cache, hash, &role, partner, who), 0,
+                  "cached after the check");
+    ASSERT_EQ(role, ACR_ROLE_INGEST);
     cr_assert_str_eq(who, used, "the cache answers the token's name (the actor of its appends)");
 }
 
 static void revoke_token(const char *name)
 {
     acr_err_t err;
-    cr_assert_eq(acr_token_revoke(ledger, name, &err), 0, "%s", err.msg);
+    ASSERT_EQ_MSG(acr_token_revoke(ledger, name, &err), 0, "%s", err.msg);
 }
 
 static void assert_gone(const uint8_t hash[ACR_TOKEN_HASH_LEN], const char *what)
 {
     int role;
     char partner[ACR_ID_LEN_MAX + 1];
-    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner, NULL), ACR_ENOT_FOUND,
-                 "%s: the cache still answers a revoked token", what);
-    cr_assert_eq(acr_token_check_hash(ledger, cache, hash, &role, partner, NULL), ACR_EUNAUTHORIZED,
-                 "%s: the table still knows it", what);
+    ASSERT_EQ_MSG(acr_token_cache_get(cache, hash, &role, partner, NULL), ACR_ENOT_FOUND,
+                  "%s: the cache still answers a revoked token", what);
+    ASSERT_EQ_MSG(acr_token_check_hash(ledger, cache, hash, &role, partner, NULL),
+                  ACR_EUNAUTHORIZED, "%s: the table still knows it", what);
 }
 
 TestSuite(token, .init = setup, .fini = teardown);
@@ -162,8 +163,8 @@ Test(token, own_commit_keeps_the_cache_and_a_revoke_beside_it_empties_it)
     uint64_t stamp = acr_token_cache_write_begin(cache);
     const char *one[] = {PARTNER("p1", "P1")};
     acr_token_cache_write_end(cache, stamp, group(one, 1));
-    cr_assert_eq(acr_token_cache_get(cache, hash, &role, partner, NULL), 0,
-                 "the server's own token-free commit keeps the cache valid");
+    ASSERT_EQ_MSG(acr_token_cache_get(cache, hash, &role, partner, NULL), 0,
+                  "the server's own token-free commit keeps the cache valid");
     stamp = acr_token_cache_write_begin(cache);
     revoke_token("t1"); /* before the writer's transaction begins */
     const char *two[] = {PARTNER("p2", "P2")};
@@ -182,8 +183,8 @@ Test(token, expiry)
 {
     char used[ACR_TOKEN_NAME_MAX + 1], secret[ACR_TOKEN_SECRET_HEX_LEN + 1];
     acr_err_t err;
-    cr_assert_eq(acr_token_create(ledger, ACR_ROLE_ADMIN, NULL, "old", 1000, used, secret, &err),
-                 ACR_EUSAGE, "an expiry in the past is refused");
+    ASSERT_EQ_MSG(acr_token_create(ledger, ACR_ROLE_ADMIN, NULL, "old", 1000, used, secret, &err),
+                  ACR_EUSAGE, "an expiry in the past is refused");
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     int64_t now = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -191,9 +192,9 @@ Test(token, expiry)
     cached_token("soon", now + 600, hash);
     acr_token_info_t *list;
     size_t n;
-    cr_assert_eq(acr_token_list(ledger, &list, &n, &err), 0);
-    cr_assert_eq(n, 1);
-    cr_assert_eq(list[0].expires_ms, now + 600, "list shows the expiry");
+    ASSERT_EQ(acr_token_list(ledger, &list, &n, &err), 0);
+    ASSERT_EQ(n, 1);
+    ASSERT_EQ_MSG(list[0].expires_ms, now + 600, "list shows the expiry");
     free(list);
     usleep(800 * 1000);
     assert_gone(hash, "expired");

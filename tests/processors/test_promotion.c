@@ -251,8 +251,8 @@ static void check_budgets(const acr_statement_t *st)
             if (l->kind == ACR_LINE_PROMOTION && strcmp(l->rule + 10, p->promo_id) == 0)
                 sum += l->amount_minor;
         }
-        cr_assert_eq(sum, p->used_minor, "promotion %s: lines %lld, used %lld", p->promo_id,
-                     (long long)sum, (long long)p->used_minor);
+        ASSERT_EQ_MSG(sum, p->used_minor, "promotion %s: lines %lld, used %lld", p->promo_id,
+                      (long long)sum, (long long)p->used_minor);
         cr_assert(!p->has_budget || p->used_minor <= p->budget_minor,
                   "promotion %s used %lld of %lld", p->promo_id, (long long)p->used_minor,
                   (long long)p->budget_minor);
@@ -284,19 +284,19 @@ Test(property, budgets_and_telescoping, .timeout = 120)
         /* close July as of here */
         acr_statement_t st7, st8, st9, now;
         acr_err_t err;
-        cr_assert_eq(script_run(sc, "2026-07", 0, &st7, &err), 0, "seed %llu: %s",
-                     (unsigned long long)seed, err.msg);
+        ASSERT_EQ_MSG(script_run(sc, "2026-07", 0, &st7, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
         check_budgets(&st7); /* no close yet: these are the now lines */
         char *csv7 = strndup(st7.csv, st7.csv_len);
         closed(sc, "2026-08-01T00:00:00Z", "2026-07", csv7);
         random_events(sc, 7, 8, 12, &sale_no); /* late July sales, trainings, list changes */
-        cr_assert_eq(script_run(sc, "2026-08", 0, &st8, &err), 0, "seed %llu: %s",
-                     (unsigned long long)seed, err.msg);
+        ASSERT_EQ_MSG(script_run(sc, "2026-08", 0, &st8, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
         char *csv8 = strndup(st8.csv, st8.csv_len);
         closed(sc, "2026-09-01T00:00:00Z", "2026-08", csv8);
         random_events(sc, 7, 9, 12, &sale_no);
-        cr_assert_eq(script_run(sc, "2026-09", 0, &st9, &err), 0, "seed %llu: %s",
-                     (unsigned long long)seed, err.msg);
+        ASSERT_EQ_MSG(script_run(sc, "2026-09", 0, &st9, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
         /* the same history without the closes: what every line is now */
         script_t *nc = calloc(1, sizeof *nc);
         cr_assert_not_null(nc);
@@ -309,17 +309,17 @@ Test(property, budgets_and_telescoping, .timeout = 120)
             nc->ev[nc->n].seq = nc->n + 1;
             nc->n++;
         }
-        cr_assert_eq(script_run(nc, "2026-09", 0, &now, &err), 0, "seed %llu: %s",
-                     (unsigned long long)seed, err.msg);
+        ASSERT_EQ_MSG(script_run(nc, "2026-09", 0, &now, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
         check_budgets(&now);
         add_lines(&st7, false);
         add_lines(&st8, false);
         add_lines(&st9, false);
         add_lines(&now, true);
         for (size_t i = 0; i < nids; i++)
-            cr_assert_eq(ids[i].sum, ids[i].now, "seed %llu: %s: closes + last run %lld, now %lld",
-                         (unsigned long long)seed, ids[i].key, (long long)ids[i].sum,
-                         (long long)ids[i].now);
+            ASSERT_EQ_MSG(ids[i].sum, ids[i].now, "seed %llu: %s: closes + last run %lld, now %lld",
+                          (unsigned long long)seed, ids[i].key, (long long)ids[i].sum,
+                          (long long)ids[i].now);
         acr_statement_destroy(&st7);
         acr_statement_destroy(&st8);
         acr_statement_destroy(&st9);
