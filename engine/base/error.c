@@ -116,3 +116,20 @@ int acr_errlist_exit_code(const acr_errlist_t *list)
             return acr_err_exit_code(list->items[i].code);
     return acr_err_exit_code(list->items[0].code);
 }
+
+static _Thread_local const atomic_bool *cancel_flag;
+
+void acr_cancel_watch(const atomic_bool *flag)
+{
+    cancel_flag = flag;
+}
+
+bool acr_cancel_requested(void)
+{
+    return cancel_flag != NULL && atomic_load_explicit(cancel_flag, memory_order_relaxed);
+}
+
+int acr_cancel_error(acr_err_t *err)
+{
+    return acr_err_set(err, ACR_EUNAVAILABLE, "cancelled: whoever asked for this work is gone");
+}

@@ -184,8 +184,14 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, pairs_t 
             mdb_cursor_close(cur);
             return rc;
         }
-        if (progress != NULL && (seq & 0xffff) == 0)
-            progress(seq, st.ms_entries);
+        if ((seq & (ACR_CANCEL_EVERY - 1)) == 0) {
+            if (acr_cancel_requested()) {
+                mdb_cursor_close(cur);
+                return acr_cancel_error(err);
+            }
+            if (progress != NULL)
+                progress(seq, st.ms_entries);
+        }
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)

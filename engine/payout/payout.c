@@ -205,6 +205,7 @@ static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, bool c
         threaded = false;
     }
     bool started = threaded && pthread_create(&th, NULL, reader_stage, &pp) == 0;
+    size_t fed = 0; /* events since the last look at the cancel flag */
     for (bool end = through_seq == 0; rc == 0 && !end;) {
         slot_t *s;
         if (started) {
@@ -218,6 +219,11 @@ static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, bool c
             produce(&pp, s);
         }
         rc = consume(c, s, evs, err);
+        if (rc == 0 && (fed += s->n) >= ACR_CANCEL_EVERY) {
+            fed = 0;
+            if (acr_cancel_requested())
+                rc = acr_cancel_error(err);
+        }
         end = s->end;
         if (started) {
             pthread_mutex_lock(&pp.mu);

@@ -9,6 +9,7 @@
 #ifndef ACCRUE_ERROR_H
 #define ACCRUE_ERROR_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -160,5 +161,17 @@ void acr_errlist_clear(acr_errlist_t *list);
 void acr_errlist_add(acr_errlist_t *list, const acr_err_t *err);
 /* The exit code for a whole list: a conflict's (4) when any is present, else the first item's. */
 int acr_errlist_exit_code(const acr_errlist_t *list);
+
+/* Long work whose requester is gone stops (http.md: a client that hangs up). A thread that
+ * runs long engine work on someone's behalf (the server's pool) names a flag here; the long
+ * loops (the payout driver's feed, which KPIs and audits use too, and verify's and rebuild's
+ * scans of the log) look at it every ACR_CANCEL_EVERY events and stop with ACR_EUNAVAILABLE
+ * ("cancelled") once it is set, writing nothing. Per thread; NULL, the default, watches
+ * nothing, so the command line is never cancelled. */
+void acr_cancel_watch(const atomic_bool *flag);
+/* true when the calling thread's flag is set. */
+bool acr_cancel_requested(void);
+/* The error a cancelled loop returns (ACR_EUNAVAILABLE, "cancelled: ..."). */
+int acr_cancel_error(acr_err_t *err);
 
 #endif

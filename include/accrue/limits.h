@@ -51,6 +51,11 @@
                                               plan ids, products): a sale packs its product's
                                               index in 22 bits; beyond, out_of_memory */
 
+/* Long loops (error.h, acr_cancel_watch). */
+#define ACR_CANCEL_EVERY 65536u            /* events between looks at the cancel flag: a
+                                              fraction of a second of any loop, one relaxed
+                                              load per 64 Ki events */
+
 _Static_assert(ACR_ID_LEN_MAX < ACR_STRING_LEN_MAX, "ids are strings");
 _Static_assert(ACR_PLAN_JSON_MAX <= ACR_EVENT_JSON_MAX, "a plan lives inside one event");
 _Static_assert(3 * ACR_ID_LEN_MAX + 3 + 7 <= ACR_ROW_KEY_MAX, "partner, month, rep keys fit");

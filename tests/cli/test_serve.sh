@@ -13,6 +13,7 @@
 
 CLIENT="python3 $ROOT/tests/serve/client.py"
 SAMPLE=$ROOT/tools/sample
+GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
 SRV_PID=
 BASE=
 
@@ -359,6 +360,20 @@ case_18_2_8_timers_and_cap() {
     stop_server
 }
 run_case case_18_2_8_timers_and_cap
+
+# Issue 18, finding 8's second half: work whose client is gone stops (error.h, acr_cancel_watch).
+case_18_8_hangup_stops_work() {
+    local l t
+    l=$(new_ledger --period month --utc-offset +09:00)
+    "$GEN" --partners 40 --sales 300000 --seed 18 --months 3 >"$TMP/hang.jsonl"
+    "$ACCRUE" --ledger "$l" --quiet append "$TMP/hang.jsonl" || fail "append of the generated ledger"
+    rm -f "$TMP/hang.jsonl"
+    t=$("$ACCRUE" --ledger "$l" --quiet token create --role admin --name t-hang)
+    start_server "$l"
+    attack hangup "$BASE" "$t" "$TMP/srv.err"
+    stop_server
+}
+run_case case_18_8_hangup_stops_work
 
 case_slow_subscriber() {
     local l t

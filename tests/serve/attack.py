@@ -269,6 +269,52 @@ def expensive(base, token, n="12"):
           (n, sts.count(200), len(busy), cheap * 1000))
 
 
+def hangup(base, token, logfile):
+    """A client that hangs up while its verify runs: the work stops within a slice of the log
+    (ACR_CANCEL_EVERY events), the access log shows a short 503 instead of the whole verify,
+    and the server answers the next request."""
+    def verify_lines():
+        out = []
+        for line in open(logfile, errors="replace"):
+            if '"path":"/v1/verify"' in line:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass
+        return out
+    c = conn_of(base)
+    t0 = time.time()
+    st, _, _ = req(c, "GET", "/v1/verify", token)
+    full = time.time() - t0
+    check(st == 200, "a whole verify answers 200: %d" % st)
+    if full < 0.6:
+        print("hangup: a whole verify takes %.0f ms here, too short to stop mid-way: skipped" %
+              (full * 1000))
+        return
+    before = len(verify_lines())
+    s = socket.create_connection(addr(base), timeout=30)
+    s.sendall(("GET /v1/verify HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n" %
+               token).encode())
+    wait = min(0.2, full / 5)
+    time.sleep(wait)
+    s.close()
+    deadline = time.time() + 3 * full + 2
+    while len(verify_lines()) <= before and time.time() < deadline:
+        time.sleep(0.02)
+    lines = verify_lines()
+    check(len(lines) > before, "the hung-up verify reaches the access log")
+    if len(lines) > before:
+        last = lines[-1]
+        took = last.get("duration_us", 0) / 1e6
+        check(last.get("status") == 503, "a cancelled verify is logged 503: %r" % last)
+        check(took < 0.75 * full, "the verify stopped after its client left: %.0f ms of a whole "
+              "%.0f ms" % (took * 1000, full * 1000))
+        print("hangup: a whole verify %.0f ms; one whose client left after %.0f ms stopped after "
+              "%.0f ms (%s)" % (full * 1000, wait * 1000, took * 1000, last.get("status")))
+    st, _, _ = req(conn_of(base), "GET", "/v1/partners", token)
+    check(st == 200, "the server answers after a cancelled verify: %d" % st)
+
+
 # ---- finding 9: small ones --------------------------------------------------------------------
 
 def small(base, token, logfile):
@@ -389,7 +435,7 @@ def feed_resets(base, feed_tok, ingest_tok, n="150"):
 
 CASES = {"trailer": trailer, "tokenless": tokenless, "body_timers": body_timers,
          "overread": overread, "strict": strict, "expensive": expensive, "small": small,
-         "revoke_race": revoke_race, "feed_resets": feed_resets}
+         "revoke_race": revoke_race, "feed_resets": feed_resets, "hangup": hangup}
 
 if __name__ == "__main__":
     CASES[sys.argv[1]](*sys.argv[2:])

@@ -234,7 +234,9 @@ static void route_work(uv_work_t *w)
     req->route = d.route->label;
     if (unknown_param(req, d.route->id))
         return;
+    acr_cancel_watch(&req->gone); /* a client gone mid-way stops the engine's long loops */
     handlers[d.route->id](s, req, d.params);
+    acr_cancel_watch(NULL);
 }
 
 /* Loop thread (the writer's hook): a finished write job answers its request. */
