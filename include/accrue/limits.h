@@ -57,6 +57,7 @@
                                               load per 64 Ki events */
 
 _Static_assert(ACR_ID_LEN_MAX < ACR_STRING_LEN_MAX, "ids are strings");
+_Static_assert((ACR_CANCEL_EVERY & (ACR_CANCEL_EVERY - 1)) == 0, "a mask of seqs: a power of two");
 _Static_assert(ACR_PLAN_JSON_MAX <= ACR_EVENT_JSON_MAX, "a plan lives inside one event");
 _Static_assert(3 * ACR_ID_LEN_MAX + 3 + 7 <= ACR_ROW_KEY_MAX, "partner, month, rep keys fit");
 _Static_assert(2 * ACR_ID_LEN_MAX + ACR_STAGE_NAME_MAX + 2 <= ACR_ROW_KEY_MAX, "deal keys fit");
