@@ -24,6 +24,10 @@
  *   4  routes.c    auth on the head, routing, read handlers
  *   5  server.c    acr_srv_run: wires the hooks, starts and stops
  *
+ * Idempotency-Key (http.md): parse.c checks the header, job.c scopes it to the token and
+ * hashes the request into the job, the writer looks it up and stores the answer in the
+ * write's own transaction (idem.h), ingest.c formats and replays answers.
+ *
  * Ownership: a connection (acr_srv_conn_t) owns its TCP and timer handles, its
  * input buffer and at most one request in flight (acr_srv_req_t); the request
  * owns its body and its response. A request handed to the pool or to the
