@@ -256,16 +256,6 @@ static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
     req->next = ACR_SRV_NEXT_WRITE;
 }
 
-bool acr_srv_idem_refused(acr_srv_req_t *req)
-{
-    if (!req->idem_bad)
-        return false;
-    acr_srv_set_error(req, 400, "bad_request",
-                      "Idempotency-Key must be given once, as 1 to %d characters of "
-                      "[A-Za-z0-9._:-]", ACR_ID_LEN_MAX);
-    return true;
-}
-
 void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;

@@ -166,11 +166,14 @@ struct acr_srv {
      * (so no two files call each other): a head is complete (routes.c
      * authorizes it), a request is complete (routes.c dispatches it), a
      * write job is done (routes.c answers it), a feed connection closed
-     * (feed.c drops its subscriber). */
+     * (feed.c drops its subscriber), a keyed job's answer is to be stored. */
     void (*on_head)(acr_srv_t *s, acr_srv_req_t *req);
     void (*on_request)(acr_srv_t *s, acr_srv_req_t *req);
     void (*on_job_done)(acr_srv_t *s, acr_srv_req_t *req, acr_srv_wjob_t *job);
     void (*on_conn_closed)(acr_srv_t *s, struct acr_srv_sub *sub);
+    /* The writer formats a keyed job's answer to store through this (ingest.c's
+     * acr_srv_idem_format). */
+    acr_idem_answer_fn idem_format;
 };
 
 /* ---- parse.c: request handling without sockets ------------------------ */
@@ -347,6 +350,9 @@ void acr_srv_set_acr_error(acr_srv_req_t *req, int rc, const acr_err_t *err);
 /* The error body of a rejected batch: status 409 when a conflict is among the
  * errors, 413 for too_large, else 422; details list every error. */
 void acr_srv_set_errlist(acr_srv_req_t *req, const acr_errlist_t *errs, bool by_line);
+/* 400 when req carries an Idempotency-Key that is not an id (every write handler
+ * asks first); false when the key is fine or absent. */
+bool acr_srv_idem_refused(acr_srv_req_t *req);
 /* Maps an ACR_E* code to an HTTP status. */
 int acr_srv_status_of(int code);
 /* The reason phrase of a status, and the error code of an HTTP-level failure. */
@@ -365,9 +371,6 @@ void acr_srv_maybe_finish(acr_srv_t *s);
 /* Fills req with the response for a finished writer job (loop thread; the writer thread
  * too, into a scratch request, to store a keyed job's answer: acr_srv_idem_format). */
 void acr_srv_answer_job(acr_srv_req_t *req, acr_srv_wjob_t *job);
-/* 400 when req carries an Idempotency-Key that is not an id (every write handler asks
- * first); false when the key is fine or absent. */
-bool acr_srv_idem_refused(acr_srv_req_t *req);
 /* The writer's acr_idem_answer_fn: formats a keyed job's answer from its outcome; true
  * for the answers kept (2xx, 409, 422: the request was decided), never a 5xx. res NULL:
  * a close refused before its transaction (job->rc and job->err say why). */

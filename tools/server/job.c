@@ -77,8 +77,7 @@ static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
         return false;
     }
     request_hash(req, idem->req_hash);
-    idem->answer = acr_srv_idem_format;
-    idem->answer_arg = job;
+    idem->answer_arg = job; /* idem->answer: set by the writer (the hook idem_format) */
     job->idem = idem;
     return true;
 }

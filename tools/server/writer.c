@@ -92,6 +92,8 @@ static uint64_t commit_appends(acr_srv_t *s, group_t *g, acr_srv_wjob_t *jobs)
         if (j->kind != ACR_SRV_JOB_APPEND)
             continue;
         g->idems[i] = j->idem;
+        if (j->idem != NULL)
+            j->idem->answer = s->idem_format;
         keyed = keyed || j->idem != NULL;
         g->batches[i] = &j->batch;
         memset(&g->results[i], 0, sizeof g->results[i]);
@@ -145,6 +147,7 @@ static void run_close(acr_srv_t *s, acr_srv_wjob_t *j)
     acr_err_clear(&j->err);
     int64_t now_ms = wall_ms();
     if (j->idem != NULL) {
+        j->idem->answer = s->idem_format;
         j->rc = acr_idem_lookup(s->ledger, j->idem, now_ms, &j->err);
         if (j->rc != 0 || j->idem->state != ACR_IDEM_NEW)
             return;
@@ -157,7 +160,7 @@ static void run_close(acr_srv_t *s, acr_srv_wjob_t *j)
         return; /* not decided (a failure, or a log that kept moving): a retry runs again */
     acr_err_t serr;
     acr_err_clear(&serr);
-    if (acr_srv_idem_format(j->idem, j->rc, NULL, NULL))
+    if (j->idem->answer(j->idem, j->rc, NULL, NULL))
         (void)acr_idem_store(s->ledger, j->idem, &serr); /* not kept: a retry closes again */
 }
 
