@@ -33,7 +33,7 @@ OWNER = {
     "money.h": "base", "schema.h": "base", "jsonmem.h": "base",
     "plan.h": "processors", "commission.h": "processors",
     "event.h": "event", "log.h": "store", "projection.h": "query",
-    "payout.h": "payout", "token.h": "token",
+    "payout.h": "payout", "token.h": "token", "idem.h": "log",
     "program.h": "processors", "program_query.h": "query", "replica.h": "replica",
 }
 # What each part may use (besides itself). Acyclic by construction; checked below.

@@ -27,6 +27,7 @@
 #define XXH_STATIC_LINKING_ONLY
 #include <xxhash.h>
 
+#include "accrue/idem.h"
 #include "../state/state_internal.h"
 #include "log_internal.h"
 
@@ -404,7 +405,60 @@ typedef struct group_opts {
     extra_fn extra;
     void *extra_arg;
     bool dry_run;         /* check every rule, then abort: nothing is written */
+    acr_idem_t *const *idems; /* per batch its Idempotency-Key (NULL entries: none), or NULL */
 } group_opts_t;
+
+/* Batch i's key, when it has one. */
+static acr_idem_t *idem_of(const group_opts_t *opts, size_t i)
+{
+    return opts->idems != NULL ? opts->idems[i] : NULL;
+}
+
+/* A keyed batch whose key is live (REPLAY or CONFLICT) is not applied: its result is
+ * nothing, its answer the record's. true when batch i is such a batch. MDB codes in *mdb_rc. */
+static bool idem_known(acr_ledger_t *l, MDB_txn *txn, acr_idem_t *idem, int64_t now_ms,
+                       acr_append_result_t *res, int *rc_batch, int *mdb_rc)
+{
+    if (idem == NULL)
+        return false;
+    if ((*mdb_rc = acr__idem_get(txn, l->dbi[ACR_DB_IDEM], idem, now_ms)) != 0)
+        return false;
+    if (idem->state == ACR_IDEM_NEW)
+        return false;
+    uint64_t *seqs = res->seqs;
+    memset(res, 0, sizeof *res);
+    res->seqs = seqs;
+    *rc_batch = 0;
+    return true;
+}
+
+/* Stores the answer of a decided keyed batch in txn (the group's parent): the callback
+ * formats it from the outcome; an answer too large, or one it declines, is not kept. */
+static int idem_keep(acr_ledger_t *l, MDB_txn *txn, acr_idem_t *idem, int rc_batch,
+                     const acr_append_result_t *res, const acr_errlist_t *errs, int64_t now_ms,
+                     bool *stored)
+{
+    if (idem == NULL || idem->answer == NULL)
+        return 0;
+    acr_buf_reset(&idem->body);
+    idem->status = 0;
+    idem->ctype[0] = '\0';
+    if (!idem->answer(idem, rc_batch, res, errs) || !acr__idem_fits(idem))
+        return 0;
+    int rc = acr__idem_put(txn, l->dbi[ACR_DB_IDEM], idem, now_ms);
+    if (rc == 0) {
+        idem->state = ACR_IDEM_STORED; /* undone by idem_unstore if the commit fails */
+        *stored = true;
+    }
+    return rc;
+}
+
+static void idem_unstore(const group_opts_t *opts, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (idem_of(opts, i) != NULL && idem_of(opts, i)->state == ACR_IDEM_STORED)
+            idem_of(opts, i)->state = ACR_IDEM_NEW;
+}
 
 static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
                       acr_append_result_t *results, acr_errlist_t *errs, int *rcs,
@@ -432,10 +486,20 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
                                 (unsigned long long)head.seq);
         if (mdb_rc == 0 && fatal == 0)
             fatal = check_head(l, parent, &head, &err);
+        /* keyed batches run nested even alone: a rejected one is rolled back while its
+         * answer is committed */
+        bool nested = n > 1 || opts->idems != NULL, skipped = false, stored = false;
         for (size_t i = 0; mdb_rc == 0 && fatal == 0 && i < n; i++) {
             acr_errlist_clear(&errs[i]);
+            acr_idem_t *idem = idem_of(opts, i);
+            if (idem_known(l, parent, idem, now_ms, &results[i], &rcs[i], &mdb_rc)) {
+                skipped = skipped || n == 1;
+                continue;
+            }
+            if (mdb_rc != 0)
+                break;
             MDB_txn *child = parent;
-            if (n > 1 && (mdb_rc = mdb_txn_begin(l->env, parent, 0, &child)) != 0)
+            if (nested && (mdb_rc = mdb_txn_begin(l->env, parent, 0, &child)) != 0)
                 break;
             head_t saved = head;
             tx.txn = child;
@@ -445,19 +509,24 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
                 fatal = rcs[i];
                 if (errs[i].count == 0)
                     acr_err_set(&err, fatal, "%s", "store failure");
-            } else if (n > 1 && rcs[i] == 0) {
+            } else if (nested && rcs[i] == 0) {
                 mdb_rc = mdb_txn_commit(child);
-            } else if (n > 1) {
+            } else if (nested) {
                 mdb_txn_abort(child);
                 head = saved;
             }
+            if (mdb_rc == 0 && fatal == 0)
+                mdb_rc = idem_keep(l, parent, idem, rcs[i], &results[i], &errs[i], now_ms,
+                                   &stored);
         }
+        if (mdb_rc == 0 && fatal == 0 && stored)
+            mdb_rc = acr__idem_prune(l, parent, now_ms);
         bool all_rejected = n == 1 && rcs[0] != 0;
-        if (mdb_rc == 0 && fatal == 0 && !all_rejected && opts->extra != NULL) {
+        if (mdb_rc == 0 && fatal == 0 && !all_rejected && !skipped && opts->extra != NULL) {
             tx.txn = parent;
             fatal = opts->extra(&tx, opts->extra_arg, &err);
         }
-        if (mdb_rc == 0 && fatal == 0 && !all_rejected && !opts->dry_run)
+        if (mdb_rc == 0 && fatal == 0 && (!all_rejected || nested) && !opts->dry_run)
             mdb_rc = mdb_txn_commit(parent);
         else if (parent != NULL)
             mdb_txn_abort(parent);
@@ -466,11 +535,13 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         acr_buf_destroy(&tx.scratch2);
         acr__cache_free(&tx.cache);
         if (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL) {
+            idem_unstore(opts, n);
             if (grow_map(l, &err) == 0)
                 continue;
         }
         if (mdb_rc == 0 && fatal == 0)
             return 0;
+        idem_unstore(opts, n);
         int code = fatal ? fatal : acr__commit_err(l, mdb_rc, &err);
         for (size_t i = 0; i < n; i++) {
             rcs[i] = code;
@@ -490,7 +561,7 @@ int acr_ledger_append(acr_ledger_t *l, const acr_batch_t *batch, acr_append_resu
     uint64_t *seqs = res->seqs;
     memset(res, 0, sizeof *res);
     res->seqs = seqs;
-    group_opts_t opts = {UINT64_MAX, NULL, NULL, false};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false, NULL};
     int rc = append_txn(l, &batch, 1, res, errs, &rc_batch, &opts);
     return rc ? rc : rc_batch;
 }
@@ -499,7 +570,7 @@ int acr_ledger_check(acr_ledger_t *l, const acr_batch_t *batch, acr_errlist_t *e
 {
     int rc_batch = 0;
     acr_append_result_t res = {0};
-    group_opts_t opts = {UINT64_MAX, NULL, NULL, true};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, true, NULL};
     int rc = append_txn(l, &batch, 1, &res, errs, &rc_batch, &opts);
     return rc ? rc : rc_batch;
 }
@@ -507,8 +578,39 @@ int acr_ledger_check(acr_ledger_t *l, const acr_batch_t *batch, acr_errlist_t *e
 int acr_ledger_append_group(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
                             acr_append_result_t *results, acr_errlist_t *errs, int *rcs)
 {
-    group_opts_t opts = {UINT64_MAX, NULL, NULL, false};
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false, NULL};
     return append_txn(l, batches, n, results, errs, rcs, &opts);
+}
+
+int acr_ledger_append_group_idem(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
+                                 acr_append_result_t *results, acr_errlist_t *errs, int *rcs,
+                                 acr_idem_t *const *idems)
+{
+    group_opts_t opts = {UINT64_MAX, NULL, NULL, false, idems};
+    return append_txn(l, batches, n, results, errs, rcs, &opts);
+}
+
+/* The extra of acr_idem_store: the key's row alone. */
+static int store_idem(acr__txn_t *tx, void *arg, acr_err_t *err)
+{
+    acr_idem_t *idem = arg;
+    int64_t now_ms = wall_ms();
+    int rc = acr__idem_put(tx->txn, tx->dbi[ACR_DB_IDEM], idem, now_ms);
+    if (rc == 0)
+        rc = acr__idem_prune(tx->ledger, tx->txn, now_ms);
+    return rc ? acr__tx_fail(tx, rc, err, "idem") : 0;
+}
+
+int acr_idem_store(acr_ledger_t *l, acr_idem_t *idem, acr_err_t *err)
+{
+    if (!acr__idem_fits(idem))
+        return 0;
+    group_opts_t opts = {UINT64_MAX, store_idem, idem, false, NULL};
+    int rc = append_txn(l, NULL, 0, NULL, NULL, NULL, &opts);
+    if (rc != 0)
+        return acr_err_set(err, rc, "storing the Idempotency-Key's answer failed");
+    idem->state = ACR_IDEM_STORED;
+    return 0;
 }
 
 typedef struct close_arg {
@@ -529,7 +631,7 @@ static int store_statement(acr__txn_t *tx, void *arg, acr_err_t *err)
 
 int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *ev,
                       const char *actor, const char *period_id, const char *csv, size_t csv_len,
-                      uint64_t *out_seq, acr_err_t *err)
+                      acr_idem_t *idem, uint64_t *out_seq, acr_err_t *err)
 {
     acr_batch_t b;
     acr_batch_init(&b);
@@ -547,7 +649,8 @@ int acr__append_close(acr_ledger_t *l, uint64_t expect_head, const acr_event_t *
     b.count = 1;
     b.items_cap = 1;
     close_arg_t arg = {period_id, csv, csv_len};
-    group_opts_t opts = {expect_head, store_statement, &arg, false};
+    acr_idem_t *idems[1] = {idem};
+    group_opts_t opts = {expect_head, store_statement, &arg, false, idem ? idems : NULL};
     const acr_batch_t *bp = &b;
     acr_append_result_t res = {0};
     acr_errlist_t *errs = malloc(sizeof *errs);

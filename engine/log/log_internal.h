@@ -4,10 +4,13 @@
 #ifndef ACCRUE_ENGINE_LOG_INTERNAL_H
 #define ACCRUE_ENGINE_LOG_INTERNAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "../store/store_internal.h"
+
+struct acr_idem;
 
 /* Appends one engine-written event (period.closed, with the closer's actor; NULL =
  * "accrue") plus the statement bytes of its close in one durable write transaction,
@@ -15,7 +18,20 @@
  * caller recomputes and retries). */
 int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_event_t *ev,
                       const char *actor, const char *period_id, const char *csv,
-                      size_t csv_len, uint64_t *out_seq, acr_err_t *err);
+                      size_t csv_len, struct acr_idem *idem, uint64_t *out_seq,
+                      acr_err_t *err);
+
+/* ---- idempotency keys (idem.c; the records of idem.h) -------------------------------- */
+
+/* Looks idem's key up in txn: state NEW (absent or expired), REPLAY (answer copied) or
+ * CONFLICT. MDB codes (MDB_CORRUPTED for a row that does not decode). */
+int acr__idem_get(MDB_txn *txn, MDB_dbi dbi, struct acr_idem *idem, int64_t now_ms);
+/* true when idem's answer may be stored (size, status and content type in bounds). */
+bool acr__idem_fits(const struct acr_idem *idem);
+/* Writes idem's row (its answer) made at now_ms. MDB codes. */
+int acr__idem_put(MDB_txn *txn, MDB_dbi dbi, const struct acr_idem *idem, int64_t now_ms);
+/* Deletes the expired rows among the next few after the last scan's position. MDB codes. */
+int acr__idem_prune(acr_ledger_t *ledger, MDB_txn *txn, int64_t now_ms);
 
 /* Re-applies every stored event with seq <= head into the derived tables of
  * tx (which must be empty), used by rebuild and verify (maintain.c). */

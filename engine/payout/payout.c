@@ -519,7 +519,8 @@ int acr_payout_close(acr_ledger_t *l, const acr_close_request_t *req, acr_payout
         rc = close_event(out, out->period_id, &totals, &ev, id, sizeof id);
         if (rc == 0)
             rc = acr__append_close(l, out->through_seq, &ev, req->actor, out->period_id,
-                                   out->stmt.csv, out->stmt.csv_len, out_close_seq, err);
+                                   out->stmt.csv, out->stmt.csv_len, req->idem, out_close_seq,
+                                   err);
         acr_buf_destroy(&totals);
         if (rc != ACR_EVERSION_CONFLICT || attempt == 8)
             break;

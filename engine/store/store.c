@@ -135,13 +135,14 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
         rc = mdb_dbi_open(txn, db_table[i].name, create ? MDB_CREATE : 0, &dbi[i]);
     if (rc == MDB_NOTFOUND && !create && mdb_dbi_open(txn, "log", 0, &dbi[0]) == 0) {
         /* A ledger written before a derived table existed (the partner program's): create
-         * the missing derived tables empty; `accrue rebuild` fills them (verify says so). */
+         * the missing derived tables empty; `accrue rebuild` fills them (verify says so).
+         * The idempotency keys' table (idem.h) starts empty too: it holds no history. */
         mdb_txn_abort(txn);
         txn = NULL;
         rc = mdb_txn_begin(env, NULL, 0, &txn);
         for (int i = 0; rc == 0 && i < ACR_DB__COUNT; i++)
-            rc = mdb_dbi_open(txn, db_table[i].name, db_table[i].derived ? MDB_CREATE : 0,
-                              &dbi[i]);
+            rc = mdb_dbi_open(txn, db_table[i].name,
+                              db_table[i].derived || i == ACR_DB_IDEM ? MDB_CREATE : 0, &dbi[i]);
     }
     if (rc == 0)
         rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its dbi handles */

@@ -23,6 +23,7 @@
     XX(META, "meta", false)           /* "config" -> config bytes */                              \
     XX(CLOSES, "closes", false)       /* period id -> statement CSV bytes of its close */         \
     XX(TOKENS, "tokens", false)       /* token name -> role, partner, BLAKE2b hash of the secret */ \
+    XX(IDEM, "idem", false)           /* scope \0 Idempotency-Key -> request hash, answer (idem.h) */ \
     XX(IDS, "ids", true)              /* event id -> seq (u64 BE) */                              \
     XX(STREAMS, "streams", true)      /* stream name -> version (u64 BE) */                       \
     XX(PARTNERS, "partners", true)    /* partner_id -> partner state (kv) */                      \
@@ -65,6 +66,8 @@ struct acr_ledger {
     acr_config_t cfg;
     char *path;
     pthread_rwlock_t map_lock; /* readers and writers hold it shared; growing the map exclusive */
+    uint8_t idem_prune_key[ACR_ROW_KEY_MAX]; /* idem.c: where the next prune scan starts */
+    size_t idem_prune_len;                   /* its bytes (0: the table's first key) */
 };
 
 const char *acr__db_name(int db);

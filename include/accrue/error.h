@@ -107,7 +107,8 @@ typedef enum {
     XX(INTERNAL, "internal", FAILURE)              /* a response the server failed to produce */ \
     XX(PERIOD_OPEN, "period_open", CONFLICT)       /* closing a period that has not ended */     \
     XX(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", MEDIA) /* a body type not accepted */ \
-    XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */
+    XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */ \
+    XX(IDEMPOTENCY_CONFLICT, "idempotency_conflict", CONFLICT) /* a key reused, another request */
 
 typedef enum {
     ACR_OK = 0,

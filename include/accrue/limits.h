@@ -28,6 +28,8 @@
                                                tables (LMDB meta, free pages, growth) */
 #define ACR_ERRLIST_MAX 100                /* events.md: a rejected batch reports <= 100 errors */
 #define ACR_TOKEN_NAME_MAX 64              /* token names follow the id pattern of events.md */
+#define ACR_IDEM_TTL_MS (24LL * 3600 * 1000) /* http.md: an Idempotency-Key is kept 24 h */
+#define ACR_IDEM_ANSWER_MAX (64 * 1024)    /* a larger answer is not kept (its key neither) */
 
 /* Dates and times (events.md: local dates 1970-01-01 .. 9999-12-31). */
 #define ACR_DAY_MIN 0                      /* 1970-01-01, day 0 of the day numbers */

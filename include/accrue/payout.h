@@ -65,6 +65,8 @@ typedef struct acr_close_request {
     const char *actor;     /* who closes (events.md `actor`), NULL = "accrue" */
     bool omit_lines;       /* out->stmt.lines stays NULL (the CSV is always kept: it is
                               stored by the close) */
+    struct acr_idem *idem; /* optional Idempotency-Key (idem.h): its answer is stored in the
+                              close's transaction (formatted with out filled); NULL = none */
 } acr_close_request_t;
 
 /* Closes a period as of the head: refuses ACR_EPERIOD_OPEN (the period's end, its

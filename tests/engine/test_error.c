@@ -80,6 +80,8 @@ static const want_t table[] = {
     {ACR_ENO_LEDGER, "no_ledger", 1, 500, false},
     {ACR_EINTERNAL, "internal", 1, 500, false},
     {ACR_EREAD_ONLY, "read_only", 4, 403, false}, /* reporting.md: a write on a replica */
+    /* http.md: an Idempotency-Key reused with another request */
+    {ACR_EIDEMPOTENCY_CONFLICT, "idempotency_conflict", 4, 409, true},
 };
 
 Test(error, every_code_by_hand)

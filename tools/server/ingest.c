@@ -259,6 +259,8 @@ static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
 void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
+    if (acr_srv_idem_refused(req))
+        return;
     int fmt = body_format(req->content_type);
     if (fmt == FMT_UNKNOWN) {
         acr_srv_set_error(req, 415, "unsupported_media_type",
@@ -433,6 +435,8 @@ static bool partner_may_use_deal(acr_srv_t *s, acr_srv_req_t *req, const char *d
 void acr_srv_h_deal_register(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
+    if (acr_srv_idem_refused(req))
+        return;
     json_t *data, *env = split_body(req, &data);
     if (env == NULL)
         return;
@@ -471,6 +475,8 @@ void acr_srv_h_deal_register(acr_srv_t *s, acr_srv_req_t *req, char **params)
 
 void acr_srv_h_deal_stage(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
+    if (acr_srv_idem_refused(req))
+        return;
     acr_buf_t deal;
     acr_buf_init(&deal);
     acr_err_t err;
@@ -517,6 +523,8 @@ void acr_srv_h_deal_stage(acr_srv_t *s, acr_srv_req_t *req, char **params)
 void acr_srv_h_close(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)s;
+    if (acr_srv_idem_refused(req))
+        return;
     if (strlen(params[0]) >= ACR_PERIOD_ID_MAX) {
         acr_srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
         return;
@@ -613,8 +621,74 @@ static void answer_append(acr_srv_req_t *req, acr_srv_wjob_t *job)
     req->ctype = "application/json";
 }
 
+/* The answer of a keyed job that was not run or whose answer was stored with its effect:
+ * the stored bytes (a replay says so in a header), or 409 for a key reused with another
+ * request. false when the job is answered from its outcome. */
+static bool answer_idem(acr_srv_req_t *req, const acr_srv_wjob_t *job)
+{
+    const acr_idem_t *idem = job->idem;
+    if (idem == NULL || idem->state == ACR_IDEM_NEW)
+        return false;
+    if (idem->state == ACR_IDEM_CONFLICT) {
+        acr_srv_set_error(req, 409, "idempotency_conflict",
+                          "this Idempotency-Key was used for another request (method, path or "
+                          "body differ); use a new key for a new request");
+        return true;
+    }
+    static const char *const ctypes[] = {"application/json", "text/csv", "text/plain"};
+    req->ctype = "application/json";
+    for (size_t i = 0; i < sizeof ctypes / sizeof ctypes[0]; i++)
+        if (strcmp(idem->ctype, ctypes[i]) == 0)
+            req->ctype = ctypes[i];
+    req->status = idem->status;
+    acr_buf_reset(&req->resp);
+    acr_buf_append(&req->resp, idem->body.data, idem->body.len);
+    if (idem->state == ACR_IDEM_REPLAY)
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Idempotent-Replayed: true\r\n");
+    return true;
+}
+
+bool acr_srv_idem_format(acr_idem_t *idem, int rc, const acr_append_result_t *res,
+                         const acr_errlist_t *errs)
+{
+    acr_srv_wjob_t *job = idem->answer_arg;
+    if (job->kind == ACR_SRV_JOB_CLOSE && rc != 0 && res != NULL)
+        return false; /* its period.closed refused inside the transaction: not decided */
+    job->rc = rc;
+    if (job->kind == ACR_SRV_JOB_CLOSE && res != NULL) {
+        job->close_seq = res->last_seq;
+    } else if (res != NULL) {
+        uint64_t *seqs = job->result.seqs;
+        job->result = *res;
+        job->result.seqs = seqs; /* the same array (writer.c hands it to the engine) */
+    }
+    if (rc != 0 && errs != NULL && job->errs != NULL && errs != job->errs) {
+        memcpy(job->errs->items, errs->items, errs->count * sizeof errs->items[0]);
+        job->errs->count = errs->count;
+        job->errs->total = errs->total;
+    }
+    acr_srv_req_t tmp; /* a scratch request: only the answer's fields are used */
+    memset(&tmp, 0, sizeof tmp);
+    acr_buf_init(&tmp.resp);
+    tmp.role = job->role;
+    acr_idem_t *keep = job->idem;
+    job->idem = NULL; /* format from the outcome, not from the key */
+    acr_srv_answer_job(&tmp, job);
+    job->idem = keep;
+    bool decided = (tmp.status >= 200 && tmp.status < 300) || tmp.status == 409 ||
+                   tmp.status == 422;
+    idem->status = tmp.status;
+    snprintf(idem->ctype, sizeof idem->ctype, "%s", tmp.ctype ? tmp.ctype : "application/json");
+    acr_buf_reset(&idem->body);
+    bool ok = acr_buf_append(&idem->body, tmp.resp.data, tmp.resp.len) == 0;
+    acr_buf_destroy(&tmp.resp);
+    return decided && ok;
+}
+
 void acr_srv_answer_job(acr_srv_req_t *req, acr_srv_wjob_t *job)
 {
+    if (answer_idem(req, job))
+        return;
     if (job->kind == ACR_SRV_JOB_APPEND && job->rc == 0) {
         answer_append(req, job);
         return;

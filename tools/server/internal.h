@@ -24,6 +24,10 @@
  *   4  routes.c    auth on the head, routing, read handlers
  *   5  server.c    acr_srv_run: wires the hooks, starts and stops
  *
+ * Idempotency-Key (http.md): parse.c checks the header, job.c scopes it to the token and
+ * hashes the request into the job, the writer looks it up and stores the answer in the
+ * write's own transaction (idem.h), ingest.c formats and replays answers.
+ *
  * Ownership: a connection (acr_srv_conn_t) owns its TCP and timer handles, its
  * input buffer and at most one request in flight (acr_srv_req_t); the request
  * owns its body and its response. A request handed to the pool or to the
@@ -43,6 +47,7 @@
 
 #include "accrue/buf.h"
 #include "accrue/error.h"
+#include "accrue/idem.h"
 #include "accrue/limits.h"
 #include "accrue/log.h"
 #include "accrue/payout.h"
@@ -83,6 +88,8 @@ typedef struct acr_srv_req {
     char accept[128];       /* Accept, lower-cased */
     char last_event_id[24]; /* Last-Event-ID */
     char if_none_match[80]; /* If-None-Match (the dashboard's assets) */
+    char idem_key[ACR_ID_LEN_MAX + 1]; /* Idempotency-Key ("" when none or idem_bad) */
+    bool idem_bad;          /* an Idempotency-Key that is not an id, or given twice */
     bool keep_alive;        /* llhttp_should_keep_alive at completion */
     uint64_t start_ns;      /* first byte of the request (uv_hrtime) */
     /* set by the pool job */
@@ -159,11 +166,14 @@ struct acr_srv {
      * (so no two files call each other): a head is complete (routes.c
      * authorizes it), a request is complete (routes.c dispatches it), a
      * write job is done (routes.c answers it), a feed connection closed
-     * (feed.c drops its subscriber). */
+     * (feed.c drops its subscriber), a keyed job's answer is to be stored. */
     void (*on_head)(acr_srv_t *s, acr_srv_req_t *req);
     void (*on_request)(acr_srv_t *s, acr_srv_req_t *req);
     void (*on_job_done)(acr_srv_t *s, acr_srv_req_t *req, acr_srv_wjob_t *job);
     void (*on_conn_closed)(acr_srv_t *s, struct acr_srv_sub *sub);
+    /* The writer formats a keyed job's answer to store through this (ingest.c's
+     * acr_srv_idem_format). */
+    acr_idem_answer_fn idem_format;
 };
 
 /* ---- parse.c: request handling without sockets ------------------------ */
@@ -340,6 +350,9 @@ void acr_srv_set_acr_error(acr_srv_req_t *req, int rc, const acr_err_t *err);
 /* The error body of a rejected batch: status 409 when a conflict is among the
  * errors, 413 for too_large, else 422; details list every error. */
 void acr_srv_set_errlist(acr_srv_req_t *req, const acr_errlist_t *errs, bool by_line);
+/* 400 when req carries an Idempotency-Key that is not an id (every write handler
+ * asks first); false when the key is fine or absent. */
+bool acr_srv_idem_refused(acr_srv_req_t *req);
 /* Maps an ACR_E* code to an HTTP status. */
 int acr_srv_status_of(int code);
 /* The reason phrase of a status, and the error code of an HTTP-level failure. */
@@ -355,8 +368,14 @@ void acr_srv_maybe_finish(acr_srv_t *s);
 
 /* ---- ingest.c: the write routes (run on the pool) -------------------- */
 
-/* Fills req with the response for a finished writer job (loop thread). */
+/* Fills req with the response for a finished writer job (loop thread; the writer thread
+ * too, into a scratch request, to store a keyed job's answer: acr_srv_idem_format). */
 void acr_srv_answer_job(acr_srv_req_t *req, acr_srv_wjob_t *job);
+/* The writer's acr_idem_answer_fn: formats a keyed job's answer from its outcome; true
+ * for the answers kept (2xx, 409, 422: the request was decided), never a 5xx. res NULL:
+ * a close refused before its transaction (job->rc and job->err say why). */
+bool acr_srv_idem_format(acr_idem_t *idem, int rc, const acr_append_result_t *res,
+                         const acr_errlist_t *errs);
 /* The partner_id member of an engine JSON object into out; false when the
  * object has none (or it does not fit, or memory ran out). */
 bool acr_srv_json_partner(const acr_buf_t *json, char *out, size_t cap);
@@ -409,11 +428,14 @@ struct acr_srv_wjob {
     int kind_detail;                   /* enum acr_srv_job_detail: how to answer */
     char deal_id[ACR_ID_LEN_MAX + 1];  /* deal routes: the deal */
     char event_id[ACR_ID_LEN_MAX + 1]; /* deal routes: the event's id */
+    acr_idem_t *idem;                  /* the request's Idempotency-Key (heap), NULL: none */
+    int role;                          /* the request's token role (the answer's wording) */
     acr_srv_wjob_t *next;
 };
 
 /* job.c (a leaf): a job with its error list (spare lists are reused), its batch's actor
- * the token of req (events.md: "token:<name>"). */
+ * the token of req (events.md: "token:<name>"), and req's Idempotency-Key scoped to the
+ * token's name with the XXH3-128 of its method, target and body. */
 acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind);
 void acr_srv_wjob_free(acr_srv_wjob_t *job);
 

@@ -6,6 +6,9 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
+#include <xxhash.h>
 
 #include "internal.h"
 
@@ -42,6 +45,43 @@ static void errs_give(acr_errlist_t *e)
     free(e);
 }
 
+/* "Same request" (http.md, Idempotency-Key): the same method, target (path and query as
+ * sent) and body bytes; lengths go in first so no two requests hash the same bytes. */
+static void request_hash(const acr_srv_req_t *req, uint8_t out[ACR_IDEM_HASH_LEN])
+{
+    XXH3_state_t st;
+    XXH128_canonical_t c;
+    uint8_t head[17] = {req->method};
+    uint64_t lens[2] = {req->url.len, req->body.len};
+    for (int i = 0; i < 16; i++)
+        head[1 + i] = (uint8_t)(lens[i / 8] >> (8 * (i % 8)));
+    XXH3_128bits_reset(&st);
+    XXH3_128bits_update(&st, head, sizeof head);
+    XXH3_128bits_update(&st, req->url.data, req->url.len);
+    XXH3_128bits_update(&st, req->body.data, req->body.len);
+    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&st));
+    memcpy(out, c.digest, ACR_IDEM_HASH_LEN);
+}
+
+/* The job's key: req's Idempotency-Key in the scope of its token's name. false when out
+ * of memory (a request without a key needs nothing). */
+static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
+{
+    if (req == NULL || req->idem_key[0] == '\0')
+        return true;
+    acr_idem_t *idem = malloc(sizeof *idem);
+    if (idem == NULL)
+        return false;
+    if (!acr_idem_init(idem, req->token_name[0] ? req->token_name : "?", req->idem_key)) {
+        free(idem); /* cannot happen: a token name and an id always fit */
+        return false;
+    }
+    request_hash(req, idem->req_hash);
+    idem->answer_arg = job; /* idem->answer: set by the writer (the hook idem_format) */
+    job->idem = idem;
+    return true;
+}
+
 acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind)
 {
     acr_srv_wjob_t *job = calloc(1, sizeof *job);
@@ -55,8 +95,10 @@ acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind)
     snprintf(actor, sizeof actor, "token:%s",
              req != NULL && req->token_name[0] ? req->token_name : "?");
     acr_batch_set_actor(&job->batch, actor);
-    if (kind == ACR_SRV_JOB_APPEND && (job->errs = errs_take()) == NULL) {
-        free(job);
+    job->role = req != NULL ? req->role : ACR_ROLE_NONE;
+    if ((kind == ACR_SRV_JOB_APPEND && (job->errs = errs_take()) == NULL) ||
+        !attach_idem(req, job)) {
+        acr_srv_wjob_free(job);
         return NULL;
     }
     return job;
@@ -70,5 +112,7 @@ void acr_srv_wjob_free(acr_srv_wjob_t *job)
     free(job->result.seqs);
     errs_give(job->errs);
     acr_payout_destroy(&job->payout);
+    acr_idem_destroy(job->idem);
+    free(job->idem);
     free(job);
 }

@@ -256,6 +256,24 @@ static void copy_lower(const acr_buf_t *v, char *out, size_t cap, bool cut_param
     out[j] = '\0';
 }
 
+/* An Idempotency-Key (http.md): an id of events.md, [A-Za-z0-9._:-]{1,64}, given once;
+ * anything else marks the request (answered 400 by the write routes). */
+static void idem_key(acr_srv_req_t *r, const acr_buf_t *v)
+{
+    bool ok = !r->idem_bad && r->idem_key[0] == '\0' && v->len >= 1 &&
+              v->len <= ACR_ID_LEN_MAX;
+    for (size_t i = 0; ok && i < v->len; i++) {
+        char c = (char)v->data[i];
+        ok = isalnum((unsigned char)c) || c == '.' || c == '_' || c == ':' || c == '-';
+    }
+    r->idem_bad = !ok;
+    r->idem_key[0] = '\0';
+    if (ok) {
+        memcpy(r->idem_key, v->data, v->len);
+        r->idem_key[v->len] = '\0';
+    }
+}
+
 static int on_header_value_complete(llhttp_t *lp)
 {
     acr_srv_parse_t *p = lp->data;
@@ -284,6 +302,8 @@ static int on_header_value_complete(llhttp_t *lp)
         copy_lower(&p->hval, r->last_event_id, sizeof r->last_event_id, false);
     } else if (name_is(&p->hname, "if-none-match")) {
         copy_lower(&p->hval, r->if_none_match, sizeof r->if_none_match, false);
+    } else if (name_is(&p->hname, "idempotency-key")) {
+        idem_key(r, &p->hval);
     } else if (name_is(&p->hname, "expect")) {
         char v[32];
         copy_lower(&p->hval, v, sizeof v, false);

@@ -111,6 +111,8 @@ void acr_srv_h_promotions(acr_srv_t *s, acr_srv_req_t *req, char **params)
  * and "at" envelope keys. */
 void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
+    if (acr_srv_idem_refused(req))
+        return;
     const char *ann = params[0];
     json_error_t je;
     acr_jsonmem_begin();

@@ -160,3 +160,13 @@ void acr_srv_set_acr_error(acr_srv_req_t *req, int rc, const acr_err_t *err)
         name = "bad_request";
     acr_srv_set_error(req, status, name, "%s", msg);
 }
+
+bool acr_srv_idem_refused(acr_srv_req_t *req)
+{
+    if (!req->idem_bad)
+        return false;
+    acr_srv_set_error(req, 400, "bad_request",
+                      "Idempotency-Key must be given once, as 1 to %d characters of "
+                      "[A-Za-z0-9._:-]", ACR_ID_LEN_MAX);
+    return true;
+}

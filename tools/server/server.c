@@ -162,6 +162,7 @@ int acr_srv_run(acr_ledger_t *ledger, const acr_srv_opts_t *opts)
     s->on_head = acr_srv_authorize;
     s->on_request = acr_srv_dispatch;
     s->on_job_done = acr_srv_job_done;
+    s->idem_format = acr_srv_idem_format;
     s->on_conn_closed = acr_srv_feed_drop;
     const char *host = opts->host;
     int port = opts->port, rc;

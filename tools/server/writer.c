@@ -32,6 +32,7 @@
 /* Scratch arrays of one group, grown as needed (writer thread only). */
 typedef struct group {
     const acr_batch_t **batches;
+    acr_idem_t **idems; /* per batch its key, or NULL */
     acr_append_result_t *results;
     acr_errlist_t *errs;
     int *rcs;
@@ -63,7 +64,10 @@ static int group_reserve(group_t *g, size_t n)
     void *c = realloc(g->rcs, cap * sizeof *g->rcs);
     if (c != NULL)
         g->rcs = c;
-    if (b == NULL || r == NULL || e == NULL || c == NULL)
+    void *k = realloc(g->idems, cap * sizeof *g->idems);
+    if (k != NULL)
+        g->idems = k;
+    if (b == NULL || r == NULL || e == NULL || c == NULL || k == NULL)
         return ACR_ENOMEM;
     g->cap = cap;
     return 0;
@@ -83,9 +87,14 @@ static uint64_t commit_appends(acr_srv_t *s, group_t *g, acr_srv_wjob_t *jobs)
         return 0;
     }
     size_t i = 0;
+    bool keyed = false;
     for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
         if (j->kind != ACR_SRV_JOB_APPEND)
             continue;
+        g->idems[i] = j->idem;
+        if (j->idem != NULL)
+            j->idem->answer = s->idem_format;
+        keyed = keyed || j->idem != NULL;
         g->batches[i] = &j->batch;
         memset(&g->results[i], 0, sizeof g->results[i]);
         g->results[i].seqs = j->result.seqs;
@@ -94,12 +103,17 @@ static uint64_t commit_appends(acr_srv_t *s, group_t *g, acr_srv_wjob_t *jobs)
     uint64_t t0 = uv_hrtime();
     /* Our commit writes no token: the token cache stays valid across it. */
     uint64_t stamp = acr_token_cache_write_begin(s->tokens);
-    int grc = acr_ledger_append_group(s->ledger, g->batches, n, g->results, g->errs, g->rcs);
+    /* keys are looked up and stored in the group's own transaction (idem.h) */
+    int grc = keyed ? acr_ledger_append_group_idem(s->ledger, g->batches, n, g->results, g->errs,
+                                                   g->rcs, g->idems)
+                    : acr_ledger_append_group(s->ledger, g->batches, n, g->results, g->errs,
+                                              g->rcs);
     /* Whether the group's transaction committed changes: only then did it take a txn id
-     * (duplicates and rejected batches alone commit nothing). */
+     * (duplicates and rejected batches alone commit nothing; a stored key does). */
     bool wrote = false;
     for (size_t k = 0; grc == 0 && k < n; k++)
-        wrote = wrote || (g->rcs[k] == 0 && g->results[k].appended > 0);
+        wrote = wrote || (g->rcs[k] == 0 && g->results[k].appended > 0) ||
+                (g->idems[k] != NULL && g->idems[k]->state == ACR_IDEM_STORED);
     acr_token_cache_write_end(s->tokens, stamp, wrote);
     uint64_t us = (uv_hrtime() - t0) / 1000, appended = 0, head = 0;
     i = 0;
@@ -122,6 +136,32 @@ static uint64_t commit_appends(acr_srv_t *s, group_t *g, acr_srv_wjob_t *jobs)
     }
     acr_srv_metrics_commit(n, appended, us);
     return head;
+}
+
+/* Runs a close job. A keyed close whose key is known is not run (answered from the
+ * record); one refused by the period's state (409: period_open, period_closed, ...) has
+ * its answer stored in a transaction of its own (the refusal has no effect to share one
+ * with); a successful one stores it in the close's own transaction. */
+static void run_close(acr_srv_t *s, acr_srv_wjob_t *j)
+{
+    acr_err_clear(&j->err);
+    int64_t now_ms = wall_ms();
+    if (j->idem != NULL) {
+        j->idem->answer = s->idem_format;
+        j->rc = acr_idem_lookup(s->ledger, j->idem, now_ms, &j->err);
+        if (j->rc != 0 || j->idem->state != ACR_IDEM_NEW)
+            return;
+    }
+    acr_close_request_t req = {.period_id = j->period, .now_ms = now_ms,
+                               .actor = j->batch.actor, .idem = j->idem};
+    j->rc = acr_payout_close(s->ledger, &req, &j->payout, &j->close_seq, &j->err);
+    if (j->rc == 0 || j->idem == NULL || j->idem->state != ACR_IDEM_NEW ||
+        acr_err_class(j->rc) != ACR_CLASS_CONFLICT || j->rc == ACR_EVERSION_CONFLICT)
+        return; /* not decided (a failure, or a log that kept moving): a retry runs again */
+    acr_err_t serr;
+    acr_err_clear(&serr);
+    if (j->idem->answer(j->idem, j->rc, NULL, NULL))
+        (void)acr_idem_store(s->ledger, j->idem, &serr); /* not kept: a retry closes again */
 }
 
 #define GATHER_US_MAX 2000
@@ -170,10 +210,7 @@ static void *writer_main(void *arg)
         for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
             if (j->kind != ACR_SRV_JOB_CLOSE)
                 continue;
-            acr_err_clear(&j->err);
-            acr_close_request_t req = {.period_id = j->period, .now_ms = wall_ms(),
-                                       .actor = j->batch.actor};
-            j->rc = acr_payout_close(s->ledger, &req, &j->payout, &j->close_seq, &j->err);
+            run_close(s, j);
             if (j->rc == 0 && j->close_seq > head)
                 head = j->close_seq;
         }
@@ -195,6 +232,7 @@ static void *writer_main(void *arg)
     free(g.results);
     free(g.errs);
     free(g.rcs);
+    free(g.idems);
     return NULL;
 }
 
