@@ -17,7 +17,7 @@ static const char usage_serve[] =
     "usage: accrue serve [--listen HOST:PORT] [--token-file F] [--header-bytes-max N]\n"
     "                    [--body-bytes-max N] [--header-timeout-ms N] [--idle-timeout-ms N]\n"
     "                    [--connections-max N] [--feed-buffer-bytes N] [--heartbeat-ms N]\n"
-    "                    [--body-timeout-ms N] [--expensive-max N]\n"
+    "                    [--body-timeout-ms N] [--expensive-max N] [--slow-queue-max N]\n"
     "\n"
     "The HTTP API of http.md on HOST:PORT (default 127.0.0.1:8080; port 0 picks a free\n"
     "port, printed as `listening on http://HOST:PORT` on stderr). Requests need\n"
@@ -25,8 +25,10 @@ static const char usage_serve[] =
     "tokens, one `SECRET ROLE [PARTNER]` per line (# comments), never stored. Limits default\n"
     "to http.md: headers 16384 bytes, body 67108864 bytes, head within 10000 ms, keep-alive\n"
     "idle 30000 ms (also the longest a body may stall), a whole body within 300000 ms,\n"
-    "1024 connections, 2 expensive requests (verify, payout run, audit) at once (503 and\n"
-    "Retry-After beyond); a feed subscriber may lag 1048576 bytes; heartbeat\n"
+    "1024 connections; requests that replay or scan the whole log (KPI, verify, payout run,\n"
+    "audit, a staff statement, promotions) run on 2 threads of their own (--expensive-max)\n"
+    "with up to 64 more waiting (--slow-queue-max; 503 and Retry-After beyond); a feed\n"
+    "subscriber may lag 1048576 bytes; heartbeat\n"
     "every 15000 ms. One access-log line (JSON) per request on stderr. SIGTERM/SIGINT\n"
     "finish the requests in flight and exit 0.\n";
 
@@ -42,6 +44,7 @@ enum {
     OPT_HEARTBEAT_MS,
     OPT_BODY_MS,
     OPT_EXPENSIVE,
+    OPT_SLOW_QUEUE,
 };
 
 static bool parse_listen(const char *arg, char *host, size_t cap, int *port)
@@ -83,12 +86,13 @@ static int parse_args(acr_cli_t *cli, int argc, char **argv, acr_srv_opts_t *o, 
         {"heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT_MS},
         {"body-timeout-ms", required_argument, NULL, OPT_BODY_MS},
         {"expensive-max", required_argument, NULL, OPT_EXPENSIVE},
+        {"slow-queue-max", required_argument, NULL, OPT_SLOW_QUEUE},
         ACR_CLI_COMMON_OPTS,
         {NULL, 0, NULL, 0}};
     int c, rc;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         uint64_t v = 0;
-        if (c >= OPT_HEADER_BYTES && c <= OPT_EXPENSIVE && parse_limit(optarg, &v) != 0)
+        if (c >= OPT_HEADER_BYTES && c <= OPT_SLOW_QUEUE && parse_limit(optarg, &v) != 0)
             return acr__usage(usage_serve, "%s wants a positive integer, not '%s'",
                               argv[optind - 1], optarg);
         switch (c) {
@@ -124,6 +128,9 @@ static int parse_args(acr_cli_t *cli, int argc, char **argv, acr_srv_opts_t *o, 
             break;
         case OPT_EXPENSIVE:
             o->lim.expensive_max = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+            break;
+        case OPT_SLOW_QUEUE:
+            o->lim.slow_queue_max = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
             break;
         default:
             if ((rc = acr__common_opt(cli, c, argv, usage_serve)) >= 0)

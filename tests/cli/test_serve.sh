@@ -352,9 +352,11 @@ case_connection_cap() {
 }
 run_case case_connection_cap
 
-# Body timers and the cap on expensive requests need their own limits.
+# Body timers and the cap on slow requests need their own limits: two lane threads and two
+# places to wait, so of twelve verify requests at once some are refused.
 case_18_2_8_timers_and_cap() {
-    start_server "$LEDGER" --idle-timeout-ms 1000 --body-timeout-ms 2500 --expensive-max 2
+    start_server "$LEDGER" --idle-timeout-ms 1000 --body-timeout-ms 2500 --expensive-max 2 \
+        --slow-queue-max 2
     attack body_timers "$BASE" "$TOK_ING"
     attack expensive "$BASE" "$TOK_ADMIN" 12
     stop_server

@@ -494,9 +494,9 @@ static void on_read(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0 && busy) { /* answer the request in flight first */
         c->peer_done = true;
         set_reading(c, false);
-        /* except long work (verify, payout runs and audits): a client that hangs up, or
+        /* except long work (the slow lane: verify, runs, audits, KPIs): a client that hangs up, or
          * half-closes, while one runs is taken as gone and the work stops (nginx's 499) */
-        if (c->active != NULL && (c->active->expensive || nread != UV_EOF))
+        if (c->active != NULL && (c->active->lane.run != NULL || nread != UV_EOF))
             atomic_store(&c->active->gone, true);
         return;
     }

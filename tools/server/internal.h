@@ -2,10 +2,11 @@
  *
  * One libuv loop owns every socket, timer and response (http.c). Work
  * that touches LMDB never runs on it: reads and the check of a token not
- * yet in the token cache run on the libuv thread pool (routes.c),
- * every write transaction on one writer thread that commits waiting appends
- * together (writer.c), and the live feed reads committed events
- * off-loop in chunks (feed.c). A cached token and a small append are
+ * yet in the token cache run on the libuv thread pool (routes.c), the
+ * reads that replay or scan the whole log on the slow lane's own threads
+ * (lane.c), every write transaction on one writer thread that commits
+ * waiting appends together (writer.c), and the live feed reads committed
+ * events off-loop in chunks (feed.c). A cached token and a small append are
  * handled on the loop itself: hashing, a table lookup and a few events'
  * stateless parsing cost less than a pool round trip.
  * Metrics are counters behind one mutex (metrics.c).
@@ -18,7 +19,7 @@
  * the hooks of acr_srv_t, set by server.c):
  *
  *   0  parse.c, respond.c, metrics.c, job.c, life.c   leaves
- *   1  http.c      connections: accept, parse, timers, respond
+ *   1  http.c      connections: accept, parse, timers, respond;  lane.c  the slow lane
  *   2  feed.c      the event stream
  *   3  writer.c    the writer thread;  ingest.c  the write routes' bodies into jobs
  *   4  routes.c    auth on the head, routing, read handlers
@@ -30,8 +31,8 @@
  *
  * Ownership: a connection (acr_srv_conn_t) owns its TCP and timer handles, its
  * input buffer and at most one request in flight (acr_srv_req_t); the request
- * owns its body and its response. A request handed to the pool or to the
- * writer keeps a reference on its connection, so a client that hangs up
+ * owns its body and its response. A request handed to the pool, the slow
+ * lane or the writer keeps a reference on its connection, so a client that hangs up
  * mid-request never frees memory a worker still uses.
  */
 #ifndef ACCRUE_TOOLS_SERVE_H
@@ -70,13 +71,22 @@ typedef struct acr_srv_wjob acr_srv_wjob_t;
 typedef struct acr_srv_conn acr_srv_conn_t;
 typedef struct acr_srv acr_srv_t;
 
+struct acr_srv_req;
+
+/* A request's place on the slow lane (lane.c). */
+typedef struct acr_srv_lane_item {
+    void (*run)(acr_srv_t *s, struct acr_srv_req *req);  /* lane thread: the work */
+    void (*done)(acr_srv_t *s, struct acr_srv_req *req); /* loop thread: after run */
+    struct acr_srv_req *next; /* next on the lane's waiting or done queue (lane.mu) */
+} acr_srv_lane_item_t;
+
 typedef struct acr_srv_req {
     acr_srv_conn_t *conn;   /* owner (holds a reference while the request lives) */
     uv_work_t work;         /* the pool job of the request */
+    acr_srv_lane_item_t lane; /* the slow-lane job of the request (instead of work) */
     uint8_t method;         /* llhttp_method_t (valid when has_method) */
     bool has_method;        /* the request line's method was parsed */
     bool authed;            /* the token was checked on the head (role set, or refused) */
-    bool expensive;         /* counts against lim.expensive_max while in flight */
     bool in_pool;           /* req->work is queued or running (loop thread) */
     atomic_bool gone;       /* the client hung up (set on the loop, read by pool jobs) */
     acr_buf_t url;          /* request target as received */
@@ -130,6 +140,21 @@ typedef struct acr_srv_writer {
     uint64_t commits;       /* group commits done (writer thread) */
 } acr_srv_writer_t;
 
+/* The slow lane (lane.c). */
+typedef struct acr_srv_lane {
+    pthread_t *threads;      /* thread_count started threads */
+    uint32_t thread_count;   /* lim.expensive_max, at most ACR_SRV_LANE_THREADS_MAX */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;       /* wakes a thread: a request is waiting, or stop */
+    struct acr_srv_req *in_head, *in_tail;     /* admitted, not yet taken (mu) */
+    struct acr_srv_req *done_head, *done_tail; /* run, not yet answered (mu) */
+    bool stop;               /* the threads exit once the queue is empty (mu) */
+    bool ready;              /* async is initialised (close it at the end) */
+    uv_async_t async;        /* wakes the loop when requests are done */
+    uint32_t in_flight;      /* loop side: admitted, not yet answered */
+    uint64_t test_delay_ms;  /* ACCRUE_TEST_SLOW_MS: sleep per request (tests only) */
+} acr_srv_lane_t;
+
 typedef struct acr_srv_chunk acr_srv_chunk_t;
 
 typedef struct acr_srv_feed {
@@ -157,10 +182,10 @@ struct acr_srv {
     uint32_t conn_count;   /* open connections (freed ones excluded) */
     uint32_t pool_jobs;    /* pool jobs in flight */
     acr_srv_conn_t *conns; /* every open connection */
-    uint32_t expensive;    /* expensive requests in flight (loop thread) */
     bool stopping;         /* SIGTERM/SIGINT seen */
     bool finished;         /* the last handles are closing */
     acr_srv_writer_t writer;
+    acr_srv_lane_t lane;
     acr_srv_feed_t feed;
     /* Hooks, set by acr_srv_run, through which a lower layer hands work up
      * (so no two files call each other): a head is complete (routes.c
@@ -360,6 +385,19 @@ const char *acr_srv_reason_of(int status);
 const char *acr_srv_code_of_status(int status);
 /* Appends v in decimal (no printf on the per-request path). */
 int acr_srv_buf_u64(acr_buf_t *b, uint64_t v);
+
+/* ---- lane.c: the slow lane ------------------------------------------------- */
+
+/* Starts lim.expensive_max threads (at least 1, at most ACR_SRV_LANE_THREADS_MAX)
+ * and the loop's wake-up handle; reads ACCRUE_TEST_SLOW_MS. 0, or a libuv error. */
+int acr_srv_lane_start(acr_srv_t *s);
+/* Loop thread: queues req (req->lane.run and .done set) unless the lane
+ * already holds its threads' worth running plus lim.slow_queue_max waiting;
+ * false then (the caller answers 503). req->lane.run runs on a lane thread,
+ * then req->lane.done on the loop. */
+bool acr_srv_lane_submit(acr_srv_t *s, acr_srv_req_t *req);
+/* Stops and joins the lane threads (after the loop ended: nothing in flight). */
+void acr_srv_lane_join(acr_srv_t *s);
 
 /* ---- life.c (a leaf) ------------------------------------------------------ */
 

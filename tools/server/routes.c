@@ -12,8 +12,11 @@
  * the loop and goes straight to the writer thread; everything else runs on
  * the pool with its own read snapshots, so the loop never waits on the
  * disk. Write routes (ingest.c) leave a job for the writer thread.
- * Expensive routes (verify, payout runs and audits) run at most
- * lim.expensive_max at once (503 + Retry-After beyond).
+ * Slow routes (those that replay or scan the whole log: KPI, verify, payout
+ * runs, audits, a staff statement, promotions) run on the slow lane's own
+ * threads instead of the pool (lane.c), so a replay of tens of seconds never
+ * holds a pool thread that a projection read is waiting for; at most
+ * lim.slow_queue_max of them wait for a lane thread (503 + Retry-After beyond).
  *
  * Order of checks: a missing or unknown token is 401 for every path; then
  * an unknown path is 404 and a known path with another method 405; then a
@@ -205,12 +208,10 @@ static bool unknown_param(acr_srv_req_t *req, int route)
     return false;
 }
 
-/* Pool thread: runs the handler (and checks the token first for a request not
- * authorized on its head). */
-static void route_work(uv_work_t *w)
+/* Pool or lane thread: runs the handler (and checks the token first for a
+ * request not authorized on its head). */
+static void route_run(acr_srv_t *s, acr_srv_req_t *req)
 {
-    acr_srv_req_t *req = w->data;
-    acr_srv_t *s = w->loop->data;
     if (atomic_load(&req->gone)) { /* the client hung up before the work began */
         acr_srv_set_error(req, 503, "unavailable", "the client went away");
         return;
@@ -237,6 +238,11 @@ static void route_work(uv_work_t *w)
     acr_cancel_watch(&req->gone); /* a client gone mid-way stops the engine's long loops */
     handlers[d.route->id](s, req, d.params);
     acr_cancel_watch(NULL);
+}
+
+static void route_work(uv_work_t *w)
+{
+    route_run(w->loop->data, w->data);
 }
 
 /* Loop thread (the writer's hook): a finished write job answers its request. */
@@ -266,14 +272,16 @@ static void route_after(uv_work_t *w, int status)
     acr_srv_t *s = w->loop->data;
     s->pool_jobs--;
     req->in_pool = false;
-    if (req->expensive) {
-        req->expensive = false;
-        s->expensive--;
-    }
     if (status != 0 && req->status == 0)
         acr_srv_set_error(req, 503, "unavailable", "the request was cancelled");
     route_next(s, req);
     acr_srv_maybe_finish(s);
+}
+
+/* Loop thread: a slow request's lane job is done (the lane calls maybe_finish). */
+static void route_lane_after(acr_srv_t *s, acr_srv_req_t *req)
+{
+    route_next(s, req);
 }
 
 /* ---- the head: authentication and authorization before the body ---------------------- */
@@ -363,14 +371,40 @@ void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
     }
 }
 
-/* Requests that run for long on the pool (a verify reads the whole log, a payout
- * run or audit replays a period): at most lim.expensive_max at once, so they can
- * never take every pool thread from the cheap reads. */
-static bool is_expensive(const acr_srv_req_t *req, int route_id)
+/* Requests that replay or scan the whole log, seconds to tens of seconds on a
+ * large ledger: a verify reads every event, a payout run, an audit and a staff
+ * statement replay up to a period, a KPI replays for commission_minor, the
+ * promotions replay for their budget use. They go to the slow lane. (A
+ * partner's statement is the stored bytes; onboarding and the other reads
+ * are projection lookups; GET /v1/events scans a bounded page.) */
+static bool is_slow(const acr_srv_req_t *req, int route_id)
 {
-    return route_id == ACR_SRV_R_VERIFY || route_id == ACR_SRV_R_RUN ||
-           route_id == ACR_SRV_R_AUDIT ||
-           (route_id == ACR_SRV_R_STATEMENT && req->role != ACR_ROLE_PARTNER);
+    switch (route_id) {
+    case ACR_SRV_R_VERIFY:
+    case ACR_SRV_R_RUN:
+    case ACR_SRV_R_AUDIT:
+    case ACR_SRV_R_KPI:
+    case ACR_SRV_R_PROMOTIONS:
+        return true;
+    case ACR_SRV_R_STATEMENT:
+        return req->role != ACR_ROLE_PARTNER;
+    default:
+        return false;
+    }
+}
+
+/* Loop thread: hands a slow request to the lane, or answers 503 when its queue is full. */
+static void dispatch_slow(acr_srv_t *s, acr_srv_req_t *req, const acr_srv_route_t *route)
+{
+    req->lane.run = route_run;
+    req->lane.done = route_lane_after;
+    if (acr_srv_lane_submit(s, req))
+        return;
+    req->route = route->label;
+    acr_srv_set_error(req, 503, "unavailable",
+                      "too many slow requests (%s) waiting; retry shortly", route->label);
+    snprintf(req->extra_headers, sizeof req->extra_headers, "Retry-After: 1\r\n");
+    acr_srv_respond(req);
 }
 
 void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
@@ -421,18 +455,9 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
             route_next(s, req);
             return;
         }
-        if (is_expensive(req, d.route->id)) {
-            if (s->expensive >= s->lim.expensive_max) {
-                req->route = d.route->label;
-                acr_srv_set_error(req, 503, "unavailable",
-                                  "too many expensive requests (%s) at once; retry shortly",
-                                  d.route->label);
-                snprintf(req->extra_headers, sizeof req->extra_headers, "Retry-After: 1\r\n");
-                acr_srv_respond(req);
-                return;
-            }
-            s->expensive++;
-            req->expensive = true;
+        if (is_slow(req, d.route->id)) {
+            dispatch_slow(s, req, d.route);
+            return;
         }
     }
     req->work.data = req;
@@ -441,10 +466,6 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
     if (uv_queue_work(s->loop, &req->work, route_work, route_after) != 0) {
         s->pool_jobs--;
         req->in_pool = false;
-        if (req->expensive) {
-            req->expensive = false;
-            s->expensive--;
-        }
         acr_srv_set_error(req, 503, "unavailable", "cannot schedule the request");
         acr_srv_respond(req);
     }

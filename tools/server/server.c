@@ -1,7 +1,7 @@
 /* server.c - the server's one entry point, acr_srv_run: startup and
  * graceful shutdown (tools/server/server.h).
  *
- * Starts the writer thread, listens, and runs the libuv loop until SIGTERM
+ * Starts the writer thread and the slow lane's threads, listens, and runs the libuv loop until SIGTERM
  * or SIGINT. Then it stops accepting, closes idle connections and event
  * streams, lets every request in flight finish (its commit included) and
  * answers it with `Connection: close`, and returns once nothing is left.
@@ -149,7 +149,8 @@ void acr_srv_opts_default(acr_srv_opts_t *o)
     o->host = "127.0.0.1";
     o->port = 8080;
     o->lim =
-        (acr_srv_limits_t){16 * 1024, 64u << 20, 10000, 30000, 300000, 2, 1024, 1u << 20, 15000};
+        (acr_srv_limits_t){16 * 1024, 64u << 20, 10000, 30000, 300000, 2, 1024, 1u << 20, 15000,
+                           64};
 }
 
 int acr_srv_run(acr_ledger_t *ledger, const acr_srv_opts_t *opts)
@@ -187,6 +188,8 @@ int acr_srv_run(acr_ledger_t *ledger, const acr_srv_opts_t *opts)
     s->loop->data = s;
     rc = acr_srv_writer_start(s);
     if (rc == 0)
+        rc = acr_srv_lane_start(s);
+    if (rc == 0)
         rc = acr_srv_feed_init(s);
     int exit_code = rc == 0 ? run(s, host, port) : ACR_SRV_ERUNTIME;
     if (rc != 0)
@@ -197,6 +200,7 @@ int acr_srv_run(acr_ledger_t *ledger, const acr_srv_opts_t *opts)
         uv_run(s->loop, UV_RUN_DEFAULT);
     }
     acr_srv_writer_join(s);
+    acr_srv_lane_join(s);
     acr_srv_log_flush();
     uv_loop_close(s->loop);
     acr_token_cache_free(s->tokens);

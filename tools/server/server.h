@@ -19,11 +19,19 @@ typedef struct acr_srv_limits {
     uint64_t header_ms_max;        /* whole head within 10 s of its first byte (408) */
     uint64_t idle_ms_max;          /* keep-alive idle and body stall: 30 s */
     uint64_t body_ms_max;          /* whole body within 300 s of the head (408) */
-    uint32_t expensive_max;        /* verify, payout runs, audits at once: 2 (503 beyond) */
+    uint32_t expensive_max;        /* slow-lane threads: replays and whole-log scans (KPI,
+                                      payout run, audit, staff statement, promotions, verify)
+                                      running at once: 2 */
     uint32_t connections_max;      /* 1024 open connections */
     size_t feed_pending_bytes_max; /* a feed subscriber's unsent bytes: 1 MiB */
     uint64_t feed_heartbeat_ms;    /* 15 s */
+    uint32_t slow_queue_max;       /* slow requests waiting for a lane thread: 64 (503 and
+                                      Retry-After beyond) */
 } acr_srv_limits_t;
+
+/* A larger --expensive-max starts this many lane threads: each replay holds a
+ * statement's memory (hundreds of MiB at 10 M events), so more would only swap. */
+#define ACR_SRV_LANE_THREADS_MAX 16
 
 typedef struct acr_srv_opts {
     const char *host;       /* address to listen on: "127.0.0.1" */
