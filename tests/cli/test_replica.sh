@@ -297,6 +297,30 @@ case_http_403_on_the_replica() {
     grep -q '^accrue_replica_lag_events [0-9]' "$TMP/metrics.out" ||
         fail "/metrics lacks accrue_replica_lag_events: $(grep replica "$TMP/metrics.out")"
     grep -q '^accrue_replica_lag_ms -\?[0-9]' "$TMP/metrics.out" || fail "/metrics lacks accrue_replica_lag_ms"
+    # the replica's live feed: a record `follow` applies (another process) reaches a subscriber
+    # without a reconnect (the server watches LMDB's last txn id)
+    local head pid ev t0
+    head=$(head_of "$R" | cut -d' ' -f1)
+    curl -s -N -H "Authorization: Bearer $tok" "$base/v1/feed?from=$((head + 1))" >"$TMP/feed.out" &
+    local feed=$!
+    BG_PIDS+=("$feed")
+    pid=$("$ACCRUE" --ledger "$P" partner list --format json |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)[0]["partner_id"])')
+    ev="replica-live-$$"
+    printf '{"id":"%s","type":"training.completed","at":"2026-03-01T00:00:00Z","data":{"partner_id":"%s","module":"live"}}\n' \
+        "$ev" "$pid" >"$TMP/live.jsonl"
+    sleep 0.3
+    "$ACCRUE" --ledger "$P" append "$TMP/live.jsonl" >/dev/null || fail "append on the primary"
+    t0=$(date +%s%N)
+    for _ in $(seq 1 200); do
+        grep -q "\"$ev\"" "$TMP/feed.out" && break
+        sleep 0.05
+    done
+    grep -q "\"$ev\"" "$TMP/feed.out" ||
+        fail "the replica's live feed did not deliver $ev within 10 s: $(head -c 300 "$TMP/feed.out")"
+    echo "    replica feed: a primary's append reached the replica's subscriber in $((($(date +%s%N) - t0) / 1000000)) ms"
+    kill "$feed" 2>/dev/null
+    wait "$feed" 2>/dev/null
     kill -TERM "$srv" 2>/dev/null
     wait "$srv"
     no_sanitizer_reports "$TMP/srv.err"
