@@ -129,3 +129,34 @@ finish() {
     echo "$(basename "$0"): $CASES_PASSED passed, $CASES_FAILED failed"
     [ "$CASES_FAILED" -eq 0 ]
 }
+
+# ---- a private `accrue serve` ------------------------------------------------------------
+
+# start_server LEDGER [SERVE ARGS...]: `accrue serve` on a random loopback port in the
+# background, its stderr (the access log) in $TMP/srv.err; sets SRV_PID and BASE. The
+# caller's environment passes through (ACCRUE_TEST_SLOW_MS, test-only).
+start_server() {
+    local l=$1 port=
+    shift
+    : >"$TMP/srv.err"
+    "$ACCRUE" --ledger "$l" serve --listen 127.0.0.1:0 "$@" 2>"$TMP/srv.err" &
+    SRV_PID=$!
+    for _ in $(seq 1 200); do
+        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/srv.err" | sed 's/.*://')
+        [ -n "$port" ] && break
+        sleep 0.05
+    done
+    [ -n "$port" ] || fail "server did not start: $(head -c 600 "$TMP/srv.err")"
+    BASE=http://127.0.0.1:$port
+}
+
+# stop_server: SIGTERM, wait, exit status 0 and no sanitizer report.
+stop_server() {
+    kill -TERM "$SRV_PID" 2>/dev/null
+    wait "$SRV_PID"
+    local rc=$?
+    [ "$rc" -eq 0 ] || fail "server exit status $rc: $(tail -c 600 "$TMP/srv.err")"
+    if grep -qE 'Sanitizer|runtime error:' "$TMP/srv.err"; then
+        fail "sanitizer report: $(grep -A20 -E 'Sanitizer|runtime error:' "$TMP/srv.err" | head -c 2000)"
+    fi
+}

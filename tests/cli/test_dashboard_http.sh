@@ -9,28 +9,6 @@
 
 SRV_PID=
 BASE=
-start_server() { # LEDGER TOKENFILE
-    : >"$TMP/srv.err"
-    "$ACCRUE" --ledger "$1" serve --listen 127.0.0.1:0 --token-file "$2" 2>"$TMP/srv.err" &
-    SRV_PID=$!
-    local port=
-    for _ in $(seq 1 200); do
-        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/srv.err" | sed 's/.*://')
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || fail "server did not start: $(head -c 600 "$TMP/srv.err")"
-    BASE=http://127.0.0.1:$port
-}
-stop_server() {
-    kill -TERM "$SRV_PID" 2>/dev/null
-    wait "$SRV_PID"
-    local rc=$?
-    [ "$rc" -eq 0 ] || fail "server exit status $rc: $(tail -c 600 "$TMP/srv.err")"
-    if grep -qE 'Sanitizer|runtime error:' "$TMP/srv.err"; then
-        fail "sanitizer report: $(grep -A20 -E 'Sanitizer|runtime error:' "$TMP/srv.err" | head -c 2000)"
-    fi
-}
 # get PATH [CURL ARGS...]: sets CODE, HEAD (headers, lower-cased names) and BODY.
 get() {
     local p=$1
@@ -56,7 +34,7 @@ LEDGER=$(new_ledger --period month --utc-offset +09:00)
 "$ACCRUE" --ledger "$LEDGER" --quiet append "$ROOT/tests/dashboard/demo-extra.jsonl" >/dev/null
 printf '%s\n' 'fin-dashboard-http-01 finance' 'par-dashboard-http-P1 partner P1' \
     'ing-dashboard-http-01 ingest' >"$TMP/tokens"
-start_server "$LEDGER" "$TMP/tokens"
+start_server "$LEDGER" --token-file "$TMP/tokens"
 
 case_page_and_assets() {
     local p etag

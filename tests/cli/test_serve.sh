@@ -17,33 +17,7 @@ GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
 SRV_PID=
 BASE=
 
-# start_server LEDGER [ARGS...]: sets SRV_PID and BASE.
-start_server() {
-    local l=$1
-    shift
-    : >"$TMP/srv.err"
-    "$ACCRUE" --ledger "$l" serve --listen 127.0.0.1:0 "$@" 2>"$TMP/srv.err" &
-    SRV_PID=$!
-    local port=
-    for _ in $(seq 1 100); do
-        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/srv.err" | sed 's/.*://')
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || fail "server did not start: $(head -c 600 "$TMP/srv.err")"
-    BASE=http://127.0.0.1:$port
-}
 
-# stop_server: SIGTERM, wait, exit status 0 and no sanitizer report.
-stop_server() {
-    kill -TERM "$SRV_PID" 2>/dev/null
-    wait "$SRV_PID"
-    local rc=$?
-    [ "$rc" -eq 0 ] || fail "server exit status $rc: $(tail -c 600 "$TMP/srv.err")"
-    if grep -qE 'Sanitizer|runtime error:' "$TMP/srv.err"; then
-        fail "sanitizer report: $(grep -A20 -E 'Sanitizer|runtime error:' "$TMP/srv.err" | head -c 2000)"
-    fi
-}
 
 client() {
     $CLIENT "$@" >"$TMP/.cl.out" 2>"$TMP/.cl.err"
