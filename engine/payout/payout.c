@@ -206,16 +206,20 @@ static void *reader_stage(void *arg)
     return NULL;
 }
 
-/* True when the run must read the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the
- * reference the tests compare with; a close, which needs the latest business date of any
- * event), or period_seqs does not cover the snapshot (*out_rc set on a store error). */
-static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, bool want_full, int *out_rc,
-                      acr_err_t *err)
+/* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
+ * the tests compare with; a close, which needs the latest business date of any event),
+ * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release), or
+ * nothing is dated after `period` (the walk would skip no dated record). *out_rc is set
+ * on a store error. */
+static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bool want_full,
+                      int *out_rc, acr_err_t *err)
 {
     const char *env = getenv("ACR_PAYOUT_FULL_SCAN");
     if (want_full || (env != NULL && strcmp(env, "1") == 0))
         return true;
     int rc = acr__pseq_covers(r, l, err);
+    if (rc == 1)
+        rc = acr__pseq_dated_after(r, l, period, err);
     *out_rc = rc < 0 ? rc : 0;
     return rc != 1;
 }
@@ -231,7 +235,7 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
     if (rc == 0 && through_seq > acr_reader_head_seq(r))
         rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
     acr__pseq_walk_t walk;
-    bool indexed = rc == 0 && !full_scan(r, l, want_full, &rc, err);
+    bool indexed = rc == 0 && !full_scan(r, l, period, want_full, &rc, err);
     if (rc == 0 && indexed)
         rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
     if (rc != 0)

@@ -30,6 +30,42 @@ int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err)
            acr__be_u64(p + 1) == 1 && acr__be_u64(p + 9) == acr_reader_head_seq(r);
 }
 
+/* A new cursor at the first row at or after (period_key, seq): 0 with *out_cur (NULL past
+ * the table's end) and the row in *k, *v, or an LMDB error. */
+static int seek(MDB_txn *txn, MDB_dbi dbi, uint32_t period_key, uint64_t seq,
+                MDB_cursor **out_cur, MDB_val *k, MDB_val *v, acr_err_t *err)
+{
+    uint8_t key[ACR__PSEQ_KEY_LEN];
+    acr__pseq_key(period_key, seq, key);
+    *k = acr__val(key, sizeof key);
+    *out_cur = NULL;
+    MDB_cursor *cur = NULL;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "period_seqs");
+    rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
+    if (rc == 0) {
+        *out_cur = cur;
+        return 0;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : acr__mdb_err(rc, err, "period_seqs");
+}
+
+int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
+                          acr_err_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = seek(acr__reader_txn(r), l->dbi[ACR_DB_PERIOD_SEQS],
+                  acr__pseq_period_key(period) + 1, 0, &cur, &k, &v, err);
+    if (rc != 0 || cur == NULL)
+        return rc;
+    rc = k.mv_size == ACR__PSEQ_KEY_LEN && be_u32(k.mv_data) != ACR__PSEQ_EVERY_RUN;
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* Reads the row under src's cursor: 1 when it is on src's list at a seq <= through, 0
  * when the list ends there, or ACR_ECORRUPT. */
 static int src_load(acr__pseq_src_t *s, const MDB_val *k, const MDB_val *v, uint64_t through,
@@ -95,28 +131,6 @@ static int add_src(acr__pseq_walk_t *w, MDB_cursor *cur, uint32_t period_key, co
     }
     w->src[w->n++] = s;
     return 0;
-}
-
-/* A new cursor at the first row at or after (period_key, seq): 0 with *out_cur (NULL past
- * the table's end) and the row in *k, *v, or an LMDB error. */
-static int seek(MDB_txn *txn, MDB_dbi dbi, uint32_t period_key, uint64_t seq,
-                MDB_cursor **out_cur, MDB_val *k, MDB_val *v, acr_err_t *err)
-{
-    uint8_t key[ACR__PSEQ_KEY_LEN];
-    acr__pseq_key(period_key, seq, key);
-    *k = acr__val(key, sizeof key);
-    *out_cur = NULL;
-    MDB_cursor *cur = NULL;
-    int rc = mdb_cursor_open(txn, dbi, &cur);
-    if (rc != 0)
-        return acr__mdb_err(rc, err, "period_seqs");
-    rc = mdb_cursor_get(cur, k, v, MDB_SET_RANGE);
-    if (rc == 0) {
-        *out_cur = cur;
-        return 0;
-    }
-    mdb_cursor_close(cur);
-    return rc == MDB_NOTFOUND ? 0 : acr__mdb_err(rc, err, "period_seqs");
 }
 
 /* Adds the list of every period <= last_key that holds a row. */
