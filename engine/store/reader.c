@@ -378,7 +378,9 @@ static int fetch_move(acr_reader_t *r, uint64_t seq, bool next, MDB_val *v, acr_
     return 0;
 }
 
-/* Unmaps the pages of what was fetched, one window late (see DROP_EVERY_BYTES). */
+/* Unmaps the pages of what was fetched, one window late (see DROP_EVERY_BYTES). A window
+ * ends after DROP_EVERY_BYTES of records or four times that of address range: a run that skips most
+ * records maps (fault-around) far more than it fetches. */
 static void fetch_note(acr_reader_t *r, const MDB_val *v)
 {
     uintptr_t a = (uintptr_t)v->mv_data;
@@ -386,7 +388,8 @@ static void fetch_note(acr_reader_t *r, const MDB_val *v)
         r->seen_lo = a;
     if (r->scanned == 0 || a + v->mv_size > r->seen_hi)
         r->seen_hi = a + v->mv_size;
-    if ((r->scanned += v->mv_size) < DROP_EVERY_BYTES)
+    if ((r->scanned += v->mv_size) < DROP_EVERY_BYTES &&
+        r->seen_hi - r->seen_lo < 4 * DROP_EVERY_BYTES)
         return;
     if (r->drop_hi > r->drop_lo)
         madvise((void *)r->drop_lo, r->drop_hi - r->drop_lo, MADV_DONTNEED);
