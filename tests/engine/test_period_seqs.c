@@ -148,7 +148,7 @@ static void build_history(acr_ledger_t *l, uint64_t seed, int *out_closed)
         }
         flush(&h, l);
         if (closed < round - 1 && rnd(&h, 2) == 0) {
-            char period[16];
+            char period[32];
             snprintf(period, sizeof period, "2026-%02d", closed + 1);
             acr_payout_t po;
             acr_err_t err;
