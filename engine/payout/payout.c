@@ -21,6 +21,7 @@
 #include "../log/log_internal.h"
 #include "csv_async.h"
 #include "payout_internal.h"
+#include "pseq_walk.h"
 
 #define CLOSE_ID_PREFIX "period.closed:"
 
@@ -84,6 +85,7 @@ typedef struct slot {
 
 typedef struct pipe {
     acr_reader_t *r;
+    acr__pseq_walk_t *walk; /* an indexed run's seqs (period_seqs), else NULL: every record */
     uint64_t through;
     bool closes;      /* feed the statement of each period.closed (else the run ignores closes) */
     int64_t max_at;
@@ -94,13 +96,41 @@ typedef struct pipe {
     bool stop;                 /* the feed stage failed: the reader stage stops */
 } pipe_t;
 
+/* An indexed run fills a slot with the records of the walk's seqs, each fetched by seq and
+ * checked against its predecessor's stored hash, up to a period.closed (like
+ * acr__reader_next_raw: 0, or the error of the first bad seq after the records before it). */
+static int fill_indexed(pipe_t *pp, slot_t *s)
+{
+    s->n = 0;
+    while (s->n < SLOT_RECS) {
+        uint64_t seq;
+        uint8_t listed;
+        int type, rc = acr__pseq_walk_next(pp->walk, &seq, &listed, &s->err);
+        if (rc <= 0)
+            return rc;
+        if ((rc = acr__reader_fetch_raw(pp->r, seq, &s->recs[s->n], &type, &s->err)) != 0)
+            return rc;
+        if (type != listed)
+            return acr_err_set(&s->err, ACR_ECORRUPT, "period_seqs lists seq %llu as another "
+                               "type than the log's: run `accrue rebuild`",
+                               (unsigned long long)seq);
+        s->seqs[s->n++] = seq;
+        if (type == ACR_EV_PERIOD_CLOSED)
+            return 0; /* its statement comes before the next event */
+    }
+    return 0;
+}
+
 static void produce(pipe_t *pp, slot_t *s)
 {
     acr_err_clear(&s->err);
     s->csv = NULL;
     s->csv_len = 0;
-    s->rc = acr__reader_next_raw(pp->r, pp->through, ACR_COMM_TYPE_MASK, s->recs, s->seqs,
-                                 SLOT_RECS, &s->n, &pp->max_at, &s->err);
+    if (pp->walk != NULL)
+        s->rc = fill_indexed(pp, s);
+    else
+        s->rc = acr__reader_next_raw(pp->r, pp->through, ACR_COMM_TYPE_MASK, s->recs, s->seqs,
+                                     SLOT_RECS, &s->n, &pp->max_at, &s->err);
     bool closed = s->rc == 0 && s->n > 0 &&
                   (uint8_t)s->recs[s->n - 1].ptr[ACR_RECORD_CONTENT_OFF] == ACR_EV_PERIOD_CLOSED;
     s->end = s->rc != 0 || (!closed && s->n < SLOT_RECS);
@@ -176,21 +206,49 @@ static void *reader_stage(void *arg)
     return NULL;
 }
 
-/* Feeds events 1..through_seq and, when closes, the statements of the closes among them. */
-static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, bool closes,
-                    feed_state_t *fs, acr_err_t *err)
+/* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
+ * the tests compare with; a close, which needs the latest business date of any event),
+ * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release), or
+ * nothing is dated after `period` (the walk would skip no dated record). *out_rc is set
+ * on a store error. */
+static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bool want_full,
+                      int *out_rc, acr_err_t *err)
+{
+    const char *env = getenv("ACR_PAYOUT_FULL_SCAN");
+    if (want_full || (env != NULL && strcmp(env, "1") == 0))
+        return true;
+    int rc = acr__pseq_covers(r, l, err);
+    if (rc == 1)
+        rc = acr__pseq_dated_after(r, l, period, err);
+    *out_rc = rc < 0 ? rc : 0;
+    return rc != 1;
+}
+
+/* Feeds the events of run period `period` among 1..through_seq (every event the processor
+ * uses with a full scan, else those period_seqs lists for the period) and, when closes,
+ * the statements of the closes among them. */
+static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32_t period,
+                    uint64_t through_seq, bool closes, bool want_full, feed_state_t *fs,
+                    acr_err_t *err)
 {
     int rc = acr_reader_seek(r, 1, err);
     if (rc == 0 && through_seq > acr_reader_head_seq(r))
         rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
+    acr__pseq_walk_t walk;
+    bool indexed = rc == 0 && !full_scan(r, l, period, want_full, &rc, err);
+    if (rc == 0 && indexed)
+        rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
     if (rc != 0)
         return rc;
-    pipe_t pp = {.r = r, .through = through_seq, .closes = closes, .max_at = INT64_MIN};
+    pipe_t pp = {.r = r, .walk = indexed ? &walk : NULL, .through = through_seq,
+                 .closes = closes, .max_at = INT64_MIN};
     acr_event_t *evs = malloc(FEED_BATCH * sizeof *evs);
     pp.slots = malloc(RING_SLOTS * sizeof *pp.slots);
     if (evs == NULL || pp.slots == NULL) {
         free(evs);
         free(pp.slots);
+        if (indexed)
+            acr__pseq_walk_close(&walk);
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
     pthread_t th;
@@ -246,15 +304,17 @@ static int feed_log(acr_reader_t *r, acr_comm_t *c, uint64_t through_seq, bool c
     }
     free(pp.slots);
     free(evs);
+    if (indexed)
+        acr__pseq_walk_close(&walk);
     return rc;
 }
 
 /* The processor's statement of run period `period` over events 1..through_seq of r's
  * snapshot (with the closes' statements when closes; what-if plans of req, output o). */
 static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
-                         uint64_t through_seq, bool closes, const acr_payout_request_t *req,
-                         const acr_comm_output_t *o, acr_statement_t *out, feed_state_t *fs,
-                         acr_err_t *err)
+                         uint64_t through_seq, bool closes, bool want_full,
+                         const acr_payout_request_t *req, const acr_comm_output_t *o,
+                         acr_statement_t *out, feed_state_t *fs, acr_err_t *err)
 {
     acr_comm_config_t cfg = {l->cfg.period_kind, l->cfg.utc_offset_min, period, through_seq};
     acr_comm_t *c = acr_comm_new(&cfg);
@@ -269,7 +329,7 @@ static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     if (o != NULL)
         acr_comm_set_output(c, w != NULL ? &wrapped : o);
-    int rc = feed_log(r, c, through_seq, closes, fs, err);
+    int rc = feed_log(l, r, c, period, through_seq, closes, want_full, fs, err);
     for (size_t i = 0; rc == 0 && req != NULL && i < req->whatif_plan_count; i++)
         rc = acr_comm_add_whatif_plan(c, req->whatif_plans[i], req->whatif_plan_lens[i], err);
     if (rc == 0)
@@ -288,14 +348,16 @@ int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, in
                                       acr_err_t *err)
 {
     feed_state_t fs = {0, false};
-    return run_processor(l, r, period, through_seq, false, NULL, NULL, out, &fs, err);
+    return run_processor(l, r, period, through_seq, false, false, NULL, NULL, out, &fs, err);
 }
 
+/* want_full: read the whole log (a close: it needs fs's latest business date too). */
 static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
-                   const acr_payout_request_t *req, const acr_comm_output_t *o,
+                   bool want_full, const acr_payout_request_t *req, const acr_comm_output_t *o,
                    acr_payout_t *out, feed_state_t *fs, acr_err_t *err)
 {
-    int rc = run_processor(l, r, period, through_seq, true, req, o, &out->stmt, fs, err);
+    int rc = run_processor(l, r, period, through_seq, true, want_full, req, o, &out->stmt, fs,
+                           err);
     if (rc == 0)
         rc = acr_reader_hash_at(r, through_seq, out->chain_hash, err);
     out->through_seq = through_seq;
@@ -370,7 +432,7 @@ int acr_payout_run_with_output(acr_ledger_t *l, const acr_payout_request_t *req,
     if (rc == 0 && req != NULL)
         whatif_labels(req, out);
     if (rc == 0)
-        rc = compute(l, r, period, x, req, o, out, &fs, err);
+        rc = compute(l, r, period, x, false, req, o, out, &fs, err);
     acr_reader_close(r);
     return rc;
 }
@@ -455,7 +517,7 @@ static int close_compute(acr_ledger_t *l, int32_t period, const acr_comm_output_
     feed_state_t fs = {0, false};
     rc = check_close_order(r, l, period, out->period_id, err);
     if (rc == 0)
-        rc = compute(l, r, period, acr_reader_head_seq(r), NULL, o, out, &fs, err);
+        rc = compute(l, r, period, acr_reader_head_seq(r), true, NULL, o, out, &fs, err);
     int32_t last;
     if (rc == 0 && (rc = latest_close(r, l, &last, err)) == 0) {
         int32_t first_day = acr_period_first_day(l->cfg.period_kind, period);
@@ -581,8 +643,8 @@ int acr_payout_audit(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
     }
     feed_state_t fs = {0, false};
     if (rc == 0)
-        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], NULL, NULL, out, &fs,
-                     err);
+        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], false, NULL, NULL,
+                     out, &fs, err);
     if (rc == 0) {
         audit->first_diff_line =
             first_diff_line(stored, stored_len, out->stmt.csv, out->stmt.csv_len);

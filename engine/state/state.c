@@ -18,6 +18,7 @@
 #include "../projection/projection_internal.h"
 #include "state_internal.h"
 #include "program_internal.h"
+#include "pseq_internal.h"
 
 enum { STATUS_ACTIVE = 0, STATUS_SUSPENDED = 1, STATUS_OFFBOARDED = 2 };
 enum { DEAL_OPEN = 0, DEAL_WON = 1, DEAL_LOST = 2 };
@@ -747,7 +748,8 @@ static int sale_refunded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     memcpy(pid, s.partner_id.ptr, s.partner_id.len);
     s.partner_id.ptr = pid;
     s.refunded_minor += amount;
-    return store_sale(tx, sid, &s, err);
+    rc = store_sale(tx, sid, &s, err);
+    return rc ? rc : acr__pseq_refund_sale(tx, ev, s.at_ms, err);
 }
 
 static int adjustment_recorded(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
@@ -880,5 +882,7 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     if (rc == 0 && (ev->type == ACR_EV_TRAINING_COMPLETED ||
                     ev->type == ACR_EV_PARTNER_REGISTERED || ev->type == ACR_EV_REP_ADDED))
         rc = acr__prog_apply(tx, ev, err); /* the onboarding view's rows */
-    return rc ? rc : acr__proj_apply(tx, ev, err);
+    if (rc == 0)
+        rc = acr__proj_apply(tx, ev, err);
+    return rc ? rc : acr__pseq_apply(tx, ev, err); /* the payout run's index */
 }

@@ -29,6 +29,8 @@ struct acr_reader {
     uintptr_t seen_lo, seen_hi;     /* the map addresses of the records read since the drop */
     size_t scanned;                 /* record bytes read sequentially since the last drop */
     uintptr_t drop_lo, drop_hi;     /* bulk reads: the previous window, dropped one window late */
+    uint64_t fetch_seq;             /* fetches by seq: the seq the cursor sits on (0: none) */
+    const uint8_t *fetch_val;       /* its stored value (hash first), valid while r is open */
 };
 
 /* A long sequential read maps every page of the log it passes (file-backed, counted in the
@@ -147,6 +149,7 @@ int acr_reader_seek(acr_reader_t *r, uint64_t seq, acr_err_t *err)
         return rc;
     r->next_seq = seq;
     r->positioned = false;
+    r->fetch_seq = 0;
     return 0;
 }
 
@@ -191,6 +194,7 @@ int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH
         return 0;
     MDB_val k, v;
     int rc;
+    r->fetch_seq = 0;
     if (r->positioned) {
         rc = mdb_cursor_get(r->cur, &k, &v, MDB_NEXT);
     } else {
@@ -268,6 +272,7 @@ int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, 
     if (through > r->head_seq)
         through = r->head_seq;
     const uint8_t *prev = r->prev_hash;
+    r->fetch_seq = 0;
     uintptr_t lo = r->seen_lo, hi = r->seen_hi;
     size_t scanned = r->scanned;
     while (n < max && seq <= through) {
@@ -347,6 +352,96 @@ int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, 
     *max_at_ms = mx;
     *n_out = n;
     return rc;
+}
+
+/* ---- fetch by seq (engine-internal: indexed payout runs) ------------------ */
+
+/* Fetches wanted within this many seqs of the last one walk the cursor forward instead of
+ * descending the B-tree again: a month's wanted seqs are mostly close together. */
+#define FETCH_SKIP_MAX 16
+
+/* Moves the cursor to the value of seq (MDB_NEXT when next, else MDB_SET_KEY). */
+static int fetch_move(acr_reader_t *r, uint64_t seq, bool next, MDB_val *v, acr_err_t *err)
+{
+    uint8_t key[8];
+    MDB_val k = acr__val(key, 8);
+    acr__u64_be(seq, key);
+    int rc = mdb_cursor_get(r->cur, &k, v, next ? MDB_NEXT : MDB_SET_KEY);
+    if (rc == MDB_NOTFOUND || (rc == 0 && (k.mv_size != 8 || load_be64(k.mv_data) != seq)))
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu is missing from the log",
+                           (unsigned long long)seq);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "log");
+    if (v->mv_size <= ACR_HASH_LEN)
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record is truncated",
+                           (unsigned long long)seq);
+    return 0;
+}
+
+/* Unmaps the pages of what was fetched, one window late (see DROP_EVERY_BYTES). A window
+ * ends after DROP_EVERY_BYTES of records or four times that of address range: a run that skips most
+ * records maps (fault-around) far more than it fetches. */
+static void fetch_note(acr_reader_t *r, const MDB_val *v)
+{
+    uintptr_t a = (uintptr_t)v->mv_data;
+    if (r->scanned == 0 || a < r->seen_lo)
+        r->seen_lo = a;
+    if (r->scanned == 0 || a + v->mv_size > r->seen_hi)
+        r->seen_hi = a + v->mv_size;
+    if ((r->scanned += v->mv_size) < DROP_EVERY_BYTES &&
+        r->seen_hi - r->seen_lo < 4 * DROP_EVERY_BYTES)
+        return;
+    if (r->drop_hi > r->drop_lo)
+        madvise((void *)r->drop_lo, r->drop_hi - r->drop_lo, MADV_DONTNEED);
+    r->drop_lo = r->seen_lo & ~(uintptr_t)4095;
+    r->drop_hi = (r->seen_hi + 4095) & ~(uintptr_t)4095;
+    r->scanned = 0;
+}
+
+int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int *out_type,
+                          acr_err_t *err)
+{
+    if (seq == 0 || seq > r->head_seq)
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu is missing from the log",
+                           (unsigned long long)seq);
+    r->positioned = false; /* the sequential reads position the cursor again */
+    uint8_t genesis[ACR_HASH_LEN];
+    const uint8_t *prev = genesis;
+    MDB_val v;
+    int rc = 0;
+    uint64_t at = r->fetch_seq;
+    if (at != 0 && at < seq && seq - at <= FETCH_SKIP_MAX) {
+        prev = r->fetch_val;
+        for (; rc == 0 && at + 1 < seq; prev = v.mv_data)
+            rc = fetch_move(r, ++at, true, &v, err);
+    } else if (seq == 1) {
+        genesis_hash(r->ledger, genesis);
+        at = 0;
+    } else {
+        rc = fetch_move(r, at = seq - 1, false, &v, err);
+        prev = v.mv_data;
+    }
+    if (rc == 0)
+        rc = fetch_move(r, seq, at != 0, &v, err);
+    r->fetch_seq = 0;
+    if (rc != 0)
+        return rc;
+    const uint8_t *p = v.mv_data, *rec = p + ACR_HASH_LEN;
+    size_t len = v.mv_size - ACR_HASH_LEN;
+    if (!chain_ok(prev, p, len))
+        return acr_err_set(err, ACR_ECHAIN_BROKEN,
+                           "seq %llu: the stored hash does not match its content and chain",
+                           (unsigned long long)seq);
+    int type = acr_record_check_header(rec, len);
+    if (type <= 0)
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record does not decode",
+                           (unsigned long long)seq);
+    r->fetch_seq = seq;
+    r->fetch_val = p;
+    fetch_note(r, &v);
+    *out_rec = (acr_str_t){(const char *)rec, (uint32_t)len};
+    *out_type = type;
+    return 0;
 }
 
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,

@@ -35,6 +35,7 @@
     XX(PLAN_PARTNERS, "plan_partners", true) /* plan_id \0 partner_id -> currency */             \
     XX(PIPELINE, "pipeline", true)    /* "stages" -> stage list JSON */                           \
     XX(PROGRAM, "program", true)      /* the partner program's rows (engine/program.c) */         \
+    XX(PERIOD_SEQS, "period_seqs", true) /* period (u32 BE) || seq (u64 BE) -> type (below) */    \
     ACR_PROJ_DB_MAP(XX)
 
 /* Projection tables (engine/projection applies them, engine/query reads them;
@@ -87,6 +88,48 @@ int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env
 int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
                         unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
                         acr_err_t *err);
+
+/* ---- period_seqs: the seqs a payout run reads ---------------------------------
+ *
+ * engine/state writes, for each event it accepts, the rows a payout run of period U needs
+ * to find it without reading the whole log (engine/payout reads them):
+ *   - a sale, refund or adjustment under its own local period (the period index of its
+ *     `at`, as the commission processor computes it);
+ *   - a refund also under its sale's period when that differs (so the periods <= U list
+ *     every refund of every sale of a period <= U);
+ *   - every other event the processor uses (ACR_COMM_TYPE_MASK: partners, plans, the
+ *     program's events, period.closed) under ACR__PSEQ_EVERY_RUN;
+ *   - one marker row (ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ: the last key, so a
+ *     replay's write-back of it appends): ACR__PSEQ_FORMAT, the first and the last seq
+ *     indexed (u64 BE each). The index covers a snapshot when first is 1 and last
+ *     is the snapshot's head: a ledger from before the table (created empty when opened,
+ *     filled by `accrue rebuild`) or one an older release appended to is not covered, and
+ *     its runs read the whole log.
+ * A row's value is the event type (1 byte). Keys sort by period, then seq. */
+#define ACR__PSEQ_KEY_LEN 12
+#define ACR__PSEQ_EVERY_RUN 0xFFFFFFFFu /* the "every run" list (no date has this period) */
+#define ACR__PSEQ_MARKER_SEQ UINT64_MAX /* the marker's seq part (no event has it) */
+#define ACR__PSEQ_FORMAT 1              /* the marker's first byte: what the rows mean */
+#define ACR__PSEQ_MARKER_LEN 17         /* format, first seq, last seq */
+
+/* The key part of period index `period` (local dates are >= 1970: never negative). */
+static inline uint32_t acr__pseq_period_key(int32_t period)
+{
+    return (uint32_t)period;
+}
+
+static inline void acr__pseq_key(uint32_t period_key, uint64_t seq,
+                                 uint8_t out[ACR__PSEQ_KEY_LEN])
+{
+    for (int i = 3; i >= 0; i--) {
+        out[i] = (uint8_t)(period_key & 0xff);
+        period_key >>= 8;
+    }
+    for (int i = 11; i >= 4; i--) {
+        out[i] = (uint8_t)(seq & 0xff);
+        seq >>= 8;
+    }
+}
 
 /* ---- The stage list a transaction caches ---------------------------------- */
 
@@ -193,6 +236,15 @@ MDB_txn *acr__reader_txn(acr_reader_t *r);
 int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
                          uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
                          acr_err_t *err);
+
+/* For the payout driver's indexed run: the record at seq (1..head), fetched by seq and
+ * checked against its predecessor's stored hash (XXH3-128(stored hash of seq - 1 || record)
+ * = stored hash of seq) and its header. Fetches in ascending seq order walk the cursor
+ * forward over short gaps. *out_rec: the record bytes after the stored hash, valid while r
+ * is open; *out_type: its event type. 0, or ACR_ECHAIN_BROKEN / an LMDB error naming seq.
+ * Moves the position of acr_reader_next (seek before reading sequentially again). */
+int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int *out_type,
+                          acr_err_t *err);
 
 /* ---- Small record encoding for state tables ------------------------------ */
 
