@@ -607,6 +607,10 @@ static int verify_report(int rc, const acr_verify_result_t *res, const acr_err_t
     if (rc == 0) {
         acr_hash_hex(res->head_hash, hex);
         printf("ok: %" PRIu64 " events, head %s\n", res->events, hex);
+        if (res->period_index_stale)
+            fprintf(stderr, "accrue: note: the period index of payout runs is not built for "
+                            "this ledger (written by an older release): runs read the whole "
+                            "log until `accrue rebuild` builds it once\n");
         return ACR_EXIT_OK;
     }
     const char *msg = err->msg[0] != '\0' ? err->msg : "does not match";

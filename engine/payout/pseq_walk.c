@@ -17,17 +17,8 @@ static uint32_t be_u32(const uint8_t *p)
 
 int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err)
 {
-    uint8_t key[ACR__PSEQ_KEY_LEN];
-    acr__pseq_key(ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ, key);
-    MDB_val k = acr__val(key, sizeof key), v;
-    int rc = mdb_get(acr__reader_txn(r), l->dbi[ACR_DB_PERIOD_SEQS], &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0)
-        return acr__mdb_err(rc, err, "period_seqs");
-    const uint8_t *p = v.mv_data;
-    return v.mv_size == ACR__PSEQ_MARKER_LEN && p[0] == ACR__PSEQ_FORMAT &&
-           acr__be_u64(p + 1) == 1 && acr__be_u64(p + 9) == acr_reader_head_seq(r);
+    return acr__pseq_marker_covers(acr__reader_txn(r), l->dbi[ACR_DB_PERIOD_SEQS],
+                                   acr_reader_head_seq(r), err);
 }
 
 /* A new cursor at the first row at or after (period_key, seq): 0 with *out_cur (NULL past

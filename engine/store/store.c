@@ -423,3 +423,18 @@ bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi)
     MDB_val k = acr__val(ACR__REPLICA_MARKER_KEY, strlen(ACR__REPLICA_MARKER_KEY)), v;
     return mdb_get(txn, dbi[ACR_DB_META], &k, &v) == 0;
 }
+
+int acr__pseq_marker_covers(MDB_txn *txn, MDB_dbi dbi, uint64_t head, acr_err_t *err)
+{
+    uint8_t key[ACR__PSEQ_KEY_LEN];
+    acr__pseq_key(ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ, key);
+    MDB_val k = {.mv_size = sizeof key, .mv_data = key}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "period_seqs");
+    const uint8_t *p = v.mv_data;
+    return v.mv_size == ACR__PSEQ_MARKER_LEN && p[0] == ACR__PSEQ_FORMAT &&
+           acr__be_u64(p + 1) == 1 && acr__be_u64(p + 9) == head;
+}

@@ -131,6 +131,11 @@ static inline void acr__pseq_key(uint32_t period_key, uint64_t seq,
     }
 }
 
+/* 1 when txn's period_seqs marker says seqs 1..head were indexed (runs may use it), 0 when
+ * the index is absent or stale (a ledger of an older release, or appended to by one since:
+ * runs scan the log, `accrue rebuild` builds it), else an LMDB error. */
+int acr__pseq_marker_covers(MDB_txn *txn, MDB_dbi dbi, uint64_t head, acr_err_t *err);
+
 /* ---- The stage list a transaction caches ---------------------------------- */
 
 /* Cached pipeline, loaded lazily per transaction by engine/state (which parses it,

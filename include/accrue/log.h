@@ -165,6 +165,9 @@ typedef struct acr_verify_result {
     char bad_table[32];             /* first projection table that differs, "" when none */
     char bad_key[128];              /* its first differing row key (printable) */
     uint64_t statements;            /* stored closed statements checked */
+    bool period_index_stale;        /* period_seqs not built for this log (a ledger of an older
+                                       release): not compared; runs scan the log until
+                                       `accrue rebuild` builds it */
 } acr_verify_result_t;
 
 /* Recomputes the chain from the stored bytes, compares every state / projection
