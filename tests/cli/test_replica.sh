@@ -270,20 +270,12 @@ case_writes_refused_on_the_replica() {
 }
 
 case_http_403_on_the_replica() {
-    local tok port base code
+    local tok base code
     tok=$("$ACCRUE" --ledger "$R" --quiet token create --role admin --name replica-admin)
     [ -n "$tok" ] || fail "token create on a replica"
-    : >"$TMP/srv.err"
-    "$ACCRUE" --ledger "$R" serve --listen 127.0.0.1:0 2>"$TMP/srv.err" &
-    local srv=$!
-    BG_PIDS+=("$srv")
-    for _ in $(seq 1 100); do
-        port=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$TMP/srv.err" | sed 's/.*://')
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || fail "server did not start: $(head -c 600 "$TMP/srv.err")"
-    base=http://127.0.0.1:$port
+    start_server "$R"
+    BG_PIDS+=("$SRV_PID")
+    base=$BASE
     code=$(curl -s -o "$TMP/post.out" -w '%{http_code}' -H "Authorization: Bearer $tok" \
         -H 'Content-Type: application/x-ndjson' --data-binary @"$TMP/one.jsonl" "$base/v1/events")
     assert_eq "$code" 403 "POST /v1/events on a replica"
@@ -321,9 +313,7 @@ case_http_403_on_the_replica() {
     echo "    replica feed: a primary's append reached the replica's subscriber in $((($(date +%s%N) - t0) / 1000000)) ms"
     kill "$feed" 2>/dev/null
     wait "$feed" 2>/dev/null
-    kill -TERM "$srv" 2>/dev/null
-    wait "$srv"
-    no_sanitizer_reports "$TMP/srv.err"
+    stop_server
 }
 
 case_follow_stops_cleanly() {

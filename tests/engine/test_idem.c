@@ -8,9 +8,10 @@
 
 #include "accrue/idem.h"
 #include "accrue/log.h"
+#include "ledger_fixture.h"
 #include "test_util.h"
 
-#define PARTNER                                                                                    \
+#define PARTNER_P1                                                                                 \
     "{\"id\":\"p1\",\"type\":\"partner.registered\",\"at\":\"2026-07-03T10:00:00Z\","             \
     "\"data\":{\"partner_id\":\"P1\",\"name\":\"n\",\"kind\":\"reseller\",\"tier\":\"gold\","     \
     "\"plan_id\":\"std\",\"currency\":\"JPY\"}}"
@@ -19,27 +20,17 @@
     "\"sale_id\":\"S1\",\"partner_id\":\"NOPE\",\"customer_id\":\"C1\",\"product\":\"x\","        \
     "\"amount_minor\":100,\"currency\":\"JPY\"}}"
 
-static char dir[64];
+static fixture_t fx;
 static acr_ledger_t *ledger;
 
 static void setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/acr-test-idem.XXXXXX");
-    cr_assert(mkdtemp(dir) != NULL);
-    acr_config_t cfg = {{7, 7, 7}, ACR_PERIOD_MONTH, 0};
-    acr_err_t err;
-    char sub[80];
-    snprintf(sub, sizeof sub, "%s/l", dir);
-    ASSERT_EQ_MSG(acr_ledger_create(sub, &cfg, 0, &err), 0, "%s", err.msg);
-    ASSERT_EQ_MSG(acr_ledger_open(sub, &ledger, &err), 0, "%s", err.msg);
+    ledger = fx_open(&fx, ACR_PERIOD_MONTH, "+00:00");
 }
 
 static void teardown(void)
 {
-    acr_ledger_close(ledger);
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    ASSERT_EQ(system(cmd), 0);
+    fx_close(&fx);
 }
 
 static int answers; /* calls of the answer callback */
@@ -98,8 +89,8 @@ static uint64_t head(void)
 Test(idem, stored_replayed_conflict, .init = setup, .fini = teardown)
 {
     acr_batch_t b[2];
-    batch(&b[0], PARTNER);
-    batch(&b[1], PARTNER);
+    batch(&b[0], PARTNER_P1);
+    batch(&b[1], PARTNER_P1);
     acr_idem_t k1, k1again, *idems[2] = {&k1, &k1again};
     key(&k1, "fin", "k1", 1);
     key(&k1again, "fin", "k1", 1);
