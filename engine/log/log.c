@@ -43,6 +43,23 @@ static void state_file(const char *dir, char *out, size_t n)
     snprintf(out, n, "%s/state.mdb", dir);
 }
 
+/* The rows of a new state.mdb: the stage list a replay starts from, the marker at 0. */
+static int state_init(acr_ledger_t *l, MDB_env *senv)
+{
+    MDB_txn *txn;
+    acr__head_t genesis = {.seq = 0};
+    acr__genesis(l, genesis.hash);
+    int rc = mdb_txn_begin(senv, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val pk = acr__val("stages", 6);
+    MDB_val pv = acr__val(ACR__DEFAULT_PIPELINE_JSON, strlen(ACR__DEFAULT_PIPELINE_JSON));
+    rc = mdb_put(txn, l->dbi[ACR_DB_PIPELINE], &pk, &pv, 0);
+    if (rc == 0)
+        rc = acr__applied_put(l, txn, &genesis);
+    return rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+}
+
 int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
                       acr_err_t *err)
 {
@@ -64,20 +81,10 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
     int rc = acr__env_open(spath, ACR__ENV_STATE, true, map, 0, &l.senv, l.dbi, NULL, err);
     if (rc != 0)
         return rc;
-    MDB_txn *txn;
-    acr__head_t genesis = {.seq = 0};
-    acr__genesis(&l, genesis.hash);
-    rc = mdb_txn_begin(l.senv, NULL, 0, &txn);
-    if (rc == 0) {
-        MDB_val pk = acr__val("stages", 6);
-        MDB_val pv = acr__val(ACR__DEFAULT_PIPELINE_JSON, strlen(ACR__DEFAULT_PIPELINE_JSON));
-        rc = mdb_put(txn, l.dbi[ACR_DB_PIPELINE], &pk, &pv, 0);
-        if (rc == 0)
-            rc = acr__applied_put(&l, txn, &genesis);
-        rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
-    }
+    rc = state_init(&l, l.senv);
     if (rc == 0)
         rc = mdb_env_sync(l.senv, 1);
+    MDB_txn *txn;
     mdb_env_close(l.senv);
     if (rc != 0)
         return acr__mdb_err(rc, err, "init");
@@ -142,16 +149,8 @@ static int open_envs(const char *dir, acr_ledger_t *l, acr_err_t *err)
     if (rc == 0)
         rc = acr__env_open(spath, ACR__ENV_STATE, fresh, fresh ? info.me_mapsize : 0, 0,
                            &l->senv, l->dbi, NULL, err);
-    if (rc == 0 && fresh) { /* the stage list a replay starts from */
-        MDB_txn *txn;
-        MDB_val pk = acr__val("stages", 6);
-        MDB_val pv = acr__val(ACR__DEFAULT_PIPELINE_JSON, strlen(ACR__DEFAULT_PIPELINE_JSON));
-        if ((rc = mdb_txn_begin(l->senv, NULL, 0, &txn)) == 0)
-            rc = (rc = mdb_put(txn, l->dbi[ACR_DB_PIPELINE], &pk, &pv, 0)) == 0
-                     ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
-        if (rc != 0)
-            rc = acr__mdb_err(rc, err, "state.mdb");
-    }
+    if (rc == 0 && fresh && (rc = state_init(l, l->senv)) != 0)
+        rc = acr__mdb_err(rc, err, "state.mdb");
     if (rc != 0 && l->env != NULL) {
         mdb_env_close(l->env);
         l->env = NULL;
