@@ -523,12 +523,19 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
             if (acr__grow_maps(l, &err) == 0)
                 continue;
         }
-        /* The log committed and the state did not: the events are durable and acknowledged
-         * as such; the state catches up at the next write or open. */
-        if ((mdb_rc == 0 || log_done) && fatal == 0)
+        if (mdb_rc == 0 && fatal == 0)
             return 0;
         idem_unstore(opts, n);
         int code = fatal ? fatal : acr__commit_err(l, mdb_rc, &err);
+        /* The log committed and the state did not (a full disk): not acknowledged, since no
+         * reader sees the events until the state catches up (the next write or open does);
+         * a retry answers them as already present. */
+        if (log_done && fatal == 0) {
+            char why[sizeof err.msg];
+            memcpy(why, err.msg, sizeof why);
+            acr_err_set(&err, code, "%s (the events are in the log; they show once the derived "
+                        "state catches up, at the next write or open: a retry is safe)", why);
+        }
         for (size_t i = 0; i < n; i++) {
             rcs[i] = code;
             acr_errlist_clear(&errs[i]);
