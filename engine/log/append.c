@@ -31,10 +31,7 @@
 #include "../state/state_internal.h"
 #include "log_internal.h"
 
-typedef struct head {
-    uint64_t seq;
-    uint8_t hash[ACR_HASH_LEN];
-} head_t;
+typedef acr__head_t head_t;
 
 static int64_t wall_ms(void)
 {
@@ -50,29 +47,6 @@ static void hash_bytes(const void *p, size_t len, uint8_t out[ACR_HASH_LEN])
     memcpy(out, c.digest, ACR_HASH_LEN);
 }
 
-static int read_head(acr_ledger_t *l, MDB_txn *txn, MDB_dbi *dbi, head_t *out)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, dbi[ACR_DB_LOG], &cur);
-    if (rc != 0)
-        return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND) {
-        out->seq = 0;
-        hash_bytes(l->cfg.ledger_id, sizeof l->cfg.ledger_id, out->hash);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
-    if (k.mv_size != 8 || v.mv_size < ACR_HASH_LEN)
-        return MDB_CORRUPTED;
-    out->seq = acr__be_u64(k.mv_data);
-    memcpy(out->hash, v.mv_data, ACR_HASH_LEN);
-    return 0;
-}
-
 /* The head's link of the chain: hash(head) = XXH3_128(hash(head-1) || record head). An
  * append onto a head that does not verify would chain new events to damaged bytes, so it
  * is refused (commissions.md: a ledger whose chain does not verify). Two look-ups per
@@ -84,7 +58,7 @@ static int check_head(acr_ledger_t *l, MDB_txn *txn, const head_t *head, acr_err
     uint8_t prev[ACR_HASH_LEN], got[ACR_HASH_LEN], key[8];
     MDB_val k, v;
     if (head->seq == 1) {
-        hash_bytes(l->cfg.ledger_id, sizeof l->cfg.ledger_id, prev);
+        acr__genesis(l, prev);
     } else {
         acr__u64_be(head->seq - 1, key);
         k = acr__val(key, 8);
@@ -146,7 +120,7 @@ static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_ev
     memcpy(key, v.mv_data, 8);
     *out_seq = acr__be_u64(key);
     MDB_val lk = acr__val(key, 8), lv;
-    rc = mdb_get(tx->txn, tx->dbi[ACR_DB_LOG], &lk, &lv);
+    rc = mdb_get(tx->ltxn, tx->dbi[ACR_DB_LOG], &lk, &lv);
     if (rc != 0)
         return acr__mdb_err(*mdb_rc = rc, err, "log");
     const uint8_t *stored = (const uint8_t *)lv.mv_data + ACR_HASH_LEN;
@@ -238,7 +212,7 @@ static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t l
     assert(rec[1] == ACR_RECORD_FMT && (rec[0] & 0x0f) < 15);
     acr__u64_be(head->seq + 1, key);
     MDB_val k = acr__val(key, 8), v = acr__val(NULL, ACR_HASH_LEN + len + ahdr + alen);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_LOG], &k, &v, MDB_APPEND | MDB_RESERVE);
+    int rc = mdb_put(tx->ltxn, tx->dbi[ACR_DB_LOG], &k, &v, MDB_APPEND | MDB_RESERVE);
     if (rc != 0)
         return rc;
     uint8_t *dst = v.mv_data;
@@ -374,28 +348,6 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
     return first;
 }
 
-/* Doubles the map. Called with no transaction open in this process. */
-static int grow_map(acr_ledger_t *l, acr_err_t *err)
-{
-    MDB_envinfo info;
-    pthread_rwlock_wrlock(&l->map_lock);
-    mdb_env_info(l->env, &info);
-    size_t next = info.me_mapsize * 2;
-    int rc = mdb_env_set_mapsize(l->env, next);
-    pthread_rwlock_unlock(&l->map_lock);
-    return rc ? acr__mdb_err(rc, err, "growing the map") : 0;
-}
-
-static int begin_write(acr_ledger_t *l, MDB_txn **txn)
-{
-    int rc = mdb_txn_begin(l->env, NULL, 0, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(l->env, 0);
-        rc = mdb_txn_begin(l->env, NULL, 0, txn);
-    }
-    return rc;
-}
-
 /* Work done after the batches inside the same transaction (a close stores
  * its statement). Returns 0 or an ACR_E* code. */
 typedef int (*extra_fn)(acr__txn_t *tx, void *arg, acr_err_t *err);
@@ -460,6 +412,30 @@ static void idem_unstore(const group_opts_t *opts, size_t n)
             idem_of(opts, i)->state = ACR_IDEM_NEW;
 }
 
+/* The log's head of tx, checked, with the state caught up to it (layout.c). 0, or an
+ * ACR_E* code (err set; *mdb_rc set when it came from LMDB). */
+static int start_txn(acr_ledger_t *l, acr__txn_t *tx, head_t *head, const group_opts_t *opts,
+                     int *mdb_rc, acr_err_t *err)
+{
+    head_t applied;
+    if ((*mdb_rc = acr__log_head(l, tx->ltxn, head)) != 0)
+        return ACR_ESTORE;
+    if (acr__replica_marked(tx->ltxn, l->dbi))
+        return acr_err_set(err, ACR_EREAD_ONLY,
+                           "this ledger is a read replica: writes go to the primary");
+    if (opts->expect_head != UINT64_MAX && head->seq != opts->expect_head)
+        return acr_err_set(err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
+                           (unsigned long long)head->seq);
+    int rc = check_head(l, tx->ltxn, head, err);
+    if (rc != 0)
+        return rc;
+    if ((*mdb_rc = acr__applied_get(l, tx->txn, &applied)) != 0)
+        return ACR_ESTORE;
+    if ((rc = acr__catch_up(tx, &applied, head, err)) != 0 && tx->mdb_rc != 0)
+        *mdb_rc = tx->mdb_rc;
+    return rc;
+}
+
 static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
                       acr_append_result_t *results, acr_errlist_t *errs, int *rcs,
                       const group_opts_t *opts)
@@ -472,77 +448,94 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         acr__txn_t tx = {.ledger = l, .dbi = l->dbi, .utc_offset_min = l->cfg.utc_offset_min};
         acr_buf_init(&tx.scratch);
         acr_buf_init(&tx.scratch2);
-        MDB_txn *parent = NULL;
         head_t head;
         int64_t now_ms = wall_ms();
-        mdb_rc = begin_write(l, &parent);
+        mdb_rc = acr__wtxn_begin(l, &tx);
+        MDB_txn *parent = tx.txn, *lparent = tx.ltxn; /* the pair; children per batch */
         if (mdb_rc == 0)
-            mdb_rc = read_head(l, parent, l->dbi, &head);
-        if (mdb_rc == 0 && acr__replica_marked(parent, l->dbi))
-            fatal = acr_err_set(&err, ACR_EREAD_ONLY,
-                                "this ledger is a read replica: writes go to the primary");
-        else if (mdb_rc == 0 && opts->expect_head != UINT64_MAX && head.seq != opts->expect_head)
-            fatal = acr_err_set(&err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
-                                (unsigned long long)head.seq);
-        if (mdb_rc == 0 && fatal == 0)
-            fatal = check_head(l, parent, &head, &err);
+            fatal = start_txn(l, &tx, &head, opts, &mdb_rc, &err);
+        if (fatal == ACR_ESTORE && mdb_rc != 0)
+            fatal = 0; /* an LMDB failure: reported below from mdb_rc */
         /* keyed batches run nested even alone: a rejected one is rolled back while its
          * answer is committed */
         bool nested = n > 1 || opts->idems != NULL, skipped = false, stored = false;
         for (size_t i = 0; mdb_rc == 0 && fatal == 0 && i < n; i++) {
             acr_errlist_clear(&errs[i]);
             acr_idem_t *idem = idem_of(opts, i);
-            if (idem_known(l, parent, idem, now_ms, &results[i], &rcs[i], &mdb_rc)) {
+            if (idem_known(l, lparent, idem, now_ms, &results[i], &rcs[i], &mdb_rc)) {
                 skipped = skipped || n == 1;
                 continue;
             }
             if (mdb_rc != 0)
                 break;
-            MDB_txn *child = parent;
-            if (nested && (mdb_rc = mdb_txn_begin(l->env, parent, 0, &child)) != 0)
+            MDB_txn *child = parent, *lchild = lparent;
+            if (nested && (mdb_rc = mdb_txn_begin(l->senv, parent, 0, &child)) != 0)
                 break;
+            if (nested && (mdb_rc = mdb_txn_begin(l->env, lparent, 0, &lchild)) != 0) {
+                mdb_txn_abort(child);
+                break;
+            }
             head_t saved = head;
             tx.txn = child;
+            tx.ltxn = lchild;
             tx.pipeline_loaded = false;
             rcs[i] = apply_batch(&tx, &head, batches[i], now_ms, &results[i], &errs[i], &mdb_rc);
             if (rcs[i] != 0 && !acr_err_rejects_input(rcs[i])) {
                 fatal = rcs[i];
                 if (errs[i].count == 0)
                     acr_err_set(&err, fatal, "%s", "store failure");
+                if (nested) {
+                    mdb_txn_abort(lchild);
+                    mdb_txn_abort(child);
+                }
             } else if (nested && rcs[i] == 0) {
-                mdb_rc = mdb_txn_commit(child);
+                if ((mdb_rc = mdb_txn_commit(lchild)) == 0)
+                    mdb_rc = mdb_txn_commit(child);
+                else
+                    mdb_txn_abort(child);
             } else if (nested) {
+                mdb_txn_abort(lchild);
                 mdb_txn_abort(child);
                 head = saved;
             }
+            tx.txn = parent;
+            tx.ltxn = lparent;
             if (mdb_rc == 0 && fatal == 0)
-                mdb_rc = idem_keep(l, parent, idem, rcs[i], &results[i], &errs[i], now_ms,
+                mdb_rc = idem_keep(l, lparent, idem, rcs[i], &results[i], &errs[i], now_ms,
                                    &stored);
         }
         if (mdb_rc == 0 && fatal == 0 && stored)
-            mdb_rc = acr__idem_prune(l, parent, now_ms);
+            mdb_rc = acr__idem_prune(l, lparent, now_ms);
         bool all_rejected = n == 1 && rcs[0] != 0;
-        if (mdb_rc == 0 && fatal == 0 && !all_rejected && !skipped && opts->extra != NULL) {
-            tx.txn = parent;
+        if (mdb_rc == 0 && fatal == 0 && !all_rejected && !skipped && opts->extra != NULL)
             fatal = opts->extra(&tx, opts->extra_arg, &err);
-        }
-        if (mdb_rc == 0 && fatal == 0 && (!all_rejected || nested) && !opts->dry_run)
-            mdb_rc = mdb_txn_commit(parent);
-        else if (parent != NULL)
-            mdb_txn_abort(parent);
+        bool log_done = false;
+        if (mdb_rc == 0 && fatal == 0 && (!all_rejected || nested) && !opts->dry_run &&
+            (mdb_rc = acr__applied_put(l, parent, &head)) == 0)
+            mdb_rc = acr__wtxn_commit(&tx, &log_done);
+        acr__wtxn_abort(&tx);
         pthread_rwlock_unlock(&l->map_lock);
         acr_buf_destroy(&tx.scratch);
         acr_buf_destroy(&tx.scratch2);
         acr__cache_free(&tx.cache);
-        if (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL) {
+        if (!log_done && (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL)) {
             idem_unstore(opts, n);
-            if (grow_map(l, &err) == 0)
+            if (acr__grow_maps(l, &err) == 0)
                 continue;
         }
         if (mdb_rc == 0 && fatal == 0)
             return 0;
         idem_unstore(opts, n);
         int code = fatal ? fatal : acr__commit_err(l, mdb_rc, &err);
+        /* The log committed and the state did not (a full disk): not acknowledged, since no
+         * reader sees the events until the state catches up (the next write or open does);
+         * a retry answers them as already present. */
+        if (log_done && fatal == 0) {
+            char why[sizeof err.msg];
+            memcpy(why, err.msg, sizeof why);
+            acr_err_set(&err, code, "%s (the events are in the log; they show once the derived "
+                        "state catches up, at the next write or open: a retry is safe)", why);
+        }
         for (size_t i = 0; i < n; i++) {
             rcs[i] = code;
             acr_errlist_clear(&errs[i]);
@@ -595,9 +588,9 @@ static int store_idem(acr__txn_t *tx, void *arg, acr_err_t *err)
 {
     acr_idem_t *idem = arg;
     int64_t now_ms = wall_ms();
-    int rc = acr__idem_put(tx->txn, tx->dbi[ACR_DB_IDEM], idem, now_ms);
+    int rc = acr__idem_put(tx->ltxn, tx->dbi[ACR_DB_IDEM], idem, now_ms);
     if (rc == 0)
-        rc = acr__idem_prune(tx->ledger, tx->txn, now_ms);
+        rc = acr__idem_prune(tx->ledger, tx->ltxn, now_ms);
     return rc ? acr__tx_fail(tx, rc, err, "idem") : 0;
 }
 
@@ -623,7 +616,7 @@ static int store_statement(acr__txn_t *tx, void *arg, acr_err_t *err)
 {
     const close_arg_t *c = arg;
     MDB_val k = acr__val(c->period_id, strlen(c->period_id)), v = acr__val(c->csv, c->csv_len);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
+    int rc = mdb_put(tx->ltxn, tx->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
         return acr_err_set(err, ACR_EPERIOD_CLOSED, "period %s is already closed", c->period_id);
     return rc ? acr__tx_fail(tx, rc, err, "closes") : 0;

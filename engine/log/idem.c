@@ -168,7 +168,7 @@ int acr_idem_lookup(acr_ledger_t *l, acr_idem_t *idem, int64_t now_ms, acr_err_t
     int rc = acr_reader_open(l, &r, err);
     if (rc != 0)
         return rc;
-    int mrc = acr__idem_get(acr__reader_txn(r), l->dbi[ACR_DB_IDEM], idem, now_ms);
+    int mrc = acr__idem_get(acr__reader_txn(r, ACR_DB_IDEM), l->dbi[ACR_DB_IDEM], idem, now_ms);
     acr_reader_close(r);
     return mrc ? acr__mdb_err(mrc, err, "idem") : 0;
 }

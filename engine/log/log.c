@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "../state/state_internal.h"
 #include "log_internal.h"
@@ -25,7 +26,7 @@ static void config_encode(const acr_config_t *cfg, uint8_t out[24])
     memcpy(out + 8, cfg->ledger_id, 16);
 }
 
-static int config_decode(const MDB_val *v, acr_config_t *cfg)
+int acr__config_decode(const MDB_val *v, acr_config_t *cfg)
 {
     const uint8_t *p = v->mv_data;
     if (v->mv_size != 24 || p[0] != CONFIG_FORMAT || p[1] > ACR_PERIOD_QUARTER)
@@ -37,10 +38,32 @@ static int config_decode(const MDB_val *v, acr_config_t *cfg)
     return 0;
 }
 
+static void state_file(const char *dir, char *out, size_t n)
+{
+    snprintf(out, n, "%s/state.mdb", dir);
+}
+
+/* The rows of a new state.mdb: the stage list a replay starts from, the marker at 0. */
+static int state_init(acr_ledger_t *l, MDB_env *senv)
+{
+    MDB_txn *txn;
+    acr__head_t genesis = {.seq = 0};
+    acr__genesis(l, genesis.hash);
+    int rc = mdb_txn_begin(senv, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    MDB_val pk = acr__val("stages", 6);
+    MDB_val pv = acr__val(ACR__DEFAULT_PIPELINE_JSON, strlen(ACR__DEFAULT_PIPELINE_JSON));
+    rc = mdb_put(txn, l->dbi[ACR_DB_PIPELINE], &pk, &pv, 0);
+    if (rc == 0)
+        rc = acr__applied_put(l, txn, &genesis);
+    return rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
+}
+
 int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
                       acr_err_t *err)
 {
-    char path[4096];
+    char path[4096], spath[4096 + 16];
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) /* owner only (docs/reliability.md) */
         return acr_err_set(err, ACR_EIO, "cannot create %s: %s", dir, strerror(errno));
     snprintf(path, sizeof path, "%s/data.mdb", dir);
@@ -50,27 +73,89 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
                            "restore it from a backup, or remove it to start afresh", path);
     if (stat(path, &st) == 0)
         return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
-    MDB_env *env;
-    MDB_dbi dbi[ACR_DB__COUNT];
+    acr_ledger_t l = {.cfg = *cfg};
     uint64_t map = map_size_bytes ? map_size_bytes : ACR_MAP_SIZE_DEFAULT;
-    int rc = acr__env_open(dir, true, map, &env, dbi, err);
+    /* the state first: a folder with data.mdb is a ledger, so data.mdb is made last */
+    state_file(dir, spath, sizeof spath);
+    unlink(spath);
+    int rc = acr__env_open(spath, ACR__ENV_STATE, true, map, 0, &l.senv, l.dbi, NULL, err);
     if (rc != 0)
         return rc;
+    rc = state_init(&l, l.senv);
+    if (rc == 0)
+        rc = mdb_env_sync(l.senv, 1);
     MDB_txn *txn;
+    mdb_env_close(l.senv);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "init");
+    if ((rc = acr__env_open(dir, ACR__ENV_LOG, true, map, 0, &l.env, l.dbi, NULL, err)) != 0)
+        return rc;
     uint8_t conf[24];
     config_encode(cfg, conf);
-    rc = mdb_txn_begin(env, NULL, 0, &txn);
+    rc = mdb_txn_begin(l.env, NULL, 0, &txn);
     if (rc == 0) {
         MDB_val k = acr__val("config", 6), v = acr__val(conf, sizeof conf);
-        rc = mdb_put(txn, dbi[ACR_DB_META], &k, &v, MDB_NOOVERWRITE);
-        MDB_val pk = acr__val("stages", 6);
-        MDB_val pv = acr__val(ACR__DEFAULT_PIPELINE_JSON, strlen(ACR__DEFAULT_PIPELINE_JSON));
-        if (rc == 0)
-            rc = mdb_put(txn, dbi[ACR_DB_PIPELINE], &pk, &pv, 0);
+        rc = mdb_put(txn, l.dbi[ACR_DB_META], &k, &v, MDB_NOOVERWRITE);
         rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
     }
-    mdb_env_close(env);
+    mdb_env_close(l.env);
     return rc ? acr__mdb_err(rc, err, "init") : 0;
+}
+
+/* Reads the config of the log environment into l->cfg. */
+static int read_config(acr_ledger_t *l, acr_err_t *err)
+{
+    MDB_txn *txn;
+    MDB_val k = acr__val("config", 6), v;
+    int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "reading config");
+    rc = mdb_get(txn, l->dbi[ACR_DB_META], &k, &v);
+    rc = rc == 0 ? acr__config_decode(&v, &l->cfg) : acr__mdb_err(rc, err, "config");
+    mdb_txn_abort(txn);
+    if (rc == ACR_ECORRUPT)
+        acr_err_set(err, rc, "the ledger's config record is damaged");
+    return rc;
+}
+
+/* Opens the two environments of dir into l, upgrading an earlier release's ledger and
+ * making a missing state.mdb afresh (filled from the log by the catch-up). */
+static int open_envs(const char *dir, acr_ledger_t *l, acr_err_t *err)
+{
+    bool old = false;
+    int rc = acr__env_open(dir, ACR__ENV_LOG, false, 0, 0, &l->env, l->dbi, &old, err);
+    if (rc == 0 && old) {
+        rc = acr__upgrade(dir, l->env, &l->cfg, err);
+        mdb_env_close(l->env);
+        l->env = NULL;
+        if (rc == 0)
+            rc = acr__env_open(dir, ACR__ENV_LOG, false, 0, 0, &l->env, l->dbi, &old, err);
+        if (rc == 0 && old) {
+            mdb_env_close(l->env);
+            l->env = NULL;
+            rc = acr_err_set(err, ACR_ECORRUPT, "%s: the upgrade did not take", dir);
+        }
+    }
+    if (rc == 0)
+        rc = read_config(l, err);
+    char spath[4096 + 16];
+    state_file(dir, spath, sizeof spath);
+    MDB_envinfo info;
+    if (rc == 0)
+        mdb_env_info(l->env, &info);
+    struct stat st;
+    bool fresh = rc == 0 && stat(spath, &st) != 0 && errno == ENOENT;
+    /* Map size 0: keep the size recorded in the file (grown by earlier appends). */
+    if (rc == 0)
+        rc = acr__env_open(spath, ACR__ENV_STATE, fresh, fresh ? info.me_mapsize : 0, 0,
+                           &l->senv, l->dbi, NULL, err);
+    if (rc == 0 && fresh && (rc = state_init(l, l->senv)) != 0)
+        rc = acr__mdb_err(rc, err, "state.mdb");
+    if (rc != 0 && l->env != NULL) {
+        mdb_env_close(l->env);
+        l->env = NULL;
+    }
+    return rc;
 }
 
 int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err)
@@ -85,30 +170,23 @@ int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err)
         free(l);
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     }
-    /* Map size 0: keep the size recorded in the file (grown by earlier appends). */
-    int rc = acr__env_open(dir, false, 0, &l->env, l->dbi, err);
-    if (rc == 0) {
-        MDB_txn *txn;
-        MDB_val k = acr__val("config", 6), v;
-        rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
-        if (rc == 0) {
-            rc = mdb_get(txn, l->dbi[ACR_DB_META], &k, &v);
-            rc = rc == 0 ? config_decode(&v, &l->cfg) : acr__mdb_err(rc, err, "config");
-            mdb_txn_abort(txn);
-            if (rc == ACR_ECORRUPT)
-                acr_err_set(err, rc, "the ledger's config record is damaged");
-        } else {
-            rc = acr__mdb_err(rc, err, "reading config");
-        }
-        if (rc != 0)
-            mdb_env_close(l->env);
+    pthread_rwlock_init(&l->map_lock, NULL);
+    int rc = open_envs(dir, l, err);
+    /* A state that trails the log catches up now when this process may write; a reader
+     * that may not sees the log through the marker. A catch-up that fails changes
+     * nothing: the next write tries again and reports it (and `rebuild` must still open
+     * a ledger whose state is damaged). */
+    if (rc == 0 && access(path, W_OK) == 0) {
+        acr_err_t ignored;
+        acr_err_clear(&ignored);
+        (void)acr__catch_up_open(l, &ignored);
     }
     if (rc != 0) {
+        pthread_rwlock_destroy(&l->map_lock);
         free(l->path);
         free(l);
         return rc;
     }
-    pthread_rwlock_init(&l->map_lock, NULL);
     *out = l;
     return 0;
 }
@@ -117,6 +195,7 @@ void acr_ledger_close(acr_ledger_t *l)
 {
     if (l == NULL)
         return;
+    mdb_env_close(l->senv);
     mdb_env_close(l->env);
     pthread_rwlock_destroy(&l->map_lock);
     free(l->path);
@@ -128,7 +207,7 @@ uint64_t acr_ledger_last_txnid(acr_ledger_t *l)
     MDB_envinfo info;
     if (pthread_rwlock_tryrdlock(&l->map_lock) != 0)
         return 0;
-    int rc = mdb_env_info(l->env, &info);
+    int rc = mdb_env_info(l->senv, &info); /* the state commits last */
     pthread_rwlock_unlock(&l->map_lock);
     return rc == 0 ? (uint64_t)info.me_last_txnid : 0;
 }

@@ -33,6 +33,25 @@ int acr__idem_put(MDB_txn *txn, MDB_dbi dbi, const struct acr_idem *idem, int64_
 /* Deletes the expired rows among the next few after the last scan's position. MDB codes. */
 int acr__idem_prune(acr_ledger_t *ledger, MDB_txn *txn, int64_t now_ms);
 
+/* ---- the two environments kept in step (layout.c) ----------------------------------- */
+
+/* Applies the stored event ev (its seq, version and engine fields as logged) to the state of
+ * tx as its append did: the id claimed, the stream's version the next, every rule. A rule it
+ * no longer passes is ACR_EMISMATCH. */
+int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
+/* Applies the log records of tx->ltxn after `applied` through `head` to tx's state and
+ * moves the APPLIED marker to head (nothing when they are equal; a marker the log does not
+ * hold is ACR_ECORRUPT). */
+int acr__catch_up(acr__txn_t *tx, const acr__head_t *applied, const acr__head_t *head,
+                  acr_err_t *err);
+/* At open: when the marker trails the log, catches up in a write transaction of its own. */
+int acr__catch_up_open(acr_ledger_t *l, acr_err_t *err);
+/* Upgrades the single environment `old` of an earlier release at dir to the two-environment
+ * layout (layout.c); cfg gets its config. 0 also when another process did it first. */
+int acr__upgrade(const char *dir, MDB_env *old, acr_config_t *cfg, acr_err_t *err);
+/* Decodes the config record (ACR_ECORRUPT when it is not one). */
+int acr__config_decode(const MDB_val *v, acr_config_t *cfg);
+
 /* Re-applies every stored event with seq <= head into the derived tables of
  * tx (which must be empty), used by rebuild and verify (maintain.c). */
 int acr__replay_into(acr_ledger_t *ledger, MDB_txn *read_txn, acr__txn_t *tx,

@@ -136,9 +136,10 @@ static int replay_one(acr__txn_t *tx, const acr_event_t *ev, pairs_t *ids, pairs
     return 0;
 }
 
-/* Iterates the log of read_txn checking the chain; replays into tx when not NULL. */
-static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, pairs_t pairs[2],
-                    bool check_chain, uint64_t *out_events, uint8_t out_head[ACR_HASH_LEN], uint64_t *bad_seq,
+/* Iterates the log of read_txn (a transaction of the log's environment) through seq
+ * `through`, checking the chain; replays into tx when not NULL. */
+static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__txn_t *tx,
+                    pairs_t pairs[2], bool check_chain, uint64_t *out_events, uint8_t out_head[ACR_HASH_LEN], uint64_t *bad_seq,
                     void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
     MDB_cursor *cur;
@@ -150,13 +151,12 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, pairs_t 
         return acr__mdb_err(rc, err, "log");
     uint8_t prev[ACR_HASH_LEN];
     XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(l->cfg.ledger_id, sizeof l->cfg.ledger_id));
-    memcpy(prev, c.digest, ACR_HASH_LEN);
-    uint64_t seq = 0;
+    acr__genesis(l, prev);
+    uint64_t seq = 0, total = st.ms_entries < through ? st.ms_entries : through;
     MDB_val k, v;
     acr_event_t ev;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+    for (rc = through ? mdb_cursor_get(cur, &k, &v, MDB_FIRST) : MDB_NOTFOUND; rc == 0;
+         rc = seq < through ? mdb_cursor_get(cur, &k, &v, MDB_NEXT) : MDB_NOTFOUND) {
         seq++;
         const uint8_t *p = v.mv_data;
         bool ok = k.mv_size == 8 && acr__be_u64(k.mv_data) == seq && v.mv_size > ACR_HASH_LEN;
@@ -190,21 +190,27 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, pairs_t 
                 return acr_cancel_error(err);
             }
             if (progress != NULL)
-                progress(seq, st.ms_entries);
+                progress(seq, total);
         }
     }
     mdb_cursor_close(cur);
     if (rc != MDB_NOTFOUND)
         return tx ? acr__tx_fail(tx, rc, err, "log") : acr__mdb_err(rc, err, "log");
     if (progress != NULL)
-        progress(seq, st.ms_entries);
+        progress(seq, total);
+    if (through != UINT64_MAX && seq != through) {
+        *bad_seq = seq + 1;
+        return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu is missing from the log",
+                           (unsigned long long)seq + 1);
+    }
     *out_events = seq;
     memcpy(out_head, prev, ACR_HASH_LEN);
     return 0;
 }
 
-static int replay(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, bool check_chain,
-                  void (*progress)(uint64_t done, uint64_t total), acr_err_t *err)
+static int replay(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__txn_t *tx,
+                  bool check_chain, void (*progress)(uint64_t done, uint64_t total),
+                  acr_err_t *err)
 {
     uint64_t events, bad = 0;
     uint8_t head[ACR_HASH_LEN];
@@ -219,7 +225,8 @@ static int replay(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, bool check
     pairs_t pairs[2] = {{.off = NULL}, {.off = NULL}}; /* ids, streams */
     acr_buf_init(&pairs[0].bytes);
     acr_buf_init(&pairs[1].bytes);
-    rc = scan_log(l, read_txn, tx, pairs, check_chain, &events, head, &bad, progress, err);
+    rc = scan_log(l, read_txn, through, tx, pairs, check_chain, &events, head, &bad, progress,
+                  err);
     if (rc == 0)
         rc = acr__tx_flush(tx, err); /* the cached KPI rows */
     if (rc == 0)
@@ -229,12 +236,6 @@ static int replay(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx, bool check
         rc = pairs_write(&pairs[1], tx, ACR_DB_STREAMS, err);
     pairs_destroy(&pairs[1]);
     return rc;
-}
-
-int acr__replay_into(acr_ledger_t *l, MDB_txn *read_txn, acr__txn_t *tx,
-                     void (*progress)(uint64_t done, uint64_t total), acr_err_t *err)
-{
-    return replay(l, read_txn, tx, true, progress, err);
 }
 
 /* ---- The scratch environment of a replay ----------------------------------
@@ -309,7 +310,7 @@ static uint64_t scratch_need(acr_ledger_t *l)
 {
     MDB_txn *r;
     uint64_t need = 0;
-    if (mdb_txn_begin(l->env, NULL, MDB_RDONLY, &r) != 0)
+    if (mdb_txn_begin(l->senv, NULL, MDB_RDONLY, &r) != 0)
         return 0;
     for (int db = 0; db < ACR_DB__COUNT; db++) {
         MDB_stat st;
@@ -349,8 +350,8 @@ static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_e
     }
     MDB_envinfo info;
     MDB_stat st;
-    mdb_env_info(l->env, &info);
-    mdb_env_stat(l->env, &st);
+    mdb_env_info(l->senv, &info);
+    mdb_env_stat(l->senv, &st);
     uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     bool room = statvfs(s->dir, &vfs) == 0 &&
                 (uint64_t)vfs.f_bavail * vfs.f_frsize > used + (64u << 20);
@@ -361,11 +362,13 @@ static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_e
     s->tx.utc_offset_min = l->cfg.utc_offset_min;
     acr_buf_init(&s->tx.scratch);
     acr_buf_init(&s->tx.scratch2);
-    int rc = acr__env_open_flags(s->dir, true, map_bytes, flags, &s->env, s->dbi, err);
+    int rc = acr__env_open(s->dir, ACR__ENV_ALL, true, map_bytes, flags, &s->env, s->dbi, NULL,
+                           err);
     if (rc == 0 && (rc = mdb_txn_begin(s->env, NULL, 0, &s->tx.txn)) != 0) {
         rc = acr__mdb_err(rc, err, "scratch");
         mdb_env_close(s->env);
     }
+    s->tx.ltxn = s->tx.txn; /* one environment holds every table */
     if (rc != 0) {
         acr_buf_destroy(&s->tx.scratch);
         acr_buf_destroy(&s->tx.scratch2);
@@ -387,11 +390,11 @@ static void scratch_close(scratch_t *s)
     close(s->owner_fd); /* after the removal: a sweeper never sees it unlocked */
 }
 
-/* A map for the scratch: the ledger's (it holds the log as well) and more. */
+/* A map for the scratch: the derived state's and more. */
 static uint64_t scratch_map_bytes(acr_ledger_t *l)
 {
     MDB_envinfo info;
-    mdb_env_info(l->env, &info);
+    mdb_env_info(l->senv, &info);
     return (uint64_t)info.me_mapsize * 2;
 }
 
@@ -426,21 +429,34 @@ static int copy_table(MDB_txn *from, MDB_dbi from_dbi, MDB_txn *to, MDB_dbi to_d
 static int rebuild_once(acr_ledger_t *l, uint64_t scratch_map, bool *scratch_full,
                         void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
-    MDB_txn *w;
+    MDB_txn *w, *lr = NULL;
     scratch_t s;
-    int rc = mdb_txn_begin(l->env, NULL, 0, &w);
-    if (rc != 0)
+    acr__head_t head;
+    /* the state's writer lock first, as every writer takes it: no append slips in */
+    int rc = mdb_txn_begin(l->senv, NULL, 0, &w);
+    if (rc == 0 && (rc = acr__read_begin(l->env, &lr)) == 0)
+        rc = acr__log_head(l, lr, &head);
+    if (rc != 0) {
+        if (lr != NULL)
+            mdb_txn_abort(lr);
+        if (w != NULL)
+            mdb_txn_abort(w);
         return rc == MDB_MAP_FULL ? -MDB_MAP_FULL : acr__mdb_err(rc, err, "rebuild");
+    }
     if ((rc = scratch_open(l, scratch_map, &s, err)) != 0) {
+        mdb_txn_abort(lr);
         mdb_txn_abort(w);
         return rc;
     }
-    rc = replay(l, w, &s.tx, true, progress, err);
+    rc = replay(l, lr, head.seq, &s.tx, true, progress, err);
     *scratch_full = rc != 0 && s.tx.mdb_rc == MDB_MAP_FULL;
     int mrc = 0;
     for (int db = 0; rc == 0 && mrc == 0 && db < ACR_DB__COUNT; db++)
         if (acr__db_derived(db) && (mrc = mdb_drop(w, l->dbi[db], 0)) == 0)
             mrc = copy_table(s.tx.txn, s.dbi[db], w, l->dbi[db]);
+    if (rc == 0 && mrc == 0)
+        mrc = acr__applied_put(l, w, &head);
+    mdb_txn_abort(lr);
     if (rc == 0 && mrc == 0)
         mrc = mdb_txn_commit(w);
     else
@@ -470,13 +486,8 @@ int acr_ledger_rebuild(acr_ledger_t *l, void (*progress)(uint64_t, uint64_t), ac
         }
         if (rc != -MDB_MAP_FULL)
             return rc;
-        MDB_envinfo info;
-        pthread_rwlock_wrlock(&l->map_lock);
-        mdb_env_info(l->env, &info);
-        rc = mdb_env_set_mapsize(l->env, info.me_mapsize * 2);
-        pthread_rwlock_unlock(&l->map_lock);
-        if (rc != 0)
-            return acr__mdb_err(rc, err, "growing the map");
+        if ((rc = acr__grow_maps(l, err)) != 0)
+            return rc;
     }
 }
 
@@ -519,7 +530,8 @@ static int compare_table(MDB_txn *live, MDB_dbi live_dbi, MDB_txn *fresh, MDB_db
 
 /* Replays the live snapshot (its chain already checked) into a scratch
  * environment and compares. */
-static int verify_projections(acr_ledger_t *l, MDB_txn *live, acr_verify_result_t *out,
+static int verify_projections(acr_ledger_t *l, MDB_txn *live, MDB_txn *live_log,
+                              uint64_t through, acr_verify_result_t *out,
                               void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
     scratch_t s;
@@ -528,7 +540,7 @@ static int verify_projections(acr_ledger_t *l, MDB_txn *live, acr_verify_result_
     for (;;) {
         if ((rc = scratch_open(l, map, &s, err)) != 0)
             return rc;
-        rc = replay(l, live, &s.tx, false, progress, err);
+        rc = replay(l, live_log, through, &s.tx, false, progress, err);
         if (rc == 0 || s.tx.mdb_rc != MDB_MAP_FULL)
             break;
         scratch_close(&s);
@@ -540,7 +552,7 @@ static int verify_projections(acr_ledger_t *l, MDB_txn *live, acr_verify_result_
         /* an index never built for this log (a ledger of an older release, or appended to
          * by one since) is not damage: runs scan the log until `rebuild` builds it */
         if (db == ACR_DB_PERIOD_SEQS &&
-            (rc = acr__pseq_marker_covers(live, l->dbi[db], out->events, err)) != 1) {
+            (rc = acr__pseq_marker_covers(live, l->dbi[db], through, err)) != 1) {
             out->period_index_stale = rc == 0;
             rc = rc < 0 ? rc : 0;
             continue;
@@ -560,8 +572,8 @@ static int verify_projections(acr_ledger_t *l, MDB_txn *live, acr_verify_result_
 
 /* The fingerprint recorded by the close of period (k): 0 with out_hex set, 1 when the
  * ledger holds no period.closed for it, else an error. */
-static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, const MDB_val *period,
-                                char out_hex[33], acr_err_t *err)
+static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn,
+                                const MDB_val *period, char out_hex[33], acr_err_t *err)
 {
     char id[16 + ACR_PERIOD_ID_MAX];
     int n = snprintf(id, sizeof id, "period.closed:%.*s", (int)period->mv_size,
@@ -576,7 +588,7 @@ static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, const MDB_val *pe
         return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
     MDB_val lk = acr__val(v.mv_data, 8), lv;
     acr_event_t ev;
-    if ((rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &lk, &lv)) != 0)
+    if ((rc = mdb_get(ltxn, l->dbi[ACR_DB_LOG], &lk, &lv)) != 0)
         return acr__mdb_err(rc, err, "log");
     if (lv.mv_size <= ACR_HASH_LEN ||
         acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
@@ -607,11 +619,36 @@ static int count_closes(acr_ledger_t *l, MDB_txn *txn, uint64_t *out, acr_err_t 
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : acr__mdb_err(rc, err, "ids");
 }
 
+/* true when a record after seq `after` in the log of ltxn closes period (k): a statement
+ * committed with its close after the state's marker (the few records of a writer between
+ * its two commits). */
+static bool closed_after(acr_ledger_t *l, MDB_txn *ltxn, uint64_t after, const MDB_val *period)
+{
+    MDB_cursor *cur;
+    uint8_t key[8];
+    acr__u64_be(after + 1, key);
+    MDB_val k = acr__val(key, 8), v;
+    bool found = false;
+    if (mdb_cursor_open(ltxn, l->dbi[ACR_DB_LOG], &cur) != 0)
+        return false;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0 && !found;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        acr_event_t ev;
+        found = v.mv_size > ACR_HASH_LEN &&
+                acr_record_decode((const uint8_t *)v.mv_data + ACR_HASH_LEN,
+                                  v.mv_size - ACR_HASH_LEN, &ev) == 0 &&
+                ev.type == ACR_EV_PERIOD_CLOSED && ev.str[ACR_F_PERIOD].len == period->mv_size &&
+                memcmp(ev.str[ACR_F_PERIOD].ptr, period->mv_data, period->mv_size) == 0;
+    }
+    mdb_cursor_close(cur);
+    return found;
+}
+
 /* Every stored statement hashes to the fingerprint its period.closed recorded (the
  * statement bytes are not part of the chain: this is what covers them), and every
  * close has its statement. */
-static int verify_statements(acr_ledger_t *l, MDB_txn *txn, acr_verify_result_t *out,
-                             acr_err_t *err)
+static int verify_statements(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn, uint64_t through,
+                             acr_verify_result_t *out, acr_err_t *err)
 {
     MDB_cursor *cur;
     MDB_val k, v;
@@ -619,7 +656,7 @@ static int verify_statements(acr_ledger_t *l, MDB_txn *txn, acr_verify_result_t 
     int rc = count_closes(l, txn, &closes, err);
     if (rc != 0)
         return rc;
-    if ((rc = mdb_cursor_open(txn, l->dbi[ACR_DB_CLOSES], &cur)) != 0)
+    if ((rc = mdb_cursor_open(ltxn, l->dbi[ACR_DB_CLOSES], &cur)) != 0)
         return acr__mdb_err(rc, err, "closes");
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -627,10 +664,14 @@ static int verify_statements(acr_ledger_t *l, MDB_txn *txn, acr_verify_result_t 
         statements++;
         snprintf(out->bad_key, sizeof out->bad_key, "%.*s", (int)k.mv_size,
                  (const char *)k.mv_data);
-        int frc = recorded_fingerprint(l, txn, &k, want, err);
+        int frc = recorded_fingerprint(l, txn, ltxn, &k, want, err);
         if (frc < 0) {
             mdb_cursor_close(cur);
             return frc;
+        }
+        if (frc == 1 && closed_after(l, ltxn, through, &k)) {
+            statements--; /* its close is after the snapshot (a writer between commits) */
+            continue;
         }
         XXH128_canonical_t c;
         XXH128_canonicalFromHash(&c, XXH3_128bits(v.mv_data, v.mv_size));
@@ -665,18 +706,35 @@ int acr_ledger_verify(acr_ledger_t *l, acr_verify_result_t *out,
 {
     memset(out, 0, sizeof *out);
     pthread_rwlock_rdlock(&l->map_lock);
-    MDB_txn *live;
-    int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &live);
+    MDB_txn *live = NULL, *live_log = NULL;
+    acr__head_t applied;
+    /* the snapshot of a reader: the state first, the log through its marker */
+    int rc = acr__read_begin(l->senv, &live);
+    if (rc == 0 && (rc = acr__applied_get(l, live, &applied)) == MDB_NOTFOUND)
+        rc = MDB_CORRUPTED;
+    if (rc == 0)
+        rc = acr__read_begin(l->env, &live_log);
     if (rc != 0) {
+        if (live != NULL)
+            mdb_txn_abort(live);
         pthread_rwlock_unlock(&l->map_lock);
         return acr__mdb_err(rc, err, "verify");
     }
-    rc = scan_log(l, live, NULL, NULL, true, &out->events, out->head_hash, &out->bad_seq, progress,
-                  err);
+    /* the chain of the whole log; the derived state as of its marker (records after it are
+     * a writer's between its two commits, or wait for the next write's catch-up) */
+    rc = scan_log(l, live_log, UINT64_MAX, NULL, NULL, true, &out->events, out->head_hash,
+                  &out->bad_seq, progress, err);
+    if (rc == 0 && acr__applied_check(l, live_log, &applied, err) != 0) {
+        snprintf(out->bad_table, sizeof out->bad_table, "applied");
+        rc = acr_err_set(err, ACR_EMISMATCH, "the derived state was applied through seq %llu, "
+                         "which the log does not hold as recorded: run `accrue rebuild`",
+                         (unsigned long long)applied.seq);
+    }
     if (rc == 0)
-        rc = verify_projections(l, live, out, NULL, err);
+        rc = verify_projections(l, live, live_log, applied.seq, out, NULL, err);
     if (rc == 0)
-        rc = verify_statements(l, live, out, err);
+        rc = verify_statements(l, live, live_log, applied.seq, out, err);
+    mdb_txn_abort(live_log);
     mdb_txn_abort(live);
     pthread_rwlock_unlock(&l->map_lock);
     return rc;
@@ -691,12 +749,10 @@ int acr_ledger_stats(acr_ledger_t *l, acr_stats_t *out, acr_err_t *err)
         return rc;
     out->head_seq = acr_reader_head_seq(r);
     acr_reader_head_hash(r, out->head_hash);
-    MDB_txn *txn = NULL;
-    rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
     MDB_cursor *cur;
-    if (rc == 0 && (rc = mdb_cursor_open(txn, l->dbi[ACR_DB_LOG], &cur)) == 0) {
+    if ((rc = mdb_cursor_open(acr__reader_txn(r, ACR_DB_LOG), l->dbi[ACR_DB_LOG], &cur)) == 0) {
         MDB_val k, v;
-        while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        while (out->events < out->head_seq && (rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
             const uint8_t *p = v.mv_data;
             size_t t = v.mv_size > ACR_HASH_LEN + ACR_RECORD_CONTENT_OFF
                            ? p[ACR_HASH_LEN + ACR_RECORD_CONTENT_OFF] : 0;
@@ -706,21 +762,36 @@ int acr_ledger_stats(acr_ledger_t *l, acr_stats_t *out, acr_err_t *err)
         mdb_cursor_close(cur);
         rc = rc == MDB_NOTFOUND ? 0 : rc;
     }
-    MDB_envinfo info;
-    MDB_stat st;
-    mdb_env_info(l->env, &info);
-    mdb_env_stat(l->env, &st);
-    out->map_bytes = info.me_mapsize;
-    out->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-    if (txn != NULL)
-        mdb_txn_abort(txn);
+    /* both environments: the log's and the derived state's */
+    MDB_env *envs[2] = {l->env, l->senv};
+    for (int i = 0; i < 2; i++) {
+        MDB_envinfo info;
+        MDB_stat st;
+        mdb_env_info(envs[i], &info);
+        mdb_env_stat(envs[i], &st);
+        out->map_bytes += info.me_mapsize;
+        out->used_bytes += (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    }
     acr_reader_close(r);
-    char path[4096 + 16];
-    struct stat fs;
-    snprintf(path, sizeof path, "%s/data.mdb", l->path);
-    if (stat(path, &fs) == 0)
-        out->file_bytes = (uint64_t)fs.st_size;
+    static const char *const files[] = {"data.mdb", "state.mdb"};
+    for (int i = 0; i < 2; i++) {
+        char path[4096 + 16];
+        struct stat fs;
+        snprintf(path, sizeof path, "%s/%s", l->path, files[i]);
+        if (stat(path, &fs) == 0)
+            out->file_bytes += (uint64_t)fs.st_size;
+    }
     return rc ? acr__mdb_err(rc, err, "stats") : 0;
+}
+
+/* Gives dest's file the mode of the ledger's file of the same name. */
+static int copy_mode(const acr_ledger_t *l, const char *dest, const char *file)
+{
+    char src[4096 + 16], dst[4096 + 16];
+    struct stat sf;
+    snprintf(src, sizeof src, "%s/%s", l->path, file);
+    snprintf(dst, sizeof dst, "%s/%s", dest, file);
+    return stat(src, &sf) != 0 || chmod(dst, sf.st_mode & 07777) != 0 ? -1 : 0;
 }
 
 int acr_ledger_backup(acr_ledger_t *l, const char *dest, acr_err_t *err)
@@ -737,18 +808,22 @@ int acr_ledger_backup(acr_ledger_t *l, const char *dest, acr_err_t *err)
     closedir(d);
     if (entries != 0)
         return acr_err_set(err, ACR_EEXISTS, "%s is not empty", dest);
+    /* The state first, then the log: the copy's log holds at least what its state was
+     * applied through, and the first open of the copy applies the rest. Both compacted:
+     * in the copy, the log's pages lie in seq order. */
+    char state[4096 + 16];
+    snprintf(state, sizeof state, "%s/state.mdb", dest);
     pthread_rwlock_rdlock(&l->map_lock);
-    int rc = mdb_env_copy2(l->env, dest, MDB_CP_COMPACT);
+    int rc = mdb_env_copy2(l->senv, state, MDB_CP_COMPACT);
+    if (rc == 0)
+        rc = mdb_env_copy2(l->env, dest, MDB_CP_COMPACT);
     pthread_rwlock_unlock(&l->map_lock);
     if (rc != 0)
         return acr__mdb_err(rc, err, "backup");
     /* The copy keeps the source's modes (LMDB creates it 0666 less the umask). */
-    char src[4096 + 16], dst[4096 + 16];
-    struct stat sd, sf;
-    snprintf(src, sizeof src, "%s/data.mdb", l->path);
-    snprintf(dst, sizeof dst, "%s/data.mdb", dest);
-    if (stat(l->path, &sd) != 0 || stat(src, &sf) != 0 || chmod(dst, sf.st_mode & 07777) != 0 ||
-        chmod(dest, sd.st_mode & 07777) != 0)
+    struct stat sd;
+    if (stat(l->path, &sd) != 0 || copy_mode(l, dest, "data.mdb") != 0 ||
+        copy_mode(l, dest, "state.mdb") != 0 || chmod(dest, sd.st_mode & 07777) != 0)
         return acr_err_set(err, ACR_EIO, "cannot set the modes of %s: %s", dest, strerror(errno));
     return 0;
 }

@@ -17,7 +17,7 @@ static uint32_t be_u32(const uint8_t *p)
 
 int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err)
 {
-    return acr__pseq_marker_covers(acr__reader_txn(r), l->dbi[ACR_DB_PERIOD_SEQS],
+    return acr__pseq_marker_covers(acr__reader_txn(r, ACR_DB_PERIOD_SEQS), l->dbi[ACR_DB_PERIOD_SEQS],
                                    acr_reader_head_seq(r), err);
 }
 
@@ -48,7 +48,7 @@ int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period
 {
     MDB_cursor *cur;
     MDB_val k, v;
-    int rc = seek(acr__reader_txn(r), l->dbi[ACR_DB_PERIOD_SEQS],
+    int rc = seek(acr__reader_txn(r, ACR_DB_PERIOD_SEQS), l->dbi[ACR_DB_PERIOD_SEQS],
                   acr__pseq_period_key(period) + 1, 0, &cur, &k, &v, err);
     if (rc != 0 || cur == NULL)
         return rc;
@@ -151,7 +151,7 @@ int acr__pseq_walk_open(acr__pseq_walk_t *w, acr_reader_t *r, const acr_ledger_t
 {
     memset(w, 0, sizeof *w);
     w->through = through;
-    MDB_txn *txn = acr__reader_txn(r);
+    MDB_txn *txn = acr__reader_txn(r, ACR_DB_PERIOD_SEQS);
     MDB_dbi dbi = l->dbi[ACR_DB_PERIOD_SEQS];
     int rc = add_periods(w, txn, dbi, acr__pseq_period_key(period), err);
     MDB_cursor *cur = NULL;

@@ -100,7 +100,7 @@ static int snap_open(acr_ledger_t *l, prog_snap_t *s, acr_err_t *err)
     memset(s, 0, sizeof *s);
     s->l = l;
     int rc = acr_reader_open(l, &s->r, err);
-    s->txn = rc == 0 ? acr__reader_txn(s->r) : NULL;
+    s->txn = rc == 0 ? acr__reader_txn(s->r, ACR_DB_PROGRAM) : NULL; /* the state's */
     return rc;
 }
 

@@ -29,21 +29,21 @@
 typedef struct snap {
     acr_ledger_t *l;
     acr_reader_t *r;
-    MDB_txn *txn; /* the reader's read transaction */
+    MDB_txn *txn; /* the reader's read transaction of the derived state */
 } snap_t;
 
 static int snap_open(acr_ledger_t *l, snap_t *s, acr_err_t *err)
 {
     s->l = l;
     int rc = acr_reader_open(l, &s->r, err);
-    s->txn = rc == 0 ? acr__reader_txn(s->r) : NULL;
+    s->txn = rc == 0 ? acr__reader_txn(s->r, ACR_DB_PROJ_PARTNERS) : NULL;
     return rc;
 }
 
 /* A row of the snapshot: 1 found, 0 absent, negative on failure. */
 static int sget(const snap_t *s, int db, MDB_val key, MDB_val *out, acr_err_t *err)
 {
-    int rc = mdb_get(s->txn, s->l->dbi[db], &key, out);
+    int rc = mdb_get(acr__reader_txn(s->r, db), s->l->dbi[db], &key, out);
     if (rc == MDB_NOTFOUND)
         return 0;
     return rc ? acr__mdb_err(rc, err, acr__db_name(db)) : 1;
@@ -171,7 +171,7 @@ static int scan_prefix(const snap_t *s, int db, const acr__pkey_t *prefix, row_f
                        acr_err_t *err)
 {
     MDB_cursor *cur;
-    int rc = mdb_cursor_open(s->txn, s->l->dbi[db], &cur);
+    int rc = mdb_cursor_open(acr__reader_txn(s->r, db), s->l->dbi[db], &cur);
     if (rc != 0)
         return acr__mdb_err(rc, err, acr__db_name(db));
     MDB_val k = acr__val(prefix->b, prefix->len), v;

@@ -233,35 +233,7 @@ int acr_replica_create(const char *dir, const acr_config_t *cfg, const acr_repli
 
 /* ---- applying records ---------------------------------------------------- */
 
-typedef struct head {
-    uint64_t seq;
-    uint8_t hash[ACR_HASH_LEN];
-} head_t;
-
-static int read_head(acr_ledger_t *l, MDB_txn *txn, head_t *out)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = mdb_cursor_open(txn, l->dbi[ACR_DB_LOG], &cur);
-    if (rc != 0)
-        return rc;
-    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
-    mdb_cursor_close(cur);
-    if (rc == MDB_NOTFOUND) {
-        XXH128_canonical_t c;
-        XXH128_canonicalFromHash(&c, XXH3_128bits(l->cfg.ledger_id, sizeof l->cfg.ledger_id));
-        out->seq = 0;
-        memcpy(out->hash, c.digest, ACR_HASH_LEN);
-        return 0;
-    }
-    if (rc != 0)
-        return rc;
-    if (k.mv_size != 8 || v.mv_size < ACR_HASH_LEN)
-        return MDB_CORRUPTED;
-    out->seq = acr__be_u64(k.mv_data);
-    memcpy(out->hash, v.mv_data, ACR_HASH_LEN);
-    return 0;
-}
+typedef acr__head_t head_t;
 
 /* A record at or below the head (a redelivery): it must be the stored one. */
 static int check_applied(acr__txn_t *tx, const acr_stored_t *s, acr_err_t *err)
@@ -269,7 +241,7 @@ static int check_applied(acr__txn_t *tx, const acr_stored_t *s, acr_err_t *err)
     uint8_t key[8];
     acr__u64_be(s->seq, key);
     MDB_val k = acr__val(key, 8), v;
-    int rc = mdb_get(tx->txn, tx->dbi[ACR_DB_LOG], &k, &v);
+    int rc = mdb_get(tx->ltxn, tx->dbi[ACR_DB_LOG], &k, &v);
     if (rc != 0)
         return acr__tx_fail(tx, rc, err, "log");
     if (v.mv_size != s->len || memcmp(v.mv_data, s->bytes, s->len) != 0)
@@ -312,62 +284,15 @@ static int check_link(const head_t *head, const acr_stored_t *s, acr_event_t *ev
     return 0;
 }
 
-/* The id must be new (mapped to its seq) and the stream's version the next:
- * what the primary's append claimed for this event. */
-static int claim_id_and_stream(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
-{
-    uint8_t sv[8];
-    acr__u64_be(ev->seq, sv);
-    MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST)
-        return acr_err_set(err, ACR_EMISMATCH, "seq %llu: id %.*s is already used on the replica",
-                           (unsigned long long)ev->seq, (int)ev->id.len, ev->id.ptr);
-    if (rc != 0)
-        return acr__tx_fail(tx, rc, err, "ids");
-    char stream[ACR_STRING_LEN_MAX + 16];
-    size_t slen = acr_event_stream(ev, stream, sizeof stream);
-    MDB_val sk = acr__val(stream, slen), svv;
-    rc = mdb_get(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv);
-    uint64_t version = 0;
-    if (rc == 0 && svv.mv_size == 8)
-        version = acr__be_u64(svv.mv_data);
-    else if (rc != MDB_NOTFOUND)
-        return acr__tx_fail(tx, rc ? rc : MDB_CORRUPTED, err, "streams");
-    if (ev->version != version + 1)
-        return acr_err_set(err, ACR_EMISMATCH,
-                           "seq %llu: version %llu of stream %s, the replica expects %llu",
-                           (unsigned long long)ev->seq, (unsigned long long)ev->version, stream,
-                           (unsigned long long)version + 1);
-    uint8_t vv[8];
-    acr__u64_be(version + 1, vv);
-    svv = acr__val(vv, 8);
-    rc = mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0);
-    return rc ? acr__tx_fail(tx, rc, err, "streams") : 0;
-}
-
 /* Applies one new record (seq head+1) as the primary's append did. */
 static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_stored_t *s,
                      acr_event_t *ev, acr_err_t *err)
 {
     int rc = check_link(head, s, ev, err);
-    if (rc == 0)
-        rc = claim_id_and_stream(tx, ev, err);
+    if (rc == 0) /* id, stream, every rule, state and projection, as on the primary */
+        rc = acr__apply_stored(tx, ev, err);
     if (rc != 0)
         return rc;
-    /* every rule, state and projection, as on the primary */
-    acr_err_t rule;
-    acr_err_clear(&rule);
-    if ((rc = acr__state_apply(tx, ev, &rule)) != 0) {
-        if (!acr_err_rejects_input(rc)) { /* a failure, not a rule: as it is */
-            if (err != NULL)
-                *err = rule;
-            return rc;
-        }
-        return acr_err_set(err, ACR_EMISMATCH, "seq %llu (%.*s) fails %s on the replica: %s",
-                           (unsigned long long)s->seq, (int)ev->id.len, ev->id.ptr,
-                           acr_err_name(rc), rule.msg);
-    }
     /* the stored bytes, verbatim */
     uint8_t key[8];
     acr__u64_be(s->seq, key);
@@ -397,15 +322,18 @@ static int apply_in_txn(acr_ledger_t *l, acr__txn_t *tx, const txn_work_t *w, he
                         acr_err_t *err)
 {
     acr_replica_info_t info;
-    int mdb_rc = read_head(l, tx->txn, head);
-    if (mdb_rc == 0 && marker_read(tx->txn, l->dbi[ACR_DB_META], &info, &mdb_rc) == 0)
+    head_t applied;
+    int mdb_rc = acr__log_head(l, tx->ltxn, head);
+    if (mdb_rc == 0 && marker_read(tx->ltxn, l->dbi[ACR_DB_META], &info, &mdb_rc) == 0)
         return acr_err_set(err, ACR_EUSAGE, "%s is not a replica", l->path);
-    MDB_cursor *log = NULL;
     if (mdb_rc == 0)
-        mdb_rc = mdb_cursor_open(tx->txn, l->dbi[ACR_DB_LOG], &log);
+        mdb_rc = acr__applied_get(l, tx->txn, &applied);
     if (mdb_rc != 0)
         return acr__tx_fail(tx, mdb_rc, err, "replica");
-    int rc = 0;
+    int rc = acr__catch_up(tx, &applied, head, err);
+    MDB_cursor *log = NULL;
+    if (rc == 0 && (mdb_rc = mdb_cursor_open(tx->ltxn, l->dbi[ACR_DB_LOG], &log)) != 0)
+        return acr__tx_fail(tx, mdb_rc, err, "replica");
     int64_t last_recorded = -1;
     for (size_t i = 0; rc == 0 && i < w->n; i++) {
         acr_event_t ev;
@@ -421,7 +349,7 @@ static int apply_in_txn(acr_ledger_t *l, acr__txn_t *tx, const txn_work_t *w, he
     if (rc == 0 && w->csv != NULL) {
         MDB_val k = acr__val(w->period_id, strlen(w->period_id));
         MDB_val v = acr__val(w->csv, w->csv_len);
-        int prc = mdb_put(tx->txn, l->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
+        int prc = mdb_put(tx->ltxn, l->dbi[ACR_DB_CLOSES], &k, &v, MDB_NOOVERWRITE);
         if (prc == MDB_KEYEXIST)
             rc = acr_err_set(err, ACR_EMISMATCH, "period %s is already closed here",
                              w->period_id);
@@ -439,7 +367,9 @@ static int apply_in_txn(acr_ledger_t *l, acr__txn_t *tx, const txn_work_t *w, he
         info.applied_ms = now;
         info.last_lag_ms = now - last_recorded;
     }
-    mdb_rc = marker_write(tx->txn, l->dbi[ACR_DB_META], &info);
+    mdb_rc = marker_write(tx->ltxn, l->dbi[ACR_DB_META], &info);
+    if (mdb_rc == 0)
+        mdb_rc = acr__applied_put(l, tx->txn, head);
     return mdb_rc ? acr__tx_fail(tx, mdb_rc, err, "replica marker") : 0;
 }
 
@@ -453,32 +383,25 @@ static int apply_txn(acr_ledger_t *l, const txn_work_t *w, uint64_t *out_head, a
         acr_buf_init(&tx.scratch);
         acr_buf_init(&tx.scratch2);
         head_t head;
-        int rc = 0, mdb_rc = mdb_txn_begin(l->env, NULL, 0, &tx.txn);
-        if (mdb_rc == MDB_MAP_RESIZED) {
-            mdb_env_set_mapsize(l->env, 0);
-            mdb_rc = mdb_txn_begin(l->env, NULL, 0, &tx.txn);
-        }
+        bool log_done = false;
+        int rc = 0, mdb_rc = acr__wtxn_begin(l, &tx);
         if (mdb_rc == 0)
             rc = apply_in_txn(l, &tx, w, &head, err);
         if (mdb_rc == 0 && rc == 0)
-            mdb_rc = mdb_txn_commit(tx.txn);
-        else if (mdb_rc == 0)
-            mdb_txn_abort(tx.txn);
+            mdb_rc = acr__wtxn_commit(&tx, &log_done);
+        acr__wtxn_abort(&tx);
         pthread_rwlock_unlock(&l->map_lock);
         acr_buf_destroy(&tx.scratch);
         acr_buf_destroy(&tx.scratch2);
         acr__cache_free(&tx.cache);
-        if (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL) {
-            MDB_envinfo ei;
-            pthread_rwlock_wrlock(&l->map_lock);
-            mdb_env_info(l->env, &ei);
-            int grc = mdb_env_set_mapsize(l->env, ei.me_mapsize * 2);
-            pthread_rwlock_unlock(&l->map_lock);
-            if (grc != 0)
-                return acr__mdb_err(grc, err, "growing the map");
+        if (!log_done && (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL)) {
+            if ((rc = acr__grow_maps(l, err)) != 0)
+                return rc;
             acr_err_clear(err);
             continue;
         }
+        if (log_done)
+            mdb_rc = 0; /* durable in the log; the state catches up at the next write */
         if (rc == 0 && mdb_rc != 0)
             rc = acr__commit_err(l, mdb_rc, err);
         if (rc == 0)

@@ -17,7 +17,8 @@
 
 struct acr_reader {
     acr_ledger_t *ledger;
-    MDB_txn *txn;
+    MDB_txn *stxn;                  /* the derived state's snapshot, begun first */
+    MDB_txn *txn;                   /* the log's */
     MDB_cursor *cur;
     uint64_t head_seq;
     uint8_t head_hash[ACR_HASH_LEN];
@@ -52,11 +53,12 @@ void acr_hash_hex(const uint8_t hash[ACR_HASH_LEN], char out[33])
 
 static void genesis_hash(const acr_ledger_t *l, uint8_t out[ACR_HASH_LEN])
 {
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(l->cfg.ledger_id, sizeof l->cfg.ledger_id));
-    memcpy(out, c.digest, ACR_HASH_LEN);
+    acr__genesis(l, out);
 }
 
+/* The snapshot is the log through the state's APPLIED marker: the state is read first, so
+ * the log (committed before it) holds at least that much, and a record after the marker
+ * (a writer between its two commits, or one that died there) is not part of it. */
 int acr_reader_open(acr_ledger_t *l, acr_reader_t **out, acr_err_t *err)
 {
     acr_reader_t *r = calloc(1, sizeof *r);
@@ -64,29 +66,29 @@ int acr_reader_open(acr_ledger_t *l, acr_reader_t **out, acr_err_t *err)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     r->ledger = l;
     pthread_rwlock_rdlock(&l->map_lock);
-    int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &r->txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(l->env, 0);
-        rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &r->txn);
-    }
+    acr__head_t applied;
+    int rc = acr__read_begin(l->senv, &r->stxn);
+    if (rc == 0 && (rc = acr__applied_get(l, r->stxn, &applied)) == MDB_NOTFOUND)
+        rc = MDB_CORRUPTED;
+    if (rc == 0)
+        rc = acr__read_begin(l->env, &r->txn);
     if (rc == 0)
         rc = mdb_cursor_open(r->txn, l->dbi[ACR_DB_LOG], &r->cur);
-    MDB_val k, v;
-    int got = rc ? rc : mdb_cursor_get(r->cur, &k, &v, MDB_LAST);
-    if (got == 0 && k.mv_size == 8 && v.mv_size >= ACR_HASH_LEN) {
-        r->head_seq = acr__be_u64(k.mv_data);
-        memcpy(r->head_hash, v.mv_data, ACR_HASH_LEN);
-    } else if (got == MDB_NOTFOUND) {
-        genesis_hash(l, r->head_hash);
-    } else {
-        rc = got ? got : MDB_CORRUPTED;
+    int code = rc ? acr__mdb_err(rc, err, "opening a read snapshot") : 0;
+    if (code == 0 && (code = acr__applied_check(l, r->txn, &applied, err)) == 0) {
+        r->head_seq = applied.seq;
+        memcpy(r->head_hash, applied.hash, ACR_HASH_LEN);
     }
-    if (rc != 0) {
+    if (code != 0) {
+        if (r->cur != NULL)
+            mdb_cursor_close(r->cur);
         if (r->txn != NULL)
             mdb_txn_abort(r->txn);
+        if (r->stxn != NULL)
+            mdb_txn_abort(r->stxn);
         pthread_rwlock_unlock(&l->map_lock);
         free(r);
-        return acr__mdb_err(rc, err, "opening a read snapshot");
+        return code;
     }
     genesis_hash(l, r->prev_hash);
     r->next_seq = 1;
@@ -100,6 +102,7 @@ void acr_reader_close(acr_reader_t *r)
         return;
     mdb_cursor_close(r->cur);
     mdb_txn_abort(r->txn);
+    mdb_txn_abort(r->stxn);
     pthread_rwlock_unlock(&r->ledger->map_lock);
     free(r->buf);
     free(r);
@@ -124,7 +127,8 @@ int acr_reader_hash_at(acr_reader_t *r, uint64_t seq, uint8_t out[ACR_HASH_LEN],
     uint8_t key[8];
     acr__u64_be(seq, key);
     MDB_val k = acr__val(key, 8), v;
-    int rc = mdb_get(r->txn, r->ledger->dbi[ACR_DB_LOG], &k, &v);
+    int rc = seq > r->head_seq ? MDB_NOTFOUND /* after the snapshot's marker */
+                               : mdb_get(r->txn, r->ledger->dbi[ACR_DB_LOG], &k, &v);
     if (rc == MDB_NOTFOUND)
         return acr_err_set(err, ACR_ENOT_FOUND, "no event at seq %llu", (unsigned long long)seq);
     if (rc != 0)
@@ -459,7 +463,7 @@ int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **ou
 }
 
 /* Engine-internal access to the snapshot's transaction. */
-MDB_txn *acr__reader_txn(acr_reader_t *r)
+MDB_txn *acr__reader_txn(acr_reader_t *r, int db)
 {
-    return r->txn;
+    return acr__db_in_log(db) ? r->txn : r->stxn;
 }

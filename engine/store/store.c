@@ -2,10 +2,11 @@
  * mapping LMDB errors to accrue codes, and the tiny record encoding used by
  * the state tables.
  *
- * The environment is opened without MDB_NOSYNC, MDB_WRITEMAP or
+ * The log's environment is opened without MDB_NOSYNC, MDB_WRITEMAP or
  * MDB_MAPASYNC: a commit returns only once its pages and meta page are on
- * disk. MDB_NOTLS lets read transactions move between threads (the server's
- * worker pool).
+ * disk. The derived state's adds MDB_NOMETASYNC (its last commit is redone from the
+ * log after a system crash: store_internal.h). MDB_NOTLS lets read transactions move
+ * between threads (the server's worker pool).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,19 +64,17 @@ int acr__mdb_err(int rc, acr_err_t *err, const char *what)
 /* A data file shorter than the pages its last commit uses was truncated:
  * reading those pages through the map would raise SIGBUS, so refuse to open
  * it (docs/reliability.md, K5). */
-static int check_file_size(MDB_env *env, const char *dir, acr_err_t *err)
+static int check_file_size(MDB_env *env, const char *file, acr_err_t *err)
 {
     MDB_envinfo info;
     MDB_stat st;
     struct stat fs;
-    char path[4096 + 16];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
-    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0 || stat(path, &fs) != 0)
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0 || stat(file, &fs) != 0)
         return 0; /* nothing to compare: LMDB reports its own errors later */
     uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     if ((uint64_t)fs.st_size < need)
         return acr_err_set(err, ACR_ECORRUPT,
-                           "%s is truncated: %llu bytes, its last commit uses %llu", path,
+                           "%s is truncated: %llu bytes, its last commit uses %llu", file,
                            (unsigned long long)fs.st_size, (unsigned long long)need);
     return 0;
 }
@@ -92,25 +91,46 @@ int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err)
     return acr__mdb_err(rc, err, "commit");
 }
 
-int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env **out_env,
-                  MDB_dbi dbi[ACR_DB__COUNT], acr_err_t *err)
+/* The tables of an environment of kind: [*lo, *hi). */
+static void env_tables(acr__env_kind_t kind, int *lo, int *hi)
 {
-    return acr__env_open_flags(dir, create, map_size_bytes, 0, out_env, dbi, err);
+    *lo = kind == ACR__ENV_STATE ? ACR__DB_LOG_LAST + 1 : 0;
+    *hi = kind == ACR__ENV_LOG ? ACR__DB_LOG_LAST + 1 : ACR_DB__COUNT;
 }
 
-int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
-                        unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
-                        acr_err_t *err)
+/* Opens the handles of kind's tables in txn, creating every one (create) or only those an
+ * earlier release did not have (optional: the derived ones, idem, applied). */
+static int open_tables(MDB_txn *txn, acr__env_kind_t kind, bool create, bool optional,
+                       MDB_dbi dbi[ACR_DB__COUNT])
+{
+    int lo, hi, rc = 0;
+    env_tables(kind, &lo, &hi);
+    for (int i = lo; rc == 0 && i < hi; i++) {
+        bool opt = db_table[i].derived || i == ACR_DB_IDEM || i == ACR_DB_APPLIED;
+        rc = mdb_dbi_open(txn, db_table[i].name, create || (optional && opt) ? MDB_CREATE : 0,
+                          &dbi[i]);
+    }
+    return rc;
+}
+
+int acr__env_open(const char *path, acr__env_kind_t kind, bool create, uint64_t map_size_bytes,
+                  unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
+                  bool *out_old, acr_err_t *err)
 {
     MDB_env *env = NULL;
     struct stat fs;
-    char path[4096 + 16];
-    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    char file[4096 + 16];
+    if (kind == ACR__ENV_STATE)
+        snprintf(file, sizeof file, "%s", path);
+    else
+        snprintf(file, sizeof file, "%s/data.mdb", path);
+    if (out_old != NULL)
+        *out_old = false;
     /* LMDB would take an empty data file for a new one and write a fresh environment
      * into it: an emptied ledger is damage, not "no ledger" (and must stay as found). */
-    if (!create && stat(path, &fs) == 0 && S_ISREG(fs.st_mode) && fs.st_size == 0)
+    if (!create && stat(file, &fs) == 0 && S_ISREG(fs.st_mode) && fs.st_size == 0)
         return acr_err_set(err, ACR_ECORRUPT, "%s is empty (0 bytes): the ledger is damaged; "
-                           "restore it from a backup", path);
+                           "restore it from a backup", file);
     int rc = mdb_env_create(&env);
     if (rc != 0)
         return acr__mdb_err(rc, err, "mdb_env_create");
@@ -118,31 +138,42 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
     mdb_env_set_maxreaders(env, 510);
     if (map_size_bytes != 0)
         mdb_env_set_mapsize(env, (size_t)map_size_bytes);
-    rc = mdb_env_open(env, dir, MDB_NOTLS | flags, 0600); /* owner only; umask may narrow */
+    if (kind == ACR__ENV_STATE)
+        flags |= MDB_NOSUBDIR | MDB_NOMETASYNC;
+    rc = mdb_env_open(env, path, MDB_NOTLS | flags, 0600); /* owner only; umask may narrow */
     if (rc != 0) {
         mdb_env_close(env);
         if (rc == ENOENT)
-            return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s", dir);
-        return acr__mdb_err(rc, err, dir);
+            return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s", path);
+        return acr__mdb_err(rc, err, path);
     }
-    if ((rc = check_file_size(env, dir, err)) != 0) {
+    if ((rc = check_file_size(env, file, err)) != 0) {
         mdb_env_close(env);
         return rc;
     }
     MDB_txn *txn = NULL;
+    MDB_dbi old_meta;
+    /* a write transaction only when something must be created (a read-only file opens) */
     rc = mdb_txn_begin(env, NULL, create ? 0 : MDB_RDONLY, &txn);
-    for (int i = 0; rc == 0 && i < ACR_DB__COUNT; i++)
-        rc = mdb_dbi_open(txn, db_table[i].name, create ? MDB_CREATE : 0, &dbi[i]);
-    if (rc == MDB_NOTFOUND && !create && mdb_dbi_open(txn, "log", 0, &dbi[0]) == 0) {
-        /* A ledger written before a derived table existed (the partner program's): create
-         * the missing derived tables empty; `accrue rebuild` fills them (verify says so).
-         * The idempotency keys' table (idem.h) starts empty too: it holds no history. */
+    if (rc == 0 && kind == ACR__ENV_LOG && !create &&
+        mdb_dbi_open(txn, db_table[ACR_DB_META].name, 0, &dbi[ACR_DB_META]) == MDB_NOTFOUND) {
+        bool old = mdb_dbi_open(txn, "meta", 0, &old_meta) == 0 &&
+                   mdb_dbi_open(txn, "log", 0, &dbi[ACR_DB_LOG]) == 0;
+        mdb_txn_abort(txn);
+        if (old && out_old != NULL) { /* an earlier release's single environment */
+            *out_old = true;
+            *out_env = env;
+            return 0;
+        }
+        mdb_env_close(env);
+        return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s", path);
+    }
+    if (rc == 0 && (rc = open_tables(txn, kind, create, false, dbi)) == MDB_NOTFOUND &&
+        !create) { /* a table an earlier release did not have: created empty */
         mdb_txn_abort(txn);
         txn = NULL;
-        rc = mdb_txn_begin(env, NULL, 0, &txn);
-        for (int i = 0; rc == 0 && i < ACR_DB__COUNT; i++)
-            rc = mdb_dbi_open(txn, db_table[i].name,
-                              db_table[i].derived || i == ACR_DB_IDEM ? MDB_CREATE : 0, &dbi[i]);
+        if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) == 0)
+            rc = open_tables(txn, kind, false, true, dbi);
     }
     if (rc == 0)
         rc = mdb_txn_commit(txn); /* also for read-only: an aborted txn closes its dbi handles */
@@ -151,11 +182,157 @@ int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
     if (rc != 0) {
         mdb_env_close(env);
         if (rc == MDB_NOTFOUND)
-            return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s", dir);
+            return acr_err_set(err, ACR_ENO_LEDGER, "no ledger at %s", path);
         return acr__mdb_err(rc, err, "opening tables");
     }
     *out_env = env;
     return 0;
+}
+
+/* ---- The APPLIED marker and the write pair --------------------------------- */
+
+#define APPLIED_KEY "through"
+
+void acr__genesis(const acr_ledger_t *l, uint8_t out[ACR_HASH_LEN])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(l->cfg.ledger_id, sizeof l->cfg.ledger_id));
+    memcpy(out, c.digest, ACR_HASH_LEN);
+}
+
+int acr__log_head(const acr_ledger_t *l, MDB_txn *ltxn, acr__head_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(ltxn, l->dbi[ACR_DB_LOG], &cur);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND) {
+        out->seq = 0;
+        acr__genesis(l, out->hash);
+        return 0;
+    }
+    if (rc != 0)
+        return rc;
+    if (k.mv_size != 8 || v.mv_size < ACR_HASH_LEN)
+        return MDB_CORRUPTED;
+    out->seq = acr__be_u64(k.mv_data);
+    memcpy(out->hash, v.mv_data, ACR_HASH_LEN);
+    return 0;
+}
+
+int acr__applied_get(const acr_ledger_t *l, MDB_txn *stxn, acr__head_t *out)
+{
+    MDB_val k = acr__val(APPLIED_KEY, sizeof APPLIED_KEY - 1), v;
+    int rc = mdb_get(stxn, l->dbi[ACR_DB_APPLIED], &k, &v);
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != 8 + ACR_HASH_LEN)
+        return MDB_CORRUPTED;
+    out->seq = acr__be_u64(v.mv_data);
+    memcpy(out->hash, (const uint8_t *)v.mv_data + 8, ACR_HASH_LEN);
+    return 0;
+}
+
+int acr__applied_put(const acr_ledger_t *l, MDB_txn *stxn, const acr__head_t *h)
+{
+    uint8_t b[8 + ACR_HASH_LEN];
+    acr__u64_be(h->seq, b);
+    memcpy(b + 8, h->hash, ACR_HASH_LEN);
+    MDB_val k = acr__val(APPLIED_KEY, sizeof APPLIED_KEY - 1), v = acr__val(b, sizeof b);
+    return mdb_put(stxn, l->dbi[ACR_DB_APPLIED], &k, &v, 0);
+}
+
+int acr__applied_check(const acr_ledger_t *l, MDB_txn *ltxn, const acr__head_t *h,
+                       acr_err_t *err)
+{
+    uint8_t want[ACR_HASH_LEN], key[8];
+    MDB_val k = acr__val(key, 8), v;
+    int rc = 0;
+    if (h->seq == 0) {
+        acr__genesis(l, want);
+    } else {
+        acr__u64_be(h->seq, key);
+        if ((rc = mdb_get(ltxn, l->dbi[ACR_DB_LOG], &k, &v)) == 0 && v.mv_size >= ACR_HASH_LEN)
+            memcpy(want, v.mv_data, ACR_HASH_LEN);
+        else if (rc != 0 && rc != MDB_NOTFOUND)
+            return acr__mdb_err(rc, err, "log");
+    }
+    if (rc == 0 && memcmp(want, h->hash, ACR_HASH_LEN) == 0)
+        return 0;
+    return acr_err_set(err, ACR_ECORRUPT,
+                       "the derived state (state.mdb) was applied through seq %llu, which the "
+                       "log does not hold as recorded: it belongs to another copy of the log; "
+                       "run `accrue rebuild`", (unsigned long long)h->seq);
+}
+
+int acr__read_begin(MDB_env *env, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(env, 0);
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+    }
+    return rc;
+}
+
+static int write_begin(MDB_env *env, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(env, NULL, 0, txn);
+    if (rc == MDB_MAP_RESIZED) {
+        mdb_env_set_mapsize(env, 0);
+        rc = mdb_txn_begin(env, NULL, 0, txn);
+    }
+    return rc;
+}
+
+int acr__wtxn_begin(acr_ledger_t *l, acr__txn_t *tx)
+{
+    tx->txn = tx->ltxn = NULL;
+    int rc = write_begin(l->senv, &tx->txn);
+    if (rc == 0 && (rc = write_begin(l->env, &tx->ltxn)) != 0) {
+        mdb_txn_abort(tx->txn);
+        tx->txn = NULL;
+    }
+    return rc;
+}
+
+int acr__wtxn_commit(acr__txn_t *tx, bool *log_done)
+{
+    int rc = mdb_txn_commit(tx->ltxn);
+    tx->ltxn = NULL;
+    *log_done = rc == 0;
+    if (rc != 0)
+        mdb_txn_abort(tx->txn);
+    else
+        rc = mdb_txn_commit(tx->txn);
+    tx->txn = NULL;
+    return rc;
+}
+
+void acr__wtxn_abort(acr__txn_t *tx)
+{
+    if (tx->ltxn != NULL)
+        mdb_txn_abort(tx->ltxn);
+    if (tx->txn != NULL)
+        mdb_txn_abort(tx->txn);
+    tx->txn = tx->ltxn = NULL;
+}
+
+int acr__grow_maps(acr_ledger_t *l, acr_err_t *err)
+{
+    MDB_env *envs[2] = {l->env, l->senv};
+    int rc = 0;
+    pthread_rwlock_wrlock(&l->map_lock);
+    for (int i = 0; rc == 0 && i < 2; i++) {
+        MDB_envinfo info;
+        mdb_env_info(envs[i], &info);
+        rc = mdb_env_set_mapsize(envs[i], info.me_mapsize * 2);
+    }
+    pthread_rwlock_unlock(&l->map_lock);
+    return rc ? acr__mdb_err(rc, err, "growing the map") : 0;
 }
 
 /* ---- kv: length-prefixed strings and little-endian int64s ---------------- */

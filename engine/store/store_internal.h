@@ -17,13 +17,25 @@
 #include "accrue/log.h"
 
 /* XX(NAME, "lmdb name", derived) - derived tables are recomputed from the
- * log by rebuild and compared by verify; the others are primary data. */
+ * log by rebuild and compared by verify; the others are primary data.
+ *
+ * A ledger is two LMDB environments in its folder (docs/architecture.md, "Storage"):
+ *   - data.mdb, the log's: the tables up to and including IDEM (ACR__DB_LOG_LAST), the
+ *     primary data, written durably (no NOSYNC, WRITEMAP or MAPASYNC) and first;
+ *   - state.mdb (MDB_NOSUBDIR), the derived state's: APPLIED and every derived table,
+ *     committed after the log with MDB_NOMETASYNC (its last commit may be undone by a
+ *     system crash: the APPLIED marker then trails the log, and the next open re-applies
+ *     the missing events from the log).
+ * So a scan of the log maps only log pages, laid out in seq order. The log env's config
+ * table is named "ledger" (an earlier release's "meta"): an older release finds no "meta"
+ * in an upgraded ledger and refuses it ("no ledger") instead of writing to it. */
 #define ACR_DB_MAP(XX)                                                                             \
     XX(LOG, "log", false)             /* seq (u64 BE) -> hash[16] || record */                    \
-    XX(META, "meta", false)           /* "config" -> config bytes */                              \
+    XX(META, "ledger", false)         /* "config" -> config bytes; "layout" -> u8 */               \
     XX(CLOSES, "closes", false)       /* period id -> statement CSV bytes of its close */         \
     XX(TOKENS, "tokens", false)       /* token name -> role, partner, BLAKE2b hash of the secret */ \
     XX(IDEM, "idem", false)           /* scope \0 Idempotency-Key -> request hash, answer (idem.h) */ \
+    XX(APPLIED, "applied", false)     /* "through" -> seq (u64 BE) || its chain hash (below) */    \
     XX(IDS, "ids", true)              /* event id -> seq (u64 BE) */                              \
     XX(STREAMS, "streams", true)      /* stream name -> version (u64 BE) */                       \
     XX(PARTNERS, "partners", true)    /* partner_id -> partner state (kv) */                      \
@@ -61,9 +73,18 @@ typedef enum {
     ACR_DB__COUNT
 } acr_db_t;
 
+/* The last table of the log's environment; APPLIED and every later one are the state's. */
+#define ACR__DB_LOG_LAST ACR_DB_IDEM
+
+static inline bool acr__db_in_log(int db)
+{
+    return db <= ACR__DB_LOG_LAST;
+}
+
 struct acr_ledger {
-    MDB_env *env;
-    MDB_dbi dbi[ACR_DB__COUNT];
+    MDB_env *env;  /* the log's environment: data.mdb */
+    MDB_env *senv; /* the derived state's: state.mdb */
+    MDB_dbi dbi[ACR_DB__COUNT]; /* each in its table's environment */
     acr_config_t cfg;
     char *path;
     pthread_rwlock_t map_lock; /* readers and writers hold it shared; growing the map exclusive */
@@ -80,14 +101,49 @@ int acr__mdb_err(int rc, acr_err_t *err, const char *what);
 /* Maps a failed commit, naming a full disk ledger_full. */
 int acr__commit_err(const acr_ledger_t *l, int rc, acr_err_t *err);
 
-/* Opens an LMDB environment at dir with every table (create when asked). */
-int acr__env_open(const char *dir, bool create, uint64_t map_size_bytes, MDB_env **out_env,
-                  MDB_dbi dbi[ACR_DB__COUNT], acr_err_t *err);
-/* The same with extra mdb_env_open flags: only for a scratch environment
- * (verify), never for a ledger, which is opened without NOSYNC/WRITEMAP. */
-int acr__env_open_flags(const char *dir, bool create, uint64_t map_size_bytes,
-                        unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
-                        acr_err_t *err);
+/* Which tables an environment holds. */
+typedef enum {
+    ACR__ENV_LOG,   /* a ledger's data.mdb: LOG .. ACR__DB_LOG_LAST */
+    ACR__ENV_STATE, /* a ledger's state.mdb: APPLIED and the derived tables */
+    ACR__ENV_ALL,   /* a scratch replay's: every table in one environment */
+} acr__env_kind_t;
+
+/* Opens the LMDB environment of kind at path (a folder; for ACR__ENV_STATE the file) with
+ * its tables, creating them when asked; dbi[] gets the handles of its tables only. A log
+ * environment without its tables is ACR_ENO_LEDGER; one whose "ledger" table is missing
+ * but "meta" is there is an earlier release's (*out_old set, when not NULL, with the
+ * environment open and no handle taken). flags: extra mdb_env_open flags, only for a
+ * scratch environment (verify), never for a ledger's log, opened without NOSYNC/WRITEMAP. */
+int acr__env_open(const char *path, acr__env_kind_t kind, bool create, uint64_t map_size_bytes,
+                  unsigned int flags, MDB_env **out_env, MDB_dbi dbi[ACR_DB__COUNT],
+                  bool *out_old, acr_err_t *err);
+
+/* ---- The APPLIED marker: how far the derived state reflects the log ---------
+ *
+ * One row of state.mdb, written by every state commit: the seq through which the derived
+ * tables reflect the log and that seq's chain hash (the genesis hash for 0). A reader's
+ * snapshot is the log through that seq, so it never sees state that disagrees with the
+ * log it reads; a writer first re-applies the log records after it (a process that died
+ * between its two commits). */
+typedef struct acr__head {
+    uint64_t seq;
+    uint8_t hash[ACR_HASH_LEN];
+} acr__head_t;
+
+/* The genesis hash of l's chain: XXH3-128 of the ledger id. */
+void acr__genesis(const acr_ledger_t *l, uint8_t out[ACR_HASH_LEN]);
+/* The last record of the log in ltxn (seq 0 and the genesis hash when empty). MDB codes. */
+int acr__log_head(const acr_ledger_t *l, MDB_txn *ltxn, acr__head_t *out);
+/* The marker in stxn. MDB codes (MDB_NOTFOUND when absent, MDB_CORRUPTED when bad). */
+int acr__applied_get(const acr_ledger_t *l, MDB_txn *stxn, acr__head_t *out);
+int acr__applied_put(const acr_ledger_t *l, MDB_txn *stxn, const acr__head_t *h);
+/* 0 when the marker h names a seq the log of ltxn holds with that hash (or 0 = genesis),
+ * else ACR_ECORRUPT with err naming `accrue rebuild` (the state belongs to another log). */
+int acr__applied_check(const acr_ledger_t *l, MDB_txn *ltxn, const acr__head_t *h,
+                       acr_err_t *err);
+
+/* Begins a read transaction of env, the map re-read when another process grew it. */
+int acr__read_begin(MDB_env *env, MDB_txn **txn);
 
 /* ---- period_seqs: the seqs a payout run reads ---------------------------------
  *
@@ -191,10 +247,12 @@ typedef struct acr__cache {
 #define ACR__CACHE_CHUNK 4096u
 #define ACR__CACHE_BLOCK (1u << 20) /* bytes per arena block (> any row) */
 
-/* One write transaction's context. */
+/* One write transaction's context: a transaction of each environment (of a scratch
+ * replay's single environment, both the same), begun state first, committed log first. */
 typedef struct acr__txn {
     acr_ledger_t *ledger;
-    MDB_txn *txn;
+    MDB_txn *txn;              /* the derived state's (state.mdb) */
+    MDB_txn *ltxn;             /* the log's (data.mdb) */
     MDB_dbi *dbi;              /* the tables (of the ledger, or of a scratch env) */
     int32_t utc_offset_min;
     bool pipeline_loaded;
@@ -205,6 +263,24 @@ typedef struct acr__txn {
     acr__cache_t cache;        /* hot rows of this transaction (zeroed = empty) */
     acr__cached_row_t *cache_last; /* the entry the last cached look-up found */
 } acr__txn_t;
+
+/* The transaction of tx that holds table db. */
+static inline MDB_txn *acr__tx_txn(const acr__txn_t *tx, int db)
+{
+    return acr__db_in_log(db) ? tx->ltxn : tx->txn;
+}
+
+/* Begins tx's pair of write transactions on ledger l (state first: every writer takes the
+ * two writer locks in that order), re-reading maps grown by another process. MDB codes. */
+int acr__wtxn_begin(acr_ledger_t *l, acr__txn_t *tx);
+/* Commits tx's pair, the log first (durable), then the state; *log_done tells whether the
+ * log's commit went through (its events are then durable whatever the state's commit
+ * did). MDB codes. */
+int acr__wtxn_commit(acr__txn_t *tx, bool *log_done);
+void acr__wtxn_abort(acr__txn_t *tx);
+/* Doubles the map of both environments (after MDB_MAP_FULL in either). Called with no
+ * transaction of l open in this thread. */
+int acr__grow_maps(acr_ledger_t *l, acr_err_t *err);
 
 /* The entry of (db, key) in tx's cache, created (state ACR__ROW_ABSENT,
  * vlen 0, *out_new true) when missing; NULL when out of memory. */
@@ -228,8 +304,9 @@ void acr__cache_free(acr__cache_t *c);
 /* Records an LMDB failure in tx and maps it to an ACR_E* code. */
 int acr__tx_fail(acr__txn_t *tx, int rc, acr_err_t *err, const char *what);
 
-/* The read transaction of a snapshot (reader.c), for engine-side reads. */
-MDB_txn *acr__reader_txn(acr_reader_t *r);
+/* The read transaction of a snapshot (reader.c) that holds table db, for engine-side
+ * reads. */
+MDB_txn *acr__reader_txn(acr_reader_t *r, int db);
 
 /* For the payout driver: reads on from the reader's position through seq `through`
  * (at most the head), checking the chain hash and the record header of every record.

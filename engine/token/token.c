@@ -178,22 +178,23 @@ static int put_token(acr_ledger_t *l, const char *name, int role, const char *pa
     MDB_val k = name_key(nk, name), v = acr__val(rec, hdr + plen);
     MDB_val h = hash_key(hk, hash), hv = acr__val(name, strlen(name));
     MDB_txn *txn;
-    int rc = begin_txn(l, 0, &txn);
-    if (rc != 0)
-        return acr__mdb_err(rc, err, "opening the tokens table");
-    if (plen > 0) { /* a partner token for a partner that exists, as of this commit */
+    int rc = 0;
+    if (plen > 0) { /* a partner token for a partner that exists (partners never go away) */
+        pthread_rwlock_rdlock(&l->map_lock);
         MDB_val pk = acr__val(partner, plen), pv;
-        rc = mdb_get(txn, l->dbi[ACR_DB_PARTNERS], &pk, &pv);
-        if (rc == MDB_NOTFOUND) {
-            end_txn(l, txn, false);
+        if ((rc = acr__read_begin(l->senv, &txn)) == 0) {
+            rc = mdb_get(txn, l->dbi[ACR_DB_PARTNERS], &pk, &pv);
+            mdb_txn_abort(txn);
+        }
+        pthread_rwlock_unlock(&l->map_lock);
+        if (rc == MDB_NOTFOUND)
             return acr_err_set(err, ACR_EUNKNOWN_PARTNER,
                                "no partner %s in the ledger: register it first", partner);
-        }
-        if (rc != 0) {
-            end_txn(l, txn, false);
+        if (rc != 0)
             return acr__mdb_err(rc, err, "partners");
-        }
     }
+    if ((rc = begin_txn(l, 0, &txn)) != 0)
+        return acr__mdb_err(rc, err, "opening the tokens table");
     rc = mdb_put(txn, l->dbi[ACR_DB_TOKENS], &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST) {
         end_txn(l, txn, false);

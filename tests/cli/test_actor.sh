@@ -49,6 +49,7 @@ case_chain_covers_actor() {
     local copy=$TMP/actor n
     mkdir -p "$copy"
     cp "$L/data.mdb" "$copy/data.mdb"
+    cp "$L/state.mdb" "$copy/state.mdb"
     n=$(perl -e '
         my ($path, $actor) = @ARGV;
         open(my $fh, "+<:raw", $path) or die "$path: $!";

@@ -36,6 +36,7 @@ case_flipped_byte() {
     local copy=$TMP/flipped n
     mkdir -p "$copy"
     cp "$L/data.mdb" "$copy/data.mdb"
+    cp "$L/state.mdb" "$copy/state.mdb"
     n=$(perl -e '
         my ($path, $id) = @ARGV;
         open(my $fh, "+<:raw", $path) or die "$path: $!";
@@ -65,6 +66,7 @@ case_append_onto_broken_head() {
     local copy=$TMP/head n
     mkdir -p "$copy"
     cp "$L/data.mdb" "$copy/data.mdb"
+    cp "$L/state.mdb" "$copy/state.mdb"
     n=$(perl -e '
         my ($path, $id) = @ARGV;
         open(my $fh, "+<:raw", $path) or die "$path: $!";
@@ -99,6 +101,7 @@ case_tampered_statement() {
     assert_exit 0
     mkdir -p "$copy"
     cp "$l/data.mdb" "$copy/data.mdb"
+    cp "$l/state.mdb" "$copy/state.mdb"
     n=$(perl -e '
         my $path = shift;
         open(my $fh, "+<:raw", $path) or die "$path: $!";

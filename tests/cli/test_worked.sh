@@ -115,6 +115,7 @@ case_audit_tampered() {
     local copy=$TMP/tampered n
     mkdir -p "$copy"
     cp "$L/data.mdb" "$copy/data.mdb"
+    cp "$L/state.mdb" "$copy/state.mdb"
     n=$(perl -e '
         my ($path) = @ARGV;
         open(my $fh, "+<:raw", $path) or die "$path: $!";

@@ -272,7 +272,7 @@ Test(period_seqs, randomized_histories_both_ways, .timeout = 600)
 static int del_row(acr_ledger_t *l, uint32_t period_key, uint64_t seq)
 {
     MDB_txn *txn;
-    ASSERT_EQ(mdb_txn_begin(l->env, NULL, 0, &txn), 0);
+    ASSERT_EQ(mdb_txn_begin(l->senv, NULL, 0, &txn), 0);
     uint8_t key[ACR__PSEQ_KEY_LEN];
     acr__pseq_key(period_key, seq, key);
     MDB_val k = {sizeof key, key};

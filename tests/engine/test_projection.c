@@ -125,8 +125,8 @@ static char *q_partners(acr_ledger_t *l, const char *pid)
 /* XXH3 over every derived table's keys and values, in table order. */
 static uint64_t tables_hash(acr_ledger_t *l)
 {
-    MDB_txn *txn;
-    ASSERT_EQ(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn), 0);
+    MDB_txn *txn; /* the derived tables are the state environment's */
+    ASSERT_EQ(mdb_txn_begin(l->senv, NULL, MDB_RDONLY, &txn), 0);
     XXH3_state_t *st = XXH3_createState();
     XXH3_64bits_reset(st);
     for (int db = 0; db < ACR_DB__COUNT; db++) {
