@@ -111,7 +111,7 @@ static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_ev
     uint8_t sv[8];
     acr__u64_be(seq, sv);
     MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, MDB_NOOVERWRITE);
+    int rc = acr__dput(tx, ACR_DB_IDS, &k, &v, MDB_NOOVERWRITE);
     if (rc == 0)
         return 0;
     if (rc != MDB_KEYEXIST || v.mv_size != 8)
@@ -148,7 +148,7 @@ typedef struct stream_slot {
 /* Reads the stream's version in one descent: a new stream is inserted at
  * version 1 right away (MDB_NOOVERWRITE), an existing one leaves cur on its
  * row so that bump_stream rewrites it in place. MDB codes. */
-static int claim_stream(MDB_cursor *cur, stream_slot_t *s)
+static int claim_stream(acr__txn_t *tx, MDB_cursor *cur, stream_slot_t *s)
 {
     uint8_t one[8];
     acr__u64_be(1, one);
@@ -156,8 +156,10 @@ static int claim_stream(MDB_cursor *cur, stream_slot_t *s)
     int rc = mdb_cursor_put(cur, &k, &v, MDB_NOOVERWRITE);
     s->inserted = rc == 0;
     s->version = 0;
-    if (rc == 0)
+    if (rc == 0) {
+        acr__dg_move(tx, ACR_DB_STREAMS, s->name, s->len, one, 8, false);
         return 0;
+    }
     if (rc != MDB_KEYEXIST)
         return rc;
     if (v.mv_size != 8)
@@ -168,7 +170,7 @@ static int claim_stream(MDB_cursor *cur, stream_slot_t *s)
 
 /* Writes version+1 over an existing stream's row; cur is still on it (only
  * other tables were written since claim_stream). */
-static int bump_stream(MDB_cursor *cur, const stream_slot_t *s)
+static int bump_stream(acr__txn_t *tx, MDB_cursor *cur, const stream_slot_t *s)
 {
     if (s->inserted)
         return 0;
@@ -178,7 +180,9 @@ static int bump_stream(MDB_cursor *cur, const stream_slot_t *s)
         return rc;
     assert(k.mv_size == s->len && memcmp(k.mv_data, s->name, s->len) == 0);
     uint8_t vv[8];
+    acr__dg_move(tx, ACR_DB_STREAMS, s->name, s->len, v.mv_data, v.mv_size, true);
     acr__u64_be(s->version + 1, vv);
+    acr__dg_move(tx, ACR_DB_STREAMS, s->name, s->len, vv, 8, false);
     v = acr__val(vv, 8);
     return mdb_cursor_put(cur, &k, &v, MDB_CURRENT);
 }
@@ -190,11 +194,11 @@ static int release_claims(acr__txn_t *tx, const acr_event_t *ev, bool id_claimed
     int rc = 0;
     if (id_claimed) {
         MDB_val k = acr__val(ev->id.ptr, ev->id.len);
-        rc = mdb_del(tx->txn, tx->dbi[ACR_DB_IDS], &k, NULL);
+        rc = acr__ddel(tx, ACR_DB_IDS, &k);
     }
     if (rc == 0 && s != NULL && s->inserted) {
         MDB_val k = acr__val(s->name, s->len);
-        rc = mdb_del(tx->txn, tx->dbi[ACR_DB_STREAMS], &k, NULL);
+        rc = acr__ddel(tx, ACR_DB_STREAMS, &k);
     }
     return rc;
 }
@@ -256,7 +260,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
         return rc;
     stream_slot_t st;
     st.len = acr_event_stream(&ev, st.name, sizeof st.name);
-    if ((*mdb_rc = claim_stream(streams, &st)) != 0)
+    if ((*mdb_rc = claim_stream(tx, streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "streams");
     if (expected_version >= 0 && (uint64_t)expected_version != st.version) {
         snprintf(err->field, sizeof err->field, "expected_version");
@@ -274,7 +278,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
         return rc;
     }
     if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1, actor)) != 0 ||
-        (*mdb_rc = bump_stream(streams, &st)) != 0)
+        (*mdb_rc = bump_stream(tx, streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "append");
     *out_seq = head->seq;
     return 0;
@@ -476,6 +480,8 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
                 break;
             }
             head_t saved = head;
+            acr__digest_t dg_saved[ACR_DB__COUNT]; /* a rolled-back batch moves nothing */
+            memcpy(dg_saved, tx.dg, sizeof dg_saved);
             tx.txn = child;
             tx.ltxn = lchild;
             tx.pipeline_loaded = false;
@@ -497,6 +503,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
                 mdb_txn_abort(lchild);
                 mdb_txn_abort(child);
                 head = saved;
+                memcpy(tx.dg, dg_saved, sizeof dg_saved);
             }
             tx.txn = parent;
             tx.ltxn = lparent;
@@ -511,7 +518,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
             fatal = opts->extra(&tx, opts->extra_arg, &err);
         bool log_done = false;
         if (mdb_rc == 0 && fatal == 0 && (!all_rejected || nested) && !opts->dry_run &&
-            (mdb_rc = acr__applied_put(l, parent, &head)) == 0)
+            (mdb_rc = acr__tx_seal(&tx, &head)) == 0)
             mdb_rc = acr__wtxn_commit(&tx, &log_done);
         acr__wtxn_abort(&tx);
         pthread_rwlock_unlock(&l->map_lock);

@@ -34,7 +34,7 @@ int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     uint8_t sv[8];
     acr__u64_be(ev->seq, sv);
     MDB_val k = acr__val(ev->id.ptr, ev->id.len), v = acr__val(sv, 8);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_IDS], &k, &v, MDB_NOOVERWRITE);
+    int rc = acr__dput(tx, ACR_DB_IDS, &k, &v, MDB_NOOVERWRITE);
     if (rc == MDB_KEYEXIST)
         return acr_err_set(err, ACR_EMISMATCH, "seq %llu: id %.*s is already used",
                            (unsigned long long)ev->seq, (int)ev->id.len, ev->id.ptr);
@@ -57,7 +57,7 @@ int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     uint8_t vv[8];
     acr__u64_be(version + 1, vv);
     svv = acr__val(vv, 8);
-    if ((rc = mdb_put(tx->txn, tx->dbi[ACR_DB_STREAMS], &sk, &svv, 0)) != 0)
+    if ((rc = acr__dput(tx, ACR_DB_STREAMS, &sk, &svv, 0)) != 0)
         return acr__tx_fail(tx, rc, err, "streams");
     acr_err_t rule;
     acr_err_clear(&rule);
@@ -131,7 +131,7 @@ int acr__catch_up(acr__txn_t *tx, const acr__head_t *applied, const acr__head_t 
                            (unsigned long long)seq + 1);
     if ((rc = acr__tx_flush(tx, err)) != 0)
         return rc;
-    rc = acr__applied_put(l, tx->txn, head);
+    rc = acr__tx_seal(tx, head);
     return rc ? acr__tx_fail(tx, rc, err, "applied") : 0;
 }
 
@@ -261,9 +261,11 @@ static int write_state(const char *dir, MDB_env *old, MDB_txn *w, acr_config_t *
     acr__head_t head;
     if (rc == 0 && (rc = mdb_dbi_open(w, "log", 0, &log_dbi)) == 0) {
         tmp.dbi[ACR_DB_LOG] = log_dbi;
-        tmp.dbi[ACR_DB_APPLIED] = dbi[ACR_DB_APPLIED];
-        if ((rc = acr__log_head(&tmp, w, &head)) == 0)
-            rc = acr__applied_put(&tmp, s, &head);
+        for (int db = ACR__DB_LOG_LAST + 1; db < ACR_DB__COUNT; db++)
+            tmp.dbi[db] = dbi[db];
+        if ((rc = acr__log_head(&tmp, w, &head)) == 0 &&
+            (rc = acr__applied_put(&tmp, s, &head)) == 0)
+            rc = acr__dg_rescan(&tmp, s);
     }
     rc = rc == 0 ? mdb_txn_commit(s) : (mdb_txn_abort(s), rc);
     if (rc == 0)

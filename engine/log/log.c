@@ -57,6 +57,8 @@ static int state_init(acr_ledger_t *l, MDB_env *senv)
     rc = mdb_put(txn, l->dbi[ACR_DB_PIPELINE], &pk, &pv, 0);
     if (rc == 0)
         rc = acr__applied_put(l, txn, &genesis);
+    if (rc == 0)
+        rc = acr__dg_rescan(l, txn);
     return rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
 }
 

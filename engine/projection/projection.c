@@ -166,7 +166,7 @@ static int get_copy(acr__txn_t *tx, int db, MDB_val key, MDB_val *out, acr_err_t
 static int put(acr__txn_t *tx, int db, MDB_val key, const void *p, size_t len, acr_err_t *err)
 {
     MDB_val v = acr__val(p, len);
-    int rc = mdb_put(tx->txn, tx->dbi[db], &key, &v, 0);
+    int rc = acr__dput(tx, db, &key, &v, 0);
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(db)) : 0;
 }
 
@@ -179,7 +179,7 @@ static int put_scratch(acr__txn_t *tx, int db, MDB_val key, int enc_rc, acr_err_
 
 static int del(acr__txn_t *tx, int db, MDB_val key, acr_err_t *err)
 {
-    int rc = mdb_del(tx->txn, tx->dbi[db], &key, NULL);
+    int rc = acr__ddel(tx, db, &key);
     return rc && rc != MDB_NOTFOUND ? acr__tx_fail(tx, rc, err, acr__db_name(db)) : 0;
 }
 
@@ -593,7 +593,7 @@ static int first_sale_update(acr__txn_t *tx, const acr_event_t *ev, acr_str_t re
     if (enc != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory encoding a proj_first_sale row");
     MDB_val k = sval(customer), v = acr__val(tx->scratch.data, tx->scratch.len);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_PROJ_FIRST_SALE], &k, &v, MDB_NOOVERWRITE);
+    int rc = acr__dput(tx, ACR_DB_PROJ_FIRST_SALE, &k, &v, MDB_NOOVERWRITE);
     *out_new = rc == 0;
     if (rc == 0)
         return 0;

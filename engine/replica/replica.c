@@ -369,7 +369,7 @@ static int apply_in_txn(acr_ledger_t *l, acr__txn_t *tx, const txn_work_t *w, he
     }
     mdb_rc = marker_write(tx->ltxn, l->dbi[ACR_DB_META], &info);
     if (mdb_rc == 0)
-        mdb_rc = acr__applied_put(l, tx->txn, head);
+        mdb_rc = acr__tx_seal(tx, head);
     return mdb_rc ? acr__tx_fail(tx, mdb_rc, err, "replica marker") : 0;
 }
 

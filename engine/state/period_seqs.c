@@ -34,7 +34,7 @@ static int put_row(acr__txn_t *tx, uint32_t period_key, const acr_event_t *ev, a
     uint8_t key[ACR__PSEQ_KEY_LEN], type = (uint8_t)ev->type;
     acr__pseq_key(period_key, ev->seq, key);
     MDB_val k = acr__val(key, sizeof key), v = acr__val(&type, 1);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_PERIOD_SEQS], &k, &v, 0);
+    int rc = acr__dput(tx, ACR_DB_PERIOD_SEQS, &k, &v, 0);
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PERIOD_SEQS)) : 0;
 }
 

@@ -37,7 +37,7 @@ static int pget(acr__txn_t *tx, MDB_val key, MDB_val *out, acr_err_t *err)
 static int pput(acr__txn_t *tx, MDB_val key, const void *p, size_t n, acr_err_t *err)
 {
     MDB_val v = acr__val(p, n);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_PROGRAM], &key, &v, 0);
+    int rc = acr__dput(tx, ACR_DB_PROGRAM, &key, &v, 0);
     return rc ? acr__tx_fail(tx, rc, err, "program") : 0;
 }
 

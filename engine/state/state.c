@@ -78,13 +78,13 @@ static int get(acr__txn_t *tx, int db, MDB_val key, MDB_val *out, acr_err_t *err
 static int put(acr__txn_t *tx, int db, MDB_val key, const void *p, size_t len, acr_err_t *err)
 {
     MDB_val v = acr__val(p, len);
-    int rc = mdb_put(tx->txn, tx->dbi[db], &key, &v, 0);
+    int rc = acr__dput(tx, db, &key, &v, 0);
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(db)) : 0;
 }
 
 static int del(acr__txn_t *tx, int db, MDB_val key, acr_err_t *err)
 {
-    int rc = mdb_del(tx->txn, tx->dbi[db], &key, NULL);
+    int rc = acr__ddel(tx, db, &key);
     return rc && rc != MDB_NOTFOUND ? acr__tx_fail(tx, rc, err, acr__db_name(db)) : 0;
 }
 
@@ -664,7 +664,7 @@ static int insert_sale(acr__txn_t *tx, acr_str_t id, const sale_state_t *s, acr_
         acr__kv_put_i64(b, s->at_ms))
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     MDB_val k = key1(id), v = acr__val(b->data, b->len);
-    int rc = mdb_put(tx->txn, tx->dbi[ACR_DB_SALES], &k, &v, MDB_NOOVERWRITE);
+    int rc = acr__dput(tx, ACR_DB_SALES, &k, &v, MDB_NOOVERWRITE);
     if (rc == 0)
         return 0;
     if (rc != MDB_KEYEXIST)

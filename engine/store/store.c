@@ -268,6 +268,143 @@ int acr__applied_check(const acr_ledger_t *l, MDB_txn *ltxn, const acr__head_t *
                        "run `accrue rebuild`", (unsigned long long)h->seq);
 }
 
+/* ---- Table digests ------------------------------------------------------------ */
+
+#define DIGESTS_KEY "digests"
+
+acr__digest_t acr__dg_row(int db, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    XXH128_hash_t h = XXH3_128bits_withSeed(val, vlen, XXH3_64bits_withSeed(key, klen,
+                                                                            (uint64_t)db));
+    return (acr__digest_t){h.low64, h.high64};
+}
+
+void acr__dg_move(acr__txn_t *tx, int db, const void *key, size_t klen, const void *val,
+                  size_t vlen, bool remove)
+{
+    acr__digest_t r = acr__dg_row(db, key, klen, val, vlen);
+    if (remove) {
+        tx->dg[db].lo -= r.lo;
+        tx->dg[db].hi -= r.hi;
+    } else {
+        tx->dg[db].lo += r.lo;
+        tx->dg[db].hi += r.hi;
+    }
+}
+
+int acr__dput(acr__txn_t *tx, int db, MDB_val *k, MDB_val *v, unsigned flags)
+{
+    if (flags & MDB_APPEND) {
+        int rc = mdb_put(tx->txn, tx->dbi[db], k, v, flags);
+        if (rc == 0)
+            acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
+        return rc;
+    }
+    MDB_val cur = *v;
+    int rc = mdb_put(tx->txn, tx->dbi[db], k, &cur, MDB_NOOVERWRITE);
+    if (rc == 0) {
+        acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
+        return 0;
+    }
+    if (rc != MDB_KEYEXIST)
+        return rc;
+    if (flags & MDB_NOOVERWRITE) {
+        *v = cur;
+        return rc;
+    }
+    acr__dg_move(tx, db, k->mv_data, k->mv_size, cur.mv_data, cur.mv_size, true);
+    if ((rc = mdb_put(tx->txn, tx->dbi[db], k, v, 0)) == 0)
+        acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
+    return rc;
+}
+
+int acr__ddel(acr__txn_t *tx, int db, MDB_val *k)
+{
+    MDB_val old;
+    int rc = mdb_get(tx->txn, tx->dbi[db], k, &old);
+    if (rc != 0)
+        return rc;
+    acr__dg_move(tx, db, k->mv_data, k->mv_size, old.mv_data, old.mv_size, true);
+    return mdb_del(tx->txn, tx->dbi[db], k, NULL);
+}
+
+int acr__dg_load(const acr_ledger_t *l, MDB_txn *stxn, acr__digest_t out[ACR_DB__COUNT])
+{
+    memset(out, 0, ACR_DB__COUNT * sizeof *out);
+    MDB_val k = acr__val(DIGESTS_KEY, sizeof DIGESTS_KEY - 1), v;
+    int rc = mdb_get(stxn, l->dbi[ACR_DB_APPLIED], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return rc;
+    if (v.mv_size != ACR_DB__COUNT * 16)
+        return MDB_CORRUPTED;
+    const uint8_t *p = v.mv_data;
+    for (int i = 0; i < ACR_DB__COUNT; i++) {
+        out[i].lo = acr__be_u64(p + 16 * i);
+        out[i].hi = acr__be_u64(p + 16 * i + 8);
+    }
+    return 0;
+}
+
+int acr__dg_store(const acr_ledger_t *l, MDB_txn *stxn, const acr__digest_t d[ACR_DB__COUNT])
+{
+    uint8_t b[ACR_DB__COUNT * 16];
+    for (int i = 0; i < ACR_DB__COUNT; i++) {
+        acr__u64_be(d[i].lo, b + 16 * i);
+        acr__u64_be(d[i].hi, b + 16 * i + 8);
+    }
+    MDB_val k = acr__val(DIGESTS_KEY, sizeof DIGESTS_KEY - 1), v = acr__val(b, sizeof b);
+    return mdb_put(stxn, l->dbi[ACR_DB_APPLIED], &k, &v, 0);
+}
+
+int acr__dg_scan(MDB_txn *txn, MDB_dbi dbi, int db, acr__digest_t *out)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    *out = (acr__digest_t){0, 0};
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return rc;
+    while ((rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) == 0) {
+        acr__digest_t r = acr__dg_row(db, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        out->lo += r.lo;
+        out->hi += r.hi;
+    }
+    mdb_cursor_close(cur);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+int acr__dg_rescan(const acr_ledger_t *l, MDB_txn *stxn)
+{
+    acr__digest_t d[ACR_DB__COUNT];
+    memset(d, 0, sizeof d);
+    int rc = 0;
+    for (int db = 0; rc == 0 && db < ACR_DB__COUNT; db++)
+        if (db_table[db].derived)
+            rc = acr__dg_scan(stxn, l->dbi[db], db, &d[db]);
+    return rc ? rc : acr__dg_store(l, stxn, d);
+}
+
+int acr__tx_seal(acr__txn_t *tx, const acr__head_t *head)
+{
+    acr__digest_t d[ACR_DB__COUNT];
+    bool moved = false;
+    for (int i = 0; i < ACR_DB__COUNT; i++)
+        moved = moved || tx->dg[i].lo != 0 || tx->dg[i].hi != 0;
+    int rc = acr__applied_put(tx->ledger, tx->txn, head);
+    if (rc == 0 && moved && (rc = acr__dg_load(tx->ledger, tx->txn, d)) == 0) {
+        for (int i = 0; i < ACR_DB__COUNT; i++) {
+            d[i].lo += tx->dg[i].lo;
+            d[i].hi += tx->dg[i].hi;
+        }
+        rc = acr__dg_store(tx->ledger, tx->txn, d);
+    }
+    if (rc == 0)
+        memset(tx->dg, 0, sizeof tx->dg);
+    return rc;
+}
+
 int acr__read_begin(MDB_env *env, MDB_txn **txn)
 {
     int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
@@ -583,8 +720,8 @@ int acr__tx_flush(acr__txn_t *tx, acr_err_t *err)
         acr__cached_row_t *e = order[i];
         MDB_val k = acr__val(e->key, e->klen), v = acr__val(e->val, e->vlen);
         if (e->state == ACR__ROW_PRESENT) /* into empty tables, in key order: append */
-            rc = mdb_put(tx->txn, tx->dbi[e->db], &k, &v, c->empty ? MDB_APPEND : 0);
-        else if (!c->empty && (rc = mdb_del(tx->txn, tx->dbi[e->db], &k, NULL)) == MDB_NOTFOUND)
+            rc = acr__dput(tx, e->db, &k, &v, c->empty ? MDB_APPEND : 0);
+        else if (!c->empty && (rc = acr__ddel(tx, e->db, &k)) == MDB_NOTFOUND)
             rc = 0;
         if (rc != 0)
             rc = acr__tx_fail(tx, rc, err, acr__db_name(e->db));

@@ -142,6 +142,30 @@ int acr__applied_put(const acr_ledger_t *l, MDB_txn *stxn, const acr__head_t *h)
 int acr__applied_check(const acr_ledger_t *l, MDB_txn *ltxn, const acr__head_t *h,
                        acr_err_t *err);
 
+/* ---- Table digests: each derived table's content, kept on every write -------------
+ *
+ * A table's digest is the sum (mod 2^64, per half) of XXH3-128(value, seed = XXH3-64(key,
+ * seed = table)) over its rows: independent of the order rows were written in, so every put
+ * and delete moves it by the old row's hash out and the new one's in. The transaction sums the
+ * moves (acr__txn_t.dg) and its commit adds them to the stored digests (the APPLIED table's
+ * "digests" row, one 16-byte pair per table; absent = every table empty). `verify` rescans each
+ * table and compares: a row changed, lost or added by anything but the write path is found
+ * without replaying the log (`verify --fast`), and the deep verify checks them too. */
+typedef struct acr__digest {
+    uint64_t lo, hi;
+} acr__digest_t;
+
+/* The hash of one row of table db. */
+acr__digest_t acr__dg_row(int db, const void *key, size_t klen, const void *val, size_t vlen);
+/* The stored digests of stxn (zeros when none are stored). MDB codes. */
+int acr__dg_load(const acr_ledger_t *l, MDB_txn *stxn, acr__digest_t out[ACR_DB__COUNT]);
+int acr__dg_store(const acr_ledger_t *l, MDB_txn *stxn, const acr__digest_t d[ACR_DB__COUNT]);
+/* The digest of table db of txn, by a scan. MDB codes. */
+int acr__dg_scan(MDB_txn *txn, MDB_dbi dbi, int db, acr__digest_t *out);
+/* Stores the digests of every derived table of stxn, scanned (a state written whole: init,
+ * rebuild, upgrade). MDB codes. */
+int acr__dg_rescan(const acr_ledger_t *l, MDB_txn *stxn);
+
 /* Begins a read transaction of env, the map re-read when another process grew it. */
 int acr__read_begin(MDB_env *env, MDB_txn **txn);
 
@@ -261,6 +285,7 @@ typedef struct acr__txn {
     acr_buf_t scratch2;        /* a second one, for keys built while scratch is in use */
     int mdb_rc;                /* the last LMDB failure (MDB_MAP_FULL triggers a retry) */
     acr__cache_t cache;        /* hot rows of this transaction (zeroed = empty) */
+    acr__digest_t dg[ACR_DB__COUNT]; /* the digests' moves of this transaction's writes */
     acr__cached_row_t *cache_last; /* the entry the last cached look-up found */
 } acr__txn_t;
 
@@ -269,6 +294,20 @@ static inline MDB_txn *acr__tx_txn(const acr__txn_t *tx, int db)
 {
     return acr__db_in_log(db) ? tx->ltxn : tx->txn;
 }
+
+/* Put and delete of a derived row of tx, moving tx's digest of the table (above): every
+ * write of a derived table goes through them. acr__dput takes 0, MDB_NOOVERWRITE (whose
+ * MDB_KEYEXIST answers the stored value in *v, as mdb_put does) or MDB_APPEND (a key known to
+ * be new); an overwrite reads the old row first. acr__ddel answers MDB_NOTFOUND when absent.
+ * MDB codes. */
+int acr__dput(acr__txn_t *tx, int db, MDB_val *k, MDB_val *v, unsigned flags);
+int acr__ddel(acr__txn_t *tx, int db, MDB_val *k);
+/* Moves tx's digest of db by one row in (remove false) or out. */
+void acr__dg_move(acr__txn_t *tx, int db, const void *key, size_t klen, const void *val,
+                  size_t vlen, bool remove);
+/* Writes the APPLIED marker at head and adds tx's digest moves to the stored digests (then
+ * zeroes them): every commit of the state does it last. MDB codes. */
+int acr__tx_seal(acr__txn_t *tx, const acr__head_t *head);
 
 /* Begins tx's pair of write transactions on ledger l (state first: every writer takes the
  * two writer locks in that order), re-reading maps grown by another process. MDB codes. */
