@@ -254,20 +254,27 @@ http_rows() {
         skip http_append_batch serve-not-built
         return
     fi
-    local partner=P000001 line
-    timed "$work/http1.out" node "$bench/http_load.mjs" "http://127.0.0.1:$port" "$token" single 64 "$http_seconds" "$partner"
+    local partner=P000001 line cpu
+    # The load client: build/accrue-http-load (benchmarks/http_load.c, a few us of CPU per
+    # request), or http_load.mjs (~50 us) when it is not built; the line names which.
+    local load=("$build/accrue-http-load") client=c
+    [ -x "${load[0]}" ] || { load=(node "$bench/http_load.mjs"); client=node; }
+    timed "$work/http1.out" "${load[@]}" "http://127.0.0.1:$port" "$token" single 64 "$http_seconds" "$partner"
     line=$(grep '^HTTP ' "$work/http1.out")
+    cpu=$(grep -o 'us_per_request=[0-9.]*' "$work/http1.out")
     if [ "$T_RC" = 0 ] && [ -n "$line" ]; then
         set -- $line
-        bench http_append_single "${2#requests=}" "${4#seconds=}" NA "$5" "$6" connections=64
+        bench http_append_single "${2#requests=}" "${4#seconds=}" NA "$5" "$6" connections=64 \
+            client=$client ${cpu:+client_cpu_$cpu}
     else
         fail "http_append_single: $line $(tail -3 "$work/http1.out.err")"
     fi
-    timed "$work/http2.out" node "$bench/http_load.mjs" "http://127.0.0.1:$port" "$token" batch 8 "$http_batch_events" "$partner" 1000
+    timed "$work/http2.out" "${load[@]}" "http://127.0.0.1:$port" "$token" batch 8 "$http_batch_events" "$partner" 1000
     line=$(grep '^HTTP ' "$work/http2.out")
     if [ "$T_RC" = 0 ] && [ -n "$line" ]; then
         set -- $line
-        bench http_append_batch "${3#events=}" "${4#seconds=}" NA "$5" "$6" connections=8 per_request=1000
+        bench http_append_batch "${3#events=}" "${4#seconds=}" NA "$5" "$6" connections=8 per_request=1000 \
+            client=$client
     else
         fail "http_append_batch: $line $(tail -3 "$work/http2.out.err")"
     fi
