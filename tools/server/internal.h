@@ -119,7 +119,8 @@ typedef struct acr_srv_req {
     char extra_headers[160]; /* extra header lines, each ending in \r\n */
     const char *static_headers; /* constant header lines after those (dashboard.c) */
     bool close_after;        /* Connection: close */
-    uv_write_t wreq;
+    uv_write_t wreq;         /* the write of what uv_try_write could not send at once */
+    struct acr_srv_req *sent_next; /* next on http.c's list of requests written whole */
 } acr_srv_req_t;
 
 /* ---- the server ------------------------------------------------------------ */
