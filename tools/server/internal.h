@@ -457,7 +457,9 @@ struct acr_srv_wjob {
     int kind;                          /* enum acr_srv_wjob_kind */
     acr_srv_req_t *req;                /* the request to answer */
     acr_batch_t batch;                 /* APPEND: the parsed events */
-    acr_append_result_t result;        /* APPEND: engine result (seqs owned here) */
+    acr_append_result_t result;        /* APPEND: engine result (seqs: seqs_kept) */
+    uint64_t *seqs_kept;               /* the seqs array, kept when the job is reused */
+    size_t seqs_cap;                   /* its capacity in seqs */
     acr_errlist_t *errs;               /* APPEND: errors (heap) */
     int rc;                            /* 0 = committed */
     char period[ACR_PERIOD_ID_MAX];    /* CLOSE: the period */
@@ -477,6 +479,8 @@ struct acr_srv_wjob {
  * token's name with the XXH3-128 of its method, target and body. */
 acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind);
 void acr_srv_wjob_free(acr_srv_wjob_t *job);
+/* Points job->result.seqs at a zeroed array of n seqs (the job's own, reused). ACR_ENOMEM. */
+int acr_srv_wjob_seqs(acr_srv_wjob_t *job, size_t n);
 
 int acr_srv_writer_start(acr_srv_t *s);
 /* Queues a job (loop thread); its answer arrives through acr_srv_answer_job. */

@@ -16,7 +16,9 @@
  *
  * Gathering: right after a commit, the clients it answered are on their way
  * back, so the queue holds only what arrived during the commit. The writer
- * waits until as many more jobs as the last group answered have come, but
+ * waits until as many more jobs as the last group answered have come (counted
+ * from the queue's length when the group was handed back, since by the time
+ * the writer looks again some of them may be queued already), but
  * never longer than half the last commit's latency (capped at
  * GATHER_US_MAX): so under load one fsync serves every client in turn,
  * instead of two half-empty groups alternating, and a lone client never
@@ -187,13 +189,16 @@ static void *writer_main(void *arg)
     acr_srv_writer_t *w = &s->writer;
     group_t g = {0};
     size_t last_n = 0;    /* jobs of the last group */
+    size_t others = 0;    /* jobs queued by the time the last group was answered */
     uint64_t last_us = 0; /* its commit latency */
     for (;;) {
         pthread_mutex_lock(&w->mu);
         while (w->in_head == NULL && !w->stop)
             pthread_cond_wait(&w->cv, &w->mu);
-        /* everyone the last group answered, besides what is queued already */
-        size_t want = w->in_count + last_n;
+        /* everyone the last group answered, besides those that came during its commit (what
+         * is queued now may already hold some of the answered: counting them twice made
+         * nearly every group wait out the whole time limit) */
+        size_t want = others + last_n;
         if (!w->stop && last_n > 1 && last_us > 0)
             gather(w, want, last_us / 2 < GATHER_US_MAX ? last_us / 2 : GATHER_US_MAX);
         acr_srv_wjob_t *jobs = w->in_head;
@@ -225,6 +230,7 @@ static void *writer_main(void *arg)
         w->done_tail = last;
         if (head > w->committed_seq)
             w->committed_seq = head;
+        others = w->in_count; /* none of this group is answered yet: the loop needs mu */
         pthread_mutex_unlock(&w->mu);
         uv_async_send(&w->async);
     }
