@@ -55,6 +55,16 @@
 #include "accrue/token.h"
 #include "server.h"
 
+/* Built with AddressSanitizer (gcc says __SANITIZE_ADDRESS__, clang __has_feature): the
+ * spares of parse.c and job.c keep nothing then, so a use after release is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ACR_SRV_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ACR_SRV_ASAN 1
+#endif
+#endif
+
 /* A bootstrap token from --token-file (kept in memory only). */
 typedef struct acr_srv_boot_token {
     uint8_t hash[ACR_TOKEN_HASH_LEN];

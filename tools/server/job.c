@@ -86,7 +86,7 @@ static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
  * batch's memory, error list and seqs array: a single-event append then allocates nothing
  * but what the engine's parser needs. Memory a big batch grew is freed rather than kept past
  * SPARE_RECORDS_CAP_MAX, so spares pin little; under AddressSanitizer nothing is kept. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(ACR_SRV_ASAN)
 #define SPARE_JOBS_MAX 0
 #else
 #define SPARE_JOBS_MAX 128

@@ -98,7 +98,7 @@ static void request_id(char out[32])
  * malloc per buffer as it fills. A buffer grown past SPARE_BUF_CAP_MAX is freed rather than
  * kept, so spares pin at most SPARE_REQS_MAX * (the struct + 5 * SPARE_BUF_CAP_MAX). Under
  * AddressSanitizer nothing is kept, so a use after release is still caught. */
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(ACR_SRV_ASAN)
 #define SPARE_REQS_MAX 0
 #else
 #define SPARE_REQS_MAX 256
