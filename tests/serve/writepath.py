@@ -181,10 +181,96 @@ def no_inheritance(base, tok, feed_tok):
     print("reuse: no request inherits its predecessor's key or headers")
 
 
+def group_semantics(base, tok, refused=True):
+    """Concurrent requests that land in the same group commits (the server may commit a group
+    of small batches as one batch): every request is answered as if applied on its own, in
+    some order. Up to 40 connections at once: 16 new sales, 8 the same event X, 4 an event
+    appended before, 4 a pair (new, X), and with `refused` 4 X with other content and 4 a pair
+    (new, bad) (a group holding those cannot be committed as one batch)."""
+    import threading
+    run = "wg%d%s" % (os.getpid(), "r" if refused else "")
+    old_ev = json.dumps(ev(run + "-old")).encode() + b"\n"
+    s = connect(base)
+    s.sendall(post(old_ev, tok, ctype=b"application/x-ndjson"))
+    got, _ = read_responses(s, 1)
+    s.close()
+    old_seq = json.loads(got[0][2])["first_seq"] if got and got[0][0] == 200 else None
+    check(old_seq is not None, "the earlier event: %r" % (got[0][:2] if got else None,))
+    x = json.dumps(ev(run + "-x")).encode() + b"\n"
+    x_other = json.dumps(ev(run + "-x", module="other")).encode() + b"\n"
+    bodies = []
+    for i in range(16):
+        bodies.append(("new", json.dumps(ev("%s-n%d" % (run, i))).encode() + b"\n"))
+    bodies += [("x", x)] * 8 + [("old", old_ev)] * 4
+    for i in range(4):
+        bodies.append(("pair", json.dumps(ev("%s-p%d" % (run, i))).encode() + b"\n" + x))
+    for i in range(4 if refused else 0):
+        bodies.append(("xother", x_other))
+    for i in range(4 if refused else 0):
+        bodies.append(("bad", json.dumps(ev("%s-b%d" % (run, i))).encode() + b"\n" +
+                       json.dumps(ev("%s-z%d" % (run, i), partner="ZZZ")).encode() + b"\n"))
+    socks = [connect(base) for _ in bodies]
+    answers = [None] * len(bodies)
+    gate = threading.Barrier(len(bodies))
+
+    def one(k):
+        gate.wait()
+        socks[k].sendall(post(bodies[k][1], tok, ctype=b"application/x-ndjson"))
+        r, _ = read_responses(socks[k], 1)
+        answers[k] = (r[0][0], json.loads(r[0][2])) if r else (0, {})
+        socks[k].close()
+    ts = [threading.Thread(target=one, args=(k,)) for k in range(len(bodies))]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    kinds = [b[0] for b in bodies]
+    by = lambda kind: [a for a, k in zip(answers, kinds) if k == kind]  # noqa: E731
+    new_seqs = []
+    for st, a in by("new"):
+        check(st == 200 and a.get("appended") == 1 and a["first_seq"] == a["last_seq"],
+              "a new sale: %d %r" % (st, a))
+        new_seqs.append(a.get("first_seq"))
+    for st, a in by("old"):
+        check(st == 200 and a == {"first_seq": old_seq, "last_seq": old_seq, "appended": 0,
+                                  "duplicates": 1}, "an event appended before: %d %r" % (st, a))
+    # X: appended by exactly one request, in whichever content came first; the others with the
+    # same content are duplicates at its seq, those with the other content 409
+    x_like = [(k, st, a) for (st, a), k in zip(answers, kinds) if k in ("x", "pair", "xother")]
+    winners = [(k, a) for k, st, a in x_like if st == 200 and
+               (a.get("appended") == (2 if k == "pair" else 1))]
+    x_new = [k for k, a in winners]
+    first_kind = ("xother" if "xother" in x_new else "x") if x_new else None
+    check(len([k for k in x_new if k != "pair"]) + len([k for k in x_new if k == "pair"]) >= 1,
+          "X appended once: %r" % x_like)
+    for k, st, a in x_like:
+        same = (k == "xother") == (first_kind == "xother")
+        if not same:
+            check(st == 409, "X with the other content: 409, got %d %r" % (st, a))
+        elif k == "pair":
+            check(st == 200 and a.get("appended", 0) + a.get("duplicates", 0) == 2,
+                  "a pair (new, X): %d %r" % (st, a))
+        else:
+            check(st == 200 and a.get("appended", 0) + a.get("duplicates", 0) == 1,
+                  "X: %d %r" % (st, a))
+    appended_x = sum(1 for k, st, a in x_like if st == 200 and k != "pair" and
+                     a.get("appended") == 1) + \
+        sum(1 for k, st, a in x_like if st == 200 and k == "pair" and a.get("appended") == 2)
+    check(appended_x == 1, "X appended by exactly one request: %d %r" % (appended_x, x_like))
+    for st, a in by("bad"):
+        check(st == 422, "a pair with a refused event: 422, got %d %r" % (st, a))
+    pair_seqs = [a["first_seq"] for st, a in by("pair") if st == 200 and a.get("appended")]
+    allnew = [q for q in new_seqs + pair_seqs if q]
+    check(len(allnew) == len(set(allnew)), "no seq answered twice: %r" % sorted(allnew))
+    print("group semantics: %d concurrent requests answered as if one by one" % len(bodies))
+
+
 if __name__ == "__main__":
     base, tok, feed_tok = sys.argv[1:4]
     pipelined(base, tok, feed_tok)
     big_response(base, tok, feed_tok)
     half_request(base, tok)
     no_inheritance(base, tok, feed_tok)
+    group_semantics(base, tok, refused=False)
+    group_semantics(base, tok)
     sys.exit(1 if FAILS else 0)
