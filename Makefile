@@ -1,6 +1,7 @@
 # accrue - one plain Makefile (LMDB style).
 #
-#   make            build build/accrue, build/accrue-gen and build/accrue-stack (optimised)
+#   make            build build/accrue, build/accrue-gen, build/accrue-stack and
+#                   build/accrue-http-load (optimised)
 #   make test       install missing packages, build, run the suite (ASan+UBSan and -O2)
 #   make demo       the worked example, end to end, in a temporary ledger
 #   make dashboard-shots  re-take the screenshots of docs/img/ (headless chromium)
@@ -75,6 +76,8 @@ TOOL_SRC  := $(sort $(filter-out tools/dashboard/%,$(wildcard tools/*.c tools/*/
 GEN_SRC   := $(sort $(wildcard benchmarks/gen/*.c))
 # the stack's own rates over a ledger (LMDB + xxHash, no accrue code): the benchmark's peers
 STACK_SRC := benchmarks/stack/stack.c
+# the HTTP rows' load client (raw sockets and epoll: docs/benchmarks.md says why not Node or wrk)
+HTTP_LOAD_SRC := benchmarks/http_load.c
 TEST_SRC  := $(sort $(wildcard tests/engine/test_*.c tests/processors/test_*.c))
 LIB_OBJ   := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TOOL_OBJ  := $(TOOL_SRC:%.c=$(BUILD)/obj/%.o)
@@ -92,7 +95,7 @@ DASH_OBJ   := $(BUILD)/obj/gen/dashboard_assets.o
 .PHONY: all deps test test-unit test-cli asan demo bench bench-quick install clean format \
         test-long test-sink-long dashboard-driver dashboard-shots
 
-all: $(BUILD)/accrue $(BUILD)/accrue-gen $(BUILD)/accrue-stack
+all: $(BUILD)/accrue $(BUILD)/accrue-gen $(BUILD)/accrue-stack $(BUILD)/accrue-http-load
 
 # Installs missing Debian packages (tools/deps.sh asks dpkg, so a machine that has everything
 # does no network work). The first pass runs it before anything is planned; these two targets
@@ -133,6 +136,10 @@ $(BUILD)/accrue-gen: $(GEN_OBJ) $(BUILD)/libaccrue.a
 $(BUILD)/accrue-stack: $(STACK_SRC)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@ $(LIBS)
+
+$(BUILD)/accrue-http-load: $(HTTP_LOAD_SRC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CPPFLAGS) $(ALL_CFLAGS) $(LDFLAGS) $< -o $@
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/libaccrue.a tests/test_util.h
 	@mkdir -p $(dir $@)

@@ -254,20 +254,56 @@ http_rows() {
         skip http_append_batch serve-not-built
         return
     fi
-    local partner=P000001 line
-    timed "$work/http1.out" node "$bench/http_load.mjs" "http://127.0.0.1:$port" "$token" single 64 "$http_seconds" "$partner"
+    local partner=P000001 line cpu
+    # The load client: build/accrue-http-load (benchmarks/http_load.c, a few us of CPU per
+    # request), or http_load.mjs (~50 us) when it is not built; the line names which.
+    local load=("$build/accrue-http-load") client=c
+    [ -x "${load[0]}" ] || { load=(node "$bench/http_load.mjs"); client=node; }
+    # The stack's own limits, in the same run: `accrue-stack serve` (libuv answering a fixed
+    # 200 per request: the loopback HTTP floor, nothing durable) under the same client, and
+    # `accrue-stack commit` (durable LMDB commits of 64 appended values on the ledger's file
+    # system: with 64 connections, at most 64 requests per commit).
+    local peer=() commit_bound=
+    if [ -x "$stack" ] && [ "$client" = c ]; then
+        local sport=$((port + 1)) spid sline
+        "$stack" serve "$sport" >"$work/stack-serve.out" 2>&1 &
+        spid=$!
+        sleep 0.3
+        "${load[@]}" "http://127.0.0.1:$sport" x single 64 "$http_seconds" "$partner" >"$work/stack-serve.load" 2>&1
+        kill -TERM "$spid" 2>/dev/null
+        wait "$spid" 2>/dev/null
+        sline=$(grep '^HTTP ' "$work/stack-serve.load")
+        if [ -n "$sline" ]; then
+            set -- $sline
+            bench stack_serve "${2#requests=}" "${4#seconds=}" NA "$5" "$6" connections=64 peer=loopback
+            peer=(peer=stack_serve peer_per_s="$(rate "${2#requests=}" "${4#seconds=}")")
+        fi
+        rm -rf "$work/stack-commit"
+        sline=$("$stack" commit "$work/stack-commit" "$http_seconds" 64 2>/dev/null)
+        rm -rf "$work/stack-commit"
+        if [ -n "$sline" ]; then
+            set -- $sline
+            bench stack_commit "${3#n=}" "${4#seconds=}" NA "$7" "$8" values_per_commit=64
+            commit_bound=$(awk -v r="${5#per_s=}" 'BEGIN { printf "%.0f", r * 64 }')
+        fi
+    fi
+    timed "$work/http1.out" "${load[@]}" "http://127.0.0.1:$port" "$token" single 64 "$http_seconds" "$partner"
     line=$(grep '^HTTP ' "$work/http1.out")
+    cpu=$(grep -o 'us_per_request=[0-9.]*' "$work/http1.out")
     if [ "$T_RC" = 0 ] && [ -n "$line" ]; then
         set -- $line
-        bench http_append_single "${2#requests=}" "${4#seconds=}" NA "$5" "$6" connections=64
+        [ ${#peer[@]} = 0 ] || peer+=(ratio="$(ratio "$(rate "${2#requests=}" "${4#seconds=}")" "${peer[1]#peer_per_s=}")")
+        bench http_append_single "${2#requests=}" "${4#seconds=}" NA "$5" "$6" connections=64 \
+            client=$client ${cpu:+client_cpu_$cpu} "${peer[@]}" ${commit_bound:+commit_bound_per_s=$commit_bound}
     else
         fail "http_append_single: $line $(tail -3 "$work/http1.out.err")"
     fi
-    timed "$work/http2.out" node "$bench/http_load.mjs" "http://127.0.0.1:$port" "$token" batch 8 "$http_batch_events" "$partner" 1000
+    timed "$work/http2.out" "${load[@]}" "http://127.0.0.1:$port" "$token" batch 8 "$http_batch_events" "$partner" 1000
     line=$(grep '^HTTP ' "$work/http2.out")
     if [ "$T_RC" = 0 ] && [ -n "$line" ]; then
         set -- $line
-        bench http_append_batch "${3#events=}" "${4#seconds=}" NA "$5" "$6" connections=8 per_request=1000
+        bench http_append_batch "${3#events=}" "${4#seconds=}" NA "$5" "$6" connections=8 per_request=1000 \
+            client=$client
     else
         fail "http_append_batch: $line $(tail -3 "$work/http2.out.err")"
     fi

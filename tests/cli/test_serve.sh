@@ -120,6 +120,13 @@ PY
         client msgpack "$BASE" "$TOK_ING" "$TMP/one.mp"
     fi
 }
+# The cheap request path (issue 11, item 6): pipelined appends, a response larger than the
+# socket takes at once, half requests, and reused requests that inherit nothing.
+case_write_path() {
+    python3 "$ROOT/tests/serve/writepath.py" "$BASE" "$TOK_ING" "$TOK_FEED" >"$TMP/.wp.out" 2>&1 ||
+        fail "$(cat "$TMP/.wp.out")"
+    sed 's/^/       /' "$TMP/.wp.out"
+}
 case_slowloris() { client slowloris "$BASE" "$TOK_ADMIN" 200 1500; }
 case_access_log() {
     grep -q '"route":"events.append"' "$TMP/srv.err" || fail "no access-log line for appends"
@@ -232,6 +239,7 @@ run_case case_group_commit
 run_case case_feed
 run_case case_smuggling_and_limits
 run_case case_msgpack
+run_case case_write_path
 run_case case_slowloris
 run_case case_unsupported_media_type
 run_case case_18_2_trailer_memory

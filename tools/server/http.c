@@ -313,6 +313,67 @@ static void on_written(uv_write_t *w, int status)
     finish_request(c, req, status == 0);
 }
 
+/* Responses that uv_try_write sent whole are finished on the next turn of the loop, by an idle
+ * handle that is active only while some wait: finishing at once would parse and answer the
+ * connection's next pipelined request from inside acr_srv_respond (recursion as deep as the
+ * pipeline, and callers that still hold the request). An active idle handle also keeps the
+ * loop alive and polling without a timeout until they are finished. */
+static uv_idle_t sent_idle;
+static acr_srv_req_t *sent_head, *sent_tail; /* written whole, not yet finished (loop thread) */
+
+static void on_sent_idle(uv_idle_t *h)
+{
+    while (sent_head != NULL) { /* finishing may answer and add more: a loop, not recursion */
+        acr_srv_req_t *req = sent_head;
+        sent_head = req->sent_next;
+        if (sent_head == NULL)
+            sent_tail = NULL;
+        req->sent_next = NULL;
+        finish_request(req->conn, req, true);
+    }
+    uv_idle_stop(h);
+}
+
+static void sent_push(acr_srv_req_t *req)
+{
+    req->sent_next = NULL;
+    if (sent_tail != NULL)
+        sent_tail->sent_next = req;
+    else
+        sent_head = req;
+    sent_tail = req;
+    uv_idle_start(&sent_idle, on_sent_idle);
+}
+
+/* Writes bufs[0..n) at once where the socket takes them (the usual case: no write request, no
+ * epoll_ctl to watch for writability and another to stop watching, which libuv's uv_write
+ * costs per response); what it does not take goes through uv_write. */
+static int write_response(acr_srv_req_t *req, uv_buf_t *bufs, unsigned n)
+{
+    acr_srv_conn_t *c = req->conn;
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++)
+        total += bufs[i].len;
+    int w = uv_try_write((uv_stream_t *)&c->tcp, bufs, n);
+    if (w == UV_EAGAIN || w == UV_ENOSYS)
+        w = 0;
+    if (w < 0)
+        return w;
+    if ((size_t)w == total) {
+        sent_push(req);
+        return 0;
+    }
+    size_t skip = (size_t)w; /* a partial write: the rest through uv_write */
+    unsigned first = 0;
+    while (skip >= bufs[first].len) {
+        skip -= bufs[first].len;
+        first++;
+    }
+    bufs[first].base += skip;
+    bufs[first].len -= skip;
+    return uv_write(&req->wreq, (uv_stream_t *)&c->tcp, bufs + first, n - first, on_written);
+}
+
 void acr_srv_respond(acr_srv_req_t *req)
 {
     acr_srv_conn_t *c = req->conn;
@@ -347,8 +408,7 @@ void acr_srv_respond(acr_srv_req_t *req)
     };
     req->wreq.data = req;
     req->close_after = close;
-    if (uv_write(&req->wreq, (uv_stream_t *)&c->tcp, bufs, req->resp.len ? 2 : 1, on_written) !=
-        0) {
+    if (write_response(req, bufs, req->resp.len ? 2 : 1) != 0) {
         acr_srv_conn_close(c);
         finish_request(c, req, false);
     }
@@ -696,6 +756,7 @@ static void on_prepare(uv_prepare_t *h)
 
 int acr_srv_http_listen(acr_srv_t *s, const char *host, int port)
 {
+    uv_idle_init(s->loop, &sent_idle);
     uv_prepare_init(s->loop, &log_flusher);
     uv_prepare_start(&log_flusher, on_prepare);
     uv_unref((uv_handle_t *)&log_flusher); /* never keeps the loop alive */

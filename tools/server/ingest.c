@@ -245,8 +245,7 @@ static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
         acr_srv_set_error(req, 422, "invalid_value", "the batch holds no event");
         return;
     }
-    job->result.seqs = calloc(job->batch.count, sizeof *job->result.seqs);
-    if (job->result.seqs == NULL) {
+    if (acr_srv_wjob_seqs(job, job->batch.count) != 0) {
         acr_srv_wjob_free(job);
         acr_srv_set_error(req, 500, "out_of_memory", "out of memory");
         return;

@@ -55,6 +55,16 @@
 #include "accrue/token.h"
 #include "server.h"
 
+/* Built with AddressSanitizer (gcc says __SANITIZE_ADDRESS__, clang __has_feature): the
+ * spares of parse.c and job.c keep nothing then, so a use after release is still caught. */
+#if defined(__SANITIZE_ADDRESS__)
+#define ACR_SRV_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define ACR_SRV_ASAN 1
+#endif
+#endif
+
 /* A bootstrap token from --token-file (kept in memory only). */
 typedef struct acr_srv_boot_token {
     uint8_t hash[ACR_TOKEN_HASH_LEN];
@@ -119,7 +129,8 @@ typedef struct acr_srv_req {
     char extra_headers[160]; /* extra header lines, each ending in \r\n */
     const char *static_headers; /* constant header lines after those (dashboard.c) */
     bool close_after;        /* Connection: close */
-    uv_write_t wreq;
+    uv_write_t wreq;         /* the write of what uv_try_write could not send at once */
+    struct acr_srv_req *sent_next; /* next on http.c's list of requests written whole */
 } acr_srv_req_t;
 
 /* ---- the server ------------------------------------------------------------ */
@@ -456,7 +467,9 @@ struct acr_srv_wjob {
     int kind;                          /* enum acr_srv_wjob_kind */
     acr_srv_req_t *req;                /* the request to answer */
     acr_batch_t batch;                 /* APPEND: the parsed events */
-    acr_append_result_t result;        /* APPEND: engine result (seqs owned here) */
+    acr_append_result_t result;        /* APPEND: engine result (seqs: seqs_kept) */
+    uint64_t *seqs_kept;               /* the seqs array, kept when the job is reused */
+    size_t seqs_cap;                   /* its capacity in seqs */
     acr_errlist_t *errs;               /* APPEND: errors (heap) */
     int rc;                            /* 0 = committed */
     char period[ACR_PERIOD_ID_MAX];    /* CLOSE: the period */
@@ -476,6 +489,8 @@ struct acr_srv_wjob {
  * token's name with the XXH3-128 of its method, target and body. */
 acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind);
 void acr_srv_wjob_free(acr_srv_wjob_t *job);
+/* Points job->result.seqs at a zeroed array of n seqs (the job's own, reused). ACR_ENOMEM. */
+int acr_srv_wjob_seqs(acr_srv_wjob_t *job, size_t n);
 
 int acr_srv_writer_start(acr_srv_t *s);
 /* Queues a job (loop thread); its answer arrives through acr_srv_answer_job. */

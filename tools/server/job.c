@@ -82,13 +82,50 @@ static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
     return true;
 }
 
+/* Freed jobs are kept for the next ones (under spare_mu, like the error lists) with their
+ * batch's memory, error list and seqs array: a single-event append then allocates nothing
+ * but what the engine's parser needs. Memory a big batch grew is freed rather than kept past
+ * SPARE_RECORDS_CAP_MAX, so spares pin little; under AddressSanitizer nothing is kept. */
+#if defined(ACR_SRV_ASAN)
+#define SPARE_JOBS_MAX 0
+#else
+#define SPARE_JOBS_MAX 128
+#endif
+#define SPARE_RECORDS_CAP_MAX (64 * 1024)
+static acr_srv_wjob_t *spare_jobs[SPARE_JOBS_MAX + 1];
+static size_t spare_job_count;
+
+/* A job from the spares (emptied, its kept memory in place), or a fresh one. */
+static acr_srv_wjob_t *job_take(void)
+{
+    acr_srv_wjob_t *job = NULL;
+    pthread_mutex_lock(&spare_mu);
+    if (spare_job_count > 0)
+        job = spare_jobs[--spare_job_count];
+    pthread_mutex_unlock(&spare_mu);
+    if (job == NULL) {
+        if ((job = calloc(1, sizeof *job)) != NULL)
+            acr_batch_init(&job->batch);
+        return job;
+    }
+    acr_batch_t batch = job->batch;
+    acr_errlist_t *errs = job->errs;
+    uint64_t *seqs = job->seqs_kept;
+    size_t seqs_cap = job->seqs_cap;
+    memset(job, 0, sizeof *job);
+    job->batch = batch;
+    job->errs = errs;
+    job->seqs_kept = seqs;
+    job->seqs_cap = seqs_cap;
+    return job;
+}
+
 acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind)
 {
-    acr_srv_wjob_t *job = calloc(1, sizeof *job);
+    acr_srv_wjob_t *job = job_take();
     if (job == NULL)
         return NULL;
     job->kind = kind;
-    acr_batch_init(&job->batch);
     /* events.md: who appended it, "token:<name>", stored with every event the job appends
      * and on the period.closed it writes */
     char actor[ACR_ACTOR_MAX + 1];
@@ -96,7 +133,13 @@ acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind)
              req != NULL && req->token_name[0] ? req->token_name : "?");
     acr_batch_set_actor(&job->batch, actor);
     job->role = req != NULL ? req->role : ACR_ROLE_NONE;
-    if ((kind == ACR_SRV_JOB_APPEND && (job->errs = errs_take()) == NULL) ||
+    if (kind == ACR_SRV_JOB_APPEND && job->errs != NULL)
+        acr_errlist_clear(job->errs);
+    if (kind != ACR_SRV_JOB_APPEND) {
+        errs_give(job->errs);
+        job->errs = NULL;
+    }
+    if ((kind == ACR_SRV_JOB_APPEND && job->errs == NULL && (job->errs = errs_take()) == NULL) ||
         !attach_idem(req, job)) {
         acr_srv_wjob_free(job);
         return NULL;
@@ -104,15 +147,43 @@ acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind)
     return job;
 }
 
+int acr_srv_wjob_seqs(acr_srv_wjob_t *job, size_t n)
+{
+    if (n > job->seqs_cap) {
+        uint64_t *seqs = realloc(job->seqs_kept, n * sizeof *seqs);
+        if (seqs == NULL)
+            return ACR_ENOMEM;
+        job->seqs_kept = seqs;
+        job->seqs_cap = n;
+    }
+    memset(job->seqs_kept, 0, n * sizeof *job->seqs_kept);
+    job->result.seqs = job->seqs_kept;
+    return 0;
+}
+
 void acr_srv_wjob_free(acr_srv_wjob_t *job)
 {
     if (job == NULL)
         return;
-    acr_batch_destroy(&job->batch);
-    free(job->result.seqs);
-    errs_give(job->errs);
     acr_payout_destroy(&job->payout);
     acr_idem_destroy(job->idem);
     free(job->idem);
+    job->idem = NULL;
+    bool keep = job->batch.records.cap <= SPARE_RECORDS_CAP_MAX &&
+                job->seqs_cap * sizeof(uint64_t) <= SPARE_RECORDS_CAP_MAX;
+    if (keep) {
+        acr_batch_reset(&job->batch);
+        pthread_mutex_lock(&spare_mu);
+        if (spare_job_count < SPARE_JOBS_MAX) {
+            spare_jobs[spare_job_count++] = job;
+            job = NULL;
+        }
+        pthread_mutex_unlock(&spare_mu);
+        if (job == NULL)
+            return;
+    }
+    acr_batch_destroy(&job->batch);
+    free(job->seqs_kept);
+    errs_give(job->errs);
     free(job);
 }

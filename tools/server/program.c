@@ -208,7 +208,7 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
                             &err);
     free(text);
     if (rc != 0 || job->batch.count != 1 ||
-        (job->result.seqs = calloc(1, sizeof *job->result.seqs)) == NULL) {
+        acr_srv_wjob_seqs(job, 1) != 0) {
         acr_srv_wjob_free(job);
         if (rc != 0)
             acr_srv_set_acr_error(req, rc, &err);
