@@ -1,5 +1,5 @@
-/* layout.c - the ledger's two environments kept in step: re-applying log records the
- * derived state has not seen (catch-up), and upgrading a ledger of an earlier release
+/* layout.c - the ledger's two environments kept in step: the config record, re-applying log
+ * records the derived state has not seen (catch-up), and upgrading a ledger of an earlier release
  * (one environment holding everything) to the two-environment layout.
  *
  * Catch-up. A writer commits the log, then the state; a process that dies in between, or
@@ -28,6 +28,35 @@
 
 #include "../state/state_internal.h"
 #include "log_internal.h"
+
+/* ---- The config record (the log environment's "ledger" table) ----------------- */
+
+#define CONFIG_FORMAT 1
+
+void acr__config_encode(const acr_config_t *cfg, uint8_t out[24])
+{
+    memset(out, 0, 24);
+    out[0] = CONFIG_FORMAT;
+    out[1] = (uint8_t)cfg->period_kind;
+    uint32_t off = (uint32_t)cfg->utc_offset_min;
+    for (int i = 0; i < 4; i++)
+        out[2 + i] = (uint8_t)(off >> (24 - 8 * i));
+    memcpy(out + 8, cfg->ledger_id, 16);
+}
+
+int acr__config_decode(const MDB_val *v, acr_config_t *cfg)
+{
+    const uint8_t *p = v->mv_data;
+    if (v->mv_size != 24 || p[0] != CONFIG_FORMAT || p[1] > ACR_PERIOD_QUARTER)
+        return ACR_ECORRUPT;
+    cfg->period_kind = (acr_period_kind_t)p[1];
+    uint32_t off = ((uint32_t)p[2] << 24) | ((uint32_t)p[3] << 16) | ((uint32_t)p[4] << 8) | p[5];
+    cfg->utc_offset_min = (int32_t)off;
+    memcpy(cfg->ledger_id, p + 8, 16);
+    return 0;
+}
+
+/* ---- Applying stored records ---------------------------------------------------- */
 
 int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {

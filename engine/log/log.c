@@ -13,31 +13,6 @@
 #include "../state/state_internal.h"
 #include "log_internal.h"
 
-#define CONFIG_FORMAT 1
-
-static void config_encode(const acr_config_t *cfg, uint8_t out[24])
-{
-    memset(out, 0, 24);
-    out[0] = CONFIG_FORMAT;
-    out[1] = (uint8_t)cfg->period_kind;
-    uint32_t off = (uint32_t)cfg->utc_offset_min;
-    for (int i = 0; i < 4; i++)
-        out[2 + i] = (uint8_t)(off >> (24 - 8 * i));
-    memcpy(out + 8, cfg->ledger_id, 16);
-}
-
-int acr__config_decode(const MDB_val *v, acr_config_t *cfg)
-{
-    const uint8_t *p = v->mv_data;
-    if (v->mv_size != 24 || p[0] != CONFIG_FORMAT || p[1] > ACR_PERIOD_QUARTER)
-        return ACR_ECORRUPT;
-    cfg->period_kind = (acr_period_kind_t)p[1];
-    uint32_t off = ((uint32_t)p[2] << 24) | ((uint32_t)p[3] << 16) | ((uint32_t)p[4] << 8) | p[5];
-    cfg->utc_offset_min = (int32_t)off;
-    memcpy(cfg->ledger_id, p + 8, 16);
-    return 0;
-}
-
 static void state_file(const char *dir, char *out, size_t n)
 {
     snprintf(out, n, "%s/state.mdb", dir);
@@ -93,7 +68,7 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
     if ((rc = acr__env_open(dir, ACR__ENV_LOG, true, map, 0, &l.env, l.dbi, NULL, err)) != 0)
         return rc;
     uint8_t conf[24];
-    config_encode(cfg, conf);
+    acr__config_encode(cfg, conf);
     rc = mdb_txn_begin(l.env, NULL, 0, &txn);
     if (rc == 0) {
         MDB_val k = acr__val("config", 6), v = acr__val(conf, sizeof conf);

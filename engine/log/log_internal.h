@@ -49,7 +49,9 @@ int acr__catch_up_open(acr_ledger_t *l, acr_err_t *err);
 /* Upgrades the single environment `old` of an earlier release at dir to the two-environment
  * layout (layout.c); cfg gets its config. 0 also when another process did it first. */
 int acr__upgrade(const char *dir, MDB_env *old, acr_config_t *cfg, acr_err_t *err);
-/* Decodes the config record (ACR_ECORRUPT when it is not one). */
+/* The config record: 24 bytes (format, period kind, UTC offset, ledger id); decoding
+ * answers ACR_ECORRUPT when it is not one. */
+void acr__config_encode(const acr_config_t *cfg, uint8_t out[24]);
 int acr__config_decode(const MDB_val *v, acr_config_t *cfg);
 
 /* Re-applies every stored event with seq <= head into the derived tables of
