@@ -186,6 +186,14 @@ if [ $have_accrue = 1 ]; then
     timed "$work/verify.out" "$accrue" --ledger "$ledger" verify
     if [ "$T_RC" = 0 ]; then bench verify "$events" "$T_SECONDS" "$T_RSS_MB"
     else fail "verify: $(head -5 "$work/verify.out.err")"; fi
+    # verify --fast: the chain, the tables' digests and the statements, no replay
+    timed "$work/verify_fast.out" "$accrue" --ledger "$ledger" verify --fast
+    if [ "$T_RC" = 0 ]; then
+        peer=()
+        [ -z "$stack_chain_per_s" ] || peer=(peer=stack_chain peer_per_s="$stack_chain_per_s" \
+            ratio="$(ratio "$(rate "$events" "$T_SECONDS")" "$stack_chain_per_s")")
+        bench verify_fast "$events" "$T_SECONDS" "$T_RSS_MB" "${peer[@]}"
+    else fail "verify --fast: $(head -5 "$work/verify_fast.out.err")"; fi
     timed "$work/rebuild.out" "$accrue" --ledger "$ledger" rebuild
     if [ "$T_RC" = 0 ]; then bench rebuild "$events" "$T_SECONDS" "$T_RSS_MB"
     else fail "rebuild: $(head -5 "$work/rebuild.out.err")"; fi
