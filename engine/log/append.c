@@ -55,7 +55,7 @@ static int check_head(acr_ledger_t *l, MDB_txn *txn, const head_t *head, acr_err
 {
     if (head->seq == 0)
         return 0;
-    uint8_t prev[ACR_HASH_LEN], got[ACR_HASH_LEN], key[8];
+    uint8_t prev[ACR_HASH_LEN], key[8];
     MDB_val k, v;
     if (head->seq == 1) {
         acr__genesis(l, prev);
@@ -74,15 +74,8 @@ static int check_head(acr_ledger_t *l, MDB_txn *txn, const head_t *head, acr_err
     int rc = mdb_get(txn, l->dbi[ACR_DB_LOG], &k, &v);
     if (rc != 0)
         return acr__mdb_err(rc, err, "log");
-    XXH3_state_t hs;
-    XXH128_canonical_t c;
-    XXH3_128bits_reset(&hs);
-    XXH3_128bits_update(&hs, prev, ACR_HASH_LEN);
-    XXH3_128bits_update(&hs, (const uint8_t *)v.mv_data + ACR_HASH_LEN,
-                        v.mv_size - ACR_HASH_LEN);
-    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&hs));
-    memcpy(got, c.digest, ACR_HASH_LEN);
-    if (memcmp(got, head->hash, ACR_HASH_LEN) == 0)
+    if (v.mv_size > ACR_HASH_LEN && memcmp(v.mv_data, head->hash, ACR_HASH_LEN) == 0 &&
+        acr__chain_ok(prev, v.mv_data, v.mv_size))
         return 0;
 broken:
     return acr_err_set(err, ACR_ECHAIN_BROKEN,

@@ -23,8 +23,6 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
-#define XXH_STATIC_LINKING_ONLY
-#include <xxhash.h>
 
 #include "../state/state_internal.h"
 #include "log_internal.h"
@@ -129,16 +127,8 @@ int acr__catch_up(acr__txn_t *tx, const acr__head_t *applied, const acr__head_t 
         const uint8_t *p = v.mv_data;
         acr_event_t ev;
         bool ok = k.mv_size == 8 && acr__be_u64(k.mv_data) == seq && v.mv_size > ACR_HASH_LEN;
-        if (ok) {
-            XXH3_state_t hs;
-            XXH128_canonical_t c;
-            XXH3_128bits_reset(&hs);
-            XXH3_128bits_update(&hs, prev, ACR_HASH_LEN);
-            XXH3_128bits_update(&hs, p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN);
-            XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&hs));
-            ok = memcmp(c.digest, p, ACR_HASH_LEN) == 0 &&
-                 acr_record_decode(p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN, &ev) == 0;
-        }
+        ok = ok && acr__chain_ok(prev, p, v.mv_size) &&
+             acr_record_decode(p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN, &ev) == 0;
         if (!ok) {
             mdb_cursor_close(cur);
             return acr_err_set(err, ACR_ECHAIN_BROKEN,

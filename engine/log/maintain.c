@@ -150,7 +150,6 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__t
     if (rc != 0)
         return acr__mdb_err(rc, err, "log");
     uint8_t prev[ACR_HASH_LEN];
-    XXH128_canonical_t c;
     acr__genesis(l, prev);
     uint64_t seq = 0, total = st.ms_entries < through ? st.ms_entries : through;
     MDB_val k, v;
@@ -163,12 +162,7 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__t
         if (ok && !check_chain) { /* verified by an earlier scan of the same snapshot */
             ok = acr_record_decode(p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN, &ev) == 0;
         } else if (ok) {
-            XXH3_state_t hs;
-            XXH3_128bits_reset(&hs);
-            XXH3_128bits_update(&hs, prev, ACR_HASH_LEN);
-            XXH3_128bits_update(&hs, p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN);
-            XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&hs));
-            ok = memcmp(c.digest, p, ACR_HASH_LEN) == 0 &&
+            ok = acr__chain_ok(prev, p, v.mv_size) &&
                  acr_record_decode(p + ACR_HASH_LEN, v.mv_size - ACR_HASH_LEN, &ev) == 0;
         }
         if (!ok) {

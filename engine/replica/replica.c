@@ -25,8 +25,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
-#include <xxhash.h>
 
 #include "accrue/payout.h"
 #include "accrue/replica.h"
@@ -266,13 +264,7 @@ static int check_link(const head_t *head, const acr_stored_t *s, acr_event_t *ev
                            (unsigned long long)s->seq);
     const uint8_t *rec = s->bytes + ACR_HASH_LEN;
     size_t len = s->len - ACR_HASH_LEN;
-    XXH3_state_t hs;
-    XXH3_128bits_reset(&hs);
-    XXH3_128bits_update(&hs, head->hash, ACR_HASH_LEN);
-    XXH3_128bits_update(&hs, rec, len);
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits_digest(&hs));
-    if (memcmp(c.digest, s->bytes, ACR_HASH_LEN) != 0)
+    if (!acr__chain_ok(head->hash, s->bytes, s->len))
         return acr_err_set(err, ACR_ECHAIN_BROKEN,
                            "seq %llu does not link to this replica's head: its hash is not "
                            "XXH3-128(hash(%llu) || record)",

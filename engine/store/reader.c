@@ -25,8 +25,6 @@ struct acr_reader {
     uint64_t next_seq;              /* seq the next acr_reader_next returns */
     uint8_t prev_hash[ACR_HASH_LEN]; /* hash(next_seq - 1) */
     bool positioned;                /* the cursor sits on next_seq - 1 (or before 1) */
-    uint8_t *buf;                   /* prev_hash + record, hashed in one shot */
-    size_t buf_cap;
     uintptr_t seen_lo, seen_hi;     /* the map addresses of the records read since the drop */
     size_t scanned;                 /* record bytes read sequentially since the last drop */
     uintptr_t drop_lo, drop_hi;     /* bulk reads: the previous window, dropped one window late */
@@ -104,7 +102,6 @@ void acr_reader_close(acr_reader_t *r)
     mdb_txn_abort(r->txn);
     mdb_txn_abort(r->stxn);
     pthread_rwlock_unlock(&r->ledger->map_lock);
-    free(r->buf);
     free(r);
 }
 
@@ -166,21 +163,7 @@ static int check_value(acr_reader_t *r, uint64_t seq, const MDB_val *v, acr_even
                            (unsigned long long)seq);
     const uint8_t *p = v->mv_data;
     size_t len = v->mv_size - ACR_HASH_LEN;
-    if (ACR_HASH_LEN + len > r->buf_cap) {
-        size_t cap = r->buf_cap ? r->buf_cap : 4096;
-        while (cap < ACR_HASH_LEN + len)
-            cap *= 2;
-        uint8_t *b = realloc(r->buf, cap);
-        if (b == NULL)
-            return acr_err_set(err, ACR_ENOMEM, "out of memory");
-        r->buf = b;
-        r->buf_cap = cap;
-    }
-    memcpy(r->buf, r->prev_hash, ACR_HASH_LEN);
-    memcpy(r->buf + ACR_HASH_LEN, p + ACR_HASH_LEN, len);
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(r->buf, ACR_HASH_LEN + len));
-    if (memcmp(c.digest, p, ACR_HASH_LEN) != 0)
+    if (!acr__chain_ok(r->prev_hash, p, v->mv_size))
         return acr_err_set(err, ACR_ECHAIN_BROKEN,
                            "seq %llu: the stored hash does not match its content and chain",
                            (unsigned long long)seq);
@@ -243,28 +226,6 @@ static inline uint64_t load_be64(const uint8_t *p)
     return __builtin_bswap64(v);
 }
 
-/* The stored hash at p against XXH3-128(prev || rec[0..len)): true when equal. Short
- * records are copied after prev into a stack buffer and hashed in one shot (inlined);
- * longer ones use a streaming state on the stack. */
-static inline bool chain_ok(const uint8_t prev[ACR_HASH_LEN], const uint8_t *p, size_t len)
-{
-    XXH128_hash_t h;
-    uint8_t buf[ACR_HASH_LEN + 240]; /* XXH3's one-shot paths end at 240 bytes */
-    if (len <= sizeof buf - ACR_HASH_LEN) {
-        memcpy(buf, prev, ACR_HASH_LEN);
-        memcpy(buf + ACR_HASH_LEN, p + ACR_HASH_LEN, len);
-        h = XXH3_128bits(buf, ACR_HASH_LEN + len);
-    } else {
-        XXH3_state_t st;
-        XXH3_128bits_reset(&st);
-        XXH3_128bits_update(&st, prev, ACR_HASH_LEN);
-        XXH3_128bits_update(&st, p + ACR_HASH_LEN, len);
-        h = XXH3_128bits_digest(&st);
-    }
-    /* canonical form: high64 then low64, big-endian */
-    return h.high64 == load_be64(p) && h.low64 == load_be64(p + 8);
-}
-
 int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, acr_str_t *recs,
                          uint64_t *seqs, size_t max, size_t *n_out, int64_t *max_at_ms,
                          acr_err_t *err)
@@ -306,7 +267,7 @@ int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, 
             break;
         }
         size_t len = v.mv_size - ACR_HASH_LEN;
-        if (!chain_ok(prev, p, len)) {
+        if (!acr__chain_ok(prev, p, v.mv_size)) {
             rc = acr_err_set(err, ACR_ECHAIN_BROKEN,
                              "seq %llu: the stored hash does not match its content and chain",
                              (unsigned long long)seq);
@@ -432,7 +393,7 @@ int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int
         return rc;
     const uint8_t *p = v.mv_data, *rec = p + ACR_HASH_LEN;
     size_t len = v.mv_size - ACR_HASH_LEN;
-    if (!chain_ok(prev, p, len))
+    if (!acr__chain_ok(prev, p, v.mv_size))
         return acr_err_set(err, ACR_ECHAIN_BROKEN,
                            "seq %llu: the stored hash does not match its content and chain",
                            (unsigned long long)seq);

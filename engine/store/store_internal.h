@@ -9,6 +9,11 @@
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
+#ifndef XXH_STATIC_LINKING_ONLY
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack (acr__chain_ok) */
+#endif
+#include <xxhash.h>
 
 #include "accrue/buf.h"
 #include "accrue/error.h"
@@ -132,6 +137,30 @@ typedef struct acr__head {
 
 /* The genesis hash of l's chain: XXH3-128 of the ledger id. */
 void acr__genesis(const acr_ledger_t *l, uint8_t out[ACR_HASH_LEN]);
+/* One link of the chain: true when the stored value v (hash || record, size > ACR_HASH_LEN)
+ * carries XXH3-128(prev || record). Every check of the chain (a reader, verify, the
+ * catch-up, a replica's apply, the head before an append) goes through here. */
+static inline bool acr__chain_ok(const uint8_t prev[ACR_HASH_LEN], const uint8_t *v, size_t size)
+{
+    XXH128_hash_t h;
+    size_t len = size - ACR_HASH_LEN;
+    uint8_t buf[ACR_HASH_LEN + 240]; /* XXH3's one-shot paths end at 240 bytes */
+    if (len <= sizeof buf - ACR_HASH_LEN) {
+        memcpy(buf, prev, ACR_HASH_LEN);
+        memcpy(buf + ACR_HASH_LEN, v + ACR_HASH_LEN, len);
+        h = XXH3_128bits(buf, ACR_HASH_LEN + len);
+    } else {
+        XXH3_state_t st;
+        XXH3_128bits_reset(&st);
+        XXH3_128bits_update(&st, prev, ACR_HASH_LEN);
+        XXH3_128bits_update(&st, v + ACR_HASH_LEN, len);
+        h = XXH3_128bits_digest(&st);
+    }
+    uint64_t hi, lo; /* canonical form: high64 then low64, big-endian */
+    memcpy(&hi, v, 8);
+    memcpy(&lo, v + 8, 8);
+    return h.high64 == __builtin_bswap64(hi) && h.low64 == __builtin_bswap64(lo);
+}
 /* The last record of the log in ltxn (seq 0 and the genesis hash when empty). MDB codes. */
 int acr__log_head(const acr_ledger_t *l, MDB_txn *ltxn, acr__head_t *out);
 /* The marker in stxn. MDB codes (MDB_NOTFOUND when absent, MDB_CORRUPTED when bad). */
