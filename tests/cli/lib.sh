@@ -91,6 +91,17 @@ new_ledger() {
     echo "$d"
 }
 
+# fixture_ledger FILE: a ledger directory (printed on stdout) whose data.mdb is the gzipped
+# LMDB file FILE, a ledger an earlier release wrote (tests/cli/fixtures/).
+fixture_ledger() {
+    local d
+    d=$(mktemp -d "$TMP/old.XXXXXX")
+    gzip -dc "$1" >"$d/data.mdb"
+    chmod 700 "$d"
+    chmod 600 "$d/data.mdb"
+    echo "$d"
+}
+
 # ledger_sum LEDGER: a checksum of everything observable: the whole log
 # (engine fields included), and the head of stats. Equal before and after
 # proves a rejected batch changed nothing.

@@ -14,15 +14,6 @@
 
 FIX=$ROOT/tests/cli/fixtures/ledger-one-env.mdb.gz
 
-one_env_ledger() {
-    local d
-    d=$(mktemp -d "$TMP/old.XXXXXX")
-    gzip -dc "$FIX" >"$d/data.mdb"
-    chmod 700 "$d"
-    chmod 600 "$d/data.mdb"
-    echo "$d"
-}
-
 # The named tables of an LMDB environment (a folder, or with -n a file), sorted, one line.
 tables() {
     mdb_stat "$@" -a 2>/dev/null | sed -n 's/^Status of \(.*\)$/\1/p' | grep -v '^Main DB$' |
@@ -52,7 +43,7 @@ case_new_ledger_has_two_environments() {
 
 case_upgrade_in_place() {
     local l
-    l=$(one_env_ledger)
+    l=$(fixture_ledger "$FIX")
     [ "$(tables "$l" | grep -c 'meta.*proj_kpi')" -eq 1 ] || fail "the fixture is not one environment"
     acc "$l" stats
     assert_exit 0 "the first open of a ledger of the previous release"
@@ -79,7 +70,7 @@ case_upgrade_in_place() {
 # open makes it again (here the leftover is another ledger's state, which must not be used).
 case_upgrade_after_an_interrupted_one() {
     local l other
-    l=$(one_env_ledger)
+    l=$(fixture_ledger "$FIX")
     other=$(new_ledger --period month --utc-offset +09:00)
     acc "$other" append "$WORKED/events.jsonl"
     assert_exit 0

@@ -11,18 +11,9 @@
 
 FIX=$ROOT/tests/cli/fixtures/ledger-pre-index.mdb.gz
 
-old_ledger() {
-    local d
-    d=$(mktemp -d "$TMP/old.XXXXXX")
-    gzip -dc "$FIX" >"$d/data.mdb"
-    chmod 700 "$d"
-    chmod 600 "$d/data.mdb"
-    echo "$d"
-}
-
 case_opens_and_answers_as_before() {
     local l
-    l=$(old_ledger)
+    l=$(fixture_ledger "$FIX")
     acc "$l" verify
     assert_exit 0 "verify of a ledger of the previous release"
     expect_stderr_contains "accrue rebuild"
@@ -35,7 +26,7 @@ case_opens_and_answers_as_before() {
 
 case_rebuild_upgrades_it() {
     local l
-    l=$(old_ledger)
+    l=$(fixture_ledger "$FIX")
     acc "$l" rebuild
     assert_exit 0
     acc "$l" verify
@@ -51,7 +42,7 @@ case_rebuild_upgrades_it() {
 
 case_new_appends_on_an_old_ledger() {
     local l
-    l=$(old_ledger)
+    l=$(fixture_ledger "$FIX")
     printf '%s\n' '{"id":"old-1","type":"training.completed","at":"2026-08-20T00:00:00Z","data":{"partner_id":"P1","module":"m"}}' \
         >"$TMP/one.jsonl"
     acc "$l" append "$TMP/one.jsonl"
