@@ -160,11 +160,7 @@ int acr_replica_get(acr_ledger_t *l, acr_replica_info_t *out, acr_err_t *err)
 {
     MDB_txn *txn;
     pthread_rwlock_rdlock(&l->map_lock);
-    int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(l->env, 0);
-        rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, &txn);
-    }
+    int rc = acr__read_begin(l->env, &txn);
     int mrc = rc;
     int got = -1;
     if (rc == 0) {

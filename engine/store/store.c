@@ -405,22 +405,12 @@ int acr__tx_seal(acr__txn_t *tx, const acr__head_t *head)
     return rc;
 }
 
-int acr__read_begin(MDB_env *env, MDB_txn **txn)
+int acr__env_begin(MDB_env *env, unsigned flags, MDB_txn **txn)
 {
-    int rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
+    int rc = mdb_txn_begin(env, NULL, flags, txn);
     if (rc == MDB_MAP_RESIZED) {
         mdb_env_set_mapsize(env, 0);
-        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, txn);
-    }
-    return rc;
-}
-
-static int write_begin(MDB_env *env, MDB_txn **txn)
-{
-    int rc = mdb_txn_begin(env, NULL, 0, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(env, 0);
-        rc = mdb_txn_begin(env, NULL, 0, txn);
+        rc = mdb_txn_begin(env, NULL, flags, txn);
     }
     return rc;
 }
@@ -428,8 +418,8 @@ static int write_begin(MDB_env *env, MDB_txn **txn)
 int acr__wtxn_begin(acr_ledger_t *l, acr__txn_t *tx)
 {
     tx->txn = tx->ltxn = NULL;
-    int rc = write_begin(l->senv, &tx->txn);
-    if (rc == 0 && (rc = write_begin(l->env, &tx->ltxn)) != 0) {
+    int rc = acr__env_begin(l->senv, 0, &tx->txn);
+    if (rc == 0 && (rc = acr__env_begin(l->env, 0, &tx->ltxn)) != 0) {
         mdb_txn_abort(tx->txn);
         tx->txn = NULL;
     }

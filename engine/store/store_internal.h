@@ -195,8 +195,14 @@ int acr__dg_scan(MDB_txn *txn, MDB_dbi dbi, int db, acr__digest_t *out);
  * rebuild, upgrade). MDB codes. */
 int acr__dg_rescan(const acr_ledger_t *l, MDB_txn *stxn);
 
-/* Begins a read transaction of env, the map re-read when another process grew it. */
-int acr__read_begin(MDB_env *env, MDB_txn **txn);
+/* Begins a transaction of env (flags: 0 or MDB_RDONLY), the map size re-read when another
+ * process grew it (MDB_MAP_RESIZED). MDB codes. */
+int acr__env_begin(MDB_env *env, unsigned flags, MDB_txn **txn);
+
+static inline int acr__read_begin(MDB_env *env, MDB_txn **txn)
+{
+    return acr__env_begin(env, MDB_RDONLY, txn);
+}
 
 /* ---- period_seqs: the seqs a payout run reads ---------------------------------
  *

@@ -139,11 +139,7 @@ static MDB_val name_key(char key[2 + ACR_TOKEN_NAME_MAX + 1], const char *name)
 static int begin_txn(acr_ledger_t *l, unsigned flags, MDB_txn **txn)
 {
     pthread_rwlock_rdlock(&l->map_lock);
-    int rc = mdb_txn_begin(l->env, NULL, flags, txn);
-    if (rc == MDB_MAP_RESIZED) {
-        mdb_env_set_mapsize(l->env, 0);
-        rc = mdb_txn_begin(l->env, NULL, flags, txn);
-    }
+    int rc = acr__env_begin(l->env, flags, txn);
     if (rc != 0)
         pthread_rwlock_unlock(&l->map_lock);
     return rc;
