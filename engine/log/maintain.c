@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -697,42 +698,77 @@ static int verify_statements(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn, uint6
 }
 
 /* The digests of a snapshot's derived tables, summed on a thread of their own while the
- * caller checks the chain: the two read different environments, so a verify keeps both
- * cores busy. live is an MDB_NOTLS read transaction that the caller leaves alone until
- * dg_join. */
+ * caller checks the chain (the two read different environments), the caller taking the
+ * tables that are left once its chain is done: a verify keeps both cores busy. Tables go
+ * largest first. Each side has its own MDB_NOTLS read transaction of the same snapshot:
+ * the caller's, live, and one begun on the state's environment for the thread, used only
+ * when its marker is live's (no write came in between). */
 typedef struct dg_job {
     acr_ledger_t *l;
-    MDB_txn *live;
+    MDB_txn *live, *own;             /* the caller's snapshot; the thread's (or NULL) */
+    int order[ACR_DB__COUNT];        /* derived tables, largest first */
+    int n;
+    atomic_int next;                 /* the next entry of order to take */
     acr__digest_t got[ACR_DB__COUNT];
-    int rc; /* MDB code */
+    atomic_int rc;                   /* the first MDB code */
     pthread_t th;
     bool threaded;
 } dg_job_t;
 
+static void dg_take(dg_job_t *j, MDB_txn *txn)
+{
+    for (int i; atomic_load(&j->rc) == 0 && (i = atomic_fetch_add(&j->next, 1)) < j->n;) {
+        int db = j->order[i], rc = acr__dg_scan(txn, j->l->dbi[db], db, &j->got[db]);
+        if (rc != 0)
+            atomic_store(&j->rc, rc);
+    }
+}
+
 static void *dg_run(void *arg)
 {
     dg_job_t *j = arg;
-    for (int db = 0; j->rc == 0 && db < ACR_DB__COUNT; db++)
-        if (acr__db_derived(db))
-            j->rc = acr__dg_scan(j->live, j->l->dbi[db], db, &j->got[db]);
+    dg_take(j, j->own);
     return NULL;
 }
 
-static void dg_start(dg_job_t *j, acr_ledger_t *l, MDB_txn *live)
+static void dg_start(dg_job_t *j, acr_ledger_t *l, MDB_txn *live, const acr__head_t *applied)
 {
     memset(j, 0, sizeof *j);
     j->l = l;
     j->live = live;
-    j->threaded = pthread_create(&j->th, NULL, dg_run, j) == 0;
-    if (!j->threaded)
-        dg_run(j); /* no thread to be had: the same sums, one after the other */
+    size_t pages[ACR_DB__COUNT];
+    for (int db = 0; db < ACR_DB__COUNT; db++) {
+        MDB_stat st;
+        if (!acr__db_derived(db))
+            continue;
+        pages[db] = mdb_stat(live, l->dbi[db], &st) == 0 ? st.ms_leaf_pages + st.ms_overflow_pages
+                                                         : 0;
+        int i = j->n++;
+        for (; i > 0 && pages[j->order[i - 1]] < pages[db]; i--)
+            j->order[i] = j->order[i - 1];
+        j->order[i] = db;
+    }
+    acr__head_t mark;
+    if (acr__read_begin(l->senv, &j->own) != 0) {
+        j->own = NULL;
+    } else if (acr__applied_get(l, j->own, &mark) != 0 || mark.seq != applied->seq ||
+               memcmp(mark.hash, applied->hash, ACR_HASH_LEN) != 0) {
+        mdb_txn_abort(j->own); /* a write came in: the caller sums every table itself */
+        j->own = NULL;
+    }
+    j->threaded = j->own != NULL && pthread_create(&j->th, NULL, dg_run, j) == 0;
 }
 
+/* The caller's share, then the thread's end. */
 static void dg_join(dg_job_t *j)
 {
+    dg_take(j, j->live);
     if (j->threaded)
         pthread_join(j->th, NULL);
+    if (j->own != NULL)
+        mdb_txn_abort(j->own);
     j->threaded = false;
+    j->own = NULL;
 }
 
 /* Each derived table of the snapshot live against its stored digest (the sums of j). */
@@ -740,7 +776,9 @@ static int verify_digests(acr_ledger_t *l, MDB_txn *live, const dg_job_t *j,
                           acr_verify_result_t *out, acr_err_t *err)
 {
     acr__digest_t want[ACR_DB__COUNT];
-    int rc = j->rc ? j->rc : acr__dg_load(l, live, want);
+    int rc = atomic_load(&j->rc);
+    if (rc == 0)
+        rc = acr__dg_load(l, live, want);
     for (int db = 0; rc == 0 && db < ACR_DB__COUNT; db++) {
         const acr__digest_t got = j->got[db];
         if (!acr__db_derived(db))
@@ -778,7 +816,7 @@ static int verify(acr_ledger_t *l, bool deep, acr_verify_result_t *out,
     /* the chain of the whole log; the derived state as of its marker (records after it are
      * a writer's between its two commits, or wait for the next write's catch-up) */
     dg_job_t dg;
-    dg_start(&dg, l, live);
+    dg_start(&dg, l, live, &applied);
     rc = scan_log(l, live_log, UINT64_MAX, NULL, NULL, true, &out->events, out->head_hash,
                   &out->bad_seq, progress, err);
     dg_join(&dg);
