@@ -17,7 +17,8 @@ ACCRUE=${ACCRUE:-$ROOT/build/accrue}
 case $ACCRUE in /*) ;; *) ACCRUE=$ROOT/$ACCRUE ;; esac
 WORKED=${WORKED:-$ROOT/tests/cli/worked} # a copy of the spec's examples/worked
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/accrue-cli.XXXXXX")
-trap 'rm -rf "$TMP"' EXIT
+# a server a case started and did not stop (an unexpected exit) goes with the script
+trap '[ -n "${SRV_PID:-}" ] && kill "$SRV_PID" 2>/dev/null; rm -rf "$TMP"' EXIT
 
 CASES_PASSED=0
 CASES_FAILED=0

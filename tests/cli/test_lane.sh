@@ -50,23 +50,24 @@ case $(cat "$TMP/kpi.want") in *commission_minor*ACME* | *ACME*commission_minor*
 *) fail "the KPI body lacks ACME's commission: $(head -c 300 "$TMP/kpi.want")" ;;
 esac
 
-# 12 KPI requests (more than the pool's 8 threads) held 800 ms each on the lane's 2 threads
-# (about 5 s in all): the projection reads answer within 1 s meanwhile.
+# 12 KPI requests (more than the pool's 8 threads) held 2 s each on the lane's 2 threads
+# (about 12 s in all): the projection reads answer meanwhile, each well within the 2 s one
+# slow request takes (a read queued behind them would wait 2 s or more).
 case_cheap_reads_pass_slow_ones() {
-    ACCRUE_TEST_SLOW_MS=800 start_server "$LEDGER"
+    ACCRUE_TEST_SLOW_MS=2000 start_server "$LEDGER"
     fire 12 "$TMP/b"
     sleep 0.3
+    local done_early
+    done_early=$(cat "$TMP"/b.*.st 2>/dev/null | wc -l)
+    [ "$done_early" -eq 0 ] || fail "$done_early KPI requests done already: the hook did not hold them"
     local p st secs
     for p in /v1/partners /v1/pipeline /v1/partners/ACME /v1/deals /v1/status; do
         read -r st secs < <(get "$p" "$TMP/cheap")
         assert_eq "$st" 200 "GET $p during the burst"
-        awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' ||
-            fail "GET $p took ${secs}s behind the slow requests (want < 1 s)"
+        awk -v s="$secs" 'BEGIN { exit !(s < 1.5) }' ||
+            fail "GET $p took ${secs}s behind the slow requests (want < 1.5 s, one slow one is 2 s)"
         echo "       $p: ${secs}s with 12 KPI requests pending"
     done
-    local done_early
-    done_early=$(cat "$TMP"/b.*.st 2>/dev/null | wc -l)
-    [ "$done_early" -le 2 ] || fail "$done_early KPI requests done already: the hook did not hold them"
     wait_all
     local i
     for i in $(seq 1 12); do
@@ -88,7 +89,7 @@ wait_all() {
 # One thread and two places to wait: of six requests at once three run or wait, three are
 # refused 503 with Retry-After: 1 at once.
 case_queue_bound() {
-    ACCRUE_TEST_SLOW_MS=1500 start_server "$LEDGER" --expensive-max 1 --slow-queue-max 2
+    ACCRUE_TEST_SLOW_MS=3000 start_server "$LEDGER" --expensive-max 1 --slow-queue-max 2
     fire 6 "$TMP/q"
     wait_all
     local i st secs ok=0 busy=0
@@ -100,7 +101,7 @@ case_queue_bound() {
             busy=$((busy + 1))
             grep -qi '^Retry-After: 1' "$TMP/q.$i.h" || fail "503 without Retry-After: $(cat "$TMP/q.$i.h")"
             grep -q '"unavailable"' "$TMP/q.$i" || fail "503 body: $(cat "$TMP/q.$i")"
-            awk -v s="$secs" 'BEGIN { exit !(s < 1.0) }' || fail "the 503 took ${secs}s"
+            awk -v s="$secs" 'BEGIN { exit !(s < 2.0) }' || fail "the 503 took ${secs}s (a slow one is 3 s)"
             ;;
         *) fail "KPI $i: status $st" ;;
         esac
@@ -113,7 +114,15 @@ case_queue_bound() {
 case_sigterm_with_slow_work() {
     ACCRUE_TEST_SLOW_MS=700 start_server "$LEDGER"
     fire 5 "$TMP/t"
-    sleep 0.3
+    # SIGTERM once the five are in (their connections open, beside the /metrics one)
+    local n
+    for _ in $(seq 1 200); do
+        n=$(curl -s -H "Authorization: Bearer $TOK" "$BASE/metrics" |
+            awk '$1 == "accrue_http_connections" { print $2 }')
+        [ "${n:-0}" -ge 6 ] && break
+        sleep 0.05
+    done
+    sleep 0.1
     stop_server
     wait_all
     local i st secs

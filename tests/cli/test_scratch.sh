@@ -12,13 +12,14 @@ L=$(new_ledger --period month)
 
 scratch_dirs() { find "$1" -maxdepth 1 -name 'accrue-scratch-*' | wc -l; }
 
-# kill_midway VERB TMPDIR: starts accrue VERB, waits until its scratch folder exists, SIGKILLs it.
+# kill_midway VERB TMPDIR: starts accrue VERB, waits until its scratch folder holds its
+# owner.lock (a folder killed before that is kept 60 s by the sweep, by design), SIGKILLs it.
 kill_midway() {
     local verb=$1 dir=$2 pid i
     TMPDIR=$dir "$ACCRUE" --ledger "$L" "$verb" >/dev/null 2>&1 &
     pid=$!
     for i in $(seq 1 1000); do
-        [ "$(scratch_dirs "$dir")" -gt 0 ] && break
+        [ -n "$(find "$dir" -path '*/accrue-scratch-*/owner.lock' 2>/dev/null)" ] && break
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.01
     done

@@ -273,6 +273,8 @@ ledger_head() { "$ACCRUE" --ledger "$1" stats | sed -n 's/^head seq *//p'; }
 
 # The ledger grows part by part while the sink is killed: whenever the mirror has caught up,
 # the next part is appended (and, half way, January is closed), so most kills land mid-copy.
+# Every other kill comes at a random instant; the others once the position has moved (a
+# fixed delay alone can end before a slow start, or after a fast copy).
 case_kill_9_at_random_instants() {
     local parts=("$TMP"/part.*) next=0 head=0 k pid pos=0 prev=0 moved=0 t
     for k in $(seq "$SINK_KILLS"); do
@@ -286,8 +288,18 @@ case_kill_9_at_random_instants() {
         "$ACCRUE" --ledger "$K" sink postgres --dsn "$PG_DSN" --schema kill --batch-events 20 \
             >/dev/null 2>"$TMP/kill.err" &
         pid=$!
-        t=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.02 + (r % 600) / 1000 }')
-        sleep "$t"
+        if [ $((k % 2)) -eq 1 ]; then
+            # every other kill once the position moved: mid-copy, however slow the start
+            for _ in $(seq 1 1200); do
+                t=$(psql_ -c "SELECT seq FROM kill.sink_position" 2>/dev/null)
+                [ "${t:-0}" -gt "$prev" ] && break
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.05
+            done
+        else
+            t=$(awk -v r=$RANDOM 'BEGIN { printf "%.3f", 0.02 + (r % 600) / 1000 }')
+            sleep "$t"
+        fi
         kill -9 "$pid" 2>/dev/null
         wait "$pid" 2>/dev/null
         pos=$(psql_ -c "SELECT seq FROM kill.sink_position" 2>/dev/null)
