@@ -562,13 +562,15 @@ int acr__cmd_log(acr_cli_t *cli, int argc, char **argv)
 /* ---- verify, rebuild, stats, backup ---------------------------------------- */
 
 static const char usage_verify[] =
-    "usage: accrue verify [--fast]\n"
+    "usage: accrue verify [--deep | --fast]\n"
     "\n"
     "Recomputes the XXH3-128 hash chain from the stored bytes and compares every\n"
     "projection with a fresh replay. Prints `ok: N events, head <hash>` (exit 0), or\n"
     "names the first bad seq or projection row (exit 5). XXH3 detects corruption and\n"
     "accidental edits; it is not a cryptographic signature.\n"
     "\n"
+    "  --deep   the above (the default), said explicitly; it also checks each\n"
+    "           projection table against the digest its writes kept\n"
     "  --fast   no replay: the chain, each projection table against the digest its\n"
     "           writes kept (a row changed outside the write path), the stored\n"
     "           statements. It does not re-derive the tables from the log.\n";
@@ -631,15 +633,19 @@ static int verify_report(int rc, const acr_verify_result_t *res, const acr_err_t
 int acr__cmd_verify(acr_cli_t *cli, int argc, char **argv)
 {
     static const struct option opts[] = {ACR_CLI_COMMON_OPTS, {"fast", no_argument, NULL, 'F'},
-                                         {NULL, 0, NULL, 0}};
+                                         {"deep", no_argument, NULL, 'D'}, {NULL, 0, NULL, 0}};
     int c, rc;
-    bool fast = false;
+    bool fast = false, deep = false;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         if (c == 'F')
             fast = true;
+        else if (c == 'D')
+            deep = true;
         else if ((rc = acr__common_opt(cli, c, argv, usage_verify)) >= 0)
             return rc;
     }
+    if (fast && deep)
+        return acr__usage(usage_verify, "--deep and --fast exclude each other");
     if (argc - optind != 0)
         return acr__usage(usage_verify, "no arguments expected");
     acr_ledger_t *ledger;

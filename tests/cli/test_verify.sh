@@ -143,10 +143,18 @@ case_fast_finds_a_changed_row() {
     acc "$l" verify
     assert_exit 5 "verify after a row changed"
     expect_stderr_contains "table proj_sales: row S1"
+    acc "$l" verify --deep
+    assert_exit 5 "verify --deep after a row changed"
+    expect_stderr_contains "table proj_sales: row S1"
+    acc "$l" verify --deep --fast
+    assert_exit 2 "verify --deep --fast"
     acc "$l" rebuild
     assert_exit 0
     acc "$l" verify --fast
     assert_exit 0 "verify --fast after rebuild"
+    acc "$l" verify --deep
+    assert_exit 0 "verify --deep after rebuild"
+    expect_stdout_contains "ok: 7 events"
 }
 
 run_case case_verify_ok
