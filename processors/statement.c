@@ -322,6 +322,8 @@ int acr__out_line(acr__out_t *o, const acr_line_t *line, bool stable, acr_err_t 
     }
     l.line_no = ++t->line_count;
     st->line_count++;
+    if (o->c->output.window && l.origin_period >= o->c->output.window_lo)
+        t->window_minor += l.amount_minor; /* i128: no bound a sum of int64s reaches */
     bool ok = acr_add_checked(&t->by_kind_minor[l.kind], l.amount_minor) &&
               acr_add_checked(&t->total_minor, l.amount_minor) &&
               (l.origin_period == st->period ||
@@ -336,12 +338,14 @@ int acr__out_line(acr__out_t *o, const acr_line_t *line, bool stable, acr_err_t 
     else if (note_plan_used(o, l.rule) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     /* the CSV record */
-    if (acr_buf_reserve(&o->csv, 512) != 0)
-        return acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
-    char *end = put_row((char *)o->csv.data + o->csv.len, o->c, o->run_id, &o->pc, &l);
-    o->csv.len = (size_t)(end - (char *)o->csv.data);
-    if (o->hs != NULL && o->csv.len >= OUT_FLUSH_BYTES && (rc = out_flush(o, err)) != 0)
-        return rc;
+    if (!o->c->output.omit_csv) {
+        if (acr_buf_reserve(&o->csv, 512) != 0)
+            return acr_err_set(err, ACR_ENOMEM, "out of memory formatting the statement");
+        char *end = put_row((char *)o->csv.data + o->csv.len, o->c, o->run_id, &o->pc, &l);
+        o->csv.len = (size_t)(end - (char *)o->csv.data);
+        if (o->hs != NULL && o->csv.len >= OUT_FLUSH_BYTES && (rc = out_flush(o, err)) != 0)
+            return rc;
+    }
     /* the line itself */
     if (o->c->output.omit_lines)
         return 0;
@@ -368,9 +372,12 @@ static int str_cmp(const void *a, const void *b)
 int acr__out_end(acr__out_t *o, acr_err_t *err)
 {
     acr_statement_t *st = o->st;
-    XXH128_hash_t h;
+    XXH128_hash_t h = {0, 0};
     int rc = 0;
-    if (o->hs != NULL) {
+    if (o->c->output.omit_csv) {
+        st->csv = NULL; /* no bytes, no fingerprint */
+        st->csv_len = 0;
+    } else if (o->hs != NULL) {
         if ((rc = out_flush(o, err)) == 0) {
             h = XXH3_128bits_digest(o->hs);
             st->csv_len = o->flushed;
@@ -381,7 +388,7 @@ int acr__out_end(acr__out_t *o, acr_err_t *err)
         st->csv_len = o->csv.len;
         acr_buf_init(&o->csv); /* handed over */
     }
-    if (rc == 0) {
+    if (rc == 0 && !o->c->output.omit_csv) {
         XXH128_canonical_t canon;
         XXH128_canonicalFromHash(&canon, h);
         static const char hex[] = "0123456789abcdef";
@@ -390,6 +397,8 @@ int acr__out_end(acr__out_t *o, acr_err_t *err)
             st->fingerprint[2 * i + 1] = hex[canon.digest[i] & 15];
         }
         st->fingerprint[32] = '\0';
+    }
+    if (rc == 0) {
         if (st->currency_count > 1)
             qsort(st->currency_totals, st->currency_count, sizeof *st->currency_totals,
                   cur_cmp);

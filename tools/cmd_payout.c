@@ -551,7 +551,7 @@ static int run_streamed(acr_ledger_t *ledger, const acr_payout_request_t *req, c
                         bool totals_only, acr_payout_t *p, acr_err_t *err)
 {
     if (dir == NULL && totals_only) {
-        acr_comm_output_t lean = {NULL, NULL, true}; /* 100 k lines need not sit in memory */
+        acr_comm_output_t lean = {.omit_lines = true}; /* 100 k lines need not sit in memory */
         return acr_payout_run_with_output(ledger, req, &lean, p, err);
     }
     if (dir == NULL)
@@ -565,7 +565,7 @@ static int run_streamed(acr_ledger_t *ledger, const acr_payout_request_t *req, c
         return acr_err_set(err, ACR_EIO, "cannot write %s: %s", tmp, strerror(errno));
     if (rc != 0)
         return rc;
-    acr_comm_output_t out = {csv_sink, &fd, true}; /* the lines are in the file */
+    acr_comm_output_t out = {.csv_write = csv_sink, .csv_arg = &fd, .omit_lines = true}; /* the lines are in the file */
     rc = acr_payout_run_with_output(ledger, req, &out, p, err);
     if (close(fd) != 0 && rc == 0)
         rc = acr_err_set(err, ACR_EIO, "cannot write %s: %s", tmp, strerror(errno));

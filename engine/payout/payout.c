@@ -344,11 +344,11 @@ static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
 }
 
 int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
-                                      uint64_t through_seq, acr_statement_t *out,
-                                      acr_err_t *err)
+                                      uint64_t through_seq, const acr_comm_output_t *o,
+                                      acr_statement_t *out, acr_err_t *err)
 {
     feed_state_t fs = {0, false};
-    return run_processor(l, r, period, through_seq, false, false, NULL, NULL, out, &fs, err);
+    return run_processor(l, r, period, through_seq, false, false, NULL, o, out, &fs, err);
 }
 
 /* want_full: read the whole log (a close: it needs fs's latest business date too). */
@@ -573,7 +573,7 @@ static int check_period_ended(const acr_ledger_t *l, int32_t period, const char 
 int acr_payout_close(acr_ledger_t *l, const acr_close_request_t *req, acr_payout_t *out,
                      uint64_t *out_close_seq, acr_err_t *err)
 {
-    acr_comm_output_t o = {NULL, NULL, req->omit_lines}; /* the CSV is stored: in memory */
+    acr_comm_output_t o = {.omit_lines = req->omit_lines}; /* the CSV is stored: in memory */
     int32_t period;
     memset(out, 0, sizeof *out);
     int rc = parse_period(l, req->period_id, &period, err);

@@ -599,15 +599,19 @@ static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_er
 /* Runs the processor over the whole snapshot with no closed statement fed (the payout
  * driver's pipeline, engine/payout):
  * the run of the last ledger period of the request yields, for every origin
- * period up to it, the lines as of the head ignoring closes. */
-static int kpi_statement(const snap_t *s, const kpi_req_t *q, acr_statement_t *out,
+ * period up to it, the lines as of the head ignoring closes. No CSV is formatted; each
+ * partner's total sums its lines of origin >= o_lo (window_minor: the commission of the
+ * request); the lines themselves are kept only for the rows by rep. */
+static int kpi_statement(const snap_t *s, const kpi_req_t *q, bool by_rep, acr_statement_t *out,
                          bool *have, acr_err_t *err)
 {
     uint64_t head = acr_reader_head_seq(s->r);
     *have = false;
     if (!q->has_comm || head == 0)
         return 0;
-    int rc = acr__payout_lines_ignoring_closes(s->l, s->r, q->o_hi, head, out, err);
+    acr_comm_output_t o = {.omit_lines = !by_rep, .omit_csv = true, .window = true,
+                           .window_lo = q->o_lo};
+    int rc = acr__payout_lines_ignoring_closes(s->l, s->r, q->o_hi, head, &o, out, err);
     *have = rc == 0;
     return rc;
 }
@@ -625,7 +629,9 @@ typedef struct kpi_ctx {
     const kpi_req_t *q;
     const acr_statement_t *stmt; /* NULL when commission_minor is null */
     size_t line;                 /* merge cursor over stmt->lines (sorted by partner) */
-    size_t lines_lo, lines_hi;   /* the current partner's lines */
+    size_t lines_lo, lines_hi;   /* the current partner's lines (rows by rep only) */
+    size_t total;                /* merge cursor over stmt->partners (sorted alike) */
+    acr_i128_t commission;       /* the current partner's commission in the request */
     acr_str_t partner;
     acr_str_t currency;
     int64_t *days;               /* days to win of the current partner */
@@ -693,16 +699,6 @@ static int jw_i128(jw_t *w, acr_i128_t v, const char *what, acr_str_t partner, a
     return 0;
 }
 
-/* The commission of the current partner's lines lying in the request. */
-static acr_i128_t partner_commission(const kpi_ctx_t *c)
-{
-    acr_i128_t sum = 0;
-    for (size_t i = c->lines_lo; i < c->lines_hi; i++)
-        if (c->stmt->lines[i].origin_period >= c->q->o_lo &&
-            c->stmt->lines[i].origin_period <= c->q->o_hi)
-            sum += c->stmt->lines[i].amount_minor;
-    return sum;
-}
 
 static void kpi_head(kpi_ctx_t *c, const acr_str_t *rep_id)
 {
@@ -772,7 +768,7 @@ static int kpi_partner_row(kpi_ctx_t *c, acr_err_t *err)
     if (c->stmt == NULL)
         jw_null(w);
     else if (rc == 0)
-        rc = jw_i128(w, partner_commission(c), "the commission", c->partner, err);
+        rc = jw_i128(w, c->commission, "the commission", c->partner, err);
     bool cert = false; /* program.md: as of the period's end minus one millisecond */
     if (rc == 0)
         rc = acr__prog_certified_txn(c->s->l, c->s->txn, c->partner, c->q->end_ms - 1, &cert,
@@ -923,7 +919,16 @@ static int kpi_partner(kpi_ctx_t *c, acr_str_t pid, MDB_val val, bool by_rep, ac
         return acr_err_set(err, ACR_ECORRUPT, "a proj_partners row is damaged");
     c->partner = pid;
     c->currency = p.currency;
-    if (c->stmt != NULL) { /* statement lines are sorted by partner id, as partners are */
+    c->commission = 0;
+    if (c->stmt != NULL) { /* a statement's partners are sorted by id, as partners are */
+        const acr_partner_total_t *t = c->stmt->partners;
+        size_t n = c->stmt->partner_count;
+        while (c->total < n && cmp_str(cstr(t[c->total].partner_id), pid) < 0)
+            c->total++;
+        if (c->total < n && cmp_str(cstr(t[c->total].partner_id), pid) == 0)
+            c->commission = t[c->total].window_minor;
+    }
+    if (c->stmt != NULL && c->stmt->lines != NULL) { /* lines: sorted by partner id too */
         const acr_line_t *lines = c->stmt->lines;
         size_t n = c->stmt->line_count;
         while (c->line < n && cmp_str(cstr(lines[c->line].partner_id), pid) < 0)
@@ -981,7 +986,7 @@ int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partn
                      : rc < 0 ? rc : 0;
     }
     if (rc == 0)
-        rc = kpi_statement(&s, &q, &stmt, &have, err);
+        rc = kpi_statement(&s, &q, by_rep, &stmt, &have, err);
     c.stmt = have ? &stmt : NULL;
     acr_statement_t empty = {0};
     if (rc == 0 && !have && q.has_comm)

@@ -25,6 +25,7 @@
 
 #include "accrue/date.h"
 #include "accrue/error.h"
+#include "accrue/money.h"
 #include "accrue/schema.h"
 
 /* Line kinds in statement order (commissions.md, Statement CSV). */
@@ -67,6 +68,10 @@ typedef struct acr_comm_output {
     void *csv_arg;
     bool omit_lines;               /* true: statement.lines stays NULL (line_count is set;
                                       partners, totals, unplanned, plans_used as always) */
+    bool omit_csv;                 /* true: no CSV is formatted (csv NULL, csv_len 0, an
+                                      empty fingerprint): a caller that wants sums only */
+    bool window;                   /* true: each partner total's window_minor sums its lines */
+    int32_t window_lo;             /* of origin_period >= window_lo (the KPI of a quarter) */
 } acr_comm_output_t;
 
 /* One statement line. Strings are owned by the statement. */
@@ -90,6 +95,8 @@ typedef struct acr_partner_total {
     int64_t by_kind_minor[ACR_LINE__COUNT];
     int64_t prior_period_minor; /* lines whose origin_period != the run's period */
     int64_t total_minor;
+    acr_i128_t window_minor;    /* with acr_comm_output_t.window: lines whose origin_period
+                                   is >= window_lo (else 0) */
     uint32_t line_count;
 } acr_partner_total_t;
 

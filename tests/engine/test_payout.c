@@ -161,18 +161,42 @@ Test(payout, lines_ignoring_closes)
     int32_t aug;
     cr_assert(acr_period_parse(ACR_PERIOD_MONTH, "2026-08", 7, &aug));
     acr_statement_t st;
-    ASSERT_EQ_MSG(acr__payout_lines_ignoring_closes(l, r, aug, acr_reader_head_seq(r), &st,
-                                                    &err),
+    ASSERT_EQ_MSG(acr__payout_lines_ignoring_closes(l, r, aug, acr_reader_head_seq(r), NULL,
+                                                    &st, &err),
                   0, "%s", err.msg);
     ASSERT_EQ(total_of(&st, "P1"), 230000);
     ASSERT_EQ(total_of(&st, "P2"), 60000);
     ASSERT_EQ(partner(&st, "P2")->prior_period_minor, 60000); /* all of July's origin */
     check_fingerprint(&st);
+    /* the KPI's sums-only run: no CSV, no lines; a window from August holds each partner's
+     * August lines (total less prior periods), one from July all of them */
+    acr_statement_t w;
+    for (int k = 0; k < 2; k++) {
+        acr_comm_output_t o = {.omit_lines = true, .omit_csv = true, .window = true,
+                               .window_lo = k == 0 ? aug : aug - 1};
+        ASSERT_EQ_MSG(acr__payout_lines_ignoring_closes(l, r, aug, acr_reader_head_seq(r), &o,
+                                                        &w, &err),
+                      0, "%s", err.msg);
+        cr_assert_null(w.csv);
+        cr_assert_null(w.lines);
+        ASSERT_EQ(w.csv_len, 0);
+        ASSERT_EQ(w.line_count, st.line_count);
+        ASSERT_EQ(w.partner_count, st.partner_count);
+        for (size_t i = 0; i < st.partner_count; i++) {
+            const acr_partner_total_t *a = &st.partners[i], *b = &w.partners[i];
+            cr_assert_str_eq(b->partner_id, a->partner_id);
+            ASSERT_EQ(b->total_minor, a->total_minor);
+            ASSERT_EQ_MSG((int64_t)b->window_minor,
+                          k == 0 ? a->total_minor - a->prior_period_minor : a->total_minor,
+                          "partner %s, window from %s", a->partner_id, k == 0 ? "Aug" : "Jul");
+        }
+        acr_statement_destroy(&w);
+    }
     acr_statement_destroy(&st);
     /* through an earlier seq: the close's own point, where July's run was what it paid */
     int32_t jul;
     cr_assert(acr_period_parse(ACR_PERIOD_MONTH, "2026-07", 7, &jul));
-    ASSERT_EQ(acr__payout_lines_ignoring_closes(l, r, jul, 8, &st, &err), 0);
+    ASSERT_EQ(acr__payout_lines_ignoring_closes(l, r, jul, 8, NULL, &st, &err), 0);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, closed.stmt.csv, closed.stmt.csv_len);
     acr_statement_destroy(&st);
     acr_reader_close(r);

@@ -194,7 +194,7 @@ static void compare_kpi_lines(acr_ledger_t *l, int32_t period, uint64_t x)
         ASSERT_EQ(acr_reader_open(l, &r, &err), 0);
         if (full)
             setenv("ACR_PAYOUT_FULL_SCAN", "1", 1);
-        rc[full] = acr__payout_lines_ignoring_closes(l, r, period, x, st[full], &err);
+        rc[full] = acr__payout_lines_ignoring_closes(l, r, period, x, NULL, st[full], &err);
         unsetenv("ACR_PAYOUT_FULL_SCAN");
         acr_reader_close(r);
     }

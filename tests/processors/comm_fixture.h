@@ -225,7 +225,7 @@ static inline void expect_run(const script_t *sc, const char *period, uint64_t t
     ASSERT_EQ_MSG(rc, 0, "run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
     ASSERT_BYTES_EQ(st.csv, st.csv_len, want, strlen(want));
     sink_t sk = {NULL, 0, 0, 0};
-    acr_comm_output_t o = {sink_write, &sk, true};
+    acr_comm_output_t o = {.csv_write = sink_write, .csv_arg = &sk, .omit_lines = true};
     rc = script_run_ex(sc, period, through_seq, true, &o, &st2, &err);
     ASSERT_EQ_MSG(rc, 0, "streamed run %s failed: %s (%s)", period, acr_err_name(rc), err.msg);
     cr_assert_null(st2.csv);
