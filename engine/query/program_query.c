@@ -730,7 +730,7 @@ int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
     bool have = false;
     if (c == NULL)
         rc = acr_err_set(err, ACR_ENOMEM, "out of memory");
-    acr_comm_set_output(c, &(acr_comm_output_t){.omit_lines = true});
+    acr_comm_set_output(c, &(acr_comm_output_t){.omit_lines = true, .omit_csv = true});
     acr_event_t ev;
     if (rc == 0)
         rc = acr_reader_seek(s.r, 1, err);
