@@ -759,10 +759,14 @@ static void dg_start(dg_job_t *j, acr_ledger_t *l, MDB_txn *live, const acr__hea
     j->threaded = j->own != NULL && pthread_create(&j->th, NULL, dg_run, j) == 0;
 }
 
-/* The caller's share, then the thread's end. */
-static void dg_join(dg_job_t *j)
+/* The caller's share (none when its chain check failed: the thread then stops after its
+ * current table), then the thread's end. */
+static void dg_join(dg_job_t *j, bool help)
 {
-    dg_take(j, j->live);
+    if (help)
+        dg_take(j, j->live);
+    else
+        atomic_store(&j->next, j->n);
     if (j->threaded)
         pthread_join(j->th, NULL);
     if (j->own != NULL)
@@ -819,7 +823,7 @@ static int verify(acr_ledger_t *l, bool deep, acr_verify_result_t *out,
     dg_start(&dg, l, live, &applied);
     rc = scan_log(l, live_log, UINT64_MAX, NULL, NULL, true, &out->events, out->head_hash,
                   &out->bad_seq, progress, err);
-    dg_join(&dg);
+    dg_join(&dg, rc == 0);
     if (rc == 0 && acr__applied_check(l, live_log, &applied, err) != 0) {
         snprintf(out->bad_table, sizeof out->bad_table, "applied");
         rc = acr_err_set(err, ACR_EMISMATCH, "the derived state was applied through seq %llu, "
