@@ -61,6 +61,19 @@ typedef struct group {
 #define MERGE_EVENTS_MAX 4096
 #define MERGE_SKIP_AFTER_FAILURE 8
 
+/* *p holds at least n elements of elem bytes (*cap counts them); false when out of memory. */
+static bool reserve(void **p, size_t *cap, size_t n, size_t elem)
+{
+    if (*cap >= n)
+        return true;
+    void *q = realloc(*p, n * elem);
+    if (q == NULL)
+        return false;
+    *p = q;
+    *cap = n;
+    return true;
+}
+
 /* The merged batch of jobs[0..n) into g->merged, or false when the group does not qualify. */
 static bool merge_build(group_t *g, acr_srv_wjob_t *const *jobs, size_t n)
 {
@@ -78,20 +91,9 @@ static bool merge_build(group_t *g, acr_srv_wjob_t *const *jobs, size_t n)
     acr_batch_t *m = &g->merged;
     acr_batch_reset(m);
     acr_batch_set_actor(m, jobs[0]->batch.actor);
-    if (m->items_cap < total) {
-        acr_batch_item_t *items = realloc(m->items, total * sizeof *items);
-        if (items == NULL)
-            return false;
-        m->items = items;
-        m->items_cap = total;
-    }
-    if (g->seqs_cap < total) {
-        uint64_t *seqs = realloc(g->seqs, total * sizeof *seqs);
-        if (seqs == NULL)
-            return false;
-        g->seqs = seqs;
-        g->seqs_cap = total;
-    }
+    if (!reserve((void **)&m->items, &m->items_cap, total, sizeof *m->items) ||
+        !reserve((void **)&g->seqs, &g->seqs_cap, total, sizeof *g->seqs))
+        return false;
     for (size_t i = 0; i < n; i++) {
         const acr_batch_t *b = &jobs[i]->batch;
         size_t base = m->records.len;
