@@ -395,8 +395,10 @@ static uint64_t scratch_map_bytes(acr_ledger_t *l)
 }
 
 /* Copies table from (a replay's result, in key order) into the empty table
- * to with MDB_APPEND: every page is filled once, left to right. MDB codes. */
-static int copy_table(MDB_txn *from, MDB_dbi from_dbi, MDB_txn *to, MDB_dbi to_dbi)
+ * to with MDB_APPEND: every page is filled once, left to right; *dg gets the table's
+ * digest on the way (no second pass over the copy). MDB codes. */
+static int copy_table(MDB_txn *from, MDB_dbi from_dbi, MDB_txn *to, MDB_dbi to_dbi, int db,
+                      acr__digest_t *dg)
 {
     MDB_cursor *a, *b;
     int rc = mdb_cursor_open(from, from_dbi, &a);
@@ -407,10 +409,15 @@ static int copy_table(MDB_txn *from, MDB_dbi from_dbi, MDB_txn *to, MDB_dbi to_d
         return rc;
     }
     MDB_val k, v;
+    *dg = (acr__digest_t){0, 0};
     for (rc = mdb_cursor_get(a, &k, &v, MDB_FIRST); rc == 0;
-         rc = mdb_cursor_get(a, &k, &v, MDB_NEXT))
+         rc = mdb_cursor_get(a, &k, &v, MDB_NEXT)) {
+        acr__digest_t r = acr__dg_row(db, k.mv_data, k.mv_size, v.mv_data, v.mv_size);
+        dg->lo += r.lo;
+        dg->hi += r.hi;
         if ((rc = mdb_cursor_put(b, &k, &v, MDB_APPEND)) != 0)
             break;
+    }
     mdb_cursor_close(a);
     mdb_cursor_close(b);
     return rc == MDB_NOTFOUND ? 0 : rc;
@@ -447,11 +454,13 @@ static int rebuild_once(acr_ledger_t *l, uint64_t scratch_map, bool *scratch_ful
     rc = replay(l, lr, head.seq, &s.tx, true, progress, err);
     *scratch_full = rc != 0 && s.tx.mdb_rc == MDB_MAP_FULL;
     int mrc = 0;
+    acr__digest_t dg[ACR_DB__COUNT];
+    memset(dg, 0, sizeof dg);
     for (int db = 0; rc == 0 && mrc == 0 && db < ACR_DB__COUNT; db++)
         if (acr__db_derived(db) && (mrc = mdb_drop(w, l->dbi[db], 0)) == 0)
-            mrc = copy_table(s.tx.txn, s.dbi[db], w, l->dbi[db]);
+            mrc = copy_table(s.tx.txn, s.dbi[db], w, l->dbi[db], db, &dg[db]);
     if (rc == 0 && mrc == 0 && (mrc = acr__applied_put(l, w, &head)) == 0)
-        mrc = acr__dg_rescan(l, w);
+        mrc = acr__dg_store(l, w, dg);
     mdb_txn_abort(lr);
     if (rc == 0 && mrc == 0)
         mrc = mdb_txn_commit(w);
