@@ -292,6 +292,8 @@ void acr__dg_move(acr__txn_t *tx, int db, const void *key, size_t klen, const vo
     }
 }
 
+/* An overwrite and a delete each take one descent of the B-tree: the cursor that found
+ * the old row (to take it out of the digest) is the one that replaces or deletes it. */
 int acr__dput(acr__txn_t *tx, int db, MDB_val *k, MDB_val *v, unsigned flags)
 {
     if (flags & MDB_APPEND) {
@@ -300,32 +302,37 @@ int acr__dput(acr__txn_t *tx, int db, MDB_val *k, MDB_val *v, unsigned flags)
             acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
         return rc;
     }
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->dbi[db], &c);
+    if (rc != 0)
+        return rc;
     MDB_val cur = *v;
-    int rc = mdb_put(tx->txn, tx->dbi[db], k, &cur, MDB_NOOVERWRITE);
-    if (rc == 0) {
+    if ((rc = mdb_cursor_put(c, k, &cur, MDB_NOOVERWRITE)) == 0) {
         acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
-        return 0;
-    }
-    if (rc != MDB_KEYEXIST)
-        return rc;
-    if (flags & MDB_NOOVERWRITE) {
+    } else if (rc == MDB_KEYEXIST && (flags & MDB_NOOVERWRITE)) {
         *v = cur;
-        return rc;
+    } else if (rc == MDB_KEYEXIST) {
+        acr__dg_move(tx, db, k->mv_data, k->mv_size, cur.mv_data, cur.mv_size, true);
+        if ((rc = mdb_cursor_put(c, k, v, MDB_CURRENT)) == 0)
+            acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
     }
-    acr__dg_move(tx, db, k->mv_data, k->mv_size, cur.mv_data, cur.mv_size, true);
-    if ((rc = mdb_put(tx->txn, tx->dbi[db], k, v, 0)) == 0)
-        acr__dg_move(tx, db, k->mv_data, k->mv_size, v->mv_data, v->mv_size, false);
+    mdb_cursor_close(c);
     return rc;
 }
 
 int acr__ddel(acr__txn_t *tx, int db, MDB_val *k)
 {
-    MDB_val old;
-    int rc = mdb_get(tx->txn, tx->dbi[db], k, &old);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(tx->txn, tx->dbi[db], &c);
     if (rc != 0)
         return rc;
-    acr__dg_move(tx, db, k->mv_data, k->mv_size, old.mv_data, old.mv_size, true);
-    return mdb_del(tx->txn, tx->dbi[db], k, NULL);
+    MDB_val key = *k, old;
+    if ((rc = mdb_cursor_get(c, &key, &old, MDB_SET_KEY)) == 0) {
+        acr__dg_move(tx, db, k->mv_data, k->mv_size, old.mv_data, old.mv_size, true);
+        rc = mdb_cursor_del(c, 0);
+    }
+    mdb_cursor_close(c);
+    return rc;
 }
 
 int acr__dg_load(const acr_ledger_t *l, MDB_txn *stxn, acr__digest_t out[ACR_DB__COUNT])

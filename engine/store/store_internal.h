@@ -333,7 +333,8 @@ static inline MDB_txn *acr__tx_txn(const acr__txn_t *tx, int db)
 /* Put and delete of a derived row of tx, moving tx's digest of the table (above): every
  * write of a derived table goes through them. acr__dput takes 0, MDB_NOOVERWRITE (whose
  * MDB_KEYEXIST answers the stored value in *v, as mdb_put does) or MDB_APPEND (a key known to
- * be new); an overwrite reads the old row first. acr__ddel answers MDB_NOTFOUND when absent.
+ * be new); an overwrite or a delete takes one descent (the cursor that reads the old row
+ * writes it). acr__ddel answers MDB_NOTFOUND when absent.
  * MDB codes. */
 int acr__dput(acr__txn_t *tx, int db, MDB_val *k, MDB_val *v, unsigned flags);
 int acr__ddel(acr__txn_t *tx, int db, MDB_val *k);
