@@ -423,16 +423,30 @@ run_peer() {
     esac
 }
 
-# Ours: the same two runs, each timed alone.
+# Ours: the same two runs, each timed alone, three times: the median is quoted. A peer's
+# compute runs on tables it has just loaded into its own memory; ours reads the ledger
+# through the page cache, which the steps before (the sink, the replicas, load.mjs) may have
+# partly evicted, so the first of the three can include reading the ledger from disk. It
+# is printed in a note beside the median.
 declare -A ours_s ours_rss
 for p in "$first_period" "$last_period"; do
-    if [ $have_accrue = 1 ]; then
+    ours_s[$p]=NA ours_rss[$p]=NA
+    [ $have_accrue = 1 ] || continue
+    times=()
+    for i in 1 2 3; do
+        rm -rf "$work/ours-$p"
         timed "$work/ours-$p.out" "$accrue" --ledger "$ledger" payout run "$p" --out "$work/ours-$p"
-        if [ "$T_RC" = 0 ]; then ours_s[$p]=$T_SECONDS ours_rss[$p]=$T_RSS_MB
-        else fail "payout run $p: $(head -3 "$work/ours-$p.out.err")"; ours_s[$p]=NA ours_rss[$p]=NA; fi
-    else
-        ours_s[$p]=NA ours_rss[$p]=NA
-    fi
+        if [ "$T_RC" != 0 ]; then
+            fail "payout run $p: $(head -3 "$work/ours-$p.out.err")"
+            times=()
+            break
+        fi
+        times+=("$T_SECONDS")
+        ours_rss[$p]=$T_RSS_MB
+    done
+    [ ${#times[@]} = 3 ] || { ours_rss[$p]=NA; continue; }
+    ours_s[$p]=$(printf '%s\n' "${times[@]}" | sort -g | sed -n 2p)
+    note "payout run $p: ${times[*]} s (first, second, third); median ${ours_s[$p]} s"
 done
 
 declare -A ref_of # per period: the first statement seen, which every other one must equal
@@ -486,6 +500,30 @@ done
 for p in "$first_period" "$last_period"; do
     [ -n "${ref_of[$p]:-}" ] && note "statement $p: $(xxh128sum "${ref_of[$p]}" 2>/dev/null | cut -d' ' -f1) ($(($(wc -l <"${ref_of[$p]}") - 1)) lines)"
 done
+
+# ---- incremental: 1,000 new sales, then what a user asks next ----
+# Issue 11's row: append 1,000 sale.recorded events of the open (last) period to the full
+# ledger, then time `kpi --period` of its quarter (commission included) and the draft
+# `payout run` of the period. The goal is 50 ms each (kept per partner and origin period);
+# today both replay the history, so the row measures how far from that they are.
+incremental_row() {
+    local inc=$work/incremental.jsonl q
+    grep '"type":"sale.recorded"' "$hist" | grep -v '"deal_id"' | tail -n 1000 |
+        sed -e 's/"id":"/"id":"inc-/' -e 's/"sale_id":"/"sale_id":"INC-/' >"$inc"
+    [ "$(wc -l <"$inc")" -gt 0 ] || { skip incremental no-sales; return; }
+    timed "$work/inc-append.out" "$accrue" --ledger "$ledger" append "$inc"
+    [ "$T_RC" = 0 ] || { fail "incremental append: $(head -3 "$work/inc-append.out.err")"; return; }
+    bench incremental_append "$(wc -l <"$inc")" "$T_SECONDS" "$T_RSS_MB" period="$last_period"
+    q=${last_period%-*}-Q$(( (10#${last_period#*-} + 2) / 3 ))
+    timed "$work/inc-kpi.out" "$accrue" --ledger "$ledger" kpi --period "$q" --format json
+    if [ "$T_RC" = 0 ]; then bench incremental_kpi 1 "$T_SECONDS" "$T_RSS_MB" period="$q" goal_seconds=0.050
+    else fail "incremental kpi: $(head -3 "$work/inc-kpi.out.err")"; fi
+    rm -rf "$work/inc-run"
+    timed "$work/inc-run.out" "$accrue" --ledger "$ledger" payout run "$last_period" --out "$work/inc-run"
+    if [ "$T_RC" = 0 ]; then bench incremental_payout 1 "$T_SECONDS" "$T_RSS_MB" period="$last_period" goal_seconds=0.050
+    else fail "incremental payout run: $(head -3 "$work/inc-run.out.err")"; fi
+}
+if [ $have_accrue = 1 ]; then incremental_row; else skip incremental accrue-not-built; fi
 
 # ---- the plot ----
 plot() {
