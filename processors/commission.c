@@ -196,6 +196,29 @@ static int sid_grow(acr_comm_t *c)
     return 0;
 }
 
+/* Slots for n entries at a load of at most 3/4 (the feeds' grow rule): a power of two. */
+static uint64_t slots_for(size_t n)
+{
+    uint64_t s = 1024;
+    while (s * 3 < (uint64_t)n * 4)
+        s <<= 1;
+    return s;
+}
+
+void acr_comm_reserve(acr_comm_t *c, size_t sales, size_t customers)
+{
+    if (c->sale_ids.slots == NULL && sales > 0 && sales <= SALES_RESERVE_MAX) {
+        uint64_t n = slots_for(sales);
+        if ((c->sale_ids.slots = acr__table_alloc(n * sizeof *c->sale_ids.slots)) != NULL)
+            c->sale_ids.mask = n - 1; /* else the feed grows it as it goes */
+    }
+    if (c->customers.ents == NULL && customers > 0 && customers <= SALES_RESERVE_MAX) {
+        uint64_t n = slots_for(customers);
+        if ((c->customers.ents = acr__table_alloc(n * sizeof *c->customers.ents)) != NULL)
+            c->customers.mask = n - 1;
+    }
+}
+
 /* ---- customers: inline 32-byte entries ---- */
 
 static bool cust_eq(const acr_comm_t *c, const acr__cust_t *e, const char *s, uint32_t n)

@@ -224,6 +224,19 @@ static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bo
     return rc != 1;
 }
 
+/* A run that reads the whole log feeds about every sale of the ledger: the state's counts
+ * of sales and of customers (O(1) each) size the processor's tables up front, sparing it
+ * the doublings that rehash every sale so far (about 10-20 % of a 10 M-event run). An
+ * indexed run feeds a part it cannot count as cheaply: its tables grow as they go. */
+static void reserve_for_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c)
+{
+    MDB_stat sales, customers;
+    if (mdb_stat(acr__reader_txn(r, ACR_DB_SALES), l->dbi[ACR_DB_SALES], &sales) == 0 &&
+        mdb_stat(acr__reader_txn(r, ACR_DB_PROJ_FIRST_SALE), l->dbi[ACR_DB_PROJ_FIRST_SALE],
+                 &customers) == 0)
+        acr_comm_reserve(c, sales.ms_entries, customers.ms_entries);
+}
+
 /* Feeds the events of run period `period` among 1..through_seq (every event the processor
  * uses with a full scan, else those period_seqs lists for the period) and, when closes,
  * the statements of the closes among them. */
@@ -240,6 +253,8 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
         rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
     if (rc != 0)
         return rc;
+    if (!indexed)
+        reserve_for_log(l, r, c);
     pipe_t pp = {.r = r, .walk = indexed ? &walk : NULL, .through = through_seq,
                  .closes = closes, .max_at = INT64_MIN};
     acr_event_t *evs = malloc(FEED_BATCH * sizeof *evs);

@@ -151,6 +151,11 @@ acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg);
 void acr_comm_free(acr_comm_t *c);
 /* Sets the output controls (before acr_comm_finish). */
 void acr_comm_set_output(acr_comm_t *c, const acr_comm_output_t *o);
+/* Sizes the sale-id and customer tables for about `sales` sales and `customers` customers
+ * before the first event (a caller that knows them, such as the ledger's own counts): the
+ * feed then neither doubles nor rehashes them on the way. A hint only: wrong or 0 changes
+ * no result, a table that fills up still grows, and a failed allocation is left to it. */
+void acr_comm_reserve(acr_comm_t *c, size_t sales, size_t customers);
 
 /* Feeds the next event (seq order, seq <= through_seq). Events the processor
  * does not need are ignored. Errors: ACR_ENOMEM, ACR_ECORRUPT (a stored plan
