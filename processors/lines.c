@@ -404,21 +404,10 @@ static int one_sale(run_t *r, cursor_t *cur, psale_t *p, int64_t *cum, pinfo_t *
     if (rule >= 0 &&
         !bracket_comm(&c->plans[ver].plan.rules[rule], *cum, s->amount_minor, &comm))
         return acr__overflow(c, r->err, r->partner_id, pi->period);
-    if (rule < 0 && !r->prepass && push_unplanned(r, s, pi->period) != 0)
+    if (rule < 0 && push_unplanned(r, s, pi->period) != 0)
         return ACR_ENOMEM;
-    int64_t promo = 0; /* program.md: only a planned sale can get a promotion */
-    if (rule >= 0 && r->prepass) {
-        uint32_t m = acr__promo_choose(c, &cur->a, ACR__SALE_PRODUCT(s), day, cert_now, &cx);
-        int64_t want = 0;
-        if (m != ACR__NONE && !acr_promo_want(&c->prog.promos[m].p, s->amount_minor, &want))
-            return acr__overflow(c, r->err, r->partner_id, pi->period);
-        if (m != ACR__NONE) { /* the budget pass turns want into the amount paid */
-            r->c->prog.sale_promo[p->idx] = m;
-            r->c->prog.sale_promo_minor[p->idx] = want;
-        }
-    } else if (rule >= 0) {
-        promo = p->promo_minor;
-    }
+    /* program.md: only a planned sale can get a promotion (chosen by partner_promos) */
+    int64_t promo = rule >= 0 ? p->promo_minor : 0;
     p->ver = ver;
     p->rule = rule;
     p->comm = comm;
@@ -429,6 +418,37 @@ static int one_sale(run_t *r, cursor_t *cur, psale_t *p, int64_t *cum, pinfo_t *
         !acr_add_checked(&pi->sub_minor, comm) || !acr_add_checked(&pi->sub_minor, bonus) ||
         !acr_add_checked(&pi->sub_minor, promo))
         return acr__overflow(c, r->err, r->partner_id, pi->period);
+    return 0;
+}
+
+/* The promotions' first pass over the partner's sales, in (at, seq) order: the promotion
+ * each planned sale gets and the amount it wants (program.md, Which promotion), which the
+ * budget pass then turns into what it is paid. A sale on a day no promotion runs gets none:
+ * it is passed over before its plan is looked up (the cursor of the partner's attributes
+ * catches up at the next sale that needs it). */
+static int partner_promos(run_t *r, cursor_t *cur, int32_t lo_day, int32_t hi_day)
+{
+    acr_comm_t *c = r->c;
+    for (size_t i = 0; i < r->ps_count; i++) {
+        const psale_t *p = &r->ps[i];
+        const acr__sale_t *s = &p->s;
+        int32_t day = acr_local_day(s->at_ms, c->cfg.utc_offset_min);
+        if (day < lo_day || day > hi_day)
+            continue;
+        cursor_advance(c, cur, s->at_ms);
+        int32_t ver = version_on(c, cur->a.plan, day);
+        cert_ctx_t cx = {r, s->at_ms};
+        if (ver < 0 || rule_match(&c->plans[ver], &cur->a, ACR__SALE_PRODUCT(s), &cx) < 0)
+            continue;
+        uint32_t m = acr__promo_choose(c, &cur->a, ACR__SALE_PRODUCT(s), day, cert_now, &cx);
+        int64_t want = 0;
+        if (m == ACR__NONE)
+            continue;
+        if (!acr_promo_want(&c->prog.promos[m].p, s->amount_minor, &want))
+            return acr__overflow(c, r->err, r->partner_id, period_of(c, s->at_ms));
+        c->prog.sale_promo[p->idx] = m;
+        c->prog.sale_promo_minor[p->idx] = want;
+    }
     return 0;
 }
 
@@ -937,6 +957,11 @@ static int promo_pass(run_t *r)
     }
     g->sale_promo_n = n;
     memset(g->sale_promo, 0xff, n * sizeof *g->sale_promo); /* ACR__NONE */
+    int32_t lo_day = INT32_MAX, hi_day = INT32_MIN; /* the days some promotion runs within */
+    for (size_t i = 0; i < g->promo_count; i++) {
+        lo_day = g->promos[i].p.from_day < lo_day ? g->promos[i].p.from_day : lo_day;
+        hi_day = g->promos[i].last_day > hi_day ? g->promos[i].last_day : hi_day;
+    }
     r->prepass = true;
     int rc = 0;
     for (uint32_t p = 0; rc == 0 && p < c->partner_ids.count; p++) {
@@ -947,7 +972,7 @@ static int promo_pass(run_t *r)
                         r->upds.start[p + 1] - r->upds.start[p], 0};
         rc = gather_sales(r);
         if (rc == 0)
-            rc = partner_sales(r, &cur);
+            rc = partner_promos(r, &cur, lo_day, hi_day);
     }
     r->prepass = false;
     return rc != 0 ? rc : promo_budgets(r);

@@ -160,6 +160,35 @@ Test(golden, training_alone_changes_nothing)
     script_free(sc);
 }
 
+/* The first pass passes over a sale on a day no promotion runs (S1, S3) before looking up
+ * its plan; the partner's attributes still catch up at the next sale it looks at. P1 is
+ * silver, becomes gold on 07-08; the promotion (gold only, 07-10..07-20, 500 bp) reaches S2
+ * (07-15): 10000 x 500 / 10000 = 500. Every sale 10000 x 1000 bp = 1000. */
+Test(golden, attributes_catch_up_across_days_without_a_promotion)
+{
+    pool_n = 0;
+    script_t *sc = script_new(ACR_PERIOD_MONTH, "+00:00");
+    partner_reg(sc, "2026-06-01T00:00:00Z", "P1", "reseller", "silver", "std", "JPY", NULL);
+    plan_pub(sc, "2026-06-01T00:00:00Z", "plan-1",
+             J(sc, "{'plan_id':'std','version':1,'effective_from':'2026-01-01','currency':'JPY',"
+                   "'ceiling_bp':3000,'rules':[{'match':{},'brackets':[{'from_minor':0,"
+                   "'rate_bp':1000}]}]}"));
+    promo_pub(sc, "2026-06-02T00:00:00Z", "pr-1",
+              J(sc, "{'promo_id':'pg','plan_id':'std','from':'2026-07-10','to':'2026-07-20',"
+                    "'match':{'tier':'gold'},'rate_bp':500}"));
+    sale(sc, "2026-07-05T00:00:00Z", "S1", "P1", "C1", "cloud", 10000);
+    partner_upd(sc, "2026-07-08T00:00:00Z", "u-1", "P1", "gold", NULL, NULL);
+    sale(sc, "2026-07-15T00:00:00Z", "S2", "P1", "C2", "cloud", 10000);
+    sale(sc, "2026-07-25T00:00:00Z", "S3", "P1", "C3", "cloud", 10000);
+    expect_run(sc, "2026-07", 0,
+               HDR "2026-07,P1,1,2026-07,sale,S1,4,2026-07-05T00:00:00Z,std@1#0,10000,1000,JPY\n"
+                   "2026-07,P1,2,2026-07,sale,S2,6,2026-07-15T00:00:00Z,std@1#0,10000,1000,JPY\n"
+                   "2026-07,P1,3,2026-07,sale,S3,7,2026-07-25T00:00:00Z,std@1#0,10000,1000,JPY\n"
+                   "2026-07,P1,4,2026-07,promotion,S2,6,2026-07-15T00:00:00Z,promotion:pg,10000,"
+                   "500,JPY\n");
+    script_free(sc);
+}
+
 /* ---- properties over random histories ---- */
 
 static uint64_t rng_state;
