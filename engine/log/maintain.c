@@ -221,8 +221,13 @@ static int replay(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__txn
     pairs_t pairs[2] = {{.off = NULL}, {.off = NULL}}; /* ids, streams */
     acr_buf_init(&pairs[0].bytes);
     acr_buf_init(&pairs[1].bytes);
-    rc = scan_log(l, read_txn, through, tx, pairs, check_chain, &events, head, &bad, progress,
-                  err);
+    rc = acr__pseq_bulk_begin(tx, err);
+    if (rc == 0)
+        rc = scan_log(l, read_txn, through, tx, pairs, check_chain, &events, head, &bad,
+                      progress, err);
+    if (rc == 0)
+        rc = acr__pseq_bulk_end(tx, err); /* before the flush: its marker is the last key */
+    acr__pseq_bulk_abort(tx);
     if (rc == 0)
         rc = acr__tx_flush(tx, err); /* the cached KPI rows */
     if (rc == 0)

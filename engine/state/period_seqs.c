@@ -9,6 +9,9 @@
  * exactly those seqs (layout in store_internal.h). The rows of one period are keyed by
  * seq, so within a period each put lands at the end of its range.
  */
+#include <stdlib.h>
+#include <string.h>
+
 #include "accrue/commission.h"
 #include "accrue/date.h"
 #include "pseq_internal.h"
@@ -29,8 +32,137 @@ static uint32_t period_key_of(const acr__txn_t *tx, int64_t at_ms)
     return acr__pseq_period_key(acr_period_of_day(tx->ledger->cfg.period_kind, day));
 }
 
+/* ---- a replay's rows, collected per period ---- */
+
+typedef struct bulk_list {
+    uint32_t key;     /* the period key */
+    uint64_t *seqs;   /* ascending */
+    uint8_t *types;
+    size_t n, cap;
+} bulk_list_t;
+
+struct acr__pseq_bulk {
+    bulk_list_t *lists; /* ascending key */
+    size_t n, cap;
+    size_t last;        /* the list the last row went to */
+};
+
+int acr__pseq_bulk_begin(acr__txn_t *tx, acr_err_t *err)
+{
+    if ((tx->pseq_bulk = calloc(1, sizeof *tx->pseq_bulk)) == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    return 0;
+}
+
+void acr__pseq_bulk_abort(acr__txn_t *tx)
+{
+    struct acr__pseq_bulk *b = tx->pseq_bulk;
+    if (b == NULL)
+        return;
+    for (size_t i = 0; i < b->n; i++) {
+        free(b->lists[i].seqs);
+        free(b->lists[i].types);
+    }
+    free(b->lists);
+    free(b);
+    tx->pseq_bulk = NULL;
+}
+
+/* The list of period_key, added in key order when new; NULL on out of memory. */
+static bulk_list_t *bulk_list(struct acr__pseq_bulk *b, uint32_t key)
+{
+    if (b->last < b->n && b->lists[b->last].key == key)
+        return &b->lists[b->last];
+    size_t lo = 0, hi = b->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (b->lists[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == b->n || b->lists[lo].key != key) {
+        if (b->n == b->cap) {
+            size_t cap = b->cap ? b->cap * 2 : 16;
+            bulk_list_t *l = realloc(b->lists, cap * sizeof *l);
+            if (l == NULL)
+                return NULL;
+            b->lists = l;
+            b->cap = cap;
+        }
+        memmove(&b->lists[lo + 1], &b->lists[lo], (b->n - lo) * sizeof *b->lists);
+        b->lists[lo] = (bulk_list_t){.key = key};
+        b->n++;
+    }
+    b->last = lo;
+    return &b->lists[lo];
+}
+
+static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, uint8_t type)
+{
+    bulk_list_t *l = bulk_list(b, key);
+    if (l == NULL)
+        return ACR_ENOMEM;
+    if (l->n > 0 && l->seqs[l->n - 1] == seq) { /* the same row again: the last put wins */
+        l->types[l->n - 1] = type;
+        return 0;
+    }
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 1024;
+        uint64_t *s = realloc(l->seqs, cap * sizeof *s);
+        if (s == NULL)
+            return ACR_ENOMEM;
+        l->seqs = s;
+        uint8_t *t = realloc(l->types, cap);
+        if (t == NULL)
+            return ACR_ENOMEM;
+        l->types = t;
+        l->cap = cap;
+    }
+    l->seqs[l->n] = seq;
+    l->types[l->n++] = type;
+    return 0;
+}
+
+int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
+{
+    struct acr__pseq_bulk *b = tx->pseq_bulk;
+    tx->pseq_bulk = NULL; /* the puts below go to the table */
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(tx->txn, tx->dbi[ACR_DB_PERIOD_SEQS], &cur);
+    uint8_t last[ACR__PSEQ_KEY_LEN];
+    bool have_last = false; /* rows a flush during the replay already wrote (the marker) */
+    if (rc == 0) {
+        MDB_val k, v;
+        int lrc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+        if (lrc == 0 && k.mv_size == sizeof last) {
+            memcpy(last, k.mv_data, sizeof last);
+            have_last = true;
+        } else if (lrc != 0 && lrc != MDB_NOTFOUND) {
+            rc = lrc;
+        }
+        mdb_cursor_close(cur);
+    }
+    for (size_t i = 0; rc == 0 && i < b->n; i++) {
+        const bulk_list_t *l = &b->lists[i];
+        for (size_t j = 0; rc == 0 && j < l->n; j++) {
+            uint8_t key[ACR__PSEQ_KEY_LEN];
+            acr__pseq_key(l->key, l->seqs[j], key);
+            MDB_val k = acr__val(key, sizeof key), v = acr__val(&l->types[j], 1);
+            bool append = !have_last || memcmp(key, last, sizeof key) > 0;
+            rc = acr__dput(tx, ACR_DB_PERIOD_SEQS, &k, &v, append ? MDB_APPEND : 0);
+        }
+    }
+    tx->pseq_bulk = b;
+    acr__pseq_bulk_abort(tx);
+    return rc ? acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PERIOD_SEQS)) : 0;
+}
+
 static int put_row(acr__txn_t *tx, uint32_t period_key, const acr_event_t *ev, acr_err_t *err)
 {
+    if (tx->pseq_bulk != NULL)
+        return bulk_add(tx->pseq_bulk, period_key, ev->seq, (uint8_t)ev->type) == 0
+                   ? 0 : acr_err_set(err, ACR_ENOMEM, "out of memory");
     uint8_t key[ACR__PSEQ_KEY_LEN], type = (uint8_t)ev->type;
     acr__pseq_key(period_key, ev->seq, key);
     MDB_val k = acr__val(key, sizeof key), v = acr__val(&type, 1);

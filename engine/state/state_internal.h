@@ -19,4 +19,14 @@ extern const char ACR__DEFAULT_PIPELINE_JSON[];
  * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
 int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
 
+/* A replay into an empty scratch environment (rebuild, verify) collects the period_seqs
+ * rows in memory instead of inserting each one: acr__pseq_bulk_begin before the first
+ * event, acr__pseq_bulk_end after the last (writes them in key order, appended where the
+ * table allows, and ends the collection), acr__pseq_bulk_abort on any failure. Each row
+ * of a period comes in seq order, so the lists need no sort. 0 or ACR_ENOMEM / a store
+ * error (err set). */
+int acr__pseq_bulk_begin(acr__txn_t *tx, acr_err_t *err);
+int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err);
+void acr__pseq_bulk_abort(acr__txn_t *tx);
+
 #endif

@@ -322,6 +322,7 @@ typedef struct acr__txn {
     acr__cache_t cache;        /* hot rows of this transaction (zeroed = empty) */
     acr__digest_t dg[ACR_DB__COUNT]; /* the digests' moves of this transaction's writes */
     acr__cached_row_t *cache_last; /* the entry the last cached look-up found */
+    struct acr__pseq_bulk *pseq_bulk; /* a replay's period_seqs rows, in memory (or NULL) */
 } acr__txn_t;
 
 /* The transaction of tx that holds table db. */
