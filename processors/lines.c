@@ -93,6 +93,9 @@ typedef struct run {
     uint32_t partner;
     int64_t *since;       /* per onboarding list: when the partner completed it (cache) */
     bool prepass;         /* promotions' first pass: choose, do not emit */
+    int32_t lo;           /* output.window_only: the first origin computed, else INT32_MIN */
+    int32_t *need;        /* the partner's periods before lo that a clawback in the window needs */
+    size_t need_count, need_cap;
 } run_t;
 
 typedef struct cert_ctx {
@@ -452,21 +455,64 @@ static int partner_promos(run_t *r, cursor_t *cur, int32_t lo_day, int32_t hi_da
     return 0;
 }
 
+/* With a window only (r->lo): the periods before it whose sales a refund in the window
+ * claws back (their commission, and so their period's brackets, are needed), in r->need. */
+static int periods_needed(run_t *r)
+{
+    const acr_comm_t *c = r->c;
+    r->need_count = 0;
+    for (size_t i = r->refunds.start[r->partner]; i < r->refunds.start[r->partner + 1]; i++) {
+        const acr__refund_t *rf = &c->refunds[r->refunds.ord[i]];
+        if (period_of(c, rf->at_ms) < r->lo)
+            continue;
+        int32_t p = period_of(c, refund_sale(r, rf)->s.at_ms);
+        bool seen = p >= r->lo;
+        for (size_t k = 0; !seen && k < r->need_count; k++)
+            seen = r->need[k] == p;
+        if (seen)
+            continue;
+        if (acr__grow((void **)&r->need, &r->need_cap, r->need_count + 1, sizeof *r->need))
+            return nomem(r);
+        r->need[r->need_count++] = p;
+    }
+    return 0;
+}
+
+static bool period_skipped(const run_t *r, int32_t period)
+{
+    if (period >= r->lo)
+        return false;
+    for (size_t k = 0; k < r->need_count; k++)
+        if (r->need[k] == period)
+            return false;
+    return true;
+}
+
 /* Step A: the partner's sales, period by period. */
 static int partner_sales(run_t *r, cursor_t *cur)
 {
     const acr_comm_t *c = r->c;
     size_t n = r->ps_count;
     r->pinfo_count = 0;
+    if (r->lo != INT32_MIN && periods_needed(r) != 0)
+        return ACR_ENOMEM;
     for (size_t i = 0; i < n;) {
+        int32_t period = period_of(c, r->ps[i].s.at_ms);
+        /* the period's sales: at below its end (ps is in at order) */
+        int64_t end_ms = acr_period_end_ms(c->cfg.period_kind, period, c->cfg.utc_offset_min);
+        if (r->lo != INT32_MIN && period_skipped(r, period)) {
+            for (; i < n && r->ps[i].s.at_ms < end_ms; i++) {
+                r->ps[i].ver = r->ps[i].rule = -1; /* no line: nothing reads them */
+                r->ps[i].comm = 0;
+            }
+            continue;
+        }
         if (acr__grow((void **)&r->pinfo, &r->pinfo_cap, r->pinfo_count + 1, sizeof *r->pinfo))
             return nomem(r);
         pinfo_t *pi = &r->pinfo[r->pinfo_count++];
         memset(pi, 0, sizeof *pi);
-        pi->period = period_of(c, r->ps[i].s.at_ms);
+        pi->period = period;
         pi->sale_lo = (uint32_t)i;
-        /* the period's sales: at below its end (ps is in at order) */
-        int64_t end_ms = acr_period_end_ms(c->cfg.period_kind, pi->period, c->cfg.utc_offset_min);
         int64_t cum = 0;
         for (; i < n && r->ps[i].s.at_ms < end_ms; i++) {
             int rc = one_sale(r, cur, &r->ps[i], &cum, pi);
@@ -724,6 +770,18 @@ static int emit_events(run_t *r, int32_t period, bool adj, size_t *pos)
     return 0;
 }
 
+/* Moves *pos past the partner's refunds (or adjustments) of period O. */
+static void skip_events(const run_t *r, int32_t period, bool adj, size_t *pos)
+{
+    const acr_comm_t *c = r->c;
+    const group_t *g = adj ? &r->adjs : &r->refunds;
+    for (; *pos < g->start[r->partner + 1]; (*pos)++) {
+        uint32_t i = g->ord[*pos];
+        if (period_of(c, adj ? c->adjs[i].at_ms : c->refunds[i].at_ms) != period)
+            break;
+    }
+}
+
 static int32_t next_period(const run_t *r, size_t k, size_t ri, size_t ai)
 {
     const acr_comm_t *c = r->c;
@@ -750,6 +808,12 @@ static int partner_emit(run_t *r)
         if (o == INT32_MAX)
             return 0;
         const pinfo_t *pi = k < r->pinfo_count && r->pinfo[k].period == o ? &r->pinfo[k] : NULL;
+        if (o < r->lo) { /* output.window_only: passed over, not output */
+            skip_events(r, o, false, &ri);
+            skip_events(r, o, true, &ai);
+            k += pi != NULL;
+            continue;
+        }
         int rc = pi ? emit_sales(r, pi, false) : 0;
         if (rc == 0)
             rc = emit_events(r, o, false, &ri);
@@ -1024,6 +1088,7 @@ static void run_free(run_t *r)
     free(r->period_strs);
     free(r->pend);
     free(r->idbuf);
+    free(r->need);
 }
 
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
@@ -1033,6 +1098,7 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     r.c = c;
     r.st = st;
     r.err = err;
+    r.lo = c->output.window && c->output.window_only ? c->output.window_lo : INT32_MIN;
     for (size_t i = 0; i < c->paid_count; i++)
         c->paid[i].used = false;
     acr__mark_new_customers(c);

@@ -601,7 +601,8 @@ static int kpi_parse(const acr_ledger_t *l, const char *id, kpi_req_t *q, acr_er
  * the run of the last ledger period of the request yields, for every origin
  * period up to it, the lines as of the head ignoring closes. No CSV is formatted; each
  * partner's total sums its lines of origin >= o_lo (window_minor: the commission of the
- * request); the lines themselves are kept only for the rows by rep. */
+ * request), and lines of origin before it are not even computed (window_only); the lines
+ * themselves are kept only for the rows by rep. */
 static int kpi_statement(const snap_t *s, const kpi_req_t *q, bool by_rep, acr_statement_t *out,
                          bool *have, acr_err_t *err)
 {
@@ -610,7 +611,7 @@ static int kpi_statement(const snap_t *s, const kpi_req_t *q, bool by_rep, acr_s
     if (!q->has_comm || head == 0)
         return 0;
     acr_comm_output_t o = {.omit_lines = !by_rep, .omit_csv = true, .window = true,
-                           .window_lo = q->o_lo};
+                           .window_lo = q->o_lo, .window_only = true};
     int rc = acr__payout_lines_ignoring_closes(s->l, s->r, q->o_hi, head, &o, out, err);
     *have = rc == 0;
     return rc;

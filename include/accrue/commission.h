@@ -72,6 +72,10 @@ typedef struct acr_comm_output {
                                       empty fingerprint): a caller that wants sums only */
     bool window;                   /* true: each partner total's window_minor sums its lines */
     int32_t window_lo;             /* of origin_period >= window_lo (the KPI of a quarter) */
+    bool window_only;              /* with window: lines of origin before window_lo are not
+                                      computed (nor output), but for the sales a clawback in
+                                      the window needs: only window_minor, and the lines of
+                                      origin >= window_lo, are then the run's */
 } acr_comm_output_t;
 
 /* One statement line. Strings are owned by the statement. */

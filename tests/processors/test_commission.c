@@ -764,3 +764,100 @@ Test(golden, corrupt_closed_statement)
     ASSERT_EQ(acr_comm_add_closed(c, HDR, strlen(HDR), &err), 0);
     acr_comm_free(c);
 }
+
+/* ---- the KPI's window-only run, over random histories ---- */
+
+static uint64_t wrng;
+static uint32_t wrnd(uint32_t n)
+{
+    wrng = wrng * 6364136223846793005ull + 1442695040888963407ull;
+    return (uint32_t)((wrng >> 33) % n);
+}
+
+/* Per partner, the lines of origin >= lo of a full run (closes ignored, nothing skipped) are
+ * what a window-only run from lo sums: with brackets, the new-customer bonus, targets, caps,
+ * adjustments and refunds in later months of sales of earlier ones (the clawback needs the
+ * earlier month's brackets), all recorded out of business-time order. */
+Test(property, window_only_sums_the_window, .timeout = 120)
+{
+    static char strs[400][24];
+    static const char *const pids[] = {"P1", "P2", "P3"};
+    for (uint64_t seed = 1; seed <= 60; seed++) {
+        wrng = seed * 0x9E3779B97F4A7C15ull;
+        size_t ns = 0;
+        script_t *sc = script_new(ACR_PERIOD_MONTH, "+00:00");
+        for (int p = 0; p < 3; p++)
+            partner_reg(sc, "2025-12-01T00:00:00Z", pids[p], "reseller",
+                        wrnd(2) ? "gold" : "silver", "standard", "JPY", NULL);
+        plan_pub(sc, "2025-12-01T00:00:00Z", "plan-1", STANDARD_PLAN);
+        int64_t amount[64], refunded[64];
+        int month[64], day[64], nsales = 0;
+        for (int i = 0; i < 70; i++) {
+            int kind = (int)wrnd(10);
+            if (kind < 6 && nsales < 64) {
+                month[nsales] = 1 + (int)wrnd(6);
+                day[nsales] = 1 + (int)wrnd(20);
+                amount[nsales] = 1 + (int64_t)wrnd(800000);
+                refunded[nsales] = 0;
+                snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT%02d:00:00Z", month[nsales],
+                         day[nsales], (int)wrnd(24));
+                snprintf(strs[ns + 1], sizeof strs[0], "S%d", nsales);
+                snprintf(strs[ns + 2], sizeof strs[0], "C%d", (int)wrnd(20));
+                sale(sc, strs[ns], strs[ns + 1], pids[wrnd(3)], strs[ns + 2], "cloud",
+                     amount[nsales]);
+                ns += 3;
+                nsales++;
+            } else if (kind < 9 && nsales > 0) {
+                int s = (int)wrnd((uint32_t)nsales);
+                int64_t left = amount[s] - refunded[s];
+                if (left <= 0)
+                    continue;
+                int64_t amt = 1 + (int64_t)wrnd((uint32_t)(left < 400000 ? left : 400000));
+                refunded[s] += amt;
+                int m = month[s] + (int)wrnd((uint32_t)(7 - month[s]));
+                snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT23:00:00Z", m,
+                         m == month[s] ? day[s] + (int)wrnd(8) : 1 + (int)wrnd(28));
+                snprintf(strs[ns + 1], sizeof strs[0], "r%d", i);
+                snprintf(strs[ns + 2], sizeof strs[0], "S%d", s);
+                refund(sc, strs[ns], strs[ns + 1], strs[ns + 2], amt);
+                ns += 3;
+            } else {
+                snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT12:00:00Z", 1 + (int)wrnd(6),
+                         1 + (int)wrnd(28));
+                snprintf(strs[ns + 1], sizeof strs[0], "a%d", i);
+                adjust(sc, strs[ns], strs[ns + 1], pids[wrnd(3)], (int64_t)wrnd(20001) - 10000);
+                ns += 2;
+            }
+        }
+        acr_statement_t full;
+        acr_err_t err;
+        ASSERT_EQ_MSG(script_run(sc, "2026-06", 0, &full, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
+        for (int m = 1; m <= 6; m++) {
+            char per[8];
+            int32_t lo;
+            snprintf(per, sizeof per, "2026-%02d", m);
+            cr_assert(acr_period_parse(ACR_PERIOD_MONTH, per, 7, &lo));
+            acr_comm_output_t o = {.omit_lines = true, .omit_csv = true, .window = true,
+                                   .window_lo = lo, .window_only = true};
+            acr_statement_t w;
+            ASSERT_EQ_MSG(script_run_ex(sc, "2026-06", 0, m % 2 == 0, &o, &w, &err), 0,
+                          "seed %llu from %s: %s", (unsigned long long)seed, per, err.msg);
+            for (int p = 0; p < 3; p++) {
+                int64_t want = 0, got = 0;
+                for (size_t k = 0; k < full.line_count; k++)
+                    if (full.lines[k].origin_period >= lo &&
+                        strcmp(full.lines[k].partner_id, pids[p]) == 0)
+                        want += full.lines[k].amount_minor;
+                for (size_t k = 0; k < w.partner_count; k++)
+                    if (strcmp(w.partners[k].partner_id, pids[p]) == 0)
+                        got = (int64_t)w.partners[k].window_minor;
+                ASSERT_EQ_MSG(got, want, "seed %llu, %s from %s", (unsigned long long)seed,
+                              pids[p], per);
+            }
+            acr_statement_destroy(&w);
+        }
+        acr_statement_destroy(&full);
+        script_free(sc);
+    }
+}
