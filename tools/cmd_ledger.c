@@ -291,10 +291,19 @@ typedef struct tally {
     uint64_t duplicates; /* idempotent no-ops */
     uint64_t first_seq;  /* first new seq, 0 = none */
     uint64_t last_seq;   /* last new seq */
+    uint64_t dup_lo;     /* the lowest and highest seq of the events already present */
+    uint64_t dup_hi;
 } tally_t;
 
-static void tally_add(tally_t *t, const acr_append_result_t *r)
+static void tally_add(tally_t *t, const acr_append_result_t *r, size_t count)
 {
+    for (size_t i = 0; i < count; i++) {
+        uint64_t s = r->seqs[i];
+        if (s == 0 || (r->appended > 0 && s >= r->first_seq && s <= r->last_seq))
+            continue; /* a new event */
+        t->dup_lo = t->dup_lo == 0 || s < t->dup_lo ? s : t->dup_lo;
+        t->dup_hi = s > t->dup_hi ? s : t->dup_hi;
+    }
     if (r->appended > 0) {
         if (t->first_seq == 0)
             t->first_seq = r->first_seq;
@@ -304,12 +313,18 @@ static void tally_add(tally_t *t, const acr_append_result_t *r)
     t->duplicates += r->duplicates;
 }
 
+/* cli.md: `appended N events (seq A..B), M already present`. A..B is the new events' range;
+ * when nothing is new, the range where the input's events already are (a re-run of a file
+ * names where it went); an input without events has no range. */
 static void print_tally(const tally_t *t)
 {
     if (t->appended > 0)
         printf("appended %" PRIu64 " events (seq %" PRIu64 "..%" PRIu64 "), %" PRIu64
                " already present\n",
                t->appended, t->first_seq, t->last_seq, t->duplicates);
+    else if (t->duplicates > 0 && t->dup_lo > 0)
+        printf("appended 0 events (seq %" PRIu64 "..%" PRIu64 "), %" PRIu64
+               " already present\n", t->dup_lo, t->dup_hi, t->duplicates);
     else
         printf("appended 0 events, %" PRIu64 " already present\n", t->duplicates);
 }
@@ -336,6 +351,7 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
     const acr_config_t *cfg = acr_ledger_config(ledger);
     acr_errlist_t *errs = malloc(sizeof *errs);
     acr_batch_t b;
+    uint64_t *seqs = NULL; /* each event's seq (the original one for a duplicate) */
     int exit_code = ACR_EXIT_OK;
     if (errs == NULL)
         return acr__fail(ACR_ENOMEM, NULL);
@@ -349,7 +365,13 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
         if (seen == 0)
             break;
         int rc = 0;
-        acr_append_result_t res = {0};
+        uint64_t *grown = realloc(seqs, (b.count ? b.count : 1) * sizeof *seqs);
+        if (grown == NULL) {
+            exit_code = acr__fail(ACR_ENOMEM, NULL);
+            break;
+        }
+        seqs = grown;
+        acr_append_result_t res = {.seqs = seqs};
         if (errs->total == 0)
             rc = acr_ledger_append(ledger, &b, &res, errs);
         else if (!over_limit)
@@ -365,11 +387,12 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
                 report_committed(t, ledger);
             break;
         }
-        tally_add(t, &res);
+        tally_add(t, &res, b.count);
         if (batch_size == 0)
             break;
     }
     acr_batch_destroy(&b);
+    free(seqs);
     free(errs);
     return exit_code;
 }

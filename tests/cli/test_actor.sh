@@ -41,7 +41,7 @@ case_input_actor_ignored() {
     # and the same file again: a no-op, whatever actor the input names
     acc "$l2" append "$TMP/relog.jsonl"
     assert_exit 0
-    expect_stdout_contains "appended 0 events, 7 already present"
+    expect_stdout_contains "appended 0 events (seq 1..7), 7 already present"
 }
 
 # The actor is part of the stored bytes: changing it breaks the chain at that event.

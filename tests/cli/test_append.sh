@@ -14,7 +14,7 @@ case_idempotent() {
     seqs=$("$ACCRUE" --ledger "$L" log --format table | md5sum)
     acc "$L" append "$WORKED/events.jsonl"
     assert_exit 0
-    assert_eq "$OUT" "appended 0 events, 7 already present"
+    assert_eq "$OUT" "appended 0 events (seq 1..7), 7 already present"
     assert_eq "$("$ACCRUE" --ledger "$L" log --format table | md5sum)" "$seqs" "log after resubmission"
     # A mix of old and new events: only the new one is written.
     acc "$L" append - <"$WORKED/late.jsonl"
@@ -22,7 +22,7 @@ case_idempotent() {
     assert_eq "$OUT" "appended 2 events (seq 8..9), 0 already present"
     cat "$WORKED/events.jsonl" "$WORKED/late.jsonl" >"$TMP/all.jsonl"
     acc "$L" append "$TMP/all.jsonl"
-    assert_eq "$OUT" "appended 0 events, 9 already present"
+    assert_eq "$OUT" "appended 0 events (seq 1..9), 9 already present"
 }
 
 case_stdin() {
