@@ -45,7 +45,7 @@ typedef struct pub {
 } pub_t;
 
 static const char usage_replicate[] =
-    "usage: accrue replicate --nats URL [--stream NAME] [--replicas N] [--no-follow]\n"
+    "usage: accrue replicate --nats URL [--stream NAME] [--replicas N] [--follow|--no-follow]\n"
     "\n"
     "Publishes every committed event (seq, stored bytes, chain hash) in seq order to\n"
     "a NATS JetStream stream (default ACCRUE_<ledger id>, created when missing with\n"
@@ -55,6 +55,7 @@ static const char usage_replicate[] =
     "  --nats URL       NATS server(s), e.g. nats://127.0.0.1:4222 (comma-separated)\n"
     "  --stream NAME    the stream (default ACCRUE_<ledger id>)\n"
     "  --replicas N     replicas of a stream it creates (default 3; 1 on a single node)\n"
+    "  --follow         keep publishing new commits (the default)\n"
     "  --no-follow      stop once the head is published (alias --once)\n"
     "  --window N       messages in flight (default 16384)\n";
 
@@ -283,6 +284,7 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, pub_opts_t *o)
         {"nats", required_argument, NULL, 'n'},     {"stream", required_argument, NULL, 's'},
         {"replicas", required_argument, NULL, 'r'}, {"no-follow", no_argument, NULL, 'o'},
         {"once", no_argument, NULL, 'o'},           {"window", required_argument, NULL, 'w'},
+        {"follow", no_argument, NULL, 'F'},
         ACR_CLI_COMMON_OPTS,                        {NULL, 0, NULL, 0},
     };
     *o = (pub_opts_t){NULL, NULL, 3, 16384, true, false};
@@ -301,6 +303,8 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, pub_opts_t *o)
                 return acr__usage(usage_replicate, "--window takes 1 to 1000000");
         } else if (c == 'o') {
             o->follow = false;
+        } else if (c == 'F') {
+            o->follow = true; /* reporting.md: the default, accepted when said */
         } else {
             int rc = acr__common_opt(cli, c, argv, usage_replicate);
             if (rc >= 0)

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,11 +255,16 @@ const char *acr__cli_actor(void)
     static char actor[96];
     if (actor[0] != '\0')
         return actor;
-    /* $USER, else $LOGNAME, else the uid: no NSS look-up (getpwuid loads modules and
-     * allocates, and must not be what breaks an append under memory pressure). */
+    /* events.md: `cli:<user>`. $USER, else $LOGNAME, else the user database's name of the
+     * effective uid (containers, cron and CI often set neither variable), else the uid. */
     const char *user = getenv("USER");
     if (user == NULL || user[0] == '\0')
         user = getenv("LOGNAME");
+    struct passwd pw, *found = NULL;
+    char buf[1024];
+    if ((user == NULL || user[0] == '\0') &&
+        getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found != NULL)
+        user = found->pw_name;
     if (user != NULL && user[0] != '\0')
         snprintf(actor, sizeof actor, "cli:%.64s", user);
     else

@@ -5,7 +5,7 @@
 # statement nor its fingerprint depend on it (the worked fingerprint is unchanged).
 . "$(dirname "$0")/lib.sh"
 
-ME="cli:${USER:-${LOGNAME:-uid$(id -u)}}"
+ME="cli:${USER:-${LOGNAME:-$(id -un)}}"
 L=$(new_ledger --period month --utc-offset +09:00)
 
 case_cli_actor_on_every_event() {
@@ -23,6 +23,15 @@ case_cli_actor_on_every_event() {
     acc "$L" payout audit 2026-07
     assert_exit 0
     expect_stdout_contains c5e27e1ef9f0212498bfa9b06be115cd
+}
+
+# Without $USER and $LOGNAME (containers, cron, CI) the account's name, not a uid.
+case_actor_without_user_variables() {
+    local l2
+    l2=$(new_ledger)
+    env -u USER -u LOGNAME "$ACCRUE" --ledger "$l2" append "$WORKED/events.jsonl" >/dev/null 2>&1
+    acc "$l2" log
+    assert_eq "$(grep -c "\"actor\":\"cli:$(id -un)\"" <<<"$OUT")" 7 "events with actor cli:$(id -un)"
 }
 
 # log output re-appended elsewhere: the "actor" it carries is not taken.
