@@ -77,6 +77,7 @@ case_chain_covers_actor() {
 }
 
 run_case case_cli_actor_on_every_event
+run_case case_actor_without_user_variables
 run_case case_input_actor_ignored
 run_case case_chain_covers_actor
 finish
