@@ -676,6 +676,8 @@ static int payout_audit(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
         if (!cli->quiet)
             printf("ok: %s matches its close: %zu lines, fingerprint %s\n", a->period,
                    p.stmt.line_count, au.recorded_fingerprint);
+        if (a->out_dir == NULL && !cli->quiet) /* cli.md: without --out, a table per partner */
+            rc = emit_run(cli, ledger, a, &p);
     } else {
         audit_report(a->period, &au, &p);
         rc = acr_err_exit_code(ACR_EMISMATCH);

@@ -57,6 +57,10 @@ case_audit_july() {
     acc "$L" payout audit 2026-07
     assert_exit 0
     expect_stdout_contains c5e27e1ef9f0212498bfa9b06be115cd
+    # cli.md: without --out, a table per partner (the recomputed statement) as well
+    expect_stdout_contains "partner P1"
+    expect_stdout_contains "total 230,000 JPY"
+    expect_stdout_contains "partner P2"
 }
 
 case_rerun_closed_july() {
