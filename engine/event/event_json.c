@@ -1053,6 +1053,27 @@ static int overflow_err(const char *text, size_t len, const json_error_t *je, ac
     return ACR_EINVALID_VALUE;
 }
 
+/* An event over the size limit, named by its top-level "id" when that is readable: the
+ * JSON is still parsed for it up to 16 times the limit (a bound on the work a rejection
+ * costs), beyond that it is named by its line only. */
+static int too_large_json(const char *text, size_t len, acr_err_t *err)
+{
+    int rc = fail(err, ACR_ETOO_LARGE, "", "the event's JSON is %zu bytes, more than %d", len,
+                  ACR_EVENT_JSON_MAX);
+    if (err == NULL || len > (size_t)16 * ACR_EVENT_JSON_MAX)
+        return rc;
+    acr_jsonmem_begin();
+    json_t *root = json_loadb(text, len, 0, NULL);
+    json_t *id = !acr_jsonmem_failed() && json_is_object(root) ? json_object_get(root, "id")
+                                                               : NULL;
+    if (json_is_string(id) && json_string_length(id) > 0 &&
+        json_string_length(id) < sizeof err->id &&
+        strlen(json_string_value(id)) == json_string_length(id))
+        memcpy(err->id, json_string_value(id), json_string_length(id) + 1);
+    json_decref(root);
+    return rc;
+}
+
 int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
                          bool allow_internal, acr_buf_t *out, int64_t *out_expected_version,
                          acr_err_t *err)
@@ -1065,8 +1086,7 @@ int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
         return 0;
     err_reset(err);
     if (len > ACR_EVENT_JSON_MAX)
-        return fail(err, ACR_ETOO_LARGE, "", "the event's JSON is %zu bytes, more than %d", len,
-                    ACR_EVENT_JSON_MAX);
+        return too_large_json(text, len, err);
     json_error_t je;
     size_t out_len = out->len;
     acr_jsonmem_begin();
@@ -1426,6 +1446,34 @@ static int mp_value(mp_conv_t *v, json_t **out)
     return *out ? 0 : fail(v->err, ACR_ENOMEM, v->path, "out of memory");
 }
 
+/* Sets err->id from the top-level "id" of the msgpack map at p (n bytes, whole: mp_skip
+ * read it) when it is a readable string: a rejection names the event whenever it can
+ * (events.md), also when a value elsewhere cannot be converted or the event is too large. */
+static int with_mp_id(const uint8_t *p, size_t n, acr_err_t *err, int rc)
+{
+    if (err == NULL || err->id[0] != '\0')
+        return rc;
+    mp_reader_t r = {p, p + n};
+    mp_item_t m, k, id;
+    if (!mp_next(&r, &m) || m.kind != MP_MAP)
+        return rc;
+    for (uint64_t i = 0; i < m.n; i++) {
+        if (!mp_next(&r, &k) || k.kind != MP_STR)
+            return rc;
+        if (k.n == 2 && memcmp(k.body, "id", 2) == 0) {
+            if (mp_next(&r, &id) && id.kind == MP_STR && id.n > 0 && id.n < sizeof err->id &&
+                memchr(id.body, '\0', (size_t)id.n) == NULL) {
+                memcpy(err->id, id.body, (size_t)id.n);
+                err->id[id.n] = '\0';
+            }
+            return rc;
+        }
+        if (!mp_skip(&r))
+            return rc;
+    }
+    return rc;
+}
+
 int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
                             int32_t utc_offset_min, acr_buf_t *out,
                             int64_t *out_expected_version, acr_err_t *err)
@@ -1445,8 +1493,9 @@ int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
     if ((p[0] & 0xf0) != 0x80 && p[0] != 0xde && p[0] != 0xdf)
         return fail(err, ACR_EMALFORMED_MSGPACK, "", "an event is a msgpack map");
     if (n > ACR_EVENT_JSON_MAX)
-        return fail(err, ACR_ETOO_LARGE, "", "the event is %zu bytes, more than %d", n,
-                    ACR_EVENT_JSON_MAX);
+        return with_mp_id(p, n, err, fail(err, ACR_ETOO_LARGE, "",
+                                          "the event is %zu bytes, more than %d", n,
+                                          ACR_EVENT_JSON_MAX));
     v.r.p = p;
     v.r.end = p + n;
     json_t *root = NULL;
@@ -1456,7 +1505,7 @@ int acr_event_parse_msgpack(const uint8_t *p, size_t len, size_t *consumed,
     if (acr_jsonmem_failed())
         return tree_nomem(root, out, out_len, err);
     if (rc != 0)
-        return rc;
+        return with_mp_id(p, n, err, rc);
     rc = event_from_tree(root, utc_offset_min, false, ACR_EMALFORMED_MSGPACK, out,
                          out_expected_version, err);
     if (acr_jsonmem_failed())

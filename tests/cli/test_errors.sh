@@ -149,6 +149,19 @@ case_too_large() {
         reject too_large 3
 }
 case_malformed_msgpack() { printf '\xc1\x81' | reject malformed_msgpack 3 --format msgpack; }
+# events.md: a rejection names the event's id whenever it is readable, also for an event
+# over 64 KiB and for a msgpack value that cannot be taken (a float).
+case_id_named_when_readable() {
+    local big
+    big=$(head -c 70000 /dev/zero | tr '\0' 'x')
+    ev x40 rep.added 2026-06-01T00:00:00Z "{\"partner_id\":\"P1\",\"rep_id\":\"R9\",\"name\":\"$big\"}" |
+        reject too_large 3
+    expect_stderr_contains "line 1: id x40:"
+    # {"id":"x41","type":"rep.added","at":...,"data":{"partner_id":"P1","rep_id":"R9","name":1.5}}
+    printf '\x84\xa2id\xa3x41\xa4type\xa9rep.added\xa2at\xb42026-06-01T00:00:00Z\xa4data\x83\xaapartner_id\xa2P1\xa6rep_id\xa2R9\xa4name\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00' |
+        reject wrong_type 3 --format msgpack
+    expect_stderr_contains "line 1: id x41: field data.name:"
+}
 
 # Three stateless errors among good lines and a blank line: all reported.
 case_three_bad_lines() {
@@ -263,6 +276,7 @@ for c in malformed_json missing_field unknown_field wrong_type invalid_value inv
     too_large malformed_msgpack; do
     run_case "case_$c"
 done
+run_case case_id_named_when_readable
 run_case case_three_bad_lines
 run_case case_three_stateful
 run_case case_shape_and_rule_errors
