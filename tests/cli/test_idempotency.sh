@@ -69,10 +69,15 @@ case_same_key_other_body_conflicts() {
     post "$FIN_A" k-deal-1 /v1/deals '{"partner_id":"ACME","customer_id":"C-IDEM-3","currency":"JPY"}'
     assert_eq "$ST" 409 "another body under the key"
     case $BODY in *'"code":"idempotency_conflict"'*) ;; *) fail "409 body: $BODY" ;; esac
+    # http.md: the same key with another request is 409, whatever that request holds: a
+    # deal that does not exist, an empty batch, an unknown type
     post "$FIN_A" k-deal-1 /v1/deals/nothing/stage "$DEAL1"
-    assert_eq "$ST" 404 "another path (a deal that does not exist is refused before the key)"
+    assert_eq "$ST" 409 "another path (to a deal that does not exist)"
     post "$FIN_A" k-deal-1 /v1/events '[]'
-    assert_eq "$ST" 422 "an empty batch is refused before the writer"
+    assert_eq "$ST" 409 "an empty batch under the key"
+    post "$FIN_A" k-deal-1 /v1/events '[{"id":"zz","type":"bogus","at":"2026-07-02T00:00:00Z","data":{}}]'
+    assert_eq "$ST" 409 "an invalid event under the key"
+    case $BODY in *'"code":"idempotency_conflict"'*) ;; *) fail "409 body: $BODY" ;; esac
     post "$FIN_A" k-deal-1 /v1/events \
         '{"id":"idem-s1","type":"sale.recorded","at":"2026-07-02T00:00:00Z","data":{"sale_id":"IS1","partner_id":"ACME","customer_id":"C-IDEM-9","amount_minor":1000,"currency":"JPY","product":"widget"}}'
     assert_eq "$ST" 409 "another route under the key"

@@ -256,7 +256,7 @@ case_close_reaches_the_replica() {
     assert_exit 0 "replica verify after the close"
     # who closed it travels in the stored bytes: the replica shows the primary's closer
     run --ledger "$R" log --type period.closed
-    expect_stdout_contains "\"actor\":\"cli:${USER:-${LOGNAME:-uid$(id -u)}}\""
+    expect_stdout_contains "\"actor\":\"cli:${USER:-${LOGNAME:-$(id -un)}}\""
     # a run of the next period on both now subtracts the closed one alike
     rm -rf "$TMP/sp" "$TMP/sr"
     "$ACCRUE" --ledger "$P" payout run 2026-02 --out "$TMP/sp" >/dev/null 2>&1

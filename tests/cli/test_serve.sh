@@ -325,7 +325,7 @@ case_feed_sees_foreign_commits() {
     "$ACCRUE" --ledger "$l" payout close 2026-07 >/dev/null || fail "CLI close failed"
     wait_for_line "$TMP/feed.out" "id: 10" 20 || fail "a CLI close never reached the feed"
     grep -q "\"id\":\"period.closed:2026-07\"" "$TMP/feed.out" || fail "no period.closed frame"
-    grep -q "\"actor\":\"cli:${USER:-${LOGNAME:-uid$(id -u)}}\"" "$TMP/feed.out" || fail "the feed does not show the actor"
+    grep -q "\"actor\":\"cli:${USER:-${LOGNAME:-$(id -un)}}\"" "$TMP/feed.out" || fail "the feed does not show the actor"
     kill "$cpid" 2>/dev/null
     wait "$cpid" 2>/dev/null
     stop_server

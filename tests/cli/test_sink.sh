@@ -39,8 +39,8 @@ pg_start || {
 }
 export PGHOST=$PG_DIR PGPORT=$PG_PORT PGUSER=postgres PGDATABASE=bi
 
-# The actor of the CLI's events (events.md): $USER, else $LOGNAME, else the uid.
-ME="cli:${USER:-${LOGNAME:-uid$(id -u)}}"
+# The actor of the CLI's events (events.md): $USER, else $LOGNAME, else the account name.
+ME="cli:${USER:-${LOGNAME:-$(id -un)}}"
 
 # sink LEDGER ARGS...: accrue sink postgres with the test DSN.
 sink() {

@@ -178,6 +178,11 @@ def matrix(base, tokfile):
     expect("POST", "/v1/announcements/AN-GOLD/ack", [422, 422, 403, 403, 403, 404],
            body=lambda r: {"partner_id": "BETA"})  # for another partner: 404 to a partner
     expect("POST", "/v1/announcements/NOPE/ack", [404, 404, 403, 403, 403, 404], body={})
+    # program.md: one acknowledgement per (announcement, partner, rep): a second one is
+    # `duplicate` (a retry that must answer the first result sends an Idempotency-Key)
+    got, data, _ = req(c, "POST", "/v1/announcements/AN-GOLD/ack", toks["partner"], "{}")
+    check(got == 422 and b'"duplicate"' in data,
+          "a second acknowledgement: 422 duplicate, got %d %s" % (got, data[:200]))
     got, data, _ = req(c, "GET", "/v1/announcements", toks["partner"])
     mine = json.loads(data) if got == 200 else None
     check(mine is not None and [(a["announcement_id"], a["state"]) for a in mine] ==

@@ -10,7 +10,7 @@ import re
 import sys
 
 LAYER = {"parse.c": 0, "respond.c": 0, "metrics.c": 0, "job.c": 0, "life.c": 0,
-         "http.c": 1, "lane.c": 1, "feed.c": 2, "writer.c": 3, "ingest.c": 3, "program.c": 3, "dashboard.c": 3,
+         "http.c": 1, "lane.c": 1, "idem.c": 1, "feed.c": 2, "writer.c": 3, "ingest.c": 3, "program.c": 3, "dashboard.c": 3,
          "routes.c": 4, "server.c": 5}
 root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "tools", "server")
 src = {f: open(os.path.join(root, f)).read() for f in sorted(os.listdir(root)) if f.endswith(".c")}

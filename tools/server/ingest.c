@@ -258,7 +258,7 @@ static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
 void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
-    if (acr_srv_idem_refused(req))
+    if (acr_srv_idem_refused(s, req))
         return;
     int fmt = body_format(req->content_type);
     if (fmt == FMT_UNKNOWN) {
@@ -434,7 +434,7 @@ static bool partner_may_use_deal(acr_srv_t *s, acr_srv_req_t *req, const char *d
 void acr_srv_h_deal_register(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
-    if (acr_srv_idem_refused(req))
+    if (acr_srv_idem_refused(s, req))
         return;
     json_t *data, *env = split_body(req, &data);
     if (env == NULL)
@@ -474,7 +474,7 @@ void acr_srv_h_deal_register(acr_srv_t *s, acr_srv_req_t *req, char **params)
 
 void acr_srv_h_deal_stage(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
-    if (acr_srv_idem_refused(req))
+    if (acr_srv_idem_refused(s, req))
         return;
     acr_buf_t deal;
     acr_buf_init(&deal);
@@ -522,7 +522,7 @@ void acr_srv_h_deal_stage(acr_srv_t *s, acr_srv_req_t *req, char **params)
 void acr_srv_h_close(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)s;
-    if (acr_srv_idem_refused(req))
+    if (acr_srv_idem_refused(s, req))
         return;
     if (strlen(params[0]) >= ACR_PERIOD_ID_MAX) {
         acr_srv_set_error(req, 400, "bad_request", "'%s' is not a period id", params[0]);
@@ -620,33 +620,6 @@ static void answer_append(acr_srv_req_t *req, acr_srv_wjob_t *job)
     req->ctype = "application/json";
 }
 
-/* The answer of a keyed job that was not run or whose answer was stored with its effect:
- * the stored bytes (a replay says so in a header), or 409 for a key reused with another
- * request. false when the job is answered from its outcome. */
-static bool answer_idem(acr_srv_req_t *req, const acr_srv_wjob_t *job)
-{
-    const acr_idem_t *idem = job->idem;
-    if (idem == NULL || idem->state == ACR_IDEM_NEW)
-        return false;
-    if (idem->state == ACR_IDEM_CONFLICT) {
-        acr_srv_set_error(req, 409, "idempotency_conflict",
-                          "this Idempotency-Key was used for another request (method, path or "
-                          "body differ); use a new key for a new request");
-        return true;
-    }
-    static const char *const ctypes[] = {"application/json", "text/csv", "text/plain"};
-    req->ctype = "application/json";
-    for (size_t i = 0; i < sizeof ctypes / sizeof ctypes[0]; i++)
-        if (strcmp(idem->ctype, ctypes[i]) == 0)
-            req->ctype = ctypes[i];
-    req->status = idem->status;
-    acr_buf_reset(&req->resp);
-    acr_buf_append(&req->resp, idem->body.data, idem->body.len);
-    if (idem->state == ACR_IDEM_REPLAY)
-        snprintf(req->extra_headers, sizeof req->extra_headers, "Idempotent-Replayed: true\r\n");
-    return true;
-}
-
 bool acr_srv_idem_format(acr_idem_t *idem, int rc, const acr_append_result_t *res,
                          const acr_errlist_t *errs)
 {
@@ -686,7 +659,7 @@ bool acr_srv_idem_format(acr_idem_t *idem, int rc, const acr_append_result_t *re
 
 void acr_srv_answer_job(acr_srv_req_t *req, acr_srv_wjob_t *job)
 {
-    if (answer_idem(req, job))
+    if (acr_srv_answer_idem(req, job->idem))
         return;
     if (job->kind == ACR_SRV_JOB_APPEND && job->rc == 0) {
         answer_append(req, job);

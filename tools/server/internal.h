@@ -386,9 +386,9 @@ void acr_srv_set_acr_error(acr_srv_req_t *req, int rc, const acr_err_t *err);
 /* The error body of a rejected batch: status 409 when a conflict is among the
  * errors, 413 for too_large, else 422; details list every error. */
 void acr_srv_set_errlist(acr_srv_req_t *req, const acr_errlist_t *errs, bool by_line);
-/* 400 when req carries an Idempotency-Key that is not an id (every write handler
- * asks first); false when the key is fine or absent. */
-bool acr_srv_idem_refused(acr_srv_req_t *req);
+/* The answer of a key already used: the stored bytes (a replay says so in a header), or
+ * 409 for a key reused with another request. false when idem is NULL or NEW. */
+bool acr_srv_answer_idem(acr_srv_req_t *req, const acr_idem_t *idem);
 /* Maps an ACR_E* code to an HTTP status. */
 int acr_srv_status_of(int code);
 /* The reason phrase of a status, and the error code of an HTTP-level failure. */
@@ -396,6 +396,13 @@ const char *acr_srv_reason_of(int status);
 const char *acr_srv_code_of_status(int status);
 /* Appends v in decimal (no printf on the per-request path). */
 int acr_srv_buf_u64(acr_buf_t *b, uint64_t v);
+
+/* ---- idem.c: the Idempotency-Key at the door ----------------------------- */
+
+/* Every write handler asks first: 400 when req carries an Idempotency-Key that is not an
+ * id; the stored answer, or 409, when the key was used already (acr_srv_answer_idem);
+ * false when the key is new or absent. Pool thread (an LMDB read for a key). */
+bool acr_srv_idem_refused(acr_srv_t *s, acr_srv_req_t *req);
 
 /* ---- lane.c: the slow lane ------------------------------------------------- */
 
@@ -491,6 +498,10 @@ acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind);
 void acr_srv_wjob_free(acr_srv_wjob_t *job);
 /* Points job->result.seqs at a zeroed array of n seqs (the job's own, reused). ACR_ENOMEM. */
 int acr_srv_wjob_seqs(acr_srv_wjob_t *job, size_t n);
+/* Looks req's Idempotency-Key up in a read snapshot: true when it was used already (idem
+ * filled: REPLAY or CONFLICT; the caller destroys it), false when absent, new or on a store
+ * error (the writer's own look-up then decides). */
+bool acr_srv_idem_seen(acr_srv_t *s, const acr_srv_req_t *req, acr_idem_t *idem);
 
 int acr_srv_writer_start(acr_srv_t *s);
 /* Queues a job (loop thread); its answer arrives through acr_srv_answer_job. */

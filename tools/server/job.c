@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
@@ -80,6 +81,24 @@ static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
     idem->answer_arg = job; /* idem->answer: set by the writer (the hook idem_format) */
     job->idem = idem;
     return true;
+}
+
+bool acr_srv_idem_seen(acr_srv_t *s, const acr_srv_req_t *req, acr_idem_t *idem)
+{
+    if (req->idem_key[0] == '\0' ||
+        !acr_idem_init(idem, req->token_name[0] ? req->token_name : "?", req->idem_key))
+        return false;
+    request_hash(req, idem->req_hash);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    acr_err_t err;
+    acr_err_clear(&err);
+    if (acr_idem_lookup(s->ledger, idem, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000,
+                        &err) == 0 &&
+        idem->state != ACR_IDEM_NEW)
+        return true;
+    acr_idem_destroy(idem);
+    return false;
 }
 
 /* Freed jobs are kept for the next ones (under spare_mu, like the error lists) with their

@@ -111,7 +111,7 @@ void acr_srv_h_promotions(acr_srv_t *s, acr_srv_req_t *req, char **params)
  * and "at" envelope keys. */
 void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
-    if (acr_srv_idem_refused(req))
+    if (acr_srv_idem_refused(s, req))
         return;
     const char *ann = params[0];
     json_error_t je;
@@ -158,7 +158,9 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
             not_found(req);
         return;
     }
-    /* the event: a deterministic id (a retry is the same event) unless the client gave one */
+    /* the event: the client's id, else one of this request (program.md: one acknowledgement
+     * per announcement, partner and rep, so a second request is `duplicate`; a retry that
+     * must answer the first result sends an Idempotency-Key, http.md) */
     json_t *data = json_object();
     json_object_set_new(data, "announcement_id", json_string(ann));
     if (pid != NULL)
@@ -167,21 +169,22 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
         json_object_set(data, "rep_id", json_object_get(body, "rep_id"));
     json_t *env = json_object();
     json_object_set_new(env, "type", json_string("announcement.acknowledged"));
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
     json_t *id = json_object_get(body, "id");
-    char gen[160];
+    char gen[200];
     if (id != NULL) {
         json_object_set(env, "id", id);
     } else {
         json_t *rep = json_object_get(body, "rep_id");
-        snprintf(gen, sizeof gen, "ack:%s:%s%s%s", ann,
+        snprintf(gen, sizeof gen, "ack:%s:%s%s%s:%lld", ann,
                  json_is_string(pid) ? json_string_value(pid) : "",
-                 json_is_string(rep) ? ":" : "", json_is_string(rep) ? json_string_value(rep) : "");
-        if (strlen(gen) > ACR_ID_LEN_MAX) { /* too long for an id: a random one */
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            snprintf(gen, sizeof gen, "ack-%llx-%lx", (unsigned long long)ts.tv_sec,
-                     (unsigned long)ts.tv_nsec);
-        }
+                 json_is_string(rep) ? ":" : "", json_is_string(rep) ? json_string_value(rep) : "",
+                 (long long)now_ms);
+        if (strlen(gen) > ACR_ID_LEN_MAX) /* too long for an id: the instant alone */
+            snprintf(gen, sizeof gen, "ack-%llx-%lx", (unsigned long long)now.tv_sec,
+                     (unsigned long)now.tv_nsec);
         json_object_set_new(env, "id", json_string(gen));
     }
     json_t *at = json_object_get(body, "at");
@@ -189,9 +192,7 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
     if (at != NULL) {
         json_object_set(env, "at", at);
     } else {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        acr_ts_format((int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, ts_s);
+        acr_ts_format(now_ms, ts_s);
         json_object_set_new(env, "at", json_string(ts_s));
     }
     json_object_set_new(env, "data", data);

@@ -161,12 +161,25 @@ void acr_srv_set_acr_error(acr_srv_req_t *req, int rc, const acr_err_t *err)
     acr_srv_set_error(req, status, name, "%s", msg);
 }
 
-bool acr_srv_idem_refused(acr_srv_req_t *req)
+bool acr_srv_answer_idem(acr_srv_req_t *req, const acr_idem_t *idem)
 {
-    if (!req->idem_bad)
+    if (idem == NULL || idem->state == ACR_IDEM_NEW)
         return false;
-    acr_srv_set_error(req, 400, "bad_request",
-                      "Idempotency-Key must be given once, as 1 to %d characters of "
-                      "[A-Za-z0-9._:-]", ACR_ID_LEN_MAX);
+    if (idem->state == ACR_IDEM_CONFLICT) {
+        acr_srv_set_error(req, 409, "idempotency_conflict",
+                          "this Idempotency-Key was used for another request (method, path or "
+                          "body differ); use a new key for a new request");
+        return true;
+    }
+    static const char *const ctypes[] = {"application/json", "text/csv", "text/plain"};
+    req->ctype = "application/json";
+    for (size_t i = 0; i < sizeof ctypes / sizeof ctypes[0]; i++)
+        if (strcmp(idem->ctype, ctypes[i]) == 0)
+            req->ctype = ctypes[i];
+    req->status = idem->status;
+    acr_buf_reset(&req->resp);
+    acr_buf_append(&req->resp, idem->body.data, idem->body.len);
+    if (idem->state == ACR_IDEM_REPLAY)
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Idempotent-Replayed: true\r\n");
     return true;
 }
