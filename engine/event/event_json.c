@@ -266,8 +266,15 @@ static int check_stage(parse_ctx_t *c, size_t idx, json_t *st, json_t *seen, jso
         return fail(c->err, ACR_EWRONG_TYPE, sub, "a stage name is a string");
     const char *s = json_string_value(name);
     size_t n = json_string_length(name);
-    if (!acr__id_valid(s, n) || n > ACR_STAGE_NAME_MAX)
-        return fail(c->err, ACR_EINVALID_VALUE, sub, "stage names match [A-Za-z0-9._:-]{1,64}");
+    /* events.md asks a stage name to be unique and not an outcome: any text ("due
+     * diligence"), 1 to 64 bytes, without control characters (it is printed in tables) */
+    bool text = n > 0 && n <= ACR_STAGE_NAME_MAX && strlen(s) == n;
+    for (size_t i = 0; text && i < n; i++)
+        text = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    if (!text)
+        return fail(c->err, ACR_EINVALID_VALUE, sub,
+                    "a stage name is 1 to %d bytes of text without control characters",
+                    ACR_STAGE_NAME_MAX);
     if (strcmp(s, "won") == 0 || strcmp(s, "lost") == 0)
         return fail(c->err, ACR_EINVALID_VALUE, sub,
                     "\"%s\" is a reserved terminal outcome, not a stage", s);

@@ -130,6 +130,25 @@ case_pipeline() {
     assert_eq "$(head -1 <<<"$OUT")" "partner_id,stage,deals,amount_minor,currency,oldest_days" "csv header"
 }
 
+# events.md asks only that stage names be unique and not `won`/`lost`: any text is a stage,
+# and every output quotes it as its format needs.
+case_stage_names_are_text() {
+    local l2
+    l2=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l2" append "$WORKED/events.jsonl" >/dev/null
+    cat >"$TMP/stages.jsonl" <<'EOF2'
+{"id":"pipe-t","type":"pipeline.defined","at":"2026-06-02T00:00:00Z","data":{"stages":[{"name":"due diligence","exit_requires":[]},{"name":"Contract, \"signed\""}]}}
+{"id":"deal-t","type":"deal.registered","at":"2026-06-03T00:00:00Z","data":{"deal_id":"DT","partner_id":"P1","customer_id":"CT","amount_minor":5000,"currency":"JPY"}}
+{"id":"deal-t2","type":"deal.stage_changed","at":"2026-06-04T00:00:00Z","data":{"deal_id":"DT","stage":"Contract, \"signed\""}}
+EOF2
+    acc "$l2" append "$TMP/stages.jsonl"
+    assert_exit 0 "a pipeline whose stage names hold spaces, a comma and quotes"
+    acc "$l2" pipeline --today 2026-06-10 --format json
+    expect_stdout_contains '"stage":"Contract, \"signed\""'
+    acc "$l2" pipeline --today 2026-06-10 --format csv
+    expect_stdout_contains 'P1,"Contract, ""signed""",1,5000,JPY'
+}
+
 run_case case_plan_publish
 run_case case_plan_publish_stale
 run_case case_plan_show
@@ -137,4 +156,5 @@ run_case case_whatif
 run_case case_partner
 run_case case_kpi
 run_case case_pipeline
+run_case case_stage_names_are_text
 finish

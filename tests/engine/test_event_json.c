@@ -306,7 +306,8 @@ static const bad_case_t bad[] = {
      "data.stages[0].exit_requires[1]"},
     {PIPE("[{\"name\":\"a\",\"exit_requires\":[\"rep\",\"rep\"]}]"), ACR_EINVALID_VALUE,
      "data.stages[0].exit_requires[1]"},
-    {PIPE("[{\"name\":\"a b\"}]"), ACR_EINVALID_VALUE, "data.stages[0].name"},
+    {PIPE("[{\"name\":\"a\\tb\"}]"), ACR_EINVALID_VALUE, "data.stages[0].name"},
+    {PIPE("[{\"name\":\"\"}]"), ACR_EINVALID_VALUE, "data.stages[0].name"},
     {"{\"id\":\"bad id\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\","
      "\"data\":{}}", ACR_EINVALID_ID, "id"},
     {"{\"id\":\"\",\"type\":\"sale.refunded\",\"at\":\"2026-07-03T10:00:00Z\",\"data\":{}}",
