@@ -11,7 +11,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pwd.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -250,21 +249,60 @@ int64_t acr__wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The name /etc/passwd gives uid, into out (cap bytes): true when found. Read with open(2)
+ * and read(2) into a fixed buffer: no NSS modules, no allocation, so it cannot be what
+ * breaks an append under memory pressure (tests/reliability/faults.py fails malloc). A
+ * user known only to a directory service (LDAP) is not found: the uid is used then. */
+static bool passwd_name(uid_t uid, char *out, size_t cap)
+{
+    static char buf[256 * 1024];
+    int fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    size_t len = 0;
+    for (ssize_t n; len < sizeof buf - 1 && (n = read(fd, buf + len, sizeof buf - 1 - len)) != 0;) {
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            break;
+        len += (size_t)n;
+    }
+    close(fd);
+    buf[len] = '\0';
+    for (char *line = buf; line < buf + len;) {
+        char *end = strchr(line, '\n');
+        if (end == NULL)
+            end = buf + len;
+        *end = '\0';
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c1 != NULL && c2 != NULL && c1 > line) {
+            char *num_end;
+            unsigned long v = strtoul(c2 + 1, &num_end, 10);
+            if (num_end != c2 + 1 && *num_end == ':' && v == (unsigned long)uid &&
+                (size_t)(c1 - line) < cap) {
+                memcpy(out, line, (size_t)(c1 - line));
+                out[c1 - line] = '\0';
+                return true;
+            }
+        }
+        line = end + 1;
+    }
+    return false;
+}
+
 const char *acr__cli_actor(void)
 {
     static char actor[96];
     if (actor[0] != '\0')
         return actor;
-    /* events.md: `cli:<user>`. $USER, else $LOGNAME, else the user database's name of the
-     * effective uid (containers, cron and CI often set neither variable), else the uid. */
+    /* events.md: `cli:<user>`. $USER, else $LOGNAME, else the account name of the effective
+     * uid in /etc/passwd (containers, cron and CI often set neither variable), else the uid. */
     const char *user = getenv("USER");
     if (user == NULL || user[0] == '\0')
         user = getenv("LOGNAME");
-    struct passwd pw, *found = NULL;
-    char buf[1024];
-    if ((user == NULL || user[0] == '\0') &&
-        getpwuid_r(geteuid(), &pw, buf, sizeof buf, &found) == 0 && found != NULL)
-        user = found->pw_name;
+    char name[65];
+    if ((user == NULL || user[0] == '\0') && passwd_name(geteuid(), name, sizeof name))
+        user = name;
     if (user != NULL && user[0] != '\0')
         snprintf(actor, sizeof actor, "cli:%.64s", user);
     else
