@@ -258,7 +258,7 @@ typedef struct scratch {
 
 static void remove_scratch(const char *dir)
 {
-    static const char *const files[] = {"data.mdb", "lock.mdb", "owner.lock"};
+    static const char *const files[] = {"data.mdb", "lock.mdb", "owner.lock", "owner.lock.new"};
     char path[4096 + 16];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -339,10 +339,15 @@ static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_e
     if (mkdtemp(s->dir) == NULL)
         return acr_err_set(err, ACR_EIO, "cannot create a scratch folder in %s: %s", parent,
                            strerror(errno));
-    char lock[4096 + 16];
+    /* The lock is taken under another name and renamed into place: a sweep (another run of
+     * this process or another) that finds owner.lock finds it locked already. Created under
+     * its own name, it could be opened and locked by a sweep between our open and our flock,
+     * and the folder removed under us. */
+    char tmp[4096 + 16], lock[4096 + 16];
+    snprintf(tmp, sizeof tmp, "%s/owner.lock.new", s->dir);
     snprintf(lock, sizeof lock, "%s/owner.lock", s->dir);
-    s->owner_fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (s->owner_fd < 0 || flock(s->owner_fd, LOCK_EX | LOCK_NB) != 0) {
+    s->owner_fd = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (s->owner_fd < 0 || flock(s->owner_fd, LOCK_EX | LOCK_NB) != 0 || rename(tmp, lock) != 0) {
         int e = errno;
         if (s->owner_fd >= 0)
             close(s->owner_fd);
