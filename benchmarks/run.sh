@@ -529,10 +529,13 @@ if [ $have_accrue = 1 ]; then incremental_row; else skip incremental accrue-not-
 plot() {
     command -v gnuplot >/dev/null || apt_install gnuplot-nox || { note "gnuplot absent: no plot"; return; }
     local data=$out/bench-$mode.dat
-    # label and events/s: ours per row, and each peer's compute rate.
+    # label and events/s: ours per row (the stack's rows too: they are peers of a row), and
+    # each peer's compute rate. Not plotted: rates in other units (stack_commit: commits/s)
+    # and the incremental rows (latencies of one command, against a time goal).
     awk '/^BENCH/ && !/skipped=/ {
             split("", f)
             for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+            if (f["name"] ~ /^incremental_/ || f["name"] == "stack_commit") next
             label = f["name"]
             if (f["format"] != "") label = label "/" f["format"]
             ok = f["per_s"] != "NA" && f["per_s"] != "inf" && f["per_s"] != ""
@@ -540,7 +543,7 @@ plot() {
                 label = (f["period"] == first ? "payout first" : "payout last")
                 if (!(label in seen) && ok) { print "\"" label " (accrue)\"", f["per_s"]; seen[label] = 1 }
                 print "\"" label " (" f["peer"] ")\"", f["peer_per_s"]
-            } else if (f["peer"] == "" && ok) {
+            } else if (f["mode"] != "load+compute" && ok) {
                 print "\"" label "\"", f["per_s"]
             }
          }' first="$first_period" "$results" >"$data"
