@@ -202,7 +202,7 @@ _Static_assert(ACR_ACTOR_MAX < 256, "an actor is a fixstr or a str8");
  * the actor as its last element (fmt 2, one more element), so the chain covers who
  * appended it while the content bytes stay those of the event. MDB codes. */
 static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t len,
-                      int64_t now_ms, uint64_t version, const char *actor)
+                      int64_t now_ms, uint64_t version, const char *actor, MDB_val *out)
 {
     uint8_t key[8];
     size_t alen = strlen(actor), ahdr = alen < 32 ? 1 : 2;
@@ -229,6 +229,7 @@ static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t l
     hash_bytes(dst, v.mv_size, head->hash); /* hash(n-1) || the whole record, actor included */
     memcpy(dst, head->hash, ACR_HASH_LEN);
     head->seq++;
+    *out = v; /* the page stays ours until the log's next write */
     return 0;
 }
 
@@ -266,12 +267,19 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
     if (rc != 0 && !acr_err_rejects_input(rc))
         return rc;
     if (rc != 0 || !write) {
+        tx->pseq_copies = 0; /* not logged: no copy of it */
         if ((*mdb_rc = release_claims(tx, &ev, true, &st)) != 0)
             return acr__mdb_err(*mdb_rc, err, "append");
         return rc;
     }
-    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1, actor)) != 0 ||
-        (*mdb_rc = bump_stream(tx, streams, &st)) != 0)
+    uint8_t prev[ACR_HASH_LEN];
+    memcpy(prev, head->hash, ACR_HASH_LEN);
+    MDB_val entry;
+    if ((*mdb_rc = put_record(tx, head, rec, len, now_ms, st.version + 1, actor, &entry)) != 0)
+        return acr__mdb_err(*mdb_rc, err, "append");
+    if ((rc = acr__state_logged(tx, head->seq, prev, entry.mv_data, entry.mv_size, err)) != 0)
+        return rc; /* a store failure (the state's apply reports one the same way) */
+    if ((*mdb_rc = bump_stream(tx, streams, &st)) != 0)
         return acr__mdb_err(*mdb_rc, err, "append");
     *out_seq = head->seq;
     return 0;

@@ -56,7 +56,8 @@ int acr__config_decode(const MDB_val *v, acr_config_t *cfg)
 
 /* ---- Applying stored records ---------------------------------------------------- */
 
-int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
+int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, const uint8_t prev[ACR_HASH_LEN],
+                      const uint8_t *entry, size_t len, acr_err_t *err)
 {
     uint8_t sv[8];
     acr__u64_be(ev->seq, sv);
@@ -89,7 +90,7 @@ int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     acr_err_t rule;
     acr_err_clear(&rule);
     if ((rc = acr__state_apply(tx, ev, &rule)) == 0)
-        return 0;
+        return acr__state_logged(tx, ev->seq, prev, entry, len, err);
     if (!acr_err_rejects_input(rc)) { /* a failure, not a rule: as it is */
         if (err != NULL)
             *err = rule;
@@ -135,9 +136,10 @@ int acr__catch_up(acr__txn_t *tx, const acr__head_t *applied, const acr__head_t 
                                "seq %llu: stored hash, content or position does not match the "
                                "chain", (unsigned long long)seq);
         }
-        memcpy(prev, p, ACR_HASH_LEN);
         ev.seq = seq;
-        if ((rc = acr__apply_stored(tx, &ev, err)) != 0) {
+        rc = acr__apply_stored(tx, &ev, prev, p, v.mv_size, err);
+        memcpy(prev, p, ACR_HASH_LEN);
+        if (rc != 0) {
             mdb_cursor_close(cur);
             return rc;
         }

@@ -38,7 +38,8 @@ int acr__idem_prune(acr_ledger_t *ledger, MDB_txn *txn, int64_t now_ms);
 /* Applies the stored event ev (its seq, version and engine fields as logged) to the state of
  * tx as its append did: the id claimed, the stream's version the next, every rule. A rule it
  * no longer passes is ACR_EMISMATCH. */
-int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
+int acr__apply_stored(acr__txn_t *tx, const acr_event_t *ev, const uint8_t prev[ACR_HASH_LEN],
+                      const uint8_t *entry, size_t len, acr_err_t *err);
 /* Applies the log records of tx->ltxn after `applied` through `head` to tx's state and
  * moves the APPLIED marker to head (nothing when they are equal; a marker the log does not
  * hold is ACR_ECORRUPT). */

@@ -117,8 +117,8 @@ static int pairs_write(pairs_t *p, acr__txn_t *tx, int db, acr_err_t *err)
 
 /* Replays one stored event into tx's derived tables (ids and streams into
  * ids, streams). */
-static int replay_one(acr__txn_t *tx, const acr_event_t *ev, pairs_t *ids, pairs_t *streams,
-                      acr_err_t *err)
+static int replay_one(acr__txn_t *tx, const acr_event_t *ev, const uint8_t prev[ACR_HASH_LEN],
+                      const MDB_val *entry, pairs_t *ids, pairs_t *streams, acr_err_t *err)
 {
     int rc = acr__state_apply(tx, ev, err);
     if (rc != 0) {
@@ -127,6 +127,8 @@ static int replay_one(acr__txn_t *tx, const acr_event_t *ev, pairs_t *ids, pairs
                                (unsigned long long)ev->seq, acr_err_name(rc));
         return rc;
     }
+    if ((rc = acr__state_logged(tx, ev->seq, prev, entry->mv_data, entry->mv_size, err)) != 0)
+        return rc;
     uint8_t sv[8], vv[8];
     acr__u64_be(ev->seq, sv);
     acr__u64_be(ev->version, vv);
@@ -174,12 +176,12 @@ static int scan_log(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__t
                                "seq %llu: stored hash, content or position does not match the "
                                "chain", (unsigned long long)seq);
         }
-        memcpy(prev, p, ACR_HASH_LEN);
         ev.seq = seq;
-        if (tx != NULL && (rc = replay_one(tx, &ev, &pairs[0], &pairs[1], err)) != 0) {
+        if (tx != NULL && (rc = replay_one(tx, &ev, prev, &v, &pairs[0], &pairs[1], err)) != 0) {
             mdb_cursor_close(cur);
             return rc;
         }
+        memcpy(prev, p, ACR_HASH_LEN);
         if ((seq & (ACR_CANCEL_EVERY - 1)) == 0) {
             if (acr_cancel_requested()) {
                 mdb_cursor_close(cur);

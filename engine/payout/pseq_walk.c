@@ -71,10 +71,13 @@ static int src_load(acr__pseq_src_t *s, const MDB_val *k, const MDB_val *v, uint
     s->seq = acr__be_u64(p + 4);
     if (s->seq == 0 || s->seq > through)
         return 0; /* past X (the marker's seq is past every X) */
-    if (v->mv_size != 1)
+    /* the type, or the type and a copy: the hash before, then the log's hash and record */
+    if (v->mv_size != 1 && v->mv_size <= ACR__PSEQ_COPY_OFF + ACR_HASH_LEN)
         return acr_err_set(err, ACR_ECORRUPT, "the period_seqs row of seq %llu is damaged: run "
                            "`accrue rebuild`", (unsigned long long)s->seq);
     s->type = *(const uint8_t *)v->mv_data;
+    s->copy = v->mv_size > 1 ? (const uint8_t *)v->mv_data + 1 : NULL;
+    s->copy_len = v->mv_size - 1;
     return 1;
 }
 
@@ -104,7 +107,7 @@ static void sift_down(acr__pseq_walk_t *w, size_t i)
 static int add_src(acr__pseq_walk_t *w, MDB_cursor *cur, uint32_t period_key, const MDB_val *k,
                    const MDB_val *v, acr_err_t *err)
 {
-    acr__pseq_src_t s = {cur, period_key, 0, 0};
+    acr__pseq_src_t s = {cur, period_key, 0, 0, NULL, 0};
     int rc = src_load(&s, k, v, w->through, err);
     if (rc == 1 && w->n == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 16;
@@ -193,19 +196,20 @@ static int advance_top(acr__pseq_walk_t *w, acr_err_t *err)
 }
 
 int acr__pseq_walk_next(acr__pseq_walk_t *w, uint64_t *out_seq, uint8_t *out_type,
-                        acr_err_t *err)
+                        const uint8_t **out_copy, size_t *out_copy_len, acr_err_t *err)
 {
     while (w->n > 0) {
-        uint64_t seq = w->src[0].seq;
-        uint8_t type = w->src[0].type;
+        acr__pseq_src_t top = w->src[0];
         int rc = advance_top(w, err);
         if (rc != 0)
             return rc;
-        if (seq == w->last)
+        if (top.seq == w->last)
             continue; /* a refund listed under its own period and its sale's */
-        w->last = seq;
-        *out_seq = seq;
-        *out_type = type;
+        w->last = top.seq;
+        *out_seq = top.seq;
+        *out_type = top.type;
+        *out_copy = top.copy;
+        *out_copy_len = top.copy_len;
         return 1;
     }
     return 0;

@@ -17,6 +17,8 @@ typedef struct acr__pseq_src {
     uint32_t period_key; /* the list's period part */
     uint64_t seq;        /* the current row's seq */
     uint8_t type;        /* the current row's event type */
+    const uint8_t *copy; /* its copy of the record (prev hash, hash, record), or NULL */
+    size_t copy_len;
 } acr__pseq_src_t;
 
 typedef struct acr__pseq_walk {
@@ -43,10 +45,12 @@ int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period
 int acr__pseq_walk_open(acr__pseq_walk_t *w, acr_reader_t *r, const acr_ledger_t *l,
                         int32_t period, uint64_t through, acr_err_t *err);
 
-/* The next seq in ascending order: 1 with *out_seq and *out_type (the type its row names),
- * 0 at the end, or an LMDB error / ACR_ECORRUPT (a damaged row). */
+/* The next seq in ascending order: 1 with *out_seq, *out_type (the type its row names) and
+ * *out_copy, *out_copy_len (the row's copy of the log's entry and the hash before it, in the
+ * snapshot's pages; NULL when the row has none: the record is read from the log), 0 at the
+ * end, or an LMDB error / ACR_ECORRUPT (a damaged row). */
 int acr__pseq_walk_next(acr__pseq_walk_t *w, uint64_t *out_seq, uint8_t *out_type,
-                        acr_err_t *err);
+                        const uint8_t **out_copy, size_t *out_copy_len, acr_err_t *err);
 
 void acr__pseq_walk_close(acr__pseq_walk_t *w);
 

@@ -278,7 +278,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *log, head_t *head, const acr_st
 {
     int rc = check_link(head, s, ev, err);
     if (rc == 0) /* id, stream, every rule, state and projection, as on the primary */
-        rc = acr__apply_stored(tx, ev, err);
+        rc = acr__apply_stored(tx, ev, head->hash, s->bytes, s->len, err);
     if (rc != 0)
         return rc;
     /* the stored bytes, verbatim */

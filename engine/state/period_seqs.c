@@ -9,6 +9,7 @@
  * exactly those seqs (layout in store_internal.h). The rows of one period are keyed by
  * seq, so within a period each put lands at the end of its range.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,7 @@ typedef struct bulk_list {
     uint32_t key;     /* the period key */
     uint64_t *seqs;   /* ascending */
     uint8_t *types;
+    uint64_t *copies; /* 0, or 1 + the offset in copy_bytes of the row's copy (u32 len, bytes) */
     size_t n, cap;
 } bulk_list_t;
 
@@ -45,12 +47,14 @@ struct acr__pseq_bulk {
     bulk_list_t *lists; /* ascending key */
     size_t n, cap;
     size_t last;        /* the list the last row went to */
+    acr_buf_t copy_bytes; /* the copy rows' values after their type byte */
 };
 
 int acr__pseq_bulk_begin(acr__txn_t *tx, acr_err_t *err)
 {
     if ((tx->pseq_bulk = calloc(1, sizeof *tx->pseq_bulk)) == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    acr_buf_init(&tx->pseq_bulk->copy_bytes);
     return 0;
 }
 
@@ -62,8 +66,10 @@ void acr__pseq_bulk_abort(acr__txn_t *tx)
     for (size_t i = 0; i < b->n; i++) {
         free(b->lists[i].seqs);
         free(b->lists[i].types);
+        free(b->lists[i].copies);
     }
     free(b->lists);
+    acr_buf_destroy(&b->copy_bytes);
     free(b);
     tx->pseq_bulk = NULL;
 }
@@ -98,13 +104,26 @@ static bulk_list_t *bulk_list(struct acr__pseq_bulk *b, uint32_t key)
     return &b->lists[lo];
 }
 
-static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, uint8_t type)
+/* Adds a row; copy (len bytes after the type, NULL for an index row) is kept in the bulk's
+ * buffer. */
+static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, uint8_t type,
+                    const uint8_t *copy, size_t len)
 {
     bulk_list_t *l = bulk_list(b, key);
     if (l == NULL)
         return ACR_ENOMEM;
+    uint64_t at = 0;
+    if (copy != NULL) {
+        uint8_t n[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
+                        (uint8_t)len};
+        at = 1 + b->copy_bytes.len;
+        if (acr_buf_append(&b->copy_bytes, n, sizeof n) != 0 ||
+            acr_buf_append(&b->copy_bytes, copy, len) != 0)
+            return ACR_ENOMEM;
+    }
     if (l->n > 0 && l->seqs[l->n - 1] == seq) { /* the same row again: the last put wins */
         l->types[l->n - 1] = type;
+        l->copies[l->n - 1] = at;
         return 0;
     }
     if (l->n == l->cap) {
@@ -117,11 +136,28 @@ static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, uint8_
         if (t == NULL)
             return ACR_ENOMEM;
         l->types = t;
+        uint64_t *c = realloc(l->copies, cap * sizeof *c);
+        if (c == NULL)
+            return ACR_ENOMEM;
+        l->copies = c;
         l->cap = cap;
     }
     l->seqs[l->n] = seq;
+    l->copies[l->n] = at;
     l->types[l->n++] = type;
     return 0;
+}
+
+/* A row's value: the type, then the copy when it has one (in scratch). */
+static MDB_val row_value(acr_buf_t *scratch, const uint8_t *type, const uint8_t *copy,
+                         size_t len)
+{
+    if (copy == NULL)
+        return acr__val(type, 1);
+    acr_buf_reset(scratch);
+    if (acr_buf_append(scratch, type, 1) != 0 || acr_buf_append(scratch, copy, len) != 0)
+        return acr__val(NULL, 0);
+    return acr__val(scratch->data, scratch->len);
 }
 
 int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
@@ -148,7 +184,19 @@ int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
         for (size_t j = 0; rc == 0 && j < l->n; j++) {
             uint8_t key[ACR__PSEQ_KEY_LEN];
             acr__pseq_key(l->key, l->seqs[j], key);
-            MDB_val k = acr__val(key, sizeof key), v = acr__val(&l->types[j], 1);
+            const uint8_t *copy = NULL;
+            size_t len = 0;
+            if (l->copies[j] != 0) {
+                const uint8_t *c = b->copy_bytes.data + l->copies[j] - 1;
+                len = (size_t)c[0] << 24 | (size_t)c[1] << 16 | (size_t)c[2] << 8 | c[3];
+                copy = c + 4;
+            }
+            MDB_val k = acr__val(key, sizeof key);
+            MDB_val v = row_value(&tx->scratch, &l->types[j], copy, len);
+            if (v.mv_data == NULL) {
+                rc = ENOMEM;
+                break;
+            }
             bool append = !have_last || memcmp(key, last, sizeof key) > 0;
             rc = acr__dput(tx, ACR_DB_PERIOD_SEQS, &k, &v, append ? MDB_APPEND : 0);
         }
@@ -158,16 +206,58 @@ int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PERIOD_SEQS)) : 0;
 }
 
-static int put_row(acr__txn_t *tx, uint32_t period_key, const acr_event_t *ev, acr_err_t *err)
+/* Writes the row (period_key, seq) of an event of type `type`, with copy (len bytes) or
+ * without (copy NULL). */
+static int put_row(acr__txn_t *tx, uint32_t period_key, uint64_t seq, uint8_t type,
+                   const uint8_t *copy, size_t len, acr_err_t *err)
 {
     if (tx->pseq_bulk != NULL)
-        return bulk_add(tx->pseq_bulk, period_key, ev->seq, (uint8_t)ev->type) == 0
+        return bulk_add(tx->pseq_bulk, period_key, seq, type, copy, len) == 0
                    ? 0 : acr_err_set(err, ACR_ENOMEM, "out of memory");
-    uint8_t key[ACR__PSEQ_KEY_LEN], type = (uint8_t)ev->type;
-    acr__pseq_key(period_key, ev->seq, key);
-    MDB_val k = acr__val(key, sizeof key), v = acr__val(&type, 1);
+    uint8_t key[ACR__PSEQ_KEY_LEN];
+    acr__pseq_key(period_key, seq, key);
+    MDB_val k = acr__val(key, sizeof key), v = row_value(&tx->scratch, &type, copy, len);
+    if (v.mv_data == NULL)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
     int rc = acr__dput(tx, ACR_DB_PERIOD_SEQS, &k, &v, 0);
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PERIOD_SEQS)) : 0;
+}
+
+/* A row that carries a copy of ev's log value: noted, and written by acr__state_logged once
+ * the value exists (the append path applies the state before it writes the record). */
+static int put_copy_row(acr__txn_t *tx, uint32_t period_key, const acr_event_t *ev,
+                        acr_err_t *err)
+{
+    if (tx->pseq_copies >= sizeof tx->pseq_copy_key / sizeof tx->pseq_copy_key[0] ||
+        (tx->pseq_copies > 0 && tx->pseq_copy_seq != ev->seq))
+        return acr_err_set(err, ACR_ECORRUPT, "internal: the period index rows of seq %llu "
+                           "were not written", (unsigned long long)tx->pseq_copy_seq);
+    tx->pseq_copy_seq = ev->seq;
+    tx->pseq_copy_type = (uint8_t)ev->type;
+    tx->pseq_copy_key[tx->pseq_copies++] = period_key;
+    return 0;
+}
+
+int acr__state_logged(acr__txn_t *tx, uint64_t seq, const uint8_t prev[ACR_HASH_LEN],
+                      const uint8_t *entry, size_t len, acr_err_t *err)
+{
+    uint8_t n = tx->pseq_copies;
+    tx->pseq_copies = 0;
+    if (n == 0)
+        return 0;
+    if (tx->pseq_copy_seq != seq)
+        return acr_err_set(err, ACR_ECORRUPT, "internal: the period index rows of seq %llu "
+                           "were given seq %llu", (unsigned long long)tx->pseq_copy_seq,
+                           (unsigned long long)seq);
+    /* prev || entry, after the type byte: the copy */
+    acr_buf_t *c = &tx->scratch2;
+    acr_buf_reset(c);
+    if (acr_buf_append(c, prev, ACR_HASH_LEN) != 0 || acr_buf_append(c, entry, len) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    int rc = 0;
+    for (uint8_t i = 0; rc == 0 && i < n; i++)
+        rc = put_row(tx, tx->pseq_copy_key[i], seq, tx->pseq_copy_type, c->data, c->len, err);
+    return rc;
 }
 
 /* The marker lives in tx's row cache (write-back): one put per batch, not per event. */
@@ -205,9 +295,9 @@ int acr__pseq_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     int rc = 0;
     uint32_t bit = 1u << ev->type;
     if (bit & DATED_MASK)
-        rc = put_row(tx, period_key_of(tx, ev->at_ms), ev, err);
+        rc = put_row(tx, period_key_of(tx, ev->at_ms), ev->seq, (uint8_t)ev->type, NULL, 0, err);
     else if (bit & EVERY_RUN_MASK)
-        rc = put_row(tx, ACR__PSEQ_EVERY_RUN, ev, err);
+        rc = put_copy_row(tx, ACR__PSEQ_EVERY_RUN, ev, err);
     return rc ? rc : touch_marker(tx, ev->seq, err);
 }
 
@@ -215,5 +305,5 @@ int acr__pseq_refund_sale(acr__txn_t *tx, const acr_event_t *ev, int64_t sale_at
                           acr_err_t *err)
 {
     uint32_t own = period_key_of(tx, ev->at_ms), sale = period_key_of(tx, sale_at_ms);
-    return sale == own ? 0 : put_row(tx, sale, ev, err);
+    return sale == own ? 0 : put_copy_row(tx, sale, ev, err);
 }

@@ -19,6 +19,14 @@ extern const char ACR__DEFAULT_PIPELINE_JSON[];
  * nothing. Other codes (ACR_ESTORE, map full...) abort the transaction. */
 int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
 
+/* The event acr__state_apply accepted last is in the log as `entry` (its chain hash, then
+ * its record: the log's value, len bytes), after the chain hash `prev` of seq - 1: writes
+ * the state's rows that hold a copy of it (period_seqs, store_internal.h). Every caller of
+ * acr__state_apply calls it once the event is logged (append: after writing the record;
+ * replay, catch-up, a replica: with the stored value). 0 or ACR_ENOMEM / a store error. */
+int acr__state_logged(acr__txn_t *tx, uint64_t seq, const uint8_t prev[ACR_HASH_LEN],
+                      const uint8_t *entry, size_t len, acr_err_t *err);
+
 /* A replay into an empty scratch environment (rebuild, verify) collects the period_seqs
  * rows in memory instead of inserting each one: acr__pseq_bulk_begin before the first
  * event, acr__pseq_bulk_end after the last (writes them in key order, appended where the

@@ -397,6 +397,8 @@ int acr__tx_seal(acr__txn_t *tx, const acr__head_t *head)
 {
     acr__digest_t d[ACR_DB__COUNT];
     bool moved = false;
+    if (tx->pseq_copies != 0) /* an event applied and not logged (acr__state_logged) */
+        return EINVAL;
     for (int i = 0; i < ACR_DB__COUNT; i++)
         moved = moved || tx->dg[i].lo != 0 || tx->dg[i].hi != 0;
     int rc = acr__applied_put(tx->ledger, tx->txn, head);

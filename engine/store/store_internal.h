@@ -220,11 +220,18 @@ static inline int acr__read_begin(MDB_env *env, MDB_txn **txn)
  *     is the snapshot's head: a ledger from before the table (created empty when opened,
  *     filled by `accrue rebuild`) or one an older release appended to is not covered, and
  *     its runs read the whole log.
- * A row's value is the event type (1 byte). Keys sort by period, then seq. */
+ * A row's value is the event type (1 byte). The rows of the records a run of an early
+ * period would otherwise find scattered over the whole log -- the "every run" rows, and a
+ * refund's row under its sale's period -- carry a copy of the record as the log holds it
+ * (format 2): type, the chain hash of seq - 1, then the log's value (hash[16] || record), so
+ * a run checks the chain's link on the copy and reads them from a few contiguous pages
+ * instead of faulting in a page of the log for each (docs/benchmarks.md). Keys sort by
+ * period, then seq. */
 #define ACR__PSEQ_KEY_LEN 12
 #define ACR__PSEQ_EVERY_RUN 0xFFFFFFFFu /* the "every run" list (no date has this period) */
 #define ACR__PSEQ_MARKER_SEQ UINT64_MAX /* the marker's seq part (no event has it) */
-#define ACR__PSEQ_FORMAT 1              /* the marker's first byte: what the rows mean */
+#define ACR__PSEQ_FORMAT 2              /* the marker's first byte: what the rows mean */
+#define ACR__PSEQ_COPY_OFF (1 + ACR_HASH_LEN) /* where a copy row's log value starts */
 #define ACR__PSEQ_MARKER_LEN 17         /* format, first seq, last seq */
 
 /* The key part of period index `period` (local dates are >= 1970: never negative). */
@@ -323,6 +330,12 @@ typedef struct acr__txn {
     acr__digest_t dg[ACR_DB__COUNT]; /* the digests' moves of this transaction's writes */
     acr__cached_row_t *cache_last; /* the entry the last cached look-up found */
     struct acr__pseq_bulk *pseq_bulk; /* a replay's period_seqs rows, in memory (or NULL) */
+    /* the copy rows of the event being applied (period_seqs.c), written once its log value
+     * is known: acr__state_logged */
+    uint64_t pseq_copy_seq;
+    uint32_t pseq_copy_key[2];
+    uint8_t pseq_copy_type;
+    uint8_t pseq_copies;
 } acr__txn_t;
 
 /* The transaction of tx that holds table db. */

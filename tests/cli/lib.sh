@@ -92,14 +92,19 @@ new_ledger() {
     echo "$d"
 }
 
-# fixture_ledger FILE: a ledger directory (printed on stdout) whose data.mdb is the gzipped
-# LMDB file FILE, a ledger an earlier release wrote (tests/cli/fixtures/).
+# fixture_ledger FILE [STATE]: a ledger directory (printed on stdout) whose data.mdb is the
+# gzipped LMDB file FILE (and state.mdb the gzipped STATE), a ledger an earlier release wrote
+# (tests/cli/fixtures/).
 fixture_ledger() {
     local d
     d=$(mktemp -d "$TMP/old.XXXXXX")
     gzip -dc "$1" >"$d/data.mdb"
     chmod 700 "$d"
     chmod 600 "$d/data.mdb"
+    if [ -n "${2:-}" ]; then
+        gzip -dc "$2" >"$d/state.mdb"
+        chmod 600 "$d/state.mdb"
+    fi
     echo "$d"
 }
 

@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# test_old_ledger.sh - a ledger written by the release before the period index (issue 11) opens
-# and answers exactly as before, and `accrue rebuild` upgrades it.
+# test_old_ledger.sh - a ledger written by a release before today's period index (issue 11)
+# opens and answers exactly as before, and `accrue rebuild` upgrades it.
 #
 # tests/cli/fixtures/ledger-pre-index.mdb.gz is the data.mdb of the worked example (events,
 # `payout close 2026-07`, then the late events) written by accrue at commit ce1c4f6, before
-# period_seqs existed. A run of such a ledger reads the whole log (the index is absent); verify
-# says so in a note and passes; rebuild builds the index, after which the runs use it; every
-# statement is the worked example's, byte for byte, before and after.
+# period_seqs existed. ledger-pseq-v1.{data,state}.mdb.gz are the same ledger as accrue at
+# commit 747f2f7 left it after opening it and `accrue rebuild`: two environments, the index in
+# its format 1 (rows without the copies of scattered records that format 2 adds). A run of
+# either reads the whole log (the index is absent, or of another format); verify says so in a
+# note and passes; rebuild builds the index, after which the runs use it; every statement is
+# the worked example's, byte for byte, before and after.
 . "$(dirname "$0")/lib.sh"
 
 FIX=$ROOT/tests/cli/fixtures/ledger-pre-index.mdb.gz
+FIX_V1=("$ROOT/tests/cli/fixtures/ledger-pseq-v1.data.mdb.gz"
+        "$ROOT/tests/cli/fixtures/ledger-pseq-v1.state.mdb.gz")
 
 case_opens_and_answers_as_before() {
     local l
-    l=$(fixture_ledger "$FIX")
+    l=$(fixture_ledger "${CASE_FIX[@]}")
     acc "$l" verify
     assert_exit 0 "verify of a ledger of the previous release"
     expect_stderr_contains "accrue rebuild"
@@ -26,7 +31,7 @@ case_opens_and_answers_as_before() {
 
 case_rebuild_upgrades_it() {
     local l
-    l=$(fixture_ledger "$FIX")
+    l=$(fixture_ledger "${CASE_FIX[@]}")
     acc "$l" rebuild
     assert_exit 0
     acc "$l" verify
@@ -42,7 +47,7 @@ case_rebuild_upgrades_it() {
 
 case_new_appends_on_an_old_ledger() {
     local l
-    l=$(fixture_ledger "$FIX")
+    l=$(fixture_ledger "${CASE_FIX[@]}")
     printf '%s\n' '{"id":"old-1","type":"training.completed","at":"2026-08-20T00:00:00Z","data":{"partner_id":"P1","module":"m"}}' \
         >"$TMP/one.jsonl"
     acc "$l" append "$TMP/one.jsonl"
@@ -54,7 +59,15 @@ case_new_appends_on_an_old_ledger() {
     assert_file_eq "$TMP/d8/statement.csv" "$WORKED/statement-2026-08.csv"
 }
 
+case_v1_index_opens_and_answers_as_before() { CASE_FIX=("${FIX_V1[@]}"); case_opens_and_answers_as_before; }
+case_v1_index_rebuild_upgrades_it() { CASE_FIX=("${FIX_V1[@]}"); case_rebuild_upgrades_it; }
+case_v1_index_new_appends() { CASE_FIX=("${FIX_V1[@]}"); case_new_appends_on_an_old_ledger; }
+
+CASE_FIX=("$FIX")
 run_case case_opens_and_answers_as_before
 run_case case_rebuild_upgrades_it
 run_case case_new_appends_on_an_old_ledger
+run_case case_v1_index_opens_and_answers_as_before
+run_case case_v1_index_rebuild_upgrades_it
+run_case case_v1_index_new_appends
 finish

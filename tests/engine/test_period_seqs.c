@@ -367,3 +367,96 @@ Test(period_seqs, a_damaged_used_record_is_chain_broken)
     acr_buf_destroy(&s);
     fx_close(&fx);
 }
+
+/* The rows of records scattered over the log (the every-run list; a refund under its sale's
+ * period) carry a copy: the chain hash of seq - 1, then the log's value, byte for byte, so an
+ * indexed run reads them from the index. A flipped byte in a copy is refused by the run (the
+ * copy's link does not check), seen by verify, and the full scan is not affected. */
+Test(period_seqs, scattered_rows_carry_a_checked_copy)
+{
+    fixture_t fx;
+    acr_ledger_t *l = fx_open(&fx, ACR_PERIOD_MONTH, "+09:00");
+    /* a sale in August, so July's run takes the index; an August refund of a July sale */
+    fx_append_ok(l, WORKED SALE("s-4", "2026-08-03T01:00:00Z", "S4", "P2", "C3", "1000", "")
+                 REFUND("r-2", "2026-08-05T00:00:00Z", "S2", "1000"));
+    MDB_txn *txn, *ltxn;
+    ASSERT_EQ(mdb_txn_begin(l->senv, NULL, 0, &txn), 0);
+    ASSERT_EQ(mdb_txn_begin(l->env, NULL, MDB_RDONLY, &ltxn), 0);
+    MDB_cursor *cur;
+    ASSERT_EQ(mdb_cursor_open(txn, l->dbi[ACR_DB_PERIOD_SEQS], &cur), 0);
+    uint8_t key[ACR__PSEQ_KEY_LEN];
+    acr__pseq_key(ACR__PSEQ_EVERY_RUN, 0, key);
+    MDB_val k = {sizeof key, key}, v;
+    int copies = 0, plain = 0, refund_copies = 0;
+    uint64_t first_seq = 0;
+    uint8_t *row = NULL;
+    size_t row_len = 0;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        const uint8_t *p = k.mv_data;
+        uint64_t seq = acr__be_u64(p + 4);
+        bool every = memcmp(p, "\xff\xff\xff\xff", 4) == 0;
+        if (seq == ACR__PSEQ_MARKER_SEQ)
+            continue;
+        if (v.mv_size == 1) {
+            cr_assert(!every, "an every-run row without a copy (seq %llu)",
+                      (unsigned long long)seq);
+            plain++;
+            continue;
+        }
+        copies++;
+        refund_copies += !every;
+        /* the copy: type, hash(seq - 1), then exactly the log's value of seq */
+        uint8_t lk[8], prev[ACR_HASH_LEN];
+        acr__u64_be(seq, lk);
+        MDB_val lkey = {8, lk}, lv, pv;
+        ASSERT_EQ(mdb_get(ltxn, l->dbi[ACR_DB_LOG], &lkey, &lv), 0);
+        ASSERT_BYTES_EQ((const uint8_t *)v.mv_data + ACR__PSEQ_COPY_OFF,
+                        v.mv_size - ACR__PSEQ_COPY_OFF, lv.mv_data, lv.mv_size);
+        if (seq == 1) {
+            acr__genesis(l, prev);
+        } else {
+            acr__u64_be(seq - 1, lk);
+            ASSERT_EQ(mdb_get(ltxn, l->dbi[ACR_DB_LOG], &lkey, &pv), 0);
+            memcpy(prev, pv.mv_data, ACR_HASH_LEN);
+        }
+        ASSERT_BYTES_EQ((const uint8_t *)v.mv_data + 1, ACR_HASH_LEN, prev, ACR_HASH_LEN);
+        if (every && first_seq == 0) {
+            first_seq = seq;
+            row_len = v.mv_size;
+            row = malloc(row_len);
+            memcpy(row, v.mv_data, row_len);
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(ltxn);
+    cr_assert(copies > 0 && plain > 0 && refund_copies == 1 && row != NULL,
+              "copies %d (refunds %d), plain %d", copies, refund_copies, plain);
+
+    acr_payout_t a, b;
+    acr_buf_t sa, sb;
+    acr_buf_init(&sa);
+    acr_buf_init(&sb);
+    acr_err_t err;
+    ASSERT_EQ_MSG(run_as(l, true, "2026-07", 0, &b, &sb, &err), 0, "%s", err.msg);
+
+    row[row_len - 1] ^= 1; /* the copy's last byte: its record */
+    acr__pseq_key(ACR__PSEQ_EVERY_RUN, first_seq, key);
+    k = (MDB_val){sizeof key, key};
+    v = (MDB_val){row_len, row};
+    ASSERT_EQ(mdb_put(txn, l->dbi[ACR_DB_PERIOD_SEQS], &k, &v, 0), 0);
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    free(row);
+    ASSERT_EQ(run_as(l, false, "2026-07", 0, &a, &sa, &err), ACR_ECORRUPT);
+    cr_assert(strstr(err.msg, "copy of seq") != NULL, "%s", err.msg);
+    acr_verify_result_t vr;
+    ASSERT_EQ(acr_ledger_verify(l, &vr, NULL, &err), ACR_EMISMATCH);
+    ASSERT_STR_EQ(vr.bad_table, "period_seqs");
+    ASSERT_EQ_MSG(run_as(l, true, "2026-07", 0, &a, &sa, &err), 0, "%s", err.msg);
+    ASSERT_BYTES_EQ(a.stmt.csv, a.stmt.csv_len, b.stmt.csv, b.stmt.csv_len);
+    acr_payout_destroy(&a);
+    acr_payout_destroy(&b);
+    acr_buf_destroy(&sa);
+    acr_buf_destroy(&sb);
+    fx_close(&fx);
+}
