@@ -52,7 +52,7 @@ int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period
                   acr__pseq_period_key(period) + 1, 0, &cur, &k, &v, err);
     if (rc != 0 || cur == NULL)
         return rc;
-    rc = k.mv_size == ACR__PSEQ_KEY_LEN && be_u32(k.mv_data) != ACR__PSEQ_EVERY_RUN;
+    rc = k.mv_size == ACR__PSEQ_KEY_LEN && be_u32(k.mv_data) != ACR__PSEQ_MARKER_PERIOD;
     mdb_cursor_close(cur);
     return rc;
 }
@@ -131,7 +131,7 @@ static int add_src(acr__pseq_walk_t *w, MDB_cursor *cur, uint32_t period_key, co
 static int add_periods(acr__pseq_walk_t *w, MDB_txn *txn, MDB_dbi dbi, uint32_t last_key,
                        acr_err_t *err)
 {
-    uint32_t next = 0;
+    uint32_t next = ACR__PSEQ_EVERY_RUN + 1; /* the first period's key */
     for (;;) {
         MDB_cursor *cur;
         MDB_val k, v;
@@ -145,7 +145,7 @@ static int add_periods(acr__pseq_walk_t *w, MDB_txn *txn, MDB_dbi dbi, uint32_t 
         }
         if ((rc = add_src(w, cur, pk, &k, &v, err)) != 0)
             return rc;
-        next = pk + 1; /* pk <= last_key < ACR__PSEQ_EVERY_RUN: no wrap */
+        next = pk + 1; /* pk <= last_key < ACR__PSEQ_MARKER_PERIOD: no wrap */
     }
 }
 

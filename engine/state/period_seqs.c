@@ -264,7 +264,7 @@ int acr__state_logged(acr__txn_t *tx, uint64_t seq, const uint8_t prev[ACR_HASH_
 static int touch_marker(acr__txn_t *tx, uint64_t seq, acr_err_t *err)
 {
     uint8_t key[ACR__PSEQ_KEY_LEN], val[ACR__PSEQ_MARKER_LEN];
-    acr__pseq_key(ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ, key);
+    acr__pseq_key(ACR__PSEQ_MARKER_PERIOD, ACR__PSEQ_MARKER_SEQ, key);
     bool fresh;
     acr__cached_row_t *e = acr__cache_get(tx, ACR_DB_PERIOD_SEQS, key, sizeof key, &fresh);
     if (e == NULL)

@@ -740,7 +740,7 @@ bool acr__replica_marked(MDB_txn *txn, const MDB_dbi *dbi)
 int acr__pseq_marker_covers(MDB_txn *txn, MDB_dbi dbi, uint64_t head, acr_err_t *err)
 {
     uint8_t key[ACR__PSEQ_KEY_LEN];
-    acr__pseq_key(ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ, key);
+    acr__pseq_key(ACR__PSEQ_MARKER_PERIOD, ACR__PSEQ_MARKER_SEQ, key);
     MDB_val k = {.mv_size = sizeof key, .mv_data = key}, v;
     int rc = mdb_get(txn, dbi, &k, &v);
     if (rc == MDB_NOTFOUND)

@@ -214,7 +214,7 @@ static inline int acr__read_begin(MDB_env *env, MDB_txn **txn)
  *     every refund of every sale of a period <= U);
  *   - every other event the processor uses (ACR_COMM_TYPE_MASK: partners, plans, the
  *     program's events, period.closed) under ACR__PSEQ_EVERY_RUN;
- *   - one marker row (ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ: the last key, so a
+ *   - one marker row (ACR__PSEQ_MARKER_PERIOD, ACR__PSEQ_MARKER_SEQ: the last key, so a
  *     replay's write-back of it appends): ACR__PSEQ_FORMAT, the first and the last seq
  *     indexed (u64 BE each). The index covers a snapshot when first is 1 and last
  *     is the snapshot's head: a ledger from before the table (created empty when opened,
@@ -226,18 +226,24 @@ static inline int acr__read_begin(MDB_env *env, MDB_txn **txn)
  * (format 2): type, the chain hash of seq - 1, then the log's value (hash[16] || record), so
  * a run checks the chain's link on the copy and reads them from a few contiguous pages
  * instead of faulting in a page of the log for each (docs/benchmarks.md). Keys sort by
- * period, then seq. */
+ * period, then seq: the "every run" list first, then the periods (period index + 1), then the
+ * marker. So the list that grows with every sale, the latest period's, ends next to the
+ * one-row marker, never next to the copies: a B-tree page holding the end of a growing list
+ * of 1-byte rows and a run of copies after it would split on nearly every insert (LMDB
+ * splits a page at the middle of its rows, stranding the small ones). */
 #define ACR__PSEQ_KEY_LEN 12
-#define ACR__PSEQ_EVERY_RUN 0xFFFFFFFFu /* the "every run" list (no date has this period) */
-#define ACR__PSEQ_MARKER_SEQ UINT64_MAX /* the marker's seq part (no event has it) */
+#define ACR__PSEQ_EVERY_RUN 0u              /* the "every run" list (before every period) */
+#define ACR__PSEQ_MARKER_PERIOD 0xFFFFFFFFu /* the marker's period part (after every period) */
+#define ACR__PSEQ_MARKER_SEQ UINT64_MAX     /* the marker's seq part (no event has it) */
 #define ACR__PSEQ_FORMAT 2              /* the marker's first byte: what the rows mean */
 #define ACR__PSEQ_COPY_OFF (1 + ACR_HASH_LEN) /* where a copy row's log value starts */
 #define ACR__PSEQ_MARKER_LEN 17         /* format, first seq, last seq */
 
-/* The key part of period index `period` (local dates are >= 1970: never negative). */
+/* The key part of period index `period` (local dates are >= 1970: never negative), after
+ * the "every run" list's. */
 static inline uint32_t acr__pseq_period_key(int32_t period)
 {
-    return (uint32_t)period;
+    return (uint32_t)period + 1;
 }
 
 static inline void acr__pseq_key(uint32_t period_key, uint64_t seq,

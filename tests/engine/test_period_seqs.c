@@ -320,7 +320,7 @@ Test(period_seqs, refund_under_its_sales_period)
     ASSERT_EQ(acr_ledger_verify(l, &vr, NULL, &err), ACR_EMISMATCH);
     ASSERT_STR_EQ(vr.bad_table, "period_seqs");
 
-    ASSERT_EQ(del_row(l, ACR__PSEQ_EVERY_RUN, ACR__PSEQ_MARKER_SEQ), 0); /* an older ledger */
+    ASSERT_EQ(del_row(l, ACR__PSEQ_MARKER_PERIOD, ACR__PSEQ_MARKER_SEQ), 0); /* an older ledger */
     ASSERT_EQ_MSG(run_as(l, false, "2026-07", 0, &a, &sa, &err), 0, "%s", err.msg);
     ASSERT_BYTES_EQ(a.stmt.csv, a.stmt.csv_len, b.stmt.csv, b.stmt.csv_len);
     acr_payout_destroy(&a);
@@ -395,7 +395,8 @@ Test(period_seqs, scattered_rows_carry_a_checked_copy)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *p = k.mv_data;
         uint64_t seq = acr__be_u64(p + 4);
-        bool every = memcmp(p, "\xff\xff\xff\xff", 4) == 0;
+        bool every = ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) ==
+                     ACR__PSEQ_EVERY_RUN;
         if (seq == ACR__PSEQ_MARKER_SEQ)
             continue;
         if (v.mv_size == 1) {
