@@ -267,7 +267,7 @@ static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const ui
     if (rc != 0 && !acr_err_rejects_input(rc))
         return rc;
     if (rc != 0 || !write) {
-        tx->pseq_copies = 0; /* not logged: no copy of it */
+        acr__state_not_logged(tx);
         if ((*mdb_rc = release_claims(tx, &ev, true, &st)) != 0)
             return acr__mdb_err(*mdb_rc, err, "append");
         return rc;

@@ -96,24 +96,6 @@ typedef struct pipe {
     bool stop;                 /* the feed stage failed: the reader stage stops */
 } pipe_t;
 
-/* The record of an index row's copy (the hash of seq - 1, then the log's value: hash,
- * record), checked like a record fetched from the log: XXH3-128(hash(seq - 1) || record)
- * is the stored hash, and the record's header decodes. 0 with *out_rec and *out_type. */
-static int copy_record(uint64_t seq, const uint8_t *copy, size_t len, acr_str_t *out_rec,
-                       int *out_type, acr_err_t *err)
-{
-    const uint8_t *entry = copy + ACR_HASH_LEN, *rec = entry + ACR_HASH_LEN;
-    size_t rlen = len - 2 * ACR_HASH_LEN; /* src_load: len > 2 * ACR_HASH_LEN */
-    int type = acr__chain_ok(copy, entry, len - ACR_HASH_LEN) ? acr_record_check_header(rec, rlen)
-                                                              : 0;
-    if (type <= 0)
-        return acr_err_set(err, ACR_ECORRUPT, "the period_seqs copy of seq %llu does not match "
-                           "its chain hash: run `accrue rebuild`", (unsigned long long)seq);
-    *out_rec = (acr_str_t){(const char *)rec, (uint32_t)rlen};
-    *out_type = type;
-    return 0;
-}
-
 /* An indexed run fills a slot with the records of the walk's seqs, each checked against its
  * predecessor's stored hash: read from the index row's copy when it has one (the records
  * scattered over the log), else fetched from the log by seq; up to a period.closed (like
@@ -129,8 +111,9 @@ static int fill_indexed(pipe_t *pp, slot_t *s)
         int type, rc = acr__pseq_walk_next(pp->walk, &seq, &listed, &copy, &copy_len, &s->err);
         if (rc <= 0)
             return rc;
-        rc = copy != NULL ? copy_record(seq, copy, copy_len, &s->recs[s->n], &type, &s->err)
-                          : acr__reader_fetch_raw(pp->r, seq, &s->recs[s->n], &type, &s->err);
+        rc = copy != NULL
+                 ? acr__reader_copy_raw(seq, copy, copy_len, &s->recs[s->n], &type, &s->err)
+                 : acr__reader_fetch_raw(pp->r, seq, &s->recs[s->n], &type, &s->err);
         if (rc != 0)
             return rc;
         if (type != listed)

@@ -9,7 +9,6 @@
  * exactly those seqs (layout in store_internal.h). The rows of one period are keyed by
  * seq, so within a period each put lands at the end of its range.
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,7 +38,7 @@ typedef struct bulk_list {
     uint32_t key;     /* the period key */
     uint64_t *seqs;   /* ascending */
     uint8_t *types;
-    uint64_t *copies; /* 0, or 1 + the offset in copy_bytes of the row's copy (u32 len, bytes) */
+    uint64_t *copies; /* 0 (the value is the type), or 1 + the offset in values of the value */
     size_t n, cap;
 } bulk_list_t;
 
@@ -47,14 +46,14 @@ struct acr__pseq_bulk {
     bulk_list_t *lists; /* ascending key */
     size_t n, cap;
     size_t last;        /* the list the last row went to */
-    acr_buf_t copy_bytes; /* the copy rows' values after their type byte */
+    acr_buf_t values;   /* the longer values (a size_t length, then the bytes), back to back */
 };
 
 int acr__pseq_bulk_begin(acr__txn_t *tx, acr_err_t *err)
 {
     if ((tx->pseq_bulk = calloc(1, sizeof *tx->pseq_bulk)) == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    acr_buf_init(&tx->pseq_bulk->copy_bytes);
+    acr_buf_init(&tx->pseq_bulk->values);
     return 0;
 }
 
@@ -69,7 +68,7 @@ void acr__pseq_bulk_abort(acr__txn_t *tx)
         free(b->lists[i].copies);
     }
     free(b->lists);
-    acr_buf_destroy(&b->copy_bytes);
+    acr_buf_destroy(&b->values);
     free(b);
     tx->pseq_bulk = NULL;
 }
@@ -104,23 +103,21 @@ static bulk_list_t *bulk_list(struct acr__pseq_bulk *b, uint32_t key)
     return &b->lists[lo];
 }
 
-/* Adds a row; copy (len bytes after the type, NULL for an index row) is kept in the bulk's
- * buffer. */
-static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, uint8_t type,
-                    const uint8_t *copy, size_t len)
+/* Adds a row of value val (vlen >= 1 bytes: the type, then a copy when longer). */
+static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, const uint8_t *val,
+                    size_t vlen)
 {
     bulk_list_t *l = bulk_list(b, key);
     if (l == NULL)
         return ACR_ENOMEM;
     uint64_t at = 0;
-    if (copy != NULL) {
-        uint8_t n[4] = {(uint8_t)(len >> 24), (uint8_t)(len >> 16), (uint8_t)(len >> 8),
-                        (uint8_t)len};
-        at = 1 + b->copy_bytes.len;
-        if (acr_buf_append(&b->copy_bytes, n, sizeof n) != 0 ||
-            acr_buf_append(&b->copy_bytes, copy, len) != 0)
+    if (vlen > 1) {
+        at = 1 + b->values.len;
+        if (acr_buf_append(&b->values, &vlen, sizeof vlen) != 0 ||
+            acr_buf_append(&b->values, val, vlen) != 0)
             return ACR_ENOMEM;
     }
+    uint8_t type = val[0];
     if (l->n > 0 && l->seqs[l->n - 1] == seq) { /* the same row again: the last put wins */
         l->types[l->n - 1] = type;
         l->copies[l->n - 1] = at;
@@ -148,18 +145,6 @@ static int bulk_add(struct acr__pseq_bulk *b, uint32_t key, uint64_t seq, uint8_
     return 0;
 }
 
-/* A row's value: the type, then the copy when it has one (in scratch). */
-static MDB_val row_value(acr_buf_t *scratch, const uint8_t *type, const uint8_t *copy,
-                         size_t len)
-{
-    if (copy == NULL)
-        return acr__val(type, 1);
-    acr_buf_reset(scratch);
-    if (acr_buf_append(scratch, type, 1) != 0 || acr_buf_append(scratch, copy, len) != 0)
-        return acr__val(NULL, 0);
-    return acr__val(scratch->data, scratch->len);
-}
-
 int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
 {
     struct acr__pseq_bulk *b = tx->pseq_bulk;
@@ -184,18 +169,11 @@ int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
         for (size_t j = 0; rc == 0 && j < l->n; j++) {
             uint8_t key[ACR__PSEQ_KEY_LEN];
             acr__pseq_key(l->key, l->seqs[j], key);
-            const uint8_t *copy = NULL;
-            size_t len = 0;
+            MDB_val k = acr__val(key, sizeof key), v = acr__val(&l->types[j], 1);
             if (l->copies[j] != 0) {
-                const uint8_t *c = b->copy_bytes.data + l->copies[j] - 1;
-                len = (size_t)c[0] << 24 | (size_t)c[1] << 16 | (size_t)c[2] << 8 | c[3];
-                copy = c + 4;
-            }
-            MDB_val k = acr__val(key, sizeof key);
-            MDB_val v = row_value(&tx->scratch, &l->types[j], copy, len);
-            if (v.mv_data == NULL) {
-                rc = ENOMEM;
-                break;
+                const uint8_t *c = b->values.data + l->copies[j] - 1;
+                memcpy(&v.mv_size, c, sizeof v.mv_size);
+                v.mv_data = (void *)(c + sizeof v.mv_size);
             }
             bool append = !have_last || memcmp(key, last, sizeof key) > 0;
             rc = acr__dput(tx, ACR_DB_PERIOD_SEQS, &k, &v, append ? MDB_APPEND : 0);
@@ -206,19 +184,16 @@ int acr__pseq_bulk_end(acr__txn_t *tx, acr_err_t *err)
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PERIOD_SEQS)) : 0;
 }
 
-/* Writes the row (period_key, seq) of an event of type `type`, with copy (len bytes) or
- * without (copy NULL). */
-static int put_row(acr__txn_t *tx, uint32_t period_key, uint64_t seq, uint8_t type,
-                   const uint8_t *copy, size_t len, acr_err_t *err)
+/* Writes the row (period_key, seq) with value val (the type, then a copy when longer). */
+static int put_row(acr__txn_t *tx, uint32_t period_key, uint64_t seq, const uint8_t *val,
+                   size_t vlen, acr_err_t *err)
 {
     if (tx->pseq_bulk != NULL)
-        return bulk_add(tx->pseq_bulk, period_key, seq, type, copy, len) == 0
+        return bulk_add(tx->pseq_bulk, period_key, seq, val, vlen) == 0
                    ? 0 : acr_err_set(err, ACR_ENOMEM, "out of memory");
     uint8_t key[ACR__PSEQ_KEY_LEN];
     acr__pseq_key(period_key, seq, key);
-    MDB_val k = acr__val(key, sizeof key), v = row_value(&tx->scratch, &type, copy, len);
-    if (v.mv_data == NULL)
-        return acr_err_set(err, ACR_ENOMEM, "out of memory");
+    MDB_val k = acr__val(key, sizeof key), v = acr__val(val, vlen);
     int rc = acr__dput(tx, ACR_DB_PERIOD_SEQS, &k, &v, 0);
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(ACR_DB_PERIOD_SEQS)) : 0;
 }
@@ -228,11 +203,9 @@ static int put_row(acr__txn_t *tx, uint32_t period_key, uint64_t seq, uint8_t ty
 static int put_copy_row(acr__txn_t *tx, uint32_t period_key, const acr_event_t *ev,
                         acr_err_t *err)
 {
-    if (tx->pseq_copies >= sizeof tx->pseq_copy_key / sizeof tx->pseq_copy_key[0] ||
-        (tx->pseq_copies > 0 && tx->pseq_copy_seq != ev->seq))
-        return acr_err_set(err, ACR_ECORRUPT, "internal: the period index rows of seq %llu "
-                           "were not written", (unsigned long long)tx->pseq_copy_seq);
-    tx->pseq_copy_seq = ev->seq;
+    if (tx->pseq_copies >= sizeof tx->pseq_copy_key / sizeof tx->pseq_copy_key[0])
+        return acr_err_set(err, ACR_ECORRUPT, "internal: seq %llu has more copy rows than "
+                           "there is room for", (unsigned long long)ev->seq);
     tx->pseq_copy_type = (uint8_t)ev->type;
     tx->pseq_copy_key[tx->pseq_copies++] = period_key;
     return 0;
@@ -245,19 +218,21 @@ int acr__state_logged(acr__txn_t *tx, uint64_t seq, const uint8_t prev[ACR_HASH_
     tx->pseq_copies = 0;
     if (n == 0)
         return 0;
-    if (tx->pseq_copy_seq != seq)
-        return acr_err_set(err, ACR_ECORRUPT, "internal: the period index rows of seq %llu "
-                           "were given seq %llu", (unsigned long long)tx->pseq_copy_seq,
-                           (unsigned long long)seq);
-    /* prev || entry, after the type byte: the copy */
-    acr_buf_t *c = &tx->scratch2;
-    acr_buf_reset(c);
-    if (acr_buf_append(c, prev, ACR_HASH_LEN) != 0 || acr_buf_append(c, entry, len) != 0)
+    /* the value: type, prev, entry */
+    acr_buf_t *v = &tx->scratch2;
+    acr_buf_reset(v);
+    if (acr_buf_append(v, &tx->pseq_copy_type, 1) != 0 ||
+        acr_buf_append(v, prev, ACR_HASH_LEN) != 0 || acr_buf_append(v, entry, len) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     int rc = 0;
     for (uint8_t i = 0; rc == 0 && i < n; i++)
-        rc = put_row(tx, tx->pseq_copy_key[i], seq, tx->pseq_copy_type, c->data, c->len, err);
+        rc = put_row(tx, tx->pseq_copy_key[i], seq, v->data, v->len, err);
     return rc;
+}
+
+void acr__state_not_logged(acr__txn_t *tx)
+{
+    tx->pseq_copies = 0;
 }
 
 /* The marker lives in tx's row cache (write-back): one put per batch, not per event. */
@@ -294,8 +269,9 @@ int acr__pseq_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     int rc = 0;
     uint32_t bit = 1u << ev->type;
+    uint8_t type = (uint8_t)ev->type; /* the value of a row without a copy */
     if (bit & DATED_MASK)
-        rc = put_row(tx, period_key_of(tx, ev->at_ms), ev->seq, (uint8_t)ev->type, NULL, 0, err);
+        rc = put_row(tx, period_key_of(tx, ev->at_ms), ev->seq, &type, 1, err);
     else if (bit & EVERY_RUN_MASK)
         rc = put_copy_row(tx, ACR__PSEQ_EVERY_RUN, ev, err);
     return rc ? rc : touch_marker(tx, ev->seq, err);

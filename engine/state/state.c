@@ -872,8 +872,8 @@ static const apply_fn apply_table[ACR_EV__COUNT] = {
 int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     if (tx->pseq_copies != 0) /* a caller applied an event and did not log it */
-        return acr_err_set(err, ACR_ECORRUPT, "internal: seq %llu was applied but not logged",
-                           (unsigned long long)tx->pseq_copy_seq);
+        return acr_err_set(err, ACR_ECORRUPT, "internal: an event was applied and neither "
+                           "logged nor dropped before seq %llu", (unsigned long long)ev->seq);
     if (ev->type == ACR_EV_NONE || ev->type >= ACR_EV__COUNT)
         return acr_err_set(err, ACR_ECORRUPT, "event of unknown type %d", ev->type);
     if (tx->cache.count >= ACR_ROW_CACHE_MAX) { /* bound the memory of one huge transaction */

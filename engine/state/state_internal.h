@@ -26,6 +26,9 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);
  * replay, catch-up, a replica: with the stored value). 0 or ACR_ENOMEM / a store error. */
 int acr__state_logged(acr__txn_t *tx, uint64_t seq, const uint8_t prev[ACR_HASH_LEN],
                       const uint8_t *entry, size_t len, acr_err_t *err);
+/* Or: the event acr__state_apply accepted last will not be logged (its batch is refused):
+ * forgets what acr__state_logged would have written. */
+void acr__state_not_logged(acr__txn_t *tx);
 
 /* A replay into an empty scratch environment (rebuild, verify) collects the period_seqs
  * rows in memory instead of inserting each one: acr__pseq_bulk_begin before the first

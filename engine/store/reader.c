@@ -363,6 +363,33 @@ static void fetch_note(acr_reader_t *r, const MDB_val *v)
     r->scanned = 0;
 }
 
+/* The record of the log value p (hash || record, size > ACR_HASH_LEN bytes) that follows
+ * chain hash prev: its type with *out_rec, 0 when XXH3-128(prev || record) is not the stored
+ * hash, -1 when the record's header does not decode. */
+static int entry_record(const uint8_t *prev, const uint8_t *p, size_t size, acr_str_t *out_rec)
+{
+    if (!acr__chain_ok(prev, p, size))
+        return 0;
+    const uint8_t *rec = p + ACR_HASH_LEN;
+    size_t len = size - ACR_HASH_LEN;
+    int type = acr_record_check_header(rec, len);
+    if (type <= 0)
+        return -1;
+    *out_rec = (acr_str_t){(const char *)rec, (uint32_t)len};
+    return type;
+}
+
+int acr__reader_copy_raw(uint64_t seq, const uint8_t *copy, size_t len, acr_str_t *out_rec,
+                         int *out_type, acr_err_t *err)
+{
+    int type = entry_record(copy, copy + ACR_HASH_LEN, len - ACR_HASH_LEN, out_rec);
+    if (type <= 0)
+        return acr_err_set(err, ACR_ECORRUPT, "the period_seqs copy of seq %llu does not match "
+                           "its chain hash: run `accrue rebuild`", (unsigned long long)seq);
+    *out_type = type;
+    return 0;
+}
+
 int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int *out_type,
                           acr_err_t *err)
 {
@@ -391,20 +418,18 @@ int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int
     r->fetch_seq = 0;
     if (rc != 0)
         return rc;
-    const uint8_t *p = v.mv_data, *rec = p + ACR_HASH_LEN;
-    size_t len = v.mv_size - ACR_HASH_LEN;
-    if (!acr__chain_ok(prev, p, v.mv_size))
+    const uint8_t *p = v.mv_data;
+    int type = entry_record(prev, p, v.mv_size, out_rec);
+    if (type == 0)
         return acr_err_set(err, ACR_ECHAIN_BROKEN,
                            "seq %llu: the stored hash does not match its content and chain",
                            (unsigned long long)seq);
-    int type = acr_record_check_header(rec, len);
-    if (type <= 0)
+    if (type < 0)
         return acr_err_set(err, ACR_ECHAIN_BROKEN, "seq %llu: the stored record does not decode",
                            (unsigned long long)seq);
     r->fetch_seq = seq;
     r->fetch_val = p;
     fetch_note(r, &v);
-    *out_rec = (acr_str_t){(const char *)rec, (uint32_t)len};
     *out_type = type;
     return 0;
 }

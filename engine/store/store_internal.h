@@ -338,7 +338,6 @@ typedef struct acr__txn {
     struct acr__pseq_bulk *pseq_bulk; /* a replay's period_seqs rows, in memory (or NULL) */
     /* the copy rows of the event being applied (period_seqs.c), written once its log value
      * is known: acr__state_logged */
-    uint64_t pseq_copy_seq;
     uint32_t pseq_copy_key[2];
     uint8_t pseq_copy_type;
     uint8_t pseq_copies;
@@ -422,6 +421,11 @@ int acr__reader_next_raw(acr_reader_t *r, uint64_t through, uint32_t type_mask, 
  * Moves the position of acr_reader_next (seek before reading sequentially again). */
 int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int *out_type,
                           acr_err_t *err);
+/* The same for the record of a period_seqs copy (the chain hash of seq - 1, then the log's
+ * value of seq; len > 2 * ACR_HASH_LEN): checked the same way, on the copy's own bytes.
+ * 0, or ACR_ECORRUPT (the copy does not match its hash: a damaged index). */
+int acr__reader_copy_raw(uint64_t seq, const uint8_t *copy, size_t len, acr_str_t *out_rec,
+                         int *out_type, acr_err_t *err);
 
 /* ---- Small record encoding for state tables ------------------------------ */
 
