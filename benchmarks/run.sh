@@ -118,12 +118,14 @@ note "$events events, periods $first_period .. $last_period"
 have_accrue=0
 if [ -x "$accrue" ] && "$accrue" --version >/dev/null 2>&1; then have_accrue=1; fi
 seq_base=0
+append_s=NA
 ledger=$work/ledger
 if [ $have_accrue = 1 ]; then
     "$accrue" --ledger "$ledger" init >/dev/null || fail "accrue init"
     timed "$work/append.out" "$accrue" --ledger "$ledger" append "$hist" --batch-size 100000
     if [ "$T_RC" = 0 ]; then
         bench append_file "$events" "$T_SECONDS" "$T_RSS_MB" format=jsonl
+        append_s=$T_SECONDS # accrue's load, for the peers' load+compute rows
         first_seq=$(grep -o 'seq [0-9]*' "$work/append.out" | head -1 | grep -o '[0-9]*$')
         [ -z "$first_seq" ] || seq_base=$((first_seq - 1))
     else
@@ -487,13 +489,19 @@ for peer in $peers; do
         n=$(awk -F, -v p="$p" '$10 <= p' "$csv/sales.csv" | wc -l)
         lines=$(($(wc -l <"$st") - 1))
         full_s=$(awk -v a="$convert_s" -v b="$load_s" -v c="$compute_s" 'BEGIN { printf "%.3f", a + b + c }')
+        # load+compute sets like against like: the peer's conversion, bulk load and query
+        # against accrue's durable append of the same history (append_file, JSON: every rule
+        # checked, every event chained, every projection built) plus its run
         for m in compute load+compute; do
-            ps=$compute_s
-            [ $m = compute ] || ps=$full_s
-            ours=${ours_s[$p]}
+            ps=$compute_s ours=${ours_s[$p]} extra=()
+            if [ $m = load+compute ]; then
+                ps=$full_s
+                ours=$(awk -v a="$append_s" -v b="$ours" 'BEGIN { if (a == "NA" || b == "NA") print "NA"; else printf "%.3f", a + b }')
+                extra=("accrue_load_seconds=$append_s")
+            fi
             bench "payout_vs_$peer" "$n" "$ours" "${ours_rss[$p]}" "peer=$peer" \
                 "peer_per_s=$(rate "$n" "$ps")" "ratio=$(ratio "$ps" "$ours")" \
-                "period=$p" "mode=$m" "lines=$lines" "peer_seconds=$ps"
+                "period=$p" "mode=$m" "lines=$lines" "peer_seconds=$ps" "${extra[@]}"
         done
     done
 done
