@@ -487,9 +487,33 @@ static int rebuild_once(acr_ledger_t *l, uint64_t scratch_map, bool *scratch_ful
     return rc;
 }
 
+/* Grows the maps until the state's has room for a second copy of every derived table beside
+ * the first: a rebuild writes the new tables before its commit frees the old ones' pages, and
+ * a map found too small only at the copy would cost the whole replay again. */
+static int rebuild_room(acr_ledger_t *l, acr_err_t *err)
+{
+    uint64_t need = scratch_need(l) + (uint64_t)ACR_SCRATCH_MARGIN_BYTES;
+    for (int i = 0; i < 8; i++) {
+        MDB_envinfo info;
+        MDB_stat st;
+        mdb_env_info(l->senv, &info);
+        mdb_env_stat(l->senv, &st);
+        uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+        if (info.me_mapsize >= used + need)
+            return 0;
+        int rc = acr__grow_maps(l, err);
+        if (rc != 0)
+            return rc;
+    }
+    return 0; /* the copy's own MDB_MAP_FULL path grows further */
+}
+
 int acr_ledger_rebuild(acr_ledger_t *l, void (*progress)(uint64_t, uint64_t), acr_err_t *err)
 {
     uint64_t scratch_map = 0;
+    int grown = rebuild_room(l, err);
+    if (grown != 0)
+        return grown;
     for (;;) {
         bool scratch_full = false;
         pthread_rwlock_rdlock(&l->map_lock);
