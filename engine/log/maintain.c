@@ -41,6 +41,7 @@ typedef struct pairs {
 } pairs_t;
 
 typedef struct pair_ref {
+    uint64_t pre[2];    /* the key's first 16 bytes, big-endian, zero-padded */
     const uint8_t *rec; /* into pairs_t.bytes */
     size_t idx;         /* log order, for ties */
 } pair_ref_t;
@@ -76,10 +77,17 @@ static size_t rec_klen(const uint8_t *rec)
     return (size_t)rec[0] | ((size_t)rec[1] << 8);
 }
 
-/* LMDB's default order (memcmp, then the shorter first), ties by log order. */
+/* LMDB's default order (memcmp, then the shorter first), ties by log order. The prefixes
+ * decide most pairs without touching the records (a cache miss each, in random order): where
+ * they differ, the first differing byte lies in them, and a zero pad sorts below any byte but
+ * a zero one, which makes the prefixes equal and leaves it to the full comparison. */
 static int pair_order(const void *a, const void *b)
 {
     const pair_ref_t *x = a, *y = b;
+    if (x->pre[0] != y->pre[0])
+        return x->pre[0] < y->pre[0] ? -1 : 1;
+    if (x->pre[1] != y->pre[1])
+        return x->pre[1] < y->pre[1] ? -1 : 1;
     size_t xl = rec_klen(x->rec), yl = rec_klen(y->rec);
     int d = memcmp(x->rec + 2, y->rec + 2, xl < yl ? xl : yl);
     if (d == 0)
@@ -87,17 +95,64 @@ static int pair_order(const void *a, const void *b)
     return d ? d : (x->idx > y->idx) - (x->idx < y->idx);
 }
 
-/* Writes the last row of each key, in key order, into the empty table. */
-static int pairs_write(pairs_t *p, acr__txn_t *tx, int db, acr_err_t *err)
+/* p's records in key order (refs NULL when out of memory). */
+static void pairs_sort(const pairs_t *p, pair_ref_t **out)
+{
+    pair_ref_t *refs = malloc((p->n ? p->n : 1) * sizeof *refs);
+    if (refs != NULL) {
+        for (size_t i = 0; i < p->n; i++) {
+            const uint8_t *r = p->bytes.data + p->off[i];
+            uint8_t b[16] = {0};
+            size_t kl = rec_klen(r);
+            memcpy(b, r + 2, kl < 16 ? kl : 16);
+            refs[i] = (pair_ref_t){{acr__be_u64(b), acr__be_u64(b + 8)}, r, i};
+        }
+        qsort(refs, p->n, sizeof *refs, pair_order);
+    }
+    *out = refs;
+}
+
+/* ids' records sorted on a thread of their own while the replay's caller writes the other
+ * tables' last rows and sorts streams' records: the two sorts take both cores. */
+typedef struct pairs_sorter {
+    const pairs_t *pairs;
+    pair_ref_t *refs; /* sorted, NULL when out of memory */
+    pthread_t th;
+    bool threaded;
+} pairs_sorter_t;
+
+static void *pairs_sort_main(void *arg)
+{
+    pairs_sorter_t *s = arg;
+    pairs_sort(s->pairs, &s->refs);
+    return NULL;
+}
+
+static void pairs_sort_start(pairs_sorter_t *s, const pairs_t *pairs)
+{
+    memset(s, 0, sizeof *s);
+    s->pairs = pairs;
+    s->threaded = pthread_create(&s->th, NULL, pairs_sort_main, s) == 0;
+}
+
+static pair_ref_t *pairs_sort_join(pairs_sorter_t *s)
+{
+    if (s->threaded)
+        pthread_join(s->th, NULL);
+    else
+        pairs_sort_main(s);
+    s->threaded = false;
+    return s->refs;
+}
+
+/* Writes the last row of each key of p (sorted: refs), in key order, into the empty table. */
+static int pairs_write(const pairs_t *p, const pair_ref_t *refs, acr__txn_t *tx, int db,
+                       acr_err_t *err)
 {
     if (p->n == 0)
         return 0;
-    pair_ref_t *refs = malloc(p->n * sizeof *refs);
     if (refs == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    for (size_t i = 0; i < p->n; i++)
-        refs[i] = (pair_ref_t){p->bytes.data + p->off[i], i};
-    qsort(refs, p->n, sizeof *refs, pair_order);
     MDB_cursor *cur = NULL;
     int rc = mdb_cursor_open(tx->txn, tx->dbi[db], &cur);
     for (size_t i = 0; rc == 0 && i < p->n; i++) {
@@ -111,7 +166,6 @@ static int pairs_write(pairs_t *p, acr__txn_t *tx, int db, acr_err_t *err)
     }
     if (cur != NULL)
         mdb_cursor_close(cur);
-    free(refs);
     return rc ? acr__tx_fail(tx, rc, err, acr__db_name(db)) : 0;
 }
 
@@ -227,16 +281,26 @@ static int replay(acr_ledger_t *l, MDB_txn *read_txn, uint64_t through, acr__txn
     if (rc == 0)
         rc = scan_log(l, read_txn, through, tx, pairs, check_chain, &events, head, &bad,
                       progress, err);
+    bool sorting = rc == 0;
+    pairs_sorter_t sorter;
+    if (sorting)
+        pairs_sort_start(&sorter, &pairs[0]);
     if (rc == 0)
         rc = acr__pseq_bulk_end(tx, err); /* before the flush: its marker is the last key */
     acr__pseq_bulk_abort(tx);
     if (rc == 0)
         rc = acr__tx_flush(tx, err); /* the cached KPI rows */
-    if (rc == 0)
-        rc = pairs_write(&pairs[0], tx, ACR_DB_IDS, err);
+    if (sorting) {
+        pair_ref_t *refs[2];
+        pairs_sort(&pairs[1], &refs[1]);
+        refs[0] = pairs_sort_join(&sorter);
+        for (int i = 0; i < 2; i++) {
+            if (rc == 0)
+                rc = pairs_write(&pairs[i], refs[i], tx, i ? ACR_DB_STREAMS : ACR_DB_IDS, err);
+            free(refs[i]);
+        }
+    }
     pairs_destroy(&pairs[0]);
-    if (rc == 0)
-        rc = pairs_write(&pairs[1], tx, ACR_DB_STREAMS, err);
     pairs_destroy(&pairs[1]);
     return rc;
 }
