@@ -13,6 +13,8 @@
 
 #define BUFS 4
 #define BUF_BYTES (1u << 20)
+#define BUF_ALIGN 4096u
+_Static_assert(BUF_BYTES % BUF_ALIGN == 0, "every full buffer is a whole number of pages");
 
 typedef struct buf {
     char *data;
@@ -102,8 +104,8 @@ acr__csv_async_t *acr__csv_async_open(const acr_comm_output_t *o, acr_comm_outpu
     wrapped->csv_write = async_write;
     wrapped->csv_arg = w;
     bool bufs = true;
-    for (int i = 0; i < BUFS; i++)
-        bufs = bufs && (w->bufs[i].data = malloc(BUF_BYTES)) != NULL;
+    for (int i = 0; i < BUFS; i++) /* page-aligned: a sink may write them with O_DIRECT */
+        bufs = bufs && (w->bufs[i].data = aligned_alloc(BUF_ALIGN, BUF_BYTES)) != NULL;
     if (!bufs || pthread_mutex_init(&w->mu, NULL) != 0)
         return w; /* synchronous; close frees what was allocated */
     if (pthread_cond_init(&w->cv, NULL) != 0) {

@@ -4,9 +4,11 @@
  * copying ~100 bytes a line into the page cache, while the log reader's core sits idle
  * once the replay is done. The wrapper below takes the processor's chunks into a few
  * large buffers and hands each full one to a writer thread, so formatting and writing
- * overlap. The bytes reach the caller's sink in the same order and split only at chunk
- * boundaries the caller never relies on; the fingerprint is unchanged (the processor
- * hashes what it hands over). Without a thread it writes synchronously.
+ * overlap. The bytes reach the caller's sink in the same order; with the thread every chunk
+ * but the last is one whole buffer (1 MiB, page-aligned in memory and, being whole, in the
+ * file), so a sink may write them with O_DIRECT (the CLI's --out does); the fingerprint is
+ * unchanged (the processor hashes what it hands over). Without a thread it writes the
+ * processor's chunks synchronously, as they come.
  */
 #ifndef ACCRUE_ENGINE_PAYOUT_CSV_ASYNC_H
 #define ACCRUE_ENGINE_PAYOUT_CSV_ASYNC_H
