@@ -568,7 +568,8 @@ static void csv_direct_off(csv_file_t *f)
 static int csv_sink(void *arg, const void *p, size_t n)
 {
     csv_file_t *f = arg;
-    if (f->direct && ((uintptr_t)p % CSV_ALIGN != 0 || n % CSV_ALIGN != 0 || f->off % CSV_ALIGN))
+    if (f->direct && ((uintptr_t)p % CSV_ALIGN != 0 || n % CSV_ALIGN != 0 ||
+                      f->off % CSV_ALIGN != 0))
         csv_direct_off(f);
     for (const char *c = p; n > 0;) {
         ssize_t w = write(f->fd, c, n);
