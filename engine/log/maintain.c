@@ -420,11 +420,7 @@ static int scratch_open(acr_ledger_t *l, uint64_t map_bytes, scratch_t *s, acr_e
         remove_scratch(s->dir);
         return acr_err_set(err, ACR_EIO, "cannot lock the scratch folder: %s", strerror(e));
     }
-    MDB_envinfo info;
-    MDB_stat st;
-    mdb_env_info(l->senv, &info);
-    mdb_env_stat(l->senv, &st);
-    uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t used = acr__env_used_bytes(l->senv, NULL);
     bool room = statvfs(s->dir, &vfs) == 0 &&
                 (uint64_t)vfs.f_bavail * vfs.f_frsize > used + (64u << 20);
     unsigned flags = MDB_NOSYNC | MDB_NOMETASYNC | (room ? MDB_WRITEMAP : 0);
@@ -558,12 +554,8 @@ static int rebuild_room(acr_ledger_t *l, acr_err_t *err)
 {
     uint64_t need = scratch_need(l) + (uint64_t)ACR_SCRATCH_MARGIN_BYTES;
     for (int i = 0; i < 8; i++) {
-        MDB_envinfo info;
-        MDB_stat st;
-        mdb_env_info(l->senv, &info);
-        mdb_env_stat(l->senv, &st);
-        uint64_t used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
-        if (info.me_mapsize >= used + need)
+        uint64_t map = 0, used = acr__env_used_bytes(l->senv, &map);
+        if (map >= used + need)
             return 0;
         int rc = acr__grow_maps(l, err);
         if (rc != 0)
@@ -990,12 +982,9 @@ int acr_ledger_stats(acr_ledger_t *l, acr_stats_t *out, acr_err_t *err)
     /* both environments: the log's and the derived state's */
     MDB_env *envs[2] = {l->env, l->senv};
     for (int i = 0; i < 2; i++) {
-        MDB_envinfo info;
-        MDB_stat st;
-        mdb_env_info(envs[i], &info);
-        mdb_env_stat(envs[i], &st);
-        out->map_bytes += info.me_mapsize;
-        out->used_bytes += (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+        uint64_t map = 0;
+        out->used_bytes += acr__env_used_bytes(envs[i], &map);
+        out->map_bytes += map;
     }
     acr_reader_close(r);
     static const char *const files[] = {"data.mdb", "state.mdb"};

@@ -66,12 +66,10 @@ int acr__mdb_err(int rc, acr_err_t *err, const char *what)
  * it (docs/reliability.md, K5). */
 static int check_file_size(MDB_env *env, const char *file, acr_err_t *err)
 {
-    MDB_envinfo info;
-    MDB_stat st;
     struct stat fs;
-    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0 || stat(file, &fs) != 0)
+    uint64_t need = acr__env_used_bytes(env, NULL);
+    if (need == 0 || stat(file, &fs) != 0)
         return 0; /* nothing to compare: LMDB reports its own errors later */
-    uint64_t need = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
     if ((uint64_t)fs.st_size < need)
         return acr_err_set(err, ACR_ECORRUPT,
                            "%s is truncated: %llu bytes, its last commit uses %llu", file,

@@ -459,6 +459,19 @@ static inline void acr__u64_be(uint64_t v, uint8_t out[8])
     }
 }
 
+/* The bytes of env's file that its last commit uses (pages up to the last one written), and
+ * its map size when map is not NULL. */
+static inline uint64_t acr__env_used_bytes(MDB_env *env, uint64_t *map)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(env, &info) != 0 || mdb_env_stat(env, &st) != 0)
+        return 0;
+    if (map != NULL)
+        *map = info.me_mapsize;
+    return ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+}
+
 static inline uint64_t acr__be_u64(const uint8_t in[8])
 {
     uint64_t v = 0;
