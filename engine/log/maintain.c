@@ -42,8 +42,7 @@ typedef struct pairs {
 
 typedef struct pair_ref {
     uint64_t pre[2];    /* the key's first 16 bytes, big-endian, zero-padded */
-    const uint8_t *rec; /* into pairs_t.bytes */
-    size_t idx;         /* log order, for ties */
+    const uint8_t *rec; /* into pairs_t.bytes, appended in log order: its address is the order */
 } pair_ref_t;
 
 static void pairs_destroy(pairs_t *p)
@@ -92,7 +91,7 @@ static int pair_order(const void *a, const void *b)
     int d = memcmp(x->rec + 2, y->rec + 2, xl < yl ? xl : yl);
     if (d == 0)
         d = (xl > yl) - (xl < yl);
-    return d ? d : (x->idx > y->idx) - (x->idx < y->idx);
+    return d ? d : (x->rec > y->rec) - (x->rec < y->rec);
 }
 
 /* p's records in key order (refs NULL when out of memory). */
@@ -105,7 +104,7 @@ static void pairs_sort(const pairs_t *p, pair_ref_t **out)
             uint8_t b[16] = {0};
             size_t kl = rec_klen(r);
             memcpy(b, r + 2, kl < 16 ? kl : 16);
-            refs[i] = (pair_ref_t){{acr__be_u64(b), acr__be_u64(b + 8)}, r, i};
+            refs[i] = (pair_ref_t){{acr__be_u64(b), acr__be_u64(b + 8)}, r};
         }
         qsort(refs, p->n, sizeof *refs, pair_order);
     }
