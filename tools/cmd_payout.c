@@ -541,17 +541,17 @@ static int emit_run(const acr_cli_t *cli, acr_ledger_t *ledger, const payout_arg
 
 typedef struct csv_file {
     int fd;
-    bool direct; /* O_DIRECT still set */
-    uint64_t off;
+    bool direct; /* O_DIRECT still set: every write so far was whole pages, so the file
+                  * offset is page-aligned too */
 } csv_file_t;
 
 static int csv_open(csv_file_t *f, const char *path)
 {
-    f->off = 0;
-    f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_DIRECT, 0644);
+    int flags = O_WRONLY | O_CREAT | O_TRUNC;
+    f->fd = open(path, flags | O_DIRECT, 0644);
     f->direct = f->fd >= 0;
     if (f->fd < 0 && errno == EINVAL) /* tmpfs and others */
-        f->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        f->fd = open(path, flags, 0644);
     return f->fd;
 }
 
@@ -568,8 +568,7 @@ static void csv_direct_off(csv_file_t *f)
 static int csv_sink(void *arg, const void *p, size_t n)
 {
     csv_file_t *f = arg;
-    if (f->direct && ((uintptr_t)p % CSV_ALIGN != 0 || n % CSV_ALIGN != 0 ||
-                      f->off % CSV_ALIGN != 0))
+    if (f->direct && ((uintptr_t)p % CSV_ALIGN != 0 || n % CSV_ALIGN != 0))
         csv_direct_off(f);
     for (const char *c = p; n > 0;) {
         ssize_t w = write(f->fd, c, n);
@@ -585,7 +584,6 @@ static int csv_sink(void *arg, const void *p, size_t n)
             csv_direct_off(f); /* a short write leaves the rest unaligned */
         c += w;
         n -= (size_t)w;
-        f->off += (uint64_t)w;
     }
     return 0;
 }
