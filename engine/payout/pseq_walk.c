@@ -10,11 +10,6 @@
 
 #include "pseq_walk.h"
 
-static uint32_t be_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
 int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err)
 {
     return acr__pseq_marker_covers(acr__reader_txn(r, ACR_DB_PERIOD_SEQS), l->dbi[ACR_DB_PERIOD_SEQS],
@@ -52,7 +47,8 @@ int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period
                   acr__pseq_period_key(period) + 1, 0, &cur, &k, &v, err);
     if (rc != 0 || cur == NULL)
         return rc;
-    rc = k.mv_size == ACR__PSEQ_KEY_LEN && be_u32(k.mv_data) != ACR__PSEQ_MARKER_PERIOD;
+    rc = k.mv_size == ACR__PSEQ_KEY_LEN &&
+         acr__pseq_key_period(k.mv_data) != ACR__PSEQ_MARKER_PERIOD;
     mdb_cursor_close(cur);
     return rc;
 }
@@ -66,7 +62,7 @@ static int src_load(acr__pseq_src_t *s, const MDB_val *k, const MDB_val *v, uint
     if (k->mv_size != ACR__PSEQ_KEY_LEN)
         return acr_err_set(err, ACR_ECORRUPT, "a period_seqs key is damaged: run `accrue "
                            "rebuild`");
-    if (be_u32(p) != s->period_key)
+    if (acr__pseq_key_period(p) != s->period_key)
         return 0;
     s->seq = acr__be_u64(p + 4);
     if (s->seq == 0 || s->seq > through)
@@ -138,7 +134,7 @@ static int add_periods(acr__pseq_walk_t *w, MDB_txn *txn, MDB_dbi dbi, uint32_t 
         int rc = seek(txn, dbi, next, 0, &cur, &k, &v, err);
         if (rc != 0 || cur == NULL)
             return rc;
-        uint32_t pk = k.mv_size == ACR__PSEQ_KEY_LEN ? be_u32(k.mv_data) : 0;
+        uint32_t pk = k.mv_size == ACR__PSEQ_KEY_LEN ? acr__pseq_key_period(k.mv_data) : 0;
         if (k.mv_size != ACR__PSEQ_KEY_LEN || pk > last_key) {
             mdb_cursor_close(cur);
             return 0;

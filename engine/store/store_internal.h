@@ -259,6 +259,12 @@ static inline void acr__pseq_key(uint32_t period_key, uint64_t seq,
     }
 }
 
+/* The period part of a period_seqs key (acr__pseq_key's first argument). */
+static inline uint32_t acr__pseq_key_period(const uint8_t key[ACR__PSEQ_KEY_LEN])
+{
+    return (uint32_t)key[0] << 24 | (uint32_t)key[1] << 16 | (uint32_t)key[2] << 8 | key[3];
+}
+
 /* 1 when txn's period_seqs marker says seqs 1..head were indexed (runs may use it), 0 when
  * the index is absent or stale (a ledger of an older release, or appended to by one since:
  * runs scan the log, `accrue rebuild` builds it), else an LMDB error. */

@@ -395,8 +395,7 @@ Test(period_seqs, scattered_rows_carry_a_checked_copy)
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
         const uint8_t *p = k.mv_data;
         uint64_t seq = acr__be_u64(p + 4);
-        bool every = ((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]) ==
-                     ACR__PSEQ_EVERY_RUN;
+        bool every = acr__pseq_key_period(p) == ACR__PSEQ_EVERY_RUN;
         if (seq == ACR__PSEQ_MARKER_SEQ)
             continue;
         if (v.mv_size == 1) {
