@@ -172,6 +172,8 @@ void acr_ledger_close(acr_ledger_t *l)
 {
     if (l == NULL)
         return;
+    if (l->kpi_memo_free != NULL)
+        l->kpi_memo_free(l->kpi_memo);
     mdb_env_close(l->senv);
     mdb_env_close(l->env);
     pthread_rwlock_destroy(&l->map_lock);

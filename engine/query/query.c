@@ -23,6 +23,7 @@
 #include "../payout/payout_internal.h"
 #include "../state/state_internal.h"
 #include "../state/program_internal.h"
+#include "kpi_memo.h"
 
 /* ---- Snapshot and JSON writer -------------------------------------------------- */
 
@@ -986,11 +987,17 @@ int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partn
         rc = rc == 0 ? acr_err_set(err, ACR_ENOT_FOUND, "no partner %s", partner_id)
                      : rc < 0 ? rc : 0;
     }
-    if (rc == 0)
+    /* the sums alone come from the memo when it holds them; rows by rep need the lines */
+    acr__kpi_memo_ref_t memo = {.slot = -1};
+    bool memo_hit = rc == 0 && q.has_comm && !by_rep && acr_reader_head_seq(s.r) > 0 &&
+                    acr__kpi_memo_find(ledger, s.r, q.o_lo, q.o_hi, &memo) == 1;
+    if (rc == 0 && !memo_hit) {
         rc = kpi_statement(&s, &q, by_rep, &stmt, &have, err);
-    c.stmt = have ? &stmt : NULL;
+        acr__kpi_memo_publish(ledger, &memo, rc == 0 && have ? &stmt : NULL);
+    }
+    c.stmt = memo_hit ? &memo.view : have ? &stmt : NULL;
     acr_statement_t empty = {0};
-    if (rc == 0 && !have && q.has_comm)
+    if (rc == 0 && c.stmt == NULL && q.has_comm)
         c.stmt = &empty; /* an empty ledger: every commission is 0 */
     jw_open(&w, '[');
     if (rc == 0)
@@ -998,6 +1005,7 @@ int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partn
     jw_close(&w, ']');
     if (have)
         acr_statement_destroy(&stmt);
+    acr__kpi_memo_release(&memo);
     free(c.days);
     free(c.reps);
     return finish(&s, &w, rc, err);

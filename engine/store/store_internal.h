@@ -95,6 +95,8 @@ struct acr_ledger {
     pthread_rwlock_t map_lock; /* readers and writers hold it shared; growing the map exclusive */
     uint8_t idem_prune_key[ACR_ROW_KEY_MAX]; /* idem.c: where the next prune scan starts */
     size_t idem_prune_len;                   /* its bytes (0: the table's first key) */
+    struct acr__kpi_memo *kpi_memo;          /* engine/query/kpi_memo.c's, made on first use */
+    void (*kpi_memo_free)(struct acr__kpi_memo *m); /* set with it; called at close */
 };
 
 const char *acr__db_name(int db);

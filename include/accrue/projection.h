@@ -50,9 +50,13 @@ int acr_query_pipeline(acr_ledger_t *ledger, const char *partner_id, int32_t tod
  * (partner, rep). period_id is a month or a quarter id whatever the ledger's
  * period kind (else ACR_EUSAGE). partner_id may be NULL; an unknown one is
  * ACR_ENOT_FOUND. commission_minor runs the commission processor over the
- * whole snapshot (seconds per million events); the rest reads counters. */
+ * whole snapshot (seconds per million events), unless this ledger handle
+ * already did for the same window and no event since reaches it (the KPI memo,
+ * engine/query/kpi_memo.c; not used with by_rep); the rest reads counters. */
 int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partner_id,
                   bool by_rep, acr_buf_t *out, acr_err_t *err);
+/* KPI commission sums answered from the memo, and computed, since ledger was opened. */
+void acr_query_kpi_memo_stats(acr_ledger_t *ledger, uint64_t *hits, uint64_t *misses);
 
 /* The open deals (engine's proj_open_deals), for lists: {"stages":[{name,
  * exit_requires}] (the current pipeline, in order), "deals":[{deal_id,
