@@ -488,6 +488,13 @@ static void h_metrics(acr_srv_t *s, acr_srv_req_t *req, char **params)
         acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\n"
                        "accrue_replica_lag_events %" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\n"
                        "accrue_replica_lag_ms %" PRId64 "\n", behind, lag_ms);
+    uint64_t hits, runs; /* the KPI memo (engine/query/kpi_memo.c) */
+    acr_query_kpi_memo_stats(s->ledger, &hits, &runs);
+    acr_buf_printf(&req->resp,
+                   "# HELP accrue_kpi_commission_total KPI commission sums, from the memo or "
+                   "from a run of the processor.\n# TYPE accrue_kpi_commission_total counter\n"
+                   "accrue_kpi_commission_total{from=\"memo\"} %" PRIu64 "\n"
+                   "accrue_kpi_commission_total{from=\"run\"} %" PRIu64 "\n", hits, runs);
     req->status = 200;
     req->ctype = "text/plain; version=0.0.4";
 }
