@@ -9,7 +9,8 @@
  * across a whole period, so the KPI query has the payout driver (engine/payout)
  * run the pure commission processor over the snapshot's log (without the closed
  * statements, so it yields the lines as of the head, ignoring closes) and sums
- * the lines of the requested period. Numbers are integers throughout; a median of an even count is
+ * the lines of the requested period, unless the handle's KPI memo (kpi_memo.c)
+ * still holds them. Numbers are integers throughout; a median of an even count is
  * written with a literal ".5", never through a double.
  */
 #include <stdio.h>
