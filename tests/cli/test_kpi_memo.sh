@@ -107,5 +107,26 @@ case_server_answers_as_a_fresh_run() {
     stop_server
 }
 
+# Six partners' portals ask the same quarter at once: one run, five answers from it.
+case_one_run_for_concurrent_asks() {
+    [ -n "${L:-}" ] || { fail "no ledger from the case before"; return; }
+    # each lane thread first sleeps 300 ms (test hook): the asks meet on the lane
+    ACCRUE_TEST_SLOW_MS=300 start_server "$L" --token-file "$TMP/token-file" --expensive-max 4
+    local i pids=()
+    for i in 1 2 3 4 5 6; do
+        curl -s -o "$TMP/.c$i" --oauth2-bearer "$TOK" "$BASE/v1/kpi?period=2026-Q2" &
+        pids+=($!)
+    done
+    wait "${pids[@]}"
+    "$ACCRUE" --ledger "$L" kpi --period 2026-Q2 --format json >"$TMP/.want"
+    for i in 1 2 3 4 5 6; do
+        cmp -s "$TMP/.c$i" "$TMP/.want" || fail "answer $i differs from accrue kpi"
+    done
+    assert_eq "$(memo_count run)" 1 "runs for six asks of one window at one head"
+    assert_eq "$(memo_count memo)" 5 "answers from the memo"
+    stop_server
+}
+
 run_case case_server_answers_as_a_fresh_run
+run_case case_one_run_for_concurrent_asks
 finish
