@@ -530,6 +530,49 @@ incremental_row() {
     timed "$work/inc-run.out" "$accrue" --ledger "$ledger" payout run "$last_period" --out "$work/inc-run"
     if [ "$T_RC" = 0 ]; then bench incremental_payout 1 "$T_SECONDS" "$T_RSS_MB" period="$last_period" goal_seconds=0.050
     else fail "incremental payout run: $(head -3 "$work/inc-run.out.err")"; fi
+    incremental_served "$q" "$inc"
+}
+
+# The same asks of `accrue serve`, whose ledger handle keeps a KPI memo (docs/pipeline-and-
+# kpis.md): the quarter twice at one head (a run, then the memo), the quarter before it, then
+# another 1,000 sales of the open period over HTTP, then the quarter before (the memo, after
+# reading the 1,000 events: they cannot reach it) and the open quarter (a run: they do).
+incremental_served() {
+    local q=$1 inc=$2 prev y n port tok pid t code
+    command -v curl >/dev/null || { skip incremental_kpi_served no-curl; return; }
+    y=${q%-Q*} n=${q#*-Q}
+    if [ "$n" -gt 1 ]; then prev=$y-Q$((n - 1)); else prev=$((y - 1))-Q4; fi
+    tok=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    printf '%s admin\n' "$tok" >"$work/served-tokens"
+    port=$((20000 + RANDOM % 20000))
+    "$accrue" --ledger "$ledger" serve --listen "127.0.0.1:$port" --token-file "$work/served-tokens" \
+        >"$work/served.log" 2>&1 &
+    pid=$!
+    for _ in $(seq 50); do
+        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    ask() { # NAME PERIOD: one GET /v1/kpi, a BENCH row of its wall time
+        t=$(curl -s -o "$work/served-$1.json" -w '%{http_code} %{time_total}' --oauth2-bearer "$tok" \
+            "http://127.0.0.1:$port/v1/kpi?period=$2")
+        code=${t% *}
+        if [ "$code" = 200 ]; then bench "$1" 1 "${t#* }" NA period="$2" goal_seconds=0.050
+        else fail "$1: HTTP $code"; fi
+    }
+    ask incremental_kpi_served_run "$q"
+    ask incremental_kpi_served_same_head "$q"
+    ask incremental_kpi_served_prev_run "$prev"
+    sed -e 's/"id":"inc-/"id":"inc2-/' -e 's/"sale_id":"INC-/"sale_id":"INC2-/' "$inc" >"$work/inc2.jsonl"
+    code=$(curl -s -o "$work/inc2.out" -w '%{http_code}' --oauth2-bearer "$tok" \
+        -H 'Content-Type: application/x-ndjson' --data-binary @"$work/inc2.jsonl" \
+        "http://127.0.0.1:$port/v1/events")
+    [ "$code" = 200 ] || fail "incremental served append: HTTP $code $(head -c 200 "$work/inc2.out")"
+    ask incremental_kpi_served_prev_after_append "$prev"
+    ask incremental_kpi_served_after_append "$q"
+    curl -s --oauth2-bearer "$tok" "http://127.0.0.1:$port/metrics" | grep '^accrue_kpi_commission_total' |
+        sed 's/^/# /'
+    kill -TERM "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
 }
 if [ $have_accrue = 1 ]; then incremental_row; else skip incremental accrue-not-built; fi
 
