@@ -36,6 +36,8 @@ void *acr__arena_alloc(acr__arena_t *a, size_t n);
 /* A NUL-terminated copy of s[0..n); NULL on out of memory. */
 char *acr__arena_strdup(acr__arena_t *a, const char *s, size_t n);
 void acr__arena_free(acr__arena_t *a);
+/* Moves every chunk of from into to (from is left empty); what they hold stays put. */
+void acr__arena_move(acr__arena_t *to, acr__arena_t *from);
 
 /* ---- string table: interning, index-stable, open addressing ---- */
 typedef struct acr__strent {

@@ -59,6 +59,18 @@ void acr__arena_free(acr__arena_t *a)
     a->head = NULL;
 }
 
+void acr__arena_move(acr__arena_t *to, acr__arena_t *from)
+{
+    acr__chunk_t *tail = from->head;
+    if (tail == NULL)
+        return;
+    while (tail->next != NULL)
+        tail = tail->next;
+    tail->next = to->head; /* to's chunks become the older ones */
+    to->head = from->head;
+    from->head = NULL;
+}
+
 uint32_t acr__hash(const void *p, size_t n)
 {
     return (uint32_t)XXH3_64bits(p, n);

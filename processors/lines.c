@@ -25,6 +25,7 @@
  * commission beside them; refunds find their sale's position through the
  * refund-sum table.
  */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,9 +75,8 @@ typedef struct run {
     size_t unplanned_cap;
     psale_t *ps;          /* the partner's sales */
     size_t ps_count, ps_cap;
-    psale_t *late;        /* gather: the sales out of (at, seq) order, then the merge */
-    size_t late_cap, merged_cap;
-    psale_t *merged;
+    psale_t *late;        /* gather: the sales out of (at, seq) order */
+    size_t late_cap;
     int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
     group_t sales, refunds, adjs, upds, paid;
     pinfo_t *pinfo;
@@ -93,9 +93,15 @@ typedef struct run {
     uint32_t partner;
     int64_t *since;       /* per onboarding list: when the partner completed it (cache) */
     bool prepass;         /* promotions' first pass: choose, do not emit */
+    int32_t promo_lo_day, promo_hi_day; /* the days some promotion runs within */
     int32_t lo;           /* output.window_only: the first origin computed, else INT32_MIN */
     int32_t *need;        /* the partner's periods before lo that a clawback in the window needs */
     size_t need_count, need_cap;
+    acr__arena_t *arena;  /* where period ids and unplanned sale ids go: the processor's, or
+                             a helper's own (moved into the processor's at the end) */
+    acr__arena_t own_arena;
+    struct chunk *rec;    /* the parallel finish: the group being computed, which records the
+                             lines and unplanned sales instead of outputting them */
 } run_t;
 
 typedef struct cert_ctx {
@@ -132,7 +138,7 @@ static const char *period_str(run_t *r, int32_t period)
         return NULL;
     char buf[ACR_PERIOD_ID_MAX];
     acr_period_format(r->c->cfg.period_kind, period, buf);
-    const char *s = acr__arena_strdup(&r->c->arena, buf, strlen(buf));
+    const char *s = acr__arena_strdup(r->arena, buf, strlen(buf));
     if (s == NULL)
         return NULL;
     r->period_keys[r->period_count] = period;
@@ -224,12 +230,11 @@ static int psale_cmp(const void *pa, const void *pb)
 
 /* Puts r->ps in (at, seq) order ((at, seq) is unique: a total order). The feed order is
  * seq order, and all but the late sales (at below an earlier one's) are in order already:
- * those are taken out, sorted, and merged back, O(n) plus a sort of the few. */
+ * those are taken out, sorted, and merged back from the end, in place, O(n) plus a sort of
+ * the few. */
 static int order_sales(run_t *r)
 {
     size_t n = r->ps_count, kept = 0, nl = 0;
-    if (acr__grow((void **)&r->merged, &r->merged_cap, n, sizeof *r->merged) != 0)
-        return ACR_ENOMEM;
     for (size_t i = 0; i < n; i++) {
         if (kept == 0 || psale_cmp(&r->ps[i], &r->ps[kept - 1]) > 0) {
             r->ps[kept++] = r->ps[i];
@@ -241,19 +246,15 @@ static int order_sales(run_t *r)
     }
     if (nl > 1)
         qsort(r->late, nl, sizeof *r->late, psale_cmp);
-    size_t a = 0, b = 0, k = 0;
-    while (a < kept && b < nl)
-        r->merged[k++] = psale_cmp(&r->late[b], &r->ps[a]) < 0 ? r->late[b++] : r->ps[a++];
-    while (a < kept)
-        r->merged[k++] = r->ps[a++];
-    while (b < nl)
-        r->merged[k++] = r->late[b++];
-    psale_t *t = r->ps; /* the merge becomes ps; the old ps the next merge's room */
-    size_t tc = r->ps_cap;
-    r->ps = r->merged;
-    r->ps_cap = r->merged_cap;
-    r->merged = t;
-    r->merged_cap = tc;
+    /* ps[0 .. kept) and late[0 .. nl) into ps[0 .. n), the greatest first: the next place
+     * written, k, is never below a kept sale not yet moved (k - a = late ones left) */
+    size_t a = kept, b = nl, k = n;
+    while (b > 0) {
+        if (a > 0 && psale_cmp(&r->ps[a - 1], &r->late[b - 1]) > 0)
+            r->ps[--k] = r->ps[--a];
+        else
+            r->ps[--k] = r->late[--b];
+    }
     return 0;
 }
 
@@ -374,16 +375,33 @@ static bool bracket_comm(const acr_rule_t *rule, int64_t cum, int64_t amount, in
     return acr_round_half_even(exact, ACR_BP_MAX, out);
 }
 
+/* ---- the parallel finish's groups (below): what one records ---- */
+
+typedef struct chunk {
+    uint32_t lo, hi;         /* the partners rank[lo .. hi) */
+    size_t weight;           /* their records (sales, refunds, adjustments, paid lines) */
+    acr_line_t *lines;       /* in statement order */
+    size_t nlines, lines_cap;
+    acr_unplanned_t *unpl;   /* in the order found */
+    size_t nunpl, unpl_cap;
+    acr__arena_t arena;      /* the lines' sale ids */
+    int rc;                  /* the computation's code, err its error */
+    acr_err_t err;
+    bool done;
+} chunk_t;
+
 static int push_unplanned(run_t *r, const acr__sale_t *s, int32_t period)
 {
     acr_statement_t *st = r->st;
     uint32_t n;
     const char *id = acr__sale_id(r->c, s, &n);
-    const char *copy = acr__arena_strdup(&r->c->arena, id, n);
-    if (copy == NULL || acr__grow((void **)&st->unplanned, &r->unplanned_cap,
-                                  st->unplanned_count + 1, sizeof *st->unplanned) != 0)
+    const char *copy = acr__arena_strdup(r->arena, id, n);
+    acr_unplanned_t **arr = r->rec ? &r->rec->unpl : &st->unplanned;
+    size_t *count = r->rec ? &r->rec->nunpl : &st->unplanned_count;
+    size_t *cap = r->rec ? &r->rec->unpl_cap : &r->unplanned_cap;
+    if (copy == NULL || acr__grow((void **)arr, cap, *count + 1, sizeof **arr) != 0)
         return nomem(r);
-    st->unplanned[st->unplanned_count++] = (acr_unplanned_t){copy, r->partner_id, period};
+    (*arr)[(*count)++] = (acr_unplanned_t){copy, r->partner_id, period};
     return 0;
 }
 
@@ -614,6 +632,24 @@ static int line_cmp(const void *pa, const void *pb)
     return strcmp(a->source_id, b->source_id);
 }
 
+/* A line in statement order: to the output, or recorded by the group being computed (a
+ * transient sale id copied into the group's arena). */
+static int put_line(run_t *r, const acr_line_t *l, bool stable)
+{
+    chunk_t *k = r->rec;
+    if (k == NULL)
+        return acr__out_line(r->out, l, stable, r->err);
+    if (acr__grow((void **)&k->lines, &k->lines_cap, k->nlines + 1, sizeof *k->lines) != 0)
+        return nomem(r);
+    acr_line_t *d = &k->lines[k->nlines];
+    *d = *l;
+    if (!stable &&
+        (d->source_id = acr__arena_strdup(&k->arena, l->source_id, strlen(l->source_id))) == NULL)
+        return nomem(r);
+    k->nlines++;
+    return 0;
+}
+
 /* Outputs the pending paid-only lines that sort before l (all of them when l is NULL). */
 static int flush_pending(run_t *r, const acr_line_t *l)
 {
@@ -621,7 +657,7 @@ static int flush_pending(run_t *r, const acr_line_t *l)
         const acr_line_t *p = &r->pend[r->pend_pos];
         if (l != NULL && line_cmp(p, l) >= 0)
             break;
-        int rc = acr__out_line(r->out, p, true, r->err);
+        int rc = put_line(r, p, true);
         if (rc != 0)
             return rc;
     }
@@ -651,7 +687,7 @@ static int emit(run_t *r, acr_line_t *line, bool stable)
     if (line->amount_minor == 0 || r->silent)
         return 0;
     int rc = r->pend_pos < r->pend_count ? flush_pending(r, line) : 0;
-    return rc != 0 ? rc : acr__out_line(r->out, line, stable, r->err);
+    return rc != 0 ? rc : put_line(r, line, stable);
 }
 
 static acr_line_t line_base(const run_t *r, int32_t origin, unsigned kind)
@@ -925,6 +961,318 @@ static int run_setup(run_t *r)
     return rc;
 }
 
+/* The promotions' first pass over partner p's sales (r->prepass set). */
+static int prepass_partner(run_t *r, uint32_t p)
+{
+    const acr_comm_t *c = r->c;
+    r->partner = p;
+    r->partner_id = c->partners[p].id;
+    since_reset(r);
+    cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
+                    r->upds.start[p + 1] - r->upds.start[p], 0};
+    int rc = gather_sales(r);
+    return rc != 0 ? rc : partner_promos(r, &cur, r->promo_lo_day, r->promo_hi_day);
+}
+
+/* ---- the parallel finish ----
+ *
+ * Two steps of the finish go partner by partner: the promotions' first pass (each planned
+ * sale's promotion and the amount it wants) and, once the budgets are spent in (at, seq)
+ * order over every partner (the one step that crosses partners, sequential), the lines. In
+ * both, a partner's work reads only its own records and tables nothing writes any more,
+ * and writes only entries of that partner (its sales' promotion slots, its refund sums'
+ * positions, its paid identities' flags, its refunds' clawbacks). So the partners, in
+ * output order (index order for the first pass), are cut into groups of at least
+ * chunk_sales records; the caller and threads-1 helpers each compute whole groups with a
+ * run of their own (their own scratch and arena), recording the lines and unplanned sales
+ * in the group; the caller outputs the groups strictly in order, every line through the
+ * same acr__out_line as the sequential finish, so the CSV, the totals (with their overflow
+ * checks, line by line), the line numbers and the promotion tallies are the sequential
+ * finish's. A group's error is reported when its turn to be output comes, after the lines
+ * it recorded before it: the first error in partner order, as the sequential finish would
+ * report it. The groups computed ahead of the output are bounded in number and records. */
+
+#define CHUNK_SALES_DEFAULT 16384u
+#define CHUNKS_AHEAD 8u
+#define AHEAD_WEIGHT 1000000u /* ~1.7 M recorded lines, ~130 MB, at most */
+#define FINISH_THREADS_MAX 8u
+
+typedef struct par {
+    const uint32_t *rank;
+    chunk_t *chunks;
+    size_t n;
+    size_t next_take; /* the next group to compute */
+    size_t next_out;  /* the next group to output */
+    size_t ahead;     /* the weight of the groups taken and not yet output */
+    struct {          /* line arrays of groups output, for the next groups taken (fresh
+                         pages would each be faulted and zeroed again) */
+        acr_line_t *lines;
+        size_t cap;
+    } pool[CHUNKS_AHEAD + FINISH_THREADS_MAX];
+    size_t pooled;
+    bool stop;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+} par_t;
+
+typedef struct helper {
+    par_t *p;
+    run_t w;
+    pthread_t th;
+    bool started;
+} helper_t;
+
+/* A run for groups: r's shared tables, scratch and an arena of its own. */
+static int worker_init(run_t *w, const run_t *r)
+{
+    memset(w, 0, sizeof *w);
+    w->c = r->c;
+    w->st = r->st;
+    w->lo = r->lo;
+    w->prepass = r->prepass;
+    w->promo_lo_day = r->promo_lo_day;
+    w->promo_hi_day = r->promo_hi_day;
+    w->claw = r->claw;
+    w->sales = r->sales;
+    w->refunds = r->refunds;
+    w->adjs = r->adjs;
+    w->upds = r->upds;
+    w->paid = r->paid;
+    w->arena = &w->own_arena;
+    size_t n = r->c->prog.onb_count;
+    w->since = malloc((n ? n : 1) * sizeof *w->since);
+    return w->since != NULL ? 0 : ACR_ENOMEM;
+}
+
+/* Frees w's scratch (not the shared tables) and moves its arena into the processor's. */
+static void worker_done(run_t *w)
+{
+    acr__arena_move(&w->c->arena, &w->own_arena);
+    free(w->since);
+    free(w->ps);
+    free(w->late);
+    free(w->pinfo);
+    free(w->period_keys);
+    free(w->period_strs);
+    free(w->pend);
+    free(w->idbuf);
+    free(w->need);
+}
+
+static void chunk_compute(run_t *w, chunk_t *k, const uint32_t *rank)
+{
+    acr_err_clear(&k->err);
+    w->err = &k->err;
+    w->rec = k;
+    int rc = 0;
+    for (uint32_t i = k->lo; rc == 0 && i < k->hi; i++)
+        rc = w->prepass ? prepass_partner(w, rank[i]) : do_partner(w, rank[i]);
+    k->rc = rc;
+}
+
+static void chunk_free(chunk_t *k)
+{
+    free(k->lines);
+    free(k->unpl);
+    acr__arena_free(&k->arena);
+    k->lines = NULL;
+    k->unpl = NULL;
+}
+
+/* Outputs group k's lines and unplanned sales, then its error, if any. */
+static int chunk_output(run_t *r, chunk_t *k)
+{
+    acr_statement_t *st = r->st;
+    int rc = 0;
+    for (size_t i = 0; rc == 0 && i < k->nlines; i++)
+        rc = acr__out_line(r->out, &k->lines[i], true, r->err);
+    if (rc == 0 && k->nunpl > 0) {
+        if (acr__grow((void **)&st->unplanned, &r->unplanned_cap,
+                      st->unplanned_count + k->nunpl, sizeof *st->unplanned) != 0)
+            rc = nomem(r);
+        else
+            memcpy(st->unplanned + st->unplanned_count, k->unpl, k->nunpl * sizeof *k->unpl);
+        st->unplanned_count += rc == 0 ? k->nunpl : 0;
+    }
+    if (rc == 0 && k->rc != 0) {
+        *r->err = k->err;
+        rc = k->rc;
+    }
+    if (rc == 0 && !r->c->output.omit_lines)
+        acr__arena_move(&r->c->arena, &k->arena); /* the lines point into it */
+    free(k->unpl);
+    k->unpl = NULL;
+    acr__arena_free(&k->arena);
+    return rc;
+}
+
+/* Takes the next group to compute, if one may be (p->mu held): its index, or p->n. The
+ * next group to output may always be taken; another only while the groups ahead of the
+ * output, whose lines wait recorded, stay within CHUNKS_AHEAD groups and AHEAD_WEIGHT. */
+static size_t take(par_t *p)
+{
+    if (p->stop || p->next_take >= p->n)
+        return p->n;
+    size_t w = p->chunks[p->next_take].weight;
+    if (p->next_take > p->next_out &&
+        (p->next_take >= p->next_out + CHUNKS_AHEAD || p->ahead + w > AHEAD_WEIGHT))
+        return p->n;
+    p->ahead += w;
+    chunk_t *k = &p->chunks[p->next_take];
+    if (p->pooled > 0) {
+        p->pooled--;
+        k->lines = p->pool[p->pooled].lines;
+        k->lines_cap = p->pool[p->pooled].cap;
+    }
+    return p->next_take++;
+}
+
+/* Group k's line array back to the pool (p->mu held), or freed when the pool is full. */
+static void give_back(par_t *p, chunk_t *k)
+{
+    size_t room = sizeof p->pool / sizeof p->pool[0];
+    if (k->lines != NULL && p->pooled < room) {
+        p->pool[p->pooled].lines = k->lines;
+        p->pool[p->pooled++].cap = k->lines_cap;
+        k->lines = NULL;
+    }
+    free(k->lines);
+    k->lines = NULL;
+}
+
+static void *helper_main(void *arg)
+{
+    helper_t *h = arg;
+    par_t *p = h->p;
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop && p->next_take < p->n) {
+        size_t i = take(p);
+        if (i == p->n) {
+            pthread_cond_wait(&p->cv, &p->mu);
+            continue;
+        }
+        pthread_mutex_unlock(&p->mu);
+        chunk_compute(&h->w, &p->chunks[i], p->rank);
+        pthread_mutex_lock(&p->mu);
+        p->chunks[i].done = true;
+        pthread_cond_broadcast(&p->cv);
+    }
+    pthread_mutex_unlock(&p->mu);
+    return NULL;
+}
+
+/* The groups of rank[0 .. np): consecutive partners holding at least `want` records. */
+static chunk_t *make_chunks(const run_t *r, const uint32_t *rank, uint32_t np, size_t *n_out)
+{
+    const acr_comm_t *c = r->c;
+    size_t want = c->output.chunk_sales ? c->output.chunk_sales : CHUNK_SALES_DEFAULT, n = 0,
+           cap = 0;
+    chunk_t *ks = NULL;
+    for (uint32_t i = 0; i < np;) {
+        uint32_t lo = i;
+        size_t weight = 0;
+        while (i < np && (i == lo || weight < want)) {
+            uint32_t p = rank[i++];
+            weight += 1 + (r->sales.start[p + 1] - r->sales.start[p]) +
+                      (r->refunds.start[p + 1] - r->refunds.start[p]) +
+                      (r->adjs.start[p + 1] - r->adjs.start[p]) +
+                      (r->paid.start[p + 1] - r->paid.start[p]);
+        }
+        if (acr__grow((void **)&ks, &cap, n + 1, sizeof *ks) != 0) {
+            free(ks);
+            return NULL;
+        }
+        memset(&ks[n], 0, sizeof ks[n]);
+        ks[n].lo = lo;
+        ks[n].weight = weight;
+        ks[n++].hi = i;
+    }
+    *n_out = n;
+    return ks;
+}
+
+#define NOT_PARALLEL 1 /* (error codes are negative) */
+
+/* The partners' lines on `threads` threads: the run's code, or NOT_PARALLEL when there are
+ * not two groups or no room to make them (the caller then goes the sequential way). */
+static int run_parallel(run_t *r, const uint32_t *rank, uint32_t np, unsigned threads)
+{
+    par_t p = {.rank = rank};
+    if ((p.chunks = make_chunks(r, rank, np, &p.n)) == NULL || p.n < 2) {
+        free(p.chunks);
+        return NOT_PARALLEL;
+    }
+    if (pthread_mutex_init(&p.mu, NULL) != 0) {
+        free(p.chunks);
+        return NOT_PARALLEL;
+    }
+    if (pthread_cond_init(&p.cv, NULL) != 0) {
+        pthread_mutex_destroy(&p.mu);
+        free(p.chunks);
+        return NOT_PARALLEL;
+    }
+    /* the caller's scratch from the promotions' pass: each worker has its own */
+    free(r->ps);
+    free(r->late);
+    r->ps = r->late = NULL;
+    r->ps_cap = r->late_cap = 0;
+    unsigned nh = threads - 1;
+    helper_t *hs = calloc(nh, sizeof *hs);
+    run_t mine;
+    int rc = hs != NULL ? worker_init(&mine, r) : ACR_ENOMEM;
+    for (unsigned i = 0; rc == 0 && i < nh; i++) {
+        hs[i].p = &p;
+        if (worker_init(&hs[i].w, r) != 0)
+            break; /* fewer helpers: the caller computes more groups itself */
+        hs[i].started = pthread_create(&hs[i].th, NULL, helper_main, &hs[i]) == 0;
+        if (!hs[i].started) {
+            worker_done(&hs[i].w);
+            break;
+        }
+    }
+    if (rc != 0)
+        rc = nomem(r);
+    pthread_mutex_lock(&p.mu);
+    while (rc == 0 && p.next_out < p.n) {
+        chunk_t *k = &p.chunks[p.next_out];
+        size_t i;
+        if (k->done) {
+            pthread_mutex_unlock(&p.mu);
+            rc = chunk_output(r, k);
+            pthread_mutex_lock(&p.mu);
+            p.ahead -= k->weight;
+            give_back(&p, k);
+            p.next_out++;
+            pthread_cond_broadcast(&p.cv); /* room for another group ahead */
+        } else if ((i = take(&p)) < p.n) {
+            pthread_mutex_unlock(&p.mu);
+            chunk_compute(&mine, &p.chunks[i], rank);
+            pthread_mutex_lock(&p.mu);
+            p.chunks[i].done = true;
+        } else {
+            pthread_cond_wait(&p.cv, &p.mu);
+        }
+    }
+    p.stop = true;
+    pthread_cond_broadcast(&p.cv);
+    pthread_mutex_unlock(&p.mu);
+    for (unsigned i = 0; hs != NULL && i < nh && hs[i].started; i++) {
+        pthread_join(hs[i].th, NULL);
+        worker_done(&hs[i].w);
+    }
+    if (hs != NULL)
+        worker_done(&mine);
+    for (size_t i = p.next_out; i < p.n; i++)
+        chunk_free(&p.chunks[i]); /* after an error: computed or not, never output */
+    for (size_t i = 0; i < p.pooled; i++)
+        free(p.pool[i].lines);
+    free(hs);
+    free(p.chunks);
+    pthread_cond_destroy(&p.cv);
+    pthread_mutex_destroy(&p.mu);
+    return rc;
+}
+
 static bool sale_less(const void *ctx, uint32_t a, uint32_t b)
 {
     const acr__sale_t *x = (const acr__sale_t *)ctx + a, *y = (const acr__sale_t *)ctx + b;
@@ -1027,17 +1375,22 @@ static int promo_pass(run_t *r)
         hi_day = g->promos[i].last_day > hi_day ? g->promos[i].last_day : hi_day;
     }
     r->prepass = true;
-    int rc = 0;
-    for (uint32_t p = 0; rc == 0 && p < c->partner_ids.count; p++) {
-        r->partner = p;
-        r->partner_id = c->partners[p].id;
-        since_reset(r);
-        cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
-                        r->upds.start[p + 1] - r->upds.start[p], 0};
-        rc = gather_sales(r);
-        if (rc == 0)
-            rc = partner_promos(r, &cur, lo_day, hi_day);
-    }
+    r->promo_lo_day = lo_day;
+    r->promo_hi_day = hi_day;
+    int rc = NOT_PARALLEL;
+    uint32_t np = c->partner_ids.count;
+    unsigned threads = c->output.threads < FINISH_THREADS_MAX ? c->output.threads
+                                                              : FINISH_THREADS_MAX;
+    uint32_t *order = threads > 1 && np > 1 ? malloc(np * sizeof *order) : NULL;
+    for (uint32_t p = 0; order != NULL && p < np; p++)
+        order[p] = p;
+    if (order != NULL)
+        rc = run_parallel(r, order, np, threads);
+    free(order);
+    if (rc == NOT_PARALLEL)
+        rc = 0;
+    for (uint32_t p = 0; rc == 0 && r->prepass && p < np; p++)
+        rc = prepass_partner(r, p);
     r->prepass = false;
     return rc != 0 ? rc : promo_budgets(r);
 }
@@ -1076,7 +1429,6 @@ static void run_free(run_t *r)
     free(r->since);
     free(r->ps);
     free(r->late);
-    free(r->merged);
     free(r->claw);
     group_free(&r->sales);
     group_free(&r->refunds);
@@ -1098,6 +1450,7 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     r.c = c;
     r.st = st;
     r.err = err;
+    r.arena = &c->arena;
     r.lo = c->output.window && c->output.window_only ? c->output.window_lo : INT32_MIN;
     for (size_t i = 0; i < c->paid_count; i++)
         c->paid[i].used = false;
@@ -1116,7 +1469,13 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
         acr__sort_idx(rank, tmp, np, partner_less, c);
     if (rc == 0 && (r.out = acr__out_begin(c, st, err)) == NULL)
         rc = ACR_ENOMEM;
-    for (uint32_t i = 0; rc == 0 && i < np; i++)
+    unsigned threads = c->output.threads < FINISH_THREADS_MAX ? c->output.threads
+                                                              : FINISH_THREADS_MAX;
+    int prc = rc == 0 && threads > 1 && np > 1 ? run_parallel(&r, rank, np, threads)
+                                               : NOT_PARALLEL;
+    if (prc != NOT_PARALLEL)
+        rc = prc;
+    for (uint32_t i = 0; rc == 0 && prc == NOT_PARALLEL && i < np; i++)
         rc = do_partner(&r, rank[i]);
     if (r.out != NULL) {
         if (rc == 0)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "accrue/date.h"
 #include "accrue/money.h"
@@ -332,6 +333,21 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
 
 /* The processor's statement of run period `period` over events 1..through_seq of r's
  * snapshot (with the closes' statements when closes; what-if plans of req, output o). */
+/* The finish's threads (acr_comm_output_t.threads): one per online CPU, at most 4, or
+ * ACR_PAYOUT_THREADS (1: the sequential finish, the reference for A/B runs); and
+ * ACR_PAYOUT_CHUNK_SALES, the sales of a group of partners (tests: 1). The statement is
+ * the same whatever they say (processors/lines.c). */
+static void finish_threads(acr_comm_output_t *o)
+{
+    const char *t = getenv("ACR_PAYOUT_THREADS"), *k = getenv("ACR_PAYOUT_CHUNK_SALES");
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    o->threads = cpus > 4 ? 4u : cpus > 1 ? (unsigned)cpus : 1u;
+    if (t != NULL && atoi(t) >= 1)
+        o->threads = (unsigned)atoi(t);
+    if (k != NULL && atoi(k) >= 1)
+        o->chunk_sales = (uint32_t)atoi(k);
+}
+
 static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
                          uint64_t through_seq, bool closes, bool want_full,
                          const acr_payout_request_t *req, const acr_comm_output_t *o,
@@ -339,17 +355,17 @@ static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
 {
     acr_comm_config_t cfg = {l->cfg.period_kind, l->cfg.utc_offset_min, period, through_seq};
     acr_comm_t *c = acr_comm_new(&cfg);
-    acr_comm_output_t wrapped;
+    acr_comm_output_t given = o != NULL ? *o : (acr_comm_output_t){0}, wrapped;
+    finish_threads(&given);
     acr__csv_async_t *w = NULL; /* a streamed CSV is written on a second thread */
-    if (c != NULL && o != NULL && o->csv_write != NULL &&
-        (w = acr__csv_async_open(o, &wrapped)) == NULL) {
+    if (c != NULL && given.csv_write != NULL &&
+        (w = acr__csv_async_open(&given, &wrapped)) == NULL) {
         acr_comm_free(c);
         c = NULL;
     }
     if (c == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
-    if (o != NULL)
-        acr_comm_set_output(c, w != NULL ? &wrapped : o);
+    acr_comm_set_output(c, w != NULL ? &wrapped : &given);
     int rc = feed_log(l, r, c, period, through_seq, closes, want_full, fs, err);
     for (size_t i = 0; rc == 0 && req != NULL && i < req->whatif_plan_count; i++)
         rc = acr_comm_add_whatif_plan(c, req->whatif_plans[i], req->whatif_plan_lens[i], err);

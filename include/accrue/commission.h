@@ -76,6 +76,12 @@ typedef struct acr_comm_output {
                                       computed (nor output), but for the sales a clawback in
                                       the window needs: only window_minor, and the lines of
                                       origin >= window_lo, are then the run's */
+    unsigned threads;              /* the finish's threads (0 or 1: the caller's alone): the
+                                      lines of groups of partners are computed on up to this
+                                      many threads and output in partner order, so the
+                                      statement is the same whatever the count */
+    uint32_t chunk_sales;          /* the sales a group of partners holds at least (0: a
+                                      default; tests set 1, a group per partner) */
 } acr_comm_output_t;
 
 /* One statement line. Strings are owned by the statement. */

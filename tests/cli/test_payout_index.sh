@@ -10,18 +10,25 @@
 GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
 [ -x "$GEN" ] || GEN=$ROOT/build/accrue-gen
 
-# both_ways LEDGER PERIOD [AS_OF]: one run each way, compared byte for byte.
+# both_ways LEDGER PERIOD [AS_OF]: one run each way, compared byte for byte; and a third,
+# indexed, with the finish on three threads and a group per partner (processors/lines.c),
+# against the full scan's on one thread (ACR_PAYOUT_THREADS=1), the reference.
 both_ways() {
     local l=$1 p=$2 x=${3:-} args=()
     [ -n "$x" ] && args=(--as-of "$x")
-    rm -rf "$TMP/ix" "$TMP/fs"
+    rm -rf "$TMP/ix" "$TMP/fs" "$TMP/px"
     acc "$l" payout run "$p" "${args[@]}" --out "$TMP/ix"
     local rc_ix=$RC
-    ACR_PAYOUT_FULL_SCAN=1 acc "$l" payout run "$p" "${args[@]}" --out "$TMP/fs"
+    ACR_PAYOUT_THREADS=3 ACR_PAYOUT_CHUNK_SALES=1 acc "$l" payout run "$p" "${args[@]}" --out "$TMP/px"
+    local rc_px=$RC
+    ACR_PAYOUT_THREADS=1 ACR_PAYOUT_FULL_SCAN=1 acc "$l" payout run "$p" "${args[@]}" --out "$TMP/fs"
     assert_eq "$rc_ix" "$RC" "exit of $p ${x:+as of $x} indexed vs full scan"
+    assert_eq "$rc_px" "$RC" "exit of $p ${x:+as of $x} on three threads vs one"
     [ "$RC" -eq 0 ] || return 0
     assert_file_eq "$TMP/ix/statement.csv" "$TMP/fs/statement.csv"
     assert_file_eq "$TMP/ix/summary.json" "$TMP/fs/summary.json"
+    assert_file_eq "$TMP/px/statement.csv" "$TMP/fs/statement.csv"
+    assert_file_eq "$TMP/px/summary.json" "$TMP/fs/summary.json"
 }
 
 # history SEED KIND OFFSET [GEN ARGS...]: a ledger with the generated history of SEED,

@@ -177,9 +177,97 @@ static inline int sink_write(void *arg, const void *p, size_t n)
 
 /* Feeds the script as of through_seq: one event at a time (batch = false) or in batches
  * of 7 cut at each period.closed (batch = true), with output controls o (NULL: default). */
+/* Two statements are the same in everything a caller reads. */
+static inline void expect_same_statement(const acr_statement_t *a, const acr_statement_t *b,
+                                         const char *what)
+{
+    ASSERT_EQ_MSG(a->csv_len, b->csv_len, "%s: csv length", what);
+    if (a->csv != NULL || b->csv != NULL)
+        ASSERT_BYTES_EQ(b->csv, b->csv_len, a->csv, a->csv_len);
+    ASSERT_STR_EQ(b->fingerprint, a->fingerprint);
+    ASSERT_EQ_MSG(a->line_count, b->line_count, "%s: lines", what);
+    cr_assert_eq(a->lines == NULL, b->lines == NULL, "%s: lines kept", what);
+    for (size_t i = 0; a->lines != NULL && i < a->line_count; i++) {
+        const acr_line_t *x = &a->lines[i], *y = &b->lines[i];
+        cr_assert(strcmp(x->partner_id, y->partner_id) == 0 &&
+                      x->origin_period == y->origin_period && x->kind == y->kind &&
+                      strcmp(x->source_id, y->source_id) == 0 &&
+                      x->source_seq == y->source_seq && x->at_ms == y->at_ms &&
+                      strcmp(x->rule, y->rule) == 0 && x->basis_minor == y->basis_minor &&
+                      x->amount_minor == y->amount_minor &&
+                      memcmp(x->currency, y->currency, 4) == 0 && x->line_no == y->line_no,
+                  "%s: line %zu differs", what, i);
+    }
+    ASSERT_EQ_MSG(a->partner_count, b->partner_count, "%s: partners", what);
+    for (size_t i = 0; i < a->partner_count; i++) {
+        const acr_partner_total_t *x = &a->partners[i], *y = &b->partners[i];
+        cr_assert(strcmp(x->partner_id, y->partner_id) == 0 &&
+                      memcmp(x->currency, y->currency, 4) == 0 &&
+                      memcmp(x->by_kind_minor, y->by_kind_minor, sizeof x->by_kind_minor) == 0 &&
+                      x->prior_period_minor == y->prior_period_minor &&
+                      x->total_minor == y->total_minor && x->window_minor == y->window_minor &&
+                      x->line_count == y->line_count,
+                  "%s: partner %zu differs", what, i);
+    }
+    ASSERT_EQ_MSG(a->unplanned_count, b->unplanned_count, "%s: unplanned", what);
+    for (size_t i = 0; i < a->unplanned_count; i++)
+        cr_assert(strcmp(a->unplanned[i].sale_id, b->unplanned[i].sale_id) == 0 &&
+                      strcmp(a->unplanned[i].partner_id, b->unplanned[i].partner_id) == 0 &&
+                      a->unplanned[i].origin_period == b->unplanned[i].origin_period,
+                  "%s: unplanned %zu differs", what, i);
+    ASSERT_EQ_MSG(a->plans_used_count, b->plans_used_count, "%s: plans used", what);
+    for (size_t i = 0; i < a->plans_used_count; i++)
+        ASSERT_STR_EQ(b->plans_used[i], a->plans_used[i]);
+    ASSERT_EQ_MSG(a->currency_count, b->currency_count, "%s: currencies", what);
+    for (size_t i = 0; i < a->currency_count; i++)
+        cr_assert(memcmp(&a->currency_totals[i], &b->currency_totals[i],
+                         sizeof a->currency_totals[i]) == 0,
+                  "%s: currency total %zu differs", what, i);
+    ASSERT_EQ_MSG(a->promotion_count, b->promotion_count, "%s: promotions", what);
+    for (size_t i = 0; i < a->promotion_count; i++) {
+        const acr_promo_total_t *x = &a->promotions[i], *y = &b->promotions[i];
+        cr_assert(strcmp(x->promo_id, y->promo_id) == 0 && strcmp(x->title, y->title) == 0 &&
+                      strcmp(x->plan_id, y->plan_id) == 0 && x->lines == y->lines &&
+                      x->total_minor == y->total_minor && x->has_budget == y->has_budget &&
+                      x->budget_minor == y->budget_minor && x->used_minor == y->used_minor,
+                  "%s: promotion %zu differs", what, i);
+    }
+}
+
+static inline int script_run_once(const script_t *sc, const char *period, uint64_t through_seq,
+                                  bool batch, const acr_comm_output_t *o, acr_statement_t *st,
+                                  acr_err_t *err);
+
+/* Runs the script (through_seq 0: every event) and, when the caller set no output controls,
+ * runs it again with the finish on three threads and a group per partner (lines.c, the
+ * parallel finish), which must give the same statement, or the same error: so every test
+ * that runs the processor checks the parallel finish against the sequential one. */
 static inline int script_run_ex(const script_t *sc, const char *period, uint64_t through_seq,
                                 bool batch, const acr_comm_output_t *o, acr_statement_t *st,
                                 acr_err_t *err)
+{
+    int rc = script_run_once(sc, period, through_seq, batch, o, st, err);
+    if (o != NULL && o->csv_write != NULL)
+        return rc;
+    acr_comm_output_t par = o != NULL ? *o : (acr_comm_output_t){0};
+    par.threads = 3;
+    par.chunk_sales = 1;
+    acr_statement_t st2;
+    acr_err_t err2;
+    int rc2 = script_run_once(sc, period, through_seq, batch, &par, &st2, &err2);
+    ASSERT_EQ_MSG(rc2, rc, "the parallel finish's code: %s (%s)", acr_err_name(rc2), err2.msg);
+    if (rc != 0) {
+        ASSERT_STR_EQ(err2.msg, err->msg);
+        return rc;
+    }
+    expect_same_statement(st, &st2, "parallel finish");
+    acr_statement_destroy(&st2);
+    return rc;
+}
+
+static inline int script_run_once(const script_t *sc, const char *period, uint64_t through_seq,
+                                  bool batch, const acr_comm_output_t *o, acr_statement_t *st,
+                                  acr_err_t *err)
 {
     acr_comm_config_t cfg = {sc->kind, sc->offset_min, 0, through_seq ? through_seq : sc->n};
     cr_assert(acr_period_parse(sc->kind, period, strlen(period), &cfg.run_period));

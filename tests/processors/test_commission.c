@@ -748,6 +748,34 @@ Test(golden, overflow_in_period_revenue)
     script_free(sc);
 }
 
+/* Three partners overflow their period revenue: P1 (first in output order) at its 8,955th
+ * sale, P2 and P3 at their second. The run names P1, whether the finish runs on one thread
+ * or on several (script_run_ex compares the two, code and message), where a helper meets
+ * P2's or P3's overflow long before P1's is found. */
+Test(golden, overflow_reported_in_partner_order)
+{
+    static char ids[9000][16];
+    script_t *sc = month_utc();
+    reg(sc, "P1", "gold", "f");
+    reg(sc, "P2", "gold", "f");
+    reg(sc, "P3", "gold", "f");
+    plan_pub(sc, "2025-12-01T00:00:00Z", "pl", J(sc, FLAT("f", 1, "2026-01-01", 1, "")));
+    static const char *const quick[] = {"q1", "q2", "q3", "q4"};
+    for (int i = 0; i < 4; i++) /* 2 x 5 * 10^18 each: INT64_MAX passed at once */
+        sale(sc, "2026-01-02T00:00:00Z", quick[i], i < 2 ? "P2" : "P3", "C1", "x",
+             5000000000000000000LL);
+    for (int i = 0; i < 9000; i++) {
+        snprintf(ids[i], sizeof ids[i], "s%d", i);
+        sale(sc, "2026-01-02T00:00:00Z", ids[i], "P1", "C1", "x", 1030000000000000LL);
+    }
+    acr_statement_t st;
+    acr_err_t err;
+    ASSERT_EQ(script_run(sc, "2026-01", 0, &st, &err), ACR_EOVERFLOW);
+    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
+              err.msg);
+    script_free(sc);
+}
+
 /* A stored statement that does not parse is corrupt. */
 Test(golden, corrupt_closed_statement)
 {
