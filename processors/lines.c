@@ -102,6 +102,9 @@ typedef struct run {
     acr__arena_t own_arena;
     struct chunk *rec;    /* the parallel finish: the group being computed, which records the
                              lines and unplanned sales instead of outputting them */
+    struct run *crew;     /* the parallel finish's runs (the caller's first), kept from the
+                             promotions' pass to the lines so their scratch is reused */
+    unsigned crew_n;
 } run_t;
 
 typedef struct cert_ctx {
@@ -996,19 +999,23 @@ static int prepass_partner(run_t *r, uint32_t p)
 #define CHUNKS_AHEAD 8u
 #define AHEAD_WEIGHT 1000000u /* ~1.7 M recorded lines, ~130 MB, at most */
 #define FINISH_THREADS_MAX 8u
+#define POOLED_MAX 2u
 
 typedef struct par {
     const uint32_t *rank;
     chunk_t *chunks;
     size_t n;
-    size_t next_take; /* the next group to compute */
+    size_t next_take; /* the groups taken to compute, in take order */
+    uint32_t *order;  /* the promotions' pass: groups by weight, heaviest first (NULL: in
+                         output order); its groups record nothing, so any order will do */
     size_t next_out;  /* the next group to output */
     size_t ahead;     /* the weight of the groups taken and not yet output */
+    bool prepass;     /* the groups are the promotions' first pass */
     struct {          /* line arrays of groups output, for the next groups taken (fresh
                          pages would each be faulted and zeroed again) */
         acr_line_t *lines;
         size_t cap;
-    } pool[CHUNKS_AHEAD + FINISH_THREADS_MAX];
+    } pool[POOLED_MAX];
     size_t pooled;
     bool stop;
     pthread_mutex_t mu;
@@ -1017,7 +1024,7 @@ typedef struct par {
 
 typedef struct helper {
     par_t *p;
-    run_t w;
+    run_t *w;
     pthread_t th;
     bool started;
 } helper_t;
@@ -1029,7 +1036,6 @@ static int worker_init(run_t *w, const run_t *r)
     w->c = r->c;
     w->st = r->st;
     w->lo = r->lo;
-    w->prepass = r->prepass;
     w->promo_lo_day = r->promo_lo_day;
     w->promo_hi_day = r->promo_hi_day;
     w->claw = r->claw;
@@ -1059,11 +1065,13 @@ static void worker_done(run_t *w)
     free(w->need);
 }
 
-static void chunk_compute(run_t *w, chunk_t *k, const uint32_t *rank)
+static void chunk_compute(run_t *w, chunk_t *k, const par_t *p)
 {
+    const uint32_t *rank = p->rank;
     acr_err_clear(&k->err);
     w->err = &k->err;
     w->rec = k;
+    w->prepass = p->prepass;
     int rc = 0;
     for (uint32_t i = k->lo; rc == 0 && i < k->hi; i++)
         rc = w->prepass ? prepass_partner(w, rank[i]) : do_partner(w, rank[i]);
@@ -1113,6 +1121,8 @@ static size_t take(par_t *p)
 {
     if (p->stop || p->next_take >= p->n)
         return p->n;
+    if (p->order != NULL)
+        return p->order[p->next_take++];
     size_t w = p->chunks[p->next_take].weight;
     if (p->next_take > p->next_out &&
         (p->next_take >= p->next_out + CHUNKS_AHEAD || p->ahead + w > AHEAD_WEIGHT))
@@ -1125,6 +1135,38 @@ static size_t take(par_t *p)
         k->lines_cap = p->pool[p->pooled].cap;
     }
     return p->next_take++;
+}
+
+typedef struct weighed {
+    size_t weight;
+    uint32_t i;
+} weighed_t;
+
+static int heavier_first(const void *a, const void *b)
+{
+    const weighed_t *x = a, *y = b;
+    if (x->weight != y->weight)
+        return x->weight < y->weight ? 1 : -1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+/* The groups' indexes, heaviest first; NULL on out of memory. */
+static uint32_t *heaviest_first(const chunk_t *ks, size_t n)
+{
+    weighed_t *w = malloc(n * sizeof *w);
+    uint32_t *order = malloc(n * sizeof *order);
+    if (w != NULL && order != NULL) {
+        for (size_t i = 0; i < n; i++)
+            w[i] = (weighed_t){ks[i].weight, (uint32_t)i};
+        qsort(w, n, sizeof *w, heavier_first);
+        for (size_t i = 0; i < n; i++)
+            order[i] = w[i].i;
+    } else {
+        free(order);
+        order = NULL;
+    }
+    free(w);
+    return order;
 }
 
 /* Group k's line array back to the pool (p->mu held), or freed when the pool is full. */
@@ -1152,7 +1194,7 @@ static void *helper_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&p->mu);
-        chunk_compute(&h->w, &p->chunks[i], p->rank);
+        chunk_compute(h->w, &p->chunks[i], p);
         pthread_mutex_lock(&p->mu);
         p->chunks[i].done = true;
         pthread_cond_broadcast(&p->cv);
@@ -1211,27 +1253,27 @@ static int run_parallel(run_t *r, const uint32_t *rank, uint32_t np, unsigned th
         free(p.chunks);
         return NOT_PARALLEL;
     }
-    /* the caller's scratch from the promotions' pass: each worker has its own */
-    free(r->ps);
-    free(r->late);
-    r->ps = r->late = NULL;
-    r->ps_cap = r->late_cap = 0;
-    unsigned nh = threads - 1;
-    helper_t *hs = calloc(nh, sizeof *hs);
-    run_t mine;
-    int rc = hs != NULL ? worker_init(&mine, r) : ACR_ENOMEM;
+    p.prepass = r->prepass;
+    if (p.prepass)
+        p.order = heaviest_first(p.chunks, p.n); /* NULL: output order, also right */
+    if (r->crew == NULL && (r->crew = calloc(threads, sizeof *r->crew)) != NULL) {
+        while (r->crew_n < threads && worker_init(&r->crew[r->crew_n], r) == 0)
+            r->crew_n++; /* fewer: the caller computes more groups itself */
+        /* the caller's scratch: each run of the crew has its own */
+        free(r->ps);
+        free(r->late);
+        r->ps = r->late = NULL;
+        r->ps_cap = r->late_cap = 0;
+    }
+    unsigned nh = r->crew_n > 0 ? r->crew_n - 1 : 0;
+    helper_t *hs = calloc(nh ? nh : 1, sizeof *hs);
+    int rc = hs != NULL && r->crew_n > 0 ? 0 : nomem(r);
     for (unsigned i = 0; rc == 0 && i < nh; i++) {
         hs[i].p = &p;
-        if (worker_init(&hs[i].w, r) != 0)
-            break; /* fewer helpers: the caller computes more groups itself */
-        hs[i].started = pthread_create(&hs[i].th, NULL, helper_main, &hs[i]) == 0;
-        if (!hs[i].started) {
-            worker_done(&hs[i].w);
+        hs[i].w = &r->crew[i + 1];
+        if (!(hs[i].started = pthread_create(&hs[i].th, NULL, helper_main, &hs[i]) == 0))
             break;
-        }
     }
-    if (rc != 0)
-        rc = nomem(r);
     pthread_mutex_lock(&p.mu);
     while (rc == 0 && p.next_out < p.n) {
         chunk_t *k = &p.chunks[p.next_out];
@@ -1240,13 +1282,13 @@ static int run_parallel(run_t *r, const uint32_t *rank, uint32_t np, unsigned th
             pthread_mutex_unlock(&p.mu);
             rc = chunk_output(r, k);
             pthread_mutex_lock(&p.mu);
-            p.ahead -= k->weight;
+            p.ahead -= p.order != NULL ? 0 : k->weight;
             give_back(&p, k);
             p.next_out++;
             pthread_cond_broadcast(&p.cv); /* room for another group ahead */
         } else if ((i = take(&p)) < p.n) {
             pthread_mutex_unlock(&p.mu);
-            chunk_compute(&mine, &p.chunks[i], rank);
+            chunk_compute(&r->crew[0], &p.chunks[i], &p);
             pthread_mutex_lock(&p.mu);
             p.chunks[i].done = true;
         } else {
@@ -1256,17 +1298,14 @@ static int run_parallel(run_t *r, const uint32_t *rank, uint32_t np, unsigned th
     p.stop = true;
     pthread_cond_broadcast(&p.cv);
     pthread_mutex_unlock(&p.mu);
-    for (unsigned i = 0; hs != NULL && i < nh && hs[i].started; i++) {
+    for (unsigned i = 0; hs != NULL && i < nh && hs[i].started; i++)
         pthread_join(hs[i].th, NULL);
-        worker_done(&hs[i].w);
-    }
-    if (hs != NULL)
-        worker_done(&mine);
     for (size_t i = p.next_out; i < p.n; i++)
         chunk_free(&p.chunks[i]); /* after an error: computed or not, never output */
     for (size_t i = 0; i < p.pooled; i++)
         free(p.pool[i].lines);
     free(hs);
+    free(p.order);
     free(p.chunks);
     pthread_cond_destroy(&p.cv);
     pthread_mutex_destroy(&p.mu);
@@ -1387,9 +1426,10 @@ static int promo_pass(run_t *r)
     if (order != NULL)
         rc = run_parallel(r, order, np, threads);
     free(order);
-    if (rc == NOT_PARALLEL)
+    bool done = rc != NOT_PARALLEL;
+    if (!done)
         rc = 0;
-    for (uint32_t p = 0; rc == 0 && r->prepass && p < np; p++)
+    for (uint32_t p = 0; rc == 0 && !done && p < np; p++)
         rc = prepass_partner(r, p);
     r->prepass = false;
     return rc != 0 ? rc : promo_budgets(r);
@@ -1487,6 +1527,9 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     }
     free(rank);
     free(tmp);
+    for (unsigned i = 0; i < r.crew_n; i++)
+        worker_done(&r.crew[i]);
+    free(r.crew);
     run_free(&r);
     return rc;
 }
