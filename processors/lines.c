@@ -907,14 +907,22 @@ static void since_reset(run_t *r)
         r->since[i] = INT64_MIN;
 }
 
-static int do_partner(run_t *r, uint32_t p)
+/* Starts partner p: its id, the certification cache, and (returned) the cursor of its
+ * attributes over its updates in (at, seq) order. */
+static cursor_t partner_begin(run_t *r, uint32_t p)
 {
     const acr_comm_t *c = r->c;
     r->partner = p;
     r->partner_id = c->partners[p].id;
     since_reset(r);
-    cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
-                    r->upds.start[p + 1] - r->upds.start[p], 0};
+    return (cursor_t){c->partners[p].reg, r->upds.ord + r->upds.start[p],
+                      r->upds.start[p + 1] - r->upds.start[p], 0};
+}
+
+static int do_partner(run_t *r, uint32_t p)
+{
+    const acr_comm_t *c = r->c;
+    cursor_t cur = partner_begin(r, p);
     int rc = gather_sales(r);
     if (rc == 0)
         rc = partner_sales(r, &cur);
@@ -967,12 +975,7 @@ static int run_setup(run_t *r)
 /* The promotions' first pass over partner p's sales (r->prepass set). */
 static int prepass_partner(run_t *r, uint32_t p)
 {
-    const acr_comm_t *c = r->c;
-    r->partner = p;
-    r->partner_id = c->partners[p].id;
-    since_reset(r);
-    cursor_t cur = {c->partners[p].reg, r->upds.ord + r->upds.start[p],
-                    r->upds.start[p + 1] - r->upds.start[p], 0};
+    cursor_t cur = partner_begin(r, p);
     int rc = gather_sales(r);
     return rc != 0 ? rc : partner_promos(r, &cur, r->promo_lo_day, r->promo_hi_day);
 }
