@@ -331,8 +331,6 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
     return rc;
 }
 
-/* The processor's statement of run period `period` over events 1..through_seq of r's
- * snapshot (with the closes' statements when closes; what-if plans of req, output o). */
 /* The finish's threads (acr_comm_output_t.threads): one per online CPU, at most 4, or
  * ACR_PAYOUT_THREADS (1: the sequential finish, the reference for A/B runs); and
  * ACR_PAYOUT_CHUNK_SALES, the sales of a group of partners (tests: 1). The statement is
@@ -348,6 +346,8 @@ static void finish_threads(acr_comm_output_t *o)
         o->chunk_sales = (uint32_t)atoi(k);
 }
 
+/* The processor's statement of run period `period` over events 1..through_seq of r's
+ * snapshot (with the closes' statements when closes; what-if plans of req, output o). */
 static int run_processor(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
                          uint64_t through_seq, bool closes, bool want_full,
                          const acr_payout_request_t *req, const acr_comm_output_t *o,
