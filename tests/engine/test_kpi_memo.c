@@ -70,7 +70,7 @@ Test(kpi_memo, reuses_a_window_until_an_event_reaches_it)
     ask(&fx, "2026-Q3", false, 40000);
     ask(&fx, "2026-Q3", true, 40000);
 
-    /* events the processor ignores, a close, a new partner: no window changes */
+    /* an event the processor ignores, and a new partner: no window changes */
     fx_append_ok(fx.l, EV("r2", "rep.added", "2026-07-05T00:00:00Z",
                           "\"partner_id\":\"P2\",\"rep_id\":\"R2\",\"name\":\"Ren\"")
                        PARTNER("p-3", "P3", "gold"));
