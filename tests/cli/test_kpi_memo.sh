@@ -3,9 +3,10 @@
 # command line, which starts afresh each time and so always runs the processor: after every
 # write below, each month's and quarter's KPI from the server must be byte-identical to
 # `accrue kpi`. The writes are the generator's own later events (each reaching only the
-# months from its own on) and corrections that reach back: a backdated tier change, backdated
-# trainings that certify a partner (the plan pays certified silver partners more), a late
-# sale, a refund of an early sale, an adjustment. /metrics then shows sums from both paths.
+# months from its own on), a close from another process, and corrections that reach back: a
+# backdated tier change, backdated trainings that certify a partner (the plan pays certified
+# silver partners more), a late sale, a refund of an early sale, an adjustment. /metrics then
+# shows sums from both paths.
 source "$(dirname "$0")/lib.sh"
 GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
 [ -x "$GEN" ] || GEN=$ROOT/build/accrue-gen
@@ -78,6 +79,10 @@ case_server_answers_as_a_fresh_run() {
         post "$c"
         same_everywhere "after $(basename "$c")"
     done
+    # a close from another process: the KPI counts lines as of the head, closes ignored
+    acc "$L" payout close 2026-01
+    assert_exit 0 "close 2026-01 beside the server"
+    same_everywhere "a close"
     local ev=$TMP/ev.jsonl
     printf '{"id":"late-tier","type":"partner.updated","at":"2026-02-10T00:00:00Z","data":{"partner_id":"%s","tier":"silver"}}\n' \
         "$gold" >"$ev"
