@@ -999,10 +999,8 @@ static int prepass_partner(run_t *r, uint32_t p)
  * report it. The groups computed ahead of the output are bounded in number and records. */
 
 #define CHUNK_SALES_DEFAULT 16384u
-#define CHUNKS_AHEAD 8u
 #define AHEAD_WEIGHT 1000000u /* ~1.7 M recorded lines, ~130 MB, at most */
 #define FINISH_THREADS_MAX 8u
-#define POOLED_MAX 2u
 
 typedef struct par {
     const uint32_t *rank;
@@ -1014,12 +1012,6 @@ typedef struct par {
     size_t next_out;  /* the next group to output */
     size_t ahead;     /* the weight of the groups taken and not yet output */
     bool prepass;     /* the groups are the promotions' first pass */
-    struct {          /* line arrays of groups output, for the next groups taken (fresh
-                         pages would each be faulted and zeroed again) */
-        acr_line_t *lines;
-        size_t cap;
-    } pool[POOLED_MAX];
-    size_t pooled;
     bool stop;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -1111,15 +1103,13 @@ static int chunk_output(run_t *r, chunk_t *k)
     }
     if (rc == 0 && !r->c->output.omit_lines)
         acr__arena_move(&r->c->arena, &k->arena); /* the lines point into it */
-    free(k->unpl);
-    k->unpl = NULL;
-    acr__arena_free(&k->arena);
+    chunk_free(k);
     return rc;
 }
 
 /* Takes the next group to compute, if one may be (p->mu held): its index, or p->n. The
  * next group to output may always be taken; another only while the groups ahead of the
- * output, whose lines wait recorded, stay within CHUNKS_AHEAD groups and AHEAD_WEIGHT. */
+ * output, whose lines wait recorded, stay within AHEAD_WEIGHT records. */
 static size_t take(par_t *p)
 {
     if (p->stop || p->next_take >= p->n)
@@ -1127,16 +1117,9 @@ static size_t take(par_t *p)
     if (p->order != NULL)
         return p->order[p->next_take++];
     size_t w = p->chunks[p->next_take].weight;
-    if (p->next_take > p->next_out &&
-        (p->next_take >= p->next_out + CHUNKS_AHEAD || p->ahead + w > AHEAD_WEIGHT))
+    if (p->next_take > p->next_out && p->ahead + w > AHEAD_WEIGHT)
         return p->n;
     p->ahead += w;
-    chunk_t *k = &p->chunks[p->next_take];
-    if (p->pooled > 0) {
-        p->pooled--;
-        k->lines = p->pool[p->pooled].lines;
-        k->lines_cap = p->pool[p->pooled].cap;
-    }
     return p->next_take++;
 }
 
@@ -1170,19 +1153,6 @@ static uint32_t *heaviest_first(const chunk_t *ks, size_t n)
     }
     free(w);
     return order;
-}
-
-/* Group k's line array back to the pool (p->mu held), or freed when the pool is full. */
-static void give_back(par_t *p, chunk_t *k)
-{
-    size_t room = sizeof p->pool / sizeof p->pool[0];
-    if (k->lines != NULL && p->pooled < room) {
-        p->pool[p->pooled].lines = k->lines;
-        p->pool[p->pooled++].cap = k->lines_cap;
-        k->lines = NULL;
-    }
-    free(k->lines);
-    k->lines = NULL;
 }
 
 static void *helper_main(void *arg)
@@ -1286,7 +1256,6 @@ static int run_parallel(run_t *r, const uint32_t *rank, uint32_t np, unsigned th
             rc = chunk_output(r, k);
             pthread_mutex_lock(&p.mu);
             p.ahead -= p.order != NULL ? 0 : k->weight;
-            give_back(&p, k);
             p.next_out++;
             pthread_cond_broadcast(&p.cv); /* room for another group ahead */
         } else if ((i = take(&p)) < p.n) {
@@ -1305,8 +1274,6 @@ static int run_parallel(run_t *r, const uint32_t *rank, uint32_t np, unsigned th
         pthread_join(hs[i].th, NULL);
     for (size_t i = p.next_out; i < p.n; i++)
         chunk_free(&p.chunks[i]); /* after an error: computed or not, never output */
-    for (size_t i = 0; i < p.pooled; i++)
-        free(p.pool[i].lines);
     free(hs);
     free(p.order);
     free(p.chunks);
