@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "accrue/commission.h"
+#include "accrue/date.h"
 #include "accrue/limits.h"
 #include "accrue/plan.h"
 #include "accrue/program.h"
@@ -268,6 +269,12 @@ struct acr_comm {
     size_t paid_mask;
     bool finished;
 };
+
+/* The period of an instant under the run's ledger configuration. */
+static inline int32_t acr__period_of(const acr_comm_t *c, int64_t at_ms)
+{
+    return acr_period_of_ms(c->cfg.period_kind, c->cfg.utc_offset_min, at_ms);
+}
 
 /* a[0..n) == b[0..n) without a libc call for ids of up to 16 bytes (two overlapping
  * loads per side), memcmp beyond. */

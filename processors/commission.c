@@ -134,12 +134,6 @@ static int feed_updated(acr_comm_t *c, const acr_event_t *ev)
     return 0;
 }
 
-static int32_t period_of(const acr_comm_t *c, int64_t at_ms)
-{
-    int32_t day = acr_local_day(at_ms, c->cfg.utc_offset_min);
-    return acr_period_of_day(c->cfg.period_kind, day);
-}
-
 static inline uint64_t hash64(const void *p, size_t n)
 {
     return XXH3_64bits(p, n);
@@ -371,7 +365,7 @@ static int feed_refund(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, acr_er
     s->meta |= ACR__SALE_REFUNDED;
     int64_t before = rs->refunded_minor;
     if (!acr_add_checked(&rs->refunded_minor, ev->num[ACR_F_AMOUNT_MINOR]))
-        return acr__overflow(c, err, c->partners[s->partner].id, period_of(c, ev->at_ms));
+        return acr__overflow(c, err, c->partners[s->partner].id, acr__period_of(c, ev->at_ms));
     if (ev->at_ms >= c->run_end_ms)
         return 0;
     if (acr__grow((void **)&c->refunds, &c->refunds_cap, c->refund_count + 1,

@@ -124,11 +124,6 @@ static int nomem(run_t *r)
     return acr_err_set(r->err, ACR_ENOMEM, "out of memory computing statement lines");
 }
 
-static int32_t period_of(const acr_comm_t *c, int64_t at_ms)
-{
-    return acr_period_of_day(c->cfg.period_kind, acr_local_day(at_ms, c->cfg.utc_offset_min));
-}
-
 static const char *period_str(run_t *r, int32_t period)
 {
     for (size_t i = r->period_count; i-- > 0;)
@@ -469,7 +464,7 @@ static int partner_promos(run_t *r, cursor_t *cur, int32_t lo_day, int32_t hi_da
         if (m == ACR__NONE)
             continue;
         if (!acr_promo_want(&c->prog.promos[m].p, s->amount_minor, &want))
-            return acr__overflow(c, r->err, r->partner_id, period_of(c, s->at_ms));
+            return acr__overflow(c, r->err, r->partner_id, acr__period_of(c, s->at_ms));
         c->prog.sale_promo[p->idx] = m;
         c->prog.sale_promo_minor[p->idx] = want;
     }
@@ -484,9 +479,9 @@ static int periods_needed(run_t *r)
     r->need_count = 0;
     for (size_t i = r->refunds.start[r->partner]; i < r->refunds.start[r->partner + 1]; i++) {
         const acr__refund_t *rf = &c->refunds[r->refunds.ord[i]];
-        if (period_of(c, rf->at_ms) < r->lo)
+        if (acr__period_of(c, rf->at_ms) < r->lo)
             continue;
-        int32_t p = period_of(c, refund_sale(r, rf)->s.at_ms);
+        int32_t p = acr__period_of(c, refund_sale(r, rf)->s.at_ms);
         bool seen = p >= r->lo;
         for (size_t k = 0; !seen && k < r->need_count; k++)
             seen = r->need[k] == p;
@@ -518,7 +513,7 @@ static int partner_sales(run_t *r, cursor_t *cur)
     if (r->lo != INT32_MIN && periods_needed(r) != 0)
         return ACR_ENOMEM;
     for (size_t i = 0; i < n;) {
-        int32_t period = period_of(c, r->ps[i].s.at_ms);
+        int32_t period = acr__period_of(c, r->ps[i].s.at_ms);
         /* the period's sales: at below its end (ps is in at order) */
         int64_t end_ms = acr_period_end_ms(c->cfg.period_kind, period, c->cfg.utc_offset_min);
         if (r->lo != INT32_MIN && period_skipped(r, period)) {
@@ -568,7 +563,7 @@ static int clawback_of(run_t *r, const acr__refund_t *rf, int64_t *out)
     if (!acr_add_checked(&after, rf->amount_minor) ||
         !acr_round_half_even(after * comm, s->amount_minor, &hi) ||
         !acr_round_half_even(rf->before_minor * comm, s->amount_minor, &lo))
-        return acr__overflow(c, r->err, r->partner_id, period_of(c, rf->at_ms));
+        return acr__overflow(c, r->err, r->partner_id, acr__period_of(c, rf->at_ms));
     *out = lo - hi;
     return 0;
 }
@@ -584,7 +579,7 @@ static int partner_refunds(run_t *r)
         int rc = clawback_of(r, rf, &r->claw[ri]);
         if (rc != 0)
             return rc;
-        int32_t period = period_of(c, rf->at_ms);
+        int32_t period = acr__period_of(c, rf->at_ms);
         while (k < r->pinfo_count && r->pinfo[k].period < period)
             k++;
         if (k == r->pinfo_count || r->pinfo[k].period != period)
@@ -784,7 +779,7 @@ static int emit_events(run_t *r, int32_t period, bool adj, size_t *pos)
     for (; *pos < g->start[r->partner + 1]; (*pos)++) {
         uint32_t i = g->ord[*pos];
         int64_t at_ms = adj ? c->adjs[i].at_ms : c->refunds[i].at_ms;
-        if (period_of(c, at_ms) != period)
+        if (acr__period_of(c, at_ms) != period)
             break;
         acr_line_t l = line_base(r, period, adj ? ACR_LINE_ADJUSTMENT : ACR_LINE_CLAWBACK);
         l.at_ms = at_ms;
@@ -816,7 +811,7 @@ static void skip_events(const run_t *r, int32_t period, bool adj, size_t *pos)
     const group_t *g = adj ? &r->adjs : &r->refunds;
     for (; *pos < g->start[r->partner + 1]; (*pos)++) {
         uint32_t i = g->ord[*pos];
-        if (period_of(c, adj ? c->adjs[i].at_ms : c->refunds[i].at_ms) != period)
+        if (acr__period_of(c, adj ? c->adjs[i].at_ms : c->refunds[i].at_ms) != period)
             break;
     }
 }
@@ -828,11 +823,11 @@ static int32_t next_period(const run_t *r, size_t k, size_t ri, size_t ai)
     if (k < r->pinfo_count)
         o = r->pinfo[k].period;
     if (ri < r->refunds.start[r->partner + 1]) {
-        int32_t p = period_of(c, c->refunds[r->refunds.ord[ri]].at_ms);
+        int32_t p = acr__period_of(c, c->refunds[r->refunds.ord[ri]].at_ms);
         o = p < o ? p : o;
     }
     if (ai < r->adjs.start[r->partner + 1]) {
-        int32_t p = period_of(c, c->adjs[r->adjs.ord[ai]].at_ms);
+        int32_t p = acr__period_of(c, c->adjs[r->adjs.ord[ai]].at_ms);
         o = p < o ? p : o;
     }
     return o;
@@ -1298,7 +1293,7 @@ static int promo_spend(run_t *r, uint32_t k)
         amt = m->p.budget_minor - m->used_minor; /* never beyond the budget */
     if (!acr_add_checked(&m->used_minor, amt))
         return acr__overflow(c, r->err, c->partners[c->sales[k].partner].id,
-                             period_of(c, c->sales[k].at_ms));
+                             acr__period_of(c, c->sales[k].at_ms));
     c->prog.sale_promo_minor[k] = amt;
     return 0;
 }

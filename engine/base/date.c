@@ -257,6 +257,11 @@ int32_t acr_period_of_day(acr_period_kind_t kind, int32_t day)
     return (int32_t)(kind == ACR_PERIOD_QUARTER ? floor_div(month, 3) : month);
 }
 
+int32_t acr_period_of_ms(acr_period_kind_t kind, int32_t offset_min, int64_t at_ms)
+{
+    return acr_period_of_day(kind, acr_local_day(at_ms, offset_min));
+}
+
 /* First month index (months since 1970-01) of a period. */
 static int64_t period_first_month(acr_period_kind_t kind, int32_t period)
 {

@@ -121,8 +121,7 @@ static int32_t effect_period(const acr_ledger_t *l, const acr_event_t *ev)
     case ACR_EV_PARTNER_UPDATED:
     case ACR_EV_TRAINING_COMPLETED:
     case ACR_EV_ONBOARDING_DEFINED:
-        return acr_period_of_day(l->cfg.period_kind,
-                                 acr_local_day(ev->at_ms, l->cfg.utc_offset_min));
+        return acr_period_of_ms(l->cfg.period_kind, l->cfg.utc_offset_min, ev->at_ms);
     case ACR_EV_PARTNER_REGISTERED:
     case ACR_EV_PERIOD_CLOSED:
         return INT32_MAX;

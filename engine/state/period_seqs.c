@@ -28,8 +28,8 @@ _Static_assert((DATED_MASK & ACR_COMM_TYPE_MASK) == DATED_MASK,
 
 static uint32_t period_key_of(const acr__txn_t *tx, int64_t at_ms)
 {
-    int32_t day = acr_local_day(at_ms, tx->utc_offset_min);
-    return acr__pseq_period_key(acr_period_of_day(tx->ledger->cfg.period_kind, day));
+    return acr__pseq_period_key(
+        acr_period_of_ms(tx->ledger->cfg.period_kind, tx->utc_offset_min, at_ms));
 }
 
 /* ---- a replay's rows, collected per period ---- */

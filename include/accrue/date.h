@@ -50,6 +50,8 @@ bool acr_local_day_valid(int32_t day);
 
 /* Period index: months since 1970-01 (month) or quarters since 1970-Q1. */
 int32_t acr_period_of_day(acr_period_kind_t kind, int32_t day);
+/* The period of a UTC instant's local day under the offset (an event's period). */
+int32_t acr_period_of_ms(acr_period_kind_t kind, int32_t offset_min, int64_t at_ms);
 /* Period id ("2026-07" / "2026-Q3") into out (ACR_PERIOD_ID_MAX bytes). */
 void acr_period_format(acr_period_kind_t kind, int32_t period, char *out);
 /* Parses a period id of the given kind ("2026-07" or "2026-Q3"; year >= 1970). */

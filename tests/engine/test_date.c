@@ -183,6 +183,11 @@ Test(date, periods_month)
     ASSERT_EQ(acr_period_end_day(ACR_PERIOD_MONTH, p), acr_days_from_civil(2026, 8, 1));
     ASSERT_EQ(acr_period_end_ms(ACR_PERIOD_MONTH, p, 540), ts_ok("2026-07-31T15:00:00Z"));
     ASSERT_EQ(acr_period_end_ms(ACR_PERIOD_MONTH, p, -300), ts_ok("2026-08-01T05:00:00Z"));
+    /* an instant's period is its local day's: the end of June UTC is July in Tokyo */
+    ASSERT_EQ(acr_period_of_ms(ACR_PERIOD_MONTH, 540, ts_ok("2026-06-30T15:00:00Z")), p);
+    ASSERT_EQ(acr_period_of_ms(ACR_PERIOD_MONTH, 540, ts_ok("2026-06-30T14:59:59.999Z")), p - 1);
+    ASSERT_EQ(acr_period_of_ms(ACR_PERIOD_QUARTER, -300, ts_ok("2026-07-01T04:59:59.999Z")),
+              acr_period_of_day(ACR_PERIOD_QUARTER, acr_days_from_civil(2026, 6, 30)));
     int32_t dec = acr_period_of_day(ACR_PERIOD_MONTH, acr_days_from_civil(2026, 12, 31));
     ASSERT_EQ(acr_period_end_day(ACR_PERIOD_MONTH, dec), acr_days_from_civil(2027, 1, 1));
     acr_period_format(ACR_PERIOD_MONTH, 0, id);
