@@ -241,29 +241,39 @@ fi
 # ---- HTTP rows ----
 # The HTTP rows append to the msgpack-loaded copy of the history, so the ledger the peers are
 # compared against stays exactly the generated history.
-http_rows() {
-    local port=$((20000 + RANDOM % 20000)) token pid ledger="$ledger.mp"
-    token=$("$accrue" --ledger "$ledger" token create --role ingest --name bench 2>/dev/null | tail -1)
-    [ -n "$token" ] || { skip http_append_single token-create-failed; skip http_append_batch token-create-failed; return; }
-    "$accrue" --ledger "$ledger" serve --listen "127.0.0.1:$port" >"$work/serve.log" 2>&1 &
-    pid=$!
-    local up=0
+# serve_up LEDGER LOG [SERVE ARGS...]: `accrue serve` on a random loopback port, up once
+# /healthz answers 200; sets srv_pid and srv_port. Status 1 when it did not come up (noted).
+serve_up() {
+    local l=$1 log=$2
+    shift 2
+    srv_port=$((20000 + RANDOM % 20000))
+    "$accrue" --ledger "$l" serve --listen "127.0.0.1:$srv_port" "$@" >"$log" 2>&1 &
+    srv_pid=$!
     for _ in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || break # exited: e.g. "not available in this build"
-        if node -e "require('http').get('http://127.0.0.1:$port/healthz', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))" 2>/dev/null; then
-            up=1
-            break
-        fi
+        kill -0 "$srv_pid" 2>/dev/null || break # exited: e.g. "not available in this build"
+        node -e "require('http').get('http://127.0.0.1:$srv_port/healthz', r => process.exit(r.statusCode === 200 ? 0 : 1)).on('error', () => process.exit(1))" 2>/dev/null && return 0
         sleep 0.2
     done
-    if [ $up = 0 ]; then
-        note "accrue serve did not come up: $(head -2 "$work/serve.log")"
-        kill -TERM "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
+    note "accrue serve did not come up: $(head -2 "$log")"
+    serve_down
+    return 1
+}
+
+serve_down() {
+    kill -TERM "$srv_pid" 2>/dev/null
+    wait "$srv_pid" 2>/dev/null
+}
+
+http_rows() {
+    local token ledger="$ledger.mp"
+    token=$("$accrue" --ledger "$ledger" token create --role ingest --name bench 2>/dev/null | tail -1)
+    [ -n "$token" ] || { skip http_append_single token-create-failed; skip http_append_batch token-create-failed; return; }
+    if ! serve_up "$ledger" "$work/serve.log"; then
         skip http_append_single serve-not-built
         skip http_append_batch serve-not-built
         return
     fi
+    local port=$srv_port
     local partner=P000001 line cpu
     # The load client: build/accrue-http-load (benchmarks/http_load.c, a few us of CPU per
     # request), or http_load.mjs (~50 us) when it is not built; the line names which.
@@ -317,8 +327,7 @@ http_rows() {
     else
         fail "http_append_batch: $line $(tail -3 "$work/http2.out.err")"
     fi
-    kill -TERM "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    serve_down
     rm -rf "$ledger"
 }
 if [ $have_accrue = 1 ] && "$accrue" serve --help >/dev/null 2>&1; then
@@ -538,20 +547,14 @@ incremental_row() {
 # another 1,000 sales of the open period over HTTP, then the quarter before (the memo, after
 # reading the 1,000 events: they cannot reach it) and the open quarter (a run: they do).
 incremental_served() {
-    local q=$1 inc=$2 prev y n port tok pid t code
+    local q=$1 inc=$2 prev y n port tok t code
     command -v curl >/dev/null || { skip incremental_kpi_served no-curl; return; }
     y=${q%-Q*} n=${q#*-Q}
     if [ "$n" -gt 1 ]; then prev=$y-Q$((n - 1)); else prev=$((y - 1))-Q4; fi
-    tok=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
-    printf '%s admin\n' "$tok" >"$work/served-tokens"
-    port=$((20000 + RANDOM % 20000))
-    "$accrue" --ledger "$ledger" serve --listen "127.0.0.1:$port" --token-file "$work/served-tokens" \
-        >"$work/served.log" 2>&1 &
-    pid=$!
-    for _ in $(seq 50); do
-        curl -sf "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
-        sleep 0.2
-    done
+    tok=$("$accrue" --ledger "$ledger" token create --role admin --name bench-served 2>/dev/null | tail -1)
+    [ -n "$tok" ] || { skip incremental_kpi_served token-create-failed; return; }
+    serve_up "$ledger" "$work/served.log" || { skip incremental_kpi_served serve-not-up; return; }
+    port=$srv_port
     ask() { # NAME PERIOD: one GET /v1/kpi, a BENCH row of its wall time
         t=$(curl -s -o "$work/served-$1.json" -w '%{http_code} %{time_total}' --oauth2-bearer "$tok" \
             "http://127.0.0.1:$port/v1/kpi?period=$2")
@@ -571,8 +574,7 @@ incremental_served() {
     ask incremental_kpi_served_after_append "$q"
     curl -s --oauth2-bearer "$tok" "http://127.0.0.1:$port/metrics" | grep '^accrue_kpi_commission_total' |
         sed 's/^/# /'
-    kill -TERM "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
+    serve_down
 }
 if [ $have_accrue = 1 ]; then incremental_row; else skip incremental accrue-not-built; fi
 

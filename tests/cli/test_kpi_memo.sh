@@ -56,7 +56,7 @@ case_server_answers_as_a_fresh_run() {
     L=$(new_ledger)
     acc "$L" append "$TMP/base.jsonl"
     assert_exit 0 "append the first part"
-    TOK=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')
+    TOK=kpi-memo-test-secret-0123456789
     printf '%s admin\n' "$TOK" >"$TMP/token-file"
     start_server "$L" --token-file "$TMP/token-file"
     same_everywhere "first asks"
