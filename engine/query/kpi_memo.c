@@ -38,6 +38,7 @@
 
 #include "accrue/date.h"
 #include "accrue/projection.h"
+#include "../store/store_internal.h"
 #include "kpi_memo.h"
 
 #define SLOTS 16          /* windows kept; the least recently used goes first */

@@ -4,7 +4,7 @@
 #define ACCRUE_KPI_MEMO_H
 
 #include "accrue/commission.h"
-#include "../store/store_internal.h"
+#include "accrue/log.h"
 
 typedef struct memo_sums memo_sums_t;
 
