@@ -686,6 +686,17 @@ Test(golden, whatif_plan)
     script_free(sc);
 }
 
+/* The run of period fails with overflow, its message naming partner and named_period. */
+static void expect_overflow(const script_t *sc, const char *period, const char *partner,
+                            const char *named_period)
+{
+    acr_statement_t st;
+    acr_err_t err;
+    ASSERT_EQ(script_run(sc, period, 0, &st, &err), ACR_EOVERFLOW);
+    cr_assert(strstr(err.msg, partner) != NULL && strstr(err.msg, named_period) != NULL, "%s",
+              err.msg);
+}
+
 /* Paid sums are checked: INT64_MAX paid in January's close plus 1 in February's close
  * for the same identity leaves int64 -> overflow naming partner and origin period. */
 Test(golden, overflow_in_paid_sums)
@@ -697,11 +708,7 @@ Test(golden, overflow_in_paid_sums)
                "9223372036854775807,USD\n");
     closed(sc, "2026-03-01T00:00:00Z", "2026-02",
            HDR "2026-02,P1,1,2026-01,adjustment,a1,2,2026-01-05T00:00:00Z,,0,1,USD\n");
-    acr_statement_t st;
-    acr_err_t err;
-    ASSERT_EQ(script_run(sc, "2026-03", 0, &st, &err), ACR_EOVERFLOW);
-    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
-              err.msg);
+    expect_overflow(sc, "2026-03", "P1", "2026-01");
     script_free(sc);
 }
 
@@ -716,11 +723,7 @@ Test(golden, overflow_in_statement_totals)
                "5000000000000000000,USD\n"
                "2026-01,P1,2,2026-01,adjustment,a2,3,2026-01-06T00:00:00Z,,0,"
                "5000000000000000000,USD\n");
-    acr_statement_t st;
-    acr_err_t err;
-    ASSERT_EQ(script_run(sc, "2026-02", 0, &st, &err), ACR_EOVERFLOW);
-    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-02") != NULL, "%s",
-              err.msg);
+    expect_overflow(sc, "2026-02", "P1", "2026-02");
     script_free(sc);
 }
 
@@ -736,12 +739,10 @@ Test(golden, overflow_in_period_revenue)
         snprintf(ids[i], sizeof ids[i], "s%d", i);
         sale(sc, "2026-01-02T00:00:00Z", ids[i], "P1", "C1", "x", 1000000000000000LL);
     }
+    expect_overflow(sc, "2026-01", "P1", "2026-01");
+    /* 9000 of them fit: 9 x 10^18 */
     acr_statement_t st;
     acr_err_t err;
-    ASSERT_EQ(script_run(sc, "2026-01", 0, &st, &err), ACR_EOVERFLOW);
-    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
-              err.msg);
-    /* 9000 of them fit: 9 x 10^18 */
     ASSERT_EQ_MSG(script_run(sc, "2026-01", 9002, &st, &err), 0, "%s", err.msg);
     ASSERT_EQ(st.line_count, 9000);
     acr_statement_destroy(&st);
@@ -768,11 +769,7 @@ Test(golden, overflow_reported_in_partner_order)
         snprintf(ids[i], sizeof ids[i], "s%d", i);
         sale(sc, "2026-01-02T00:00:00Z", ids[i], "P1", "C1", "x", 1030000000000000LL);
     }
-    acr_statement_t st;
-    acr_err_t err;
-    ASSERT_EQ(script_run(sc, "2026-01", 0, &st, &err), ACR_EOVERFLOW);
-    cr_assert(strstr(err.msg, "P1") != NULL && strstr(err.msg, "2026-01") != NULL, "%s",
-              err.msg);
+    expect_overflow(sc, "2026-01", "P1", "2026-01");
     script_free(sc);
 }
 
