@@ -597,6 +597,13 @@ static int check_type(parse_ctx_t *c, acr_str_t s, bool allow_internal)
     if (type == ACR_EV_PERIOD_CLOSED && !allow_internal)
         return fail(c->err, ACR_EFORBIDDEN_TYPE, "type",
                     "period.closed is written only by payout close");
+    /* A close is found by its id, period.closed:<period> (engine/payout, verify): a client
+     * event holding one would stand in for the close and keep the period from closing.
+     * (check_id ran first: c->ev.id is set.) */
+    if (!allow_internal && c->ev.id.len >= sizeof ACR_CLOSE_ID_PREFIX - 1 &&
+        memcmp(c->ev.id.ptr, ACR_CLOSE_ID_PREFIX, sizeof ACR_CLOSE_ID_PREFIX - 1) == 0)
+        return fail(c->err, ACR_EINVALID_ID, "id",
+                    "ids beginning with \"" ACR_CLOSE_ID_PREFIX "\" are reserved for payout close");
     c->ev.type = (uint8_t)type;
     return 0;
 }

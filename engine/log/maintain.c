@@ -672,7 +672,7 @@ static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn,
                                 const MDB_val *period, char out_hex[33], acr_err_t *err)
 {
     char id[16 + ACR_PERIOD_ID_MAX];
-    int n = snprintf(id, sizeof id, "period.closed:%.*s", (int)period->mv_size,
+    int n = snprintf(id, sizeof id, ACR_CLOSE_ID_PREFIX "%.*s", (int)period->mv_size,
                      (const char *)period->mv_data);
     if (n < 0 || (size_t)n >= sizeof id)
         return 1;
@@ -699,7 +699,7 @@ static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn,
 /* period.closed events, counted from the ids table (verified against a replay first). */
 static int count_closes(acr_ledger_t *l, MDB_txn *txn, uint64_t *out, acr_err_t *err)
 {
-    static const char prefix[] = "period.closed:";
+    static const char prefix[] = ACR_CLOSE_ID_PREFIX;
     MDB_cursor *cur;
     MDB_val k = acr__val(prefix, sizeof prefix - 1), v;
     *out = 0;

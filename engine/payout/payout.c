@@ -24,15 +24,13 @@
 #include "payout_internal.h"
 #include "pseq_walk.h"
 
-#define CLOSE_ID_PREFIX "period.closed:"
-
 /* The period.closed event of period_id, when it exists in the snapshot:
  * 1 with *out decoded (slices valid while r is open), 0 when not closed. */
 static int find_close(acr_reader_t *r, acr_ledger_t *l, const char *period_id, acr_event_t *out,
                       acr_err_t *err)
 {
     char id[64];
-    snprintf(id, sizeof id, CLOSE_ID_PREFIX "%s", period_id);
+    snprintf(id, sizeof id, ACR_CLOSE_ID_PREFIX "%s", period_id);
     MDB_val k = acr__val(id, strlen(id)), v;
     int rc = mdb_get(acr__reader_txn(r, ACR_DB_IDS), l->dbi[ACR_DB_IDS], &k, &v);
     if (rc == MDB_NOTFOUND)
@@ -532,7 +530,7 @@ static int close_event(const acr_payout_t *p, const char *period_id, acr_buf_t *
                        acr_event_t *ev, char *id, size_t id_len)
 {
     memset(ev, 0, sizeof *ev);
-    snprintf(id, id_len, CLOSE_ID_PREFIX "%s", period_id);
+    snprintf(id, id_len, ACR_CLOSE_ID_PREFIX "%s", period_id);
     acr_buf_reset(scratch);
     acr_buf_append(scratch, "{", 1);
     for (size_t i = 0; i < p->stmt.currency_count; i++)

@@ -70,13 +70,18 @@ const char *acr_field_name(int field);
  * value (>= 0) when the client gave one, else to ACR_NO_EXPECTED_VERSION. */
 #define ACR_NO_EXPECTED_VERSION (-1)
 
+/* The id of the close of period P is ACR_CLOSE_ID_PREFIX "P" (the engine finds a close by
+ * it): a client event's id may not begin with it (invalid_id). */
+#define ACR_CLOSE_ID_PREFIX "period.closed:"
+
 /* Parses one client event (JSON object text) and appends its stored record
  * (recorded_at and version 0, to be patched at commit) to out. Applies every
  * stateless rule of events.md: envelope and data fields, unknown fields, id
  * pattern, timestamps (local date 1970..9999 under utc_offset_min), currency
  * codes, amount limits and signs, enums, string lengths, the pipeline stage
  * list, plan document validity (invalid_plan, above_ceiling), and refuses a
- * client period.closed (forbidden_type) unless allow_internal. On error, out
+ * client period.closed (forbidden_type) and a client id in the closes' namespace
+ * (ACR_CLOSE_ID_PREFIX, invalid_id) unless allow_internal. On error, out
  * is left as it was and err says code, field and reason (err->id filled when
  * readable; err->line is the caller's business).
  * A JSON null counts as a present value of the wrong type (wrong_type), never

@@ -71,6 +71,20 @@ case_invalid_value() {
         reject invalid_value 3
 }
 case_invalid_id() { sale 'bad id!' S7 100 | reject invalid_id 3; }
+
+# The id of a close is period.closed:<period>: a client event may not take one (it used to
+# be accepted, after which verify failed and the period could never close).
+case_close_id_reserved() {
+    ev period.closed:2026-07 training.completed 2026-07-05T00:00:00Z \
+        '{"partner_id":"P1","module":"m"}' | reject invalid_id 3
+    expect_stderr_contains 'field id: ids beginning with "period.closed:" are reserved'
+    ev period.closedX training.completed 2026-07-05T00:00:00Z '{"partner_id":"P1","module":"m"}' \
+        >"$TMP/near.in"
+    acc "$L" append "$TMP/near.in"
+    assert_exit 0 "an id that only looks like a close's"
+    acc "$L" verify
+    assert_exit 0 "verify after it"
+}
 case_invalid_timestamp() {
     ev x6 sale.refunded 2026-07-32T00:00:00Z '{"sale_id":"S1","amount_minor":1}' |
         reject invalid_timestamp 3
@@ -277,6 +291,7 @@ for c in malformed_json missing_field unknown_field wrong_type invalid_value inv
     run_case "case_$c"
 done
 run_case case_id_named_when_readable
+run_case case_close_id_reserved
 run_case case_three_bad_lines
 run_case case_three_stateful
 run_case case_shape_and_rule_errors
