@@ -426,7 +426,7 @@ def revoke_race(base, accrue, ledger, tries="20", secs="0.3"):
                               "--role", "partner", "--partner", "ACME", "--name", name],
                              capture_output=True, text=True, check=True).stdout.strip()
         deal = json.dumps({"deal_id": "RACE-%d-%d" % (os.getpid(), k), "customer_id": "RC-%d" % k,
-                           "currency": "JPY", "at": "2026-08-03T00:00:00Z"})
+                           "currency": "JPY"})
         bad = json.dumps({"partner_id": "ACME", "customer_id": "RCX", "currency": "ZZZ"})
         stop = threading.Event()
 

@@ -112,19 +112,42 @@ def matrix(base, tokfile):
     # writes
     expect("POST", "/v1/events", [200, 200, 403, 200, 403, 403],
            body=lambda r: [ev("mx-" + r, module="m-" + r)])
+    # staff may date a deal's events; a partner's are dated by the server (at = now)
+    staff_at = lambda r, at: {} if r == "partner" else {"at": at}
     expect("POST", "/v1/deals", [201, 201, 403, 403, 403, 201],
-           body=lambda r: {"deal_id": "MX-" + r, "partner_id": "ACME", "customer_id": "MXC-" + r,
-                           "currency": "JPY", "amount_minor": 1000,
-                           "at": "2026-08-03T00:00:00Z"})
+           body=lambda r: dict({"deal_id": "MX-" + r, "partner_id": "ACME",
+                                "customer_id": "MXC-" + r, "currency": "JPY",
+                                "amount_minor": 1000}, **staff_at(r, "2026-08-03T00:00:00Z")))
     expect("POST", "/v1/deals", [201, 201, 403, 403, 403, 404],
            body={"partner_id": "BETA", "customer_id": "BX", "currency": "JPY"})
     expect("POST", "/v1/deals/D100/stage", [422, 422, 403, 403, 403, 422],
            body={"id": "mx-stage-1", "stage": "negotiation"})
     expect("POST", "/v1/deals/MX-admin/stage", [200, 200, 403, 403, 403, 200],
-           body={"id": "mx-stage-2", "stage": "qualified", "at": "2026-08-04T00:00:00Z"})
+           body=lambda r: dict({"id": "mx-stage-2-" + r, "stage": "qualified"} if r == "partner"
+                               else {"id": "mx-stage-2", "stage": "qualified"},
+                               **staff_at(r, "2026-08-04T00:00:00Z")))
     expect("POST", "/v1/deals/D200/stage", [200, 200, 403, 403, 403, 404],
            body={"id": "mx-stage-3", "stage": "qualified", "expected_close": "2026-09-01",
                  "at": "2026-08-04T00:00:00Z"})
+    # a partner cannot backdate its deals (ahead of another partner's claim on a customer,
+    # or into a closed period): `at` is refused in the data and in the envelope, and
+    # nothing is written
+    pt = toks["partner"]
+    head0 = json.loads(req(c, "GET", "/v1/status", toks["admin"])[1])["head_seq"]
+    for body in ({"deal_id": "BACK-1", "customer_id": "BACKC-1", "currency": "JPY",
+                  "at": "2026-06-05T00:00:00Z"},
+                 {"id": "back-2", "at": "2026-06-05T00:00:00Z",
+                  "data": {"deal_id": "BACK-2", "customer_id": "BACKC-2", "currency": "JPY"}}):
+        got, data, _ = req(c, "POST", "/v1/deals", pt, json.dumps(body))
+        n += 1
+        check(got == 422 and b"invalid_value" in data and b"at:" in data,
+              "a partner's backdated deal: got %d (%s)" % (got, data[:200]))
+    got, data, _ = req(c, "POST", "/v1/deals/MX-partner/stage", pt,
+                       json.dumps({"outcome": "won", "at": "2026-06-05T00:00:00Z"}))
+    n += 1
+    check(got == 422, "a partner's backdated stage move: got %d (%s)" % (got, data[:200]))
+    check(json.loads(req(c, "GET", "/v1/status", toks["admin"])[1])["head_seq"] == head0,
+          "the refused backdated writes wrote nothing")
     # a partner learns nothing of other partners' records through write errors (issue 18, 4)
     pt = toks["partner"]
     for body, want, what in [
