@@ -176,6 +176,21 @@ case_events_filters_and_params() {
     case $body in *"unknown query parameter 'frm'"*' 400') ;; *) fail "unknown parameter: $body" ;; esac
     body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?type=sale.voided")
     case $body in *' 400') ;; *) fail "unknown type filter: $body" ;; esac
+    # every route, the append (answered without the pool) and the tokenless ones included:
+    # a mistyped ?dry_run=1 must not write
+    local head0 head1
+    head0=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ADMIN" -H 'Content-Type: application/json' \
+        --data-binary '{"id":"dry-1","type":"training.completed","at":"2026-08-02T00:00:00Z","data":{"partner_id":"ACME","module":"dry"}}' \
+        "$BASE/v1/events?dry_run=1")
+    case $body in *"unknown query parameter 'dry_run'"*' 400') ;; *) fail "append with ?dry_run=1: $body" ;; esac
+    head1=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
+    assert_eq "$head1" "$head0" "the refused append wrote nothing"
+    local path
+    for path in "/healthz?x=1" "/?x=1" "/assets/app.js?x=1"; do
+        body=$(curl -s -w ' %{http_code}' "$BASE$path")
+        case $body in *"unknown query parameter 'x'"*' 400') ;; *) fail "GET $path: $body" ;; esac
+    done
     # list endpoints page with limit/after and say whether more remains
     local all first rest nexta
     all=$(curl -s -D "$TMP/h6" -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/partners" | grep -o '"partner_id":"[^"]*"' | wc -l)

@@ -57,6 +57,8 @@ void acr_srv_dashboard_answer(acr_srv_req_t *req)
         snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
         return;
     }
+    if (acr_srv_query_refused(req, "")) /* the page and its assets take no parameters */
+        return;
     const acr_srv_asset_t *a = NULL;
     for (size_t i = 0; i < acr_srv_dash_asset_count && a == NULL; i++)
         if (strcmp(acr_srv_dash_assets[i].path, req->path) == 0)

@@ -379,6 +379,10 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
 /* ---- respond.c: response helpers (a leaf) -------------------------------- */
 
 /* Fills req with an error body {"error":{code,message,details:[]}}. */
+/* http.md: an unknown query parameter is 400, never ignored. Sets the 400 naming the first
+ * parameter of req's query not in allowed (space-separated names; "" for none) and answers
+ * true; false when every one is known. */
+bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed);
 void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* An error body for an engine error (status from its code). */

@@ -182,30 +182,9 @@ static const char *const route_params[ACR_SRV_R__COUNT] = {
     [ACR_SRV_R_DEALS_LIST] = "partner stage limit",
 };
 
-/* 400 naming the first query parameter the route does not know; false when all known. */
 static bool unknown_param(acr_srv_req_t *req, int route)
 {
-    const char *allowed = route_params[route] ? route_params[route] : "";
-    for (const char *p = req->query; p != NULL && *p != '\0';) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        bool known = false;
-        for (const char *a = allowed; *a != '\0' && !known;) {
-            size_t alen = strcspn(a, " ");
-            known = alen == klen && memcmp(a, p, klen) == 0;
-            a += alen + (a[alen] == ' ');
-        }
-        if (!known && klen > 0) {
-            acr_srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
-                              (int)(klen < 64 ? klen : 64), p,
-                              *allowed ? "; this endpoint takes: " : "", allowed);
-            return true;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
+    return acr_srv_query_refused(req, route_params[route] ? route_params[route] : "");
 }
 
 /* Pool or lane thread: runs the handler (and checks the token first for a
@@ -430,6 +409,10 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
     }
     if (health) {
         req->route = "healthz";
+        if (acr_srv_query_refused(req, "")) {
+            acr_srv_respond(req);
+            return;
+        }
         req->status = 200;
         req->ctype = "text/plain";
         acr_buf_append_str(&req->resp, "ok\n");
@@ -451,7 +434,8 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
         }
         if (d.route->id == ACR_SRV_R_EVENTS_APPEND && req->body.len <= ACR_SRV_LOOP_BODY_MAX) {
             req->route = d.route->label;
-            acr_srv_h_append(s, req, d.params); /* parsing only: no LMDB */
+            if (!unknown_param(req, d.route->id)) /* (route_run's check, on this path) */
+                acr_srv_h_append(s, req, d.params); /* parsing only: no LMDB */
             route_next(s, req);
             return;
         }
