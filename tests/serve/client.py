@@ -635,6 +635,10 @@ def cap(base, limit="3"):
     check(status_of(data) == 503, "past the cap: 503, got %r" % data[:120])
     check(b"connection: close" in head, "the 503 says Connection: close")
     check(b'"code":"unavailable"' in data, "the 503 has an error body")
+    check(b"accrue-request-id: " in head, "the 503 carries Accrue-Request-Id (every answer does)")
+    body = data.split(b"\r\n\r\n", 1)[1]
+    check(json.loads(body)["error"]["code"] == "unavailable" and
+          b"content-length: %d" % len(body) in head, "the 503's body is whole JSON: %r" % body)
     # A 503 whose request body arrives later must not hang either: answered and closed well
     # before the 30 s body stall timer of the server (the defaults here) would end it.
     data2, el = raw(base, b"POST /v1/events HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nab",

@@ -379,6 +379,9 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
 /* ---- respond.c: response helpers (a leaf) -------------------------------- */
 
 /* Fills req with an error body {"error":{code,message,details:[]}}. */
+/* A fresh request id, "<server start, hex seconds>-<n>" (parse.c): unique across restarts,
+ * sortable within one run; answered in Accrue-Request-Id and written to the access log. */
+void acr_srv_request_id(char out[32]);
 /* http.md: an unknown query parameter is 400, never ignored. Sets the 400 naming the first
  * parameter of req's query not in allowed (space-separated names; "" for none) and answers
  * true; false when every one is known. */

@@ -80,7 +80,7 @@ const acr_srv_route_t acr_srv_routes[ACR_SRV_R__COUNT] = {
 
 /* "<server start, hex seconds>-<n>": unique across restarts, cheap, and sortable within
  * one run; answered in Accrue-Request-Id and written to the access log. */
-static void request_id(char out[32])
+void acr_srv_request_id(char out[32])
 {
     static _Atomic uint64_t counter;
     static _Atomic uint64_t started;
@@ -137,7 +137,7 @@ acr_srv_req_t *acr_srv_req_alloc(void)
         acr_buf_init(&r->head);
     }
     r->route = "-";
-    request_id(r->request_id);
+    acr_srv_request_id(r->request_id);
     return r;
 }
 
