@@ -239,7 +239,8 @@ static uint64_t fill_batch(event_src_t *s, acr_batch_t *b, const acr_config_t *c
         if (rc == 0)
             break;
         seen++;
-        if (rc == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX) {
+        if (rc == ACR_ETOO_LARGE && b->over_limit) {
+            acr_errlist_clear(errs); /* refused for its size: the one error that matters */
             batch_limit_err(s, errs);
             *over_limit = true;
             break;

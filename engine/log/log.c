@@ -230,6 +230,8 @@ void acr_batch_reset(acr_batch_t *b)
 {
     acr_buf_reset(&b->records);
     b->count = 0;
+    b->offered = 0;
+    b->over_limit = false;
 }
 
 static int batch_push(acr_batch_t *b, size_t off, uint64_t line, int64_t expected_version)
@@ -266,11 +268,15 @@ static int batch_finish_add(acr_batch_t *b, size_t off, uint64_t line, int64_t e
     return rc;
 }
 
-/* A batch is full at ACR_BATCH_EVENTS_MAX events (events.md, Limits). */
-static int batch_full(const acr_batch_t *b, acr_err_t *err)
+/* A batch is full at ACR_BATCH_EVENTS_MAX events (events.md, Limits), counting every event
+ * offered to it: an input of more events is too large even when some are invalid. */
+static int batch_full(acr_batch_t *b, acr_err_t *err)
 {
-    if (b->count < ACR_BATCH_EVENTS_MAX)
+    if (b->offered < ACR_BATCH_EVENTS_MAX) {
+        b->offered++;
         return 0;
+    }
+    b->over_limit = true;
     return acr_err_set(err, ACR_ETOO_LARGE, "a batch holds at most %d events",
                        ACR_BATCH_EVENTS_MAX);
 }

@@ -61,6 +61,9 @@ typedef struct acr_batch {
     struct acr_batch_item *items; /* per event: offset, length, line, expected_version */
     size_t count;        /* events in the batch */
     size_t items_cap;
+    size_t offered;      /* events offered to it, valid or not */
+    bool over_limit;     /* one was offered past ACR_BATCH_EVENTS_MAX (too_large): the
+                          * input is refused for its size, whatever else is wrong in it */
     char actor[ACR_ACTOR_MAX + 1]; /* who appends it (events.md `actor`); "" = "accrue" */
 } acr_batch_t;
 

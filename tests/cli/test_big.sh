@@ -43,11 +43,29 @@ case_over_limit_said_once() {
     rm -f "$TMP/big.jsonl" "$TMP/over.jsonl"
 }
 
+# Invalid events count toward the limit too (events.md: a batch <= 1,000,000 events; each
+# breach is too_large): 1,000,001 events missing their fields are refused for their number,
+# once, not with a million missing_field errors.
+case_over_limit_with_bad_events() {
+    local l
+    l=$(new_ledger)
+    awk 'BEGIN { for (i = 1; i <= 1000001; i++) printf "{\"id\":\"x%d\"}\n", i }' >"$TMP/bad.jsonl"
+    acc "$l" append "$TMP/bad.jsonl"
+    assert_exit 3
+    assert_eq "$(grep -c '^accrue: ' <<<"$ERR")" 1 "diagnostic lines"
+    expect_stderr_contains "accrue: too_large: line 1000001:"
+    acc "$l" stats
+    grep -qE '^events +0$' <<<"$OUT" || fail "stats: ${OUT:0:300}"
+    rm -f "$TMP/bad.jsonl"
+}
+
 if is_asan; then
     skip_case case_million "sanitizer build"
     skip_case case_over_limit_said_once "sanitizer build"
+    skip_case case_over_limit_with_bad_events "sanitizer build"
 else
     run_case case_million
+    run_case case_over_limit_with_bad_events
     if [ "$N" -eq 1000000 ]; then
         run_case case_over_limit_said_once
     else

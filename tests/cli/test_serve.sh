@@ -148,6 +148,19 @@ case_http_actor() {
     expect_stdout_contains '"actor":"token:t-ing"'
     case $OUT in *'"actor":"token:?"'*) fail "an HTTP event without its token name" ;; esac
 }
+# More than 1,000,000 events in one body is 413 too_large, even when they are invalid (once
+# they were counted only when valid: 422 missing_field for [{},{},...]); nothing is written.
+case_batch_limit_counts_every_event() {
+    local body head0 head1
+    head0=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
+    python3 -c 'import sys; sys.stdout.write("[" + ",".join(["{}"] * 1000001) + "]")' >"$TMP/over.json"
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
+        -H 'Content-Type: application/json' --data-binary @"$TMP/over.json" "$BASE/v1/events")
+    case $body in *'"code":"too_large"'*' 413') ;; *) fail "1,000,001 empty events: ${body:0:300}" ;; esac
+    head1=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
+    assert_eq "$head1" "$head0" "nothing written"
+    rm -f "$TMP/over.json"
+}
 case_unsupported_media_type() {
     local body
     body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
@@ -263,6 +276,7 @@ run_case case_msgpack
 run_case case_write_path
 run_case case_slowloris
 run_case case_unsupported_media_type
+run_case case_batch_limit_counts_every_event
 run_case case_18_2_trailer_memory
 run_case case_18_2_tokenless_bodies
 run_case case_18_3_overread_log

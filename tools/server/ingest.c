@@ -50,6 +50,19 @@ static void add_err(acr_errlist_t *errs, acr_err_t *e, uint64_t line)
     acr_errlist_add(errs, e);
 }
 
+/* A body past the batch limit is refused for its size alone (413 too_large): its other
+ * errors are dropped. True when e was that refusal (then the only error in errs). */
+static bool over_limit(const acr_batch_t *b, acr_errlist_t *errs, acr_err_t *e, uint64_t line)
+{
+    if (!b->over_limit)
+        return false;
+    acr_errlist_clear(errs);
+    acr_err_set(e, ACR_ETOO_LARGE, "the body holds more than %d events, the most one atomic "
+                "batch may hold", ACR_BATCH_EVENTS_MAX);
+    add_err(errs, e, line);
+    return true;
+}
+
 static bool is_ws(char c)
 {
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
@@ -74,11 +87,10 @@ static void parse_ndjson(const acr_config_t *cfg, const char *p, size_t n, acr_b
             continue;
         acr_err_t e;
         acr_err_clear(&e);
-        if (acr_batch_add_json(b, cfg, line, s + a, z - a, &e) != 0) {
+        if (acr_batch_add_json(b, cfg, line, s + a, z - a, &e) != 0 && !over_limit(b, errs, &e, line))
             add_err(errs, &e, line);
-            if (e.code == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX)
-                return;
-        }
+        if (b->over_limit)
+            return;
     }
 }
 
@@ -166,11 +178,11 @@ static void parse_json_array(const acr_config_t *cfg, const char *s, size_t n, a
         }
         acr_err_t e;
         acr_err_clear(&e);
-        if (acr_batch_add_json(b, cfg, idx + 1, s + i, end - i, &e) != 0) {
+        if (acr_batch_add_json(b, cfg, idx + 1, s + i, end - i, &e) != 0 &&
+            !over_limit(b, errs, &e, idx + 1))
             add_err(errs, &e, idx + 1);
-            if (e.code == ACR_ETOO_LARGE && b->count >= ACR_BATCH_EVENTS_MAX)
-                return;
-        }
+        if (b->over_limit)
+            return;
         i = end;
         while (i < n && is_ws(s[i]))
             i++;
@@ -213,11 +225,11 @@ static void parse_msgpack(const acr_config_t *cfg, const uint8_t *p, size_t n, a
         size_t used = 0;
         acr_err_t e;
         acr_err_clear(&e);
-        if (acr_batch_add_msgpack(b, cfg, idx + 1, p + i, n - i, &used, &e) != 0) {
+        if (acr_batch_add_msgpack(b, cfg, idx + 1, p + i, n - i, &used, &e) != 0 &&
+            !over_limit(b, errs, &e, idx + 1))
             add_err(errs, &e, idx + 1);
-            if (used == 0)
-                return; /* the framing is lost */
-        }
+        if (b->over_limit || used == 0)
+            return; /* refused for its size, or the framing is lost */
         i += used;
     }
     acr_err_t e;
