@@ -295,6 +295,21 @@ case_http_403_on_the_replica() {
     code=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $tok" \
         "$base/v1/payouts/2026-02/close")
     assert_eq "$code" 403 "POST close on a replica"
+    # every write is read_only, before its body is looked at (http.md): a malformed one too,
+    # and one of a media type the server does not take
+    local body
+    for body in "-H Content-Type:application/json --data-binary [{\"id\":" \
+        "-H Content-Type:text/plain --data-binary x" \
+        "-H Content-Type:application/json --data-binary {\"deal_id\":\"DX\"}"; do
+        # shellcheck disable=SC2086
+        code=$(curl -s -o "$TMP/post.out" -w '%{http_code}' -H "Authorization: Bearer $tok" \
+            $body "$base/v1/events")
+        assert_eq "$code" 403 "a bad write on a replica ($body)"
+        grep -q '"read_only"' "$TMP/post.out" || fail "not read_only: $(head -c 300 "$TMP/post.out")"
+    done
+    code=$(curl -s -o "$TMP/post.out" -w '%{http_code}' -H "Authorization: Bearer $tok" \
+        -H 'Content-Type: application/json' --data-binary '{"deal_id":' "$base/v1/deals")
+    assert_eq "$code" 403 "a malformed deal on a replica"
     code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $tok" "$base/v1/partners")
     assert_eq "$code" 200 "GET /v1/partners on a replica"
     curl -s -H "Authorization: Bearer $tok" "$base/metrics" >"$TMP/metrics.out"

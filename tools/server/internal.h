@@ -185,6 +185,7 @@ struct acr_srv {
     uv_tcp_t listener;
     uv_signal_t sigterm, sigint;
     acr_ledger_t *ledger;
+    bool replica;               /* the ledger is a read replica: every write is read_only */
     acr_srv_limits_t lim;
     acr_srv_boot_token_t *boot; /* --token-file entries */
     acr_token_cache_t *tokens;  /* verified ledger tokens (token.h) */

@@ -182,6 +182,26 @@ static const char *const route_params[ACR_SRV_R__COUNT] = {
     [ACR_SRV_R_DEALS_LIST] = "partner stage limit",
 };
 
+/* On a read replica every write is 403 read_only (http.md), before its body is read for
+ * errors: the engine refuses it anyway, but a malformed body would be answered 422 first. */
+static bool replica_refused(const acr_srv_t *s, acr_srv_req_t *req, int route)
+{
+    switch (route) {
+    case ACR_SRV_R_EVENTS_APPEND:
+    case ACR_SRV_R_DEAL_REGISTER:
+    case ACR_SRV_R_DEAL_STAGE:
+    case ACR_SRV_R_CLOSE:
+    case ACR_SRV_R_ANNOUNCEMENT_ACK:
+        if (!s->replica)
+            return false;
+        acr_srv_set_error(req, 403, "read_only",
+                          "this ledger is a read replica: writes go to its primary");
+        return true;
+    default:
+        return false;
+    }
+}
+
 static bool unknown_param(acr_srv_req_t *req, int route)
 {
     return acr_srv_query_refused(req, route_params[route] ? route_params[route] : "");
@@ -212,7 +232,7 @@ static void route_run(acr_srv_t *s, acr_srv_req_t *req)
     if (refuse(req, status, &d))
         return;
     req->route = d.route->label;
-    if (unknown_param(req, d.route->id))
+    if (unknown_param(req, d.route->id) || replica_refused(s, req, d.route->id))
         return;
     acr_cancel_watch(&req->gone); /* a client gone mid-way stops the engine's long loops */
     handlers[d.route->id](s, req, d.params);
@@ -434,7 +454,8 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
         }
         if (d.route->id == ACR_SRV_R_EVENTS_APPEND && req->body.len <= ACR_SRV_LOOP_BODY_MAX) {
             req->route = d.route->label;
-            if (!unknown_param(req, d.route->id)) /* (route_run's check, on this path) */
+            if (!unknown_param(req, d.route->id) && /* (route_run's checks, on this path) */
+                !replica_refused(s, req, d.route->id))
                 acr_srv_h_append(s, req, d.params); /* parsing only: no LMDB */
             route_next(s, req);
             return;

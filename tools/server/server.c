@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accrue/replica.h"
 #include "internal.h"
 
 static void diag(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -160,6 +161,7 @@ int acr_srv_run(acr_ledger_t *ledger, const acr_srv_opts_t *opts)
     memset(s, 0, sizeof *s);
     s->lim = opts->lim;
     s->ledger = ledger;
+    s->replica = acr_replica_get(ledger, NULL, NULL) == 1;
     s->on_head = acr_srv_authorize;
     s->on_request = acr_srv_dispatch;
     s->on_job_done = acr_srv_job_done;
