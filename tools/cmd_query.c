@@ -340,6 +340,7 @@ static int query_run(acr_cli_t *cli, query_t *q, bool kpi)
         {"median_days_to_win", "median_days", 'n'},
         {"training_modules", "training", 'n'},
         {"commission_minor", "commission", 'm'},
+        {"certified", "certified", 's'}, /* program.md: kpi gains certified per partner */
     };
     static const col_t rep_cols[] = {
         {"partner_id", "partner", 's'},

@@ -242,7 +242,11 @@ static bool cert_at(const prog_snap_t *s, const acr_str_t *rep, int64_t t_ms)
 
 /* certified_on (program.md): walk the start step, the trainings (of the rep when given) and
  * every list in (at, seq) order; the local day of the step at which the subject last became
- * certified, or -1 when it is not certified at the end. */
+ * certified, or -1 when it is not certified at the end. The walk begins at the start (the
+ * partner's registration, the rep's rep.added): a subject does not exist before it, so a
+ * step dated earlier (a backdated training or list) certifies nothing then; it counts from
+ * the start on, which is then the day certification began (so with no list ever defined
+ * it is the registration's local date, whatever the trainings' dates). */
 static int64_t certified_on(const prog_snap_t *s, const acr_str_t *rep, int64_t start_at,
                             uint64_t start_seq, int32_t offset_min)
 {
@@ -270,6 +274,8 @@ static int64_t certified_on(const prog_snap_t *s, const acr_str_t *rep, int64_t 
             ti++;
         else
             li++;
+        if (!started)
+            continue; /* before the subject exists */
         bool now = cert_at(s, rep, at);
         if (now && !prev)
             on = acr_local_day(at, offset_min);

@@ -128,7 +128,11 @@ log_content() {
 run_case() { # NAME: runs the function NAME as one case
     CASE_NAME=$1
     CASE_OK=1
-    "$1"
+    if declare -F "$1" >/dev/null; then
+        "$1"
+    else
+        fail "no function $1: a case that does not exist never passes"
+    fi
     if [ "$CASE_OK" -eq 1 ]; then
         CASES_PASSED=$((CASES_PASSED + 1))
         echo "  ok   $1"

@@ -220,6 +220,37 @@ case_onboarding() {
     acc "$L" partner show P2 --format json
     expect_stdout_contains '"onboarding":{"partner_id":"P2","modules":["m1","m2"]'
 }
+# certified_on walks from the subject's start: a training dated before the registration (or
+# before the rep's rep.added) certifies nothing before the subject exists, so with no list
+# in force then the date is the start's (program.md: "with no list ever defined it is the
+# registration's local date"), in the ledger's time zone.
+case_certified_on_from_the_start() {
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    printf '%s\n' \
+        '{"id":"r1","type":"partner.registered","at":"2026-05-10T00:00:00Z","data":{"partner_id":"P1","name":"One","kind":"reseller","tier":"gold","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"t1","type":"training.completed","at":"2026-05-05T00:00:00Z","data":{"partner_id":"P1","module":"m1"}}' \
+        '{"id":"rep1","type":"rep.added","at":"2026-06-01T16:00:00Z","data":{"partner_id":"P1","rep_id":"R1","name":"Rep One"}}' \
+        '{"id":"t2","type":"training.completed","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P1","rep_id":"R1","module":"m1"}}' \
+        >"$TMP/early.jsonl"
+    acc "$l" append "$TMP/early.jsonl"
+    assert_exit 0
+    acc "$l" onboarding --partner P1 --format json
+    assert_exit 0
+    # P1: registered 05-10 09:00 local, its training of 05-05 before it; R1: added 06-02
+    # 01:00 local (06-01T16:00Z), its training of 06-01 before it
+    expect_stdout_contains '"partner_id":"P1","modules":[],"completed":[],"missing":[],"certified":true,"certified_on":"2026-05-10"'
+    expect_stdout_contains '"rep_id":"R1","modules":[],"completed":[],"missing":[],"certified":true,"certified_on":"2026-06-02"'
+    # a list from 06-05 asking for m1: both trained before it, so both stay certified from
+    # their start
+    printf '%s\n' '{"id":"ob1","type":"onboarding.defined","at":"2026-06-05T00:00:00Z","data":{"modules":["m1"]}}' \
+        >"$TMP/ob.jsonl"
+    acc "$l" append "$TMP/ob.jsonl"
+    assert_exit 0
+    acc "$l" onboarding --partner P1 --format json
+    expect_stdout_contains '"certified":true,"certified_on":"2026-05-10"'
+    expect_stdout_contains '"rep_id":"R1","modules":["m1"],"completed":["m1"],"missing":[],"certified":true,"certified_on":"2026-06-02"'
+}
 case_kpi_certified() { # P1 certified from 07-03: not as of 2026-06's end, yes as of July's
     acc "$L" kpi --period 2026-06 --partner P1 --format json
     expect_stdout_contains '"certified":false}'
@@ -262,7 +293,8 @@ for c in unknown_plan promo_duplicate promo_above_ceiling plan_above_ceiling pro
     unknown_promotion ended_before_from unknown_announcement not_in_audience ack_not_required \
     ack_unknown_partner ack_unknown_rep ack_duplicate announcement_duplicate announcement_shapes \
     body_8k_ok onboarding_shapes certified_not_boolean idempotent streams \
-    unplanned_no_promotion onboarding kpi_certified announcements promotion_list rebuild_verify; do
+    unplanned_no_promotion onboarding kpi_certified announcements promotion_list rebuild_verify \
+    certified_on_from_the_start; do
     run_case "case_$c"
 done
 finish

@@ -111,7 +111,11 @@ case_kpi() {
     expect_stdout_contains '"net_revenue_minor":1200000'
     acc "$L" kpi --period 2026-Q3 --format csv
     assert_exit 0
-    assert_eq "$(head -1 <<<"$OUT")" "partner_id,period,currency,deals_registered,deals_won,deals_lost,win_rate_bp,net_revenue_minor,new_customers,median_days_to_win,training_modules,commission_minor" "csv header"
+    assert_eq "$(head -1 <<<"$OUT")" "partner_id,period,currency,deals_registered,deals_won,deals_lost,win_rate_bp,net_revenue_minor,new_customers,median_days_to_win,training_modules,commission_minor,certified" "csv header"
+    # the same keys as json (program.md's certified included), a row per partner
+    local row
+    row=$(sed -n 2p <<<"$OUT")
+    case $row in *,true | *,false) ;; *) fail "certified column of a csv row: $row" ;; esac
     acc "$L" kpi --period 2026-07
     assert_exit 0
     expect_stdout_contains "1,200,000 JPY"

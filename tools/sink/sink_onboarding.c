@@ -17,8 +17,9 @@
  *     completed / missing: its modules with / without a completion by the
  *     subject (a partner: by any of its reps or none; a rep: naming that rep);
  *   - certified: nothing missing (no list: everyone is certified);
- *   - certified_on: walk the subject's start, its completions and every list
- *     in (at, seq) order; after each step the subject is certified as of that
+ *   - certified_on: walk the subject's start, then its completions and every
+ *     list from the start on in (at, seq) order (a step dated before the start
+ *     counts from the start); after each step the subject is certified as of that
  *     step's at when every module of the list in force then (latest by
  *     (at, seq) with at <= the step's) has a completion with at <= the step's;
  *     the local date of the last step where it became certified, or null
@@ -45,8 +46,10 @@ static const char RECOMPUTE[] =
     "  UNION ALL"
     "  SELECT s.partner_id, s.rep_id, t.at, t.seq FROM subj s JOIN tr t"
     "   ON t.partner_id = s.partner_id AND (s.rep_id IS NULL OR t.rep_id = s.rep_id)"
+    "   AND (t.at, t.seq) > (s.at, s.seq)"
     "  UNION ALL"
-    "  SELECT s.partner_id, s.rep_id, l.at, l.seq FROM subj s CROSS JOIN lists l),"
+    "  SELECT s.partner_id, s.rep_id, l.at, l.seq FROM subj s JOIN lists l"
+    "   ON (l.at, l.seq) > (s.at, s.seq)),"
     " walk AS ("
     "  SELECT st.partner_id, st.rep_id, st.at, st.seq, coalesce(("
     "    SELECT bool_and(EXISTS (SELECT 1 FROM \"@S\".trainings t"
