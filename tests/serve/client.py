@@ -90,8 +90,8 @@ def matrix(base, tokfile):
     got, _, _ = req(c, "GET", "/v1/nope", toks["admin"])
     check(got == 404, "unknown path: %d" % got)
 
-    expect("GET", "/metrics", [200, 200, 403, 403, 403, 403])
-    expect("GET", "/v1/events?from=1&limit=2", [200, 200, 200, 403, 200, 403])
+    expect("GET", "/metrics", [200, 200, 403, 403, 403, 404])
+    expect("GET", "/v1/events?from=1&limit=2", [200, 200, 200, 403, 200, 404])
     expect("GET", "/v1/partners", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/partners/ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/partners/BETA", [200, 200, 200, 403, 403, 404])
@@ -104,13 +104,13 @@ def matrix(base, tokfile):
     expect("GET", "/v1/pipeline?partner=ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/kpi?period=2026-07", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/kpi?period=2026-07&partner=BETA", [200, 200, 200, 403, 403, 404])
-    expect("POST", "/v1/payouts/2026-07/run", [200, 200, 200, 403, 403, 403])
-    expect("GET", "/v1/payouts", [200, 200, 200, 403, 403, 403])
-    expect("GET", "/v1/verify", [200, 403, 200, 403, 403, 403])
+    expect("POST", "/v1/payouts/2026-07/run", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/payouts", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/verify", [200, 403, 200, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-07/statement", [200, 200, 200, 403, 403, 404])
-    expect("GET", "/v1/payouts/2026-07/audit", [404, 404, 404, 403, 403, 403])
+    expect("GET", "/v1/payouts/2026-07/audit", [404, 404, 404, 403, 403, 404])
     # writes
-    expect("POST", "/v1/events", [200, 200, 403, 200, 403, 403],
+    expect("POST", "/v1/events", [200, 200, 403, 200, 403, 404],
            body=lambda r: [ev("mx-" + r, module="m-" + r)])
     # staff may date a deal's events; a partner's are dated by the server (at = now)
     staff_at = lambda r, at: {} if r == "partner" else {"at": at}
@@ -173,8 +173,8 @@ def matrix(base, tokfile):
         {"deal_id": "PROBE-5", "customer_id": "SAPPORO-ICE", "currency": "JPY"}))
     check(b"another partner" in data, "channel conflict says another partner holds it: %s" %
           data[:200])
-    expect("POST", "/v1/payouts/2026-07/close", [200, 409, 403, 403, 403, 403])
-    expect("GET", "/v1/payouts/2026-07/audit", [200, 200, 200, 403, 403, 403])
+    expect("POST", "/v1/payouts/2026-07/close", [200, 409, 403, 403, 403, 404])
+    expect("GET", "/v1/payouts/2026-07/audit", [200, 200, 200, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-07/statement?partner=ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/payouts/2026-07/statement?partner=BETA", [200, 200, 200, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-08/statement", [200, 200, 200, 403, 403, 404])
@@ -191,7 +191,7 @@ def matrix(base, tokfile):
     expect("GET", "/v1/onboarding?partner=ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/announcements", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/announcements?partner=BETA", [200, 200, 200, 403, 403, 404])
-    expect("GET", "/v1/promotions", [200, 200, 200, 403, 403, 403])
+    expect("GET", "/v1/promotions", [200, 200, 200, 403, 403, 404])
     # ACME (the partner token) is gold: AN-SILVER is outside its audience, so 404 to it
     expect("POST", "/v1/announcements/AN-SILVER/ack", [200, 200, 403, 403, 403, 404],
            body=lambda r: {"partner_id": {"admin": "BETA", "finance": "GAMMA"}.get(r, "ACME")})

@@ -160,8 +160,11 @@ static bool refuse(acr_srv_req_t *req, int status, const acr_srv_decision_t *d)
         return true;
     default:
         req->route = d->route->label;
-        acr_srv_set_error(req, 403, "forbidden", "the %s role may not use %s",
-                          acr_role_name(req->role), d->route->label);
+        if (req->role == ACR_ROLE_PARTNER) /* http.md: "403 (partners: 404 as above)" */
+            acr_srv_set_error(req, 404, "not_found", "no such record");
+        else
+            acr_srv_set_error(req, 403, "forbidden", "the %s role may not use %s",
+                              acr_role_name(req->role), d->route->label);
         return true;
     }
 }
