@@ -199,6 +199,17 @@ case_events_filters_and_params() {
     case $body in *"unknown query parameter 'dry_run'"*' 400') ;; *) fail "append with ?dry_run=1: $body" ;; esac
     head1=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
     assert_eq "$head1" "$head0" "the refused append wrote nothing"
+    # a known parameter with a value that does not decode or fit is 400 too, never read as
+    # absent (that answered every partner's figures to ?partner=BETA%00)
+    local long
+    long=$(printf 'P%.0s' $(seq 1 80))
+    for path in "/v1/pipeline?partner=BETA%00" "/v1/pipeline?partner=%zz" "/v1/pipeline?partner=$long" \
+        "/v1/kpi?period=2026-07&by=foo" "/v1/kpi?period=2026-07&by"; do
+        body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FIN" "$BASE$path")
+        case $body in *' 400') ;; *) fail "GET $path: ${body:0:200}" ;; esac
+    done
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_PART" "$BASE/v1/pipeline?partner=$long")
+    case $body in *' 404') ;; *) fail "a partner's over-long ?partner=: ${body:0:200}" ;; esac
     local path
     for path in "/healthz?x=1" "/?x=1" "/assets/app.js?x=1"; do
         body=$(curl -s -w ' %{http_code}' "$BASE$path")

@@ -793,3 +793,36 @@ void acr_srv_http_stop(acr_srv_t *s)
          * are answered (with Connection: close) before the connection goes. */
     }
 }
+
+bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
+{
+    for (const char *p = req->query; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        bool known = false;
+        for (const char *a = allowed; *a != '\0' && !known;) {
+            size_t alen = strcspn(a, " ");
+            known = alen == klen && memcmp(a, p, klen) == 0;
+            a += alen + (a[alen] == ' ');
+        }
+        if (!known && klen > 0) {
+            acr_srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
+                              (int)(klen < 64 ? klen : 64), p,
+                              *allowed ? "; this endpoint takes: " : "", allowed);
+            return true;
+        }
+        /* a value must decode (valid %XX escapes, no NUL): a handler reads one that does
+         * not as absent, and would answer for everything instead */
+        char val[1024];
+        size_t vlen = eq ? len - klen - 1 : 0;
+        if (eq != NULL && (vlen >= sizeof val || !acr_srv_query_decode(eq + 1, vlen, val, sizeof val))) {
+            acr_srv_set_error(req, 400, "bad_request", "malformed value of query parameter '%.*s'",
+                              (int)(klen < 64 ? klen : 64), p);
+            return true;
+        }
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}

@@ -376,6 +376,9 @@ void acr_srv_job_done(acr_srv_t *s, acr_srv_req_t *req, acr_srv_wjob_t *job);
 /* Query parameter key of a raw query string, percent-decoded into out
  * (NUL-terminated); false when absent or longer than cap - 1 (parse.c). */
 bool acr_srv_query_param(const char *query, const char *key, char *out, size_t cap);
+/* One query value percent-decoded ('+' a space) into out (NUL-terminated): false on a bad
+ * escape, a NUL or more than cap - 1 bytes (parse.c). */
+bool acr_srv_query_decode(const char *s, size_t n, char *out, size_t cap);
 
 /* ---- respond.c: response helpers (a leaf) -------------------------------- */
 
@@ -384,8 +387,9 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
  * sortable within one run; answered in Accrue-Request-Id and written to the access log. */
 void acr_srv_request_id(char out[32]);
 /* http.md: an unknown query parameter is 400, never ignored. Sets the 400 naming the first
- * parameter of req's query not in allowed (space-separated names; "" for none) and answers
- * true; false when every one is known. */
+ * parameter of req's query not in allowed (space-separated names; "" for none), or whose
+ * value does not decode, and answers true; false when every one is known and well formed
+ * (http.c). */
 bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed);
 void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

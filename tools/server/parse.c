@@ -568,6 +568,11 @@ static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size
     return true;
 }
 
+bool acr_srv_query_decode(const char *s, size_t n, char *out, size_t cap)
+{
+    return pct_decode(s, n, true, out, cap);
+}
+
 bool acr_srv_query_param(const char *query, const char *key, char *out, size_t cap)
 {
     size_t klen = strlen(key);
@@ -583,6 +588,7 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
     }
     return false;
 }
+
 
 bool acr_srv_split_target(acr_srv_req_t *req)
 {

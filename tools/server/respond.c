@@ -98,30 +98,6 @@ void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const c
     acr_buf_append_str(&req->resp, ",\"details\":[]}}\n");
 }
 
-bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
-{
-    for (const char *p = req->query; p != NULL && *p != '\0';) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        bool known = false;
-        for (const char *a = allowed; *a != '\0' && !known;) {
-            size_t alen = strcspn(a, " ");
-            known = alen == klen && memcmp(a, p, klen) == 0;
-            a += alen + (a[alen] == ' ');
-        }
-        if (!known && klen > 0) {
-            acr_srv_set_error(req, 400, "bad_request", "unknown query parameter '%.*s'%s%s",
-                              (int)(klen < 64 ? klen : 64), p,
-                              *allowed ? "; this endpoint takes: " : "", allowed);
-            return true;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
-}
-
 /* The HTTP status of an engine code: the class column of error.h's one table. */
 int acr_srv_status_of(int code)
 {

@@ -785,11 +785,32 @@ static void h_deal(acr_srv_t *s, acr_srv_req_t *req, char **params)
     set_json(req, 200);
 }
 
+/* True when the raw query names key (with or without a value). */
+static bool query_has(const char *query, const char *key)
+{
+    size_t klen = strlen(key);
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len >= klen && memcmp(p, key, klen) == 0 && (len == klen || p[klen] == '='))
+            return true;
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
 /* ?partner=P scoped for partner tokens: absent means their own, another
  * partner is 404. false when answered. */
 static bool scoped_partner(acr_srv_req_t *req, char *out, size_t cap, const char **pid)
 {
     bool has = acr_srv_query_param(req->query, "partner", out, cap);
+    if (!has && query_has(req->query, "partner")) { /* longer than any id: no such partner */
+        if (is_partner(req))
+            not_found(req);
+        else
+            acr_srv_set_error(req, 400, "bad_request", "partner wants a partner id");
+        return false;
+    }
     *pid = has && out[0] ? out : NULL;
     if (!is_partner(req))
         return true;
@@ -844,6 +865,10 @@ static void h_kpi(acr_srv_t *s, acr_srv_req_t *req, char **params)
         return;
     }
     bool by_rep = acr_srv_query_param(req->query, "by", by, sizeof by) && strcmp(by, "rep") == 0;
+    if (!by_rep && query_has(req->query, "by")) {
+        acr_srv_set_error(req, 400, "bad_request", "by takes one value: rep");
+        return;
+    }
     acr_err_t err;
     acr_err_clear(&err);
     int rc = acr_query_kpi(s->ledger, period, pid, by_rep, &req->resp, &err);
