@@ -266,6 +266,9 @@ static int check_stage(parse_ctx_t *c, size_t idx, json_t *st, json_t *seen, jso
         return fail(c->err, ACR_EWRONG_TYPE, sub, "a stage name is a string");
     const char *s = json_string_value(name);
     size_t n = json_string_length(name);
+    if (n > ACR_STRING_LEN_MAX) /* events.md, Limits: every breach is too_large */
+        return fail(c->err, ACR_ETOO_LARGE, sub, "a string is at most %d bytes",
+                    ACR_STRING_LEN_MAX);
     /* events.md asks a stage name to be unique and not an outcome: any text ("due
      * diligence"), 1 to 64 bytes, without control characters (it is printed in tables) */
     bool text = n > 0 && n <= ACR_STAGE_NAME_MAX && strlen(s) == n;

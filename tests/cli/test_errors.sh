@@ -161,6 +161,19 @@ case_too_large() {
     ev x27 partner.registered 2026-06-01T00:00:00Z \
         "{\"partner_id\":\"P9\",\"name\":\"$name\",\"kind\":\"reseller\",\"tier\":\"gold\",\"plan_id\":\"standard\",\"currency\":\"JPY\"}" |
         reject too_large 3
+    # strings inside a stage list, a promotion and a plan are string fields too (events.md:
+    # each breach of a limit is too_large, whatever the field's own rules)
+    ev x27b pipeline.defined 2026-06-02T00:00:00Z "{\"stages\":[{\"name\":\"$name\"}]}" |
+        reject too_large 3
+    expect_stderr_contains "field data.stages[0].name:"
+    ev x27c promotion.published 2026-06-15T00:00:00Z \
+        "{\"promotion\":{\"promo_id\":\"pz\",\"plan_id\":\"standard\",\"from\":\"2026-07-01\",\"to\":\"2026-07-31\",\"rate_bp\":500,\"title\":\"$name\"}}" |
+        reject too_large 3
+    expect_stderr_contains "field data.promotion.title:"
+    ev x27d plan.published 2026-06-01T00:00:00Z \
+        "{\"plan\":{\"plan_id\":\"pz\",\"version\":1,\"effective_from\":\"2026-01-01\",\"currency\":\"JPY\",\"ceiling_bp\":3000,\"rules\":[{\"match\":{\"tier\":\"$name\"},\"brackets\":[{\"from_minor\":0,\"rate_bp\":1000}]}]}}" |
+        reject too_large 3
+    expect_stderr_contains "field data.plan.rules[0].match.tier:"
 }
 case_malformed_msgpack() { printf '\xc1\x81' | reject malformed_msgpack 3 --format msgpack; }
 # events.md: a rejection names the event's id whenever it is readable, also for an event
