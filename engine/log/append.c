@@ -99,7 +99,8 @@ static void event_err(acr_err_t *err, const acr_batch_item_t *it, const acr_even
  * (the id is now claimed: release_claims undoes it if the event is not
  * written), negative = id_conflict (err set) or a store error (*mdb_rc set). */
 static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_event_t *ev,
-                    uint64_t seq, uint64_t *out_seq, int *mdb_rc, acr_err_t *err)
+                    uint64_t seq, uint64_t batch_first, uint64_t *out_seq, int *mdb_rc,
+                    acr_err_t *err)
 {
     uint8_t sv[8];
     acr__u64_be(seq, sv);
@@ -123,9 +124,14 @@ static int claim_id(acr__txn_t *tx, const uint8_t *rec, size_t len, const acr_ev
         memcmp(stored + ACR_RECORD_CONTENT_OFF, rec + ACR_RECORD_CONTENT_OFF,
                len - ACR_RECORD_CONTENT_OFF) == 0)
         return 1;
-    acr_err_set(err, ACR_EID_CONFLICT,
-                "event id already used (seq %llu) with different content",
-                (unsigned long long)*out_seq);
+    if (*out_seq >= batch_first) /* a seq of this batch, which is now refused: never written */
+        acr_err_set(err, ACR_EID_CONFLICT,
+                    "event id already used by an earlier event of this batch, with different "
+                    "content");
+    else
+        acr_err_set(err, ACR_EID_CONFLICT,
+                    "event id already used (seq %llu) with different content",
+                    (unsigned long long)*out_seq);
     snprintf(err->field, sizeof err->field, "id");
     return ACR_EID_CONFLICT;
 }
@@ -237,15 +243,15 @@ static int put_record(acr__txn_t *tx, head_t *head, const uint8_t *rec, size_t l
  * a fatal code (ACR_E* from a store failure; *mdb_rc holds the LMDB code).
  * When !write (an earlier event of the batch failed) the rules are still
  * checked, but the id and stream claims are released and nothing is logged. */
-static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, const uint8_t *rec,
-                     size_t len, int64_t expected_version, int64_t now_ms, bool write,
-                     const char *actor, uint64_t *out_seq, bool *out_dup, int *mdb_rc,
-                     acr_err_t *err)
+static int apply_one(acr__txn_t *tx, MDB_cursor *streams, head_t *head, uint64_t batch_first,
+                     const uint8_t *rec, size_t len, int64_t expected_version, int64_t now_ms,
+                     bool write, const char *actor, uint64_t *out_seq, bool *out_dup,
+                     int *mdb_rc, acr_err_t *err)
 {
     acr_event_t ev;
     if (acr_record_decode(rec, len, &ev) != 0)
         return acr_err_set(err, ACR_ECORRUPT, "internal: an encoded event does not decode");
-    int rc = claim_id(tx, rec, len, &ev, head->seq + 1, out_seq, mdb_rc, err);
+    int rc = claim_id(tx, rec, len, &ev, head->seq + 1, batch_first, out_seq, mdb_rc, err);
     if (rc == 1) {
         *out_dup = true;
         return 0;
@@ -303,6 +309,7 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
     int first = 0;
     uint64_t first_seq = 0, appended = 0, dups = 0;
     MDB_cursor *streams;
+    uint64_t batch_first = head->seq + 1; /* the first seq this batch would write */
     acr__cache_clear(&tx->cache); /* rows cached by an earlier (maybe aborted) batch */
     if ((*mdb_rc = mdb_cursor_open(tx->txn, tx->dbi[ACR_DB_STREAMS], &streams)) != 0)
         return ACR_ESTORE;
@@ -313,9 +320,9 @@ static int apply_batch(acr__txn_t *tx, head_t *head, const acr_batch_t *b, int64
         err_init(&err);
         uint64_t seq = 0;
         bool dup = false;
-        int rc = apply_one(tx, streams, head, rec, it->len, it->expected_version, now_ms,
-                           first == 0, b->actor[0] ? b->actor : "accrue", &seq, &dup, mdb_rc,
-                           &err);
+        int rc = apply_one(tx, streams, head, batch_first, rec, it->len, it->expected_version,
+                           now_ms, first == 0, b->actor[0] ? b->actor : "accrue", &seq, &dup,
+                           mdb_rc, &err);
         if (rc != 0 && !acr_err_rejects_input(rc)) {
             mdb_cursor_close(streams);
             return rc;

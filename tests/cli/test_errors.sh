@@ -150,6 +150,11 @@ case_refund_before_sale() {
 case_id_conflict() {
     ev s-1 sale.recorded 2026-07-02T00:00:00Z '{"sale_id":"S1","partner_id":"P1","customer_id":"C9","product":"cloud","amount_minor":2000,"currency":"JPY"}' |
         reject id_conflict 4
+    # the same id twice in one refused batch: the first never got a seq to name
+    { ev x50 training.completed 2026-07-05T00:00:00Z '{"partner_id":"P1","module":"m"}'
+      ev x50 training.completed 2026-07-06T00:00:00Z '{"partner_id":"P1","module":"m"}'; } |
+        reject id_conflict 4
+    expect_stderr_contains "line 2: id x50: field id: event id already used by an earlier event of this batch"
 }
 case_version_conflict() {
     printf '%s\n' '{"id":"x26","type":"sale.recorded","at":"2026-07-05T00:00:00Z","expected_version":3,"data":{"sale_id":"S7","partner_id":"P1","customer_id":"C8","product":"cloud","amount_minor":100,"currency":"JPY"}}' |

@@ -817,7 +817,8 @@ bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
          * not as absent, and would answer for everything instead */
         char val[1024];
         size_t vlen = eq ? len - klen - 1 : 0;
-        if (eq != NULL && (vlen >= sizeof val || !acr_srv_query_decode(eq + 1, vlen, val, sizeof val))) {
+        if (eq != NULL &&
+            (vlen >= sizeof val || !acr_srv_query_decode(eq + 1, vlen, val, sizeof val))) {
             acr_srv_set_error(req, 400, "bad_request", "malformed value of query parameter '%.*s'",
                               (int)(klen < 64 ? klen : 64), p);
             return true;

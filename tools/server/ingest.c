@@ -87,7 +87,8 @@ static void parse_ndjson(const acr_config_t *cfg, const char *p, size_t n, acr_b
             continue;
         acr_err_t e;
         acr_err_clear(&e);
-        if (acr_batch_add_json(b, cfg, line, s + a, z - a, &e) != 0 && !over_limit(b, errs, &e, line))
+        if (acr_batch_add_json(b, cfg, line, s + a, z - a, &e) != 0 &&
+            !over_limit(b, errs, &e, line))
             add_err(errs, &e, line);
         if (b->over_limit)
             return;
