@@ -646,8 +646,9 @@ static int verify_projections(acr_ledger_t *l, MDB_txn *live, MDB_txn *live_log,
         if (!acr__db_derived(db))
             continue;
         /* an index never built for this log (a ledger of an older release, or appended to
-         * by one since) is not damage: runs scan the log until `rebuild` builds it */
-        if (db == ACR_DB_PERIOD_SEQS &&
+         * by one since) is not damage: runs scan the log until `rebuild` builds it (an empty
+         * log has no marker yet, and nothing to index) */
+        if (db == ACR_DB_PERIOD_SEQS && through > 0 &&
             (rc = acr__pseq_marker_covers(live, l->dbi[db], through, err)) != 1) {
             out->period_index_stale = rc == 0;
             rc = rc < 0 ? rc : 0;

@@ -157,7 +157,18 @@ case_fast_finds_a_changed_row() {
     expect_stdout_contains "ok: 7 events"
 }
 
+# A new, empty ledger verifies without notes (it once said its period index was "written by
+# an older release").
+case_verify_empty() {
+    local l
+    l=$(new_ledger)
+    acc "$l" verify
+    assert_exit 0
+    case $OUT in "ok: 0 events, head "[0-9a-f]*) ;; *) fail "verify said [$OUT]" ;; esac
+    assert_eq "$ERR" "" "stderr of verify on an empty ledger"
+}
 run_case case_verify_ok
+run_case case_verify_empty
 run_case case_rebuild_then_verify
 run_case case_flipped_byte
 run_case case_append_onto_broken_head
