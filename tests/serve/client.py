@@ -177,6 +177,7 @@ def matrix(base, tokfile):
     expect("GET", "/v1/payouts/2026-07/audit", [200, 200, 200, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-07/statement?partner=ACME", [200, 200, 200, 403, 403, 200])
     expect("GET", "/v1/payouts/2026-07/statement?partner=BETA", [200, 200, 200, 403, 403, 404])
+    expect("GET", "/v1/payouts/2026-07/statement?partner=NOPE", [404, 404, 404, 403, 403, 404])
     expect("GET", "/v1/payouts/2026-08/statement", [200, 200, 200, 403, 403, 404])
     # the partner program (program.md): announcements appended through POST /v1/events
     anns = [{"id": "an-" + a, "type": "announcement.published", "at": "2026-08-05T00:00:00Z",

@@ -1020,6 +1020,14 @@ static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
     bool has;
     if (!param_u64(req, "as_of", &as_of, &has))
         return;
+    if (pid != NULL) { /* a partner that does not exist is 404, as for pipeline and kpi */
+        acr_buf_t one;
+        acr_buf_init(&one);
+        int qrc = acr_query_partners(s->ledger, pid, &one, &err);
+        acr_buf_destroy(&one);
+        if (answered_failure(req, qrc, &err))
+            return;
+    }
     acr_payout_request_t pr = {params[0], as_of, NULL, NULL, 0};
     acr_payout_t p;
     memset(&p, 0, sizeof p);
