@@ -204,12 +204,15 @@ case_events_filters_and_params() {
     local long
     long=$(printf 'P%.0s' $(seq 1 80))
     for path in "/v1/pipeline?partner=BETA%00" "/v1/pipeline?partner=%zz" "/v1/pipeline?partner=$long" \
-        "/v1/kpi?period=2026-07&by=foo" "/v1/kpi?period=2026-07&by"; do
+        "/v1/kpi?period=2026-07&by=foo" "/v1/kpi?period=2026-07&by" "/v1/onboarding?partner=$long" \
+        "/v1/deals?stage=$long$long" "/v1/deals?partner=$long" "/v1/partners?limit=$long"; do
         body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FIN" "$BASE$path")
         case $body in *' 400') ;; *) fail "GET $path: ${body:0:200}" ;; esac
     done
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/events?type=$long")
+    case $body in *' 400') ;; *) fail "an over-long ?type=: ${body:0:200}" ;; esac
     body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_PART" "$BASE/v1/pipeline?partner=$long")
-    case $body in *' 404') ;; *) fail "a partner's over-long ?partner=: ${body:0:200}" ;; esac
+    case $body in *' 400') ;; *) fail "a partner's over-long ?partner=: ${body:0:200}" ;; esac
     local path
     for path in "/healthz?x=1" "/?x=1" "/assets/app.js?x=1"; do
         body=$(curl -s -w ' %{http_code}' "$BASE$path")

@@ -794,6 +794,28 @@ void acr_srv_http_stop(acr_srv_t *s)
     }
 }
 
+/* The longest decoded value of each query parameter the routes read; each handler's buffer
+ * holds at least one byte more (ids and stage names as events.md bounds them, a stream as
+ * "deal:" + a string field, a date or period id, a u64). */
+static size_t query_value_max(const char *key, size_t klen)
+{
+    static const struct {
+        const char *key;
+        size_t max;
+    } t[] = {
+        {"partner", ACR_ID_LEN_MAX},     {"stage", ACR_STAGE_NAME_MAX},
+        {"after", ACR_STRING_LEN_MAX},   {"stream", ACR_STRING_LEN_MAX + 15},
+        {"type", 63},                    {"today", 15},
+        {"period", 15},                  {"by", 7},
+        {"from", 23},                    {"limit", 23},
+        {"as_of", 23},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (strlen(t[i].key) == klen && memcmp(t[i].key, key, klen) == 0)
+            return t[i].max;
+    return 1023;
+}
+
 bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
 {
     for (const char *p = req->query; p != NULL && *p != '\0';) {
@@ -813,14 +835,20 @@ bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
                               *allowed ? "; this endpoint takes: " : "", allowed);
             return true;
         }
-        /* a value must decode (valid %XX escapes, no NUL): a handler reads one that does
-         * not as absent, and would answer for everything instead */
+        /* a value must decode (valid %XX escapes, no NUL) and fit its handler's buffer:
+         * a handler reads one that does not as absent, and would answer for everything */
         char val[1024];
-        size_t vlen = eq ? len - klen - 1 : 0;
-        if (eq != NULL &&
-            (vlen >= sizeof val || !acr_srv_query_decode(eq + 1, vlen, val, sizeof val))) {
+        size_t vlen = eq ? len - klen - 1 : 0, max = query_value_max(p, klen);
+        if (eq != NULL && (vlen >= sizeof val ||
+                           !acr_srv_query_decode(eq + 1, vlen, val, sizeof val))) {
             acr_srv_set_error(req, 400, "bad_request", "malformed value of query parameter '%.*s'",
                               (int)(klen < 64 ? klen : 64), p);
+            return true;
+        }
+        if (eq != NULL && strlen(val) > max) {
+            acr_srv_set_error(req, 400, "bad_request",
+                              "query parameter '%.*s' is longer than %zu bytes",
+                              (int)(klen < 64 ? klen : 64), p, max);
             return true;
         }
         p = amp ? amp + 1 : NULL;

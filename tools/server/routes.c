@@ -288,14 +288,19 @@ static void route_lane_after(acr_srv_t *s, acr_srv_req_t *req)
 
 /* ---- the head: authentication and authorization before the body ---------------------- */
 
-/* Sets the refusal of req's head for role (a status, or nothing when allowed). */
-static void decide_head(acr_srv_req_t *req, int role)
+/* Sets the refusal of req's head for role (a status, or nothing when allowed): the token,
+ * the route, its query parameters and, on a read replica, a write, all before a byte of the
+ * body is read (route_run checks the last two again for requests decided later). */
+static void decide_head(acr_srv_t *s, acr_srv_req_t *req, int role)
 {
     acr_srv_decision_t d;
     req->role = role;
     int status = acr_srv_route_decide(req, role, &d);
-    if (!refuse(req, status, &d))
-        req->route = d.route->label;
+    if (refuse(req, status, &d))
+        return;
+    req->route = d.route->label;
+    if (!unknown_param(req, d.route->id))
+        (void)replica_refused(s, req, d.route->id);
 }
 
 static void auth_work(uv_work_t *w)
@@ -322,7 +327,7 @@ static void auth_after(uv_work_t *w, int status)
     acr_srv_conn_t *c = req->conn;
     s->pool_jobs--;
     req->in_pool = false;
-    decide_head(req, status == 0 ? req->role : ACR_ROLE_NONE);
+    decide_head(s, req, status == 0 ? req->role : ACR_ROLE_NONE);
     acr_srv_head_decided(req);
     acr_srv_conn_unref(c);
     acr_srv_maybe_finish(s);
@@ -354,7 +359,7 @@ void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
     if (a != AUTH_UNKNOWN) { /* decided without the disk */
         if (a == AUTH_OK)
             acr_srv_metrics_path(true);
-        decide_head(req, a == AUTH_OK ? req->role : ACR_ROLE_NONE);
+        decide_head(s, req, a == AUTH_OK ? req->role : ACR_ROLE_NONE);
         acr_srv_head_decided(req);
         return;
     }
@@ -785,32 +790,11 @@ static void h_deal(acr_srv_t *s, acr_srv_req_t *req, char **params)
     set_json(req, 200);
 }
 
-/* True when the raw query names key (with or without a value). */
-static bool query_has(const char *query, const char *key)
-{
-    size_t klen = strlen(key);
-    for (const char *p = query; p != NULL && *p != '\0';) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len >= klen && memcmp(p, key, klen) == 0 && (len == klen || p[klen] == '='))
-            return true;
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
-}
-
 /* ?partner=P scoped for partner tokens: absent means their own, another
  * partner is 404. false when answered. */
 static bool scoped_partner(acr_srv_req_t *req, char *out, size_t cap, const char **pid)
 {
     bool has = acr_srv_query_param(req->query, "partner", out, cap);
-    if (!has && query_has(req->query, "partner")) { /* longer than any id: no such partner */
-        if (is_partner(req))
-            not_found(req);
-        else
-            acr_srv_set_error(req, 400, "bad_request", "partner wants a partner id");
-        return false;
-    }
     *pid = has && out[0] ? out : NULL;
     if (!is_partner(req))
         return true;
@@ -856,7 +840,7 @@ static void h_pipeline(acr_srv_t *s, acr_srv_req_t *req, char **params)
 static void h_kpi(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
-    char buf[ACR_ID_LEN_MAX + 1], period[16], by[8];
+    char buf[ACR_ID_LEN_MAX + 1], period[16], by_s[8];
     const char *pid;
     if (!scoped_partner(req, buf, sizeof buf, &pid))
         return;
@@ -864,8 +848,9 @@ static void h_kpi(acr_srv_t *s, acr_srv_req_t *req, char **params)
         acr_srv_set_error(req, 400, "bad_request", "kpi wants ?period=YYYY-MM or YYYY-Qn");
         return;
     }
-    bool by_rep = acr_srv_query_param(req->query, "by", by, sizeof by) && strcmp(by, "rep") == 0;
-    if (!by_rep && query_has(req->query, "by")) {
+    bool by = acr_srv_query_param(req->query, "by", by_s, sizeof by_s);
+    bool by_rep = by && strcmp(by_s, "rep") == 0;
+    if (by && !by_rep) {
         acr_srv_set_error(req, 400, "bad_request", "by takes one value: rep");
         return;
     }
