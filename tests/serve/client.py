@@ -145,7 +145,8 @@ def matrix(base, tokfile):
     got, data, _ = req(c, "POST", "/v1/deals/MX-partner/stage", pt,
                        json.dumps({"outcome": "won", "at": "2026-06-05T00:00:00Z"}))
     n += 1
-    check(got == 422, "a partner's backdated stage move: got %d (%s)" % (got, data[:200]))
+    check(got == 422 and b"invalid_value" in data and b"at:" in data,
+          "a partner's backdated stage move: got %d (%s)" % (got, data[:200]))
     check(json.loads(req(c, "GET", "/v1/status", toks["admin"])[1])["head_seq"] == head0,
           "the refused backdated writes wrote nothing")
     # a partner learns nothing of other partners' records through write errors (issue 18, 4)
@@ -204,6 +205,11 @@ def matrix(base, tokfile):
     expect("POST", "/v1/announcements/NOPE/ack", [404, 404, 403, 403, 403, 404], body={})
     # program.md: one acknowledgement per (announcement, partner, rep): a second one is
     # `duplicate` (a retry that must answer the first result sends an Idempotency-Key)
+    # a partner's acknowledgement is dated by the server, like its deals
+    got, data, _ = req(c, "POST", "/v1/announcements/AN-GOLD/ack", toks["partner"],
+                       json.dumps({"rep_id": "AKI", "at": "2026-01-01T00:00:00Z"}))
+    check(got == 422 and b"invalid_value" in data and b"at:" in data,
+          "a partner's backdated acknowledgement: got %d %s" % (got, data[:200]))
     got, data, _ = req(c, "POST", "/v1/announcements/AN-GOLD/ack", toks["partner"], "{}")
     check(got == 422 and b'"duplicate"' in data,
           "a second acknowledgement: 422 duplicate, got %d %s" % (got, data[:200]))

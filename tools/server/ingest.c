@@ -380,14 +380,8 @@ static void submit_event(acr_srv_t *s, acr_srv_req_t *req, json_t *env, const ch
         acr_srv_set_error(req, 422, "invalid_value", "this route only takes %s events", type);
         return;
     }
-    /* A partner's deal and stage events are dated by the server (http.md: at = now): an
-     * `at` of its own could backdate a registration ahead of another partner's claim on
-     * the customer, or into a closed period. */
-    if (req->role == ACR_ROLE_PARTNER && json_object_get(env, "at") != NULL) {
-        acr_srv_set_error(req, 422, "invalid_value",
-                          "at: a partner token cannot set it; the server dates the event now");
+    if (acr_srv_partner_at_refused(req, json_object_get(env, "at") != NULL))
         return;
-    }
     json_object_set_new(env, "type", json_string(type));
     char id[ACR_ID_LEN_MAX + 1], at[ACR_TS_BUF];
     if (json_object_get(env, "id") == NULL) {

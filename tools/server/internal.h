@@ -383,6 +383,11 @@ bool acr_srv_query_decode(const char *s, size_t n, char *out, size_t cap);
 /* ---- respond.c: response helpers (a leaf) -------------------------------- */
 
 /* Fills req with an error body {"error":{code,message,details:[]}}. */
+/* A partner's writes (deals, stage moves, acknowledgements) are dated by the server (http.md:
+ * at = now): an `at` of its own could backdate a deal ahead of another partner's claim on
+ * the customer, or into a closed period. True, with the 422 set, when req is a partner's and
+ * has_at (respond.c). */
+bool acr_srv_partner_at_refused(acr_srv_req_t *req, bool has_at);
 /* A fresh request id, "<server start, hex seconds>-<n>" (parse.c): unique across restarts,
  * sortable within one run; answered in Accrue-Request-Id and written to the access log. */
 void acr_srv_request_id(char out[32]);

@@ -136,6 +136,10 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
         }
     }
     json_t *pid = json_object_get(body, "partner_id");
+    if (acr_srv_partner_at_refused(req, json_object_get(body, "at") != NULL)) {
+        json_decref(body);
+        return;
+    }
     if (is_partner(req)) { /* for itself only: any other partner is 404 */
         if (pid != NULL && !(json_is_string(pid) && strcmp(json_string_value(pid), req->partner) == 0)) {
             json_decref(body);

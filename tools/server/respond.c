@@ -98,6 +98,15 @@ void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const c
     acr_buf_append_str(&req->resp, ",\"details\":[]}}\n");
 }
 
+bool acr_srv_partner_at_refused(acr_srv_req_t *req, bool has_at)
+{
+    if (req->role != ACR_ROLE_PARTNER || !has_at)
+        return false;
+    acr_srv_set_error(req, 422, "invalid_value",
+                      "at: a partner token cannot set it; the server dates the event now");
+    return true;
+}
+
 /* The HTTP status of an engine code: the class column of error.h's one table. */
 int acr_srv_status_of(int code)
 {
