@@ -253,6 +253,8 @@ static int64_t certified_on(const prog_snap_t *s, const acr_str_t *rep, int64_t 
     size_t ti = 0, li = 0;
     bool prev = false, started = false;
     int64_t on = -1;
+    if (start_at == INT64_MAX)
+        return -1; /* no start row (read_start): no step certifies, so no date */
     for (;;) {
         while (ti < s->ntr && rep != NULL && !str_eq(s->tr[ti].rep, *rep))
             ti++;

@@ -634,12 +634,13 @@ typedef struct rejected {
     char answer[320]; /* busy_503 with its request id */
 } rejected_t;
 
-/* Every answer carries Accrue-Request-Id (http.md), this one too. */
-static const char busy_503[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-    "Content-Length: 84\r\nRetry-After: 1\r\nAccrue-Request-Id: %s\r\nConnection: close\r\n\r\n"
-    "{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open "
-    "connections\",\"details\":[]}}\n";
+/* Every answer carries Accrue-Request-Id (http.md), this one too. A literal, so that the
+ * compiler checks the format against its argument. */
+#define BUSY_503                                                                                   \
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"                    \
+    "Content-Length: 84\r\nRetry-After: 1\r\nAccrue-Request-Id: %s\r\nConnection: close\r\n"   \
+    "\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open "                   \
+    "connections\",\"details\":[]}}\n"
 
 static void rej_closed(uv_handle_t *h)
 {
@@ -695,10 +696,14 @@ static void reject_busy(acr_srv_t *s, rejected_t *r)
     uv_timer_init(s->loop, &r->timer);
     char rid[32];
     acr_srv_request_id(rid);
-    int len = snprintf(r->answer, sizeof r->answer, busy_503, rid);
+    int len = snprintf(r->answer, sizeof r->answer, BUSY_503, rid);
+    if (len <= 0 || (size_t)len >= sizeof r->answer) {
+        rej_close(r);
+        return;
+    }
     uv_buf_t b = uv_buf_init(r->answer, (unsigned)len);
     int n = uv_try_write((uv_stream_t *)&r->tcp, &b, 1);
-    if (len <= 0 || (size_t)len >= sizeof r->answer || n != len ||
+    if (n != len ||
         uv_shutdown(&r->shut, (uv_stream_t *)&r->tcp, rej_shutdown) != 0 ||
         uv_read_start((uv_stream_t *)&r->tcp, rej_alloc, rej_read) != 0) {
         rej_close(r);

@@ -379,25 +379,26 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
 /* One query value percent-decoded ('+' a space) into out (NUL-terminated): false on a bad
  * escape, a NUL or more than cap - 1 bytes (parse.c). */
 bool acr_srv_query_decode(const char *s, size_t n, char *out, size_t cap);
+/* A fresh request id, "<server start, hex seconds>-<n>" (parse.c): unique across restarts,
+ * sortable within one run; answered in Accrue-Request-Id and written to the access log. */
+void acr_srv_request_id(char out[32]);
+
+/* http.md: an unknown query parameter is 400, never ignored. Sets the 400 naming the first
+ * parameter of req's query not in allowed (space-separated names; "" for none), or whose
+ * value does not decode or is longer than that parameter's handler takes, and answers true;
+ * false when every one is known and well formed (http.c). */
+bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed);
 
 /* ---- respond.c: response helpers (a leaf) -------------------------------- */
 
 /* Fills req with an error body {"error":{code,message,details:[]}}. */
+void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* A partner's writes (deals, stage moves, acknowledgements) are dated by the server (http.md:
  * at = now): an `at` of its own could backdate a deal ahead of another partner's claim on
  * the customer, or into a closed period. True, with the 422 set, when req is a partner's and
- * has_at (respond.c). */
+ * has_at. */
 bool acr_srv_partner_at_refused(acr_srv_req_t *req, bool has_at);
-/* A fresh request id, "<server start, hex seconds>-<n>" (parse.c): unique across restarts,
- * sortable within one run; answered in Accrue-Request-Id and written to the access log. */
-void acr_srv_request_id(char out[32]);
-/* http.md: an unknown query parameter is 400, never ignored. Sets the 400 naming the first
- * parameter of req's query not in allowed (space-separated names; "" for none), or whose
- * value does not decode, and answers true; false when every one is known and well formed
- * (http.c). */
-bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed);
-void acr_srv_set_error(acr_srv_req_t *req, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 /* An error body for an engine error (status from its code). */
 void acr_srv_set_acr_error(acr_srv_req_t *req, int rc, const acr_err_t *err);
 /* The error body of a rejected batch: status 409 when a conflict is among the

@@ -20,7 +20,9 @@
  *
  * Order of checks: a missing or unknown token is 401 for every path; then
  * an unknown path is 404 and a known path with another method 405; then a
- * role without the right is 403. A partner token is scoped inside the
+ * role without the right is 403 (a partner token 404, http.md); then unknown
+ * or malformed query parameters are 400 and, on a read replica, a write is
+ * 403 read_only, all on the head. A partner token is scoped inside the
  * handlers: any record of another partner is answered 404 with the same
  * body as a record that does not exist, so a partner cannot probe for the
  * existence of other partners' deals or partners.
