@@ -164,10 +164,9 @@ static int parse_match(const json_t *m, const char *path, acr_rule_t *rule, acr_
         const char *s = json_string_value(v);
         char field[FIELD_LEN];
         setpath(field, "%s.%s", path, keys[k]);
-        if (n > ACR_STRING_LEN_MAX) /* events.md, Limits: every breach is too_large */
-            return fail(err, ACR_ETOO_LARGE, field, "longer than %d bytes", ACR_STRING_LEN_MAX);
-        if (memchr(s, '\0', n) != NULL)
-            return fail(err, ACR_EINVALID_PLAN, field, "must be a string without NUL bytes");
+        if (n > ACR_STRING_LEN_MAX || memchr(s, '\0', n) != NULL)
+            return fail(err, ACR_EINVALID_PLAN, field, "must be a string of at most %d bytes",
+                        ACR_STRING_LEN_MAX);
         *slots[k] = malloc(n + 1);
         if (*slots[k] == NULL)
             return fail(err, ACR_ENOMEM, field, "out of memory");

@@ -85,14 +85,8 @@ static int dup_str(const json_t *v, char **out, const char *key, acr_err_t *err)
 {
     size_t n = json_string_length(v);
     const char *s = json_string_value(v);
-    if (n > ACR_STRING_LEN_MAX) { /* events.md, Limits: every breach is too_large */
-        bad(err, key, "longer than %d bytes", ACR_STRING_LEN_MAX);
-        if (err != NULL)
-            err->code = ACR_ETOO_LARGE;
-        return ACR_ETOO_LARGE;
-    }
-    if (memchr(s, '\0', n) != NULL)
-        return bad(err, key, "must be a string without NUL bytes");
+    if (n > ACR_STRING_LEN_MAX || memchr(s, '\0', n) != NULL)
+        return bad(err, key, "must be a string of at most %d bytes", ACR_STRING_LEN_MAX);
     if ((*out = malloc(n + 1)) == NULL)
         return acr_err_set(err, ACR_ENOMEM, "out of memory");
     memcpy(*out, s, n + 1);

@@ -266,9 +266,6 @@ static int check_stage(parse_ctx_t *c, size_t idx, json_t *st, json_t *seen, jso
         return fail(c->err, ACR_EWRONG_TYPE, sub, "a stage name is a string");
     const char *s = json_string_value(name);
     size_t n = json_string_length(name);
-    if (n > ACR_STRING_LEN_MAX) /* events.md, Limits: every breach is too_large */
-        return fail(c->err, ACR_ETOO_LARGE, sub, "a string is at most %d bytes",
-                    ACR_STRING_LEN_MAX);
     /* events.md asks a stage name to be unique and not an outcome: any text ("due
      * diligence"), 1 to 64 bytes, without control characters (it is printed in tables) */
     bool text = n > 0 && n <= ACR_STAGE_NAME_MAX && strlen(s) == n;
@@ -298,11 +295,50 @@ static int check_stage(parse_ctx_t *c, size_t idx, json_t *st, json_t *seen, jso
     return 0;
 }
 
+/* events.md, Limits: a string field is at most 256 bytes, and each breach is too_large. The
+ * documents inside an event (a stage list, a plan, a promotion) are checked here, string by
+ * string, before their own parsers judge the values, so the rule has one home. path holds
+ * the value's field path (cap bytes; extended in place, restored on return). */
+static int check_doc_strings(parse_ctx_t *c, const json_t *v, char *path, size_t cap)
+{
+    size_t len = strlen(path);
+    int rc = 0;
+    if (json_is_string(v) && json_string_length(v) > ACR_STRING_LEN_MAX) {
+        rc = fail(c->err, ACR_ETOO_LARGE, path, "a string is at most %d bytes",
+                  ACR_STRING_LEN_MAX);
+    } else if (json_is_array(v)) {
+        for (size_t i = 0; rc == 0 && i < json_array_size(v); i++) {
+            pathf(path + len, cap - len, "[%zu]", i);
+            rc = check_doc_strings(c, json_array_get(v, i), path, cap);
+        }
+    } else if (json_is_object(v)) {
+        const char *key;
+        const json_t *e;
+        json_object_foreach((json_t *)v, key, e) {
+            if (rc != 0)
+                break;
+            pathf(path + len, cap - len, ".%s", key);
+            rc = check_doc_strings(c, e, path, cap);
+        }
+    }
+    path[len] = '\0';
+    return rc;
+}
+
+static int doc_strings(parse_ctx_t *c, const json_t *v, const char *at)
+{
+    char path[sizeof c->err->field];
+    pathf(path, sizeof path, "%s", at);
+    return check_doc_strings(c, v, path, sizeof path);
+}
+
 static int parse_stages(parse_ctx_t *c, json_t *v)
 {
     const char *path = "data.stages";
     if (!json_is_array(v))
         return fail(c->err, ACR_EWRONG_TYPE, path, "stages must be an array");
+    if (doc_strings(c, v, path) != 0)
+        return ACR_ETOO_LARGE;
     size_t n = json_array_size(v);
     if (n == 0)
         return fail(c->err, ACR_EINVALID_VALUE, path, "a pipeline needs at least one stage");
@@ -324,6 +360,8 @@ static int parse_plan(parse_ctx_t *c, json_t *v)
     const char *path = "data.plan";
     if (!json_is_object(v))
         return fail(c->err, ACR_EWRONG_TYPE, path, "plan must be a plan document (an object)");
+    if (doc_strings(c, v, path) != 0)
+        return ACR_ETOO_LARGE;
     int rc = store_json(c, ACR_F_PLAN, path, v, ACR_PLAN_JSON_MAX);
     if (rc != 0)
         return rc;
@@ -382,6 +420,8 @@ static int parse_promotion(parse_ctx_t *c, json_t *v)
     const char *path = "data.promotion";
     if (!json_is_object(v))
         return fail(c->err, ACR_EWRONG_TYPE, path, "promotion must be an object");
+    if (doc_strings(c, v, path) != 0)
+        return ACR_ETOO_LARGE;
     int rc = store_json(c, ACR_F_PROMOTION, path, v, ACR_EVENT_JSON_MAX);
     if (rc != 0)
         return rc;

@@ -175,6 +175,10 @@ case_too_large() {
         "{\"promotion\":{\"promo_id\":\"pz\",\"plan_id\":\"standard\",\"from\":\"2026-07-01\",\"to\":\"2026-07-31\",\"rate_bp\":500,\"title\":\"$name\"}}" |
         reject too_large 3
     expect_stderr_contains "field data.promotion.title:"
+    ev x27e promotion.published 2026-06-15T00:00:00Z \
+        "{\"promotion\":{\"promo_id\":\"$name\",\"plan_id\":\"standard\",\"from\":\"2026-07-01\",\"to\":\"2026-07-31\",\"rate_bp\":500}}" |
+        reject too_large 3
+    expect_stderr_contains "field data.promotion.promo_id:"
     ev x27d plan.published 2026-06-01T00:00:00Z \
         "{\"plan\":{\"plan_id\":\"pz\",\"version\":1,\"effective_from\":\"2026-01-01\",\"currency\":\"JPY\",\"ceiling_bp\":3000,\"rules\":[{\"match\":{\"tier\":\"$name\"},\"brackets\":[{\"from_minor\":0,\"rate_bp\":1000}]}]}}" |
         reject too_large 3
