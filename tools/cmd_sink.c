@@ -145,6 +145,8 @@ static int open_session(acr_ledger_t *ledger, acr__sink_pg_t *pg, acr_err_t *err
         rc = acr__sink_schema_ensure(pg, id, h0, err);
     if (rc == 0)
         rc = acr__sink_session_setup(pg, err);
+    if (rc == 0)
+        rc = acr__sink_onboarding_upgrade(pg, acr_ledger_config(ledger)->utc_offset_min, err);
     return rc;
 }
 

@@ -147,6 +147,31 @@ case_old_mirror_gains_the_actor() {
                     count(*) FILTER (WHERE actor = '$ME') FROM old.events")" "7/2"
 }
 
+# certified_on walks from the subject's start (program.md): a training dated before the
+# registration certifies from the registration. A mirror filled by an earlier release (rows
+# computed by other rules, no rules comment) has every onboarding row recomputed once, when
+# the next sink opens it, even with no new event.
+case_onboarding_rules_upgrade() {
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    printf '%s\n' \
+        '{"id":"r1","type":"partner.registered","at":"2026-05-10T00:00:00Z","data":{"partner_id":"P1","name":"One","kind":"reseller","tier":"gold","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"t1","type":"training.completed","at":"2026-05-05T00:00:00Z","data":{"partner_id":"P1","module":"m1"}}' \
+        >"$TMP/early.jsonl"
+    acc "$l" append "$TMP/early.jsonl"
+    assert_exit 0
+    sink "$l" --schema rules
+    assert_exit 0
+    assert_eq "$(q "SELECT certified_on FROM rules.onboarding WHERE rep_id IS NULL")" "2026-05-10"
+    acc "$l" onboarding --partner P1 --format json
+    expect_stdout_contains '"certified_on":"2026-05-10"'
+    q "UPDATE rules.onboarding SET certified_on = '2026-05-05'; COMMENT ON TABLE rules.onboarding IS NULL" >/dev/null
+    sink "$l" --schema rules
+    assert_exit 0
+    assert_eq "$(q "SELECT certified_on FROM rules.onboarding WHERE rep_id IS NULL")" "2026-05-10" \
+        "an earlier release's row, recomputed"
+}
+
 # Every ```sql block of docs/reporting.md runs on the worked example's mirror; the ones with a
 # known answer give it (statement-2026-07.csv and statement-2026-08.csv of the worked example).
 case_docs_queries_run() {
@@ -466,6 +491,7 @@ run_case case_docs_queries_run
 run_case case_rerun_is_a_no_op
 run_case case_types_are_exact
 run_case case_old_mirror_gains_the_actor
+run_case case_onboarding_rules_upgrade
 run_case case_generated_ledger
 run_case case_kill_9_at_random_instants
 run_case case_follow_and_postgres_restart

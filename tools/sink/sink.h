@@ -128,6 +128,9 @@ int acr__sink_rows_write(acr__sink_rows_t *rows, acr__sink_pg_t *pg, acr_err_t *
  * partners, reps, trainings and events tables inside the caller's open transaction. */
 int acr__sink_onboarding_write(acr__sink_pg_t *pg, bool all, const acr_buf_t *touched,
                                int32_t utc_offset_min, acr_err_t *err);
+/* Recomputes every onboarding row, in its own transaction, when the table's comment does not
+ * name this release's rules (a mirror filled by an earlier release), then records them. */
+int acr__sink_onboarding_upgrade(acr__sink_pg_t *pg, int32_t utc_offset_min, acr_err_t *err);
 
 /* ---- sink_txn.c ----------------------------------------------------------- */
 

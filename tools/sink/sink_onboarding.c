@@ -26,6 +26,7 @@
  *     when it is not certified at the end.
  */
 #include <stdio.h>
+#include <string.h>
 
 #include "sink.h"
 
@@ -120,5 +121,41 @@ int acr__sink_onboarding_write(acr__sink_pg_t *pg, bool all, const acr_buf_t *to
     rc = rc ? acr_err_set(err, ACR_ENOMEM, "out of memory")
             : acr__sink_pg_exec(pg, (const char *)q.data, "computing onboarding rows", err);
     acr_buf_destroy(&q);
+    return rc;
+}
+
+/* The rules the rows were computed by, as a comment on the table: a mirror filled by a release
+ * whose rules differ (before 2026-12-07, certified_on walked steps dated before the subject's
+ * start) has its rows recomputed once, whole, when a sink of this release opens it. */
+#define ONBOARDING_RULES "accrue onboarding rules 2"
+
+int acr__sink_onboarding_upgrade(acr__sink_pg_t *pg, int32_t utc_offset_min, acr_err_t *err)
+{
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT coalesce(obj_description('\"%s\".onboarding'::regclass, 'pg_class'), '')",
+             pg->schema);
+    PGresult *res;
+    int rc = acr__sink_pg_query(pg, sql, 0, NULL, &res, "reading the onboarding rules", err);
+    if (rc != 0)
+        return rc;
+    bool current = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), ONBOARDING_RULES) == 0;
+    PQclear(res);
+    if (current)
+        return 0;
+    acr_buf_t none;
+    acr_buf_init(&none);
+    rc = acr__sink_pg_exec(pg, "BEGIN", "recomputing the onboarding rows", err);
+    if (rc == 0)
+        rc = acr__sink_onboarding_write(pg, true, &none, utc_offset_min, err);
+    snprintf(sql, sizeof sql, "COMMENT ON TABLE \"%s\".onboarding IS '%s'", pg->schema,
+             ONBOARDING_RULES);
+    if (rc == 0)
+        rc = acr__sink_pg_exec(pg, sql, "recomputing the onboarding rows", err);
+    if (rc == 0)
+        rc = acr__sink_pg_exec(pg, "COMMIT", "recomputing the onboarding rows", err);
+    else if (rc != ACR__SINK_RETRY)
+        PQclear(PQexec(pg->conn, "ROLLBACK"));
+    acr_buf_destroy(&none);
     return rc;
 }
