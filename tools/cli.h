@@ -81,6 +81,9 @@ int acr__fail(int rc, const acr_err_t *err);
 /* Opens cli->ledger_dir; on failure prints the diagnostic and returns the
  * exit code (0 on success). */
 int acr__open_ledger(const acr_cli_t *cli, acr_ledger_t **out);
+/* A write command on a read replica is refused read_only (exit 4) before its input is read,
+ * as the server refuses it (reporting.md): its exit status, or 0 when ledger is a primary. */
+int acr__refuse_on_replica(acr_ledger_t *ledger);
 
 /* A whole input file in memory: mmap'd when it is a regular file, else read. */
 typedef struct acr_input {

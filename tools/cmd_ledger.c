@@ -427,6 +427,10 @@ int acr__cmd_append(acr_cli_t *cli, int argc, char **argv)
     acr_ledger_t *ledger;
     if ((rc = acr__open_ledger(cli, &ledger)) != 0)
         return rc;
+    if ((rc = acr__refuse_on_replica(ledger)) != 0) {
+        acr_ledger_close(ledger);
+        return rc;
+    }
     acr_input_t in;
     acr_err_t err;
     acr_err_clear(&err);

@@ -146,6 +146,10 @@ static int plan_publish(acr_cli_t *cli, const char *file, const char *id_opt, co
     int rc = acr__open_ledger(cli, &ledger);
     if (rc != 0)
         return rc;
+    if ((rc = acr__refuse_on_replica(ledger)) != 0) {
+        acr_ledger_close(ledger);
+        return rc;
+    }
     acr_err_clear(&err);
     if ((rc = acr__input_read(file, &in, &err)) != 0) {
         acr_ledger_close(ledger);
@@ -656,6 +660,9 @@ static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
     acr_err_t err;
     acr_payout_t p;
     uint64_t seq = 0;
+    int refused = acr__refuse_on_replica(ledger);
+    if (refused != 0)
+        return refused;
     acr_err_clear(&err);
     memset(&p, 0, sizeof p);
     acr__progress_begin(cli, "payout close");

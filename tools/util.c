@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "accrue/replica.h"
 #include "accrue/buf.h"
 #include "cli.h"
 
@@ -122,6 +123,20 @@ int acr__open_ledger(const acr_cli_t *cli, acr_ledger_t **out)
                  cli->ledger_dir);
     acr__diag_err(&err);
     return acr_err_exit_code(err.code);
+}
+
+int acr__refuse_on_replica(acr_ledger_t *ledger)
+{
+    acr_replica_info_t info;
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = acr_replica_get(ledger, &info, &err);
+    if (rc == 0)
+        return 0;
+    if (rc < 0)
+        return acr__fail(rc, &err);
+    acr__diag(ACR_EREAD_ONLY, "this ledger is a read replica: writes go to its primary");
+    return acr_err_exit_code(ACR_EREAD_ONLY);
 }
 
 static int read_fd(int fd, acr_input_t *in, acr_err_t *err)

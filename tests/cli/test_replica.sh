@@ -274,6 +274,19 @@ case_writes_refused_on_the_replica() {
     run --ledger "$R" payout close 2026-02
     assert_exit 4 "payout close on a replica"
     expect_stderr_contains "read_only"
+    # refused before the input is read, as the server refuses (reporting.md: appends are
+    # read_only, exit 4): a malformed or empty input, a bad plan, a close of any period
+    echo '{bad' >"$TMP/bad.jsonl"
+    : >"$TMP/empty.jsonl"
+    echo '{"plan_id":' >"$TMP/bad-plan.json"
+    local what
+    for what in "append $TMP/bad.jsonl" "append $TMP/empty.jsonl" "plan publish $TMP/bad-plan.json" \
+        "payout close 2031-05"; do
+        # shellcheck disable=SC2086
+        run --ledger "$R" $what
+        assert_exit 4 "$what on a replica"
+        expect_stderr_contains "accrue: read_only:"
+    done
     run --ledger "$R" rebuild
     assert_exit 0 "rebuild (derived tables only) on a replica"
     assert_eq "$(head_of "$R")" "$before" "replica head after refused writes"
