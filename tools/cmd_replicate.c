@@ -108,6 +108,16 @@ static int ensure_stream(pub_t *p, uint64_t *last, bool quiet)
             fprintf(stderr, "accrue replicate: created stream %s (subject %s, %d replica%s)\n",
                     p->stream, p->subject, p->replicas, p->replicas == 1 ? "" : "s");
     }
+    if (s != NATS_OK && (je == JSStreamSubjectOverlapErr || je == JSStreamNameExistErr)) {
+        /* the server's answer, not an outage: no retry can change it */
+        rpl_diag_nats(ACR_EIO,
+                      je == JSStreamSubjectOverlapErr
+                          ? "creating the stream (another stream already carries this ledger's "
+                            "subject: name it with --stream, or drop the other)"
+                          : "creating the stream (the name is taken with another configuration)",
+                      s, je);
+        return -acr_err_exit_code(ACR_EIO);
+    }
     if (s != NATS_OK) {
         if (!quiet)
             rpl_diag_nats(ACR_EIO, "stream info (retrying)", s, je);

@@ -399,6 +399,15 @@ case_other_ledger_refused() {
     # a normal ledger with events cannot become a replica
     run --ledger "$P" follow --nats "$NATS_URL" --stream "$STREAM" --once
     assert_exit 1 "follow into a primary"
+    # a second stream of the same ledger cannot exist (its subject is the first one's): a
+    # refusal of the server, not an outage, so no endless retry
+    local rc
+    timeout 20 "$ACCRUE" --ledger "$P" replicate --nats "$NATS_URL" --stream "SECOND_$(id_of "$P")" \
+        --no-follow >"$TMP/second.out" 2>"$TMP/second.err"
+    rc=$?
+    assert_eq "$rc" 1 "replicate into a second stream of the same ledger (124: still retrying)"
+    grep -q "another stream already carries this ledger's subject" "$TMP/second.err" ||
+        fail "the refusal: $(head -c 300 "$TMP/second.err")"
 }
 
 case_restart_resumes_without_duplicates() {
