@@ -147,6 +147,22 @@ case_old_mirror_gains_the_actor() {
                     count(*) FILTER (WHERE actor = '$ME') FROM old.events")" "7/2"
 }
 
+# A mirror missing a table its position covers (dropped by hand) is refused, not refilled
+# with an empty table under a position that says its rows are in.
+case_missing_table_refused() {
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    acc "$l" append "$WORKED/events.jsonl"
+    sink "$l" --schema holes
+    assert_exit 0
+    q "DROP TABLE holes.partners" >/dev/null
+    sink "$l" --schema holes
+    assert_exit 1
+    expect_stderr_contains "has no table partners"
+    assert_eq "$(q "SELECT count(*) FROM pg_tables WHERE schemaname = 'holes' AND tablename = 'partners'")" \
+        "0" "nothing created"
+}
+
 # certified_on walks from the subject's start (program.md): a training dated before the
 # registration certifies from the registration. A mirror filled by an earlier release (rows
 # computed by other rules, no rules comment) has every onboarding row recomputed once, when
@@ -492,6 +508,7 @@ run_case case_rerun_is_a_no_op
 run_case case_types_are_exact
 run_case case_old_mirror_gains_the_actor
 run_case case_onboarding_rules_upgrade
+run_case case_missing_table_refused
 run_case case_generated_ledger
 run_case case_kill_9_at_random_instants
 run_case case_follow_and_postgres_restart

@@ -188,7 +188,7 @@ static const table_t tables[] = {
     {"sales", sales_cols, NULL},
     {"closes", closes_cols, NULL},
     {"statement_lines", lines_cols, "PRIMARY KEY (period, partner_id, line)"},
-    {"sink_position", position_cols, NULL},
+    {"sink_position", position_cols, NULL}, /* last (check_whole) */
 };
 
 #define NTABLES (sizeof tables / sizeof tables[0])
@@ -291,9 +291,53 @@ static void explain_permission(acr__sink_pg_t *pg, acr_err_t *err)
     PQclear(res);
 }
 
+/* A mirror with a position past 0 holds every table's rows up to it: a table missing from it
+ * (dropped by hand) would be created empty while the position says its rows are in, and the
+ * sink would never refill it. Refused, naming the table; onboarding alone is recomputed whole
+ * from the other tables (acr__sink_onboarding_upgrade), so it may be created again. */
+static int check_whole(acr__sink_pg_t *pg, acr_err_t *err)
+{
+    static const char sql[] =
+        "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+        "WHERE n.nspname = $1 AND c.relkind = 'r'";
+    const char *params[] = {pg->schema};
+    PGresult *res;
+    int rc = acr__sink_pg_query(pg, sql, 1, params, &res, "reading the schema's tables", err);
+    if (rc != 0)
+        return rc;
+    bool have[NTABLES] = {false};
+    for (int i = 0; i < PQntuples(res); i++)
+        for (size_t t = 0; t < NTABLES; t++)
+            have[t] = have[t] || strcmp(PQgetvalue(res, i, 0), tables[t].name) == 0;
+    PQclear(res);
+    if (!have[NTABLES - 1]) /* no sink_position: a new mirror (or not the sink's) */
+        return 0;
+    char q[256];
+    snprintf(q, sizeof q, "SELECT seq FROM \"%s\".sink_position", pg->schema);
+    if ((rc = acr__sink_pg_query(pg, q, 0, NULL, &res, "reading the position", err)) != 0)
+        return rc;
+    char pos[32] = "0";
+    if (PQntuples(res) == 1)
+        snprintf(pos, sizeof pos, "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (strcmp(pos, "0") == 0)
+        return 0;
+    for (size_t t = 0; rc == 0 && t < NTABLES; t++)
+        if (!have[t] && strcmp(tables[t].name, "onboarding") != 0)
+            rc = acr_err_set(err, ACR_EIO,
+                             "schema %s mirrors the ledger up to seq %s but has no table %s: "
+                             "it is no longer a whole mirror; drop it (DROP SCHEMA \"%s\" "
+                             "CASCADE) and mirror again, or pick another --schema",
+                             pg->schema, pos, tables[t].name, pg->schema);
+    return rc;
+}
+
 int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const char *hash0_hex,
                             acr_err_t *err)
 {
+    int whole = check_whole(pg, err);
+    if (whole != 0)
+        return whole;
     acr_buf_t sql;
     acr_buf_init(&sql);
     int rc = acr_buf_printf(&sql, "BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"%s\";\n", pg->schema);
