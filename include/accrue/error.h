@@ -32,7 +32,6 @@
     XX(METHOD, 1, 405, false)      /* the route has no such method */                              \
     XX(TIMEOUT, 1, 408, false)     /* the client was too slow */                                   \
     XX(HEADERS, 1, 431, false)     /* request headers over their limit */                          \
-    XX(MEDIA, 1, 415, false)       /* a request body of a type the endpoint does not take */       \
     XX(FULL, 1, 507, false)        /* the disk or the map cannot take the write */                 \
     XX(UNAVAILABLE, 1, 503, false) /* the service cannot answer now */                             \
     XX(REPLICA, 4, 403, false)     /* a write on a read replica: refused, nothing written */      \
@@ -106,9 +105,7 @@ typedef enum {
     XX(UNAVAILABLE, "unavailable", UNAVAILABLE)    /* the server is shutting down or overloaded */ \
     XX(INTERNAL, "internal", FAILURE)              /* a response the server failed to produce */ \
     XX(PERIOD_OPEN, "period_open", CONFLICT)       /* closing a period that has not ended */     \
-    XX(UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", MEDIA) /* a body type not accepted */ \
-    XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */ \
-    XX(IDEMPOTENCY_CONFLICT, "idempotency_conflict", CONFLICT) /* a key reused, another request */
+    XX(READ_ONLY, "read_only", REPLICA)            /* a write on a read replica (reporting.md) */
 
 typedef enum {
     ACR_OK = 0,

@@ -4,7 +4,7 @@
 # Starts `accrue serve` on a free port over a ledger holding the sample data and drives it
 # with curl: a retried deal registration (the server fills the deal id, so without a key a
 # retry registers a second deal) answers the first result once and registers one deal; the
-# same key with another body is 409 idempotency_conflict; keys are per token; a malformed
+# same key with another body is 409 id_conflict (naming the Idempotency-Key); keys are per token; a malformed
 # key is 400; a retried close answers the close, not period_closed; a decided rejection
 # (422) is replayed too; concurrent retries of one key make one deal; the keys survive a
 # restart, `verify` passes with keys stored and `rebuild` keeps them.
@@ -68,7 +68,7 @@ case_same_key_other_body_conflicts() {
     before=$(count "$LEDGER" deal.registered)
     post "$FIN_A" k-deal-1 /v1/deals '{"partner_id":"ACME","customer_id":"C-IDEM-3","currency":"JPY"}'
     assert_eq "$ST" 409 "another body under the key"
-    case $BODY in *'"code":"idempotency_conflict"'*) ;; *) fail "409 body: $BODY" ;; esac
+    case $BODY in *'"code":"id_conflict"'*'Idempotency-Key'*) ;; *) fail "409 body: $BODY" ;; esac
     # http.md: the same key with another request is 409, whatever that request holds: a
     # deal that does not exist, an empty batch, an unknown type
     post "$FIN_A" k-deal-1 /v1/deals/nothing/stage "$DEAL1"
@@ -77,7 +77,7 @@ case_same_key_other_body_conflicts() {
     assert_eq "$ST" 409 "an empty batch under the key"
     post "$FIN_A" k-deal-1 /v1/events '[{"id":"zz","type":"bogus","at":"2026-07-02T00:00:00Z","data":{}}]'
     assert_eq "$ST" 409 "an invalid event under the key"
-    case $BODY in *'"code":"idempotency_conflict"'*) ;; *) fail "409 body: $BODY" ;; esac
+    case $BODY in *'"code":"id_conflict"'*'Idempotency-Key'*) ;; *) fail "409 body: $BODY" ;; esac
     post "$FIN_A" k-deal-1 /v1/events \
         '{"id":"idem-s1","type":"sale.recorded","at":"2026-07-02T00:00:00Z","data":{"sale_id":"IS1","partner_id":"ACME","customer_id":"C-IDEM-9","amount_minor":1000,"currency":"JPY","product":"widget"}}'
     assert_eq "$ST" 409 "another route under the key"

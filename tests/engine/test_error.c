@@ -68,7 +68,6 @@ static const want_t table[] = {
     {ACR_EBAD_REQUEST, "bad_request", 1, 400, false},
     {ACR_ETIMEOUT, "timeout", 1, 408, false},
     {ACR_EHEADERS_TOO_LARGE, "headers_too_large", 1, 431, false},
-    {ACR_EUNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", 1, 415, false},
     {ACR_ELEDGER_FULL, "ledger_full", 1, 507, false},
     {ACR_EUNAVAILABLE, "unavailable", 1, 503, false},
     /* failures: exit 1, 500 */
@@ -80,8 +79,6 @@ static const want_t table[] = {
     {ACR_ENO_LEDGER, "no_ledger", 1, 500, false},
     {ACR_EINTERNAL, "internal", 1, 500, false},
     {ACR_EREAD_ONLY, "read_only", 4, 403, false}, /* reporting.md: a write on a replica */
-    /* http.md: an Idempotency-Key reused with another request */
-    {ACR_EIDEMPOTENCY_CONFLICT, "idempotency_conflict", 4, 409, true},
 };
 
 Test(error, every_code_by_hand)

@@ -175,7 +175,8 @@ bool acr_srv_answer_idem(acr_srv_req_t *req, const acr_idem_t *idem)
     if (idem == NULL || idem->state == ACR_IDEM_NEW)
         return false;
     if (idem->state == ACR_IDEM_CONFLICT) {
-        acr_srv_set_error(req, 409, "idempotency_conflict",
+        /* a code of events.md's list (http.md): the same id (the key), other content */
+        acr_srv_set_error(req, 409, "id_conflict",
                           "this Idempotency-Key was used for another request (method, path or "
                           "body differ); use a new key for a new request");
         return true;
