@@ -147,6 +147,24 @@ case_old_mirror_gains_the_actor() {
                     count(*) FILTER (WHERE actor = '$ME') FROM old.events")" "7/2"
 }
 
+# Two first runs at once on a schema that does not exist yet take turns: both succeed (one
+# failed on pg_namespace's unique index as both created the schema).
+case_two_first_runs() {
+    local l p1 p2 rc1 rc2
+    l=$(new_ledger --period month --utc-offset +09:00)
+    acc "$l" append "$WORKED/events.jsonl"
+    "$ACCRUE" --ledger "$l" sink postgres --dsn "$PG_DSN" --schema twin >"$TMP/t1.out" 2>&1 &
+    p1=$!
+    "$ACCRUE" --ledger "$l" sink postgres --dsn "$PG_DSN" --schema twin >"$TMP/t2.out" 2>&1 &
+    p2=$!
+    wait "$p1"
+    rc1=$?
+    wait "$p2"
+    rc2=$?
+    assert_eq "$rc1/$rc2" "0/0" "two first runs: $(cat "$TMP/t1.out" "$TMP/t2.out" | head -c 400)"
+    assert_eq "$(q "SELECT count(*) FROM twin.events")" "$("$ACCRUE" --ledger "$l" log | wc -l | tr -d ' ')"
+}
+
 # A mirror missing a table its position covers (dropped by hand) is refused, not refilled
 # with an empty table under a position that says its rows are in.
 case_missing_table_refused() {
@@ -509,6 +527,7 @@ run_case case_types_are_exact
 run_case case_old_mirror_gains_the_actor
 run_case case_onboarding_rules_upgrade
 run_case case_missing_table_refused
+run_case case_two_first_runs
 run_case case_generated_ledger
 run_case case_kill_9_at_random_instants
 run_case case_follow_and_postgres_restart

@@ -340,7 +340,13 @@ int acr__sink_schema_ensure(acr__sink_pg_t *pg, const char *ledger_id_hex, const
         return whole;
     acr_buf_t sql;
     acr_buf_init(&sql);
-    int rc = acr_buf_printf(&sql, "BEGIN;\nCREATE SCHEMA IF NOT EXISTS \"%s\";\n", pg->schema);
+    /* Two first runs on one new schema take turns here too (else both create the schema and
+     * one fails on pg_namespace's unique index): a lock of the transaction, named after it. */
+    int rc = acr_buf_printf(&sql,
+                            "BEGIN;\n"
+                            "SELECT pg_advisory_xact_lock(hashtext('accrue sink schema %s'));\n"
+                            "CREATE SCHEMA IF NOT EXISTS \"%s\";\n",
+                            pg->schema, pg->schema);
     for (size_t t = 0; rc == 0 && t < NTABLES; t++)
         rc = create_sql(&tables[t], pg->schema, &sql);
     /* A mirror made by a release before the actor (events.md) gains the column, NULL for
