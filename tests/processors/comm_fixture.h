@@ -175,8 +175,6 @@ static inline int sink_write(void *arg, const void *p, size_t n)
     return 0;
 }
 
-/* Feeds the script as of through_seq: one event at a time (batch = false) or in batches
- * of 7 cut at each period.closed (batch = true), with output controls o (NULL: default). */
 /* Two statements are the same in everything a caller reads (the CSV bytes and the lines
  * where both kept them: a streamed run keeps neither). */
 static inline void expect_same_statement(const acr_statement_t *a, const acr_statement_t *b,
@@ -234,39 +232,8 @@ static inline void expect_same_statement(const acr_statement_t *a, const acr_sta
     }
 }
 
-static inline int script_run_once(const script_t *sc, const char *period, uint64_t through_seq,
-                                  bool batch, const acr_comm_output_t *o, acr_statement_t *st,
-                                  acr_err_t *err);
-
-/* Runs the script (through_seq 0: every event) and, when the caller set no output controls,
- * runs it again with the finish on three threads and a group per partner (lines.c, the
- * parallel finish), which must give the same statement, or the same error: so every test
- * that runs the processor checks the parallel finish against the sequential one. */
-static inline int script_run_ex(const script_t *sc, const char *period, uint64_t through_seq,
-                                bool batch, const acr_comm_output_t *o, acr_statement_t *st,
-                                acr_err_t *err)
-{
-    int rc = script_run_once(sc, period, through_seq, batch, o, st, err);
-    if (o != NULL && o->csv_write != NULL)
-        return rc;
-    acr_comm_output_t par = o != NULL ? *o : (acr_comm_output_t){0};
-    par.threads = 3;
-    par.chunk_sales = 1;
-    acr_statement_t st2;
-    acr_err_t err2;
-    int rc2 = script_run_once(sc, period, through_seq, batch, &par, &st2, &err2);
-    ASSERT_EQ_MSG(rc2, rc, "the parallel finish's code: %s (%s)", acr_err_name(rc2), err2.msg);
-    if (rc != 0) {
-        ASSERT_STR_EQ(err2.msg, err->msg);
-        return rc;
-    }
-    cr_assert_eq(st->lines == NULL, st2.lines == NULL, "the parallel finish's lines kept");
-    cr_assert_eq(st->csv == NULL, st2.csv == NULL, "the parallel finish's CSV kept");
-    expect_same_statement(st, &st2, "parallel finish");
-    acr_statement_destroy(&st2);
-    return rc;
-}
-
+/* Feeds the script as of through_seq: one event at a time (batch = false) or in batches
+ * of 7 cut at each period.closed (batch = true), with output controls o (NULL: default). */
 static inline int script_run_once(const script_t *sc, const char *period, uint64_t through_seq,
                                   bool batch, const acr_comm_output_t *o, acr_statement_t *st,
                                   acr_err_t *err)
@@ -297,6 +264,35 @@ static inline int script_run_once(const script_t *sc, const char *period, uint64
     if (rc == 0)
         rc = acr_comm_finish(c, st, err);
     acr_comm_free(c);
+    return rc;
+}
+
+/* Runs the script (through_seq 0: every event) and, when the caller set no output controls,
+ * runs it again with the finish on three threads and a group per partner (lines.c, the
+ * parallel finish), which must give the same statement, or the same error: so every test
+ * that runs the processor checks the parallel finish against the sequential one. */
+static inline int script_run_ex(const script_t *sc, const char *period, uint64_t through_seq,
+                                bool batch, const acr_comm_output_t *o, acr_statement_t *st,
+                                acr_err_t *err)
+{
+    int rc = script_run_once(sc, period, through_seq, batch, o, st, err);
+    if (o != NULL && o->csv_write != NULL)
+        return rc;
+    acr_comm_output_t par = o != NULL ? *o : (acr_comm_output_t){0};
+    par.threads = 3;
+    par.chunk_sales = 1;
+    acr_statement_t st2;
+    acr_err_t err2;
+    int rc2 = script_run_once(sc, period, through_seq, batch, &par, &st2, &err2);
+    ASSERT_EQ_MSG(rc2, rc, "the parallel finish's code: %s (%s)", acr_err_name(rc2), err2.msg);
+    if (rc != 0) {
+        ASSERT_STR_EQ(err2.msg, err->msg);
+        return rc;
+    }
+    cr_assert_eq(st->lines == NULL, st2.lines == NULL, "the parallel finish's lines kept");
+    cr_assert_eq(st->csv == NULL, st2.csv == NULL, "the parallel finish's CSV kept");
+    expect_same_statement(st, &st2, "parallel finish");
+    acr_statement_destroy(&st2);
     return rc;
 }
 
