@@ -207,9 +207,14 @@ static bool replica_refused(const acr_srv_t *s, acr_srv_req_t *req, int route)
     }
 }
 
-static bool unknown_param(acr_srv_req_t *req, int route)
+/* The checks of a route's request that need no body: its query parameters (unknown or
+ * malformed: 400) and, on a read replica, a write (403 read_only). Made on the head
+ * (decide_head); a request not decided there (req->authed false) has them where it runs.
+ * True when refused. */
+static bool route_refused(const acr_srv_t *s, acr_srv_req_t *req, int route)
 {
-    return acr_srv_query_refused(req, route_params[route] ? route_params[route] : "");
+    return acr_srv_query_refused(req, route_params[route] ? route_params[route] : "") ||
+           replica_refused(s, req, route);
 }
 
 /* Pool or lane thread: runs the handler (and checks the token first for a
@@ -237,7 +242,7 @@ static void route_run(acr_srv_t *s, acr_srv_req_t *req)
     if (refuse(req, status, &d))
         return;
     req->route = d.route->label;
-    if (unknown_param(req, d.route->id) || replica_refused(s, req, d.route->id))
+    if (!req->authed && route_refused(s, req, d.route->id))
         return;
     acr_cancel_watch(&req->gone); /* a client gone mid-way stops the engine's long loops */
     handlers[d.route->id](s, req, d.params);
@@ -292,7 +297,7 @@ static void route_lane_after(acr_srv_t *s, acr_srv_req_t *req)
 
 /* Sets the refusal of req's head for role (a status, or nothing when allowed): the token,
  * the route, its query parameters and, on a read replica, a write, all before a byte of the
- * body is read (route_run checks the last two again for requests decided later). */
+ * body is read. */
 static void decide_head(acr_srv_t *s, acr_srv_req_t *req, int role)
 {
     acr_srv_decision_t d;
@@ -301,8 +306,7 @@ static void decide_head(acr_srv_t *s, acr_srv_req_t *req, int role)
     if (refuse(req, status, &d))
         return;
     req->route = d.route->label;
-    if (!unknown_param(req, d.route->id))
-        (void)replica_refused(s, req, d.route->id);
+    (void)route_refused(s, req, d.route->id);
 }
 
 static void auth_work(uv_work_t *w)
@@ -464,8 +468,7 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
         }
         if (d.route->id == ACR_SRV_R_EVENTS_APPEND && req->body.len <= ACR_SRV_LOOP_BODY_MAX) {
             req->route = d.route->label;
-            if (!unknown_param(req, d.route->id) && /* (route_run's checks, on this path) */
-                !replica_refused(s, req, d.route->id))
+            if (req->authed || !route_refused(s, req, d.route->id))
                 acr_srv_h_append(s, req, d.params); /* parsing only: no LMDB */
             route_next(s, req);
             return;
