@@ -991,7 +991,7 @@ static int prepass_partner(run_t *r, uint32_t p)
  * checks, line by line), the line numbers and the promotion tallies are the sequential
  * finish's. A group's error is reported when its turn to be output comes, after the lines
  * it recorded before it: the first error in partner order, as the sequential finish would
- * report it. The groups computed ahead of the output are bounded in number and records. */
+ * report it. The groups computed ahead of the output are bounded in records (AHEAD_WEIGHT). */
 
 #define CHUNK_SALES_DEFAULT 16384u
 #define AHEAD_WEIGHT 1000000u /* ~1.7 M recorded lines, ~130 MB, at most */

@@ -19,8 +19,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "accrue/replica.h"
 #include "accrue/buf.h"
+#include "accrue/replica.h"
 #include "cli.h"
 
 void acr__getopt_reset(void)
@@ -127,10 +127,9 @@ int acr__open_ledger(const acr_cli_t *cli, acr_ledger_t **out)
 
 int acr__refuse_on_replica(acr_ledger_t *ledger)
 {
-    acr_replica_info_t info;
     acr_err_t err;
     acr_err_clear(&err);
-    int rc = acr_replica_get(ledger, &info, &err);
+    int rc = acr_replica_get(ledger, NULL, &err);
     if (rc == 0)
         return 0;
     if (rc < 0)

@@ -589,7 +589,6 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
     return false;
 }
 
-
 bool acr_srv_split_target(acr_srv_req_t *req)
 {
     const char *t = (const char *)req->url.data;
