@@ -134,7 +134,7 @@ int acr__refuse_on_replica(acr_ledger_t *ledger)
         return 0;
     if (rc < 0)
         return acr__fail(rc, &err);
-    acr__diag(ACR_EREAD_ONLY, "this ledger is a read replica: writes go to its primary");
+    acr__diag(ACR_EREAD_ONLY, ACR_READ_ONLY_MSG);
     return acr_err_exit_code(ACR_EREAD_ONLY);
 }
 

@@ -433,8 +433,7 @@ static int start_txn(acr_ledger_t *l, acr__txn_t *tx, head_t *head, const group_
     if ((*mdb_rc = acr__log_head(l, tx->ltxn, head)) != 0)
         return ACR_ESTORE;
     if (acr__replica_marked(tx->ltxn, l->dbi))
-        return acr_err_set(err, ACR_EREAD_ONLY,
-                           "this ledger is a read replica: writes go to the primary");
+        return acr_err_set(err, ACR_EREAD_ONLY, ACR_READ_ONLY_MSG);
     if (opts->expect_head != UINT64_MAX && head->seq != opts->expect_head)
         return acr_err_set(err, ACR_EVERSION_CONFLICT, "the log moved on (head %llu)",
                            (unsigned long long)head->seq);

@@ -118,6 +118,10 @@ typedef enum {
 
 /* Codes are negative and contiguous: ACR_E__FIRST_MINUS_ONE+1 .. ACR_E__END-1. */
 
+/* The sentence of every write refused ACR_EREAD_ONLY: the engine's, and the CLI's and the
+ * server's, which refuse before they read the write's input. */
+#define ACR_READ_ONLY_MSG "this ledger is a read replica: writes go to its primary"
+
 /* The wire name of events.md ("over_refund"), or "unknown_error". */
 const char *acr_err_name(int code);
 /* The class of a code (ACR_CLASS_FAILURE for an unknown one). */

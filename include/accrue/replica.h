@@ -64,7 +64,7 @@ int acr_replica_create(const char *dir, const acr_config_t *cfg, const acr_repli
  * cut short). ACR_EEXISTS when its log is not empty. */
 int acr_replica_adopt(acr_ledger_t *ledger, const acr_replica_info_t *info, acr_err_t *err);
 
-/* 1 with *out filled when the ledger is a replica, 0 when it is not. */
+/* 1 with *out filled when the ledger is a replica, 0 when it is not (out may be NULL). */
 int acr_replica_get(acr_ledger_t *ledger, acr_replica_info_t *out, acr_err_t *err);
 
 /* On a replica: 1 with the events it is behind the primary's head as last

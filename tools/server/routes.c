@@ -199,8 +199,7 @@ static bool replica_refused(const acr_srv_t *s, acr_srv_req_t *req, int route)
     case ACR_SRV_R_ANNOUNCEMENT_ACK:
         if (!s->replica)
             return false;
-        acr_srv_set_error(req, 403, "read_only",
-                          "this ledger is a read replica: writes go to its primary");
+        acr_srv_set_error(req, 403, "read_only", ACR_READ_ONLY_MSG);
         return true;
     default:
         return false;
