@@ -67,10 +67,21 @@ case_batch_size() {
 case_batch_size_failure() {
     local l2
     l2=$(new_ledger --utc-offset +09:00)
-    { cat "$WORKED/events.jsonl"; echo '{"id":"bad","type":"sale.refunded","at":"2026-07-21T00:00:00Z","data":{"sale_id":"S404","amount_minor":1}}'; } >"$TMP/partial.jsonl"
+    # Line 10, in the batch after the failing one, is read ahead on the reader thread:
+    # the failure stops the import there, and only the failing batch is reported.
+    { cat "$WORKED/events.jsonl"; echo '{"id":"bad","type":"sale.refunded","at":"2026-07-21T00:00:00Z","data":{"sale_id":"S404","amount_minor":1}}'; head -1 "$WORKED/events.jsonl"; echo '{nope'; } >"$TMP/partial.jsonl"
     acc "$l2" append "$TMP/partial.jsonl" --batch-size 3
     assert_exit 3
     expect_stderr_contains "accrue: unknown_sale: line 8: id bad:"
+    expect_stderr_contains "last committed seq 6"
+    [[ $ERR != *"line 10"* ]] || fail "the batch after the failing one was reported: $ERR"
+    # A line that does not parse, in the third batch: the two before it are committed.
+    local l3
+    l3=$(new_ledger --utc-offset +09:00)
+    { cat "$WORKED/events.jsonl"; echo '{nope'; } >"$TMP/unparsed.jsonl"
+    acc "$l3" append "$TMP/unparsed.jsonl" --batch-size 3
+    assert_exit 3
+    expect_stderr_contains "line 8"
     expect_stderr_contains "last committed seq 6"
     acc "$l2" stats
     expect_stdout_contains "head seq    6"
