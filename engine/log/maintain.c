@@ -672,26 +672,16 @@ static int verify_projections(acr_ledger_t *l, MDB_txn *live, MDB_txn *live_log,
 static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn,
                                 const MDB_val *period, char out_hex[33], acr_err_t *err)
 {
-    char id[16 + ACR_PERIOD_ID_MAX];
-    int n = snprintf(id, sizeof id, ACR_CLOSE_ID_PREFIX "%.*s", (int)period->mv_size,
-                     (const char *)period->mv_data);
-    if (n < 0 || (size_t)n >= sizeof id)
-        return 1;
-    MDB_val k = acr__val(id, (size_t)n), v;
-    int rc = mdb_get(txn, l->dbi[ACR_DB_IDS], &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 1;
-    if (rc != 0 || v.mv_size != 8)
-        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
-    MDB_val lk = acr__val(v.mv_data, 8), lv;
     acr_event_t ev;
-    if ((rc = mdb_get(ltxn, l->dbi[ACR_DB_LOG], &lk, &lv)) != 0)
-        return acr__mdb_err(rc, err, "log");
-    if (lv.mv_size <= ACR_HASH_LEN ||
-        acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
-                          &ev) != 0 ||
-        ev.type != ACR_EV_PERIOD_CLOSED || ev.str[ACR_F_FINGERPRINT].len != 32)
-        return 1;
+    acr_err_t ignored;
+    int rc = acr__close_record(l, txn, ltxn, period->mv_data, period->mv_size, &ev, &ignored);
+    if (rc < 0 && rc != ACR_ECORRUPT) {
+        if (err != NULL)
+            *err = ignored;
+        return rc;
+    }
+    if (rc != 1 || ev.str[ACR_F_FINGERPRINT].len != 32)
+        return 1; /* no readable close: verify reports the statement without one */
     memcpy(out_hex, ev.str[ACR_F_FINGERPRINT].ptr, 32);
     out_hex[32] = '\0';
     return 0;

@@ -29,28 +29,8 @@
 static int find_close(acr_reader_t *r, acr_ledger_t *l, const char *period_id, acr_event_t *out,
                       acr_err_t *err)
 {
-    char id[64];
-    snprintf(id, sizeof id, ACR_CLOSE_ID_PREFIX "%s", period_id);
-    MDB_val k = acr__val(id, strlen(id)), v;
-    int rc = mdb_get(acr__reader_txn(r, ACR_DB_IDS), l->dbi[ACR_DB_IDS], &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    if (rc != 0 || v.mv_size != 8)
-        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
-    uint64_t seq = acr__be_u64(v.mv_data);
-    uint8_t key[8];
-    acr__u64_be(seq, key);
-    MDB_val lk = acr__val(key, 8), lv;
-    rc = mdb_get(acr__reader_txn(r, ACR_DB_LOG), l->dbi[ACR_DB_LOG], &lk, &lv);
-    if (rc != 0)
-        return acr__mdb_err(rc, err, "log");
-    if (lv.mv_size <= ACR_HASH_LEN ||
-        acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
-                          out) != 0 ||
-        out->type != ACR_EV_PERIOD_CLOSED)
-        return acr_err_set(err, ACR_ECORRUPT, "the close of %s is damaged", period_id);
-    out->seq = seq;
-    return 1;
+    return acr__close_record(l, acr__reader_txn(r, ACR_DB_IDS), acr__reader_txn(r, ACR_DB_LOG),
+                             period_id, strlen(period_id), out, err);
 }
 
 typedef struct feed_state {
@@ -686,7 +666,7 @@ int acr_payout_audit(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
         acr_str_t fp = close.str[ACR_F_FINGERPRINT];
         snprintf(audit->recorded_fingerprint, sizeof audit->recorded_fingerprint, "%.*s",
                  (int)fp.len, fp.ptr);
-        rc = acr_reader_statement(r, out->period_id, &stored, &stored_len, err);
+        rc = acr__reader_statement_raw(r, out->period_id, &stored, &stored_len, err);
     }
     feed_state_t fs = {0, false};
     if (rc == 0)

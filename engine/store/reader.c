@@ -434,8 +434,34 @@ int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int
     return 0;
 }
 
-int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
-                         size_t *out_len, acr_err_t *err)
+int acr__close_record(const acr_ledger_t *l, MDB_txn *stxn, MDB_txn *ltxn, const char *period,
+                      size_t len, acr_event_t *out, acr_err_t *err)
+{
+    char id[16 + ACR_PERIOD_ID_MAX];
+    int n = snprintf(id, sizeof id, ACR_CLOSE_ID_PREFIX "%.*s", (int)len, period);
+    if (n < 0 || (size_t)n >= sizeof id)
+        return 0;
+    MDB_val k = acr__val(id, (size_t)n), v;
+    int rc = mdb_get(stxn, l->dbi[ACR_DB_IDS], &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0 || v.mv_size != 8)
+        return acr__mdb_err(rc ? rc : MDB_CORRUPTED, err, "ids");
+    uint64_t seq = acr__be_u64(v.mv_data);
+    MDB_val lk = acr__val(v.mv_data, 8), lv;
+    if ((rc = mdb_get(ltxn, l->dbi[ACR_DB_LOG], &lk, &lv)) != 0)
+        return acr__mdb_err(rc, err, "log");
+    if (lv.mv_size <= ACR_HASH_LEN ||
+        acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
+                          out) != 0 ||
+        out->type != ACR_EV_PERIOD_CLOSED)
+        return acr_err_set(err, ACR_ECORRUPT, "the close of %.*s is damaged", (int)len, period);
+    out->seq = seq;
+    return 1;
+}
+
+int acr__reader_statement_raw(acr_reader_t *r, const char *period_id, const char **out_csv,
+                              size_t *out_len, acr_err_t *err)
 {
     MDB_val k = acr__val(period_id, strlen(period_id)), v;
     int rc = mdb_get(r->txn, r->ledger->dbi[ACR_DB_CLOSES], &k, &v);
@@ -445,6 +471,30 @@ int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **ou
         return acr__mdb_err(rc, err, "closes");
     *out_csv = v.mv_data;
     *out_len = v.mv_size;
+    return 0;
+}
+
+/* The statement bytes are not in the chain; the fingerprint their close recorded, which
+ * is, covers them. A statement whose close is not in the snapshot is not one yet. */
+int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
+                         size_t *out_len, acr_err_t *err)
+{
+    acr_event_t close;
+    int rc = acr__close_record(r->ledger, r->stxn, r->txn, period_id, strlen(period_id), &close,
+                               err);
+    if (rc == 0)
+        return acr_err_set(err, ACR_ENOT_FOUND, "period %s is not closed", period_id);
+    if (rc < 0 || (rc = acr__reader_statement_raw(r, period_id, out_csv, out_len, err)) != 0)
+        return rc;
+    char got[33];
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(*out_csv, *out_len));
+    acr_hash_hex(c.digest, got);
+    acr_str_t want = close.str[ACR_F_FINGERPRINT];
+    if (want.len != 32 || memcmp(want.ptr, got, 32) != 0)
+        return acr_err_set(err, ACR_EMISMATCH, "the stored statement of %s hashes to %s, not "
+                           "the fingerprint its close recorded (%.*s): run `accrue verify`",
+                           period_id, got, (int)want.len, want.ptr);
     return 0;
 }
 

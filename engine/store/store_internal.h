@@ -435,6 +435,17 @@ int acr__reader_fetch_raw(acr_reader_t *r, uint64_t seq, acr_str_t *out_rec, int
 int acr__reader_copy_raw(uint64_t seq, const uint8_t *copy, size_t len, acr_str_t *out_rec,
                          int *out_type, acr_err_t *err);
 
+/* The period.closed event of period (len bytes) in a snapshot whose state and log
+ * transactions are stxn and ltxn: 1 with *out decoded (slices valid while ltxn is open;
+ * out->seq set), 0 when the period is not closed in it, ACR_ECORRUPT when the record is
+ * not a readable period.closed, or an LMDB error. */
+int acr__close_record(const acr_ledger_t *l, MDB_txn *stxn, MDB_txn *ltxn, const char *period,
+                      size_t len, acr_event_t *out, acr_err_t *err);
+/* acr_reader_statement without the check against the close's fingerprint: for `payout
+ * audit`, which reports where stored bytes differ. */
+int acr__reader_statement_raw(acr_reader_t *r, const char *period_id, const char **out_csv,
+                              size_t *out_len, acr_err_t *err);
+
 /* ---- Small record encoding for state tables ------------------------------ */
 
 int acr__kv_put_str(acr_buf_t *b, const char *p, size_t len);

@@ -152,7 +152,9 @@ int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH
                     acr_err_t *err);
 /* The chain hash stored at seq (hash(0) for seq 0). */
 int acr_reader_hash_at(acr_reader_t *r, uint64_t seq, uint8_t out[ACR_HASH_LEN], acr_err_t *err);
-/* The stored statement CSV of a closed period (by period id), or ACR_ENOT_FOUND. */
+/* The stored statement CSV of a period closed in the snapshot (by period id), checked
+ * against the fingerprint its period.closed recorded: ACR_ENOT_FOUND when not closed,
+ * ACR_EMISMATCH when the bytes were damaged (`accrue verify` names them). */
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
                          size_t *out_len, acr_err_t *err);
 

@@ -121,6 +121,21 @@ case_tampered_statement() {
     expect_stderr_contains "c5e27e1ef9f0212498bfa9b06be115cd"
     acc "$copy" payout audit 2026-07
     assert_exit 5
+    # What was paid is read from the stored bytes: a run or a close of the next period, an
+    # export, never take damaged ones (a false correction line would be paid).
+    echo '{"id":"aug-1","type":"sale.recorded","at":"2026-08-03T00:00:00Z","data":{"sale_id":"S9","partner_id":"P2","customer_id":"C9","product":"x","amount_minor":1000,"currency":"JPY"}}' >"$TMP/aug.jsonl"
+    acc "$copy" append "$TMP/aug.jsonl"
+    assert_exit 0
+    local head
+    head=$("$ACCRUE" --ledger "$copy" stats | grep "head seq")
+    acc "$copy" payout run 2026-08
+    assert_exit 5
+    expect_stderr_contains "the stored statement of 2026-07 hashes to"
+    acc "$copy" payout close 2026-08
+    assert_exit 5
+    assert_eq "$("$ACCRUE" --ledger "$copy" stats | grep "head seq")" "$head" "head after the refused close"
+    acc "$copy" payout export 2026-07
+    assert_exit 5
 }
 
 # A derived row changed outside the write path (mdb_load into state.mdb): `verify --fast` finds
