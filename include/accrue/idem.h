@@ -29,8 +29,10 @@
 #include "accrue/log.h"
 
 #define ACR_IDEM_HASH_LEN 16
-/* scope (a token name, its "file:N" form included) + NUL + key */
-#define ACR_IDEM_KEY_MAX (ACR_TOKEN_NAME_MAX + 8 + 1 + ACR_ID_LEN_MAX)
+/* scope + NUL + key. The server's scope is the token: its name (the "file:N" form
+ * included), '#', and 16 hex digits of its hash. */
+#define ACR_IDEM_SCOPE_MAX (ACR_TOKEN_NAME_MAX + 8 + 1 + 16)
+#define ACR_IDEM_KEY_MAX (ACR_IDEM_SCOPE_MAX + 1 + ACR_ID_LEN_MAX)
 #define ACR_IDEM_CTYPE_MAX 64
 
 /* What a write found and did for its key. */
@@ -64,7 +66,7 @@ struct acr_idem {
     int64_t at_ms;                 /* REPLAY / CONFLICT: when the record was made */
 };
 
-/* Initialises idem for scope (a token's name) and key; false when they do not fit. */
+/* Initialises idem for scope (the token that sent the key) and key; false when they do not fit. */
 bool acr_idem_init(acr_idem_t *idem, const char *scope, const char *key);
 void acr_idem_destroy(acr_idem_t *idem);
 

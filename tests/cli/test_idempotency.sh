@@ -94,6 +94,27 @@ case_keys_are_per_token() {
 }
 run_case case_keys_are_per_token
 
+# A token revoked and its name given to another token (here another partner's): the new one
+# does not inherit the old one's keys, so it is never answered the other partner's deal.
+case_keys_are_per_token_not_name() {
+    local p1 p2 first
+    p1=$("$ACCRUE" --ledger "$LEDGER" --quiet token create --role partner --partner ACME --name reused)
+    post "$p1" k-reused /v1/deals '{"customer_id":"C-IDEM-R1","currency":"JPY","name":"ACME secret"}'
+    assert_eq "$ST" 201 "ACME's deal"
+    first=$BODY
+    "$ACCRUE" --ledger "$LEDGER" token revoke reused >/dev/null
+    p2=$("$ACCRUE" --ledger "$LEDGER" --quiet token create --role partner --partner BETA --name reused)
+    # the very same request: BETA's registration runs (and meets ACME's claim on the customer)
+    post "$p2" k-reused /v1/deals '{"customer_id":"C-IDEM-R1","currency":"JPY","name":"ACME secret"}'
+    replayed && fail "the new token was answered the revoked token's record: $BODY"
+    [ "$BODY" != "$first" ] || fail "BETA was given ACME's deal: $BODY"
+    assert_eq "$ST" 422 "BETA's own registration of ACME's customer: $BODY"
+    case $BODY in *channel_conflict*) ;; *) fail "not BETA's own answer: $BODY" ;; esac
+    post "$p2" k-reused-2 /v1/deals '{"customer_id":"C-IDEM-R2","currency":"JPY","name":"BETA deal"}'
+    assert_eq "$ST" 201 "BETA's deal: $BODY"
+}
+run_case case_keys_are_per_token_not_name
+
 case_bad_key_is_400() {
     local k
     for k in 'bad key' 'x/y' "$(printf 'k%.0s' $(seq 1 65))"; do

@@ -64,7 +64,20 @@ static void request_hash(const acr_srv_req_t *req, uint8_t out[ACR_IDEM_HASH_LEN
     memcpy(out, c.digest, ACR_IDEM_HASH_LEN);
 }
 
-/* The job's key: req's Idempotency-Key in the scope of its token's name. false when out
+/* An Idempotency-Key belongs to the token that sent it: its name and the first bytes of
+ * its hash, so a token revoked and its name given to another (another partner's, say) never
+ * replays the first one's answers. idem's init with that scope; false when it does not fit. */
+static bool idem_init_scoped(acr_idem_t *idem, const acr_srv_req_t *req)
+{
+    char scope[ACR_IDEM_SCOPE_MAX + 1], tag[2 * sizeof req->token_tag + 1];
+    for (size_t i = 0; i < sizeof req->token_tag; i++)
+        snprintf(tag + 2 * i, 3, "%02x", req->token_tag[i]);
+    int n = snprintf(scope, sizeof scope, "%s#%s", req->token_name[0] ? req->token_name : "?",
+                     tag);
+    return n > 0 && (size_t)n < sizeof scope && acr_idem_init(idem, scope, req->idem_key);
+}
+
+/* The job's key: req's Idempotency-Key in the scope of its token. false when out
  * of memory (a request without a key needs nothing). */
 static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
 {
@@ -73,8 +86,8 @@ static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
     acr_idem_t *idem = malloc(sizeof *idem);
     if (idem == NULL)
         return false;
-    if (!acr_idem_init(idem, req->token_name[0] ? req->token_name : "?", req->idem_key)) {
-        free(idem); /* cannot happen: a token name and an id always fit */
+    if (!idem_init_scoped(idem, req)) {
+        free(idem); /* cannot happen: a token's scope and an id always fit */
         return false;
     }
     request_hash(req, idem->req_hash);
@@ -85,8 +98,7 @@ static bool attach_idem(const acr_srv_req_t *req, acr_srv_wjob_t *job)
 
 bool acr_srv_idem_seen(acr_srv_t *s, const acr_srv_req_t *req, acr_idem_t *idem)
 {
-    if (req->idem_key[0] == '\0' ||
-        !acr_idem_init(idem, req->token_name[0] ? req->token_name : "?", req->idem_key))
+    if (req->idem_key[0] == '\0' || !idem_init_scoped(idem, req))
         return false;
     request_hash(req, idem->req_hash);
     struct timespec ts;

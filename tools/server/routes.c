@@ -120,6 +120,7 @@ static int auth_fast(acr_srv_t *s, acr_srv_req_t *req, uint8_t hash[ACR_TOKEN_HA
     if (!acr_srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) ||
         acr_token_hash(tok, n, hash) != 0)
         return AUTH_NONE;
+    memcpy(req->token_tag, hash, sizeof req->token_tag); /* which token: idempotency keys */
     bool boot = false;
     for (size_t i = 0; i < s->boot_count; i++) {
         if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0 && !boot) {
@@ -321,8 +322,10 @@ static void auth_work(uv_work_t *w)
         acr_srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) &&
         acr_token_hash(tok, n, hash) == 0 &&
         acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
-                             req->token_name) == 0)
+                             req->token_name) == 0) {
         req->role = role;
+        memcpy(req->token_tag, hash, sizeof req->token_tag);
+    }
 }
 
 static void auth_after(uv_work_t *w, int status)
