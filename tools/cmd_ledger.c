@@ -258,37 +258,6 @@ static uint64_t fill_batch(event_src_t *s, acr_batch_t *b, const acr_config_t *c
     return seen;
 }
 
-/* Merges two lists ordered by line into out, keeping the first ACR_ERRLIST_MAX. */
-static void errlist_merge(const acr_errlist_t *a, const acr_errlist_t *b, acr_errlist_t *out)
-{
-    size_t i = 0, j = 0;
-    acr_errlist_clear(out);
-    while (i < a->count || j < b->count) {
-        bool take_a = j == b->count || (i < a->count && a->items[i].line <= b->items[j].line);
-        acr_errlist_add(out, take_a ? &a->items[i++] : &b->items[j++]);
-    }
-    out->total = a->total + b->total;
-}
-
-/* The input had stateless errors: the events that did parse are checked against the
- * ledger's rules too (nothing is written), so one run reports every error in line
- * order (events.md, Batches). An event that depends on a rejected one (a sale of a
- * partner whose registration did not parse) is reported as well. */
-static void add_rule_errors(acr_ledger_t *ledger, const acr_batch_t *b, acr_errlist_t *errs)
-{
-    acr_errlist_t *rules = malloc(sizeof *rules), *merged = malloc(sizeof *merged);
-    if (rules != NULL && merged != NULL && b->count > 0) {
-        acr_errlist_clear(rules);
-        int rc = acr_ledger_check(ledger, b, rules);
-        if (rc != 0 && rules->count > 0 && acr_err_rejects_input(rc)) {
-            errlist_merge(errs, rules, merged);
-            *errs = *merged;
-        }
-    }
-    free(rules);
-    free(merged);
-}
-
 typedef struct tally {
     uint64_t appended;   /* new events */
     uint64_t duplicates; /* idempotent no-ops */
@@ -513,7 +482,7 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
         if (errs->total == 0)
             rc = acr_ledger_append(ledger, b, &res, errs);
         else if (!s->over_limit)
-            add_rule_errors(ledger, b, errs);
+            acr_ledger_add_rule_errors(ledger, b, errs);
         if (errs->total > 0 || rc != 0) {
             batches_stop(&q);
             acr__progress_end();

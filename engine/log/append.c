@@ -582,6 +582,33 @@ int acr_ledger_check(acr_ledger_t *l, const acr_batch_t *batch, acr_errlist_t *e
     return rc ? rc : rc_batch;
 }
 
+/* Merges two lists ordered by line into out, keeping the first ACR_ERRLIST_MAX. */
+static void errlist_merge(const acr_errlist_t *a, const acr_errlist_t *b, acr_errlist_t *out)
+{
+    size_t i = 0, j = 0;
+    acr_errlist_clear(out);
+    while (i < a->count || j < b->count) {
+        bool take_a = j == b->count || (i < a->count && a->items[i].line <= b->items[j].line);
+        acr_errlist_add(out, take_a ? &a->items[i++] : &b->items[j++]);
+    }
+    out->total = a->total + b->total;
+}
+
+void acr_ledger_add_rule_errors(acr_ledger_t *l, const acr_batch_t *batch, acr_errlist_t *errs)
+{
+    acr_errlist_t *rules = malloc(sizeof *rules), *merged = malloc(sizeof *merged);
+    if (rules != NULL && merged != NULL && batch->count > 0) {
+        acr_errlist_clear(rules);
+        int rc = acr_ledger_check(l, batch, rules);
+        if (rc != 0 && rules->count > 0 && acr_err_rejects_input(rc)) {
+            errlist_merge(errs, rules, merged);
+            *errs = *merged;
+        }
+    }
+    free(rules);
+    free(merged);
+}
+
 int acr_ledger_append_group(acr_ledger_t *l, const acr_batch_t *const *batches, size_t n,
                             acr_append_result_t *results, acr_errlist_t *errs, int *rcs)
 {

@@ -116,6 +116,14 @@ int acr_ledger_append(acr_ledger_t *ledger, const acr_batch_t *batch, acr_append
  * report the rule errors of the events that parsed when others of the same input did
  * not (a rejected batch reports every error: events.md, Batches). */
 int acr_ledger_check(acr_ledger_t *ledger, const acr_batch_t *batch, acr_errlist_t *errs);
+/* An input whose stateless errors are in errs (in line order) and whose events that did
+ * parse are in batch: adds those events' rule errors (acr_ledger_check: nothing is written),
+ * merged in line order, so one answer reports every error; an event that depends on a
+ * rejected one (a sale of a partner whose registration did not parse) is reported too. The
+ * command line's append and the server's POST /v1/events both answer this way. errs is
+ * left as it was when the check fails for another reason. */
+void acr_ledger_add_rule_errors(acr_ledger_t *ledger, const acr_batch_t *batch,
+                                acr_errlist_t *errs);
 
 /* Group commit: applies each batch as its own atomic unit (a nested
  * transaction) inside one write transaction committed once. results[i] and

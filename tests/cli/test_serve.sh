@@ -161,6 +161,30 @@ case_batch_limit_counts_every_event() {
     assert_eq "$head1" "$head0" "nothing written"
     rm -f "$TMP/over.json"
 }
+# A rejected batch reports every error (events.md, Batches), as `accrue append` does: the
+# rule errors of the events that parsed come with the parse errors of those that did not, in
+# order; nothing is written. With a conflict among them the status is 409 and the top-level
+# code that conflict's (once 409 came with the first error's 422 code).
+case_rejected_batch_reports_every_error() {
+    local body head0 head1
+    head0=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
+    body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
+        -H 'Content-Type: application/json' --data-binary '[
+{"id":"ev-e0","type":"sale.recorded","at":"2026-08-02T01:00:00Z","data":{"sale_id":"EV-E0","partner_id":"NOPE","customer_id":"C1","product":"widget","amount_minor":1000,"currency":"JPY"}},
+{"id":"ev-e1","type":"sale.recorded","at":"2026-08-02T01:00:00Z","data":{"sale_id":"EV-E1","partner_id":"ACME","customer_id":"C1","product":"widget","amount_minor":-5,"currency":"JPY"}},
+{"id":"ev-e2","type":"sale.refunded","at":"2026-08-02T01:00:00Z","data":{"sale_id":"EV-S404","amount_minor":5}}]' "$BASE/v1/events")
+    case $body in *'"code":"unknown_partner"'*'"index":0'*'"code":"unknown_partner"'*'"index":1'*'"code":"invalid_value"'*'"index":2'*'"code":"unknown_sale"'*'"total":3'*' 422') ;;
+    *) fail "three errors, in order: ${body:0:600}" ;; esac
+    # line numbers for JSON Lines; an id already stored with other content is a conflict
+    body=$(printf '%s\n' '{nope' \
+        '{"id":"p-acme","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"ACME","name":"Other","kind":"reseller","tier":"gold","plan_id":"partner-standard","currency":"JPY"}}' |
+        curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
+            -H 'Content-Type: application/x-ndjson' --data-binary @- "$BASE/v1/events")
+    case $body in '{"error":{"code":"id_conflict"'*'"line":1'*'"code":"malformed_json"'*'"line":2'*'"code":"id_conflict"'*' 409') ;;
+    *) fail "a parse error and a conflict: ${body:0:600}" ;; esac
+    head1=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
+    assert_eq "$head1" "$head0" "nothing written"
+}
 case_unsupported_media_type() {
     local body
     body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
@@ -290,6 +314,7 @@ run_case case_msgpack
 run_case case_write_path
 run_case case_slowloris
 run_case case_unsupported_media_type
+run_case case_rejected_batch_reports_every_error
 run_case case_batch_limit_counts_every_event
 run_case case_18_2_trailer_memory
 run_case case_18_2_tokenless_bodies

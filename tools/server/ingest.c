@@ -245,9 +245,21 @@ static void parse_msgpack(const acr_config_t *cfg, const uint8_t *p, size_t n, a
     }
 }
 
-/* Hands a parsed batch to the writer (or answers its errors). */
+/* Hands a parsed batch to the writer (or answers its errors). A batch with stateless
+ * errors goes too when some of its events parsed, to be checked against the ledger's rules
+ * (nothing written): a rejected batch reports every error (events.md, Batches), as the
+ * command line does. Its answer is a refusal made before any write: not kept for its key. */
 static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
 {
+    if (job->errs->total > 0 && job->batch.count > 0 && !job->batch.over_limit) {
+        acr_idem_destroy(job->idem);
+        free(job->idem);
+        job->idem = NULL;
+        job->kind = ACR_SRV_JOB_CHECK;
+        req->wjob = job;
+        req->next = ACR_SRV_NEXT_WRITE;
+        return;
+    }
     if (job->errs->total > 0) {
         acr_srv_set_errlist(req, job->errs, by_line);
         acr_srv_wjob_free(job);
@@ -681,7 +693,7 @@ void acr_srv_answer_job(acr_srv_req_t *req, acr_srv_wjob_t *job)
         answer_append(req, job);
         return;
     }
-    if (job->kind == ACR_SRV_JOB_APPEND && job->errs->count > 0) {
+    if (job->kind != ACR_SRV_JOB_CLOSE && job->errs->count > 0) {
         if (req->role == ACR_ROLE_PARTNER)
             scrub_for_partner(job->errs);
         acr_srv_set_errlist(req, job->errs, job->kind_detail == ACR_SRV_ANSWER_NDJSON);

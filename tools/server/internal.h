@@ -481,7 +481,9 @@ void acr_srv_h_promotions(acr_srv_t *s, acr_srv_req_t *req, char **params);
 
 /* ---- writer.c -------------------------------------------------------- */
 
-enum acr_srv_wjob_kind { ACR_SRV_JOB_APPEND = 0, ACR_SRV_JOB_CLOSE };
+/* CHECK: an append whose body had stateless errors; the writer adds the rule errors of the
+ * events that did parse (acr_ledger_add_rule_errors) and writes nothing. */
+enum acr_srv_wjob_kind { ACR_SRV_JOB_APPEND = 0, ACR_SRV_JOB_CLOSE, ACR_SRV_JOB_CHECK };
 enum acr_srv_job_detail {
     ACR_SRV_ANSWER_EVENTS = 0,
     ACR_SRV_ANSWER_NDJSON,
@@ -496,7 +498,7 @@ struct acr_srv_wjob {
     acr_append_result_t result;        /* APPEND: engine result (seqs: seqs_kept) */
     uint64_t *seqs_kept;               /* the seqs array, kept when the job is reused */
     size_t seqs_cap;                   /* its capacity in seqs */
-    acr_errlist_t *errs;               /* APPEND: errors (heap) */
+    acr_errlist_t *errs;               /* APPEND, CHECK: errors (heap) */
     int rc;                            /* 0 = committed */
     char period[ACR_PERIOD_ID_MAX];    /* CLOSE: the period */
     acr_payout_t payout;               /* CLOSE: the computed close */

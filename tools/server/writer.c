@@ -324,6 +324,10 @@ static void *writer_main(void *arg)
         uint64_t head = commit_appends(s, &g, jobs);
         last_us = (uv_hrtime() - t0) / 1000;
         for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
+            if (j->kind == ACR_SRV_JOB_CHECK) {
+                acr_ledger_add_rule_errors(s->ledger, &j->batch, j->errs);
+                j->rc = j->errs->count > 0 ? j->errs->items[0].code : ACR_EINVALID_VALUE;
+            }
             if (j->kind != ACR_SRV_JOB_CLOSE)
                 continue;
             run_close(s, j);
