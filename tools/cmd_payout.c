@@ -665,6 +665,13 @@ static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
         return refused;
     acr_err_clear(&err);
     memset(&p, 0, sizeof p);
+    /* --out is made and checked before the close is committed: a folder that cannot be
+     * written fails the command with nothing closed (cli.md: exit 1, nothing half-written) */
+    if (a->out_dir != NULL && (acr__mkdir_p(a->out_dir, &err) != 0 ||
+                               (access(a->out_dir, W_OK | X_OK) != 0 &&
+                                acr_err_set(&err, ACR_EIO, "%s is not writable: %s", a->out_dir,
+                                            strerror(errno)) != 0)))
+        return acr__fail(ACR_EIO, &err);
     acr__progress_begin(cli, "payout close");
     acr_close_request_t req = {.period_id = a->period, .now_ms = acr__wall_ms(),
                                .force = a->force, .actor = acr__cli_actor()};

@@ -46,6 +46,22 @@ case_totals() {
     assert_exit 2
 }
 
+# A close whose --out folder cannot be made fails before anything is committed (cli.md:
+# exit 1, nothing half-written): once the period was closed and the command still exited 1.
+case_close_out_unwritable() {
+    local l
+    l=$(new_ledger --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$WORKED/events.jsonl" >/dev/null
+    : >"$TMP/a-file"
+    acc "$l" payout close 2026-07 --out "$TMP/a-file/sub"
+    assert_exit 1
+    acc "$l" payout list
+    case $OUT in *2026-07*) fail "the period was closed: $OUT" ;; esac
+    acc "$l" payout close 2026-07 --out "$TMP/close-out"
+    assert_exit 0
+    assert_file_eq "$TMP/close-out/statement.csv" "$WORKED/statement-2026-07.csv"
+}
+
 case_export_only_closed() {
     acc "$L" payout export 2026-07
     assert_exit 3
@@ -91,6 +107,7 @@ EOF
 
 run_case case_run_table_names_and_business_time
 run_case case_totals
+run_case case_close_out_unwritable
 run_case case_export_only_closed
 run_case case_export_worked
 run_case case_export_decimals_and_quoting
