@@ -185,6 +185,19 @@ case_rejected_batch_reports_every_error() {
     head1=$(curl -s -H "Authorization: Bearer $TOK_ADMIN" "$BASE/v1/status" | grep -o '"head_seq":[0-9]*')
     assert_eq "$head1" "$head0" "nothing written"
 }
+# GET /v1/status answers every role who its token is; the ledger's own facts (closed
+# periods, the head) only to roles that may read them: not to ingest ("nothing else").
+case_status_by_role() {
+    local body
+    body=$(curl -s -H "Authorization: Bearer $TOK_ING" "$BASE/v1/status")
+    case $body in *'"role":"ingest"'*'"utc_offset_min":540'*) ;; *) fail "ingest status: $body" ;; esac
+    case $body in *closed_periods*|*head_seq*|*events_24h*) fail "ingest reads the ledger: $body" ;; esac
+    body=$(curl -s -H "Authorization: Bearer $TOK_FEED" "$BASE/v1/status")
+    case $body in *'"closed_periods":['*'"head_seq":'*) ;; *) fail "feed status: $body" ;; esac
+    body=$(curl -s -H "Authorization: Bearer $TOK_PART" "$BASE/v1/status")
+    case $body in *'"closed_periods":['*) ;; *) fail "partner status: $body" ;; esac
+    case $body in *head_seq*) fail "partner reads the head: $body" ;; esac
+}
 case_unsupported_media_type() {
     local body
     body=$(curl -s -w ' %{http_code}' -H "Authorization: Bearer $TOK_ING" \
@@ -314,6 +327,7 @@ run_case case_msgpack
 run_case case_write_path
 run_case case_slowloris
 run_case case_unsupported_media_type
+run_case case_status_by_role
 run_case case_rejected_batch_reports_every_error
 run_case case_batch_limit_counts_every_event
 run_case case_18_2_trailer_memory

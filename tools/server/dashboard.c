@@ -129,7 +129,15 @@ void acr_srv_h_status(acr_srv_t *s, acr_srv_req_t *req, char **params)
         }
     }
     acr_buf_append_str(b, "]");
-    /* Closed period ids (public to every role: a partner's portal offers their statements). */
+    /* What follows is the ledger's, not the token's: an ingest token (http.md: "append
+     * events; nothing else") gets only who it is and the ledger's dates. */
+    if (req->role == ACR_ROLE_INGEST) {
+        acr_buf_append_str(b, "}\n");
+        req->status = 200;
+        req->ctype = "application/json";
+        return;
+    }
+    /* Closed period ids (every other role: a partner's portal offers their statements). */
     acr_close_info_t *list = NULL;
     size_t n = 0;
     acr_err_t lerr;
