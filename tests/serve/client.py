@@ -231,6 +231,17 @@ def matrix(base, tokfile):
     got, data, _ = req(c, "GET", "/v1/payouts/2026-07/statement", toks["finance"],
                        headers={"Accept": "application/json"})
     check(got == 200 and json.loads(data)["lines"], "statement as JSON")
+    # Accept by q-values: a range refused with q=0 is not chosen; a tie is CSV
+    for accept, want in (("text/csv;q=0, application/json", "application/json"),
+                         ("application/json;q=0.1, text/csv", "text/csv"),
+                         ("application/json, text/csv", "text/csv"),
+                         ("text/*;q=0.2, application/*;q=0.5", "application/json"),
+                         ("*/*", "text/csv")):
+        got, data, hdrs = req(c, "GET", "/v1/payouts/2026-07/statement", toks["finance"],
+                              headers={"Accept": accept})
+        ctype = hdrs.getheader("Content-Type", "")
+        check(got == 200 and ctype.startswith(want),
+              "Accept %r: %d %s, want %s" % (accept, got, ctype, want))
     got, data, _ = req(c, "GET", "/v1/partners", toks["partner"])
     check([p["partner_id"] for p in json.loads(data)] == ["ACME"], "partner lists itself only")
     print("matrix: %d requests" % n)

@@ -380,6 +380,10 @@ bool acr_srv_query_param(const char *query, const char *key, char *out, size_t c
 /* One query value percent-decoded ('+' a space) into out (NUL-terminated): false on a bad
  * escape, a NUL or more than cap - 1 bytes (parse.c). */
 bool acr_srv_query_decode(const char *s, size_t n, char *out, size_t cap);
+/* How much an Accept header value (lower-cased) wants the media type "type/sub": its q in
+ * thousandths from the most specific range that matches (type/sub, then type/any, then any/any),
+ * 0 when none does; 1000 for an empty header (parse.c). */
+int acr_srv_accept_q(const char *accept, const char *media);
 /* A fresh request id, "<server start, hex seconds>-<n>" (parse.c): unique across restarts,
  * sortable within one run; answered in Accrue-Request-Id and written to the access log. */
 void acr_srv_request_id(char out[32]);

@@ -568,6 +568,69 @@ static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size
     return true;
 }
 
+/* q=0.5 as 500; a bad value as 0 (RFC 9110: at most three decimals, 0 to 1). */
+static int q_value(const char *p, size_t n)
+{
+    if (n == 0 || (p[0] != '0' && p[0] != '1'))
+        return 0;
+    int q = (p[0] - '0') * 1000, scale = 100;
+    if (n > 1 && (p[1] != '.' || n > 5))
+        return 0;
+    for (size_t i = 2; i < n; i++, scale /= 10) {
+        if (p[i] < '0' || p[i] > '9')
+            return 0;
+        q += (p[i] - '0') * scale;
+    }
+    return q > 1000 ? 0 : q;
+}
+
+int acr_srv_accept_q(const char *accept, const char *media)
+{
+    const char *slash = strchr(media, '/');
+    size_t tlen = slash != NULL ? (size_t)(slash - media) : strlen(media);
+    int best = -1, best_q = 0; /* specificity: 2 type/sub, 1 type/any, 0 any/any */
+    bool any = false;
+    for (const char *p = accept; *p != '\0';) {
+        const char *end = strchr(p, ',');
+        size_t n = end != NULL ? (size_t)(end - p) : strlen(p);
+        const char *semi = memchr(p, ';', n);
+        size_t rlen = semi != NULL ? (size_t)(semi - p) : n;
+        while (rlen > 0 && (*p == ' ' || *p == '\t'))
+            p++, rlen--, n--;
+        while (rlen > 0 && (p[rlen - 1] == ' ' || p[rlen - 1] == '\t'))
+            rlen--;
+        int spec = -1;
+        if (rlen == strlen(media) && memcmp(p, media, rlen) == 0)
+            spec = 2;
+        else if (rlen == tlen + 2 && memcmp(p, media, tlen) == 0 && memcmp(p + tlen, "/*", 2) == 0)
+            spec = 1;
+        else if (rlen == 3 && memcmp(p, "*/*", 3) == 0)
+            spec = 0;
+        any = any || rlen > 0;
+        if (spec > best) {
+            int q = 1000;
+            for (const char *a = semi; a != NULL && a < p + n;) { /* parameters: q=... */
+                a++;
+                while (a < p + n && (*a == ' ' || *a == '\t'))
+                    a++;
+                const char *next = memchr(a, ';', (size_t)(p + n - a));
+                size_t alen = next != NULL ? (size_t)(next - a) : (size_t)(p + n - a);
+                while (alen > 0 && (a[alen - 1] == ' ' || a[alen - 1] == '\t'))
+                    alen--;
+                if (alen >= 2 && a[0] == 'q' && a[1] == '=')
+                    q = q_value(a + 2, alen - 2);
+                a = next;
+            }
+            best = spec;
+            best_q = q;
+        }
+        if (end == NULL)
+            break;
+        p = end + 1;
+    }
+    return any ? best_q : 1000;
+}
+
 bool acr_srv_query_decode(const char *s, size_t n, char *out, size_t cap)
 {
     return pct_decode(s, n, true, out, cap);

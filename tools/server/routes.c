@@ -967,8 +967,9 @@ static void send_statement(acr_srv_req_t *req, const char *period, const char *c
         len = filtered.len;
         fp = NULL;
     }
-    bool json =
-        strstr(req->accept, "application/json") != NULL && strstr(req->accept, "text/csv") == NULL;
+    /* http.md: CSV, or JSON by Accept; CSV unless JSON is preferred (a tie is CSV) */
+    bool json = acr_srv_accept_q(req->accept, "application/json") >
+                acr_srv_accept_q(req->accept, "text/csv");
     if (json) {
         csv_to_json(csv, len, period, fp, &req->resp);
         set_json(req, 200);
