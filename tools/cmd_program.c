@@ -146,7 +146,8 @@ int acr__cmd_promotion(acr_cli_t *cli, int argc, char **argv)
     static const col_t cols[] = {
         {"promo_id", "promotion", 's'}, {"plan_id", "plan", 's'},
         {"from", "from", 's'},          {"last_day", "last_day", 's'},
-        {"rate_bp", "rate_bp", 'n'},    {"lines", "lines", 'n'},
+        {"rate_bp", "rate_bp", 'n'},    {"per_sale_minor", "per_sale", 'n'},
+        {"lines", "lines", 'n'},
         {"total_minor", "total", 'n'},  {"budget_minor", "budget", 'n'},
         {"used_minor", "used", 'n'},    {"left_minor", "left", 'n'},
     };

@@ -719,6 +719,24 @@ int acr_query_announcement_visible(acr_ledger_t *ledger, const char *announcemen
 
 /* ---- promotions ----------------------------------------------------------- */
 
+
+/* What a sale of a promotion earns and which sales qualify, from its stored document
+ * (validated when it was published): per_sale_minor (0 when absent) and match ({} when
+ * absent), as the API and the dashboard show them beside rate_bp. */
+static void promo_terms(jw_t *w, acr_str_t doc)
+{
+    json_t *d = json_loadb(doc.ptr, doc.len, 0, NULL);
+    json_t *per = json_object_get(d, "per_sale_minor"), *match = json_object_get(d, "match");
+    key(w, "per_sale_minor", false);
+    ji64(w, json_is_integer(per) ? (int64_t)json_integer_value(per) : 0);
+    key(w, "match", false);
+    char *m = json_is_object(match) ? json_dumps(match, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                                    : NULL;
+    raw(w, m != NULL ? m : "{}");
+    free(m);
+    json_decref(d);
+}
+
 int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
 {
     prog_snap_t s;
@@ -773,6 +791,7 @@ int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
         jdate(&w, row.ends_day < row.to_day ? row.ends_day : row.to_day);
         key(&w, "rate_bp", false);
         ji64(&w, row.rate_bp);
+        promo_terms(&w, row.doc);
         key(&w, "lines", false);
         ji64(&w, p->lines);
         key(&w, "total_minor", false);

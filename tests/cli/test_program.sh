@@ -271,8 +271,20 @@ case_announcements() {
 case_promotion_list() {
     acc "$L" promotion list --format json
     assert_exit 0
-    assert_eq "$OUT" '[{"promo_id":"pa","plan_id":"std","title":"Gold July","from":"2026-07-01","to":"2026-07-31","last_day":"2026-07-31","rate_bp":500,"lines":3,"total_minor":6000,"budget_minor":6000,"used_minor":6000,"left_minor":0},{"promo_id":"pb","plan_id":"std","title":"","from":"2026-07-01","to":"2026-08-31","last_day":"2026-08-31","rate_bp":500,"lines":2,"total_minor":4000,"budget_minor":null,"used_minor":4000,"left_minor":null},{"promo_id":"pc","plan_id":"std","title":"","from":"2026-07-01","to":"2026-09-30","last_day":"2026-07-10","rate_bp":100,"lines":1,"total_minor":2,"budget_minor":null,"used_minor":2,"left_minor":null}]' \
+    assert_eq "$OUT" '[{"promo_id":"pa","plan_id":"std","title":"Gold July","from":"2026-07-01","to":"2026-07-31","last_day":"2026-07-31","rate_bp":500,"per_sale_minor":0,"match":{"tier":"gold"},"lines":3,"total_minor":6000,"budget_minor":6000,"used_minor":6000,"left_minor":0},{"promo_id":"pb","plan_id":"std","title":"","from":"2026-07-01","to":"2026-08-31","last_day":"2026-08-31","rate_bp":500,"per_sale_minor":0,"match":{"product":"cloud"},"lines":2,"total_minor":4000,"budget_minor":null,"used_minor":4000,"left_minor":null},{"promo_id":"pc","plan_id":"std","title":"","from":"2026-07-01","to":"2026-09-30","last_day":"2026-07-10","rate_bp":100,"per_sale_minor":0,"match":{"certified":true,"product":"support"},"lines":1,"total_minor":2,"budget_minor":null,"used_minor":2,"left_minor":null}]' \
         "promotion list"
+    # What a sale earns is part of the answer (the dashboard's "per sale" column showed "-"
+    # for a promotion paying a fixed amount a sale): per_sale_minor, and which sales: match.
+    local l
+    l=$(new_ledger)
+    "$ACCRUE" --ledger "$l" append "$G/base.jsonl" >/dev/null
+    echo '{"id":"pr-d","type":"promotion.published","at":"2026-06-20T00:00:00Z","data":{"promotion":{"promo_id":"pd","plan_id":"std","from":"2027-01-01","to":"2027-01-31","per_sale_minor":250}}}' >"$TMP/pd.jsonl"
+    acc "$l" append "$TMP/pd.jsonl"
+    assert_exit 0
+    acc "$l" promotion list --format json
+    expect_stdout_contains '"promo_id":"pd","plan_id":"std","title":"","from":"2027-01-01","to":"2027-01-31","last_day":"2027-01-31","rate_bp":0,"per_sale_minor":250,"match":{},"lines":0'
+    acc "$l" promotion list --format csv
+    expect_stdout_contains "pd,std,2027-01-01,2027-01-31,0,250,0,"
 }
 case_rebuild_verify() {
     acc "$L" verify
