@@ -615,6 +615,26 @@ static void ann_head(jw_t *w, const ann_t *a)
     jts(w, a->a.at_ms);
 }
 
+/* The body (program.md: the text a partner reads and acknowledges): it stays in the log,
+ * at the seq of the announcement's row, read there with its chain link checked. */
+static int ann_body(prog_snap_t *s, jw_t *w, const ann_t *a, acr_err_t *err)
+{
+    acr_event_t ev;
+    int rc = acr_reader_seek(s->r, (uint64_t)a->a.seq, err);
+    if (rc == 0 && (rc = acr_reader_next(s->r, &ev, NULL, err)) == 1)
+        rc = ev.type == ACR_EV_ANNOUNCEMENT_PUBLISHED ? 0 : ACR_ECORRUPT;
+    else if (rc == 0)
+        rc = ACR_ECORRUPT;
+    if (rc == ACR_ECORRUPT)
+        return acr_err_set(err, rc, "announcement %.*s: its event (seq %lld) is not in the log",
+                           (int)a->id.len, a->id.ptr, (long long)a->a.seq);
+    if (rc == 0) {
+        key(w, "body", false);
+        jstr(w, ev.str[ACR_F_BODY]);
+    }
+    return rc;
+}
+
 static void ann_due(jw_t *w, const ann_t *a)
 {
     key(w, "due", false);
@@ -644,6 +664,8 @@ int acr_query_announcements(acr_ledger_t *ledger, const char *partner_id, int32_
             const ann_t *a = &set.v[i];
             raw(&w, i ? ",{" : "{");
             ann_head(&w, a);
+            if ((rc = ann_body(&s, &w, a, err)) != 0)
+                break;
             key(&w, "requires_ack", false);
             raw(&w, a->a.requires_ack ? "true" : "false");
             ann_due(&w, a);
@@ -677,6 +699,8 @@ int acr_query_announcements(acr_ledger_t *ledger, const char *partner_id, int32_
             raw(&w, first ? "{" : ",{");
             first = false;
             ann_head(&w, a);
+            if ((rc = ann_body(&s, &w, a, err)) != 0)
+                break;
             ann_due(&w, a);
             key(&w, "state", false);
             raw(&w, "\"");

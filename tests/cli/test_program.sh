@@ -260,10 +260,10 @@ case_kpi_certified() { # P1 certified from 07-03: not as of 2026-06's end, yes a
 case_announcements() {
     acc "$L" announcements --today 2026-07-01 --format json
     assert_exit 0
-    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","requires_ack":true,"due":"2026-06-30","audience":1,"acknowledged":0,"pending":1,"overdue":1},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","requires_ack":false,"due":null,"audience":2,"acknowledged":0,"pending":0,"overdue":0},{"announcement_id":"A3","title":"EMEA launch","at":"2026-06-07T00:00:00Z","requires_ack":true,"due":null,"audience":1,"acknowledged":1,"pending":0,"overdue":0}]' \
+    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","body":"Prices change on 07-01.","requires_ack":true,"due":"2026-06-30","audience":1,"acknowledged":0,"pending":1,"overdue":1},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","body":"FYI","requires_ack":false,"due":null,"audience":2,"acknowledged":0,"pending":0,"overdue":0},{"announcement_id":"A3","title":"EMEA launch","at":"2026-06-07T00:00:00Z","body":"Read and confirm","requires_ack":true,"due":null,"audience":1,"acknowledged":1,"pending":0,"overdue":0}]' \
         "announcements json"
     acc "$L" announcements --partner P1 --today 2026-06-30 --format json
-    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","due":"2026-06-30","state":"pending"},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","due":null,"state":"info"}]' \
+    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","body":"Prices change on 07-01.","due":"2026-06-30","state":"pending"},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","body":"FYI","due":null,"state":"info"}]' \
         "P1's announcements"
     acc "$L" announcements --partner P2 --format csv
     expect_stdout_contains "A3,EMEA launch,2026-06-07T00:00:00Z,,read"

@@ -415,6 +415,9 @@ async function workedChecks(timings) {
     ok(await fin.page.evaluate(() => [...document.querySelectorAll('#view td')].some((td) => td.textContent === '<img src=x onerror=alert(3)>')), 'announcements: a hostile title is text');
     const par = await open(W.base, 'desktop');
     await login(par.page, 'par-dashboard-P2-01', 'portal');
+    ok((await par.page.textContent('#view')).includes('Prices change on 1 October.'), 'portal: the text of the announcement the partner is asked to acknowledge is shown');
+    ok(await par.page.isVisible('#view details.ann-body[open] p'), 'portal: a pending announcement\'s text is unfolded');
+    ok((await fin.page.textContent('#view')).includes('Gold partners only.'), 'announcements: staff see each text');
     const resp = par.page.waitForResponse((r) => r.url().includes('/v1/announcements/A1/ack'));
     await par.page.click('#view button:text-is("Acknowledge")');
     ok((await resp).ok(), 'portal: acknowledged A1');

@@ -517,6 +517,13 @@ export async function promotions(root, ctx) {
 
 function nowTs() { return new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'); }
 
+// An announcement's text (program.md: what a partner reads and acknowledges), folded under
+// "read" (open when the partner still has to acknowledge it); shown as text, never markup.
+function annBody(a, open) {
+  if (a.body === undefined || a.body === '') return '—';
+  return el('details', { class: 'ann-body', open }, el('summary', {}, 'read'), el('p', {}, a.body));
+}
+
 export async function announcements(root, ctx) {
   const box = el('div'), formBox = el('div');
   root.append(el('h1', null, 'Announcements'), el('div', { class: 'stack' }, box, formBox));
@@ -552,9 +559,9 @@ export async function announcements(root, ctx) {
     if (!list.length) { replace(box, empty('No announcement published.')); return; }
     replace(box, table({
       caption: 'Announcements',
-      cols: [{ label: 'id' }, { label: 'title' }, { label: 'published' }, { label: 'due', cls: 'hide-sm' }, { label: 'audience', num: true }, { label: 'acknowledged', num: true }, { label: 'pending', num: true }, { label: 'overdue', num: true }],
+      cols: [{ label: 'id' }, { label: 'title' }, { label: 'published' }, { label: 'due', cls: 'hide-sm' }, { label: 'audience', num: true }, { label: 'acknowledged', num: true }, { label: 'pending', num: true }, { label: 'overdue', num: true }, { label: 'text' }],
       rows: list.map((a) => [a.announcement_id, a.title, f.dateTime(a.at), a.due || '—', f.int(a.audience), a.requires_ack ? f.int(a.acknowledged) : 'info only',
-        a.requires_ack ? f.int(a.pending) : '—', a.overdue ? el('span', { class: 'pill bad' }, f.int(a.overdue)) : f.int(a.overdue || 0)]),
+        a.requires_ack ? f.int(a.pending) : '—', a.overdue ? el('span', { class: 'pill bad' }, f.int(a.overdue)) : f.int(a.overdue || 0), annBody(a, false)]),
     }));
   }
   await refresh();
@@ -628,7 +635,7 @@ export async function portal(root, ctx) {
       if (!list.length) return card('Announcements', el('p', { class: 'hint' }, 'No announcements.'));
       return card('Announcements', table({
         cols: [{ label: 'title' }, { label: 'published' }, { label: 'due' }, { label: 'state' }, { label: '' }],
-        rows: list.map((a) => [a.title, f.dateTime(a.at), a.due || '—', el('span', { class: 'pill ' + (a.state === 'read' ? 'ok' : a.state === 'overdue' ? 'bad' : a.state === 'pending' ? 'warn' : '') }, a.state),
+        rows: list.map((a) => [el('div', {}, a.title, annBody(a, a.state === 'pending' || a.state === 'overdue')), f.dateTime(a.at), a.due || '—', el('span', { class: 'pill ' + (a.state === 'read' ? 'ok' : a.state === 'overdue' ? 'bad' : a.state === 'pending' ? 'warn' : '') }, a.state),
           a.state === 'pending' || a.state === 'overdue' ? el('button', { type: 'button', class: 'small', on: { click: async () => {
             try { await api(`/v1/announcements/${encodeURIComponent(a.announcement_id)}/ack`, { method: 'POST', body: {} }); say(true, `Acknowledged ${a.title}.`); await refresh(); } catch (err) { say(false, `${err.code}: ${err.message}`); }
           } } }, 'Acknowledge') : '']),
