@@ -105,8 +105,11 @@ static int parse_match(const json_t *m, acr_promo_t *p, acr_err_t *err)
         char path[96];
         snprintf(path, sizeof path, "match.%.60s", key);
         if (strcmp(key, "certified") == 0) {
-            if (!json_is_boolean(v))
-                return bad(err, path, "must be true or false");
+            if (!json_is_boolean(v)) { /* program.md: "Any other value type is invalid_plan" */
+                bad(err, path, "must be true or false");
+                err->code = ACR_EINVALID_PLAN;
+                return ACR_EINVALID_PLAN;
+            }
             p->certified = json_is_true(v);
             p->match_has |= ACR_MATCH_CERTIFIED;
             continue;

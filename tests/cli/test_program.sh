@@ -74,8 +74,10 @@ case_promo_invalid_value() {
     expect_stderr_contains "data.promotion.to"
     promo x6 '{"promo_id":"px","plan_id":"std","from":"2026-07-01","to":"2026-07-31"}' |
         reject invalid_value
+    # program.md on the certified key, for plans and promotions alike: "Any other value type
+    # is invalid_plan" (the one promotion check that is not invalid_value)
     promo x7 '{"promo_id":"px","plan_id":"std","from":"2026-07-01","to":"2026-07-31","rate_bp":1,"match":{"certified":"yes"}}' |
-        reject invalid_value
+        reject invalid_plan
     expect_stderr_contains "data.promotion.match.certified"
     promo x8 '{"promo_id":"px","plan_id":"std","from":"2026-07-01","to":"2026-07-31","rate_bp":1,"budget_minor":0}' |
         reject invalid_value
