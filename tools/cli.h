@@ -90,12 +90,16 @@ typedef struct acr_input {
     const uint8_t *data; /* the bytes (not NUL-terminated) */
     size_t len;          /* their count */
     void *map;           /* mmap'd region, or NULL */
+    size_t map_len;      /* its size */
     uint8_t *heap;       /* read buffer, or NULL */
 } acr_input_t;
 
 /* path NULL or "-" reads stdin. ACR_EIO with err set on failure. */
 int acr__input_read(const char *path, acr_input_t *in, acr_err_t *err);
 void acr__input_free(acr_input_t *in);
+/* A UTF-8 byte-order mark at the start of a text input (Excel and some Windows editors
+ * write one) is not data: moves in->data past it. */
+void acr__input_skip_bom(acr_input_t *in);
 
 /* mkdir -p. */
 int acr__mkdir_p(const char *dir, acr_err_t *err);

@@ -545,10 +545,9 @@ int acr__cmd_append(acr_cli_t *cli, int argc, char **argv)
         acr_ledger_close(ledger);
         return acr__fail(rc, &err);
     }
+    if (format == FMT_JSONL)
+        acr__input_skip_bom(&in);
     event_src_t src = {.p = in.data, .len = in.len, .format = format};
-    /* A UTF-8 byte-order mark (Excel and some Windows tools write one) is not data. */
-    if (format == FMT_JSONL && in.len >= 3 && memcmp(in.data, "\xEF\xBB\xBF", 3) == 0)
-        src.pos = 3;
     tally_t t = {0};
     acr__progress_begin(cli, "append");
     rc = append_all(ledger, &src, batch_size, &t);

@@ -155,6 +155,7 @@ static int plan_publish(acr_cli_t *cli, const char *file, const char *id_opt, co
         acr_ledger_close(ledger);
         return acr__fail(rc, &err);
     }
+    acr__input_skip_bom(&in);
     rc = plan_defaults(cli, ledger, &in, id, sizeof id, at, id_opt == NULL, at_opt == NULL);
     if (rc == 0) {
         acr_buf_t text;
@@ -636,6 +637,7 @@ static int payout_run(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t 
     memset(&p, 0, sizeof p);
     for (; rc == 0 && loaded < a->plan_file_count; loaded++) {
         rc = acr__input_read(a->plan_files[loaded], &plans[loaded], &err);
+        acr__input_skip_bom(&plans[loaded]);
         texts[loaded] = (const char *)plans[loaded].data;
         lens[loaded] = plans[loaded].len;
     }

@@ -179,6 +179,7 @@ int acr__input_read(const char *path, acr_input_t *in, acr_err_t *err)
         void *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (map != MAP_FAILED) {
             in->map = map;
+            in->map_len = (size_t)st.st_size;
             in->data = map;
             in->len = (size_t)st.st_size;
             close(fd);
@@ -195,9 +196,17 @@ int acr__input_read(const char *path, acr_input_t *in, acr_err_t *err)
 void acr__input_free(acr_input_t *in)
 {
     if (in->map != NULL)
-        munmap(in->map, in->len);
+        munmap(in->map, in->map_len);
     free(in->heap);
     memset(in, 0, sizeof *in);
+}
+
+void acr__input_skip_bom(acr_input_t *in)
+{
+    if (in->len >= 3 && memcmp(in->data, "\xEF\xBB\xBF", 3) == 0) {
+        in->data += 3;
+        in->len -= 3;
+    }
 }
 
 int acr__mkdir_p(const char *dir, acr_err_t *err)

@@ -280,6 +280,17 @@ case_utf8_bom_accepted() {
     { sale x44 S46 100; printf '\xef\xbb\xbf'; sale x45 S47 100; } >"$TMP/bom2.jsonl"
     reject malformed_json 3 <"$TMP/bom2.jsonl" # only at the start of the file
     expect_stderr_contains "line 2:"
+    # plan documents saved by the same editors: `plan publish` and a what-if --plan-file
+    local l
+    l=$(new_ledger)
+    { printf '\xef\xbb\xbf'; cat "$ROOT/tools/sample/plan.json"; } >"$TMP/bom-plan.json"
+    acc "$l" plan publish "$TMP/bom-plan.json"
+    assert_exit 0
+    acc "$l" plan show partner-standard
+    assert_exit 0
+    sed 's/"version": 1/"version": 2/' "$TMP/bom-plan.json" >"$TMP/bom-plan2.json"
+    acc "$l" payout run 2026-07 --plan-file "$TMP/bom-plan2.json"
+    assert_exit 0
 }
 
 # A conflict among validation errors makes the whole batch exit 4.
