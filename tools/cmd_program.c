@@ -92,12 +92,53 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, const char *usage, 
 
 static const char usage_onboarding[] =
     "usage: accrue onboarding [--partner P] [--format table|csv|json]\n"
-    "The program's required modules (the latest onboarding.defined), and per partner (and\n"
-    "rep, in json) the modules completed and missing, certified and certified_on.\n";
+    "The program's required modules (the latest onboarding.defined), and per partner and\n"
+    "per rep the modules completed and missing, certified and certified_on. A table or CSV\n"
+    "has a row per partner (rep empty) followed by a row per rep of it.\n";
+
+/* The engine's partner objects, each with its "reps" array, as rows for a table or CSV
+ * (program.md: per partner and per rep): the partner's row, then one per rep, which gets
+ * the partner's id in front of its own keys. */
+static int rep_rows(const acr_buf_t *in, acr_buf_t *out)
+{
+    acr_jv_t arr, row, pid, reps, rep;
+    size_t pos = 0;
+    if (acr__json_value((const char *)in->data, in->len, &pos, &arr) != 0 || arr.kind != 'a')
+        return ACR_ECORRUPT;
+    int rc = acr_buf_append_str(out, "[");
+    bool first = true;
+    for (pos = 0; rc == 0 && acr__json_arr_next(&arr, &pos, &row) == 1;) {
+        if (row.kind != 'o' || !acr__json_get(&row, "partner_id", &pid) || pid.kind != 's')
+            return ACR_ECORRUPT;
+        rc = acr_buf_append_str(out, first ? "" : ",");
+        rc = rc ? rc : acr_buf_append(out, row.ptr, row.len);
+        first = false;
+        if (!acr__json_get(&row, "reps", &reps) || reps.kind != 'a')
+            continue;
+        for (size_t rpos = 0; rc == 0 && acr__json_arr_next(&reps, &rpos, &rep) == 1;) {
+            if (rep.kind != 'o' || rep.len < 2)
+                return ACR_ECORRUPT;
+            rc = acr_buf_append_str(out, ",{\"partner_id\":\"");
+            rc = rc ? rc : acr_buf_append(out, pid.ptr, pid.len);
+            rc = rc ? rc : acr_buf_append_str(out, rep.len > 2 ? "\"," : "\"");
+            rc = rc ? rc : acr_buf_append(out, rep.ptr + 1, rep.len - 1);
+        }
+    }
+    return rc ? rc : acr_buf_append_str(out, "]");
+}
 
 static int q_onboarding(acr_ledger_t *l, const prog_q_t *q, acr_buf_t *out, acr_err_t *err)
 {
-    return acr_query_onboarding(l, q->partner, out, err);
+    if (q->format == OUT_JSON)
+        return acr_query_onboarding(l, q->partner, out, err);
+    acr_buf_t objs;
+    acr_buf_init(&objs);
+    int rc = acr_query_onboarding(l, q->partner, &objs, err);
+    if (rc == 0 && (rc = rep_rows(&objs, out)) != 0)
+        rc = acr_err_set(err, rc == ACR_ENOMEM ? rc : ACR_ECORRUPT,
+                         rc == ACR_ENOMEM ? "out of memory" : "unexpected onboarding JSON");
+    acr_buf_destroy(&objs);
+    return rc;
 }
 
 int acr__cmd_onboarding(acr_cli_t *cli, int argc, char **argv)
@@ -108,7 +149,7 @@ int acr__cmd_onboarding(acr_cli_t *cli, int argc, char **argv)
         return rc;
     q.has_today = true; /* not used */
     static const col_t cols[] = {
-        {"partner_id", "partner", 's'}, {"modules", "modules", 'c'},
+        {"partner_id", "partner", 's'}, {"rep_id", "rep", 's'}, {"modules", "modules", 'c'},
         {"completed", "completed", 'c'}, {"missing", "missing", 'c'},
         {"certified", "certified", 's'}, {"certified_on", "certified_on", 's'},
     };

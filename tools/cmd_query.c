@@ -218,6 +218,29 @@ static void partner_block(const acr_jv_t *p)
         }
         printf("%-10s  %s\n", k < 2 ? keys[k] : k == 2 ? "completed" : "missing", line);
     }
+    /* and per rep: `rep cert.  R1 false (since -), missing a b` */
+    pos = 0;
+    if (acr__json_get(&o, "reps", &v))
+        while (acr__json_arr_next(&v, &pos, &e) == 1) {
+            char cert[16] = "", on[32] = "-", missing[768] = "";
+            size_t n = 0, mpos = 0;
+            acr_jv_t m;
+            a[0] = '\0';
+            if (acr__json_get(&e, "rep_id", &x))
+                acr__json_text(&x, a, sizeof a);
+            if (acr__json_get(&e, "certified", &x))
+                acr__json_text(&x, cert, sizeof cert);
+            if (acr__json_get(&e, "certified_on", &x) && x.kind == 's')
+                acr__json_text(&x, on, sizeof on);
+            if (acr__json_get(&e, "missing", &x))
+                while (acr__json_arr_next(&x, &mpos, &m) == 1 && n + 2 < sizeof missing) {
+                    acr__json_text(&m, b, sizeof b);
+                    n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%s", n ? " " : "",
+                                          b);
+                }
+            printf("%-10s  %s %s (since %s), missing %s\n", "rep cert.", a, cert, on,
+                   n ? missing : "-");
+        }
 }
 
 static int partner_run(acr_cli_t *cli, const char *id, int format)

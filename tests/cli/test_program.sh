@@ -221,6 +221,13 @@ case_onboarding() {
     expect_stderr_contains "accrue: not_found:"
     acc "$L" partner show P2 --format json
     expect_stdout_contains '"onboarding":{"partner_id":"P2","modules":["m1","m2"]'
+    # program.md: per partner and per rep, in every form (the same facts as the JSON above)
+    acc "$L" onboarding --format csv
+    assert_eq "$OUT" "$(printf '%s\n' 'partner_id,rep_id,modules,completed,missing,certified,certified_on' \
+        'P1,,2,2,0,true,2026-07-03' 'P2,,2,2,0,true,2026-06-03' 'P2,R1,2,0,2,false,')" \
+        "onboarding csv: a row per partner, then one per rep"
+    acc "$L" partner show P2
+    expect_stdout_contains "rep cert.   R1 false (since -), missing m1 m2"
 }
 # certified_on walks from the subject's start: a training dated before the registration (or
 # before the rep's rep.added) certifies nothing before the subject exists, so with no list
