@@ -17,9 +17,12 @@
 #define ACR_BP_MAX 10000                   /* 100 % in basis points */
 #define ACR_STAGES_MAX 32                  /* pipeline stages; a pipeline is a short list */
 #define ACR_STAGE_NAME_MAX 64              /* a stage name is an id-like string */
-#define ACR_PLAN_RULES_MAX 256             /* rules of one plan version */
-#define ACR_PLAN_BRACKETS_MAX 64           /* brackets of one rule */
-#define ACR_PLAN_TARGETS_MAX 64            /* targets of one plan version */
+/* Counts within one plan version. The contract bounds only the document's size (64 KiB); no
+ * document within it holds more than these (a bracket takes at least 28 bytes of JSON), so
+ * they are a guard against arithmetic on counts, never a rule a valid plan meets. */
+#define ACR_PLAN_RULES_MAX (ACR_PLAN_JSON_MAX / 16)
+#define ACR_PLAN_BRACKETS_MAX (ACR_PLAN_JSON_MAX / 16)
+#define ACR_PLAN_TARGETS_MAX (ACR_PLAN_JSON_MAX / 16)
 #define ACR_MAP_SIZE_DEFAULT (1ULL << 30)  /* initial LMDB map: 1 GiB, grown on demand */
 #define ACR_MAP_SIZE_MIN (1ULL << 20)      /* below 1 MiB LMDB has no room for its meta pages */
 #define ACR_CURRENCY_LEN 3                 /* ISO 4217 alphabetic code */

@@ -293,6 +293,50 @@ case_utf8_bom_accepted() {
     assert_exit 0
 }
 
+# events.md bounds a plan document by its size (64 KiB) only: 300 rules, 200 brackets in one
+# rule and 100 targets are a valid plan (they were refused past 256 / 64 / 64), and the sale's
+# line is the bracket sum computed here independently (Python, exact integers, half-even).
+case_large_plan_counts() {
+    local l want got
+    l=$(new_ledger --period month --utc-offset +00:00)
+    python3 - "$TMP/bigplan.jsonl" <<'PY'
+import json, sys
+rules = [{"match": {"product": "none-%d" % i}, "brackets": [{"from_minor": 0, "rate_bp": 100}]}
+         for i in range(299)]
+rules.append({"match": {}, "brackets": [{"from_minor": i * 1000, "rate_bp": (i % 40) * 10}
+                                          for i in range(200)]})
+plan = {"plan_id": "big", "version": 1, "effective_from": "2026-01-01", "currency": "JPY",
+        "ceiling_bp": 4000, "rules": rules,
+        "targets": [{"net_revenue_minor": (i + 1) * 10000000, "bonus_minor": 1}
+                    for i in range(100)]}
+evs = [{"id": "pl-big", "type": "plan.published", "at": "2026-06-01T00:00:00Z",
+        "data": {"plan": plan}},
+       {"id": "p-big", "type": "partner.registered", "at": "2026-06-01T00:00:00Z",
+        "data": {"partner_id": "PB", "name": "Big", "kind": "reseller", "tier": "gold",
+                 "plan_id": "big", "currency": "JPY"}},
+       {"id": "s-big", "type": "sale.recorded", "at": "2026-07-05T00:00:00Z",
+        "data": {"sale_id": "SB", "partner_id": "PB", "customer_id": "CB", "product": "cloud",
+                 "amount_minor": 123457, "currency": "JPY"}}]
+with open(sys.argv[1], "w") as f:
+    for e in evs:
+        f.write(json.dumps(e, separators=(",", ":")) + "\n")
+PY
+    acc "$l" append "$TMP/bigplan.jsonl"
+    assert_exit 0
+    acc "$l" payout run 2026-07 --out "$TMP/bigplan-out"
+    assert_exit 0
+    want=$(python3 -c '
+amount, exact = 123457, 0
+for i in range(200):
+    lo, hi = i * 1000, (i + 1) * 1000 if i < 199 else 10**18
+    exact += max(0, min(hi, amount) - max(lo, 0)) * (i % 40) * 10
+q, r = divmod(exact, 10000)
+print(q + (1 if r * 2 > 10000 or (r * 2 == 10000 and q % 2) else 0))')
+    got=$(awk -F, '$5 == "sale" {print $11}' "$TMP/bigplan-out/statement.csv")
+    assert_eq "$got" "$want" "the sale's commission under rule #299"
+    grep -q 'big@1#299' "$TMP/bigplan-out/statement.csv" || fail "the sale's rule is not big@1#299"
+}
+
 # A conflict among validation errors makes the whole batch exit 4.
 case_conflict_wins() {
     {
@@ -332,4 +376,5 @@ run_case case_integer_out_of_range
 run_case case_conflict_wins
 run_case case_error_cap
 run_case case_utf8_bom_accepted
+run_case case_large_plan_counts
 finish
