@@ -29,7 +29,7 @@ peers=${BENCH_PEERS:-sqlite postgres duckdb}
 case $mode in
 quick) partners=200 sales=20000 months=12 http_seconds=2 http_batch_events=20000
        peer_timeout=120 sink_follow_sales=20000 ;;
-full) partners=2000 sales=7800000 months=12 http_seconds=10 http_batch_events=2000000
+full) partners=2000 sales=7800000 months=12 http_seconds=10 http_batch_events=10000000
       peer_timeout=300 sink_follow_sales=400000 ;;
 *) echo "usage: $0 quick|full" >&2; exit 2 ;;
 esac
