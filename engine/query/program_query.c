@@ -743,7 +743,6 @@ int acr_query_announcement_visible(acr_ledger_t *ledger, const char *announcemen
 
 /* ---- promotions ----------------------------------------------------------- */
 
-
 /* What a sale of a promotion earns and which sales qualify, from its stored document
  * (validated when it was published): per_sale_minor (0 when absent) and match ({} when
  * absent), as the API and the dashboard show them beside rate_bp. */
