@@ -299,12 +299,12 @@ static int check_plan_currency(acr__txn_t *tx, acr_str_t plan_id, acr_str_t curr
     return 0;
 }
 
-static int set_plan_partner(acr__txn_t *tx, acr_str_t plan_id, acr_str_t partner_id,
-                            acr_str_t currency, bool add, acr_err_t *err)
+/* Notes that partner_id is on plan_id (plan_partners: rows are never removed). */
+static int add_plan_partner(acr__txn_t *tx, acr_str_t plan_id, acr_str_t partner_id,
+                            acr_str_t currency, acr_err_t *err)
 {
     MDB_val k = acr__key2(&tx->scratch2, plan_id, partner_id);
-    return add ? put(tx, ACR_DB_PLAN_PARTNERS, k, currency.ptr, currency.len, err)
-               : del(tx, ACR_DB_PLAN_PARTNERS, k, err);
+    return put(tx, ACR_DB_PLAN_PARTNERS, k, currency.ptr, currency.len, err);
 }
 
 /* ---- Partners ------------------------------------------------------------- */
@@ -324,7 +324,7 @@ static int partner_registered(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *
     p.currency = F(ev, ACR_F_CURRENCY);
     p.plan_id = F(ev, ACR_F_PLAN_ID);
     rc = store_partner(tx, id, &p, err);
-    return rc ? rc : set_plan_partner(tx, p.plan_id, id, p.currency, true, err);
+    return rc ? rc : add_plan_partner(tx, p.plan_id, id, p.currency, err);
 }
 
 static int partner_updated(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
@@ -339,15 +339,15 @@ static int partner_updated(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err
         return rc;
     }
     acr_str_t id = F(ev, ACR_F_PARTNER_ID);
-    char old_plan[ACR_ID_LEN_MAX + 1];
-    acr_str_t old = {old_plan, p.plan_id.len};
-    memcpy(old_plan, p.plan_id.ptr, p.plan_id.len);
     char cur[4];
     memcpy(cur, p.currency.ptr, 3);
     p.currency.ptr = cur;
     p.plan_id = plan_id;
-    if ((rc = set_plan_partner(tx, old, id, p.currency, false, err)) != 0 ||
-        (rc = set_plan_partner(tx, plan_id, id, p.currency, true, err)) != 0)
+    /* The partner stays "on" its earlier plans: in business time its sales before this
+     * update's `at` still use them, so a plan first published later must be in its
+     * currency too (commissions.md: every partner on the plan has it). plan_partners keeps
+     * every plan a partner's registration or updates ever named, as a what-if run does. */
+    if ((rc = add_plan_partner(tx, plan_id, id, p.currency, err)) != 0)
         return rc;
     return store_partner(tx, id, &p, err);
 }

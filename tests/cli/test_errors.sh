@@ -337,6 +337,27 @@ print(q + (1 if r * 2 > 10000 or (r * 2 == 10000 and q % 2) else 0))')
     grep -q 'big@1#299' "$TMP/bigplan-out/statement.csv" || fail "the sale's rule is not big@1#299"
 }
 
+# commissions.md: every partner on a plan has its currency. A partner that moved to another
+# plan is still on the first one for its sales before the move (business time), so a first
+# version of that plan in another currency is currency_mismatch: it was accepted, and the
+# partner's USD sales of June were then paid by a JPY plan (a 50,000 JPY bonus as 500.00 USD).
+case_plan_currency_of_a_former_partner() {
+    local l
+    l=$(new_ledger --period month --utc-offset +00:00)
+    {
+        ev fp-1 partner.registered 2026-06-01T00:00:00Z '{"partner_id":"PU","name":"U","kind":"reseller","tier":"gold","plan_id":"usd","currency":"USD"}'
+        ev fp-2 partner.updated 2026-07-01T00:00:00Z '{"partner_id":"PU","plan_id":"other"}'
+    } >"$TMP/former.jsonl"
+    acc "$l" append "$TMP/former.jsonl"
+    assert_exit 0
+    ev fp-3 plan.published 2026-06-01T00:00:00Z '{"plan":{"plan_id":"usd","version":1,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":4000,"rules":[{"match":{},"brackets":[{"from_minor":0,"rate_bp":1000}]}]}}' >"$TMP/former-plan.jsonl"
+    acc "$l" append "$TMP/former-plan.jsonl"
+    assert_exit 3
+    expect_stderr_contains "accrue: currency_mismatch: line 1: id fp-3: field data.plan.currency"
+    acc "$l" verify
+    assert_exit 0
+}
+
 # A conflict among validation errors makes the whole batch exit 4.
 case_conflict_wins() {
     {
@@ -377,4 +398,5 @@ run_case case_conflict_wins
 run_case case_error_cap
 run_case case_utf8_bom_accepted
 run_case case_large_plan_counts
+run_case case_plan_currency_of_a_former_partner
 finish
