@@ -189,7 +189,10 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
         size_t used = 0;
         s->line++;
         int rc = acr_batch_add_msgpack(b, cfg, s->line, s->p + s->pos, s->len - s->pos, &used, err);
-        if (rc != 0 && (rc == ACR_EMALFORMED_MSGPACK || used == 0 || used > s->len - s->pos))
+        /* A value that is whole but not a valid event (an array, a duplicate key) leaves
+         * the framing intact: the next event is read and checked too, as the server does
+         * and as JSON Lines are. Only a value that cannot be delimited stops the reading. */
+        if (rc != 0 && (used == 0 || used > s->len - s->pos))
             s->broken = true;
         else
             s->pos += used;

@@ -169,6 +169,23 @@ case_msgpack() {
     acc "$l2" append "$TMP/bad.mp" --format msgpack
     assert_exit 3
     expect_stderr_contains "accrue: unknown_type: line 3: id mp-bad:"
+    # A whole value that is not an event (an array) does not stop the reading: every error is
+    # reported, as for JSON Lines (it stopped at the first malformed_msgpack).
+    {
+        echo '[1,2]'
+        echo '{"id":"mp-x1","type":"rep.added","at":"2026-07-02T00:00:00Z","data":{"partner_id":"P404","rep_id":"R5","name":"a"}}'
+        echo '{"id":"mp-x2","type":"rep.added","at":"2026-07-02T00:00:00Z","data":{"partner_id":"P1","rep_id":"R6"}}'
+    } >"$TMP/three.jsonl"
+    perl "$ROOT/tests/cli/jsonl2msgpack.pl" <"$TMP/three.jsonl" >"$TMP/three.mp"
+    acc "$l2" append "$TMP/three.mp" --format msgpack
+    assert_exit 3
+    local mp_err=$ERR
+    expect_stderr_contains "accrue: malformed_msgpack: line 1:"
+    expect_stderr_contains "accrue: unknown_partner: line 2: id mp-x1:"
+    expect_stderr_contains "accrue: missing_field: line 3: id mp-x2:"
+    acc "$l2" append "$TMP/three.jsonl"
+    assert_exit 3
+    assert_eq "$(wc -l <<<"$ERR")" "$(wc -l <<<"$mp_err")" "as many errors as for JSON Lines"
 }
 
 run_case case_idempotent
