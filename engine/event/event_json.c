@@ -1147,7 +1147,7 @@ int acr_event_parse_json(const char *text, size_t len, int32_t utc_offset_min,
     json_error_t je;
     size_t out_len = out->len;
     acr_jsonmem_begin();
-    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je);
     if (acr_jsonmem_failed()) /* jansson may return a damaged tree: never trust it */
         return tree_nomem(root, out, out_len, err);
     if (root == NULL) {

@@ -358,6 +358,14 @@ case_plan_currency_of_a_former_partner() {
     assert_exit 0
 }
 
+# \u0000 is valid JSON (RFC 8259): a NUL in a value is that field's invalid_value, named, as
+# the same event in msgpack is (it was malformed_json with the JSON library's message).
+case_nul_in_a_value() {
+    ev x60 rep.added 2026-07-02T00:00:00Z '{"partner_id":"P1","rep_id":"R60","name":"a\u0000b"}' |
+        reject invalid_value 3
+    expect_stderr_contains "accrue: invalid_value: line 1: id x60: field data.name:"
+}
+
 # A conflict among validation errors makes the whole batch exit 4.
 case_conflict_wins() {
     {
@@ -399,4 +407,5 @@ run_case case_error_cap
 run_case case_utf8_bom_accepted
 run_case case_large_plan_counts
 run_case case_plan_currency_of_a_former_partner
+run_case case_nul_in_a_value
 finish
