@@ -285,7 +285,8 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
     struct stat st;
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", cli->ledger_dir);
-    bool exists = stat(path, &st) == 0;
+    /* the files of a creation cut short are no ledger: the create below replaces them */
+    bool exists = stat(path, &st) == 0 && acr_ledger_unfinished(cli->ledger_dir, &err) != 1;
     if (exists) {
         int rc = acr__open_ledger(cli, &f->l);
         if (rc != 0)

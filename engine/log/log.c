@@ -37,8 +37,47 @@ static int state_init(acr_ledger_t *l, MDB_env *senv)
     return rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
 }
 
+/* An interrupted create's data.mdb holds no table at all, or this layout's tables with no
+ * config record and no event: the config is what the first transaction of a new ledger's
+ * data.mdb writes. Anything else (a ledger, an earlier release's, another program's data)
+ * is never touched. */
+int acr_ledger_unfinished(const char *dir, acr_err_t *err)
+{
+    MDB_env *env;
+    MDB_txn *txn = NULL;
+    MDB_dbi main, meta, log;
+    MDB_stat st;
+    int rc = mdb_env_create(&env), found = 0;
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "mdb_env_create");
+    mdb_env_set_maxdbs(env, ACR_DB__COUNT + 4);
+    rc = mdb_env_open(env, dir, MDB_NOTLS | MDB_RDONLY, 0600);
+    if (rc == 0)
+        rc = mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0 && (rc = mdb_dbi_open(txn, NULL, 0, &main)) == 0 &&
+        (rc = mdb_stat(txn, main, &st)) == 0) {
+        MDB_val k = acr__val("config", 6), v;
+        found = st.ms_entries == 0 ||
+                (mdb_dbi_open(txn, acr__db_name(ACR_DB_META), 0, &meta) == 0 &&
+                 mdb_get(txn, meta, &k, &v) == MDB_NOTFOUND &&
+                 mdb_dbi_open(txn, acr__db_name(ACR_DB_LOG), 0, &log) == 0 &&
+                 mdb_stat(txn, log, &st) == 0 && st.ms_entries == 0);
+    }
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+    mdb_env_close(env);
+    return rc != 0 ? acr__mdb_err(rc, err, dir) : found;
+}
+
 int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
                       acr_err_t *err)
+{
+    return acr__ledger_create(dir, cfg, map_size_bytes, NULL, NULL, err);
+}
+
+int acr__ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
+                       int (*extra)(MDB_txn *txn, const MDB_dbi *dbi, void *arg), void *arg,
+                       acr_err_t *err)
 {
     char path[4096], spath[4096 + 16];
     if (mkdir(dir, 0700) != 0 && errno != EEXIST) /* owner only (docs/reliability.md) */
@@ -48,8 +87,18 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
     if (stat(path, &st) == 0 && st.st_size == 0)
         return acr_err_set(err, ACR_EEXISTS, "%s exists but is empty (a damaged ledger): "
                            "restore it from a backup, or remove it to start afresh", path);
-    if (stat(path, &st) == 0)
-        return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
+    if (stat(path, &st) == 0) {
+        int u = acr_ledger_unfinished(dir, err);
+        if (u < 0)
+            return u;
+        if (u == 0)
+            return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
+        char lock[4096 + 16];
+        snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
+        if (unlink(path) != 0 || (unlink(lock) != 0 && errno != ENOENT))
+            return acr_err_set(err, ACR_EIO, "%s: an interrupted create's files cannot be "
+                               "removed: %s", dir, strerror(errno));
+    }
     acr_ledger_t l = {.cfg = *cfg};
     uint64_t map = map_size_bytes ? map_size_bytes : ACR_MAP_SIZE_DEFAULT;
     /* the state first: a folder with data.mdb is a ledger, so data.mdb is made last */
@@ -73,6 +122,8 @@ int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_siz
     if (rc == 0) {
         MDB_val k = acr__val("config", 6), v = acr__val(conf, sizeof conf);
         rc = mdb_put(txn, l.dbi[ACR_DB_META], &k, &v, MDB_NOOVERWRITE);
+        if (rc == 0 && extra != NULL) /* with the config: a ledger never exists without it */
+            rc = extra(txn, l.dbi, arg);
         rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
     }
     mdb_env_close(l.env);

@@ -47,6 +47,12 @@ int acr__catch_up(acr__txn_t *tx, const acr__head_t *applied, const acr__head_t 
                   acr_err_t *err);
 /* At open: when the marker trails the log, catches up in a write transaction of its own. */
 int acr__catch_up_open(acr_ledger_t *l, acr_err_t *err);
+/* acr_ledger_create with extra(txn, dbi, arg), when not NULL, run in the transaction that
+ * writes the config (the log environment's first): what it writes exists exactly when the
+ * ledger does (a replica's marker). An LMDB code from extra aborts the create. */
+int acr__ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
+                       int (*extra)(MDB_txn *txn, const MDB_dbi *dbi, void *arg), void *arg,
+                       acr_err_t *err);
 /* Upgrades the single environment `old` of an earlier release at dir to the two-environment
  * layout (layout.c); cfg gets its config. 0 also when another process did it first. */
 int acr__upgrade(const char *dir, MDB_env *old, acr_config_t *cfg, acr_err_t *err);

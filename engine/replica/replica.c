@@ -212,17 +212,19 @@ int acr_replica_adopt(acr_ledger_t *l, const acr_replica_info_t *info, acr_err_t
     return rc ? acr__mdb_err(rc, err, "replica marker") : 0;
 }
 
+static int marker_with_config(MDB_txn *txn, const MDB_dbi *dbi, void *info)
+{
+    return marker_write(txn, dbi[ACR_DB_META], info);
+}
+
+/* The marker is written in the transaction that writes the new ledger's config, so a
+ * `follow` killed at any instant leaves a replica (resumed by the next `follow`), or no
+ * ledger, or the unfinished files the next create replaces: never a writable ledger that
+ * carries the primary's id. */
 int acr_replica_create(const char *dir, const acr_config_t *cfg, const acr_replica_info_t *info,
                        acr_err_t *err)
 {
-    int rc = acr_ledger_create(dir, cfg, 0, err);
-    acr_ledger_t *l = NULL;
-    if (rc == 0)
-        rc = acr_ledger_open(dir, &l, err);
-    if (rc == 0)
-        rc = acr_replica_adopt(l, info, err);
-    acr_ledger_close(l);
-    return rc;
+    return acr__ledger_create(dir, cfg, 0, marker_with_config, (void *)info, err);
 }
 
 /* ---- applying records ---------------------------------------------------- */

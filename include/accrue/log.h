@@ -35,10 +35,15 @@ typedef struct acr_config {
 typedef struct acr_ledger acr_ledger_t;
 
 /* Creates a new ledger in dir (created if missing; must not hold a ledger:
- * ACR_EEXISTS). map_size_bytes 0 = ACR_MAP_SIZE_DEFAULT. Writes the config
+ * ACR_EEXISTS; the files of a create cut short, acr_ledger_unfinished, are replaced). map_size_bytes 0 = ACR_MAP_SIZE_DEFAULT. Writes the config
  * and the default pipeline (events.md) in one transaction. */
 int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
                       acr_err_t *err);
+
+/* 1 when dir's data.mdb is what a create cut short left (a process killed during `init`
+ * or the first step of `follow`): no config and no event. acr_ledger_create then replaces
+ * those files instead of refusing them. 0 when it is anything else, else an error. */
+int acr_ledger_unfinished(const char *dir, acr_err_t *err);
 
 /* Opens an existing ledger (ACR_ENO_LEDGER when dir holds none). */
 int acr_ledger_open(const char *dir, acr_ledger_t **out, acr_err_t *err);

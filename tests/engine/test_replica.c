@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+#include <sys/stat.h>
+
 #include "accrue/log.h"
 #include "accrue/replica.h"
 #include "test_util.h"
@@ -200,4 +203,68 @@ Test(replica, writes_are_refused_read_only)
     acr_err_t err;
     ASSERT_EQ_MSG(acr_replica_apply(primary, recs, 1, 0, 0, &h, &err), ACR_EUSAGE,
                   "a primary is not a replica");
+}
+
+/* What a create killed midway leaves in a folder (LMDB's own calls, as the create makes
+ * them): an environment with no table, or with tables named as a ledger's but no config. */
+static void leftover(const char *name, const char *const *tables, const char *row_table)
+{
+    char sub[96];
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    snprintf(sub, sizeof sub, "%s/%s", dir, name);
+    cr_assert(mkdir(sub, 0700) == 0);
+    ASSERT_EQ(mdb_env_create(&env), 0);
+    mdb_env_set_maxdbs(env, 32);
+    ASSERT_EQ(mdb_env_open(env, sub, 0, 0600), 0);
+    ASSERT_EQ(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    for (size_t i = 0; tables != NULL && tables[i] != NULL; i++)
+        ASSERT_EQ(mdb_dbi_open(txn, tables[i], MDB_CREATE, &dbi), 0);
+    if (row_table != NULL) {
+        MDB_val k = {1, "k"}, v = {1, "v"};
+        ASSERT_EQ(mdb_dbi_open(txn, row_table, MDB_CREATE, &dbi), 0);
+        ASSERT_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
+    }
+    ASSERT_EQ(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* reporting.md: a replica refuses writes, and a killed `follow` resumes. The replica's
+ * marker is written with the config, and the files of a create cut short are replaced by
+ * the next create (a `follow` killed at the wrong instant once left a writable ledger with
+ * the primary's id, or files no command would take). Anything else is never touched. */
+Test(replica, creation_cut_short_is_replaced_a_ledger_never)
+{
+    static const char *const ledger_tables[] = {"ledger", "log", NULL};
+    acr_replica_info_t info = {.last_lag_ms = -1};
+    snprintf(info.stream, sizeof info.stream, "ACCRUE_test");
+    acr_err_t err;
+    char sub[96];
+    leftover("u1", NULL, NULL);
+    leftover("u2", ledger_tables, NULL);
+    leftover("u3", NULL, "other");
+    const char *names[] = {"u1", "u2"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, names[i]);
+        ASSERT_EQ_MSG(acr_ledger_unfinished(sub, &err), 1, "%s", names[i]);
+        ASSERT_EQ_MSG(acr_replica_create(sub, &cfg, &info, &err), 0, "%s: %s", names[i], err.msg);
+        acr_ledger_t *l;
+        ASSERT_EQ_MSG(acr_ledger_open(sub, &l, &err), 0, "%s", err.msg);
+        ASSERT_EQ_MSG(acr_replica_get(l, NULL, &err), 1, "%s: a replica from the start",
+                      names[i]);
+        ASSERT_EQ(append(l, PARTNER("7")), ACR_EREAD_ONLY);
+        acr_ledger_close(l);
+    }
+    snprintf(sub, sizeof sub, "%s/u3", dir); /* another program's data */
+    ASSERT_EQ(acr_ledger_unfinished(sub, &err), 0);
+    ASSERT_EQ(acr_replica_create(sub, &cfg, &info, &err), ACR_EEXISTS);
+    acr_ledger_close(make("e", &cfg, false)); /* a ledger, even one with no event */
+    const char *ledgers[] = {"p", "e"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(sub, sizeof sub, "%s/%s", dir, ledgers[i]);
+        ASSERT_EQ_MSG(acr_ledger_unfinished(sub, &err), 0, "%s", ledgers[i]);
+        ASSERT_EQ(acr_replica_create(sub, &cfg, &info, &err), ACR_EEXISTS);
+        ASSERT_EQ(acr_ledger_create(sub, &cfg, 0, &err), ACR_EEXISTS);
+    }
 }
