@@ -179,6 +179,13 @@ case_missing_table_refused() {
     expect_stderr_contains "has no table partners"
     assert_eq "$(q "SELECT count(*) FROM pg_tables WHERE schemaname = 'holes' AND tablename = 'partners'")" \
         "0" "nothing created"
+    # the position itself dropped: refused by name too (it failed on a duplicate key)
+    sink "$l" --schema holes2
+    assert_exit 0
+    q "DROP TABLE holes2.sink_position" >/dev/null
+    sink "$l" --schema holes2
+    assert_exit 1
+    expect_stderr_contains "holds mirrored events but has no table sink_position"
 }
 
 # certified_on walks from the subject's start (program.md): a training dated before the

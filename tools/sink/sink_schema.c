@@ -310,9 +310,22 @@ static int check_whole(acr__sink_pg_t *pg, acr_err_t *err)
         for (size_t t = 0; t < NTABLES; t++)
             have[t] = have[t] || strcmp(PQgetvalue(res, i, 0), tables[t].name) == 0;
     PQclear(res);
-    if (!have[NTABLES - 1]) /* no sink_position: a new mirror (or not the sink's) */
-        return 0;
     char q[256];
+    if (!have[NTABLES - 1] && have[0]) { /* events (first) without sink_position (last) */
+        snprintf(q, sizeof q, "SELECT 1 FROM \"%s\".events LIMIT 1", pg->schema);
+        if ((rc = acr__sink_pg_query(pg, q, 0, NULL, &res, "reading the events", err)) != 0)
+            return rc;
+        bool rows = PQntuples(res) > 0;
+        PQclear(res);
+        if (rows)
+            return acr_err_set(err, ACR_EIO,
+                               "schema %s holds mirrored events but has no table sink_position: "
+                               "it no longer knows how far it mirrors; drop it (DROP SCHEMA "
+                               "\"%s\" CASCADE) and mirror again, or pick another --schema",
+                               pg->schema, pg->schema);
+    }
+    if (!have[NTABLES - 1]) /* no sink_position and no event: a new mirror */
+        return 0;
     snprintf(q, sizeof q, "SELECT seq FROM \"%s\".sink_position", pg->schema);
     if ((rc = acr__sink_pg_query(pg, q, 0, NULL, &res, "reading the position", err)) != 0)
         return rc;
