@@ -7,14 +7,12 @@
  * collecting every error, and only when all parse does it hand the batch to
  * acr_ledger_append, which applies the stateful rules in one transaction.
  * With --batch-size the input is cut into consecutive atomic batches, so a
- * huge import never holds more than two batches in memory (the one being
- * appended and the next, parsed meanwhile on a second thread); a failure then
+ * huge import never holds more than one batch in memory; a failure then
  * names the last committed seq (re-running is safe: ids are idempotent).
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -320,174 +318,38 @@ static void report_committed(const tally_t *t, acr_ledger_t *ledger)
             t->appended, t->duplicates, head);
 }
 
-/* ---- The batches: read on one thread, appended on another ---------------------
- *
- * With --batch-size the input is read and parsed on a second thread while the caller
- * appends the batch before it: the parse (~10 % of an append's CPU) and the commit's
- * write and fsync overlap instead of taking turns. Two slots, filled and taken in turn;
- * the reader stops after a batch with errors or at the end of the input, and the caller
- * stops it (and waits for it) before it reports anything, so the progress line and the
- * diagnostics have one writer. Without --batch-size the one batch is read by the caller. */
-
-typedef struct slot {
-    acr_batch_t b;
-    acr_errlist_t *errs;
-    uint64_t seen;   /* events seen (valid or not); 0 = the input ended */
-    bool over_limit; /* past the batch limit: one too_large */
-    bool full;       /* filled and not yet taken */
-} slot_t;
-
-typedef struct batches {
-    event_src_t *src;
-    const acr_config_t *cfg;
-    uint64_t batch_size;
-    slot_t slot[2];
-    unsigned next;    /* the slot the caller takes next */
-    bool threaded;    /* a reader thread fills the slots */
-    bool stop;        /* the caller wants no more */
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-} batches_t;
-
-static void slot_fill(batches_t *q, slot_t *s)
-{
-    acr_batch_reset(&s->b);
-    acr_errlist_clear(s->errs);
-    s->seen = fill_batch(q->src, &s->b, q->cfg, q->batch_size, s->errs, &s->over_limit);
-}
-
-static void *reader_main(void *arg)
-{
-    batches_t *q = arg;
-    for (unsigned i = 0;; i ^= 1) {
-        slot_t *s = &q->slot[i];
-        pthread_mutex_lock(&q->mu);
-        while (s->full && !q->stop)
-            pthread_cond_wait(&q->cv, &q->mu);
-        bool stop = q->stop;
-        pthread_mutex_unlock(&q->mu);
-        if (stop)
-            break;
-        slot_fill(q, s);
-        bool last = s->seen == 0 || s->errs->total > 0; /* the caller stops at this one */
-        pthread_mutex_lock(&q->mu);
-        s->full = true; /* the slot is the caller's from here */
-        pthread_cond_broadcast(&q->cv);
-        pthread_mutex_unlock(&q->mu);
-        if (last)
-            break;
-    }
-    return NULL;
-}
-
-static int batches_open(batches_t *q, event_src_t *src, const acr_config_t *cfg,
-                        uint64_t batch_size)
-{
-    memset(q, 0, sizeof *q);
-    q->src = src;
-    q->cfg = cfg;
-    q->batch_size = batch_size;
-    for (int i = 0; i < 2; i++) {
-        acr_batch_init(&q->slot[i].b);
-        acr_batch_set_actor(&q->slot[i].b, acr__cli_actor());
-        if ((q->slot[i].errs = malloc(sizeof *q->slot[i].errs)) == NULL)
-            return ACR_ENOMEM;
-    }
-    if (batch_size == 0)
-        return 0;
-    pthread_mutex_init(&q->mu, NULL);
-    pthread_cond_init(&q->cv, NULL);
-    q->threaded = pthread_create(&q->thread, NULL, reader_main, q) == 0;
-    if (!q->threaded) {
-        pthread_mutex_destroy(&q->mu);
-        pthread_cond_destroy(&q->cv);
-    }
-    return 0; /* no thread: the caller reads each batch itself */
-}
-
-/* The next batch, in input order. */
-static slot_t *batches_take(batches_t *q)
-{
-    slot_t *s = &q->slot[q->next];
-    q->next ^= 1;
-    if (!q->threaded) {
-        slot_fill(q, s);
-        return s;
-    }
-    pthread_mutex_lock(&q->mu);
-    while (!s->full)
-        pthread_cond_wait(&q->cv, &q->mu);
-    pthread_mutex_unlock(&q->mu);
-    return s;
-}
-
-/* s was appended: the reader may fill it again. */
-static void batches_release(batches_t *q, slot_t *s)
-{
-    if (!q->threaded)
-        return;
-    pthread_mutex_lock(&q->mu);
-    s->full = false;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-}
-
-/* Stops the reader and waits for it (a batch it was parsing is dropped). */
-static void batches_stop(batches_t *q)
-{
-    if (!q->threaded)
-        return;
-    pthread_mutex_lock(&q->mu);
-    q->stop = true;
-    pthread_cond_broadcast(&q->cv);
-    pthread_mutex_unlock(&q->mu);
-    pthread_join(q->thread, NULL);
-    pthread_mutex_destroy(&q->mu);
-    pthread_cond_destroy(&q->cv);
-    q->threaded = false;
-}
-
-static void batches_close(batches_t *q)
-{
-    batches_stop(q);
-    for (int i = 0; i < 2; i++) {
-        acr_batch_destroy(&q->slot[i].b);
-        free(q->slot[i].errs);
-    }
-}
-
-/* The batch loop: take, append, repeat (once without --batch-size). */
+/* The batch loop: parse, append, repeat (once without --batch-size). */
 static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_size, tally_t *t)
 {
-    batches_t q;
+    const acr_config_t *cfg = acr_ledger_config(ledger);
+    acr_errlist_t *errs = malloc(sizeof *errs);
+    acr_batch_t b;
     uint64_t *seqs = NULL; /* each event's seq (the original one for a duplicate) */
     int exit_code = ACR_EXIT_OK;
-    if (batches_open(&q, src, acr_ledger_config(ledger), batch_size) != 0) {
-        batches_close(&q);
+    if (errs == NULL)
         return acr__fail(ACR_ENOMEM, NULL);
-    }
+    acr_batch_init(&b);
+    acr_batch_set_actor(&b, acr__cli_actor());
     for (;;) {
-        slot_t *s = batches_take(&q);
-        acr_batch_t *b = &s->b;
-        acr_errlist_t *errs = s->errs;
-        if (s->seen == 0)
+        acr_batch_reset(&b);
+        acr_errlist_clear(errs);
+        bool over_limit;
+        uint64_t seen = fill_batch(src, &b, cfg, batch_size, errs, &over_limit);
+        if (seen == 0)
             break;
         int rc = 0;
-        uint64_t *grown = realloc(seqs, (b->count ? b->count : 1) * sizeof *seqs);
+        uint64_t *grown = realloc(seqs, (b.count ? b.count : 1) * sizeof *seqs);
         if (grown == NULL) {
-            batches_stop(&q);
             exit_code = acr__fail(ACR_ENOMEM, NULL);
             break;
         }
         seqs = grown;
         acr_append_result_t res = {.seqs = seqs};
         if (errs->total == 0)
-            rc = acr_ledger_append(ledger, b, &res, errs);
-        else if (!s->over_limit)
-            acr_ledger_add_rule_errors(ledger, b, errs);
+            rc = acr_ledger_append(ledger, &b, &res, errs);
+        else if (!over_limit)
+            acr_ledger_add_rule_errors(ledger, &b, errs);
         if (errs->total > 0 || rc != 0) {
-            batches_stop(&q);
             acr__progress_end();
             if (errs->count > 0)
                 acr__diag_errlist(errs);
@@ -498,13 +360,13 @@ static int append_all(acr_ledger_t *ledger, event_src_t *src, uint64_t batch_siz
                 report_committed(t, ledger);
             break;
         }
-        tally_add(t, &res, b->count);
+        tally_add(t, &res, b.count);
         if (batch_size == 0)
             break;
-        batches_release(&q, s);
     }
-    batches_close(&q);
+    acr_batch_destroy(&b);
     free(seqs);
+    free(errs);
     return exit_code;
 }
 

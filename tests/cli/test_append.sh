@@ -67,8 +67,8 @@ case_batch_size() {
 case_batch_size_failure() {
     local l2
     l2=$(new_ledger --utc-offset +09:00)
-    # Line 10, in the batch after the failing one, is read ahead on the reader thread:
-    # the failure stops the import there, and only the failing batch is reported.
+    # Line 10, in the batch after the failing one: the failure stops the import there, and
+    # only the failing batch is reported.
     { cat "$WORKED/events.jsonl"; echo '{"id":"bad","type":"sale.refunded","at":"2026-07-21T00:00:00Z","data":{"sale_id":"S404","amount_minor":1}}'; head -1 "$WORKED/events.jsonl"; echo '{nope'; } >"$TMP/partial.jsonl"
     acc "$l2" append "$TMP/partial.jsonl" --batch-size 3
     assert_exit 3
