@@ -531,7 +531,7 @@ static int start(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
         if (s == 0)
             break;
         if (o->once) {
-            acr__diag(ACR_EUSAGE, "stream %s has no messages yet", f->stream);
+            acr__diag(ACR_EUSAGE, "stream %s does not exist or holds no message yet", f->stream);
             return ACR_EXIT_USAGE;
         }
         rpl_sleep_ms(500); /* the stream is not there yet */

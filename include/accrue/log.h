@@ -34,9 +34,10 @@ typedef struct acr_config {
 
 typedef struct acr_ledger acr_ledger_t;
 
-/* Creates a new ledger in dir (created if missing; must not hold a ledger:
- * ACR_EEXISTS; the files of a create cut short, acr_ledger_unfinished, are replaced). map_size_bytes 0 = ACR_MAP_SIZE_DEFAULT. Writes the config
- * and the default pipeline (events.md) in one transaction. */
+/* Creates a new ledger in dir (created if missing; must not hold a ledger: ACR_EEXISTS;
+ * the files of a create cut short, acr_ledger_unfinished, are replaced). map_size_bytes 0 =
+ * ACR_MAP_SIZE_DEFAULT. Writes the config and the default pipeline (events.md) in one
+ * transaction. */
 int acr_ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_size_bytes,
                       acr_err_t *err);
 
