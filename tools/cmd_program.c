@@ -105,9 +105,11 @@ static int rep_rows(const acr_buf_t *in, acr_buf_t *out)
     size_t pos = 0;
     if (acr__json_value((const char *)in->data, in->len, &pos, &arr) != 0 || arr.kind != 'a')
         return ACR_ECORRUPT;
-    int rc = acr_buf_append_str(out, "[");
+    int rc = acr_buf_append_str(out, "["), more;
     bool first = true;
-    for (pos = 0; rc == 0 && acr__json_arr_next(&arr, &pos, &row) == 1;) {
+    for (pos = 0; rc == 0 && (more = acr__json_arr_next(&arr, &pos, &row)) != 0;) {
+        if (more < 0)
+            return ACR_ECORRUPT;
         if (row.kind != 'o' || !acr__json_get(&row, "partner_id", &pid) || pid.kind != 's')
             return ACR_ECORRUPT;
         rc = acr_buf_append_str(out, first ? "" : ",");
@@ -115,12 +117,15 @@ static int rep_rows(const acr_buf_t *in, acr_buf_t *out)
         first = false;
         if (!acr__json_get(&row, "reps", &reps) || reps.kind != 'a')
             continue;
-        for (size_t rpos = 0; rc == 0 && acr__json_arr_next(&reps, &rpos, &rep) == 1;) {
-            if (rep.kind != 'o' || rep.len < 2)
+        for (size_t rpos = 0; rc == 0 && (more = acr__json_arr_next(&reps, &rpos, &rep)) != 0;) {
+            if (more < 0 || rep.kind != 'o' || rep.len < 2 || rep.ptr[0] != '{')
                 return ACR_ECORRUPT;
+            size_t mpos = 0;
+            acr_jv_t mk, mv;
+            bool members = acr__json_obj_next(&rep, &mpos, &mk, &mv) == 1;
             rc = acr_buf_append_str(out, ",{\"partner_id\":\"");
             rc = rc ? rc : acr_buf_append(out, pid.ptr, pid.len);
-            rc = rc ? rc : acr_buf_append_str(out, rep.len > 2 ? "\"," : "\"");
+            rc = rc ? rc : acr_buf_append_str(out, members ? "\"," : "\"");
             rc = rc ? rc : acr_buf_append(out, rep.ptr + 1, rep.len - 1);
         }
     }

@@ -5,7 +5,8 @@
  * (event_record.c), whose content bytes decide idempotency: the same event
  * spelled differently (key order, `at` offset, whitespace, the key order inside
  * a plan) must give the same bytes. JSON is parsed with jansson (strict:
- * duplicate keys rejected, no trailing text, no \u0000). The msgpack input is
+ * duplicate keys rejected, no trailing text; a \u0000 in a value is let through
+ * to the field's own check, which refuses it by name). The msgpack input is
  * walked twice with a bounded reader - once to find and check its framing,
  * once to convert it into a jansson tree - so both formats share one
  * validation path and one set of error codes and field paths.
@@ -1095,7 +1096,8 @@ static int overflow_err(const char *text, size_t len, const json_error_t *je, ac
     memcpy(copy + start, OVERFLOW_MARK_JSON, mark_len);
     memcpy(copy + start + mark_len, text + end, len - end);
     json_error_t je2;
-    json_t *root = json_loadb(copy, len - (end - start) + mark_len, JSON_REJECT_DUPLICATES, &je2);
+    json_t *root = json_loadb(copy, len - (end - start) + mark_len,
+                              JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je2);
     free(copy);
     char path[sizeof err->field];
     path[0] = '\0';

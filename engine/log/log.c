@@ -93,11 +93,10 @@ int acr__ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_si
             return u;
         if (u == 0)
             return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
-        char lock[4096 + 16];
-        snprintf(lock, sizeof lock, "%s/lock.mdb", dir);
-        if (unlink(path) != 0 || (unlink(lock) != 0 && errno != ENOENT))
-            return acr_err_set(err, ACR_EIO, "%s: an interrupted create's files cannot be "
-                               "removed: %s", dir, strerror(errno));
+        /* finished in place, never unlinked: another create may still be under way in it
+         * (its tables committed, its config not yet). The config goes in under LMDB's
+         * writer lock with MDB_NOOVERWRITE, after a look at the log, so of two creates one
+         * wins and the other finds a ledger. */
     }
     acr_ledger_t l = {.cfg = *cfg};
     uint64_t map = map_size_bytes ? map_size_bytes : ACR_MAP_SIZE_DEFAULT;
@@ -121,12 +120,19 @@ int acr__ledger_create(const char *dir, const acr_config_t *cfg, uint64_t map_si
     rc = mdb_txn_begin(l.env, NULL, 0, &txn);
     if (rc == 0) {
         MDB_val k = acr__val("config", 6), v = acr__val(conf, sizeof conf);
-        rc = mdb_put(txn, l.dbi[ACR_DB_META], &k, &v, MDB_NOOVERWRITE);
+        MDB_stat ls;
+        rc = mdb_stat(txn, l.dbi[ACR_DB_LOG], &ls);
+        if (rc == 0 && ls.ms_entries != 0)
+            rc = MDB_KEYEXIST; /* events: a ledger after all */
+        if (rc == 0)
+            rc = mdb_put(txn, l.dbi[ACR_DB_META], &k, &v, MDB_NOOVERWRITE);
         if (rc == 0 && extra != NULL) /* with the config: a ledger never exists without it */
             rc = extra(txn, l.dbi, arg);
         rc = rc == 0 ? mdb_txn_commit(txn) : (mdb_txn_abort(txn), rc);
     }
     mdb_env_close(l.env);
+    if (rc == MDB_KEYEXIST) /* a create beside this one finished first */
+        return acr_err_set(err, ACR_EEXISTS, "a ledger already exists at %s", dir);
     return rc ? acr__mdb_err(rc, err, "init") : 0;
 }
 

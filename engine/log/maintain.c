@@ -673,13 +673,9 @@ static int recorded_fingerprint(acr_ledger_t *l, MDB_txn *txn, MDB_txn *ltxn,
                                 const MDB_val *period, char out_hex[33], acr_err_t *err)
 {
     acr_event_t ev;
-    acr_err_t ignored;
-    int rc = acr__close_record(l, txn, ltxn, period->mv_data, period->mv_size, &ev, &ignored);
-    if (rc < 0 && rc != ACR_ECORRUPT) {
-        if (err != NULL)
-            *err = ignored;
+    int rc = acr__close_record(l, txn, ltxn, period->mv_data, period->mv_size, &ev, err);
+    if (rc < 0)
         return rc;
-    }
     if (rc != 1 || ev.str[ACR_F_FINGERPRINT].len != 32)
         return 1; /* no readable close: verify reports the statement without one */
     memcpy(out_hex, ev.str[ACR_F_FINGERPRINT].ptr, 32);

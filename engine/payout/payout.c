@@ -29,8 +29,9 @@
 static int find_close(acr_reader_t *r, acr_ledger_t *l, const char *period_id, acr_event_t *out,
                       acr_err_t *err)
 {
-    return acr__close_record(l, acr__reader_txn(r, ACR_DB_IDS), acr__reader_txn(r, ACR_DB_LOG),
-                             period_id, strlen(period_id), out, err);
+    int rc = acr__close_record(l, acr__reader_txn(r, ACR_DB_IDS), acr__reader_txn(r, ACR_DB_LOG),
+                               period_id, strlen(period_id), out, err);
+    return rc == 2 ? acr_err_set(err, ACR_ECORRUPT, "the close of %s is damaged", period_id) : rc;
 }
 
 typedef struct feed_state {

@@ -748,13 +748,17 @@ int acr_query_announcement_visible(acr_ledger_t *ledger, const char *announcemen
  * absent), as the API and the dashboard show them beside rate_bp. */
 static void promo_terms(jw_t *w, acr_str_t doc)
 {
+    acr_jsonmem_begin();
     json_t *d = json_loadb(doc.ptr, doc.len, 0, NULL);
+    if (acr_jsonmem_failed() && w->rc == 0) /* a damaged tree is never read */
+        w->rc = ACR_ENOMEM;
     json_t *per = json_object_get(d, "per_sale_minor"), *match = json_object_get(d, "match");
     key(w, "per_sale_minor", false);
     ji64(w, json_is_integer(per) ? (int64_t)json_integer_value(per) : 0);
     key(w, "match", false);
-    char *m = json_is_object(match) ? json_dumps(match, JSON_COMPACT | JSON_PRESERVE_ORDER)
-                                    : NULL;
+    char *m = w->rc == 0 && json_is_object(match)
+                  ? json_dumps(match, JSON_COMPACT | JSON_PRESERVE_ORDER)
+                  : NULL;
     raw(w, m != NULL ? m : "{}");
     free(m);
     json_decref(d);

@@ -455,7 +455,7 @@ int acr__close_record(const acr_ledger_t *l, MDB_txn *stxn, MDB_txn *ltxn, const
         acr_record_decode((const uint8_t *)lv.mv_data + ACR_HASH_LEN, lv.mv_size - ACR_HASH_LEN,
                           out) != 0 ||
         out->type != ACR_EV_PERIOD_CLOSED)
-        return acr_err_set(err, ACR_ECORRUPT, "the close of %.*s is damaged", (int)len, period);
+        return 2;
     out->seq = seq;
     return 1;
 }
@@ -484,6 +484,8 @@ int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **ou
                                err);
     if (rc == 0)
         return acr_err_set(err, ACR_ENOT_FOUND, "period %s is not closed", period_id);
+    if (rc == 2)
+        return acr_err_set(err, ACR_ECORRUPT, "the close of %s is damaged", period_id);
     if (rc < 0 || (rc = acr__reader_statement_raw(r, period_id, out_csv, out_len, err)) != 0)
         return rc;
     char got[33];

@@ -437,8 +437,9 @@ int acr__reader_copy_raw(uint64_t seq, const uint8_t *copy, size_t len, acr_str_
 
 /* The period.closed event of period (len bytes) in a snapshot whose state and log
  * transactions are stxn and ltxn: 1 with *out decoded (slices valid while ltxn is open;
- * out->seq set), 0 when the period is not closed in it, ACR_ECORRUPT when the record is
- * not a readable period.closed, or an LMDB error. */
+ * out->seq set), 0 when the period is not closed in it, 2 when the record its id names is
+ * not a readable period.closed (nothing set in err: each caller says what that means), or
+ * an error of the ids or log table. */
 int acr__close_record(const acr_ledger_t *l, MDB_txn *stxn, MDB_txn *ltxn, const char *period,
                       size_t len, acr_event_t *out, acr_err_t *err);
 /* acr_reader_statement without the check against the close's fingerprint: for `payout

@@ -185,7 +185,7 @@ case_missing_table_refused() {
     q "DROP TABLE holes2.sink_position" >/dev/null
     sink "$l" --schema holes2
     assert_exit 1
-    expect_stderr_contains "holds mirrored events but has no table sink_position"
+    expect_stderr_contains "holds mirrored rows but has no table sink_position"
 }
 
 # certified_on walks from the subject's start (program.md): a training dated before the

@@ -259,12 +259,11 @@ Test(replica, creation_cut_short_is_replaced_a_ledger_never)
     snprintf(sub, sizeof sub, "%s/u3", dir); /* another program's data */
     ASSERT_EQ(acr_ledger_unfinished(sub, &err), 0);
     ASSERT_EQ(acr_replica_create(sub, &cfg, &info, &err), ACR_EEXISTS);
-    acr_ledger_close(make("e", &cfg, false)); /* a ledger, even one with no event */
-    const char *ledgers[] = {"p", "e"};
-    for (int i = 0; i < 2; i++) {
-        snprintf(sub, sizeof sub, "%s/%s", dir, ledgers[i]);
-        ASSERT_EQ_MSG(acr_ledger_unfinished(sub, &err), 0, "%s", ledgers[i]);
-        ASSERT_EQ(acr_replica_create(sub, &cfg, &info, &err), ACR_EEXISTS);
-        ASSERT_EQ(acr_ledger_create(sub, &cfg, 0, &err), ACR_EEXISTS);
-    }
+    /* a ledger, even one with no event (not one this process holds open: LMDB allows one
+     * handle of an environment per process) */
+    acr_ledger_close(make("e", &cfg, false));
+    snprintf(sub, sizeof sub, "%s/e", dir);
+    ASSERT_EQ(acr_ledger_unfinished(sub, &err), 0);
+    ASSERT_EQ(acr_replica_create(sub, &cfg, &info, &err), ACR_EEXISTS);
+    ASSERT_EQ(acr_ledger_create(sub, &cfg, 0, &err), ACR_EEXISTS);
 }

@@ -339,7 +339,8 @@ static json_t *split_body(acr_srv_req_t *req, json_t **out_data)
     json_error_t je;
     acr_jsonmem_begin();
     json_t *root =
-        json_loadb((const char *)req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &je);
+        json_loadb((const char *)req->body.data, req->body.len,
+                   JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je); /* a NUL: the field's error */
     if (acr_jsonmem_failed()) { /* jansson may return a damaged tree: never trust it */
         json_decref(root);
         acr_srv_set_error(req, 503, "out_of_memory", "the server ran out of memory; retry");

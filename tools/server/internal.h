@@ -105,7 +105,7 @@ typedef struct acr_srv_req {
     acr_buf_t body;         /* request body */
     acr_buf_t auth;         /* Authorization header value */
     char content_type[96];  /* Content-Type, lower-cased, parameters stripped */
-    char accept[128];       /* Accept, lower-cased */
+    char accept[512];       /* Accept, lower-cased (a longer one: its whole ranges only) */
     char last_event_id[24]; /* Last-Event-ID */
     char if_none_match[80]; /* If-None-Match (the dashboard's assets) */
     char idem_key[ACR_ID_LEN_MAX + 1]; /* Idempotency-Key ("" when none or idem_bad) */

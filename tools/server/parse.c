@@ -358,6 +358,10 @@ static int on_header_value_complete(llhttp_t *lp)
         copy_lower(&p->hval, r->content_type, sizeof r->content_type, true);
     } else if (name_is(&p->hname, "accept")) {
         copy_lower(&p->hval, r->accept, sizeof r->accept, false);
+        if (p->hval.len >= sizeof r->accept) { /* cut: keep whole ranges (a cut q=0.9 is q=0) */
+            char *comma = strrchr(r->accept, ',');
+            *(comma != NULL ? comma : r->accept) = '\0';
+        }
     } else if (name_is(&p->hname, "last-event-id")) {
         copy_lower(&p->hval, r->last_event_id, sizeof r->last_event_id, false);
     } else if (name_is(&p->hname, "if-none-match")) {

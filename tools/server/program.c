@@ -117,7 +117,7 @@ void acr_srv_h_announcement_ack(acr_srv_t *s, acr_srv_req_t *req, char **params)
     json_error_t je;
     acr_jsonmem_begin();
     json_t *body = req->body.len ? json_loadb((const char *)req->body.data, req->body.len,
-                                              JSON_REJECT_DUPLICATES, &je)
+                                              JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &je)
                                  : json_object();
     if (acr_jsonmem_failed() || body == NULL || !json_is_object(body)) {
         json_decref(body);

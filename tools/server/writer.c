@@ -3,7 +3,8 @@
  * LMDB allows one write transaction at a time and wants it begun and
  * committed on the same thread, so every write of the server (event
  * appends, deal registrations and moves, payout closes) is a job for this
- * thread. Jobs arrive on a mutex-protected queue (a condition variable wakes
+ * thread, and so is the check of a refused body (its rule errors found by a
+ * transaction that writes nothing, run once the group's writers are answered). Jobs arrive on a mutex-protected queue (a condition variable wakes
  * the thread). The thread takes every append waiting and hands them to
  * acr_ledger_append_group: each request is its own atomic batch (a nested
  * transaction), a rejected one leaves the others untouched, and the whole
@@ -293,6 +294,29 @@ static void gather(acr_srv_writer_t *w, size_t want, uint64_t wait_us)
     w->want = 1;
 }
 
+/* Hands finished jobs (a list, maybe empty) to the loop with the committed head; answers
+ * how many jobs were queued meanwhile (none of these is answered yet: the loop needs mu). */
+static size_t publish(acr_srv_writer_t *w, acr_srv_wjob_t *jobs, uint64_t head)
+{
+    acr_srv_wjob_t *last = jobs;
+    while (last != NULL && last->next != NULL)
+        last = last->next;
+    pthread_mutex_lock(&w->mu);
+    if (jobs != NULL) {
+        if (w->done_tail)
+            w->done_tail->next = jobs;
+        else
+            w->done_head = jobs;
+        w->done_tail = last;
+    }
+    if (head > w->committed_seq)
+        w->committed_seq = head;
+    size_t others = w->in_count;
+    pthread_mutex_unlock(&w->mu);
+    uv_async_send(&w->async);
+    return others;
+}
+
 static void *writer_main(void *arg)
 {
     acr_srv_t *s = arg;
@@ -320,34 +344,36 @@ static void *writer_main(void *arg)
         pthread_mutex_unlock(&w->mu);
         if (jobs == NULL && stop)
             break;
+        /* check jobs (refused bodies: their rule errors, nothing written) go after the
+         * group is answered, so no committed append waits for another client's dry run */
+        acr_srv_wjob_t *checks = NULL, **ct = &checks, **jp = &jobs;
+        while (*jp != NULL) {
+            if ((*jp)->kind == ACR_SRV_JOB_CHECK) {
+                *ct = *jp;
+                *jp = (*jp)->next;
+                ct = &(*ct)->next;
+                *ct = NULL;
+            } else {
+                jp = &(*jp)->next;
+            }
+        }
         uint64_t t0 = uv_hrtime();
         uint64_t head = commit_appends(s, &g, jobs);
         last_us = (uv_hrtime() - t0) / 1000;
         for (acr_srv_wjob_t *j = jobs; j != NULL; j = j->next) {
-            if (j->kind == ACR_SRV_JOB_CHECK) {
-                acr_ledger_add_rule_errors(s->ledger, &j->batch, j->errs);
-                j->rc = j->errs->count > 0 ? j->errs->items[0].code : ACR_EINVALID_VALUE;
-            }
             if (j->kind != ACR_SRV_JOB_CLOSE)
                 continue;
             run_close(s, j);
             if (j->rc == 0 && j->close_seq > head)
                 head = j->close_seq;
         }
-        acr_srv_wjob_t *last = jobs;
-        while (last->next != NULL)
-            last = last->next;
-        pthread_mutex_lock(&w->mu);
-        if (w->done_tail)
-            w->done_tail->next = jobs;
-        else
-            w->done_head = jobs;
-        w->done_tail = last;
-        if (head > w->committed_seq)
-            w->committed_seq = head;
-        others = w->in_count; /* none of this group is answered yet: the loop needs mu */
-        pthread_mutex_unlock(&w->mu);
-        uv_async_send(&w->async);
+        others = publish(w, jobs, head);
+        for (acr_srv_wjob_t *j = checks; j != NULL; j = j->next) {
+            acr_ledger_add_rule_errors(s->ledger, &j->batch, j->errs);
+            j->rc = j->errs->count > 0 ? j->errs->items[0].code : ACR_EINVALID_VALUE;
+        }
+        if (checks != NULL)
+            others = publish(w, checks, 0);
     }
     free(g.jobs);
     free(g.seqs);

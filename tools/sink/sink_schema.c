@@ -311,15 +311,19 @@ static int check_whole(acr__sink_pg_t *pg, acr_err_t *err)
             have[t] = have[t] || strcmp(PQgetvalue(res, i, 0), tables[t].name) == 0;
     PQclear(res);
     char q[256];
-    if (!have[NTABLES - 1] && have[0]) { /* events (first) without sink_position (last) */
-        snprintf(q, sizeof q, "SELECT 1 FROM \"%s\".events LIMIT 1", pg->schema);
-        if ((rc = acr__sink_pg_query(pg, q, 0, NULL, &res, "reading the events", err)) != 0)
+    /* rows without sink_position (last): events, or the stage list every mirror starts with */
+    for (size_t t = 0; !have[NTABLES - 1] && t < NTABLES - 1; t++) {
+        if (!have[t] || (strcmp(tables[t].name, "events") != 0 &&
+                         strcmp(tables[t].name, "pipeline_stages") != 0))
+            continue;
+        snprintf(q, sizeof q, "SELECT 1 FROM \"%s\".%s LIMIT 1", pg->schema, tables[t].name);
+        if ((rc = acr__sink_pg_query(pg, q, 0, NULL, &res, "reading the mirror", err)) != 0)
             return rc;
         bool rows = PQntuples(res) > 0;
         PQclear(res);
         if (rows)
             return acr_err_set(err, ACR_EIO,
-                               "schema %s holds mirrored events but has no table sink_position: "
+                               "schema %s holds mirrored rows but has no table sink_position: "
                                "it no longer knows how far it mirrors; drop it (DROP SCHEMA "
                                "\"%s\" CASCADE) and mirror again, or pick another --schema",
                                pg->schema, pg->schema);
