@@ -131,7 +131,11 @@ static void produce(pipe_t *pp, slot_t *s)
     char period[ACR_PERIOD_ID_MAX + 1];
     acr_str_t p = ev.str[ACR_F_PERIOD];
     snprintf(period, sizeof period, "%.*s", (int)p.len, p.ptr);
-    if ((s->rc = acr_reader_statement(pp->r, period, &s->csv, &s->csv_len, &s->err)) != 0)
+    /* checked against the close just read (acr_reader_statement would look it up again) */
+    if ((s->rc = acr__reader_statement_raw(pp->r, period, &s->csv, &s->csv_len, &s->err)) == 0)
+        s->rc = acr__statement_check(period, s->csv, s->csv_len, ev.str[ACR_F_FINGERPRINT],
+                                     ACR_STATEMENT_HINT, &s->err);
+    if (s->rc != 0)
         s->end = true;
 }
 

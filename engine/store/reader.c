@@ -474,6 +474,20 @@ int acr__reader_statement_raw(acr_reader_t *r, const char *period_id, const char
     return 0;
 }
 
+int acr__statement_check(const char *period, const char *csv, size_t len, acr_str_t recorded,
+                         const char *hint, acr_err_t *err)
+{
+    char got[33];
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(csv, len));
+    acr_hash_hex(c.digest, got);
+    if (recorded.len == 32 && memcmp(recorded.ptr, got, 32) == 0)
+        return 0;
+    return acr_err_set(err, ACR_EMISMATCH, "the stored statement of %s hashes to %s, not the "
+                       "fingerprint its close recorded (%.*s)%s", period, got,
+                       (int)recorded.len, recorded.ptr, hint);
+}
+
 /* The statement bytes are not in the chain; the fingerprint their close recorded, which
  * is, covers them. A statement whose close is not in the snapshot is not one yet. */
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
@@ -488,16 +502,8 @@ int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **ou
         return acr_err_set(err, ACR_ECORRUPT, "the close of %s is damaged", period_id);
     if (rc < 0 || (rc = acr__reader_statement_raw(r, period_id, out_csv, out_len, err)) != 0)
         return rc;
-    char got[33];
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(*out_csv, *out_len));
-    acr_hash_hex(c.digest, got);
-    acr_str_t want = close.str[ACR_F_FINGERPRINT];
-    if (want.len != 32 || memcmp(want.ptr, got, 32) != 0)
-        return acr_err_set(err, ACR_EMISMATCH, "the stored statement of %s hashes to %s, not "
-                           "the fingerprint its close recorded (%.*s): run `accrue verify`",
-                           period_id, got, (int)want.len, want.ptr);
-    return 0;
+    return acr__statement_check(period_id, *out_csv, *out_len, close.str[ACR_F_FINGERPRINT],
+                                ACR_STATEMENT_HINT, err);
 }
 
 /* Engine-internal access to the snapshot's transaction. */

@@ -442,8 +442,14 @@ int acr__reader_copy_raw(uint64_t seq, const uint8_t *copy, size_t len, acr_str_
  * an error of the ids or log table. */
 int acr__close_record(const acr_ledger_t *l, MDB_txn *stxn, MDB_txn *ltxn, const char *period,
                       size_t len, acr_event_t *out, acr_err_t *err);
-/* acr_reader_statement without the check against the close's fingerprint: for `payout
- * audit`, which reports where stored bytes differ. */
+/* The check of acr_reader_statement: a period's statement bytes against the fingerprint its
+ * close recorded. 0, or ACR_EMISMATCH naming both, hint appended to the message (""; or
+ * ACR_STATEMENT_HINT where `verify` is the way on). */
+int acr__statement_check(const char *period, const char *csv, size_t len, acr_str_t recorded,
+                         const char *hint, acr_err_t *err);
+#define ACR_STATEMENT_HINT ": run `accrue verify`"
+/* acr_reader_statement without that check: for `payout audit`, which reports where stored
+ * bytes differ, and for a run, which checks against the close it already read. */
 int acr__reader_statement_raw(acr_reader_t *r, const char *period_id, const char **out_csv,
                               size_t *out_len, acr_err_t *err);
 
