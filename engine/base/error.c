@@ -107,14 +107,19 @@ void acr_errlist_add(acr_errlist_t *list, const acr_err_t *err)
     list->total++;
 }
 
-int acr_errlist_exit_code(const acr_errlist_t *list)
+int acr_errlist_code(const acr_errlist_t *list)
 {
     if (list->count == 0)
         return 0;
     for (size_t i = 0; i < list->count; i++)
         if (acr_err_class(list->items[i].code) == ACR_CLASS_CONFLICT)
-            return acr_err_exit_code(list->items[i].code);
-    return acr_err_exit_code(list->items[0].code);
+            return list->items[i].code;
+    return list->items[0].code;
+}
+
+int acr_errlist_exit_code(const acr_errlist_t *list)
+{
+    return acr_err_exit_code(acr_errlist_code(list));
 }
 
 static _Thread_local const atomic_bool *cancel_flag;

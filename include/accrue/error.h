@@ -161,7 +161,10 @@ typedef struct acr_errlist {
 void acr_errlist_clear(acr_errlist_t *list);
 /* Appends a copy of err (dropped, but counted, past the cap). */
 void acr_errlist_add(acr_errlist_t *list, const acr_err_t *err);
-/* The exit code for a whole list: a conflict's (4) when any is present, else the first item's. */
+/* The code that stands for a whole list: its first conflict's when it holds one (a batch
+ * refused for a conflict is 409 / exit 4), else its first item's; 0 for an empty list. */
+int acr_errlist_code(const acr_errlist_t *list);
+/* The exit code for a whole list: acr_errlist_code's. */
 int acr_errlist_exit_code(const acr_errlist_t *list);
 
 /* Long work whose requester is gone stops (http.md: a client that hangs up). A thread that

@@ -133,16 +133,11 @@ static void err_item(acr_buf_t *b, const acr_err_t *e, bool by_line)
 
 void acr_srv_set_errlist(acr_srv_req_t *req, const acr_errlist_t *errs, bool by_line)
 {
-    int first = errs->count ? errs->items[0].code : ACR_EINVALID_VALUE;
-    /* The first error's class decides (422 input, 413 too large, 403 read_only, 500 a store
-     * failure); a conflict anywhere in an otherwise invalid batch makes it 409, and the
-     * top-level code is then that conflict's, so status and code agree. */
+    /* the list's code, as the command line's exit status takes it (a conflict anywhere: 409
+     * with that conflict's code, so status and code agree; else the first error's class:
+     * 422 input, 413 too large, 403 read_only, 500 a store failure) */
+    int first = errs->count ? acr_errlist_code(errs) : ACR_EINVALID_VALUE;
     req->status = acr_err_http_status(first);
-    for (size_t i = 0; req->status == 422 && i < errs->count; i++)
-        if (acr_err_class(errs->items[i].code) == ACR_CLASS_CONFLICT) {
-            first = errs->items[i].code;
-            req->status = acr_err_http_status(first);
-        }
     req->ctype = "application/json";
     acr_buf_t *b = &req->resp;
     acr_buf_reset(b);
