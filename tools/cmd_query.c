@@ -166,6 +166,21 @@ static const col_t partner_cols[] = {
     {"reps", "reps", 'c'},          {"training", "training", 'c'},
 };
 
+/* The texts of a JSON array, space-separated, into out (cut at cap); its length. */
+static size_t join_words(const acr_jv_t *arr, char *out, size_t cap)
+{
+    char word[256];
+    size_t n = 0, pos = 0;
+    acr_jv_t e;
+    out[0] = '\0';
+    while (acr__json_arr_next(arr, &pos, &e) == 1 && n + 2 < cap) {
+        acr__json_text(&e, word, sizeof word);
+        int w = snprintf(out + n, cap - n, "%s%s", n ? " " : "", word);
+        n = w < 0 || (size_t)w >= cap - n ? cap - 1 : n + (size_t)w;
+    }
+    return n;
+}
+
 /* partner show in table form: one `key  value` line per field. */
 static void partner_block(const acr_jv_t *p)
 {
@@ -204,13 +219,8 @@ static void partner_block(const acr_jv_t *p)
     static const char *const keys[] = {"certified", "certified_on", "completed", "missing"};
     for (size_t k = 0; k < 4; k++) {
         char line[1024] = "";
-        size_t n = 0;
         if (acr__json_get(&o, keys[k], &v) && v.kind == 'a') {
-            pos = 0;
-            while (acr__json_arr_next(&v, &pos, &e) == 1 && n + 2 < sizeof line) {
-                acr__json_text(&e, a, sizeof a);
-                n += (size_t)snprintf(line + n, sizeof line - n, "%s%s", n ? " " : "", a);
-            }
+            join_words(&v, line, sizeof line);
         } else if (acr__json_get(&o, keys[k], &v)) {
             acr__json_text(&v, line, sizeof line);
             if (v.kind == 'z')
@@ -223,8 +233,6 @@ static void partner_block(const acr_jv_t *p)
     if (acr__json_get(&o, "reps", &v))
         while (acr__json_arr_next(&v, &pos, &e) == 1) {
             char cert[16] = "", on[32] = "-", missing[768] = "";
-            size_t n = 0, mpos = 0;
-            acr_jv_t m;
             a[0] = '\0';
             if (acr__json_get(&e, "rep_id", &x))
                 acr__json_text(&x, a, sizeof a);
@@ -232,14 +240,9 @@ static void partner_block(const acr_jv_t *p)
                 acr__json_text(&x, cert, sizeof cert);
             if (acr__json_get(&e, "certified_on", &x) && x.kind == 's')
                 acr__json_text(&x, on, sizeof on);
-            if (acr__json_get(&e, "missing", &x))
-                while (acr__json_arr_next(&x, &mpos, &m) == 1 && n + 2 < sizeof missing) {
-                    acr__json_text(&m, b, sizeof b);
-                    n += (size_t)snprintf(missing + n, sizeof missing - n, "%s%s", n ? " " : "",
-                                          b);
-                }
+            bool any = acr__json_get(&e, "missing", &x) && join_words(&x, missing, sizeof missing);
             printf("%-10s  %s %s (since %s), missing %s\n", "rep cert.", a, cert, on,
-                   n ? missing : "-");
+                   any ? missing : "-");
         }
 }
 
