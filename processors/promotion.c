@@ -19,20 +19,24 @@
 #include "accrue/plan.h"
 #include "accrue/program.h"
 
-__attribute__((format(printf, 3, 4))) static int bad(acr_err_t *err, const char *key,
-                                                     const char *fmt, ...)
+/* A refusal of the promotion document, named by its field: code (invalid_value for every
+ * rule but the certified key's, which program.md makes invalid_plan). */
+__attribute__((format(printf, 4, 5))) static int refuse(acr_err_t *err, int code,
+                                                        const char *key, const char *fmt, ...)
 {
     if (err == NULL)
-        return ACR_EINVALID_VALUE;
+        return code;
     char msg[200];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    acr_err_set(err, ACR_EINVALID_VALUE, "promotion.%s: %s", key, msg);
+    acr_err_set(err, code, "promotion.%s: %s", key, msg);
     snprintf(err->field, sizeof err->field, "promotion%s%s", key[0] ? "." : "", key);
-    return ACR_EINVALID_VALUE;
+    return code;
 }
+
+#define bad(err, ...) refuse(err, ACR_EINVALID_VALUE, __VA_ARGS__)
 
 static bool id_ok(const char *s, size_t n)
 {
@@ -105,11 +109,8 @@ static int parse_match(const json_t *m, acr_promo_t *p, acr_err_t *err)
         char path[96];
         snprintf(path, sizeof path, "match.%.60s", key);
         if (strcmp(key, "certified") == 0) {
-            if (!json_is_boolean(v)) { /* program.md: "Any other value type is invalid_plan" */
-                bad(err, path, "must be true or false");
-                err->code = ACR_EINVALID_PLAN;
-                return ACR_EINVALID_PLAN;
-            }
+            if (!json_is_boolean(v)) /* program.md: "Any other value type is invalid_plan" */
+                return refuse(err, ACR_EINVALID_PLAN, path, "must be true or false");
             p->certified = json_is_true(v);
             p->match_has |= ACR_MATCH_CERTIFIED;
             continue;
