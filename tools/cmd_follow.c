@@ -285,12 +285,19 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
     struct stat st;
     char path[4096];
     snprintf(path, sizeof path, "%s/data.mdb", cli->ledger_dir);
-    /* the files of a creation cut short are no ledger: the create below replaces them */
-    bool exists = stat(path, &st) == 0 && acr_ledger_unfinished(cli->ledger_dir, &err) != 1;
+    bool exists = stat(path, &st) == 0;
+    int rc = 0;
     if (exists) {
-        int rc = acr__open_ledger(cli, &f->l);
-        if (rc != 0)
-            return -rc;
+        rc = acr_ledger_open(cli->ledger_dir, &f->l, &err);
+        acr_err_t uerr;
+        /* the files of a creation cut short are no ledger: the create below replaces them
+         * (looked at only when the folder does not open, so a restart pays nothing) */
+        if (rc != 0 && acr_ledger_unfinished(cli->ledger_dir, &uerr) == 1)
+            exists = false;
+        else if (rc != 0)
+            return -acr__fail(rc, &err);
+    }
+    if (exists) {
         acr_ledger_id_hex(f->l, f->hex);
         int got = acr_replica_get(f->l, &f->info, &err);
         if (got < 0)
@@ -324,13 +331,11 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
         }
     } else if (stream_opt != NULL) {
         snprintf(f->stream, sizeof f->stream, "%s", stream_opt);
-    } else {
-        int rc = discover_stream(&f->c, f->stream);
-        if (rc != 0)
-            return -rc;
+    } else if ((rc = discover_stream(&f->c, f->stream)) != 0) {
+        return -rc;
     }
     origin_t o;
-    int rc = read_origin(&f->c, f->stream, &o);
+    rc = read_origin(&f->c, f->stream, &o);
     if (rc != 0)
         return rc;
     if (f->l != NULL && strcmp(o.hex, f->hex) != 0) {
