@@ -4,8 +4,9 @@
  * committed on the same thread, so every write of the server (event
  * appends, deal registrations and moves, payout closes) is a job for this
  * thread, and so is the check of a refused body (its rule errors found by a
- * transaction that writes nothing, run once the group's writers are answered). Jobs arrive on a mutex-protected queue (a condition variable wakes
- * the thread). The thread takes every append waiting and hands them to
+ * transaction that writes nothing, run once the group's writers are answered).
+ * Jobs arrive on a mutex-protected queue (a condition variable wakes the
+ * thread). The thread takes every append waiting and hands them to
  * acr_ledger_append_group: each request is its own atomic batch (a nested
  * transaction), a rejected one leaves the others untouched, and the whole
  * group is committed with one fsync. Only then are the jobs put on the done
