@@ -96,6 +96,50 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* The ledger's part of GET /v1/status: the closed period ids (a partner's portal offers
+ * their statements) and, for every role but partner (the log's head is not a partner's
+ * business), the head and the events of the last 24 h among the last RECENT_WINDOW. */
+static int status_ledger(acr_srv_t *s, acr_buf_t *b, int role, int64_t now, acr_err_t *err)
+{
+    acr_close_info_t *list = NULL;
+    size_t n = 0;
+    int rc = acr_payout_list(s->ledger, &list, &n, err);
+    if (rc != 0)
+        return rc;
+    acr_buf_append_str(b, ",\"closed_periods\":[");
+    for (size_t i = 0; i < n; i++)
+        acr_buf_printf(b, "%s\"%s\"", i ? "," : "", list[i].period_id);
+    acr_buf_append_str(b, "]");
+    free(list);
+    if (role == ACR_ROLE_PARTNER)
+        return 0;
+    acr_reader_t *r;
+    if ((rc = acr_reader_open(s->ledger, &r, err)) != 0)
+        return rc;
+    uint64_t head = acr_reader_head_seq(r);
+    uint64_t from = head > RECENT_WINDOW ? head - RECENT_WINDOW + 1 : 1;
+    uint8_t hash[ACR_HASH_LEN];
+    char hex[33];
+    acr_reader_head_hash(r, hash);
+    acr_hash_hex(hash, hex);
+    uint64_t recent = 0, scanned = 0;
+    if (head > 0 && (rc = acr_reader_seek(r, from, err)) == 0) {
+        acr_event_t ev;
+        while ((rc = acr_reader_next(r, &ev, NULL, err)) == 1) {
+            scanned++;
+            recent += ev.at_ms >= now - DAY_MS && ev.at_ms <= now;
+        }
+    }
+    acr_reader_close(r);
+    if (rc < 0)
+        return rc;
+    acr_buf_printf(b,
+                   ",\"head_seq\":%" PRIu64 ",\"head_hash\":\"%s\",\"events_24h\":%" PRIu64
+                   ",\"events_24h_scanned\":%" PRIu64 ",\"events_24h_partial\":%s",
+                   head, hex, recent, scanned, head > scanned ? "true" : "false");
+    return 0;
+}
+
 void acr_srv_h_status(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
@@ -131,62 +175,13 @@ void acr_srv_h_status(acr_srv_t *s, acr_srv_req_t *req, char **params)
     acr_buf_append_str(b, "]");
     /* What follows is the ledger's, not the token's: an ingest token (http.md: "append
      * events; nothing else") gets only who it is and the ledger's dates. */
-    if (req->role == ACR_ROLE_INGEST) {
-        acr_buf_append_str(b, "}\n");
-        req->status = 200;
-        req->ctype = "application/json";
-        return;
-    }
-    /* Closed period ids (every other role: a partner's portal offers their statements). */
-    acr_close_info_t *list = NULL;
-    size_t n = 0;
-    acr_err_t lerr;
-    acr_err_clear(&lerr);
-    int lrc = acr_payout_list(s->ledger, &list, &n, &lerr);
-    if (lrc != 0) {
+    acr_err_t err;
+    acr_err_clear(&err);
+    int rc = req->role == ACR_ROLE_INGEST ? 0 : status_ledger(s, b, req->role, now, &err);
+    if (rc != 0) {
         acr_buf_reset(b);
-        acr_srv_set_acr_error(req, lrc, &lerr);
+        acr_srv_set_acr_error(req, rc, &err);
         return;
-    }
-    acr_buf_append_str(b, ",\"closed_periods\":[");
-    for (size_t i = 0; i < n; i++)
-        acr_buf_printf(b, "%s\"%s\"", i ? "," : "", list[i].period_id);
-    acr_buf_append_str(b, "]");
-    free(list);
-    if (req->role != ACR_ROLE_PARTNER) { /* the log's head is not a partner's business */
-        acr_reader_t *r;
-        acr_err_t err;
-        acr_err_clear(&err);
-        int rc = acr_reader_open(s->ledger, &r, &err);
-        if (rc != 0) {
-            acr_buf_reset(b);
-            acr_srv_set_acr_error(req, rc, &err);
-            return;
-        }
-        uint64_t head = acr_reader_head_seq(r);
-        uint64_t from = head > RECENT_WINDOW ? head - RECENT_WINDOW + 1 : 1;
-        uint8_t hash[ACR_HASH_LEN];
-        char hex[33];
-        acr_reader_head_hash(r, hash);
-        acr_hash_hex(hash, hex);
-        uint64_t recent = 0, scanned = 0;
-        if (head > 0 && (rc = acr_reader_seek(r, from, &err)) == 0) {
-            acr_event_t ev;
-            while ((rc = acr_reader_next(r, &ev, NULL, &err)) == 1) {
-                scanned++;
-                recent += ev.at_ms >= now - DAY_MS && ev.at_ms <= now;
-            }
-        }
-        acr_reader_close(r);
-        if (rc < 0) {
-            acr_buf_reset(b);
-            acr_srv_set_acr_error(req, rc, &err);
-            return;
-        }
-        acr_buf_printf(b,
-                       ",\"head_seq\":%" PRIu64 ",\"head_hash\":\"%s\",\"events_24h\":%" PRIu64
-                       ",\"events_24h_scanned\":%" PRIu64 ",\"events_24h_partial\":%s",
-                       head, hex, recent, scanned, head > scanned ? "true" : "false");
     }
     acr_buf_append_str(b, "}\n");
     req->status = 200;
