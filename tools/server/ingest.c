@@ -252,9 +252,7 @@ static void parse_msgpack(const acr_config_t *cfg, const uint8_t *p, size_t n, a
 static void submit(acr_srv_req_t *req, acr_srv_wjob_t *job, bool by_line)
 {
     if (job->errs->total > 0 && job->batch.count > 0 && !job->batch.over_limit) {
-        acr_idem_destroy(job->idem);
-        free(job->idem);
-        job->idem = NULL;
+        acr_srv_wjob_forget_key(job);
         job->kind = ACR_SRV_JOB_CHECK;
         req->wjob = job;
         req->next = ACR_SRV_NEXT_WRITE;

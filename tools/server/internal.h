@@ -521,6 +521,8 @@ struct acr_srv_wjob {
  * token's name with the XXH3-128 of its method, target and body. */
 acr_srv_wjob_t *acr_srv_wjob_new(const acr_srv_req_t *req, int kind);
 void acr_srv_wjob_free(acr_srv_wjob_t *job);
+/* Drops job's Idempotency-Key: its answer will not be kept (a refusal made before a write). */
+void acr_srv_wjob_forget_key(acr_srv_wjob_t *job);
 /* Points job->result.seqs at a zeroed array of n seqs (the job's own, reused). ACR_ENOMEM. */
 int acr_srv_wjob_seqs(acr_srv_wjob_t *job, size_t n);
 /* Looks req's Idempotency-Key up in a read snapshot: true when it was used already (idem

@@ -192,14 +192,19 @@ int acr_srv_wjob_seqs(acr_srv_wjob_t *job, size_t n)
     return 0;
 }
 
+void acr_srv_wjob_forget_key(acr_srv_wjob_t *job)
+{
+    acr_idem_destroy(job->idem);
+    free(job->idem);
+    job->idem = NULL;
+}
+
 void acr_srv_wjob_free(acr_srv_wjob_t *job)
 {
     if (job == NULL)
         return;
     acr_payout_destroy(&job->payout);
-    acr_idem_destroy(job->idem);
-    free(job->idem);
-    job->idem = NULL;
+    acr_srv_wjob_forget_key(job);
     bool keep = job->batch.records.cap <= SPARE_RECORDS_CAP_MAX &&
                 job->seqs_cap * sizeof(uint64_t) <= SPARE_RECORDS_CAP_MAX;
     if (keep) {
