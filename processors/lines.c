@@ -1424,6 +1424,7 @@ static int promo_totals(run_t *r)
         o->has_budget = m->p.has_budget;
         o->budget_minor = m->p.budget_minor;
         o->used_minor = m->used_minor;
+        o->last_day = m->last_day;
     }
     st->promotion_count = n;
     return 0;

@@ -210,7 +210,7 @@ static const char usage_announcements[] =
 
 static int q_announcements(acr_ledger_t *l, const prog_q_t *q, acr_buf_t *out, acr_err_t *err)
 {
-    return acr_query_announcements(l, q->partner, q->today_day, out, err);
+    return acr_query_announcements(l, q->partner, q->today_day, false, out, err);
 }
 
 int acr__cmd_announcements(acr_cli_t *cli, int argc, char **argv)

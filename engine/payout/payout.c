@@ -371,6 +371,37 @@ int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, in
     return run_processor(l, r, period, through_seq, false, false, NULL, o, out, &fs, err);
 }
 
+/* program.md: summary.json gives each promotion's "budget used and left as of X", and a
+ * budget is spent over the whole log. The run's processor saw the sales of periods up to
+ * `period` only, so when a promotion with lines in the run lasts beyond it, the sales of
+ * the later periods up to its last day are counted by a second processor run through that
+ * period (no lines, no CSV kept): its used_minor is the whole log's, since no sale after a
+ * promotion's last day qualifies. Sales are allotted in (at, seq) order and a later
+ * period's sales come after, so the run's own lines do not change. */
+static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
+                              uint64_t through_seq, acr_statement_t *st, acr_err_t *err)
+{
+    int32_t through = period;
+    for (size_t i = 0; i < st->promotion_count; i++) {
+        int32_t p = acr_period_of_day(l->cfg.period_kind, st->promotions[i].last_day);
+        if (st->promotions[i].lines > 0 && p > through)
+            through = p;
+    }
+    if (through == period)
+        return 0;
+    acr_statement_t all;
+    memset(&all, 0, sizeof all);
+    int rc = acr__payout_lines_ignoring_closes(
+        l, r, through, through_seq, &(acr_comm_output_t){.omit_lines = true, .omit_csv = true},
+        &all, err);
+    for (size_t i = 0; rc == 0 && i < st->promotion_count; i++)
+        for (size_t j = 0; j < all.promotion_count; j++)
+            if (strcmp(st->promotions[i].promo_id, all.promotions[j].promo_id) == 0)
+                st->promotions[i].used_minor = all.promotions[j].used_minor;
+    acr_statement_destroy(&all);
+    return rc;
+}
+
 /* want_full: read the whole log (a close: it needs fs's latest business date too). */
 static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
                    bool want_full, const acr_payout_request_t *req, const acr_comm_output_t *o,
@@ -378,6 +409,10 @@ static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t th
 {
     int rc = run_processor(l, r, period, through_seq, true, want_full, req, o, &out->stmt, fs,
                            err);
+    if (rc == 0 && (rc = promo_used_as_of_x(l, r, period, through_seq, &out->stmt, err)) != 0) {
+        acr_statement_destroy(&out->stmt); /* a failed compute leaves no statement */
+        memset(&out->stmt, 0, sizeof out->stmt);
+    }
     if (rc == 0)
         rc = acr_reader_hash_at(r, through_seq, out->chain_hash, err);
     out->through_seq = through_seq;

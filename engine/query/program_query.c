@@ -645,7 +645,7 @@ static void ann_due(jw_t *w, const ann_t *a)
 }
 
 int acr_query_announcements(acr_ledger_t *ledger, const char *partner_id, int32_t today_day,
-                            acr_buf_t *out, acr_err_t *err)
+                            bool with_body, acr_buf_t *out, acr_err_t *err)
 {
     prog_snap_t s;
     jw_t w = {out, 0};
@@ -664,7 +664,7 @@ int acr_query_announcements(acr_ledger_t *ledger, const char *partner_id, int32_
             const ann_t *a = &set.v[i];
             raw(&w, i ? ",{" : "{");
             ann_head(&w, a);
-            if ((rc = ann_body(&s, &w, a, err)) != 0)
+            if (with_body && (rc = ann_body(&s, &w, a, err)) != 0)
                 break;
             key(&w, "requires_ack", false);
             raw(&w, a->a.requires_ack ? "true" : "false");
@@ -699,7 +699,7 @@ int acr_query_announcements(acr_ledger_t *ledger, const char *partner_id, int32_
             raw(&w, first ? "{" : ",{");
             first = false;
             ann_head(&w, a);
-            if ((rc = ann_body(&s, &w, a, err)) != 0)
+            if (with_body && (rc = ann_body(&s, &w, a, err)) != 0)
                 break;
             ann_due(&w, a);
             key(&w, "state", false);

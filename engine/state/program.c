@@ -319,8 +319,9 @@ static int announcement_acknowledged(acr__txn_t *tx, const acr_event_t *ev, acr_
     MDB_val pv;
     rc = mdb_get(tx->txn, tx->dbi[ACR_DB_PROJ_PARTNERS], &(MDB_val){pid.len, (void *)pid.ptr},
                  &pv);
-    if (rc == MDB_NOTFOUND)
-        return fail_field(err, ACR_EUNKNOWN_PARTNER, "data.partner_id", "no partner %.*s", pid);
+    if (rc == MDB_NOTFOUND) /* program.md: "partner exists and is in the audience" is one rule */
+        return fail_field(err, ACR_ENOT_IN_AUDIENCE, "data.partner_id",
+                          "no partner %.*s, so not in the announcement's audience", pid);
     if (rc != 0)
         return acr__tx_fail(tx, rc, err, "proj_partners");
     acr__prow_t prow;

@@ -130,7 +130,9 @@ typedef struct acr_promo_total {
     int64_t total_minor;     /* their sum */
     bool has_budget;
     int64_t budget_minor;
-    int64_t used_minor;      /* paid by the sales with origin <= the run's period, as of X */
+    int64_t used_minor;      /* paid by the sales with origin <= the run's period, as of X;
+                                a payout's summary: by every sale of the log, as of X */
+    int32_t last_day;        /* local day: `to`, lowered by promotion.ended, as of X */
 } acr_promo_total_t;
 
 typedef struct acr_statement {

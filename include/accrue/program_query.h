@@ -27,9 +27,11 @@ int acr_query_certified_at(struct acr_ledger *ledger, const char *partner_id, in
 
 /* `accrue announcements --format json` (program.md); partner_id NULL: every announcement
  * with its counts; else that partner's announcements with their state. today_day: the
- * local day that decides overdue. */
+ * local day that decides overdue. with_body adds each announcement's "body" (read from its
+ * event): the HTTP answer carries it, the command's JSON has exactly program.md's keys. */
 int acr_query_announcements(struct acr_ledger *ledger, const char *partner_id,
-                            int32_t today_day, struct acr_buf *out, acr_err_t *err);
+                            int32_t today_day, bool with_body, struct acr_buf *out,
+                            acr_err_t *err);
 /* Whether an announcement exists and (partner_id not NULL) holds the partner in its
  * audience: the HTTP 404 rule. */
 int acr_query_announcement_visible(struct acr_ledger *ledger, const char *announcement_id,

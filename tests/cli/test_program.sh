@@ -109,7 +109,8 @@ case_ack_unknown_partner() {
     ev x15 announcement.acknowledged 2026-06-09T00:00:00Z '{"announcement_id":"A2","partner_id":"P9"}' |
         reject invalid_value # A2 needs no acknowledgement: that rule comes first
     ev x16 announcement.acknowledged 2026-06-09T00:00:00Z '{"announcement_id":"A1","partner_id":"P9"}' |
-        reject unknown_partner
+        reject not_in_audience # program.md: "partner exists and is in the audience" is one rule
+    expect_stderr_contains "data.partner_id"
 }
 case_ack_unknown_rep() {
     ev x17 announcement.acknowledged 2026-06-09T00:00:00Z '{"announcement_id":"A1","partner_id":"P1","rep_id":"R9"}' |
@@ -191,6 +192,39 @@ case_august() {
     acc "$L" payout audit 2026-07
     assert_exit 0
 }
+# summary.json's "budget used and left as of X" (program.md): a budget is spent over the whole
+# log, so a run of July counts the August sales of a promotion that lasts into August. By hand:
+# 1000 bp, budget 5000; X1 (07-10) 20000 -> 2000; X3 (08-05) 20000 -> 2000; X4 (08-06) 20000
+# wants 2000, 1000 left -> 1000. July: 1 line, 2000; used 5000, left 0. As of X3's seq: used
+# 4000, left 1000; as of X1's: used 2000, left 3000.
+case_budget_used_as_of_x() {
+    local l2 s
+    l2=$(new_ledger --period month --utc-offset +00:00)
+    {
+        ev b-p plan.published 2026-06-01T00:00:00Z '{"plan":{"plan_id":"standard","version":1,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":3000,"rules":[{"match":{},"brackets":[{"from_minor":0,"rate_bp":1000}]}]}}'
+        ev b-r1 partner.registered 2026-06-01T00:00:00Z '{"partner_id":"P1","name":"One","kind":"reseller","tier":"gold","plan_id":"standard","currency":"JPY"}'
+        ev b-r2 partner.registered 2026-06-01T00:00:00Z '{"partner_id":"P2","name":"Two","kind":"reseller","tier":"silver","plan_id":"standard","currency":"JPY"}'
+        ev b-h promotion.published 2026-06-20T00:00:00Z '{"promotion":{"promo_id":"H","plan_id":"standard","from":"2026-07-01","to":"2026-08-31","rate_bp":1000,"budget_minor":5000}}'
+        ev b-x1 sale.recorded 2026-07-10T00:00:00Z '{"sale_id":"X1","partner_id":"P1","customer_id":"C1","amount_minor":20000,"currency":"JPY","product":"cloud"}'
+        ev b-x3 sale.recorded 2026-08-05T00:00:00Z '{"sale_id":"X3","partner_id":"P2","customer_id":"C2","amount_minor":20000,"currency":"JPY","product":"cloud"}'
+        ev b-x4 sale.recorded 2026-08-06T00:00:00Z '{"sale_id":"X4","partner_id":"P1","customer_id":"C3","amount_minor":20000,"currency":"JPY","product":"cloud"}'
+    } >"$TMP/budget.jsonl"
+    acc "$l2" append "$TMP/budget.jsonl"
+    assert_exit 0
+    s='"promo_id":"H","plan_id":"standard","title":"","lines":1,"total_minor":2000,"budget_minor":5000'
+    for want in "7:5000,0" "6:4000,1000" "5:2000,3000"; do
+        local x=${want%%:*} used_left=${want#*:}
+        rm -rf "$TMP/rb"
+        acc "$l2" payout run 2026-07 --as-of "$x" --out "$TMP/rb"
+        assert_exit 0
+        grep -qF "$s,\"used_minor\":${used_left%,*},\"left_minor\":${used_left#*,}}" \
+            "$TMP/rb/summary.json" || fail "as of seq $x: $(cat "$TMP/rb/summary.json")"
+    done
+    acc "$l2" payout close 2026-07 --out "$TMP/rc"
+    assert_exit 0
+    grep -qF "$s,\"used_minor\":5000,\"left_minor\":0}" "$TMP/rc/summary.json" ||
+        fail "the close's summary: $(cat "$TMP/rc/summary.json")"
+}
 case_unplanned_no_promotion() {
     local l2
     l2=$(new_ledger --period month --utc-offset +00:00)
@@ -269,10 +303,10 @@ case_kpi_certified() { # P1 certified from 07-03: not as of 2026-06's end, yes a
 case_announcements() {
     acc "$L" announcements --today 2026-07-01 --format json
     assert_exit 0
-    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","body":"Prices change on 07-01.","requires_ack":true,"due":"2026-06-30","audience":1,"acknowledged":0,"pending":1,"overdue":1},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","body":"FYI","requires_ack":false,"due":null,"audience":2,"acknowledged":0,"pending":0,"overdue":0},{"announcement_id":"A3","title":"EMEA launch","at":"2026-06-07T00:00:00Z","body":"Read and confirm","requires_ack":true,"due":null,"audience":1,"acknowledged":1,"pending":0,"overdue":0}]' \
+    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","requires_ack":true,"due":"2026-06-30","audience":1,"acknowledged":0,"pending":1,"overdue":1},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","requires_ack":false,"due":null,"audience":2,"acknowledged":0,"pending":0,"overdue":0},{"announcement_id":"A3","title":"EMEA launch","at":"2026-06-07T00:00:00Z","requires_ack":true,"due":null,"audience":1,"acknowledged":1,"pending":0,"overdue":0}]' \
         "announcements json"
-    acc "$L" announcements --partner P1 --today 2026-06-30 --format json
-    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","body":"Prices change on 07-01.","due":"2026-06-30","state":"pending"},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","body":"FYI","due":null,"state":"info"}]' \
+    acc "$L" announcements --partner P1 --today 2026-06-30 --format json # exactly program.md's keys
+    assert_eq "$OUT" '[{"announcement_id":"A1","title":"New price list","at":"2026-06-05T00:00:00Z","due":"2026-06-30","state":"pending"},{"announcement_id":"A2","title":"Roadmap","at":"2026-06-06T00:00:00Z","due":null,"state":"info"}]' \
         "P1's announcements"
     acc "$L" announcements --partner P2 --format csv
     expect_stdout_contains "A3,EMEA launch,2026-06-07T00:00:00Z,,read"
@@ -314,7 +348,7 @@ for c in unknown_plan promo_duplicate promo_above_ceiling plan_above_ceiling pro
     unknown_promotion ended_before_from unknown_announcement not_in_audience ack_not_required \
     ack_unknown_partner ack_unknown_rep ack_duplicate announcement_duplicate announcement_shapes \
     body_8k_ok onboarding_shapes certified_not_boolean idempotent streams \
-    unplanned_no_promotion onboarding kpi_certified announcements promotion_list rebuild_verify \
+    unplanned_no_promotion budget_used_as_of_x onboarding kpi_certified announcements promotion_list rebuild_verify \
     certified_on_from_the_start; do
     run_case "case_$c"
 done

@@ -96,7 +96,7 @@ void acr_srv_h_announcements(acr_srv_t *s, acr_srv_req_t *req, char **params)
     }
     acr_err_t err;
     acr_err_clear(&err);
-    answer(req, acr_query_announcements(s->ledger, pid, today, &req->resp, &err), &err);
+    answer(req, acr_query_announcements(s->ledger, pid, today, true, &req->resp, &err), &err);
 }
 
 void acr_srv_h_promotions(acr_srv_t *s, acr_srv_req_t *req, char **params)
