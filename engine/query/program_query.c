@@ -240,13 +240,14 @@ static bool cert_at(const prog_snap_t *s, const acr_str_t *rep, int64_t t_ms)
     return true;
 }
 
-/* certified_on (program.md): walk the start step, the trainings (of the rep when given) and
- * every list in (at, seq) order; the local day of the step at which the subject last became
- * certified, or -1 when it is not certified at the end. The walk begins at the start (the
- * partner's registration, the rep's rep.added): a subject does not exist before it, so a
- * step dated earlier (a backdated training or list) certifies nothing then; it counts from
- * the start on, which is then the day certification began (so with no list ever defined
- * it is the registration's local date, whatever the trainings' dates). */
+/* certified_on (program.md): walk the start step (the partner's registration, the rep's
+ * rep.added), the trainings (of the rep when given) and every list in (at, seq) order, steps
+ * dated before the start included; the local day of the step at which the subject last
+ * became certified, or -1 when it is not certified at the end. Before its start a subject is
+ * certified only by completing a list in force: the vacuous "no list in force, every partner
+ * is certified" begins at the start, so with no list ever defined certified_on is the
+ * start's local date, as program.md says, whatever the trainings' dates; a list defined and
+ * completed before the registration certifies from the training that completed it. */
 static int64_t certified_on(const prog_snap_t *s, const acr_str_t *rep, int64_t start_at,
                             uint64_t start_seq, int32_t offset_min)
 {
@@ -276,9 +277,7 @@ static int64_t certified_on(const prog_snap_t *s, const acr_str_t *rep, int64_t 
             ti++;
         else
             li++;
-        if (!started)
-            continue; /* before the subject exists */
-        bool now = cert_at(s, rep, at);
+        bool now = (started || list_at(s, at) != NULL) && cert_at(s, rep, at);
         if (now && !prev)
             on = acr_local_day(at, offset_min);
         prev = now;

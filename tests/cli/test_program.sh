@@ -294,6 +294,29 @@ case_certified_on_from_the_start() {
     expect_stdout_contains '"certified":true,"certified_on":"2026-05-10"'
     expect_stdout_contains '"rep_id":"R1","modules":["m1"],"completed":["m1"],"missing":[],"certified":true,"certified_on":"2026-06-02"'
 }
+# program.md's walk takes steps dated before the registration too: a list in force then
+# (05-01) and completed by a training then (05-15) certifies from that training, though the
+# partner was registered on 06-01. A list completed only after the registration (P2: trained
+# 06-10) certifies from that training; with a backdated list and no training, never.
+case_certified_on_before_registration() {
+    local l
+    l=$(new_ledger --period month --utc-offset +00:00)
+    printf '%s\n' \
+        '{"id":"o1","type":"onboarding.defined","at":"2026-05-01T00:00:00Z","data":{"modules":["m1"]}}' \
+        '{"id":"r1","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P1","name":"One","kind":"reseller","tier":"gold","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"r2","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P2","name":"Two","kind":"reseller","tier":"gold","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"r3","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P3","name":"Three","kind":"reseller","tier":"gold","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"t1","type":"training.completed","at":"2026-05-15T00:00:00Z","data":{"partner_id":"P1","module":"m1"}}' \
+        '{"id":"t2","type":"training.completed","at":"2026-06-10T00:00:00Z","data":{"partner_id":"P2","module":"m1"}}' \
+        >"$TMP/before.jsonl"
+    acc "$l" append "$TMP/before.jsonl"
+    assert_exit 0
+    acc "$l" onboarding --format json
+    assert_exit 0
+    expect_stdout_contains '"partner_id":"P1","modules":["m1"],"completed":["m1"],"missing":[],"certified":true,"certified_on":"2026-05-15"'
+    expect_stdout_contains '"partner_id":"P2","modules":["m1"],"completed":["m1"],"missing":[],"certified":true,"certified_on":"2026-06-10"'
+    expect_stdout_contains '"partner_id":"P3","modules":["m1"],"completed":[],"missing":["m1"],"certified":false,"certified_on":null'
+}
 case_kpi_certified() { # P1 certified from 07-03: not as of 2026-06's end, yes as of July's
     acc "$L" kpi --period 2026-06 --partner P1 --format json
     expect_stdout_contains '"certified":false}'
@@ -348,7 +371,7 @@ for c in unknown_plan promo_duplicate promo_above_ceiling plan_above_ceiling pro
     unknown_promotion ended_before_from unknown_announcement not_in_audience ack_not_required \
     ack_unknown_partner ack_unknown_rep ack_duplicate announcement_duplicate announcement_shapes \
     body_8k_ok onboarding_shapes certified_not_boolean idempotent streams \
-    unplanned_no_promotion budget_used_as_of_x onboarding kpi_certified announcements promotion_list rebuild_verify \
+    unplanned_no_promotion budget_used_as_of_x certified_on_before_registration onboarding kpi_certified announcements promotion_list rebuild_verify \
     certified_on_from_the_start; do
     run_case "case_$c"
 done

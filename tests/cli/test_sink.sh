@@ -278,6 +278,9 @@ cat >"$TMP/extra2.jsonl" <<'EOF'
 {"id":"x-t1","type":"training.completed","at":"2026-05-12T00:00:00Z","data":{"partner_id":"P000001","rep_id":"R1.1","module":"sink-101"}}
 {"id":"x-o2","type":"onboarding.defined","at":"2026-03-01T00:00:00Z","data":{"modules":["onboarding","sink-101"]}}
 {"id":"x-t2","type":"training.completed","at":"2026-03-05T00:00:00Z","data":{"partner_id":"P000003","module":"sink-101"}}
+{"id":"x-r9","type":"partner.registered","at":"2026-05-20T00:00:00Z","data":{"partner_id":"P000099","name":"Late","kind":"referral","tier":"silver","plan_id":"std","currency":"JPY"}}
+{"id":"x-t9a","type":"training.completed","at":"2026-05-10T00:00:00Z","data":{"partner_id":"P000099","module":"onboarding"}}
+{"id":"x-t9b","type":"training.completed","at":"2026-05-15T00:00:00Z","data":{"partner_id":"P000099","module":"sink-101"}}
 EOF
 
 case_generated_ledger() {
@@ -317,6 +320,11 @@ case_generated_ledger() {
                     array_to_string(missing, '+') FROM small.onboarding
                     WHERE partner_id = 'P000003' ORDER BY rep_id NULLS FIRST" | tr '\n' ' ')" \
         "-:true:2026-03-05: R3.1:false::onboarding+sink-101 R3.2:false::onboarding+sink-101 " "onboarding of P000003 after backdated lists"
+    # P000099 completed the list in force (03-01) on 05-15 (local, +09:00), before its
+    # registration on 05-20: certified from 05-15, the training that completed it
+    assert_eq "$(q "SELECT certified || ':' || certified_on FROM small.onboarding
+                    WHERE partner_id = 'P000099' AND rep_id IS NULL")" "true:2026-05-15" \
+        "certified_on from a training before the registration"
 }
 
 # ---- follow mode, kill -9, PostgreSQL restart ---------------------------------------------

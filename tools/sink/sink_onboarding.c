@@ -17,13 +17,14 @@
  *     completed / missing: its modules with / without a completion by the
  *     subject (a partner: by any of its reps or none; a rep: naming that rep);
  *   - certified: nothing missing (no list: everyone is certified);
- *   - certified_on: walk the subject's start, then its completions and every
- *     list from the start on in (at, seq) order (a step dated before the start
- *     counts from the start); after each step the subject is certified as of that
- *     step's at when every module of the list in force then (latest by
- *     (at, seq) with at <= the step's) has a completion with at <= the step's;
- *     the local date of the last step where it became certified, or null
- *     when it is not certified at the end.
+ *   - certified_on: walk the subject's start, its completions and every list
+ *     in (at, seq) order, those dated before the start included; after each step
+ *     the subject is certified as of that step's at when every module of the list
+ *     in force then (latest by (at, seq) with at <= the step's) has a completion
+ *     with at <= the step's, and, before the start, only when a list is in force
+ *     (with no list ever, certification begins at the start); the local date of
+ *     the last step where it became certified, or null when it is not certified
+ *     at the end.
  */
 #include <stdio.h>
 #include <string.h>
@@ -43,16 +44,17 @@ static const char RECOMPUTE[] =
     " tr AS (SELECT x.partner_id, x.rep_id, x.module, x.at, x.seq FROM \"@S\".trainings x"
     "  WHERE @F),"
     " steps AS ("
-    "  SELECT s.partner_id, s.rep_id, s.at, s.seq FROM subj s"
+    "  SELECT s.partner_id, s.rep_id, s.at, s.seq, true AS started FROM subj s"
     "  UNION ALL"
-    "  SELECT s.partner_id, s.rep_id, t.at, t.seq FROM subj s JOIN tr t"
+    "  SELECT s.partner_id, s.rep_id, t.at, t.seq, (t.at, t.seq) > (s.at, s.seq)"
+    "  FROM subj s JOIN tr t"
     "   ON t.partner_id = s.partner_id AND (s.rep_id IS NULL OR t.rep_id = s.rep_id)"
-    "   AND (t.at, t.seq) > (s.at, s.seq)"
     "  UNION ALL"
-    "  SELECT s.partner_id, s.rep_id, l.at, l.seq FROM subj s JOIN lists l"
-    "   ON (l.at, l.seq) > (s.at, s.seq)),"
+    "  SELECT s.partner_id, s.rep_id, l.at, l.seq, (l.at, l.seq) > (s.at, s.seq)"
+    "  FROM subj s, lists l),"
     " walk AS ("
-    "  SELECT st.partner_id, st.rep_id, st.at, st.seq, coalesce(("
+    "  SELECT st.partner_id, st.rep_id, st.at, st.seq,"
+    "   (st.started OR EXISTS (SELECT 1 FROM lists l WHERE l.at <= st.at)) AND coalesce(("
     "    SELECT bool_and(EXISTS (SELECT 1 FROM \"@S\".trainings t"
     "      WHERE t.partner_id = st.partner_id"
     "      AND (st.rep_id IS NULL OR t.rep_id = st.rep_id) AND t.module = m.value"
@@ -125,9 +127,10 @@ int acr__sink_onboarding_write(acr__sink_pg_t *pg, bool all, const acr_buf_t *to
 }
 
 /* The rules the rows were computed by, as a comment on the table: a mirror filled by a release
- * whose rules differ (before 2026-12-07, certified_on walked steps dated before the subject's
- * start) has its rows recomputed once, whole, when a sink of this release opens it. */
-#define ONBOARDING_RULES "accrue onboarding rules 2"
+ * whose rules differ (rules 1: every step counted from the first; rules 2: the walk began at
+ * the subject's start) has its rows recomputed once, whole, when a sink of this release opens
+ * it. */
+#define ONBOARDING_RULES "accrue onboarding rules 3"
 
 int acr__sink_onboarding_upgrade(acr__sink_pg_t *pg, int32_t utc_offset_min, acr_err_t *err)
 {
