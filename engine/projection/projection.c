@@ -310,17 +310,25 @@ static int partner_changed(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err
         int field;
         acr_str_t *val;
         int64_t *at_ms;
-    } attrs[] = {{ACR_F_NAME, &p.name, &p.name_at_ms},
-                 {ACR_F_TIER, &p.tier, &p.tier_at_ms},
-                 {ACR_F_PLAN_ID, &p.plan_id, &p.plan_at_ms},
-                 {ACR_F_REGION, &p.region, &p.region_at_ms}};
+        int64_t at_reg;
+    } attrs[] = {{ACR_F_NAME, &p.name, &p.name_at_ms, ACR__NAME_AT_REG},
+                 {ACR_F_TIER, &p.tier, &p.tier_at_ms, ACR__TIER_AT_REG},
+                 {ACR_F_PLAN_ID, &p.plan_id, &p.plan_at_ms, ACR__PLAN_AT_REG},
+                 {ACR_F_REGION, &p.region, &p.region_at_ms, ACR__REGION_AT_REG}};
+    int64_t reg = tx->partner_registered_at_ms; /* INT64_MIN: unknown (an old ledger) */
     for (size_t i = 0; ev->type == ACR_EV_PARTNER_UPDATED && i < sizeof attrs / sizeof attrs[0];
          i++) {
-        if (!ACR_HAS(ev, attrs[i].field) || ev->at_ms < *attrs[i].at_ms)
+        if (!ACR_HAS(ev, attrs[i].field))
+            continue;
+        bool registrations = reg != INT64_MIN && *attrs[i].at_ms == reg &&
+                             (p.flags & attrs[i].at_reg) == 0;
+        if (ev->at_ms < *attrs[i].at_ms && !registrations)
             continue;
         *attrs[i].val = ev->str[attrs[i].field];
         *attrs[i].at_ms = ev->at_ms;
         p.flags |= attrs[i].field == ACR_F_REGION ? ACR__HAS_REGION : 0;
+        p.flags &= ~attrs[i].at_reg;
+        p.flags |= reg != INT64_MIN && ev->at_ms == reg ? attrs[i].at_reg : 0;
     }
     return put_scratch(tx, ACR_DB_PROJ_PARTNERS, sval(F(ev, PARTNER_ID)),
                        prow_encode(&tx->scratch, &p), err);

@@ -60,12 +60,21 @@ enum {
     ACR__HAS_AMOUNT = 4,         /* deal: amount_minor known */
     ACR__HAS_EXPECTED_CLOSE = 8, /* deal: expected_close known */
     ACR__HAS_REASON = 16,        /* deal: close reason given */
+    /* partner: the value was set by a partner.updated dated exactly at the registration's
+     * `at` (it ranks above the registration's own value, which every update overrides) */
+    ACR__NAME_AT_REG = 32,
+    ACR__TIER_AT_REG = 64,
+    ACR__PLAN_AT_REG = 128,
+    ACR__REGION_AT_REG = 256,
 };
 
-/* proj_partners row. Attributes follow business time: each value remembers
- * the `at` of the event that set it and a partner.updated overrides it only
- * when its `at` is >= that (later seq wins ties), i.e. the state after every
- * update applied in (at, seq) order. Status follows seq order, as validation. */
+/* proj_partners row. Attributes follow business time (program.md: the registration with
+ * every partner.updated applied in (at, seq) order, whatever its `at`): each value remembers
+ * the `at` of the event that set it and a partner.updated overrides it when its `at` is >=
+ * that (later seq wins ties), or when the value is still the registration's (an update dated
+ * before the registration overrides it too). A value stamped with the registration's `at` is
+ * the registration's unless its *_AT_REG bit says an update of that same `at` set it. Status
+ * follows seq order, as validation. */
 typedef struct acr__prow {
     acr_str_t name, kind, tier, plan_id, currency, region, source, status; /* source "" = none */
     int64_t name_at_ms, tier_at_ms, plan_at_ms, region_at_ms; /* `at` of each value's event */

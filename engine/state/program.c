@@ -376,6 +376,20 @@ static int note_start(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     return k.bad ? acr_err_set(err, ACR_ENOMEM, "key too long") : pput(tx, kval(&k), b, 16, err);
 }
 
+int acr__prog_registered_at(acr__txn_t *tx, acr_str_t partner_id, int64_t *at_ms,
+                            acr_err_t *err)
+{
+    acr__pkey_t k = acr__prog_key('G', partner_id);
+    MDB_val v;
+    int rc = k.bad ? 0 : pget(tx, kval(&k), &v, err);
+    if (rc != 1)
+        return rc;
+    if (v.mv_size != 16)
+        return acr_err_set(err, ACR_ECORRUPT, "a partner's start row is damaged");
+    *at_ms = (int64_t)acr__be_u64(v.mv_data);
+    return 1;
+}
+
 int acr__prog_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
 {
     switch (ev->type) {

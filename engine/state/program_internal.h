@@ -35,6 +35,11 @@ int64_t acr__prog_at_of(const uint8_t b[8]);
 /* 1 when the partner (its current projection row) is in the audience, 0 not, -1 damaged. */
 int acr__prog_in_audience(acr_str_t audience, const acr__prow_t *p);
 
+/* The `at` of a partner's registration, from its 'G' row: 1 found, 0 none (a ledger written
+ * before the rows existed, until `accrue rebuild`), < 0 a store error. */
+int acr__prog_registered_at(acr__txn_t *tx, acr_str_t partner_id, int64_t *at_ms,
+                            acr_err_t *err);
+
 /* The program's rules and rows for ev (the five program events and training.completed),
  * after state.c's own rules passed. */
 int acr__prog_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err);

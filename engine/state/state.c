@@ -885,6 +885,12 @@ int acr__state_apply(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err)
     if (rc == 0 && (ev->type == ACR_EV_TRAINING_COMPLETED ||
                     ev->type == ACR_EV_PARTNER_REGISTERED || ev->type == ACR_EV_REP_ADDED))
         rc = acr__prog_apply(tx, ev, err); /* the onboarding view's rows */
+    if (rc == 0 && ev->type == ACR_EV_PARTNER_UPDATED) {
+        tx->partner_registered_at_ms = INT64_MIN;
+        rc = acr__prog_registered_at(tx, ev->str[ACR_F_PARTNER_ID], &tx->partner_registered_at_ms,
+                                     err);
+        rc = rc < 0 ? rc : 0;
+    }
     if (rc == 0)
         rc = acr__proj_apply(tx, ev, err);
     return rc ? rc : acr__pseq_apply(tx, ev, err); /* the payout run's index */

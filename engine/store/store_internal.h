@@ -349,6 +349,10 @@ typedef struct acr__txn {
     uint32_t pseq_copy_key[2];
     uint8_t pseq_copy_type;
     uint8_t pseq_copies;
+    /* a partner.updated's partner: the `at` of its registration, INT64_MIN when unknown (set
+     * by state.c before the projection applies the update; program.md ranks the
+     * registration's attributes below every update, whatever the update's `at`) */
+    int64_t partner_registered_at_ms;
 } acr__txn_t;
 
 /* The transaction of tx that holds table db. */

@@ -317,6 +317,36 @@ case_certified_on_before_registration() {
     expect_stdout_contains '"partner_id":"P2","modules":["m1"],"completed":["m1"],"missing":[],"certified":true,"certified_on":"2026-06-10"'
     expect_stdout_contains '"partner_id":"P3","modules":["m1"],"completed":[],"missing":["m1"],"certified":false,"certified_on":null'
 }
+# program.md: current attributes are "the registration with every partner.updated up to X
+# applied in (at, seq) order, whatever its at". P5 registered 06-01 silver, no region; an
+# update dated 2020 makes it gold in emea: both apply (the registration is the base). P6: an
+# update at its registration's own instant (platinum) ranks above a later-recorded update
+# dated before the registration (bronze), which still sets the region it did not have.
+case_attributes_whatever_their_at() {
+    local l
+    l=$(new_ledger --period month --utc-offset +00:00)
+    printf '%s\n' \
+        '{"id":"r5","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P5","name":"Five","kind":"reseller","tier":"silver","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"r6","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P6","name":"Six","kind":"reseller","tier":"silver","plan_id":"std","currency":"JPY"}}' \
+        '{"id":"u5","type":"partner.updated","at":"2020-01-01T00:00:00Z","data":{"partner_id":"P5","tier":"gold","region":"emea"}}' \
+        '{"id":"u6a","type":"partner.updated","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P6","tier":"platinum"}}' \
+        '{"id":"u6b","type":"partner.updated","at":"2026-05-01T00:00:00Z","data":{"partner_id":"P6","tier":"bronze","region":"apac"}}' \
+        '{"id":"a1","type":"announcement.published","at":"2026-06-05T00:00:00Z","data":{"announcement_id":"G1","title":"Gold news","body":"b","audience":{"tier":"gold","region":"emea"},"requires_ack":true}}' \
+        '{"id":"k1","type":"announcement.acknowledged","at":"2026-06-06T00:00:00Z","data":{"announcement_id":"G1","partner_id":"P5"}}' \
+        >"$TMP/attrs.jsonl"
+    acc "$l" append "$TMP/attrs.jsonl"
+    assert_exit 0 "P5 acknowledges: it is gold in emea"
+    acc "$l" partner show P5 --format json
+    expect_stdout_contains '"tier":"gold"'
+    expect_stdout_contains '"region":"emea"'
+    acc "$l" partner show P6 --format json
+    expect_stdout_contains '"tier":"platinum"'
+    expect_stdout_contains '"region":"apac"'
+    acc "$l" announcements --format json
+    expect_stdout_contains '"audience":1,"acknowledged":1,"pending":0'
+    acc "$l" verify
+    assert_exit 0 "a replay agrees with the appends"
+}
 case_kpi_certified() { # P1 certified from 07-03: not as of 2026-06's end, yes as of July's
     acc "$L" kpi --period 2026-06 --partner P1 --format json
     expect_stdout_contains '"certified":false}'
@@ -371,7 +401,7 @@ for c in unknown_plan promo_duplicate promo_above_ceiling plan_above_ceiling pro
     unknown_promotion ended_before_from unknown_announcement not_in_audience ack_not_required \
     ack_unknown_partner ack_unknown_rep ack_duplicate announcement_duplicate announcement_shapes \
     body_8k_ok onboarding_shapes certified_not_boolean idempotent streams \
-    unplanned_no_promotion budget_used_as_of_x certified_on_before_registration onboarding kpi_certified announcements promotion_list rebuild_verify \
+    unplanned_no_promotion budget_used_as_of_x certified_on_before_registration attributes_whatever_their_at onboarding kpi_certified announcements promotion_list rebuild_verify \
     certified_on_from_the_start; do
     run_case "case_$c"
 done

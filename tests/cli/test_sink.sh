@@ -281,6 +281,8 @@ cat >"$TMP/extra2.jsonl" <<'EOF'
 {"id":"x-r9","type":"partner.registered","at":"2026-05-20T00:00:00Z","data":{"partner_id":"P000099","name":"Late","kind":"referral","tier":"silver","plan_id":"std","currency":"JPY"}}
 {"id":"x-t9a","type":"training.completed","at":"2026-05-10T00:00:00Z","data":{"partner_id":"P000099","module":"onboarding"}}
 {"id":"x-t9b","type":"training.completed","at":"2026-05-15T00:00:00Z","data":{"partner_id":"P000099","module":"sink-101"}}
+{"id":"x-u9","type":"partner.updated","at":"2026-01-01T00:00:00Z","data":{"partner_id":"P000099","tier":"gold","region":"emea"}}
+{"id":"x-u4","type":"partner.updated","at":"2020-01-01T00:00:00Z","data":{"partner_id":"P000004","name":"Four, renamed before its registration"}}
 EOF
 
 case_generated_ledger() {
@@ -325,6 +327,12 @@ case_generated_ledger() {
     assert_eq "$(q "SELECT certified || ':' || certified_on FROM small.onboarding
                     WHERE partner_id = 'P000099' AND rep_id IS NULL")" "true:2026-05-15" \
         "certified_on from a training before the registration"
+    # program.md: the registration is the base every update applies to, whatever its `at`:
+    # a new row (P000099) and a row of an earlier transaction (P000004) alike
+    assert_eq "$(q "SELECT tier || ',' || region FROM small.partners WHERE partner_id = 'P000099'")" \
+        "gold,emea" "an update dated before its partner's registration"
+    assert_eq "$(q "SELECT name FROM small.partners WHERE partner_id = 'P000004'")" \
+        "Four, renamed before its registration" "a patch dated before the registration"
 }
 
 # ---- follow mode, kill -9, PostgreSQL restart ---------------------------------------------

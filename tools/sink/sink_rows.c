@@ -39,6 +39,7 @@ typedef struct prow {
     bool is_new;                                     /* registered in this range */
     bool has_region, has_source;                     /* new rows: optional fields given */
     bool p_name, p_tier, p_plan, p_region, p_status; /* patches: what changed */
+    bool r_name, r_tier, r_plan, r_region;           /* new rows: still the registration's */
 } prow_t;
 
 typedef struct drow {
@@ -345,19 +346,27 @@ static int partner_registered(acr__sink_rows_t *r, const acr_event_t *ev)
         .is_new = true,
         .has_region = HAS(ev, REGION),
         .has_source = HAS(ev, SOURCE),
+        .r_name = true,
+        .r_tier = true,
+        .r_plan = true,
+        .r_region = true,
     };
     return 0;
 }
 
-/* One attribute under the business-time rule: true when the event set it. `known` says
- * the row holds a value with its time (a new row, or a patch field already changed). */
-static bool attr_set(const acr_event_t *ev, int field, acr_str_t *val, int64_t *at_ms, bool *known)
+/* One attribute under the business-time rule (program.md: the registration with every update
+ * applied in (at, seq) order, whatever its `at`): true when the event set it. `known` says
+ * the row holds a value with its time (a new row, or a patch field already changed); `reg`
+ * that the value is still the registration's, which every update overrides. */
+static bool attr_set(const acr_event_t *ev, int field, acr_str_t *val, int64_t *at_ms, bool *known,
+                     bool *reg)
 {
-    if (!ACR_HAS(ev, field) || (*known && ev->at_ms < *at_ms))
-        return false; /* absent, or an earlier `at` than the value's: the value stays */
+    if (!ACR_HAS(ev, field) || (*known && !*reg && ev->at_ms < *at_ms))
+        return false; /* absent, or an earlier `at` than an update's value: the value stays */
     *val = ev->str[field];
     *at_ms = ev->at_ms;
     *known = true;
+    *reg = false;
     return true;
 }
 
@@ -373,10 +382,10 @@ static int partner_changed(acr__sink_rows_t *r, const acr_event_t *ev)
     }
     bool k_name = p->is_new || p->p_name, k_tier = p->is_new || p->p_tier;
     bool k_plan = p->is_new || p->p_plan, k_region = p->is_new || p->p_region;
-    attr_set(ev, ACR_F_NAME, &p->name, &p->name_at_ms, &k_name);
-    attr_set(ev, ACR_F_TIER, &p->tier, &p->tier_at_ms, &k_tier);
-    attr_set(ev, ACR_F_PLAN_ID, &p->plan_id, &p->plan_at_ms, &k_plan);
-    if (attr_set(ev, ACR_F_REGION, &p->region, &p->region_at_ms, &k_region))
+    attr_set(ev, ACR_F_NAME, &p->name, &p->name_at_ms, &k_name, &p->r_name);
+    attr_set(ev, ACR_F_TIER, &p->tier, &p->tier_at_ms, &k_tier, &p->r_tier);
+    attr_set(ev, ACR_F_PLAN_ID, &p->plan_id, &p->plan_at_ms, &k_plan, &p->r_plan);
+    if (attr_set(ev, ACR_F_REGION, &p->region, &p->region_at_ms, &k_region, &p->r_region))
         p->has_region = true;
     if (!p->is_new)
         p->p_name = k_name, p->p_tier = k_tier, p->p_plan = k_plan, p->p_region = k_region;
@@ -794,17 +803,26 @@ static const char SALE_COLS[] =
     "sale_id, seq, partner_id, customer_id, product, amount_minor, currency, at, deal_id, "
     "rep_id, refunded_minor, refunds, last_refund_at";
 
-/* The UPDATE ... FROM of each patch table. %1$s is the schema. */
+/* The UPDATE ... FROM of each patch table. %1$s is the schema.
+ *
+ * A patched attribute c (with its event's key k) wins when its `at` is at least the row's, or
+ * when the row's value is still the registration's, which every update overrides
+ * (program.md): stamped with the registration's `at` and no partner.updated of that partner
+ * at that instant names k (one that did would have set it, and only a later `at` replaces
+ * it). The events of this range are already in `events`; one of them at that instant naming
+ * k would make the patch's own `at` the later, so the first test decides first. */
+#define PATCH_WINS(c, k)                                                                    \
+    "(s." c "_at IS NOT NULL AND (s." c "_at >= p." c "_at OR (p." c "_at = p.registered_at "  \
+    "AND NOT EXISTS (SELECT 1 FROM \"%1$s\".events e WHERE e.type = 'partner.updated' "       \
+    "AND e.at = p.registered_at AND e.data->>'partner_id' = p.partner_id AND e.data ? '" k   \
+    "'))))"
+#define PATCH_SET(v, c, k)                                                                  \
+    v " = CASE WHEN " PATCH_WINS(c, k) " THEN s." v " ELSE p." v " END, "                   \
+    c "_at = CASE WHEN " PATCH_WINS(c, k) " THEN s." c "_at ELSE p." c "_at END, "
 static const char PARTNER_UPDATE[] =
     "UPDATE \"%1$s\".partners p SET "
-    "name = CASE WHEN s.name_at >= p.name_at THEN s.name ELSE p.name END, "
-    "name_at = GREATEST(p.name_at, s.name_at), "
-    "tier = CASE WHEN s.tier_at >= p.tier_at THEN s.tier ELSE p.tier END, "
-    "tier_at = GREATEST(p.tier_at, s.tier_at), "
-    "plan_id = CASE WHEN s.plan_at >= p.plan_at THEN s.plan_id ELSE p.plan_id END, "
-    "plan_at = GREATEST(p.plan_at, s.plan_at), "
-    "region = CASE WHEN s.region_at >= p.region_at THEN s.region ELSE p.region END, "
-    "region_at = GREATEST(p.region_at, s.region_at), "
+    PATCH_SET("name", "name", "name") PATCH_SET("tier", "tier", "tier")
+    PATCH_SET("plan_id", "plan", "plan_id") PATCH_SET("region", "region", "region")
     "status = COALESCE(s.status, p.status) "
     "FROM pg_temp.accrue_partner_patch s WHERE p.partner_id = s.partner_id";
 static const char DEAL_UPDATE[] =
@@ -834,9 +852,11 @@ static int write_state(acr__sink_pg_t *pg, const char *table, const char *cols, 
     if (rc == 0 && pb->len)
         rc = acr__sink_pg_copy(pg, patch_table, patch_cols, pb, err);
     if (rc == 0 && pb->len) {
-        char sql[2048];
-        snprintf(sql, sizeof sql, update, pg->schema);
-        rc = acr__sink_pg_exec(pg, sql, table, err);
+        char sql[8192];
+        int n = snprintf(sql, sizeof sql, update, pg->schema);
+        rc = n < 0 || (size_t)n >= sizeof sql
+                 ? acr_err_set(err, ACR_ENOMEM, "%s: the update statement is too long", table)
+                 : acr__sink_pg_exec(pg, sql, table, err);
     }
     return rc;
 }
