@@ -313,7 +313,7 @@ static void report_committed(const tally_t *t, acr_ledger_t *ledger)
         acr_reader_close(r);
     }
     fprintf(stderr,
-            "accrue: note: earlier batches stay committed: %" PRIu64 " events appended, %" PRIu64
+            "accrue: earlier batches stay committed: %" PRIu64 " events appended, %" PRIu64
             " already present; last committed seq %" PRIu64 "\n",
             t->appended, t->duplicates, head);
 }
@@ -433,8 +433,8 @@ static const char usage_log[] =
     "jsonl (the default) is one object per line with the engine fields first (seq,\n"
     "recorded_at, stream, version, actor, hash), then id, type, at, data; but for\n"
     "period.closed lines it is valid input for `accrue append` into another ledger.\n"
-    "table shows seq,\n"
-    "at (in the ledger's business time), type, stream, version, actor and id. actor\n"
+    "table shows seq, at and recorded_at (both in the ledger's business time zone),\n"
+    "type, stream, version, hash, actor and id. actor\n"
     "is who appended the event (cli:<user>, token:<name>); events stored before the\n"
     "actor existed have none.\n"
     "\n"
@@ -463,11 +463,15 @@ static int log_print(const log_filter_t *f, const acr_event_t *ev, const uint8_t
         int rc = acr_event_to_json(ev, hash, true, out);
         return rc != 0 ? rc : acr_buf_append(out, "\n", 1);
     }
-    char at[ACR_TS_BUF];
+    char at[ACR_TS_BUF], rec[ACR_TS_BUF], hex[33];
     acr_ts_format_local(ev->at_ms, f->utc_offset_min, at);
-    return acr_buf_printf(out, "%8" PRIu64 "  %-29s  %-22s  %-24s  %7" PRIu64 "  %-20.*s  %.*s\n",
-                          ev->seq, at, acr_event_type_name(ev->type), stream, ev->version,
-                          ev->actor.len ? (int)ev->actor.len : 1,
+    acr_ts_format_local(ev->recorded_at_ms, f->utc_offset_min, rec);
+    acr_hash_hex(hash, hex);
+    return acr_buf_printf(out,
+                          "%8" PRIu64 "  %-29s  %-29s  %-22s  %-24s  %7" PRIu64
+                          "  %s  %-20.*s  %.*s\n",
+                          ev->seq, at, rec, acr_event_type_name(ev->type), stream, ev->version,
+                          hex, ev->actor.len ? (int)ev->actor.len : 1,
                           ev->actor.len ? ev->actor.ptr : "-", (int)ev->id.len, ev->id.ptr);
 }
 
@@ -485,8 +489,9 @@ static int log_run(acr_ledger_t *ledger, log_filter_t *f)
     acr_buf_t out;
     acr_buf_init(&out);
     if (f->table)
-        acr_buf_printf(&out, "%8s  %-29s  %-22s  %-24s  %7s  %-20s  %s\n", "seq",
-                       "at (business time)", "type", "stream", "version", "actor", "id");
+        acr_buf_printf(&out, "%8s  %-29s  %-29s  %-22s  %-24s  %7s  %-32s  %-20s  %s\n", "seq",
+                       "at (business time)", "recorded_at", "type", "stream", "version", "hash",
+                       "actor", "id");
     if (f->from <= to)
         rc = acr_reader_seek(r, f->from, &err);
     acr_event_t ev;

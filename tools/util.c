@@ -95,8 +95,8 @@ void acr__diag_errlist(const acr_errlist_t *list)
     for (size_t i = 0; i < list->count; i++)
         acr__diag_err(&list->items[i]);
     if (list->total > list->count)
-        fprintf(stderr, "accrue: %s: %zu more errors not shown\n",
-                acr_err_name(list->items[0].code), list->total - list->count);
+        fprintf(stderr, "accrue: and %zu more errors not shown (cli.md: up to %zu are listed)\n",
+                list->total - list->count, list->count);
 }
 
 int acr__fail(int rc, const acr_err_t *err)

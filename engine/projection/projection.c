@@ -320,9 +320,9 @@ static int partner_changed(acr__txn_t *tx, const acr_event_t *ev, acr_err_t *err
          i++) {
         if (!ACR_HAS(ev, attrs[i].field))
             continue;
-        bool registrations = reg != INT64_MIN && *attrs[i].at_ms == reg &&
-                             (p.flags & attrs[i].at_reg) == 0;
-        if (ev->at_ms < *attrs[i].at_ms && !registrations)
+        bool from_registration = reg != INT64_MIN && *attrs[i].at_ms == reg &&
+                                 (p.flags & attrs[i].at_reg) == 0;
+        if (ev->at_ms < *attrs[i].at_ms && !from_registration)
             continue;
         *attrs[i].val = ev->str[attrs[i].field];
         *attrs[i].at_ms = ev->at_ms;

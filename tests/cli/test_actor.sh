@@ -18,6 +18,13 @@ case_cli_actor_on_every_event() {
         "events with actor $ME (7 appended, 1 period.closed)"
     expect_stdout_contains "\"stream\":\"period:2026-07\",\"version\":1,\"actor\":\"$ME\""
     acc "$L" log --format table
+    # cli.md: "print stored events with seq, recorded_at, stream, version, hash"
+    head -1 <<<"$OUT" | grep -q "seq .*recorded_at .*stream .*version .*hash .*actor" ||
+        fail "log table header: $(head -1 <<<"$OUT")"
+    acc "$L" log --format jsonl --to 1
+    local h=${OUT#*\"hash\":\"}
+    acc "$L" log --format table --to 1
+    expect_stdout_contains "${h:0:32}"
     expect_stdout_contains "actor"
     expect_stdout_contains "$ME"
     acc "$L" payout audit 2026-07

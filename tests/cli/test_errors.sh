@@ -383,7 +383,9 @@ case_error_cap() {
     assert_exit 3
     assert_eq "$(grep -c '^accrue: malformed_json: line [0-9]*:' <<<"$ERR")" 100 "errors shown"
     expect_stderr_contains "accrue: malformed_json: line 100:"
-    expect_stderr_contains "50 more errors not shown"
+    expect_stderr_contains "and 50 more errors not shown"
+    # cli.md: one line per error, up to 100: the note of the rest is not one more
+    assert_eq "$(grep -c '^accrue: [a-z_]*:' <<<"$ERR")" 100 "lines that read as an error"
     assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
 }
 
