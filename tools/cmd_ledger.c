@@ -38,7 +38,8 @@ static const char usage_init[] =
     "  --period month|quarter  payout period (default month)\n"
     "  --utc-offset +hh:mm     the program's business day (default +00:00)\n"
     "  --map-size SIZE         initial LMDB map size, bytes or with a K/M/G suffix\n"
-    "                          (default 1G; grown on demand)\n";
+    "                          (default 1G for each of the two environments, the log's\n"
+    "                          and the derived state's: stats sums them; grown on demand)\n";
 
 /* "64M", "1G", "1048576". */
 static bool parse_size(const char *s, uint64_t *out)
