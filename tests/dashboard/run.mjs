@@ -248,6 +248,17 @@ async function workedChecks(timings) {
     });
   }
 
+  await step('formats: a median of days ending in .5 keeps its half', async () => {
+    const { context, page } = await open(W.base, 'desktop');
+    const got = await page.evaluate(async () => {
+      const f = await import('/assets/fmt.js');
+      return [f.days(37.5), f.days(37), f.days(null), f.days(1234.5)];
+    });
+    ok(JSON.stringify(got) === JSON.stringify(['37.5', '37', '—', '1,234.5']),
+      'median_days_to_win as cli.md writes it (37.5, not 37)', JSON.stringify(got));
+    await context.close();
+  });
+
   await step('worked example: overview figures', async () => {
     const { context, page, rec } = await open(W.base, 'desktop');
     await login(page, T.finance, 'overview');

@@ -42,6 +42,12 @@ export function money(minor, cur) {
 }
 
 export function int(n) { return n === null || n === undefined ? '—' : big(n).toLocaleString('en'); }
+// A count of days that may end in .5 (cli.md: median_days_to_win, "an integer or with one
+// decimal .5"): 37 -> "37", 37.5 -> "37.5", 1234.5 -> "1,234.5".
+export function days(n) {
+  if (n === null || n === undefined) return '—';
+  return Number.isInteger(n) ? int(n) : Number(n).toLocaleString('en', { minimumFractionDigits: 1, maximumFractionDigits: 1 });
+}
 export function bp(v) {
   if (v === null || v === undefined) return '—';
   const n = Math.trunc(v), s = n < 0 ? '-' : '', a = Math.abs(n);

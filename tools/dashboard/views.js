@@ -309,7 +309,7 @@ function kpiCard(k, partner, period) {
     ['net revenue', f.money(k.net_revenue_minor, partner.currency)], ['commission', f.money(k.commission_minor, partner.currency)],
     ['new customers', f.int(k.new_customers)], ['deals registered', f.int(k.deals_registered)],
     ['won / lost', `${f.int(k.deals_won)} / ${f.int(k.deals_lost)}`], ['win rate', f.bp(k.win_rate_bp)],
-    ['median days to win', k.median_days_to_win === null ? '—' : f.int(k.median_days_to_win)], ['training modules', f.int(k.training_modules)]]));
+    ['median days to win', f.days(k.median_days_to_win)], ['training modules', f.int(k.training_modules)]]));
 }
 
 // A progress bar: its width goes through the CSSOM (allowed by the CSP), never a style attribute.
