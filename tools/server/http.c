@@ -635,12 +635,13 @@ typedef struct rejected {
 } rejected_t;
 
 /* Every answer carries Accrue-Request-Id (http.md), this one too. A literal, so that the
- * compiler checks the format against its argument. */
+ * compiler checks the format against its argument. The code is one of events.md's list: the
+ * breach of a limit of serve (--connections-max) is too_large, as its other limits are. */
 #define BUSY_503                                                                                   \
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"                    \
-    "Content-Length: 84\r\nRetry-After: 1\r\nAccrue-Request-Id: %s\r\nConnection: close\r\n"   \
-    "\r\n{\"error\":{\"code\":\"unavailable\",\"message\":\"too many open "                   \
-    "connections\",\"details\":[]}}\n"
+    "Content-Length: 103\r\nRetry-After: 1\r\nAccrue-Request-Id: %s\r\nConnection: close\r\n"  \
+    "\r\n{\"error\":{\"code\":\"too_large\",\"message\":\"too many open connections (the "     \
+    "server's limit)\",\"details\":[]}}\n"
 
 static void rej_closed(uv_handle_t *h)
 {

@@ -285,8 +285,8 @@ void acr_srv_h_append(acr_srv_t *s, acr_srv_req_t *req, char **params)
         return;
     int fmt = body_format(req->content_type);
     if (fmt == FMT_UNKNOWN) {
-        /* 415, with a code of events.md's list (http.md): the request is malformed */
-        acr_srv_set_error(req, 415, "bad_request",
+        /* http.md: "a malformed request gets 400", with bad_request (events.md) */
+        acr_srv_set_error(req, 400, "bad_request",
                           "Content-Type must be application/json, application/x-ndjson or "
                           "application/msgpack");
         return;

@@ -416,7 +416,7 @@ static void dispatch_slow(acr_srv_t *s, acr_srv_req_t *req, const acr_srv_route_
     if (acr_srv_lane_submit(s, req))
         return;
     req->route = route->label;
-    acr_srv_set_error(req, 503, "unavailable",
+    acr_srv_set_error(req, 503, "too_large", /* a limit breached: events.md's code for it */
                       "too many slow requests (%s) waiting; retry shortly", route->label);
     snprintf(req->extra_headers, sizeof req->extra_headers, "Retry-After: 1\r\n");
     acr_srv_respond(req);
