@@ -389,9 +389,20 @@ static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t pe
     }
     if (through == period)
         return 0;
+    /* No sale dated after the run's period (the index knows, when it covers the log): the
+     * run saw them all. Else read no further than the last period a sale is dated in. */
+    int32_t last;
+    int rc = acr__pseq_covers(r, l, err);
+    if (rc == 1 && (rc = acr__pseq_last_dated(r, l, &last, err)) >= 0) {
+        if (rc == 0 || last <= period)
+            return 0;
+        through = last < through ? last : through;
+    }
+    if (rc < 0)
+        return rc;
     acr_statement_t all;
     memset(&all, 0, sizeof all);
-    int rc = acr__payout_lines_ignoring_closes(
+    rc = acr__payout_lines_ignoring_closes(
         l, r, through, through_seq, &(acr_comm_output_t){.omit_lines = true, .omit_csv = true},
         &all, err);
     for (size_t i = 0; rc == 0 && i < st->promotion_count; i++)

@@ -53,6 +53,29 @@ int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period
     return rc;
 }
 
+int acr__pseq_last_dated(acr_reader_t *r, const acr_ledger_t *l, int32_t *out, acr_err_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    int rc = mdb_cursor_open(acr__reader_txn(r, ACR_DB_PERIOD_SEQS), l->dbi[ACR_DB_PERIOD_SEQS],
+                             &cur);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "period_seqs");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_LAST);
+    while (rc == 0 && k.mv_size == ACR__PSEQ_KEY_LEN &&
+           acr__pseq_key_period(k.mv_data) == ACR__PSEQ_MARKER_PERIOD)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_PREV);
+    uint32_t pk = rc == 0 && k.mv_size == ACR__PSEQ_KEY_LEN ? acr__pseq_key_period(k.mv_data)
+                                                            : ACR__PSEQ_EVERY_RUN;
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return acr__mdb_err(rc, err, "period_seqs");
+    if (pk == ACR__PSEQ_EVERY_RUN)
+        return 0;
+    *out = (int32_t)(pk - 1);
+    return 1;
+}
+
 /* Reads the row under src's cursor: 1 when it is on src's list at a seq <= through, 0
  * when the list ends there, or ACR_ECORRUPT. */
 static int src_load(acr__pseq_src_t *s, const MDB_val *k, const MDB_val *v, uint64_t through,

@@ -34,6 +34,10 @@ typedef struct acr__pseq_walk {
  * release): the run then reads the whole log. Negative: an LMDB error. */
 int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err);
 
+/* The latest period a sale, refund or adjustment is dated in (a refund counts under its
+ * sale's period): 1 with *out set, 0 when none is, negative on an LMDB error. */
+int acr__pseq_last_dated(acr_reader_t *r, const acr_ledger_t *l, int32_t *out, acr_err_t *err);
+
 /* 1 when some sale, refund or adjustment is dated after `period` (so a run of it skips
  * records), 0 when none is (the walk would read every dated record: the full scan is as
  * cheap, without the merge), negative on an LMDB error. */

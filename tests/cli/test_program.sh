@@ -224,6 +224,11 @@ case_budget_used_as_of_x() {
     assert_exit 0
     grep -qF "$s,\"used_minor\":5000,\"left_minor\":0}" "$TMP/rc/summary.json" ||
         fail "the close's summary: $(cat "$TMP/rc/summary.json")"
+    # August, the last month with sales (the promotion's last day is in it): X3 2000, X4 1000
+    acc "$l2" payout run 2026-08 --out "$TMP/r8"
+    assert_exit 0
+    grep -qF '"promo_id":"H","plan_id":"standard","title":"","lines":2,"total_minor":3000,"budget_minor":5000,"used_minor":5000,"left_minor":0}' \
+        "$TMP/r8/summary.json" || fail "August's summary: $(cat "$TMP/r8/summary.json")"
 }
 case_unplanned_no_promotion() {
     local l2
