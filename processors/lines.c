@@ -1469,19 +1469,22 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     int rc = rank && tmp && r.since ? run_setup(&r) : nomem(&r);
     if (rc == 0 && c->prog.promo_count > 0)
         rc = promo_pass(&r);
-    for (uint32_t p = 0; rc == 0 && p < np; p++)
+    bool lines = !c->output.promotions_only; /* else the budgets' use is all that is asked */
+    if (rc == 0 && !lines)
+        rc = promo_totals(&r);
+    for (uint32_t p = 0; rc == 0 && lines && p < np; p++)
         rank[p] = p;
-    if (rc == 0)
+    if (rc == 0 && lines)
         acr__sort_idx(rank, tmp, np, partner_less, c);
-    if (rc == 0 && (r.out = acr__out_begin(c, st, err)) == NULL)
+    if (rc == 0 && lines && (r.out = acr__out_begin(c, st, err)) == NULL)
         rc = ACR_ENOMEM;
     unsigned threads = c->output.threads < FINISH_THREADS_MAX ? c->output.threads
                                                               : FINISH_THREADS_MAX;
-    int prc = rc == 0 && threads > 1 && np > 1 ? run_parallel(&r, rank, np, threads)
-                                               : NOT_PARALLEL;
+    int prc = rc == 0 && lines && threads > 1 && np > 1 ? run_parallel(&r, rank, np, threads)
+                                                        : NOT_PARALLEL;
     if (prc != NOT_PARALLEL)
         rc = prc;
-    for (uint32_t i = 0; rc == 0 && prc == NOT_PARALLEL && i < np; i++)
+    for (uint32_t i = 0; rc == 0 && lines && prc == NOT_PARALLEL && i < np; i++)
         rc = do_partner(&r, rank[i]);
     if (r.out != NULL) {
         if (rc == 0)

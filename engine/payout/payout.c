@@ -377,9 +377,12 @@ int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, in
  * the later periods up to its last day are counted by a second processor run through that
  * period (no lines, no CSV kept): its used_minor is the whole log's, since no sale after a
  * promotion's last day qualifies. Sales are allotted in (at, seq) order and a later
- * period's sales come after, so the run's own lines do not change. */
+ * period's sales come after, so the run's own lines do not change. A what-if run's second
+ * run takes the same what-if plans (they decide which sales are planned, and only planned
+ * sales qualify). */
 static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
-                              uint64_t through_seq, acr_statement_t *st, acr_err_t *err)
+                              uint64_t through_seq, const acr_payout_request_t *req,
+                              acr_statement_t *st, acr_err_t *err)
 {
     int32_t through = period;
     for (size_t i = 0; i < st->promotion_count; i++) {
@@ -402,9 +405,11 @@ static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t pe
         return rc;
     acr_statement_t all;
     memset(&all, 0, sizeof all);
-    rc = acr__payout_lines_ignoring_closes(
-        l, r, through, through_seq, &(acr_comm_output_t){.omit_lines = true, .omit_csv = true},
-        &all, err);
+    feed_state_t fs = {0, false};
+    rc = run_processor(l, r, through, through_seq, false, false, req,
+                       &(acr_comm_output_t){.omit_lines = true, .omit_csv = true,
+                                            .promotions_only = true},
+                       &all, &fs, err);
     for (size_t i = 0; rc == 0 && i < st->promotion_count; i++)
         for (size_t j = 0; j < all.promotion_count; j++)
             if (strcmp(st->promotions[i].promo_id, all.promotions[j].promo_id) == 0)
@@ -420,7 +425,8 @@ static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t th
 {
     int rc = run_processor(l, r, period, through_seq, true, want_full, req, o, &out->stmt, fs,
                            err);
-    if (rc == 0 && (rc = promo_used_as_of_x(l, r, period, through_seq, &out->stmt, err)) != 0) {
+    if (rc == 0 &&
+        (rc = promo_used_as_of_x(l, r, period, through_seq, req, &out->stmt, err)) != 0) {
         acr_statement_destroy(&out->stmt); /* a failed compute leaves no statement */
         memset(&out->stmt, 0, sizeof out->stmt);
     }

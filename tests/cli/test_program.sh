@@ -224,6 +224,27 @@ case_budget_used_as_of_x() {
     assert_exit 0
     grep -qF "$s,\"used_minor\":5000,\"left_minor\":0}" "$TMP/rc/summary.json" ||
         fail "the close's summary: $(cat "$TMP/rc/summary.json")"
+    # A what-if run counts the budget under its own plans: v1 of "narrow" plans only cloud,
+    # so its product-x sales (Y1 July 20000, Y2 August 20000) are unplanned and get no
+    # promotion; the what-if v2 plans every sale: July's line 2000, used 4000 (Y2's 2000 too)
+    local l3
+    l3=$(new_ledger --period month --utc-offset +00:00)
+    {
+        ev n-p plan.published 2026-06-01T00:00:00Z '{"plan":{"plan_id":"narrow","version":1,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":3000,"rules":[{"match":{"product":"cloud"},"brackets":[{"from_minor":0,"rate_bp":1000}]}]}}'
+        ev n-r1 partner.registered 2026-06-01T00:00:00Z '{"partner_id":"P1","name":"One","kind":"reseller","tier":"gold","plan_id":"narrow","currency":"JPY"}'
+        ev n-h promotion.published 2026-06-20T00:00:00Z '{"promotion":{"promo_id":"N","plan_id":"narrow","from":"2026-07-01","to":"2026-08-31","rate_bp":1000,"budget_minor":5000}}'
+        ev n-y1 sale.recorded 2026-07-10T00:00:00Z '{"sale_id":"Y1","partner_id":"P1","customer_id":"C1","amount_minor":20000,"currency":"JPY","product":"x"}'
+        ev n-y2 sale.recorded 2026-08-05T00:00:00Z '{"sale_id":"Y2","partner_id":"P1","customer_id":"C2","amount_minor":20000,"currency":"JPY","product":"x"}'
+    } >"$TMP/narrow.jsonl"
+    acc "$l3" append "$TMP/narrow.jsonl"
+    assert_exit 0
+    printf '%s\n' '{"plan_id":"narrow","version":2,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":3000,"rules":[{"match":{},"brackets":[{"from_minor":0,"rate_bp":1000}]}]}' \
+        >"$TMP/narrow-v2.json"
+    rm -rf "$TMP/rw"
+    acc "$l3" payout run 2026-07 --plan-file "$TMP/narrow-v2.json" --out "$TMP/rw"
+    assert_exit 0
+    grep -qF '"promo_id":"N","plan_id":"narrow","title":"","lines":1,"total_minor":2000,"budget_minor":5000,"used_minor":4000,"left_minor":1000}' \
+        "$TMP/rw/summary.json" || fail "the what-if run's budget: $(cat "$TMP/rw/summary.json")"
     # August, the last month with sales (the promotion's last day is in it): X3 2000, X4 1000
     acc "$l2" payout run 2026-08 --out "$TMP/r8"
     assert_exit 0
