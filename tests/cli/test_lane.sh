@@ -100,7 +100,7 @@ case_queue_bound() {
         503)
             busy=$((busy + 1))
             grep -qi '^Retry-After: 1' "$TMP/q.$i.h" || fail "503 without Retry-After: $(cat "$TMP/q.$i.h")"
-            grep -q '"unavailable"' "$TMP/q.$i" || fail "503 body: $(cat "$TMP/q.$i")"
+            grep -q '"too_large"' "$TMP/q.$i" || fail "503 body (the lane's limit: too_large): $(cat "$TMP/q.$i")"
             awk -v s="$secs" 'BEGIN { exit !(s < 2.0) }' || fail "the 503 took ${secs}s (a slow one is 3 s)"
             ;;
         *) fail "KPI $i: status $st" ;;
