@@ -452,6 +452,7 @@ def smuggle(base, token):
         ("bad chunk size", b"POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +
          b"Transfer-Encoding: chunked\r\n\r\nzz\r\n", 400),
         ("garbage", b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 400),
+        ("no HTTP version (HTTP/0.9)", b"GET /healthz\r\n\r\n", 400),
         ("headers over 16 KiB", b"GET /v1/partners HTTP/1.1\r\nHost: x\r\n" + auth +
          b"X-Big: " + b"a" * 17000 + b"\r\n\r\n", 431),
         ("body over the limit (CL)", b"POST /v1/events HTTP/1.1\r\nHost: x\r\n" + auth +

@@ -386,7 +386,7 @@ static int on_headers_complete(llhttp_t *lp)
         return -1;
     }
     if (lp->http_major != 1) /* a request line without a version (HTTP/0.9) is malformed */
-        return refuse400(p, "HTTP/1.0 or HTTP/1.1 is required");
+        return refuse400(p, "the request line needs an HTTP version, 1.0 or 1.1");
     if (lp->http_minor >= 1 && p->host_count != 1)
         return refuse400(p, "exactly one Host header is required");
     if (acr_buf_reserve(&p->cur->body, (lp->flags & F_CONTENT_LENGTH) && lp->content_length <= 65536
