@@ -207,11 +207,12 @@ static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bo
     const char *env = getenv("ACR_PAYOUT_FULL_SCAN");
     if (want_full || (env != NULL && strcmp(env, "1") == 0))
         return true;
+    int32_t last = 0;
     int rc = acr__pseq_covers(r, l, err);
     if (rc == 1)
-        rc = acr__pseq_dated_after(r, l, period, err);
+        rc = acr__pseq_last_dated(r, l, &last, err);
     *out_rc = rc < 0 ? rc : 0;
-    return rc != 1;
+    return rc != 1 || last <= period;
 }
 
 /* A run that reads the whole log feeds about every sale of the ledger: the state's counts

@@ -38,21 +38,6 @@ static int seek(MDB_txn *txn, MDB_dbi dbi, uint32_t period_key, uint64_t seq,
     return rc == MDB_NOTFOUND ? 0 : acr__mdb_err(rc, err, "period_seqs");
 }
 
-int acr__pseq_dated_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
-                          acr_err_t *err)
-{
-    MDB_cursor *cur;
-    MDB_val k, v;
-    int rc = seek(acr__reader_txn(r, ACR_DB_PERIOD_SEQS), l->dbi[ACR_DB_PERIOD_SEQS],
-                  acr__pseq_period_key(period) + 1, 0, &cur, &k, &v, err);
-    if (rc != 0 || cur == NULL)
-        return rc;
-    rc = k.mv_size == ACR__PSEQ_KEY_LEN &&
-         acr__pseq_key_period(k.mv_data) != ACR__PSEQ_MARKER_PERIOD;
-    mdb_cursor_close(cur);
-    return rc;
-}
-
 int acr__pseq_last_dated(acr_reader_t *r, const acr_ledger_t *l, int32_t *out, acr_err_t *err)
 {
     MDB_cursor *cur;
