@@ -636,12 +636,15 @@ typedef struct rejected {
 
 /* Every answer carries Accrue-Request-Id (http.md), this one too. A literal, so that the
  * compiler checks the format against its argument. The code is one of events.md's list: the
- * breach of a limit of serve (--connections-max) is too_large, as its other limits are. */
+ * breach of a limit of serve (--connections-max) is too_large, as its other limits are.
+ * Content-Length is BUSY_BODY's size, taken by sizeof: no hand-counted number. */
+#define BUSY_BODY                                                                                  \
+    "{\"error\":{\"code\":\"too_large\",\"message\":\"too many open connections (the server's "   \
+    "limit)\",\"details\":[]}}\n"
 #define BUSY_503                                                                                   \
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"                    \
-    "Content-Length: 103\r\nRetry-After: 1\r\nAccrue-Request-Id: %s\r\nConnection: close\r\n"  \
-    "\r\n{\"error\":{\"code\":\"too_large\",\"message\":\"too many open connections (the "     \
-    "server's limit)\",\"details\":[]}}\n"
+    "Content-Length: %zu\r\nRetry-After: 1\r\nAccrue-Request-Id: %s\r\nConnection: close\r\n"  \
+    "\r\n" BUSY_BODY
 
 static void rej_closed(uv_handle_t *h)
 {
@@ -697,7 +700,7 @@ static void reject_busy(acr_srv_t *s, rejected_t *r)
     uv_timer_init(s->loop, &r->timer);
     char rid[32];
     acr_srv_request_id(rid);
-    int len = snprintf(r->answer, sizeof r->answer, BUSY_503, rid);
+    int len = snprintf(r->answer, sizeof r->answer, BUSY_503, sizeof BUSY_BODY - 1, rid);
     if (len <= 0 || (size_t)len >= sizeof r->answer) {
         rej_close(r);
         return;
