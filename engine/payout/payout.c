@@ -419,7 +419,8 @@ static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t pe
     return rc;
 }
 
-/* want_full: read the whole log (a close: it needs fs's latest business date too). */
+/* want_full: read the whole log (a close: it needs fs's latest business date too; an audit:
+ * the log itself, chain-checked). */
 static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t through_seq,
                    bool want_full, const acr_payout_request_t *req, const acr_comm_output_t *o,
                    acr_payout_t *out, feed_state_t *fs, acr_err_t *err)
@@ -726,9 +727,12 @@ int acr_payout_audit(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
                  (int)fp.len, fp.ptr);
         rc = acr__reader_statement_raw(r, out->period_id, &stored, &stored_len, err);
     }
+    /* An audit reads the log itself, every record through the close's through_seq with its
+     * chain link, not the copies period_seqs keeps of scattered records: a log record
+     * changed in place must fail the audit (chain_broken), whatever those copies say. */
     feed_state_t fs = {0, false};
     if (rc == 0)
-        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], false, NULL, NULL,
+        rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], true, NULL, NULL,
                      out, &fs, err);
     if (rc == 0) {
         audit->first_diff_line =

@@ -137,6 +137,27 @@ case_audit_tampered() {
     expect_stderr_contains "computed: 2026-07,P2,1,2026-07,sale,S3,6,2026-07-11T05:00:00Z,standard@1#1,200000,20000,JPY"
 }
 
+# A log record changed in place (every "gold" of data.mdb, the plan's rule among them): the
+# audit reads the log itself, so it fails on the broken chain link, whatever copies of the
+# records the derived state keeps (period_seqs holds some for indexed runs).
+case_audit_log_changed() {
+    local copy=$TMP/changed n
+    mkdir -p "$copy"
+    cp "$L/data.mdb" "$copy/data.mdb"
+    cp "$L/state.mdb" "$copy/state.mdb"
+    n=$(perl -e '
+        my ($path) = @ARGV;
+        open(my $fh, "+<:raw", $path) or die "$path: $!";
+        local $/; my $buf = <$fh>;
+        my $n = 0;
+        while ($buf =~ /gold/g) { seek($fh, pos($buf) - 1, 0); print $fh "e"; $n++; }
+        close $fh; print $n;' "$copy/data.mdb")
+    [ "$n" -ge 1 ] || fail "no \"gold\" in data.mdb"
+    acc "$copy" payout audit 2026-07
+    assert_exit 5 "audit over a changed log record"
+    expect_stderr_contains "accrue: chain_broken: "
+}
+
 run_case case_append
 run_case case_run_july
 run_case case_run_table
@@ -144,6 +165,7 @@ run_case case_close_july
 run_case case_late_and_august
 run_case case_audit_july
 run_case case_audit_tampered
+run_case case_audit_log_changed
 run_case case_rerun_closed_july
 run_case case_close_again
 run_case case_close_out_of_order
