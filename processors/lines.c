@@ -1295,6 +1295,12 @@ static int promo_spend(run_t *r, uint32_t k)
         return acr__overflow(c, r->err, c->partners[c->sales[k].partner].id,
                              acr__period_of(c, c->sales[k].at_ms));
     c->prog.sale_promo_minor[k] = amt;
+    if (c->output.promotions_only && amt != 0) { /* no line is output: count it here */
+        m->lines++;
+        if (!acr_add_checked(&m->total_minor, amt))
+            return acr__overflow(c, r->err, c->partners[c->sales[k].partner].id,
+                                 acr__period_of(c, c->sales[k].at_ms));
+    }
     return 0;
 }
 

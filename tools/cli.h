@@ -47,16 +47,18 @@ enum { OUT_TABLE, OUT_CSV, OUT_JSON };
 typedef struct col {
     const char *key;   /* member of each row object */
     const char *title; /* table header */
-    char kind;         /* 's' text, 'n' number, 'm' amount in minor units, 'c' array length */
+    char kind;         /* 's' text, 'n' number, 'm' amount in minor units, 'c' array length,
+                          't' a UTC timestamp, shown in business time in a table */
 } col_t;
 
 /* table | csv | json into OUT_*; -1 when unknown. */
 int acr__parse_format(const char *s, int *out);
 typedef struct acr_names acr_names_t;
 /* Renders a JSON array of row objects as a table (format OUT_TABLE) or CSV on stdout. With
- * names (NULL for none; tables only), a "name" column follows a first column of partner ids. */
+ * names (NULL for none; tables only), a "name" column follows a first column of partner ids.
+ * A table shows 't' columns at the ledger's offset_min (CSV keeps the stored UTC text). */
 int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
-                     acr_names_t *names);
+                     acr_names_t *names, int32_t offset_min);
 
 /* ---- util.c ------------------------------------------------------------- */
 

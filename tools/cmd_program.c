@@ -37,6 +37,7 @@ static int run_query(acr_cli_t *cli, prog_q_t *q, prog_query_fn fn, const col_t 
     acr_err_clear(&err);
     rc = fn(ledger, q, &out, &err);
     acr_names_t names = {NULL, 0}; /* names beside partner ids in tables */
+    int32_t offset_min = acr_ledger_config(ledger)->utc_offset_min;
     if (rc == 0 && q->format == OUT_TABLE && ncols > 0 && strcmp(cols[0].key, "partner_id") == 0)
         acr__names_load(ledger, &names);
     acr_ledger_close(ledger);
@@ -44,7 +45,8 @@ static int run_query(acr_cli_t *cli, prog_q_t *q, prog_query_fn fn, const col_t 
         acr__out(out.data, out.len);
         acr__out("\n", 1);
     } else if (rc == 0) {
-        rc = acr__render_rows((const char *)out.data, out.len, cols, ncols, q->format, &names);
+        rc = acr__render_rows((const char *)out.data, out.len, cols, ncols, q->format, &names,
+                              offset_min);
         acr__names_free(&names);
         acr_buf_destroy(&out);
         return rc;
@@ -192,10 +194,10 @@ int acr__cmd_promotion(acr_cli_t *cli, int argc, char **argv)
     static const col_t cols[] = {
         {"promo_id", "promotion", 's'}, {"plan_id", "plan", 's'},
         {"from", "from", 's'},          {"last_day", "last_day", 's'},
-        {"rate_bp", "rate_bp", 'n'},    {"per_sale_minor", "per_sale", 'n'},
+        {"rate_bp", "rate_bp", 'n'},    {"per_sale_minor", "per_sale", 'm'},
         {"lines", "lines", 'n'},
-        {"total_minor", "total", 'n'},  {"budget_minor", "budget", 'n'},
-        {"used_minor", "used", 'n'},    {"left_minor", "left", 'n'},
+        {"total_minor", "total", 'm'},  {"budget_minor", "budget", 'm'},
+        {"used_minor", "used", 'm'},    {"left_minor", "left", 'm'},
     };
     return run_query(cli, &q, q_promotions, cols, sizeof cols / sizeof *cols);
 }
@@ -221,13 +223,13 @@ int acr__cmd_announcements(acr_cli_t *cli, int argc, char **argv)
         return rc;
     static const col_t all[] = {
         {"announcement_id", "announcement", 's'}, {"title", "title", 's'},
-        {"at", "at", 's'},                        {"due", "due", 's'},
+        {"at", "at", 't'},                        {"due", "due", 's'},
         {"audience", "audience", 'n'},            {"acknowledged", "acknowledged", 'n'},
         {"pending", "pending", 'n'},              {"overdue", "overdue", 'n'},
     };
     static const col_t mine[] = {
         {"announcement_id", "announcement", 's'}, {"title", "title", 's'},
-        {"at", "at", 's'}, {"due", "due", 's'}, {"state", "state", 's'},
+        {"at", "at", 't'}, {"due", "due", 's'}, {"state", "state", 's'},
     };
     if (q.partner != NULL)
         return run_query(cli, &q, q_announcements, mine, sizeof mine / sizeof *mine);

@@ -37,8 +37,10 @@ int acr__parse_format(const char *s, int *out)
     return 0;
 }
 
-/* One cell as text: table form (amounts with decimals, null as -) or csv. */
-static void cell_text(const acr_jv_t *row, const col_t *col, bool table, char *buf, size_t cap)
+/* One cell as text: table form (amounts with decimals, times in business time, null as -)
+ * or csv. */
+static void cell_text(const acr_jv_t *row, const col_t *col, bool table, int32_t offset_min,
+                      char *buf, size_t cap)
 {
     acr_jv_t v, cur;
     if (!acr__json_get(row, col->key, &v) || v.kind == 'z') {
@@ -64,6 +66,12 @@ static void cell_text(const acr_jv_t *row, const col_t *col, bool table, char *b
         acr_money_display(amount, decimals < 0 ? 0 : decimals, code, buf, (unsigned)cap);
         return;
     }
+    int64_t ms;
+    if (table && col->kind == 't' && v.kind == 's' && acr_ts_parse(v.ptr, v.len, &ms) &&
+        cap >= ACR_TS_BUF) {
+        acr_ts_format_local(ms, offset_min, buf);
+        return;
+    }
     acr__json_text(&v, buf, cap);
 }
 
@@ -82,16 +90,10 @@ static void csv_field(const char *s, acr_buf_t *out)
     acr_buf_append(out, "\"", 1);
 }
 
-static int render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
-                       acr_names_t *names)
-{
-    return acr__render_rows(json, len, cols, ncols, format, names);
-}
-
 /* Renders a JSON array of row objects as a table or CSV on stdout. With names (tables
  * only), a "name" column follows a first column of partner ids. */
 int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t ncols, int format,
-                     acr_names_t *names)
+                     acr_names_t *names, int32_t offset_min)
 {
     acr_jv_t arr, row;
     size_t pos = 0;
@@ -107,7 +109,7 @@ int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t nco
                  strcmp(cols[0].key, "partner_id") == 0;
     size_t shift = named ? 1 : 0;
     for (size_t c = 0; c < ncols; c++)
-        if (cols[c].kind != 's')
+        if (cols[c].kind != 's' && cols[c].kind != 't')
             right |= 1u << (c > 0 ? c + shift : c);
     acr__table_init(&t, ncols + shift, right);
     acr_buf_init(&csv);
@@ -121,7 +123,7 @@ int acr__render_rows(const char *json, size_t len, const col_t *cols, size_t nco
     pos = 0;
     while (acr__json_arr_next(&arr, &pos, &row) == 1) {
         for (size_t c = 0; c < ncols; c++) {
-            cell_text(&row, &cols[c], format == OUT_TABLE, cell, sizeof cell);
+            cell_text(&row, &cols[c], format == OUT_TABLE, offset_min, cell, sizeof cell);
             acr__table_add(&t, cell);
             if (c == 0 && named) {
                 const char *name = acr__name_of(names, cell);
@@ -187,7 +189,7 @@ static void partner_block(const acr_jv_t *p)
     char val[1024], a[256], b[256];
     acr_jv_t v, e, x;
     for (size_t c = 0; c < 9; c++) {
-        cell_text(p, &partner_cols[c], true, val, sizeof val);
+        cell_text(p, &partner_cols[c], true, 0, val, sizeof val);
         printf("%-10s  %s\n", partner_cols[c].key, val);
     }
     size_t pos = 0;
@@ -265,8 +267,8 @@ static int partner_run(acr_cli_t *cli, const char *id, int format)
     } else if (format == OUT_JSON) {
         rc = print_json(&out);
     } else if (id == NULL) {
-        rc = render_rows((const char *)out.data, out.len, partner_cols,
-                         sizeof partner_cols / sizeof partner_cols[0], format, NULL);
+        rc = acr__render_rows((const char *)out.data, out.len, partner_cols,
+                              sizeof partner_cols / sizeof partner_cols[0], format, NULL, 0);
     } else {
         acr_jv_t p;
         size_t pos = 0;
@@ -389,7 +391,8 @@ static int query_run(acr_cli_t *cli, query_t *q, bool kpi)
     else if (q->format == OUT_JSON)
         rc = print_json(&out);
     else
-        rc = render_rows((const char *)out.data, out.len, cols, ncols, q->format, &names);
+        rc = acr__render_rows((const char *)out.data, out.len, cols, ncols, q->format, &names,
+                              0);
     acr__names_free(&names);
     acr_buf_destroy(&out);
     return rc;

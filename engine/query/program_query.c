@@ -21,6 +21,7 @@
 #include "accrue/jsonmem.h"
 #include "accrue/program.h"
 #include "accrue/program_query.h"
+#include "../payout/payout_internal.h"
 #include "../state/program_internal.h"
 
 typedef struct onb_list {
@@ -774,23 +775,17 @@ int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
     const acr_config_t *cfg = acr_ledger_config(ledger);
     /* U: the period of the last valid local date, so every sale is in the run */
     int32_t last = acr_period_of_day(cfg->period_kind, acr_days_from_civil(9999, 12, 31));
-    acr_comm_config_t cc = {cfg->period_kind, cfg->utc_offset_min, last,
-                            acr_reader_head_seq(s.r)};
-    acr_comm_t *c = acr_comm_new(&cc);
     acr_statement_t st;
     memset(&st, 0, sizeof st);
+    /* the payout driver's pipeline (a reader thread), the promotions' pass alone: no
+     * partner's lines are computed, only each promotion's lines, total and use */
+    uint64_t head = acr_reader_head_seq(s.r);
     bool have = false;
-    if (c == NULL)
-        rc = acr_err_set(err, ACR_ENOMEM, "out of memory");
-    acr_comm_set_output(c, &(acr_comm_output_t){.omit_lines = true, .omit_csv = true});
-    acr_event_t ev;
-    if (rc == 0)
-        rc = acr_reader_seek(s.r, 1, err);
-    while (rc == 0 && (rc = acr_reader_next(s.r, &ev, NULL, err)) == 1)
-        rc = acr_comm_feed(c, &ev, err);
-    if (rc == 0 && (rc = acr_comm_finish(c, &st, err)) == 0)
-        have = true;
-    acr_comm_free(c);
+    if (head > 0) {
+        acr_comm_output_t o = {.omit_lines = true, .omit_csv = true, .promotions_only = true};
+        rc = acr__payout_lines_ignoring_closes(ledger, s.r, last, head, &o, &st, err);
+        have = rc == 0;
+    }
     raw(&w, "[");
     for (size_t i = 0; rc == 0 && i < st.promotion_count; i++) {
         const acr_promo_total_t *p = &st.promotions[i];
@@ -807,6 +802,18 @@ int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
         jstr(&w, (acr_str_t){p->promo_id, (uint32_t)strlen(p->promo_id)});
         key(&w, "plan_id", false);
         jstr(&w, row.plan_id);
+        key(&w, "currency", false); /* the plan's: the promotion's amounts are in it */
+        MDB_val pv;
+        acr__kv_reader_t kr;
+        if (mdb_get(acr__reader_txn(s.r, ACR_DB_PLANS), s.l->dbi[ACR_DB_PLANS],
+                    &(MDB_val){row.plan_id.len, (void *)row.plan_id.ptr}, &pv) != 0) {
+            rc = acr_err_set(err, ACR_ECORRUPT, "plan %.*s has no row", (int)row.plan_id.len,
+                             row.plan_id.ptr);
+            break;
+        }
+        acr__kv_reader_init(&kr, pv.mv_data, pv.mv_size);
+        (void)acr__kv_get_i64(&kr);
+        jstr(&w, acr__kv_get_str(&kr));
         key(&w, "title", false);
         jstr(&w, (acr_str_t){p->title, (uint32_t)strlen(p->title)});
         key(&w, "from", false);

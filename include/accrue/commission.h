@@ -82,10 +82,11 @@ typedef struct acr_comm_output {
                                       statement is the same whatever the count */
     uint32_t chunk_sales;          /* the sales a group of partners holds at least (0: a
                                       default; tests set 1, a group per partner) */
-    bool promotions_only;          /* true: only each promotion's budget use (used_minor,
-                                      last_day of statement.promotions) is computed, from the
-                                      promotions' pass over every partner; no line, total or
-                                      CSV (a payout summary's count of later periods) */
+    bool promotions_only;          /* true: only statement.promotions is computed (each
+                                      promotion's lines, total, used_minor, last_day), from
+                                      the promotions' pass over every partner; no line,
+                                      partner total or CSV (a payout summary's count of
+                                      later periods, `promotion list`) */
 } acr_comm_output_t;
 
 /* One statement line. Strings are owned by the statement. */

@@ -389,11 +389,19 @@ case_announcements() {
         "P1's announcements"
     acc "$L" announcements --partner P2 --format csv
     expect_stdout_contains "A3,EMEA launch,2026-06-07T00:00:00Z,,read"
+    # a human table shows business time (finance-guide.md); CSV and JSON keep UTC
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    "$ACCRUE" --ledger "$l" append "$G/base.jsonl" >/dev/null
+    ev an-9 announcement.published 2026-06-05T20:00:00Z '{"announcement_id":"A9","title":"t","body":"b","requires_ack":false}' |
+        "$ACCRUE" --ledger "$l" append - >/dev/null
+    acc "$l" announcements --today 2026-07-01
+    expect_stdout_contains "A9            t      2026-06-06T05:00:00+09:00  -"
 }
 case_promotion_list() {
     acc "$L" promotion list --format json
     assert_exit 0
-    assert_eq "$OUT" '[{"promo_id":"pa","plan_id":"std","title":"Gold July","from":"2026-07-01","to":"2026-07-31","last_day":"2026-07-31","rate_bp":500,"per_sale_minor":0,"match":{"tier":"gold"},"lines":3,"total_minor":6000,"budget_minor":6000,"used_minor":6000,"left_minor":0},{"promo_id":"pb","plan_id":"std","title":"","from":"2026-07-01","to":"2026-08-31","last_day":"2026-08-31","rate_bp":500,"per_sale_minor":0,"match":{"product":"cloud"},"lines":2,"total_minor":4000,"budget_minor":null,"used_minor":4000,"left_minor":null},{"promo_id":"pc","plan_id":"std","title":"","from":"2026-07-01","to":"2026-09-30","last_day":"2026-07-10","rate_bp":100,"per_sale_minor":0,"match":{"certified":true,"product":"support"},"lines":1,"total_minor":2,"budget_minor":null,"used_minor":2,"left_minor":null}]' \
+    assert_eq "$OUT" '[{"promo_id":"pa","plan_id":"std","currency":"JPY","title":"Gold July","from":"2026-07-01","to":"2026-07-31","last_day":"2026-07-31","rate_bp":500,"per_sale_minor":0,"match":{"tier":"gold"},"lines":3,"total_minor":6000,"budget_minor":6000,"used_minor":6000,"left_minor":0},{"promo_id":"pb","plan_id":"std","currency":"JPY","title":"","from":"2026-07-01","to":"2026-08-31","last_day":"2026-08-31","rate_bp":500,"per_sale_minor":0,"match":{"product":"cloud"},"lines":2,"total_minor":4000,"budget_minor":null,"used_minor":4000,"left_minor":null},{"promo_id":"pc","plan_id":"std","currency":"JPY","title":"","from":"2026-07-01","to":"2026-09-30","last_day":"2026-07-10","rate_bp":100,"per_sale_minor":0,"match":{"certified":true,"product":"support"},"lines":1,"total_minor":2,"budget_minor":null,"used_minor":2,"left_minor":null}]' \
         "promotion list"
     # What a sale earns is part of the answer (the dashboard's "per sale" column showed "-"
     # for a promotion paying a fixed amount a sale): per_sale_minor, and which sales: match.
@@ -404,9 +412,12 @@ case_promotion_list() {
     acc "$l" append "$TMP/pd.jsonl"
     assert_exit 0
     acc "$l" promotion list --format json
-    expect_stdout_contains '"promo_id":"pd","plan_id":"std","title":"","from":"2027-01-01","to":"2027-01-31","last_day":"2027-01-31","rate_bp":0,"per_sale_minor":250,"match":{},"lines":0'
+    expect_stdout_contains '"promo_id":"pd","plan_id":"std","currency":"JPY","title":"","from":"2027-01-01","to":"2027-01-31","last_day":"2027-01-31","rate_bp":0,"per_sale_minor":250,"match":{},"lines":0'
     acc "$l" promotion list --format csv
     expect_stdout_contains "pd,std,2027-01-01,2027-01-31,0,250,0,"
+    # a human table shows money as finance reads it, in the plan's currency
+    acc "$L" promotion list
+    expect_stdout_contains "pa         std   2026-07-01  2026-07-31      500     0 JPY      3  6,000 JPY  6,000 JPY  6,000 JPY  0 JPY"
 }
 case_rebuild_verify() {
     acc "$L" verify
