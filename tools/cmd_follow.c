@@ -29,7 +29,7 @@
 #define LAG_BUCKETS 2048 /* lag histogram: 1 ms buckets up to 2 s, then coarser */
 
 static const char usage_follow[] =
-    "usage: accrue follow --nats URL [--stream NAME] [--once] [--batch N]\n"
+    "usage: accrue follow --nats URL [--stream NAME] [--once] [--batch N] [--lag-report]\n"
     "\n"
     "Makes the ledger directory (empty, or a replica made by an earlier follow) a\n"
     "read replica of the stream that `accrue replicate` fills, and applies new\n"

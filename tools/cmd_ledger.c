@@ -441,7 +441,8 @@ static const char usage_log[] =
     "\n"
     "  --from SEQ / --to SEQ   an inclusive seq range\n"
     "  --type T                only events of type T (e.g. sale.recorded)\n"
-    "  --stream S              only events of stream S (e.g. partner:P1, sale:S1)\n";
+    "  --stream S              only events of stream S (e.g. partner:P1, sale:S1)\n"
+    "  --format jsonl|table    jsonl (the default) or the human table\n";
 
 typedef struct log_filter {
     uint64_t from, to; /* inclusive; to 0 = the head */

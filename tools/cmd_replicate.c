@@ -45,7 +45,8 @@ typedef struct pub {
 } pub_t;
 
 static const char usage_replicate[] =
-    "usage: accrue replicate --nats URL [--stream NAME] [--replicas N] [--follow|--no-follow]\n"
+    "usage: accrue replicate --nats URL [--stream NAME] [--replicas N] [--window N]\n"
+    "                        [--follow|--no-follow]\n"
     "\n"
     "Publishes every committed event (seq, stored bytes, chain hash) in seq order to\n"
     "a NATS JetStream stream (default ACCRUE_<ledger id>, created when missing with\n"
