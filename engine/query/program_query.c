@@ -805,15 +805,19 @@ int acr_query_promotions(acr_ledger_t *ledger, acr_buf_t *out, acr_err_t *err)
         key(&w, "currency", false); /* the plan's: the promotion's amounts are in it */
         MDB_val pv;
         acr__kv_reader_t kr;
+        acr_str_t cur = {NULL, 0};
         if (mdb_get(acr__reader_txn(s.r, ACR_DB_PLANS), s.l->dbi[ACR_DB_PLANS],
-                    &(MDB_val){row.plan_id.len, (void *)row.plan_id.ptr}, &pv) != 0) {
-            rc = acr_err_set(err, ACR_ECORRUPT, "plan %.*s has no row", (int)row.plan_id.len,
-                             row.plan_id.ptr);
+                    &(MDB_val){row.plan_id.len, (void *)row.plan_id.ptr}, &pv) == 0) {
+            acr__kv_reader_init(&kr, pv.mv_data, pv.mv_size); /* version, currency */
+            (void)acr__kv_get_i64(&kr);
+            cur = acr__kv_get_str(&kr);
+        }
+        if (cur.len != 3 || kr.bad) {
+            rc = acr_err_set(err, ACR_ECORRUPT, "plan %.*s has no readable row",
+                             (int)row.plan_id.len, row.plan_id.ptr);
             break;
         }
-        acr__kv_reader_init(&kr, pv.mv_data, pv.mv_size);
-        (void)acr__kv_get_i64(&kr);
-        jstr(&w, acr__kv_get_str(&kr));
+        jstr(&w, cur);
         key(&w, "title", false);
         jstr(&w, (acr_str_t){p->title, (uint32_t)strlen(p->title)});
         key(&w, "from", false);
