@@ -265,6 +265,7 @@ typedef struct follower {
     int batch;
     natsSubscription *dead[64]; /* unsubscribed, destroyed once the connection is closed */
     int ndead;
+    bool bare; /* the folder holds a ledger with no event and no replica row */
 } follower_t;
 
 /* Retires a subscription. nats.c 3.4 may still be handing it an inbound message on its
@@ -320,6 +321,7 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
                 return -ACR_EXIT_RUNTIME;
             }
             /* an empty ledger: a creation cut short, or `init` by hand */
+            f->bare = true;
             if (stream_opt != NULL)
                 snprintf(f->stream, sizeof f->stream, "%s", stream_opt);
             else
@@ -338,6 +340,16 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
     rc = read_origin(&f->c, f->stream, &o);
     if (rc != 0)
         return rc;
+    if (f->l != NULL && f->bare &&
+        (strcmp(o.hex, f->hex) != 0 || memcmp(&o.cfg, acr_ledger_config(f->l), sizeof o.cfg))) {
+        /* `accrue init` made it (a creation cut short by follow has the stream's id and
+         * config): no history to conflict with, but not this ledger either */
+        acr__diag(ACR_EEXISTS, "%s holds a ledger made by `accrue init` (no events yet), not "
+                               "a replica of ledger %s: follow creates the replica itself from "
+                               "the stream; remove the folder or name an empty one",
+                  cli->ledger_dir, o.hex);
+        return -ACR_EXIT_RUNTIME;
+    }
     if (f->l != NULL && strcmp(o.hex, f->hex) != 0) {
         acr__diag(ACR_ECHAIN_BROKEN,
                   "stream %s carries ledger %s; this replica follows ledger %s: refused",
@@ -517,8 +529,9 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, follow_opts_t *o)
     }
     if (optind != argc)
         return acr__usage(usage_follow, "unexpected argument '%s'", argv[optind]);
-    if (o->url == NULL)
-        return acr__usage(usage_follow, "--nats URL is required");
+    if (o->url == NULL || strspn(o->url, ", ") == strlen(o->url))
+        return acr__usage(usage_follow, "--nats URL is required (nats://HOST:PORT, or a "
+                                        "comma-separated list)");
     if (o->stream != NULL && (o->stream[0] == '\0' || strlen(o->stream) >= RPL_NAME_MAX))
         return acr__usage(usage_follow, "bad stream name '%s'", o->stream);
     return -1;

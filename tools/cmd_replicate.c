@@ -30,6 +30,9 @@
 #define CHUNK 4096       /* records read per snapshot */
 #define POLL_MS 50       /* head poll once caught up */
 #define ACK_WAIT_MS 5000 /* an unanswered publish is a failure after this */
+#define RETRY_SAY_MS 10000     /* a failing stream request is said at most this often */
+#define RETRY_GIVE_UP_MS 60000 /* --no-follow gives up after failing this long (tests:
+                                  ACR_RPL_GIVE_UP_MS) */
 
 typedef struct pub {
     rpl_conn_t c;
@@ -324,8 +327,9 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, pub_opts_t *o)
     }
     if (optind != argc)
         return acr__usage(usage_replicate, "unexpected argument '%s'", argv[optind]);
-    if (o->url == NULL)
-        return acr__usage(usage_replicate, "--nats URL is required");
+    if (o->url == NULL || strspn(o->url, ", ") == strlen(o->url))
+        return acr__usage(usage_replicate, "--nats URL is required (nats://HOST:PORT, or a "
+                                           "comma-separated list)");
     const char *st = o->stream;
     if (st != NULL && (strlen(st) >= RPL_NAME_MAX || strpbrk(st, " .*>\t") != NULL || !*st))
         return acr__usage(usage_replicate, "bad stream name '%s'", st);
@@ -337,17 +341,33 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, pub_opts_t *o)
 static int publish(pub_t *p, const pub_opts_t *o, bool quiet, uint64_t *first)
 {
     uint64_t last = 0;
+    int64_t failing_since = 0, said_at = 0; /* ms: a run of unanswered stream requests */
+    const char *env = getenv("ACR_RPL_GIVE_UP_MS");
+    int64_t give_up_ms = env != NULL && atoi(env) > 0 ? atoi(env) : RETRY_GIVE_UP_MS;
     while (!rpl_stop) {
         atomic_store(&p->failed, 0);
-        int s = ensure_stream(p, &last, quiet);
+        int64_t now = rpl_now_ms();
+        bool say = !quiet && (failing_since == 0 || now - said_at >= RETRY_SAY_MS);
+        int s = ensure_stream(p, &last, !say);
         if (s == 0)
-            s = check_tail(p, last, quiet);
+            s = check_tail(p, last, !say);
         if (s < 0)
             return -s;
-        if (s == 1) {
+        if (s == 1) { /* retried every 0.5 s, said every RETRY_SAY_MS */
+            if (failing_since == 0)
+                failing_since = now;
+            if (say)
+                said_at = now;
+            if (!o->follow && now - failing_since >= give_up_ms) {
+                acr__diag(ACR_EIO, "NATS did not answer the stream's requests for %.1f s: "
+                                   "giving up (--no-follow); run it again once NATS answers",
+                          (double)give_up_ms / 1000);
+                return acr_err_exit_code(ACR_EIO);
+            }
             rpl_sleep_ms(500);
             continue;
         }
+        failing_since = 0;
         if (*first == 0)
             *first = last + 1;
         if ((s = publish_from(p, last + 1, o->follow)) < 0)

@@ -419,6 +419,35 @@ case_restart_resumes_without_duplicates() {
     assert_eq "$(head_of "$R")" "$(head_of "$P")" "heads after idle restarts"
 }
 
+# A NATS without JetStream: `replicate --no-follow` says so and gives up (exit 1) instead of
+# retrying forever; an empty --nats is a usage error (exit 2) on both sides.
+case_no_jetstream() {
+    local port pid
+    port=$(_nats_free_ports 1)
+    "$NATS_SERVER" -a 127.0.0.1 -p "$port" >"$TMP/plain-nats.log" 2>&1 &
+    pid=$!
+    BG_PIDS+=("$pid")
+    for _ in $(seq 50); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
+    ACR_RPL_GIVE_UP_MS=1500 acc "$P" replicate --nats "nats://127.0.0.1:$port" --no-follow
+    assert_exit 1 "replicate to a NATS without JetStream"
+    expect_stderr_contains "no JetStream answers on this NATS"
+    expect_stderr_contains "giving up (--no-follow)"
+    kill "$pid" 2>/dev/null
+    acc "$P" replicate --nats "" --no-follow
+    assert_exit 2 "replicate --nats ''"
+    acc "$TMP/never" follow --nats "" --once
+    assert_exit 2 "follow --nats ''"
+    # a ledger made by `init` (no events) is not this stream's replica: exists, exit 1, as for
+    # a folder holding events, not chain_broken
+    "$ACCRUE" --ledger "$TMP/inited" init >/dev/null
+    acc "$TMP/inited" follow --nats "$NATS_URL" --stream "ACCRUE_$(id_of "$P")" --once
+    assert_exit 1 "follow into an init-ed ledger"
+    expect_stderr_contains "accrue: exists: $TMP/inited holds a ledger made by \`accrue init\`"
+}
+
 run_case case_faults_during_appends
 run_case case_heads_equal_and_both_verify
 run_case case_same_answers
@@ -429,4 +458,5 @@ run_case case_http_403_on_the_replica
 run_case case_follow_stops_cleanly
 run_case case_other_ledger_refused
 run_case case_restart_resumes_without_duplicates
+run_case case_no_jetstream
 finish

@@ -59,7 +59,14 @@ const char *rpl_period_name(acr_period_kind_t k)
 void rpl_diag_nats(int code, const char *what, natsStatus s, jsErrCode jerr)
 {
     const char *last = nats_GetLastError(NULL);
-    if (jerr != 0)
+    if (last != NULL && *last == '\0')
+        last = NULL; /* no detail: no trailing ": " */
+    if (jerr == JSNotEnabledErr || jerr == JSNotEnabledForAccountErr)
+        fprintf(stderr, "accrue: %s: %s: no JetStream answers on this NATS (JetStream error "
+                        "%d): is it enabled (nats-server -js, or a jetstream block in its "
+                        "configuration) and, in a cluster, ready?\n",
+                acr_err_name(code), what, (int)jerr);
+    else if (jerr != 0)
         fprintf(stderr, "accrue: %s: %s: %s (JetStream error %d)%s%s\n", acr_err_name(code), what,
                 natsStatus_GetText(s), (int)jerr, last ? ": " : "", last ? last : "");
     else
