@@ -661,7 +661,12 @@ void acr__replica_stats(const struct acr_replica_info *ri, uint64_t head_seq)
     printf("primary head %" PRIu64 " (seen %" PRId64 " ms ago)\n", ri->source_head,
            ri->source_head_ms ? now - ri->source_head_ms : -1);
     printf("lag events  %" PRIu64 "\n", behind);
-    printf("lag ms      %" PRId64 " (primary commit to replica commit, last record applied "
-           "%" PRId64 " ms ago)\n",
-           ri->last_lag_ms, ri->applied_ms ? now - ri->applied_ms : -1);
+    if (behind == 0 && ri->last_lag_ms >= 0)
+        printf("lag ms      0 (caught up; the last record applied, %" PRId64 " ms ago, "
+               "came %" PRId64 " ms after its commit on the primary)\n",
+               ri->applied_ms ? now - ri->applied_ms : -1, ri->last_lag_ms);
+    else
+        printf("lag ms      %" PRId64 " (primary commit to replica commit, last record "
+               "applied %" PRId64 " ms ago)\n",
+               ri->last_lag_ms, ri->applied_ms ? now - ri->applied_ms : -1);
 }

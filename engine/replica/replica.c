@@ -175,17 +175,23 @@ int acr_replica_get(acr_ledger_t *l, acr_replica_info_t *out, acr_err_t *err)
     return got;
 }
 
-int acr_replica_lag(acr_ledger_t *l, uint64_t *events_behind, int64_t *lag_ms, acr_err_t *err)
+int acr_replica_lag(acr_ledger_t *l, uint64_t *events_behind, int64_t *lag_ms,
+                    int64_t *seen_age_ms, acr_err_t *err)
 {
     acr_replica_info_t info;
     *events_behind = 0;
     *lag_ms = -1;
+    *seen_age_ms = -1;
     int got = acr_replica_get(l, &info, err);
     if (got != 1)
         return got;
     uint64_t head = current_head(l);
     *events_behind = info.source_head > head ? info.source_head - head : 0;
-    *lag_ms = info.last_lag_ms;
+    /* caught up, the replica lags by nothing: the last record's lag is history (after a
+     * catch-up of old records it would read as minutes forever) */
+    *lag_ms = *events_behind == 0 && info.last_lag_ms >= 0 ? 0 : info.last_lag_ms;
+    if (info.source_head_ms != 0)
+        *seen_age_ms = wall_ms() - info.source_head_ms;
     return 1;
 }
 

@@ -68,10 +68,12 @@ int acr_replica_adopt(acr_ledger_t *ledger, const acr_replica_info_t *info, acr_
 int acr_replica_get(acr_ledger_t *ledger, acr_replica_info_t *out, acr_err_t *err);
 
 /* On a replica: 1 with the events it is behind the primary's head as last
- * seen on the stream, and the lag of the last record applied (ms, -1 before
- * any); 0 on a primary. For /metrics and monitoring. */
+ * seen on the stream, its lag (ms: 0 when it is not behind, else the lag of the
+ * last record applied; -1 before any), and how long ago the primary's head was
+ * last seen (ms, -1 never: a follower that stopped shows here, not in the lag);
+ * 0 on a primary. For /metrics and monitoring. */
 int acr_replica_lag(acr_ledger_t *ledger, uint64_t *events_behind, int64_t *lag_ms,
-                    acr_err_t *err);
+                    int64_t *seen_age_ms, acr_err_t *err);
 
 /* Applies records (consecutive seqs, head+1 on; a prefix already applied is
  * skipped after checking it equals what is stored) in as few durable write

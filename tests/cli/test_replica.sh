@@ -234,7 +234,8 @@ case_lag_in_stats() {
     assert_exit 0
     expect_stdout_contains "replica     read-only, following stream $STREAM"
     expect_stdout_contains "lag events  0"
-    expect_stdout_contains "lag ms"
+    # caught up, it lags by nothing, whatever the last record's own lag was
+    expect_stdout_contains "lag ms      0 (caught up; the last record applied"
     run --ledger "$P" stats
     case $OUT in *replica*) fail "the primary's stats mention a replica" ;; esac
 }
@@ -336,6 +337,13 @@ case_http_403_on_the_replica() {
     grep -q '^accrue_replica_lag_events [0-9]' "$TMP/metrics.out" ||
         fail "/metrics lacks accrue_replica_lag_events: $(grep replica "$TMP/metrics.out")"
     grep -q '^accrue_replica_lag_ms -\?[0-9]' "$TMP/metrics.out" || fail "/metrics lacks accrue_replica_lag_ms"
+    if grep -q '^accrue_replica_lag_events 0$' "$TMP/metrics.out"; then
+        grep -q '^accrue_replica_lag_ms 0$' "$TMP/metrics.out" ||
+            fail "caught up, yet $(grep '^accrue_replica_lag_ms' "$TMP/metrics.out")"
+    fi
+    # a stopped follower shows in how long ago the primary's head was seen, not in the lag
+    grep -q '^accrue_replica_primary_seen_age_ms [0-9]' "$TMP/metrics.out" ||
+        fail "/metrics lacks accrue_replica_primary_seen_age_ms: $(grep replica "$TMP/metrics.out")"
     # the replica's live feed: a record `follow` applies (another process) reaches a subscriber
     # without a reconnect (the server watches LMDB's last txn id)
     local head pid ev t0

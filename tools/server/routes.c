@@ -503,11 +503,16 @@ static void h_metrics(acr_srv_t *s, acr_srv_req_t *req, char **params)
     (void)params;
     acr_srv_metrics_render(&req->resp);
     uint64_t behind; /* on a read replica (reporting.md): how far behind its primary */
-    int64_t lag_ms;
-    if (acr_replica_lag(s->ledger, &behind, &lag_ms, NULL) == 1)
+    int64_t lag_ms, seen_ms;
+    if (acr_replica_lag(s->ledger, &behind, &lag_ms, &seen_ms, NULL) == 1)
         acr_buf_printf(&req->resp, "# TYPE accrue_replica_lag_events gauge\n"
                        "accrue_replica_lag_events %" PRIu64 "\n# TYPE accrue_replica_lag_ms gauge\n"
-                       "accrue_replica_lag_ms %" PRId64 "\n", behind, lag_ms);
+                       "accrue_replica_lag_ms %" PRId64 "\n"
+                       "# HELP accrue_replica_primary_seen_age_ms Since follow last saw the "
+                       "primary's head (refreshed every 0.5 s while it runs).\n"
+                       "# TYPE accrue_replica_primary_seen_age_ms gauge\n"
+                       "accrue_replica_primary_seen_age_ms %" PRId64 "\n",
+                       behind, lag_ms, seen_ms);
     uint64_t hits, runs; /* the KPI memo (engine/query/kpi_memo.c) */
     acr_query_kpi_memo_stats(s->ledger, &hits, &runs);
     acr_buf_printf(&req->resp,
