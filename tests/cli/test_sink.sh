@@ -147,6 +147,30 @@ case_old_mirror_gains_the_actor() {
                     count(*) FILTER (WHERE actor = '$ME') FROM old.events")" "7/2"
 }
 
+# A reporting team's own columns on the sink's tables are kept when the sink can leave them
+# out (nullable, or with a default); a NOT NULL column without a default is refused by name.
+case_own_columns_kept() {
+    local l
+    l=$(new_ledger --period month --utc-offset +09:00)
+    acc "$l" append "$WORKED/events.jsonl"
+    sink "$l" --schema cols
+    assert_exit 0
+    q "ALTER TABLE cols.sales ADD COLUMN note text;
+       ALTER TABLE cols.sales ADD COLUMN seen boolean NOT NULL DEFAULT false;
+       UPDATE cols.sales SET note = 'checked'" >/dev/null
+    acc "$l" append "$WORKED/late.jsonl"
+    sink "$l" --schema cols
+    assert_exit 0
+    expect_stdout_contains "mirrored 2 events (seq 8..9)"
+    assert_eq "$(q "SELECT count(*) FILTER (WHERE note = 'checked') || '/' ||
+                    count(*) FILTER (WHERE note IS NULL AND NOT seen) FROM cols.sales")" "3/2" \
+        "the team's column kept, the new rows' left to its default"
+    q "ALTER TABLE cols.deals ADD COLUMN owner text NOT NULL" >/dev/null
+    sink "$l" --schema cols
+    assert_exit 1
+    expect_stderr_contains "cols.deals exists with another definition (column owner text is NOT NULL without a default"
+}
+
 # Two first runs at once on a schema that does not exist yet take turns: both succeed (one
 # failed on pg_namespace's unique index as both created the schema).
 case_two_first_runs() {
@@ -548,6 +572,7 @@ run_case case_docs_queries_run
 run_case case_rerun_is_a_no_op
 run_case case_types_are_exact
 run_case case_old_mirror_gains_the_actor
+run_case case_own_columns_kept
 run_case case_onboarding_rules_upgrade
 run_case case_missing_table_refused
 run_case case_two_first_runs

@@ -203,11 +203,16 @@ static int create_sql(const table_t *t, const char *schema, acr_buf_t *b)
     return rc ? rc : acr_buf_append_str(b, ");\n");
 }
 
-/* Compares the columns PostgreSQL has with the definitions. */
+/* Compares the columns PostgreSQL has with the definitions: every column of the sink's, by
+ * name, with its type. A column of the sink's missing or of another type means a table that
+ * is not the sink's (refused, named). Columns of a reporting team's own (ALTER TABLE ... ADD
+ * COLUMN) are kept when the sink can leave them out of its rows: nullable or with a default
+ * (every statement of the sink names its columns). */
 static int check_columns(acr__sink_pg_t *pg, acr_err_t *err)
 {
     static const char sql[] =
-        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod) "
+        "SELECT c.relname, a.attname, format_type(a.atttypid, a.atttypmod), "
+        "a.attnotnull AND NOT a.atthasdef "
         "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid "
         "JOIN pg_namespace n ON n.oid = c.relnamespace "
         "WHERE n.nspname = $1 AND a.attnum > 0 AND NOT a.attisdropped AND c.relkind = 'r' "
@@ -217,28 +222,40 @@ static int check_columns(acr__sink_pg_t *pg, acr_err_t *err)
     int rc = acr__sink_pg_query(pg, sql, 1, params, &res, "reading the table definitions", err);
     if (rc != 0)
         return rc;
+    int nrows = PQntuples(res);
     for (size_t t = 0; rc == 0 && t < NTABLES; t++) {
-        const col_t *c = tables[t].cols;
-        int nrows = PQntuples(res);
-        for (int i = 0; i < nrows; i++) {
-            if (strcmp(PQgetvalue(res, i, 0), tables[t].name) != 0)
-                continue;
-            const char *name = PQgetvalue(res, i, 1), *type = PQgetvalue(res, i, 2);
-            if (c->name == NULL || strcmp(c->name, name) != 0 || strcmp(c->type, type) != 0) {
+        const char *tn = tables[t].name;
+        for (const col_t *c = tables[t].cols; rc == 0 && c->name != NULL; c++) {
+            int i = 0;
+            while (i < nrows && (strcmp(PQgetvalue(res, i, 0), tn) != 0 ||
+                                 strcmp(PQgetvalue(res, i, 1), c->name) != 0))
+                i++;
+            if (i == nrows)
                 rc = acr_err_set(err, ACR_EIO,
-                                 "table %s.%s exists with another definition (column %s %s, "
-                                 "expected %s %s): it is not the sink's; pick another --schema",
-                                 pg->schema, tables[t].name, name, type,
-                                 c->name ? c->name : "(none)", c->type ? c->type : "");
-                break;
-            }
-            c++;
+                                 "table %s.%s lacks column %s %s: it is not the sink's; pick "
+                                 "another --schema",
+                                 pg->schema, tn, c->name, c->type);
+            else if (strcmp(PQgetvalue(res, i, 2), c->type) != 0)
+                rc = acr_err_set(err, ACR_EIO,
+                                 "table %s.%s exists with another definition (column %s is %s, "
+                                 "the sink's is %s): it is not the sink's; pick another --schema",
+                                 pg->schema, tn, c->name, PQgetvalue(res, i, 2), c->type);
         }
-        if (rc == 0 && c->name != NULL)
-            rc = acr_err_set(err, ACR_EIO,
-                             "table %s.%s lacks column %s %s: it is not the sink's; pick "
-                             "another --schema",
-                             pg->schema, tables[t].name, c->name, c->type);
+        for (int i = 0; rc == 0 && i < nrows; i++) { /* columns of the table not the sink's */
+            if (strcmp(PQgetvalue(res, i, 0), tn) != 0)
+                continue;
+            const char *name = PQgetvalue(res, i, 1);
+            const col_t *c = tables[t].cols;
+            while (c->name != NULL && strcmp(c->name, name) != 0)
+                c++;
+            if (c->name == NULL && strcmp(PQgetvalue(res, i, 3), "t") == 0)
+                rc = acr_err_set(err, ACR_EIO,
+                                 "table %s.%s exists with another definition (column %s %s is "
+                                 "NOT NULL without a default, and the sink's rows cannot fill "
+                                 "it): make it nullable or give it a default, or pick another "
+                                 "--schema",
+                                 pg->schema, tn, name, PQgetvalue(res, i, 2));
+        }
     }
     PQclear(res);
     return rc;
