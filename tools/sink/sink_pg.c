@@ -42,6 +42,17 @@ static void clean_msg(const char *in, char *out, size_t cap)
     out[j] = '\0';
 }
 
+/* A notice or warning of the server (client_min_messages = warning keeps the routine ones
+ * away: "terminating connection due to ... shutdown", a disk filling up...) as one of our
+ * diagnostic lines, not libpq's raw text. */
+static void on_notice(void *arg, const char *message)
+{
+    (void)arg;
+    char m[400];
+    clean_msg(message, m, sizeof m);
+    fprintf(stderr, "accrue: %s: PostgreSQL says: %s\n", acr_err_name(ACR_EIO), m);
+}
+
 int acr__sink_pg_connect(acr__sink_pg_t *pg, acr_err_t *err)
 {
     acr__sink_pg_close(pg);
@@ -57,6 +68,7 @@ int acr__sink_pg_connect(acr__sink_pg_t *pg, acr_err_t *err)
     }
     /* Readable errors for an operator (session settings: acr__sink_session_setup). */
     PQsetErrorVerbosity(pg->conn, PQERRORS_DEFAULT);
+    PQsetNoticeProcessor(pg->conn, on_notice, NULL);
     return 0;
 }
 
@@ -82,8 +94,11 @@ int acr__sink_pg_fail(acr__sink_pg_t *pg, PGresult *res, const char *what, acr_e
         m = pg->conn != NULL ? PQerrorMessage(pg->conn) : "no connection";
     char msg[200];
     clean_msg(m, msg, sizeof msg);
-    bool lost =
-        pg->conn == NULL || PQstatus(pg->conn) == CONNECTION_BAD || (st != NULL && lost_state(st));
+    /* Every error the server sends has a SQLSTATE; one without is libpq's own, about the
+     * connection ("server closed the connection unexpectedly" after an immediate shutdown,
+     * whose status may still read CONNECTION_OK when a write failed first): retried. */
+    bool lost = pg->conn == NULL || PQstatus(pg->conn) == CONNECTION_BAD || st == NULL ||
+                lost_state(st);
     if (st != NULL)
         acr_err_set(err, ACR_EIO, "PostgreSQL: %s: %s (SQLSTATE %s)", what, msg, st);
     else
