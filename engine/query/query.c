@@ -641,7 +641,14 @@ typedef struct kpi_ctx {
     size_t ndays, days_cap;
     rep_acc_t *reps;             /* rep rows of the current partner */
     size_t nreps, reps_cap;
+    struct lost_rep *lost;       /* (partner, rep) of each deal lost in the request, sorted */
+    size_t nlost, lost_cap;
+    bool lost_loaded;
 } kpi_ctx_t;
+
+typedef struct lost_rep {
+    acr_str_t partner, rep; /* into the snapshot's pages */
+} lost_rep_t;
 
 static int grow(void **arr, size_t *cap, size_t need, size_t elem, acr_err_t *err)
 {
@@ -881,6 +888,68 @@ static int kpi_rep_json(kpi_ctx_t *c, const rep_acc_t *r, acr_err_t *err)
     return rc;
 }
 
+static int cmp_lost(const void *a, const void *b)
+{
+    const lost_rep_t *x = a, *y = b;
+    int c = cmp_str(x->partner, y->partner);
+    return c ? c : cmp_str(x->rep, y->rep);
+}
+
+/* The (partner, rep) of every deal lost in a month of the request (a deal's rep cannot change
+ * once it is closed, so the row's rep is the rep at the time of the event), once per query. */
+static int load_lost(kpi_ctx_t *c, acr_err_t *err)
+{
+    c->lost_loaded = true;
+    MDB_cursor *cur;
+    int rc = mdb_cursor_open(c->s->txn, c->s->l->dbi[ACR_DB_PROJ_DEALS], &cur);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "proj_deals");
+    MDB_val k, v;
+    int prc = 0;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && prc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        acr__drow_t d;
+        if (acr__drow_decode(v.mv_data, v.mv_size, &d) != 0) {
+            prc = acr_err_set(err, ACR_ECORRUPT, "a proj_deals row is damaged");
+            break;
+        }
+        if (d.outcome != ACR__DEAL_LOST)
+            continue;
+        char month[ACR_PERIOD_ID_MAX];
+        acr__month_of(d.closed_at_ms, c->s->l->cfg.utc_offset_min, month);
+        bool in = false;
+        for (int m = 0; m < c->q->nmonths; m++)
+            in = in || memcmp(month, c->q->months[m], ACR__MONTH_LEN) == 0;
+        if (in && (prc = grow((void **)&c->lost, &c->lost_cap, c->nlost + 1, sizeof *c->lost,
+                              err)) == 0)
+            c->lost[c->nlost++] = (lost_rep_t){d.partner_id, d.rep_id};
+    }
+    mdb_cursor_close(cur);
+    if (prc != 0)
+        return prc;
+    if (rc != MDB_NOTFOUND)
+        return acr__mdb_err(rc, err, "proj_deals");
+    if (c->nlost > 1)
+        qsort(c->lost, c->nlost, sizeof *c->lost, cmp_lost);
+    return 0;
+}
+
+/* cli.md: a row per (partner, rep) that has a sale or a deal in the period. The counters say
+ * so for sales, registrations and wins; their activity count also counts the refunds of the
+ * rep's sales, which make no row of their own, so a row with activity and none of those has
+ * one only when a deal of the rep was lost in the request. */
+static int rep_has_row(kpi_ctx_t *c, const rep_acc_t *r, bool *out, acr_err_t *err)
+{
+    *out = r->c[ACR__REP_SALES] > 0 || r->c[ACR__REP_REGISTERED] > 0 || r->c[ACR__REP_WON] > 0;
+    if (*out || r->c[ACR__REP_ACTIVITY] <= 0)
+        return 0;
+    int rc = c->lost_loaded ? 0 : load_lost(c, err);
+    lost_rep_t key = {c->partner, r->rep_id};
+    *out = rc == 0 && c->nlost > 0 &&
+           bsearch(&key, c->lost, c->nlost, sizeof *c->lost, cmp_lost) != NULL;
+    return rc;
+}
+
 /* The per-(partner, rep) objects of `kpi --by rep`, rep ids bytewise, no rep first. */
 static int kpi_rep_rows(kpi_ctx_t *c, acr_err_t *err)
 {
@@ -909,9 +978,11 @@ static int kpi_rep_rows(kpi_ctx_t *c, acr_err_t *err)
     }
     c->nreps = n;
     rc = rep_commissions(c, err);
-    for (size_t i = 0; rc == 0 && i < c->nreps; i++)
-        if (c->reps[i].c[ACR__REP_ACTIVITY] > 0)
+    for (size_t i = 0; rc == 0 && i < c->nreps; i++) {
+        bool row;
+        if ((rc = rep_has_row(c, &c->reps[i], &row, err)) == 0 && row)
             rc = kpi_rep_json(c, &c->reps[i], err);
+    }
     return rc;
 }
 
@@ -1007,6 +1078,7 @@ int acr_query_kpi(acr_ledger_t *ledger, const char *period_id, const char *partn
     if (have)
         acr_statement_destroy(&stmt);
     acr__kpi_memo_release(&memo);
+    free(c.lost);
     free(c.days);
     free(c.reps);
     return finish(&s, &w, rc, err);

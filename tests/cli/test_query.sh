@@ -123,6 +123,36 @@ case_kpi() {
     assert_exit 0
 }
 
+# cli.md: --by rep has a row per (partner, rep) with a sale or a deal in the period. R1's only
+# August event is a refund of its July sale: no August row (the refund still lowers P1's net
+# and commission in the partner's row). R2's only August event is a lost deal: a row.
+case_kpi_by_rep_rows() {
+    local l
+    l=$(new_ledger --period month --utc-offset +00:00)
+    cat >"$TMP/rep.jsonl" <<'EOF2'
+{"id":"p1","type":"partner.registered","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P1","name":"A","kind":"reseller","tier":"gold","plan_id":"std","currency":"JPY"}}
+{"id":"r1","type":"rep.added","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P1","rep_id":"R1","name":"R"}}
+{"id":"r2","type":"rep.added","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P1","rep_id":"R2","name":"S"}}
+{"id":"pl","type":"plan.published","at":"2026-06-01T00:00:00Z","data":{"plan":{"plan_id":"std","version":1,"effective_from":"2026-01-01","currency":"JPY","ceiling_bp":5000,"rules":[{"match":{},"brackets":[{"from_minor":0,"rate_bp":1000}]}]}}}
+{"id":"s1","type":"sale.recorded","at":"2026-07-10T00:00:00Z","data":{"sale_id":"S1","partner_id":"P1","customer_id":"C1","product":"cloud","amount_minor":10000,"currency":"JPY","rep_id":"R1"}}
+{"id":"d2","type":"deal.registered","at":"2026-07-12T00:00:00Z","data":{"deal_id":"D2","partner_id":"P1","customer_id":"C2","amount_minor":5000,"currency":"JPY","rep_id":"R2"}}
+{"id":"rf1","type":"sale.refunded","at":"2026-08-10T00:00:00Z","data":{"sale_id":"S1","amount_minor":1000}}
+{"id":"d2c","type":"deal.closed","at":"2026-08-11T00:00:00Z","data":{"deal_id":"D2","outcome":"lost","reason":"price"}}
+EOF2
+    acc "$l" append "$TMP/rep.jsonl"
+    assert_exit 0
+    acc "$l" kpi --period 2026-08 --by rep --format json
+    assert_exit 0
+    assert_eq "$OUT" '[{"partner_id":"P1","rep_id":"R2","period":"2026-08","currency":"JPY","sales":0,"net_revenue_minor":0,"new_customers":0,"deals_registered":0,"deals_won":0,"commission_minor":0}]' \
+        "August by rep: the lost deal's rep, not the refund's"
+    acc "$l" kpi --period 2026-08 --format json
+    expect_stdout_contains '"net_revenue_minor":-1000'
+    expect_stdout_contains '"commission_minor":-100'
+    acc "$l" kpi --period 2026-Q3 --by rep --format json
+    expect_stdout_contains '"rep_id":"R1","period":"2026-Q3","currency":"JPY","sales":1,"net_revenue_minor":9000'
+    expect_stdout_contains '"rep_id":"R2","period":"2026-Q3","currency":"JPY","sales":0,"net_revenue_minor":0,"new_customers":0,"deals_registered":1'
+}
+
 case_pipeline() {
     acc "$L" pipeline --today 2026-08-01 --format json
     assert_exit 0
@@ -159,6 +189,7 @@ run_case case_plan_show
 run_case case_whatif
 run_case case_partner
 run_case case_kpi
+run_case case_kpi_by_rep_rows
 run_case case_pipeline
 run_case case_stage_names_are_text
 finish
