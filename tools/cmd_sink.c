@@ -276,9 +276,14 @@ static int sink_postgres(acr_cli_t *cli, int argc, char **argv)
         return acr_err_exit_code(err.code);
     }
     double secs = now_s() - t0;
-    if (st.events > 0)
+    if (st.events > 0 && st.events == st.last - st.first + 1)
         printf("mirrored %" PRIu64 " events (seq %" PRIu64 "..%" PRIu64 ") into schema %s in "
                "%.3f s; position %" PRIu64 "\n",
+               st.events, st.first, st.last, pg.schema, secs, st.position);
+    else if (st.events > 0) /* another sink on the schema took turns with this one */
+        printf("mirrored %" PRIu64 " events (between seq %" PRIu64 " and %" PRIu64 "; another "
+               "sink on the schema mirrored the rest) into schema %s in %.3f s; position %" PRIu64
+               "\n",
                st.events, st.first, st.last, pg.schema, secs, st.position);
     else
         printf("mirrored 0 events into schema %s; position %" PRIu64 "\n", pg.schema, st.position);

@@ -187,6 +187,23 @@ case_two_first_runs() {
     rc2=$?
     assert_eq "$rc1/$rc2" "0/0" "two first runs: $(cat "$TMP/t1.out" "$TMP/t2.out" | head -c 400)"
     assert_eq "$(q "SELECT count(*) FROM twin.events")" "$("$ACCRUE" --ledger "$l" log | wc -l | tr -d ' ')"
+    # two sinks taking turns event by event: each summary counts its own events, and never
+    # claims a range (seq A..B) that the other filled in part
+    "$ACCRUE" --ledger "$l" sink postgres --dsn "$PG_DSN" --schema twin2 --batch-events 1 \
+        >"$TMP/t3.out" 2>&1 &
+    p1=$!
+    "$ACCRUE" --ledger "$l" sink postgres --dsn "$PG_DSN" --schema twin2 --batch-events 1 \
+        >"$TMP/t4.out" 2>&1 &
+    p2=$!
+    wait "$p1" "$p2"
+    local sum
+    sum=$(cat "$TMP/t3.out" "$TMP/t4.out" | sed -n 's/^mirrored \([0-9]*\) events.*/\1/p' |
+        awk '{ s += $1 } END { print s + 0 }')
+    assert_eq "$sum" 7 "events the two summaries count: $(cat "$TMP/t3.out" "$TMP/t4.out")"
+    if cat "$TMP/t3.out" "$TMP/t4.out" | sed -n 's/^mirrored \([0-9]*\) events (seq \([0-9]*\)\.\.\([0-9]*\)).*/\1 \2 \3/p' |
+        awk '$1 != $3 - $2 + 1 { bad = 1 } END { exit !bad }'; then
+        fail "a summary's range is not its count: $(cat "$TMP/t3.out" "$TMP/t4.out")"
+    fi
 }
 
 # A mirror missing a table its position covers (dropped by hand) is refused, not refilled
