@@ -114,21 +114,25 @@ case_bad_period() {
     assert_exit 2
 }
 
-# A stored statement edited in data.mdb: audit names the first differing line.
-case_audit_tampered() {
-    local copy=$TMP/tampered n
-    mkdir -p "$copy"
-    cp "$L/data.mdb" "$copy/data.mdb"
-    cp "$L/state.mdb" "$copy/state.mdb"
-    n=$(perl -e '
-        my ($path) = @ARGV;
+# patched_copy COPY REGEX BACK BYTE: COPY becomes a copy of $L in which, in data.mdb, the byte
+# BACK bytes before the end of every match of REGEX is BYTE; prints the number of matches.
+patched_copy() {
+    mkdir -p "$1"
+    cp "$L/data.mdb" "$1/data.mdb"
+    cp "$L/state.mdb" "$1/state.mdb"
+    perl -e '
+        my ($path, $re, $back, $byte) = @ARGV;
         open(my $fh, "+<:raw", $path) or die "$path: $!";
         local $/; my $buf = <$fh>;
         my $n = 0;
-        while ($buf =~ /S3,6,2026-07-11T05:00:00Z,standard\@1#1,200000,20000,JPY/g) {
-            seek($fh, pos($buf) - 5, 0); print $fh "1"; $n++;
-        }
-        close $fh; print $n;' "$copy/data.mdb")
+        while ($buf =~ /$re/g) { seek($fh, pos($buf) - $back, 0); print $fh $byte; $n++; }
+        close $fh; print $n;' "$1/data.mdb" "$2" "$3" "$4"
+}
+
+# A stored statement edited in data.mdb: audit names the first differing line.
+case_audit_tampered() {
+    local copy=$TMP/tampered n
+    n=$(patched_copy "$copy" 'S3,6,2026-07-11T05:00:00Z,standard@1#1,200000,20000,JPY' 5 1)
     [ "$n" -ge 1 ] || fail "the stored statement line was not found in data.mdb"
     acc "$copy" payout audit 2026-07
     assert_exit 5
@@ -142,16 +146,7 @@ case_audit_tampered() {
 # records the derived state keeps (period_seqs holds some for indexed runs).
 case_audit_log_changed() {
     local copy=$TMP/changed n
-    mkdir -p "$copy"
-    cp "$L/data.mdb" "$copy/data.mdb"
-    cp "$L/state.mdb" "$copy/state.mdb"
-    n=$(perl -e '
-        my ($path) = @ARGV;
-        open(my $fh, "+<:raw", $path) or die "$path: $!";
-        local $/; my $buf = <$fh>;
-        my $n = 0;
-        while ($buf =~ /gold/g) { seek($fh, pos($buf) - 1, 0); print $fh "e"; $n++; }
-        close $fh; print $n;' "$copy/data.mdb")
+    n=$(patched_copy "$copy" gold 1 e)
     [ "$n" -ge 1 ] || fail "no \"gold\" in data.mdb"
     acc "$copy" payout audit 2026-07
     assert_exit 5 "audit over a changed log record"
