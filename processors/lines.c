@@ -1295,12 +1295,8 @@ static int promo_spend(run_t *r, uint32_t k)
         return acr__overflow(c, r->err, c->partners[c->sales[k].partner].id,
                              acr__period_of(c, c->sales[k].at_ms));
     c->prog.sale_promo_minor[k] = amt;
-    if (c->output.promotions_only && amt != 0) { /* no line is output: count it here */
-        m->lines++;
-        if (!acr_add_checked(&m->total_minor, amt))
-            return acr__overflow(c, r->err, c->partners[c->sales[k].partner].id,
-                                 acr__period_of(c, c->sales[k].at_ms));
-    }
+    if (c->output.promotions_only && amt != 0)
+        m->lines++; /* no line is output: counted here (the total is used_minor) */
     return 0;
 }
 
@@ -1426,7 +1422,9 @@ static int promo_totals(run_t *r)
         if (o->promo_id == NULL || o->plan_id == NULL || o->title == NULL)
             return nomem(r);
         o->lines = m->lines;
-        o->total_minor = m->total_minor;
+        /* promotions_only outputs no line: every allotted amount is a line's, so the
+         * total is what the budget pass spent */
+        o->total_minor = c->output.promotions_only ? m->used_minor : m->total_minor;
         o->has_budget = m->p.has_budget;
         o->budget_minor = m->p.budget_minor;
         o->used_minor = m->used_minor;

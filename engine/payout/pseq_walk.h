@@ -38,7 +38,6 @@ int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err);
  * sale's period): 1 with *out set, 0 when none is, negative on an LMDB error. */
 int acr__pseq_last_dated(acr_reader_t *r, const acr_ledger_t *l, int32_t *out, acr_err_t *err);
 
-
 /* Opens the walk of run period `period` as of `through` in r's snapshot. 0 or ACR_ENOMEM /
  * an LMDB error (nothing to close then). */
 int acr__pseq_walk_open(acr__pseq_walk_t *w, acr_reader_t *r, const acr_ledger_t *l,
