@@ -542,16 +542,23 @@ static bool partner_on_plan(const acr_comm_t *c, uint32_t p, uint32_t key)
 
 static int whatif_check(const acr_comm_t *c, const acr_plan_t *plan, acr_err_t *err)
 {
+    const acr_plan_t *latest = NULL; /* the stale check names the version it must exceed */
+    for (size_t i = 0; i < c->plan_count; i++) {
+        const acr_plan_t *q = &c->plans[i].plan;
+        if (strcmp(q->plan_id, plan->plan_id) == 0 &&
+            (latest == NULL || q->version > latest->version))
+            latest = q;
+    }
+    if (latest != NULL && plan->version <= latest->version) {
+        acr_err_set(err, ACR_ESTALE_VERSION, "plan %s version %lld is not above version %lld",
+                    plan->plan_id, (long long)plan->version, (long long)latest->version);
+        snprintf(err->field, sizeof err->field, "%s", "plan.version");
+        return ACR_ESTALE_VERSION;
+    }
     for (size_t i = 0; i < c->plan_count; i++) {
         const acr_plan_t *q = &c->plans[i].plan;
         if (strcmp(q->plan_id, plan->plan_id) != 0)
             continue;
-        if (plan->version <= q->version) {
-            acr_err_set(err, ACR_ESTALE_VERSION, "plan %s version %lld is not above version %lld",
-                        plan->plan_id, (long long)plan->version, (long long)q->version);
-            snprintf(err->field, sizeof err->field, "%s", "plan.version");
-            return ACR_ESTALE_VERSION;
-        }
         if (strcmp(q->currency, plan->currency) != 0) {
             acr_err_set(err, ACR_ECURRENCY_MISMATCH, "plan %s is in %s, not %s", plan->plan_id,
                         q->currency, plan->currency);

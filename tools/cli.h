@@ -203,9 +203,10 @@ int acr__cmd_tokens(acr_cli_t *cli, int argc, char **argv); /* cmd_token.c */
 int acr__cmd_sink(acr_cli_t *cli, int argc, char **argv);   /* cmd_sink.c */
 int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv); /* cmd_replicate.c */
 int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv);    /* cmd_follow.c */
-/* The replica lines of `accrue stats` (cmd_follow.c); info is an
- * acr_replica_info_t of accrue/replica.h. */
+/* The replica lines of `accrue stats` (cmd_follow.c): info is the acr_replica_info_t of
+ * accrue/replica.h and behind, lag_ms, seen_age_ms what acr_replica_lag said of the ledger. */
 struct acr_replica_info;
-void acr__replica_stats(const struct acr_replica_info *info, uint64_t head_seq);
+void acr__replica_stats(const struct acr_replica_info *info, uint64_t behind, int64_t lag_ms,
+                        int64_t seen_age_ms);
 
 #endif

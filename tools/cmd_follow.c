@@ -652,21 +652,21 @@ int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv)
     return rc;
 }
 
-void acr__replica_stats(const struct acr_replica_info *ri, uint64_t head_seq)
+void acr__replica_stats(const struct acr_replica_info *ri, uint64_t behind, int64_t lag_ms,
+                        int64_t seen_age_ms)
 {
     int64_t now = rpl_now_ms();
-    uint64_t behind = ri->source_head > head_seq ? ri->source_head - head_seq : 0;
     printf("replica     read-only, following stream %s (consumer %s)\n", ri->stream,
            ri->consumer);
-    printf("primary head %" PRIu64 " (seen %" PRId64 " ms ago)\n", ri->source_head,
-           ri->source_head_ms ? now - ri->source_head_ms : -1);
+    printf("primary head %" PRIu64 " (seen %" PRId64 " ms ago)\n", ri->source_head, seen_age_ms);
     printf("lag events  %" PRIu64 "\n", behind);
-    if (behind == 0 && ri->last_lag_ms >= 0)
-        printf("lag ms      0 (caught up; the last record applied, %" PRId64 " ms ago, "
-               "came %" PRId64 " ms after its commit on the primary)\n",
-               ri->applied_ms ? now - ri->applied_ms : -1, ri->last_lag_ms);
+    int64_t applied_ago = ri->applied_ms ? now - ri->applied_ms : -1;
+    if (behind == 0 && lag_ms == 0) /* caught up (acr_replica_lag's rule) */
+        printf("lag ms      %" PRId64 " (caught up; the last record applied, %" PRId64
+               " ms ago, came %" PRId64 " ms after its commit on the primary)\n",
+               lag_ms, applied_ago, ri->last_lag_ms);
     else
         printf("lag ms      %" PRId64 " (primary commit to replica commit, last record "
                "applied %" PRId64 " ms ago)\n",
-               ri->last_lag_ms, ri->applied_ms ? now - ri->applied_ms : -1);
+               lag_ms, applied_ago);
 }

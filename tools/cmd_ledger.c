@@ -706,6 +706,10 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     const acr_config_t cfg = *acr_ledger_config(ledger);
     acr_replica_info_t ri;
     int replica = rc == 0 ? acr_replica_get(ledger, &ri, &err) : 0;
+    uint64_t behind = 0;
+    int64_t lag_ms = -1, seen_age_ms = -1;
+    if (replica == 1)
+        replica = acr_replica_lag(ledger, &behind, &lag_ms, &seen_age_ms, &err);
     acr_ledger_close(ledger);
     if (rc != 0 || replica < 0)
         return acr__fail(rc ? rc : replica, &err);
@@ -726,7 +730,7 @@ int acr__cmd_stats(acr_cli_t *cli, int argc, char **argv)
     for (int t = 1; t < ACR_EV__COUNT; t++)
         printf("  %-24s %" PRIu64 "\n", acr_event_type_name(t), st.by_type[t]);
     if (replica == 1) /* a read replica (reporting.md): where it stands against its primary */
-        acr__replica_stats(&ri, st.head_seq);
+        acr__replica_stats(&ri, behind, lag_ms, seen_age_ms);
     return ACR_EXIT_OK;
 }
 

@@ -349,7 +349,10 @@ static int announcement_acknowledged(acr__txn_t *tx, const acr_event_t *ev, acr_
     acr__pkey_add(&ak, rep.ptr, rep.len);
     if (ak.bad)
         return acr_err_set(err, ACR_ENOMEM, "key too long");
-    if ((rc = pget(tx, kval(&ak), &v, err)) != 0)
+    if ((rc = pget(tx, kval(&ak), &v, err)) != 0 && rc > 0 && rep.len > 0)
+        return fail_field(err, ACR_EDUPLICATE, "data.rep_id",
+                          "rep %.*s already acknowledged this announcement", rep);
+    if (rc != 0)
         return rc < 0 ? rc
                       : fail_field(err, ACR_EDUPLICATE, "data.partner_id",
                                    "partner %.*s already acknowledged this announcement", pid);

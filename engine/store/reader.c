@@ -474,13 +474,18 @@ int acr__reader_statement_raw(acr_reader_t *r, const char *period_id, const char
     return 0;
 }
 
+void acr_statement_fingerprint(const char *csv, size_t len, char out[33])
+{
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(csv, len));
+    acr_hash_hex(c.digest, out);
+}
+
 int acr__statement_check(const char *period, const char *csv, size_t len, acr_str_t recorded,
                          const char *hint, acr_err_t *err)
 {
     char got[33];
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(csv, len));
-    acr_hash_hex(c.digest, got);
+    acr_statement_fingerprint(csv, len, got);
     if (recorded.len == 32 && memcmp(recorded.ptr, got, 32) == 0)
         return 0;
     return acr_err_set(err, ACR_EMISMATCH, "the stored statement of %s hashes to %s, not the "

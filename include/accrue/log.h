@@ -172,6 +172,10 @@ int acr_reader_hash_at(acr_reader_t *r, uint64_t seq, uint8_t out[ACR_HASH_LEN],
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
                          size_t *out_len, acr_err_t *err);
 
+/* The fingerprint of statement bytes (commissions.md): XXH3-128 of csv[0..len), canonical,
+ * as 32 lowercase hex digits + NUL. */
+void acr_statement_fingerprint(const char *csv, size_t len, char out[33]);
+
 /* Formats 16 hash bytes as 32 lowercase hex digits + NUL. */
 void acr_hash_hex(const uint8_t hash[ACR_HASH_LEN], char out[33]);
 

@@ -116,9 +116,10 @@ case_ack_unknown_rep() {
     ev x17 announcement.acknowledged 2026-06-09T00:00:00Z '{"announcement_id":"A1","partner_id":"P1","rep_id":"R9"}' |
         reject unknown_rep
 }
-case_ack_duplicate() { # one per (announcement, partner, rep)
+case_ack_duplicate() { # one per (announcement, partner, rep): the error names the rep
     ev x18 announcement.acknowledged 2026-06-09T00:00:00Z '{"announcement_id":"A3","partner_id":"P2","rep_id":"R1"}' |
         reject duplicate
+    expect_stderr_contains "field data.rep_id: rep R1 already acknowledged this announcement"
 }
 case_announcement_duplicate() {
     ev x19 announcement.published 2026-06-09T00:00:00Z '{"announcement_id":"A1","title":"t","body":"b","requires_ack":false}' |

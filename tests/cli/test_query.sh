@@ -39,6 +39,15 @@ case_plan_publish_stale() {
     assert_eq "$(ledger_sum "$L")" "$before" "ledger checksum"
 }
 
+# A what-if version at or below the latest published one is stale, and the error names the
+# version it must exceed: the latest (2 here), not the first published (1).
+case_whatif_stale_names_latest() {
+    sed 's/"version": 2/"version": 1/' "$TMP/plan2.json" >"$TMP/plan1.json"
+    acc "$L" payout run 2026-07 --plan-file "$TMP/plan1.json"
+    assert_exit 3
+    expect_stderr_contains "plan standard version 1 is not above version 2"
+}
+
 case_plan_show() {
     acc "$L" plan show standard --format json
     assert_exit 0
@@ -185,6 +194,7 @@ EOF2
 
 run_case case_plan_publish
 run_case case_plan_publish_stale
+run_case case_whatif_stale_names_latest
 run_case case_plan_show
 run_case case_whatif
 run_case case_partner

@@ -136,6 +136,28 @@ case_tampered_statement() {
     assert_eq "$("$ACCRUE" --ledger "$copy" stats | grep "head seq")" "$head" "head after the refused close"
     acc "$copy" payout export 2026-07
     assert_exit 5
+    # Served, a closed period's statement is the stored bytes for staff too (a partner never
+    # gets anything else): the healthy ledger's carry its close's fingerprint, the damaged
+    # ones are refused as the command line refuses them, never replaced by a recomputation.
+    local fp tok code
+    fp=$("$ACCRUE" --ledger "$l" payout list | awk '$1 == "2026-07" {print $5}')
+    for led in "$l" "$copy"; do
+        tok=$("$ACCRUE" --ledger "$led" --quiet token create --role auditor --name "aud$RANDOM")
+        start_server "$led"
+        code=$(curl -s -o "$TMP/stmt.csv" -D "$TMP/stmt.hdr" -w '%{http_code}' \
+            -H "Authorization: Bearer $tok" "$BASE/v1/payouts/2026-07/statement")
+        stop_server
+        if [ "$led" = "$l" ]; then
+            assert_eq "$code" 200 "staff statement of a closed period"
+            grep -qi "^X-Accrue-Fingerprint: $fp" "$TMP/stmt.hdr" ||
+                fail "served fingerprint: $(grep -i fingerprint "$TMP/stmt.hdr"), want $fp"
+            assert_eq "$(xxh128sum "$TMP/stmt.csv" | cut -d' ' -f1)" "$fp" "served bytes' hash"
+        else
+            [ "$code" -ge 500 ] || [ "$code" = 409 ] || fail "damaged statement served: $code"
+            grep -q "the stored statement of 2026-07 hashes to" "$TMP/stmt.csv" ||
+                fail "damaged statement answer: $(head -c 300 "$TMP/stmt.csv")"
+        fi
+    done
 }
 
 # A derived row changed outside the write path (mdb_load into state.mdb): `verify --fast` finds

@@ -52,9 +52,9 @@ void acr_srv_dashboard_answer(acr_srv_req_t *req)
 {
     req->route = "dashboard";
     req->static_headers = security_headers;
-    if (req->method != HTTP_GET) {
+    if (!acr_srv_is_get(req)) {
         acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
-        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET, HEAD\r\n");
         return;
     }
     if (acr_srv_query_refused(req, "")) /* the page and its assets take no parameters */
@@ -74,7 +74,7 @@ void acr_srv_dashboard_answer(acr_srv_req_t *req)
         return;
     }
     req->status = 200;
-    if (req->method == HTTP_GET &&
+    if (acr_srv_is_get(req) &&
         acr_buf_append(&req->resp, (const char *)a->data, a->len) != 0)
         acr_srv_set_error(req, 503, "unavailable", "out of memory");
 }

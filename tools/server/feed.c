@@ -49,6 +49,8 @@ typedef struct acr_srv_sub {
     bool live;            /* receives broadcasts */
     bool reading;         /* a catch-up read is in flight */
     int writes;           /* uv_writes in flight */
+    bool token_stored;    /* its token is in the ledger's table: rechecked (revoke, expiry) */
+    uint8_t token_hash[ACR_TOKEN_HASH_LEN];
     struct acr_srv_sub *prev, *next;
 } acr_srv_sub_t;
 
@@ -134,6 +136,7 @@ static void read_work(uv_work_t *w)
 }
 
 static void read_done(uv_work_t *w, int status);
+static bool sub_token_ok(acr_srv_t *s, acr_srv_sub_t *x);
 
 static void queue_read(acr_srv_t *s, acr_srv_sub_t *sub, uint64_t from, uint64_t to)
 {
@@ -261,7 +264,7 @@ static void live_read_done(acr_srv_t *s, feed_read_t *fr)
     if (c != NULL) {
         for (acr_srv_sub_t *x = s->feed.subs; x != NULL;) {
             acr_srv_sub_t *next = x->next; /* deliver may drop x */
-            if (x->live)
+            if (x->live && sub_token_ok(s, x))
                 deliver(x, c, true);
             x = next;
         }
@@ -292,9 +295,10 @@ static void read_done(uv_work_t *w, int status)
     acr_srv_chunk_t *c = fr->chunk;
     /* sub->reading stays set while we work, so a drop cannot free sub under us */
     if (sub->conn != NULL && !s->stopping) {
-        if (c != NULL)
-            deliver(sub, c, false);
-        else if (fr->rc != 0)
+        if (c != NULL) {
+            if (sub_token_ok(s, sub)) /* else closed: sub stays while reading is set */
+                deliver(sub, c, false);
+        } else if (fr->rc != 0)
             acr_srv_conn_close(sub->conn);
         else if (sub->next_seq > s->feed.broadcast_seq)
             sub->live = true;
@@ -333,13 +337,33 @@ void acr_srv_feed_notify(acr_srv_t *s, uint64_t head_seq)
     pump_live(s);
 }
 
+/* A stream lasts no longer than its token: one revoked or expired since the stream began
+ * ends it before anything more is delivered (as a new request would be refused), and at the
+ * next heartbeat when nothing is. A --token-file token lives as long as the server. The
+ * cache answers without LMDB until a foreign commit (a revoke's, say) empties it; then the
+ * first stream checked reads the tokens table and refills it. False: x's connection is
+ * closed (x dropped, freed unless it is reading). */
+static bool sub_token_ok(acr_srv_t *s, acr_srv_sub_t *x)
+{
+    int role;
+    char partner[ACR_ID_LEN_MAX + 1];
+    if (x->conn == NULL || !x->token_stored ||
+        acr_token_cache_get(s->tokens, x->token_hash, &role, partner, NULL) == 0 ||
+        acr_token_check_hash(s->ledger, s->tokens, x->token_hash, &role, partner, NULL) !=
+            ACR_EUNAUTHORIZED)
+        return x->conn != NULL;
+    acr_srv_conn_close(x->conn);
+    return false;
+}
+
 static void on_heartbeat(uv_timer_t *t)
 {
     static const char beat[] = ": heartbeat\n\n";
     acr_srv_t *s = t->data;
     for (acr_srv_sub_t *x = s->feed.subs; x != NULL;) {
         acr_srv_sub_t *next = x->next;
-        sub_write(x, NULL, beat, sizeof beat - 1, true);
+        if (sub_token_ok(s, x))
+            sub_write(x, NULL, beat, sizeof beat - 1, true);
         x = next;
     }
 }
@@ -413,6 +437,8 @@ void acr_srv_feed_start(acr_srv_t *s, acr_srv_req_t *req)
     sub->srv = s;
     sub->conn = conn;
     sub->next_seq = req->feed_from;
+    sub->token_stored = req->token_stored;
+    memcpy(sub->token_hash, req->token_hash, sizeof sub->token_hash);
     sub->next = s->feed.subs;
     if (s->feed.subs)
         s->feed.subs->prev = sub;

@@ -46,6 +46,8 @@
 
 #define READ_CHUNK (64 * 1024)
 #define LINGER_MS 1000
+/* After a stop, a request still arriving has this long to finish its body (then 503). */
+#define STOP_BODY_GRACE_MS 2000
 /* Reading goes on while a request is in flight (no epoll_ctl per request) until this much of
  * the next requests is buffered. */
 #define PIPELINE_BYTES_MAX (64 * 1024)
@@ -408,7 +410,8 @@ void acr_srv_respond(acr_srv_req_t *req)
     };
     req->wreq.data = req;
     req->close_after = close;
-    if (write_response(req, bufs, req->resp.len ? 2 : 1) != 0) {
+    bool body = req->resp.len > 0 && req->method != HTTP_HEAD; /* a HEAD: the head alone */
+    if (write_response(req, bufs, body ? 2 : 1) != 0) {
         acr_srv_conn_close(c);
         finish_request(c, req, false);
     }
@@ -589,9 +592,12 @@ static void on_timer(uv_timer_t *t)
         fail(c, 408, "the request head did not arrive in time");
         break;
     case PH_BODY:
-        fail(c, 408,
-             uv_now(c->srv->loop) >= c->body_deadline ? "the request body did not arrive in time"
-                                                      : "the request body stalled");
+        if (c->srv->stopping && uv_now(c->srv->loop) >= c->body_deadline)
+            fail(c, 503, "the server is stopping and the request body did not arrive in time");
+        else
+            fail(c, 408, uv_now(c->srv->loop) >= c->body_deadline
+                             ? "the request body did not arrive in time"
+                             : "the request body stalled");
         break;
     case PH_IDLE:
     case PH_LINGER:
@@ -798,8 +804,15 @@ void acr_srv_http_stop(acr_srv_t *s)
         if (c->phase == PH_IDLE || c->phase == PH_HEAD || c->phase == PH_LINGER ||
             c->phase == PH_FEED)
             acr_srv_conn_close(c);
-        /* PH_BODY: the request is still arriving; PH_BUSY: in flight. Both
-         * are answered (with Connection: close) before the connection goes. */
+        /* PH_BUSY: in flight, answered (with Connection: close) before the connection goes.
+         * PH_BODY: the request is still arriving; it has STOP_BODY_GRACE_MS more to arrive
+         * (then 503), so a client trickling its body cannot hold the stop (http.md). */
+        if (c->phase == PH_BODY) {
+            uint64_t by = uv_now(s->loop) + STOP_BODY_GRACE_MS;
+            if (by < c->body_deadline)
+                c->body_deadline = by;
+            arm_body(c);
+        }
     }
 }
 
@@ -843,6 +856,23 @@ bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
                               (int)(klen < 64 ? klen : 64), p,
                               *allowed ? "; this endpoint takes: " : "", allowed);
             return true;
+        }
+        /* an empty value (`partner=`) or a parameter given twice would be read as absent or
+         * as the first one: an answer for everything, or not for what was asked */
+        if (klen > 0 && (eq == NULL || len == klen + 1)) {
+            acr_srv_set_error(req, 400, "bad_request", "query parameter '%.*s' has no value",
+                              (int)(klen < 64 ? klen : 64), p);
+            return true;
+        }
+        for (const char *o = req->query; klen > 0 && o < p;) {
+            const char *oamp = strchr(o, '&');
+            size_t olen = oamp ? (size_t)(oamp - o) : strlen(o);
+            if (olen > klen && o[klen] == '=' && memcmp(o, p, klen) == 0) {
+                acr_srv_set_error(req, 400, "bad_request", "query parameter '%.*s' is given twice",
+                                  (int)(klen < 64 ? klen : 64), p);
+                return true;
+            }
+            o = oamp ? oamp + 1 : p;
         }
         /* a value must decode (valid %XX escapes, no NUL) and fit its handler's buffer:
          * a handler reads one that does not as absent, and would answer for everything */

@@ -117,6 +117,8 @@ typedef struct acr_srv_req {
     char partner[ACR_ID_LEN_MAX + 1]; /* the token's partner ("" unless partner role) */
     char token_name[ACR_TOKEN_NAME_MAX + 8]; /* its name ("file:N": --token-file line N) */
     uint8_t token_tag[8];             /* the first bytes of its hash: which token of that name */
+    uint8_t token_hash[ACR_TOKEN_HASH_LEN]; /* its whole hash: a feed rechecks it (revoke) */
+    bool token_stored;                /* a token of the ledger's table (not --token-file) */
     char request_id[32];              /* Accrue-Request-Id: server start (hex s) - counter */
     const char *route;                /* route label for metrics and the log */
     int next;                         /* enum acr_srv_next */
@@ -267,6 +269,9 @@ typedef struct acr_srv_decision {
 /* 0 when role may use the route found for req->method and req->path (after
  * acr_srv_split_target), else the status: 401 (role NONE), 404, 405, 403. */
 int acr_srv_route_decide(const acr_srv_req_t *req, int role, acr_srv_decision_t *d);
+/* A GET, or a HEAD (RFC 9110: every GET resource answers it, the same head without the body;
+ * the feed excepted, which is a stream with no end). */
+bool acr_srv_is_get(const acr_srv_req_t *req);
 /* Splits req->url into the decoded req->path and the raw req->query (heap);
  * false when the target is not an origin-form path or decodes badly. */
 bool acr_srv_split_target(acr_srv_req_t *req);

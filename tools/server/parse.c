@@ -561,6 +561,13 @@ static bool pct_decode(const char *s, size_t n, bool plus_space, char *out, size
                 return false;
             c = (char)(hi * 16 + lo);
             i += 2;
+            if (c == '/' && !plus_space) { /* a path: an encoded '/' is no separator, and no */
+                if (j + 3 >= cap)            /* id holds one: it stays "%2F", found nowhere */
+                    return false;
+                memcpy(out + j, s + i - 2, 3);
+                j += 3;
+                continue;
+            }
         } else if (c == '+' && plus_space) {
             c = ' ';
         }
@@ -729,6 +736,11 @@ bool acr_srv_bearer(const char *a, size_t n, const char **out_tok, size_t *out_l
     return true;
 }
 
+bool acr_srv_is_get(const acr_srv_req_t *req)
+{
+    return req->method == HTTP_GET || req->method == HTTP_HEAD;
+}
+
 int acr_srv_route_decide(const acr_srv_req_t *req, int role, acr_srv_decision_t *d)
 {
     memset(d, 0, sizeof *d);
@@ -738,14 +750,17 @@ int acr_srv_route_decide(const acr_srv_req_t *req, int role, acr_srv_decision_t 
         char *params[ACR_SRV_PARAMS_MAX] = {NULL, NULL};
         if (!match(acr_srv_routes[i].pattern, req->path, d->buf, sizeof d->buf, params))
             continue;
-        if (acr_srv_routes[i].method == req->method) {
+        bool get = acr_srv_routes[i].method == HTTP_GET;
+        bool stream = acr_srv_routes[i].id == ACR_SRV_R_FEED;
+        if (acr_srv_routes[i].method == req->method ||
+            (get && !stream && req->method == HTTP_HEAD)) {
             d->route = &acr_srv_routes[i];
             memcpy(d->params, params, sizeof params);
             break;
         }
         size_t used = strlen(d->allow);
         snprintf(d->allow + used, sizeof d->allow - used, "%s%s", used ? ", " : "",
-                 acr_srv_routes[i].method == HTTP_GET ? "GET" : "POST");
+                 get ? (stream ? "GET" : "GET, HEAD") : "POST");
     }
     if (d->route == NULL)
         return d->allow[0] ? 405 : 404;

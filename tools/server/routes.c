@@ -121,6 +121,7 @@ static int auth_fast(acr_srv_t *s, acr_srv_req_t *req, uint8_t hash[ACR_TOKEN_HA
         acr_token_hash(tok, n, hash) != 0)
         return AUTH_NONE;
     memcpy(req->token_tag, hash, sizeof req->token_tag); /* which token: idempotency keys */
+    memcpy(req->token_hash, hash, sizeof req->token_hash);
     bool boot = false;
     for (size_t i = 0; i < s->boot_count; i++) {
         if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0 && !boot) {
@@ -132,6 +133,7 @@ static int auth_fast(acr_srv_t *s, acr_srv_req_t *req, uint8_t hash[ACR_TOKEN_HA
     }
     if (boot)
         return AUTH_OK;
+    req->token_stored = true;
     int role;
     if (acr_token_cache_get(s->tokens, hash, &role, req->partner, req->token_name) == 0) {
         req->role = role;
@@ -352,12 +354,12 @@ void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
     }
     bool health = strcmp(req->path, "/healthz") == 0;
     if (health || acr_srv_dashboard_path(req->path)) {
-        if (req->method != HTTP_GET && !health) /* refused on the head: no tokenless body */
-            acr_srv_dashboard_answer(req);           /* 405 with the page's headers */
-        else if (req->method != HTTP_GET) {
+        if (!acr_srv_is_get(req) && !health) /* refused on the head: no tokenless body */
+            acr_srv_dashboard_answer(req);         /* 405 with the page's headers */
+        else if (!acr_srv_is_get(req)) {
             req->route = "healthz";
             acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
-            snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+            snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET, HEAD\r\n");
         }
         acr_srv_head_decided(req); /* no token needed: answered once complete */
         return;
@@ -388,10 +390,12 @@ void acr_srv_authorize(acr_srv_t *s, acr_srv_req_t *req)
 
 /* Requests that replay or scan the whole log, seconds to tens of seconds on a
  * large ledger: a verify reads every event, a payout run, an audit and a staff
- * statement replay up to a period, a KPI replays for commission_minor, the
- * promotions replay for their budget use. They go to the slow lane. (A
- * partner's statement is the stored bytes; onboarding and the other reads
- * are projection lookups; GET /v1/events scans a bounded page.) */
+ * statement of an open period replay up to a period, a KPI replays for
+ * commission_minor, the promotions replay for their budget use. They go to the
+ * slow lane (a staff statement too: whether its period is closed, and so the
+ * stored bytes, is known once the handler reads). (A partner's statement is the
+ * stored bytes; onboarding and the other reads are projection lookups; GET
+ * /v1/events scans a bounded page.) */
 static bool is_slow(const acr_srv_req_t *req, int route_id)
 {
     switch (route_id) {
@@ -436,10 +440,10 @@ void acr_srv_dispatch(acr_srv_t *s, acr_srv_req_t *req)
         return;
     }
     bool health = strcmp(req->path, "/healthz") == 0;
-    if (health && req->method != HTTP_GET) {
+    if (health && !acr_srv_is_get(req)) {
         req->route = "healthz";
         acr_srv_set_error(req, 405, "method_not_allowed", "use GET for %s", req->path);
-        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET\r\n");
+        snprintf(req->extra_headers, sizeof req->extra_headers, "Allow: GET, HEAD\r\n");
         acr_srv_respond(req);
         return;
     }
@@ -989,6 +993,9 @@ static void send_statement(acr_srv_req_t *req, const char *period, const char *c
     acr_buf_destroy(&filtered);
 }
 
+/* A closed period's statement is the bytes its close stored (checked against the recorded
+ * fingerprint): a partner sees nothing else; staff get them too unless as_of asks for the run
+ * as of a given seq. An open period's, for staff, is the draft run as of the head or as_of. */
 static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     char buf[ACR_ID_LEN_MAX + 1];
@@ -997,7 +1004,19 @@ static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
     acr_err_clear(&err);
     if (!scoped_partner(req, buf, sizeof buf, &pid))
         return;
-    if (is_partner(req)) { /* closed periods only: the stored bytes */
+    uint64_t as_of = 0;
+    bool has = false;
+    if (!is_partner(req) && !param_u64(req, "as_of", &as_of, &has))
+        return;
+    if (!is_partner(req) && pid != NULL) { /* a partner that does not exist is 404 */
+        acr_buf_t one;
+        acr_buf_init(&one);
+        int qrc = acr_query_partners(s->ledger, pid, &one, &err);
+        acr_buf_destroy(&one);
+        if (answered_failure(req, qrc, &err))
+            return;
+    }
+    if (!has) {
         acr_reader_t *r;
         const char *csv;
         size_t len;
@@ -1007,24 +1026,17 @@ static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
             return;
         }
         rc = acr_reader_statement(r, params[0], &csv, &len, &err);
-        if (rc == 0)
-            send_statement(req, params[0], csv, len, pid, NULL);
+        if (rc == 0) {
+            char fp[33];
+            acr_statement_fingerprint(csv, len, fp);
+            send_statement(req, params[0], csv, len, pid, fp);
+        }
         acr_reader_close(r);
-        if (answered_failure(req, rc, &err))
+        if (rc != ACR_ENOT_FOUND || is_partner(req)) {
+            answered_failure(req, rc, &err);
             return;
-        return;
-    }
-    uint64_t as_of = 0;
-    bool has;
-    if (!param_u64(req, "as_of", &as_of, &has))
-        return;
-    if (pid != NULL) { /* a partner that does not exist is 404, as for pipeline and kpi */
-        acr_buf_t one;
-        acr_buf_init(&one);
-        int qrc = acr_query_partners(s->ledger, pid, &one, &err);
-        acr_buf_destroy(&one);
-        if (answered_failure(req, qrc, &err))
-            return;
+        }
+        acr_err_clear(&err);
     }
     acr_payout_request_t pr = {params[0], as_of, NULL, NULL, 0};
     acr_payout_t p;
