@@ -65,7 +65,7 @@ run_case case_page_and_assets
 case_refusals() {
     get / -X POST
     assert_eq "$CODE" 405 "POST /"
-    has_header "allow: GET"
+    has_header "allow: GET, HEAD"
     has_header "$CSP"
     get /assets/nope.js
     assert_eq "$CODE" 404 "unknown asset"
