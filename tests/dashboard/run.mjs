@@ -10,9 +10,13 @@
 // role; every view of every staff role; no console error, no page error, no failed request
 // and no HTTP error answer in any view; a partner token that cannot reach another partner's
 // data through the page or its requests; a deal registered in the partner's portal showing up
-// live in a finance context; the hostile name shown as text. Takes the screenshots of
-// docs/img/ at 1280x800 and 390x844 and prints each view's render time (performance.measure
-// of the page, navigation to drawn). Ends with `run.mjs: P passed, F failed`.
+// live in a finance context; the hostile name shown as text; a sign-in that routes once; a
+// caption on every table; the skip link; the focus kept through Enter and live redraws; a
+// statement's lines paged 100 at a time; a partial 24-hour count shown as "≥ N". Takes the
+// screenshots of docs/img/ at 1280x800 and 390x844 and prints each view's render times
+// (performance.measure of the page: navigation to drawn, view:<name>, and to drawn in full with
+// the figures that arrive later, view:<name>:full), written next to the binary under test as
+// dashboard-timings.json. Ends with `run.mjs: P passed, F failed`.
 //
 // Times are measured and printed, not asserted: the server under test may be a sanitizer
 // build on a shared 2-core machine. A wait for something that must happen has a generous
@@ -173,6 +177,59 @@ async function noComputing(page, timeout) {
   await page.waitForFunction(() => !document.querySelector('.computing'), null, { timeout });
   return Date.now() - t0;
 }
+// The view's tables without a caption (each table needs one, shown or for screen readers only).
+function uncaptioned(page) {
+  return page.evaluate(() => [...document.querySelectorAll('#view table')]
+    .filter((t) => !t.caption || !t.caption.textContent.trim())
+    .map((t) => `${document.body.dataset.ready}: `
+      + [...t.querySelectorAll('th')].map((h) => h.textContent).join('/')));
+}
+// What has the keyboard focus: its focus key, aria-label or text, or "BODY" when focus was lost.
+function focused(page) {
+  return page.evaluate(() => {
+    const a = document.activeElement;
+    if (!a || a === document.body) return 'BODY';
+    return a.dataset.focus || a.getAttribute('aria-label') || a.id || a.textContent;
+  });
+}
+// Navigates to a view and waits for it to be drawn in full (body[data-full], set with the
+// measure view:<name>:full once the figures that arrive later are drawn). A MutationObserver set
+// before the navigation sees the page at that very moment: was a "computing…" still on screen?
+async function visitFull(page, hash, name, timeout = 20000) {
+  const probe = page.evaluate((v) => new Promise((res) => {
+    const mo = new MutationObserver(() => {
+      if (document.body.dataset.full !== v) return;
+      mo.disconnect();
+      const m = performance.getEntriesByName(`view:${v}:full`).pop();
+      const computing = document.querySelectorAll('#view .computing').length;
+      res({ full: m ? m.duration : null, computing });
+    });
+    mo.observe(document.body, { attributes: true, attributeFilter: ['data-full'] });
+  }), name).catch(() => null);
+  const ms = await visit(page, hash, name);
+  const got = await Promise.race([probe, new Promise((r) => setTimeout(() => r(null), timeout))]);
+  return { ms, full: got ? got.full : null, computing: got ? got.computing : null };
+}
+// The full measure of the last visit of a view, once drawn (null when not within timeout ms).
+async function fullTime(page, name, timeout) {
+  try {
+    await page.waitForFunction((v) => document.body.dataset.full === v, name, { timeout });
+  } catch { return null; }
+  return page.evaluate((v) => {
+    const m = performance.getEntriesByName(`view:${v}:full`);
+    return m.length ? m[m.length - 1].duration : null;
+  }, name);
+}
+// The /v1/ requests the page made, counted by path and query (the feed left out).
+function requestCounts(rec) {
+  const n = {};
+  for (const u of rec.requests) {
+    const x = new URL(u);
+    const k = x.pathname + x.search;
+    if (x.pathname.startsWith('/v1/') && x.pathname !== '/v1/feed') n[k] = (n[k] || 0) + 1;
+  }
+  return n;
+}
 function clean(rec, name) {
   ok(rec.problems.length === 0, `${name}: no console error, page error or failed request`, rec.problems.slice(0, 5).join(' ; '));
   rec.problems.length = 0;
@@ -195,10 +252,12 @@ async function main() {
   // --- 2,000 partners ----------------------------------------------------------------------
   await genChecks(timings);
 
-  const out = path.join(ROOT, 'build', 'dashboard-timings.json');
+  // next to the binary under test (build/dashboard-timings.json for make test's build/accrue)
+  const out = path.join(path.dirname(ACCRUE), 'dashboard-timings.json');
   fs.mkdirSync(path.dirname(out), { recursive: true });
   fs.writeFileSync(out, JSON.stringify(timings, null, 2) + '\n');
-  console.log('render times (ms, performance.measure navigation -> drawn):');
+  console.log('render times (ms, performance.measure navigation -> drawn; <view>_full: -> drawn'
+    + ' in full, the KPI columns and promotions included):');
   for (const [k, v] of Object.entries(timings)) console.log(`  ${k}: ${typeof v === 'object' ? Object.entries(v).map(([a, b]) => `${a} ${typeof b === "number" ? Math.round(b) : b}`).join(', ') : v}`);
 }
 
@@ -230,6 +289,7 @@ async function workedChecks(timings) {
         const { context, page, rec } = await open(W.base, size);
         await login(page, T[role], 'overview');
         ok(await page.textContent('#role') === role, `${role}: the page shows the role`);
+        const noCaption = [];
         for (const v of STAFF_VIEWS) {
           const ms = await visit(page, '#/' + v, v);
           if (v === 'partners' || v === 'overview' || v === 'promotions') await noComputing(page, 20000);
@@ -237,11 +297,18 @@ async function workedChecks(timings) {
             await page.click('text=Run draft');
             await noComputing(page, 20000);
           }
+          if (role === 'finance') timings.worked[v + '_full'] = await fullTime(page, v, 20000);
           if (role === 'finance') { timings.worked[v] = ms; await shot(page, `${v}-${size}.png`); }
+          noCaption.push(...await uncaptioned(page));
         }
         const ms = await visit(page, '#/partners/P1', 'partner');
         await noComputing(page, 20000);
         if (role === 'finance') { timings.worked.partner = ms; await shot(page, `partner-${size}.png`); }
+        await page.click('#view button:text("Show lines")');
+        await page.waitForSelector('caption:text("Statement 2026-07")');
+        noCaption.push(...await uncaptioned(page));
+        ok(noCaption.length === 0, `${role} ${size}: every table of every view has a caption`,
+          noCaption.join(' ; '));
         clean(rec, `${role} ${size}`);
         await context.close();
       }
@@ -279,6 +346,85 @@ async function workedChecks(timings) {
     const csv = fs.readFileSync(await d.path(), 'utf8');
     ok(csv === fs.readFileSync(path.join(ROOT, 'tests/cli/worked/statement-2026-07.csv'), 'utf8'), 'payouts: CSV download is the closed statement, byte for byte');
     clean(rec, 'overview figures');
+    await context.close();
+  });
+
+  await step('sign-in routes once: each request once, the view built once', async () => {
+    for (const [secret, view] of [[T.finance, 'overview'], ['par-dashboard-P1-01', 'portal']]) {
+      const { context, page, rec } = await open(W.base, 'desktop');
+      await login(page, secret, view);
+      await noComputing(page, 20000);
+      await page.waitForTimeout(500); // a second route would have asked again by now
+      const n = requestCounts(rec);
+      const twice = Object.entries(n).filter(([, c]) => c > 1);
+      ok(twice.length === 0 && n['/v1/status'] === 1,
+        `${view} after sign-in: every data request made once, /v1/status once`, JSON.stringify(n));
+      const navs = await page.evaluate(() => performance.getEntriesByType('mark')
+        .filter((m) => m.name.startsWith('nav:')).length);
+      ok(navs === 1, `${view} after sign-in: the view is built once`, `${navs} navigations`);
+      clean(rec, `${view} sign-in`);
+      await context.close();
+    }
+  });
+
+  await step('the skip link moves the focus to the content, the route stays', async () => {
+    const { context, page, rec } = await open(W.base, 'desktop');
+    await login(page, T.finance, 'overview');
+    await visit(page, '#/partners', 'partners');
+    await page.focus('a.skip');
+    await page.keyboard.press('Enter');
+    await page.waitForTimeout(300);
+    const got = await page.evaluate(() => ({ hash: location.hash,
+      ready: document.body.dataset.ready, focus: document.activeElement.id }));
+    ok(got.hash === '#/partners' && got.ready === 'partners', 'skip link: still on Partners',
+      JSON.stringify(got));
+    ok(got.focus === 'main', 'skip link: the focus is on the main region', JSON.stringify(got));
+    clean(rec, 'skip link');
+    await context.close();
+  });
+
+  await step('focus survives a redraw: sort header (Enter, then a live commit)', async () => {
+    const { context, page, rec } = await open(W.base, 'desktop');
+    await login(page, T.finance, 'overview');
+    await visit(page, '#/partners', 'partners');
+    await noComputing(page, 20000);
+    await page.waitForSelector('#live.on');
+    await page.focus('th button:text("net revenue")');
+    await page.keyboard.press('Enter');
+    ok(await focused(page) === 'sort:net', 'partners: Enter on a sort header keeps the focus on it',
+      await focused(page));
+    ok(await page.getAttribute('th:has(button:text("net revenue"))', 'aria-sort') === 'ascending',
+      'partners: sorted by net revenue');
+    const at = new Date().toISOString().replace(/\.\d{3}Z$/, 'Z');
+    const r = await fetch(W.base + '/v1/events', {
+      method: 'POST',
+      headers: { Authorization: 'Bearer ' + T.finance, 'Content-Type': 'application/json' },
+      body: JSON.stringify([{ id: 'dash-focus-1', type: 'rep.added', at,
+        data: { partner_id: 'P1', rep_id: 'R8', name: 'Focus Check' } }]) });
+    const body = await r.json();
+    ok(r.ok, 'a commit while the sort header has the focus', JSON.stringify(body));
+    await page.waitForFunction((seq) => Number(document.body.dataset.live) >= seq, body.last_seq,
+      { timeout: LIVE_MS });
+    await noComputing(page, 20000);
+    ok(await focused(page) === 'sort:net',
+      'partners: after the live redraw the focus is still on the sort header', await focused(page));
+    clean(rec, 'focus');
+    await context.close();
+  });
+
+  await step('view:<name>:full ends once the late figures are drawn', async () => {
+    const { context, page, rec } = await open(W.base, 'desktop');
+    await login(page, T.finance, 'overview');
+    const views = [['#/partners', 'partners'], ['#/partners/P1', 'partner'],
+      ...(PROGRAM ? [['#/promotions', 'promotions']] : [])];
+    for (const [hash, name] of views) {
+      const r = await visitFull(page, hash, name);
+      const full = r.full === null ? '—' : Math.round(r.full);
+      ok(r.full !== null && r.full >= r.ms && r.computing === 0,
+        `${name}: view:${name}:full measured with nothing left computing`
+        + ` (${Math.round(r.ms)} ms drawn, ${full} ms full)`, JSON.stringify(r));
+    }
+    clean(rec, 'full timing');
     await context.close();
   });
 
@@ -335,6 +481,9 @@ async function workedChecks(timings) {
       if (size === 'desktop') timings.worked.portal = ms;
       await page.click('text=Show lines');
       await page.waitForSelector('caption:text("Statement 2026-07")');
+      const noCaption = await uncaptioned(page);
+      ok(noCaption.length === 0, `portal ${size}: every table has a caption`,
+        noCaption.join(' ; '));
       await shot(page, `portal-${size}.png`);
       ok(await page.evaluate(() => sessionStorage.getItem('accrue.token') !== null && localStorage.length === 0 && document.cookie === ''), `portal ${size}: token in sessionStorage only`);
       ok(!(await page.locator('#nav a').allTextContents()).some((t) => t !== 'Portal'), `portal ${size}: the only view is the Portal`);
@@ -475,6 +624,61 @@ async function workedChecks(timings) {
 
 }
 
+// The overview's events of the last 24 h: "≥ N" with a title when the server counted a window
+// of the log only (events_24h_partial).
+async function events24Check(page, size) {
+  const got = await page.evaluate(async () => {
+    const h = { Authorization: 'Bearer ' + sessionStorage.getItem('accrue.token'),
+      Accept: 'application/json' };
+    const st = await (await fetch('/v1/status', { headers: h })).json();
+    const card = [...document.querySelectorAll('#view .card')]
+      .find((c) => c.querySelector('h2').textContent === 'Events, last 24 h');
+    const big = card && card.querySelector('.big');
+    return { partial: st.events_24h_partial, text: big ? big.textContent : null,
+      title: big ? big.title : null };
+  });
+  if (!got.partial) {
+    console.log(`  skip ${size} overview "≥": the log fits the server's window`);
+    return;
+  }
+  ok(/^≥ [\d,]+$/.test(got.text) && /lower bound/.test(got.title || ''),
+    `${size} overview: events of the last 24 h read "≥ N", titled a lower bound, when partial`,
+    JSON.stringify(got));
+}
+
+// A statement's lines (Payouts "Lines", a partner's "Show lines") come a page of 100 rows at a
+// time with the row count, and Enter on Next shows the next 100 with the focus kept on Next.
+async function linesPagedCheck(page, label, button, partner) {
+  await page.click(button);
+  const tableSel = '#view table:has(caption:text-matches("^Statement [0-9]"))';
+  await page.waitForSelector(tableSel, { timeout: 60000 });
+  const lines = await page.evaluate(async (p) => {
+    const h = { Authorization: 'Bearer ' + sessionStorage.getItem('accrue.token'),
+      Accept: 'application/json' };
+    const cap = [...document.querySelectorAll('#view caption')]
+      .find((c) => c.textContent.startsWith('Statement '));
+    const period = cap.textContent.match(/Statement (\S+)/)[1];
+    const url = `/v1/payouts/${period}/statement${p ? '?partner=' + p : ''}`;
+    const st = await (await fetch(url, { headers: h })).json();
+    return st.lines.map((l) => String(l.line));
+  }, partner);
+  const rows = await page.locator(`${tableSel} tbody tr`).count();
+  const pager = page.locator(`${tableSel} >> xpath=ancestor::div[contains(@class,"tablewrap")]`
+    + '/following-sibling::div[@class="pager"]');
+  const pagerText = (await pager.count()) ? await pager.textContent() : '';
+  const counted = pagerText.includes(`${lines.length.toLocaleString('en')} rows`);
+  ok(rows === Math.min(100, lines.length) && counted,
+    `${label}: statement lines drawn 100 a page with the row count (${lines.length} lines)`,
+    `${rows} rows; pager "${pagerText}"`);
+  if (lines.length <= 100 || !(await pager.count())) return;
+  await pager.locator('button[aria-label="Next page"]').focus();
+  await page.keyboard.press('Enter');
+  const first = await page.textContent(`${tableSel} tbody tr td`);
+  ok(first === lines[100] && await focused(page) === 'pager:next',
+    `${label}: Enter on Next shows lines 101–200, the focus stays on Next`,
+    `${first} ${await focused(page)}`);
+}
+
 async function genChecks(timings) {
   // On a big existing ledger (--ledger) the commission figures take a replay of the whole log:
   // the views must draw without them; the wait for them is bounded and recorded, not failed.
@@ -492,6 +696,8 @@ async function genChecks(timings) {
       for (const v of [...STAFF_VIEWS.slice(1), STAFF_VIEWS[0]]) {
         const ms = await visit(page, '#/' + v, v);
         if (size === 'desktop') timings.gen[v] = ms;
+        const full = await fullTime(page, v, BIG ? 5000 : 60000);
+        if (size === 'desktop') timings.gen[v + '_full'] = full ?? 'not drawn in full in time';
         if (v === 'promotions') await settle(page);
         if (v === 'partners') {
           const slow = await settle(page);
@@ -503,21 +709,48 @@ async function genChecks(timings) {
           const cap = await page.textContent('#view caption');
           const n = JSON.parse(acc(g.l, 'partner', 'list', '--format', 'json')).length;
           ok(cap.includes(n.toLocaleString('en')), `${size} partners: caption counts every partner`, cap);
+          ok(await focused(page) === 'sort:net',
+            `${size} partners: the focus stays on the sort header clicked`, await focused(page));
+          const where = async () => `${await page.textContent('#view .pager')}`
+            + ` | ${await focused(page)}`;
+          await page.focus('#view button[aria-label="Next page"]');
+          await page.keyboard.press('Enter');
+          ok(/page 2 of .* \| pager:next$/.test(await where()),
+            `${size} partners: Enter on Next page shows page 2, the focus stays on Next`,
+            await where());
+          await page.focus('#view button[aria-label="Previous page"]');
+          await page.keyboard.press('Enter'); // back on page 1, where Previous is disabled
+          ok(/page 1 of .* \| pager:next$/.test(await where()),
+            `${size} partners: Enter on Previous page to page 1 hands the focus to Next`,
+            await where());
           if (size === 'desktop' && !BIG) await shot(page, 'partners-2000-desktop.png');
         }
         if (v === 'overview' && size === 'desktop' && !BIG) await shot(page, 'overview-2000-desktop.png');
+        if (v === 'overview') await events24Check(page, size);
+        if (v === 'payouts') {
+          await linesPagedCheck(page, size, '#view button:text-is("Lines")', null);
+        }
       }
       const ms = await visit(page, '#/partners/' + encodeURIComponent(g.first), 'partner');
       if (size === 'desktop') timings.gen.partner = ms;
+      const full = await fullTime(page, 'partner', BIG ? 5000 : 60000);
+      if (size === 'desktop') timings.gen.partner_full = full ?? 'not drawn in full in time';
       await settle(page);
+      await linesPagedCheck(page, `${size} partner page`, '#view button:text("Show lines")',
+        g.first);
       if (size === 'desktop' && !BIG) { // two more rounds: the median of three is the figure reported
         const runs = {};
+        const timed = async (v, hash) => {
+          (runs[v] ||= [timings.gen[v]]).push(await visit(page, hash, v));
+          (runs[v + '_full'] ||= [timings.gen[v + '_full']]).push(await fullTime(page, v, 60000));
+        };
         for (let round = 0; round < 2; round++) {
-          for (const v of [...STAFF_VIEWS.slice(1), STAFF_VIEWS[0]]) (runs[v] ||= [timings.gen[v]]).push(await visit(page, '#/' + v, v));
-          (runs.partner ||= [timings.gen.partner]).push(await visit(page, '#/partners/' + encodeURIComponent(g.first), 'partner'));
+          for (const v of [...STAFF_VIEWS.slice(1), STAFF_VIEWS[0]]) await timed(v, '#/' + v);
+          await timed('partner', '#/partners/' + encodeURIComponent(g.first));
           await settle(page);
         }
-        for (const [v, xs] of Object.entries(runs)) timings.gen[v] = xs.sort((a, b) => a - b)[1];
+        for (const [v, xs] of Object.entries(runs))
+          if (xs.every((x) => typeof x === 'number')) timings.gen[v] = xs.sort((a, b) => a - b)[1];
       }
       clean(rec, `2000 partners ${size}`);
       await context.close();
@@ -525,11 +758,19 @@ async function genChecks(timings) {
     const { context, page, rec } = await open(G.base, 'desktop');
     await login(page, 'par-dashboard-gen-01', 'portal');
     timings.gen.portal = await page.evaluate(() => performance.getEntriesByName('view:portal').pop().duration);
+    timings.gen.portal_full = (await fullTime(page, 'portal', BIG ? 5000 : 60000))
+      ?? 'not drawn in full in time';
     await settle(page);
     clean(rec, '2000 partners portal');
     await context.close();
     for (const [v, ms] of Object.entries(timings.gen))
       if (STAFF_VIEWS.includes(v) || v === 'partner' || v === 'portal') ok(typeof ms === 'number' && Number.isFinite(ms), `${v}: drawn, render time measured: ${Math.round(ms)} ms (goal 300 ms on an idle machine: a figure, not a check)`, String(ms));
+    for (const v of ['partners', 'promotions', 'partner', 'portal']) {
+      const ms = timings.gen[v + '_full'];
+      const shown = typeof ms === 'number' ? Math.round(ms) + ' ms' : ms;
+      ok(BIG || typeof ms === 'number',
+        `${v}: drawn in full (view:${v}:full, the late figures included): ${shown}`, String(ms));
+    }
   });
 }
 

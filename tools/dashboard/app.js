@@ -1,5 +1,7 @@
 // app.js - the dashboard's shell: login by token, navigation per role, the live feed, and the
-// render timing of each view (performance.measure('view:<name>'), read by the browser test).
+// render timing of each view, read by the browser test: performance.measure('view:<name>') from
+// the navigation to the view drawn, and 'view:<name>:full' to the figures that arrive later
+// (KPI columns, promotions' lines and budget) drawn too (body[data-full] then names the view).
 import { api, token, openFeed, ApiError } from './api.js';
 import { el, replace, clear } from './dom.js';
 import * as f from './fmt.js';
@@ -42,11 +44,18 @@ const ctx = {
   kpi: (period, partner, byRep) => ctx.cached(ctx.kpiKey(period, partner, byRep),
     () => api('/v1/kpi?' + new URLSearchParams({ period, ...(partner ? { partner } : {}), ...(byRep ? { by: 'rep' } : {}) })), true),
   kpiSeq: (period) => ctx.cache.get(ctx.kpiKey(period))?.seq ?? ctx.head,
+  // the answer of the sign-in, used once by the first view instead of asking again
+  signinStatus: null,
   async refreshStatus() {
-    const st = await api('/v1/status');
+    const st = ctx.signinStatus || await api('/v1/status');
+    ctx.signinStatus = null;
     applyStatus(st);
     return st;
   },
+  // late(promise): a figure the view draws after its first draw (a KPI, the promotions); while
+  // the view is being mounted, 'view:<name>:full' waits for each to be drawn (or to fail).
+  lateDraws: null,
+  late(p) { if (ctx.lateDraws) ctx.lateDraws.push(p); return p; },
 };
 
 function applyStatus(st) {
@@ -87,7 +96,9 @@ async function route() {
   replace($('view'), root);
   current = null;
   document.body.dataset.ready = '';
+  document.body.dataset.full = '';
   performance.mark('nav:' + seq);
+  const late = ctx.lateDraws = [];
   try {
     const handle = name === 'partner' ? await V.partnerPage(root, ctx, parts[1]) : await v.mount(root, ctx);
     if (seq !== navSeq) return;
@@ -95,7 +106,14 @@ async function route() {
     current = { name, ...handle };
     document.body.dataset.ready = name;
     document.title = `${name === 'partner' ? parts[1] : v.label} · accrue`;
+    ctx.lateDraws = null;
+    Promise.allSettled(late).then(() => {
+      if (seq !== navSeq) return;
+      performance.measure(`view:${name}:full`, 'nav:' + seq);
+      document.body.dataset.full = name;
+    });
   } catch (e) {
+    if (ctx.lateDraws === late) ctx.lateDraws = null;
     if (seq !== navSeq) return;
     if (e instanceof ApiError && e.status === 401) { logout('Your token is no longer valid.'); return; }
     root.append(el('p', { class: 'msg bad', role: 'alert' }, `${e.code || 'error'}: ${e.message}`));
@@ -148,6 +166,7 @@ async function start() {
     return;
   }
   applyStatus(st);
+  ctx.signinStatus = st;
   $('login').hidden = true;
   $('who').hidden = false;
   $('role').textContent = st.role;
@@ -160,8 +179,12 @@ async function start() {
     n.textContent = 'updates on each action';
     n.classList.add('on');
   }
-  if (!location.hash || location.hash === '#/') location.replace('#/' + (allowed()[0] || { path: '' }).path);
+  // replaceState fires no hashchange: the view is routed (its data asked for) exactly once
+  if (!location.hash || location.hash === '#/') {
+    history.replaceState(null, '', '#/' + (allowed()[0] || { path: '' }).path);
+  }
   await route();
+  ctx.signinStatus = null; // a later Overview asks for a current one
 }
 
 function showLogin(msg) {
@@ -180,7 +203,7 @@ function logout(msg) {
   if (feed) { feed.stop(); feed = null; }
   token.clear();
   ctx.cache.clear();
-  ctx.status = null; ctx.me = null; ctx.head = 0; current = null;
+  ctx.status = null; ctx.me = null; ctx.head = 0; current = null; ctx.signinStatus = null;
   history.replaceState(null, '', '/');
   showLogin(msg);
 }
@@ -195,5 +218,10 @@ $('loginform').addEventListener('submit', (e) => {
 });
 $('logout').addEventListener('click', () => logout(''));
 window.addEventListener('hashchange', route);
+// The skip link moves the focus to the content; its #main is not a route for the hash router.
+document.querySelector('a.skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  $('main').focus();
+});
 
 if (token.get()) start(); else showLogin('');

@@ -34,10 +34,40 @@ export function clear(n) {
   return n;
 }
 
+// Replaces n's content. A redraw keeps the keyboard focus: when the focused control was inside
+// n and the redraw removed it, the control of the same key in the new content takes the focus
+// (the same sort header, pager button, search box; a disabled one hands it to its neighbour).
 export function replace(n, ...kids) {
+  const had = document.activeElement;
+  const key = had && had !== document.body && n.contains(had) ? focusKey(had) : null;
   clear(n);
   add(n, kids);
+  if (key !== null && document.activeElement !== had) {
+    if (had.isConnected) had.focus({ preventScroll: true });
+    else refocus(n, key);
+  }
   return n;
+}
+
+const FOCUSABLE = 'a[href], button, input, select, textarea, summary';
+// A control's key: its data-focus when it has one, else what it is, says and where it sits
+// (the first cell of its table row and its column), e.g. the "Lines" button of 2026-07.
+function focusKey(n) {
+  if (n.dataset && n.dataset.focus) return n.dataset.focus;
+  const row = n.closest('tr'), cell = n.closest('td, th');
+  const at = row && row.cells.length ? `${row.cells[0].textContent}|${cell ? cell.cellIndex : ''}|`
+    : '';
+  const label = n.getAttribute('aria-label')
+    || (n.labels && n.labels[0] ? n.labels[0].textContent : '');
+  return `${at}${n.tagName}|${label}|${n.textContent}`;
+}
+function refocus(n, key) {
+  let t = null;
+  for (const c of n.querySelectorAll(FOCUSABLE)) if (focusKey(c) === key) { t = c; break; }
+  if (t && t.disabled) {
+    t = [...t.parentElement.querySelectorAll(FOCUSABLE)].find((c) => !c.disabled) || null;
+  }
+  if (t) t.focus({ preventScroll: true });
 }
 
 // An in-app link: the hash route is built from encoded parts, never from raw text.
@@ -45,13 +75,15 @@ export function link(text, ...parts) {
   return el('a', { href: '#/' + parts.map(encodeURIComponent).join('/') }, text);
 }
 
-// table({caption, cols: [{label, num?, sort?}], rows: [[cell...]], sort: {key, dir}, onSort})
-export function table({ caption, cols, rows, sort, onSort, rowClass }) {
+// table({caption, cols: [{label, num?, sort?}], rows: [[cell...]], sort: {key, dir}, onSort});
+// hideCaption: the caption is for screen readers only (a card's heading already says it).
+export function table({ caption, hideCaption, cols, rows, sort, onSort, rowClass }) {
   const head = el('tr', null, cols.map((c) => {
     const th = el('th', { scope: 'col', class: c.num ? 'num' : (c.cls || null) });
     if (c.sort && onSort) {
       if (sort && sort.key === c.sort) th.setAttribute('aria-sort', sort.dir > 0 ? 'ascending' : 'descending');
-      th.appendChild(el('button', { type: 'button', class: 'sort', on: { click: () => onSort(c.sort) } }, c.label));
+      th.appendChild(el('button', { type: 'button', class: 'sort', 'data-focus': 'sort:' + c.sort,
+        on: { click: () => onSort(c.sort) } }, c.label));
     } else th.textContent = c.label;
     return th;
   }));
@@ -63,7 +95,8 @@ export function table({ caption, cols, rows, sort, onSort, rowClass }) {
       return td;
     }))));
   return el('div', { class: 'tablewrap' },
-    el('table', null, caption ? el('caption', null, caption) : null, el('thead', null, head), body));
+    el('table', null, caption ? el('caption', { class: hideCaption ? 'vh' : null }, caption) : null,
+      el('thead', null, head), body));
 }
 
 // A horizontal-label bar chart drawn as SVG (no library): bars [{label, value, note}].

@@ -8,6 +8,7 @@ import { el, replace, clear, link, table, barChart } from './dom.js';
 import * as f from './fmt.js';
 
 const PAGE = 50;
+const LINES_PAGE = 100; // statement lines a page: a closed period of 2,000 partners holds 100,000+
 
 const card = (title, ...kids) => el('section', { class: 'card' }, el('h2', null, title), ...kids);
 const computing = (what) => el('span', { class: 'computing', role: 'status' }, `computing ${what}…`);
@@ -44,26 +45,51 @@ function periodOptions(ctx, selected) {
   if (selected && !opts.includes(selected)) opts.unshift(selected);
   return opts.map((o) => el('option', { value: o, selected: o === selected ? true : null }, o === ctx.openPeriod ? `${o} (open)` : o));
 }
-function pager(state, total, redraw) {
-  const pages = Math.max(1, Math.ceil(total / PAGE));
+// The pager's buttons carry a focus key: after the redraw they start, the focus is back on them.
+function pager(state, total, redraw, size = PAGE) {
+  const pages = Math.max(1, Math.ceil(total / size));
   if (state.page >= pages) state.page = pages - 1;
   return el('div', { class: 'pager' },
-    el('button', { type: 'button', class: 'small', disabled: state.page === 0 ? true : null, 'aria-label': 'Previous page', on: { click: () => { state.page--; redraw(); } } }, '‹ Prev'),
+    el('button', { type: 'button', class: 'small', disabled: state.page === 0 ? true : null,
+      'aria-label': 'Previous page', 'data-focus': 'pager:prev',
+      on: { click: () => { state.page--; redraw(); } } },
+    '‹ Prev'),
     el('span', { class: 'muted' }, `page ${state.page + 1} of ${pages} · ${f.int(total)} rows`),
-    el('button', { type: 'button', class: 'small', disabled: state.page >= pages - 1 ? true : null, 'aria-label': 'Next page', on: { click: () => { state.page++; redraw(); } } }, 'Next ›'));
+    el('button', { type: 'button', class: 'small', disabled: state.page >= pages - 1 ? true : null,
+      'aria-label': 'Next page', 'data-focus': 'pager:next',
+      on: { click: () => { state.page++; redraw(); } } },
+    'Next ›'));
 }
+// A statement's lines, LINES_PAGE rows at a time: the answer is read whole (the server has no
+// paging), but only the page on screen becomes DOM rows, so 148,000 lines draw as fast as 100.
+const STATEMENT_COLS = [{ label: 'line', num: true }, { label: 'origin' }, { label: 'kind' },
+  { label: 'source' }, { label: 'at' }, { label: 'rule' }, { label: 'basis', num: true },
+  { label: 'amount', num: true }];
+const shownIn = new WeakMap(); // box -> the last statement asked for in it (latest wins)
 async function showStatement(box, period, partner) {
+  const ask = {};
+  shownIn.set(box, ask);
   replace(box, computing('lines'));
+  let lines;
   try {
-    const st = await api(`/v1/payouts/${encodeURIComponent(period)}/statement${q({ partner })}`);
-    if (!st.lines.length) { replace(box, empty(`No lines in ${period}.`)); return; }
+    const path = `/v1/payouts/${encodeURIComponent(period)}/statement${q({ partner })}`;
+    lines = (await api(path)).lines;
+  } catch (e) { if (shownIn.get(box) === ask) replace(box, errMsg(e)); return; }
+  if (shownIn.get(box) !== ask) return;
+  if (!lines.length) { replace(box, empty(`No lines in ${period}.`)); return; }
+  const pg = { page: 0 };
+  const draw = () => {
+    const from = pg.page * LINES_PAGE, rows = lines.slice(from, from + LINES_PAGE);
     replace(box, table({
-      caption: `Statement ${period}${partner ? ' · ' + partner : ''}`,
-      cols: [{ label: 'line', num: true }, { label: 'origin' }, { label: 'kind' }, { label: 'source' }, { label: 'at' }, { label: 'rule' }, { label: 'basis', num: true }, { label: 'amount', num: true }],
-      rows: st.lines.map((l) => [l.line, l.origin_period, l.kind, l.source_id, f.dateTime(l.at), l.rule, f.money(l.basis_minor, l.currency), f.money(l.amount_minor, l.currency)]),
-      rowClass: (i) => (st.lines[i].origin_period !== period ? 'prior' : null),
-    }));
-  } catch (e) { replace(box, errMsg(e)); }
+      caption: `Statement ${period}${partner ? ' · ' + partner : ''} · ${f.int(lines.length)}`
+        + ' lines',
+      cols: STATEMENT_COLS,
+      rows: rows.map((l) => [l.line, l.origin_period, l.kind, l.source_id, f.dateTime(l.at), l.rule,
+        f.money(l.basis_minor, l.currency), f.money(l.amount_minor, l.currency)]),
+      rowClass: (i) => (rows[i].origin_period !== period ? 'prior' : null),
+    }), pager(pg, lines.length, draw, LINES_PAGE));
+  };
+  draw();
 }
 function csvButton(period, partner, label) {
   const msg = el('span', { class: 'msg', role: 'status' });
@@ -78,6 +104,18 @@ function csvButton(period, partner, label) {
 }
 
 // ---- Overview ----------------------------------------------------------------------------
+
+// The server counts the events of the last 24 h among the last events_24h_scanned of the log
+// only; when the log is longer (events_24h_partial) the count is a lower bound: "≥ N".
+function events24(st) {
+  const partial = !!st.events_24h_partial;
+  const scanned = f.int(st.events_24h_scanned);
+  const why = partial ? `A lower bound: only the last ${scanned} events of the log were read;`
+    + ' older ones dated in the last 24 h are not counted.' : null;
+  return [el('div', { class: 'big', title: why }, (partial ? '≥ ' : '') + f.int(st.events_24h)),
+    el('p', { class: 'hint' }, 'business time, by each event\'s at',
+      partial ? ` (at least: only the last ${scanned} events read)` : '')];
+}
 
 export async function overview(root, ctx) {
   const grid = el('div', { class: 'grid' });
@@ -132,8 +170,7 @@ export async function overview(root, ctx) {
     replace(grid,
       card('Ledger head', el('div', { class: 'big' }, `seq ${f.int(st.head_seq)}`),
         kv([['chain head', el('span', { class: 'mono' }, st.head_hash)], ['as of', `${f.dateTime(st.now)} ${f.offsetLabel()}`]])),
-      card('Events, last 24 h', el('div', { class: 'big' }, (st.events_24h_partial && st.events_24h === st.events_24h_scanned ? '≥ ' : '') + f.int(st.events_24h)),
-        el('p', { class: 'hint' }, `business time, by each event's at${st.events_24h_partial ? ` (the last ${f.int(st.events_24h_scanned)} events read)` : ''}`)),
+      card('Events, last 24 h', events24(st)),
       card('Open pipeline', el('div', { class: 'big' }, moneyMap(openAmt)), el('p', { class: 'hint' }, `${f.int(openDeals)} open deals`)),
       card(`Draft commission · ${draft.period}`, draftBox),
       card('Last closed period', last ? [el('div', { class: 'big' }, last.period),
@@ -141,8 +178,11 @@ export async function overview(root, ctx) {
         : el('p', { class: 'hint' }, 'No period closed yet.')),
       card('Certified partners', cert),
       card('Announcements pending', pend),
-      card(`Partners · ${f.int(partners.length)}`, table({ cols: [{ label: 'status' }, { label: 'partners', num: true }], rows: count(byStatus) }),
-        el('div', null, table({ cols: [{ label: 'tier' }, { label: 'partners', num: true }], rows: count(byTier) }))));
+      card(`Partners · ${f.int(partners.length)}`,
+        table({ caption: 'Partners by status', hideCaption: true,
+          cols: [{ label: 'status' }, { label: 'partners', num: true }], rows: count(byStatus) }),
+        el('div', null, table({ caption: 'Partners by tier', hideCaption: true,
+          cols: [{ label: 'tier' }, { label: 'partners', num: true }], rows: count(byTier) }))));
     drawDraft();
   }
   await refresh();
@@ -226,11 +266,11 @@ export async function partners(root, ctx) {
     const gen = ++kpiGen, period = st.period;
     st.kpiErr = null;
     if (st.kpiFor !== period) st.kpi = null;
-    ctx.kpi(period).then((rows) => {
+    ctx.late(ctx.kpi(period).then((rows) => {
       if (gen !== kpiGen) return;
       st.kpi = new Map(rows.map((r) => [r.partner_id, r])); st.kpiFor = period; draw();
       if (ctx.stale(ctx.kpiKey(period))) loadKpi(); // commits landed meanwhile: one more, latest wins
-    }, (e) => { if (gen === kpiGen) { st.kpiErr = e; draw(); } });
+    }, (e) => { if (gen === kpiGen) { st.kpiErr = e; draw(); } }));
   }
   function value(p, key) {
     const k = st.kpi && st.kpi.get(p.partner_id);
@@ -294,6 +334,7 @@ function repsTable(partner, repKpi) {
   if (!partner.reps.length) return empty('No reps registered.');
   const m = repKpi instanceof Map ? repKpi : null;
   return table({
+    caption: `Reps of ${partner.partner_id}`, hideCaption: true,
     cols: [{ label: 'rep' }, { label: 'name' }, { label: 'net revenue', num: true }, { label: 'deals won', num: true }, { label: 'win rate', num: true }, { label: 'commission', num: true }],
     rows: partner.reps.map((r) => {
       const k = m && m.get(r.rep_id);
@@ -331,22 +372,27 @@ async function onboardingCard(ctx, partner) {
   }
   const t = partner.training || [];
   return card('Onboarding', el('p', { class: 'hint' }, ctx.has('onboarding') ? 'No onboarding record.' : 'Training completed (no onboarding list on this server yet):'),
-    t.length ? table({ cols: [{ label: 'module' }, { label: 'rep' }, { label: 'date' }], rows: t.map((x) => [x.module, x.rep_id || '—', x.date]) }) : empty('No training recorded.'));
+    t.length ? table({ caption: 'Training completed', hideCaption: true,
+      cols: [{ label: 'module' }, { label: 'rep' }, { label: 'date' }],
+      rows: t.map((x) => [x.module, x.rep_id || '—', x.date]) })
+      : empty('No training recorded.'));
 }
 
 function statementsCard(ctx, partnerId) {
   const box = el('div');
   const periods = (ctx.status.closed_periods || []).slice().reverse();
   return card('Statements of closed periods', periods.length ? table({
+    caption: 'Statements of closed periods', hideCaption: true,
     cols: [{ label: 'period' }, { label: 'lines' }, { label: 'download' }],
     rows: periods.map((p) => [p, el('button', { type: 'button', class: 'small', on: { click: () => showStatement(box, p, partnerId) } }, 'Show lines'), csvButton(p, partnerId)]),
   }) : el('p', { class: 'hint' }, 'No period closed yet.'), box);
 }
 
-// Open deals, PAGE rows at a time (a big partner holds thousands: the DOM stays small).
-function dealsTable(all, stages, onMove, more) {
+// Open deals, PAGE rows at a time (a big partner holds thousands: the DOM stays small). st: the
+// page shown, kept by the caller so that a redraw stays on it.
+function dealsTable(all, stages, onMove, more, st = { page: 0 }) {
   if (!all.length) return empty('No open deals.');
-  const st = { page: 0 }, box = el('div');
+  const box = el('div');
   const draw = () => replace(box, dealsPage(all.slice(st.page * PAGE, st.page * PAGE + PAGE), stages, onMove, more),
     all.length > PAGE ? pager(st, all.length, draw) : null);
   draw();
@@ -379,12 +425,14 @@ export async function partnerPage(root, ctx, id) {
   const sel = el('select', null, periodOptions(ctx, st.period));
   sel.addEventListener('change', () => { st.period = sel.value; refresh(); });
   root.append(head, el('div', { class: 'toolbar' }, field('Period', sel)), el('div', { class: 'stack' }, grid, dealsBox, stmts));
+  const dealsPage = { page: 0 };
   let gen = 0;
   async function refresh() {
     const g = ++gen;
     let p;
     try { p = await api('/v1/partners/' + encodeURIComponent(id)); } catch (e) {
-      replace(head, el('h1', null, 'Partner'), errMsg(e)); clear(grid); clear(dealsBox); return;
+      replace(head, el('h1', null, 'Partner'), errMsg(e));
+      clear(grid); clear(dealsBox); clear(stmts); return;
     }
     replace(head, el('p', null, link('‹ Partners', 'partners')), el('h1', null, p.name, ' ', el('span', { class: 'pill' }, p.partner_id)),
       kv([['tier / kind', `${p.tier} / ${p.kind}`], ['status', p.status], ['plan', `${p.plan_id} (${p.currency})`], ['region', p.region || '—']]));
@@ -392,12 +440,18 @@ export async function partnerPage(root, ctx, id) {
     const repSlot = el('div', { class: 'card wide' }, el('h2', null, 'Reps'), repsTable(p, null));
     replace(grid, kpiSlot, await onboardingCard(ctx, p), repSlot);
     const [deals] = await Promise.all([api('/v1/deals' + q({ partner: id, limit: 200 }))]);
-    replace(dealsBox, dealsTable(deals.deals, deals.stages, null, deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null));
-    replace(stmts, statementsCard(ctx, id));
-    ctx.kpi(st.period, id).then((rows) => { if (g === gen) kpiSlot.replaceWith(kpiCard(rows[0], p, st.period)); },
-      (e) => { if (g === gen) replace(kpiSlot, errMsg(e)); });
-    ctx.kpi(st.period, id, true).then((rows) => { if (g === gen) replace(repSlot, el('h2', null, `Reps · ${st.period}`), repsTable(p, new Map(rows.map((r) => [r.rep_id, r])))); },
-      (e) => { if (g === gen) replace(repSlot, errMsg(e)); });
+    replace(dealsBox, dealsTable(deals.deals, deals.stages, null,
+      deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null, dealsPage));
+    // the closed periods are those of the sign-in: built once, the lines shown survive a redraw
+    if (!stmts.firstChild) replace(stmts, statementsCard(ctx, id));
+    ctx.late(ctx.kpi(st.period, id).then(
+      (rows) => { if (g === gen) kpiSlot.replaceWith(kpiCard(rows[0], p, st.period)); },
+      (e) => { if (g === gen) replace(kpiSlot, errMsg(e)); }));
+    ctx.late(ctx.kpi(st.period, id, true).then((rows) => {
+      if (g !== gen) return;
+      const byRep = new Map(rows.map((r) => [r.rep_id, r]));
+      replace(repSlot, el('h2', null, `Reps · ${st.period}`), repsTable(p, byRep));
+    }, (e) => { if (g === gen) replace(repSlot, errMsg(e)); }));
   }
   await refresh();
   return { refresh };
@@ -445,6 +499,7 @@ export async function payouts(root, ctx) {
     const list = await api('/v1/payouts');
     if (!list.length) { replace(closedBox, empty('No period closed yet.')); return; }
     replace(closedBox, table({
+      caption: 'Closed periods', hideCaption: true,
       cols: [{ label: 'period' }, { label: 'fingerprint' }, { label: 'lines', num: true }, { label: 'totals', num: true }, { label: 'through seq', num: true, cls: 'hide-sm' }, { label: 'statement' }, { label: 'audit' }],
       rows: list.slice().reverse().map((c) => {
         const out = el('span', { role: 'status' });
@@ -478,7 +533,7 @@ export async function promotions(root, ctx) {
     const g = ++gen;
     const p = ctx.cached('promotions', () => api('/v1/promotions'), true);
     if (!box.firstChild) replace(box, computing('the promotions (budget used and left replay the log)'));
-    Promise.all([p, ctx.partners()]).then(([list, ps]) => {
+    return Promise.all([p, ctx.partners()]).then(([list, ps]) => {
       if (g !== gen) return;
       draw(list, ps);
       note.textContent = ctx.stale('promotions') ? 'Recomputing for newer events…' : '';
@@ -509,7 +564,7 @@ export async function promotions(root, ctx) {
   }
   async function refresh() {
     if (!ctx.has('promotions')) { replace(box, empty('This server has no promotions endpoint yet (program.md): nothing to show.')); return; }
-    load();
+    ctx.late(load());
   }
   await refresh();
   return { refresh };
@@ -613,6 +668,8 @@ export async function portal(root, ctx) {
       await refresh();
     } catch (err) { say(false, `${err.code}: ${err.message}`); }
   }
+  // built once: the lines on screen and the deals' page stay through the redraw after an action
+  const stmtCard = statementsCard(ctx, null), dealsPage = { page: 0 };
   let gen = 0;
   async function refresh() {
     const g = ++gen;
@@ -622,18 +679,21 @@ export async function portal(root, ctx) {
       el('p', { class: 'hint' }, `${f.int(pipe.reduce((a, r) => a + r.deals, 0))} open deals`)), onb);
     replace(pipeBox, pipe.length ? table({ caption: 'Pipeline by stage', cols: [{ label: 'stage' }, { label: 'deals', num: true }, { label: 'amount', num: true }, { label: 'oldest', num: true }],
       rows: pipe.map((r) => [r.stage, f.int(r.deals), f.money(r.amount_minor, r.currency), `${f.int(r.oldest_days)} d`]) }) : empty('No open deals.'));
-    replace(dealsBox, dealsTable(deals.deals, deals.stages, move, deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null));
-    const parts = [statementsCard(ctx, null)];
+    replace(dealsBox, dealsTable(deals.deals, deals.stages, move,
+      deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null, dealsPage));
+    const parts = [stmtCard];
     if (ctx.has('announcements')) parts.push(await announcementsForPartner());
     replace(extra, ...parts);
-    ctx.kpi(ctx.openPeriod, me.partner_id).then((rows) => { if (g === gen) kpiSlot.replaceWith(kpiCard(rows[0], me, ctx.openPeriod)); },
-      (e) => { if (g === gen) replace(kpiSlot, errMsg(e)); });
+    ctx.late(ctx.kpi(ctx.openPeriod, me.partner_id).then(
+      (rows) => { if (g === gen) kpiSlot.replaceWith(kpiCard(rows[0], me, ctx.openPeriod)); },
+      (e) => { if (g === gen) replace(kpiSlot, errMsg(e)); }));
   }
   async function announcementsForPartner() {
     try {
       const list = await api('/v1/announcements');
       if (!list.length) return card('Announcements', el('p', { class: 'hint' }, 'No announcements.'));
       return card('Announcements', table({
+        caption: 'Announcements', hideCaption: true,
         cols: [{ label: 'title' }, { label: 'published' }, { label: 'due' }, { label: 'state' }, { label: '' }],
         rows: list.map((a) => [el('div', {}, a.title, annBody(a, a.state === 'pending' || a.state === 'overdue')), f.dateTime(a.at), a.due || '—', el('span', { class: 'pill ' + (a.state === 'read' ? 'ok' : a.state === 'overdue' ? 'bad' : a.state === 'pending' ? 'warn' : '') }, a.state),
           a.state === 'pending' || a.state === 'overdue' ? el('button', { type: 'button', class: 'small', on: { click: async () => {
