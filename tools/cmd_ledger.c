@@ -191,10 +191,20 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
         /* A value that is whole but not a valid event (an array, a duplicate key) leaves
          * the framing intact: the next event is read and checked too, as the server does
          * and as JSON Lines are. Only a value that cannot be delimited stops the reading. */
-        if (rc != 0 && (used == 0 || used > s->len - s->pos))
+        uint8_t b0 = s->p[s->pos];
+        bool map_or_array = (b0 & 0xe0) == 0x80 || (b0 >= 0xdc && b0 <= 0xdf);
+        if (rc != 0 && (used == 0 || used > s->len - s->pos)) {
             s->broken = true;
-        else
+        } else if (rc != 0 && s->line == 1 && !map_or_array) {
+            /* the very first value is a scalar: not a msgpack stream of events (JSON Lines read
+             * as msgpack are a value per byte), so one error, not one per byte */
+            s->broken = true;
+            acr_err_set(err, ACR_EMALFORMED_MSGPACK,
+                        "the input starts with no msgpack map, so it is no msgpack stream of "
+                        "events (JSON Lines are --format jsonl); nothing more read");
+        } else {
             s->pos += used;
+        }
         if (rc != 0 && err->line == 0)
             err->line = s->line;
         return rc != 0 ? rc : 1;

@@ -769,6 +769,8 @@ static void totals_text(const char *json, char *out, size_t cap)
             break;
         used += (size_t)n < cap - used ? (size_t)n : cap - used - 1;
     }
+    if (used == 0) /* a close without lines ({}): nothing paid, said so rather than blank */
+        snprintf(out, cap, "nothing");
 }
 
 static int payout_list(acr_ledger_t *ledger)

@@ -907,7 +907,7 @@ static void table_line(acr_buf_t *b, const acr_payout_t *p, const acr_line_t *ln
         acr_ts_format_local(ln->at_ms, p->utc_offset_min, at);
     acr_money_display(ln->basis_minor, decimals, ln->currency, basis, sizeof basis);
     acr_money_display(ln->amount_minor, decimals, ln->currency, amount, sizeof amount);
-    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-25s %-18s %20s %20s\n", ln->line_no, origin,
+    acr_buf_printf(b, "  %4u  %-7s %-18s %-16s %-29s %-18s %20s %20s\n", ln->line_no, origin,
                    acr_line_kind_name(ln->kind), ln->source_id, at, ln->rule, basis, amount);
 }
 
@@ -944,7 +944,7 @@ int acr_payout_table(const acr_payout_t *p, acr_partner_name_fn name_of, void *a
         int dec = acr_currency_decimals(pt->currency, strlen(pt->currency));
         dec = dec < 0 ? 0 : dec;
         const char *name = name_or_empty(name_of, arg, pt->partner_id);
-        acr_buf_printf(b, "\npartner %s%s%s (%s)\n  %4s  %-7s %-18s %-16s %-25s %-18s %20s %20s\n",
+        acr_buf_printf(b, "\npartner %s%s%s (%s)\n  %4s  %-7s %-18s %-16s %-29s %-18s %20s %20s\n",
                        pt->partner_id, name[0] ? "  " : "", name, pt->currency, "line", "origin",
                        "kind", "source", "at", "rule", "basis", "amount");
         for (; li < s->line_count && strcmp(s->lines[li].partner_id, pt->partner_id) == 0; li++)

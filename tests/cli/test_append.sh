@@ -186,6 +186,12 @@ case_msgpack() {
     acc "$l2" append "$TMP/three.jsonl"
     assert_exit 3
     assert_eq "$(wc -l <<<"$ERR")" "$(wc -l <<<"$mp_err")" "as many errors as for JSON Lines"
+    # JSON Lines given as msgpack: each byte reads as a value ('{' is a small integer), so the
+    # reading stops at the first, with one error that names the cause, not one per byte
+    acc "$l2" append "$TMP/three.jsonl" --format msgpack
+    assert_exit 3
+    assert_eq "$(wc -l <<<"$ERR")" 1 "errors for JSON Lines read as msgpack"
+    expect_stderr_contains "accrue: malformed_msgpack: line 1: the input starts with no msgpack map"
 }
 
 run_case case_idempotent

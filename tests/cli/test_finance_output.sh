@@ -60,6 +60,12 @@ case_close_out_unwritable() {
     acc "$l" payout close 2026-07 --out "$TMP/close-out"
     assert_exit 0
     assert_file_eq "$TMP/close-out/statement.csv" "$WORKED/statement-2026-07.csv"
+    # a close with no line: its totals say so, not a blank cell
+    acc "$l" payout close 2026-08
+    assert_exit 0
+    acc "$l" payout list
+    grep -qE '^2026-08 +[0-9]+ +[0-9]+ +0 +[0-9a-f]{32} +nothing$' <<<"$OUT" ||
+        fail "payout list of a close without lines: $OUT"
 }
 
 case_export_only_closed() {
