@@ -629,6 +629,11 @@ static int check_period_ended(const acr_ledger_t *l, int32_t period, const char 
                               const acr_close_request_t *req, acr_err_t *err)
 {
     int64_t end_ms = acr_period_end_ms(l->cfg.period_kind, period, l->cfg.utc_offset_min);
+    if (!acr_local_day_valid(acr_local_day(end_ms, l->cfg.utc_offset_min)))
+        return acr_err_set(err, ACR_EINVALID_TIMESTAMP,
+                           "period %s cannot be closed: its period.closed is dated at its end, "
+                           "a local date after 9999-12-31, the last an event may have",
+                           period_id);
     if (req->force || req->now_ms >= end_ms)
         return 0;
     char end_utc[ACR_TS_BUF], end_day[11], off[7], now[ACR_TS_BUF];

@@ -45,7 +45,26 @@ case_force_closes() {
     assert_exit 0
 }
 
+# The last period a ledger can hold cannot be closed: its period.closed would be dated at its
+# end, 10000-01-01 local, past the last date an event may have (and no RFC 3339 `at`).
+case_last_period_not_closable() {
+    local l before
+    l=$(new_ledger --period month --utc-offset -12:00)
+    {
+        head -3 "$WORKED/events.jsonl"
+        printf '%s\n' '{"id":"s-9999","type":"sale.recorded","at":"9999-12-31T09:00:00Z","data":{"sale_id":"S9999","partner_id":"P1","customer_id":"C1","product":"cloud","amount_minor":100000,"currency":"JPY"}}'
+    } >"$TMP/last.jsonl"
+    acc "$l" append "$TMP/last.jsonl"
+    assert_exit 0
+    before=$(ledger_sum "$l")
+    acc "$l" payout close 9999-12 --force
+    assert_exit 3
+    expect_stderr_contains "accrue: invalid_timestamp: period 9999-12 cannot be closed"
+    assert_eq "$(ledger_sum "$l")" "$before" "ledger checksum after the refused close"
+}
+
 run_case case_setup
+run_case case_last_period_not_closable
 run_case case_refused_before_its_end
 run_case case_force_option_is_for_close_only
 run_case case_force_closes
