@@ -917,7 +917,7 @@ static int payout_export(acr_ledger_t *ledger, const payout_args_t *a)
     const char *csv = NULL;
     size_t len = 0;
     if (rc == 0 && (rc = acr_reader_open(ledger, &r, &err)) == 0)
-        rc = acr_reader_statement(r, a->period, &csv, &len, &err); /* checked */
+        rc = acr_reader_statement(r, a->period, &csv, &len, NULL, &err); /* checked */
     acr_buf_t out;
     acr_names_t names;
     acr_buf_init(&out);

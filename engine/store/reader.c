@@ -474,18 +474,13 @@ int acr__reader_statement_raw(acr_reader_t *r, const char *period_id, const char
     return 0;
 }
 
-void acr_statement_fingerprint(const char *csv, size_t len, char out[33])
-{
-    XXH128_canonical_t c;
-    XXH128_canonicalFromHash(&c, XXH3_128bits(csv, len));
-    acr_hash_hex(c.digest, out);
-}
-
 int acr__statement_check(const char *period, const char *csv, size_t len, acr_str_t recorded,
                          const char *hint, acr_err_t *err)
 {
     char got[33];
-    acr_statement_fingerprint(csv, len, got);
+    XXH128_canonical_t c;
+    XXH128_canonicalFromHash(&c, XXH3_128bits(csv, len));
+    acr_hash_hex(c.digest, got);
     if (recorded.len == 32 && memcmp(recorded.ptr, got, 32) == 0)
         return 0;
     return acr_err_set(err, ACR_EMISMATCH, "the stored statement of %s hashes to %s, not the "
@@ -496,7 +491,7 @@ int acr__statement_check(const char *period, const char *csv, size_t len, acr_st
 /* The statement bytes are not in the chain; the fingerprint their close recorded, which
  * is, covers them. A statement whose close is not in the snapshot is not one yet. */
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
-                         size_t *out_len, acr_err_t *err)
+                         size_t *out_len, char *out_fingerprint, acr_err_t *err)
 {
     acr_event_t close;
     int rc = acr__close_record(r->ledger, r->stxn, r->txn, period_id, strlen(period_id), &close,
@@ -507,8 +502,11 @@ int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **ou
         return acr_err_set(err, ACR_ECORRUPT, "the close of %s is damaged", period_id);
     if (rc < 0 || (rc = acr__reader_statement_raw(r, period_id, out_csv, out_len, err)) != 0)
         return rc;
-    return acr__statement_check(period_id, *out_csv, *out_len, close.str[ACR_F_FINGERPRINT],
-                                ACR_STATEMENT_HINT, err);
+    acr_str_t fp = close.str[ACR_F_FINGERPRINT];
+    rc = acr__statement_check(period_id, *out_csv, *out_len, fp, ACR_STATEMENT_HINT, err);
+    if (rc == 0 && out_fingerprint != NULL)
+        snprintf(out_fingerprint, 33, "%.*s", (int)fp.len, fp.ptr); /* checked: 32 digits */
+    return rc;
 }
 
 /* Engine-internal access to the snapshot's transaction. */

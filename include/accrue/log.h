@@ -167,14 +167,11 @@ int acr_reader_next(acr_reader_t *r, acr_event_t *out, uint8_t out_hash[ACR_HASH
 /* The chain hash stored at seq (hash(0) for seq 0). */
 int acr_reader_hash_at(acr_reader_t *r, uint64_t seq, uint8_t out[ACR_HASH_LEN], acr_err_t *err);
 /* The stored statement CSV of a period closed in the snapshot (by period id), checked
- * against the fingerprint its period.closed recorded: ACR_ENOT_FOUND when not closed,
- * ACR_EMISMATCH when the bytes were damaged (`accrue verify` names them). */
+ * against the fingerprint its period.closed recorded (copied to out_fingerprint, 32 hex
+ * digits + NUL, unless NULL): ACR_ENOT_FOUND when not closed, ACR_EMISMATCH when the bytes
+ * were damaged (`accrue verify` names them). */
 int acr_reader_statement(acr_reader_t *r, const char *period_id, const char **out_csv,
-                         size_t *out_len, acr_err_t *err);
-
-/* The fingerprint of statement bytes (commissions.md): XXH3-128 of csv[0..len), canonical,
- * as 32 lowercase hex digits + NUL. */
-void acr_statement_fingerprint(const char *csv, size_t len, char out[33]);
+                         size_t *out_len, char *out_fingerprint, acr_err_t *err);
 
 /* Formats 16 hash bytes as 32 lowercase hex digits + NUL. */
 void acr_hash_hex(const uint8_t hash[ACR_HASH_LEN], char out[33]);

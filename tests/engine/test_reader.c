@@ -167,8 +167,8 @@ Test(reader, raw_read_by_type_and_statement_of_a_close)
     ASSERT_EQ(acr_reader_open(l, &r, &err), 0);
     const char *csv;
     size_t len;
-    ASSERT_EQ(acr_reader_statement(r, "2026-08", &csv, &len, &err), ACR_ENOT_FOUND);
-    ASSERT_EQ(acr_reader_statement(r, "2026-07", &csv, &len, &err), 0);
+    ASSERT_EQ(acr_reader_statement(r, "2026-08", &csv, &len, NULL, &err), ACR_ENOT_FOUND);
+    ASSERT_EQ(acr_reader_statement(r, "2026-07", &csv, &len, NULL, &err), 0);
     ASSERT_BYTES_EQ(csv, len, po.stmt.csv, po.stmt.csv_len);
 
     ASSERT_EQ(acr_reader_seek(r, 1, &err), 0);

@@ -116,8 +116,8 @@ typedef struct acr_srv_req {
     int role;                         /* acr_role_t of the token, ACR_ROLE_NONE before auth */
     char partner[ACR_ID_LEN_MAX + 1]; /* the token's partner ("" unless partner role) */
     char token_name[ACR_TOKEN_NAME_MAX + 8]; /* its name ("file:N": --token-file line N) */
-    uint8_t token_tag[8];             /* the first bytes of its hash: which token of that name */
-    uint8_t token_hash[ACR_TOKEN_HASH_LEN]; /* its whole hash: a feed rechecks it (revoke) */
+    uint8_t token_hash[ACR_TOKEN_HASH_LEN]; /* which token of that name (idempotency keys take
+                                             * its first bytes); a feed rechecks it (revoke) */
     bool token_stored;                /* a token of the ledger's table (not --token-file) */
     char request_id[32];              /* Accrue-Request-Id: server start (hex s) - counter */
     const char *route;                /* route label for metrics and the log */

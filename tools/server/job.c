@@ -69,9 +69,10 @@ static void request_hash(const acr_srv_req_t *req, uint8_t out[ACR_IDEM_HASH_LEN
  * replays the first one's answers. idem's init with that scope; false when it does not fit. */
 static bool idem_init_scoped(acr_idem_t *idem, const acr_srv_req_t *req)
 {
-    char scope[ACR_IDEM_SCOPE_MAX + 1], tag[2 * sizeof req->token_tag + 1];
-    for (size_t i = 0; i < sizeof req->token_tag; i++)
-        snprintf(tag + 2 * i, 3, "%02x", req->token_tag[i]);
+    enum { TAG_BYTES = 8 };
+    char scope[ACR_IDEM_SCOPE_MAX + 1], tag[2 * TAG_BYTES + 1];
+    for (size_t i = 0; i < TAG_BYTES; i++)
+        snprintf(tag + 2 * i, 3, "%02x", req->token_hash[i]);
     int n = snprintf(scope, sizeof scope, "%s#%s", req->token_name[0] ? req->token_name : "?",
                      tag);
     return n > 0 && (size_t)n < sizeof scope && acr_idem_init(idem, scope, req->idem_key);

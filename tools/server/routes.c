@@ -120,8 +120,7 @@ static int auth_fast(acr_srv_t *s, acr_srv_req_t *req, uint8_t hash[ACR_TOKEN_HA
     if (!acr_srv_bearer((const char *)req->auth.data, req->auth.len, &tok, &n) ||
         acr_token_hash(tok, n, hash) != 0)
         return AUTH_NONE;
-    memcpy(req->token_tag, hash, sizeof req->token_tag); /* which token: idempotency keys */
-    memcpy(req->token_hash, hash, sizeof req->token_hash);
+    memcpy(req->token_hash, hash, sizeof req->token_hash); /* which token (idempotency keys) */
     bool boot = false;
     for (size_t i = 0; i < s->boot_count; i++) {
         if (sodium_memcmp(hash, s->boot[i].hash, ACR_TOKEN_HASH_LEN) == 0 && !boot) {
@@ -326,7 +325,7 @@ static void auth_work(uv_work_t *w)
         acr_token_check_hash(s->ledger, s->tokens, hash, &role, req->partner,
                              req->token_name) == 0) {
         req->role = role;
-        memcpy(req->token_tag, hash, sizeof req->token_tag);
+        memcpy(req->token_hash, hash, sizeof req->token_hash);
     }
 }
 
@@ -1025,12 +1024,10 @@ static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
             acr_srv_set_acr_error(req, rc, &err);
             return;
         }
-        rc = acr_reader_statement(r, params[0], &csv, &len, &err);
-        if (rc == 0) {
-            char fp[33];
-            acr_statement_fingerprint(csv, len, fp);
+        char fp[33];
+        rc = acr_reader_statement(r, params[0], &csv, &len, fp, &err);
+        if (rc == 0)
             send_statement(req, params[0], csv, len, pid, fp);
-        }
         acr_reader_close(r);
         if (rc != ACR_ENOT_FOUND || is_partner(req)) {
             answered_failure(req, rc, &err);

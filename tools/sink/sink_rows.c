@@ -608,7 +608,7 @@ static int period_closed(acr__sink_rows_t *r, acr_reader_t *rd, const acr_event_
     snprintf(period, sizeof period, "%.*s", (int)S(ev, PERIOD).len, S(ev, PERIOD).ptr);
     const char *csv;
     size_t len;
-    if ((rc = acr_reader_statement(rd, period, &csv, &len, err)) != 0)
+    if ((rc = acr_reader_statement(rd, period, &csv, &len, NULL, err)) != 0)
         return rc;
     const char *end = csv + len, *line = memchr(csv, '\n', len); /* skip the header */
     uint64_t nlines = 0;
