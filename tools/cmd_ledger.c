@@ -166,7 +166,8 @@ typedef struct event_src {
     size_t pos;       /* next unread byte */
     uint64_t line;    /* line (jsonl) or event index (msgpack) of the last event */
     int format;       /* FMT_* */
-    bool broken;      /* msgpack framing lost: stop */
+    bool broken;      /* msgpack framing lost, or no input of its format: stop */
+    bool started;     /* a non-blank line was read (jsonl) */
 } event_src_t;
 
 static bool blank(const uint8_t *p, size_t n)
@@ -175,6 +176,12 @@ static bool blank(const uint8_t *p, size_t n)
         if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r')
             return false;
     return true;
+}
+
+/* Whether b opens a msgpack map or array (fix, 16 or 32): never the first byte of JSON. */
+static bool msgpack_container_byte(uint8_t b)
+{
+    return (b & 0xe0) == 0x80 || (b >= 0xdc && b <= 0xdf);
 }
 
 /* Adds the next event to b: 1 added, 0 at the end, else an error code with
@@ -191,8 +198,7 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
         /* A value that is whole but not a valid event (an array, a duplicate key) leaves
          * the framing intact: the next event is read and checked too, as the server does
          * and as JSON Lines are. Only a value that cannot be delimited stops the reading. */
-        uint8_t b0 = s->p[s->pos];
-        bool map_or_array = (b0 & 0xe0) == 0x80 || (b0 >= 0xdc && b0 <= 0xdf);
+        bool map_or_array = msgpack_container_byte(s->p[s->pos]);
         if (rc != 0 && (used == 0 || used > s->len - s->pos)) {
             s->broken = true;
         } else if (rc != 0 && s->line == 1 && !map_or_array) {
@@ -210,7 +216,7 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
         return rc != 0 ? rc : 1;
     }
     for (;;) {
-        if (s->pos >= s->len)
+        if (s->broken || s->pos >= s->len)
             return 0;
         const uint8_t *start = s->p + s->pos;
         const uint8_t *nl = memchr(start, '\n', s->len - s->pos);
@@ -219,6 +225,20 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
         s->line++;
         if (blank(start, n))
             continue;
+        size_t lead = 0;
+        while (!s->started && lead < n && (start[lead] == ' ' || start[lead] == '\t'))
+            lead++;
+        if (!s->started && lead < n && msgpack_container_byte(start[lead])) {
+            /* a msgpack stream read as JSON Lines splits at every 0x0a byte into lines of
+             * binary: one error naming the format, not one per line */
+            s->broken = true;
+            err->line = s->line;
+            return acr_err_set(err, ACR_EMALFORMED_JSON,
+                               "the input starts with a msgpack value (byte 0x%02x), not JSON: "
+                               "a msgpack stream is --format msgpack; nothing more read",
+                               start[lead]);
+        }
+        s->started = true;
         int rc = acr_batch_add_json(b, cfg, s->line, (const char *)start, n, err);
         if (rc != 0 && err->line == 0)
             err->line = s->line;

@@ -192,6 +192,18 @@ case_msgpack() {
     assert_exit 3
     assert_eq "$(wc -l <<<"$ERR")" 1 "errors for JSON Lines read as msgpack"
     expect_stderr_contains "accrue: malformed_msgpack: line 1: the input starts with no msgpack map"
+    # and the other way round, a newcomer's likeliest first slip: a msgpack stream given without
+    # --format splits at every 0x0a byte into lines of binary; one error naming the format
+    # (the first line after two blank ones), and nothing appended
+    local before
+    before=$(ledger_sum "$l2")
+    { printf '\n \n'; cat "$TMP/three.mp"; } >"$TMP/three-blank.mp"
+    acc "$l2" append "$TMP/three-blank.mp"
+    assert_exit 3
+    assert_eq "$(wc -l <<<"$ERR")" 1 "errors for msgpack read as JSON Lines"
+    expect_stderr_contains "accrue: malformed_json: line 3: the input starts with a msgpack value (byte 0x92)"
+    expect_stderr_contains "is --format msgpack"
+    assert_eq "$(ledger_sum "$l2")" "$before" "the ledger after msgpack read as JSON Lines"
 }
 
 run_case case_idempotent
