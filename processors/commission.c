@@ -201,6 +201,8 @@ static uint64_t slots_for(size_t n)
 
 void acr_comm_reserve(acr_comm_t *c, size_t sales, size_t customers)
 {
+    if (c->output.promotions_only)
+        return; /* builds neither table (feed_one) */
     if (c->sale_ids.slots == NULL && sales > 0 && sales <= SALES_RESERVE_MAX) {
         uint64_t n = slots_for(sales);
         if ((c->sale_ids.slots = acr__table_alloc(n * sizeof *c->sale_ids.slots)) != NULL)
@@ -311,11 +313,13 @@ static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t
     if (ev->at_ms >= c->run_end_ms)
         return 0;
     const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
-    uint64_t slot;
-    if (sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
+    uint64_t slot = 0;
+    bool lines = !c->output.promotions_only; /* else no table: see feed_one */
+    if (lines && sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
         /* the log never holds two sales with one id; keep the first */
         return note_customer(c, ev, hc, ACR__NONE);
-    if ((c->sale_count + 1) * 4 > (c->sale_ids.mask + 1) * 3 || c->sale_ids.slots == NULL) {
+    if (lines &&
+        ((c->sale_count + 1) * 4 > (c->sale_ids.mask + 1) * 3 || c->sale_ids.slots == NULL)) {
         if (sid_grow(c) != 0 || sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
             return ACR_ENOMEM;
     }
@@ -346,6 +350,8 @@ static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t
             return ACR_ENOMEM;
     }
     c->sale_count++;
+    if (!lines)
+        return 0;
     c->sale_ids.slots[slot] = (hs >> 32 << 32) | (idx + 1);
     c->sale_ids.count++;
     return note_customer(c, ev, hc, idx);
@@ -463,6 +469,13 @@ static int feed_one(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t 
 {
     if (ev->seq > c->cfg.through_seq)
         return 0; /* does not exist as of X */
+    /* Only the promotions' budgets asked (promotions_only): what a sale gets depends on its
+     * partner, attributes and certification as of its `at`, its product, amount and plan
+     * rule (program.md), never on refunds (they claw no promotion back), adjustments, sale
+     * ids or customers: those are not fed, and no sale-id or customer table is built. */
+    if (c->output.promotions_only &&
+        (ev->type == ACR_EV_SALE_REFUNDED || ev->type == ACR_EV_ADJUSTMENT_RECORDED))
+        return 0;
     int rc = 0;
     switch (ev->type) {
     case ACR_EV_PARTNER_REGISTERED: rc = feed_registered(c, ev); break;
@@ -484,6 +497,8 @@ static int feed_one(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t 
 static void hash_ids(const acr_comm_t *c, const acr_event_t *ev, uint64_t *hs, uint64_t *hc)
 {
     *hs = *hc = 0;
+    if (c->output.promotions_only)
+        return; /* no sale-id or customer table (feed_one) */
     if (ev->type == ACR_EV_SALE_RECORDED) {
         if (ev->at_ms >= c->run_end_ms)
             return; /* after U: not fed (feed_sale) */
