@@ -198,21 +198,35 @@ static void *reader_stage(void *arg)
 
 /* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
  * the tests compare with; a close, which needs the latest business date of any event),
- * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release), or
- * nothing is dated after `period` (the walk would skip no dated record). *out_rc is set
- * on a store error. */
-static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bool want_full,
-                      int *out_rc, acr_err_t *err)
+ * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release),
+ * nothing is dated after `period` (the walk would skip no dated record), or the walk would
+ * skip less than half of the log. A record the walk reads costs about twice a scanned one
+ * (the seek by seq, the predecessor's hash, the index's own pages: on a 10 M-event year
+ * the walk of September took 14.9 s, the scan 11.5 s), so the walk pays only for the
+ * earlier part of a log. The part it skips is estimated by the first seq of the periods
+ * after `period`: in a log appended in business-time order every later record comes from
+ * there on; late records dated earlier make the estimate high, never low, so the walk is
+ * kept where it was the rule before. ACR_PAYOUT_FULL_SCAN=0 takes the walk wherever the
+ * index covers the snapshot (the tests' other side). *out_rc is set on a store error. */
+static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
+                      uint64_t through_seq, bool want_full, int *out_rc, acr_err_t *err)
 {
     const char *env = getenv("ACR_PAYOUT_FULL_SCAN");
+    bool walk = env != NULL && strcmp(env, "0") == 0;
     if (want_full || (env != NULL && strcmp(env, "1") == 0))
         return true;
     int32_t last = 0;
+    uint64_t first_after = 0;
     int rc = acr__pseq_covers(r, l, err);
     if (rc == 1)
         rc = acr__pseq_last_dated(r, l, &last, err);
+    if (rc == 1 && last > period && !walk)
+        rc = acr__pseq_first_seq_after(r, l, period, &first_after, err);
     *out_rc = rc < 0 ? rc : 0;
-    return rc != 1 || last <= period;
+    if (rc != 1 || last <= period)
+        return true;
+    /* the records the walk would skip, about: those of seqs first_after..through_seq */
+    return !walk && (first_after > through_seq || through_seq - first_after + 1 < through_seq / 2);
 }
 
 /* A run that reads the whole log feeds about every sale of the ledger: the state's counts
@@ -239,7 +253,7 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
     if (rc == 0 && through_seq > acr_reader_head_seq(r))
         rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
     acr__pseq_walk_t walk;
-    bool indexed = rc == 0 && !full_scan(r, l, period, want_full, &rc, err);
+    bool indexed = rc == 0 && !full_scan(r, l, period, through_seq, want_full, &rc, err);
     if (rc == 0 && indexed)
         rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
     if (rc != 0)

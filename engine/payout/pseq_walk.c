@@ -61,6 +61,37 @@ int acr__pseq_last_dated(acr_reader_t *r, const acr_ledger_t *l, int32_t *out, a
     return 1;
 }
 
+int acr__pseq_first_seq_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
+                              uint64_t *out_seq, acr_err_t *err)
+{
+    MDB_txn *txn = acr__reader_txn(r, ACR_DB_PERIOD_SEQS);
+    MDB_dbi dbi = l->dbi[ACR_DB_PERIOD_SEQS];
+    uint64_t best = UINT64_MAX;
+    for (uint32_t next = acr__pseq_period_key(period) + 1; next < ACR__PSEQ_MARKER_PERIOD;) {
+        MDB_cursor *cur;
+        MDB_val k, v;
+        int rc = seek(txn, dbi, next, 0, &cur, &k, &v, err);
+        if (rc != 0)
+            return rc;
+        if (cur == NULL)
+            break;
+        mdb_cursor_close(cur);
+        if (k.mv_size != ACR__PSEQ_KEY_LEN)
+            return acr_err_set(err, ACR_ECORRUPT, "a period_seqs key is damaged: run `accrue "
+                               "rebuild`");
+        uint32_t pk = acr__pseq_key_period(k.mv_data);
+        if (pk == ACR__PSEQ_MARKER_PERIOD)
+            break;
+        uint64_t seq = acr__be_u64((const uint8_t *)k.mv_data + 4);
+        best = seq < best ? seq : best;
+        next = pk + 1;
+    }
+    if (best == UINT64_MAX)
+        return 0;
+    *out_seq = best;
+    return 1;
+}
+
 /* Reads the row under src's cursor: 1 when it is on src's list at a seq <= through, 0
  * when the list ends there, or ACR_ECORRUPT. */
 static int src_load(acr__pseq_src_t *s, const MDB_val *k, const MDB_val *v, uint64_t through,

@@ -38,6 +38,13 @@ int acr__pseq_covers(acr_reader_t *r, const acr_ledger_t *l, acr_err_t *err);
  * sale's period): 1 with *out set, 0 when none is, negative on an LMDB error. */
 int acr__pseq_last_dated(acr_reader_t *r, const acr_ledger_t *l, int32_t *out, acr_err_t *err);
 
+/* The smallest first seq of the lists of the periods after `period` (its first row's seq of
+ * each, found by one seek per period): 1 with *out_seq, 0 when no period after it holds a
+ * row, negative on an LMDB error. In a log appended in business-time order, the rows from
+ * that seq on are about those the walk of `period` skips. */
+int acr__pseq_first_seq_after(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
+                              uint64_t *out_seq, acr_err_t *err);
+
 /* Opens the walk of run period `period` as of `through` in r's snapshot. 0 or ACR_ENOMEM /
  * an LMDB error (nothing to close then). */
 int acr__pseq_walk_open(acr__pseq_walk_t *w, acr_reader_t *r, const acr_ledger_t *l,

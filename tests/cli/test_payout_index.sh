@@ -10,14 +10,16 @@
 GEN=${ACCRUE_GEN:-$(dirname "$ACCRUE")/accrue-gen}
 [ -x "$GEN" ] || GEN=$ROOT/build/accrue-gen
 
-# both_ways LEDGER PERIOD [AS_OF]: one run each way, compared byte for byte; and a third,
-# indexed, with the finish on three threads and a group per partner (processors/lines.c),
+# both_ways LEDGER PERIOD [AS_OF]: one run each way (the walk forced with
+# ACR_PAYOUT_FULL_SCAN=0), compared byte for byte; and a third, by the default rule (walk or
+# scan, engine/payout/payout.c), with the finish on three threads and a group per partner
+# (processors/lines.c),
 # against the full scan's on one thread (ACR_PAYOUT_THREADS=1), the reference.
 both_ways() {
     local l=$1 p=$2 x=${3:-} args=()
     [ -n "$x" ] && args=(--as-of "$x")
     rm -rf "$TMP/ix" "$TMP/fs" "$TMP/px"
-    acc "$l" payout run "$p" "${args[@]}" --out "$TMP/ix"
+    ACR_PAYOUT_FULL_SCAN=0 acc "$l" payout run "$p" "${args[@]}" --out "$TMP/ix"
     local rc_ix=$RC
     ACR_PAYOUT_THREADS=3 ACR_PAYOUT_CHUNK_SALES=1 acc "$l" payout run "$p" "${args[@]}" --out "$TMP/px"
     local rc_px=$RC
