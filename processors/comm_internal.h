@@ -257,6 +257,8 @@ struct acr_comm {
     acr__rsum_t *rsums;          /* open addressing on the sale index */
     size_t rsum_count, rsum_mask;
     int64_t run_end_ms;          /* first ms after the run's period: later events are after U */
+    int64_t feed_end_ms;         /* sales before it are fed (>= run_end_ms: the later ones for
+                                    the budgets alone, acr_comm_budgets_through) */
     acr__refund_t *refunds;
     size_t refund_count, refunds_cap;
     acr__adj_t *adjs;

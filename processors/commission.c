@@ -36,8 +36,15 @@ acr_comm_t *acr_comm_new(const acr_comm_config_t *cfg)
             (void)acr__grow((void **)&c->sales, &c->sales_cap, (size_t)cfg->through_seq,
                             sizeof *c->sales); /* on failure the feed grows it as it goes */
         c->run_end_ms = acr_period_end_ms(cfg->period_kind, cfg->run_period, cfg->utc_offset_min);
+        c->feed_end_ms = c->run_end_ms;
     }
     return c;
+}
+
+void acr_comm_budgets_through(acr_comm_t *c, int32_t period)
+{
+    if (period > c->cfg.run_period)
+        c->feed_end_ms = acr_period_end_ms(c->cfg.period_kind, period, c->cfg.utc_offset_min);
 }
 
 void acr_comm_set_output(acr_comm_t *c, const acr_comm_output_t *o)
@@ -177,6 +184,8 @@ static int sid_grow(acr_comm_t *c)
     if (slots == NULL)
         return ACR_ENOMEM;
     for (size_t k = 0; k < c->sale_count; k++) {
+        if (c->sales[k].at_ms >= c->run_end_ms)
+            continue; /* fed for the budgets alone: in no table */
         uint32_t len;
         const char *id = acr__sale_id(c, &c->sales[k], &len);
         uint64_t h = hash64(id, len), i = h & (n - 1);
@@ -306,15 +315,18 @@ static int note_customer(acr_comm_t *c, const acr_event_t *ev, uint64_t h, uint3
 
 static int feed_sale(acr_comm_t *c, const acr_event_t *ev, uint64_t hs, uint64_t hc)
 {
-    /* A sale after U needs no record, and not even the customer map: a sale ordered before a
-     * sale S of a period <= U has at <= S's at < U's end, so a sale after U is never the
-     * first of a customer that also has a sale up to U (note_customer would replace it by
-     * the earlier one), and a customer whose sales are all after U gets no line. */
-    if (ev->at_ms >= c->run_end_ms)
+    /* A sale after U needs no record but for the budgets (acr_comm_budgets_through), and
+     * never the customer map: a sale ordered before a sale S of a period <= U has at <= S's
+     * at < U's end, so a sale after U is never the first of a customer that also has a sale
+     * up to U (note_customer would replace it by the earlier one), and a customer whose
+     * sales are all after U gets no line. */
+    if (ev->at_ms >= c->feed_end_ms)
         return 0;
     const acr_str_t *sid = &ev->str[ACR_F_SALE_ID];
     uint64_t slot = 0;
-    bool lines = !c->output.promotions_only; /* else no table: see feed_one */
+    /* no table for a promotions-only run (feed_one), nor for a sale fed for the budgets
+     * alone (acr_comm_budgets_through) */
+    bool lines = !c->output.promotions_only && ev->at_ms < c->run_end_ms;
     if (lines && sid_find(c, sid->ptr, sid->len, hs, &slot) != ACR__NONE)
         /* the log never holds two sales with one id; keep the first */
         return note_customer(c, ev, hc, ACR__NONE);

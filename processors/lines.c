@@ -288,6 +288,11 @@ static int gather_sales(run_t *r)
     r->ps_count = n;
     if (!sorted && order_sales(r) != 0)
         return nomem(r);
+    /* the sales fed for the budgets alone (after the run's period: last in (at, seq) order)
+     * take part in the promotions' first pass only */
+    while (!r->prepass && r->ps_count > 0 && r->ps[r->ps_count - 1].s.at_ms >= c->run_end_ms)
+        r->ps_count--;
+    n = r->ps_count;
     for (size_t i = 0; i < n; i++) {
         if (!(r->ps[i].s.meta & ACR__SALE_REFUNDED))
             continue;

@@ -20,6 +20,7 @@
 #include "accrue/money.h"
 #include "accrue/payout.h"
 #include "../log/log_internal.h"
+#include "../state/program_internal.h"
 #include "csv_async.h"
 #include "payout_internal.h"
 #include "pseq_walk.h"
@@ -37,6 +38,10 @@ static int find_close(acr_reader_t *r, acr_ledger_t *l, const char *period_id, a
 typedef struct feed_state {
     int64_t max_at_ms; /* latest business time of any event fed */
     bool any_event;
+    bool budgets;      /* in: the run's summary wants each promotion's use as of X */
+    bool budgets_fed;  /* out: the later sales that could spend a budget were fed with the
+                          run (budgets_fed_through: the last period), see feed_budgets */
+    int32_t budgets_fed_through;
 } feed_state_t;
 
 /* The replay is a two-stage pipeline over a ring of slots. The reader stage walks the
@@ -242,6 +247,50 @@ static void reserve_for_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *
         acr_comm_reserve(c, sales.ms_entries, customers.ms_entries);
 }
 
+/* A full scan reads the sales of the periods after the run's anyway: when a promotion may
+ * run past the run's period, those up to the last period a promotion may reach (its `to`,
+ * whatever promotion.ended lowered it to: an upper bound; every promotion in the snapshot's
+ * program table, a superset of those with seq <= X) or a sale is dated in are fed with the
+ * run for the budgets alone (acr_comm_budgets_through), instead of a second run over the
+ * log after it (promo_used_as_of_x). */
+static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32_t period,
+                        feed_state_t *fs, acr_err_t *err)
+{
+    MDB_cursor *cur;
+    MDB_val k = acr__val("P", 1), v;
+    int rc = mdb_cursor_open(acr__reader_txn(r, ACR_DB_PROGRAM), l->dbi[ACR_DB_PROGRAM], &cur);
+    if (rc != 0)
+        return acr__mdb_err(rc, err, "program");
+    int32_t to = INT32_MIN;
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+         rc == 0 && k.mv_size > 0 && *(const char *)k.mv_data == 'P';
+         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        acr__prog_promo_t row;
+        if (acr__prog_promo_decode(v.mv_data, v.mv_size, &row) != 0) {
+            mdb_cursor_close(cur);
+            return acr_err_set(err, ACR_ECORRUPT, "a promotion row is damaged: run `accrue "
+                               "rebuild`");
+        }
+        int32_t p = acr_period_of_day(l->cfg.period_kind, (int32_t)row.to_day);
+        to = p > to ? p : to;
+    }
+    mdb_cursor_close(cur);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return acr__mdb_err(rc, err, "program");
+    if (to <= period)
+        return 0; /* no promotion runs past the run's period: the run sees every spend */
+    int32_t last;
+    if ((rc = acr__pseq_covers(r, l, err)) == 1 && (rc = acr__pseq_last_dated(r, l, &last, err)) >= 0)
+        to = rc == 1 && last < to ? last : to; /* nothing dated after `last` */
+    if (rc < 0)
+        return rc;
+    if (to > period)
+        acr_comm_budgets_through(c, to);
+    fs->budgets_fed = true;
+    fs->budgets_fed_through = to;
+    return 0;
+}
+
 /* Feeds the events of run period `period` among 1..through_seq (every event the processor
  * uses with a full scan, else those period_seqs lists for the period) and, when closes,
  * the statements of the closes among them. */
@@ -256,8 +305,13 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
     bool indexed = rc == 0 && !full_scan(r, l, period, through_seq, want_full, &rc, err);
     if (rc == 0 && indexed)
         rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
-    if (rc != 0)
+    if (rc == 0 && !indexed && fs->budgets)
+        rc = feed_budgets(l, r, c, period, fs, err);
+    if (rc != 0) {
+        if (indexed)
+            acr__pseq_walk_close(&walk);
         return rc;
+    }
     if (!indexed)
         reserve_for_log(l, r, c);
     pipe_t pp = {.r = r, .walk = indexed ? &walk : NULL, .through = through_seq,
@@ -382,7 +436,7 @@ int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, in
                                       uint64_t through_seq, const acr_comm_output_t *o,
                                       acr_statement_t *out, acr_err_t *err)
 {
-    feed_state_t fs = {0, false};
+    feed_state_t fs = {.max_at_ms = 0};
     return run_processor(l, r, period, through_seq, false, false, NULL, o, out, &fs, err);
 }
 
@@ -397,7 +451,7 @@ int acr__payout_lines_ignoring_closes(const acr_ledger_t *l, acr_reader_t *r, in
  * sales qualify). */
 static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t period,
                               uint64_t through_seq, const acr_payout_request_t *req,
-                              acr_statement_t *st, acr_err_t *err)
+                              const feed_state_t *fs_run, acr_statement_t *st, acr_err_t *err)
 {
     int32_t through = period;
     for (size_t i = 0; i < st->promotion_count; i++) {
@@ -418,9 +472,11 @@ static int promo_used_as_of_x(const acr_ledger_t *l, acr_reader_t *r, int32_t pe
     }
     if (rc < 0)
         return rc;
+    if (fs_run->budgets_fed && fs_run->budgets_fed_through >= through)
+        return 0; /* the run itself fed the sales up to there (feed_budgets) */
     acr_statement_t all;
     memset(&all, 0, sizeof all);
-    feed_state_t fs = {0, false};
+    feed_state_t fs = {.max_at_ms = 0};
     rc = run_processor(l, r, through, through_seq, false, false, req,
                        &(acr_comm_output_t){.omit_lines = true, .omit_csv = true,
                                             .promotions_only = true},
@@ -439,10 +495,11 @@ static int compute(acr_ledger_t *l, acr_reader_t *r, int32_t period, uint64_t th
                    bool want_full, const acr_payout_request_t *req, const acr_comm_output_t *o,
                    acr_payout_t *out, feed_state_t *fs, acr_err_t *err)
 {
+    fs->budgets = true;
     int rc = run_processor(l, r, period, through_seq, true, want_full, req, o, &out->stmt, fs,
                            err);
     if (rc == 0 &&
-        (rc = promo_used_as_of_x(l, r, period, through_seq, req, &out->stmt, err)) != 0) {
+        (rc = promo_used_as_of_x(l, r, period, through_seq, req, fs, &out->stmt, err)) != 0) {
         acr_statement_destroy(&out->stmt); /* a failed compute leaves no statement */
         memset(&out->stmt, 0, sizeof out->stmt);
     }
@@ -516,7 +573,7 @@ int acr_payout_run_with_output(acr_ledger_t *l, const acr_payout_request_t *req,
             req = NULL; /* a closed period's statement is what was paid: no what-if */
         }
     }
-    feed_state_t fs = {0, false};
+    feed_state_t fs = {.max_at_ms = 0};
     if (rc == 0 && req != NULL)
         whatif_labels(req, out);
     if (rc == 0)
@@ -614,7 +671,7 @@ static int close_compute(acr_ledger_t *l, int32_t period, const acr_comm_output_
     int rc = acr_reader_open(l, &r, err);
     if (rc != 0)
         return rc;
-    feed_state_t fs = {0, false};
+    feed_state_t fs = {.max_at_ms = 0};
     rc = check_close_order(r, l, period, out->period_id, err);
     if (rc == 0)
         rc = compute(l, r, period, acr_reader_head_seq(r), true, NULL, o, out, &fs, err);
@@ -749,7 +806,7 @@ int acr_payout_audit(acr_ledger_t *l, const char *period_id, acr_payout_t *out,
     /* An audit reads the log itself, every record through the close's through_seq with its
      * chain link, not the copies period_seqs keeps of scattered records: a log record
      * changed in place must fail the audit (chain_broken), whatever those copies say. */
-    feed_state_t fs = {0, false};
+    feed_state_t fs = {.max_at_ms = 0};
     if (rc == 0)
         rc = compute(l, r, period, (uint64_t)close.num[ACR_F_THROUGH_SEQ], true, NULL, NULL,
                      out, &fs, err);

@@ -173,6 +173,15 @@ void acr_comm_set_output(acr_comm_t *c, const acr_comm_output_t *o);
  * feed then neither doubles nor rehashes them on the way. A hint only: wrong or 0 changes
  * no result, a table that fills up still grows, and a failed allocation is left to it. */
 void acr_comm_reserve(acr_comm_t *c, size_t sales, size_t customers);
+/* Feeds the sales dated after the run's period up to the end of `period` too, for the
+ * promotions' budgets alone (program.md: a budget is spent over the whole log, in (at, seq)
+ * order, and a summary gives each promotion's use as of X): they get no line, are neither a
+ * customer's first sale nor a refund's sale (no table holds them), and come after every
+ * sale of the run in that order, so the run's lines are what they would be without them,
+ * while each promotion's used_minor counts them. A caller that reads them anyway (a full
+ * scan) spares a second run over the log. Before the first event; a period <= the run's
+ * changes nothing. */
+void acr_comm_budgets_through(acr_comm_t *c, int32_t period);
 
 /* Feeds the next event (seq order, seq <= through_seq). Events the processor
  * does not need are ignored. Errors: ACR_ENOMEM, ACR_ECORRUPT (a stored plan
