@@ -201,20 +201,27 @@ static void *reader_stage(void *arg)
     return NULL;
 }
 
+static int promo_reach(const acr_ledger_t *l, acr_reader_t *r, int32_t period, int32_t *out_to,
+                       bool *out_spans, acr_err_t *err);
+
 /* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
  * the tests compare with; a close, which needs the latest business date of any event),
  * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release),
- * nothing is dated after `period` (the walk would skip no dated record), or the walk would
- * skip less than half of the log. A record the walk reads costs about twice a scanned one
- * (the seek by seq, the predecessor's hash, the index's own pages: on a 10 M-event year
- * the walk of September took 14.9 s, the scan 11.5 s), so the walk pays only for the
- * earlier part of a log. The part it skips is estimated by the first seq of the periods
- * after `period`: in a log appended in business-time order every later record comes from
- * there on; late records dated earlier make the estimate high, never low, so the walk is
- * kept where it was the rule before. ACR_PAYOUT_FULL_SCAN=0 takes the walk wherever the
- * index covers the snapshot (the tests' other side). *out_rc is set on a store error. */
+ * nothing is dated after `period` (the walk would skip no dated record), the run's summary
+ * will want a promotion's budget use beyond `period` (budgets: a promotion runs within and
+ * past it, and the later sales would be read by a second run anyway; a full scan feeds them
+ * with the run, feed_budgets), or the walk would skip less than half of the log. A record
+ * the walk reads costs about twice a scanned one (the seek by seq, the predecessor's hash,
+ * the index's own pages: on a 10 M-event year the walk of September took 14.9 s, the scan
+ * 11.5 s), so the walk pays only for the earlier part of a log. The part it skips is
+ * estimated by the first seq of the periods after `period`: in a log appended in
+ * business-time order every later record comes from there on; late records dated earlier
+ * make the estimate high, never low, so the walk is kept where it was the rule before.
+ * ACR_PAYOUT_FULL_SCAN=0 takes the walk wherever the index covers the snapshot (the tests'
+ * other side). *out_rc is set on a store error. */
 static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
-                      uint64_t through_seq, bool want_full, int *out_rc, acr_err_t *err)
+                      uint64_t through_seq, bool want_full, bool budgets, int *out_rc,
+                      acr_err_t *err)
 {
     const char *env = getenv("ACR_PAYOUT_FULL_SCAN");
     bool walk = env != NULL && strcmp(env, "0") == 0;
@@ -225,10 +232,15 @@ static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
     int rc = acr__pseq_covers(r, l, err);
     if (rc == 1)
         rc = acr__pseq_last_dated(r, l, &last, err);
-    if (rc == 1 && last > period && !walk)
+    int32_t to;
+    bool spans = false;
+    if (rc == 1 && last > period && !walk && budgets && (rc = promo_reach(l, r, period, &to,
+                                                                          &spans, err)) == 0)
+        rc = 1;
+    if (rc == 1 && last > period && !walk && !spans)
         rc = acr__pseq_first_seq_after(r, l, period, &first_after, err);
     *out_rc = rc < 0 ? rc : 0;
-    if (rc != 1 || last <= period)
+    if (rc != 1 || last <= period || spans)
         return true;
     /* the records the walk would skip, about: those of seqs first_after..through_seq */
     return !walk && (first_after > through_seq || through_seq - first_after + 1 < through_seq / 2);
@@ -247,21 +259,21 @@ static void reserve_for_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *
         acr_comm_reserve(c, sales.ms_entries, customers.ms_entries);
 }
 
-/* A full scan reads the sales of the periods after the run's anyway: when a promotion may
- * run past the run's period, those up to the last period a promotion may reach (its `to`,
- * whatever promotion.ended lowered it to: an upper bound; every promotion in the snapshot's
- * program table, a superset of those with seq <= X) or a sale is dated in are fed with the
- * run for the budgets alone (acr_comm_budgets_through), instead of a second run over the
- * log after it (promo_used_as_of_x). */
-static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32_t period,
-                        feed_state_t *fs, acr_err_t *err)
+/* The promotions of the snapshot's program table (a superset of those with seq <= X) as
+ * seen from run period `period`: *out_to, the last period any may reach (its `to`, an upper
+ * bound of its last day whatever promotion.ended says), and *out_spans, whether one runs
+ * both within `period` or before and after it (so the run's summary will want the later
+ * periods' sales for its budget). 0 or an error. */
+static int promo_reach(const acr_ledger_t *l, acr_reader_t *r, int32_t period, int32_t *out_to,
+                       bool *out_spans, acr_err_t *err)
 {
     MDB_cursor *cur;
     MDB_val k = acr__val("P", 1), v;
     int rc = mdb_cursor_open(acr__reader_txn(r, ACR_DB_PROGRAM), l->dbi[ACR_DB_PROGRAM], &cur);
     if (rc != 0)
         return acr__mdb_err(rc, err, "program");
-    int32_t to = INT32_MIN;
+    *out_to = INT32_MIN;
+    *out_spans = false;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
          rc == 0 && k.mv_size > 0 && *(const char *)k.mv_data == 'P';
          rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
@@ -271,15 +283,27 @@ static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, i
             return acr_err_set(err, ACR_ECORRUPT, "a promotion row is damaged: run `accrue "
                                "rebuild`");
         }
-        int32_t p = acr_period_of_day(l->cfg.period_kind, (int32_t)row.to_day);
-        to = p > to ? p : to;
+        int32_t from = acr_period_of_day(l->cfg.period_kind, (int32_t)row.from_day);
+        int32_t to = acr_period_of_day(l->cfg.period_kind, (int32_t)row.to_day);
+        *out_to = to > *out_to ? to : *out_to;
+        *out_spans = *out_spans || (from <= period && to > period);
     }
     mdb_cursor_close(cur);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return acr__mdb_err(rc, err, "program");
-    if (to <= period)
-        return 0; /* no promotion runs past the run's period: the run sees every spend */
-    int32_t last;
+    return rc != 0 && rc != MDB_NOTFOUND ? acr__mdb_err(rc, err, "program") : 0;
+}
+
+/* A full scan reads the sales of the periods after the run's anyway: when a promotion may
+ * run past the run's period, those up to the last period a promotion may reach or a sale
+ * is dated in are fed with the run for the budgets alone (acr_comm_budgets_through),
+ * instead of a second run over the log after it (promo_used_as_of_x). */
+static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32_t period,
+                        feed_state_t *fs, acr_err_t *err)
+{
+    int32_t to, last;
+    bool spans;
+    int rc = promo_reach(l, r, period, &to, &spans, err);
+    if (rc != 0 || to <= period)
+        return rc; /* no promotion runs past the run's period: the run sees every spend */
     if ((rc = acr__pseq_covers(r, l, err)) == 1 && (rc = acr__pseq_last_dated(r, l, &last, err)) >= 0)
         to = rc == 1 && last < to ? last : to; /* nothing dated after `last` */
     if (rc < 0)
@@ -302,7 +326,8 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
     if (rc == 0 && through_seq > acr_reader_head_seq(r))
         rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
     acr__pseq_walk_t walk;
-    bool indexed = rc == 0 && !full_scan(r, l, period, through_seq, want_full, &rc, err);
+    bool indexed = rc == 0 &&
+                   !full_scan(r, l, period, through_seq, want_full, fs->budgets, &rc, err);
     if (rc == 0 && indexed)
         rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
     if (rc == 0 && !indexed && fs->budgets)
