@@ -267,8 +267,9 @@ struct acr_comm {
     size_t plan_count, plans_cap;
     acr__paid_t *paid;
     size_t paid_count, paid_cap;
-    uint32_t *paid_slots;        /* index + 1 */
+    uint64_t *paid_slots;        /* identity hash << 32 | (index + 1), 0 = empty */
     size_t paid_mask;
+    int32_t paid_max_origin;     /* the latest origin of a paid line (none later is paid) */
     bool finished;
 };
 
