@@ -87,6 +87,8 @@ typedef struct run {
     acr_line_t *pend;     /* paid-only lines of the partner, sorted, merged at their place */
     size_t pend_count, pend_cap, pend_pos;
     bool silent;          /* first pass: mark paid identities, emit nothing */
+    uint64_t *pslots;     /* the partner's paid identities: hash << 32 | (paid index + 1) */
+    size_t pslots_cap, pmask; /* slots allocated; pmask + 1 in use, 0: the partner has none */
     char *idbuf;          /* the NUL-terminated id of the sale line being emitted */
     size_t idbuf_cap;
     const char *partner_id; /* the partner being processed */
@@ -672,18 +674,65 @@ static int flush_pending(run_t *r, const acr_line_t *l)
     return 0;
 }
 
+/* The partner's paid identities in a table of their own, a few thousand slots that stay in
+ * the cache while its lines are emitted (twice when it has paid lines: the silent pass,
+ * then the output): looked up in the whole run's table, each line cost a few cache and TLB
+ * misses, ~60 % of a 10 M-event run with eleven months closed. */
+static int paid_index(run_t *r)
+{
+    const acr_comm_t *c = r->c;
+    size_t lo = r->paid.start[r->partner], n = r->paid.start[r->partner + 1] - lo;
+    r->pmask = 0;
+    if (n == 0)
+        return 0;
+    size_t cap = 16;
+    while (cap < 2 * n)
+        cap *= 2;
+    if (cap > r->pslots_cap) {
+        free(r->pslots);
+        r->pslots_cap = 0;
+        if ((r->pslots = malloc(cap * sizeof *r->pslots)) == NULL)
+            return nomem(r);
+        r->pslots_cap = cap;
+    }
+    memset(r->pslots, 0, cap * sizeof *r->pslots);
+    r->pmask = cap - 1;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t k = r->paid.ord[lo + i], h = c->paid[k].hash;
+        size_t j = h & r->pmask;
+        while (r->pslots[j] != 0)
+            j = (j + 1) & r->pmask;
+        r->pslots[j] = (uint64_t)h << 32 | (k + 1);
+    }
+    return 0;
+}
+
+/* The partner's paid entry of an identity, or NULL. */
+static acr__paid_t *paid_of(const run_t *r, int32_t origin, unsigned kind, const char *src,
+                            size_t n)
+{
+    acr__paid_t *paid = r->c->paid;
+    uint32_t h = acr__identity_hash(r->partner, origin, kind, src, n);
+    for (size_t j = h & r->pmask;; j = (j + 1) & r->pmask) {
+        uint64_t s = r->pslots[j];
+        if (s == 0)
+            return NULL;
+        acr__paid_t *pd = &paid[(uint32_t)s - 1];
+        if ((uint32_t)(s >> 32) == h && pd->origin == origin && pd->kind == kind &&
+            strncmp(pd->source, src, n) == 0 && pd->source[n] == '\0')
+            return pd;
+    }
+}
+
 /* Emits now - paid for the identity of a now-side line of amount != 0. */
 static int emit(run_t *r, acr_line_t *line, bool stable)
 {
     const acr_comm_t *c = r->c;
     if (line->amount_minor == 0)
         return 0; /* a zero line is not a line */
-    if (c->paid_count > 0) {
-        size_t n = strlen(line->source_id);
-        uint32_t h = acr__identity_hash(r->partner, line->origin_period, line->kind,
-                                        line->source_id, n);
-        acr__paid_t *pd = acr__paid_find(c, r->partner, line->origin_period, line->kind,
-                                         line->source_id, n, h);
+    if (r->pmask != 0) {
+        acr__paid_t *pd = paid_of(r, line->origin_period, line->kind, line->source_id,
+                                  strlen(line->source_id));
         if (pd != NULL) {
             pd->used = true;
             int64_t delta;
@@ -936,6 +985,8 @@ static int do_partner(run_t *r, uint32_t p)
     if (rc == 0)
         rc = partner_period_level(r);
     r->pend_count = r->pend_pos = 0;
+    if (rc == 0)
+        rc = paid_index(r);
     if (rc == 0 && r->paid.start[p + 1] > r->paid.start[p]) {
         /* first pass: which paid identities have a now-side line */
         r->silent = true;
@@ -1063,6 +1114,7 @@ static void worker_done(run_t *w)
     free(w->pend);
     free(w->idbuf);
     free(w->need);
+    free(w->pslots);
 }
 
 static void chunk_compute(run_t *w, chunk_t *k, const par_t *p)
@@ -1461,6 +1513,7 @@ static void run_free(run_t *r)
     free(r->pend);
     free(r->idbuf);
     free(r->need);
+    free(r->pslots);
 }
 
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
