@@ -7,6 +7,9 @@
 #   pg_restart          stop and start the same cluster
 #   psql_ [ARGS...]     psql as the superuser on database bi, unaligned, tuples only
 #
+# The server runs with the stock settings but for durability (fsync off: a test's data is
+# thrown away) and with pg_stat_statements loaded: JIT stays on, as in production (the sink
+# turns it off for its own session, and test_sink.sh checks it).
 # As root, initdb and the server run as the `postgres` user (initdb refuses root), as
 # benchmarks/peers/postgres.sh does. PG_BIN is the folder of initdb/pg_ctl (PostgreSQL 15 from
 # Debian); pg_available says whether it is there.
@@ -28,7 +31,7 @@ pg_server_start() {
     pg_ctl_ -l "$PG_DIR/server.log" -w -s -t 60 \
         -o "-c listen_addresses='' -c unix_socket_directories=$PG_DIR -c port=$PG_PORT \
             -c shared_buffers=${PG_SHARED_BUFFERS:-128MB} -c fsync=off -c full_page_writes=off ${PG_EXTRA_OPTS:-} \
-            -c max_wal_size=2GB -c jit=off" start
+            -c max_wal_size=2GB -c shared_preload_libraries=pg_stat_statements" start
 }
 
 pg_start() {
@@ -42,7 +45,9 @@ pg_start() {
     PG_SU_DSN="host=$PG_DIR port=$PG_PORT user=postgres dbname=bi"
     PG_DSN="host=$PG_DIR port=$PG_PORT user=sink dbname=bi"
     psql -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d postgres -v ON_ERROR_STOP=1 \
-        -c "CREATE ROLE sink LOGIN" -c "CREATE DATABASE bi OWNER sink" >/dev/null
+        -c "CREATE ROLE sink LOGIN" -c "CREATE DATABASE bi OWNER sink" >/dev/null &&
+        psql -X -q -h "$PG_DIR" -p "$PG_PORT" -U postgres -d bi -v ON_ERROR_STOP=1 \
+            -c "CREATE EXTENSION pg_stat_statements" >/dev/null
 }
 
 pg_stop() {
