@@ -77,7 +77,7 @@ void acr_comm_free(acr_comm_t *c)
     free(c->refunds);
     free(c->adjs);
     free(c->paid);
-    free(c->paid_slots);
+    acr__table_free(c->paid_slots, c->paid_slots ? (c->paid_mask + 1) * sizeof *c->paid_slots : 0);
     acr__arena_free(&c->arena);
     free(c);
 }

@@ -51,10 +51,15 @@ acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origi
     }
 }
 
-static int paid_rehash(acr_comm_t *c)
+/* Rehashes into a table of at least 2 * want slots (a power of two, at least double the
+ * current one): zeroed, 2 MiB-aligned and huge-page advised when large (a probe is a
+ * random access). */
+static int paid_rehash(acr_comm_t *c, size_t want)
 {
     size_t n = c->paid_slots ? (c->paid_mask + 1) * 2 : 256;
-    uint64_t *slots = calloc(n, sizeof *slots);
+    while (n < 2 * want)
+        n *= 2;
+    uint64_t *slots = acr__table_alloc(n * sizeof *slots);
     if (slots == NULL)
         return ACR_ENOMEM;
     for (size_t k = 0; k < c->paid_count; k++) {
@@ -63,7 +68,7 @@ static int paid_rehash(acr_comm_t *c)
             i = (i + 1) & (n - 1);
         slots[i] = (uint64_t)c->paid[k].hash << 32 | ((uint32_t)k + 1);
     }
-    free(c->paid_slots);
+    acr__table_free(c->paid_slots, c->paid_slots ? (c->paid_mask + 1) * sizeof *slots : 0);
     c->paid_slots = slots;
     c->paid_mask = n - 1;
     return 0;
@@ -79,7 +84,8 @@ static acr__paid_t *paid_get(acr_comm_t *c, uint32_t partner, int32_t origin, un
         return pd;
     if (c->paid_count + 1 >= UINT32_MAX)
         return NULL;
-    if (((c->paid_count + 1) * 2 > (c->paid_slots ? c->paid_mask + 1 : 0) && paid_rehash(c)) ||
+    if (((c->paid_count + 1) * 2 > (c->paid_slots ? c->paid_mask + 1 : 0) &&
+         paid_rehash(c, c->paid_count + 1)) ||
         acr__grow((void **)&c->paid, &c->paid_cap, c->paid_count + 1, sizeof *c->paid) != 0)
         return NULL;
     pd = &c->paid[c->paid_count];
@@ -185,11 +191,23 @@ static int add_record(acr_comm_t *c, const char *p, size_t n, size_t line_no, ac
     return 0;
 }
 
+/* The shortest statement line: 12 fields, 11 commas and a newline, of which the period and
+ * origin (7 bytes each at least), the line number, partner, kind, source, amounts (1 each)
+ * and the currency (3). An estimate of the lines from above: a wrong one costs only room. */
+#define LINE_BYTES_MIN 32
+
 int acr_comm_add_closed(acr_comm_t *c, const char *csv, size_t len, acr_err_t *err)
 {
     size_t hl = strlen(ACR_STATEMENT_HEADER);
     if (len < hl || memcmp(csv, ACR_STATEMENT_HEADER, hl) != 0)
         return acr_err_set(err, ACR_ECORRUPT, "stored statement has no statement header");
+    /* room for its lines at once (each is a new identity at most, and longer than
+     * LINE_BYTES_MIN): growing by doubling rehashed and copied ~10 M identities over and
+     * over, a third of a run with a year of closes */
+    size_t most = c->paid_count + (len - hl) / LINE_BYTES_MIN + 1;
+    if ((most * 2 > (c->paid_slots ? c->paid_mask + 1 : 0) && paid_rehash(c, most) != 0) ||
+        acr__grow((void **)&c->paid, &c->paid_cap, most, sizeof *c->paid) != 0)
+        return acr_err_set(err, ACR_ENOMEM, "out of memory reading a stored statement");
     size_t line_no = 1;
     for (size_t pos = hl; pos < len;) {
         const char *nl = memchr(csv + pos, '\n', len - pos);
