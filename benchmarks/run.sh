@@ -143,6 +143,37 @@ else
     skip append_file accrue-not-built
 fi
 
+# replay_payout_closed: the last month's run after every earlier month was closed, in order,
+# on a copy of the ledger (a finance team closes each month): the run reads every stored
+# statement back and restates against it. close_seconds is the closes' mean.
+next_month() { # YYYY-MM -> the month after
+    local y=${1%-*} m=$((10#${1#*-} + 1))
+    [ "$m" -le 12 ] || { y=$((y + 1)); m=1; }
+    printf '%04d-%02d' "$y" "$m"
+}
+closed_row() {
+    local l=$ledger.closed p=$first_period n=0 t0 close_s
+    rm -rf "$l"
+    cp -a "$ledger" "$l" || { fail "copy of the ledger for replay_payout_closed"; return; }
+    t0=$(now)
+    while [ "$p" != "$last_period" ] && [ "$n" -lt 120 ]; do
+        if ! "$accrue" --ledger "$l" payout close "$p" --force >/dev/null 2>"$work/close.err"; then
+            fail "payout close $p: $(head -3 "$work/close.err")"
+            rm -rf "$l"
+            return
+        fi
+        n=$((n + 1))
+        p=$(next_month "$p")
+    done
+    close_s=$(secs "$t0" "$(now)")
+    timed "$work/payout_closed.out" "$accrue" --ledger "$l" payout run "$last_period" --out "$work/closed-$last_period"
+    if [ "$T_RC" = 0 ]; then
+        bench replay_payout_closed "$events" "$T_SECONDS" "$T_RSS_MB" period="$last_period" \
+            closed_periods=$n "close_seconds=$(awk -v s="$close_s" -v n="$n" 'BEGIN { printf "%.3f", n ? s / n : 0 }')"
+    else fail "payout run after the closes: $(head -5 "$work/payout_closed.out.err")"; fi
+    rm -rf "$l" "$work/closed-$last_period"
+}
+
 if [ $have_accrue = 1 ]; then
     # The stack's own rates over the same log, each in a fresh process like the run below
     # (pages in the page cache, not yet mapped): an LMDB cursor scan, and the scan with
@@ -199,6 +230,7 @@ if [ $have_accrue = 1 ]; then
     timed "$work/rebuild.out" "$accrue" --ledger "$ledger" rebuild
     if [ "$T_RC" = 0 ]; then bench rebuild "$events" "$T_SECONDS" "$T_RSS_MB"
     else fail "rebuild: $(head -5 "$work/rebuild.out.err")"; fi
+    closed_row
 else
     skip replay_payout accrue-not-built
     skip verify accrue-not-built
