@@ -12,7 +12,12 @@
  * message L is byte for byte the ledger's record L (else the stream belongs
  * to another ledger or another history: chain_broken, exit 5), and goes on
  * from L + 1. A restart after kill -9 does the same, so nothing is skipped
- * and nothing is published twice.
+ * and nothing is published twice. A publish the stream answers as a duplicate (its
+ * Nats-Msg-Id is already stored: normally this publisher's own message; else another
+ * copy of the ledger, with the same id, that went another way) is checked the same way:
+ * the stored message must be this ledger's record, else chain_broken. Without that, a
+ * stream already holding another copy's seq s took this copy's s + 1, which chains to
+ * neither, and both publishers went on.
  *
  * The ledger is read through short read snapshots only (one per chunk of
  * records; a poll every 50 ms once caught up): the writer never waits.
@@ -43,6 +48,7 @@ typedef struct pub {
     int replicas;
     bool replicas_given;
     atomic_int failed;
+    _Atomic uint64_t dup_seq; /* the lowest seq answered as a duplicate (0: none) */
     char fail_msg[512];
     uint64_t published; /* messages accepted by the client library this run */
 } pub_t;
@@ -63,14 +69,26 @@ static const char usage_replicate[] =
     "  --no-follow      stop once the head is published (alias --once)\n"
     "  --window N       messages in flight (default 16384)\n";
 
-static void on_pub_err(jsCtx *js, jsPubAckErr *pae, void *arg)
+/* Every publish's answer (the client library's thread): a refusal or a duplicate stops the
+ * window, and the publisher resynchronises (publish). */
+static void on_ack(jsCtx *js, natsMsg *msg, jsPubAck *pa, jsPubAckErr *pae, void *arg)
 {
     (void)js;
     pub_t *p = arg;
-    if (atomic_exchange(&p->failed, 1) == 0)
+    if (pae != NULL && atomic_exchange(&p->failed, 1) == 0)
         snprintf(p->fail_msg, sizeof p->fail_msg, "%s (JetStream error %d%s%s)",
                  natsStatus_GetText(pae->Err), (int)pae->ErrCode, pae->ErrText ? ": " : "",
                  pae->ErrText ? pae->ErrText : "");
+    if (pa != NULL && pa->Duplicate) {
+        uint64_t d = atomic_load(&p->dup_seq);
+        while ((d == 0 || pa->Sequence < d) &&
+               !atomic_compare_exchange_weak(&p->dup_seq, &d, pa->Sequence)) {
+        }
+        if (atomic_exchange(&p->failed, 1) == 0)
+            snprintf(p->fail_msg, sizeof p->fail_msg, "the stream already held message %" PRIu64
+                     " (a duplicate id)", pa->Sequence);
+    }
+    natsMsg_Destroy(msg); /* ours to destroy with an ack handler */
 }
 
 /* 0 with *last set; 1 = try again later (message printed); < 0: exit code negated. */
@@ -140,7 +158,8 @@ static int ensure_stream(pub_t *p, uint64_t *last, bool quiet)
     return rc;
 }
 
-/* Message `last` of the stream must be the ledger's record `last`. */
+/* Message `last` of the stream (its last, or one answered as a duplicate) must be the
+ * ledger's record `last`. */
 static int check_tail(pub_t *p, uint64_t last, bool quiet)
 {
     if (last == 0)
@@ -351,6 +370,12 @@ static int publish(pub_t *p, const pub_opts_t *o, bool quiet, uint64_t *first)
         int s = ensure_stream(p, &last, !say);
         if (s == 0)
             s = check_tail(p, last, !say);
+        /* a message answered as a duplicate must be this ledger's too */
+        uint64_t dup = atomic_exchange(&p->dup_seq, 0);
+        if (s == 0 && dup != 0 && dup != last)
+            s = check_tail(p, dup, !say);
+        if (s == 1 && dup != 0)
+            atomic_store(&p->dup_seq, dup); /* not checked yet: again next time */
         if (s < 0)
             return -s;
         if (s == 1) { /* retried every 0.5 s, said every RETRY_SAY_MS */
@@ -415,7 +440,7 @@ int acr__cmd_replicate(acr_cli_t *cli, int argc, char **argv)
     p.replicas = (int)o.replicas;
     p.replicas_given = o.replicas_given;
     rpl_signals();
-    if ((rc = rpl_connect(o.url, "accrue replicate", (int)o.window, on_pub_err, &p, &p.c)) != 0) {
+    if ((rc = rpl_connect(o.url, "accrue replicate", (int)o.window, on_ack, &p, &p.c)) != 0) {
         acr_ledger_close(p.l);
         return rc;
     }

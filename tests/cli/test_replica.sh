@@ -418,6 +418,45 @@ case_other_ledger_refused() {
         fail "the refusal: $(head -c 300 "$TMP/second.err")"
 }
 
+# Two copies of one ledger (a backup restored, then appended to apart) publishing to one
+# stream: the stream de-duplicates by Nats-Msg-Id (`<ledger id>:<seq>`), so the second copy's
+# N+1 was answered as a duplicate of the first copy's and its N+2 stored after it, chaining
+# to neither, while both publishers went on. A duplicate answer is checked now: the stored
+# message must be this ledger's record, else the running publisher stops (chain_broken).
+case_diverged_copy_stops_the_publisher() {
+    local a=$TMP/copy-a b=$TMP/copy-b pid rc=
+    "$ACCRUE" --ledger "$a" init >/dev/null
+    "$ACCRUE" --ledger "$a" append "$WORKED/events.jsonl" >/dev/null
+    "$ACCRUE" --ledger "$a" backup "$b" >/dev/null || fail "backup of the first copy"
+    run --ledger "$a" replicate --nats "$NATS_URL" --no-follow
+    assert_exit 0 "replicate of the first copy"
+    "$ACCRUE" --ledger "$b" replicate --nats "$NATS_URL" >"$TMP/copy-b.out" 2>"$TMP/copy-b.err" &
+    pid=$!
+    BG_PIDS+=("$pid")
+    sleep 1 # the second copy's publisher is caught up and polling
+    printf '%s\n' '{"id":"copy-a1","type":"partner.registered","at":"2026-07-01T00:00:00Z","data":{"partner_id":"PA","name":"A","kind":"reseller","tier":"gold","plan_id":"standard","currency":"JPY"}}' \
+        >"$TMP/copy-a.jsonl"
+    "$ACCRUE" --ledger "$a" append "$TMP/copy-a.jsonl" >/dev/null || fail "append to the first copy"
+    run --ledger "$a" replicate --nats "$NATS_URL" --no-follow
+    assert_exit 0 "replicate of the first copy's new event"
+    printf '%s\n' '{"id":"copy-b1","type":"partner.registered","at":"2026-07-01T00:00:00Z","data":{"partner_id":"PB","name":"B","kind":"reseller","tier":"gold","plan_id":"standard","currency":"JPY"}}' \
+        '{"id":"copy-b2","type":"partner.registered","at":"2026-07-02T00:00:00Z","data":{"partner_id":"PC","name":"C","kind":"reseller","tier":"gold","plan_id":"standard","currency":"JPY"}}' \
+        >"$TMP/copy-b.jsonl"
+    "$ACCRUE" --ledger "$b" append "$TMP/copy-b.jsonl" >/dev/null || fail "append to the second copy"
+    for _ in $(seq 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -9 "$pid" 2>/dev/null
+        fail "the second copy's publisher still runs 20 s after meeting the first copy's event"
+    fi
+    wait "$pid"
+    rc=$?
+    assert_eq "$rc" 5 "exit of the second copy's publisher"
+    grep -q "chain_broken" "$TMP/copy-b.err" || fail "no chain_broken: $(tail -3 "$TMP/copy-b.err")"
+}
+
 case_restart_resumes_without_duplicates() {
     # nothing new: a restarted publisher publishes nothing and the stream still ends at the head
     run --ledger "$P" replicate --nats "$NATS_URL" --no-follow
@@ -465,6 +504,7 @@ run_case case_writes_refused_on_the_replica
 run_case case_http_403_on_the_replica
 run_case case_follow_stops_cleanly
 run_case case_other_ledger_refused
+run_case case_diverged_copy_stops_the_publisher
 run_case case_restart_resumes_without_duplicates
 run_case case_no_jetstream
 finish

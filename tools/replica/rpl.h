@@ -40,11 +40,12 @@ extern volatile sig_atomic_t rpl_stop;
 void rpl_signals(void);
 
 /* Connects to url (a comma-separated list of servers is allowed), reconnecting
- * forever, with a JetStream context whose async publishes call err_cb (may be
- * NULL) and allow `window` messages in flight. Prints the diagnostic and
- * returns an exit code on failure, 0 on success. */
-int rpl_connect(const char *url, const char *name, int window, jsPubAckErrHandler err_cb,
-                void *err_arg, rpl_conn_t *out);
+ * forever, with a JetStream context whose async publishes' answers (acks and errors) go
+ * to ack_cb (may be NULL; it destroys the message it is given) and allow `window`
+ * messages in flight. Prints the diagnostic and returns an exit code on failure, 0 on
+ * success. */
+int rpl_connect(const char *url, const char *name, int window, jsPubAckHandler ack_cb,
+                void *ack_arg, rpl_conn_t *out);
 void rpl_close(rpl_conn_t *c);
 
 /* The default stream name and the subject of a ledger id (32 hex digits). */

@@ -74,8 +74,8 @@ void rpl_diag_nats(int code, const char *what, natsStatus s, jsErrCode jerr)
                 natsStatus_GetText(s), last ? ": " : "", last ? last : "");
 }
 
-int rpl_connect(const char *url, const char *name, int window, jsPubAckErrHandler err_cb,
-                void *err_arg, rpl_conn_t *out)
+int rpl_connect(const char *url, const char *name, int window, jsPubAckHandler ack_cb,
+                void *ack_arg, rpl_conn_t *out)
 {
     memset(out, 0, sizeof *out);
     natsOptions *o = NULL;
@@ -115,8 +115,8 @@ int rpl_connect(const char *url, const char *name, int window, jsPubAckErrHandle
     jsOptions_Init(&jo);
     jo.Wait = 10000;
     jo.PublishAsync.MaxPending = window > 0 ? window : 1;
-    jo.PublishAsync.ErrHandler = err_cb;
-    jo.PublishAsync.ErrHandlerClosure = err_arg;
+    jo.PublishAsync.AckHandler = ack_cb;
+    jo.PublishAsync.AckHandlerClosure = ack_arg;
     jo.PublishAsync.StallWait = 30000; /* a full window waits for acks, not fails */
     s = natsConnection_JetStream(&out->js, out->nc, &jo);
     if (s != NATS_OK) {
