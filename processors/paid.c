@@ -27,11 +27,11 @@ uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, con
     return (uint32_t)XXH3_64bits_withSeed(src, src_len, seed);
 }
 
-/* Every line of a run of origin <= the latest closed period looks its identity up, so with
- * a year of closes ~10 M look-ups of ~10 M identities: a slot holds the identity's hash
- * beside its index, so a probe past another identity does not touch that entry (a cache
- * miss each; looking them up was 40 % of a 10 M-event run with one period closed), and a
- * line of an origin later than every paid one looks nothing up. */
+/* Each line of every stored statement read back finds or adds its identity here (~10 M
+ * with a year of closes; the lines of a run look theirs up in their partner's own table,
+ * lines.c): a slot holds the identity's hash beside its index, so a probe past another
+ * identity does not touch that entry (a cache miss each), and an origin later than every
+ * paid one is known new at once. */
 acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
                             unsigned kind, const char *src, size_t src_len, uint32_t hash)
 {

@@ -304,7 +304,8 @@ static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, i
     int rc = promo_reach(l, r, period, &to, &spans, err);
     if (rc != 0 || to <= period)
         return rc; /* no promotion runs past the run's period: the run sees every spend */
-    if ((rc = acr__pseq_covers(r, l, err)) == 1 && (rc = acr__pseq_last_dated(r, l, &last, err)) >= 0)
+    if ((rc = acr__pseq_covers(r, l, err)) == 1 &&
+        (rc = acr__pseq_last_dated(r, l, &last, err)) >= 0)
         to = rc == 1 && last < to ? last : to; /* nothing dated after `last` */
     if (rc < 0)
         return rc;
