@@ -199,13 +199,15 @@ static int check_tail(pub_t *p, uint64_t last, bool quiet)
     bool same = natsMsgHeader_Get(m, "Nats-Msg-Id", &id) == NATS_OK && id != NULL &&
                 strcmp(id, want) == 0 && (size_t)natsMsg_GetDataLength(m) == rec.len &&
                 memcmp(natsMsg_GetData(m), rec.bytes, rec.len) == 0;
+    char got[80]; /* the id lives in the message: copied before it is destroyed */
+    snprintf(got, sizeof got, "%s", id != NULL ? id : "none");
     natsMsg_Destroy(m);
     acr_reader_close(r);
     if (!same) {
         acr__diag(ACR_ECHAIN_BROKEN,
                   "message %" PRIu64 " of stream %s is not this ledger's event %" PRIu64
                   " (id %s): another ledger or a rewritten history",
-                  last, p->stream, last, id ? id : "none");
+                  last, p->stream, last, got);
         return -acr_err_exit_code(ACR_ECHAIN_BROKEN);
     }
     return 0;
