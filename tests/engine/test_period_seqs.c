@@ -1,9 +1,10 @@
 /* test_period_seqs.c - the period_seqs index (engine/state/period_seqs.c) and the payout
  * driver's indexed run (engine/payout/pseq_walk.c): randomized histories (late and
  * backdated sales, refunds dated after their sale's period and backdated refunds,
- * adjustments, tier changes, a second plan version, closes between batches) run for every
- * period and several as-of seqs both ways, indexed and with ACR_PAYOUT_FULL_SCAN=1, and
- * must give the same statement bytes, summary and KPI lines; verify must accept the index.
+ * adjustments, tier changes, a second plan version, promotions with a budget, closes
+ * between batches) run for every period and several as-of seqs both ways, indexed and with
+ * ACR_PAYOUT_FULL_SCAN=1, and must give the same statement bytes, summary and KPI lines;
+ * verify must accept the index.
  * A ledger whose index does not cover its log (the marker removed: an older release's)
  * must fall back to the full scan, and a wrong index must be seen by the comparison. */
 #include <lmdb.h>
@@ -66,6 +67,21 @@ static void start(hist_t *h)
         ev(h, "partner.registered", JAN_2026_MS - 31 * DAY_MS, d);
     }
     plan(h, 1, "2026-01-01", 1500);
+}
+
+/* The partner program's promotions (program.md), in half the histories: one over the
+ * whole half-year with a budget that runs out part way (late sales take budget from later
+ * ones), one for gold partners without a budget, ended early in round 3; so the runs of
+ * every period before the last feed later sales for the budgets (acr_comm_budgets_through)
+ * or, walked, need the promotions-only run, and both must give the full scan's bytes. */
+static void promotions(hist_t *h)
+{
+    ev(h, "promotion.published", JAN_2026_MS - 10 * DAY_MS,
+       "\"promotion\":{\"promo_id\":\"spiff\",\"plan_id\":\"standard\",\"from\":\"2026-01-01\","
+       "\"to\":\"2026-06-30\",\"rate_bp\":500,\"per_sale_minor\":1000,\"budget_minor\":300000}");
+    ev(h, "promotion.published", JAN_2026_MS - 9 * DAY_MS,
+       "\"promotion\":{\"promo_id\":\"gold\",\"plan_id\":\"standard\",\"from\":\"2026-02-01\","
+       "\"to\":\"2026-05-31\",\"match\":{\"tier\":\"gold\"},\"rate_bp\":800}");
 }
 
 static void sale(hist_t *h, int64_t until_ms)
@@ -132,11 +148,17 @@ static void build_history(acr_ledger_t *l, uint64_t seed, int *out_closed)
     hist_t h = {.rng = seed * 0x9E3779B97F4A7C15ull + 1};
     acr_buf_init(&h.batch);
     start(&h);
+    bool promos = seed / 2 % 2 == 0; /* seeds 1, 4, 5, 8, 9, 12: both offsets */
+    if (promos)
+        promotions(&h);
     int closed = 0; /* months of 2026 closed */
     for (int round = 1; round <= 6; round++) {
         int64_t until = JAN_2026_MS + (int64_t)round * 31 * DAY_MS;
         if (round == 2)
             plan(&h, 2, "2026-03-01", 1200 + (int)rnd(&h, 800));
+        if (round == 3 && promos)
+            ev(&h, "promotion.ended", JAN_2026_MS + 70 * DAY_MS,
+               "\"promo_id\":\"gold\",\"ends_on\":\"2026-04-15\"");
         for (int i = 0; i < 30; i++) {
             uint64_t k = rnd(&h, 10);
             if (k < 5)
