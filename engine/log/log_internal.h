@@ -21,6 +21,17 @@ int acr__append_close(acr_ledger_t *ledger, uint64_t expect_head, const acr_even
                       size_t csv_len, struct acr_idem *idem, uint64_t *out_seq,
                       acr_err_t *err);
 
+/* ---- the program's promotions, for the payout driver (promo_reach.c) ------------------ */
+
+/* The promotions of the program table in stxn (every promotion of the snapshot: a superset
+ * of those with seq <= X) as seen from run period `period`: *out_to, the last period any
+ * may reach (its `to`, an upper bound of its last day whatever promotion.ended says;
+ * INT32_MIN when there is none), and *out_spans, whether one runs both within or before
+ * `period` and after it (a run's summary then wants the later periods' sales for its
+ * budget). 0 or an error (err set). */
+int acr__promo_reach(const acr_ledger_t *l, MDB_txn *stxn, int32_t period, int32_t *out_to,
+                     bool *out_spans, acr_err_t *err);
+
 /* ---- idempotency keys (idem.c; the records of idem.h) -------------------------------- */
 
 /* Looks idem's key up in txn: state NEW (absent or expired), REPLAY (answer copied) or

@@ -20,7 +20,6 @@
 #include "accrue/money.h"
 #include "accrue/payout.h"
 #include "../log/log_internal.h"
-#include "../state/program_internal.h"
 #include "csv_async.h"
 #include "payout_internal.h"
 #include "pseq_walk.h"
@@ -201,9 +200,6 @@ static void *reader_stage(void *arg)
     return NULL;
 }
 
-static int promo_reach(const acr_ledger_t *l, acr_reader_t *r, int32_t period, int32_t *out_to,
-                       bool *out_spans, acr_err_t *err);
-
 /* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
  * the tests compare with; a close, which needs the latest business date of any event),
  * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release),
@@ -234,8 +230,9 @@ static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
         rc = acr__pseq_last_dated(r, l, &last, err);
     int32_t to;
     bool spans = false;
-    if (rc == 1 && last > period && !walk && budgets && (rc = promo_reach(l, r, period, &to,
-                                                                          &spans, err)) == 0)
+    if (rc == 1 && last > period && !walk && budgets &&
+        (rc = acr__promo_reach(l, acr__reader_txn(r, ACR_DB_PROGRAM), period, &to, &spans,
+                               err)) == 0)
         rc = 1;
     if (rc == 1 && last > period && !walk && !spans)
         rc = acr__pseq_first_seq_after(r, l, period, &first_after, err);
@@ -259,39 +256,6 @@ static void reserve_for_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *
         acr_comm_reserve(c, sales.ms_entries, customers.ms_entries);
 }
 
-/* The promotions of the snapshot's program table (a superset of those with seq <= X) as
- * seen from run period `period`: *out_to, the last period any may reach (its `to`, an upper
- * bound of its last day whatever promotion.ended says), and *out_spans, whether one runs
- * both within `period` or before and after it (so the run's summary will want the later
- * periods' sales for its budget). 0 or an error. */
-static int promo_reach(const acr_ledger_t *l, acr_reader_t *r, int32_t period, int32_t *out_to,
-                       bool *out_spans, acr_err_t *err)
-{
-    MDB_cursor *cur;
-    MDB_val k = acr__val("P", 1), v;
-    int rc = mdb_cursor_open(acr__reader_txn(r, ACR_DB_PROGRAM), l->dbi[ACR_DB_PROGRAM], &cur);
-    if (rc != 0)
-        return acr__mdb_err(rc, err, "program");
-    *out_to = INT32_MIN;
-    *out_spans = false;
-    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-         rc == 0 && k.mv_size > 0 && *(const char *)k.mv_data == 'P';
-         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        acr__prog_promo_t row;
-        if (acr__prog_promo_decode(v.mv_data, v.mv_size, &row) != 0) {
-            mdb_cursor_close(cur);
-            return acr_err_set(err, ACR_ECORRUPT, "a promotion row is damaged: run `accrue "
-                               "rebuild`");
-        }
-        int32_t from = acr_period_of_day(l->cfg.period_kind, (int32_t)row.from_day);
-        int32_t to = acr_period_of_day(l->cfg.period_kind, (int32_t)row.to_day);
-        *out_to = to > *out_to ? to : *out_to;
-        *out_spans = *out_spans || (from <= period && to > period);
-    }
-    mdb_cursor_close(cur);
-    return rc != 0 && rc != MDB_NOTFOUND ? acr__mdb_err(rc, err, "program") : 0;
-}
-
 /* A full scan reads the sales of the periods after the run's anyway: when a promotion may
  * run past the run's period, those up to the last period a promotion may reach or a sale
  * is dated in are fed with the run for the budgets alone (acr_comm_budgets_through),
@@ -301,7 +265,7 @@ static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, i
 {
     int32_t to, last;
     bool spans;
-    int rc = promo_reach(l, r, period, &to, &spans, err);
+    int rc = acr__promo_reach(l, acr__reader_txn(r, ACR_DB_PROGRAM), period, &to, &spans, err);
     if (rc != 0 || to <= period)
         return rc; /* no promotion runs past the run's period: the run sees every spend */
     if ((rc = acr__pseq_covers(r, l, err)) == 1 &&
