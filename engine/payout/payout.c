@@ -215,32 +215,51 @@ static void *reader_stage(void *arg)
  * make the estimate high, never low, so the walk is kept where it was the rule before.
  * ACR_PAYOUT_FULL_SCAN=0 takes the walk wherever the index covers the snapshot (the tests'
  * other side). *out_rc is set on a store error. */
+/* What the index and the program table say of a run's period, read once per run for the
+ * choice of the scan (full_scan) and for the budgets' feed (feed_budgets). */
+typedef struct log_view {
+    bool covered;      /* period_seqs covers the snapshot */
+    bool dated;        /* covered, and some sale, refund or adjustment is dated (last) */
+    int32_t last;      /* the last period one is dated in */
+    int32_t promo_to;  /* budgets asked: the last period a promotion may reach, else INT32_MIN */
+    bool promo_spans;  /* budgets asked: a promotion runs within or before the period and after */
+} log_view_t;
+
+static int view_log(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bool budgets,
+                    log_view_t *v, acr_err_t *err)
+{
+    memset(v, 0, sizeof *v);
+    v->promo_to = INT32_MIN;
+    int rc = acr__pseq_covers(r, l, err);
+    v->covered = rc == 1;
+    if (rc == 1 && (rc = acr__pseq_last_dated(r, l, &v->last, err)) >= 0)
+        v->dated = rc == 1;
+    if (rc >= 0 && budgets)
+        rc = acr__promo_reach(l, acr__reader_txn(r, ACR_DB_PROGRAM), period, &v->promo_to,
+                              &v->promo_spans, err);
+    return rc < 0 ? rc : 0;
+}
+
 static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
-                      uint64_t through_seq, bool want_full, bool budgets, int *out_rc,
+                      uint64_t through_seq, bool want_full, const log_view_t *v, int *out_rc,
                       acr_err_t *err)
 {
     const char *env = getenv("ACR_PAYOUT_FULL_SCAN");
     bool walk = env != NULL && strcmp(env, "0") == 0;
-    if (want_full || (env != NULL && strcmp(env, "1") == 0))
+    if (want_full || (env != NULL && strcmp(env, "1") == 0) || !v->covered || !v->dated ||
+        v->last <= period)
         return true;
-    int32_t last = 0;
+    if (walk)
+        return false;
+    if (v->promo_spans)
+        return true;
     uint64_t first_after = 0;
-    int rc = acr__pseq_covers(r, l, err);
-    if (rc == 1)
-        rc = acr__pseq_last_dated(r, l, &last, err);
-    int32_t to;
-    bool spans = false;
-    if (rc == 1 && last > period && !walk && budgets &&
-        (rc = acr__promo_reach(l, acr__reader_txn(r, ACR_DB_PROGRAM), period, &to, &spans,
-                               err)) == 0)
-        rc = 1;
-    if (rc == 1 && last > period && !walk && !spans)
-        rc = acr__pseq_first_seq_after(r, l, period, &first_after, err);
+    int rc = acr__pseq_first_seq_after(r, l, period, &first_after, err);
     *out_rc = rc < 0 ? rc : 0;
-    if (rc != 1 || last <= period || spans)
+    if (rc != 1)
         return true;
     /* the records the walk would skip, about: those of seqs first_after..through_seq */
-    return !walk && (first_after > through_seq || through_seq - first_after + 1 < through_seq / 2);
+    return first_after > through_seq || through_seq - first_after + 1 < through_seq / 2;
 }
 
 /* A run that reads the whole log feeds about every sale of the ledger: the state's counts
@@ -260,24 +279,17 @@ static void reserve_for_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *
  * run past the run's period, those up to the last period a promotion may reach or a sale
  * is dated in are fed with the run for the budgets alone (acr_comm_budgets_through),
  * instead of a second run over the log after it (promo_used_as_of_x). */
-static int feed_budgets(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32_t period,
-                        feed_state_t *fs, acr_err_t *err)
+static void feed_budgets(acr_comm_t *c, int32_t period, const log_view_t *v, feed_state_t *fs)
 {
-    int32_t to, last;
-    bool spans;
-    int rc = acr__promo_reach(l, acr__reader_txn(r, ACR_DB_PROGRAM), period, &to, &spans, err);
-    if (rc != 0 || to <= period)
-        return rc; /* no promotion runs past the run's period: the run sees every spend */
-    if ((rc = acr__pseq_covers(r, l, err)) == 1 &&
-        (rc = acr__pseq_last_dated(r, l, &last, err)) >= 0)
-        to = rc == 1 && last < to ? last : to; /* nothing dated after `last` */
-    if (rc < 0)
-        return rc;
+    int32_t to = v->promo_to;
+    if (to <= period)
+        return; /* no promotion runs past the run's period: the run sees every spend */
+    if (v->dated && v->last < to)
+        to = v->last; /* nothing dated after `last` */
     if (to > period)
         acr_comm_budgets_through(c, to);
     fs->budgets_fed = true;
     fs->budgets_fed_through = to;
-    return 0;
 }
 
 /* Feeds the events of run period `period` among 1..through_seq (every event the processor
@@ -291,12 +303,14 @@ static int feed_log(const acr_ledger_t *l, acr_reader_t *r, acr_comm_t *c, int32
     if (rc == 0 && through_seq > acr_reader_head_seq(r))
         rc = acr_err_set(err, ACR_ECHAIN_BROKEN, "the log ends early");
     acr__pseq_walk_t walk;
-    bool indexed = rc == 0 &&
-                   !full_scan(r, l, period, through_seq, want_full, fs->budgets, &rc, err);
+    log_view_t view;
+    if (rc == 0)
+        rc = view_log(r, l, period, fs->budgets, &view, err);
+    bool indexed = rc == 0 && !full_scan(r, l, period, through_seq, want_full, &view, &rc, err);
     if (rc == 0 && indexed)
         rc = acr__pseq_walk_open(&walk, r, l, period, through_seq, err);
     if (rc == 0 && !indexed && fs->budgets)
-        rc = feed_budgets(l, r, c, period, fs, err);
+        feed_budgets(c, period, &view, fs);
     if (rc != 0) {
         if (indexed)
             acr__pseq_walk_close(&walk);
