@@ -269,7 +269,6 @@ struct acr_comm {
     size_t paid_count, paid_cap;
     uint64_t *paid_slots;        /* identity hash << 32 | (index + 1), 0 = empty */
     size_t paid_mask;
-    int32_t paid_max_origin;     /* the latest origin of a paid line (none later is paid) */
     bool finished;
 };
 

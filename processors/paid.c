@@ -30,12 +30,11 @@ uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, con
 /* Each line of every stored statement read back finds or adds its identity here (~10 M
  * with a year of closes; the lines of a run look theirs up in their partner's own table,
  * lines.c): a slot holds the identity's hash beside its index, so a probe past another
- * identity does not touch that entry (a cache miss each), and an origin later than every
- * paid one is known new at once. */
+ * identity does not touch that entry (a cache miss each). */
 acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
                             unsigned kind, const char *src, size_t src_len, uint32_t hash)
 {
-    if (c->paid_slots == NULL || origin > c->paid_max_origin)
+    if (c->paid_slots == NULL)
         return NULL;
     for (size_t i = hash & c->paid_mask;; i = (i + 1) & c->paid_mask) {
         uint64_t slot = c->paid_slots[i];
@@ -100,8 +99,6 @@ static acr__paid_t *paid_get(acr_comm_t *c, uint32_t partner, int32_t origin, un
     while (c->paid_slots[i] != 0)
         i = (i + 1) & c->paid_mask;
     c->paid_slots[i] = (uint64_t)h << 32 | (uint32_t)++c->paid_count;
-    if (c->paid_count == 1 || origin > c->paid_max_origin)
-        c->paid_max_origin = origin;
     return pd;
 }
 
