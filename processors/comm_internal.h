@@ -341,9 +341,6 @@ int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, i
 /* Hash of a line identity. */
 uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
                             size_t src_len);
-/* The paid entry of an identity, or NULL. */
-acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
-                            unsigned kind, const char *src, size_t src_len, uint32_t hash);
 /* The now-side lines and the restatement (lines.c), handed to the output one by one in
  * statement order; fills st->unplanned. */
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);

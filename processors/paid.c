@@ -4,8 +4,8 @@
  * back into paid amounts per line identity (partner, origin period, kind,
  * source id), summed over every close, keeping the fields of the latest
  * close's line for identities whose now-side line has gone. lines.c looks
- * them up (acr__paid_find) to subtract what was already paid. The CSV writer
- * is statement.c.
+ * them up in a table per partner (paid_index) to subtract what was already
+ * paid. The CSV writer is statement.c.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -31,8 +31,8 @@ uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, con
  * with a year of closes; the lines of a run look theirs up in their partner's own table,
  * lines.c): a slot holds the identity's hash beside its index, so a probe past another
  * identity does not touch that entry (a cache miss each). */
-acr__paid_t *acr__paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
-                            unsigned kind, const char *src, size_t src_len, uint32_t hash)
+static acr__paid_t *paid_find(const acr_comm_t *c, uint32_t partner, int32_t origin,
+                              unsigned kind, const char *src, size_t src_len, uint32_t hash)
 {
     if (c->paid_slots == NULL)
         return NULL;
@@ -78,7 +78,7 @@ static acr__paid_t *paid_get(acr_comm_t *c, uint32_t partner, int32_t origin, un
                              const char *src, size_t src_len)
 {
     uint32_t h = acr__identity_hash(partner, origin, kind, src, src_len);
-    acr__paid_t *pd = acr__paid_find(c, partner, origin, kind, src, src_len, h);
+    acr__paid_t *pd = paid_find(c, partner, origin, kind, src, src_len, h);
     if (pd != NULL)
         return pd;
     if (c->paid_count + 1 >= UINT32_MAX)
