@@ -15,6 +15,7 @@
  * a stream of another ledger is refused (chain_broken, exit 5), as is a record
  * whose hash does not link to the replica's head.
  */
+#include <dirent.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -239,6 +240,31 @@ static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
     return 0;
 }
 
+/* When the stream holds a message past the replica's head that its consumer (filtered on
+ * the ledger's subject) did not deliver: the stream's message head + 1 on another subject
+ * means the stream is not this ledger's log alone (its seq N is no longer the ledger's seq
+ * N), which no wait repairs, so follow stops (chain_broken) instead of polling forever.
+ * 0, or an exit code negated. */
+static int check_next(rpl_conn_t *c, const char *stream, const char *subject, uint64_t head)
+{
+    natsMsg *m = NULL;
+    jsErrCode je = 0;
+    if (js_GetMsg(&m, c->js, stream, head + 1, NULL, &je) != NATS_OK)
+        return 0; /* gone or not reachable now: the fetch's own re-anchoring decides */
+    const char *subj = natsMsg_GetSubject(m);
+    int rc = 0;
+    if (subj == NULL || strcmp(subj, subject) != 0) {
+        acr__diag(ACR_ECHAIN_BROKEN,
+                  "message %" PRIu64 " of stream %s is on subject %s, not %s: the stream "
+                  "carries more than this ledger's log, and the replica cannot go past seq "
+                  "%" PRIu64,
+                  head + 1, stream, subj ? subj : "(none)", subject, head);
+        rc = -acr_err_exit_code(ACR_ECHAIN_BROKEN);
+    }
+    natsMsg_Destroy(m);
+    return rc;
+}
+
 /* The stream's last seq (for --once), or 0 on error. */
 static uint64_t stream_last(rpl_conn_t *c, const char *stream)
 {
@@ -278,6 +304,29 @@ static void retire(follower_t *f, natsSubscription *sub)
         f->dead[f->ndead++] = sub; /* beyond, a few bytes are left to the process's exit */
 }
 
+/* The first entry of dir that is none of a ledger's own files (those a creation cut short
+ * leaves are fine: the create replaces them), copied into name; false when there is none
+ * or dir does not exist. */
+static bool foreign_entry(const char *dir, char *name, size_t n)
+{
+    static const char *const own[] = {".",        "..",          "data.mdb",   "lock.mdb",
+                                      "state.mdb", "state.mdb-lock", "owner.lock", "owner.lock.new"};
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return false;
+    struct dirent *e;
+    bool found = false;
+    while (!found && (e = readdir(d)) != NULL) {
+        found = true;
+        for (size_t i = 0; i < sizeof own / sizeof own[0]; i++)
+            found = found && strcmp(e->d_name, own[i]) != 0;
+        if (found)
+            snprintf(name, n, "%s", e->d_name);
+    }
+    closedir(d);
+    return found;
+}
+
 /* Opens or creates the replica. 0, 1 = wait and retry, or an exit code negated. */
 static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
 {
@@ -297,6 +346,13 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
             exists = false;
         else if (rc != 0)
             return -acr__fail(rc, &err);
+    }
+    char other[256];
+    if (!exists && foreign_entry(cli->ledger_dir, other, sizeof other)) {
+        acr__diag(ACR_EEXISTS, "%s is not empty (it holds %s) and is no ledger: follow makes "
+                               "a replica in an empty folder (or a missing one)",
+                  cli->ledger_dir, other);
+        return -ACR_EXIT_RUNTIME;
     }
     if (exists) {
         acr_ledger_id_hex(f->l, f->hex);
@@ -596,6 +652,10 @@ static int run(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
             acr_err_t err;
             if (o->once && last != 0 && f->head >= last)
                 break;
+            if (last > f->head && (arc = check_next(&f->c, f->stream, f->subject, f->head)) < 0) {
+                rc = -arc;
+                break;
+            }
             if (!o->once && last != 0) /* keep the marker's view of the primary fresh */
                 acr_replica_apply(f->l, NULL, 0, last, rpl_now_ms(), &h, &err);
             continue;

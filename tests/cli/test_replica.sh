@@ -17,7 +17,8 @@
 # both sides (chain_broken, exit 5).
 #
 # Short by default (make test); REPLICA_LONG=1 (make test-long) appends 1 M
-# events and kills `follow` 20 times.
+# events and kills `follow` 20 times. REPLICA_ONLY=case_name runs that case alone (after the
+# setup).
 . "$(dirname "$0")/lib.sh"
 . "$ROOT/tests/replica/nats_cluster.sh"
 
@@ -457,6 +458,62 @@ case_diverged_copy_stops_the_publisher() {
     grep -q "chain_broken" "$TMP/copy-b.err" || fail "no chain_broken: $(tail -3 "$TMP/copy-b.err")"
 }
 
+# nats_raw LINES...: sends NATS protocol lines (CRLF added) to the first node, with a
+# subscription to _INBOX.t first, and prints what came back within 2 s.
+nats_raw() {
+    local line
+    exec 7<>"/dev/tcp/127.0.0.1/${NATS_PORTS[0]}" || return 1
+    {
+        printf 'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\nSUB _INBOX.t 1\r\n'
+        for line in "$@"; do printf '%s\r\n' "$line"; done
+        printf 'PING\r\n'
+    } >&7
+    timeout 2 cat <&7
+    exec 7<&- 7>&-
+}
+
+# A stream that carries a message on another subject after the ledger's records: the
+# consumer (filtered on the ledger's subject) never delivers it, so `follow --once` used to
+# poll forever for the stream's last seq. It stops now with chain_broken, having applied
+# every record before it.
+case_foreign_subject_stops_follow() {
+    local m=$TMP/mixed rm=$TMP/replica-mixed id cfg rc
+    "$ACCRUE" --ledger "$m" init >/dev/null
+    "$ACCRUE" --ledger "$m" append "$WORKED/events.jsonl" >/dev/null
+    id=$(id_of "$m")
+    cfg="{\"name\":\"MIXED\",\"subjects\":[\"accrue.$id.log\"],\"storage\":\"file\",\"num_replicas\":1}"
+    nats_raw "PUB \$JS.API.STREAM.CREATE.MIXED _INBOX.t ${#cfg}" "$cfg" >"$TMP/mixed-create.out"
+    grep -q '"config"' "$TMP/mixed-create.out" ||
+        fail "stream MIXED not created: $(head -c 300 "$TMP/mixed-create.out")"
+    run --ledger "$m" replicate --nats "$NATS_URL" --stream MIXED --no-follow
+    assert_exit 0 "replicate into MIXED"
+    # then someone adds a subject to the stream (replicate refuses a stream made that way)
+    cfg="{\"name\":\"MIXED\",\"subjects\":[\"accrue.$id.log\",\"elsewhere.x\"],\"storage\":\"file\",\"num_replicas\":1}"
+    nats_raw "PUB \$JS.API.STREAM.UPDATE.MIXED _INBOX.t ${#cfg}" "$cfg" >"$TMP/mixed-update.out"
+    grep -q 'elsewhere.x' "$TMP/mixed-update.out" ||
+        fail "stream MIXED not updated: $(head -c 300 "$TMP/mixed-update.out")"
+    nats_raw "PUB elsewhere.x 5" "hello" >/dev/null
+    timeout 30 "$ACCRUE" --ledger "$rm" follow --nats "$NATS_URL" --stream MIXED --once \
+        >"$TMP/mixed.out" 2>"$TMP/mixed.err"
+    rc=$?
+    assert_eq "$rc" 5 "follow --once of a stream with a foreign subject (124: still polling)"
+    grep -q "chain_broken.*is on subject elsewhere.x" "$TMP/mixed.err" ||
+        fail "the refusal: $(head -c 300 "$TMP/mixed.err")"
+    assert_eq "$(head_of "$rm")" "$(head_of "$m")" "the replica holds every record before it"
+}
+
+# reporting.md: follow turns an *empty* directory into a replica. A folder holding other files
+# is refused (exists, exit 1) and left as it was.
+case_non_empty_folder_refused() {
+    local d=$TMP/notes
+    mkdir -p "$d"
+    echo "q3 notes" >"$d/readme.txt"
+    acc "$d" follow --nats "$NATS_URL" --stream "$STREAM" --once
+    assert_exit 1 "follow into a folder holding a file"
+    expect_stderr_contains "accrue: exists: $d is not empty (it holds readme.txt)"
+    assert_eq "$(ls "$d")" "readme.txt" "the folder after the refusal"
+}
+
 case_restart_resumes_without_duplicates() {
     # nothing new: a restarted publisher publishes nothing and the stream still ends at the head
     run --ledger "$P" replicate --nats "$NATS_URL" --no-follow
@@ -495,6 +552,7 @@ case_no_jetstream() {
     expect_stderr_contains "accrue: exists: $TMP/inited holds a ledger made by \`accrue init\`"
 }
 
+[ -n "${REPLICA_ONLY:-}" ] && { run_case "$REPLICA_ONLY"; finish; exit; }
 run_case case_faults_during_appends
 run_case case_heads_equal_and_both_verify
 run_case case_same_answers
@@ -505,6 +563,8 @@ run_case case_http_403_on_the_replica
 run_case case_follow_stops_cleanly
 run_case case_other_ledger_refused
 run_case case_diverged_copy_stops_the_publisher
+run_case case_foreign_subject_stops_follow
+run_case case_non_empty_folder_refused
 run_case case_restart_resumes_without_duplicates
 run_case case_no_jetstream
 finish
