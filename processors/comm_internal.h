@@ -185,20 +185,41 @@ typedef struct acr__plan_ver {
     const char **rule_tags;  /* "plan_id@version#i" per rule, arena */
 } acr__plan_ver_t;
 
-typedef struct acr__paid {   /* one line identity of the closed statements */
-    uint32_t partner;
+typedef struct acr__paid {   /* one line identity of the closed statements, of one partner */
+    const char *source;      /* in the stored statement: source_len bytes, no NUL */
+    const char *rule;        /* likewise, the latest closed line's */
+    uint32_t source_len, rule_len;
     int32_t origin;
+    uint32_t hash;           /* of the identity */
     uint8_t kind;
     bool used;               /* matched by a now-side line in this run */
-    uint32_t hash;           /* of the identity */
-    const char *source;      /* arena */
+    char currency[4];
     int64_t amount_minor;    /* paid: the sum over every closed statement */
     uint64_t seq;            /* the latest closed line's fields */
     int64_t at_ms;
-    const char *rule;        /* arena */
     int64_t basis_minor;
-    char currency[4];
 } acr__paid_t;
+
+typedef struct acr__paid_set { /* one partner's paid identities (lines.c, paid.c) */
+    acr__paid_t *v;
+    size_t n, cap;
+    uint64_t *slots;         /* identity hash << 32 | (index + 1), 0 = empty */
+    size_t mask, slots_cap;
+} acr__paid_set_t;
+
+typedef struct acr__closed_block { /* one partner's lines in a stored statement */
+    uint32_t partner;
+    uint32_t lines;
+    size_t off, end;         /* bytes [off, end) of the CSV, whole lines */
+    size_t line_no;          /* of the first (the header is line 1) */
+} acr__closed_block_t;
+
+typedef struct acr__closed { /* one stored statement, read where it lies */
+    const char *csv;
+    size_t len;
+    acr__closed_block_t *blocks; /* in the statement's (partner_id) order */
+    size_t nblocks;
+} acr__closed_t;
 
 /* ---- the partner program (program.md; processors/program.c) ---- */
 typedef struct acr__onb {    /* one onboarding.defined: the modules of the list */
@@ -265,10 +286,9 @@ struct acr_comm {
     size_t adj_count, adjs_cap;
     acr__plan_ver_t *plans;      /* publish order, what-if ones last */
     size_t plan_count, plans_cap;
-    acr__paid_t *paid;
-    size_t paid_count, paid_cap;
-    uint64_t *paid_slots;        /* identity hash << 32 | (index + 1), 0 = empty */
-    size_t paid_mask;
+    acr__closed_t *closed;       /* the stored statements fed, in close order (their bytes
+                                    stay the caller's until the finish) */
+    size_t closed_count, closed_cap;
     bool finished;
 };
 
@@ -336,11 +356,22 @@ int acr__partner_intern(acr_comm_t *c, const char *id, uint32_t len, uint32_t *o
 /* Overflow error naming partner and period. */
 int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, int32_t period);
 
-/* ---- paid.c: the paid-lines table ---- */
+/* ---- paid.c: the paid lines ---- */
 
 /* Hash of a line identity. */
 uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
                             size_t src_len);
+/* Per close k and partner p, blk[k * partners + p] = its block's index + 1 (0: none), and
+ * lines[p] = p's lines over every close. Both malloc'ed: the caller frees them. */
+int acr__paid_index(const acr_comm_t *c, uint32_t **blk, size_t **lines);
+/* Partner's paid identities (it has `lines` paid lines, from acr__paid_index) into ps,
+ * replacing what it held, every one unused. ACR_ECORRUPT on a line that does not parse. */
+int acr__paid_load(const acr_comm_t *c, const uint32_t *blk, uint32_t partner, size_t lines,
+                   acr__paid_set_t *ps, acr_err_t *err);
+/* The entry of an identity (hash from acr__identity_hash), or NULL. */
+acr__paid_t *acr__paid_find(const acr__paid_set_t *ps, uint32_t hash, int32_t origin,
+                            unsigned kind, const char *src, size_t n);
+void acr__paid_set_free(acr__paid_set_t *ps);
 /* The now-side lines and the restatement (lines.c), handed to the output one by one in
  * statement order; fills st->unplanned. */
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err);

@@ -76,8 +76,9 @@ void acr_comm_free(acr_comm_t *c)
     free(c->sales);
     free(c->refunds);
     free(c->adjs);
-    free(c->paid);
-    acr__table_free(c->paid_slots, c->paid_slots ? (c->paid_mask + 1) * sizeof *c->paid_slots : 0);
+    for (size_t i = 0; i < c->closed_count; i++)
+        free(c->closed[i].blocks);
+    free(c->closed);
     acr__arena_free(&c->arena);
     free(c);
 }

@@ -78,7 +78,7 @@ typedef struct run {
     psale_t *late;        /* gather: the sales out of (at, seq) order */
     size_t late_cap;
     int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
-    group_t sales, refunds, adjs, upds, paid;
+    group_t sales, refunds, adjs, upds;
     pinfo_t *pinfo;
     size_t pinfo_count, pinfo_cap;
     int32_t *period_keys; /* period id strings, interned in the arena */
@@ -87,8 +87,10 @@ typedef struct run {
     acr_line_t *pend;     /* paid-only lines of the partner, sorted, merged at their place */
     size_t pend_count, pend_cap, pend_pos;
     bool silent;          /* first pass: mark paid identities, emit nothing */
-    uint64_t *pslots;     /* the partner's paid identities: hash << 32 | (paid index + 1) */
-    size_t pslots_cap, pmask; /* slots allocated; pmask + 1 in use, 0: the partner has none */
+    const uint32_t *pblk; /* per close and partner, its block of paid lines (acr__paid_index) */
+    const size_t *plines; /* per partner, its paid lines over every close */
+    acr__paid_set_t pset; /* the partner's paid identities */
+    bool has_paid;        /* the partner has some (pset loaded) */
     char *idbuf;          /* the NUL-terminated id of the sale line being emitted */
     size_t idbuf_cap;
     const char *partner_id; /* the partner being processed */
@@ -173,7 +175,6 @@ static uint32_t refund_key(const acr_comm_t *c, size_t i)
 }
 static uint32_t adj_key(const acr_comm_t *c, size_t i) { return c->adjs[i].partner; }
 static uint32_t upd_key(const acr_comm_t *c, size_t i) { return c->updates[i].partner; }
-static uint32_t paid_key(const acr_comm_t *c, size_t i) { return c->paid[i].partner; }
 
 #define AT_SEQ_LESS(T)                                                                             \
     static bool T##_less(const void *ctx, uint32_t a, uint32_t b)                                  \
@@ -674,54 +675,23 @@ static int flush_pending(run_t *r, const acr_line_t *l)
     return 0;
 }
 
-/* The partner's paid identities in a table of their own, a few thousand slots that stay in
- * the cache while its lines are emitted (twice when it has paid lines: the silent pass,
- * then the output): looked up in the whole run's table, each line cost a few cache and TLB
- * misses, ~60 % of a 10 M-event run with eleven months closed. */
-static int paid_index(run_t *r)
+/* The partner's paid identities, parsed from its blocks of the stored statements into a
+ * table of its own, a few thousand slots that stay in the cache while its lines are emitted
+ * (twice when it has paid lines: the silent pass, then the output). */
+static int paid_load(run_t *r)
 {
-    const acr_comm_t *c = r->c;
-    size_t lo = r->paid.start[r->partner], n = r->paid.start[r->partner + 1] - lo;
-    r->pmask = 0;
-    if (n == 0)
-        return 0;
-    size_t cap = 16;
-    while (cap < 2 * n)
-        cap *= 2;
-    if (cap > r->pslots_cap) {
-        free(r->pslots);
-        r->pslots_cap = 0;
-        if ((r->pslots = malloc(cap * sizeof *r->pslots)) == NULL)
-            return nomem(r);
-        r->pslots_cap = cap;
-    }
-    memset(r->pslots, 0, cap * sizeof *r->pslots);
-    r->pmask = cap - 1;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t k = r->paid.ord[lo + i], h = c->paid[k].hash;
-        size_t j = h & r->pmask;
-        while (r->pslots[j] != 0)
-            j = (j + 1) & r->pmask;
-        r->pslots[j] = (uint64_t)h << 32 | (k + 1);
-    }
-    return 0;
+    r->has_paid = r->plines != NULL && r->plines[r->partner] > 0;
+    return r->has_paid ? acr__paid_load(r->c, r->pblk, r->partner, r->plines[r->partner],
+                                        &r->pset, r->err)
+                       : 0;
 }
 
 /* The partner's paid entry of an identity, or NULL. */
 static acr__paid_t *paid_of(const run_t *r, int32_t origin, unsigned kind, const char *src,
                             size_t n)
 {
-    acr__paid_t *paid = r->c->paid;
     uint32_t h = acr__identity_hash(r->partner, origin, kind, src, n);
-    for (size_t j = h & r->pmask;; j = (j + 1) & r->pmask) {
-        uint64_t s = r->pslots[j];
-        if (s == 0)
-            return NULL;
-        acr__paid_t *pd = &paid[(uint32_t)s - 1];
-        if ((uint32_t)(s >> 32) == h && pd->origin == origin && pd->kind == kind &&
-            strncmp(pd->source, src, n) == 0 && pd->source[n] == '\0')
-            return pd;
-    }
+    return acr__paid_find(&r->pset, h, origin, kind, src, n);
 }
 
 /* Emits now - paid for the identity of a now-side line of amount != 0. */
@@ -730,7 +700,7 @@ static int emit(run_t *r, acr_line_t *line, bool stable)
     const acr_comm_t *c = r->c;
     if (line->amount_minor == 0)
         return 0; /* a zero line is not a line */
-    if (r->pmask != 0) {
+    if (r->has_paid) {
         acr__paid_t *pd = paid_of(r, line->origin_period, line->kind, line->source_id,
                                   strlen(line->source_id));
         if (pd != NULL) {
@@ -932,17 +902,19 @@ static int partner_paid_only(run_t *r)
 {
     const acr_comm_t *c = r->c;
     r->pend_count = r->pend_pos = 0;
-    for (size_t i = r->paid.start[r->partner]; i < r->paid.start[r->partner + 1]; i++) {
-        const acr__paid_t *pd = &c->paid[r->paid.ord[i]];
+    for (size_t i = 0; i < r->pset.n; i++) {
+        const acr__paid_t *pd = &r->pset.v[i];
         if (pd->used || pd->amount_minor == 0 || pd->origin > c->cfg.run_period)
             continue;
         if (pd->amount_minor == INT64_MIN)
             return acr__overflow(c, r->err, r->partner_id, pd->origin);
         acr_line_t l = line_base(r, pd->origin, pd->kind);
-        l.source_id = pd->source;
+        /* the strings outlive the partner: a group's lines are output after it */
+        if ((l.source_id = acr__arena_strdup(r->arena, pd->source, pd->source_len)) == NULL ||
+            (l.rule = acr__arena_strdup(r->arena, pd->rule, pd->rule_len)) == NULL)
+            return nomem(r);
         l.source_seq = pd->seq;
         l.at_ms = pd->at_ms;
-        l.rule = pd->rule;
         l.basis_minor = pd->basis_minor;
         l.amount_minor = -pd->amount_minor;
         memcpy(l.currency, pd->currency, sizeof l.currency);
@@ -975,7 +947,6 @@ static cursor_t partner_begin(run_t *r, uint32_t p)
 
 static int do_partner(run_t *r, uint32_t p)
 {
-    const acr_comm_t *c = r->c;
     cursor_t cur = partner_begin(r, p);
     int rc = gather_sales(r);
     if (rc == 0)
@@ -986,16 +957,14 @@ static int do_partner(run_t *r, uint32_t p)
         rc = partner_period_level(r);
     r->pend_count = r->pend_pos = 0;
     if (rc == 0)
-        rc = paid_index(r);
-    if (rc == 0 && r->paid.start[p + 1] > r->paid.start[p]) {
+        rc = paid_load(r);
+    if (rc == 0 && r->has_paid) {
         /* first pass: which paid identities have a now-side line */
         r->silent = true;
         rc = partner_emit(r);
         r->silent = false;
         if (rc == 0)
             rc = partner_paid_only(r);
-        for (size_t i = r->paid.start[p]; i < r->paid.start[p + 1]; i++)
-            c->paid[r->paid.ord[i]].used = false;
     }
     if (rc == 0)
         rc = partner_emit(r);
@@ -1023,8 +992,9 @@ static int run_setup(run_t *r)
         rc = group(r, &r->adjs, c->adj_count, adj_key, adj_less, c->adjs);
     if (rc == 0)
         rc = group(r, &r->upds, c->update_count, upd_key, update_less, c->updates);
-    if (rc == 0)
-        rc = group(r, &r->paid, c->paid_count, paid_key, NULL, NULL);
+    if (rc == 0 && c->closed_count > 0 &&
+        acr__paid_index(c, (uint32_t **)&r->pblk, (size_t **)&r->plines) != 0)
+        rc = nomem(r);
     return rc;
 }
 
@@ -1094,7 +1064,8 @@ static int worker_init(run_t *w, const run_t *r)
     w->refunds = r->refunds;
     w->adjs = r->adjs;
     w->upds = r->upds;
-    w->paid = r->paid;
+    w->pblk = r->pblk;
+    w->plines = r->plines;
     w->arena = &w->own_arena;
     size_t n = r->c->prog.onb_count;
     w->since = malloc((n ? n : 1) * sizeof *w->since);
@@ -1114,7 +1085,7 @@ static void worker_done(run_t *w)
     free(w->pend);
     free(w->idbuf);
     free(w->need);
-    free(w->pslots);
+    acr__paid_set_free(&w->pset);
 }
 
 static void chunk_compute(run_t *w, chunk_t *k, const par_t *p)
@@ -1248,7 +1219,7 @@ static chunk_t *make_chunks(const run_t *r, const uint32_t *rank, uint32_t np, s
             weight += 1 + (r->sales.start[p + 1] - r->sales.start[p]) +
                       (r->refunds.start[p + 1] - r->refunds.start[p]) +
                       (r->adjs.start[p + 1] - r->adjs.start[p]) +
-                      (r->paid.start[p + 1] - r->paid.start[p]);
+                      (r->plines != NULL ? r->plines[p] : 0);
         }
         if (acr__grow((void **)&ks, &cap, n + 1, sizeof *ks) != 0) {
             free(ks);
@@ -1506,14 +1477,15 @@ static void run_free(run_t *r)
     group_free(&r->refunds);
     group_free(&r->adjs);
     group_free(&r->upds);
-    group_free(&r->paid);
+    free((void *)r->pblk);
+    free((void *)r->plines);
     free(r->pinfo);
     free(r->period_keys);
     free(r->period_strs);
     free(r->pend);
     free(r->idbuf);
     free(r->need);
-    free(r->pslots);
+    acr__paid_set_free(&r->pset);
 }
 
 int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
@@ -1525,8 +1497,6 @@ int acr__compute_lines(acr_comm_t *c, acr_statement_t *st, acr_err_t *err)
     r.err = err;
     r.arena = &c->arena;
     r.lo = c->output.window && c->output.window_only ? c->output.window_lo : INT32_MIN;
-    for (size_t i = 0; i < c->paid_count; i++)
-        c->paid[i].used = false;
     acr__mark_new_customers(c);
     uint32_t np = c->partner_ids.count;
     uint32_t *rank = malloc((np ? np : 1) * sizeof *rank);

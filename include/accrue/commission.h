@@ -205,7 +205,11 @@ int acr_comm_feed(acr_comm_t *c, const acr_event_t *ev, acr_err_t *err);
 int acr_comm_feed_batch(acr_comm_t *c, const acr_event_t *evs, size_t n, acr_err_t *err);
 
 /* Adds the statement CSV stored by a close (the one whose period.closed was
- * just fed). Its lines count as paid. ACR_ECORRUPT when it does not parse. */
+ * just fed). Its lines count as paid. The bytes are read where they lie, each
+ * partner's lines when the finish computes that partner: they must stay valid
+ * and unchanged until acr_comm_finish returns. ACR_ECORRUPT when a line has no
+ * newline, no partner_id or one out of order (here), or does not parse (then
+ * from acr_comm_finish). */
 int acr_comm_add_closed(acr_comm_t *c, const char *csv, size_t len, acr_err_t *err);
 
 /* Adds an unpublished plan version for a what-if run, taken as published

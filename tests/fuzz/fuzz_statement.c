@@ -3,8 +3,9 @@
  * Input: statement CSV bytes as a close stores them. Fed to a fresh
  * processor (monthly, +09:00, run period 2026-08), twice when the first is
  * accepted (two closes paying the same identities), then the run is
- * finished: paid lines with no now-side must come back as negative
- * corrections without overflow or crash.
+ * finished, which parses each partner's lines: paid lines with no now-side
+ * must come back as negative corrections, and a line that does not parse
+ * must be ACR_ECORRUPT, without overflow or crash.
  */
 #include <stdint.h>
 #include <string.h>
@@ -34,6 +35,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(memcmp(st.csv, ACR_STATEMENT_HEADER, strlen(ACR_STATEMENT_HEADER)) == 0,
                         "statement header differs");
             acr_statement_destroy(&st);
+        } else {
+            FUZZ_ASSERT(rc == ACR_ECORRUPT || rc == ACR_ENOMEM || rc == ACR_EOVERFLOW,
+                        "unexpected error code from the finish");
         }
     } else {
         FUZZ_ASSERT(rc == ACR_ECORRUPT || rc == ACR_ENOMEM || rc == ACR_EOVERFLOW,

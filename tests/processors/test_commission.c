@@ -773,21 +773,53 @@ Test(golden, overflow_reported_in_partner_order)
     script_free(sc);
 }
 
-/* A stored statement that does not parse is corrupt. */
+/* The finish of a processor fed one stored statement: its return code. */
+static int finish_with_closed(const char *csv, acr_err_t *err)
+{
+    acr_comm_config_t cfg = {ACR_PERIOD_MONTH, 0, 700, 10};
+    acr_comm_t *c = acr_comm_new(&cfg);
+    int rc = acr_comm_add_closed(c, csv, strlen(csv), err);
+    if (rc == 0) {
+        acr_statement_t st;
+        memset(&st, 0, sizeof st);
+        if ((rc = acr_comm_finish(c, &st, err)) == 0)
+            acr_statement_destroy(&st);
+    }
+    acr_comm_free(c);
+    return rc;
+}
+
+/* A stored statement that does not parse is corrupt: a line without its newline, without a
+ * partner_id or out of partner_id order when it is added; any other field when the finish
+ * reads the partner's lines, naming the line. */
 Test(golden, corrupt_closed_statement)
 {
     acr_comm_config_t cfg = {ACR_PERIOD_MONTH, 0, 700, 10};
     acr_comm_t *c = acr_comm_new(&cfg);
     acr_err_t err;
     ASSERT_EQ(acr_comm_add_closed(c, "nope\n", 5, &err), ACR_ECORRUPT);
-    const char *bad = HDR "2026-01,P1,1,2026-01,sale,S1\n";
-    ASSERT_EQ(acr_comm_add_closed(c, bad, strlen(bad), &err), ACR_ECORRUPT);
     const char *nonl = HDR "2026-01,P1,1,2026-01,adjustment,a,2,2026-01-05T00:00:00Z,,0,1,USD";
     ASSERT_EQ(acr_comm_add_closed(c, nonl, strlen(nonl), &err), ACR_ECORRUPT);
-    const char *kind = HDR "2026-01,P1,1,2026-01,bonus,a,2,2026-01-05T00:00:00Z,,0,1,USD\n";
-    ASSERT_EQ(acr_comm_add_closed(c, kind, strlen(kind), &err), ACR_ECORRUPT);
+    ASSERT_EQ(acr_comm_add_closed(c, HDR "2026-01\n", strlen(HDR) + 8, &err), ACR_ECORRUPT);
+    const char *order = HDR "2026-01,P2,1,2026-01,adjustment,a,2,2026-01-05T00:00:00Z,,0,1,USD\n"
+                            "2026-01,P1,1,2026-01,adjustment,b,3,2026-01-05T00:00:00Z,,0,1,USD\n";
+    ASSERT_EQ(acr_comm_add_closed(c, order, strlen(order), &err), ACR_ECORRUPT);
+    cr_assert(strstr(err.msg, "line 3") != NULL, "%s", err.msg);
     ASSERT_EQ(acr_comm_add_closed(c, HDR, strlen(HDR), &err), 0);
     acr_comm_free(c);
+    ASSERT_EQ(finish_with_closed(HDR "2026-01,P1,1,2026-01,sale,S1\n", &err), ACR_ECORRUPT);
+    cr_assert(strstr(err.msg, "line 2 does not parse") != NULL, "%s", err.msg);
+    ASSERT_EQ(finish_with_closed(HDR "2026-01,P1,1,2026-01,adjustment,a,2,2026-01-05T00:00:00Z,,"
+                                     "0,1,USD\n2026-01,P1,2,2026-01,bonus,a,2,"
+                                     "2026-01-05T00:00:00Z,,0,1,USD\n",
+                                 &err),
+              ACR_ECORRUPT);
+    cr_assert(strstr(err.msg, "line 3 does not parse") != NULL, "%s", err.msg);
+    /* the same lines, well formed: paid and not earned now, so they come back negative */
+    ASSERT_EQ(finish_with_closed(HDR "2026-01,P1,1,2026-01,adjustment,a,2,2026-01-05T00:00:00Z,,"
+                                     "0,1,USD\n",
+                                 &err),
+              0);
 }
 
 /* ---- the KPI's window-only run, over random histories ---- */
