@@ -190,9 +190,7 @@ typedef struct acr__paid {   /* one line identity of the closed statements, of o
     const char *rule;        /* likewise, the latest closed line's */
     uint32_t source_len, rule_len;
     int32_t origin;
-    uint32_t hash;           /* of the identity */
     uint8_t kind;
-    bool used;               /* matched by a now-side line in this run */
     char currency[4];
     int64_t amount_minor;    /* paid: the sum over every closed statement */
     uint64_t seq;            /* the latest closed line's fields */
@@ -201,10 +199,13 @@ typedef struct acr__paid {   /* one line identity of the closed statements, of o
 } acr__paid_t;
 
 typedef struct acr__paid_set { /* one partner's paid identities (lines.c, paid.c) */
-    acr__paid_t *v;
-    size_t n, cap;
-    uint64_t *slots;         /* identity hash << 32 | (index + 1), 0 = empty */
-    size_t mask, slots_cap;
+    acr__paid_t *v;          /* in statement order, one per identity */
+    size_t n;
+    acr__paid_t *w;          /* scratch: the lines as parsed */
+    uint32_t *idx, *tmp;     /* scratch: their order */
+    size_t cap;              /* of each of v, w, idx, tmp */
+    size_t *runs;            /* scratch: where each close's lines start */
+    size_t runs_cap;
 } acr__paid_set_t;
 
 typedef struct acr__closed_block { /* one partner's lines in a stored statement */
@@ -358,19 +359,17 @@ int acr__overflow(const acr_comm_t *c, acr_err_t *err, const char *partner_id, i
 
 /* ---- paid.c: the paid lines ---- */
 
-/* Hash of a line identity. */
-uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
-                            size_t src_len);
 /* Per close k and partner p, blk[k * partners + p] = its block's index + 1 (0: none), and
  * lines[p] = p's lines over every close. Both malloc'ed: the caller frees them. */
 int acr__paid_index(const acr_comm_t *c, uint32_t **blk, size_t **lines);
 /* Partner's paid identities (it has `lines` paid lines, from acr__paid_index) into ps,
- * replacing what it held, every one unused. ACR_ECORRUPT on a line that does not parse. */
+ * replacing what it held, in statement order. ACR_ECORRUPT on a line that does not parse,
+ * ACR_EOVERFLOW when an identity's paid sum overflows. */
 int acr__paid_load(const acr_comm_t *c, const uint32_t *blk, uint32_t partner, size_t lines,
                    acr__paid_set_t *ps, acr_err_t *err);
-/* The entry of an identity (hash from acr__identity_hash), or NULL. */
-acr__paid_t *acr__paid_find(const acr__paid_set_t *ps, uint32_t hash, int32_t origin,
-                            unsigned kind, const char *src, size_t n);
+/* Statement order of a paid identity and a line of the same partner (src_len: the length
+ * of l->source_id); 0: the line is that identity's. */
+int acr__paid_line_cmp(const acr__paid_t *p, const acr_line_t *l, size_t src_len);
 void acr__paid_set_free(acr__paid_set_t *ps);
 /* The now-side lines and the restatement (lines.c), handed to the output one by one in
  * statement order; fills st->unplanned. */

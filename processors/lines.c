@@ -16,9 +16,10 @@
  *      with what closed statements paid for its identity (delta = now - paid);
  *      paid identities with no now-side line then get -paid.
  * Every step emits in statement order, so lines go straight to the output
- * (statement.c) without being kept. Paid-only identities are found by a first,
- * silent pass over the emission (only for partners that have paid lines),
- * sorted, and merged into the second pass at their place.
+ * (statement.c) without being kept. The partner's paid identities come in the
+ * same order (paid.c), so each line finds its paid amount by walking them
+ * beside the emission, and a paid-only identity is output at its place as
+ * the walk passes it.
  *
  * A partner's sales are gathered from the global feed-order array into one
  * contiguous scratch array (prefetched), with their plan version, rule and
@@ -84,12 +85,10 @@ typedef struct run {
     int32_t *period_keys; /* period id strings, interned in the arena */
     const char **period_strs;
     size_t period_count, period_cap;
-    acr_line_t *pend;     /* paid-only lines of the partner, sorted, merged at their place */
-    size_t pend_count, pend_cap, pend_pos;
-    bool silent;          /* first pass: mark paid identities, emit nothing */
     const uint32_t *pblk; /* per close and partner, its block of paid lines (acr__paid_index) */
     const size_t *plines; /* per partner, its paid lines over every close */
-    acr__paid_set_t pset; /* the partner's paid identities */
+    acr__paid_set_t pset; /* the partner's paid identities, in statement order */
+    size_t ppos;          /* the first of them the emission has not passed */
     bool has_paid;        /* the partner has some (pset loaded) */
     char *idbuf;          /* the NUL-terminated id of the sale line being emitted */
     size_t idbuf_cap;
@@ -624,20 +623,6 @@ static int partner_period_level(run_t *r)
 
 /* ---- step D: emission and restatement ---- */
 
-static int line_cmp(const void *pa, const void *pb)
-{
-    const acr_line_t *a = pa, *b = pb;
-    if (a->origin_period != b->origin_period)
-        return a->origin_period < b->origin_period ? -1 : 1;
-    if (a->kind != b->kind)
-        return a->kind < b->kind ? -1 : 1;
-    if (a->at_ms != b->at_ms)
-        return a->at_ms < b->at_ms ? -1 : 1;
-    if (a->source_seq != b->source_seq)
-        return a->source_seq < b->source_seq ? -1 : 1;
-    return strcmp(a->source_id, b->source_id);
-}
-
 /* A line in statement order: to the output, or recorded by the group being computed (a
  * transient sale id copied into the group's arena). */
 static int put_line(run_t *r, const acr_line_t *l, bool stable)
@@ -661,60 +646,82 @@ static int put_line(run_t *r, const acr_line_t *l, bool stable)
     return 0;
 }
 
-/* Outputs the pending paid-only lines that sort before l (all of them when l is NULL). */
-static int flush_pending(run_t *r, const acr_line_t *l)
-{
-    for (; r->pend_pos < r->pend_count; r->pend_pos++) {
-        const acr_line_t *p = &r->pend[r->pend_pos];
-        if (l != NULL && line_cmp(p, l) >= 0)
-            break;
-        int rc = put_line(r, p, true);
-        if (rc != 0)
-            return rc;
-    }
-    return 0;
-}
-
-/* The partner's paid identities, parsed from its blocks of the stored statements into a
- * table of its own, a few thousand slots that stay in the cache while its lines are emitted
- * (twice when it has paid lines: the silent pass, then the output). */
+/* The partner's paid identities, parsed from its blocks of the stored statements, in
+ * statement order: the emission, in the same order, walks them beside its lines. */
 static int paid_load(run_t *r)
 {
+    r->ppos = 0;
     r->has_paid = r->plines != NULL && r->plines[r->partner] > 0;
     return r->has_paid ? acr__paid_load(r->c, r->pblk, r->partner, r->plines[r->partner],
                                         &r->pset, r->err)
                        : 0;
 }
 
-/* The partner's paid entry of an identity, or NULL. */
-static acr__paid_t *paid_of(const run_t *r, int32_t origin, unsigned kind, const char *src,
-                            size_t n)
+static acr_line_t line_base(const run_t *r, int32_t origin, unsigned kind);
+
+/* A paid identity with no now-side line: -paid, with the fields of its latest closed line. */
+static int paid_only(run_t *r, const acr__paid_t *pd)
 {
-    uint32_t h = acr__identity_hash(r->partner, origin, kind, src, n);
-    return acr__paid_find(&r->pset, h, origin, kind, src, n);
+    const acr_comm_t *c = r->c;
+    if (pd->amount_minor == 0 || pd->origin > c->cfg.run_period)
+        return 0;
+    if (pd->amount_minor == INT64_MIN)
+        return acr__overflow(c, r->err, r->partner_id, pd->origin);
+    acr_line_t l = line_base(r, pd->origin, pd->kind);
+    /* NUL-terminated, and kept until the line is output (a group's lines are output after
+     * the group): rare lines, so copies */
+    if ((l.source_id = acr__arena_strdup(r->arena, pd->source, pd->source_len)) == NULL ||
+        (l.rule = acr__arena_strdup(r->arena, pd->rule, pd->rule_len)) == NULL)
+        return nomem(r);
+    l.source_seq = pd->seq;
+    l.at_ms = pd->at_ms;
+    l.basis_minor = pd->basis_minor;
+    l.amount_minor = -pd->amount_minor;
+    memcpy(l.currency, pd->currency, sizeof l.currency);
+    return put_line(r, &l, true);
 }
 
-/* Emits now - paid for the identity of a now-side line of amount != 0. */
+/* Emits now - paid for the identity of a now-side line of amount != 0, after the paid-only
+ * identities that sort before it. The lines come in statement order; one that does not
+ * (a line at or before an identity already passed) would be paired wrongly, so it stops the
+ * run instead. */
 static int emit(run_t *r, acr_line_t *line, bool stable)
 {
     const acr_comm_t *c = r->c;
     if (line->amount_minor == 0)
         return 0; /* a zero line is not a line */
     if (r->has_paid) {
-        acr__paid_t *pd = paid_of(r, line->origin_period, line->kind, line->source_id,
-                                  strlen(line->source_id));
-        if (pd != NULL) {
-            pd->used = true;
+        const acr__paid_set_t *ps = &r->pset;
+        size_t n = strlen(line->source_id);
+        if (r->ppos > 0 && acr__paid_line_cmp(&ps->v[r->ppos - 1], line, n) >= 0)
+            return acr_err_set(r->err, ACR_EINTERNAL, "partner %s: lines out of statement "
+                               "order against its paid lines", r->partner_id);
+        int rc = 0, d = -1;
+        while (rc == 0 && r->ppos < ps->n &&
+               (d = acr__paid_line_cmp(&ps->v[r->ppos], line, n)) < 0)
+            rc = paid_only(r, &ps->v[r->ppos++]);
+        if (rc != 0)
+            return rc;
+        if (r->ppos < ps->n && d == 0) {
             int64_t delta;
-            if (__builtin_sub_overflow(line->amount_minor, pd->amount_minor, &delta))
+            if (__builtin_sub_overflow(line->amount_minor, ps->v[r->ppos].amount_minor, &delta))
                 return acr__overflow(c, r->err, r->partner_id, line->origin_period);
             line->amount_minor = delta;
+            r->ppos++;
         }
+        if (line->amount_minor == 0)
+            return 0;
     }
-    if (line->amount_minor == 0 || r->silent)
-        return 0;
-    int rc = r->pend_pos < r->pend_count ? flush_pending(r, line) : 0;
-    return rc != 0 ? rc : put_line(r, line, stable);
+    return put_line(r, line, stable);
+}
+
+/* The paid-only identities left after the partner's last line. */
+static int paid_rest(run_t *r)
+{
+    int rc = 0;
+    while (rc == 0 && r->has_paid && r->ppos < r->pset.n)
+        rc = paid_only(r, &r->pset.v[r->ppos++]);
+    return rc;
 }
 
 static acr_line_t line_base(const run_t *r, int32_t origin, unsigned kind)
@@ -896,37 +903,6 @@ static int partner_emit(run_t *r)
     }
 }
 
-/* Paid identities with no now-side line: delta = -paid, fields of the last close, sorted
- * into r->pend for the merge. */
-static int partner_paid_only(run_t *r)
-{
-    const acr_comm_t *c = r->c;
-    r->pend_count = r->pend_pos = 0;
-    for (size_t i = 0; i < r->pset.n; i++) {
-        const acr__paid_t *pd = &r->pset.v[i];
-        if (pd->used || pd->amount_minor == 0 || pd->origin > c->cfg.run_period)
-            continue;
-        if (pd->amount_minor == INT64_MIN)
-            return acr__overflow(c, r->err, r->partner_id, pd->origin);
-        acr_line_t l = line_base(r, pd->origin, pd->kind);
-        /* the strings outlive the partner: a group's lines are output after it */
-        if ((l.source_id = acr__arena_strdup(r->arena, pd->source, pd->source_len)) == NULL ||
-            (l.rule = acr__arena_strdup(r->arena, pd->rule, pd->rule_len)) == NULL)
-            return nomem(r);
-        l.source_seq = pd->seq;
-        l.at_ms = pd->at_ms;
-        l.basis_minor = pd->basis_minor;
-        l.amount_minor = -pd->amount_minor;
-        memcpy(l.currency, pd->currency, sizeof l.currency);
-        if (acr__grow((void **)&r->pend, &r->pend_cap, r->pend_count + 1, sizeof *r->pend))
-            return nomem(r);
-        r->pend[r->pend_count++] = l;
-    }
-    if (r->pend_count > 1)
-        qsort(r->pend, r->pend_count, sizeof *r->pend, line_cmp);
-    return 0;
-}
-
 static void since_reset(run_t *r)
 {
     for (size_t i = 0; i < r->c->prog.onb_count; i++)
@@ -955,21 +931,13 @@ static int do_partner(run_t *r, uint32_t p)
         rc = partner_refunds(r);
     if (rc == 0)
         rc = partner_period_level(r);
-    r->pend_count = r->pend_pos = 0;
     if (rc == 0)
         rc = paid_load(r);
-    if (rc == 0 && r->has_paid) {
-        /* first pass: which paid identities have a now-side line */
-        r->silent = true;
-        rc = partner_emit(r);
-        r->silent = false;
-        if (rc == 0)
-            rc = partner_paid_only(r);
-    }
     if (rc == 0)
         rc = partner_emit(r);
     if (rc == 0)
-        rc = flush_pending(r, NULL);
+        rc = paid_rest(r);
+    r->has_paid = false;
     return rc;
 }
 
@@ -1082,7 +1050,6 @@ static void worker_done(run_t *w)
     free(w->pinfo);
     free(w->period_keys);
     free(w->period_strs);
-    free(w->pend);
     free(w->idbuf);
     free(w->need);
     acr__paid_set_free(&w->pset);
@@ -1482,7 +1449,6 @@ static void run_free(run_t *r)
     free(r->pinfo);
     free(r->period_keys);
     free(r->period_strs);
-    free(r->pend);
     free(r->idbuf);
     free(r->need);
     acr__paid_set_free(&r->pset);

@@ -4,17 +4,23 @@
  * where it lies, and cuts it into blocks, one per partner: statements are in
  * partner_id order, so each partner's lines are one run of lines. Nothing
  * else of a line is read then. lines.c, partner by partner, has
- * acr__paid_load parse that partner's blocks of every close, in close order,
- * into a table of the partner's own (paid amounts summed per line identity
- * (origin period, kind, source id), the latest close's fields kept), and
- * subtracts what was already paid. So a run with a year of closes holds one
- * partner's paid lines at a time, not the ~10 M of every close, and parses
- * them on whichever core computes the partner. The CSV writer is statement.c.
+ * acr__paid_load parse that partner's blocks of every close into one array
+ * in statement order, with one entry per line identity (origin period, kind,
+ * source id: paid amounts summed, the latest close's fields kept), and walks
+ * it beside the partner's now-side lines, which come in the same order: a
+ * merge, no look-up. So a run with a year of closes holds one partner's paid
+ * lines at a time, not the ~10 M of every close, and parses them on whichever
+ * core computes the partner. The CSV writer is statement.c.
+ *
+ * The order is the statement's: origin, kind, at, source_seq, source_id.
+ * An identity's at and source_seq are those of its sale, refund or
+ * adjustment event (empty for target_bonus and cap), so the same identity
+ * sorts alike in every close and in the run, and each close's block is
+ * already in order: the blocks are merged, not sorted (a block out of order,
+ * which no close writes, is sorted instead).
  */
 #include <stdlib.h>
 #include <string.h>
-#define XXH_INLINE_ALL /* the short-id paths inline: a few instructions, no call */
-#include <xxhash.h>
 
 #include "accrue/buf.h"
 #include "accrue/date.h"
@@ -24,56 +30,106 @@
 
 /* ---- paid identities ---- */
 
-uint32_t acr__identity_hash(uint32_t partner, int32_t origin, unsigned kind, const char *src,
-                            size_t src_len)
+static int src_cmp(const char *a, size_t an, const char *b, size_t bn)
 {
-    uint64_t seed = ((uint64_t)partner << 32) ^ ((uint64_t)(uint32_t)origin << 4) ^ kind;
-    return (uint32_t)XXH3_64bits_withSeed(src, src_len, seed);
+    int d = memcmp(a, b, an < bn ? an : bn);
+    return d != 0 ? d : (an > bn) - (an < bn);
 }
 
-acr__paid_t *acr__paid_find(const acr__paid_set_t *ps, uint32_t hash, int32_t origin,
-                            unsigned kind, const char *src, size_t n)
+/* Statement order of two paid entries; 0: the same identity. */
+static int paid_cmp(const acr__paid_t *a, const acr__paid_t *b)
 {
-    for (size_t j = hash & ps->mask;; j = (j + 1) & ps->mask) {
-        uint64_t s = ps->slots[j];
-        if (s == 0)
-            return NULL;
-        if ((uint32_t)(s >> 32) != hash)
-            continue; /* another identity: its entry is not touched */
-        acr__paid_t *pd = &ps->v[(uint32_t)s - 1];
-        if (pd->origin == origin && pd->kind == kind && pd->source_len == n &&
-            memcmp(pd->source, src, n) == 0)
-            return pd;
-    }
+    if (a->origin != b->origin)
+        return a->origin < b->origin ? -1 : 1;
+    if (a->kind != b->kind)
+        return a->kind < b->kind ? -1 : 1;
+    if (a->at_ms != b->at_ms)
+        return a->at_ms < b->at_ms ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return src_cmp(a->source, a->source_len, b->source, b->source_len);
 }
 
-/* Room for `most` identities: the entries, and a table of at least twice as many slots
- * (a power of two), zeroed. */
-static int set_reserve(acr__paid_set_t *ps, size_t most)
+int acr__paid_line_cmp(const acr__paid_t *p, const acr_line_t *l, size_t src_len)
 {
-    if (acr__grow((void **)&ps->v, &ps->cap, most ? most : 1, sizeof *ps->v) != 0)
+    if (p->origin != l->origin_period)
+        return p->origin < l->origin_period ? -1 : 1;
+    if (p->kind != l->kind)
+        return p->kind < l->kind ? -1 : 1;
+    if (p->at_ms != l->at_ms)
+        return p->at_ms < l->at_ms ? -1 : 1;
+    if (p->seq != l->source_seq)
+        return p->seq < l->source_seq ? -1 : 1;
+    return src_cmp(p->source, p->source_len, l->source_id, src_len);
+}
+
+static bool paid_less(const void *ctx, uint32_t a, uint32_t b)
+{
+    const acr__paid_t *v = ctx;
+    return paid_cmp(&v[a], &v[b]) < 0;
+}
+
+/* Room for n entries in each array of ps. */
+static int set_reserve(acr__paid_set_t *ps, size_t n)
+{
+    size_t cap = ps->cap;
+    if (n == 0)
+        n = 1;
+    if (acr__grow((void **)&ps->v, &cap, n, sizeof *ps->v) != 0)
         return ACR_ENOMEM;
-    size_t n = 16;
-    while (n < 2 * most)
-        n *= 2;
-    if (n > ps->slots_cap) {
-        free(ps->slots);
-        ps->slots_cap = 0;
-        if ((ps->slots = malloc(n * sizeof *ps->slots)) == NULL)
-            return ACR_ENOMEM;
-        ps->slots_cap = n;
-    }
-    memset(ps->slots, 0, n * sizeof *ps->slots);
-    ps->mask = n - 1;
-    ps->n = 0;
+    cap = ps->cap;
+    if (acr__grow((void **)&ps->w, &cap, n, sizeof *ps->w) != 0)
+        return ACR_ENOMEM;
+    cap = ps->cap;
+    if (acr__grow((void **)&ps->idx, &cap, n, sizeof *ps->idx) != 0)
+        return ACR_ENOMEM;
+    cap = ps->cap;
+    if (acr__grow((void **)&ps->tmp, &cap, n, sizeof *ps->tmp) != 0)
+        return ACR_ENOMEM;
+    ps->cap = cap;
     return 0;
 }
 
 void acr__paid_set_free(acr__paid_set_t *ps)
 {
     free(ps->v);
-    free(ps->slots);
+    free(ps->w);
+    free(ps->idx);
+    free(ps->tmp);
+    free(ps->runs);
     memset(ps, 0, sizeof *ps);
+}
+
+/* Merges the sorted runs of ps->idx (starts in ps->runs[0 .. nruns), ps->runs[nruns] = n)
+ * pairwise until one is left; stable: of equal entries, the earlier run's come first. */
+static void merge_runs(acr__paid_set_t *ps, size_t nruns, size_t n)
+{
+    uint32_t *src = ps->idx, *dst = ps->tmp;
+    size_t *runs = ps->runs;
+    while (nruns > 1) {
+        size_t out = 0;
+        for (size_t i = 0; i < nruns; i += 2) {
+            size_t lo = runs[i], mid = runs[i + 1], hi = i + 2 <= nruns ? runs[i + 2] : mid;
+            size_t a = lo, b = mid, k = lo;
+            if (mid < hi && !paid_less(ps->v, src[mid], src[mid - 1])) {
+                memcpy(dst + lo, src + lo, (hi - lo) * sizeof *src); /* already in order */
+            } else {
+                while (a < mid && b < hi)
+                    dst[k++] = paid_less(ps->v, src[b], src[a]) ? src[b++] : src[a++];
+                memcpy(dst + k, src + a, (mid - a) * sizeof *src);
+                k += mid - a;
+                memcpy(dst + k, src + b, (hi - b) * sizeof *src);
+            }
+            runs[out++] = lo;
+        }
+        runs[out] = n;
+        nruns = out;
+        uint32_t *t = src;
+        src = dst;
+        dst = t;
+    }
+    ps->idx = src;
+    ps->tmp = dst;
 }
 
 /* ---- parsing a stored statement ---- */
@@ -130,9 +186,9 @@ static bool parse_numbers(const acr_comm_t *c, const field_t *f, closed_line_t *
            f[5].n >= 1 && f[5].n <= UINT32_MAX && f[8].n <= UINT32_MAX && f[11].n == 3;
 }
 
-/* One line of partner `partner`'s block into ps (which has room for it). */
-static int add_line(const acr_comm_t *c, uint32_t partner, const char *p, size_t n,
-                    size_t line_no, acr__paid_set_t *ps, acr_err_t *err)
+/* One line of a block into *pd. */
+static int parse_line(const acr_comm_t *c, const char *p, size_t n, size_t line_no,
+                      acr__paid_t *pd, acr_err_t *err)
 {
     field_t f[12];
     size_t k = 0, start = 0;
@@ -146,55 +202,77 @@ static int add_line(const acr_comm_t *c, uint32_t partner, const char *p, size_t
     if (k != 12 || start != n + 1 || !parse_numbers(c, f, &cl))
         return acr_err_set(err, ACR_ECORRUPT, "stored statement line %zu does not parse",
                            line_no);
-    uint32_t h = acr__identity_hash(partner, cl.origin, (unsigned)cl.kind, f[5].p, f[5].n);
-    acr__paid_t *pd = acr__paid_find(ps, h, cl.origin, (unsigned)cl.kind, f[5].p, f[5].n);
-    if (pd == NULL) {
-        pd = &ps->v[ps->n];
-        memset(pd, 0, sizeof *pd);
-        pd->origin = cl.origin;
-        pd->kind = (uint8_t)cl.kind;
-        pd->hash = h;
-        pd->source = f[5].p;
-        pd->source_len = (uint32_t)f[5].n;
-        size_t j = h & ps->mask;
-        while (ps->slots[j] != 0)
-            j = (j + 1) & ps->mask;
-        ps->slots[j] = (uint64_t)h << 32 | (uint32_t)++ps->n;
-    }
-    if (!acr_add_checked(&pd->amount_minor, cl.amount_minor))
-        return acr__overflow(c, err, c->partners[partner].id, cl.origin);
-    pd->seq = (uint64_t)cl.seq; /* the latest close's fields win */
-    pd->at_ms = cl.at_ms;
+    pd->source = f[5].p;
+    pd->source_len = (uint32_t)f[5].n;
     pd->rule = f[8].p;
     pd->rule_len = (uint32_t)f[8].n;
-    pd->basis_minor = cl.basis_minor;
+    pd->origin = cl.origin;
+    pd->kind = (uint8_t)cl.kind;
     memcpy(pd->currency, f[11].p, 3);
     pd->currency[3] = '\0';
+    pd->amount_minor = cl.amount_minor;
+    pd->seq = (uint64_t)cl.seq;
+    pd->at_ms = cl.at_ms;
+    pd->basis_minor = cl.basis_minor;
     return 0;
 }
 
 int acr__paid_load(const acr_comm_t *c, const uint32_t *blk, uint32_t partner, size_t lines,
                    acr__paid_set_t *ps, acr_err_t *err)
 {
-    if (set_reserve(ps, lines) != 0)
+    size_t runs_cap = ps->runs_cap;
+    if (set_reserve(ps, lines) != 0 ||
+        acr__grow((void **)&ps->runs, &runs_cap, c->closed_count + 1, sizeof *ps->runs) != 0)
         return acr_err_set(err, ACR_ENOMEM, "out of memory reading a stored statement");
+    ps->runs_cap = runs_cap;
     uint32_t np = c->partner_ids.count;
+    size_t n = 0, nruns = 0;
+    bool sorted = true;
     for (size_t k = 0; k < c->closed_count; k++) {
         uint32_t b = blk[k * np + partner];
         if (b == 0)
             continue;
         const acr__closed_t *cs = &c->closed[k];
         const acr__closed_block_t *bl = &cs->blocks[b - 1];
-        size_t line_no = bl->line_no;
-        for (size_t pos = bl->off; pos < bl->end; line_no++) {
+        size_t line_no = bl->line_no, start = n;
+        for (size_t pos = bl->off; pos < bl->end && n < lines; line_no++) {
             const char *nl = memchr(cs->csv + pos, '\n', bl->end - pos);
-            size_t n = (size_t)(nl - (cs->csv + pos)); /* found: the block ends with one */
-            int rc = add_line(c, partner, cs->csv + pos, n, line_no, ps, err);
+            size_t len = (size_t)(nl - (cs->csv + pos)); /* found: the block ends with one */
+            int rc = parse_line(c, cs->csv + pos, len, line_no, &ps->v[n], err);
             if (rc != 0)
                 return rc;
-            pos += n + 1;
+            sorted = sorted && (n == start || paid_cmp(&ps->v[n - 1], &ps->v[n]) < 0);
+            ps->idx[n] = (uint32_t)n;
+            n++;
+            pos += len + 1;
+        }
+        if (n > start)
+            ps->runs[nruns++] = start;
+    }
+    ps->runs[nruns] = n;
+    if (sorted)
+        merge_runs(ps, nruns, n);
+    else
+        acr__sort_idx(ps->idx, ps->tmp, n, paid_less, ps->v);
+    /* one entry per identity: amounts summed, the latest close's fields */
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        const acr__paid_t *e = &ps->v[ps->idx[i]];
+        if (m > 0 && paid_cmp(&ps->w[m - 1], e) == 0) {
+            acr__paid_t *pd = &ps->w[m - 1];
+            int64_t sum = pd->amount_minor;
+            if (!acr_add_checked(&sum, e->amount_minor))
+                return acr__overflow(c, err, c->partners[partner].id, e->origin);
+            *pd = *e;
+            pd->amount_minor = sum;
+        } else {
+            ps->w[m++] = *e;
         }
     }
+    acr__paid_t *t = ps->v;
+    ps->v = ps->w;
+    ps->w = t;
+    ps->n = m;
     return 0;
 }
 

@@ -918,3 +918,212 @@ Test(property, window_only_sums_the_window, .timeout = 120)
         script_free(sc);
     }
 }
+
+/* ---- restatement over random histories ---- */
+
+#define RESTATE_PLAN(V, GOLD_BP)                                                                   \
+    "{\"plan_id\":\"standard\",\"version\":" #V ",\"effective_from\":\"2026-01-01\","              \
+    "\"currency\":\"JPY\",\"ceiling_bp\":4000,\"rules\":[{\"match\":{\"tier\":\"gold\"},"          \
+    "\"brackets\":[{\"from_minor\":0,\"rate_bp\":" #GOLD_BP "},"                                   \
+    "{\"from_minor\":1000000,\"rate_bp\":2500}]}"                                                  \
+    ",{\"match\":{\"tier\":\"silver\"},\"brackets\":[{\"from_minor\":0,\"rate_bp\":1000}]}],"      \
+    "\"clawback_days\":90,\"new_customer_bonus_minor\":10000,\"targets\":[{"                       \
+    "\"net_revenue_minor\":1500000,\"bonus_minor\":50000}],\"cap_bp\":3000}"
+
+/* Adds every line of st to sums: per identity (partner, origin, kind, source), the sum of its
+ * amounts, after checking that st has one line per identity at most. Linear searches: an
+ * independent path, not the processor's. */
+typedef struct ident_sum {
+    char partner[8], source[24];
+    int32_t origin;
+    unsigned kind;
+    int64_t amount;
+} ident_sum_t;
+
+static size_t sum_lines(ident_sum_t *sums, size_t n, const acr_statement_t *st)
+{
+    for (size_t k = 0; k < st->line_count; k++) {
+        const acr_line_t *l = &st->lines[k];
+        for (size_t j = 0; j < k; j++) /* one line per identity in a statement: now - paid */
+            cr_assert(!(st->lines[j].origin_period == l->origin_period &&
+                        st->lines[j].kind == l->kind &&
+                        strcmp(st->lines[j].partner_id, l->partner_id) == 0 &&
+                        strcmp(st->lines[j].source_id, l->source_id) == 0),
+                      "two lines of %s %s in one statement", l->partner_id, l->source_id);
+        size_t i = 0;
+        while (i < n && !(sums[i].origin == l->origin_period && sums[i].kind == l->kind &&
+                          strcmp(sums[i].partner, l->partner_id) == 0 &&
+                          strcmp(sums[i].source, l->source_id) == 0))
+            i++;
+        if (i == n) {
+            cr_assert(n < 4096);
+            memset(&sums[n], 0, sizeof sums[n]);
+            snprintf(sums[n].partner, sizeof sums[n].partner, "%s", l->partner_id);
+            snprintf(sums[n].source, sizeof sums[n].source, "%s", l->source_id);
+            sums[n].origin = l->origin_period;
+            sums[n].kind = l->kind;
+            n++;
+        }
+        sums[i].amount += l->amount_minor;
+    }
+    return n;
+}
+
+/* commissions.md: a run of U emits, per identity, now(O) - paid(O). So over a history with
+ * closes, the closed statements plus the last run sum, per identity, to the lines of a run
+ * that ignores every close. Histories of three partners with sales, refunds, adjustments,
+ * tier changes (to bronze, which no rule matches: lines that vanish and come back negative)
+ * and a backdated plan correction, recorded out of business-time order after the closes of
+ * January to May; the last run is June's. The processor pairs a partner's now-side lines
+ * with its paid ones by walking both in statement order (paid.c), and runs every script on
+ * one thread and on three (comm_fixture.h). */
+Test(property, restatement_sums_to_now, .timeout = 120)
+{
+    static char strs[1200][32];
+    static const char *const pids[] = {"P1", "P2", "P3"};
+    static const char *const tiers[] = {"gold", "silver", "bronze"};
+    static ident_sum_t got[4096], want[4096];
+    size_t restated = 0, negative = 0;
+    for (uint64_t seed = 1; seed <= 80; seed++) {
+        wrng = seed * 0xD1B54A32D192ED03ull;
+        size_t ns = 0, nclosed = 0;
+        char *csvs[5];
+        acr_statement_t closed_st[5];
+        script_t *sc = script_new(ACR_PERIOD_MONTH, "+00:00");
+        script_t *open = script_new(ACR_PERIOD_MONTH, "+00:00"); /* the same, no closes */
+        script_t *both[] = {sc, open};
+        for (int b = 0; b < 2; b++) {
+            for (int p = 0; p < 3; p++)
+                partner_reg(both[b], "2025-12-01T00:00:00Z", pids[p], "reseller",
+                            p == 2 ? "silver" : "gold", "standard", "JPY", NULL);
+            plan_pub(both[b], "2025-12-01T00:00:00Z", "plan-1", RESTATE_PLAN(1, 1500));
+        }
+        int64_t amount[96], refunded[96];
+        int month[96], day[96], nsales = 0;
+        for (int i = 0; i < 120; i++) {
+            int kind = (int)wrnd(20), m = 1 + (int)wrnd(6);
+            if (i > 0 && i % 20 == 0 && nclosed < 5) { /* close the next month, as of now */
+                char per[] = "2026-00", at[24];
+                per[6] = (char)('1' + nclosed);
+                snprintf(at, sizeof at, "2026-%02d-01T00:00:00Z", (int)nclosed + 2);
+                acr_err_t err;
+                ASSERT_EQ_MSG(script_run(sc, per, 0, &closed_st[nclosed], &err), 0,
+                              "seed %llu, close %s: %s", (unsigned long long)seed, per, err.msg);
+                csvs[nclosed] = strndup(closed_st[nclosed].csv, closed_st[nclosed].csv_len);
+                snprintf(strs[ns], sizeof strs[0], "%s", per);
+                snprintf(strs[ns + 1], sizeof strs[0], "%s", at);
+                closed(sc, strs[ns + 1], strs[ns], csvs[nclosed]);
+                ns += 2;
+                nclosed++;
+            }
+            /* business time: mostly at or after the last close's month, sometimes before */
+            if (nclosed > 0 && wrnd(3) != 0 && m <= (int)nclosed)
+                m = (int)nclosed + (int)wrnd((uint32_t)(7 - nclosed));
+            for (int b = 0; b < 2; b++) {
+                uint64_t keep = wrng; /* the same draws for both scripts */
+                script_t *s = both[b];
+                if (kind < 11 && nsales < 96) {
+                    month[nsales] = m;
+                    day[nsales] = 1 + (int)wrnd(20);
+                    amount[nsales] = 1 + (int64_t)wrnd(900000);
+                    refunded[nsales] = 0;
+                    snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT%02d:00:00Z", m,
+                             day[nsales], (int)wrnd(24));
+                    snprintf(strs[ns + 1], sizeof strs[0], "S%d", nsales);
+                    snprintf(strs[ns + 2], sizeof strs[0], "C%d", (int)wrnd(12));
+                    sale(s, strs[ns], strs[ns + 1], pids[wrnd(3)], strs[ns + 2], "cloud",
+                         amount[nsales]);
+                    if (b == 1) {
+                        ns += 3;
+                        nsales++;
+                    }
+                } else if (kind < 15 && nsales > 0) {
+                    int k = (int)wrnd((uint32_t)nsales);
+                    int64_t left = amount[k] - refunded[k];
+                    int64_t amt = left > 0 ? 1 + (int64_t)wrnd((uint32_t)(left < 500000 ? left
+                                                                                        : 500000))
+                                           : 0;
+                    int rm = month[k] + (int)wrnd((uint32_t)(7 - month[k]));
+                    snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT23:00:00Z", rm,
+                             rm == month[k] ? day[k] + (int)wrnd(8) : 1 + (int)wrnd(28));
+                    snprintf(strs[ns + 1], sizeof strs[0], "r%d", i);
+                    snprintf(strs[ns + 2], sizeof strs[0], "S%d", k);
+                    if (amt > 0)
+                        refund(s, strs[ns], strs[ns + 1], strs[ns + 2], amt);
+                    if (b == 1 && amt > 0) {
+                        refunded[k] += amt;
+                        ns += 3;
+                    }
+                } else if (kind < 18) {
+                    snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT12:00:00Z", m,
+                             1 + (int)wrnd(28));
+                    snprintf(strs[ns + 1], sizeof strs[0], "a%d", i);
+                    adjust(s, strs[ns], strs[ns + 1], pids[wrnd(3)], (int64_t)wrnd(20001) - 10000);
+                    ns += b == 1 ? 2 : 0;
+                } else if (kind < 19) {
+                    snprintf(strs[ns], sizeof strs[0], "2026-%02d-%02dT06:00:00Z", m,
+                             1 + (int)wrnd(28));
+                    snprintf(strs[ns + 1], sizeof strs[0], "u%d", i);
+                    partner_upd(s, strs[ns], strs[ns + 1], pids[wrnd(3)], tiers[wrnd(3)], NULL,
+                                NULL);
+                    ns += b == 1 ? 2 : 0;
+                } else {
+                    snprintf(strs[ns], sizeof strs[0], "2026-%02d-01T00:00:00Z", m);
+                    snprintf(strs[ns + 1], sizeof strs[0], "pl%d", i);
+                    plan_pub(s, strs[ns], strs[ns + 1],
+                             wrnd(2) ? RESTATE_PLAN(2, 1200) : RESTATE_PLAN(2, 1800));
+                    ns += b == 1 ? 2 : 0;
+                }
+                if (b == 0)
+                    wrng = keep;
+            }
+            cr_assert(ns + 4 < sizeof strs / sizeof strs[0]);
+        }
+        acr_statement_t last, all;
+        acr_err_t err;
+        ASSERT_EQ_MSG(script_run(sc, "2026-06", 0, &last, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
+        ASSERT_EQ_MSG(script_run(open, "2026-06", 0, &all, &err), 0, "seed %llu: %s",
+                      (unsigned long long)seed, err.msg);
+        size_t ng = 0, nw = sum_lines(want, 0, &all);
+        for (size_t k = 0; k < nclosed; k++)
+            ng = sum_lines(got, ng, &closed_st[k]);
+        ng = sum_lines(got, ng, &last);
+        for (size_t i = 0; i < ng; i++) {
+            int64_t w = 0;
+            for (size_t j = 0; j < nw; j++)
+                if (want[j].origin == got[i].origin && want[j].kind == got[i].kind &&
+                    strcmp(want[j].partner, got[i].partner) == 0 &&
+                    strcmp(want[j].source, got[i].source) == 0)
+                    w = want[j].amount;
+            ASSERT_EQ_MSG(got[i].amount, w, "seed %llu: %.7s %d %u %.23s",
+                          (unsigned long long)seed, got[i].partner, got[i].origin, got[i].kind,
+                          got[i].source);
+        }
+        for (size_t j = 0; j < nw; j++) { /* and no now-side line is missing */
+            size_t i = 0;
+            while (i < ng && !(want[j].origin == got[i].origin && want[j].kind == got[i].kind &&
+                               strcmp(want[j].partner, got[i].partner) == 0 &&
+                               strcmp(want[j].source, got[i].source) == 0))
+                i++;
+            ASSERT_EQ_MSG(i < ng, true, "seed %llu: %.7s %.23s missing",
+                          (unsigned long long)seed, want[j].partner, want[j].source);
+        }
+        for (size_t k = 0; k < last.line_count; k++) /* prior-period lines, paid-only ones */
+            restated += last.lines[k].origin_period < last.lines[last.line_count - 1].origin_period;
+        for (size_t k = 0; k < last.line_count; k++)
+            negative += last.lines[k].amount_minor < 0 && last.lines[k].kind == ACR_LINE_SALE;
+        cr_assert(nclosed == 5, "seed %llu: %zu closes", (unsigned long long)seed, nclosed);
+        for (size_t k = 0; k < nclosed; k++) {
+            acr_statement_destroy(&closed_st[k]);
+            free(csvs[k]);
+        }
+        acr_statement_destroy(&last);
+        acr_statement_destroy(&all);
+        script_free(sc);
+        script_free(open);
+    }
+    /* the histories restate: closed months come back, and sale lines turn negative */
+    cr_assert(restated > 200 && negative > 20, "restated %zu, negative sale lines %zu", restated,
+              negative);
+}
