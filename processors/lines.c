@@ -80,6 +80,8 @@ typedef struct run {
     size_t late_cap;
     int64_t *claw;        /* per refund: its clawback line amount (<= 0) */
     group_t sales, refunds, adjs, upds;
+    uint32_t *sales_end;  /* per partner: the end of its sales that have lines (those after,
+                             to sales.start[p + 1], are fed for the budgets alone) */
     pinfo_t *pinfo;
     size_t pinfo_count, pinfo_cap;
     int32_t *period_keys; /* period id strings, interned in the arena */
@@ -167,7 +169,6 @@ static const char *sale_id_str(run_t *r, const acr__sale_t *s)
 
 typedef uint32_t (*key_fn)(const acr_comm_t *c, size_t i);
 
-static uint32_t sale_key(const acr_comm_t *c, size_t i) { return c->sales[i].partner; }
 static uint32_t refund_key(const acr_comm_t *c, size_t i)
 {
     return c->sales[c->refunds[i].sale].partner;
@@ -212,6 +213,48 @@ out:
     free(cursor);
     free(tmp);
     return rc;
+}
+
+/* The sales grouped by partner like group(), each partner's in feed order, but with the
+ * sales fed for the promotions' budgets alone (at >= run_end_ms: after the run's period,
+ * acr_comm_budgets_through) after the others, so that the lines pass gathers none of them:
+ * a first-month run feeds the year for its budgets, and gathering each of those sales (a
+ * random access) cost the lines pass as much as the budgets' own. */
+static int group_sales(run_t *r)
+{
+    const acr_comm_t *c = r->c;
+    size_t np = c->partner_ids.count, n = c->sale_count;
+    group_t *g = &r->sales;
+    g->start = calloc(np + 1, sizeof *g->start);
+    g->ord = malloc((n ? n : 1) * sizeof *g->ord);
+    r->sales_end = calloc(np ? np : 1, sizeof *r->sales_end);
+    uint32_t *cursor = malloc((np ? np : 1) * sizeof *cursor);
+    if (g->start == NULL || g->ord == NULL || r->sales_end == NULL || cursor == NULL) {
+        free(cursor);
+        return nomem(r);
+    }
+    for (size_t i = 0; i < n; i++) {
+        g->start[c->sales[i].partner + 1]++;
+        r->sales_end[c->sales[i].partner] += c->sales[i].at_ms >= c->run_end_ms; /* late */
+    }
+    for (size_t p = 0; p < np; p++) {
+        g->start[p + 1] += g->start[p];
+        cursor[p] = g->start[p];
+        r->sales_end[p] = g->start[p + 1] - r->sales_end[p];
+    }
+    uint32_t *late = malloc((np ? np : 1) * sizeof *late);
+    if (late == NULL) {
+        free(cursor);
+        return nomem(r);
+    }
+    memcpy(late, r->sales_end, (np ? np : 1) * sizeof *late);
+    for (size_t i = 0; i < n; i++) {
+        uint32_t p = c->sales[i].partner;
+        g->ord[c->sales[i].at_ms >= c->run_end_ms ? late[p]++ : cursor[p]++] = (uint32_t)i;
+    }
+    free(late);
+    free(cursor);
+    return 0;
 }
 
 static void group_free(group_t *g)
@@ -267,7 +310,8 @@ static int gather_sales(run_t *r)
     const acr_comm_t *c = r->c;
     const acr__program_t *g = &c->prog;
     const uint32_t *ord = r->sales.ord + r->sales.start[r->partner];
-    size_t n = r->sales.start[r->partner + 1] - r->sales.start[r->partner];
+    size_t n = (r->prepass ? r->sales.start[r->partner + 1] : r->sales_end[r->partner]) -
+               r->sales.start[r->partner];
     if (acr__grow((void **)&r->ps, &r->ps_cap, n ? n : 1, sizeof *r->ps) != 0)
         return nomem(r);
     bool sorted = true, promos = g->sale_promo != NULL;
@@ -287,14 +331,9 @@ static int gather_sales(run_t *r)
         if (i > 0 && psale_cmp(p - 1, p) > 0)
             sorted = false;
     }
-    r->ps_count = n;
+    r->ps_count = n; /* the lines pass: without the sales fed for the budgets alone */
     if (!sorted && order_sales(r) != 0)
         return nomem(r);
-    /* the sales fed for the budgets alone (after the run's period: last in (at, seq) order)
-     * take part in the promotions' first pass only */
-    while (!r->prepass && r->ps_count > 0 && r->ps[r->ps_count - 1].s.at_ms >= c->run_end_ms)
-        r->ps_count--;
-    n = r->ps_count;
     for (size_t i = 0; i < n; i++) {
         if (!(r->ps[i].s.meta & ACR__SALE_REFUNDED))
             continue;
@@ -953,7 +992,7 @@ static int run_setup(run_t *r)
     r->claw = calloc(c->refund_count ? c->refund_count : 1, sizeof *r->claw);
     if (r->claw == NULL)
         return nomem(r);
-    int rc = group(r, &r->sales, c->sale_count, sale_key, NULL, NULL);
+    int rc = group_sales(r);
     if (rc == 0)
         rc = group(r, &r->refunds, c->refund_count, refund_key, refund_less, c->refunds);
     if (rc == 0)
@@ -1029,6 +1068,7 @@ static int worker_init(run_t *w, const run_t *r)
     w->promo_hi_day = r->promo_hi_day;
     w->claw = r->claw;
     w->sales = r->sales;
+    w->sales_end = r->sales_end;
     w->refunds = r->refunds;
     w->adjs = r->adjs;
     w->upds = r->upds;
@@ -1183,7 +1223,9 @@ static chunk_t *make_chunks(const run_t *r, const uint32_t *rank, uint32_t np, s
         size_t weight = 0;
         while (i < np && (i == lo || weight < want)) {
             uint32_t p = rank[i++];
-            weight += 1 + (r->sales.start[p + 1] - r->sales.start[p]) +
+            weight += 1 +
+                      ((r->prepass ? r->sales.start[p + 1] : r->sales_end[p]) -
+                       r->sales.start[p]) +
                       (r->refunds.start[p + 1] - r->refunds.start[p]) +
                       (r->adjs.start[p + 1] - r->adjs.start[p]) +
                       (r->plines != NULL ? r->plines[p] : 0);
@@ -1441,6 +1483,7 @@ static void run_free(run_t *r)
     free(r->late);
     free(r->claw);
     group_free(&r->sales);
+    free(r->sales_end);
     group_free(&r->refunds);
     group_free(&r->adjs);
     group_free(&r->upds);
