@@ -30,37 +30,45 @@
 
 /* ---- paid identities ---- */
 
-static int src_cmp(const char *a, size_t an, const char *b, size_t bn)
+/* A line's place in statement order, within its partner. */
+typedef struct line_key {
+    int32_t origin;
+    unsigned kind;
+    int64_t at_ms;
+    uint64_t seq;
+    const char *src;
+    size_t src_len;
+} line_key_t;
+
+static int key_cmp(line_key_t a, line_key_t b)
 {
-    int d = memcmp(a, b, an < bn ? an : bn);
-    return d != 0 ? d : (an > bn) - (an < bn);
+    if (a.origin != b.origin)
+        return a.origin < b.origin ? -1 : 1;
+    if (a.kind != b.kind)
+        return a.kind < b.kind ? -1 : 1;
+    if (a.at_ms != b.at_ms)
+        return a.at_ms < b.at_ms ? -1 : 1;
+    if (a.seq != b.seq)
+        return a.seq < b.seq ? -1 : 1;
+    int d = memcmp(a.src, b.src, a.src_len < b.src_len ? a.src_len : b.src_len);
+    return d != 0 ? d : (a.src_len > b.src_len) - (a.src_len < b.src_len);
+}
+
+static line_key_t paid_key(const acr__paid_t *p)
+{
+    return (line_key_t){p->origin, p->kind, p->at_ms, p->seq, p->source, p->source_len};
 }
 
 /* Statement order of two paid entries; 0: the same identity. */
 static int paid_cmp(const acr__paid_t *a, const acr__paid_t *b)
 {
-    if (a->origin != b->origin)
-        return a->origin < b->origin ? -1 : 1;
-    if (a->kind != b->kind)
-        return a->kind < b->kind ? -1 : 1;
-    if (a->at_ms != b->at_ms)
-        return a->at_ms < b->at_ms ? -1 : 1;
-    if (a->seq != b->seq)
-        return a->seq < b->seq ? -1 : 1;
-    return src_cmp(a->source, a->source_len, b->source, b->source_len);
+    return key_cmp(paid_key(a), paid_key(b));
 }
 
 int acr__paid_line_cmp(const acr__paid_t *p, const acr_line_t *l, size_t src_len)
 {
-    if (p->origin != l->origin_period)
-        return p->origin < l->origin_period ? -1 : 1;
-    if (p->kind != l->kind)
-        return p->kind < l->kind ? -1 : 1;
-    if (p->at_ms != l->at_ms)
-        return p->at_ms < l->at_ms ? -1 : 1;
-    if (p->seq != l->source_seq)
-        return p->seq < l->source_seq ? -1 : 1;
-    return src_cmp(p->source, p->source_len, l->source_id, src_len);
+    return key_cmp(paid_key(p), (line_key_t){l->origin_period, l->kind, l->at_ms, l->source_seq,
+                                             l->source_id, src_len});
 }
 
 static bool paid_less(const void *ctx, uint32_t a, uint32_t b)
