@@ -14,6 +14,11 @@
  * Every message's Nats-Msg-Id must be `<this ledger's id>:<its stream seq>`:
  * a stream of another ledger is refused (chain_broken, exit 5), as is a record
  * whose hash does not link to the replica's head.
+ *
+ * A request NATS does not answer (a leader election of the stream, its consumer or the
+ * meta group; a node killed or restarting) is never taken for an answer: it is said, at
+ * most every 10 s, and retried with a growing pause until a leader answers. Only --once
+ * gives up, with exit 1, after 30 s without one.
  */
 #include <dirent.h>
 #include <inttypes.h>
@@ -28,6 +33,13 @@
 
 #define FETCH_TIMEOUT_MS 500
 #define LAG_BUCKETS 2048 /* lag histogram: 1 ms buckets up to 2 s, then coarser */
+#define RETRY_FIRST_MS 250    /* pause after a first failed NATS request, doubled ... */
+#define RETRY_MAX_MS 4000     /* ... up to this while NATS keeps failing */
+#define RETRY_SAY_MS 10000    /* a run of failures is said at most this often */
+#define API_WAIT_MS 2000      /* a stream info or message request: its leader answers in ms;
+                                 silence means an election, asked again after a pause */
+#define ONCE_GIVE_UP_MS 30000 /* --once gives up after this long without a leader's answer or
+                                 a record (tests: ACR_RPL_GIVE_UP_MS) */
 
 static const char usage_follow[] =
     "usage: accrue follow --nats URL [--stream NAME] [--once] [--batch N] [--lag-report]\n"
@@ -39,7 +51,8 @@ static const char usage_follow[] =
     "\n"
     "  --nats URL       NATS server(s), e.g. nats://127.0.0.1:4222 (comma-separated)\n"
     "  --stream NAME    the stream (default: the replica's, else the only ACCRUE_* stream)\n"
-    "  --once           stop once the stream's last message is applied\n"
+    "  --once           stop once the stream's last message is applied (exit 1 when the\n"
+    "                   stream has had no leader for 30 s)\n"
     "  --batch N        messages fetched and applied per transaction (default 4096)\n"
     "  --lag-report     at exit, print the commit-to-commit lag p50/p99/max (ms)\n";
 
@@ -84,21 +97,45 @@ static int64_t recorded_at(const acr_stored_t *s)
     return be64(rec + ACR_RECORD_RECORDED_AT_OFF + 1);
 }
 
-/* Finds the stream when none was named: the only ACCRUE_* stream. */
-static int discover_stream(rpl_conn_t *c, char out[RPL_NAME_MAX])
+/* A JetStream request NATS did not answer, or answered with an error that says nothing
+ * about the stream itself: what an election (the stream, its consumer or the cluster's meta
+ * group without a leader for a few seconds) or a node restart looks like from here. No
+ * timeout, "no responders", 10008 (JetStream temporarily unavailable) or a closed
+ * connection ends a follower: they are waited out (outage_wait). */
+typedef struct nats_fail {
+    const char *what; /* the request, for the diagnostic */
+    natsStatus s;     /* NATS_OK: no NATS error, what says it all */
+    jsErrCode je;
+} nats_fail_t;
+
+static int failed(nats_fail_t *fail, const char *what, natsStatus s, jsErrCode je)
+{
+    *fail = (nats_fail_t){what, s, je};
+    return 2;
+}
+
+/* Options of a request only a stream's leader answers (the context's wait is 10 s). */
+static jsOptions *api_wait(jsOptions *o)
+{
+    jsOptions_Init(o);
+    o->Wait = API_WAIT_MS;
+    return o;
+}
+
+/* Finds the stream when none was named: the only ACCRUE_* stream. 0, 2 = NATS did not
+ * answer (fail set), or an exit code negated. */
+static int discover_stream(rpl_conn_t *c, char out[RPL_NAME_MAX], nats_fail_t *fail)
 {
     jsStreamNamesList *list = NULL;
     jsErrCode je = 0;
     natsStatus s = js_StreamNames(&list, c->js, NULL, &je);
-    if (s == NATS_NOT_FOUND) {
+    if (s == NATS_NOT_FOUND) { /* answered: the list is empty */
         acr__diag(ACR_EUSAGE, "no stream on this NATS yet: start `accrue replicate` on the "
                               "primary, or name one with --stream");
-        return ACR_EXIT_USAGE;
+        return -ACR_EXIT_USAGE;
     }
-    if (s != NATS_OK) {
-        rpl_diag_nats(ACR_EIO, "listing streams", s, je);
-        return ACR_EXIT_RUNTIME;
-    }
+    if (s != NATS_OK)
+        return failed(fail, "listing streams (retrying)", s, je);
     int found = 0;
     for (int i = 0; i < list->Count; i++)
         if (strncmp(list->List[i], RPL_STREAM_PREFIX, strlen(RPL_STREAM_PREFIX)) == 0 &&
@@ -109,7 +146,7 @@ static int discover_stream(rpl_conn_t *c, char out[RPL_NAME_MAX])
         return 0;
     acr__diag(ACR_EUSAGE, "%s: name the stream with --stream",
               found ? "several ACCRUE_* streams on this NATS" : "no ACCRUE_* stream on this NATS");
-    return ACR_EXIT_USAGE;
+    return -ACR_EXIT_USAGE;
 }
 
 typedef struct origin {
@@ -122,19 +159,19 @@ static int hex_nibble(char ch)
     return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
 }
 
-/* Reads message 1 of the stream: the primary's ledger id and config. 0, 1 =
- * not there yet (stream missing or empty), or an exit code negated. */
-static int read_origin(rpl_conn_t *c, const char *stream, origin_t *o)
+/* Reads message 1 of the stream: the primary's ledger id and config. 0, 1 = not there
+ * yet (the stream's answer: missing or empty), 2 = NATS did not answer (fail set: an
+ * election, a node restarting), or an exit code negated. */
+static int read_origin(rpl_conn_t *c, const char *stream, origin_t *o, nats_fail_t *fail)
 {
     natsMsg *m = NULL;
     jsErrCode je = 0;
-    natsStatus s = js_GetMsg(&m, c->js, stream, 1, NULL, &je);
+    jsOptions jo;
+    natsStatus s = js_GetMsg(&m, c->js, stream, 1, api_wait(&jo), &je);
     if (s == NATS_NOT_FOUND || je == JSStreamNotFoundErr || je == JSNoMessageFoundErr)
         return 1;
-    if (s != NATS_OK) {
-        rpl_diag_nats(ACR_EIO, "reading the stream's first message", s, je);
-        return 1;
-    }
+    if (s != NATS_OK)
+        return failed(fail, "reading the stream's first message (retrying)", s, je);
     const char *id = NULL, *period = NULL, *off = NULL, *msgid = NULL;
     natsMsgHeader_Get(m, RPL_HDR_LEDGER, &id);
     natsMsgHeader_Get(m, RPL_HDR_PERIOD, &period);
@@ -192,9 +229,8 @@ typedef struct puller {
     int64_t expires_ms;  /* when the open request expires on the server (wall clock) */
 } puller_t;
 
-static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
-                     const char *consumer, uint64_t head, natsSubscription **sub, puller_t *p,
-                     bool quiet)
+static int subscribe(rpl_conn_t *c, const char *stream, const char *subject, const char *consumer,
+                     uint64_t head, natsSubscription **sub, puller_t *p, nats_fail_t *fail)
 {
     jsErrCode je = 0;
     js_DeleteConsumer(c->js, stream, consumer, NULL, &je); /* absent is fine */
@@ -211,11 +247,8 @@ static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
     jsConsumerInfo *ci = NULL;
     je = 0;
     natsStatus s = js_AddConsumer(&ci, c->js, stream, &cc, NULL, &je);
-    if (s != NATS_OK) {
-        if (!quiet)
-            rpl_diag_nats(ACR_EIO, "creating the durable consumer (retrying)", s, je);
-        return 1;
-    }
+    if (s != NATS_OK)
+        return failed(fail, "creating the durable consumer (retrying)", s, je);
     jsConsumerInfo_Destroy(ci);
     /* The consumer is pulled with JetStream's own protocol over a core inbox
      * subscription (pull.c below), not natsSubscription_Fetch: libnats 3.4.1's
@@ -232,11 +265,8 @@ static int subscribe(rpl_conn_t *c, const char *stream, const char *subject,
     }
     if (s == NATS_OK)
         s = natsSubscription_SetPendingLimits(*sub, -1, -1); /* never drop: one batch is out */
-    if (s != NATS_OK) {
-        if (!quiet)
-            rpl_diag_nats(ACR_EIO, "subscribing (retrying)", s, 0);
-        return 1;
-    }
+    if (s != NATS_OK)
+        return failed(fail, "subscribing (retrying)", s, 0);
     return 0;
 }
 
@@ -249,7 +279,8 @@ static int check_next(rpl_conn_t *c, const char *stream, const char *subject, ui
 {
     natsMsg *m = NULL;
     jsErrCode je = 0;
-    if (js_GetMsg(&m, c->js, stream, head + 1, NULL, &je) != NATS_OK)
+    jsOptions jo;
+    if (js_GetMsg(&m, c->js, stream, head + 1, api_wait(&jo), &je) != NATS_OK)
         return 0; /* gone or not reachable now: the fetch's own re-anchoring decides */
     const char *subj = natsMsg_GetSubject(m);
     int rc = 0;
@@ -265,16 +296,26 @@ static int check_next(rpl_conn_t *c, const char *stream, const char *subject, ui
     return rc;
 }
 
-/* The stream's last seq (for --once), or 0 on error. */
-static uint64_t stream_last(rpl_conn_t *c, const char *stream)
+/* The stream's last seq as its leader knows it: 0, or 2 (fail set). While a stream has no
+ * leader, nats-server (2.9) lets each member answer its info with its own state, which may
+ * lag the stream's (cluster.leader is then empty): that is no answer, or --once could stop
+ * with the replica behind the stream. */
+static int stream_last(rpl_conn_t *c, const char *stream, uint64_t *out, nats_fail_t *fail)
 {
     jsStreamInfo *si = NULL;
     jsErrCode je = 0;
-    if (js_GetStreamInfo(&si, c->js, stream, NULL, &je) != NATS_OK)
-        return 0;
-    uint64_t last = si->State.LastSeq;
+    jsOptions jo;
+    natsStatus s = js_GetStreamInfo(&si, c->js, stream, api_wait(&jo), &je);
+    if (s != NATS_OK)
+        return failed(fail, "reading the stream's state (retrying)", s, je);
+    bool led = si->Cluster == NULL || (si->Cluster->Leader != NULL && *si->Cluster->Leader);
+    *out = si->State.LastSeq;
     jsStreamInfo_Destroy(si);
-    return last;
+    if (!led)
+        return failed(fail, "the stream has no leader (an election, or most of its NATS "
+                            "nodes down): retrying",
+                      NATS_OK, 0);
+    return 0;
 }
 
 typedef struct follower {
@@ -291,8 +332,64 @@ typedef struct follower {
     int batch;
     natsSubscription *dead[64]; /* unsubscribed, destroyed once the connection is closed */
     int ndead;
-    bool bare; /* the folder holds a ledger with no event and no replica row */
+    bool bare;            /* the folder holds a ledger with no event and no replica row */
+    bool once;            /* --once: an outage ends the run after give_up_ms */
+    bool quiet;           /* --quiet: outages are not said */
+    bool started;         /* head is the replica's */
+    int64_t give_up_ms;   /* --once: how long an outage is waited out */
+    int64_t out_since_ms; /* when the current outage began (0: none) */
+    int64_t out_said_ms;  /* when it was last said (0: not yet) */
+    int out_pause_ms;     /* the next pause before a retry (backoff) */
 } follower_t;
+
+/* NATS failed a request (fail; NULL: the replica is behind and the stream's messages did
+ * not come this time, which is not said and not paused for). Says so, at most every
+ * RETRY_SAY_MS, and pauses before the retry, the pause doubling from RETRY_FIRST_MS to
+ * RETRY_MAX_MS: an election takes seconds, a node restart longer. 0 to retry; with --once,
+ * once no leader answered for give_up_ms, the exit code (1) after saying why. Never the end
+ * of a follower without --once: only a signal, a foreign or broken stream or the local
+ * ledger end it. */
+static int outage_wait(follower_t *f, const nats_fail_t *fail)
+{
+    int64_t now = rpl_now_ms();
+    if (f->out_since_ms == 0) {
+        f->out_since_ms = now;
+        f->out_pause_ms = RETRY_FIRST_MS;
+    }
+    if (fail != NULL && !f->quiet && now - f->out_said_ms >= RETRY_SAY_MS) {
+        if (fail->s == NATS_OK)
+            acr__diag(ACR_EIO, "%s", fail->what);
+        else
+            rpl_diag_nats(ACR_EIO, fail->what, fail->s, fail->je);
+        f->out_said_ms = now;
+    }
+    if (f->once && now - f->out_since_ms >= f->give_up_ms) {
+        char at[64] = "";
+        if (f->started)
+            snprintf(at, sizeof at, " with the replica at seq %" PRIu64, f->head);
+        acr__diag(ACR_EIO, "stream %s: no leader answered for %.1f s (an election that does "
+                           "not end, most NATS nodes down): giving up (--once)%s; run it "
+                           "again once the stream has a leader",
+                  f->stream, (double)(now - f->out_since_ms) / 1000, at);
+        return ACR_EXIT_RUNTIME;
+    }
+    if (fail != NULL) {
+        rpl_sleep_ms(f->out_pause_ms);
+        f->out_pause_ms = f->out_pause_ms * 2 < RETRY_MAX_MS ? f->out_pause_ms * 2 : RETRY_MAX_MS;
+    }
+    return 0;
+}
+
+/* The stream's leader answered, or records came: the outage, if any, is over. */
+static void outage_over(follower_t *f)
+{
+    if (f->out_said_ms != 0 && !f->quiet)
+        fprintf(stderr, "accrue follow: stream %s answers again after %.1f s; following from "
+                        "seq %" PRIu64 "\n",
+                f->stream, (double)(rpl_now_ms() - f->out_since_ms) / 1000, f->head + 1);
+    f->out_since_ms = 0;
+    f->out_said_ms = 0;
+}
 
 /* Retires a subscription. nats.c 3.4 may still be handing it an inbound message on its
  * read thread (nats.c issue 637, fixed in 3.6): unsubscribe now, destroy it only after
@@ -327,8 +424,9 @@ static bool foreign_entry(const char *dir, char *name, size_t n)
     return found;
 }
 
-/* Opens or creates the replica. 0, 1 = wait and retry, or an exit code negated. */
-static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
+/* Opens or creates the replica. 0, 1 = the stream is not there yet, 2 = NATS did not
+ * answer (fail set), or an exit code negated. */
+static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt, nats_fail_t *fail)
 {
     acr_err_t err;
     acr_err_clear(&err);
@@ -389,11 +487,11 @@ static int open_replica(follower_t *f, acr_cli_t *cli, const char *stream_opt)
         }
     } else if (stream_opt != NULL) {
         snprintf(f->stream, sizeof f->stream, "%s", stream_opt);
-    } else if ((rc = discover_stream(&f->c, f->stream)) != 0) {
-        return -rc;
+    } else if ((rc = discover_stream(&f->c, f->stream, fail)) != 0) {
+        return rc;
     }
     origin_t o;
-    rc = read_origin(&f->c, f->stream, &o);
+    rc = read_origin(&f->c, f->stream, &o, fail);
     if (rc != 0)
         return rc;
     if (f->l != NULL && f->bare &&
@@ -588,29 +686,41 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, follow_opts_t *o)
     if (o->url == NULL || strspn(o->url, ", ") == strlen(o->url))
         return acr__usage(usage_follow, "--nats URL is required (nats://HOST:PORT, or a "
                                         "comma-separated list)");
+    char why[160];
+    if (!rpl_url_valid(o->url, why, sizeof why))
+        return acr__usage(usage_follow, "--nats: %s (want nats://HOST:PORT, tls://HOST:PORT "
+                                        "or HOST:PORT, comma-separated)",
+                          why);
     if (o->stream != NULL && (o->stream[0] == '\0' || strlen(o->stream) >= RPL_NAME_MAX))
         return acr__usage(usage_follow, "bad stream name '%s'", o->stream);
     return -1;
 }
 
-/* Opens (or creates) the replica, waiting for the stream in follow mode, and
- * reads its head. 0 or an exit code. */
+/* Opens (or creates) the replica, waiting for the stream in follow mode (and for NATS to
+ * answer: bounded with --once), and reads its head. 0 or an exit code. */
 static int start(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
 {
     int rc = 0;
     while (!rpl_stop) {
-        int s = open_replica(f, cli, o->stream);
+        nats_fail_t fail;
+        int s = open_replica(f, cli, o->stream, &fail);
         if (s < 0)
             return -s;
         if (s == 0)
             break;
+        acr_ledger_close(f->l);
+        f->l = NULL;
+        if (s == 2) { /* no answer is no "not there": an election, a node restarting */
+            if ((rc = outage_wait(f, &fail)) != 0)
+                return rc;
+            continue;
+        }
         if (o->once) {
             acr__diag(ACR_EUSAGE, "stream %s does not exist or holds no message yet", f->stream);
             return ACR_EXIT_USAGE;
         }
+        outage_over(f);
         rpl_sleep_ms(500); /* the stream is not there yet */
-        acr_ledger_close(f->l);
-        f->l = NULL;
     }
     if (rpl_stop)
         return 0;
@@ -621,51 +731,78 @@ static int start(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
     if ((rc = acr_reader_open(f->l, &r, &err)) != 0)
         return acr__fail(rc, &err);
     f->head = acr_reader_head_seq(r);
+    f->started = true;
     acr_reader_close(r);
+    outage_over(f);
+    return 0;
+}
+
+/* The consumer delivered nothing: where is the stream? 0 to go on, 1 = caught up with
+ * --once, or an exit code negated. */
+static int idle(follower_t *f, const follow_opts_t *o)
+{
+    nats_fail_t fail;
+    uint64_t last = 0, h;
+    int rc = stream_last(&f->c, f->stream, &last, &fail);
+    if (rc != 0)
+        return -outage_wait(f, &fail);
+    if (f->head >= last) { /* caught up, says the stream's leader */
+        outage_over(f);
+        if (o->once)
+            return 1;
+    } else if ((rc = check_next(&f->c, f->stream, f->subject, f->head)) < 0) {
+        return rc;
+    } else if ((rc = outage_wait(f, NULL)) != 0) { /* behind, and nothing came: bounded */
+        return -rc;
+    }
+    acr_err_t err;
+    if (!o->once) /* keep the marker's view of the primary fresh */
+        acr_replica_apply(f->l, NULL, 0, last, rpl_now_ms(), &h, &err);
     return 0;
 }
 
 /* Fetches and applies until stopped (or, with --once, caught up). */
-static int run(follower_t *f, acr_cli_t *cli, const follow_opts_t *o)
+static int run(follower_t *f, const follow_opts_t *o)
 {
     natsSubscription *sub = NULL;
     puller_t p;
     natsMsg **msgs = calloc((size_t)f->batch, sizeof *msgs);
     int rc = msgs == NULL ? acr__fail(ACR_ENOMEM, NULL) : 0;
     while (rc == 0 && !rpl_stop) {
-        if (sub == NULL && subscribe(&f->c, f->stream, f->subject, f->info.consumer, f->head,
-                                     &sub, &p, cli->quiet)) {
-            rpl_sleep_ms(500);
+        nats_fail_t fail;
+        if (sub == NULL &&
+            subscribe(&f->c, f->stream, f->subject, f->info.consumer, f->head, &sub, &p, &fail)) {
+            rc = outage_wait(f, &fail);
             continue;
         }
         int count = 0;
+        uint64_t before = f->head;
         natsStatus s = fetch(&f->c, sub, &p, msgs, f->batch, FETCH_TIMEOUT_MS, &count);
         int arc = count > 0 ? apply_msgs(f, msgs, count) : 0;
         for (int i = 0; i < count; i++)
             natsMsg_Destroy(msgs[i]);
+        if (f->head > before)
+            outage_over(f); /* records came: whatever failed before is over */
         if (arc < 0)
             rc = -arc;
         if (rc != 0 || (s == NATS_OK && count > 0 && arc == 0))
             continue;
-        if (s == NATS_OK && arc == 0) { /* idle */
-            uint64_t last = stream_last(&f->c, f->stream), h;
-            acr_err_t err;
-            if (o->once && last != 0 && f->head >= last)
+        if (s == NATS_OK && arc == 0) {
+            int irc = idle(f, o);
+            if (irc == 1)
                 break;
-            if (last > f->head && (arc = check_next(&f->c, f->stream, f->subject, f->head)) < 0) {
-                rc = -arc;
-                break;
-            }
-            if (!o->once && last != 0) /* keep the marker's view of the primary fresh */
-                acr_replica_apply(f->l, NULL, 0, last, rpl_now_ms(), &h, &err);
+            rc = -irc;
             continue;
         }
         /* a gap, connection trouble, a consumer lost with a NATS node...: re-anchor */
-        if (!cli->quiet && s != NATS_OK)
-            rpl_diag_nats(ACR_EIO, "fetching (re-subscribing at the replica's head)", s, 0);
         retire(f, sub);
         sub = NULL;
-        rpl_sleep_ms(250);
+        if (s == NATS_OK)
+            rpl_sleep_ms(250); /* a gap */
+        else
+            rc = outage_wait(f, &(nats_fail_t){"fetching (re-subscribing at the replica's "
+                                               "head)",
+                                               s, 0});
     }
     if (sub != NULL)
         retire(f, sub); /* the durable consumer stays */
@@ -686,13 +823,17 @@ int acr__cmd_follow(acr_cli_t *cli, int argc, char **argv)
         return ACR_EXIT_RUNTIME;
     }
     f->batch = (int)o.batch;
+    f->once = o.once;
+    f->quiet = cli->quiet;
+    const char *env = getenv("ACR_RPL_GIVE_UP_MS");
+    f->give_up_ms = env != NULL && atoi(env) > 0 ? atoi(env) : ONCE_GIVE_UP_MS;
     rpl_signals();
     rc = rpl_connect(o.url, "accrue follow", 1, NULL, NULL, &f->c);
     if (rc == 0)
         rc = start(f, cli, &o);
     uint64_t start_head = f->head;
     if (rc == 0)
-        rc = run(f, cli, &o);
+        rc = run(f, &o);
     if (rc == 0 && f->l != NULL && !cli->quiet)
         printf("replica at seq %" PRIu64 " (%" PRIu64 " applied this run from seq %" PRIu64
                ") following stream %s\n",

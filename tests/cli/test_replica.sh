@@ -13,8 +13,9 @@
 # replica's head seq and hash equal the primary's, both verify, statements
 # and KPIs are identical, a close on the primary reaches the replica with the
 # same fingerprint and audits there, writes on the replica are refused (CLI
-# exit 4, HTTP 403 read_only), and a stream of another ledger is refused on
-# both sides (chain_broken, exit 5).
+# exit 4, HTTP 403 read_only), a stream of another ledger is refused on
+# both sides (chain_broken, exit 5), and a leader election of the stream is
+# ridden out by `follow` (and waited for, bounded, by `follow --once`).
 #
 # Short by default (make test); REPLICA_LONG=1 (make test-long) appends 1 M
 # events and kills `follow` 20 times. REPLICA_ONLY=case_name runs that case alone (after the
@@ -105,6 +106,36 @@ wait_caught_up() {
     while [ $SECONDS -lt $deadline ]; do
         hr=$(head_of "$R")
         [ -n "${hr% }" ] && [ "$hr" == "$(head_of "$P")" ] && return 0
+        sleep 0.3
+    done
+    return 1
+}
+
+# wait_caught_up_to REPLICA PRIMARY SECONDS: until their heads (seq hash) are equal.
+wait_caught_up_to() {
+    local deadline=$((SECONDS + $3)) hr
+    while [ $SECONDS -lt $deadline ]; do
+        hr=$(head_of "$1")
+        [ -n "${hr% }" ] && [ "$hr" == "$(head_of "$2")" ] && return 0
+        sleep 0.3
+    done
+    return 1
+}
+
+# wait_stream_last STREAM N SECONDS: until the stream's last seq (a node's /jsz) is >= N.
+wait_stream_last() {
+    local deadline=$((SECONDS + $3)) i m last
+    while [ $SECONDS -lt $deadline ]; do
+        for i in 1 2 3; do
+            m=${NATS_PORTS[$((3 * (i - 1) + 2))]}
+            last=$(curl -fs "http://127.0.0.1:$m/jsz?streams=true" 2>/dev/null | python3 -c '
+import json, sys
+for a in json.load(sys.stdin).get("account_details") or []:
+    for s in a.get("stream_detail") or []:
+        if s["name"] == sys.argv[1]:
+            print(s["state"]["last_seq"])' "$1" 2>/dev/null)
+            [ -n "$last" ] && [ "$last" -ge "$2" ] && return 0
+        done
         sleep 0.3
     done
     return 1
@@ -552,6 +583,146 @@ case_no_jetstream() {
     expect_stderr_contains "accrue: exists: $TMP/inited holds a ledger made by \`accrue init\`"
 }
 
+# A malformed --nats is a usage error (exit 2, naming --nats) on both sides, not a NATS outage
+# (it used to be exit 1, as if NATS were down); the forms NATS takes are not refused.
+case_malformed_nats_url_is_usage() {
+    local u
+    for u in "not a url" "nats://127.0.0.1:notaport" "http://x" "nats://" "127.0.0.1:99999" \
+        "nats://127.0.0.1:4222/path"; do
+        acc "$P" replicate --nats "$u" --no-follow
+        assert_exit 2 "replicate --nats '$u'"
+        expect_stderr_contains "accrue: usage: --nats"
+        acc "$TMP/never" follow --nats "$u" --once
+        assert_exit 2 "follow --nats '$u'"
+        expect_stderr_contains "accrue: usage: --nats"
+    done
+    [ -e "$TMP/never" ] && fail "follow with a malformed --nats made $TMP/never"
+    # well-formed but unreachable: a runtime failure (exit 1), not a usage error
+    for u in "nats://127.0.0.1:1" "127.0.0.1:1" "tls://127.0.0.1:1" "nats://u:p@127.0.0.1:1" \
+        "nats://127.0.0.1:1, 127.0.0.1:1,,[::1]:1"; do
+        acc "$P" replicate --nats "$u" --no-follow
+        assert_exit 1 "replicate --nats '$u' (nothing listens)"
+    done
+    # and every form reaches the cluster: host:port, user:pass@, a list with spaces
+    local p1=${NATS_PORTS[0]} p2=${NATS_PORTS[3]} up=$TMP/url-primary
+    "$ACCRUE" --ledger "$up" init >/dev/null
+    "$ACCRUE" --ledger "$up" append "$WORKED/events.jsonl" >/dev/null
+    acc "$up" replicate --nats "127.0.0.1:$p1, nats://u:p@127.0.0.1:$p2" --no-follow
+    assert_exit 0 "replicate --nats 'HOST:PORT, nats://USER:PASS@HOST:PORT'"
+    acc "$TMP/url-replica" follow --nats "127.0.0.1:$p2" --stream "ACCRUE_$(id_of "$up")" --once
+    assert_exit 0 "follow --nats HOST:PORT"
+    assert_eq "$(head_of "$TMP/url-replica")" "$(head_of "$up")" "replica head"
+}
+
+# leaders_of STREAM: "S M", the NATS nodes (1..3) that lead the stream and the cluster's
+# JetStream meta group, from the first node whose /jsz knows both.
+leaders_of() {
+    local i m
+    for i in 1 2 3; do
+        m=${NATS_PORTS[$((3 * (i - 1) + 2))]}
+        curl -fs "http://127.0.0.1:$m/jsz?streams=true" 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+meta = (d.get("meta_cluster") or {}).get("leader") or ""
+for a in d.get("account_details") or []:
+    for s in a.get("stream_detail") or []:
+        lead = (s.get("cluster") or {}).get("leader") or ""
+        if s["name"] == sys.argv[1] and lead and meta:
+            print(lead.lstrip("n"), meta.lstrip("n")); sys.exit(0)
+sys.exit(1)' "$1" && return 0
+    done
+    return 1
+}
+
+# A leader election of the stream (its leader killed with -9 while the primary appends, then
+# restarted) is ridden out by a running `follow`, which goes on applying; `follow --once` while
+# the stream has no leader waits (bounded: exit 1, never 0 with the replica behind), and run
+# just after the nodes restart, waits for the election and catches up. Before, an answer
+# missing during an election was taken for "no stream" (--once: exit 2 at once; a follow
+# without --stream: exit 1, "listing streams"), and --once on a leaderless stream never ended.
+case_follow_rides_out_an_election() {
+    local e=$TMP/elect re=$TMP/elect-replica s leader meta rep fol app nf rc i t1 t0=$SECONDS
+    "$ACCRUE" --ledger "$e" init >/dev/null
+    "$GEN" --partners 20 --sales 5000 --seed 3 --months 3 --format jsonl >"$TMP/elect.jsonl"
+    split -d -n l/5 "$TMP/elect.jsonl" "$TMP/elect."
+    "$ACCRUE" --ledger "$e" append "$TMP/elect.00" >/dev/null || fail "append to $e"
+    s=ACCRUE_$(id_of "$e")
+    "$ACCRUE" --ledger "$e" replicate --nats "$NATS_URL" >"$TMP/elect-rep.log" 2>&1 &
+    rep=$!
+    "$ACCRUE" --ledger "$re" follow --nats "$NATS_URL" --stream "$s" >"$TMP/elect-fol.log" 2>&1 &
+    fol=$!
+    BG_PIDS+=("$rep" "$fol")
+    wait_seq "$re" "$(seq_of "$e")" 30 || fail "no replica: $(tail -3 "$TMP/elect-fol.log")"
+    read -r leader meta <<<"$(leaders_of "$s")"
+    [ -n "$leader" ] || fail "no leader for $s"
+    # the stream's leader dies while the primary appends, and comes back
+    (for i in 01 02 03; do
+        "$ACCRUE" --ledger "$e" append "$TMP/elect.$i" >/dev/null
+        sleep 1
+    done) &
+    app=$!
+    nats_kill "${leader:-1}"
+    sleep 4
+    kill -0 "$fol" 2>/dev/null || fail "follow ended: $(tail -3 "$TMP/elect-fol.log")"
+    nats_restart "${leader:-1}"
+    wait "$app"
+    wait_caught_up_to "$re" "$e" 40 ||
+        fail "no catch-up after the election: replica $(head_of "$re"), primary $(head_of "$e")"
+    if kill -0 "$fol" 2>/dev/null; then
+        kill -TERM "$fol"
+        wait "$fol"
+        assert_eq "$?" 0 "follow exit on SIGTERM after the election"
+    else
+        wait "$fol"
+        fail "follow exited ($?) after the election: $(tail -5 "$TMP/elect-fol.log")"
+    fi
+    # no leader at all: the stream's and the meta group's leaders down (the third node cannot
+    # be elected alone), the replica behind the stream
+    nats_wait_ready 60 || fail "the cluster did not come back"
+    "$ACCRUE" --ledger "$e" append "$TMP/elect.04" >/dev/null
+    wait_stream_last "$s" "$(seq_of "$e")" 30 || fail "the last piece did not reach the stream"
+    local first=$leader down
+    read -r leader meta <<<"$(leaders_of "$s")"
+    down=("${leader:-1}" "${meta:-2}")
+    [ "${down[0]}" = "${down[1]}" ] && down[1]=$((down[0] % 3 + 1))
+    nats_kill "${down[0]}"
+    nats_kill "${down[1]}"
+    # a follow without --stream started now waits for an answer (it used to exit 1)
+    "$ACCRUE" --ledger "$TMP/elect-new" follow --nats "$NATS_URL" >"$TMP/elect-new.out" \
+        2>"$TMP/elect-new.err" &
+    nf=$!
+    BG_PIDS+=("$nf")
+    t1=$SECONDS
+    ACR_RPL_GIVE_UP_MS=3000 timeout 40 "$ACCRUE" --ledger "$re" follow --nats "$NATS_URL" --once \
+        >"$TMP/elect-once.out" 2>"$TMP/elect-once.err"
+    rc=$?
+    assert_eq "$rc" 1 "follow --once without a leader (124: still waiting; 0: stopped behind)"
+    grep -q "giving up (--once)" "$TMP/elect-once.err" ||
+        fail "the give-up: $(tail -3 "$TMP/elect-once.err")"
+    while [ $((SECONDS - t1)) -lt 12 ]; do sleep 0.5; done
+    if kill -0 "$nf" 2>/dev/null; then
+        kill -TERM "$nf"
+        wait "$nf"
+    else
+        wait "$nf"
+        fail "follow (no --stream) exited ($?) without a leader: $(tail -2 "$TMP/elect-new.err")"
+    fi
+    # run as the nodes restart, --once waits for the election, then catches up
+    nats_restart "${down[0]}"
+    nats_restart "${down[1]}"
+    timeout 45 "$ACCRUE" --ledger "$re" follow --nats "$NATS_URL" --once \
+        >"$TMP/elect-once.out" 2>"$TMP/elect-once.err"
+    assert_eq "$?" 0 "follow --once as the nodes restart: $(tail -3 "$TMP/elect-once.err")"
+    assert_eq "$(head_of "$re")" "$(head_of "$e")" "replica head after --once"
+    kill -TERM "$rep" 2>/dev/null
+    wait "$rep"
+    nats_wait_ready 60 || fail "the cluster did not come back"
+    no_sanitizer_reports "$TMP/elect-fol.log"
+    no_sanitizer_reports "$TMP/elect-once.err"
+    echo "       stream leader n$first killed, restarted; then n${down[0]} and n${down[1]}:" \
+        "$((SECONDS - t0)) s"
+}
+
 [ -n "${REPLICA_ONLY:-}" ] && { run_case "$REPLICA_ONLY"; finish; exit; }
 run_case case_faults_during_appends
 run_case case_heads_equal_and_both_verify
@@ -567,4 +738,6 @@ run_case case_foreign_subject_stops_follow
 run_case case_non_empty_folder_refused
 run_case case_restart_resumes_without_duplicates
 run_case case_no_jetstream
+run_case case_malformed_nats_url_is_usage
+run_case case_follow_rides_out_an_election
 finish

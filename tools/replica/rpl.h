@@ -20,6 +20,7 @@
 #include <nats/nats.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "accrue/log.h"
@@ -38,6 +39,17 @@ typedef struct rpl_conn {
 /* Set by SIGINT / SIGTERM once rpl_signals ran. */
 extern volatile sig_atomic_t rpl_stop;
 void rpl_signals(void);
+
+#define RPL_SERVERS_MAX 32    /* servers in one --nats list (libnats takes an array) */
+#define RPL_URL_LIST_MAX 4096 /* bytes of one --nats list */
+
+/* Checks a --nats argument before anything connects: a comma-separated list (empty
+ * entries and spaces around an entry are ignored) of one to RPL_SERVERS_MAX servers, each
+ * [nats:// | tls://][user[:password] | token @]HOST[:PORT][/], HOST a name, an IPv4
+ * address or a bracketed IPv6 one, PORT 1 to 65535 (default 4222). What libnats would
+ * only refuse at connect time (`not a url`, `http://x`, `host:notaport`) is a usage
+ * error (exit 2), not a NATS outage. Returns true, or false with the reason in why. */
+bool rpl_url_valid(const char *url, char *why, size_t why_len);
 
 /* Connects to url (a comma-separated list of servers is allowed), reconnecting
  * forever, with a JetStream context whose async publishes' answers (acks and errors) go

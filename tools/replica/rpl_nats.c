@@ -1,7 +1,11 @@
 /* rpl_nats.c - what `replicate` and `follow` share: the NATS connection, the
  * stream's names, signals and diagnostics. */
+#include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "accrue/error.h"
@@ -74,18 +78,112 @@ void rpl_diag_nats(int code, const char *what, natsStatus s, jsErrCode jerr)
                 natsStatus_GetText(s), last ? ": " : "", last ? last : "");
 }
 
+static bool say(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static bool say(char *why, size_t why_len, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, why_len, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* The port after a host's ':' up to an optional trailing '/': 1 to 65535. */
+static bool port_valid(const char *p, int index, char *why, size_t why_len)
+{
+    size_t digits = strspn(p, "0123456789");
+    const char *end = p + digits;
+    if (digits == 0 || digits > 5 || (*end != '\0' && *end != '/') || atoi(p) < 1 ||
+        atoi(p) > 65535)
+        return say(why, why_len, "server %d: port '%.*s' is not 1 to 65535", index,
+                   (int)strcspn(p, "/"), p);
+    if (end[0] == '/' && end[1] != '\0')
+        return say(why, why_len, "server %d: a path after the port", index);
+    return true;
+}
+
+/* One entry of the list, spaces around it removed. The reason names only the faulty part
+ * (never the user part: it may hold a password). */
+static bool server_valid(char *e, int index, char *why, size_t why_len)
+{
+    char *host = e;
+    char *scheme_end = strstr(e, "://");
+    if (scheme_end != NULL) {
+        *scheme_end = '\0';
+        if (strcasecmp(e, "nats") != 0 && strcasecmp(e, "tls") != 0)
+            return say(why, why_len, "server %d: scheme '%.20s://' is not nats:// or tls://",
+                       index, e);
+        host = scheme_end + 3;
+    }
+    char *at = strrchr(host, '@');
+    if (at != NULL) {
+        for (const char *u = host; u < at; u++)
+            if (isspace((unsigned char)*u) || iscntrl((unsigned char)*u))
+                return say(why, why_len, "server %d: a space in its user part", index);
+        host = at + 1;
+    }
+    size_t n;
+    if (host[0] == '[') { /* an IPv6 address */
+        n = strspn(host + 1, "0123456789abcdefABCDEF:.");
+        char after = n > 0 && host[n + 1] == ']' ? host[n + 2] : 'x';
+        if (after != '\0' && after != ':' && after != '/')
+            return say(why, why_len, "server %d: '%.60s' is not a bracketed IPv6 address",
+                       index, host);
+        n += 2;
+    } else {
+        n = strspn(host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_");
+        if (host[0] == '\0')
+            return say(why, why_len, "server %d: no host", index);
+        if (n == 0 || (host[n] != '\0' && host[n] != ':' && host[n] != '/'))
+            return say(why, why_len, "server %d: '%.60s' is not a host name or address", index,
+                       host);
+    }
+    char *rest = host + n;
+    if (rest[0] == ':')
+        return port_valid(rest + 1, index, why, why_len);
+    if (rest[0] == '/' && rest[1] != '\0')
+        return say(why, why_len, "server %d: a path after the host", index);
+    return true;
+}
+
+bool rpl_url_valid(const char *url, char *why, size_t why_len)
+{
+    if (strlen(url) >= RPL_URL_LIST_MAX)
+        return say(why, why_len, "longer than %d bytes", RPL_URL_LIST_MAX - 1);
+    char list[RPL_URL_LIST_MAX];
+    snprintf(list, sizeof list, "%s", url);
+    int count = 0;
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (isspace((unsigned char)*tok))
+            tok++;
+        size_t len = strlen(tok);
+        while (len > 0 && isspace((unsigned char)tok[len - 1]))
+            tok[--len] = '\0';
+        if (len == 0)
+            continue;
+        if (++count > RPL_SERVERS_MAX)
+            return say(why, why_len, "more than %d servers", RPL_SERVERS_MAX);
+        if (!server_valid(tok, count, why, why_len))
+            return false;
+    }
+    return count > 0 || say(why, why_len, "no server");
+}
+
 int rpl_connect(const char *url, const char *name, int window, jsPubAckHandler ack_cb,
                 void *ack_arg, rpl_conn_t *out)
 {
     memset(out, 0, sizeof *out);
     natsOptions *o = NULL;
     natsStatus s = natsOptions_Create(&o);
-    char list[4096];
-    const char *servers[32];
+    char list[RPL_URL_LIST_MAX];
+    const char *servers[RPL_SERVERS_MAX];
     int count = 0;
     snprintf(list, sizeof list, "%s", url);
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL && count < 32;
-         tok = strtok_r(NULL, ",", &save))
+    for (char *save = NULL, *tok = strtok_r(list, ",", &save);
+         tok != NULL && count < RPL_SERVERS_MAX; tok = strtok_r(NULL, ",", &save))
         if (*tok != '\0')
             servers[count++] = tok;
     if (s == NATS_OK && count == 0)
