@@ -32,6 +32,8 @@
 #include "replica/rpl.h"
 
 #define FETCH_TIMEOUT_MS 500
+#define FOLLOW_SILENT_MS 5000 /* stats: a follow that saw nothing of the primary for this long
+                                 is not running (it refreshes every 0.5 s) */
 #define LAG_BUCKETS 2048 /* lag histogram: 1 ms buckets up to 2 s, then coarser */
 #define RETRY_FIRST_MS 250    /* pause after a first failed NATS request, doubled ... */
 #define RETRY_MAX_MS 4000     /* ... up to this while NATS keeps failing */
@@ -860,6 +862,11 @@ void acr__replica_stats(const struct acr_replica_info *ri, uint64_t behind, int6
     printf("replica     read-only, following stream %s (consumer %s)\n", ri->stream,
            ri->consumer);
     printf("primary head %" PRIu64 " (seen %" PRId64 " ms ago)\n", ri->source_head, seen_age_ms);
+    /* a running follow refreshes what it saw of the primary every 0.5 s, idle or not */
+    if (seen_age_ms > FOLLOW_SILENT_MS)
+        printf("follow      not running (or stuck): nothing seen of the primary for %.1f s; "
+               "the lag below is as of then\n",
+               (double)seen_age_ms / 1000);
     printf("lag events  %" PRIu64 "\n", behind);
     int64_t applied_ago = ri->applied_ms ? now - ri->applied_ms : -1;
     if (behind == 0 && lag_ms == 0) /* caught up (acr_replica_lag's rule) */

@@ -408,6 +408,13 @@ case_follow_stops_cleanly() {
     wait "$FOL_PID"
     local rc=$?
     assert_eq "$rc" 0 "follow exit status on SIGTERM"
+    # stats on the replica no longer reads as a running, caught-up follower once it is stopped
+    run --ledger "$R" stats
+    case $OUT in *"not running"*) fail "stats says follow is not running right after it stopped" ;; esac
+    sleep 5.5
+    run --ledger "$R" stats
+    assert_exit 0 "stats on a stopped replica"
+    expect_stdout_contains "follow      not running (or stuck): nothing seen of the primary for"
     kill -TERM "$REP_PID" 2>/dev/null
     wait "$REP_PID"
     rc=$?
