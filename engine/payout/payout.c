@@ -200,21 +200,6 @@ static void *reader_stage(void *arg)
     return NULL;
 }
 
-/* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
- * the tests compare with; a close, which needs the latest business date of any event),
- * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release),
- * nothing is dated after `period` (the walk would skip no dated record), the run's summary
- * will want a promotion's budget use beyond `period` (budgets: a promotion runs within and
- * past it, and the later sales would be read by a second run anyway; a full scan feeds them
- * with the run, feed_budgets), or the walk would skip less than half of the log. A record
- * the walk reads costs about twice a scanned one (the seek by seq, the predecessor's hash,
- * the index's own pages: on a 10 M-event year the walk of September took 14.9 s, the scan
- * 11.5 s), so the walk pays only for the earlier part of a log. The part it skips is
- * estimated by the first seq of the periods after `period`: in a log appended in
- * business-time order every later record comes from there on; late records dated earlier
- * make the estimate high, never low, so the walk is kept where it was the rule before.
- * ACR_PAYOUT_FULL_SCAN=0 takes the walk wherever the index covers the snapshot (the tests'
- * other side). *out_rc is set on a store error. */
 /* What the index and the program table say of a run's period, read once per run for the
  * choice of the scan (full_scan) and for the budgets' feed (feed_budgets). */
 typedef struct log_view {
@@ -240,6 +225,21 @@ static int view_log(acr_reader_t *r, const acr_ledger_t *l, int32_t period, bool
     return rc < 0 ? rc : 0;
 }
 
+/* True when the run reads the whole log: asked for (ACR_PAYOUT_FULL_SCAN=1, the reference
+ * the tests compare with; a close, which needs the latest business date of any event),
+ * period_seqs does not cover the snapshot (a ledger not yet rebuilt by this release),
+ * nothing is dated after `period` (the walk would skip no dated record), the run's summary
+ * will want a promotion's budget use beyond `period` (budgets: a promotion runs within and
+ * past it, and the later sales would be read by a second run anyway; a full scan feeds them
+ * with the run, feed_budgets), or the walk would skip less than half of the log. A record
+ * the walk reads costs about twice a scanned one (the seek by seq, the predecessor's hash,
+ * the index's own pages: on a 10 M-event year the walk of September took 14.9 s, the scan
+ * 11.5 s), so the walk pays only for the earlier part of a log. The part it skips is
+ * estimated by the first seq of the periods after `period`: in a log appended in
+ * business-time order every later record comes from there on; late records dated earlier
+ * make the estimate high, never low, so the walk is kept where it was the rule before.
+ * ACR_PAYOUT_FULL_SCAN=0 takes the walk wherever the index covers the snapshot (the tests'
+ * other side). *out_rc is set on a store error. */
 static bool full_scan(acr_reader_t *r, const acr_ledger_t *l, int32_t period,
                       uint64_t through_seq, bool want_full, const log_view_t *v, int *out_rc,
                       acr_err_t *err)

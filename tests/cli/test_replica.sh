@@ -99,18 +99,6 @@ wait_progress() {
     return 1
 }
 
-# wait_caught_up SECONDS: until the replica's head equals the primary's.
-wait_caught_up() {
-    local deadline=$((SECONDS + $1))
-    local hr
-    while [ $SECONDS -lt $deadline ]; do
-        hr=$(head_of "$R")
-        [ -n "${hr% }" ] && [ "$hr" == "$(head_of "$P")" ] && return 0
-        sleep 0.3
-    done
-    return 1
-}
-
 # wait_caught_up_to REPLICA PRIMARY SECONDS: until their heads (seq hash) are equal.
 wait_caught_up_to() {
     local deadline=$((SECONDS + $3)) hr
@@ -120,6 +108,11 @@ wait_caught_up_to() {
         sleep 0.3
     done
     return 1
+}
+
+# wait_caught_up SECONDS: until the replica's head equals the primary's.
+wait_caught_up() {
+    wait_caught_up_to "$R" "$P" "$1"
 }
 
 # wait_stream_last STREAM N SECONDS: until the stream's last seq (a node's /jsz) is >= N.
