@@ -148,13 +148,16 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/libaccrue.a tests/test_util.h
 
 tests-bin: $(TEST_BIN)
 
-# The suite: unit tests and CLI tests, under ASan+UBSan and in the -O2 build.
+# The suite: unit tests and CLI tests, under ASan+UBSan and in the -O2 build. The builds use
+# every core unless the caller chose a -j of its own.
+TEST_J := $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 test:
-	$(MAKE) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
+	$(MAKE) $(TEST_J) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
 	    build/asan/accrue build/asan/accrue-gen tests-bin
-	$(MAKE) --no-print-directory BUILD=build all tests-bin
-	$(MAKE) --no-print-directory BUILD=build/o0 CFLAGS="-O0 -g" \
+	$(MAKE) $(TEST_J) --no-print-directory BUILD=build all tests-bin
+	$(MAKE) $(TEST_J) --no-print-directory BUILD=build/o0 CFLAGS="-O0 -g" \
 	    build/o0/tests/processors/test_commission
+	-$(MAKE) $(TEST_J) --no-print-directory -s fuzz-build
 	$(MAKE) --no-print-directory dashboard-driver
 	@bash tests/run.sh
 

@@ -402,7 +402,7 @@ run_case case_18_2_tokenless_bodies
 run_case case_18_3_overread_log
 run_case case_18_5_6_strict_framing
 run_case case_18_9_small
-run_case case_18_9_token_expiry
+run_case_once case_18_9_token_expiry
 run_case case_18_1_revoke_race
 run_case case_feed_resets
 run_case case_access_log
