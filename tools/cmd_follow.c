@@ -685,16 +685,9 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, follow_opts_t *o)
     }
     if (optind != argc)
         return acr__usage(usage_follow, "unexpected argument '%s'", argv[optind]);
-    if (o->url == NULL || strspn(o->url, ", ") == strlen(o->url))
-        return acr__usage(usage_follow, "--nats URL is required (nats://HOST:PORT, or a "
-                                        "comma-separated list)");
-    char why[160];
-    if (!rpl_url_valid(o->url, why, sizeof why))
-        return acr__usage(usage_follow, "--nats: %s (want nats://HOST:PORT, tls://HOST:PORT "
-                                        "or HOST:PORT, comma-separated)",
-                          why);
-    if (o->stream != NULL && (o->stream[0] == '\0' || strlen(o->stream) >= RPL_NAME_MAX))
-        return acr__usage(usage_follow, "bad stream name '%s'", o->stream);
+    char why[256];
+    if (!rpl_args_valid(o->url, o->stream, why, sizeof why))
+        return acr__usage(usage_follow, "%s", why);
     return -1;
 }
 

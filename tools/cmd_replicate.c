@@ -348,17 +348,9 @@ static int parse_opts(acr_cli_t *cli, int argc, char **argv, pub_opts_t *o)
     }
     if (optind != argc)
         return acr__usage(usage_replicate, "unexpected argument '%s'", argv[optind]);
-    if (o->url == NULL || strspn(o->url, ", ") == strlen(o->url))
-        return acr__usage(usage_replicate, "--nats URL is required (nats://HOST:PORT, or a "
-                                           "comma-separated list)");
-    char why[160];
-    if (!rpl_url_valid(o->url, why, sizeof why))
-        return acr__usage(usage_replicate, "--nats: %s (want nats://HOST:PORT, tls://HOST:PORT "
-                                           "or HOST:PORT, comma-separated)",
-                          why);
-    const char *st = o->stream;
-    if (st != NULL && (strlen(st) >= RPL_NAME_MAX || strpbrk(st, " .*>\t") != NULL || !*st))
-        return acr__usage(usage_replicate, "bad stream name '%s'", st);
+    char why[256];
+    if (!rpl_args_valid(o->url, o->stream, why, sizeof why))
+        return acr__usage(usage_replicate, "%s", why);
     return -1;
 }
 

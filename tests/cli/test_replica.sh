@@ -596,7 +596,17 @@ case_malformed_nats_url_is_usage() {
         assert_exit 2 "follow --nats '$u'"
         expect_stderr_contains "accrue: usage: --nats"
     done
-    [ -e "$TMP/never" ] && fail "follow with a malformed --nats made $TMP/never"
+    # a stream name JetStream would refuse is a usage error on both sides alike
+    local st
+    for st in "" "a.b" "a b" "ACCRUE_*" "x>" "$(printf 'S%.0s' {1..64})"; do
+        acc "$P" replicate --nats "nats://127.0.0.1:1" --stream "$st" --no-follow
+        assert_exit 2 "replicate --stream '$st'"
+        expect_stderr_contains "accrue: usage: bad stream name"
+        acc "$TMP/never" follow --nats "nats://127.0.0.1:1" --stream "$st" --once
+        assert_exit 2 "follow --stream '$st'"
+        expect_stderr_contains "accrue: usage: bad stream name"
+    done
+    [ -e "$TMP/never" ] && fail "follow with a malformed --nats or --stream made $TMP/never"
     # well-formed but unreachable: a runtime failure (exit 1), not a usage error
     for u in "nats://127.0.0.1:1" "127.0.0.1:1" "tls://127.0.0.1:1" "nats://u:p@127.0.0.1:1" \
         "nats://127.0.0.1:1, 127.0.0.1:1,,[::1]:1"; do
@@ -739,5 +749,5 @@ run_case case_non_empty_folder_refused
 run_case case_restart_resumes_without_duplicates
 run_case case_no_jetstream
 run_case case_malformed_nats_url_is_usage
-run_case case_follow_rides_out_an_election
+run_case_once case_follow_rides_out_an_election
 finish

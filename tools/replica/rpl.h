@@ -1,7 +1,7 @@
 /* rpl.h - the replication commands' private declarations (tools/replica/).
  *
- * `accrue replicate` (rpl_publish.c) publishes the committed log of a ledger
- * to a NATS JetStream stream; `accrue follow` (rpl_follow.c) turns a ledger
+ * `accrue replicate` (../cmd_replicate.c) publishes the committed log of a ledger
+ * to a NATS JetStream stream; `accrue follow` (../cmd_follow.c) turns a ledger
  * directory into a read replica of that stream. rpl_nats.c holds what both
  * share: the connection, the names, the message layout and diagnostics.
  *
@@ -12,7 +12,7 @@
  *   headers  Nats-Msg-Id: <ledger id>:<seq> on every message; message 1 also
  *            carries the ledger's config (Accrue-Ledger-Id, Accrue-Period,
  *            Accrue-Utc-Offset-Min), from which a replica creates itself.
- * Only include/accrue/ headers and ../cli.h are included from outside this folder.
+ * Only include/accrue/ headers are included from outside this folder.
  */
 #ifndef ACCRUE_TOOLS_REPLICA_RPL_H
 #define ACCRUE_TOOLS_REPLICA_RPL_H
@@ -50,6 +50,13 @@ void rpl_signals(void);
  * only refuse at connect time (`not a url`, `http://x`, `host:notaport`) is a usage
  * error (exit 2), not a NATS outage. Returns true, or false with the reason in why. */
 bool rpl_url_valid(const char *url, char *why, size_t why_len);
+
+/* The --nats and --stream arguments of both commands, checked alike before anything
+ * connects: --nats missing or malformed (rpl_url_valid), or a stream name JetStream would
+ * refuse (empty, RPL_NAME_MAX bytes or more, or holding a space, a tab, '.', '*' or '>').
+ * stream may be NULL (the default name). Returns true, or false with the usage error's
+ * message in why. */
+bool rpl_args_valid(const char *url, const char *stream, char *why, size_t why_len);
 
 /* Connects to url (a comma-separated list of servers is allowed), reconnecting
  * forever, with a JetStream context whose async publishes' answers (acks and errors) go

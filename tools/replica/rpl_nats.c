@@ -172,6 +172,24 @@ bool rpl_url_valid(const char *url, char *why, size_t why_len)
     return count > 0 || say(why, why_len, "no server");
 }
 
+bool rpl_args_valid(const char *url, const char *stream, char *why, size_t why_len)
+{
+    char bad[160];
+    if (url == NULL || strspn(url, ", ") == strlen(url))
+        return say(why, why_len, "--nats URL is required (nats://HOST:PORT, or a "
+                                 "comma-separated list)");
+    if (!rpl_url_valid(url, bad, sizeof bad))
+        return say(why, why_len, "--nats: %s (want nats://HOST:PORT, tls://HOST:PORT or "
+                                 "HOST:PORT, comma-separated)",
+                   bad);
+    if (stream != NULL && (stream[0] == '\0' || strlen(stream) >= RPL_NAME_MAX ||
+                           strpbrk(stream, " \t.*>") != NULL))
+        return say(why, why_len, "bad stream name '%.*s' (1 to %d bytes, no space, tab, '.', "
+                                 "'*' or '>')",
+                   RPL_NAME_MAX, stream, RPL_NAME_MAX - 1);
+    return true;
+}
+
 int rpl_connect(const char *url, const char *name, int window, jsPubAckHandler ack_cb,
                 void *ack_arg, rpl_conn_t *out)
 {
