@@ -838,6 +838,20 @@ static size_t query_value_max(const char *key, size_t klen)
     return 1023;
 }
 
+bool acr_srv_scoped_partner(acr_srv_req_t *req, char *out, size_t cap, const char **pid)
+{
+    bool has = acr_srv_query_param(req->query, "partner", out, cap);
+    *pid = has && out[0] ? out : NULL;
+    if (req->role != ACR_ROLE_PARTNER)
+        return true;
+    if (*pid != NULL && strcmp(*pid, req->partner) != 0) {
+        acr_srv_set_error(req, 404, "not_found", "no such record");
+        return false;
+    }
+    *pid = req->partner;
+    return true;
+}
+
 bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed)
 {
     for (const char *p = req->query; p != NULL && *p != '\0';) {

@@ -19,9 +19,11 @@
  * the hooks of acr_srv_t, set by server.c):
  *
  *   0  parse.c, respond.c, metrics.c, job.c, life.c   leaves
- *   1  http.c      connections: accept, parse, timers, respond;  lane.c  the slow lane
+ *   1  http.c      connections: accept, parse, timers, respond;  lane.c  the slow lane;
+ *                  idem.c  Idempotency-Key answers
  *   2  feed.c      the event stream
- *   3  writer.c    the writer thread;  ingest.c  the write routes' bodies into jobs
+ *   3  writer.c    the writer thread;  ingest.c  the write routes' bodies into jobs;
+ *                  program.c  the partner program's routes;  dashboard.c  the web page
  *   4  routes.c    auth on the head, routing, read handlers
  *   5  server.c    acr_srv_run: wires the hooks, starts and stops
  *
@@ -398,6 +400,10 @@ void acr_srv_request_id(char out[32]);
  * value does not decode or is longer than that parameter's handler takes, and answers true;
  * false when every one is known and well formed (http.c). */
 bool acr_srv_query_refused(acr_srv_req_t *req, const char *allowed);
+/* ?partner=P of a request, scoped (http.c): a partner token may name only itself and
+ * defaults to itself; another partner is answered 404 and false returned. pid is out's
+ * value, the token's partner, or NULL (not asked, and not a partner token). */
+bool acr_srv_scoped_partner(acr_srv_req_t *req, char *out, size_t cap, const char **pid);
 
 /* ---- respond.c: response helpers (a leaf) -------------------------------- */
 

@@ -41,21 +41,6 @@ static bool is_partner(const acr_srv_req_t *req)
     return req->role == ACR_ROLE_PARTNER;
 }
 
-/* ?partner=P, scoped: a partner token may name only itself (else 404) and defaults to it. */
-static bool scoped(acr_srv_req_t *req, char *buf, size_t cap, const char **pid)
-{
-    bool has = acr_srv_query_param(req->query, "partner", buf, cap);
-    *pid = has && buf[0] ? buf : NULL;
-    if (!is_partner(req))
-        return true;
-    if (*pid != NULL && strcmp(*pid, req->partner) != 0) {
-        not_found(req);
-        return false;
-    }
-    *pid = req->partner;
-    return true;
-}
-
 static void answer(acr_srv_req_t *req, int rc, const acr_err_t *err)
 {
     if (rc == ACR_ENOT_FOUND)
@@ -71,7 +56,7 @@ void acr_srv_h_onboarding(acr_srv_t *s, acr_srv_req_t *req, char **params)
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1];
     const char *pid;
-    if (!scoped(req, buf, sizeof buf, &pid))
+    if (!acr_srv_scoped_partner(req, buf, sizeof buf, &pid))
         return;
     acr_err_t err;
     acr_err_clear(&err);
@@ -83,7 +68,7 @@ void acr_srv_h_announcements(acr_srv_t *s, acr_srv_req_t *req, char **params)
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1], today_s[16];
     const char *pid;
-    if (!scoped(req, buf, sizeof buf, &pid))
+    if (!acr_srv_scoped_partner(req, buf, sizeof buf, &pid))
         return;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);

@@ -805,22 +805,6 @@ static void h_deal(acr_srv_t *s, acr_srv_req_t *req, char **params)
     set_json(req, 200);
 }
 
-/* ?partner=P scoped for partner tokens: absent means their own, another
- * partner is 404. false when answered. */
-static bool scoped_partner(acr_srv_req_t *req, char *out, size_t cap, const char **pid)
-{
-    bool has = acr_srv_query_param(req->query, "partner", out, cap);
-    *pid = has && out[0] ? out : NULL;
-    if (!is_partner(req))
-        return true;
-    if (*pid != NULL && strcmp(*pid, req->partner) != 0) {
-        not_found(req);
-        return false;
-    }
-    *pid = req->partner;
-    return true;
-}
-
 static int64_t wall_ms(void)
 {
     struct timespec ts;
@@ -833,7 +817,7 @@ static void h_pipeline(acr_srv_t *s, acr_srv_req_t *req, char **params)
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1], today_s[16];
     const char *pid;
-    if (!scoped_partner(req, buf, sizeof buf, &pid))
+    if (!acr_srv_scoped_partner(req, buf, sizeof buf, &pid))
         return;
     int32_t today = acr_local_day(wall_ms(), acr_ledger_config(s->ledger)->utc_offset_min);
     if (acr_srv_query_param(req->query, "today", today_s, sizeof today_s) &&
@@ -857,7 +841,7 @@ static void h_kpi(acr_srv_t *s, acr_srv_req_t *req, char **params)
     (void)params;
     char buf[ACR_ID_LEN_MAX + 1], period[16], by_s[8];
     const char *pid;
-    if (!scoped_partner(req, buf, sizeof buf, &pid))
+    if (!acr_srv_scoped_partner(req, buf, sizeof buf, &pid))
         return;
     if (!acr_srv_query_param(req->query, "period", period, sizeof period) || period[0] == '\0') {
         acr_srv_set_error(req, 400, "bad_request", "kpi wants ?period=YYYY-MM or YYYY-Qn");
@@ -1001,7 +985,7 @@ static void h_statement(acr_srv_t *s, acr_srv_req_t *req, char **params)
     const char *pid;
     acr_err_t err;
     acr_err_clear(&err);
-    if (!scoped_partner(req, buf, sizeof buf, &pid))
+    if (!acr_srv_scoped_partner(req, buf, sizeof buf, &pid))
         return;
     uint64_t as_of = 0;
     bool has = false;
