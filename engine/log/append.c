@@ -527,11 +527,7 @@ static int append_txn(acr_ledger_t *l, const acr_batch_t *const *batches, size_t
         if (mdb_rc == 0 && fatal == 0 && (!all_rejected || nested) && !opts->dry_run &&
             (mdb_rc = acr__tx_seal(&tx, &head)) == 0)
             mdb_rc = acr__wtxn_commit(&tx, &log_done);
-        acr__wtxn_abort(&tx);
-        pthread_rwlock_unlock(&l->map_lock);
-        acr_buf_destroy(&tx.scratch);
-        acr_buf_destroy(&tx.scratch2);
-        acr__cache_free(&tx.cache);
+        acr__wtxn_end(&tx);
         if (!log_done && (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL)) {
             idem_unstore(opts, n);
             if (acr__grow_maps(l, &err) == 0)

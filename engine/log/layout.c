@@ -202,12 +202,8 @@ int acr__catch_up_open(acr_ledger_t *l, acr_err_t *err)
                 code = acr__catch_up(&tx, &applied, &head, err);
             if (code == 0 && (rc = acr__wtxn_commit(&tx, &log_done)) != 0)
                 code = acr__commit_err(l, rc, err);
-            acr__wtxn_abort(&tx);
         }
-        pthread_rwlock_unlock(&l->map_lock);
-        acr_buf_destroy(&tx.scratch);
-        acr_buf_destroy(&tx.scratch2);
-        acr__cache_free(&tx.cache);
+        acr__wtxn_end(&tx);
         if (rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL) {
             if ((code = acr__grow_maps(l, err)) != 0)
                 return code;

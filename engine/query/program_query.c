@@ -447,8 +447,10 @@ static int finish(prog_snap_t *s, jw_t *w, size_t mark, int rc, acr_err_t *err)
     return rc;
 }
 
-int acr_query_onboarding(acr_ledger_t *ledger, const char *partner_id, acr_buf_t *out,
-                         acr_err_t *err)
+/* The onboarding rows of one partner (partner_id) or of all, as a JSON array or, for
+ * acr_query_onboarding_one, the bare object. */
+static int onboarding(acr_ledger_t *ledger, const char *partner_id, bool array, acr_buf_t *out,
+                      acr_err_t *err)
 {
     prog_snap_t s;
     jw_t w = {out, 0};
@@ -457,26 +459,25 @@ int acr_query_onboarding(acr_ledger_t *ledger, const char *partner_id, acr_buf_t
     if (rc == 0)
         rc = load_lists(&s, err);
     arr_ctx_t a = {&w, true, 0, NULL};
-    raw(&w, "[");
+    if (array)
+        raw(&w, "[");
     if (rc == 0)
         rc = each_partner(&s, partner_id, onboarding_cb, &a, err);
-    raw(&w, "]");
+    if (array)
+        raw(&w, "]");
     return finish(&s, &w, mark, rc, err);
+}
+
+int acr_query_onboarding(acr_ledger_t *ledger, const char *partner_id, acr_buf_t *out,
+                         acr_err_t *err)
+{
+    return onboarding(ledger, partner_id, true, out, err);
 }
 
 int acr_query_onboarding_one(acr_ledger_t *ledger, const char *partner_id, acr_buf_t *out,
                              acr_err_t *err)
 {
-    prog_snap_t s;
-    jw_t w = {out, 0};
-    size_t mark = out->len;
-    int rc = snap_open(ledger, &s, err);
-    if (rc == 0)
-        rc = load_lists(&s, err);
-    arr_ctx_t a = {&w, true, 0, NULL};
-    if (rc == 0)
-        rc = each_partner(&s, partner_id, onboarding_cb, &a, err);
-    return finish(&s, &w, mark, rc, err);
+    return onboarding(ledger, partner_id, false, out, err);
 }
 
 int acr_query_certified_at(acr_ledger_t *ledger, const char *partner_id, int64_t t_ms,

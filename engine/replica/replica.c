@@ -385,11 +385,7 @@ static int apply_txn(acr_ledger_t *l, const txn_work_t *w, uint64_t *out_head, a
             rc = apply_in_txn(l, &tx, w, &head, err);
         if (mdb_rc == 0 && rc == 0)
             mdb_rc = acr__wtxn_commit(&tx, &log_done);
-        acr__wtxn_abort(&tx);
-        pthread_rwlock_unlock(&l->map_lock);
-        acr_buf_destroy(&tx.scratch);
-        acr_buf_destroy(&tx.scratch2);
-        acr__cache_free(&tx.cache);
+        acr__wtxn_end(&tx);
         if (!log_done && (mdb_rc == MDB_MAP_FULL || tx.mdb_rc == MDB_MAP_FULL)) {
             if ((rc = acr__grow_maps(l, err)) != 0)
                 return rc;

@@ -455,6 +455,15 @@ void acr__wtxn_abort(acr__txn_t *tx)
     tx->txn = tx->ltxn = NULL;
 }
 
+void acr__wtxn_end(acr__txn_t *tx)
+{
+    acr__wtxn_abort(tx);
+    pthread_rwlock_unlock(&tx->ledger->map_lock);
+    acr_buf_destroy(&tx->scratch);
+    acr_buf_destroy(&tx->scratch2);
+    acr__cache_free(&tx->cache);
+}
+
 int acr__grow_maps(acr_ledger_t *l, acr_err_t *err)
 {
     MDB_env *envs[2] = {l->env, l->senv};

@@ -384,6 +384,10 @@ int acr__wtxn_begin(acr_ledger_t *l, acr__txn_t *tx);
  * did). MDB codes. */
 int acr__wtxn_commit(acr__txn_t *tx, bool *log_done);
 void acr__wtxn_abort(acr__txn_t *tx);
+/* The end of a writer's turn on tx, begun with l's map lock held for reading and its scratch
+ * buffers initialised: aborts what is still open, releases the lock, frees the scratch
+ * buffers and the row cache. */
+void acr__wtxn_end(acr__txn_t *tx);
 /* Doubles the map of both environments (after MDB_MAP_FULL in either). Called with no
  * transaction of l open in this thread. */
 int acr__grow_maps(acr_ledger_t *l, acr_err_t *err);
