@@ -229,6 +229,38 @@ case_missing_table_refused() {
     expect_stderr_contains "holds mirrored rows but has no table sink_position"
 }
 
+# A row of events deleted or added by hand: the sink writes only after its position, so it
+# would never refill the hole. Refused at start, naming the first seq missing, and nothing
+# written; a whole mirror is untouched by the check.
+case_edited_events_refused() {
+    local l head
+    l=$(new_ledger --period month --utc-offset +09:00)
+    acc "$l" append "$WORKED/events.jsonl"
+    head=$("$ACCRUE" --ledger "$l" stats | sed -nE 's/^head seq +([0-9]+).*/\1/p')
+    sink "$l" --schema edited
+    assert_exit 0
+    q "DELETE FROM edited.events WHERE seq = 3" >/dev/null
+    sink "$l" --schema edited
+    assert_exit 1
+    expect_stderr_contains "first missing: 3"
+    expect_stderr_contains "deleted or added outside the sink"
+    assert_eq "$(q "SELECT seq FROM edited.sink_position")" "$head" "the position did not move"
+    assert_eq "$(q "SELECT count(*) FROM edited.events")" "$((head - 1))" "nothing written"
+    # put back as it was (from a second mirror of the same ledger): accepted again
+    sink "$l" --schema edited2
+    assert_exit 0
+    q "INSERT INTO edited.events SELECT * FROM edited2.events WHERE seq = 3" >/dev/null
+    sink "$l" --schema edited
+    assert_exit 0
+    # a row added beyond the position
+    sink "$l" --schema edited3
+    assert_exit 0
+    q "INSERT INTO edited3.events SELECT seq + 1000, id || '-x', type, at, recorded_at, stream, version, hash, data, mirrored_at, actor FROM edited3.events WHERE seq = 1" >/dev/null
+    sink "$l" --schema edited3
+    assert_exit 1
+    expect_stderr_contains "1 rows outside them"
+}
+
 # certified_on walks from the subject's start (program.md): a training dated before the
 # registration certifies from the registration. A mirror filled by an earlier release (rows
 # computed by other rules, no rules comment) has every onboarding row recomputed once, when
@@ -647,6 +679,7 @@ run_case case_old_mirror_gains_the_actor
 run_case case_own_columns_kept
 run_case case_onboarding_rules_upgrade
 run_case case_missing_table_refused
+run_case case_edited_events_refused
 run_case case_two_first_runs
 run_case case_generated_ledger
 run_case case_kill_9_at_random_instants

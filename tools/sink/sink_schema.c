@@ -339,6 +339,49 @@ static void explain_permission(acr__sink_pg_t *pg, acr_err_t *err)
     PQclear(res);
 }
 
+/* The events table of a mirror at position pos holds exactly the rows of seq 1..pos, one
+ * each (seq is its primary key): a row deleted or added by hand would otherwise go unnoticed,
+ * since the sink only ever writes after the position. Counted once per session (an
+ * index-only scan of the key); refused like a missing table, naming the first seq missing. */
+static int check_events_rows(acr__sink_pg_t *pg, const char *pos, acr_err_t *err)
+{
+    char q[512];
+    const char *params[] = {pos};
+    snprintf(q, sizeof q,
+             "SELECT count(*) FILTER (WHERE seq BETWEEN 1 AND $1::bigint), "
+             "count(*) FILTER (WHERE seq NOT BETWEEN 1 AND $1::bigint) FROM \"%s\".events",
+             pg->schema);
+    PGresult *res;
+    int rc = acr__sink_pg_query(pg, q, 1, params, &res, "counting the mirrored events", err);
+    if (rc != 0)
+        return rc;
+    char inside[32], outside[32];
+    snprintf(inside, sizeof inside, "%s", PQgetvalue(res, 0, 0));
+    snprintf(outside, sizeof outside, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    if (strcmp(inside, pos) == 0 && strcmp(outside, "0") == 0)
+        return 0;
+    char first[32] = "-";
+    if (strcmp(inside, pos) != 0) {
+        snprintf(q, sizeof q,
+                 "SELECT s FROM generate_series(1, $1::bigint) s WHERE NOT EXISTS "
+                 "(SELECT 1 FROM \"%s\".events e WHERE e.seq = s) ORDER BY s LIMIT 1",
+                 pg->schema);
+        if ((rc = acr__sink_pg_query(pg, q, 1, params, &res, "finding the missing event",
+                                     err)) != 0)
+            return rc;
+        if (PQntuples(res) == 1)
+            snprintf(first, sizeof first, "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    return acr_err_set(err, ACR_EIO,
+                       "schema %s mirrors the ledger up to seq %s, but its events table holds "
+                       "%s of seq 1..%s (first missing: %s) and %s rows outside them: rows "
+                       "were deleted or added outside the sink; drop it (DROP SCHEMA \"%s\" "
+                       "CASCADE) and mirror again, or pick another --schema",
+                       pg->schema, pos, inside, pos, first, outside, pg->schema);
+}
+
 /* A mirror with a position past 0 holds every table's rows up to it: a table missing from it
  * (dropped by hand) would be created empty while the position says its rows are in, and the
  * sink would never refill it. Refused, naming the table; onboarding alone is recomputed whole
@@ -385,6 +428,8 @@ static int check_whole(acr__sink_pg_t *pg, acr_err_t *err)
     if (PQntuples(res) == 1)
         snprintf(pos, sizeof pos, "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
+    if (have[0] && (rc = check_events_rows(pg, pos, err)) != 0)
+        return rc;
     if (strcmp(pos, "0") == 0)
         return 0;
     for (size_t t = 0; rc == 0 && t < NTABLES; t++)
