@@ -90,7 +90,7 @@ case_revoked_token() {
     t=$(token --role ingest --name t-gone2)
     local i ev
     for i in 1 2 3; do
-        ev='{"id":"revoke-cache-'$i'","type":"training.completed","at":"2026-08-02T00:00:00Z","data":{"partner_id":"GAMMA","module":"rvk'$i'"}}'
+        ev='[{"id":"revoke-cache-'$i'","type":"training.completed","at":"2026-08-02T00:00:00Z","data":{"partner_id":"GAMMA","module":"rvk'$i'"}}]'
         assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $t" \
             -H 'Content-Type: application/json' --data-binary "$ev" "$BASE/v1/events")" 200 "append $i"
     done
@@ -106,7 +106,7 @@ case_revoked_token() {
     cpid=$!
     sleep 0.5
     "$ACCRUE" --ledger "$LEDGER" token revoke t-gone3 >/dev/null
-    ev='{"id":"after-revoke-1","type":"training.completed","at":"2026-08-02T00:00:00Z","data":{"partner_id":"GAMMA","module":"rvk9"}}'
+    ev='[{"id":"after-revoke-1","type":"training.completed","at":"2026-08-02T00:00:00Z","data":{"partner_id":"GAMMA","module":"rvk9"}}]'
     assert_eq "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $TOK_ING" \
         -H 'Content-Type: application/json' --data-binary "$ev" "$BASE/v1/events")" 200 "append after the revoke"
     for i in $(seq 1 50); do

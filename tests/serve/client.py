@@ -508,6 +508,12 @@ def smuggle(base, token):
           (st, data[:300]))
     st, data, _ = req(c, "POST", "/v1/events", token, "[{]")
     check(st == 422 and b"malformed_json" in data, "malformed JSON: %d" % st)
+    # http.md: the body is a JSON array; one bare event object is refused, nothing written
+    st, data, _ = req(c, "POST", "/v1/events", token, json.dumps(ev("bare-1")))
+    check(st == 422 and b"malformed_json" in data and b"not an array" in data,
+          "a bare JSON object: %d %r" % (st, data[:200]))
+    st, data, _ = req(c, "GET", "/v1/events?from=1&limit=10000", token)
+    check(b"bare-1" not in data, "the bare object's event was written")
     st, data, _ = req(c, "POST", "/v1/events", token, "x", ctype="text/plain")
     check(st == 400 and b'"bad_request"' in data, "unsupported content type: %d" % st)
     st, data, _ = req(c, "POST", "/v1/events", token,

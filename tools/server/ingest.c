@@ -150,14 +150,9 @@ static void parse_json_array(const acr_config_t *cfg, const char *s, size_t n, a
     size_t i = 0;
     while (i < n && is_ws(s[i]))
         i++;
-    if (i < n && s[i] == '{') { /* a single event object is a batch of one */
-        size_t z = n;
-        while (z > i && is_ws(s[z - 1]))
-            z--;
-        acr_err_t e;
-        acr_err_clear(&e);
-        if (acr_batch_add_json(b, cfg, 1, s + i, z - i, &e) != 0)
-            add_err(errs, &e, 1);
+    if (i < n && s[i] == '{') { /* http.md: a JSON array; one event is [ {...} ] */
+        malformed(errs, 1, "the body is one JSON object, not an array of events: send "
+                           "[{...}], or JSON Lines with Content-Type: application/x-ndjson");
         return;
     }
     if (i >= n || s[i] != '[') {
