@@ -660,6 +660,10 @@ static int check_at(parse_ctx_t *c, acr_str_t s)
     if (!acr_local_day_valid(acr_local_day(c->ev.at_ms, c->offset_min)))
         return fail(c->err, ACR_EINVALID_TIMESTAMP, "at",
                     "at's local date must lie in 1970-01-01 .. 9999-12-31");
+    if (c->ev.at_ms >= ACR_TS_END_MS)
+        return fail(c->err, ACR_EINVALID_TIMESTAMP, "at",
+                    "at must be before 10000-01-01T00:00:00Z in UTC (the canonical form "
+                    "writes four-digit years)");
     return 0;
 }
 

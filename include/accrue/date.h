@@ -12,6 +12,10 @@
 #include <stdint.h>
 
 #define ACR_MS_PER_DAY 86400000LL
+/* 10000-01-01T00:00:00Z: the first instant the canonical form (four-digit UTC years,
+ * events.md) cannot write. An `at` from it on (a local 9999-12-31 on a ledger west of UTC) is
+ * invalid_timestamp, so every stored instant prints and reads back as itself. */
+#define ACR_TS_END_MS 253402300800000LL
 #define ACR_TS_BUF 32 /* canonical timestamp with NUL */
 
 typedef enum { ACR_PERIOD_MONTH = 0, ACR_PERIOD_QUARTER = 1 } acr_period_kind_t;

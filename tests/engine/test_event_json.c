@@ -801,3 +801,55 @@ Test(event_msgpack, same_records_as_json_every_case)
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
         same_json_msgpack(bad[i].json);
 }
+
+/* A ledger west of UTC: a local 9999-12-31 evening is 10000-01-01 in UTC, which the canonical
+ * form (four-digit years) cannot write, so `log` could not give back what `append` took. Such
+ * an `at` is invalid_timestamp on both input paths; the last instant that prints is taken. */
+Test(event_json, utc_year_10000_refused_west_of_utc)
+{
+    static const char *const ats[] = {"9999-12-31T23:30:00-05:00", "9999-12-31T12:00:00-12:00",
+                                      "9999-12-31T23:59:59.999Z"};
+    static const int want[] = {ACR_EINVALID_TIMESTAMP, ACR_EINVALID_TIMESTAMP, 0};
+    for (size_t i = 0; i < sizeof ats / sizeof *ats; i++) {
+        char json[256];
+        snprintf(json, sizeof json,
+                 "{\"id\":\"x\",\"type\":\"sale.refunded\",\"at\":\"%s\","
+                 "\"data\":{\"sale_id\":\"S1\",\"amount_minor\":5}}",
+                 ats[i]);
+        acr_buf_t out;
+        acr_buf_init(&out);
+        acr_err_t err;
+        int rc = acr_event_parse_json(json, strlen(json), -720, false, &out, NULL, &err);
+        ASSERT_EQ_MSG(rc, want[i], "json at %s: %s", ats[i], rc ? err.msg : "accepted");
+        if (rc != 0)
+            cr_assert(strcmp(err.field, "at") == 0, "field %s", err.field);
+        acr_buf_destroy(&out);
+
+        msgpack_sbuffer sb;
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer pk;
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_map(&pk, 4);
+        pk_str(&pk, "id");
+        pk_str(&pk, "x");
+        pk_str(&pk, "type");
+        pk_str(&pk, "sale.refunded");
+        pk_str(&pk, "at");
+        pk_str(&pk, ats[i]);
+        pk_str(&pk, "data");
+        msgpack_pack_map(&pk, 2);
+        pk_str(&pk, "sale_id");
+        pk_str(&pk, "S1");
+        pk_str(&pk, "amount_minor");
+        msgpack_pack_int64(&pk, 5);
+        size_t used = 0;
+        acr_buf_init(&out);
+        uint8_t *copy = malloc(sb.size);
+        memcpy(copy, sb.data, sb.size);
+        rc = acr_event_parse_msgpack(copy, sb.size, &used, -720, &out, NULL, &err);
+        free(copy);
+        ASSERT_EQ_MSG(rc, want[i], "msgpack at %s: %s", ats[i], rc ? err.msg : "accepted");
+        acr_buf_destroy(&out);
+        msgpack_sbuffer_destroy(&sb);
+    }
+}
