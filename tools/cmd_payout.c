@@ -16,6 +16,7 @@
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "accrue/buf.h"
@@ -657,6 +658,30 @@ static int payout_run(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t 
     return rc;
 }
 
+/* --out of a close, checked before the close is committed (cli.md: exit 1, nothing
+ * half-written): the folder made and writable, and each file it will write either absent or a
+ * regular file this process may write. 0, or an error in err. */
+static int close_out_ready(const char *dir, acr_err_t *err)
+{
+    static const char *const names[] = {"statement.csv", "summary.json"};
+    if (acr__mkdir_p(dir, err) != 0)
+        return ACR_EIO;
+    if (access(dir, W_OK | X_OK) != 0)
+        return acr_err_set(err, ACR_EIO, "%s is not writable: %s", dir, strerror(errno));
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        if (lstat(path, &st) != 0)
+            continue; /* made by the write */
+        if (!S_ISREG(st.st_mode))
+            return acr_err_set(err, ACR_EIO, "%s exists and is not a regular file", path);
+        if (access(path, W_OK) != 0)
+            return acr_err_set(err, ACR_EIO, "%s is not writable: %s", path, strerror(errno));
+    }
+    return 0;
+}
+
 static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_t *a)
 {
     acr_err_t err;
@@ -667,12 +692,7 @@ static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
         return refused;
     acr_err_clear(&err);
     memset(&p, 0, sizeof p);
-    /* --out is made and checked before the close is committed: a folder that cannot be
-     * written fails the command with nothing closed (cli.md: exit 1, nothing half-written) */
-    if (a->out_dir != NULL && (acr__mkdir_p(a->out_dir, &err) != 0 ||
-                               (access(a->out_dir, W_OK | X_OK) != 0 &&
-                                acr_err_set(&err, ACR_EIO, "%s is not writable: %s", a->out_dir,
-                                            strerror(errno)) != 0)))
+    if (a->out_dir != NULL && close_out_ready(a->out_dir, &err) != 0)
         return acr__fail(ACR_EIO, &err);
     acr__progress_begin(cli, "payout close");
     acr_close_request_t req = {.period_id = a->period, .now_ms = acr__wall_ms(),
@@ -694,6 +714,12 @@ static int payout_close(acr_cli_t *cli, acr_ledger_t *ledger, const payout_args_
                    p.period_id, seq, p.through_seq, p.stmt.line_count, p.stmt.fingerprint);
         if (a->out_dir != NULL || !cli->quiet)
             rc = emit_run(cli, ledger, a, &p);
+        /* the files failed after all (a disk that filled up): the close stands, and its
+         * audit writes the same statement.csv */
+        if (rc != 0 && a->out_dir != NULL)
+            fprintf(stderr, "accrue: note: %s is closed (seq %" PRIu64 "); write its files "
+                            "with `accrue payout audit %s --out %s`\n",
+                    p.period_id, seq, p.period_id, a->out_dir);
     }
     acr_payout_destroy(&p);
     return rc;

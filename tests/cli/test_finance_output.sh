@@ -46,8 +46,9 @@ case_totals() {
     assert_exit 2
 }
 
-# A close whose --out folder cannot be made fails before anything is committed (cli.md:
-# exit 1, nothing half-written): once the period was closed and the command still exited 1.
+# A close whose --out folder or files cannot be made fails before anything is committed
+# (cli.md: exit 1, nothing half-written): once the period was closed and the command still
+# exited 1.
 case_close_out_unwritable() {
     local l
     l=$(new_ledger --utc-offset +09:00)
@@ -57,6 +58,16 @@ case_close_out_unwritable() {
     assert_exit 1
     acc "$l" payout list
     case $OUT in *2026-07*) fail "the period was closed: $OUT" ;; esac
+    # a file the close would write that cannot be written (a folder in its place): refused
+    # before the close too (it used to be found after the commit)
+    mkdir -p "$TMP/close-out/summary.json"
+    acc "$l" payout close 2026-07 --out "$TMP/close-out"
+    assert_exit 1
+    expect_stderr_contains "summary.json exists and is not a regular file"
+    acc "$l" payout list
+    case $OUT in *2026-07*) fail "the period was closed: $OUT" ;; esac
+    [ -e "$TMP/close-out/statement.csv" ] && fail "statement.csv written by a refused close"
+    rmdir "$TMP/close-out/summary.json"
     acc "$l" payout close 2026-07 --out "$TMP/close-out"
     assert_exit 0
     assert_file_eq "$TMP/close-out/statement.csv" "$WORKED/statement-2026-07.csv"
