@@ -226,7 +226,7 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
         if (blank(start, n))
             continue;
         size_t lead = 0;
-        while (!s->started && lead < n && (start[lead] == ' ' || start[lead] == '\t'))
+        while (lead < n && (start[lead] == ' ' || start[lead] == '\t'))
             lead++;
         if (!s->started && lead < n && msgpack_container_byte(start[lead])) {
             /* a msgpack stream read as JSON Lines splits at every 0x0a byte into lines of
@@ -239,7 +239,11 @@ static int src_next(event_src_t *s, acr_batch_t *b, const acr_config_t *cfg, acr
                                start[lead]);
         }
         s->started = true;
-        int rc = acr_batch_add_json(b, cfg, s->line, (const char *)start, n, err);
+        /* the event is the line's JSON: the blanks around it, and the CR of a CRLF line, are
+         * not counted against its 64 KiB (as the server reads JSON Lines) */
+        while (n > lead && (start[n - 1] == '\r' || start[n - 1] == ' ' || start[n - 1] == '\t'))
+            n--;
+        int rc = acr_batch_add_json(b, cfg, s->line, (const char *)start + lead, n - lead, err);
         if (rc != 0 && err->line == 0)
             err->line = s->line;
         return rc != 0 ? rc : 1;

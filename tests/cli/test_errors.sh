@@ -199,6 +199,23 @@ case_id_named_when_readable() {
     expect_stderr_contains "line 1: id x41: field data.name:"
 }
 
+# events.md: an event's JSON is at most 64 KiB. The line's end is not the event's: a 65,536-byte
+# event is taken with LF and with CRLF alike (the CR was counted, 65,537), and one byte more is
+# too_large either way.
+case_64_kib_with_crlf() {
+    local head pad l
+    head='{"id":"x42","type":"rep.added","at":"2026-06-01T00:00:00Z","data":{"partner_id":"P1","rep_id":"R42","name":"n"'
+    pad=$((65536 - ${#head} - 2))
+    printf '%s%*s}}\r\n' "$head" "$pad" '' >"$TMP/crlf.jsonl"
+    assert_eq "$(($(wc -c <"$TMP/crlf.jsonl") - 2))" 65536 "the event's size"
+    l=$(new_ledger)
+    acc "$l" append "$WORKED/events.jsonl"
+    acc "$l" append "$TMP/crlf.jsonl"
+    assert_exit 0 "a 65,536-byte event on a CRLF line"
+    printf '%s%*s}}\r\n' "$head" "$((pad + 1))" '' | reject too_large 3
+    expect_stderr_contains "65537 bytes"
+}
+
 # Three stateless errors among good lines and a blank line: all reported.
 case_three_bad_lines() {
     local before n
@@ -399,6 +416,7 @@ for c in malformed_json missing_field unknown_field wrong_type invalid_value inv
     run_case "case_$c"
 done
 run_case case_id_named_when_readable
+run_case case_64_kib_with_crlf
 run_case case_close_id_reserved
 run_case case_three_bad_lines
 run_case case_three_stateful
