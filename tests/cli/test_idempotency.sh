@@ -79,7 +79,7 @@ case_same_key_other_body_conflicts() {
     assert_eq "$ST" 409 "an invalid event under the key"
     case $BODY in *'"code":"id_conflict"'*'Idempotency-Key'*) ;; *) fail "409 body: $BODY" ;; esac
     post "$FIN_A" k-deal-1 /v1/events \
-        '{"id":"idem-s1","type":"sale.recorded","at":"2026-07-02T00:00:00Z","data":{"sale_id":"IS1","partner_id":"ACME","customer_id":"C-IDEM-9","amount_minor":1000,"currency":"JPY","product":"widget"}}'
+        '[{"id":"idem-s1","type":"sale.recorded","at":"2026-07-02T00:00:00Z","data":{"sale_id":"IS1","partner_id":"ACME","customer_id":"C-IDEM-9","amount_minor":1000,"currency":"JPY","product":"widget"}}]'
     assert_eq "$ST" 409 "another route under the key"
     assert_eq "$(count "$LEDGER" deal.registered)" "$before" "deals after the conflicts"
     assert_eq "$(count "$LEDGER" idem-s1)" 0 "the conflicting append wrote nothing"
@@ -133,7 +133,7 @@ case_bad_key_is_400() {
 run_case case_bad_key_is_400
 
 case_rejection_is_replayed() {
-    local ev='{"id":"idem-bad","type":"sale.recorded","at":"2026-07-02T00:00:00Z","data":{"sale_id":"IS2","partner_id":"NOPE","customer_id":"C-IDEM-6","amount_minor":1000,"currency":"JPY","product":"widget"}}'
+    local ev='[{"id":"idem-bad","type":"sale.recorded","at":"2026-07-02T00:00:00Z","data":{"sale_id":"IS2","partner_id":"NOPE","customer_id":"C-IDEM-6","amount_minor":1000,"currency":"JPY","product":"widget"}}]'
     post "$FIN_A" k-rej /v1/events "$ev"
     assert_eq "$ST" 422 "an unknown partner"
     local first=$BODY
