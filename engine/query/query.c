@@ -1091,6 +1091,7 @@ typedef struct open_ctx {
     jw_t *w;
     acr_str_t stage;    /* filter ("" = every stage) */
     size_t prefix_len;  /* bytes of the scanned key prefix */
+    uint64_t skip;      /* matching rows passed over first (a page's offset) */
     uint64_t limit, n;  /* rows wanted / emitted */
     uint64_t matched;   /* rows matching the filter (all of them, past the limit too) */
 } open_ctx_t;
@@ -1112,7 +1113,7 @@ static int open_row(void *ctx, acr_str_t key, MDB_val val, acr_err_t *err)
     if (c->stage.len && cmp_str(stage, c->stage) != 0)
         return 0;
     c->matched++;
-    if (c->n >= c->limit)
+    if (c->matched <= c->skip || c->n >= c->limit)
         return 0;
     MDB_val v;
     acr__drow_t d;
@@ -1157,14 +1158,15 @@ static int open_row(void *ctx, acr_str_t key, MDB_val val, acr_err_t *err)
 }
 
 int acr_query_open_deals(acr_ledger_t *ledger, const char *partner_id, const char *stage,
-                         uint64_t limit, acr_buf_t *out, acr_err_t *err)
+                         uint64_t offset, uint64_t limit, acr_buf_t *out, acr_err_t *err)
 {
     snap_t s;
     jw_t w = {out, out->len, 0};
     int rc = snap_open(ledger, &s, err);
     if (rc != 0)
         return rc;
-    open_ctx_t c = {.s = &s, .w = &w, .stage = cstr(stage ? stage : ""), .limit = limit};
+    open_ctx_t c = {.s = &s, .w = &w, .stage = cstr(stage ? stage : ""), .skip = offset,
+                    .limit = limit};
     acr__pkey_t prefix = {.len = 0};
     if (partner_id != NULL) {
         acr_str_t pid = cstr(partner_id);
@@ -1204,8 +1206,11 @@ int acr_query_open_deals(acr_ledger_t *ledger, const char *partner_id, const cha
     jw_close(&w, ']');
     jw_key(&w, "matched");
     jw_i64(&w, (int64_t)c.matched);
+    jw_key(&w, "offset");
+    jw_i64(&w, (int64_t)offset);
+    bool more = c.matched > offset + c.n; /* rows after this page */
     jw_key(&w, "truncated");
-    jw_raw(&w, c.matched > c.n ? "true" : "false", c.matched > c.n ? 4 : 5);
+    jw_raw(&w, more ? "true" : "false", more ? 4 : 5);
     jw_close(&w, '}');
     return finish(&s, &w, rc, err);
 }

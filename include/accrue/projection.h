@@ -61,12 +61,13 @@ void acr_query_kpi_memo_stats(acr_ledger_t *ledger, uint64_t *hits, uint64_t *mi
 /* The open deals (engine's proj_open_deals), for lists: {"stages":[{name,
  * exit_requires}] (the current pipeline, in order), "deals":[{deal_id,
  * partner_id, customer_id, name, currency, amount_minor, expected_close,
- * rep_id, stage, registered_at, entered_stage_on}], "matched", "truncated"}
- * ordered by partner_id, stage name, deal_id; at most limit rows (matched
- * counts them all). partner_id and stage may be NULL (every partner, every
- * stage); an unknown partner is ACR_ENOT_FOUND. Reads the open-deal index
- * only: bounded by the open deals, never by the log. */
+ * rep_id, stage, registered_at, entered_stage_on}], "matched", "offset", "truncated"}
+ * ordered by partner_id, stage name, deal_id: the matching rows from the offset-th (0-based)
+ * on, at most limit of them (matched counts them all; truncated says rows follow the page).
+ * partner_id and stage may be NULL (every partner, every stage); an unknown partner is
+ * ACR_ENOT_FOUND. Reads the open-deal index only: bounded by the open deals, never by the
+ * log. */
 int acr_query_open_deals(acr_ledger_t *ledger, const char *partner_id, const char *stage,
-                         uint64_t limit, acr_buf_t *out, acr_err_t *err);
+                         uint64_t offset, uint64_t limit, acr_buf_t *out, acr_err_t *err);
 
 #endif

@@ -131,6 +131,20 @@ d = json.load(open(sys.argv[1]))
 assert [x["deal_id"] for x in d["deals"]] == ["D1", "D3"], d
 assert d["matched"] == 3 and d["truncated"] is True, d
 PY
+    # the next page: every deal of a stage can be listed, a page at a time (dashboard.md: a stage
+    # opens the list of its deals)
+    get "/v1/deals?stage=registered&limit=2&offset=2" -H "$FIN"
+    python3 - "$TMP/.body" <<'PY' || fail "the second page: $BODY"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert [x["deal_id"] for x in d["deals"]] == ["D4"], d
+assert d["matched"] == 3 and d["offset"] == 2 and d["truncated"] is False, d
+PY
+    get "/v1/deals?stage=registered&offset=3" -H "$FIN"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["deals"]==[] and d["matched"]==3, d' \
+        "$TMP/.body" || fail "past the end: $BODY"
+    get "/v1/deals?offset=-1" -H "$FIN"
+    assert_eq "$CODE" 400 "a negative offset"
     get "/v1/deals?partner=P1&stage=qualified" -H "$FIN"
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert [x["deal_id"] for x in d["deals"]]==["D2"], d' \
         "$TMP/.body" || fail "partner+stage: $BODY"

@@ -725,6 +725,21 @@ async function genChecks(timings) {
             await where());
           if (size === 'desktop' && !BIG) await shot(page, 'partners-2000-desktop.png');
         }
+        if (v === 'pipeline' && !BIG) {
+          // dashboard.md: a stage opens the list of its deals, all of them, a page at a time
+          const counts = JSON.parse(acc(g.l, 'pipeline', '--format', 'json'))
+            .filter((r) => r.stage === 'registered').reduce((a, r) => a + r.deals, 0);
+          await page.click('#view table button:text("registered")');
+          await page.waitForSelector('#view caption:has-text("Open deals in registered")');
+          const cap = async () => page.textContent('#view caption:has-text("Open deals in registered")');
+          ok(counts > 200 && (await cap()).includes(`1–200 of ${counts.toLocaleString('en')}`),
+            `${size} pipeline: a stage of ${counts} deals lists 1–200 of them with the count`, await cap());
+          await page.focus('#view button[aria-label="Next page"]');
+          await page.keyboard.press('Enter');
+          await page.waitForSelector('#view caption:has-text("201–")');
+          ok((await cap()).includes(`201–400 of ${counts.toLocaleString('en')}`) && await focused(page) === 'pager:next',
+            `${size} pipeline: Next lists deals 201–400, the focus stays on Next`, `${await cap()} ${await focused(page)}`);
+        }
         if (v === 'overview' && size === 'desktop' && !BIG) await shot(page, 'overview-2000-desktop.png');
         if (v === 'overview') await events24Check(page, size);
         if (v === 'payouts') {

@@ -8,6 +8,7 @@ import { el, replace, clear, link, table, barChart } from './dom.js';
 import * as f from './fmt.js';
 
 const PAGE = 50;
+const DEALS_PAGE = 200; // a stage's open deals a page (the server's /v1/deals pages by offset)
 const LINES_PAGE = 100; // statement lines a page: a closed period of 2,000 partners holds 100,000+
 
 const card = (title, ...kids) => el('section', { class: 'card' }, el('h2', null, title), ...kids);
@@ -192,11 +193,11 @@ export async function overview(root, ctx) {
 // ---- Pipeline ----------------------------------------------------------------------------
 
 export async function pipeline(root, ctx) {
-  const st = { partner: '', stage: null };
+  const st = { partner: '', stage: null, page: 0 };
   const dl = el('datalist', { id: 'partner-ids' });
   const input = el('input', { type: 'search', list: 'partner-ids', placeholder: 'every partner', spellcheck: 'false' });
   const chartBox = el('div', { class: 'card' }), tableBox = el('div'), dealsBox = el('div');
-  const apply = () => { st.partner = input.value.trim(); st.stage = null; refresh(); };
+  const apply = () => { st.partner = input.value.trim(); st.stage = null; st.page = 0; refresh(); };
   input.addEventListener('change', apply);
   root.append(el('h1', null, 'Pipeline'),
     el('form', { class: 'toolbar', on: { submit: (e) => { e.preventDefault(); apply(); } } },
@@ -206,15 +207,17 @@ export async function pipeline(root, ctx) {
   input.addEventListener('focus', () => { if (!dl.firstChild) ctx.partners().then((ps) => replace(dl, ps.map((p) => el('option', { value: p.partner_id }, p.name)))); }, { once: true });
   async function showDeals() {
     if (!st.stage) { clear(dealsBox); return; }
-    const stage = st.stage;
+    const stage = st.stage, page = st.page;
     try {
-      const r = await api('/v1/deals' + q({ stage, partner: st.partner, limit: 200 }));
-      if (st.stage !== stage) return;
-      replace(dealsBox, r.deals.length ? table({
-        caption: `Open deals in ${stage}${st.partner ? ' · ' + st.partner : ''}${r.truncated ? ` (first ${r.deals.length} of ${f.int(r.matched)})` : ''}`,
+      // every deal of the stage, DEALS_PAGE at a time: the server pages by offset
+      const r = await api('/v1/deals' + q({ stage, partner: st.partner, limit: DEALS_PAGE, offset: page * DEALS_PAGE || '' }));
+      if (st.stage !== stage || st.page !== page) return;
+      if (!r.deals.length && page > 0 && r.matched > 0) { st.page = Math.ceil(r.matched / DEALS_PAGE) - 1; return showDeals(); }
+      replace(dealsBox, r.deals.length ? [table({
+        caption: `Open deals in ${stage}${st.partner ? ' · ' + st.partner : ''}${r.matched > r.deals.length ? ` (${f.int(r.offset + 1)}–${f.int(r.offset + r.deals.length)} of ${f.int(r.matched)})` : ''}`,
         cols: [{ label: 'deal' }, { label: 'partner' }, { label: 'name' }, { label: 'customer', cls: 'hide-sm' }, { label: 'amount', num: true }, { label: 'in stage since' }, { label: 'expected close', cls: 'hide-sm' }],
         rows: r.deals.map((d) => [d.deal_id, link(d.partner_id, 'partners', d.partner_id), d.name || '—', d.customer_id, d.amount_minor === null ? '—' : f.money(d.amount_minor, d.currency), d.entered_stage_on, d.expected_close || '—']),
-      }) : empty(`No open deals in ${stage}.`));
+      }), r.matched > DEALS_PAGE ? pager(st, r.matched, showDeals, DEALS_PAGE) : null] : empty(`No open deals in ${stage}.`));
     } catch (e) { replace(dealsBox, errMsg(e)); }
   }
   async function refresh() {
@@ -241,7 +244,7 @@ export async function pipeline(root, ctx) {
     replace(tableBox, table({
       caption: 'Stages (choose one to list its deals)',
       cols: [{ label: 'stage' }, { label: 'open deals', num: true }, { label: 'amount', num: true }, { label: 'oldest in stage', num: true }],
-      rows: list.map((a) => [el('button', { type: 'button', class: 'link', 'aria-pressed': st.stage === a.stage ? 'true' : 'false', on: { click: () => { st.stage = a.stage; showDeals(); } } }, a.stage),
+      rows: list.map((a) => [el('button', { type: 'button', class: 'link', 'aria-pressed': st.stage === a.stage ? 'true' : 'false', on: { click: () => { st.stage = a.stage; st.page = 0; showDeals(); } } }, a.stage),
         f.int(a.deals), a.currency ? f.money(a.amount, a.currency) : '—', a.oldest === null ? '—' : `${f.int(a.oldest)} d`]),
     }));
     await showDeals();

@@ -39,6 +39,7 @@ static const char security_headers[] =
 
 #define DEALS_LIMIT_DEFAULT 200
 #define DEALS_LIMIT_MAX 1000
+#define DEALS_OFFSET_MAX 100000000ULL /* far past any pipeline; keeps offset + n exact */
 #define DAY_MS (24 * 3600 * 1000LL)
 /* Events read back from the head to count those of the last 24 h. */
 #define RECENT_WINDOW 20000
@@ -193,29 +194,27 @@ void acr_srv_h_status(acr_srv_t *s, acr_srv_req_t *req, char **params)
 void acr_srv_h_deals_list(acr_srv_t *s, acr_srv_req_t *req, char **params)
 {
     (void)params;
-    char partner[ACR_ID_LEN_MAX + 1], stage[ACR_STAGE_NAME_MAX + 1], lim[24];
-    const char *pid = acr_srv_query_param(req->query, "partner", partner, sizeof partner) &&
-                              partner[0]
-                          ? partner
-                          : NULL;
+    char partner[ACR_ID_LEN_MAX + 1], stage[ACR_STAGE_NAME_MAX + 1], num[24];
+    const char *pid;
+    if (!acr_srv_scoped_partner(req, partner, sizeof partner, &pid))
+        return;
     const char *st =
         acr_srv_query_param(req->query, "stage", stage, sizeof stage) && stage[0] ? stage : NULL;
-    uint64_t limit = DEALS_LIMIT_DEFAULT;
-    if (acr_srv_query_param(req->query, "limit", lim, sizeof lim) &&
-        (!acr_srv_parse_u64(lim, &limit) || limit == 0 || limit > DEALS_LIMIT_MAX)) {
+    uint64_t limit = DEALS_LIMIT_DEFAULT, offset = 0;
+    if (acr_srv_query_param(req->query, "limit", num, sizeof num) &&
+        (!acr_srv_parse_u64(num, &limit) || limit == 0 || limit > DEALS_LIMIT_MAX)) {
         acr_srv_set_error(req, 400, "bad_request", "limit must be 1..%d", DEALS_LIMIT_MAX);
         return;
     }
-    if (req->role == ACR_ROLE_PARTNER) {
-        if (pid != NULL && strcmp(pid, req->partner) != 0) {
-            acr_srv_set_error(req, 404, "not_found", "no such record");
-            return;
-        }
-        pid = req->partner;
+    if (acr_srv_query_param(req->query, "offset", num, sizeof num) &&
+        (!acr_srv_parse_u64(num, &offset) || offset > DEALS_OFFSET_MAX)) {
+        acr_srv_set_error(req, 400, "bad_request", "offset must be 0..%llu",
+                          (unsigned long long)DEALS_OFFSET_MAX);
+        return;
     }
     acr_err_t err;
     acr_err_clear(&err);
-    int rc = acr_query_open_deals(s->ledger, pid, st, limit, &req->resp, &err);
+    int rc = acr_query_open_deals(s->ledger, pid, st, offset, limit, &req->resp, &err);
     if (rc == ACR_ENOT_FOUND) {
         acr_srv_set_error(req, 404, "not_found", "no such record");
         return;

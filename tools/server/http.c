@@ -830,7 +830,7 @@ static size_t query_value_max(const char *key, size_t klen)
         {"type", 63},                    {"today", 15},
         {"period", 15},                  {"by", 7},
         {"from", 23},                    {"limit", 23},
-        {"as_of", 23},
+        {"as_of", 23},                   {"offset", 23},
     };
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (strlen(t[i].key) == klen && memcmp(t[i].key, key, klen) == 0)

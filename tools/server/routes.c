@@ -186,7 +186,7 @@ static const char *const route_params[ACR_SRV_R__COUNT] = {
     [ACR_SRV_R_PAYOUTS] = "limit after",
     [ACR_SRV_R_ONBOARDING] = "partner",
     [ACR_SRV_R_ANNOUNCEMENTS] = "partner today",
-    [ACR_SRV_R_DEALS_LIST] = "partner stage limit",
+    [ACR_SRV_R_DEALS_LIST] = "partner stage limit offset",
 };
 
 /* On a read replica every write is 403 read_only (http.md), before its body is read for
