@@ -442,7 +442,8 @@ export async function partnerPage(root, ctx, id) {
     const kpiSlot = el('div', { class: 'card' }, el('h2', null, `KPIs · ${st.period}`), computing('the KPIs'));
     const repSlot = el('div', { class: 'card wide' }, el('h2', null, 'Reps'), repsTable(p, null));
     replace(grid, kpiSlot, await onboardingCard(ctx, p), repSlot);
-    const [deals] = await Promise.all([api('/v1/deals' + q({ partner: id, limit: 200 }))]);
+    // a partner's open deals, up to the API's 1,000, paged here (the portal reads as many)
+    const [deals] = await Promise.all([api('/v1/deals' + q({ partner: id, limit: 1000 }))]);
     replace(dealsBox, dealsTable(deals.deals, deals.stages, null,
       deals.truncated ? { shown: deals.deals.length, matched: deals.matched } : null, dealsPage));
     // the closed periods are those of the sign-in: built once, the lines shown survive a redraw
