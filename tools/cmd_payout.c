@@ -296,6 +296,18 @@ static void plan_rules(const plan_row_t *r, const char *plan_id)
             }
         printf("\n");
     }
+    /* the target bonuses: the highest target the period's net revenue reaches pays */
+    acr_jv_t targets, tg;
+    pos = 0;
+    if (!acr__json_get(&r->doc, "targets", &targets) || targets.kind != 'a')
+        return;
+    for (int i = 0; acr__json_arr_next(&targets, &pos, &tg) == 1; i++) {
+        char at[64], bonus[64];
+        member_text(&tg, "net_revenue_minor", dec < 0 ? 0 : dec, cur, at, sizeof at);
+        member_text(&tg, "bonus_minor", dec < 0 ? 0 : dec, cur, bonus, sizeof bonus);
+        printf("%s%s net revenue of a period from %s: bonus %s\n",
+               i ? "" : "  targets (the highest reached pays):\n", "   ", at, bonus);
+    }
 }
 
 static int plan_print(const char *plan_id, const plan_row_t *rows, size_t n, int32_t off_min)

@@ -64,6 +64,7 @@ case_plan_show() {
     expect_stdout_contains "standard@1 rules (first match wins):"
     expect_stdout_contains "#0 tier=gold"
     expect_stdout_contains "from 0 JPY: 15.00%, from 1,000,000 JPY: 25.00%"
+    expect_stdout_contains "net revenue of a period from 1,500,000 JPY: bonus 50,000 JPY"
     case $OUT in *'{"'*) fail "plan show prints raw JSON by default: ${OUT:0:300}" ;; esac
     acc "$L" plan show nosuch
     assert_exit 3 "not_found is exit 3 (events.md)"
