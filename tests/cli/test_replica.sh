@@ -612,6 +612,7 @@ case_malformed_nats_url_is_usage() {
         "nats://127.0.0.1:1, 127.0.0.1:1,,[::1]:1"; do
         acc "$P" replicate --nats "$u" --no-follow
         assert_exit 1 "replicate --nats '$u' (nothing listens)"
+        case $ERR in *u:p@*) fail "the diagnostic shows the user part of '$u': $ERR" ;; esac
     done
     # and every form reaches the cluster: host:port, user:pass@, a list with spaces
     local p1=${NATS_PORTS[0]} p2=${NATS_PORTS[3]} up=$TMP/url-primary

@@ -148,14 +148,13 @@ static bool server_valid(char *e, int index, char *why, size_t why_len)
     return true;
 }
 
-bool rpl_url_valid(const char *url, char *why, size_t why_len)
+/* Splits a --nats list (buf, a copy the entries then point into) at its commas, spaces around
+ * an entry removed and empty entries skipped: at most max entries into out. Returns how many
+ * there are, max + 1 when there are more. */
+static int split_servers(char *buf, const char **out, int max)
 {
-    if (strlen(url) >= RPL_URL_LIST_MAX)
-        return say(why, why_len, "longer than %d bytes", RPL_URL_LIST_MAX - 1);
-    char list[RPL_URL_LIST_MAX];
-    snprintf(list, sizeof list, "%s", url);
     int count = 0;
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save); tok != NULL;
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok != NULL;
          tok = strtok_r(NULL, ",", &save)) {
         while (isspace((unsigned char)*tok))
             tok++;
@@ -164,11 +163,41 @@ bool rpl_url_valid(const char *url, char *why, size_t why_len)
             tok[--len] = '\0';
         if (len == 0)
             continue;
-        if (++count > RPL_SERVERS_MAX)
-            return say(why, why_len, "more than %d servers", RPL_SERVERS_MAX);
-        if (!server_valid(tok, count, why, why_len))
-            return false;
+        if (count == max)
+            return max + 1;
+        out[count++] = tok;
     }
+    return count;
+}
+
+/* The servers of a list for a diagnostic, without their user parts (they may hold a
+ * password): "nats://127.0.0.1:4222, 10.0.0.2:4222". */
+static void servers_shown(const char *const *servers, int count, char *out, size_t cap)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < count && used + 1 < cap; i++) {
+        const char *e = servers[i], *scheme = strstr(e, "://"), *host = scheme ? scheme + 3 : e;
+        const char *at = strrchr(host, '@');
+        int w = snprintf(out + used, cap - used, "%s%.*s%s", i ? ", " : "",
+                         scheme ? (int)(host - e) : 0, e, at ? at + 1 : host);
+        used = w < 0 ? used : (size_t)w < cap - used ? used + (size_t)w : cap - 1;
+    }
+}
+
+bool rpl_url_valid(const char *url, char *why, size_t why_len)
+{
+    if (strlen(url) >= RPL_URL_LIST_MAX)
+        return say(why, why_len, "longer than %d bytes", RPL_URL_LIST_MAX - 1);
+    char list[RPL_URL_LIST_MAX];
+    const char *servers[RPL_SERVERS_MAX];
+    snprintf(list, sizeof list, "%s", url);
+    int count = split_servers(list, servers, RPL_SERVERS_MAX);
+    if (count > RPL_SERVERS_MAX)
+        return say(why, why_len, "more than %d servers", RPL_SERVERS_MAX);
+    for (int i = 0; i < count; i++)
+        if (!server_valid((char *)servers[i], i + 1, why, why_len))
+            return false;
     return count > 0 || say(why, why_len, "no server");
 }
 
@@ -198,13 +227,9 @@ int rpl_connect(const char *url, const char *name, int window, jsPubAckHandler a
     natsStatus s = natsOptions_Create(&o);
     char list[RPL_URL_LIST_MAX];
     const char *servers[RPL_SERVERS_MAX];
-    int count = 0;
     snprintf(list, sizeof list, "%s", url);
-    for (char *save = NULL, *tok = strtok_r(list, ",", &save);
-         tok != NULL && count < RPL_SERVERS_MAX; tok = strtok_r(NULL, ",", &save))
-        if (*tok != '\0')
-            servers[count++] = tok;
-    if (s == NATS_OK && count == 0)
+    int count = split_servers(list, servers, RPL_SERVERS_MAX); /* checked: rpl_url_valid */
+    if (s == NATS_OK && (count == 0 || count > RPL_SERVERS_MAX))
         s = NATS_INVALID_ARG;
     if (s == NATS_OK)
         s = natsOptions_SetServers(o, servers, count);
@@ -224,7 +249,10 @@ int rpl_connect(const char *url, const char *name, int window, jsPubAckHandler a
         s = natsConnection_Connect(&out->nc, o);
     natsOptions_Destroy(o);
     if (s != NATS_OK) {
-        rpl_diag_nats(ACR_EIO, url, s, 0);
+        char shown[RPL_URL_LIST_MAX];
+        servers_shown(servers, count > RPL_SERVERS_MAX ? RPL_SERVERS_MAX : count, shown,
+                      sizeof shown);
+        rpl_diag_nats(ACR_EIO, shown, s, 0);
         return acr_err_exit_code(ACR_EIO);
     }
     jsOptions jo;
