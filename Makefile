@@ -150,7 +150,7 @@ tests-bin: $(TEST_BIN)
 
 # The suite: unit tests and CLI tests, under ASan+UBSan and in the -O2 build. The builds use
 # every core unless the caller chose a -j of its own.
-TEST_J := $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
+TEST_J = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(shell nproc))
 test:
 	$(MAKE) $(TEST_J) --no-print-directory BUILD=build/asan CFLAGS="-O1 -g $(SAN)" LDFLAGS="$(SAN)" \
 	    build/asan/accrue build/asan/accrue-gen tests-bin

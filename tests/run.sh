@@ -74,19 +74,6 @@ run_units() { # BUILD
     done < <(find "$1/tests" -type f -name 'test_*' -perm -u+x | sort)
 }
 
-run_cli() { # ACCRUE SCRIPT
-    local accrue=$1 script=$2 rc line p=0 f=0 t0=$SECONDS
-    ACCRUE=$accrue timeout "$CLI_TIMEOUT" bash "$script" >"$LOG" 2>&1
-    rc=$?
-    line=$(grep -aE '^[^ ]+\.sh: [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1)
-    if [ -n "$line" ]; then
-        p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
-        f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")
-    fi
-    [ -n "$line" ] || f=1
-    record "$script [$accrue]" "$p" "$f" "$rc" $((SECONDS - t0))
-}
-
 run_clis() { # ACCRUE
     if [ ! -x "$1" ]; then
         record "$1 (not built)" 0 1 1
@@ -94,17 +81,20 @@ run_clis() { # ACCRUE
     fi
     local script
     for script in tests/cli/test_*.sh; do
-        run_cli "$1" "$script"
+        SUITE_LINE='^[^ ]+\.sh: [0-9]+ passed, [0-9]+ failed$' ACCRUE=$1 \
+            run_suite "$script [$1]" bash "$script"
     done
 }
 
-# A suite that ends with its own `NAME: P passed, F failed` line.
+# A suite that ends with its own `NAME: P passed, F failed` line (SUITE_LINE, when set, is the
+# pattern of that line: a CLI script's names the script, so a tool's own summary printed inside
+# its output is never taken for the script's).
 run_suite() { # NAME COMMAND...
     local name=$1 rc line p=0 f=0 t0=$SECONDS
     shift
     timeout "$CLI_TIMEOUT" "$@" >"$LOG" 2>&1
     rc=$?
-    line=$(grep -aE '^[^ ]+: [0-9]+ passed, [0-9]+ failed$' "$LOG" | tail -1)
+    line=$(grep -aE "${SUITE_LINE:-^[^ ]+: [0-9]+ passed, [0-9]+ failed\$}" "$LOG" | tail -1)
     if [ -n "$line" ]; then
         p=$(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")
         f=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$line")

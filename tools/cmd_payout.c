@@ -305,8 +305,8 @@ static void plan_rules(const plan_row_t *r, const char *plan_id)
         char at[64], bonus[64];
         member_text(&tg, "net_revenue_minor", dec < 0 ? 0 : dec, cur, at, sizeof at);
         member_text(&tg, "bonus_minor", dec < 0 ? 0 : dec, cur, bonus, sizeof bonus);
-        printf("%s%s net revenue of a period from %s: bonus %s\n",
-               i ? "" : "  targets (the highest reached pays):\n", "   ", at, bonus);
+        printf("%s    net revenue of a period from %s: bonus %s\n",
+               i ? "" : "  targets (the highest reached pays):\n", at, bonus);
     }
 }
 
